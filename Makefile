@@ -1,0 +1,39 @@
+# Two commands on a fresh machine with Python 3.11+ and make: `make run` and `make test`.
+PYTHON   ?= python3
+VENV     := .venv
+BIN      := $(VENV)/bin
+DATA_DIR ?= data
+DATA_ABS := $(abspath $(DATA_DIR))
+export DAGSTER_HOME ?= $(DATA_ABS)/pipeline/dagster_home
+
+.PHONY: venv run test dev bench clean
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml setup.cfg
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "jc_pipeline needs Python 3.11 or newer")'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -e ".[test]"
+	@touch $@
+
+## run: install, write the demo state (first time only), run the whole pipeline, say where to look
+run: venv
+	@test -f $(DATA_DIR)/agencies.csv || $(BIN)/jc-pipeline demo-data --data-dir $(DATA_DIR)
+	$(BIN)/jc-pipeline run --data-dir $(DATA_DIR)
+
+## test: install and run the whole test suite (slow end-to-end tests included)
+test: venv
+	$(BIN)/python -m pytest
+
+## dev: the Dagster UI with schedules, sensors and the daemon, on the same instance as `jc-pipeline run`
+dev: venv
+	@mkdir -p $(DAGSTER_HOME)
+	@test -f $(DAGSTER_HOME)/dagster.yaml || cp jc_pipeline/instance/dagster.yaml $(DAGSTER_HOME)/dagster.yaml
+	JC_DATA_DIR=$(DATA_ABS) $(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+
+## bench: the benchmark suite (ratios against DuckDB reading the same files)
+bench: venv
+	$(BIN)/python -m bench.run
+
+clean:
+	rm -rf $(VENV) $(DATA_DIR)/pipeline $(DATA_DIR)/warehouse.duckdb $(DATA_DIR)/reports

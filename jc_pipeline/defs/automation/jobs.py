@@ -1,0 +1,22 @@
+"""Jobs: ingest (unpartitioned), roll-up (by period month), publish. The CLI, the sensor and the schedule
+launch these, so every run shows in the UI the same way."""
+
+import dagster as dg
+
+ingest_job = dg.define_asset_job(
+    "ingest_job",
+    selection=dg.AssetSelection.groups("reference", "ingest"),
+    description="Load the registry and roster, then ingest every new or changed inbox file.",
+)
+
+rollup_job = dg.define_asset_job(
+    "rollup_job",
+    selection=dg.AssetSelection.groups("normalize", "state"),
+    description="Resolve, validate and roll up the period months of the run (one month or a range).",
+)
+
+publish_job = dg.define_asset_job(
+    "publish_job",
+    selection=dg.AssetSelection.groups("publish"),
+    description="Swap in a new analyst warehouse and write the data-quality report.",
+)

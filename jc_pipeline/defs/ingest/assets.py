@@ -1,0 +1,70 @@
+"""Ingest: every new or changed file of the inbox becomes staged datapoints and row-level findings."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime, timezone
+
+import dagster as dg
+
+from jc_pipeline.defs.resources import WAREHOUSE_POOL, WarehouseResource
+from jc_pipeline.lib import ingest
+
+_COMMON = {"group_name": "ingest", "kinds": {"duckdb", "polars"}}
+
+
+@dg.multi_asset(
+    specs=[
+        dg.AssetSpec(
+            "source_files",
+            description="Every file delivered to inbox/<agency_id>/<SECTOR>/, once per content hash: status, "
+            "reason, and rows total = loaded + rejected.",
+            deps=["agencies", "agency_metric_settings", "metric_definitions", "metric_categories"],
+            **_COMMON,
+        ),
+        dg.AssetSpec(
+            "rejected_rows",
+            description="Every row an agency must fix (severity ERROR, not loaded) and every warning on a loaded "
+            "row: file, sheet, 1-based row, column, raw value, rule and message.",
+            deps=["source_files"],
+            **_COMMON,
+        ),
+    ],
+    pool=WAREHOUSE_POOL,
+)
+def inbox_files(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> Iterator[dg.MaterializeResult]:
+    """Read only the files whose sha256 the store has not seen, then record them in one short transaction."""
+    registry, roster = warehouse.registry(), warehouse.roster()
+    store = warehouse.store()
+    with store.connect() as con:
+        ingest.ensure_schema(con)
+        known = ingest.known_files(con)
+
+    def log_progress(done: int, total: int) -> None:
+        if done == total or done % 50 == 0:
+            context.log.info(f"parsed {done}/{total} new or changed files")
+
+    batch = ingest.parse_inbox(
+        warehouse.layout.root, known, roster, registry, now=datetime.now(timezone.utc), progress=log_progress
+    )
+    with store.connect() as con:
+        report = ingest.write_batch(con, batch)
+    touched = [month.isoformat() for month in report.touched_months]
+    yield dg.MaterializeResult(
+        asset_key="source_files",
+        metadata={
+            "files_new": report.files_new,
+            "files_changed": report.files_changed,
+            "files_unchanged": report.files_unchanged,
+            "files_unreadable": report.files_unreadable,
+            "touched_months": dg.MetadataValue.json(touched),
+        },
+    )
+    yield dg.MaterializeResult(
+        asset_key="rejected_rows",
+        metadata={
+            "rows_total": report.rows_total,
+            "rows_loaded": report.rows_loaded,
+            "rows_rejected": report.rows_rejected,
+        },
+    )

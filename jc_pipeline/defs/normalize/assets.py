@@ -1,0 +1,69 @@
+"""Normalize: resolve staged uploads into current datapoints, then check them against the technical guides."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime, timezone
+
+import dagster as dg
+
+from jc_pipeline.defs.normalize.checks import (
+    rule_check_result,
+    rule_check_specs,
+    skipped_rule_results,
+    structure_check_result,
+)
+from jc_pipeline.defs.partitions import months_of, period_months
+from jc_pipeline.defs.resources import WAREHOUSE_POOL, WarehouseResource
+from jc_pipeline.lib import ingest, validation
+
+_COMMON = {"group_name": "normalize", "kinds": {"duckdb", "polars"}}
+
+
+@dg.multi_asset(
+    specs=[
+        dg.AssetSpec(
+            "agency_metrics",
+            description="Current datapoints, one per agency x metric x period x breakdown category, keyed by the "
+            "month their period starts: the latest upload wins, missing totals are inferred from a breakdown, and "
+            "every value keeps the file, sheet and row it came from.",
+            deps=["source_files", "rejected_rows"],
+            **_COMMON,
+        ),
+        dg.AssetSpec(
+            "validation_results",
+            description="One row per group of datapoints failing a technical-guide rule. ERROR rows keep that "
+            "agency, metric and period out of the state roll-up; WARNING rows are published with a flag.",
+            deps=["agency_metrics"],
+            **_COMMON,
+        ),
+    ],
+    partitions_def=period_months,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    check_specs=rule_check_specs(),
+    pool=WAREHOUSE_POOL,
+)
+def agency_metrics(
+    context: dg.AssetExecutionContext, warehouse: WarehouseResource
+) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
+    """Rebuild the datapoints of the run's months, then run every rule on them (Great Expectations + SQL)."""
+    months = months_of(context)
+    registry, roster = warehouse.registry(), warehouse.roster()
+    with warehouse.store().connect() as con:
+        rows = ingest.resolve_agency_metrics(con, months, roster, registry)
+        problems = validation.check_structure(con, registry)
+        outcomes = [] if problems else validation.validate_months(
+            con, months, today=datetime.now(timezone.utc).date(), registry=registry
+        )
+    yield dg.MaterializeResult(asset_key="agency_metrics", metadata={"dagster/partition_row_count": rows})
+    yield dg.MaterializeResult(
+        asset_key="validation_results",
+        metadata={
+            "failing_groups": sum(o.failing_groups for o in outcomes),
+            "error_groups": sum(o.failing_groups for o in outcomes if o.rule.severity == "ERROR"),
+        },
+    )
+    if problems:
+        yield from skipped_rule_results("warehouse structure is broken; see warehouse_structure_intact")
+    yield from (rule_check_result(outcome) for outcome in outcomes)
+    yield structure_check_result(problems)

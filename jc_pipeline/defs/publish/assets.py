@@ -1,0 +1,46 @@
+"""Publish: the analyst warehouse and the data-quality report, swapped into place whole."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import dagster as dg
+import duckdb
+
+from jc_pipeline.defs.resources import WAREHOUSE_POOL, WarehouseResource
+from jc_pipeline.defs.state.assets import NIGHTLY_FRESHNESS
+from jc_pipeline.lib import state, validation
+from jc_pipeline.lib.warehouse import ensure_contract_schema
+
+
+def _prepare(con: duckdb.DuckDBPyConnection) -> None:
+    ensure_contract_schema(con)
+    state.ensure_schema(con)
+
+
+@dg.asset(
+    deps=["state_metrics"],
+    group_name="publish",
+    kinds={"duckdb"},
+    pool=WAREHOUSE_POOL,
+    freshness_policy=NIGHTLY_FRESHNESS,
+)
+def analyst_warehouse(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
+    """`warehouse.duckdb`: every analyst table and view, rebuilt beside the old file and renamed into place, so a
+    reader never sees half a run and never blocks one (`duckdb -readonly data/warehouse.duckdb`)."""
+    target = warehouse.layout.warehouse
+    counts = warehouse.store().publish(target, prepare=_prepare, finish=state.apply_views)
+    return dg.MaterializeResult(
+        metadata={"path": dg.MetadataValue.path(str(target)), **{f"rows/{t}": n for t, n in counts.items()}}
+    )
+
+
+@dg.asset(deps=["analyst_warehouse"], group_name="publish", kinds={"html"})
+def data_quality_report(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
+    """Static HTML data-quality report: per agency, every rejected row and failed check with file, sheet, row,
+    the rule in plain words and what to do. Opens in any browser, no server."""
+    with duckdb.connect(str(warehouse.layout.warehouse), read_only=True) as con:
+        index = validation.write_quality_report(
+            con, warehouse.layout.reports / "data_quality", generated_at=datetime.now(timezone.utc)
+        )
+    return dg.MaterializeResult(metadata={"path": dg.MetadataValue.path(str(index))})

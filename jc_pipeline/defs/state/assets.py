@@ -1,0 +1,37 @@
+"""State roll-ups: the numbers policymakers read, with coverage beside every one."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import dagster as dg
+
+from jc_pipeline.defs.partitions import months_of, period_months
+from jc_pipeline.defs.resources import WAREHOUSE_POOL, WarehouseResource
+from jc_pipeline.lib import pending, state
+
+#: The nightly run starts at 02:00; the state numbers must be rebuilt by 07:00 every morning.
+NIGHTLY_FRESHNESS = dg.FreshnessPolicy.cron(
+    deadline_cron="0 7 * * *", lower_bound_delta=timedelta(hours=5), timezone="America/New_York"
+)
+
+
+@dg.asset(
+    partitions_def=period_months,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    deps=["agency_metrics", "validation_results"],
+    group_name="state",
+    kinds={"duckdb"},
+    pool=WAREHOUSE_POOL,
+    freshness_policy=NIGHTLY_FRESHNESS,
+)
+def state_metrics(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
+    """State-level value of every metric, period and breakdown category, summed only where summing is valid
+    (same sector, metric and period window), with agencies reporting of expected, population covered and rate
+    per 100,000. Datapoints failing an error-level rule count as missing."""
+    months = months_of(context)
+    with warehouse.store().connect() as con:
+        state.ensure_schema(con)
+        rows = state.build_state_metrics(con, pending.with_year_starts(months))
+        pending.mark_rolled_up(con, months)
+    return dg.MaterializeResult(metadata={"dagster/partition_row_count": rows})

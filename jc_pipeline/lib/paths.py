@@ -1,0 +1,59 @@
+"""Where things live in the data directory (DESIGN.md §3.1), and how input names stay inside it."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+DEFAULT_DATA_DIR = "data"
+
+
+class UnsafePathError(ValueError):
+    """An input-derived path would leave the data directory."""
+
+
+@dataclass(frozen=True)
+class DataLayout:
+    """The fixed layout of one state's data directory."""
+
+    root: Path
+
+    @classmethod
+    def from_env(cls, data_dir: str | os.PathLike[str] | None = None) -> DataLayout:
+        """`data_dir`, else `$JC_DATA_DIR`, else `./data`, made absolute once so no later step depends on the cwd."""
+        chosen = data_dir or os.environ.get("JC_DATA_DIR") or DEFAULT_DATA_DIR
+        return cls(Path(chosen).expanduser().resolve())
+
+    @property
+    def inbox(self) -> Path:
+        return self.root / "inbox"
+
+    @property
+    def roster(self) -> Path:
+        return self.root / "agencies.csv"
+
+    @property
+    def warehouse(self) -> Path:
+        """The published analyst warehouse; replaced atomically, never written in place."""
+        return self.root / "warehouse.duckdb"
+
+    @property
+    def store(self) -> Path:
+        """The pipeline's working database (single writer, behind a file lock)."""
+        return self.root / "pipeline" / "store.duckdb"
+
+    @property
+    def reports(self) -> Path:
+        return self.root / "reports"
+
+    @property
+    def dagster_home(self) -> Path:
+        return self.root / "pipeline" / "dagster_home"
+
+    def inside(self, candidate: Path) -> Path:
+        """`candidate` resolved, or UnsafePathError when it (or a symlink on the way) points outside the root."""
+        resolved = candidate.resolve()
+        if not resolved.is_relative_to(self.root):
+            raise UnsafePathError(f"{candidate} resolves to {resolved}, outside the data directory {self.root}")
+        return resolved

@@ -1,0 +1,146 @@
+"""Reference tables: the metric registry and the state's roster, as warehouse tables."""
+
+from __future__ import annotations
+
+import duckdb
+import polars as pl
+
+from jc_pipeline.lib.registry import Registry
+from jc_pipeline.lib.roster import Roster
+
+
+def metric_definitions_frame(registry: Registry) -> pl.DataFrame:
+    """One row per metric key (DESIGN §3.3 `metric_definitions`)."""
+    return pl.DataFrame(
+        [
+            {
+                "metric_key": m.key,
+                "sector": m.sector,
+                "parent_sector": m.parent_sector,
+                "display_name": m.display_name,
+                "unit": m.unit,
+                "reference_unit": m.reference_unit,
+                "measurement_type": m.measurement_type,
+                "default_frequency": m.default_frequency,
+                "category": m.category,
+                "sheet": m.sheet,
+                "v2_key": m.v2_key,
+                "ratio_role": m.ratio_role,
+                "ratio_partner": m.ratio_partner,
+            }
+            for m in registry.metrics.values()
+        ]
+    )
+
+
+def metric_categories_frame(registry: Registry) -> pl.DataFrame:
+    """One row per metric x breakdown dimension x member."""
+    return pl.DataFrame(
+        [
+            {
+                "metric_key": m.key,
+                "dimension": b.dimension.identifier,
+                "category": member.name,
+                "display_name": member.display,
+                "required": b.required,
+                "sheet": b.sheet,
+                "column_name": b.column,
+            }
+            for m in registry.metrics.values()
+            for b in m.breakdowns
+            for member in b.dimension.members
+        ],
+        schema={
+            "metric_key": pl.String,
+            "dimension": pl.String,
+            "category": pl.String,
+            "display_name": pl.String,
+            "required": pl.Boolean,
+            "sheet": pl.String,
+            "column_name": pl.String,
+        },
+    )
+
+
+def agencies_frame(roster: Roster) -> pl.DataFrame:
+    """The roster as loaded."""
+    return pl.DataFrame(
+        [
+            {
+                "agency_id": a.agency_id,
+                "agency_name": a.agency_name,
+                "state_code": a.state_code,
+                "sectors": list(a.sectors),
+                "county_fips": a.county_fips,
+                "population": a.population,
+                "fiscal_year_start_month": a.fiscal_year_start_month,
+                "superagency_id": a.superagency_id,
+            }
+            for a in roster.agencies.values()
+        ],
+        schema={
+            "agency_id": pl.String,
+            "agency_name": pl.String,
+            "state_code": pl.String,
+            "sectors": pl.List(pl.String),
+            "county_fips": pl.String,
+            "population": pl.Int64,
+            "fiscal_year_start_month": pl.Int32,
+            "superagency_id": pl.String,
+        },
+    )
+
+
+def agency_metric_settings_frame(roster: Roster, registry: Registry) -> pl.DataFrame:
+    """Effective settings of every agency for every metric of each of its sectors."""
+    rows = []
+    for agency in roster.agencies.values():
+        for sector in agency.sectors:
+            for metric in registry.metrics_for(sector):
+                effective = roster.effective(agency.agency_id, metric.key)
+                rows.append(
+                    {
+                        "agency_id": agency.agency_id,
+                        "metric_key": metric.key,
+                        "enabled": effective.enabled,
+                        "frequency": effective.frequency,
+                        "starting_month": effective.starting_month,
+                        "disaggregated_by_supervision_subsystems": effective.disaggregated_by_supervision_subsystems,
+                        "is_default": effective.is_default,
+                    }
+                )
+    return pl.DataFrame(
+        rows,
+        schema={
+            "agency_id": pl.String,
+            "metric_key": pl.String,
+            "enabled": pl.Boolean,
+            "frequency": pl.String,
+            "starting_month": pl.Int32,
+            "disaggregated_by_supervision_subsystems": pl.Boolean,
+            "is_default": pl.Boolean,
+        },
+    ).unique(["agency_id", "metric_key"], keep="first", maintain_order=True)
+
+
+def write_reference_tables(con: duckdb.DuckDBPyConnection, registry: Registry, roster: Roster) -> dict[str, int]:
+    """Replace the four reference tables in one transaction; returns their row counts."""
+    frames = {
+        "metric_definitions": metric_definitions_frame(registry),
+        "metric_categories": metric_categories_frame(registry),
+        "agencies": agencies_frame(roster),
+        "agency_metric_settings": agency_metric_settings_frame(roster, registry),
+    }
+    con.execute("BEGIN")
+    try:
+        for table, frame in frames.items():
+            con.register("incoming", frame)
+            # Table names come from the dict above, never from input.
+            con.execute(f"DELETE FROM {table}")
+            con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM incoming")
+            con.unregister("incoming")
+        con.execute("COMMIT")
+    except Exception:
+        con.execute("ROLLBACK")
+        raise
+    return {table: frame.height for table, frame in frames.items()}

@@ -1,0 +1,106 @@
+"""The working store and the published analyst warehouse.
+
+DuckDB allows one writing process or many readers, never both. So the pipeline writes only to its own store
+(`pipeline/store.duckdb`) behind a cross-process file lock, and analysts read `warehouse.duckdb`, which is rebuilt
+beside the old one and renamed into place: a reader holding the old file keeps seeing the old state, the next
+reader sees the new one, and nobody ever sees half a run.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from importlib import resources
+from pathlib import Path
+
+import duckdb
+from filelock import FileLock
+
+#: Tables copied into the published warehouse, in this order (the rest of the store is internal).
+PUBLISHED_TABLES = (
+    "agencies",
+    "agency_metric_settings",
+    "metric_definitions",
+    "metric_categories",
+    "source_files",
+    "rejected_rows",
+    "agency_metrics",
+    "validation_results",
+    "state_metrics",
+)
+
+
+def contract_schema_sql() -> str:
+    """DDL and comments of the contract tables (DESIGN.md §3.3)."""
+    return resources.files("jc_pipeline.lib").joinpath("sql/warehouse_schema.sql").read_text()
+
+
+def ensure_contract_schema(con: duckdb.DuckDBPyConnection) -> None:
+    """Create the contract tables if missing (idempotent)."""
+    con.execute(contract_schema_sql())
+
+
+class Store:
+    """The pipeline's single-writer DuckDB file."""
+
+    def __init__(self, path: Path, lock_timeout_seconds: float = 600.0):
+        self.path = path
+        self.lock = FileLock(str(path) + ".lock", timeout=lock_timeout_seconds)
+
+    @contextmanager
+    def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """An exclusive connection: holds the file lock for as long as it is open, so keep it short."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self.lock:
+            con = duckdb.connect(str(self.path))
+            try:
+                yield con
+            finally:
+                con.close()
+
+    def publish(
+        self,
+        target: Path,
+        *,
+        prepare: Callable[[duckdb.DuckDBPyConnection], None],
+        finish: Callable[[duckdb.DuckDBPyConnection], None],
+    ) -> dict[str, int]:
+        """Rebuild `target` from the store's published tables and swap it into place atomically.
+
+        `prepare(con)` creates the tables (with their comments) in the new file before the copy; `finish(con)`
+        creates views afterwards. Returns the row count of each published table.
+        """
+        tmp = target.with_name(f".{target.name}.building")
+        for leftover in (tmp, Path(str(tmp) + ".wal")):
+            leftover.unlink(missing_ok=True)
+        with duckdb.connect(str(tmp)) as new:
+            prepare(new)
+        counts: dict[str, int] = {}
+        with self.connect() as con:
+            con.execute("ATTACH ? AS published", [str(tmp)])
+            try:
+                con.execute("BEGIN")
+                for table in PUBLISHED_TABLES:
+                    # Table names come from the constant above, never from input.
+                    con.execute(f"INSERT INTO published.main.{table} BY NAME SELECT * FROM main.{table}")
+                    counts[table] = con.execute(f"SELECT count(*) FROM published.main.{table}").fetchall()[0][0]
+                con.execute("COMMIT")
+            finally:
+                con.execute("DETACH published")
+        with duckdb.connect(str(tmp)) as new:
+            finish(new)
+            new.execute("CHECKPOINT")
+        _fsync(tmp)
+        os.replace(tmp, target)
+        _fsync(target.parent)
+        return counts
+
+
+def _fsync(path: Path) -> None:
+    """Flush a file or directory to disk so a crash after the rename never leaves an empty warehouse."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

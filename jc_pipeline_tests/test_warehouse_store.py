@@ -1,0 +1,89 @@
+"""The store is single-writer and the published warehouse is swapped in whole."""
+
+import multiprocessing
+import time
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from jc_pipeline.lib.paths import DataLayout, UnsafePathError
+from jc_pipeline.lib.warehouse import PUBLISHED_TABLES, Store, ensure_contract_schema
+
+
+def _fill(store: Store, value: float) -> None:
+    with store.connect() as con:
+        ensure_contract_schema(con)
+        con.execute("DELETE FROM agency_metrics")
+        con.execute(
+            "INSERT INTO agency_metrics VALUES ('US_XX','A1','JAILS','JAILS_TOTAL_POPULATION','MONTHLY',"
+            "DATE '2024-01-01', DATE '2024-02-01', NULL, NULL, ?, false, 'f1', 'population', 2)",
+            [value],
+        )
+
+
+def _publish(store: Store, target: Path) -> dict[str, int]:
+    return store.publish(target, prepare=ensure_contract_schema, finish=lambda con: None)
+
+
+def test_publish_copies_every_published_table_with_comments(tmp_path):
+    store = Store(tmp_path / "pipeline" / "store.duckdb")
+    _fill(store, 10.0)
+    target = tmp_path / "warehouse.duckdb"
+    counts = _publish(store, target)
+    assert set(counts) == set(PUBLISHED_TABLES)
+    assert counts["agency_metrics"] == 1
+    with duckdb.connect(str(target), read_only=True) as con:
+        assert con.execute("SELECT value FROM agency_metrics").fetchall() == [(10.0,)]
+        comment = con.execute(
+            "SELECT comment FROM duckdb_tables() WHERE table_name = 'agency_metrics'"
+        ).fetchall()[0][0]
+    assert "latest upload wins" in comment
+    assert not list(tmp_path.glob(".warehouse.duckdb.building*"))
+
+
+def test_a_reader_holding_the_old_warehouse_keeps_the_old_state(tmp_path):
+    store = Store(tmp_path / "store.duckdb")
+    target = tmp_path / "warehouse.duckdb"
+    _fill(store, 1.0)
+    _publish(store, target)
+    reader = duckdb.connect(str(target), read_only=True)
+    _fill(store, 2.0)
+    _publish(store, target)  # must not fail although a reader has the file open
+    assert reader.execute("SELECT value FROM agency_metrics").fetchall() == [(1.0,)]
+    reader.close()
+    with duckdb.connect(str(target), read_only=True) as fresh:
+        assert fresh.execute("SELECT value FROM agency_metrics").fetchall() == [(2.0,)]
+
+
+def _hold_lock(path: str, seconds: float, started) -> None:
+    with Store(Path(path)).connect():
+        started.set()
+        time.sleep(seconds)
+
+
+def test_second_writer_waits_for_the_lock_instead_of_failing(tmp_path):
+    path = tmp_path / "store.duckdb"
+    started = multiprocessing.Event()
+    holder = multiprocessing.Process(target=_hold_lock, args=(str(path), 1.5, started))
+    holder.start()
+    assert started.wait(30)
+    began = time.monotonic()
+    with Store(path).connect() as con:
+        waited = time.monotonic() - began
+        assert con.execute("SELECT 1").fetchall() == [(1,)]
+    holder.join()
+    assert waited > 0.5
+
+
+def test_layout_refuses_paths_that_escape_the_data_directory(tmp_path):
+    layout = DataLayout.from_env(tmp_path)
+    (tmp_path / "inbox").mkdir()
+    outside = tmp_path.parent / "elsewhere"
+    outside.mkdir(exist_ok=True)
+    (tmp_path / "inbox" / "link").symlink_to(outside)
+    with pytest.raises(UnsafePathError):
+        layout.inside(tmp_path / "inbox" / "link")
+    with pytest.raises(UnsafePathError):
+        layout.inside(tmp_path / "inbox" / ".." / ".." / "etc")
+    assert layout.inside(tmp_path / "inbox") == (tmp_path / "inbox").resolve()

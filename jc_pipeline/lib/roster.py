@@ -1,0 +1,634 @@
+"""The state's agency roster (``agencies.csv``) and per-agency metric settings (``metric_settings.csv``).
+
+Both files are edited by hand by the state data team, so loading them collects *every* problem (not just the
+first) and reports each with file, 1-based line (header = line 1), column, what is wrong and how to fix it.
+
+Effective settings (``Roster.effective``) — decisions:
+
+* ``enabled`` defaults to true. A disabled metric is not expected from the agency (uploads for it are still
+  accepted downstream, spec §4.4). Metrics of sectors the agency does not list are never enabled.
+* ``frequency`` defaults to the registry's default frequency for the metric.
+* ``starting_month``: MONTHLY metrics always have 1. ANNUAL metrics default to the agency's
+  ``fiscal_year_start_month`` — an agency on a July fiscal year reports all its annual metrics July-June unless a
+  metric_settings row says otherwise (Publisher stores the fiscal start per metric; the roster column is our
+  agency-wide default for it).
+* ``disaggregated_by_supervision_subsystems`` only means something for ``SUPERVISION_*`` metrics. It defaults to
+  true when the agency's sectors include SUPERVISION and at least one subsystem code (PAROLE, PROBATION, ...),
+  else false. Setting it on any other metric, or to true for an agency without a subsystem, is an error.
+* Subsystem keys (``PAROLE_*`` ...) are enabled only when the agency has that subsystem sector and the parent
+  ``SUPERVISION_*`` metric is disaggregated; they inherit ``enabled``/``frequency``/``starting_month`` from the
+  parent's metric_settings row unless their own row sets them (agencies configure supervision once, at the
+  combined level). Extension of the rule: an agency that lists a subsystem *without* SUPERVISION (a stand-alone
+  parole board) has nothing to combine, so it reports the subsystem keys directly.
+* The combined ``SUPERVISION_*`` key is not expected when it is disaggregated (no double counting, spec §7.3).
+* ``is_default`` is true when no metric_settings row (the metric's own, or for a subsystem key its parent's)
+  touched the setting.
+
+Agency names are matched for superagency uploads trimmed, case-insensitively and with runs of inner whitespace
+collapsed (``find_child``); agency ids are matched case-insensitively. Ids name inbox folders, so they must be
+safe folder names and must not differ only by case.
+"""
+
+from __future__ import annotations
+
+import csv
+import difflib
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+from jc_pipeline.lib.registry import SUPERVISION_SUBSYSTEMS, SYSTEM_CODES, Metric, Registry, load_registry
+
+AGENCIES_FILE = "agencies.csv"
+SETTINGS_FILE = "metric_settings.csv"
+AGENCY_COLUMNS = (
+    "agency_id",
+    "agency_name",
+    "state_code",
+    "sectors",
+    "county_fips",
+    "population",
+    "fiscal_year_start_month",
+    "superagency_id",
+)
+SETTINGS_COLUMNS = (
+    "agency_id",
+    "metric_key",
+    "enabled",
+    "frequency",
+    "starting_month",
+    "disaggregated_by_supervision_subsystems",
+)
+FREQUENCIES = ("MONTHLY", "ANNUAL")
+SUPERVISION = "SUPERVISION"
+SUPERAGENCY = "SUPERAGENCY"
+
+_REQUIRED_AGENCY_CELLS = ("agency_id", "agency_name", "state_code", "sectors")
+_SAFE_ID = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,99}")
+_STATE_CODE = re.compile(r"US_[A-Z]{2}")
+_COUNTY_FIPS = re.compile(r"\d{5}")
+_TRUE = {"true", "yes", "1"}
+_FALSE = {"false", "no", "0"}
+
+
+@dataclass(frozen=True)
+class Agency:
+    """One row of agencies.csv."""
+
+    agency_id: str
+    agency_name: str
+    state_code: str
+    sectors: tuple[str, ...]
+    county_fips: str | None
+    population: int | None
+    fiscal_year_start_month: int
+    superagency_id: str | None
+
+
+@dataclass(frozen=True)
+class MetricSetting:
+    """One row of metric_settings.csv; ``None`` = blank cell = registry default."""
+
+    agency_id: str
+    metric_key: str
+    enabled: bool | None
+    frequency: str | None
+    starting_month: int | None
+    disaggregated_by_supervision_subsystems: bool | None
+    line: int
+
+
+@dataclass(frozen=True)
+class EffectiveSetting:
+    """A metric setting with every default applied (see the module docstring for the rules)."""
+
+    enabled: bool
+    frequency: str
+    starting_month: int
+    disaggregated_by_supervision_subsystems: bool
+    is_default: bool
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong in a roster file, located precisely enough to fix it."""
+
+    path: str
+    line: int | None
+    column: str | None
+    message: str
+
+    def __str__(self) -> str:
+        where = [self.path]
+        if self.line is not None:
+            where.append(f"line {self.line}")
+        if self.column is not None:
+            where.append(f"column '{self.column}'")
+        return f"{', '.join(where)}: {self.message}"
+
+
+class RosterError(ValueError):
+    """The roster files have problems; ``.problems`` lists all of them, ``str()`` one per line."""
+
+    def __init__(self, problems: list[Problem]):
+        self.problems = list(problems)
+        super().__init__("\n".join(str(problem) for problem in self.problems))
+
+
+@dataclass(frozen=True)
+class Roster:
+    """The loaded roster: agencies by id, metric settings by (agency_id, metric_key)."""
+
+    agencies: Mapping[str, Agency]
+    settings: Mapping[tuple[str, str], MetricSetting]
+    registry: Registry = field(default_factory=load_registry, repr=False, compare=False)  # for the defaults
+
+    def children(self, superagency_id: str) -> tuple[Agency, ...]:
+        """Agencies reporting through ``superagency_id``, in roster order."""
+        return tuple(a for a in self.agencies.values() if a.superagency_id == superagency_id)
+
+    def find_child(self, superagency_id: str, label: str) -> Agency | None:
+        """The child of ``superagency_id`` named by ``label`` (agency_name or agency_id), else None."""
+        wanted = _name_key(label)
+        for child in self.children(superagency_id):
+            if wanted in (_name_key(child.agency_name), child.agency_id.casefold()):
+                return child
+        return None
+
+    def effective(self, agency_id: str, metric_key: str) -> EffectiveSetting:
+        """The agency's effective setting for ``metric_key`` (KeyError for an unknown agency or metric)."""
+        agency = self.agencies[agency_id]
+        metric = self.registry.metrics[metric_key]
+        own = self.settings.get((agency_id, metric_key))
+        parent_key = self._supervision_parents.get(metric_key)
+        if parent_key is None:
+            disaggregated = self._disaggregated(agency, metric, own)
+            return _resolve(agency, metric, [own], disaggregated, metric.sector in agency.sectors)
+        # A subsystem key follows its combined parent: own row first, then the parent's row, field by field.
+        parent = self.settings.get((agency_id, parent_key))
+        if SUPERVISION in agency.sectors:
+            disaggregated = self._disaggregated(agency, self.registry.metrics[parent_key], parent)
+        else:
+            disaggregated = True  # stand-alone subsystem agency: nothing to combine into
+        available = metric.sector in agency.sectors and disaggregated
+        return _resolve(agency, metric, [own, parent], disaggregated, available)
+
+    def expected_metric_keys(self, agency_id: str) -> tuple[str, ...]:
+        """Metric keys the agency is expected to report, in registry order.
+
+        Enabled metrics of its sectors; for supervision the subsystem keys when disaggregated for that metric,
+        else the combined key.
+        """
+        agency = self.agencies[agency_id]
+        keys: list[str] = []
+        for sector in agency.sectors:
+            for metric in self.registry.metrics_for(sector):
+                setting = self.effective(agency_id, metric.key)
+                if not setting.enabled:
+                    continue
+                if metric.sector == SUPERVISION and setting.disaggregated_by_supervision_subsystems:
+                    continue
+                keys.append(metric.key)
+        return tuple(keys)
+
+    @cached_property
+    def _supervision_parents(self) -> dict[str, str]:
+        return _supervision_parents(self.registry)
+
+    @staticmethod
+    def _disaggregated(agency: Agency, metric: Metric, row: MetricSetting | None) -> bool:
+        if metric.sector != SUPERVISION or SUPERVISION not in agency.sectors:
+            return False
+        if row is not None and row.disaggregated_by_supervision_subsystems is not None:
+            return row.disaggregated_by_supervision_subsystems
+        return _has_subsystem(agency.sectors)
+
+
+def load_roster(data_dir: Path, registry: Registry | None = None) -> Roster:
+    """Load ``data_dir/agencies.csv`` (required) and ``data_dir/metric_settings.csv`` (optional).
+
+    Raises RosterError listing every problem found in both files.
+    """
+    registry = registry if registry is not None else load_registry()
+    problems: list[Problem] = []
+    agencies, raw_sectors = _load_agencies(Path(data_dir) / AGENCIES_FILE, problems)
+    settings = _load_settings(Path(data_dir) / SETTINGS_FILE, agencies, raw_sectors, registry, problems)
+    if problems:
+        raise RosterError(problems)
+    return Roster(MappingProxyType(agencies), MappingProxyType(settings), registry)
+
+
+# --- reading -----------------------------------------------------------------------------------------------
+
+
+def _read_csv(path: Path, columns: tuple[str, ...], problems: list[Problem]) -> list[tuple[int, dict[str, str]]] | None:
+    """Rows as (line, {column: stripped cell}); None when the file or its header is unusable."""
+    name = path.name
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as handle:
+            reader = csv.reader(handle)
+            # (first physical line, cells): a quoted cell may span lines, so count lines, not records.
+            lines, previous_end = [], 0
+            for cells in reader:
+                lines.append((previous_end + 1, cells))
+                previous_end = reader.line_num
+    except FileNotFoundError:
+        problems.append(
+            Problem(name, None, None, f"file not found at {path}; create it with the header row: {','.join(columns)}")
+        )
+        return None
+    except UnicodeDecodeError as exc:
+        problems.append(Problem(name, None, None, f"not UTF-8 text ({exc.reason}); save it as CSV UTF-8"))
+        return None
+    if not lines:
+        problems.append(
+            Problem(name, 1, None, f"file is empty; the first line must be the header: {','.join(columns)}")
+        )
+        return None
+    header = [cell.strip().lower() for cell in lines[0][1]]
+    usable = True
+    for index, column in enumerate(header):
+        if column and column not in columns:
+            hint = _did_you_mean(column, columns)
+            problems.append(Problem(name, 1, column, f"unknown column{hint}; the columns are: {', '.join(columns)}"))
+            usable = False
+        elif column and header.index(column) != index:
+            problems.append(Problem(name, 1, column, "column appears twice in the header; keep one"))
+            usable = False
+    for column in columns:
+        if column not in header:
+            problems.append(Problem(name, 1, column, f"missing column; add '{column}' to the header row"))
+            usable = False
+    if not usable:
+        return None
+    rows = []
+    for line, cells in lines[1:]:
+        if not any(cell.strip() for cell in cells):
+            continue  # blank lines (often trailing) carry nothing
+        if len(cells) > len(header) and any(cell.strip() for cell in cells[len(header) :]):
+            problems.append(
+                Problem(
+                    name,
+                    line,
+                    None,
+                    f"{len(cells)} cells but the header has {len(header)}; remove the extra cells or quote values"
+                    " containing commas",
+                )
+            )
+        padded = cells + [""] * (len(header) - len(cells))
+        rows.append((line, {column: padded[i].strip() for i, column in enumerate(header) if column}))
+    return rows
+
+
+def _load_agencies(path: Path, problems: list[Problem]) -> tuple[dict[str, Agency], dict[str, tuple[str, ...]]]:
+    """Valid agencies by id, plus the sector codes of *every* listed id (even rows with errors).
+
+    The second mapping lets the metric_settings checks run without a cascade of "unknown agency" messages
+    for agencies whose only fault is elsewhere in their row.
+    """
+    rows = _read_csv(path, AGENCY_COLUMNS, problems)
+    if rows is None:
+        return {}, {}
+    name = path.name
+    parsed: dict[str, tuple[int, dict[str, Any]]] = {}  # agency_id -> (line, Agency fields)
+    first_seen: dict[str, tuple[int, str]] = {}  # case-folded id -> (line, id as written)
+    broken: set[str] = set()
+    for line, cells in rows:
+        before = len(problems)
+        report = _reporter(problems, name, line)
+        for column in _REQUIRED_AGENCY_CELLS:
+            if not cells[column]:
+                report(column, f"blank; every agency needs a {column.replace('_', ' ')}")
+        agency_id = cells["agency_id"]
+        if agency_id and not _SAFE_ID.fullmatch(agency_id):
+            report(
+                "agency_id",
+                f"'{agency_id}' is not a safe folder name; use only letters, digits, '_', '-' and '.' (not first), at"
+                " most 100 characters",
+            )
+        if cells["state_code"] and not _STATE_CODE.fullmatch(cells["state_code"]):
+            report(
+                "state_code",
+                f"'{cells['state_code']}' is not a state code; write US_ and the two-letter postal code, e.g. US_NM",
+            )
+        fips = cells["county_fips"] or None
+        if fips and not _COUNTY_FIPS.fullmatch(fips):
+            report(
+                "county_fips",
+                f"'{fips}' is not a 5-digit county FIPS code (state + county digits, e.g. 35001); leave it blank for"
+                " agencies that are not county-level",
+            )
+        superagency_id = cells["superagency_id"] or None
+        if agency_id and superagency_id == agency_id:
+            report(
+                "superagency_id",
+                f"agency '{agency_id}' names itself as its superagency; leave superagency_id blank or name the umbrella"
+                " agency it reports through",
+            )
+        values = dict(
+            agency_name=cells["agency_name"],
+            state_code=cells["state_code"],
+            sectors=_parse_sectors(cells["sectors"], report),
+            county_fips=fips,
+            population=_parse_int(
+                cells["population"],
+                report,
+                "population",
+                0,
+                None,
+                "a non-negative whole number of residents, without separators (leave blank if unknown)",
+            ),
+            fiscal_year_start_month=_parse_int(
+                cells["fiscal_year_start_month"],
+                report,
+                "fiscal_year_start_month",
+                1,
+                12,
+                "an integer 1..12 (1 = calendar year, 7 = July-June; blank means 1)",
+            )
+            or 1,
+            superagency_id=superagency_id,
+        )
+        if not agency_id:
+            continue
+        folded = agency_id.casefold()
+        if folded in first_seen:
+            first_line, first_id = first_seen[folded]
+            spelled = (
+                ""
+                if first_id == agency_id
+                else f" as '{first_id}' (ids that differ only in case name the same inbox folder on Windows and macOS)"
+            )
+            report(
+                "agency_id",
+                f"duplicate agency_id '{agency_id}': already defined on line {first_line}{spelled}; keep one row per"
+                " agency or give this one another id",
+            )
+            continue
+        first_seen[folded] = (line, agency_id)
+        parsed[agency_id] = (line, values)
+        if len(problems) > before:
+            broken.add(agency_id)
+    broken |= _check_superagencies(name, parsed, problems)
+    agencies = {
+        agency_id: Agency(agency_id=agency_id, **values)
+        for agency_id, (_, values) in parsed.items()
+        if agency_id not in broken
+    }
+    return agencies, {agency_id: values["sectors"] for agency_id, (_, values) in parsed.items()}
+
+
+def _check_superagencies(name: str, parsed: dict[str, tuple[int, dict[str, Any]]], problems: list[Problem]) -> set[str]:
+    """Check superagency references and child-name uniqueness; return the ids of the rows at fault."""
+    broken: set[str] = set()
+    child_names: dict[tuple[str, str], int] = {}
+    for agency_id, (line, values) in parsed.items():
+        superagency_id = values["superagency_id"]
+        if superagency_id is None or superagency_id == agency_id:
+            continue
+        report = _reporter(problems, name, line)
+        before = len(problems)
+        if superagency_id not in parsed:
+            report(
+                "superagency_id",
+                f"'{superagency_id}' is not an agency_id in {name}{_did_you_mean(superagency_id, parsed)}; add the"
+                " superagency's own row or correct the id",
+            )
+        else:
+            super_line, super_values = parsed[superagency_id]
+            if SUPERAGENCY not in super_values["sectors"]:
+                report(
+                    "superagency_id",
+                    f"agency '{superagency_id}' (line {super_line}) does not list SUPERAGENCY in its sectors; add"
+                    " SUPERAGENCY to that agency's sectors or clear this superagency_id",
+                )
+        key = (superagency_id, _name_key(values["agency_name"]))
+        if key in child_names:
+            report(
+                "agency_name",
+                f"another child of '{superagency_id}' (line {child_names[key]}) has the same name, so the superagency's"
+                " 'agency' column could not tell them apart; make the names distinct",
+            )
+        child_names.setdefault(key, line)
+        if len(problems) > before:
+            broken.add(agency_id)
+    return broken
+
+
+def _load_settings(
+    path: Path,
+    agencies: dict[str, Agency],
+    sectors_by_id: dict[str, tuple[str, ...]],
+    registry: Registry,
+    problems: list[Problem],
+) -> dict[tuple[str, str], MetricSetting]:
+    """Parse metric_settings.csv (absent file = no overrides) against the roster and the metric registry."""
+    if not path.exists():
+        return {}
+    rows = _read_csv(path, SETTINGS_COLUMNS, problems)
+    if rows is None:
+        return {}
+    name = path.name
+    settings: dict[tuple[str, str], MetricSetting] = {}
+    for line, cells in rows:
+        report = _reporter(problems, name, line)
+        agency_id, metric_key = cells["agency_id"], cells["metric_key"].upper()
+        for column in ("agency_id", "metric_key"):
+            if not cells[column]:
+                report(column, f"blank; every row names the {column.replace('_', ' ')} it configures")
+        if agency_id and agency_id not in sectors_by_id:
+            report(
+                "agency_id",
+                f"unknown agency '{agency_id}'{_did_you_mean(agency_id, sectors_by_id)}; use an agency_id from"
+                f" {AGENCIES_FILE}",
+            )
+        metric = registry.metrics.get(metric_key)
+        if metric_key and metric is None:
+            report(
+                "metric_key",
+                f"unknown metric key '{cells['metric_key']}'{_did_you_mean(metric_key, registry.metrics)}; use a key of"
+                " the metric registry, e.g. LAW_ENFORCEMENT_ARRESTS",
+            )
+        sectors = sectors_by_id.get(agency_id)
+        if metric is not None and sectors is not None and metric.sector not in sectors:
+            report(
+                "metric_key",
+                f"{metric_key} is a {metric.sector} metric but agency '{agency_id}' reports for"
+                f" {';'.join(sectors) or 'no sector'}; remove the row or add {metric.sector} to the agency's sectors",
+            )
+        setting = MetricSetting(
+            agency_id=agency_id,
+            metric_key=metric_key,
+            enabled=_parse_bool(cells["enabled"], report, "enabled"),
+            frequency=_parse_choice(cells["frequency"], report, "frequency", FREQUENCIES),
+            starting_month=_parse_int(
+                cells["starting_month"],
+                report,
+                "starting_month",
+                1,
+                12,
+                "an integer 1..12 (the first month of the fiscal year)",
+            ),
+            disaggregated_by_supervision_subsystems=_parse_bool(
+                cells["disaggregated_by_supervision_subsystems"], report, "disaggregated_by_supervision_subsystems"
+            ),
+            line=line,
+        )
+        if metric is not None and sectors is not None:
+            _check_disaggregation(setting, metric, sectors, report)
+        if agency_id and metric_key:
+            if (agency_id, metric_key) in settings:
+                first = settings[(agency_id, metric_key)].line
+                report(
+                    "metric_key",
+                    f"duplicate setting for agency '{agency_id}' and {metric_key}: already set on line {first}; merge"
+                    " the two rows into one",
+                )
+            else:
+                settings[(agency_id, metric_key)] = setting
+    _check_starting_months(name, settings, registry, problems)
+    return settings
+
+
+def _check_disaggregation(setting: MetricSetting, metric: Metric, sectors: tuple[str, ...], report: _Report) -> None:
+    if setting.disaggregated_by_supervision_subsystems is None:
+        return
+    column = "disaggregated_by_supervision_subsystems"
+    if metric.sector != SUPERVISION:
+        report(column, f"only applies to SUPERVISION_* metrics, not {setting.metric_key}; leave it blank")
+    elif setting.disaggregated_by_supervision_subsystems and not _has_subsystem(sectors):
+        report(
+            column,
+            f"agency '{setting.agency_id}' has no supervision subsystem sector ({', '.join(SUPERVISION_SUBSYSTEMS)}) to"
+            f" split {setting.metric_key} into; set it to false or add the subsystems to the agency's sectors",
+        )
+
+
+def _check_starting_months(
+    name: str, settings: dict[tuple[str, str], MetricSetting], registry: Registry, problems: list[Problem]
+) -> None:
+    """A starting month only makes sense for an annual metric (after the subsystem-parent inheritance)."""
+    parents = _supervision_parents(registry)
+    for (agency_id, metric_key), setting in settings.items():
+        metric = registry.metrics.get(metric_key)
+        if setting.starting_month is None or metric is None:
+            continue
+        parent = settings.get((agency_id, parents.get(metric_key, "")))
+        frequency = setting.frequency or (parent.frequency if parent else None) or metric.default_frequency
+        if frequency == "MONTHLY":
+            problems.append(
+                Problem(
+                    name,
+                    setting.line,
+                    "starting_month",
+                    f"{metric_key} is reported MONTHLY, so it has no starting month; clear starting_month or set"
+                    " frequency to ANNUAL",
+                )
+            )
+
+
+# --- effective settings ------------------------------------------------------------------------------------
+
+
+def _supervision_parents(registry: Registry) -> dict[str, str]:
+    """Subsystem metric key (PAROLE_FUNDING) -> combined key (SUPERVISION_FUNDING)."""
+    return {
+        registry.subsystem_key(metric.key, subsystem): metric.key
+        for metric in registry.metrics_for(SUPERVISION)
+        for subsystem in SUPERVISION_SUBSYSTEMS
+    }
+
+
+def _resolve(
+    agency: Agency, metric: Metric, rows: list[MetricSetting | None], disaggregated: bool, available: bool
+) -> EffectiveSetting:
+    """Apply the rows (first non-blank value wins) over the defaults."""
+    present = [row for row in rows if row is not None]
+
+    def first(attribute: str) -> Any:
+        return next((value for row in present if (value := getattr(row, attribute)) is not None), None)
+
+    enabled = first("enabled")
+    frequency = first("frequency") or metric.default_frequency
+    starting_month = 1 if frequency == "MONTHLY" else first("starting_month") or agency.fiscal_year_start_month
+    return EffectiveSetting(
+        enabled=available and enabled is not False,
+        frequency=frequency,
+        starting_month=starting_month,
+        disaggregated_by_supervision_subsystems=disaggregated,
+        is_default=not present,
+    )
+
+
+def _has_subsystem(sectors: tuple[str, ...]) -> bool:
+    return any(sector in SUPERVISION_SUBSYSTEMS for sector in sectors)
+
+
+# --- cell parsing ------------------------------------------------------------------------------------------
+
+_Report = Callable[[str, str], None]
+
+
+def _reporter(problems: list[Problem], path: str, line: int) -> _Report:
+    """A function recording a problem at (path, line, column)."""
+    return lambda column, message: problems.append(Problem(path, line, column, message))
+
+
+def _parse_sectors(cell: str, report: _Report) -> tuple[str, ...]:
+    """Valid sector codes of a ';'-separated cell (case-insensitive, duplicates dropped)."""
+    codes = [code.strip().upper() for code in cell.split(";") if code.strip()]
+    for code in codes:
+        if code not in SYSTEM_CODES:
+            report(
+                "sectors",
+                f"unknown sector code '{code}'{_did_you_mean(code, SYSTEM_CODES)} (valid codes:"
+                f" {', '.join(SYSTEM_CODES)}); separate several codes with ';'",
+            )
+    return tuple(dict.fromkeys(code for code in codes if code in SYSTEM_CODES))
+
+
+def _parse_int(cell: str, report: _Report, column: str, low: int, high: int | None, expected: str) -> int | None:
+    """A whole number within [low, high]; None for a blank cell or after reporting a problem."""
+    if not cell:
+        return None
+    try:
+        number = int(cell)
+    except ValueError:
+        number = None
+    if number is None or number < low or (high is not None and number > high):
+        report(column, f"'{cell}' is not valid; write {expected}")
+        return None
+    return number
+
+
+def _parse_bool(cell: str, report: _Report, column: str) -> bool | None:
+    if not cell:
+        return None
+    lowered = cell.lower()
+    if lowered in _TRUE | _FALSE:
+        return lowered in _TRUE
+    report(column, f"'{cell}' is not a yes/no value; write true/false, yes/no or 1/0 (or leave blank for the default)")
+    return None
+
+
+def _parse_choice(cell: str, report: _Report, column: str, choices: tuple[str, ...]) -> str | None:
+    if not cell:
+        return None
+    if cell.upper() in choices:
+        return cell.upper()
+    report(column, f"'{cell}' is not one of {', '.join(choices)} (or blank for the registry default)")
+    return None
+
+
+def _did_you_mean(text: str, options: Any) -> str:
+    close = difflib.get_close_matches(text, list(options), n=1, cutoff=0.75)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def _name_key(label: str) -> str:
+    """Agency-name comparison key: trimmed, inner whitespace collapsed, case-folded."""
+    return " ".join(label.split()).casefold()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
@@ -32,6 +33,7 @@ class RunSummary:
     run_ids: list[str] = field(default_factory=list)
     months: list[date] = field(default_factory=list)
     published: bool = False
+    seconds: dict[str, float] = field(default_factory=dict)  # wall time per job, summed over its runs
 
 
 def use_instance(layout: DataLayout) -> Path:
@@ -67,9 +69,11 @@ def run_pipeline(
     summary = RunSummary()
 
     def execute(job_name: str, tags: dict[str, str] | None = None) -> None:
+        began = time.perf_counter()
         result = definitions.resolve_job_def(job_name).execute_in_process(
             instance=instance, tags=tags or {}, raise_on_error=False
         )
+        summary.seconds[job_name] = summary.seconds.get(job_name, 0.0) + time.perf_counter() - began
         summary.run_ids.append(result.run_id)
         if not result.success:
             failed = [event.step_key for event in result.all_events if event.is_step_failure]

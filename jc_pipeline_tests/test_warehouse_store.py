@@ -23,7 +23,7 @@ def _fill(store: Store, value: float) -> None:
 
 
 def _publish(store: Store, target: Path) -> dict[str, int]:
-    return store.publish(target, prepare=ensure_contract_schema, finish=lambda con: None)
+    return store.publish(target, PUBLISHED_TABLES, prepare=ensure_contract_schema, finish=lambda con: None)
 
 
 def test_publish_copies_every_published_table_with_comments(tmp_path):

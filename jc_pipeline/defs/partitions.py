@@ -1,10 +1,8 @@
 """Partitions: the month in which a report period starts (DESIGN §4).
-
 Monthly datapoints land in their month, annual and fiscal-year datapoints in their first month, so one scheme
 covers every frequency. The current month exists (end_offset=1) so that early deliveries are checked, not lost.
 """
 
-from __future__ import annotations
 
 from datetime import date
 

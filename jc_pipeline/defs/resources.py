@@ -1,7 +1,5 @@
 """The warehouse resource: where the data directory is, and the only way steps touch DuckDB."""
 
-from __future__ import annotations
-
 import dagster as dg
 
 from jc_pipeline.lib.paths import DataLayout

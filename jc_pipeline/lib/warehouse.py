@@ -17,7 +17,8 @@ from pathlib import Path
 import duckdb
 from filelock import FileLock
 
-#: Tables copied into the published warehouse, in this order (the rest of the store is internal).
+#: Contract tables copied into the published warehouse before the state tables (the rest of the store is
+#: internal: staged uploads, bookkeeping).
 PUBLISHED_TABLES = (
     "agencies",
     "agency_metric_settings",
@@ -27,7 +28,6 @@ PUBLISHED_TABLES = (
     "rejected_rows",
     "agency_metrics",
     "validation_results",
-    "state_metrics",
 )
 
 
@@ -62,11 +62,12 @@ class Store:
     def publish(
         self,
         target: Path,
+        tables: tuple[str, ...],
         *,
         prepare: Callable[[duckdb.DuckDBPyConnection], None],
         finish: Callable[[duckdb.DuckDBPyConnection], None],
     ) -> dict[str, int]:
-        """Rebuild `target` from the store's published tables and swap it into place atomically.
+        """Rebuild `target` from the store's `tables` and swap it into place atomically.
 
         `prepare(con)` creates the tables (with their comments) in the new file before the copy; `finish(con)`
         creates views afterwards. Returns the row count of each published table.
@@ -81,8 +82,8 @@ class Store:
             con.execute("ATTACH ? AS published", [str(tmp)])
             try:
                 con.execute("BEGIN")
-                for table in PUBLISHED_TABLES:
-                    # Table names come from the constant above, never from input.
+                for table in tables:
+                    # Table names come from code constants, never from input.
                     con.execute(f"INSERT INTO published.main.{table} BY NAME SELECT * FROM main.{table}")
                     counts[table] = con.execute(f"SELECT count(*) FROM published.main.{table}").fetchall()[0][0]
                 con.execute("COMMIT")

@@ -1,7 +1,5 @@
 """Ingest: every new or changed file of the inbox becomes staged datapoints and row-level findings."""
 
-from __future__ import annotations
-
 from collections.abc import Iterator
 from datetime import datetime, timezone
 

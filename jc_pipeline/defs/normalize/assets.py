@@ -1,7 +1,5 @@
 """Normalize: resolve staged uploads into current datapoints, then check them against the technical guides."""
 
-from __future__ import annotations
-
 from collections.abc import Iterator
 from datetime import datetime, timezone
 

@@ -1,10 +1,8 @@
 """Asset checks on `agency_metrics`: one per technical-guide rule, plus the structural gate of the roll-up.
-
 The rules run inside the `agency_metrics` step (the datapoints are checked right where they are written), so
 each rule is declared here as a check spec and reported from the step as an `AssetCheckResult`.
 """
 
-from __future__ import annotations
 
 import dagster as dg
 

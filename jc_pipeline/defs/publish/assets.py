@@ -1,7 +1,5 @@
 """Publish: the analyst warehouse and the data-quality report, swapped into place whole."""
 
-from __future__ import annotations
-
 from datetime import datetime, timezone
 
 import dagster as dg
@@ -10,7 +8,7 @@ import duckdb
 from jc_pipeline.defs.resources import WAREHOUSE_POOL, WarehouseResource
 from jc_pipeline.defs.state.assets import NIGHTLY_FRESHNESS
 from jc_pipeline.lib import state, validation
-from jc_pipeline.lib.warehouse import ensure_contract_schema
+from jc_pipeline.lib.warehouse import PUBLISHED_TABLES, ensure_contract_schema
 
 
 def _prepare(con: duckdb.DuckDBPyConnection) -> None:
@@ -29,7 +27,9 @@ def analyst_warehouse(context: dg.AssetExecutionContext, warehouse: WarehouseRes
     """`warehouse.duckdb`: every analyst table and view, rebuilt beside the old file and renamed into place, so a
     reader never sees half a run and never blocks one (`duckdb -readonly data/warehouse.duckdb`)."""
     target = warehouse.layout.warehouse
-    counts = warehouse.store().publish(target, prepare=_prepare, finish=state.apply_views)
+    counts = warehouse.store().publish(
+        target, PUBLISHED_TABLES + state.PUBLISHED_TABLES, prepare=_prepare, finish=state.apply_views
+    )
     return dg.MaterializeResult(
         metadata={"path": dg.MetadataValue.path(str(target)), **{f"rows/{t}": n for t, n in counts.items()}}
     )

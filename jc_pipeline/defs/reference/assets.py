@@ -1,7 +1,5 @@
 """Reference tables: what Justice Counts Tier 1 means, and who the state's agencies are."""
 
-from __future__ import annotations
-
 from collections.abc import Iterator
 
 import dagster as dg
@@ -10,31 +8,34 @@ from jc_pipeline.defs.resources import WAREHOUSE_POOL, WarehouseResource
 from jc_pipeline.lib.reference import write_reference_tables
 from jc_pipeline.lib.warehouse import ensure_contract_schema
 
-_SPECS = [
-    dg.AssetSpec(
-        "metric_definitions",
-        description="Every Justice Counts Tier 1 metric (70 sector metrics, 44 supervision subsystem copies, "
-        "3 superagency metrics) with its unit, measurement type, default frequency and category.",
-    ),
-    dg.AssetSpec(
-        "metric_categories",
-        description="Every breakdown category of every metric: dimension identifier, member NAME and the display "
-        "value agencies write in bulk uploads.",
-    ),
-    dg.AssetSpec(
-        "agencies",
-        description="The state's roster (agencies.csv): sectors, population served, fiscal year, superagency.",
-    ),
-    dg.AssetSpec(
-        "agency_metric_settings",
-        description="Effective reporting settings per agency and metric: registry defaults overridden by "
-        "metric_settings.csv (enabled, frequency, fiscal start month, supervision subsystems).",
-    ),
-]
+
+def _reference_specs() -> list[dg.AssetSpec]:
+    specs = [
+        dg.AssetSpec(
+            "metric_definitions",
+            description="Every Justice Counts Tier 1 metric (70 sector metrics, 44 supervision subsystem copies, "
+            "3 superagency metrics) with its unit, measurement type, default frequency and category.",
+        ),
+        dg.AssetSpec(
+            "metric_categories",
+            description="Every breakdown category of every metric: dimension identifier, member NAME and the display "
+            "value agencies write in bulk uploads.",
+        ),
+        dg.AssetSpec(
+            "agencies",
+            description="The state's roster (agencies.csv): sectors, population served, fiscal year, superagency.",
+        ),
+        dg.AssetSpec(
+            "agency_metric_settings",
+            description="Effective reporting settings per agency and metric: registry defaults overridden by "
+            "metric_settings.csv (enabled, frequency, fiscal start month, supervision subsystems).",
+        ),
+    ]
+    return [spec.replace_attributes(group_name="reference", kinds={"duckdb"}) for spec in specs]
 
 
 @dg.multi_asset(
-    specs=[spec.replace_attributes(group_name="reference", kinds={"duckdb"}) for spec in _SPECS],
+    specs=_reference_specs(),
     pool=WAREHOUSE_POOL,
 )
 def reference_tables(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> Iterator[dg.MaterializeResult]:

@@ -1,7 +1,5 @@
 """State roll-ups: the numbers policymakers read, with coverage beside every one."""
 
-from __future__ import annotations
-
 from datetime import timedelta
 
 import dagster as dg

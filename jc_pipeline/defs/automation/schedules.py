@@ -1,0 +1,23 @@
+"""The nightly schedule of a state data team."""
+
+import os
+
+import dagster as dg
+
+from jc_pipeline.defs.automation.jobs import ingest_job
+
+#: The state's time zone; nightly runs start at 02:00 local time.
+STATE_TIMEZONE = os.environ.get("JC_TIMEZONE", "America/New_York")
+
+
+@dg.schedule(
+    job=ingest_job,
+    cron_schedule="0 2 * * *",  # every day at 02:00
+    execution_timezone=STATE_TIMEZONE,
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+)
+def nightly_ingest_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
+    """Every night at 02:00 (state time): ingest whatever arrived; the touched-periods sensor then rolls up the
+    months those files touched and the warehouse is republished before the morning."""
+    tick = context.scheduled_execution_time
+    return dg.RunRequest(run_key=f"nightly-{tick:%Y-%m-%d}", tags={"jc/nightly": tick.strftime("%Y-%m-%d")})

@@ -1,0 +1,155 @@
+"""State roll-up: ``state_metrics`` and the analyst views beside it (DESIGN §3.3 and §5, spec §7.3).
+
+Pipeline inside the warehouse, all SQL in ``sql/``:
+
+1. ``state_expected_agencies`` (view): who is expected to report which metric at which cadence.
+2. ``state_metric_inputs`` (view): every ``agency_metrics`` datapoint with its verdict - counted, or why not
+   (validation ERROR, disabled metric, frequency or fiscal-year mismatch, supervision combined/subsystem rule).
+3. ``state_metric_contributions`` (table): the agency values that were summed, incl. derived calendar years of
+   monthly reporters (all 12 months required).
+4. ``state_metrics`` (table): sums with coverage and the breakdown publication gate.
+5. Views over 3 and 4: coverage, year-over-year changes over common agencies, caseload ratios, supervision
+   totals without double counting, calendar years combining annual and monthly reporters.
+
+Partitioning: rows are keyed by ``period_start``; ``build_state_metrics(months)`` replaces exactly the rows whose
+``period_start`` is one of ``months``. Derived calendar-year rows start on January 1, so a year's derived rows
+are refreshed only when its January is among ``months`` - callers touching any month of a year must pass that
+year's January too (the Dagster layer expands touched months that way).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from datetime import date
+
+import duckdb
+
+from jc_pipeline.lib.periods import month_start
+from jc_pipeline.lib.state.sqlfiles import run_script, run_statement, sql_files
+from jc_pipeline.lib.warehouse import ensure_contract_schema
+
+#: Parameter-free DDL that extends ``state_metrics`` and creates ``state_metric_contributions``.
+SCHEMA_SQL_FILE = "schema.sql"
+#: View definitions with their COMMENT ON statements, in dependency order (numeric prefixes).
+VIEW_SQL_FILES: tuple[str, ...] = sql_files("views")
+#: The replace-partition statements of ``build_state_metrics``, run in this order in one transaction.
+BUILD_SQL_FILES: tuple[str, ...] = sql_files("build")
+#: Tables of this stage that the published warehouse must copy (besides the DESIGN tables): the views
+#: state_metric_changes, state_caseloads, state_supervision_totals and state_coverage read them.
+PUBLISHED_TABLES: tuple[str, ...] = ("state_metrics", "state_metric_contributions")
+#: Default share of the state total that the agencies reporting a breakdown must cover for it to be published.
+DEFAULT_BREAKDOWN_COVERAGE_THRESHOLD = 0.8
+
+#: Tables of DESIGN §3.3 that the roll-up reads or extends (created by the shared warehouse schema).
+_BASE_TABLES = (
+    "agencies",
+    "agency_metric_settings",
+    "metric_definitions",
+    "agency_metrics",
+    "validation_results",
+    "state_metrics",
+)
+#: The build statement whose row count build_state_metrics returns.
+_STATE_METRICS_INSERT = "_insert_state_metrics.sql"
+
+
+def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
+    """Create or extend the state tables, then (re)create the views and their comments. Idempotent.
+
+    When a shared table is missing (a fresh file), the shared ``warehouse_schema.sql`` is applied first; it is
+    itself idempotent, and running it only then avoids re-commenting tables other stages own on every call.
+    """
+    if _missing_tables(con, _BASE_TABLES):
+        ensure_contract_schema(con)
+    run_script(con, SCHEMA_SQL_FILE)
+    apply_views(con)
+
+
+def apply_views(con: duckdb.DuckDBPyConnection) -> None:
+    """(Re)create every state view with its comments (CREATE OR REPLACE drops comments, so both go together).
+
+    Also run by the publish step against the published file, which must already hold the tables.
+    """
+    for path in VIEW_SQL_FILES:
+        run_script(con, path)
+
+
+def build_state_metrics(
+    con: duckdb.DuckDBPyConnection,
+    months: Sequence[date],
+    *,
+    breakdown_coverage_threshold: float = DEFAULT_BREAKDOWN_COVERAGE_THRESHOLD,
+) -> int:
+    """Replace the state rows whose ``period_start`` is in ``months``; return the ``state_metrics`` rows written.
+
+    ``months``: any dates; each stands for its month. Per month m this rewrites the month rows of m, the annual
+    (calendar or fiscal) rows starting in m and, when m is a January, the derived calendar-year rows of m's year.
+    ``breakdown_coverage_threshold`` (0..1): a breakdown row is published (``is_breakdown_published``) when the
+    agencies reporting that breakdown dimension hold at least this share of the state total; otherwise it is
+    kept and flagged.
+
+    Deletes and inserts run in ONE transaction (readers of the file see all or nothing of a build); the same
+    inputs give an identical table. Creates the schema first when the state views are missing.
+    """
+    threshold = _checked_threshold(breakdown_coverage_threshold)
+    month_list = _month_starts(months)
+    if not month_list:
+        return 0
+    if _missing_views(con, ("state_metric_inputs", "state_expected_agencies")):
+        ensure_schema(con)
+    parameters = {"months": month_list, "threshold": threshold}
+    written = 0
+    con.execute("BEGIN TRANSACTION")
+    try:
+        for path in BUILD_SQL_FILES:
+            rows = run_statement(con, path, parameters)
+            if path.endswith(_STATE_METRICS_INSERT):
+                written = int(rows[0][0])  # DuckDB answers an INSERT with its row count
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    return written
+
+
+def _month_starts(months: Iterable[date]) -> list[date]:
+    """Sorted, distinct first-of-month dates."""
+    return sorted({month_start(day) for day in months})
+
+
+def _checked_threshold(value: float) -> float:
+    threshold = float(value)
+    if math.isnan(threshold) or not 0.0 <= threshold <= 1.0:
+        raise ValueError(f"breakdown_coverage_threshold must be a share between 0 and 1, got {value!r}")
+    return threshold
+
+
+def _missing_tables(con: duckdb.DuckDBPyConnection, names: Sequence[str]) -> set[str]:
+    rows = con.execute(
+        "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database()"
+        " AND schema_name = current_schema() AND list_contains($names, table_name)",
+        {"names": list(names)},
+    ).fetchall()
+    return set(names) - {row[0] for row in rows}
+
+
+def _missing_views(con: duckdb.DuckDBPyConnection, names: Sequence[str]) -> set[str]:
+    rows = con.execute(
+        "SELECT view_name FROM duckdb_views() WHERE database_name = current_database()"
+        " AND schema_name = current_schema() AND list_contains($names, view_name)",
+        {"names": list(names)},
+    ).fetchall()
+    return set(names) - {row[0] for row in rows}
+
+
+__all__ = [
+    "BUILD_SQL_FILES",
+    "PUBLISHED_TABLES",
+    "DEFAULT_BREAKDOWN_COVERAGE_THRESHOLD",
+    "SCHEMA_SQL_FILE",
+    "VIEW_SQL_FILES",
+    "apply_views",
+    "build_state_metrics",
+    "ensure_schema",
+]

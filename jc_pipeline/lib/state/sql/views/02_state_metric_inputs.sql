@@ -1,0 +1,85 @@
+-- Every datapoint of agency_metrics with the verdict of the roll-up: counted in state_metrics, or why not.
+-- build_state_metrics reads the counted rows from here, so this view IS the comparability gate.
+CREATE OR REPLACE VIEW state_metric_inputs AS
+WITH excluded AS (
+    -- EXCLUSION CONTRACT: an ERROR that failed excludes that agency x metric x period_start, all of its
+    -- datapoints (total and breakdowns). Rows with a NULL key column match nothing.
+    SELECT DISTINCT agency_id, metric_key, period_start
+    FROM validation_results
+    WHERE severity = 'ERROR' AND NOT passed
+),
+datapoints AS (
+    SELECT
+        m.*,
+        state_reporting_starting_month(m.frequency, FALSE, m.period_start) AS period_starting_month
+    FROM agency_metrics AS m
+)
+SELECT
+    a.state_code,
+    d.sector,
+    m.agency_id,
+    m.metric_key,
+    d.measurement_type,
+    m.frequency,
+    CASE
+        WHEN m.frequency = 'MONTHLY' THEN 'CALENDAR_MONTH'
+        WHEN month(m.period_start) = 1 THEN 'CALENDAR_YEAR'
+        ELSE 'FISCAL_YEAR'
+    END AS period_kind,
+    m.period_start,
+    m.period_end,
+    m.dimension,
+    m.category,
+    m.value,
+    a.population,
+    e.agency_id IS NOT NULL AS is_comparable,
+    -- A non-finite value (NaN, infinity) cannot be summed; treated like a validation error so that one bad
+    -- cell cannot poison (or abort) the state roll-up.
+    x.agency_id IS NOT NULL OR NOT isfinite(m.value) AS is_excluded,
+    e.agency_id IS NOT NULL AND x.agency_id IS NULL AND isfinite(m.value) AS is_counted,
+    -- Explanations only; the verdict is the join on state_expected_agencies above.
+    CASE
+        WHEN e.agency_id IS NOT NULL THEN CASE
+            WHEN x.agency_id IS NOT NULL THEN 'VALIDATION_ERROR'
+            WHEN NOT isfinite(m.value) THEN 'VALUE_NOT_FINITE'
+        END
+        WHEN a.agency_id IS NULL THEN 'AGENCY_NOT_IN_ROSTER'
+        WHEN d.metric_key IS NULL THEN 'UNKNOWN_METRIC'
+        WHEN s.agency_id IS NULL THEN 'NO_METRIC_SETTING'
+        WHEN NOT s.enabled THEN 'METRIC_DISABLED'
+        WHEN d.parent_sector = 'SUPERVISION' AND d.sector = 'SUPERVISION' THEN 'SUPERVISION_REPORTED_BY_SUBSYSTEM'
+        WHEN d.parent_sector = 'SUPERVISION' THEN 'SUPERVISION_REPORTED_COMBINED'
+        WHEN m.frequency <> s.frequency THEN 'FREQUENCY_MISMATCH'
+        WHEN m.period_starting_month <> s.starting_month THEN 'YEAR_START_MISMATCH'
+        ELSE 'NOT_EXPECTED'
+    END AS uncounted_reason
+FROM datapoints AS m
+LEFT JOIN agencies AS a ON a.agency_id = m.agency_id
+LEFT JOIN metric_definitions AS d ON d.metric_key = m.metric_key
+LEFT JOIN agency_metric_settings AS s ON s.agency_id = m.agency_id AND s.metric_key = m.metric_key
+LEFT JOIN state_expected_agencies AS e
+    ON e.agency_id = m.agency_id
+   AND e.metric_key = m.metric_key
+   AND e.frequency = m.frequency
+   AND e.starting_month = m.period_starting_month
+LEFT JOIN excluded AS x
+    ON x.agency_id = m.agency_id AND x.metric_key = m.metric_key AND x.period_start = m.period_start;
+
+COMMENT ON VIEW state_metric_inputs IS 'Every agency_metrics datapoint with the state roll-up verdict: is_counted (summed into state_metrics) or uncounted_reason. Live view over the current agency_metrics and settings; state_metrics reflects them as of its last build.';
+COMMENT ON COLUMN state_metric_inputs.state_code IS 'State of the agency from the roster (NULL when the agency is not in the roster).';
+COMMENT ON COLUMN state_metric_inputs.sector IS 'System code of the metric.';
+COMMENT ON COLUMN state_metric_inputs.agency_id IS 'Agency of the datapoint.';
+COMMENT ON COLUMN state_metric_inputs.metric_key IS 'Metric of the datapoint.';
+COMMENT ON COLUMN state_metric_inputs.measurement_type IS 'DELTA or INSTANT.';
+COMMENT ON COLUMN state_metric_inputs.frequency IS 'MONTHLY or ANNUAL period of the datapoint.';
+COMMENT ON COLUMN state_metric_inputs.period_kind IS 'CALENDAR_MONTH, CALENDAR_YEAR or FISCAL_YEAR.';
+COMMENT ON COLUMN state_metric_inputs.period_start IS 'First day of the period (inclusive).';
+COMMENT ON COLUMN state_metric_inputs.period_end IS 'Day after the period (exclusive).';
+COMMENT ON COLUMN state_metric_inputs.dimension IS 'Breakdown dimension; NULL on the total.';
+COMMENT ON COLUMN state_metric_inputs.category IS 'Breakdown member NAME; NULL on the total.';
+COMMENT ON COLUMN state_metric_inputs.value IS 'Datapoint value.';
+COMMENT ON COLUMN state_metric_inputs.population IS 'Population the agency serves.';
+COMMENT ON COLUMN state_metric_inputs.is_comparable IS 'The agency is expected for this metric at this cadence (enabled; frequency and year start match; supervision combined-or-subsystem rule). Only comparable datapoints are summed.';
+COMMENT ON COLUMN state_metric_inputs.is_excluded IS 'A failed validation ERROR exists for this agency x metric x period_start (or the value is NaN/infinite).';
+COMMENT ON COLUMN state_metric_inputs.is_counted IS 'is_comparable and not is_excluded: the datapoint is summed into state_metrics.';
+COMMENT ON COLUMN state_metric_inputs.uncounted_reason IS 'NULL when counted, else VALIDATION_ERROR, VALUE_NOT_FINITE, AGENCY_NOT_IN_ROSTER, UNKNOWN_METRIC, NO_METRIC_SETTING, METRIC_DISABLED, SUPERVISION_REPORTED_BY_SUBSYSTEM (combined key of a disaggregated agency), SUPERVISION_REPORTED_COMBINED (subsystem key of an agency reporting combined), FREQUENCY_MISMATCH (e.g. monthly data from an annual reporter), YEAR_START_MISMATCH (annual data not starting in the agency''s year-start month) or NOT_EXPECTED.';

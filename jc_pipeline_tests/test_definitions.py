@@ -1,0 +1,101 @@
+"""The code location loads cleanly, exposes the expected graph, and its automation evaluates at fixed times."""
+
+import json
+import warnings
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import dagster as dg
+import pytest
+
+from jc_pipeline.defs.ingest.sensors import changed_files, inbox_signatures
+from jc_pipeline.defs.normalize.checks import STRUCTURE_CHECK
+from jc_pipeline.lib import validation
+
+EXPECTED_ASSETS = {
+    "metric_definitions",
+    "metric_categories",
+    "agencies",
+    "agency_metric_settings",
+    "source_files",
+    "rejected_rows",
+    "agency_metrics",
+    "validation_results",
+    "state_metrics",
+    "analyst_warehouse",
+    "data_quality_report",
+}
+
+
+@pytest.fixture(scope="module")
+def defs(tmp_path_factory):
+    data_dir = tmp_path_factory.mktemp("data")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("JC_DATA_DIR", str(data_dir))
+        from jc_pipeline.definitions import defs as load
+
+        yield load()
+
+
+def test_definitions_load_without_deprecation_warnings(monkeypatch, tmp_path):
+    monkeypatch.setenv("JC_DATA_DIR", str(tmp_path))
+    from jc_pipeline.definitions import defs as load
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DeprecationWarning)
+        definitions = load()
+        dg.Definitions.validate_loadable(definitions)
+
+
+def test_asset_graph_and_jobs(defs):
+    keys = {key.to_user_string() for key in defs.resolve_asset_graph().get_all_asset_keys()}
+    assert keys == EXPECTED_ASSETS
+    for job in ("ingest_job", "rollup_job", "publish_job"):
+        assert defs.resolve_job_def(job) is not None
+
+
+def test_every_rule_is_an_asset_check_plus_the_blocking_structure_gate(defs):
+    graph = defs.resolve_asset_graph()
+    checks = {key.name: key for key in graph.asset_check_keys}
+    assert {rule.name for rule in validation.RULES} | {STRUCTURE_CHECK} == set(checks)
+    assert all(key.asset_key == dg.AssetKey("agency_metrics") for key in checks.values())
+
+
+def test_nightly_schedule_runs_at_two_in_the_state_time_zone(defs):
+    schedule = defs.resolve_schedule_def("nightly_ingest_schedule")
+    assert schedule.cron_schedule == "0 2 * * *"
+    assert schedule.execution_timezone == "America/New_York"
+    tick = datetime(2026, 3, 8, 2, 0, tzinfo=ZoneInfo("America/New_York"))
+    with dg.instance_for_test() as instance:
+        context = dg.build_schedule_context(instance=instance, scheduled_execution_time=tick)
+        request = schedule.evaluate_tick(context).run_requests[0]
+    assert request.run_key == "nightly-2026-03-08"
+
+
+def test_inbox_signatures_and_changes(tmp_path):
+    inbox = tmp_path / "inbox"
+    (inbox / "A1" / "JAILS").mkdir(parents=True)
+    first = inbox / "A1" / "JAILS" / "2024.csv"
+    first.write_text("year,month,value\n2024,1,5\n")
+    before = inbox_signatures(inbox)
+    assert list(before) == ["A1/JAILS/2024.csv"]
+    assert changed_files({}, before) == ["A1/JAILS/2024.csv"]
+    assert changed_files(before, before) == []
+    first.write_text("year,month,value\n2024,1,6\n2024,2,7\n")
+    assert changed_files(before, inbox_signatures(inbox)) == ["A1/JAILS/2024.csv"]
+
+
+def test_inbox_sensor_requests_one_ingest_run_per_change(defs, tmp_path):
+    sensor = defs.resolve_sensor_def("inbox_sensor")
+    inbox = tmp_path / "inbox" / "A1" / "JAILS"
+    inbox.mkdir(parents=True)
+    (inbox / "2024.csv").write_text("year,month,value\n2024,1,5\n")
+    from jc_pipeline.defs.resources import WarehouseResource
+
+    with dg.instance_for_test() as instance:
+        resources = {"warehouse": WarehouseResource(data_dir=str(tmp_path))}
+        first = sensor(dg.build_sensor_context(instance=instance, resources=resources))
+        assert len(first.run_requests) == 1
+        again = sensor(dg.build_sensor_context(instance=instance, resources=resources, cursor=first.cursor))
+        assert not again.run_requests
+        assert json.loads(again.cursor) == json.loads(first.cursor)

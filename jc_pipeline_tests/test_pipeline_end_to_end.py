@@ -1,0 +1,82 @@
+"""The whole pipeline through Dagster on a small demo state: the promises of `jc-pipeline run`."""
+
+from datetime import date
+
+import duckdb
+import pytest
+
+from jc_pipeline.lib.demo import write_demo_state
+from jc_pipeline.lib.paths import DataLayout
+from jc_pipeline.runner import run_pipeline
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    """A demo state with a finished first run (shared by the tests of this module, which run in order)."""
+    root = tmp_path_factory.mktemp("state")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("DAGSTER_HOME", str(root / "dagster_home"))
+        write_demo_state(root, agencies=24, years=2, seed=11)
+        layout = DataLayout.from_env(root)
+        first = run_pipeline(layout, echo=lambda line: None)
+        yield layout, first, mp
+
+
+def _query(layout: DataLayout, sql: str, params=None):
+    with duckdb.connect(str(layout.warehouse), read_only=True) as con:
+        return con.execute(sql, params or []).fetchall()
+
+
+def test_first_run_publishes_every_table(demo):
+    layout, first, _ = demo
+    assert first.published and first.months
+    counts = dict(_query(layout, """
+        SELECT 'files', count(*) FROM source_files UNION ALL
+        SELECT 'datapoints', count(*) FROM agency_metrics UNION ALL
+        SELECT 'state', count(*) FROM state_metrics UNION ALL
+        SELECT 'definitions', count(*) FROM metric_definitions"""))
+    assert counts["files"] > 0 and counts["datapoints"] > 0 and counts["state"] > 0
+    assert counts["definitions"] == 117
+    assert (layout.reports / "data_quality" / "index.html").exists()
+
+
+def test_every_file_accounts_for_every_row(demo):
+    layout, _, _ = demo
+    broken = _query(layout, "SELECT path FROM source_files WHERE rows_total <> rows_loaded + rows_rejected")
+    assert broken == []
+    unexplained = _query(layout, """
+        SELECT f.path FROM source_files f
+        WHERE f.rows_rejected > 0 AND NOT EXISTS (
+            SELECT 1 FROM rejected_rows r WHERE r.file_id = f.file_id AND r.severity = 'ERROR')""")
+    assert unexplained == []
+
+
+def test_a_second_run_with_nothing_new_recomputes_nothing(demo):
+    layout, _, _ = demo
+    again = run_pipeline(layout, echo=lambda line: None)
+    assert again.months == [] and not again.published
+
+
+def test_a_late_correction_recomputes_only_the_months_it_touches(demo):
+    layout, _, _ = demo
+    (agency_id,) = _query(layout, """
+        SELECT agency_id FROM agencies
+        WHERE list_contains(sectors, 'LAW_ENFORCEMENT') AND superagency_id IS NULL ORDER BY agency_id LIMIT 1""")[0]
+    correction = layout.inbox / agency_id / "LAW_ENFORCEMENT" / "correction.csv"
+    correction.write_text("metric,year,month,breakdown_category,breakdown,value\narrests,2024,3,,,99999\n")
+    result = run_pipeline(layout, echo=lambda line: None)
+    assert result.months == [date(2024, 3, 1)]
+    value = _query(layout, """
+        SELECT value, sheet FROM agency_metrics WHERE agency_id = ? AND metric_key = 'LAW_ENFORCEMENT_ARRESTS'
+          AND dimension IS NULL AND period_start = DATE '2024-03-01'""", [agency_id])
+    assert value == [(99999.0, "correction.csv")]
+
+
+def test_backfill_range_is_idempotent(demo):
+    layout, _, _ = demo
+    before = _query(layout, "SELECT * FROM state_metrics ORDER BY ALL")
+    result = run_pipeline(layout, first=date(2024, 1, 1), last=date(2024, 6, 1), echo=lambda line: None)
+    assert result.published
+    assert _query(layout, "SELECT * FROM state_metrics ORDER BY ALL") == before

@@ -1,0 +1,432 @@
+"""state_metrics on the small hand-made state of test_state_fixture.
+
+Every expected number is written out by hand from the fixture rows (see the fixture module docstring); the
+comments show the arithmetic.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+import duckdb
+import pytest
+
+from jc_pipeline.lib import state
+from jc_pipeline_tests.test_state_fixture import (  # noqa: F401  (small_state, fresh_state are pytest fixtures)
+    ALL_MONTHS,
+    ARRESTS,
+    CASE_STAFF,
+    FUNDING,
+    JAIL_POP,
+    OFFENSE,
+    OPEN_CASES,
+    PAROLE_POP,
+    PROBATION_POP,
+    RACE,
+    SUP_POP,
+    build_small_state,
+    fresh_state,
+    load_inputs,
+    small_state,
+)
+
+JAN_2023 = date(2023, 1, 1)
+COLUMNS = (
+    "value, agencies_reporting, agencies_expected, population_covered, coverage_population_pct, "
+    "rate_per_100k, is_complete"
+)
+
+
+def total_row(con, metric, start, *, derived=False, frequency=None, state_code="US_XX", columns=COLUMNS):
+    """The single total row of a metric and period (fails when there is not exactly one).
+
+    ``frequency`` defaults to ANNUAL for derived rows, else MONTHLY (a January month row and a calendar-year row
+    share their period_start).
+    """
+    frequency = frequency or ("ANNUAL" if derived else "MONTHLY")
+    rows = con.execute(
+        f"SELECT {columns} FROM state_metrics WHERE state_code = ? AND metric_key = ? AND period_start = ?"
+        " AND is_derived_annual = ? AND frequency = ? AND dimension IS NULL",
+        [state_code, metric, start, derived, frequency],
+    ).fetchall()
+    assert len(rows) == 1, rows
+    return rows[0]
+
+
+def breakdown_row(con, metric, start, dimension, category, columns):
+    rows = con.execute(
+        f"SELECT {columns} FROM state_metrics WHERE state_code = 'US_XX' AND metric_key = ? AND period_start = ?"
+        " AND frequency = 'MONTHLY' AND dimension = ? AND category = ?",
+        [metric, start, dimension, category],
+    ).fetchall()
+    assert len(rows) == 1, rows
+    return rows[0]
+
+
+# --- sums, coverage, rates -------------------------------------------------------------------------------
+
+
+def test_delta_sum_over_identical_month_with_coverage_and_rate(small_state):
+    # Jan 2023 arrests: LE1 101 + LE2 50 + LE4 20 = 171; LE3's monthly upload (45) is not counted because LE3
+    # reports arrests annually. Population 100,000 + 50,000 + 20,000 = 170,000 of 170,000 expected.
+    value, reporting, expected, population, pct, rate, complete = total_row(small_state, ARRESTS, JAN_2023)
+    assert (value, reporting, expected, population, complete) == (171.0, 3, 3, 170_000, True)
+    assert pct == pytest.approx(100.0)
+    assert rate == pytest.approx(171 / 170_000 * 100_000)  # 100.588...
+
+
+def test_missing_agency_lowers_coverage(small_state):
+    # Dec 2023: only LE1 (112); LE2 stopped after November, LE4 only reported January and March.
+    value, reporting, expected, population, pct, rate, complete = total_row(small_state, ARRESTS, date(2023, 12, 1))
+    assert (value, reporting, expected, population, complete) == (112.0, 1, 3, 100_000, False)
+    assert pct == pytest.approx(100_000 / 170_000 * 100)  # 58.82 %
+    assert rate == pytest.approx(112.0)
+    missing = total_row(small_state, ARRESTS, date(2023, 12, 1), columns="agencies_missing, agencies_excluded")
+    assert missing == (["LE2", "LE4"], [])
+
+
+def test_instant_metric_summed_per_snapshot(small_state):
+    # Jail population Jan 2023: JL1 300 + JL2 100 = 400; Jul 2023: 360 + 100 = 460. Never summed over months.
+    assert total_row(small_state, JAIL_POP, JAN_2023)[:3] == (400.0, 2, 2)
+    assert total_row(small_state, JAIL_POP, date(2023, 7, 1))[:3] == (460.0, 2, 2)
+    rule = total_row(small_state, JAIL_POP, JAN_2023, columns="aggregation_rule, measurement_type")
+    assert rule == ("SUM_OF_SNAPSHOTS", "INSTANT")
+
+
+def test_no_sum_across_sectors_metrics_or_states(small_state):
+    # Each (state, metric) keeps its own rows: US_YY's LE9 (7) is not in US_XX; arrests are not added to
+    # funding, jail population to supervision, open cases to staff.
+    assert total_row(small_state, ARRESTS, JAN_2023, state_code="US_YY")[:3] == (7.0, 1, 1)
+    assert total_row(small_state, OPEN_CASES, JAN_2023)[:2] == (300.0, 2)  # 200 + 100
+    assert total_row(small_state, CASE_STAFF, JAN_2023)[:2] == (30.0, 2)  # 10 + 20
+    sectors = small_state.execute(
+        "SELECT DISTINCT s.metric_key, s.sector, d.sector FROM state_metrics s JOIN metric_definitions d USING (metric_key)"
+    ).fetchall()
+    assert all(row[1] == row[2] for row in sectors)
+    keys = {row[0] for row in small_state.execute("SELECT DISTINCT metric_key FROM state_metrics").fetchall()}
+    assert keys == {ARRESTS, FUNDING, JAIL_POP, OPEN_CASES, CASE_STAFF, SUP_POP, PAROLE_POP, PROBATION_POP}
+
+
+def test_validation_error_excludes_agency_and_counts_it_missing(small_state):
+    # Mar 2023: LE4's 999 (and its PERSON breakdown of 999) fail an ERROR -> LE1 103 + LE2 50 = 153.
+    value, reporting, expected, *_ = total_row(small_state, ARRESTS, date(2023, 3, 1))
+    assert (value, reporting, expected) == (153.0, 2, 3)
+    missing = total_row(small_state, ARRESTS, date(2023, 3, 1), columns="agencies_missing, agencies_excluded")
+    assert missing == (["LE4"], ["LE4"])
+    breakdowns = small_state.execute(
+        "SELECT count(*) FROM state_metrics WHERE metric_key = ? AND period_start = ? AND dimension IS NOT NULL",
+        [ARRESTS, date(2023, 3, 1)],
+    ).fetchall()
+    assert breakdowns == [(0,)]
+    # A passed ERROR (LE1 Jan) and a failed WARNING (LE1 Feb) exclude nothing: Feb = LE1 102 + LE2 50.
+    assert total_row(small_state, ARRESTS, date(2023, 2, 1))[:2] == (152.0, 2)
+    reasons = small_state.execute(
+        "SELECT reason FROM state_coverage WHERE metric_key = ? AND period_start = ? AND agency_id = 'LE4'",
+        [ARRESTS, date(2023, 3, 1)],
+    ).fetchall()
+    assert reasons == [("VALIDATION_ERROR",)]
+
+
+def test_period_whose_only_data_failed_shows_null_not_zero(tmp_path):
+    con = duckdb.connect(str(tmp_path / "w.duckdb"))
+    load_inputs(con)
+    con.execute(
+        "INSERT INTO validation_results (check_name, severity, passed, agency_id, metric_key, period_start, message, checked_at)"
+        " VALUES ('c', 'ERROR', FALSE, 'LE9', ?, ?, 'bad', TIMESTAMP '2024-01-01')",
+        [ARRESTS, JAN_2023],
+    )
+    state.ensure_schema(con)
+    state.build_state_metrics(con, [JAN_2023])
+    value, reporting, expected, population, _pct, rate, complete = total_row(con, ARRESTS, JAN_2023, state_code="US_YY")
+    assert (value, reporting, expected, population, rate, complete) == (None, 0, 1, 0, None, False)
+
+
+# --- fiscal years and calendar-year roll-ups -------------------------------------------------------------
+
+
+def test_fiscal_year_reporters_are_separate_rows(small_state):
+    rows = small_state.execute(
+        "SELECT period_kind, period_label, period_start, period_end, value, agencies_reporting, agencies_expected"
+        " FROM state_metrics WHERE metric_key = ? AND state_code = 'US_XX' ORDER BY period_start",
+        [FUNDING],
+    ).fetchall()
+    assert rows == [
+        # LE3 on a July fiscal year: its own row, expected = the July reporters only.
+        ("FISCAL_YEAR", "FY2023 (Jul-Jun)", date(2022, 7, 1), date(2023, 7, 1), 300_000.0, 1, 1),
+        # LE1 1,000,000 + LE2 500,000; LE3 (fiscal) and LE4 (disabled; its upload of 77 ignored) not expected.
+        ("CALENDAR_YEAR", "CY2023", date(2023, 1, 1), date(2024, 1, 1), 1_500_000.0, 2, 2),
+    ]
+
+
+def test_calendar_year_of_monthly_reporters_needs_all_12_months(small_state):
+    # LE1: 101 + 102 + ... + 112 = 1278. LE2 has 11 months (no December) and LE4 two months (one excluded):
+    # neither contributes, both count as expected but missing.
+    value, reporting, expected, population, pct, rate, complete = total_row(small_state, ARRESTS, JAN_2023, derived=True)
+    assert (value, reporting, expected, population, complete) == (1278.0, 1, 3, 100_000, False)
+    assert pct == pytest.approx(100_000 / 170_000 * 100)
+    assert rate == pytest.approx(1278.0)
+    extra = total_row(
+        small_state, ARRESTS, JAN_2023, derived=True,
+        columns="period_kind, frequency, period_end, aggregation_rule, agencies_missing, agencies_excluded",
+    )
+    assert extra == ("CALENDAR_YEAR", "ANNUAL", date(2024, 1, 1), "SUM_OF_12_MONTHS", ["LE2", "LE4"], ["LE4"])
+    coverage = small_state.execute(
+        "SELECT agency_id, reason, months_counted FROM state_coverage"
+        " WHERE state_code = 'US_XX' AND metric_key = ? AND period_start = ? AND is_derived_annual ORDER BY agency_id",
+        [ARRESTS, JAN_2023],
+    ).fetchall()
+    assert coverage == [("LE2", "INCOMPLETE_YEAR", 11), ("LE4", "VALIDATION_ERROR", 1)]
+
+
+def test_annual_reporters_and_derived_years_are_different_rows(small_state):
+    # LE3 reports calendar-year arrests itself (500): its own row (expected: the one annual reporter), not
+    # mixed with the roll-up of the monthly reporters (1278, 3 expected) nor with the January month row (171).
+    annual = total_row(small_state, ARRESTS, JAN_2023, frequency="ANNUAL", columns="value, agencies_reporting, agencies_expected, period_kind")
+    assert annual == (500.0, 1, 1, "CALENDAR_YEAR")
+    assert total_row(small_state, ARRESTS, JAN_2023, derived=True)[:3] == (1278.0, 1, 3)
+    assert total_row(small_state, ARRESTS, JAN_2023)[:3] == (171.0, 3, 3)
+    # The combined view adds both kinds: 500 + 1278 = 1778, 2 of 4 agencies (LE1, LE3 of LE1-LE4).
+    combined = small_state.execute(
+        "SELECT value, agencies_reporting, agencies_reporting_annual, agencies_reporting_monthly, agencies_expected,"
+        " population_covered, is_complete FROM state_calendar_years"
+        " WHERE state_code = 'US_XX' AND metric_key = ? AND period_start = ? AND dimension IS NULL",
+        [ARRESTS, JAN_2023],
+    ).fetchall()
+    assert combined == [(1778.0, 2, 1, 1, 4, 130_000, False)]
+
+
+def test_instant_calendar_year_is_the_average_of_the_months(small_state):
+    # JL1: (6 x 300 + 6 x 360) / 12 = 330; JL2: 100 -> 430.
+    value, reporting, expected, *_ = total_row(small_state, JAIL_POP, JAN_2023, derived=True)
+    assert (value, reporting, expected) == (430.0, 2, 2)
+    assert total_row(small_state, JAIL_POP, JAN_2023, derived=True, columns="aggregation_rule") == ("SUM_OF_12_MONTH_MEANS",)
+
+
+def test_derived_year_without_any_complete_agency_is_null(small_state):
+    # Prosecution open cases: only January and February reported -> no agency has 12 months.
+    value, reporting, expected, *_ = total_row(small_state, OPEN_CASES, JAN_2023, derived=True)
+    assert (value, reporting, expected) == (None, 0, 2)
+
+
+# --- supervision and caseloads -----------------------------------------------------------------------------
+
+
+def test_supervision_without_double_counting(small_state):
+    # Combined key: only SUP2 (250); SUP1's stray combined 1300 is ignored because SUP1 reports by subsystem.
+    assert total_row(small_state, SUP_POP, JAN_2023)[:3] == (250.0, 1, 1)
+    assert total_row(small_state, PAROLE_POP, JAN_2023)[:3] == (400.0, 1, 1)
+    assert total_row(small_state, PROBATION_POP, JAN_2023)[:3] == (900.0, 1, 1)
+    reason = small_state.execute(
+        "SELECT uncounted_reason FROM state_metric_inputs WHERE agency_id = 'SUP1' AND metric_key = ?", [SUP_POP]
+    ).fetchall()
+    assert reason == [("SUPERVISION_REPORTED_BY_SUBSYSTEM",)]
+    # Whole state: SUP2 250 + SUP1 (400 + 900) = 1550 over 2 agencies, never 2850.
+    totals = small_state.execute(
+        "SELECT value, agencies_reporting, agencies_reporting_combined, agencies_reporting_by_subsystem,"
+        " subsystems_reported, agencies_expected, population_covered, is_complete FROM state_supervision_totals"
+        " WHERE metric_key = ? AND period_start = ? AND NOT is_derived_annual AND dimension IS NULL",
+        [SUP_POP, JAN_2023],
+    ).fetchall()
+    assert totals == [(1550.0, 2, 1, 1, ["PAROLE", "PROBATION"], 2, 700_000, True)]
+
+
+def test_caseload_is_a_ratio_of_sums_over_agencies_reporting_both(small_state):
+    rows = small_state.execute(
+        "SELECT period_start, agencies_reporting_both, open_cases, staff_with_caseload, caseload,"
+        " open_cases_agencies_reporting, staff_agencies_reporting FROM state_caseloads"
+        " WHERE open_cases_metric_key = ? AND NOT is_derived_annual AND dimension IS NULL ORDER BY period_start",
+        [OPEN_CASES],
+    ).fetchall()
+    assert rows == [
+        # (200 + 100) / (10 + 20) = 10, not the mean of 20 and 5 (12.5).
+        (JAN_2023, 2, 300.0, 30.0, 10.0, 2, 2),
+        # February: PR2 reported open cases without staff, so only PR1: 200 / 10 = 20 (not 300 / 10).
+        (date(2023, 2, 1), 1, 200.0, 10.0, 20.0, 2, 1),
+    ]
+
+
+# --- breakdowns ----------------------------------------------------------------------------------------------
+
+
+def test_breakdown_gate_publishes_and_flags(small_state):
+    cols = "value, agencies_reporting, breakdown_share_pct, breakdown_threshold_pct, is_breakdown_published"
+    # Offense type reported by LE1 (total 101) and LE2 (total 50): 151 / 171 = 88.3 % >= 80 %.
+    person = breakdown_row(small_state, ARRESTS, JAN_2023, OFFENSE, "PERSON", cols)
+    assert person[:2] == (50.0, 2)  # 40 + 10
+    assert person[2] == pytest.approx(151 / 171 * 100)
+    assert person[3:] == (pytest.approx(80.0), True)
+    prop = breakdown_row(small_state, ARRESTS, JAN_2023, OFFENSE, "PROPERTY", cols)
+    assert prop[:2] == (61.0, 1)
+    assert prop[4] is True  # the gate is per dimension: LE2 reported offense type, just not PROPERTY
+    # Race reported only by LE4 (total 20): 20 / 171 = 11.7 % -> kept but flagged.
+    race = breakdown_row(small_state, ARRESTS, JAN_2023, RACE, "NOT_HISPANIC_BLACK", cols)
+    assert race[:2] == (20.0, 1)
+    assert race[2] == pytest.approx(20 / 171 * 100)
+    assert race[4] is False
+    # Totals are not gated.
+    assert total_row(small_state, ARRESTS, JAN_2023, columns="is_breakdown_published, breakdown_share_pct") == (None, None)
+
+
+def test_breakdown_threshold_is_configurable(tmp_path):
+    con = build_small_state(tmp_path / "w.duckdb", threshold=0.9)
+    cols = "breakdown_threshold_pct, is_breakdown_published"
+    assert breakdown_row(con, ARRESTS, JAN_2023, OFFENSE, "PERSON", cols) == (pytest.approx(90.0), False)  # 88.3 < 90
+    with pytest.raises(ValueError):
+        state.build_state_metrics(con, [JAN_2023], breakdown_coverage_threshold=1.5)
+    con.close()
+
+
+# --- comparisons -------------------------------------------------------------------------------------------
+
+
+def test_year_over_year_change_over_common_agencies(small_state):
+    rows = small_state.execute(
+        "SELECT previous_period_start, agencies_compared, agencies_compared_ids, previous_value, current_value,"
+        " value_change, pct_change, agencies_reporting_current, state_value_current, state_value_previous"
+        " FROM state_metric_changes WHERE state_code = 'US_XX' AND metric_key = ? AND period_start = ?"
+        " AND frequency = 'MONTHLY' AND dimension IS NULL",
+        [ARRESTS, JAN_2023],
+    ).fetchall()
+    # Jan 2022: LE1 90 + LE2 40 = 130. Jan 2023 over the same two: 101 + 50 = 151 (LE4, new in 2023, left out).
+    (prev_start, compared, ids, previous, current, change, pct, reporting_now, state_now, state_before) = rows[0]
+    assert len(rows) == 1
+    assert (prev_start, compared, ids, previous, current, change) == (date(2022, 1, 1), 2, ["LE1", "LE2"], 130.0, 151.0, 21.0)
+    assert pct == pytest.approx(21 / 130 * 100)
+    assert (reporting_now, state_now, state_before) == (3, 171.0, 130.0)
+    # Derived calendar years: only LE1 has both full years: 1080 -> 1278.
+    derived = small_state.execute(
+        "SELECT agencies_compared, previous_value, current_value, value_change FROM state_metric_changes"
+        " WHERE state_code = 'US_XX' AND metric_key = ? AND is_derived_annual AND dimension IS NULL",
+        [ARRESTS],
+    ).fetchall()
+    assert derived == [(1, 1080.0, 1278.0, 198.0)]
+
+
+# --- partitions and idempotence ------------------------------------------------------------------------------
+
+
+def _snapshot(con):
+    return (
+        con.execute("SELECT * FROM state_metrics ORDER BY ALL").fetchall(),
+        con.execute("SELECT * FROM state_metric_contributions ORDER BY ALL").fetchall(),
+    )
+
+
+def test_rebuild_is_idempotent(fresh_state):
+    before = _snapshot(fresh_state)
+    written = state.build_state_metrics(fresh_state, ALL_MONTHS)
+    assert written == len(before[0])
+    assert _snapshot(fresh_state) == before
+    state.ensure_schema(fresh_state)  # idempotent too, and keeps the data
+    assert _snapshot(fresh_state) == before
+    # Rebuilding the months one at a time, in another order, gives the same table.
+    for month in reversed(ALL_MONTHS):
+        state.build_state_metrics(fresh_state, [month])
+    assert _snapshot(fresh_state) == before
+
+
+def test_building_a_month_touches_only_that_month(fresh_state):
+    before = _snapshot(fresh_state)
+    fresh_state.execute("UPDATE agency_metrics SET value = value + 1000 WHERE metric_key = ? AND period_start = ?", [JAIL_POP, date(2023, 5, 1)])
+    state.build_state_metrics(fresh_state, [date(2023, 5, 17)])  # any day stands for its month
+    # May changed (300 + 1000 + 100 + 1000); other months and the CY2023 derived row (needs January) did not.
+    assert total_row(fresh_state, JAIL_POP, date(2023, 5, 1))[0] == 2400.0
+    assert total_row(fresh_state, JAIL_POP, date(2023, 6, 1))[0] == 400.0
+    assert total_row(fresh_state, JAIL_POP, JAN_2023, derived=True)[0] == 430.0
+    # Passing January refreshes the year: JL1 (330 + 1000/12) + JL2 (100 + 1000/12).
+    state.build_state_metrics(fresh_state, [date(2023, 1, 1)])
+    assert total_row(fresh_state, JAIL_POP, JAN_2023, derived=True)[0] == pytest.approx(430 + 2000 / 12)
+    # Rows of other months are untouched.
+    untouched = [row for row in before[0] if row[4] not in (date(2023, 1, 1), date(2023, 5, 1))]
+    after = _snapshot(fresh_state)[0]
+    assert [row for row in after if row[4] not in (date(2023, 1, 1), date(2023, 5, 1))] == untouched
+
+
+def test_build_of_no_months_writes_nothing(fresh_state):
+    before = _snapshot(fresh_state)
+    assert state.build_state_metrics(fresh_state, []) == 0
+    assert _snapshot(fresh_state) == before
+
+
+def test_failed_build_leaves_the_table_as_it_was(fresh_state, monkeypatch):
+    before = _snapshot(fresh_state)
+    files = tuple(state.BUILD_SQL_FILES)
+    from jc_pipeline.lib.state import rollup
+
+    # Make the last statement fail after the deletes ran: the transaction must roll them back.
+    monkeypatch.setattr(rollup, "BUILD_SQL_FILES", files[:-1] + ("build/does_not_exist.sql",))
+    with pytest.raises(Exception):
+        state.build_state_metrics(fresh_state, ALL_MONTHS)
+    assert _snapshot(fresh_state) == before
+
+
+# --- schema and comments -----------------------------------------------------------------------------------
+
+
+def test_every_state_table_view_and_column_has_a_comment(small_state):
+    objects = small_state.execute(
+        "SELECT table_name, comment FROM duckdb_tables() WHERE table_name LIKE 'state_%'"
+        " UNION ALL SELECT view_name, comment FROM duckdb_views() WHERE view_name LIKE 'state_%'"
+    ).fetchall()
+    names = {name for name, _ in objects}
+    assert {"state_metrics", "state_metric_contributions", "state_expected_agencies", "state_metric_inputs",
+            "state_coverage", "state_metric_changes", "state_caseloads", "state_supervision_totals",
+            "state_calendar_years"} <= names
+    assert [name for name, comment in objects if not comment] == []
+    uncommented = small_state.execute(
+        "SELECT table_name, column_name FROM duckdb_columns() WHERE table_name LIKE 'state_%' AND (comment IS NULL OR comment = '')"
+    ).fetchall()
+    assert uncommented == []
+
+
+def test_state_metrics_keeps_the_design_columns(small_state):
+    columns = [row[0] for row in small_state.execute(
+        "SELECT column_name FROM duckdb_columns() WHERE table_name = 'state_metrics' ORDER BY column_index"
+    ).fetchall()]
+    assert columns[:15] == [
+        "state_code", "sector", "metric_key", "frequency", "period_start", "period_end", "dimension", "category",
+        "value", "agencies_reporting", "agencies_expected", "population_covered", "coverage_population_pct",
+        "rate_per_100k", "is_complete",
+    ]
+
+
+def test_ensure_schema_on_an_empty_file_creates_everything(tmp_path):
+    con = duckdb.connect(str(tmp_path / "empty.duckdb"))
+    state.ensure_schema(con)
+    state.ensure_schema(con)
+    assert state.build_state_metrics(con, [JAN_2023]) == 0
+    assert con.execute("SELECT count(*) FROM state_coverage").fetchall() == [(0,)]
+    con.close()
+
+
+def test_non_finite_value_is_not_summed(fresh_state):
+    # A NaN slipping past the checks must not poison or abort the roll-up: LE9's only January value is NaN.
+    fresh_state.execute("UPDATE agency_metrics SET value = 'NaN'::DOUBLE WHERE agency_id = 'LE9'")
+    state.build_state_metrics(fresh_state, [JAN_2023])
+    assert total_row(fresh_state, ARRESTS, JAN_2023, state_code="US_YY")[:3] == (None, 0, 1)
+    reason = fresh_state.execute("SELECT uncounted_reason FROM state_metric_inputs WHERE agency_id = 'LE9'").fetchall()
+    assert reason == [("VALUE_NOT_FINITE",)]
+
+
+def test_rate_needs_every_reporting_population(fresh_state):
+    # LE2 without a population: Jan 2023 covers LE1 100,000 + LE4 20,000 only, so no rate can be computed.
+    fresh_state.execute("UPDATE agencies SET population = NULL WHERE agency_id = 'LE2'")
+    state.build_state_metrics(fresh_state, [JAN_2023])
+    value, reporting, expected, population, pct, rate, _ = total_row(fresh_state, ARRESTS, JAN_2023)
+    assert (value, reporting, expected, population, rate) == (171.0, 3, 3, 120_000, None)
+    assert pct == pytest.approx(100.0)  # 120,000 of the 120,000 known expected population
+
+
+def test_disabling_a_metric_removes_the_agency_from_expected(fresh_state):
+    fresh_state.execute("UPDATE agency_metric_settings SET enabled = FALSE WHERE agency_id = 'LE4' AND metric_key = ?", [ARRESTS])
+    state.build_state_metrics(fresh_state, [date(2023, 2, 1)])
+    # Feb 2023: LE1 102 + LE2 50, now 2 of 2 expected.
+    assert total_row(fresh_state, ARRESTS, date(2023, 2, 1))[:3] == (152.0, 2, 2)
+    assert total_row(fresh_state, ARRESTS, date(2023, 2, 1), columns="is_complete") == (True,)
+
+
+def test_build_leaves_the_connection_usable_for_polars(fresh_state):
+    # DuckDB 2.0: an unfinished execute() result blocks the next con.sql() fetch (stack-notes §3.2).
+    state.build_state_metrics(fresh_state, [JAN_2023])
+    frame = fresh_state.sql("SELECT count(*) AS n FROM state_metrics WHERE period_start = $p", params={"p": JAN_2023}).pl()
+    assert frame["n"][0] > 0

@@ -2,16 +2,23 @@
 -- build_state_metrics reads the counted rows from here, so this view IS the comparability gate.
 CREATE OR REPLACE VIEW state_metric_inputs AS
 WITH excluded AS (
-    -- EXCLUSION CONTRACT: an ERROR that failed excludes that agency x metric x period_start, all of its
-    -- datapoints (total and breakdowns). Rows with a NULL key column match nothing.
-    SELECT DISTINCT agency_id, metric_key, period_start
+    -- EXCLUSION CONTRACT: an ERROR that failed excludes that agency x metric x period, all of its datapoints
+    -- (total and breakdowns). The period is matched on period_end too when the error names one, so an error on
+    -- a January month does not also exclude the calendar year starting that day. NULL keys match nothing.
+    SELECT DISTINCT agency_id, metric_key, period_start, period_end
     FROM validation_results
     WHERE severity = 'ERROR' AND NOT passed
 ),
 datapoints AS (
     SELECT
         m.*,
-        state_reporting_starting_month(m.frequency, FALSE, m.period_start) AS period_starting_month
+        state_reporting_starting_month(m.frequency, FALSE, m.period_start) AS period_starting_month,
+        -- A semi-join, not a join: several error rows on one period must not duplicate its datapoints.
+        EXISTS (
+            SELECT 1 FROM excluded AS x
+            WHERE x.agency_id = m.agency_id AND x.metric_key = m.metric_key AND x.period_start = m.period_start
+              AND (x.period_end IS NULL OR x.period_end = m.period_end)
+        ) AS failed_validation
     FROM agency_metrics AS m
 )
 SELECT
@@ -35,12 +42,12 @@ SELECT
     e.agency_id IS NOT NULL AS is_comparable,
     -- A non-finite value (NaN, infinity) cannot be summed; treated like a validation error so that one bad
     -- cell cannot poison (or abort) the state roll-up.
-    x.agency_id IS NOT NULL OR NOT isfinite(m.value) AS is_excluded,
-    e.agency_id IS NOT NULL AND x.agency_id IS NULL AND isfinite(m.value) AS is_counted,
+    m.failed_validation OR NOT isfinite(m.value) AS is_excluded,
+    e.agency_id IS NOT NULL AND NOT m.failed_validation AND isfinite(m.value) AS is_counted,
     -- Explanations only; the verdict is the join on state_expected_agencies above.
     CASE
         WHEN e.agency_id IS NOT NULL THEN CASE
-            WHEN x.agency_id IS NOT NULL THEN 'VALIDATION_ERROR'
+            WHEN m.failed_validation THEN 'VALIDATION_ERROR'
             WHEN NOT isfinite(m.value) THEN 'VALUE_NOT_FINITE'
         END
         WHEN a.agency_id IS NULL THEN 'AGENCY_NOT_IN_ROSTER'
@@ -61,9 +68,7 @@ LEFT JOIN state_expected_agencies AS e
     ON e.agency_id = m.agency_id
    AND e.metric_key = m.metric_key
    AND e.frequency = m.frequency
-   AND e.starting_month = m.period_starting_month
-LEFT JOIN excluded AS x
-    ON x.agency_id = m.agency_id AND x.metric_key = m.metric_key AND x.period_start = m.period_start;
+   AND e.starting_month = m.period_starting_month;
 
 COMMENT ON VIEW state_metric_inputs IS 'Every agency_metrics datapoint with the state roll-up verdict: is_counted (summed into state_metrics) or uncounted_reason. Live view over the current agency_metrics and settings; state_metrics reflects them as of its last build.';
 COMMENT ON COLUMN state_metric_inputs.state_code IS 'State of the agency from the roster (NULL when the agency is not in the roster).';

@@ -21,6 +21,9 @@ from jc_pipeline.lib.periods import add_months, contiguous_ranges, months_betwee
 
 Echo = Callable[[str], None]
 
+#: The full event log is on the instance (and in the UI); the terminal gets warnings and our progress lines.
+_QUIET_CONSOLE = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+
 
 class RunFailed(RuntimeError):
     """A Dagster run failed; the message says which run and which step."""
@@ -71,7 +74,7 @@ def run_pipeline(
     def execute(job_name: str, tags: dict[str, str] | None = None) -> None:
         began = time.perf_counter()
         result = definitions.resolve_job_def(job_name).execute_in_process(
-            instance=instance, tags=tags or {}, raise_on_error=False
+            run_config=_QUIET_CONSOLE, instance=instance, tags=tags or {}, raise_on_error=False
         )
         summary.seconds[job_name] = summary.seconds.get(job_name, 0.0) + time.perf_counter() - began
         summary.run_ids.append(result.run_id)

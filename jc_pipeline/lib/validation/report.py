@@ -1,0 +1,243 @@
+"""The agency-facing data-quality report: static HTML (no script, no network), one page per agency.
+
+Each agency page lists, per rule, what failed and where (file, sheet, row), the rule in plain words and what to
+do, followed by the rows ingest rejected or warned about (``rejected_rows``), since agencies fix both the same
+way: by correcting and re-sending their files. Every value from the warehouse is HTML-escaped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from datetime import UTC, date, datetime
+from html import escape
+from importlib import resources
+from pathlib import Path
+from string import Template
+from typing import Any
+
+import duckdb
+
+from jc_pipeline.lib.periods import period_label
+from jc_pipeline.lib.validation.rules import ERROR, RULES, RULES_BY_NAME, WARNING
+
+#: Rows shown per rule (or per ingest rule) on an agency page; the rest are counted, not listed.
+MAX_ROWS_PER_SECTION = 200
+UNASSIGNED = "(no agency)"
+_PAGE_PREFIX = "agency-"
+
+# Breakdowns are shown as agencies write them: the upload column and the category's display value.
+_FINDINGS_SQL = """
+SELECT v.agency_id, v.check_name, v.severity, v.metric_key, coalesce(d.display_name, v.metric_key) AS metric,
+       v.period_start, v.period_end, v.observed, v.expected, v.message, f.path, v.sheet, v.row_number,
+       coalesce(b.column_name, v.dimension) AS breakdown, coalesce(c.display_name, v.category) AS category
+FROM validation_results AS v
+LEFT JOIN metric_definitions AS d ON d.metric_key = v.metric_key
+LEFT JOIN source_files AS f ON f.file_id = v.file_id
+LEFT JOIN (SELECT metric_key, dimension, any_value(column_name) AS column_name
+           FROM metric_categories GROUP BY ALL) AS b ON b.metric_key = v.metric_key AND b.dimension = v.dimension
+LEFT JOIN metric_categories AS c
+    ON c.metric_key = v.metric_key AND c.dimension = v.dimension AND c.category = v.category
+WHERE NOT v.passed
+ORDER BY v.agency_id, v.severity, v.check_name, v.metric_key, v.period_start, f.path, v.sheet, v.row_number
+"""
+
+_REJECTS_SQL = """
+SELECT f.agency_id, r.rule, r.severity, f.path, r.sheet, r.row_number, r.column_name, r.raw_value, r.message
+FROM rejected_rows AS r
+LEFT JOIN source_files AS f ON f.file_id = r.file_id
+ORDER BY f.agency_id, r.severity, f.path, r.sheet, r.row_number
+"""
+
+
+def write_quality_report(con: duckdb.DuckDBPyConnection, out_dir: Path, *, generated_at: datetime) -> Path:
+    """Write ``out_dir/index.html`` and one ``agency-*.html`` per agency with findings; return the index path.
+
+    Findings are the current failing rows of ``validation_results`` and all of ``rejected_rows``. Pages of a
+    previous report in the same folder are removed first, so an agency that fixed everything has no stale page.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for old in out_dir.glob(f"{_PAGE_PREFIX}*.html"):
+        old.unlink()
+    names = dict(con.execute("SELECT agency_id, agency_name FROM agencies").fetchall())
+    findings = _grouped(_records(con, _FINDINGS_SQL))
+    rejects = _grouped(_records(con, _REJECTS_SQL))
+    if generated_at.tzinfo is not None:  # naive times are taken as UTC already
+        generated_at = generated_at.astimezone(UTC)
+    stamp = generated_at.strftime("%Y-%m-%d %H:%M")
+
+    summary = []
+    for agency in sorted(set(findings) | set(rejects), key=lambda a: (a == UNASSIGNED, a)):
+        page = _page_name(agency)
+        title = f"Data quality — {_agency_title(agency, names)}"
+        body = _agency_body(agency, names, findings.get(agency, []), rejects.get(agency, []), stamp)
+        (out_dir / page).write_text(_render(title, body), encoding="utf-8")
+        summary.append((agency, page, findings.get(agency, []), rejects.get(agency, [])))
+    index = out_dir / "index.html"
+    index.write_text(_render("Data quality report", _index_body(summary, names, stamp)), encoding="utf-8")
+    return index
+
+
+# ---- queries ----------------------------------------------------------------------------------------------------
+
+
+def _records(con: duckdb.DuckDBPyConnection, sql: str) -> list[dict[str, Any]]:
+    return con.sql(sql).to_arrow_table().to_pylist()
+
+
+def _grouped(records: Iterable[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    by_agency: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for record in records:
+        by_agency[record["agency_id"] or UNASSIGNED].append(record)
+    return by_agency
+
+
+# ---- pages ------------------------------------------------------------------------------------------------------
+
+
+def _index_body(summary: Sequence[tuple[str, str, list, list]], names: dict[str, str], stamp: str) -> str:
+    rows = []
+    for agency, page, findings, rejects in summary:
+        counts = [sum(1 for f in findings if f["severity"] == s) for s in (ERROR, WARNING)]
+        counts += [sum(1 for r in rejects if r["severity"] == s) for s in (ERROR, WARNING)]
+        rows.append(
+            f'<tr><td><a href="{escape(page)}">{escape(_agency_title(agency, names))}</a></td>'
+            + "".join(f'<td class="num">{n}</td>' for n in counts)
+            + f"<td>{_status(counts[0] + counts[2], counts[1] + counts[3])}</td></tr>"
+        )
+    clean = len(set(names) - {s[0] for s in summary})
+    table = (
+        "<table><tr><th>Agency</th><th>Check errors</th><th>Check warnings</th><th>Rows rejected at ingest</th>"
+        "<th>Ingest warnings</th><th>Status</th></tr>" + "".join(rows) + "</table>"
+        if rows else "<p>No findings: every agency's data passed every check.</p>"
+    )
+    legend = "".join(
+        f'<tr><td><span class="badge {r.severity}">{r.severity.lower()}</span></td><td>{escape(r.title)}</td>'
+        f"<td>{escape(r.description)}</td><td>{escape(r.remedy)}</td></tr>"
+        for r in RULES
+    )
+    return (
+        f"<h1>Data quality report</h1><p class='meta'>Generated {escape(stamp)} UTC. "
+        f"{len(summary)} agencies have findings; {clean} agencies on the roster have none.</p>"
+        "<p><b>Errors</b> keep the affected metric and period out of the state totals until the agency sends "
+        "corrected data. <b>Warnings</b> are kept in the totals but should be checked.</p>"
+        f"<h2>Agencies</h2>{table}"
+        "<h2>The checks</h2><table><tr><th>Severity</th><th>Check</th><th>What it means</th>"
+        f"<th>What to do</th></tr>{legend}</table>"
+    )
+
+
+def _agency_body(agency: str, names: dict[str, str], findings: list[dict[str, Any]],
+                 rejects: list[dict[str, Any]], stamp: str) -> str:
+    parts = [
+        f"<p class='meta'><a href='index.html'>All agencies</a> · generated {escape(stamp)} UTC</p>",
+        f"<h1>{escape(_agency_title(agency, names))}</h1>",
+    ]
+    for severity, heading, intro in (
+        (ERROR, "Errors", "These values are left out of the state totals until you send corrected data."),
+        (WARNING, "Warnings", "These values are used, but please check them."),
+    ):
+        by_rule: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for finding in findings:
+            if finding["severity"] == severity:
+                by_rule[finding["check_name"]].append(finding)
+        if by_rule:
+            parts.append(f"<h2>{heading}</h2><p>{intro}</p>")
+            parts.extend(_rule_section(name, severity, rows) for name, rows in by_rule.items())
+    if rejects:
+        parts.append("<h2>Rows from your files that could not be loaded</h2>"
+                     "<p>Rows marked <i>error</i> were not loaded; fix them in the file and send it again. Rows "
+                     "marked <i>warning</i> were loaded.</p>")
+        by_rule = defaultdict(list)
+        for reject in rejects:
+            by_rule[(reject["severity"], reject["rule"])].append(reject)
+        parts.extend(_reject_section(rule, severity, rows) for (severity, rule), rows in sorted(by_rule.items()))
+    if not findings and not rejects:
+        parts.append("<p>Nothing to fix.</p>")
+    return "".join(parts)
+
+
+def _rule_section(name: str, severity: str, rows: list[dict[str, Any]]) -> str:
+    rule = RULES_BY_NAME.get(name)
+    title = rule.title if rule else name
+    head = (
+        f'<div class="rule {severity}"><h3><span class="badge {severity}">{severity.lower()}</span> '
+        f"{escape(title)} <span class='meta'>({len(rows)})</span></h3>"
+    )
+    if rule:
+        head += f"<p>{escape(rule.description)}</p><p class='todo'><b>What to do:</b> {escape(rule.remedy)}</p>"
+    header = ("<tr><th>Metric</th><th>Period</th><th>Breakdown</th><th>File</th><th>Sheet</th><th>Row</th>"
+              "<th>Found</th><th>Expected</th><th>Details</th></tr>")
+    body = "".join(
+        "<tr>" + "".join(f"<td>{cell}</td>" for cell in (
+            escape(r["metric"] or ""), escape(_period(r["period_start"], r["period_end"])),
+            escape(": ".join(x for x in (r["breakdown"], r["category"]) if x)),
+            escape(r["path"] or ""), escape(r["sheet"] or ""), _cell(r["row_number"]),
+            _cell(r["observed"]), _cell(r["expected"]), escape(r["message"] or ""),
+        )) + "</tr>"
+        for r in rows[:MAX_ROWS_PER_SECTION]
+    )
+    return head + f"<table>{header}{body}</table>{_more(len(rows))}</div>"
+
+
+def _reject_section(rule: str, severity: str, rows: list[dict[str, Any]]) -> str:
+    head = (f'<div class="rule {severity}"><h3><span class="badge {severity}">{severity.lower()}</span> '
+            f"<code>{escape(rule)}</code> <span class='meta'>({len(rows)})</span></h3>")
+    header = ("<tr><th>File</th><th>Sheet</th><th>Row</th><th>Column</th><th>Value</th>"
+              "<th>Problem and what to do</th></tr>")
+    body = "".join(
+        "<tr>" + "".join(f"<td>{cell}</td>" for cell in (
+            escape(r["path"] or ""), escape(r["sheet"] or ""), _cell(r["row_number"]),
+            escape(r["column_name"] or ""), _cell(r["raw_value"]), escape(r["message"] or ""),
+        )) + "</tr>"
+        for r in rows[:MAX_ROWS_PER_SECTION]
+    )
+    return head + f"<table>{header}{body}</table>{_more(len(rows))}</div>"
+
+
+# ---- helpers ----------------------------------------------------------------------------------------------------
+
+
+def _render(title: str, body: str) -> str:
+    template = Template(resources.files(__package__).joinpath("report.html").read_text(encoding="utf-8"))
+    return template.substitute(title=escape(title), body=body)
+
+
+def _page_name(agency_id: str) -> str:
+    """A safe, unique file name for an agency page: agency ids are data, never path parts."""
+    slug = re.sub(r"[^A-Za-z0-9_-]+", "_", agency_id)[:40]
+    return f"{_PAGE_PREFIX}{slug}-{hashlib.sha256(agency_id.encode()).hexdigest()[:8]}.html"
+
+
+def _agency_title(agency: str, names: dict[str, str]) -> str:
+    if agency == UNASSIGNED:
+        return "Files and data not attributed to an agency"
+    name = names.get(agency)
+    return f"{name} ({agency})" if name else f"{agency} (not on the roster)"
+
+
+def _status(errors: int, warnings: int) -> str:
+    if errors:
+        return f'<span class="badge ERROR">{errors} to fix</span>'
+    if warnings:
+        return '<span class="badge WARNING">check warnings</span>'
+    return '<span class="badge OK">ok</span>'
+
+
+def _period(start: date | None, end: date | None) -> str:
+    if start and end:
+        return period_label(start, end)
+    return start.isoformat() if start else ""
+
+
+def _cell(value: Any) -> str:
+    return "" if value is None else escape(str(value))
+
+
+def _more(total: int) -> str:
+    if total <= MAX_ROWS_PER_SECTION:
+        return ""
+    return f"<p class='more'>… and {total - MAX_ROWS_PER_SECTION} more of the same kind.</p>"

@@ -1,0 +1,35 @@
+-- staff_breakdown_matches_total: staff-type breakdowns that have a VACANT member (registry), summed with the
+-- vacancies, vs total staff. The detail says when the total looks like it leaves the vacancies out.
+-- Parameters: $months DATE[], $vacancy_dimensions VARCHAR[], $absolute_tolerance.
+WITH dp AS (
+    SELECT * FROM agency_metrics WHERE list_contains($months, period_start) AND isfinite(value)
+),
+totals AS (
+    SELECT agency_id, metric_key, period_start, period_end, any_value(value) AS total,
+           any_value(file_id) AS file_id, any_value(sheet) AS sheet, min(row_number) AS row_number
+    FROM dp WHERE dimension IS NULL AND category IS NULL
+    GROUP BY ALL
+),
+parts AS (
+    SELECT agency_id, metric_key, period_start, period_end, dimension,
+           sum(value) AS parts_sum,
+           coalesce(sum(value) FILTER (WHERE category = 'VACANT'), 0) AS vacant,
+           count(*) FILTER (WHERE category = 'VACANT') AS vacant_rows,
+           arg_min(file_id, row_number) AS file_id, arg_min(sheet, row_number) AS sheet, min(row_number) AS row_number
+    FROM dp WHERE list_contains($vacancy_dimensions, dimension)
+    GROUP BY ALL
+)
+SELECT p.agency_id, p.metric_key, p.period_start, p.period_end, p.dimension, NULL AS category,
+       p.parts_sum AS observed, t.total AS expected,
+       CASE
+           WHEN p.vacant > 0 AND abs(p.parts_sum - p.vacant - t.total) <= $absolute_tolerance
+               THEN format('The total seems to leave out the {:.10g} vacant positions.', p.vacant)
+           WHEN p.vacant_rows = 0
+               THEN 'No vacant positions were reported; if the total includes vacancies, '
+                    || 'report them as Vacant Positions.'
+       END AS detail,
+       coalesce(p.file_id, t.file_id) AS file_id, coalesce(p.sheet, t.sheet) AS sheet,
+       coalesce(p.row_number, t.row_number) AS row_number,
+       abs(p.parts_sum - t.total) > $absolute_tolerance AS failed
+FROM parts AS p
+JOIN totals AS t USING (agency_id, metric_key, period_start, period_end)

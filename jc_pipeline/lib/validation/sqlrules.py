@@ -1,0 +1,80 @@
+"""SQL rules: one parameterized DuckDB query per rule in ``sql/<rule name>.sql``.
+
+Every query returns one row per group it examined with the same columns (agency_id, metric_key, period_start,
+period_end, dimension, category, observed, expected, detail, file_id, sheet, row_number, failed). Inputs that
+come from the registry (vacancy dimensions, metric triples of cross-metric identities) are passed as list
+parameters, never spliced into the SQL text.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+from importlib import resources
+from typing import TYPE_CHECKING, Any
+
+import duckdb
+
+from jc_pipeline.lib.validation.rules import RULES, Rule
+
+if TYPE_CHECKING:  # pragma: no cover
+    from jc_pipeline.lib.registry import Registry
+
+SQL_RULES: tuple[Rule, ...] = tuple(rule for rule in RULES if rule.engine == "sql")
+_PARAMETER = re.compile(r"\$([a-z_]+)")
+
+
+@dataclass(frozen=True)
+class SqlOutcome:
+    """Failing groups (dicts of the standard columns) and the number of groups checked, or an error."""
+
+    rule: Rule
+    failing: list[dict[str, Any]]
+    checked_rows: int
+    error: str | None
+
+
+@functools.cache
+def sql_text(name: str) -> str:
+    """The SQL file ``sql/<name>.sql`` of this package."""
+    return resources.files(__package__).joinpath(f"sql/{name}.sql").read_text(encoding="utf-8")
+
+
+def registry_parameters(rule: Rule, registry: Registry) -> dict[str, Any]:
+    """Parameters of ``rule`` derived from the registry."""
+    params: dict[str, Any] = {
+        # Staff-type dimensions whose total includes vacancies (spec §3.11).
+        "vacancy_dimensions": sorted(d.identifier for d in registry.dimensions.values()
+                                     if "VACANT" in d.member_names),
+    }
+    suffixes = rule.params.get("identities")
+    if suffixes:
+        sectors = sorted({m.sector for m in registry.metrics.values()})
+        triples = [
+            tuple(f"{sector}_{suffix}" for suffix in triple)
+            for triple in suffixes for sector in sectors
+            if all(f"{sector}_{suffix}" in registry.metrics for suffix in triple)
+        ]
+        for i, name in enumerate(rule.params["identity_names"]):
+            params[name] = [t[i] for t in triples]
+    return params
+
+
+def run_sql_rule(con: duckdb.DuckDBPyConnection, rule: Rule, months: Sequence[date], today: date,
+                 registry: Registry) -> SqlOutcome:
+    """Run one SQL rule over ``months``; a failing query becomes ``error``, never failing groups."""
+    try:
+        text = sql_text(rule.name)
+        available = {"months": list(months), "today": today, **registry_parameters(rule, registry),
+                     **{k: v for k, v in rule.params.items() if not isinstance(v, tuple)}}
+        # DuckDB rejects unused named parameters, so pass exactly the ones the file mentions.
+        params = {name: available[name] for name in set(_PARAMETER.findall(text))}
+        table = con.sql(text, params=params).to_arrow_table()
+        # Filtering in Arrow keeps the (many) passing groups out of Python; a NULL `failed` counts as passed.
+        failing = table.filter(table["failed"]).to_pylist()
+    except Exception as exc:  # noqa: BLE001 - a broken rule must report an error, not a data failure
+        return SqlOutcome(rule, [], 0, f"{type(exc).__name__}: {exc}")
+    return SqlOutcome(rule, failing, table.num_rows, None)

@@ -1,0 +1,141 @@
+"""validate_months as a whole: the catalogue, crashes reported as errors, one agency's error leaving the rest of
+the state intact, check_structure."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from jc_pipeline.lib import validation
+from jc_pipeline.lib.validation import expectations, sqlrules
+from jc_pipeline_tests.test_validation_support import REGISTRY, Warehouse, month
+
+MARCH = month(2025, 3)
+ARRESTS = "LAW_ENFORCEMENT_ARRESTS"
+CALLS = "LAW_ENFORCEMENT_CALLS_FOR_SERVICE"
+OFFENSE = "metric/offense/type"
+
+# The state roll-up's side of the exclusion contract, as the roll-up applies it.
+KEPT_SQL = """
+SELECT m.agency_id, m.metric_key, m.period_start, m.dimension, m.category, m.value FROM agency_metrics AS m
+WHERE NOT EXISTS (SELECT 1 FROM validation_results AS v WHERE v.severity = 'ERROR' AND NOT v.passed
+                  AND v.agency_id = m.agency_id AND v.metric_key = m.metric_key
+                  AND v.period_start = m.period_start)
+"""
+
+
+def _state(path: Path) -> Warehouse:
+    wh = Warehouse(path)
+    for agency in ("A", "B", "C"):
+        wh.agency(agency, ["LAW_ENFORCEMENT"])
+        wh.add(agency, ARRESTS, MARCH, 10)
+        wh.add_breakdown(agency, ARRESTS, MARCH, OFFENSE, {"PERSON": 4, "PROPERTY": 6})
+        wh.add(agency, CALLS, MARCH, 50)
+    # Agency A sends one bad arrests category: only A's March arrests must drop out.
+    wh.add("A", ARRESTS, MARCH, 1, dimension=OFFENSE, category="JAYWALKING")
+    return wh
+
+
+@pytest.fixture(scope="module")
+def state(tmp_path_factory):
+    wh = _state(tmp_path_factory.mktemp("state") / "w.duckdb")
+    wh.outcomes = wh.validate([MARCH])
+    return wh
+
+
+def test_catalogue_is_complete_and_consistent():
+    names = [rule.name for rule in validation.RULES]
+    assert len(names) == len(set(names))
+    assert {"category_is_member", "value_not_negative", "no_duplicate_datapoints", "period_aligned",
+            "period_not_in_future", "agency_in_roster", "breakdowns_sum_to_total", "counts_are_whole_numbers",
+            "required_breakdowns_present", "no_missing_months", "metric_enabled",
+            "jail_population_parts_match_total", "admissions_releases_match_population_change",
+            "staff_breakdown_matches_total", "no_implausible_jumps", "value_is_numeric"} == set(names)
+    for rule in validation.RULES:
+        assert rule.severity in ("ERROR", "WARNING") and rule.title and rule.description and rule.remedy
+        if rule.engine == "sql":
+            assert sqlrules.sql_text(rule.name)
+        else:
+            assert rule.name in expectations.BUILDERS
+
+
+def test_one_agencys_error_leaves_the_rest_of_the_state_intact(state):
+    errors = [r for r in state.results() if r["severity"] == "ERROR"]
+    assert {(r["agency_id"], r["metric_key"], r["period_start"]) for r in errors} == {("A", ARRESTS, MARCH)}
+    kept = state.con.sql(KEPT_SQL).fetchall()
+    everything = state.con.sql("SELECT agency_id, metric_key FROM agency_metrics").fetchall()
+    assert {(a, m) for a, m, *_ in kept} == {(a, m) for a, m in everything} - {("A", ARRESTS)}
+    assert sum(v for a, m, *_, v in kept if m == ARRESTS) == 2 * (10 + 4 + 6)
+    assert not state.outcomes["category_is_member"].passed
+    assert state.outcomes["value_not_negative"].passed
+
+
+def test_a_crashing_sql_rule_reports_an_error_and_keeps_its_previous_results(tmp_path, monkeypatch):
+    wh = _state(tmp_path / "w.duckdb")
+    wh.add("B", ARRESTS, MARCH, 30, dimension=OFFENSE, category="DRUG")  # B's offense sum is now off
+    wh.validate([MARCH])
+    assert wh.failing_agencies("breakdowns_sum_to_total") == {"B"}
+
+    real = sqlrules.sql_text
+    monkeypatch.setattr(sqlrules, "sql_text",
+                        lambda name: "SELECT * FROM no_such_table" if name == "breakdowns_sum_to_total" else real(name))
+    outcomes = wh.validate([MARCH])
+    crashed = outcomes["breakdowns_sum_to_total"]
+    assert crashed.error and "no_such_table" in crashed.error
+    assert (crashed.passed, crashed.failing_groups) == (False, 0)
+    assert wh.failing_agencies("breakdowns_sum_to_total") == {"B"}  # not wiped by the crash
+    assert outcomes["category_is_member"].error is None
+
+
+def test_a_crashing_expectation_reports_an_error_not_failing_rows(tmp_path, monkeypatch):
+    wh = _state(tmp_path / "w.duckdb")
+    monkeypatch.setitem(expectations.BUILDERS, "counts_are_whole_numbers",
+                        lambda gxe, rule, registry: (gxe.ExpectColumnValuesToBeBetween(column="no_such_column",
+                                                                                        max_value=0),))
+    monkeypatch.setattr(expectations, "_suites", {})  # rebuild the suite with the broken builder
+    outcomes = wh.validate([MARCH])
+    crashed = outcomes["counts_are_whole_numbers"]
+    assert crashed.error and "no_such_column" in crashed.error
+    assert (crashed.passed, crashed.failing_groups) == (False, 0)
+    assert outcomes["category_is_member"].failing_groups == 1 and outcomes["category_is_member"].error is None
+
+
+def test_stored_results_replace_atomically_and_ignore_other_months(tmp_path):
+    wh = _state(tmp_path / "w.duckdb")
+    wh.add("B", ARRESTS, month(2025, 4), -1)
+    wh.validate([MARCH, month(2025, 4)])
+    assert {(r["agency_id"], r["period_start"]) for r in wh.results() if r["severity"] == "ERROR"} == {
+        ("A", MARCH), ("B", month(2025, 4))}
+    wh.con.execute("DELETE FROM agency_metrics WHERE agency_id = 'A' AND category = 'JAYWALKING'")
+    wh.validate([MARCH])  # A fixed March; April is not re-validated and keeps its result
+    assert {(r["agency_id"], r["period_start"]) for r in wh.results() if r["severity"] == "ERROR"} == {
+        ("B", month(2025, 4))}
+
+
+def test_no_months_is_a_no_op(state):
+    outcomes = validation.validate_months(state.con, [], today=month(2025, 6), registry=REGISTRY)
+    assert all(o.passed and o.checked_rows == 0 for o in outcomes)
+
+
+def test_check_structure_ok_then_detects_breakage(tmp_path):
+    wh = _state(tmp_path / "w.duckdb")
+    assert validation.check_structure(wh.con, REGISTRY) == []
+
+    wh.con.execute("ALTER TABLE agency_metrics DROP COLUMN row_number")
+    wh.con.execute("INSERT INTO metric_definitions SELECT 'NOT_A_METRIC', sector, parent_sector, display_name, "
+                   "unit, reference_unit, measurement_type, default_frequency, category, sheet, NULL, NULL, NULL "
+                   "FROM metric_definitions LIMIT 1")
+    wh.con.execute("DELETE FROM metric_categories")
+    wh.con.execute("DROP TABLE rejected_rows")
+    problems = validation.check_structure(wh.con, REGISTRY)
+    text = "\n".join(problems)
+    assert "table 'agency_metrics' has no column 'row_number'" in text
+    assert "table 'rejected_rows' is missing" in text
+    assert "metric_definitions' is out of sync with the registry: 1 row(s) not in the registry" in text
+    assert "table 'metric_categories' is empty" in text
+
+
+def test_check_structure_detects_an_empty_roster(tmp_path):
+    wh = Warehouse(tmp_path / "w.duckdb")
+    assert any("'agencies' is empty" in p for p in validation.check_structure(wh.con, REGISTRY))

@@ -89,46 +89,52 @@ def floor_seconds(inbox: Path) -> dict[str, float]:
     }
 
 
+def measure(agencies: int, years: int, seed: int) -> dict[str, float]:
+    """Floor and pipeline timings (seconds), ratios, and peak resident memory (MiB) for one generated state."""
+    source = generated_state(agencies, years, seed)
+    results: dict[str, float] = floor_seconds(source / "inbox")
+    with tempfile.TemporaryDirectory(prefix="jc-bench-") as scratch:
+        root = Path(scratch) / "state"
+        shutil.copytree(source, root)
+        previous_home = os.environ.get("DAGSTER_HOME")
+        os.environ["DAGSTER_HOME"] = str(Path(scratch) / "dagster_home")
+        try:
+            layout = DataLayout.from_env(root)
+            began = time.perf_counter()
+            full = run_pipeline(layout, echo=lambda line: None)
+            results["pipeline whole run"] = time.perf_counter() - began
+            results.update({f"pipeline {job}": seconds for job, seconds in full.seconds.items()})
+            began = time.perf_counter()
+            run_pipeline(layout, echo=lambda line: None)
+            results["pipeline run with nothing new"] = time.perf_counter() - began
+        finally:
+            if previous_home is None:
+                os.environ.pop("DAGSTER_HOME", None)
+            else:
+                os.environ["DAGSTER_HOME"] = previous_home
+    results["ingest / floor"] = results.get("pipeline ingest_job", 0.0) / results["floor total"]
+    results["whole run / floor"] = results["pipeline whole run"] / results["floor total"]
+    results["nothing-new run seconds"] = results["pipeline run with nothing new"]
+    results["peak resident memory MiB"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return results
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--agencies", type=int, default=240)
     parser.add_argument("--years", type=int, default=6)
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args()
-
-    source = generated_state(args.agencies, args.years, args.seed)
-    floor = floor_seconds(source / "inbox")
-    with tempfile.TemporaryDirectory(prefix="jc-bench-") as scratch:
-        root = Path(scratch) / "state"
-        shutil.copytree(source, root)
-        os.environ["DAGSTER_HOME"] = str(Path(scratch) / "dagster_home")
-        layout = DataLayout.from_env(root)
-        began = time.perf_counter()
-        full = run_pipeline(layout, echo=lambda line: None)
-        full_seconds = time.perf_counter() - began
-        began = time.perf_counter()
-        run_pipeline(layout, echo=lambda line: None)
-        nothing_new = time.perf_counter() - began
-    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
+    results = measure(args.agencies, args.years, args.seed)
     print(f"state: {args.agencies} agencies, {args.years} years, seed {args.seed} "
-          f"({floor['csv files']} CSV files, {floor['workbooks']} workbooks)")
-    for name, value in floor.items():
-        if isinstance(value, float):
-            print(f"  {name:38s} {value:8.2f} s")
-    for job, seconds in full.seconds.items():
-        print(f"  pipeline {job:29s} {seconds:8.2f} s")
-    print(f"  pipeline whole run                     {full_seconds:8.2f} s")
-    print(f"  pipeline run with nothing new          {nothing_new:8.2f} s")
-    print(f"  peak resident memory                   {peak_mib:8.0f} MiB")
-    measured = {
-        "ingest / floor": full.seconds.get("ingest_job", 0.0) / floor["floor total"],
-        "whole run / floor": full_seconds / floor["floor total"],
-        "nothing-new run seconds": nothing_new,
-    }
-    for name, value in measured.items():
-        verdict = "pass" if value <= TARGETS[name] else "FAIL"
-        print(f"  {name:38s} {value:8.2f}   target <= {TARGETS[name]:<5} {verdict}")
+          f"({results['csv files']:.0f} CSV files, {results['workbooks']:.0f} workbooks)")
+    for name, value in results.items():
+        if name in TARGETS or name in ("csv files", "workbooks"):
+            continue
+        print(f"  {name:38s} {value:10.2f}")
+    for name, target in TARGETS.items():
+        verdict = "pass" if results[name] <= target else "FAIL"
+        print(f"  {name:38s} {results[name]:10.2f}   target <= {target:<5} {verdict}")
 
 
 if __name__ == "__main__":

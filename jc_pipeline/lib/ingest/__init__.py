@@ -1,0 +1,30 @@
+"""Ingest stage: inbox files -> staged datapoints, rejected rows and the file registry; then agency_metrics.
+
+Public API (called by the Dagster layer)::
+
+    ingest.ensure_schema(con)
+    known = ingest.known_files(con)
+    batch = ingest.parse_inbox(data_dir, known, roster, registry, now=..., progress=None)   # pure, no DB
+    report = ingest.write_batch(con, batch)                                                # one transaction
+    ingest.resolve_agency_metrics(con, months, roster, registry)
+
+Pure logic only (no Dagster import). The rule catalogue is :data:`RULES` (documented in docs/rules.md).
+"""
+
+from jc_pipeline.lib.ingest.batch import IngestBatch, parse_inbox
+from jc_pipeline.lib.ingest.resolve import resolve_agency_metrics
+from jc_pipeline.lib.ingest.rules import RULES, Rule
+from jc_pipeline.lib.ingest.store import STAGED_TABLE, IngestReport, ensure_schema, known_files, write_batch
+
+__all__ = [
+    "RULES",
+    "STAGED_TABLE",
+    "IngestBatch",
+    "IngestReport",
+    "Rule",
+    "ensure_schema",
+    "known_files",
+    "parse_inbox",
+    "resolve_agency_metrics",
+    "write_batch",
+]

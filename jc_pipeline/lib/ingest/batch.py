@@ -1,0 +1,286 @@
+"""parse_inbox: every new or changed inbox file -> one :class:`IngestBatch` (pure: reads files, writes nothing).
+
+Per file the work is small and in Python (hash, read, plan the sheets; plain CSVs are even parsed in groups, see
+:mod:`csv_groups`); the rows of all files are then checked and converted in one vectorized pass
+(:func:`normalize.normalize`), because a state sends thousands of small files and per-file overhead dominates.
+
+File status: UNREADABLE when nothing could be read (rows 0/0/0; one F0/F1/F8 finding without a row number),
+ERRORED when any ERROR finding exists, else INGESTED. ``reason`` says why a file is ERRORED or UNREADABLE (and
+"no data rows" for a readable file without any).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from jc_pipeline.lib.ingest.context import UploadContext, upload_context
+from jc_pipeline.lib.ingest.csv_groups import PlainCsv, parse_group, plain_csv
+from jc_pipeline.lib.ingest.inbox import InboxFile, fingerprint, scan_inbox
+from jc_pipeline.lib.ingest.layout import CATEGORY, ROLES, SheetFinding, SheetPlan, column_profile, plan_sheet
+from jc_pipeline.lib.ingest.normalize import FINDING_SCHEMA, fmt, normalize
+from jc_pipeline.lib.ingest.readers import EXTENSIONS, Unreadable, read_file
+from jc_pipeline.lib.ingest.rows import RowCollector
+from jc_pipeline.lib.registry import Registry
+from jc_pipeline.lib.roster import Roster
+
+INGESTED, ERRORED, UNREADABLE = "INGESTED", "ERRORED", "UNREADABLE"
+#: Plain CSVs are parsed in groups once this many bytes wait (bounds memory on huge deliveries).
+PENDING_CSV_BYTES = 64 * 1024 * 1024
+FILE_SCHEMA = {
+    "file_idx": pl.Int64, "path": pl.String, "sha256": pl.String, "agency_id": pl.String,
+    "sector": pl.String, "received_at": pl.Datetime("us"), "ingested_at": pl.Datetime("us"), "change": pl.String,
+}
+_SHEET_SCHEMA = {
+    "sheet_idx": pl.Int64, "file_idx": pl.Int64, "sheet": pl.String, "header_row": pl.Int64, "layout": pl.String,
+    "sheet_metric": pl.String, "sheet_dimension": pl.String, "use_month": pl.Boolean, "uploader": pl.String,
+    "sector": pl.String, "agency_mode": pl.Boolean, "system_mode": pl.Boolean, "has_errors": pl.Boolean,
+    "valid_metrics": pl.String, **{f"col_{role}": pl.String for role in ROLES},
+}
+_SHEET_FINDING_SCHEMA = {"sheet_idx": pl.Int64, "rule": pl.String, "column_name": pl.String,
+                         "raw_value": pl.String, "message": pl.String}
+
+
+@dataclass(frozen=True)
+class IngestBatch:
+    """What :func:`parse_inbox` found; :func:`store.write_batch` records it.
+
+    ``files``: one row per new or changed file, in upload order (``received_at``, then path), with its
+    ``status, reason, rows_total, rows_loaded, rows_rejected`` and ``change`` (``new``/``changed``).
+    ``findings``: rejected_rows rows and ``datapoints``: staged datapoints, both keyed by the file's ``path``
+    (``file_id`` and ``upload_seq`` are assigned when the batch is written).
+    """
+
+    files: pl.DataFrame
+    findings: pl.DataFrame
+    datapoints: pl.DataFrame
+    files_unchanged: int
+
+
+def parse_inbox(data_dir: Path, known: Mapping[str, str], roster: Roster, registry: Registry, *, now: datetime,
+                progress: Callable[[int, int], None] | None = None) -> IngestBatch:
+    """Read every inbox file whose sha256 differs from ``known[path]`` (see the module docstring)."""
+    now = now.astimezone(UTC).replace(tzinfo=None) if now.tzinfo else now
+    inbox = scan_inbox(Path(data_dir))
+    parser = _Parser(roster, registry, now)
+    unchanged = 0
+    for done, file in enumerate(inbox, start=1):
+        try:
+            sha, data = fingerprint(file)
+            problem = None
+        except OSError as exc:  # e.g. permissions: recorded once per distinct error, like any content
+            sha, data = f"unopenable:{exc.errno}", None
+            problem = f"the file cannot be opened ({exc.strerror}); check its permissions"
+        change = "changed" if file.path in known else "new"
+        if known.get(file.path) == sha:
+            unchanged += 1
+        elif problem is not None:
+            parser.unopenable(file, sha, change, problem)
+        else:
+            parser.parse(file, sha, data, change)
+        if progress is not None:
+            progress(done, len(inbox))
+    return parser.finish(unchanged)
+
+
+class _Parser:
+    """Accumulates files, sheets and rows; :meth:`finish` normalizes them all at once."""
+
+    def __init__(self, roster: Roster, registry: Registry, now: datetime) -> None:
+        self.roster, self.registry, self.now = roster, registry, now
+        self.contexts: dict[tuple[str | None, str | None], UploadContext] = {}
+        # Plans depend on (what the folder's settings say about the sheet, its name, header and which columns
+        # hold data) only, so thousands of files share a few of them.
+        self.plans: dict[tuple, SheetPlan] = {}
+        self.files: list[tuple] = []
+        self.file_findings: list[tuple] = []  # file-level findings of unreadable files
+        self.sheets: list[tuple] = []
+        self.sheet_findings: list[tuple] = []
+        self.rows = RowCollector()
+        self.pending: list[_PendingCsv] = []
+        self.pending_bytes = 0
+
+    def unopenable(self, file: InboxFile, sha: str, change: str, reason: str) -> None:
+        index = self._add_file(file, sha, change)
+        self.file_findings.append((index, None, None, None, file.absolute.name, "F0", "ERROR", reason))
+
+    def parse(self, file: InboxFile, sha: str, data: bytes | None, change: str) -> None:
+        index = self._add_file(file, sha, change)
+        if file.is_symlink:
+            self.file_findings.append((index, None, None, None, file.absolute.name, "F8", "ERROR",
+                                       "the file is a symbolic link, which is never followed; copy the file "
+                                       "itself into the inbox"))
+            return
+        if file.absolute.suffix.lower() not in EXTENSIONS:
+            self.file_findings.append((index, None, None, None, file.absolute.name, "F1", "ERROR",
+                                       f"'{file.absolute.suffix or file.absolute.name}' files are not read; "
+                                       f"deliver .xlsx, .xls or .csv files"))
+            return
+        plain = plain_csv(data) if data is not None and file.absolute.suffix.lower() == ".csv" else None
+        if plain is not None:
+            self.pending.append(_PendingCsv(index, file, data, plain))
+            self.pending_bytes += len(data)
+            if self.pending_bytes > PENDING_CSV_BYTES:
+                self._flush_csvs()
+            return
+        self._read_alone(index, file, data)
+
+    def _read_alone(self, index: int, file: InboxFile, data: bytes | None) -> None:
+        try:
+            sheets = read_file(file.absolute, data, file.absolute.name)
+        except Unreadable as exc:
+            self.file_findings.append((index, None, None, None, file.absolute.name, "F0", "ERROR", str(exc)))
+            return
+        context = self._context(file)
+        is_csv = file.absolute.suffix.lower() == ".csv"
+        # Sheets are processed in alphabetical order, as the reference does (spec §5.1).
+        for sheet in sorted(sheets, key=lambda s: s.name):
+            if sheet.height == 0:
+                continue
+            plan = self._plan(sheet.name, sheet.header, column_profile(sheet), context, is_csv)
+            sheet_idx = self._add_sheet(index, sheet.header_row, plan, context)
+            self.rows.add(sheet_idx, sheet, plan.roles, plan.extra_columns)
+
+    def _flush_csvs(self) -> None:
+        """Parse the pending plain CSVs, one Polars call per distinct header line (see :mod:`csv_groups`)."""
+        groups: dict[bytes, list[_PendingCsv]] = defaultdict(list)
+        for pending in self.pending:
+            groups[pending.plain.header].append(pending)
+        self.pending, self.pending_bytes = [], 0
+        for members in groups.values():
+            parsed = parse_group([m.plain for m in members])
+            if parsed is None:
+                for m in members:
+                    self._read_alone(m.index, m.file, m.data)
+            else:
+                self._add_csv_group(members, *parsed)
+
+    def _add_csv_group(self, members: list[_PendingCsv], frame: pl.DataFrame, counts: list[int]) -> None:
+        header = members[0].plain.header_cells
+        columns = frame.columns
+        frame = frame.with_columns(f=pl.Series(np.repeat(np.arange(len(members)), counts)))
+        filled = frame.group_by("f").agg(
+            (pl.col(c).str.strip_chars().str.len_bytes() > 0).any().fill_null(False) for c in columns)
+        has_data = {row[0]: tuple(bool(v) for v in row[1:]) for row in filled.iter_rows()}
+        # Files whose plans give the same roles become one chunk of the row frame.
+        chunks: dict[tuple, dict[int, int]] = defaultdict(dict)
+        for number, member in enumerate(members):
+            if counts[number] == 0:
+                continue
+            context = self._context(member.file)
+            plan = self._plan(member.file.absolute.name, header, has_data[number], context, True)
+            sheet_idx = self._add_sheet(member.index, 1, plan, context)
+            chunks[(tuple(plan.roles.items()), tuple(plan.extra_columns))][number] = sheet_idx
+        for (roles, extras), sheet_of in chunks.items():
+            part = frame.filter(pl.col("f").is_in(list(sheet_of)))
+            self.rows.add_frame(part.select(
+                sheet_idx=pl.col("f").replace_strict(sheet_of, return_dtype=pl.Int64),
+                row_number=pl.int_range(pl.len()).over("f") + 2,
+                **{role: pl.col(columns[index]) for role, index in roles},
+                extra=pl.any_horizontal(pl.col(columns[i]).str.strip_chars().str.len_bytes() > 0 for i in extras
+                                        ).fill_null(False) if extras else pl.lit(False),
+            ))
+
+    def _add_sheet(self, file_idx: int, header_row: int, plan: SheetPlan, context: UploadContext) -> int:
+        sheet_idx = len(self.sheets)
+        self.sheets.append(self._sheet_row(sheet_idx, file_idx, header_row, plan, context))
+        self.sheet_findings.extend(_sheet_finding_row(sheet_idx, f) for f in [*plan.errors, *plan.warnings])
+        return sheet_idx
+
+    def _plan(self, name: str, header: tuple[str | None, ...], has_data: tuple[bool, ...], context: UploadContext,
+              is_csv: bool) -> SheetPlan:
+        key = (context.plan_key(name, is_csv), name, is_csv, header, has_data)
+        plan = self.plans.get(key)
+        if plan is None:
+            plan = self.plans[key] = plan_sheet(name, header, has_data, context, is_csv=is_csv)
+        return plan
+
+    def _add_file(self, file: InboxFile, sha: str, change: str) -> int:
+        sector = file.sector.upper() if file.sector else None
+        self.files.append((len(self.files), file.path, sha, file.agency_id, sector,
+                           file.received_at, self.now, change))
+        return len(self.files) - 1
+
+    def _context(self, file: InboxFile) -> UploadContext:
+        key = (file.agency_id, file.sector)
+        if key not in self.contexts:
+            self.contexts[key] = upload_context(self.roster, self.registry, file.agency_id, file.sector)
+        return self.contexts[key]
+
+    def _sheet_row(self, sheet_idx: int, file_idx: int, header_row: int, plan: SheetPlan,
+                   context: UploadContext) -> tuple:
+        target = plan.target
+        written = {role: plan.written.get(role) for role in ROLES}
+        written[CATEGORY] = written[CATEGORY] or (target.breakdown.column if target and target.breakdown else None)
+        valid_metrics = ", ".join(sorted(t.metric.sheet for t in context.targets.values() if t.breakdown is None)
+                                  ) if plan.layout == "single" else None
+        return (
+            sheet_idx, file_idx, plan.name, header_row, plan.layout,
+            target.metric.key if target else None,
+            target.breakdown.dimension.identifier if target and target.breakdown else None,
+            plan.use_month, context.agency_id, context.sector,
+            "agency" in plan.roles and context.agency_expected,
+            "system" in plan.roles and context.system_expected(target.metric if target else None),
+            bool(plan.errors), valid_metrics, *written.values(),
+        )
+
+    def finish(self, unchanged: int) -> IngestBatch:
+        self._flush_csvs()
+        files = pl.DataFrame(self.files, schema=FILE_SCHEMA, orient="row")
+        sheets = pl.DataFrame(self.sheets, schema=_SHEET_SCHEMA, orient="row")
+        sheet_findings = pl.DataFrame(self.sheet_findings, schema=_SHEET_FINDING_SCHEMA, orient="row")
+        result = normalize(self.rows.build(), sheets, sheet_findings, self.roster, self.registry, self.now)
+        findings = pl.concat([pl.DataFrame(self.file_findings, schema=FINDING_SCHEMA, orient="row"),
+                              result.findings])
+        ids = files.select("file_idx", "path")
+        files = _with_status(files, result.row_counts, findings)
+        return IngestBatch(
+            files=files.sort("received_at", "path").drop("file_idx"),
+            findings=findings.join(ids, on="file_idx").sort("file_idx", "sheet", "row_number", "rule",
+                                                            nulls_last=False).drop("file_idx"),
+            datapoints=result.datapoints.join(ids, on="file_idx").drop("file_idx"),
+            files_unchanged=unchanged,
+        )
+
+
+@dataclass(frozen=True)
+class _PendingCsv:
+    index: int
+    file: InboxFile
+    data: bytes
+    plain: PlainCsv
+
+
+def _sheet_finding_row(sheet_idx: int, finding: SheetFinding) -> tuple:
+    return sheet_idx, finding.rule, finding.column, finding.raw_value, finding.message
+
+
+def _with_status(files: pl.DataFrame, counts: pl.DataFrame, findings: pl.DataFrame) -> pl.DataFrame:
+    errors = findings.filter(pl.col("severity") == "ERROR")
+    unreadable = errors.filter(pl.col("row_number").is_null()).group_by("file_idx").agg(
+        unreadable_reason=pl.col("message").first())
+    by_rule = errors.filter(pl.col("row_number").is_not_null()).group_by("file_idx", "rule").agg(n=pl.len()).sort(
+        "file_idx", "n", "rule", descending=[False, True, False]).group_by("file_idx", maintain_order=True).agg(
+        rules=fmt("{} x{}", pl.col("rule"), pl.col("n")).str.join(", "))
+    files = files.join(counts, on="file_idx", how="left").join(unreadable, on="file_idx", how="left").join(
+        by_rule, on="file_idx", how="left").with_columns(
+        rows_total=pl.col("rows_total").fill_null(0), rows_rejected=pl.col("rows_rejected").fill_null(0))
+    status = (pl.when(pl.col("unreadable_reason").is_not_null()).then(pl.lit(UNREADABLE))
+              .when(pl.col("rules").is_not_null()).then(pl.lit(ERRORED)).otherwise(pl.lit(INGESTED)))
+    reason = (
+        pl.when(pl.col("unreadable_reason").is_not_null())
+        .then(fmt("{}: {}", pl.col("path"), pl.col("unreadable_reason")))
+        .when(pl.col("rules").is_not_null())
+        .then(fmt("{} of {} rows rejected ({}); see rejected_rows", pl.col("rows_rejected"),
+                        pl.col("rows_total"), pl.col("rules")))
+        .when(pl.col("rows_total") == 0).then(pl.lit("no data rows"))
+    )
+    return files.with_columns(
+        status=status, reason=reason, rows_loaded=pl.col("rows_total") - pl.col("rows_rejected"),
+    ).drop("unreadable_reason", "rules")

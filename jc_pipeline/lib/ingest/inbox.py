@@ -1,0 +1,82 @@
+"""Finding delivered files in ``<data_dir>/inbox/<agency_id>/<SECTOR>/`` and fingerprinting them.
+
+Decisions:
+
+* Everything below a sector folder belongs to that agency and sector, sub-folders included (agencies sort their
+  deliveries by year).
+* Names starting with ``.`` (hidden files, partial uploads of rsync/sftp) or ``~$`` (Office lock files) are not
+  deliveries and are skipped, as are hidden folders.
+* Symbolic links are never followed, file or folder: they are reported (as unreadable) so nobody wonders why
+  the data did not arrive, but the bytes behind them are never read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+INBOX = "inbox"
+#: Files up to this size are read into memory once (hash + parse); bigger ones are hashed and parsed streaming.
+IN_MEMORY_LIMIT = 16 * 1024 * 1024
+_SKIPPED_PREFIXES = (".", "~$")
+
+
+@dataclass(frozen=True)
+class InboxFile:
+    """One delivered file. ``agency_id``/``sector`` are the folder names (None when the file is not deep enough)."""
+
+    path: str
+    absolute: Path
+    agency_id: str | None
+    sector: str | None
+    size: int
+    received_at: datetime
+    is_symlink: bool
+
+
+def scan_inbox(data_dir: Path) -> list[InboxFile]:
+    """Every delivered file under ``data_dir/inbox``, sorted by relative path; symlinks listed, never followed."""
+    root = Path(data_dir)
+    found: list[InboxFile] = []
+    if (root / INBOX).is_dir():
+        _scan(root / INBOX, (INBOX,), found)
+    found.sort(key=lambda f: f.path)
+    return found
+
+
+def _scan(folder: Path, parts: tuple[str, ...], found: list[InboxFile]) -> None:
+    # os.scandir entries carry their type and lstat, so a state's thousands of files cost no extra syscalls.
+    with os.scandir(folder) as entries:
+        for entry in entries:
+            if entry.name.startswith(_SKIPPED_PREFIXES):
+                continue
+            here = (*parts, entry.name)
+            if entry.is_dir(follow_symlinks=False):
+                _scan(Path(entry.path), here, found)
+                continue
+            stat = entry.stat(follow_symlinks=False)
+            is_symlink = entry.is_symlink()
+            deep_enough = len(here) > 3  # ("inbox", agency, sector, ..., name)
+            found.append(InboxFile(
+                path="/".join(here),
+                absolute=Path(entry.path),
+                agency_id=here[1] if deep_enough else None,
+                sector=here[2] if deep_enough else None,
+                size=0 if is_symlink else stat.st_size,
+                received_at=datetime.fromtimestamp(stat.st_mtime, UTC).replace(tzinfo=None),
+                is_symlink=is_symlink,
+            ))
+
+
+def fingerprint(file: InboxFile) -> tuple[str, bytes | None]:
+    """(sha256 hex, the bytes when small enough to keep in memory). A symlink hashes its target *name* only."""
+    if file.is_symlink:
+        return hashlib.sha256(b"symlink\0" + os.fsencode(os.readlink(file.absolute))).hexdigest(), None
+    if file.size <= IN_MEMORY_LIMIT:
+        data = file.absolute.read_bytes()
+        return hashlib.sha256(data).hexdigest(), data
+    with file.absolute.open("rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest(), None

@@ -1,0 +1,545 @@
+"""Rows -> datapoints and findings, vectorized over every sheet of every file of a batch at once.
+
+Input is one frame of text cells (one column per role of :data:`layout.ROLES`, plus ``sheet_idx``,
+``row_number`` and ``extra`` = "a column without a role has data on this row") and one frame describing the
+sheets. Every check is a Polars expression or a join against a small lookup frame; Python only touches the
+distinct (agency, metric) and (superagency, agency label) pairs, never individual rows.
+
+Row accounting: a *data row* is a row with any non-blank cell under a non-blank header. Blank rows are skipped
+and not counted. Every data row is either loaded (a datapoint) or rejected (at least one ERROR finding);
+warnings (severity WARNING) are findings on loaded rows or, for sheet-level warnings, on the header row.
+
+Rows of a sheet with a sheet-level error (F2-F8) get that error and nothing else. Otherwise every cell is
+checked and every problem reported (the agency fixes all of them at once), except where one problem makes the
+next check meaningless (an unknown metric has no breakdowns to check, a template hint row has nothing else).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import polars as pl
+
+from jc_pipeline.lib.ingest import lookups
+from jc_pipeline.lib.ingest.categories import AMBIGUOUS, LEGACY, TOTAL, category_lookup, label_key, load_tables, \
+    valid_labels
+from jc_pipeline.lib.ingest.layout import ROLES
+from jc_pipeline.lib.ingest.rules import RULES
+from jc_pipeline.lib.ingest.values import parse_month, parse_value, parse_year, plain_value
+from jc_pipeline.lib.periods import FIRST_PERIOD
+from jc_pipeline.lib.registry import Registry
+from jc_pipeline.lib.roster import Roster
+
+FINDING_SCHEMA = {
+    "file_idx": pl.Int64, "sheet": pl.String, "row_number": pl.Int64, "column_name": pl.String,
+    "raw_value": pl.String, "rule": pl.String, "severity": pl.String, "message": pl.String,
+}
+DATAPOINT_SCHEMA = {
+    "file_idx": pl.Int64, "sheet": pl.String, "sheet_idx": pl.Int64, "row_number": pl.Int64,
+    "agency_id": pl.String, "state_code": pl.String, "sector": pl.String, "metric_key": pl.String,
+    "frequency": pl.String, "period_start": pl.Date, "period_end": pl.Date, "dimension": pl.String,
+    "category": pl.String, "value": pl.Float64,
+}
+#: Datapoints that compete for the same slot of agency_metrics share these (plus the category).
+PERIOD_GROUP = ["file_idx", "agency_id", "metric_key", "period_start", "period_end"]
+#: Relative tolerance of the breakdown-sum check for dollars (counts and FTE use 1 absolute, spec §6.3 P2).
+MONEY_TOLERANCE = 0.005
+
+# Problem columns produced by _resolve, each null when fine; every one rejects its row.
+_PROBLEMS = ("year_problem", "month_problem", "value_problem", "metric_problem", "bcat_problem",
+             "agency_problem", "system_problem", "period_problem", "category_problem")
+
+
+@dataclass(frozen=True)
+class Normalized:
+    """Result of :func:`normalize`: datapoints, findings and per-file row counts."""
+
+    datapoints: pl.DataFrame
+    findings: pl.DataFrame
+    row_counts: pl.DataFrame  # file_idx, rows_total, rows_rejected
+
+
+def normalize(rows: pl.DataFrame, sheets: pl.DataFrame, sheet_findings: pl.DataFrame, roster: Roster,
+              registry: Registry, now: datetime) -> Normalized:
+    """Check and convert every row (see the module docstring).
+
+    ``sheets``: one row per sheet with ``sheet_idx, file_idx, sheet, header_row, layout, sheet_metric,
+    sheet_dimension, use_month, uploader, sector, agency_mode, system_mode, has_errors, valid_metrics`` and the
+    written header of each role (``col_<role>``). ``sheet_findings``: ``sheet_idx, rule, column_name,
+    raw_value, message`` for the sheet-level errors (repeated on every data row) and warnings (once, on the
+    header row).
+    """
+    # The row frame stays narrow (joins copy every column); names and message texts are joined onto findings.
+    rows = _drop_blank_rows(rows.lazy()).join(sheets.lazy().select(_ROW_SHEET_COLUMNS), on="sheet_idx",
+                                              how="left").collect(engine=_ENGINE)
+    labels = sheets.lazy().select(_LABEL_COLUMNS)
+    findings = _sheet_level_findings(rows.lazy().join(labels, on="sheet_idx"), sheets.lazy(), sheet_findings.lazy())
+    live = _resolve(rows.filter(~pl.col("has_errors")), roster, registry, now)
+    findings += _row_findings(_describe(live.lazy(), labels, roster, registry), now)
+    live = _duplicates(live.lazy(), labels).collect(engine=_ENGINE)
+    described = _describe(live.lazy(), labels, roster, registry)
+    findings.append(_finding(described.filter(pl.col("dups").is_not_null()), "P1", pl.col("col_value"),
+                             pl.col("value"), _p1_message()))
+    is_loaded = ~pl.col("rejected") & pl.col("dups").is_null()
+    findings += _warnings(described.filter(is_loaded))
+    findings.append(_breakdown_totals(live.lazy().filter(is_loaded), labels))
+    rejected = pl.concat([
+        rows.lazy().filter(pl.col("has_errors")).select("file_idx", rejected=pl.lit(True)),
+        live.lazy().select("file_idx", rejected=~is_loaded),
+    ])
+    counts = rejected.group_by("file_idx").agg(rows_total=pl.len(), rows_rejected=pl.col("rejected").sum())
+    datapoints = _datapoints(live.lazy().filter(is_loaded), labels, roster)
+    findings_frame, counts_frame, datapoints_frame = pl.collect_all([pl.concat(findings), counts, datapoints],
+                                                                      engine=_ENGINE)
+    return Normalized(datapoints_frame, findings_frame, counts_frame)
+
+
+#: Measured faster than the streaming default for these many small plans over one in-memory frame.
+_ENGINE = "in-memory"
+_ROW_SHEET_COLUMNS = ("sheet_idx", "file_idx", "layout", "sheet_metric", "sheet_dimension", "use_month", "uploader",
+                      "sector", "agency_mode", "system_mode", "has_errors")
+_LABEL_COLUMNS = ("sheet_idx", "sheet", "header_row", "valid_metrics", *(f"col_{role}" for role in ROLES))
+
+
+def fmt(template: str, *values: pl.Expr) -> pl.Expr:
+    """``template`` with each ``{}`` replaced by a value (null if any value is null).
+
+    Built from ``concat_str`` because ``pl.format`` inside when/then branches panics in Polars 2.1's
+    streaming engine (binview index assertion).
+    """
+    pieces = template.split("{}")
+    if len(pieces) != len(values) + 1:
+        raise ValueError(f"template {template!r} needs {len(pieces) - 1} values, got {len(values)}")
+    parts: list[pl.Expr] = [pl.lit(pieces[0])]
+    for value, piece in zip(values, pieces[1:], strict=True):
+        parts += [value.cast(pl.String), pl.lit(piece)]
+    return pl.concat_str(parts)
+
+
+# --- cleaning and sheet-level findings --------------------------------------------------------------------------
+
+
+def _drop_blank_rows(rows: pl.LazyFrame) -> pl.LazyFrame:
+    stripped = [pl.col(role).str.strip_chars() for role in ROLES]
+    rows = rows.with_columns(pl.when(cell.str.len_bytes() > 0).then(cell).alias(role)
+                             for role, cell in zip(ROLES, stripped, strict=True))
+    return rows.filter(pl.any_horizontal(*(pl.col(role).is_not_null() for role in ROLES), pl.col("extra")))
+
+
+def _sheet_level_findings(rows: pl.LazyFrame, sheets: pl.LazyFrame, sheet_findings: pl.LazyFrame) -> list[pl.LazyFrame]:
+    with_severity = sheet_findings.with_columns(
+        severity=pl.col("rule").replace_strict({code: rule.severity for code, rule in RULES.items()}))
+    errors = rows.filter(pl.col("has_errors")).select("sheet_idx", "file_idx", "sheet", "row_number").join(
+        with_severity.filter(pl.col("severity") == "ERROR"), on="sheet_idx")
+    # Warnings are written once, on the header row, for sheets with data rows and no sheet-level error.
+    with_data = rows.select("sheet_idx").unique()
+    warnings = sheets.filter(~pl.col("has_errors")).join(with_data, on="sheet_idx").select(
+        "sheet_idx", "file_idx", "sheet", row_number=pl.col("header_row")).join(
+        with_severity.filter(pl.col("severity") == "WARNING"), on="sheet_idx")
+    return [frame.select(FINDING_SCHEMA.keys()).cast(FINDING_SCHEMA) for frame in (errors, warnings)]
+
+
+def _describe(live: pl.LazyFrame, labels: pl.LazyFrame, roster: Roster, registry: Registry) -> pl.LazyFrame:
+    """The rows plus what messages quote: sheet and column names, metric sheet, valid labels, agency sectors.
+
+    Lazy, and only ever filtered before it is collected, so these joins run on the few rows that need them.
+    """
+    return (
+        live.join(labels, on="sheet_idx", how="left")
+        .join(lookups.metric_labels(registry).lazy(), on="metric_key", how="left")
+        .join(valid_labels(registry).lazy(), on="dimension", how="left")
+        .join(lookups.agency_sectors(roster).lazy(), on="agency_id", how="left")
+        .with_columns(hint_col=pl.coalesce(pl.when(pl.col("hint_role") == role).then(pl.col(f"col_{role}"))
+                                           for role in ROLES))
+    )
+
+
+# --- resolving every cell ------------------------------------------------------------------------------------
+#
+# Lookups are done with `_lookup` (a hash map over one key column) rather than joins: a join gathers every
+# column of the wide row frame, a lookup only produces the new column. Cells that repeat (years, months, labels,
+# names) are parsed once per distinct value (`_per_distinct`).
+
+_NULL_KEY = "\x00"
+
+
+def _key(columns: list[str]) -> pl.Expr:
+    """One text key over ``columns``; nulls get a sentinel so that they match like a value."""
+    return pl.concat_str([pl.col(c).cast(pl.String).fill_null(_NULL_KEY) for c in columns], separator="\x1f")
+
+
+def _lookup(on: list[str], table: pl.DataFrame, **outputs: str) -> dict[str, pl.Expr]:
+    """``{name: column of table}`` for each row, matched on ``on`` (which ``table`` must hold uniquely);
+    null where the row has no match, like a left join. One hash lookup however many outputs."""
+    keys = table.select(_key(on)).to_series()
+    found = table.select(pl.struct(*outputs.values()).alias("found")).to_series()
+    matched = _key(on).replace_strict(keys, found, default=None, return_dtype=found.dtype)
+    return {name: matched.struct.field(column) for name, column in outputs.items()}
+
+
+def _per_distinct(live: pl.DataFrame, on: list[str], **columns: pl.Expr) -> pl.DataFrame:
+    """Add ``columns``, computed once per distinct value of ``on``."""
+    distinct = live.select(on).unique().with_columns(**columns)
+    return live.with_columns(**_lookup(on, distinct, **{name: name for name in columns}))
+
+
+def _resolve(live: pl.DataFrame, roster: Roster, registry: Registry, now: datetime) -> pl.DataFrame:
+    """Parse cells, resolve metric, breakdown, agency, system, settings, period and category; add problems."""
+    hint_cells = [pl.col(role).str.starts_with("[") & pl.col(role).str.ends_with("]") for role in ROLES]
+    label, is_range, year_problem = parse_year(pl.col("year"), now.year)
+    month, month_problem = parse_month(pl.col("month"), load_tables().months)
+    live = live.with_columns(
+        hint=pl.any_horizontal(hint_cells).fill_null(False) & pl.col("value").is_null(),
+        hint_raw=pl.coalesce(pl.when(h).then(pl.col(r)) for h, r in zip(hint_cells, ROLES, strict=True)),
+        hint_role=pl.coalesce(pl.when(h).then(pl.lit(r)) for h, r in zip(hint_cells, ROLES, strict=True)),
+    )
+    live = _per_distinct(live, ["year"], year_label=label, year_is_range=is_range, year_problem=year_problem)
+    live = _per_distinct(live, ["month"], month_num=month, month_problem=month_problem)
+    live = _resolve_metric(live, registry)
+    live = _resolve_agency(live, roster)
+    live = _resolve_system(live, roster, registry)
+    live = _resolve_period(live, roster, registry, now)
+    live = _resolve_category(live, registry)
+    live = _resolve_value(live)
+    # A hint row is reported as such and nothing else; every other problem rejects the row.
+    live = live.with_columns([pl.when(~pl.col("hint")).then(pl.col(p)).alias(p) for p in _PROBLEMS])
+    return live.with_columns(rejected=pl.col("hint") | pl.any_horizontal(pl.col(p).is_not_null() for p in _PROBLEMS))
+
+
+def _resolve_metric(live: pl.DataFrame, registry: Registry) -> pl.DataFrame:
+    """Metric and breakdown: fixed by the sheet name, or named on each row of a single-page sheet."""
+    single = pl.col("layout") == "single"
+    if not live.select(single.any()).item():  # every step below is about single-page sheets
+        return live.with_columns(base_metric=pl.col("sheet_metric"), dimension=pl.col("sheet_dimension"),
+                                 metric_problem=pl.lit(None, pl.String), bcat_problem=pl.lit(None, pl.String))
+    names = live.select("sector", "metric", "breakdown_category").unique().with_columns(
+        metric_name=lookups.metric_name_key(pl.col("metric")),
+        bcat_key=lookups.header_key(pl.col("breakdown_category")),
+    )
+    names = names.with_columns(**_lookup(["sector", "metric_name"], lookups.metric_names(registry),
+                                         named_metric="base_metric"))
+    live = live.with_columns(**_lookup(["sector", "metric", "breakdown_category"], names,
+                                       named_metric="named_metric", bcat_key="bcat_key"))
+    live = live.with_columns(base_metric=pl.coalesce("sheet_metric", "named_metric"))
+    live = live.with_columns(
+        named_dimension=_lookup(["base_metric", "bcat_key"], lookups.breakdown_columns(registry),
+                                d="dimension")["d"],
+    ).with_columns(
+        dimension=pl.coalesce("sheet_dimension", "named_dimension"),
+        metric_problem=pl.when(single & pl.col("metric").is_null()).then(pl.lit("empty"))
+        .when(pl.col("base_metric").is_null()).then(pl.lit("unknown")),
+    )
+    return live.with_columns(
+        bcat_problem=pl.when(~single | pl.col("base_metric").is_null()).then(None)
+        .when(pl.col("breakdown_category").is_not_null() & pl.col("dimension").is_null()).then(pl.lit("unknown"))
+        .when(pl.col("breakdown_category").is_null() & pl.col("category").is_not_null()).then(pl.lit("missing")),
+    )
+
+
+def _resolve_agency(live: pl.DataFrame, roster: Roster) -> pl.DataFrame:
+    """Superagency rows belong to the child named in the agency column (spec §5.2); others to the uploader."""
+    mode = pl.col("agency_mode")
+    if not live.select(mode.any()).item():
+        return live.with_columns(agency_id=pl.col("uploader"), agency_problem=pl.lit(None, pl.String))
+    children = lookups.children(roster, live.filter(mode & pl.col("agency").is_not_null()))
+    live = live.with_columns(**_lookup(["uploader", "agency", "sector"], children, child_id="child_id",
+                                       child_sector_ok="child_sector_ok"))
+    return live.with_columns(
+        agency_id=pl.when(mode).then(pl.col("child_id")).otherwise(pl.col("uploader")),
+        agency_problem=pl.when(~mode).then(None)
+        .when(pl.col("agency").is_null()).then(pl.lit("empty"))
+        .when(pl.col("child_id").is_null()).then(pl.lit("unknown"))
+        .when(~pl.col("child_sector_ok")).then(pl.lit("sector")),
+    )
+
+
+def _resolve_system(live: pl.DataFrame, roster: Roster, registry: Registry) -> pl.DataFrame:
+    """Route SUPERVISION rows to the subsystem metric named in the system column (spec §5.2, §9.15)."""
+    if not live.select(pl.col("system_mode").any()).item():
+        return live.with_columns(metric_key=pl.col("base_metric"), system_problem=pl.lit(None, pl.String),
+                                 system_code=pl.lit(None, pl.String))
+    known = pl.col("agency_id").is_not_null() & pl.col("base_metric").is_not_null()
+    pairs = live.filter(known & pl.col("system_mode")).select("agency_id", metric_key="base_metric")
+    disaggregation = lookups.settings(roster, pairs).rename({"metric_key": "base_metric"})
+    live = live.with_columns(
+        system_code=lookups.system_key(pl.col("system")).replace_strict(lookups.SYSTEM_VALUES, default=None),
+        **_lookup(["agency_id", "base_metric"], disaggregation, disaggregated="disaggregated"),
+    ).with_columns(**_lookup(["agency_id", "system_code"], lookups.agency_systems(roster),
+                             system_allowed="system_allowed"))
+    mode, disaggregated, code = pl.col("system_mode") & known, pl.col("disaggregated"), pl.col("system_code")
+    live = live.with_columns(
+        system_problem=pl.when(~mode).then(None)
+        .when(pl.col("system").is_not_null() & code.is_null()).then(pl.lit("unknown"))
+        .when(disaggregated & pl.col("system").is_null()).then(pl.lit("empty"))
+        .when(disaggregated & pl.col("system_allowed").is_null()).then(pl.lit("sector"))
+        .when(~disaggregated & code.is_not_null() & (code != lookups.SUPERVISION)).then(pl.lit("not_split")),
+        route=pl.when(mode & disaggregated).then(code),
+    )
+    routes = lookups.subsystem_routes(registry).rename({"system_code": "route"})
+    return live.with_columns(
+        metric_key=pl.coalesce(_lookup(["base_metric", "route"], routes, m="routed_metric")["m"], "base_metric"))
+
+
+def _resolve_period(live: pl.DataFrame, roster: Roster, registry: Registry, now: datetime) -> pl.DataFrame:
+    """Monthly when the row has a month, else the agency's annual period for the metric (spec §5.4)."""
+    keyed = pl.col("agency_id").is_not_null() & pl.col("metric_key").is_not_null()
+    pairs = live.filter(keyed & pl.col("system_problem").is_null()).select("agency_id", "metric_key")
+    live = live.with_columns(
+        **_lookup(["agency_id", "metric_key"], lookups.settings(roster, pairs),
+                  setting_frequency="setting_frequency", starting_month="starting_month"),
+        **_lookup(["metric_key"], lookups.metric_units(registry), metric_sector="metric_sector", unit="unit"),
+    )
+    monthly, starting = pl.col("month_num").is_not_null(), pl.col("starting_month")
+    start = (
+        pl.when(monthly).then(pl.date(pl.col("year_label"), pl.col("month_num"), 1))
+        .otherwise(pl.date(pl.col("year_label") - (starting != 1).cast(pl.Int32), starting, 1))
+    )
+    live = live.with_columns(period_start=start).with_columns(
+        period_end=pl.when(monthly).then(pl.col("period_start").dt.offset_by("1mo"))
+        .otherwise(pl.col("period_start").dt.offset_by("12mo")),
+        frequency=pl.when(monthly).then(pl.lit("MONTHLY")).otherwise(pl.lit("ANNUAL")),
+    )
+    checkable = (pl.col("year_problem").is_null() & pl.col("month_problem").is_null()
+                 & pl.col("setting_frequency").is_not_null())
+    return live.with_columns(
+        period_problem=pl.when(~checkable).then(None)
+        .when(pl.col("year_is_range") & monthly).then(pl.lit("range_month"))
+        .when(pl.col("year_is_range") & (starting == 1)).then(pl.lit("range_calendar"))
+        .when(pl.col("period_start") < FIRST_PERIOD).then(pl.lit("early"))
+        .when(pl.col("period_start") > now.date()).then(pl.lit("future")),
+    )
+
+
+def _resolve_category(live: pl.DataFrame, registry: Registry) -> pl.DataFrame:
+    """Match breakdown labels against the deterministic lookup (see :mod:`categories`)."""
+    labels = live.select("dimension", "category").unique().with_columns(key=label_key(pl.col("category")))
+    labels = labels.with_columns(**_lookup(["dimension", "key"], category_lookup(registry), member="member",
+                                           member_display="member_display", outcome="outcome", note="note"))
+    live = live.with_columns(**_lookup(["dimension", "category"], labels, key="key", member="member",
+                                       member_display="member_display", outcome="outcome", note="note"))
+    has_dimension, outcome = pl.col("dimension").is_not_null(), pl.col("outcome")
+    return live.with_columns(
+        category_problem=pl.when(~has_dimension | pl.col("metric_problem").is_not_null()).then(None)
+        .when(pl.col("category").is_null()).then(pl.lit("empty"))
+        .when((outcome == TOTAL) | (outcome.is_null() & pl.col("key").str.contains(r"^(all|total)\b")))
+        .then(pl.lit("total"))
+        .when(outcome == AMBIGUOUS).then(pl.lit("ambiguous"))
+        .when(outcome.is_null()).then(pl.lit("unknown")),
+    )
+
+
+def _resolve_value(live: pl.DataFrame) -> pl.DataFrame:
+    """Numbers: plain cells by a cast, the rest ("1,000", "$5", "N/A") by :func:`values.parse_value`."""
+    number, problem = plain_value(pl.col("value"))
+    live = live.with_columns(number=number, value_problem=problem)
+    is_slow = pl.col("value_problem") == "slow"
+    slow_number, slow_problem = parse_value(pl.col("value"), pl.col("unit") == "USD")
+    slow = live.filter(is_slow).select("value", "unit").unique().with_columns(
+        slow_number=slow_number, slow_problem=slow_problem)
+    found = _lookup(["value", "unit"], slow, n="slow_number", p="slow_problem")
+    return live.with_columns(
+        number=pl.when(is_slow).then(found["n"]).otherwise(pl.col("number")),
+        value_problem=pl.when(is_slow).then(found["p"]).otherwise(pl.col("value_problem")),
+    )
+
+
+# --- findings ------------------------------------------------------------------------------------------------
+
+
+def _finding(rows: pl.LazyFrame, rule: str | pl.Expr, column: pl.Expr, raw: pl.Expr, message: pl.Expr) -> pl.LazyFrame:
+    """Findings frame for ``rows``; ``rule`` may vary per row (an expression)."""
+    rule_expr = pl.lit(rule) if isinstance(rule, str) else rule
+    severity = rule_expr.replace_strict({code: r.severity for code, r in RULES.items()}, return_dtype=pl.String)
+    return rows.select(
+        "file_idx", "sheet", "row_number", column_name=column, raw_value=raw, rule=rule_expr, severity=severity,
+        message=message,
+    ).cast(FINDING_SCHEMA)
+
+
+def _pick(problem: str, messages: dict[str, pl.Expr]) -> pl.Expr:
+    """The message of the row's problem code."""
+    chain = None
+    for code, message in messages.items():
+        chain = (pl.when(pl.col(problem) == code) if chain is None else chain.when(pl.col(problem) == code)).then(message)
+    return chain
+
+
+def _row_findings(live: pl.LazyFrame, now: datetime) -> list[pl.LazyFrame]:
+    f = fmt
+    year, month, value, cat = pl.col("year"), pl.col("month"), pl.col("value"), pl.col("category")
+    period = f("{} to {}", pl.col("period_start"), pl.col("period_end").dt.offset_by("-1d"))
+    findings = [
+        _finding(live.filter(pl.col("hint")), "T1", pl.col("hint_col"), pl.col("hint_raw"),
+                 f("Template hint row '{}': delete this row (it lists the allowed values and holds no data)",
+                   pl.col("hint_raw"))),
+        _finding(live.filter(pl.col("year_problem").is_not_null()), "R1", pl.col("col_year"), year, _pick(
+            "year_problem", {
+                "empty": pl.lit("Empty 'year' value: write the year the value is for (e.g. 2023)"),
+                "format": f("Invalid 'year' value '{}': write a whole number such as 2023, or a fiscal year such "
+                            "as 2022-2023", year),
+                "bounds": f("Invalid 'year' value '{}': the year must be between 1600 and {}", year,
+                            pl.lit(now.year)),
+                "range": f("Invalid 'year' value '{}': a fiscal year names two consecutive years, such as "
+                           "2022-2023", year),
+            })),
+        _finding(live.filter(pl.col("period_problem").is_in(["range_month", "range_calendar"])), "R1",
+                 pl.col("col_year"), year, _pick("period_problem", {
+                     "range_month": f("Invalid 'year' value '{}' on a row with a month: write the calendar year "
+                                      "of the month (e.g. 2023)", year),
+                     "range_calendar": f("Invalid 'year' value '{}': {} is reported on calendar years for this "
+                                         "agency, so write a single year (e.g. 2023)", year,
+                                         pl.col("metric_sheet")),
+                 })),
+        _finding(live.filter(pl.col("period_problem").is_in(["early", "future"])), "R13", pl.col("col_year"),
+                 year, _pick("period_problem", {
+                     "early": f("The period {} starts before January 2000, the first period kept; check the year",
+                                period),
+                     "future": f("The period {} starts after the file was ingested ({}); check the year and "
+                                 "month", period, pl.lit(now.date())),
+                 })),
+        _finding(live.filter(pl.col("month_problem").is_not_null()),
+                 pl.col("month_problem").replace_strict({"range": "R2", "text": "R3", "date": "R4"}),
+                 pl.col("col_month"), month, _pick("month_problem", {
+                     "range": f("Invalid 'month' value '{}': write a number from 1 to 12 or a month name", month),
+                     "text": f("Month '{}' is not recognized: write a number from 1 to 12 or an English month "
+                               "name (January or Jan)", month),
+                     "date": f("Month '{}' is a date: type the month number (1-12) or its name as plain text",
+                               month),
+                 })),
+        _finding(live.filter(pl.col("value_problem").is_not_null()), "R7", pl.col("col_value"), value, _pick(
+            "value_problem", {
+                "empty": pl.lit("Empty 'value': write the number, or delete the row if you have no data for it"),
+                "format": f("Invalid 'value' '{}': write a number such as 1000, 1,000 or 12.5", value),
+                "dollar": f("Invalid 'value' '{}': {} is not measured in dollars; write the number without '$'",
+                            value, pl.col("metric_sheet")),
+                "negative": f("Invalid 'value' '{}': values cannot be negative", value),
+            })),
+        _finding(live.filter(pl.col("metric_problem").is_not_null()), "R8", pl.col("col_metric"), pl.col("metric"),
+                 _pick("metric_problem", {
+                     "empty": f("Empty 'metric' value: write the metric's sheet name; one of: {}",
+                                pl.col("valid_metrics")),
+                     "unknown": f("'{}' is not a metric of {}; write one of: {}", pl.col("metric"),
+                                  pl.col("sector"), pl.col("valid_metrics")),
+                 })),
+        _finding(live.filter(pl.col("bcat_problem").is_not_null()), "R9", pl.col("col_breakdown_category"),
+                 pl.col("breakdown_category"), _pick("bcat_problem", {
+                     "unknown": f("'{}' is not a breakdown of {}; its breakdown columns are: {}",
+                                  pl.col("breakdown_category"), pl.col("metric_sheet"), pl.col("bcat_list")),
+                     "missing": f("'breakdown' is filled but 'breakdown_category' is empty: write the breakdown "
+                                  "column name (one of: {})", pl.col("bcat_list")),
+                 })),
+        _finding(live.filter(pl.col("agency_problem").is_not_null()), "R6", pl.col("col_agency"),
+                 pl.col("agency"), _pick("agency_problem", {
+                     "empty": pl.lit("Empty 'agency' value: write the name or id of the agency the row is for"),
+                     "unknown": f("'{}' is not one of your child agencies in agencies.csv; write the agency's "
+                                  "name or id", pl.col("agency")),
+                     "sector": f("Agency '{}' does not report for {} in agencies.csv", pl.col("agency"),
+                                 pl.col("sector")),
+                 })),
+        _finding(live.filter(pl.col("system_problem").is_not_null()),
+                 pl.when(pl.col("system_problem") == "unknown").then(pl.lit("P4")).otherwise(pl.lit("R5")),
+                 pl.col("col_system"), pl.col("system"), _pick("system_problem", {
+                     "unknown": f("System '{}' is not recognized: write one of SUPERVISION, PAROLE, PROBATION, "
+                                  "PRETRIAL_SUPERVISION, OTHER_SUPERVISION ('all' and 'both' cannot be stored; "
+                                  "give one row per system)", pl.col("system")),
+                     "empty": pl.lit("Empty 'system' value: write PAROLE, PROBATION, PRETRIAL_SUPERVISION, "
+                                     "OTHER_SUPERVISION or SUPERVISION"),
+                     "sector": f("The agency does not report for {} (see agencies.csv); write one of: {}",
+                                 pl.col("system_code"), pl.col("agency_sectors")),
+                     "not_split": f("{} is not reported by subsystem for this agency (metric_settings.csv), so "
+                                    "'system' must be empty or SUPERVISION, not '{}'", pl.col("metric_sheet"),
+                                    pl.col("system")),
+                 })),
+        _finding(live.filter(pl.col("category_problem").is_not_null()),
+                 pl.col("category_problem").replace_strict(
+                     {"empty": "R10", "unknown": "R10", "total": "R11", "ambiguous": "R12"}),
+                 pl.col("col_category"), cat, _pick("category_problem", {
+                     "empty": f("Empty '{}' value: write one of: {}", pl.col("col_category"), pl.col("valid")),
+                     "unknown": f("'{}' is not a valid '{}' value; write one of: {}", cat, pl.col("col_category"),
+                                  pl.col("valid")),
+                     "total": f("'{}' is a total, not a '{}' category: put totals on the '{}' sheet and delete "
+                                "this row", cat, pl.col("col_category"), pl.col("metric_sheet")),
+                     "ambiguous": f("'{}' could mean {}; write the full category name", cat, pl.col("note")),
+                 })),
+    ]
+    return findings
+
+
+def _warnings(loaded: pl.LazyFrame) -> list[pl.LazyFrame]:
+    """M1 (month missing on a monthly metric), M2 (month on an annual metric, single-page) and C1."""
+    f = fmt
+    monthly_setting = pl.col("setting_frequency") == "MONTHLY"
+    period = f("{} to {}", pl.col("period_start"), pl.col("period_end").dt.offset_by("-1d"))
+    return [
+        _finding(loaded.filter(pl.col("use_month") & pl.col("month").is_null() & monthly_setting), "M1",
+                 pl.col("col_month"), pl.col("month"),
+                 f("Month is empty: {} is reported monthly, so this value was stored for the whole year {}; fill "
+                   "in the month if the value is for one month", pl.col("metric_sheet"), period)),
+        _finding(loaded.filter((pl.col("layout") == "single") & pl.col("month").is_not_null() & ~monthly_setting),
+                 "M2", pl.col("col_month"), pl.col("month"),
+                 f("{} is reported annually, but this row has month '{}'; it was stored as a monthly value",
+                   pl.col("metric_sheet"), pl.col("month"))),
+        _finding(loaded.filter(pl.col("outcome") == LEGACY), "C1", pl.col("col_category"), pl.col("category"),
+                 f("'{}' was stored as '{}': {}", pl.col("category"), pl.col("member_display"), pl.col("note"))),
+    ]
+
+
+# --- period-level checks -------------------------------------------------------------------------------------
+
+
+def _duplicates(live: pl.LazyFrame, labels: pl.LazyFrame) -> pl.LazyFrame:
+    """P1: rows of one file sharing agency, metric, period and category reject that whole period of the metric.
+
+    Rows whose key is unusable (any problem other than the value) cannot collide; a bad value does not stop
+    a row from being a duplicate.
+    """
+    key_problems = [p for p in _PROBLEMS if p != "value_problem"]
+    keyed = live.filter(~pl.col("hint") & pl.all_horizontal(pl.col(p).is_null() for p in key_problems))
+    group = [*PERIOD_GROUP, "dimension"]
+    collisions = (
+        keyed.filter(pl.len().over([*group, "member"]) > 1)
+        .join(labels.select("sheet_idx", "sheet"), on="sheet_idx")
+        .sort("sheet_idx", "row_number")
+        .group_by(group, maintain_order=True)
+        .agg(dups=fmt("'{}' row {}", pl.col("sheet"), pl.col("row_number")).str.join(", "))
+    )
+    flagged = keyed.select("sheet_idx", "row_number", *group).join(collisions, on=group, nulls_equal=True)
+    group_sizes = keyed.group_by(group).agg(period_rows=pl.len())
+    flagged = flagged.join(group_sizes, on=group, nulls_equal=True).select("sheet_idx", "row_number", "dups",
+                                                                          "period_rows")
+    return live.join(flagged, on=["sheet_idx", "row_number"], how="left")
+
+
+def _p1_message() -> pl.Expr:
+    return fmt(
+        "Too many rows: {} give the same {} for {} to {}; keep a single row per period and category. All {} "
+        "rows of this metric for that period were rejected until then",
+        pl.col("dups"), pl.coalesce(pl.col("col_category"), pl.lit("total")), pl.col("period_start"),
+        pl.col("period_end").dt.offset_by("-1d"), pl.col("period_rows"))
+
+
+def _breakdown_totals(loaded: pl.LazyFrame, labels: pl.LazyFrame) -> pl.LazyFrame:
+    """P2: a breakdown that does not add up to the total given in the same file (warning on the total row)."""
+    totals = loaded.filter(pl.col("dimension").is_null()).select(
+        *PERIOD_GROUP, "sheet_idx", "row_number", "unit", total_raw="value", total="number")
+    parts = loaded.filter(pl.col("dimension").is_not_null()).group_by(*PERIOD_GROUP, "dimension").agg(
+        parts=pl.col("number").sum(), part_sheet_idx=pl.col("sheet_idx").first())
+    difference = (pl.col("parts") - pl.col("total")).abs()
+    tolerance = pl.when(pl.col("unit") == "USD").then(pl.col("total").abs() * MONEY_TOLERANCE).otherwise(1.0)
+    mismatched = parts.join(totals, on=PERIOD_GROUP).filter(difference > tolerance + 1e-9)
+    part_labels = labels.select(part_sheet_idx="sheet_idx", part_sheet="sheet", part_column="col_category")
+    described = mismatched.join(labels, on="sheet_idx").join(part_labels, on="part_sheet_idx")
+    return _finding(described, "P2", pl.col("col_value"), pl.col("total_raw"), fmt(
+        "The '{}' values on sheet '{}' add up to {}, but the total on this row is {} for {} to {}; check both "
+        "(both were stored as given)", pl.col("part_column"), pl.col("part_sheet"), pl.col("parts").round(2),
+        pl.col("total"), pl.col("period_start"), pl.col("period_end").dt.offset_by("-1d")))
+
+
+def _datapoints(loaded: pl.LazyFrame, labels: pl.LazyFrame, roster: Roster) -> pl.LazyFrame:
+    return loaded.join(labels.select("sheet_idx", "sheet"), on="sheet_idx", how="left").join(
+        lookups.agency_states(roster).lazy(), on="agency_id", how="left").select(
+        "file_idx", "sheet", "sheet_idx", "row_number", "agency_id", "state_code", pl.col("metric_sector").alias(
+            "sector"), "metric_key", "frequency", "period_start", "period_end", "dimension",
+        pl.col("member").alias("category"), pl.col("number").alias("value"),
+    ).cast(DATAPOINT_SCHEMA)

@@ -1,0 +1,22 @@
+-- Internal tables of the ingest stage (the contract tables are in jc_pipeline/lib/sql/warehouse_schema.sql).
+
+CREATE TABLE IF NOT EXISTS ingest_datapoints (
+    file_id      VARCHAR NOT NULL,
+    sheet        VARCHAR NOT NULL,
+    sheet_order  INTEGER NOT NULL,
+    row_number   BIGINT NOT NULL,
+    upload_seq   BIGINT NOT NULL,
+    agency_id    VARCHAR NOT NULL,
+    state_code   VARCHAR NOT NULL,
+    sector       VARCHAR NOT NULL,
+    metric_key   VARCHAR NOT NULL,
+    frequency    VARCHAR NOT NULL,
+    period_start DATE NOT NULL,
+    period_end   DATE NOT NULL,
+    dimension    VARCHAR,
+    category     VARCHAR,
+    value        DOUBLE NOT NULL
+);
+COMMENT ON TABLE ingest_datapoints IS 'Every loaded row of every ingested file version, kept after newer uploads supersede it; agency_metrics is resolved from it (latest upload_seq wins).';
+COMMENT ON COLUMN ingest_datapoints.sheet_order IS 'Position of the sheet in the file (alphabetical), to order rows within one upload.';
+COMMENT ON COLUMN ingest_datapoints.upload_seq IS 'source_files.upload_seq of the file version that delivered the row.';

@@ -1,0 +1,45 @@
+-- Rebuild agency_metrics for the month starts in _resolve_months (by period_start) from every staged datapoint.
+-- Inputs registered by resolve.py: _resolve_months(month DATE), _resolve_agencies(agency_id, state_code),
+-- _resolve_dimension_order(metric_key, dimension, sheet).
+-- 1. Latest upload wins per datapoint key: highest upload_seq, then the later sheet and row of that file.
+-- 2. A period with breakdown values but no total gets an inferred total: the sum of the breakdown whose sheet
+--    comes first alphabetically (spec §5.5), flagged is_inferred_total with no lineage.
+DELETE FROM agency_metrics
+WHERE CAST(date_trunc('month', period_start) AS DATE) IN (SELECT month FROM _resolve_months);
+
+INSERT INTO agency_metrics (state_code, agency_id, sector, metric_key, frequency, period_start, period_end,
+                            dimension, category, value, is_inferred_total, file_id, sheet, row_number)
+-- MATERIALIZED: the winners are read three times below; without it the window runs three times.
+WITH staged AS MATERIALIZED (
+    SELECT *
+    FROM ingest_datapoints
+    WHERE CAST(date_trunc('month', period_start) AS DATE) IN (SELECT month FROM _resolve_months)
+    QUALIFY row_number() OVER (
+        PARTITION BY agency_id, metric_key, period_start, period_end, dimension, category
+        ORDER BY upload_seq DESC, sheet_order DESC, row_number DESC) = 1
+),
+breakdown_sums AS (
+    SELECT s.agency_id, s.metric_key, s.period_start, s.period_end, s.dimension,
+           any_value(s.state_code) AS state_code, any_value(s.sector) AS sector,
+           any_value(s.frequency) AS frequency, sum(s.value) AS value, min(o.sheet) AS sheet
+    FROM staged AS s
+    JOIN _resolve_dimension_order AS o ON o.metric_key = s.metric_key AND o.dimension = s.dimension
+    GROUP BY ALL
+),
+inferred AS (
+    SELECT *
+    FROM breakdown_sums AS b
+    WHERE NOT EXISTS (
+        SELECT 1 FROM staged AS t
+        WHERE t.dimension IS NULL AND t.agency_id = b.agency_id AND t.metric_key = b.metric_key
+          AND t.period_start = b.period_start AND t.period_end = b.period_end)
+    QUALIFY row_number() OVER (
+        PARTITION BY agency_id, metric_key, period_start, period_end ORDER BY sheet, dimension) = 1
+)
+SELECT coalesce(a.state_code, s.state_code), s.agency_id, s.sector, s.metric_key, s.frequency, s.period_start,
+       s.period_end, s.dimension, s.category, s.value, false, s.file_id, s.sheet, s.row_number
+FROM staged AS s LEFT JOIN _resolve_agencies AS a USING (agency_id)
+UNION ALL
+SELECT coalesce(a.state_code, i.state_code), i.agency_id, i.sector, i.metric_key, i.frequency, i.period_start,
+       i.period_end, NULL, NULL, i.value, true, NULL, NULL, NULL
+FROM inferred AS i LEFT JOIN _resolve_agencies AS a USING (agency_id);

@@ -1,0 +1,117 @@
+"""Recording an :class:`IngestBatch` in DuckDB: source_files, rejected_rows and the staged datapoints.
+
+Decisions:
+
+* ``upload_seq`` is assigned here, in batch order (``received_at``, then path), continuing the store's maximum;
+  a higher sequence wins when two uploads carry the same datapoint.
+* ``file_id`` = first 16 hex digits of sha256(path NUL sha256 NUL upload_seq): one id per ingestion of a file
+  version, never reused, so a file that reverts to an earlier content is a new, winning upload whose lineage
+  and bookkeeping (e.g. which months were rolled up for it) start afresh.
+* Superseded versions keep their source_files row, findings and staged datapoints (history, and a newer
+  upload only overrides the datapoints it carries); resolution picks the winner.
+* One transaction per batch: a crash leaves the store as it was, and the next run re-reads the same files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import date
+from importlib import resources
+
+import duckdb
+import polars as pl
+
+from jc_pipeline.lib.ingest.batch import UNREADABLE, IngestBatch
+from jc_pipeline.lib.warehouse import ensure_contract_schema
+
+STAGED_TABLE = "ingest_datapoints"
+
+_FILE_COLUMNS = ("file_id", "path", "sha256", "agency_id", "sector", "received_at", "ingested_at", "upload_seq",
+                 "status", "reason", "rows_total", "rows_loaded", "rows_rejected")
+_FINDING_COLUMNS = ("file_id", "sheet", "row_number", "column_name", "raw_value", "rule", "severity", "message")
+_STAGED_COLUMNS = ("file_id", "sheet", "sheet_order", "row_number", "upload_seq", "agency_id", "state_code",
+                   "sector", "metric_key", "frequency", "period_start", "period_end", "dimension", "category",
+                   "value")
+
+
+@dataclass(frozen=True)
+class IngestReport:
+    """What one :func:`write_batch` recorded."""
+
+    touched_months: list[date]
+    files_new: int
+    files_changed: int
+    files_unchanged: int
+    files_unreadable: int
+    rows_total: int
+    rows_loaded: int
+    rows_rejected: int
+
+
+def _sql(name: str) -> str:
+    return resources.files("jc_pipeline.lib.ingest").joinpath(f"sql/{name}").read_text(encoding="utf-8")
+
+
+def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
+    """Create the contract tables and the ingest's internal tables if missing (idempotent)."""
+    ensure_contract_schema(con)
+    con.execute(_sql("ingest_schema.sql"))
+
+
+def known_files(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
+    """{relative path: sha256 of its latest ingested version}."""
+    rows = con.execute("SELECT path, arg_max(sha256, upload_seq) FROM source_files GROUP BY path").fetchall()
+    return dict(rows)
+
+
+def write_batch(con: duckdb.DuckDBPyConnection, batch: IngestBatch) -> IngestReport:
+    """Record ``batch`` in one transaction and report what it carried (see the module docstring)."""
+    files = batch.files
+    if files.height:
+        con.execute("BEGIN TRANSACTION")
+        try:
+            first = con.execute("SELECT coalesce(max(upload_seq), 0) + 1 FROM source_files").fetchall()[0][0]
+            files = _with_ids(files, first)
+            ids = files.select("path", "file_id", "upload_seq")
+            findings = batch.findings.join(ids, on="path").select(_FINDING_COLUMNS)
+            staged = batch.datapoints.join(ids, on="path").rename({"sheet_idx": "sheet_order"}).select(
+                _STAGED_COLUMNS)
+            _insert(con, "source_files", files.select(_FILE_COLUMNS))
+            _insert(con, "rejected_rows", findings)
+            _insert(con, STAGED_TABLE, staged)
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+    months = batch.datapoints.select(pl.col("period_start").dt.truncate("1mo").unique().sort()).to_series()
+    return IngestReport(
+        touched_months=months.to_list(),
+        files_new=files.filter(pl.col("change") == "new").height,
+        files_changed=files.filter(pl.col("change") == "changed").height,
+        files_unchanged=batch.files_unchanged,
+        files_unreadable=files.filter(pl.col("status") == UNREADABLE).height,
+        rows_total=int(files["rows_total"].sum()),
+        rows_loaded=int(files["rows_loaded"].sum()),
+        rows_rejected=int(files["rows_rejected"].sum()),
+    )
+
+
+def _with_ids(files: pl.DataFrame, first_seq: int) -> pl.DataFrame:
+    files = files.with_columns(upload_seq=pl.int_range(first_seq, first_seq + files.height, dtype=pl.Int64))
+    ids = [file_id(path, sha, seq) for path, sha, seq in files.select("path", "sha256", "upload_seq").iter_rows()]
+    return files.with_columns(file_id=pl.Series(ids, dtype=pl.String))
+
+
+def file_id(path: str, sha256: str, upload_seq: int) -> str:
+    """Identifier of one ingestion of one file version (see the module docstring)."""
+    return hashlib.sha256(f"{path}\0{sha256}\0{upload_seq}".encode()).hexdigest()[:16]
+
+
+def _insert(con: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFrame) -> None:
+    # The frame is registered under a fixed name, never formatted into the SQL; only our constants are.
+    con.register("_ingest_frame", frame)
+    try:
+        con.execute(f"INSERT INTO {table} ({', '.join(frame.columns)}) SELECT * FROM _ingest_frame")
+    finally:
+        con.unregister("_ingest_frame")

@@ -1,0 +1,109 @@
+"""Vectorized parsing of the year, month and value cells (Polars expressions over text columns).
+
+Every parser returns the parsed value and a *problem* column: null when the cell is fine, otherwise a short
+problem code that :mod:`normalize` turns into a rule and a message quoting the raw cell.
+
+Decisions:
+
+* ``year``: a whole number ("2023", or "2023.0" as old .xls files store it), or ``YYYY-YYYY`` with consecutive
+  years naming a fiscal year explicitly: start year = year the fiscal year starts, end year = the year label
+  (spec §5.4 end-year convention), so "2022-2023" with a July start is 2022-07-01..2023-07-01. A range is only
+  accepted for annual rows of a metric on a non-calendar year (see :mod:`normalize`).
+* ``month``: 1-12 ("01", "1.0" allowed) or an English month name, full or abbreviated, any case, with a
+  deterministic table of misspellings (``synonyms.yaml``). Excel dates (serial numbers, "2021-01-01") are R4.
+* ``value``: plain numbers, thousands separators ("1,000", "1,000.50"), decimals, exponent notation; a leading
+  "$" only for dollar metrics. Negative numbers, text ("N/A") and blanks are rejected. Counts are not rounded.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+_WHOLE = r"^\d+(\.0+)?$"
+_YEAR = r"^(\d{4})(?:\.0+)?$"
+_YEAR_RANGE = r"^(\d{4})\s*[-\u2013/]\s*(\d{4})$"
+_DATE_TEXT = r"^\d{4}-\d{1,2}(-\d{1,2})?([ T].*)?$|^\d{1,2}/\d{1,2}/\d{2,4}$"
+#: Excel serial numbers from this one on are dates (367 = 1901-01-01); smaller numbers are just wrong months.
+_FIRST_DATE_SERIAL = 367
+_PLAIN_NUMBER = r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$"
+_THOUSANDS = r"^[+-]?\d{1,3}(,\d{3})+(\.\d*)?$"
+_DOLLAR = r"^([+-]?)\s*\$\s*"
+
+YEAR_MIN = 1600
+
+
+def parse_year(cell: pl.Expr, current_year: int) -> tuple[pl.Expr, pl.Expr, pl.Expr]:
+    """(label year Int32, is_range Boolean, problem String) for a stripped text cell (null = blank).
+
+    Problems: ``empty``, ``format``, ``bounds`` (outside 1600..current year), ``range`` (years not consecutive).
+    """
+    single = cell.str.extract(_YEAR, 1).cast(pl.Int32)
+    start = cell.str.extract(_YEAR_RANGE, 1).cast(pl.Int32)
+    end = cell.str.extract(_YEAR_RANGE, 2).cast(pl.Int32)
+    first = pl.coalesce(single, start)
+    label = pl.coalesce(single, end)
+    problem = (
+        pl.when(cell.is_null()).then(pl.lit("empty"))
+        .when(first.is_null()).then(pl.lit("format"))
+        .when((first < YEAR_MIN) | (first > current_year)).then(pl.lit("bounds"))
+        .when(start.is_not_null() & (end != start + 1)).then(pl.lit("range"))
+    )
+    return label, start.is_not_null(), problem
+
+
+def parse_month(cell: pl.Expr, names: dict[str, int]) -> tuple[pl.Expr, pl.Expr]:
+    """(month Int8, problem String) for a stripped text cell; ``names`` maps month-name keys to 1..12.
+
+    Problems: ``range`` (a number outside 1-12, R2), ``text`` (unknown name, R3), ``date`` (a date cell, R4).
+    A blank cell is neither a month nor a problem (the row is annual).
+    """
+    key = cell.str.to_lowercase().str.replace_all(r"[\s.]", "")
+    number = pl.when(cell.str.contains(_WHOLE)).then(cell.str.extract(r"^(\d+)", 1).cast(pl.Int64, strict=False))
+    named = key.replace_strict(names, default=None, return_dtype=pl.Int8)
+    month = pl.when(number.is_between(1, 12)).then(number.cast(pl.Int8)).otherwise(named)
+    problem = (
+        pl.when(cell.is_null() | month.is_not_null()).then(None)
+        .when(cell.str.contains(_DATE_TEXT) | (number >= _FIRST_DATE_SERIAL)).then(pl.lit("date"))
+        .when(number.is_not_null()).then(pl.lit("range"))
+        .otherwise(pl.lit("text"))
+    )
+    return month, problem
+
+
+def plain_value(cell: pl.Expr) -> tuple[pl.Expr, pl.Expr]:
+    """Fast path for cells that are plain numbers (almost all of them): (value, problem).
+
+    The problem is ``slow`` when the cell is not a plain number; :func:`parse_value` then decides (it costs
+    several regular expressions per cell, so it only sees those cells, each distinct one once).
+    """
+    number = cell.cast(pl.Float64, strict=False)
+    problem = (
+        pl.when(cell.is_null()).then(pl.lit("empty"))
+        .when(number.is_null()).then(pl.lit("slow"))
+        .when(number.is_nan() | number.is_infinite()).then(pl.lit("format"))
+        .when(number < 0).then(pl.lit("negative"))
+    )
+    return number, problem
+
+
+def parse_value(cell: pl.Expr, is_money: pl.Expr) -> tuple[pl.Expr, pl.Expr]:
+    """(value Float64, problem String) for a stripped text cell.
+
+    Problems: ``empty``, ``format`` (not a number), ``dollar`` (a "$" on a non-money metric), ``negative``.
+    """
+    has_dollar = cell.str.contains(_DOLLAR)
+    text = cell.str.replace(_DOLLAR, "${1}")
+    plain = text.str.contains(_PLAIN_NUMBER)
+    grouped = text.str.contains(_THOUSANDS)
+    number = (
+        pl.when(plain).then(text)
+        .when(grouped).then(text.str.replace_all(",", "", literal=True))
+        .cast(pl.Float64, strict=False)
+    )
+    problem = (
+        pl.when(cell.is_null()).then(pl.lit("empty"))
+        .when(number.is_null() | number.is_infinite()).then(pl.lit("format"))
+        .when(has_dollar & ~is_money).then(pl.lit("dollar"))
+        .when(number < 0).then(pl.lit("negative"))
+    )
+    return number, problem

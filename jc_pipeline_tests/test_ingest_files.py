@@ -1,0 +1,293 @@
+"""File- and sheet-level behaviour: layouts, headers, superagencies, supervision systems, unreadable files."""
+
+from __future__ import annotations
+
+import os
+from datetime import date
+
+import polars as pl
+import pytest
+from xlwt.CompoundDoc import XlsDoc
+
+from jc_pipeline_tests.ingest_support import (Warehouse, assert_accounting, csv_bytes, deliver_csv, deliver_xlsx,
+                                              inbox_path)
+
+ARRESTS = [["year", "month", "value"], [2023, 1, 10], [2023, 2, 20]]
+
+
+@pytest.fixture
+def warehouse(tmp_path):
+    w = Warehouse(tmp_path)
+    yield w
+    assert_accounting(w)
+    w.close()
+
+
+def files(w: Warehouse) -> dict[str, tuple]:
+    """{file name: (status, rows_total, rows_loaded, rows_rejected)}."""
+    return {path.rsplit("/", 1)[-1]: tuple(rest) for path, *rest in w.table("source_files").select(
+        "path", "status", "rows_total", "rows_loaded", "rows_rejected").iter_rows()}
+
+
+def rules(w: Warehouse, name: str | None = None) -> list[tuple]:
+    """Sorted (sheet, row_number, rule, column_name) findings, optionally of one file."""
+    found = w.table("rejected_rows").join(w.table("source_files").select("file_id", "path"), on="file_id")
+    if name is not None:
+        found = found.filter(pl.col("path").str.ends_with("/" + name))
+    return sorted(found.select("sheet", "row_number", "rule", "column_name").rows(), key=str)
+
+
+# --- layouts and headers -----------------------------------------------------------------------------------
+
+
+def test_multi_sheet_workbook_headers_and_row_numbers(warehouse):
+    deliver_xlsx(warehouse.data_dir, "le", "LAW_ENFORCEMENT", "le.xlsx", {
+        # header on row 3 (two blank rows above), messy header spellings, a blank-header column, a blank row
+        " Arrests ": [[], [], [" Year", "MONTH ", "Value", None], [2023, 1, 10, "x"], [], [2023, 2, "bad", None]],
+        "Arrests_By_Type": [["year", "month", "Offense Type", "value"], [2023, 1, "Person", 4]],
+        "Sheet1": [["notes"], ["hello"]],  # not a sheet name: F2 on its one data row
+        "Sheet2": [],  # empty: ignored
+    })
+    warehouse.ingest()
+    assert files(warehouse) == {"le.xlsx": ("ERRORED", 4, 2, 2)}
+    assert rules(warehouse) == [(" Arrests ", 4, "P2", "Value"), (" Arrests ", 6, "R7", "Value"),
+                                ("Sheet1", 2, "F2", None)]
+    assert warehouse.metrics().select("sheet", "row_number").rows() == [(" Arrests ", 4), ("Arrests_By_Type", 2)]
+    f2 = warehouse.table("rejected_rows").filter(pl.col("rule") == "F2")["message"].item()
+    assert "'Sheet1' is not a valid sheet name for LAW_ENFORCEMENT" in f2 and "arrests_by_type" in f2
+
+
+def test_csv_file_names_are_sheet_names(warehouse):
+    deliver_csv(warehouse.data_dir, "le", "LAW_ENFORCEMENT", " Arrests.CSV", ARRESTS)
+    deliver_csv(warehouse.data_dir, "le", "LAW_ENFORCEMENT", "arrests export.csv", ARRESTS)
+    deliver_csv(warehouse.data_dir, "le", "LAW_ENFORCEMENT", "2023/reported_crime.csv", ARRESTS)  # sub-folder
+    warehouse.ingest()
+    assert files(warehouse) == {" Arrests.CSV": ("INGESTED", 2, 2, 0), "arrests export.csv": ("ERRORED", 2, 0, 2),
+                                "reported_crime.csv": ("INGESTED", 2, 2, 0)}
+    assert {r[2] for r in rules(warehouse)} == {"F3"}
+
+
+def test_sheet_level_column_errors_reject_every_row(warehouse):
+    deliver_csv(warehouse.data_dir, "le", "LAW_ENFORCEMENT", "arrests.csv",
+                [["year", "month", "value", "bloop"], [2023, 1, 1, "x"], [2023, 2, 2, ""]])  # F6
+    deliver_csv(warehouse.data_dir, "le", "LAW_ENFORCEMENT", "arrests_by_type.csv",
+                [["year", "month", "value"], [2023, 1, 1]])  # F4 offense_type
+    deliver_csv(warehouse.data_dir, "le", "LAW_ENFORCEMENT", "reported_crime.csv",
+                [["year", "month", "value"], [2023, 1, ""], [2023, 2, None]])  # F5 value
+    deliver_csv(warehouse.data_dir, "le", "LAW_ENFORCEMENT", "calls_for_service.csv",
+                [["year", "Year", "month", "value"], [2023, 2023, 1, 1]])  # F7
+    deliver_csv(warehouse.data_dir, "le", "LAW_ENFORCEMENT", "use_of_force.csv",
+                [["year", "value", "notes"], [2023, 1, None]])  # empty stray column: ignored
+    warehouse.ingest()
+    assert rules(warehouse) == sorted([
+        ("arrests.csv", 2, "F6", "bloop"), ("arrests.csv", 3, "F6", "bloop"),
+        ("arrests_by_type.csv", 2, "F4", "offense_type"),
+        ("calls_for_service.csv", 2, "F7", "Year"),
+        ("reported_crime.csv", 2, "F5", "value"), ("reported_crime.csv", 3, "F5", "value"),
+    ], key=str)
+    assert files(warehouse)["use_of_force.csv"] == ("INGESTED", 1, 1, 0)
+
+
+def test_template_hint_rows_and_blank_rows(warehouse):
+    deliver_xlsx(warehouse.data_dir, "le", "LAW_ENFORCEMENT", "t.xlsx", {
+        "arrests_by_type": [["year", "month", "offense_type", "value"],
+                            [None, None, "[All, Person, Property, Drug, Other, Unknown]", None],
+                            [None, None, None, None], [2023, 1, "Drug", 3]]})
+    warehouse.ingest()
+    assert files(warehouse) == {"t.xlsx": ("ERRORED", 2, 1, 1)}  # the blank row is not a data row
+    assert rules(warehouse) == [("arrests_by_type", 2, "T1", "offense_type")]
+
+
+def test_single_page_layout(warehouse):
+    deliver_csv(warehouse.data_dir, "le", "LAW_ENFORCEMENT", "everything.csv", [
+        ["metric", "year", "month", "breakdown_category", "breakdown", "value"],
+        ["arrests", 2023, 1, None, None, 10],
+        ["arrests", 2023, 1, "offense_type", "Person Offenses", 6],
+        ["Arrests", 2023, 1, "Offense Type", "property", 4],
+        ["funding", 2022, None, None, None, 100],
+        ["funding", 2022, 3, None, None, 9],  # month on an annual metric: monthly value + M2
+        ["annual_budget", 2021, None, "funding_type", "Grants", 50],  # legacy metric name
+        ["bogus", 2023, 1, None, None, 1],  # R8
+        ["arrests", 2023, 2, "race", "White", 1],  # R9
+        ["arrests", 2023, 2, None, "Person", 1],  # R9: breakdown without breakdown_category
+        ["", 2023, 2, None, None, 1],  # R8 empty
+    ])
+    warehouse.ingest()
+    got = warehouse.metrics().select("metric_key", "period_start", "frequency", "category", "value").rows()
+    assert sorted(got, key=str) == sorted([
+        ("LAW_ENFORCEMENT_ARRESTS", date(2023, 1, 1), "MONTHLY", None, 10.0),
+        ("LAW_ENFORCEMENT_ARRESTS", date(2023, 1, 1), "MONTHLY", "PERSON", 6.0),
+        ("LAW_ENFORCEMENT_ARRESTS", date(2023, 1, 1), "MONTHLY", "PROPERTY", 4.0),
+        ("LAW_ENFORCEMENT_FUNDING", date(2022, 1, 1), "ANNUAL", None, 100.0),
+        ("LAW_ENFORCEMENT_FUNDING", date(2022, 3, 1), "MONTHLY", None, 9.0),
+        ("LAW_ENFORCEMENT_FUNDING", date(2021, 1, 1), "ANNUAL", "GRANTS", 50.0),
+        ("LAW_ENFORCEMENT_FUNDING", date(2021, 1, 1), "ANNUAL", None, 50.0),  # inferred total
+    ], key=str)
+    assert sorted(r[1:3] for r in rules(warehouse)) == [(6, "M2"), (8, "R8"), (9, "R9"), (10, "R9"), (11, "R8")]
+
+
+def test_duplicates_reject_the_whole_period_of_the_metric(warehouse):
+    deliver_xlsx(warehouse.data_dir, "le", "LAW_ENFORCEMENT", "d.xlsx", {
+        "arrests_by_type": [["year", "month", "offense_type", "value"],
+                            [2023, 1, "Person", 1], [2023, 1, "Drug", 2], [2023, 1, "Person Offenses", 3],
+                            [2023, 2, "Person", 4]],
+        # the legacy sheet name of the same breakdown: its January row collides with the one above
+        "arrests_by_gender": [["year", "month", "gender", "value"], [2023, 1, "Male", 5], [2023, 2, "Male", 6]],
+        "arrests_by_biological_sex": [["year", "month", "biological_sex", "value"], [2023, 2, "Male", 7]],
+    })
+    warehouse.ingest()
+    assert rules(warehouse) == sorted([
+        ("arrests_by_biological_sex", 2, "P1", "value"), ("arrests_by_gender", 3, "P1", "value"),
+        ("arrests_by_type", 2, "P1", "value"), ("arrests_by_type", 3, "P1", "value"),
+        ("arrests_by_type", 4, "P1", "value"),
+    ], key=str)
+    delivered = warehouse.metrics().filter(~pl.col("is_inferred_total"))
+    assert sorted(delivered.select("sheet", "row_number").rows()) == [("arrests_by_gender", 2), ("arrests_by_type", 5)]
+
+
+def test_breakdown_total_warning_tolerances(warehouse):
+    deliver_xlsx(warehouse.data_dir, "le", "LAW_ENFORCEMENT", "p.xlsx", {
+        "arrests": [["year", "month", "value"], [2023, 1, 100], [2023, 2, 100]],
+        "arrests_by_type": [["year", "month", "offense_type", "value"],
+                            [2023, 1, "Person", 99.5], [2023, 2, "Person", 98]],
+        "funding": [["year", "value"], [2021, 1000000], [2022, 1000000]],
+        "funding_by_type": [["year", "funding_type", "value"], [2021, "Grants", 996000], [2022, "Grants", 994000]],
+    })
+    warehouse.ingest()
+    assert rules(warehouse) == [("arrests", 3, "P2", "value"), ("funding", 3, "P2", "value")]
+
+
+# --- superagencies and supervision systems ------------------------------------------------------------------
+
+
+def test_superagency_rows_belong_to_children(warehouse):
+    deliver_csv(warehouse.data_dir, "aoc", "COURTS_AND_PRETRIAL", "cases_filed.csv", [
+        ["year", "month", "agency", "value"],
+        [2023, 1, "1st District Court", 10], [2023, 1, " 2ND district   COURT ", 20], [2023, 2, "court_1", 11],
+        [2023, 2, "Harlan Police Department", 1], [2023, 2, "", 2],
+    ])
+    deliver_csv(warehouse.data_dir, "aoc", "COURTS_AND_PRETRIAL", "sentences_imposed.csv",
+                [["year", "month", "value"], [2023, 1, 5]])  # no agency column
+    deliver_csv(warehouse.data_dir, "aoc", "SUPERAGENCY", "funding.csv", [["year", "value"], [2023, 500]])
+    warehouse.ingest()
+    got = warehouse.metrics().select("agency_id", "metric_key", "period_start", "value").rows()
+    assert sorted(got) == [
+        ("aoc", "SUPERAGENCY_FUNDING", date(2023, 1, 1), 500.0),
+        ("court_1", "COURTS_AND_PRETRIAL_CASES_FILED", date(2023, 1, 1), 10.0),
+        ("court_1", "COURTS_AND_PRETRIAL_CASES_FILED", date(2023, 2, 1), 11.0),
+        ("court_2", "COURTS_AND_PRETRIAL_CASES_FILED", date(2023, 1, 1), 20.0),
+    ]
+    assert rules(warehouse) == sorted([
+        ("cases_filed.csv", 5, "R6", "agency"), ("cases_filed.csv", 6, "R6", "agency"),
+        ("sentences_imposed.csv", 2, "F4", "agency"),
+    ], key=str)
+
+
+def test_supervision_system_column_routes_rows(warehouse):
+    deliver_csv(warehouse.data_dir, "dcs", "SUPERVISION", "funding.csv", [
+        ["year", "system", "value"],
+        [2023, "PAROLE", 1], [2023, "probation", 2], [2023, "Supervision", 3], [2023, "pretrial-supervision", 4],
+        [2023, "all", 5], [2023, "both", 6], [2023, "", 7],
+    ])
+    deliver_csv(warehouse.data_dir, "dcs", "SUPERVISION", "expenses.csv", [["year", "value"], [2023, 1]])  # F4
+    deliver_csv(warehouse.data_dir, "dcs", "PAROLE", "population.csv",  # a subsystem folder: no system column
+                [["year", "month", "value"], [2023, 1, 100]])
+    deliver_csv(warehouse.data_dir, "county_sup", "SUPERVISION", "funding.csv",
+                [["year", "system", "value"], [2023, "PAROLE", 1]])  # not disaggregated: F6
+    warehouse.ingest()
+    got = warehouse.metrics().select("agency_id", "sector", "metric_key", "value").rows()
+    assert sorted(got) == [
+        ("dcs", "PAROLE", "PAROLE_FUNDING", 1.0), ("dcs", "PAROLE", "PAROLE_POPULATION", 100.0),
+        ("dcs", "PROBATION", "PROBATION_FUNDING", 2.0), ("dcs", "SUPERVISION", "SUPERVISION_FUNDING", 3.0),
+    ]
+    assert rules(warehouse) == sorted([
+        ("expenses.csv", 2, "F4", "system"), ("funding.csv", 2, "F6", "system"),
+        ("funding.csv", 5, "R5", "system"), ("funding.csv", 6, "P4", "system"), ("funding.csv", 7, "P4", "system"),
+        ("funding.csv", 8, "R5", "system"),
+    ], key=str)
+
+
+# --- files that cannot be used -------------------------------------------------------------------------------
+
+
+def _encrypted_ooxml() -> bytes:
+    """An OLE compound file holding an 'EncryptionInfo' stream: how Excel stores a password-protected .xlsx."""
+    class Encrypted(XlsDoc):
+        def _build_directory(self):
+            super()._build_directory()
+            name = "EncryptionInfo\x00".encode("utf-16-le")
+            entry = name + b"\x00" * (64 - len(name)) + len(name).to_bytes(2, "little")
+            self.dir_stream = self.dir_stream[:128] + entry + self.dir_stream[128 + 66:]
+
+    import io
+    buffer = io.BytesIO()
+    Encrypted().save(buffer, b"\x00" * 4096)
+    return buffer.getvalue()
+
+
+def test_unreadable_files_never_stop_the_others(warehouse):
+    inbox_path(warehouse.data_dir, "le", "LAW_ENFORCEMENT", "random.xlsx").write_bytes(os.urandom(3000))
+    inbox_path(warehouse.data_dir, "le", "LAW_ENFORCEMENT", "empty.csv").write_bytes(b"")
+    inbox_path(warehouse.data_dir, "le", "LAW_ENFORCEMENT", "notes.txt").write_text("hello")
+    inbox_path(warehouse.data_dir, "le", "LAW_ENFORCEMENT", "locked.xlsx").write_bytes(_encrypted_ooxml())
+    inbox_path(warehouse.data_dir, "le", "LAW_ENFORCEMENT", "text.xlsx").write_bytes(csv_bytes(ARRESTS))
+    inbox_path(warehouse.data_dir, "le", "LAW_ENFORCEMENT", "binary.csv").write_bytes(b"\x00\x01\x02" * 100)
+    inbox_path(warehouse.data_dir, "le", "LAW_ENFORCEMENT", ".hidden.csv").write_bytes(csv_bytes(ARRESTS))
+    inbox_path(warehouse.data_dir, "le", "LAW_ENFORCEMENT", "~$arrests.xlsx").write_bytes(b"lock")
+    deliver_csv(warehouse.data_dir, "le", "LAW_ENFORCEMENT", "arrests.csv", ARRESTS)
+    report = warehouse.ingest()
+    assert files(warehouse) == {
+        "arrests.csv": ("INGESTED", 2, 2, 0), "binary.csv": ("UNREADABLE", 0, 0, 0),
+        "empty.csv": ("UNREADABLE", 0, 0, 0), "locked.xlsx": ("UNREADABLE", 0, 0, 0),
+        "notes.txt": ("UNREADABLE", 0, 0, 0), "random.xlsx": ("UNREADABLE", 0, 0, 0),
+        "text.xlsx": ("UNREADABLE", 0, 0, 0),
+    }
+    assert report.files_unreadable == 6 and report.rows_loaded == 2
+    reasons = dict(warehouse.table("source_files").select(
+        pl.col("path").str.split("/").list.last(), "reason").iter_rows())
+    assert "password-protected" in reasons["locked.xlsx"]
+    assert "empty" in reasons["empty.csv"]
+    assert "not read" in reasons["notes.txt"]
+    assert "looks like text" in reasons["text.xlsx"]
+    assert all(reason.startswith("inbox/le/LAW_ENFORCEMENT/") for name, reason in reasons.items()
+               if name != "arrests.csv")
+    assert {r[2] for r in rules(warehouse)} == {"F0", "F1"}
+
+
+def test_misplaced_files(warehouse, tmp_path):
+    deliver_csv(warehouse.data_dir, "nobody", "LAW_ENFORCEMENT", "arrests.csv", ARRESTS)  # unknown agency
+    deliver_csv(warehouse.data_dir, "le", "JAILS", "funding.csv", [["year", "value"], [2023, 1]])  # not its sector
+    deliver_csv(warehouse.data_dir, "le", "POLICE", "arrests.csv", ARRESTS)  # not a sector folder
+    (warehouse.data_dir / "inbox" / "loose.csv").write_bytes(csv_bytes(ARRESTS))  # outside any agency folder
+    outside = tmp_path / "secret.csv"
+    outside.write_bytes(csv_bytes(ARRESTS))
+    inbox_path(warehouse.data_dir, "le", "LAW_ENFORCEMENT", "link.csv").symlink_to(outside)
+    (warehouse.data_dir / "inbox" / "le" / "LAW_ENFORCEMENT" / "linked_dir").symlink_to(tmp_path)
+    warehouse.ingest()
+    status = {p: (s, t, r) for p, s, t, r in warehouse.table("source_files").select(
+        "path", "status", "rows_total", "rows_rejected").iter_rows()}
+    assert status == {
+        "inbox/nobody/LAW_ENFORCEMENT/arrests.csv": ("ERRORED", 2, 2),
+        "inbox/le/JAILS/funding.csv": ("ERRORED", 1, 1),
+        "inbox/le/POLICE/arrests.csv": ("ERRORED", 2, 2),
+        "inbox/loose.csv": ("ERRORED", 2, 2),
+        "inbox/le/LAW_ENFORCEMENT/link.csv": ("UNREADABLE", 0, 0),
+        "inbox/le/LAW_ENFORCEMENT/linked_dir": ("UNREADABLE", 0, 0),
+    }
+    assert {r[2] for r in rules(warehouse)} == {"F8"}
+    assert warehouse.table("agency_metrics").height == 0
+
+
+def test_file_that_cannot_be_opened(warehouse, monkeypatch):
+    from jc_pipeline.lib.ingest import batch
+
+    deliver_csv(warehouse.data_dir, "le", "LAW_ENFORCEMENT", "arrests.csv", ARRESTS)
+
+    def denied(file):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(batch, "fingerprint", denied)
+    warehouse.ingest()
+    assert files(warehouse) == {"arrests.csv": ("UNREADABLE", 0, 0, 0)}
+    assert "Permission denied" in warehouse.table("source_files")["reason"].item()
+    assert warehouse.ingest().files_unchanged == 1  # the same problem is not recorded twice

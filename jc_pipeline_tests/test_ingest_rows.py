@@ -1,0 +1,195 @@
+"""Row-level behaviour of ingest on generated sheets: values, years, months, categories, agencies, systems."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import polars as pl
+import pytest
+
+from jc_pipeline_tests.ingest_support import Warehouse, assert_accounting, deliver_csv, deliver_xls, deliver_xlsx
+
+
+@pytest.fixture
+def warehouse(tmp_path):
+    w = Warehouse(tmp_path)
+    yield w
+    assert_accounting(w)
+    w.close()
+
+
+def findings(w: Warehouse) -> dict[int, list[tuple[str, str | None, str | None]]]:
+    """{row_number: [(rule, column, raw_value), ...]} of one-file runs."""
+    result: dict[int, list] = {}
+    for row, rule, column, raw in w.table("rejected_rows", "row_number, rule").select(
+            "row_number", "rule", "column_name", "raw_value").iter_rows():
+        result.setdefault(row, []).append((rule, column, raw))
+    return result
+
+
+def message(w: Warehouse, row: int, rule: str) -> str:
+    frame = w.table("rejected_rows").filter((pl.col("row_number") == row) & (pl.col("rule") == rule))
+    assert frame.height == 1, frame
+    return frame["message"].item()
+
+
+def values(w: Warehouse) -> list[tuple]:
+    return w.metrics().select("metric_key", "period_start", "period_end", "category", "value").rows()
+
+
+# --- values ------------------------------------------------------------------------------------------------
+
+
+def test_values_separators_decimals_dollars_and_bad_values(warehouse):
+    deliver_csv(warehouse.data_dir, "le", "LAW_ENFORCEMENT", "arrests.csv", [
+        ["year", "month", "value"],
+        [2023, 1, "1,000"], [2023, 2, "12.5"], [2023, 3, "1,234,567.25"], [2023, 4, "$5"],
+        [2023, 5, "-3"], [2023, 6, "N/A"], [2023, 7, ""], [2023, 8, "1e3"], [2023, 9, "1,00"],
+    ])
+    deliver_csv(warehouse.data_dir, "le", "LAW_ENFORCEMENT", "funding.csv", [
+        ["year", "value"], [2021, "$1,200.50"], [2022, "$ 99"],
+    ])
+    warehouse.ingest()
+    arrests = {start.month: value for key, start, _, _, value in values(warehouse) if key.endswith("ARRESTS")}
+    assert arrests == {1: 1000.0, 2: 12.5, 3: 1234567.25, 8: 1000.0}
+    funding = [v for key, *_, v in values(warehouse) if key.endswith("FUNDING")]
+    assert funding == [1200.5, 99.0]
+    found = findings(warehouse)
+    assert {row: [r[0] for r in rules] for row, rules in found.items()} == {
+        5: ["R7"], 6: ["R7"], 7: ["R7"], 8: ["R7"], 10: ["R7"]}
+    assert "not measured in dollars" in message(warehouse, 5, "R7")
+    assert "cannot be negative" in message(warehouse, 6, "R7")
+    assert "'N/A'" in message(warehouse, 7, "R7")
+    assert message(warehouse, 8, "R7").startswith("Empty 'value'")
+
+
+def test_excel_numeric_cells_and_xls(warehouse):
+    rows = [["year", "month", "value"], [2023, 1, 103.0], [2023.0, "Feb", 0.1 + 0.2], [2023, 3, 7]]
+    deliver_xlsx(warehouse.data_dir, "le", "LAW_ENFORCEMENT", "a.xlsx", {"arrests": rows})
+    deliver_xls(warehouse.data_dir, "le", "LAW_ENFORCEMENT", "b.xls", {"reported_crime": rows})
+    warehouse.ingest()
+    got = {(k, s.month): v for k, s, _, _, v in values(warehouse)}
+    for key in ("LAW_ENFORCEMENT_ARRESTS", "LAW_ENFORCEMENT_REPORTED_CRIME"):
+        assert got[(key, 1)] == 103.0 and got[(key, 3)] == 7.0
+        assert got[(key, 2)] == pytest.approx(0.3)
+
+
+# --- years and periods -------------------------------------------------------------------------------------
+
+
+def test_years_bounds_ranges_and_real_value_in_message(warehouse):
+    deliver_csv(warehouse.data_dir, "le", "LAW_ENFORCEMENT", "funding.csv", [
+        ["year", "value"],
+        ["2021", 1], ["2022.0", 2], ["1599", 3], ["2031", 4], ["20x1", 5], ["", 6], ["1999", 7],
+        ["2022-2023", 8], ["2020-2022", 9],
+    ])
+    warehouse.ingest()
+    assert [(s, e) for _, s, e, _, _ in values(warehouse)] == [
+        (date(2021, 1, 1), date(2022, 1, 1)), (date(2022, 1, 1), date(2023, 1, 1))]
+    found = findings(warehouse)
+    assert {row: [r[0] for r in rules] for row, rules in found.items()} == {
+        4: ["R1"], 5: ["R1"], 6: ["R1"], 7: ["R1"], 8: ["R13"], 9: ["R1"], 10: ["R1"]}
+    assert "'1599'" in message(warehouse, 4, "R1") and "between 1600 and 2024" in message(warehouse, 4, "R1")
+    assert "'2031'" in message(warehouse, 5, "R1")
+    assert message(warehouse, 7, "R1").startswith("Empty 'year'")
+    assert "before January 2000" in message(warehouse, 8, "R13")
+    assert "calendar years" in message(warehouse, 9, "R1")  # a range on a calendar-year metric is ambiguous
+    assert "consecutive" in message(warehouse, 10, "R1")
+
+
+def test_fiscal_year_periods_are_explicit_dates(warehouse):
+    """fy_jail's year starts in July: 2023 and 2022-2023 both name 2022-07-01..2023-07-01 (end-year label)."""
+    deliver_csv(warehouse.data_dir, "fy_jail", "JAILS", "funding.csv", [["year", "value"], [2023, 10]])
+    deliver_csv(warehouse.data_dir, "fy_jail", "JAILS", "expenses.csv", [["year", "value"], ["2022-2023", 20],
+                                                                         ["2024-2025", 30]])
+    report = warehouse.ingest()
+    assert [(k, s, e, v) for k, s, e, _, v in values(warehouse)] == [
+        ("JAILS_EXPENSES", date(2022, 7, 1), date(2023, 7, 1), 20.0),
+        ("JAILS_FUNDING", date(2022, 7, 1), date(2023, 7, 1), 10.0),
+    ]
+    assert findings(warehouse) == {3: [("R13", "year", "2024-2025")]}  # starts 2024-07-01, after "now"
+    assert report.touched_months == [date(2022, 7, 1)]
+    assert warehouse.metrics()["frequency"].unique().to_list() == ["ANNUAL"]
+
+
+def test_months_numbers_names_misspellings_and_errors(warehouse):
+    months = ["1", "02", "MARCH ", "apr", "Sept", "janaury", "FEBUARY", "Marchuary", "13", "0", "2021-05-01",
+              "44197"]
+    deliver_csv(warehouse.data_dir, "le", "LAW_ENFORCEMENT", "arrests.csv",
+                [["year", "month", "value"]] + [[2022 if i > 3 else 2023, m, i] for i, m in enumerate(months)])
+    warehouse.ingest()
+    loaded = sorted((s.isoformat(), v) for _, s, _, _, v in values(warehouse))
+    assert loaded == [("2022-01-01", 5.0), ("2022-02-01", 6.0), ("2022-09-01", 4.0), ("2023-01-01", 0.0),
+                      ("2023-02-01", 1.0), ("2023-03-01", 2.0), ("2023-04-01", 3.0)]
+    found = {row: rules[0][0] for row, rules in findings(warehouse).items()}
+    assert found == {9: "R3", 10: "R2", 11: "R2", 12: "R4", 13: "R4"}
+    assert "'Marchuary'" in message(warehouse, 9, "R3")
+
+
+def test_blank_month_on_monthly_metric_is_annual_with_warning(warehouse):
+    deliver_csv(warehouse.data_dir, "le", "LAW_ENFORCEMENT", "arrests.csv", [
+        ["year", "month", "value"], [2023, 1, 5], [2022, "", 60]])
+    warehouse.ingest()
+    assert sorted((s, e, v) for _, s, e, _, v in values(warehouse)) == [
+        (date(2022, 1, 1), date(2023, 1, 1), 60.0), (date(2023, 1, 1), date(2023, 2, 1), 5.0)]
+    assert findings(warehouse) == {3: [("M1", "month", None)]}
+
+
+def test_missing_and_empty_month_columns_store_annual_values(warehouse):
+    deliver_csv(warehouse.data_dir, "le", "LAW_ENFORCEMENT", "arrests.csv", [["year", "value"], [2022, 5]])
+    deliver_csv(warehouse.data_dir, "le", "LAW_ENFORCEMENT", "reported_crime.csv",
+                [["year", "month", "value"], [2022, "", 7]])
+    warehouse.ingest()
+    assert {(k, s, e) for k, s, e, _, _ in values(warehouse)} == {
+        ("LAW_ENFORCEMENT_ARRESTS", date(2022, 1, 1), date(2023, 1, 1)),
+        ("LAW_ENFORCEMENT_REPORTED_CRIME", date(2022, 1, 1), date(2023, 1, 1))}
+    assert sorted(r for rules in findings(warehouse).values() for r in rules) == [
+        ("F4m", "month", None), ("F5m", "month", None)]
+
+
+def test_future_month_is_rejected(warehouse):
+    deliver_csv(warehouse.data_dir, "le", "LAW_ENFORCEMENT", "arrests.csv", [
+        ["year", "month", "value"], [2024, 6, 1], [2024, 7, 2]])
+    warehouse.ingest()
+    assert [s for _, s, *_ in values(warehouse)] == [date(2024, 6, 1)]
+    assert findings(warehouse) == {3: [("R13", "year", "2024")]}
+
+
+# --- categories --------------------------------------------------------------------------------------------
+
+
+def test_categories_deterministic_matching(warehouse):
+    deliver_csv(warehouse.data_dir, "le", "LAW_ENFORCEMENT", "arrests_by_type.csv", [
+        ["year", "month", "offense_type", "value"],
+        [2023, 1, "Person", 1], [2023, 1, "property offenses", 2], [2023, 1, "DRUG", 3],
+        [2023, 1, "public_order", 4], [2023, 1, "Other", 5], [2023, 1, " unknown  offenses ", 6],
+        [2023, 2, "All", 7], [2023, 2, "Violent", 8], [2023, 2, "", 9], [2023, 2, "Totals", 10],
+    ])
+    deliver_csv(warehouse.data_dir, "le", "LAW_ENFORCEMENT", "arrests_by_race.csv", [
+        ["year", "month", "race/ethnicity", "value"],
+        [2023, 1, "Black / Not Hispanic or Latino", 1], [2023, 1, "hispanic_Black", 2], [2023, 1, "white", 3],
+        [2023, 1, "Hispanic", 4], [2023, 1, "Not Hispanic White", 5], [2023, 1, "Martian", 6],
+    ])
+    deliver_csv(warehouse.data_dir, "le", "LAW_ENFORCEMENT", "arrests_by_biological_sex.csv", [
+        ["year", "month", "biological_sex", "value"], [2023, 1, "M", 1], [2023, 1, "female", 2],
+        [2023, 1, "Non-binary", 3]])
+    warehouse.ingest()
+    got = set(warehouse.metrics().filter(pl.col("category").is_not_null()).select("category", "value").rows())
+    assert got == {
+        ("PERSON", 1), ("PROPERTY", 2), ("DRUG", 3), ("PUBLIC_ORDER", 4), ("OTHER", 5), ("UNKNOWN", 6),
+        ("NOT_HISPANIC_BLACK", 1), ("HISPANIC_BLACK", 2), ("UNKNOWN_ETHNICITY_WHITE", 3), ("HISPANIC_UNKNOWN", 4),
+        ("NOT_HISPANIC_WHITE", 5), ("MALE", 1), ("FEMALE", 2), ("UNKNOWN", 3),
+    }
+    rejected = warehouse.table("rejected_rows").select("sheet", "row_number", "rule", "raw_value").rows()
+    assert sorted(rejected) == sorted([
+        ("arrests_by_biological_sex.csv", 4, "C1", "Non-binary"),
+        ("arrests_by_race.csv", 7, "R10", "Martian"),
+        ("arrests_by_type.csv", 8, "R11", "All"),
+        ("arrests_by_type.csv", 9, "R10", "Violent"),
+        ("arrests_by_type.csv", 10, "R10", None),
+        ("arrests_by_type.csv", 11, "R11", "Totals"),
+    ])
+    invalid = warehouse.table("rejected_rows").filter(pl.col("raw_value") == "Violent")["message"].item()
+    assert "Person Offenses, Property Offenses" in invalid  # the list of valid labels
+    legacy = warehouse.table("rejected_rows").filter(pl.col("rule") == "C1")["message"].item()
+    assert "Unknown Biological Sex" in legacy

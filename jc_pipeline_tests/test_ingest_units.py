@@ -1,0 +1,137 @@
+"""Unit-level ingest tests: readers, grouped CSV parsing, category table, rule catalogue and its documentation."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from pathlib import Path
+from types import SimpleNamespace
+
+import polars as pl
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from jc_pipeline.lib import ingest
+from jc_pipeline.lib.ingest import readers
+from jc_pipeline.lib.ingest.categories import AMBIGUOUS, category_lookup, label_key
+from jc_pipeline.lib.ingest.csv_groups import parse_group, plain_csv
+from jc_pipeline.lib.registry import Dimension, Member
+from jc_pipeline_tests.ingest_support import NOW, Warehouse, assert_accounting, deliver_csv, deliver_xlsx
+
+DOCS = Path(__file__).resolve().parents[1] / "docs" / "rules.md"
+
+cell = st.text(alphabet="ab 1,;-\t", max_size=5)
+line = st.lists(cell, min_size=0, max_size=5).map(lambda cells: ",".join(c.replace(",", "") for c in cells))
+
+
+@settings(max_examples=60, deadline=None)
+@given(header=st.lists(st.sampled_from(["year", "month", "value", " x "]), min_size=1, max_size=4),
+       body=st.lists(line, max_size=8), crlf=st.booleans(), trailing=st.booleans())
+def test_grouped_csv_parsing_equals_reading_each_file(header, body, crlf, trailing):
+    """The fast path for plain CSVs yields the same cells as the per-file reader (blank cells aside)."""
+    end = "\r\n" if crlf else "\n"
+    data = (end.join([",".join(header), *body]) + (end if trailing else "")).encode()
+    plain = plain_csv(data)
+    if plain is None:
+        return  # e.g. a header with more ';' than ','
+    parsed = parse_group([plain, plain])
+    if parsed is None:
+        return  # the parser disagreed with the line count: the caller reads such files one by one
+    frame, counts = parsed
+    alone = readers.read_file(Path("arrests.csv"), data, "arrests.csv")[0]
+    width = len(header)
+
+    def normalized(rows):
+        return [tuple(c.strip() or None if c is not None else None for c in row) for row in rows]
+
+    expected = list(zip(*[list(c) for c in alone.columns[:width]], strict=True)) if alone.columns else []
+    expected = [row + (None,) * (width - len(row)) for row in expected]
+    got = frame.rows()[:counts[0]]
+    # The grouped path drops trailing blank lines; they are blank rows either way.
+    while expected and all(c is None or not c.strip() for c in expected[-1]):
+        expected.pop()
+    while got and all(c is None or not c.strip() for c in got[-1]):
+        got.pop()
+    assert counts[0] == counts[1] and frame.height == 2 * counts[0]
+    assert normalized(got) == normalized(expected)
+    assert alone.header_row == 1 and tuple(alone.header[:width]) == plain.header_cells
+
+
+def test_plain_csv_eligibility():
+    assert plain_csv(b"year,value\n2023,1\n") is not None
+    assert plain_csv(b"\xef\xbb\xbfyear,value\r\n2023,1\r\n").header == b"year,value"
+    assert plain_csv(b'year,value\n2023,"1,000"\n') is None  # quotes: read alone
+    assert plain_csv(b"year;value\n2023;1\n") is None  # another delimiter
+    assert plain_csv(b"\nyear,value\n2023,1\n") is None  # header not on line 1
+    assert plain_csv(b"year,value\r2023,1\r") is None  # old Mac line ends
+    assert plain_csv("year,value\n2023,caf\xe9\n".encode("cp1252")) is None  # not UTF-8
+
+
+def test_semicolon_cp1252_and_big_csvs(tmp_path, monkeypatch):
+    w = Warehouse(tmp_path, database=":memory:")
+    path = deliver_csv(w.data_dir, "le", "LAW_ENFORCEMENT", "arrests.csv", [])
+    path.write_bytes("year;month;value\r\n2023;1;5\r\n2023;févr;6\r\n".encode("cp1252"))
+    monkeypatch.setattr(readers, "SMALL_CSV_BYTES", 10)  # force the Polars reader for bigger files
+    deliver_csv(w.data_dir, "le", "LAW_ENFORCEMENT", "reported_crime.csv",
+                [["year", "month", "value"], *([2023, m, '1,000'] for m in range(1, 13))])
+    w.ingest()
+    assert_accounting(w)
+    rejected = w.table("rejected_rows").select("row_number", "rule", "raw_value").rows()
+    assert rejected == [(3, "R3", "févr")]
+    assert w.metrics().filter(pl.col("metric_key").str.ends_with("CRIME"))["value"].to_list() == [1000.0] * 12
+
+
+def test_workbook_expanding_too_far_is_refused(tmp_path, monkeypatch):
+    w = Warehouse(tmp_path, database=":memory:")
+    deliver_xlsx(w.data_dir, "le", "LAW_ENFORCEMENT", "big.xlsx", {"arrests": [["year", "month", "value"]]})
+    monkeypatch.setattr(readers, "MAX_UNCOMPRESSED_BYTES", 1000)
+    w.ingest()
+    (reason,) = w.table("source_files")["reason"].to_list()
+    assert "expands to" in reason and "split it" in reason
+
+
+def test_progress_and_timezone_aware_now(tmp_path):
+    w = Warehouse(tmp_path, database=":memory:")
+    for name in ("arrests.csv", "reported_crime.csv"):
+        deliver_csv(w.data_dir, "le", "LAW_ENFORCEMENT", name, [["year", "month", "value"], [2023, 1, 1]])
+    seen = []
+    batch = ingest.parse_inbox(w.data_dir, {}, w.roster, w.registry,
+                               now=datetime(2024, 6, 1, 12, tzinfo=UTC), progress=lambda d, t: seen.append((d, t)))
+    assert seen == [(1, 2), (2, 2)]
+    assert batch.files["ingested_at"].unique().to_list() == [datetime(2024, 6, 1, 12)]
+
+
+def test_label_key_normalizes_case_punctuation_and_plurals():
+    frame = pl.DataFrame({"label": ["  Felonies ", "Non-Emergency Calls", "Race/Ethnicity", "Misdemeanors"]})
+    assert frame.select(label_key(pl.col("label"))).to_series().to_list() == [
+        "felony", "non emergency call", "race ethnicity", "misdemeanor"]
+
+
+def test_ambiguous_labels_are_never_guessed():
+    dimension = Dimension("test/type", "TestType", (Member("JAIL", "Jail Sentences"),
+                                                    Member("JAILS", "Jail Sentence"),
+                                                    Member("OTHER", "Other Sentences")))
+    lookup = category_lookup(SimpleNamespace(dimensions={"test/type": dimension}))
+    row = lookup.filter(pl.col("key") == "jail sentence").row(0, named=True)
+    assert row["outcome"] == AMBIGUOUS and row["member"] is None
+    assert row["note"] == "'Jail Sentences', 'Jail Sentence'"
+    # a short form shared by no other member still matches
+    assert lookup.filter(pl.col("key") == "other")["member"].to_list() == ["OTHER"]
+
+
+def test_rules_are_documented():
+    documented = dict(re.findall(r"^\| (\w+) \| (ERROR|WARNING) \|", DOCS.read_text(), flags=re.MULTILINE))
+    assert documented == {code: rule.severity for code, rule in ingest.RULES.items()}
+
+
+def test_every_rule_has_an_actionable_fix():
+    for rule in ingest.RULES.values():
+        assert rule.severity in ("ERROR", "WARNING") and rule.title and rule.fix.endswith(".")
+
+
+@pytest.mark.parametrize("now", [NOW])
+def test_empty_inbox_gives_an_empty_batch(tmp_path, now):
+    w = Warehouse(tmp_path, database=":memory:")
+    report = ingest.write_batch(w.con, w.parse(now))
+    assert (report.files_new, report.rows_total, report.touched_months) == (0, 0, [])

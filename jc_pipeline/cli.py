@@ -35,6 +35,28 @@ def _parser() -> argparse.ArgumentParser:
 
     status = commands.add_parser("status", help="files, rejects, failing checks and coverage at a glance")
     status.add_argument("--data-dir")
+
+    report = commands.add_parser("report", help="write the state report and the agency feedback it links to")
+    report.add_argument("--data-dir")
+    report.add_argument("--out", help="reports folder (default: <data-dir>/reports)")
+
+    feedback = commands.add_parser("feedback", help="write each agency's feedback workbook and page")
+    feedback.add_argument("--data-dir")
+    feedback.add_argument("--agency", action="append", dest="agencies", metavar="ID",
+                          help="only this agency (repeatable; default: every agency on the roster)")
+    feedback.add_argument("--out", help="folder (default: <data-dir>/reports/agencies)")
+
+    template = commands.add_parser("template", help="write an agency's bulk-upload template workbooks")
+    template.add_argument("--data-dir")
+    template.add_argument("--agency", required=True, metavar="ID", help="agency_id from agencies.csv")
+    template.add_argument("--out", help="folder for the workbooks (default: <data-dir>/templates/<agency_id>)")
+
+    export = commands.add_parser("export", help="export state_metrics and its views to CSV, Parquet or XLSX")
+    export.add_argument("--data-dir")
+    export.add_argument("--format", choices=("csv", "parquet", "xlsx"), default="csv")
+    export.add_argument("--out", help="folder (default: <data-dir>/exports)")
+    export.add_argument("--tables", nargs="+", metavar="NAME",
+                        help="tables or views to export (default: state_metrics and the state views)")
     return parser
 
 
@@ -71,11 +93,87 @@ def _status(args: argparse.Namespace, layout: DataLayout) -> None:
     print_status(layout)
 
 
+def _published(layout: DataLayout):
+    """A read-only connection to the published warehouse (never blocks a run, never blocked by one)."""
+    import duckdb
+
+    if not layout.warehouse.exists():
+        raise FileNotFoundError(f"no warehouse at {layout.warehouse} yet: run `jc-pipeline run` first")
+    return duckdb.connect(str(layout.warehouse), read_only=True)
+
+
+def _report(args: argparse.Namespace, layout: DataLayout) -> None:
+    from datetime import UTC, datetime
+    from pathlib import Path
+
+    from jc_pipeline.lib import feedback, report
+
+    out = Path(args.out).resolve() if args.out else layout.reports
+    now = datetime.now(UTC)
+    with _published(layout) as con:
+        written = feedback.write_agency_feedback(con, out / "agencies", generated_at=now)
+        links = feedback.existing_links(con, out / "agencies", "../agencies")
+        index = report.write_state_report(con, out / "state", generated_at=now, agency_links=links)
+    print(f"state report:    {index}")
+    print(f"agency feedback: {out / 'agencies'} ({len(written)} agencies)")
+
+
+def _feedback(args: argparse.Namespace, layout: DataLayout) -> None:
+    from datetime import UTC, datetime
+    from pathlib import Path
+
+    from jc_pipeline.lib import feedback
+
+    out = Path(args.out).resolve() if args.out else layout.reports / "agencies"
+    with _published(layout) as con:
+        written = feedback.write_agency_feedback(con, out, generated_at=datetime.now(UTC), agency_ids=args.agencies)
+    for item in written.values():
+        print(f"{item.agency_id}: {item.xlsx.name} + {item.html.name} ({item.findings} findings, "
+              f"{item.periods_missing} periods missing)")
+    print(f"written to {out}")
+
+
+def _template(args: argparse.Namespace, layout: DataLayout) -> None:
+    from datetime import date
+    from pathlib import Path
+
+    from jc_pipeline.lib.roster import load_roster
+    from jc_pipeline.lib.templates import write_templates
+
+    roster = load_roster(layout.root)
+    if args.agency not in roster.agencies:
+        raise ValueError(f"'{args.agency}' is not an agency_id in {layout.roster}")
+    out = Path(args.out).resolve() if args.out else layout.root / "templates" / args.agency
+    paths = write_templates(roster, args.agency, out, today=date.today())
+    if not paths:
+        print(f"{args.agency} has no enabled metric to report: no template written")
+    for path in paths:
+        sector = path.name.removesuffix("_template.xlsx").upper()
+        print(f"{path}   -> fill in, then deliver to {layout.inbox / args.agency / sector}/")
+    start = roster.agencies[args.agency].fiscal_year_start_month
+    if paths and start != 1:
+        print(f"annual rows: 'year' is the year in which the fiscal year ends (its year starts in month {start})")
+
+
+def _export(args: argparse.Namespace, layout: DataLayout) -> None:
+    from pathlib import Path
+
+    from jc_pipeline.lib import export
+
+    out = Path(args.out).resolve() if args.out else layout.root / "exports"
+    tables = tuple(args.tables) if args.tables else export.DEFAULT_TABLES
+    export.check_tables(tables)
+    with _published(layout) as con:
+        for path in export.export_tables(con, out, tables=tables, fmt=args.format):
+            print(path)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `jc-pipeline` console script."""
     args = _parser().parse_args(argv)
     layout = DataLayout.from_env(args.data_dir)
-    commands = {"demo-data": _demo_data, "run": _run, "status": _status}
+    commands = {"demo-data": _demo_data, "run": _run, "status": _status, "report": _report, "feedback": _feedback,
+                "template": _template, "export": _export}
     try:
         commands[args.command](args, layout)
     except KeyboardInterrupt:

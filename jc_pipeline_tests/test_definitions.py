@@ -24,6 +24,8 @@ EXPECTED_ASSETS = {
     "state_metrics",
     "analyst_warehouse",
     "data_quality_report",
+    "agency_feedback",
+    "state_report",
 }
 
 

@@ -1,0 +1,44 @@
+"""Publish: the people-facing products of a run, read from the published warehouse (read-only, never blocking).
+
+`agency_feedback` (a workbook and a page per agency) and `state_report` (the state's HTML report, linking to those
+pages). Both are in the "publish" group, so publish_job materializes them after every new warehouse.
+"""
+
+from datetime import datetime, timezone
+
+import dagster as dg
+import duckdb
+
+from jc_pipeline.defs.resources import WarehouseResource
+from jc_pipeline.lib import feedback, report
+
+
+@dg.asset(deps=["analyst_warehouse"], group_name="publish", kinds={"excel", "html"})
+def agency_feedback(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
+    """Per agency, `reports/agencies/<agency_id>.xlsx` and `.html`: every row ingest rejected or warned about and
+    every failed check (file, sheet, row, column, value, rule, what to do), plus the periods the agency is still
+    expected to send. The files to send each agency after a run."""
+    out_dir = warehouse.layout.reports / "agencies"
+    with duckdb.connect(str(warehouse.layout.warehouse), read_only=True) as con:
+        written = feedback.write_agency_feedback(con, out_dir, generated_at=datetime.now(timezone.utc))
+    return dg.MaterializeResult(metadata={
+        "path": dg.MetadataValue.path(str(out_dir / feedback.INDEX_FILE)),
+        "agencies": len(written),
+        "agencies_with_findings": sum(1 for f in written.values() if f.findings),
+        "periods_missing": sum(f.periods_missing for f in written.values()),
+    })
+
+
+@dg.asset(deps=["analyst_warehouse", "agency_feedback"], group_name="publish", kinds={"html"})
+def state_report(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
+    """`reports/state/index.html`: per sector each metric's state trend with coverage beside every point, its
+    published breakdowns, a coverage grid (agencies x periods: reported, missing, failed validation) and the
+    data-quality summary linking to each agency's feedback page. Static, offline, no script: open it in any
+    browser or mail it."""
+    out_dir = warehouse.layout.reports / "state"
+    agencies_dir = warehouse.layout.reports / "agencies"
+    with duckdb.connect(str(warehouse.layout.warehouse), read_only=True) as con:
+        links = feedback.existing_links(con, agencies_dir, "../agencies")
+        index = report.write_state_report(con, out_dir, generated_at=datetime.now(timezone.utc), agency_links=links)
+    return dg.MaterializeResult(metadata={"path": dg.MetadataValue.path(str(index)),
+                                          "size_kb": round(index.stat().st_size / 1024)})

@@ -1,0 +1,276 @@
+"""Agency feedback: per agency a workbook (``<agency_id>.xlsx``) and an HTML page (``<agency_id>.html``).
+
+Both list every row ingest rejected or warned about and every failed check, with file, sheet, row, column, value,
+the rule and what to do, plus the periods the agency is still expected to send. The HTML page is the validation
+report's agency page (:mod:`jc_pipeline.lib.validation.report`, reused, not copied) with the missing periods
+added; the workbook holds the complete lists (the page shows at most 200 rows per rule) so an agency can filter
+and tick them off. Workbook cells are written by type and text is neutralized against formula injection
+(:func:`jc_pipeline.lib.export.write_xlsx_sheet`): file names and values come from agencies' files.
+
+File names: the agency id when it is a plain id (letters, digits, ``_``, ``-``), else a slug plus a hash of the
+id, so an id never becomes a path (see :func:`agency_file_stem`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from html import escape
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import xlsxwriter
+
+from jc_pipeline.lib.export import write_xlsx_sheet
+from jc_pipeline.lib.ingest.rules import RULES as INGEST_RULES
+from jc_pipeline.lib.periods import contiguous_ranges, period_label
+from jc_pipeline.lib.registry import load_registry
+from jc_pipeline.lib.report import AgencyLinks, expected_periods
+from jc_pipeline.lib.validation.report import (
+    _FINDINGS_SQL,
+    _REJECTS_SQL,
+    UNASSIGNED,
+    _agency_body,
+    _agency_title,
+    _grouped,
+    _index_body,
+    _period,
+    _records,
+    _render,
+)
+from jc_pipeline.lib.validation.rules import RULES_BY_NAME
+
+INDEX_FILE = "index.html"
+#: The files a full run wrote, so the next full run removes only its own stale files.
+MANIFEST = ".feedback-files.json"
+_PLAIN_ID = re.compile(r"[A-Za-z0-9_-]{1,80}")
+_OUR_FILE = re.compile(r"[A-Za-z0-9_-]{1,90}\.(?:html|xlsx)")
+
+#: What an agency does about a period that is not in the state numbers, by status.
+_PERIOD_TODO = {
+    "MISSING": "Send this period (or tell the state team why it cannot be reported).",
+    "FAILED_VALIDATION": "Correct the values named under Errors and send the period again.",
+    "NOT_COUNTED": "The data arrived but does not match your reporting settings; see the reason.",
+}
+_REASONS = {
+    "FREQUENCY_MISMATCH": "sent monthly but set up as annual (or the reverse) in metric_settings.csv",
+    "YEAR_START_MISMATCH": "the year starts in a different month than your fiscal-year setting",
+    "VALUE_NOT_FINITE": "the value is not a number",
+    "METRIC_DISABLED": "the metric is disabled in your settings",
+}
+_FIX_COLUMNS = ("Kind", "Severity", "Metric", "Period", "Breakdown", "File", "Sheet", "Row", "Column", "Value",
+                "Expected", "Rule", "Problem", "What to do")
+_FIX_WIDTHS = (10, 9, 26, 16, 26, 40, 18, 6, 14, 14, 12, 30, 70, 60)
+_MISSING_COLUMNS = ("Metric", "Metric key", "Sector", "Cadence", "Period", "First day", "Last day", "Status",
+                    "What to do")
+_MISSING_WIDTHS = (30, 34, 18, 16, 18, 11, 11, 18, 70)
+
+
+@dataclass(frozen=True)
+class AgencyFeedback:
+    """The files written for one agency (``agency_id`` is ``(no agency)`` for files outside any agency folder)."""
+
+    agency_id: str
+    html: Path
+    xlsx: Path
+    findings: int
+    periods_missing: int
+
+
+def agency_file_stem(agency_id: str) -> str:
+    """The file name (without suffix) of an agency's feedback: the id itself when plain, else slug + hash."""
+    if _PLAIN_ID.fullmatch(agency_id):
+        return agency_id
+    slug = re.sub(r"[^A-Za-z0-9_-]+", "_", agency_id)[:40].strip("_") or "agency"
+    return f"{slug}-{hashlib.sha256(agency_id.encode()).hexdigest()[:8]}"
+
+
+def write_agency_feedback(con: duckdb.DuckDBPyConnection, out_dir: Path, *, generated_at: datetime,
+                          agency_ids: Iterable[str] | None = None) -> dict[str, AgencyFeedback]:
+    """Write the workbook and page of every roster agency (or of ``agency_ids``) and an index; return them by id.
+
+    Every roster agency gets files, also without findings: the missing periods concern all of them. A full run
+    (no ``agency_ids``) removes the files a previous run wrote (listed in :data:`MANIFEST`) that it did not write
+    again, so an agency that left the roster keeps no stale page; nothing else in ``out_dir`` is touched.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    names = dict(con.execute("SELECT agency_id, agency_name FROM agencies").fetchall())
+    findings = _grouped(_records(con, _FINDINGS_SQL))
+    rejects = _grouped(_records(con, _REJECTS_SQL))
+    missing = _grouped(r for r in expected_periods(con) if r["status"] != "REPORTED")
+    if generated_at.tzinfo is not None:
+        generated_at = generated_at.astimezone(UTC)
+    stamp = generated_at.strftime("%Y-%m-%d %H:%M")
+
+    wanted = sorted(names) + ([UNASSIGNED] if UNASSIGNED in findings or UNASSIGNED in rejects else [])
+    if agency_ids is not None:
+        chosen = set(agency_ids)
+        unknown = chosen - set(wanted)
+        if unknown:
+            raise ValueError(f"not an agency on the roster: {', '.join(sorted(unknown))}")
+        wanted = [a for a in wanted if a in chosen]
+
+    written = {}
+    for agency in wanted:
+        stem = agency_file_stem(agency)
+        agency_findings, agency_rejects = findings.get(agency, []), rejects.get(agency, [])
+        agency_missing = missing.get(agency, [])
+        xlsx = out_dir / f"{stem}.xlsx"
+        _write_workbook(xlsx, _agency_title(agency, names), stamp, agency_findings, agency_rejects, agency_missing)
+        html = out_dir / f"{stem}.html"
+        body = (_agency_body(agency, names, agency_findings, agency_rejects, stamp)
+                + _missing_section(agency_missing) + _workbook_link(xlsx.name))
+        html.write_text(_render(f"Feedback — {_agency_title(agency, names)}", body), encoding="utf-8")
+        written[agency] = AgencyFeedback(agency, html, xlsx, len(agency_findings) + len(agency_rejects),
+                                         len(agency_missing))
+    if agency_ids is None:
+        # The pages link to "index.html" (All agencies): the same index as the data-quality report, our files.
+        summary = [(a, f.html.name, findings.get(a, []), rejects.get(a, [])) for a, f in written.items()]
+        (out_dir / INDEX_FILE).write_text(_render("Agency feedback", _index_body(summary, names, stamp)),
+                                          encoding="utf-8")
+        _replace_manifest(out_dir, {p.name for f in written.values() for p in (f.html, f.xlsx)} | {INDEX_FILE})
+    return written
+
+
+def _replace_manifest(out_dir: Path, names: set[str]) -> None:
+    """Remove what the previous full run wrote and this one did not, then record this run's files."""
+    manifest = out_dir / MANIFEST
+    previous = set(json.loads(manifest.read_text(encoding="utf-8"))) if manifest.is_file() else set()
+    for stale in previous - names:
+        if _OUR_FILE.fullmatch(stale):  # only names this module produces, never a path
+            (out_dir / stale).unlink(missing_ok=True)
+    manifest.write_text(json.dumps(sorted(names), indent=0), encoding="utf-8")
+
+
+def existing_links(con: duckdb.DuckDBPyConnection, out_dir: Path, href_prefix: str) -> dict[str, AgencyLinks]:
+    """Links (``href_prefix/<stem>.html`` / ``.xlsx``) to the feedback files present in ``out_dir``, by agency id,
+    for the state report: an agency whose page was not written gets no link rather than a broken one."""
+    links = {}
+    for (agency_id,) in [*con.execute("SELECT agency_id FROM agencies").fetchall(), (UNASSIGNED,)]:
+        stem = agency_file_stem(agency_id)
+        if (Path(out_dir) / f"{stem}.html").is_file():
+            xlsx = f"{href_prefix}/{stem}.xlsx" if (Path(out_dir) / f"{stem}.xlsx").is_file() else None
+            links[agency_id] = AgencyLinks(f"{href_prefix}/{stem}.html", xlsx)
+    return links
+
+
+# ---- HTML additions -------------------------------------------------------------------------------------------
+
+
+def _missing_section(rows: list[dict[str, Any]]) -> str:
+    if not rows:
+        return "<h2>Periods still missing</h2><p>None: every period you are expected to report is counted.</p>"
+    body = "".join(
+        f"<tr><td>{escape(metric)}</td><td>{escape(cadence)}</td><td>{escape(periods)}</td>"
+        f"<td>{escape(status)}</td><td>{escape(todo)}</td></tr>"
+        for metric, cadence, periods, status, todo in _period_runs(rows)
+    )
+    return ("<h2>Periods still missing</h2><p>Periods you are expected to report (from your reporting settings) "
+            "that are not in the state numbers, up to the latest period any agency of the state has reported."
+            "</p><table><tr><th>Metric</th><th>Cadence</th><th>Periods</th><th>Status</th><th>What to do</th></tr>"
+            f"{body}</table>")
+
+
+def _workbook_link(name: str) -> str:
+    return (f"<p class='todo'>The complete lists are in the workbook <a href=\"{escape(name)}\">{escape(name)}</a>"
+            " (one row per finding and per missing period).</p>")
+
+
+def _period_runs(rows: list[dict[str, Any]]) -> list[tuple[str, str, str, str, str]]:
+    """Missing months collapsed into runs (2024-01 to 2024-06): one line per metric, status and cadence."""
+    groups: dict[tuple, list[dict]] = defaultdict(list)
+    for row in rows:
+        groups[(row["metric_key"], row["frequency"], row["starting_month"], row["status"], row["reason"])].append(row)
+    lines = []
+    for (metric_key, frequency, _, status, reason), group in sorted(groups.items(), key=lambda kv: kv[0][:2]):
+        if frequency == "MONTHLY":
+            runs = contiguous_ranges(r["period_start"] for r in group)
+            periods = ", ".join(f"{a:%Y-%m}" if a == b else f"{a:%Y-%m} to {b:%Y-%m}" for a, b in runs)
+        else:
+            periods = ", ".join(period_label(r["period_start"], r["period_end"]) for r in group)
+        lines.append((_metric_name(group[0]), _cadence(group[0]), periods, _status_text(status, reason),
+                      _PERIOD_TODO[status]))
+    return lines
+
+
+# ---- workbook ---------------------------------------------------------------------------------------------------
+
+
+def _write_workbook(path: Path, title: str, stamp: str, findings: list[dict], rejects: list[dict],
+                    missing: list[dict]) -> None:
+    partial = path.with_suffix(".xlsx.partial")
+    with xlsxwriter.Workbook(str(partial)) as workbook:
+        about = [("Agency", title), ("Generated (UTC)", stamp),
+                 ("Rows rejected or warned at ingest", len(rejects)), ("Failed checks", len(findings)),
+                 ("Periods still missing", len(missing)),
+                 ("How to use", "Sheet 'To fix': correct each row in your file and send the file again. "
+                                "Errors keep data out of the state numbers; warnings are kept but should be checked. "
+                                "Sheet 'Missing periods': the periods you are expected to send.")]
+        write_xlsx_sheet(workbook, "About", ("Item", "Details"), about, widths=(34, 110))
+        write_xlsx_sheet(workbook, "To fix", _FIX_COLUMNS, [*map(_reject_row, rejects), *map(_check_row, findings)],
+                         widths=_FIX_WIDTHS).autofilter(0, 0, len(rejects) + len(findings), len(_FIX_COLUMNS) - 1)
+        write_xlsx_sheet(workbook, "Missing periods", _MISSING_COLUMNS, map(_missing_row, missing),
+                         widths=_MISSING_WIDTHS).autofilter(0, 0, len(missing), len(_MISSING_COLUMNS) - 1)
+    partial.replace(path)
+
+
+def _reject_row(r: dict[str, Any]) -> tuple:
+    rule = INGEST_RULES.get(r["rule"])
+    return ("File row", _severity(r["severity"]), None, None, None, r["path"], r["sheet"], r["row_number"],
+            r["column_name"], r["raw_value"], None, f"{r['rule']}: {rule.title}" if rule else r["rule"],
+            r["message"], rule.fix if rule else None)
+
+
+def _check_row(f: dict[str, Any]) -> tuple:
+    rule = RULES_BY_NAME.get(f["check_name"])
+    breakdown = ": ".join(x for x in (f["breakdown"], f["category"]) if x) or None
+    return ("Check", _severity(f["severity"]), f["metric"], _period(f["period_start"], f["period_end"]) or None,
+            breakdown, f["path"], f["sheet"],
+            f["row_number"], "value" if f["row_number"] else None, f["observed"], f["expected"],
+            rule.title if rule else f["check_name"], f["message"], rule.remedy if rule else None)
+
+
+def _missing_row(r: dict[str, Any]) -> tuple:
+    return (_metric_name(r), r["metric_key"], r["sector"], _cadence(r),
+            period_label(r["period_start"], r["period_end"]), r["period_start"], _last_day(r["period_end"]), _status_text(r["status"], r["reason"]),
+            _PERIOD_TODO[r["status"]])
+
+
+# ---- words ------------------------------------------------------------------------------------------------------
+
+
+def _severity(severity: str) -> str:
+    return {"ERROR": "error", "WARNING": "warning"}.get(severity, severity.lower())
+
+
+def _metric_name(row: Mapping[str, Any]) -> str:
+    metric = load_registry().metrics.get(row["metric_key"])
+    return metric.display_name if metric else row["metric_key"]
+
+
+def _cadence(row: Mapping[str, Any]) -> str:
+    if row["frequency"] == "MONTHLY":
+        return "monthly"
+    if row["starting_month"] == 1:
+        return "calendar year"
+    return f"fiscal year from {date(2000, row['starting_month'], 1):%B}"
+
+
+def _status_text(status: str, reason: str | None) -> str:
+    text = {"MISSING": "not received", "FAILED_VALIDATION": "failed validation",
+            "NOT_COUNTED": "received, not counted"}[status]
+    if reason:
+        text += f" ({_REASONS.get(reason, reason.lower().replace('_', ' '))})"
+    return text
+
+
+def _last_day(period_end: date) -> date:
+    return date.fromordinal(period_end.toordinal() - 1)
+

@@ -1,0 +1,401 @@
+"""What the state report shows, read from the published warehouse and shaped for the page (no HTML here).
+
+Every number comes from ``state_metrics`` as stored (value, agencies reporting / expected, population covered):
+nothing is re-summed here, so the report always agrees with what analysts query. Coverage grids and the missing
+periods come from :func:`expected_periods` (``sql/expected_periods.sql``), the one definition of "which periods
+is an agency expected to report, and what became of each", shared with the agency feedback.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import date
+from importlib import resources
+from typing import Any
+
+import duckdb
+
+from jc_pipeline.lib.periods import add_months, period_label
+from jc_pipeline.lib.registry import TIER1_SECTORS, load_registry
+from jc_pipeline.lib.validation.report import _records
+
+SUPERAGENCY = "SUPERAGENCY"
+#: Sections of the report, in spec order; supervision subsystems are shown in the SUPERVISION section.
+SECTION_ORDER: tuple[str, ...] = TIER1_SECTORS + (SUPERAGENCY,)
+#: Months shown in a coverage grid (the latest ones); older months stay in the warehouse and the feedback.
+GRID_MONTHS = 24
+#: Years shown in an annual coverage grid.
+GRID_YEARS = 6
+
+REPORTED, FAILED, NOT_COUNTED, MISSING = "REPORTED", "FAILED_VALIDATION", "NOT_COUNTED", "MISSING"
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+_TOTALS_SQL = """
+SELECT state_code, sector, metric_key, period_kind, is_derived_annual, period_start, period_end, period_label,
+       value, agencies_reporting, agencies_expected, population_covered, coverage_population_pct, rate_per_100k,
+       is_complete, aggregation_rule
+FROM state_metrics WHERE dimension IS NULL
+ORDER BY state_code, metric_key, period_kind, is_derived_annual, period_start
+"""
+_BREAKDOWNS_SQL = """
+SELECT s.state_code, s.metric_key, s.period_kind, s.is_derived_annual, s.period_start, s.period_label,
+       s.dimension, s.category, coalesce(c.display_name, s.category) AS category_label, s.value,
+       s.agencies_reporting, s.breakdown_share_pct, s.breakdown_threshold_pct,
+       s.is_breakdown_published IS NOT FALSE AS published
+FROM state_metrics AS s
+LEFT JOIN metric_categories AS c USING (metric_key, dimension, category)
+WHERE s.dimension IS NOT NULL
+ORDER BY s.state_code, s.metric_key, s.dimension, s.period_start
+"""
+_DEFINITIONS_SQL = """
+SELECT d.metric_key, d.sector, d.parent_sector, d.display_name, d.unit, d.measurement_type,
+       list(DISTINCT [c.dimension, coalesce(c.column_name, c.dimension)]) FILTER (WHERE c.dimension IS NOT NULL)
+           AS dimensions
+FROM metric_definitions AS d LEFT JOIN metric_categories AS c USING (metric_key)
+GROUP BY ALL
+"""
+
+
+@dataclass(frozen=True)
+class SeriesKey:
+    """Which kind of period a trend shows; kinds are never mixed in one trend (DESIGN §5)."""
+
+    period_kind: str
+    is_derived_annual: bool
+    starting_month: int
+
+    @property
+    def title(self) -> str:
+        if self.period_kind == "CALENDAR_MONTH":
+            return "By calendar month"
+        if self.period_kind == "FISCAL_YEAR":
+            last = _MONTHS[(self.starting_month + 10) % 12]
+            return (f"By fiscal year ({_MONTHS[self.starting_month - 1]}–{last}), agencies reporting fiscal years; "
+                    f"named by the year it ends")
+        if self.is_derived_annual:
+            return "By calendar year, derived from monthly reports (agencies with all 12 months counted)"
+        return "By calendar year, agencies reporting calendar years"
+
+    @property
+    def sort_key(self) -> tuple:
+        # Monthly first, then the annual kinds agencies report themselves, then the derived years.
+        order = {"CALENDAR_MONTH": 0, "CALENDAR_YEAR": 1, "FISCAL_YEAR": 2}[self.period_kind]
+        return (self.is_derived_annual, order, self.starting_month)
+
+
+@dataclass
+class Series:
+    """The total rows of one metric and one kind of period, in period order."""
+
+    key: SeriesKey
+    rows: list[dict[str, Any]]
+
+
+@dataclass
+class BreakdownView:
+    """One breakdown dimension of a metric: the bars of its latest published period, or why there are none."""
+
+    label: str
+    series_title: str
+    period_label: str | None = None
+    bars: list[dict[str, Any]] = field(default_factory=list)
+    #: Set when the latest period of this dimension is below the publication threshold.
+    unpublished_label: str | None = None
+    unpublished_share: float | None = None
+    threshold: float | None = None
+
+
+@dataclass
+class MetricView:
+    """One metric of a section: its trends (one per kind of period) and breakdowns."""
+
+    key: str
+    display_name: str
+    unit: str
+    measurement_type: str
+    series: list[Series]
+    breakdowns: list[BreakdownView]
+
+
+@dataclass
+class GridRow:
+    """One agency's line of a coverage grid."""
+
+    agency_id: str
+    agency_name: str
+    #: column label -> (status, tooltip); absent = not expected in that period.
+    cells: dict[str, tuple[str, str]]
+
+
+@dataclass
+class Grid:
+    """Agencies x periods: who reported, who is missing, whose data failed validation."""
+
+    title: str
+    columns: list[str]
+    rows: list[GridRow]
+
+
+@dataclass
+class SectionView:
+    """One sector of the report (supervision subsystems inside SUPERVISION)."""
+
+    code: str
+    title: str
+    metrics: list[MetricView]
+    grids: list[Grid]
+    #: Metrics some agency is expected to report but without any state row yet.
+    no_data: list[str]
+
+
+@dataclass
+class StateView:
+    """One state's sections."""
+
+    state_code: str
+    sections: list[SectionView]
+    #: First period start and last period end (exclusive) of the state's numbers, ISO dates.
+    periods: tuple[str, str] | None
+
+
+def load_state_views(con: duckdb.DuckDBPyConnection, expected_rows: list[dict[str, Any]]) -> list[StateView]:
+    """Everything the state report shows, per state on the roster (usually one); ``expected_rows`` are
+    :func:`expected_periods`, passed in because the data-quality summary needs them too."""
+    definitions = {d["metric_key"]: d for d in _records(con, _DEFINITIONS_SQL)}
+    totals = _by(_records(con, _TOTALS_SQL), "state_code")
+    breakdowns = _by(_records(con, _BREAKDOWNS_SQL), "state_code")
+    expected = _by(expected_rows, "state_code")
+    states = sorted({r[0] for r in con.execute("SELECT DISTINCT state_code FROM agencies").fetchall()}
+                    | set(totals))
+    return [_state_view(state, definitions, totals.get(state, []), breakdowns.get(state, []),
+                        expected.get(state, [])) for state in states]
+
+
+def expected_periods(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
+    """Rows of ``sql/expected_periods.sql``: each agency x metric x period it is expected to report, with status."""
+    return _records(con, _sql("expected_periods.sql"))
+
+
+def sector_title(code: str) -> str:
+    """``COURTS_AND_PRETRIAL`` -> ``Courts and pretrial``."""
+    return code.replace("_", " ").capitalize()
+
+
+# ---- building -----------------------------------------------------------------------------------------------------
+
+
+def _state_view(state: str, definitions: Mapping[str, dict], totals: list[dict], breakdowns: list[dict],
+                expected: list[dict]) -> StateView:
+    order = {key: i for i, key in enumerate(load_registry().metrics)}
+    totals_by_metric = _by(totals, "metric_key")
+    breakdowns_by_metric = _by(breakdowns, "metric_key")
+    expected_by_section = _by(expected, "parent_sector")
+    sections = []
+    for code in SECTION_ORDER:
+        keys = sorted((k for k, d in definitions.items() if d["parent_sector"] == code),
+                      key=lambda k: (order.get(k, len(order)), k))
+        metrics = [_metric_view(definitions[k], totals_by_metric[k], breakdowns_by_metric.get(k, []))
+                   for k in keys if k in totals_by_metric]
+        section_expected = expected_by_section.get(code, [])
+        expected_keys = {r["metric_key"] for r in section_expected}
+        no_data = [definitions[k]["display_name"] for k in keys if k in expected_keys and k not in totals_by_metric]
+        if metrics or no_data or section_expected:
+            sections.append(SectionView(code, sector_title(code), metrics, _grids(section_expected), no_data))
+    starts = [r["period_start"] for r in totals]
+    periods = (min(starts).isoformat(), max(r["period_end"] for r in totals).isoformat()) if starts else None
+    return StateView(state, sections, periods)
+
+
+def _metric_view(definition: dict, totals: list[dict], breakdowns: list[dict]) -> MetricView:
+    groups: dict[SeriesKey, list[dict]] = defaultdict(list)
+    for row in totals:
+        groups[_series_key(row)].append(row)
+    series = [Series(key, rows) for key, rows in sorted(groups.items(), key=lambda kv: kv[0].sort_key)]
+    return MetricView(
+        key=definition["metric_key"], display_name=definition["display_name"], unit=definition["unit"],
+        measurement_type=definition["measurement_type"], series=series,
+        breakdowns=_breakdown_views(definition, [s.key for s in series], breakdowns),
+    )
+
+
+def _series_key(row: dict) -> SeriesKey:
+    start: date = row["period_start"]
+    return SeriesKey(row["period_kind"], bool(row["is_derived_annual"]),
+                     1 if row["period_kind"] == "CALENDAR_MONTH" else start.month)
+
+
+def _breakdown_views(definition: dict, series_keys: list[SeriesKey], rows: list[dict]) -> list[BreakdownView]:
+    """Per dimension: the first series kind (in the trend order) that has rows, its latest published period.
+
+    Dimensions and categories follow the registry's (spec) order, so charts of different periods line up.
+    """
+    dimension_order, member_order = _registry_order(definition["metric_key"])
+    by_dimension = _by(rows, "dimension")
+    views = []
+    # Upload column names label the charts; a dimension without categories in the warehouse keeps its identifier.
+    columns = {dimension: column for dimension, column in definition["dimensions"] or []}
+    dimensions = sorted(by_dimension, key=lambda d: (dimension_order.get(d, len(dimension_order)), d))
+    for dimension in dimensions:
+        column = columns.get(dimension) or dimension.rsplit("/", 1)[-1]
+        by_series = _by(by_dimension[dimension], _series_key)
+        key = next((k for k in series_keys if k in by_series), None)
+        if key is None:
+            continue
+        kind_rows = by_series[key]
+        view = BreakdownView(label=column.replace("_", " ").capitalize(), series_title=key.title)
+        latest = max(r["period_start"] for r in kind_rows)
+        published = [r for r in kind_rows if r["published"]]
+        latest_rows = [r for r in kind_rows if r["period_start"] == latest]
+        if not all(r["published"] for r in latest_rows):
+            view.unpublished_label = latest_rows[0]["period_label"]
+            view.unpublished_share = latest_rows[0]["breakdown_share_pct"]
+            view.threshold = latest_rows[0]["breakdown_threshold_pct"]
+        if published:
+            chosen = max(r["period_start"] for r in published)
+            bars = [r for r in published if r["period_start"] == chosen]
+            bars.sort(key=lambda r: (member_order.get((r["dimension"], r["category"]), len(member_order)),
+                                     r["category"]))
+            view.period_label, view.bars = bars[0]["period_label"], bars
+        views.append(view)
+    return views
+
+
+def _registry_order(metric_key: str) -> tuple[dict[str, int], dict[tuple[str, str], int]]:
+    metric = load_registry().metrics.get(metric_key)
+    if metric is None:
+        return {}, {}
+    dimensions = {b.dimension.identifier: i for i, b in enumerate(metric.breakdowns)}
+    members = {(b.dimension.identifier, m.name): i
+               for b in metric.breakdowns for i, m in enumerate(b.dimension.members)}
+    return dimensions, members
+
+
+def _grids(expected: list[dict]) -> list[Grid]:
+    """A monthly grid (latest :data:`GRID_MONTHS` months) and an annual one (years by the year they end)."""
+    grids = []
+    monthly = [r for r in expected if r["frequency"] == "MONTHLY"]
+    if monthly:
+        last = max(r["period_start"] for r in monthly)
+        first = add_months(last, 1 - GRID_MONTHS)
+        months = [r for r in monthly if r["period_start"] >= first]
+        columns = sorted({r["period_start"] for r in months})
+        grids.append(_grid("Monthly reporting, by calendar month", months, [c.strftime("%Y-%m") for c in columns],
+                           lambda r: r["period_start"].strftime("%Y-%m")))
+    annual = [r for r in expected if r["frequency"] == "ANNUAL"]
+    if annual:
+        last_year = max(r["period_end"] for r in annual).year
+        years = [r for r in annual if _end_year(r) > last_year - GRID_YEARS]
+        columns = [str(y) for y in sorted({_end_year(r) for r in years})]
+        grids.append(_grid("Annual reporting, by the year the period ends (calendar or fiscal year)", years,
+                           columns, lambda r: str(_end_year(r))))
+    return grids
+
+
+def _grid(title: str, rows: list[dict], columns: list[str], column_of) -> Grid:
+    cells: dict[tuple[str, str], list[dict]] = defaultdict(list)
+    names: dict[str, str] = {}
+    for row in rows:
+        cells[(row["agency_id"], column_of(row))].append(row)
+        names[row["agency_id"]] = row["agency_name"]
+    grid_rows = []
+    for agency_id in sorted(names, key=lambda a: (names[a].casefold(), a)):
+        agency_cells = {}
+        for column in columns:
+            group = cells.get((agency_id, column))
+            if group:
+                agency_cells[column] = _cell_status(group)
+        grid_rows.append(GridRow(agency_id, names[agency_id], agency_cells))
+    return Grid(title, columns, grid_rows)
+
+
+def _cell_status(group: list[dict]) -> tuple[str, str]:
+    """One grid cell: failed validation beats missing beats reported; the tooltip counts the metrics."""
+    counts = defaultdict(int)
+    for row in group:
+        counts[row["status"]] += 1
+    total = len(group)
+    if counts[FAILED]:
+        status = "failed"
+    elif counts[REPORTED] == total:
+        status = "reported"
+    elif counts[REPORTED]:
+        status = "partial"
+    else:
+        status = "missing"
+    labels = sorted({_label(r) for r in group})
+    parts = [f"{counts[REPORTED]} of {total} expected metrics reported"]
+    if counts[FAILED]:
+        parts.append(f"{counts[FAILED]} failed validation")
+    if counts[NOT_COUNTED]:
+        parts.append(f"{counts[NOT_COUNTED]} sent but not counted")
+    return status, f"{', '.join(labels)}: {'; '.join(parts)}"
+
+
+def _label(row: dict) -> str:
+    return period_label(row["period_start"], row["period_end"])
+
+
+def _end_year(row: dict) -> int:
+    return add_months(row["period_end"], -1).year
+
+
+def _by(rows: Iterable[dict], key) -> dict[Any, list[dict]]:
+    grouped: dict[Any, list[dict]] = defaultdict(list)
+    for row in rows:
+        grouped[key(row) if callable(key) else row[key]].append(row)
+    return grouped
+
+
+def _sql(name: str) -> str:
+    return resources.files(__package__).joinpath("sql", name).read_text(encoding="utf-8")
+
+
+# ---- data-quality summary ---------------------------------------------------------------------------------------
+
+_QUALITY_SQL = """
+WITH checks AS (
+    SELECT agency_id, count(*) FILTER (WHERE severity = 'ERROR') AS check_errors,
+           count(*) FILTER (WHERE severity = 'WARNING') AS check_warnings
+    FROM validation_results WHERE NOT passed AND agency_id IS NOT NULL GROUP BY agency_id
+), ingest AS (
+    SELECT f.agency_id, count(*) FILTER (WHERE r.severity = 'ERROR') AS rows_rejected,
+           count(*) FILTER (WHERE r.severity = 'WARNING') AS ingest_warnings
+    FROM rejected_rows AS r JOIN source_files AS f USING (file_id)
+    WHERE f.agency_id IS NOT NULL GROUP BY f.agency_id
+)
+SELECT a.agency_id, a.agency_name, a.state_code,
+       coalesce(c.check_errors, 0) AS check_errors, coalesce(c.check_warnings, 0) AS check_warnings,
+       coalesce(i.rows_rejected, 0) AS rows_rejected, coalesce(i.ingest_warnings, 0) AS ingest_warnings
+FROM agencies AS a LEFT JOIN checks AS c USING (agency_id) LEFT JOIN ingest AS i USING (agency_id)
+ORDER BY a.state_code, lower(a.agency_name), a.agency_id
+"""
+
+
+@dataclass(frozen=True)
+class AgencyQuality:
+    """One agency's line of the data-quality summary."""
+
+    agency_id: str
+    agency_name: str
+    state_code: str
+    check_errors: int
+    check_warnings: int
+    rows_rejected: int
+    ingest_warnings: int
+    periods_missing: int
+    periods_failed: int
+
+
+def quality_summary(con: duckdb.DuckDBPyConnection, expected: list[dict[str, Any]]) -> list[AgencyQuality]:
+    """Per roster agency: failing checks, ingest findings and expected periods not in the state numbers."""
+    missing: dict[str, int] = defaultdict(int)
+    failed: dict[str, int] = defaultdict(int)
+    for row in expected:
+        if row["status"] == FAILED:
+            failed[row["agency_id"]] += 1
+        elif row["status"] != REPORTED:
+            missing[row["agency_id"]] += 1
+    return [AgencyQuality(**r, periods_missing=missing[r["agency_id"]], periods_failed=failed[r["agency_id"]])
+            for r in _records(con, _QUALITY_SQL)]

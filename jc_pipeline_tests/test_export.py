@@ -1,0 +1,115 @@
+"""Exports: formula injection neutralized in CSV and XLSX text cells, numbers left numbers, Parquet exact,
+only known tables exportable."""
+
+from __future__ import annotations
+
+import csv
+import math
+import zipfile
+import duckdb
+import fastexcel
+import polars as pl
+import pytest
+
+from jc_pipeline.lib import export
+from jc_pipeline_tests.test_state_fixture import build_small_state
+
+#: Text an agency could put into a cell of its upload, each a spreadsheet formula if opened unprotected.
+HOSTILE = ["=cmd|' /C calc'!A0", "+1", "-2+3", "@SUM(A1:A2)", "\t=1+1", "\r=1+1"]
+HARMLESS = ["Harlan PD", "'already quoted", "1-2", "a=b", ""]
+
+
+@pytest.fixture(scope="module")
+def con(tmp_path_factory):
+    """The small state, plus hostile text where ingest stores agency input (rejected_rows.raw_value)."""
+    con = build_small_state(tmp_path_factory.mktemp("export") / "warehouse.duckdb")
+    con.executemany(
+        "INSERT INTO rejected_rows VALUES ('f1', 'arrests', ?, 'value', ?, 'R7', 'ERROR', ?)",
+        [(i + 2, text, f"'{text}' is not a number") for i, text in enumerate(HOSTILE + HARMLESS)],
+    )
+    yield con
+    con.close()
+
+
+def test_neutralize():
+    for text in HOSTILE:
+        assert export.neutralize(text) == "'" + text
+    for text in HARMLESS:
+        assert export.neutralize(text) == text
+    assert export.neutralize(export.neutralize("=1")) == "'=1"  # idempotent
+
+
+def test_csv_neutralizes_text_and_keeps_numbers(con, tmp_path):
+    [path] = export.export_tables(con, tmp_path, tables=["rejected_rows"], fmt="csv")
+    with path.open(newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    raw = [row["raw_value"] for row in rows]
+    assert raw[: len(HOSTILE)] == ["'" + text for text in HOSTILE]
+    assert raw[len(HOSTILE):] == HARMLESS
+    assert all(not cell.startswith(("=", "+", "-", "@", "\t", "\r")) for row in rows for cell in row.values())
+    assert [row["row_number"] for row in rows][:2] == ["2", "3"]
+
+
+def test_negative_numbers_stay_numbers_in_csv_and_xlsx(tmp_path):
+    con = duckdb.connect()
+    con.execute("CREATE TABLE state_metrics AS SELECT * FROM (VALUES (-5.5, '-5.5', DATE '2024-01-01', ['=x', 'y']))"
+                " AS t(value, note, period_start, agencies_missing)")
+    [path] = export.export_tables(con, tmp_path, tables=["state_metrics"], fmt="csv")
+    assert path.read_text(encoding="utf-8").splitlines() == [
+        "value,note,period_start,agencies_missing", "-5.5,'-5.5,2024-01-01,'=x; y"]
+    [xlsx] = export.export_tables(con, tmp_path, tables=["state_metrics"], fmt="xlsx")
+    sheet = fastexcel.read_excel(str(xlsx)).load_sheet("state_metrics").to_polars()
+    assert sheet["value"].to_list() == [-5.5]  # a real number cell (DECIMAL in DuckDB)
+    assert sheet["note"].to_list() == ["'-5.5"]  # text that would be a formula
+    con.close()
+
+
+def test_xlsx_neutralizes_text_and_writes_typed_cells(con, tmp_path):
+    [path] = export.export_tables(con, tmp_path, tables=["rejected_rows", "state_metrics"], fmt="xlsx")
+    reader = fastexcel.read_excel(str(path))
+    assert reader.sheet_names == ["rejected_rows", "state_metrics"]
+    rejected = reader.load_sheet("rejected_rows").to_polars()
+    assert rejected["raw_value"].to_list()[: len(HOSTILE)] == ["'" + text for text in HOSTILE]
+    assert rejected["row_number"].dtype == pl.Float64  # numbers are number cells
+    metrics = reader.load_sheet("state_metrics").to_polars()
+    expected = export.read_table(con, "state_metrics")
+    assert metrics.height == expected.height
+    assert metrics["value"].dtype == pl.Float64
+    assert math.isclose(metrics["value"].drop_nulls().sum(), expected["value"].drop_nulls().sum())
+    assert metrics["period_start"].cast(pl.Date).min() == expected["period_start"].min()
+    # The xlsx holds no formula: every cell XML is a value, an inline string or a shared string.
+    with zipfile.ZipFile(path) as archive:
+        sheets = [archive.read(n).decode() for n in archive.namelist() if n.startswith("xl/worksheets/sheet")]
+    assert sheets and not any("<f>" in xml for xml in sheets)
+
+
+def test_parquet_round_trips_exactly(con, tmp_path):
+    paths = export.export_tables(con, tmp_path, tables=export.DEFAULT_TABLES, fmt="parquet")
+    assert [p.name for p in paths] == [f"{t}.parquet" for t in export.DEFAULT_TABLES]
+    for table, path in zip(export.DEFAULT_TABLES, paths, strict=True):
+        assert pl.read_parquet(path).equals(export.read_table(con, table)), table
+    [raw] = export.export_tables(con, tmp_path, tables=["rejected_rows"], fmt="parquet")
+    assert pl.read_parquet(raw)["raw_value"].to_list()[0] == HOSTILE[0]  # data kept exactly, not quoted
+
+
+def test_only_known_tables_and_formats(con, tmp_path):
+    with pytest.raises(export.ExportError, match="cannot export 'x; DROP TABLE agencies'"):
+        export.export_tables(con, tmp_path, tables=["x; DROP TABLE agencies"])
+    with pytest.raises(export.ExportError, match="unknown format"):
+        export.export_tables(con, tmp_path, fmt="xls")
+    assert con.execute("SELECT count(*) FROM agencies").fetchall()[0][0] > 0
+
+
+def test_export_command(con, tmp_path, capsys):
+    from jc_pipeline import cli
+
+    data = tmp_path / "data"
+    data.mkdir()
+    with duckdb.connect(str(data / "warehouse.duckdb")) as published:  # a published copy of two tables
+        for table in ("state_metrics", "agencies"):
+            frame = export.read_table(con, table)  # noqa: F841 - read by DuckDB's replacement scan below
+            published.execute(f"CREATE TABLE {table} AS SELECT * FROM frame")
+    assert cli.main(["export", "--data-dir", str(data), "--format", "parquet", "--tables", "state_metrics"]) == 0
+    assert pl.read_parquet(data / "exports" / "state_metrics.parquet").equals(export.read_table(con, "state_metrics"))
+    assert cli.main(["export", "--data-dir", str(data), "--tables", "agencies; DROP TABLE agencies"]) == 1
+    assert "cannot export" in capsys.readouterr().err

@@ -1,0 +1,147 @@
+"""Agency feedback: per agency a workbook and a page listing every rejected row and failed check (file, sheet,
+row, column, value, rule, what to do) and the periods still missing; safe file names; no formula injection."""
+
+from __future__ import annotations
+
+from html import escape
+
+import fastexcel
+import polars as pl
+import pytest
+
+from jc_pipeline.lib import feedback
+from jc_pipeline.lib.ingest.rules import RULES as INGEST_RULES
+from jc_pipeline.lib.validation.report import UNASSIGNED
+from jc_pipeline_tests.report_support import FILE_PATH, GENERATED_AT, REJECTS, Page, build_report_state
+
+
+@pytest.fixture(scope="module")
+def written(tmp_path_factory):
+    root = tmp_path_factory.mktemp("feedback")
+    con = build_report_state(root / "warehouse.duckdb")
+    out = root / "agencies"
+    result = feedback.write_agency_feedback(con, out, generated_at=GENERATED_AT)
+    yield con, out, result
+    con.close()
+
+
+def sheet(path, name: str) -> pl.DataFrame:
+    return fastexcel.read_excel(str(path)).load_sheet(name, dtypes="string").to_polars()
+
+
+def test_every_roster_agency_gets_a_workbook_and_a_page(written):
+    con, out, result = written
+    agencies = {r[0] for r in con.execute("SELECT agency_id FROM agencies").fetchall()}
+    assert set(result) == agencies
+    for agency, files in result.items():
+        assert files.xlsx == out / f"{agency}.xlsx" and files.xlsx.is_file()
+        assert files.html == out / f"{agency}.html" and files.html.is_file()
+    assert (out / feedback.INDEX_FILE).is_file()
+
+
+def test_workbook_lists_rejected_rows_with_location_rule_and_fix(written):
+    _, _, result = written
+    to_fix = sheet(result["LE2"].xlsx, "To fix")
+    assert to_fix.columns[:12] == ["Kind", "Severity", "Metric", "Period", "Breakdown", "File", "Sheet", "Row",
+                                   "Column", "Value", "Expected", "Rule"]
+    rejected = to_fix.filter(pl.col("Kind") == "File row")
+    assert rejected.height == len(REJECTS)
+    first = rejected.row(0, named=True)
+    assert first["File"] == FILE_PATH
+    assert (first["Sheet"], first["Row"], first["Column"]) == ("arrests", "5", "value")
+    assert first["Value"] == "'=cmd|' /C calc'!A0"
+    assert first["Rule"] == f"R7: {INGEST_RULES['R7'].title}"
+    assert first["What to do"] == INGEST_RULES["R7"].fix
+    assert first["Problem"].startswith("'")  # the message quotes the value: it starts with a quote, not '='
+
+
+def test_workbook_lists_failed_checks(written):
+    _, _, result = written
+    checks = sheet(result["LE4"].xlsx, "To fix").filter(pl.col("Kind") == "Check")
+    assert checks.height == 1
+    row = checks.row(0, named=True)
+    # The fixture's error names no period end: its start date is shown.
+    assert (row["Severity"], row["Period"], row["Rule"]) == ("error", "2023-03-01", "breakdown_exceeds_total")
+    assert row["Problem"] == "breakdown larger than total"
+    # A warning of another agency is its own business: LE1's page does not list LE4's error.
+    assert sheet(result["LE1"].xlsx, "To fix").filter(pl.col("Severity") == "error").height == 0
+
+
+def test_missing_periods_with_status(written):
+    _, _, result = written
+    missing = sheet(result["LE2"].xlsx, "Missing periods")
+    arrests = missing.filter(pl.col("Metric key") == "LAW_ENFORCEMENT_ARRESTS")
+    # LE2 reported Jan 2022 and Jan-Nov 2023 of a Jan 2022 - Dec 2023 window.
+    assert arrests["Period"].to_list() == [f"2022-{m:02d}" for m in range(2, 13)] + ["2023-12"]
+    assert set(arrests["Status"]) == {"not received"}
+    failed = sheet(result["LE4"].xlsx, "Missing periods").filter(pl.col("Period") == "2023-03")
+    assert failed["Status"].to_list() == ["failed validation"]
+    assert result["LE1"].periods_missing == 0
+    assert sheet(result["LE1"].xlsx, "Missing periods").height == 0
+
+
+def test_page_reuses_the_quality_page_and_adds_missing_periods(written):
+    _, out, result = written
+    html = result["LE2"].html.read_text(encoding="utf-8")
+    assert "Rows from your files that could not be loaded" in html  # the data-quality report's agency page
+    assert "Periods still missing" in html and "2022-02 to 2022-12, 2023-12" in html
+    assert escape("=cmd|' /C calc'!A0") in html  # shown as escaped text
+    page = Page(html)
+    for a in page.all("a"):
+        assert (out / a["href"]).is_file(), a["href"]  # All agencies (index.html) and the workbook
+    assert not page.all("script")
+
+
+def test_file_names_never_come_from_data_unchecked():
+    assert feedback.agency_file_stem("LE_1-a") == "LE_1-a"
+    for hostile in ("../etc/passwd", "a/b", "..", "x.html", "CON ", ""):
+        stem = feedback.agency_file_stem(hostile)
+        assert "/" not in stem and "." not in stem and stem and stem != hostile
+    assert feedback.agency_file_stem("a/b") != feedback.agency_file_stem("a_b")
+
+
+def test_full_run_removes_only_its_own_stale_files(written, tmp_path):
+    con, _, _ = written
+    (tmp_path / "notes.html").write_text("the state team's own file")
+    feedback.write_agency_feedback(con, tmp_path, generated_at=GENERATED_AT)
+    con.execute("UPDATE agencies SET agency_id = 'LE9b' WHERE agency_id = 'LE9'")  # LE9 leaves the roster
+    try:
+        feedback.write_agency_feedback(con, tmp_path, generated_at=GENERATED_AT)
+    finally:
+        con.execute("UPDATE agencies SET agency_id = 'LE9' WHERE agency_id = 'LE9b'")
+    names = {p.name for p in tmp_path.iterdir()}
+    assert "LE9.html" not in names and "LE9.xlsx" not in names and "LE9b.html" in names
+    assert "notes.html" in names
+
+
+def test_narrowed_run_writes_only_those_agencies(written, tmp_path):
+    con, _, _ = written
+    result = feedback.write_agency_feedback(con, tmp_path, generated_at=GENERATED_AT, agency_ids=["LE4"])
+    assert list(result) == ["LE4"] and sorted(p.name for p in tmp_path.iterdir()) == ["LE4.html", "LE4.xlsx"]
+    with pytest.raises(ValueError, match="NOPE"):
+        feedback.write_agency_feedback(con, tmp_path, generated_at=GENERATED_AT, agency_ids=["NOPE"])
+
+
+def test_files_outside_any_agency_folder_get_their_own_page(tmp_path):
+    con = build_report_state(tmp_path / "warehouse.duckdb")
+    con.execute("INSERT INTO source_files VALUES ('f2', 'inbox/stray.csv', 'def', NULL, NULL, TIMESTAMP '2024-01-05', "
+                "TIMESTAMP '2024-01-05', 2, 'UNREADABLE', 'not in an agency folder', 0, 0, 0)")
+    con.execute("INSERT INTO rejected_rows VALUES ('f2', NULL, NULL, NULL, 'stray.csv', 'F8', 'ERROR', 'move it')")
+    result = feedback.write_agency_feedback(con, tmp_path / "agencies", generated_at=GENERATED_AT)
+    orphan = result[UNASSIGNED]
+    assert "/" not in orphan.html.name and orphan.html.is_file()
+    assert "inbox/stray.csv" in orphan.html.read_text(encoding="utf-8")
+    links = feedback.existing_links(con, tmp_path / "agencies", "../agencies")
+    assert links[UNASSIGNED].html == f"../agencies/{orphan.html.name}"
+    con.close()
+
+
+def test_report_command_writes_the_state_page_and_the_feedback_it_links_to(tmp_path, capsys):
+    from jc_pipeline import cli
+
+    build_report_state(tmp_path / "warehouse.duckdb").close()
+    assert cli.main(["report", "--data-dir", str(tmp_path)]) == 0
+    state_page = tmp_path / "reports" / "state" / "index.html"
+    assert state_page.is_file() and (tmp_path / "reports" / "agencies" / "LE2.xlsx").is_file()
+    assert '<a href="../agencies/LE2.html">' in state_page.read_text(encoding="utf-8")
+    assert str(state_page) in capsys.readouterr().out

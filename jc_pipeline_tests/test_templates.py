@@ -1,0 +1,141 @@
+"""Bulk-upload templates: columns, rows and periods per agency kind, read back from the written workbook, and a
+round trip through the pipeline's ingest (fill in the values, deliver, ingest: nothing rejected, nothing warned).
+
+The roster is the ingest tests' (``ingest_support.AGENCIES``): ``le`` (plain law enforcement), ``aoc`` (superagency
+of two courts), ``dcs`` (SUPERVISION;PAROLE;PROBATION, disaggregated), ``dcs_mixed`` (funding, expenses and staff
+combined), ``fy_jail`` (July fiscal year).
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+import fastexcel
+import polars as pl
+import pytest
+
+from jc_pipeline.lib.registry import load_registry
+from jc_pipeline.lib.roster import Roster, load_roster
+from jc_pipeline.lib.templates import plan_templates, write_templates
+from jc_pipeline_tests.ingest_support import NOW, Warehouse, deliver_xlsx, write_roster
+
+TODAY = NOW.date()  # 2024-06-01: months Jan 2023 .. May 2024 have ended, CY2024 and FY2024 have not
+
+
+@pytest.fixture(scope="module")
+def roster(tmp_path_factory):
+    """The roster only (tests that just write templates share it)."""
+    data_dir = tmp_path_factory.mktemp("roster")
+    write_roster(data_dir)
+    return load_roster(data_dir)
+
+
+def read_workbook(path) -> dict[str, pl.DataFrame]:
+    """Every sheet as text columns (what an agency's spreadsheet program shows)."""
+    reader = fastexcel.read_excel(str(path))
+    return {name: reader.load_sheet(name, dtypes="string").to_polars() for name in reader.sheet_names}
+
+
+def written(roster: Roster, agency: str, tmp_path, today: date = TODAY) -> dict[str, dict[str, pl.DataFrame]]:
+    paths = write_templates(roster, agency, tmp_path / "templates" / agency, today=today)
+    return {path.name: read_workbook(path) for path in paths}
+
+
+def test_plain_agency_monthly_and_annual_sheets(roster, tmp_path):
+    books = written(roster, "le", tmp_path)
+    assert list(books) == ["law_enforcement_template.xlsx"]
+    sheets = books["law_enforcement_template.xlsx"]
+    registry = load_registry()
+    expected = {m.sheet for m in registry.metrics_for("LAW_ENFORCEMENT")} | {
+        b.sheet for m in registry.metrics_for("LAW_ENFORCEMENT") for b in m.breakdowns if b.sheet}
+    assert set(sheets) == expected
+    arrests = sheets["arrests"]
+    assert arrests.columns == ["year", "month", "value"]
+    months = list(zip(arrests["year"], arrests["month"], strict=True))
+    assert months[0] == ("2023", "1") and months[-1] == ("2024", "5") and len(months) == 17
+    assert arrests["value"].null_count() == arrests.height  # left for the agency
+    by_type = sheets["arrests_by_type"]
+    assert by_type.columns == ["year", "month", "offense_type", "value"]
+    members = [m.display for m in registry.metrics["LAW_ENFORCEMENT_ARRESTS"].breakdown("metric/offense/type")
+               .dimension.members]
+    assert by_type.height == 17 * len(members)
+    assert by_type["offense_type"].head(len(members)).to_list() == members
+    assert sheets["funding"].columns == ["year", "value"]
+    assert sheets["funding"]["year"].to_list() == ["2023"]  # CY2024 has not ended on 2024-06-01
+
+
+def test_superagency_lists_each_child_in_the_agency_column(roster, tmp_path):
+    books = written(roster, "aoc", tmp_path)
+    assert set(books) == {"courts_and_pretrial_template.xlsx", "superagency_template.xlsx"}
+    courts = books["courts_and_pretrial_template.xlsx"]
+    for name, sheet in courts.items():
+        assert "agency" in sheet.columns, name
+        assert set(sheet["agency"]) == {"1st District Court", "2nd District Court"}
+    # Its own SUPERAGENCY metrics carry no agency column (spec §5.2).
+    assert all("agency" not in sheet.columns for sheet in books["superagency_template.xlsx"].values())
+
+
+def test_split_supervision_gets_a_system_column_on_disaggregated_metrics(roster, tmp_path):
+    sheets = written(roster, "dcs", tmp_path)["supervision_template.xlsx"]
+    population = sheets["population"]
+    assert population.columns == ["year", "month", "system", "value"]
+    assert set(population["system"]) == {"PAROLE", "PROBATION"}
+    assert population.height == 2 * 17
+    mixed = written(roster, "dcs_mixed", tmp_path)["supervision_template.xlsx"]
+    assert mixed["funding"].columns == ["year", "value"]  # set to combined in metric_settings.csv
+    assert mixed["population"].columns == ["year", "month", "system", "value"]
+    # Subsystems travel in the SUPERVISION workbook: no PAROLE / PROBATION workbooks.
+    assert [wb.sector for wb in plan_templates(roster, "dcs", today=TODAY)] == ["SUPERVISION"]
+
+
+@pytest.mark.parametrize(("today", "years"), [(TODAY, ["2023"]), (date(2024, 7, 1), ["2023", "2024"])])
+def test_fiscal_year_rows_are_labelled_by_the_year_they_end(roster, tmp_path, today, years):
+    sheets = written(roster, "fy_jail", tmp_path, today)["jails_template.xlsx"]
+    # FY2023 = July 2022 - June 2023; FY2024 ends on 2024-07-01 (exclusive), so it is listed from that day on.
+    assert sheets["funding"]["year"].to_list() == years
+    assert sheets["total_population"].columns == ["year", "month", "value"]
+
+
+def fill(sheet: pl.DataFrame) -> list[list[object]]:
+    """Values as an agency would type them: 100 for a total; per breakdown the first category 100, the rest 0,
+    so every breakdown adds up to its total."""
+    keys = [c for c in sheet.columns if c != "value"]
+    period = [c for c in keys if c in ("year", "month", "agency", "system")]
+    first = pl.int_range(pl.len()).over(period) == 0 if len(keys) > len(period) else pl.lit(True)
+    filled = sheet.with_columns(value=pl.when(first).then(100).otherwise(0))
+    rows = [[None if cell is None else int(cell) if name in ("year", "month") else cell
+             for name, cell in zip(filled.columns, row, strict=True)] for row in filled.iter_rows()]
+    return [filled.columns, *rows]
+
+
+def test_filled_templates_ingest_without_a_single_finding(tmp_path):
+    """One ingest over the filled templates of every kind of agency (plain, superagency, split and combined
+    supervision, fiscal year): every row loaded, no rejected row, no warning."""
+    warehouse = Warehouse(tmp_path)
+    expected_rows = {}
+    for agency in ("le", "aoc", "dcs", "dcs_mixed", "fy_jail"):
+        plans = {wb.file_name: wb for wb in plan_templates(warehouse.roster, agency, today=TODAY)}
+        for path in write_templates(warehouse.roster, agency, tmp_path / "templates" / agency, today=TODAY):
+            plan = plans[path.name]
+            delivered = deliver_xlsx(warehouse.data_dir, agency, plan.sector, path.name,
+                                     {name: fill(sheet) for name, sheet in read_workbook(path).items()})
+            expected_rows[delivered.relative_to(warehouse.data_dir).as_posix()] = sum(len(s.rows) for s in plan.sheets)
+    warehouse.ingest()
+    findings = warehouse.table("rejected_rows")
+    assert findings.height == 0, findings.select("sheet", "row_number", "rule", "message").head(5)
+    files = warehouse.table("source_files")
+    assert dict(zip(files["path"], files["rows_loaded"], strict=True)) == expected_rows
+    assert set(files["status"]) == {"INGESTED"}
+    assert warehouse.table("agency_metrics").height > 0
+    warehouse.close()
+
+
+def test_template_command(tmp_path, capsys):
+    from jc_pipeline import cli
+
+    write_roster(tmp_path)
+    assert cli.main(["template", "--data-dir", str(tmp_path), "--agency", "fy_jail"]) == 0
+    assert (tmp_path / "templates" / "fy_jail" / "jails_template.xlsx").is_file()
+    assert "year in which the fiscal year ends" in capsys.readouterr().out
+    assert cli.main(["template", "--data-dir", str(tmp_path), "--agency", "nope"]) == 1
+    assert "'nope' is not an agency_id" in capsys.readouterr().err

@@ -33,16 +33,16 @@ from jc_pipeline.lib.periods import contiguous_ranges, period_label
 from jc_pipeline.lib.registry import load_registry
 from jc_pipeline.lib.report import AgencyLinks, expected_periods
 from jc_pipeline.lib.validation.report import (
-    _FINDINGS_SQL,
-    _REJECTS_SQL,
+    FINDINGS_SQL,
+    REJECTS_SQL,
     UNASSIGNED,
-    _agency_body,
-    _agency_title,
-    _grouped,
-    _index_body,
-    _period,
-    _records,
-    _render,
+    agency_body,
+    agency_title,
+    grouped,
+    index_body,
+    period_text,
+    records,
+    render_page,
 )
 from jc_pipeline.lib.validation.rules import RULES_BY_NAME
 
@@ -102,9 +102,9 @@ def write_agency_feedback(con: duckdb.DuckDBPyConnection, out_dir: Path, *, gene
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     names = dict(con.execute("SELECT agency_id, agency_name FROM agencies").fetchall())
-    findings = _grouped(_records(con, _FINDINGS_SQL))
-    rejects = _grouped(_records(con, _REJECTS_SQL))
-    missing = _grouped(r for r in expected_periods(con) if r["status"] != "REPORTED")
+    findings = grouped(records(con, FINDINGS_SQL))
+    rejects = grouped(records(con, REJECTS_SQL))
+    missing = grouped(r for r in expected_periods(con) if r["status"] != "REPORTED")
     if generated_at.tzinfo is not None:
         generated_at = generated_at.astimezone(UTC)
     stamp = generated_at.strftime("%Y-%m-%d %H:%M")
@@ -123,17 +123,17 @@ def write_agency_feedback(con: duckdb.DuckDBPyConnection, out_dir: Path, *, gene
         agency_findings, agency_rejects = findings.get(agency, []), rejects.get(agency, [])
         agency_missing = missing.get(agency, [])
         xlsx = out_dir / f"{stem}.xlsx"
-        _write_workbook(xlsx, _agency_title(agency, names), stamp, agency_findings, agency_rejects, agency_missing)
+        _write_workbook(xlsx, agency_title(agency, names), stamp, agency_findings, agency_rejects, agency_missing)
         html = out_dir / f"{stem}.html"
-        body = (_agency_body(agency, names, agency_findings, agency_rejects, stamp)
+        body = (agency_body(agency, names, agency_findings, agency_rejects, stamp)
                 + _missing_section(agency_missing) + _workbook_link(xlsx.name))
-        html.write_text(_render(f"Feedback — {_agency_title(agency, names)}", body), encoding="utf-8")
+        html.write_text(render_page(f"Feedback — {agency_title(agency, names)}", body), encoding="utf-8")
         written[agency] = AgencyFeedback(agency, html, xlsx, len(agency_findings) + len(agency_rejects),
                                          len(agency_missing))
     if agency_ids is None:
         # The pages link to "index.html" (All agencies): the same index as the data-quality report, our files.
         summary = [(a, f.html.name, findings.get(a, []), rejects.get(a, [])) for a, f in written.items()]
-        (out_dir / INDEX_FILE).write_text(_render("Agency feedback", _index_body(summary, names, stamp)),
+        (out_dir / INDEX_FILE).write_text(render_page("Agency feedback", index_body(summary, names, stamp)),
                                           encoding="utf-8")
         _replace_manifest(out_dir, {p.name for f in written.values() for p in (f.html, f.xlsx)} | {INDEX_FILE})
     return written
@@ -231,7 +231,7 @@ def _reject_row(r: dict[str, Any]) -> tuple:
 def _check_row(f: dict[str, Any]) -> tuple:
     rule = RULES_BY_NAME.get(f["check_name"])
     breakdown = ": ".join(x for x in (f["breakdown"], f["category"]) if x) or None
-    return ("Check", _severity(f["severity"]), f["metric"], _period(f["period_start"], f["period_end"]) or None,
+    return ("Check", _severity(f["severity"]), f["metric"], period_text(f["period_start"], f["period_end"]) or None,
             breakdown, f["path"], f["sheet"],
             f["row_number"], "value" if f["row_number"] else None, f["observed"], f["expected"],
             rule.title if rule else f["check_name"], f["message"], rule.remedy if rule else None)

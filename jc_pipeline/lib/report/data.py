@@ -19,7 +19,7 @@ import duckdb
 
 from jc_pipeline.lib.periods import add_months, period_label
 from jc_pipeline.lib.registry import TIER1_SECTORS, load_registry
-from jc_pipeline.lib.validation.report import _records
+from jc_pipeline.lib.validation.report import records
 
 SUPERAGENCY = "SUPERAGENCY"
 #: Sections of the report, in spec order; supervision subsystems are shown in the SUPERVISION section.
@@ -163,9 +163,9 @@ class StateView:
 def load_state_views(con: duckdb.DuckDBPyConnection, expected_rows: list[dict[str, Any]]) -> list[StateView]:
     """Everything the state report shows, per state on the roster (usually one); ``expected_rows`` are
     :func:`expected_periods`, passed in because the data-quality summary needs them too."""
-    definitions = {d["metric_key"]: d for d in _records(con, _DEFINITIONS_SQL)}
-    totals = _by(_records(con, _TOTALS_SQL), "state_code")
-    breakdowns = _by(_records(con, _BREAKDOWNS_SQL), "state_code")
+    definitions = {d["metric_key"]: d for d in records(con, _DEFINITIONS_SQL)}
+    totals = _by(records(con, _TOTALS_SQL), "state_code")
+    breakdowns = _by(records(con, _BREAKDOWNS_SQL), "state_code")
     expected = _by(expected_rows, "state_code")
     states = sorted({r[0] for r in con.execute("SELECT DISTINCT state_code FROM agencies").fetchall()}
                     | set(totals))
@@ -175,7 +175,7 @@ def load_state_views(con: duckdb.DuckDBPyConnection, expected_rows: list[dict[st
 
 def expected_periods(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
     """Rows of ``sql/expected_periods.sql``: each agency x metric x period it is expected to report, with status."""
-    return _records(con, _sql("expected_periods.sql"))
+    return records(con, _sql("expected_periods.sql"))
 
 
 def sector_title(code: str) -> str:
@@ -398,4 +398,4 @@ def quality_summary(con: duckdb.DuckDBPyConnection, expected: list[dict[str, Any
         elif row["status"] != REPORTED:
             missing[row["agency_id"]] += 1
     return [AgencyQuality(**r, periods_missing=missing[r["agency_id"]], periods_failed=failed[r["agency_id"]])
-            for r in _records(con, _QUALITY_SQL)]
+            for r in records(con, _QUALITY_SQL)]

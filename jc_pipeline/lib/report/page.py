@@ -25,7 +25,7 @@ from jc_pipeline.lib.report.data import (
     StateView,
 )
 from jc_pipeline.lib.report.format import axis_text, coverage_text, point_tooltip, value_text
-from jc_pipeline.lib.validation.report import UNASSIGNED, _status
+from jc_pipeline.lib.validation.report import UNASSIGNED, status_badge
 
 #: Grid cell status -> (symbol, words). The symbol keeps the grid readable without colour.
 GRID_STATUS: Mapping[str, tuple[str, str]] = {
@@ -261,7 +261,7 @@ def _quality(quality: Sequence[AgencyQuality], links: Mapping[str, AgencyLinks])
         counts = (q.check_errors, q.check_warnings, q.rows_rejected, q.ingest_warnings, q.periods_missing,
                   q.periods_failed)
         rows.append(f"<tr><td>{cell}</td>" + "".join(f"<td class='num'>{n:,}</td>" for n in counts)
-                    + f"<td>{_status(errors, warnings)}</td></tr>")
+                    + f"<td>{status_badge(errors, warnings)}</td></tr>")
     table = ("<table><tr><th>Agency (feedback page · workbook)</th><th>Check errors</th><th>Check warnings</th>"
              "<th>Rows rejected at ingest</th><th>Ingest warnings</th><th>Periods missing</th>"
              "<th>Periods failing validation</th><th>Status</th></tr>" + "".join(rows) + "</table>")

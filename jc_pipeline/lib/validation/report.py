@@ -29,7 +29,7 @@ UNASSIGNED = "(no agency)"
 _PAGE_PREFIX = "agency-"
 
 # Breakdowns are shown as agencies write them: the upload column and the category's display value.
-_FINDINGS_SQL = """
+FINDINGS_SQL = """
 SELECT v.agency_id, v.check_name, v.severity, v.metric_key, coalesce(d.display_name, v.metric_key) AS metric,
        v.period_start, v.period_end, v.observed, v.expected, v.message, f.path, v.sheet, v.row_number,
        coalesce(b.column_name, v.dimension) AS breakdown, coalesce(c.display_name, v.category) AS category
@@ -44,7 +44,7 @@ WHERE NOT v.passed
 ORDER BY v.agency_id, v.severity, v.check_name, v.metric_key, v.period_start, f.path, v.sheet, v.row_number
 """
 
-_REJECTS_SQL = """
+REJECTS_SQL = """
 SELECT f.agency_id, r.rule, r.severity, f.path, r.sheet, r.row_number, r.column_name, r.raw_value, r.message
 FROM rejected_rows AS r
 LEFT JOIN source_files AS f ON f.file_id = r.file_id
@@ -63,8 +63,8 @@ def write_quality_report(con: duckdb.DuckDBPyConnection, out_dir: Path, *, gener
     for old in out_dir.glob(f"{_PAGE_PREFIX}*.html"):
         old.unlink()
     names = dict(con.execute("SELECT agency_id, agency_name FROM agencies").fetchall())
-    findings = _grouped(_records(con, _FINDINGS_SQL))
-    rejects = _grouped(_records(con, _REJECTS_SQL))
+    findings = grouped(records(con, FINDINGS_SQL))
+    rejects = grouped(records(con, REJECTS_SQL))
     if generated_at.tzinfo is not None:  # naive times are taken as UTC already
         generated_at = generated_at.astimezone(UTC)
     stamp = generated_at.strftime("%Y-%m-%d %H:%M")
@@ -72,25 +72,26 @@ def write_quality_report(con: duckdb.DuckDBPyConnection, out_dir: Path, *, gener
     summary = []
     for agency in sorted(set(findings) | set(rejects), key=lambda a: (a == UNASSIGNED, a)):
         page = _page_name(agency)
-        title = f"Data quality — {_agency_title(agency, names)}"
-        body = _agency_body(agency, names, findings.get(agency, []), rejects.get(agency, []), stamp)
-        (out_dir / page).write_text(_render(title, body), encoding="utf-8")
+        title = f"Data quality — {agency_title(agency, names)}"
+        body = agency_body(agency, names, findings.get(agency, []), rejects.get(agency, []), stamp)
+        (out_dir / page).write_text(render_page(title, body), encoding="utf-8")
         summary.append((agency, page, findings.get(agency, []), rejects.get(agency, [])))
     index = out_dir / "index.html"
-    index.write_text(_render("Data quality report", _index_body(summary, names, stamp)), encoding="utf-8")
+    index.write_text(render_page("Data quality report", index_body(summary, names, stamp)), encoding="utf-8")
     return index
 
 
 # ---- queries ----------------------------------------------------------------------------------------------------
 
 
-def _records(con: duckdb.DuckDBPyConnection, sql: str) -> list[dict[str, Any]]:
+def records(con: duckdb.DuckDBPyConnection, sql: str) -> list[dict[str, Any]]:
     return con.sql(sql).to_arrow_table().to_pylist()
 
 
-def _grouped(records: Iterable[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+def grouped(rows: Iterable[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """Rows by agency (rows without one under UNASSIGNED)."""
     by_agency: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for record in records:
+    for record in rows:
         by_agency[record["agency_id"] or UNASSIGNED].append(record)
     return by_agency
 
@@ -98,15 +99,15 @@ def _grouped(records: Iterable[dict[str, Any]]) -> dict[str, list[dict[str, Any]
 # ---- pages ------------------------------------------------------------------------------------------------------
 
 
-def _index_body(summary: Sequence[tuple[str, str, list, list]], names: dict[str, str], stamp: str) -> str:
+def index_body(summary: Sequence[tuple[str, str, list, list]], names: dict[str, str], stamp: str) -> str:
     rows = []
     for agency, page, findings, rejects in summary:
         counts = [sum(1 for f in findings if f["severity"] == s) for s in (ERROR, WARNING)]
         counts += [sum(1 for r in rejects if r["severity"] == s) for s in (ERROR, WARNING)]
         rows.append(
-            f'<tr><td><a href="{escape(page)}">{escape(_agency_title(agency, names))}</a></td>'
+            f'<tr><td><a href="{escape(page)}">{escape(agency_title(agency, names))}</a></td>'
             + "".join(f'<td class="num">{n}</td>' for n in counts)
-            + f"<td>{_status(counts[0] + counts[2], counts[1] + counts[3])}</td></tr>"
+            + f"<td>{status_badge(counts[0] + counts[2], counts[1] + counts[3])}</td></tr>"
         )
     clean = len(set(names) - {s[0] for s in summary})
     table = (
@@ -130,11 +131,11 @@ def _index_body(summary: Sequence[tuple[str, str, list, list]], names: dict[str,
     )
 
 
-def _agency_body(agency: str, names: dict[str, str], findings: list[dict[str, Any]],
+def agency_body(agency: str, names: dict[str, str], findings: list[dict[str, Any]],
                  rejects: list[dict[str, Any]], stamp: str) -> str:
     parts = [
         f"<p class='meta'><a href='index.html'>All agencies</a> · generated {escape(stamp)} UTC</p>",
-        f"<h1>{escape(_agency_title(agency, names))}</h1>",
+        f"<h1>{escape(agency_title(agency, names))}</h1>",
     ]
     for severity, heading, intro in (
         (ERROR, "Errors", "These values are left out of the state totals until you send corrected data."),
@@ -173,7 +174,7 @@ def _rule_section(name: str, severity: str, rows: list[dict[str, Any]]) -> str:
               "<th>Found</th><th>Expected</th><th>Details</th></tr>")
     body = "".join(
         "<tr>" + "".join(f"<td>{cell}</td>" for cell in (
-            escape(r["metric"] or ""), escape(_period(r["period_start"], r["period_end"])),
+            escape(r["metric"] or ""), escape(period_text(r["period_start"], r["period_end"])),
             escape(": ".join(x for x in (r["breakdown"], r["category"]) if x)),
             escape(r["path"] or ""), escape(r["sheet"] or ""), _cell(r["row_number"]),
             _cell(r["observed"]), _cell(r["expected"]), escape(r["message"] or ""),
@@ -201,7 +202,7 @@ def _reject_section(rule: str, severity: str, rows: list[dict[str, Any]]) -> str
 # ---- helpers ----------------------------------------------------------------------------------------------------
 
 
-def _render(title: str, body: str) -> str:
+def render_page(title: str, body: str) -> str:
     template = Template(resources.files(__package__).joinpath("report.html").read_text(encoding="utf-8"))
     return template.substitute(title=escape(title), body=body)
 
@@ -212,14 +213,14 @@ def _page_name(agency_id: str) -> str:
     return f"{_PAGE_PREFIX}{slug}-{hashlib.sha256(agency_id.encode()).hexdigest()[:8]}.html"
 
 
-def _agency_title(agency: str, names: dict[str, str]) -> str:
+def agency_title(agency: str, names: dict[str, str]) -> str:
     if agency == UNASSIGNED:
         return "Files and data not attributed to an agency"
     name = names.get(agency)
     return f"{name} ({agency})" if name else f"{agency} (not on the roster)"
 
 
-def _status(errors: int, warnings: int) -> str:
+def status_badge(errors: int, warnings: int) -> str:
     if errors:
         return f'<span class="badge ERROR">{errors} to fix</span>'
     if warnings:
@@ -227,7 +228,7 @@ def _status(errors: int, warnings: int) -> str:
     return '<span class="badge OK">ok</span>'
 
 
-def _period(start: date | None, end: date | None) -> str:
+def period_text(start: date | None, end: date | None) -> str:
     if start and end:
         return period_label(start, end)
     return start.isoformat() if start else ""

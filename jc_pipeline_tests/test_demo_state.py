@@ -168,10 +168,10 @@ def _snapshot(directory: Path):
     for path in sorted(directory.rglob("*")):
         if path.is_file():
             relative = path.relative_to(directory).as_posix()
-            if path.suffix == ".csv":
-                result[relative] = path.read_bytes()
-            else:
+            if path.suffix in (".xlsx", ".xls"):
                 result[relative] = {s: [c.cells for c in rows] for s, rows in read_rows(directory, relative).items()}
+            else:
+                result[relative] = path.read_bytes()
     return result
 
 

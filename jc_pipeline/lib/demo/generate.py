@@ -10,6 +10,7 @@ from pathlib import Path
 from jc_pipeline.lib.demo.agencies import STATE_CODE, build_state, write_roster_files
 from jc_pipeline.lib.demo.deliveries import Planner
 from jc_pipeline.lib.demo.manifest import LATE_CORRECTION, DemoManifest
+from jc_pipeline.lib.demo.native import choose, write_native
 from jc_pipeline.lib.demo.quirks import plant_quirks
 from jc_pipeline.lib.demo.values import observations
 from jc_pipeline.lib.demo.writers import write_delivery
@@ -17,7 +18,7 @@ from jc_pipeline.lib.registry import load_registry
 from jc_pipeline.lib.roster import AGENCIES_FILE, SETTINGS_FILE, load_roster
 
 LAST_YEAR = 2025  # history ends here whatever today's date, so the same seed always gives the same files
-_OWNED = ("inbox", AGENCIES_FILE, SETTINGS_FILE)
+_OWNED = ("inbox", "mappings", AGENCIES_FILE, SETTINGS_FILE)
 
 
 def write_demo_state(
@@ -26,7 +27,8 @@ def write_demo_state(
     """Write agencies.csv, metric_settings.csv and a few hundred bulk-upload files under ``data_dir/inbox``.
 
     ``years`` calendar years of history ending in 2025. Raises FileExistsError when ``data_dir`` already holds a
-    roster, unless ``overwrite`` (which removes only ``inbox/``, agencies.csv and metric_settings.csv).
+    roster, unless ``overwrite`` (which removes only ``inbox/``, ``mappings/``, agencies.csv and
+    metric_settings.csv). A few agencies also deliver native exports with a mapping (see :mod:`native`).
     """
     data_dir = Path(data_dir)
     if years < 1:
@@ -47,6 +49,9 @@ def write_demo_state(
     registry = load_registry()
     roster = load_roster(data_dir, registry)  # the demo must be valid input: fail here, not in the pipeline
     observed = list(observations(rng, roster, registry, history))
+    # A few agencies deliver some metrics only as native exports (CAD, RMS, jail, court, probation; see native.py).
+    native = choose(state, roster, observed)
+    observed = [o for o in observed if not native.covers(o)]
     overrides = {(row[0], row[1]) for row in state.settings if row[3]}
     planner = Planner(state, overrides)
     deliveries = planner.plan(observed)
@@ -59,6 +64,7 @@ def write_demo_state(
         for name, location in quirks:
             manifest.add_quirk(name, location)
     _make_correction_latest(data_dir, manifest)
+    manifest.native = write_native(data_dir, native, registry, seed, history)
     return manifest
 
 

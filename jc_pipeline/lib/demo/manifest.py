@@ -102,6 +102,7 @@ class DemoManifest:
     agency_ids: tuple[str, ...]
     files: list[FileRecord] = field(default_factory=list)
     quirks: dict[str, list[QuirkLocation]] = field(default_factory=lambda: {name: [] for name in QUIRKS})
+    native: list[Path] = field(default_factory=list)  # mapping files and native exports (see demo.native)
 
     def add_quirk(self, name: str, location: QuirkLocation) -> None:
         self.quirks[name].append(location)

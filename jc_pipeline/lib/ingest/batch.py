@@ -69,6 +69,9 @@ def parse_inbox(data_dir: Path, known: Mapping[str, str], roster: Roster, regist
     now = now.astimezone(UTC).replace(tzinfo=None) if now.tzinfo else now
     inbox = scan_inbox(Path(data_dir))
     parser = _Parser(roster, registry, now)
+    from jc_pipeline.lib.mappings import NativeExtracts  # here: jc_pipeline.lib.mappings imports ingest modules
+
+    parser.native = NativeExtracts(Path(data_dir), roster, registry, now)  # agency-native exports (mappings/)
     unchanged = 0
     for done, file in enumerate(inbox, start=1):
         try:
@@ -105,6 +108,7 @@ class _Parser:
         self.rows = RowCollector()
         self.pending: list[_PendingCsv] = []
         self.pending_bytes = 0
+        self.native = None  # NativeExtracts: files matched by an agency mapping are read there
 
     def unopenable(self, file: InboxFile, sha: str, change: str, reason: str) -> None:
         index = self._add_file(file, sha, change)
@@ -116,6 +120,9 @@ class _Parser:
             self.file_findings.append((index, None, None, None, file.absolute.name, "F8", "ERROR",
                                        "the file is a symbolic link, which is never followed; copy the file "
                                        "itself into the inbox"))
+            return
+        if self.native is not None and self.native.claims(file):
+            self.native.parse(index, file, data)
             return
         if file.absolute.suffix.lower() not in EXTENSIONS:
             self.file_findings.append((index, None, None, None, file.absolute.name, "F1", "ERROR",
@@ -236,6 +243,8 @@ class _Parser:
         sheets = pl.DataFrame(self.sheets, schema=_SHEET_SCHEMA, orient="row")
         sheet_findings = pl.DataFrame(self.sheet_findings, schema=_SHEET_FINDING_SCHEMA, orient="row")
         result = normalize(self.rows.build(), sheets, sheet_findings, self.roster, self.registry, self.now)
+        if self.native is not None:
+            result = self.native.merge(result)
         findings = pl.concat([pl.DataFrame(self.file_findings, schema=FINDING_SCHEMA, orient="row"),
                               result.findings])
         ids = files.select("file_idx", "path")

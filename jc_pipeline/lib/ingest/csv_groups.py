@@ -10,6 +10,9 @@ UTF-8 (BOM allowed), comma-separated, without any quote character, with ``\\n`` 
 header on the first line. Every other file is read on its own by :mod:`readers` with identical results. If a
 group's parsed row count ever disagrees with the counted line ends, :func:`parse_group` returns None and the
 caller reads those files one by one.
+
+Files with very wide headers (more than ``MAX_PLAIN_COLUMNS`` columns) or a cell longer than the readers' cell
+limit are not plain either: the readers refuse or cut those (see :mod:`readers`), so they are read on their own.
 """
 
 from __future__ import annotations
@@ -18,6 +21,10 @@ from dataclasses import dataclass
 
 import polars as pl
 
+from jc_pipeline.lib.ingest.readers import MAX_CELL_BYTES
+
+#: Justice Counts sheets have a handful of columns; wider CSVs are read on their own (and limited there).
+MAX_PLAIN_COLUMNS = 256
 _BOM = b"\xef\xbb\xbf"
 
 
@@ -43,6 +50,8 @@ def plain_csv(data: bytes) -> PlainCsv | None:
     header = header.removesuffix(b"\r")
     if not header.strip() or header.count(b",") < max(header.count(b";"), header.count(b"\t")):
         return None
+    if header.count(b",") >= MAX_PLAIN_COLUMNS:
+        return None
     try:
         data.decode("utf-8")
     except UnicodeDecodeError:
@@ -64,4 +73,9 @@ def parse_group(files: list[PlainCsv]) -> tuple[pl.DataFrame, list[int]] | None:
                             truncate_ragged_lines=True, missing_columns="insert", schema=schema)
     except pl.exceptions.PolarsError:
         return None
-    return (frame, counts) if frame.height == sum(counts) else None
+    if frame.height != sum(counts):
+        return None
+    if any(len(file.body) > MAX_CELL_BYTES for file in files) and (
+            frame.select(pl.all().str.len_bytes().max()).max_horizontal().item() or 0) > MAX_CELL_BYTES:
+        return None  # a giant cell: the readers cut it (see :mod:`readers`)
+    return frame, counts

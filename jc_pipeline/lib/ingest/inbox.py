@@ -7,13 +7,20 @@ Decisions:
 * Names starting with ``.`` (hidden files, partial uploads of rsync/sftp) or ``~$`` (Office lock files) are not
   deliveries and are skipped, as are hidden folders.
 * Symbolic links are never followed, file or folder: they are reported (as unreadable) so nobody wonders why
-  the data did not arrive, but the bytes behind them are never read.
+  the data did not arrive, but the bytes behind them are never read. Files are opened with ``O_NOFOLLOW``, so
+  a file swapped for a symlink between the scan and the read is refused too (``ELOOP``).
+* Only regular files are read: a FIFO, socket or device in the inbox is refused when opened (a FIFO would
+  otherwise block the run forever); it is opened non-blocking and checked with ``fstat``.
+* Names are data: a folder called ``O'Brien; --`` or ``a..b`` is just a name (``..`` itself cannot be a
+  directory entry, and names starting with ``.`` are skipped), so every path stays below ``inbox/``.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
+import stat as stat_module
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -72,11 +79,19 @@ def _scan(folder: Path, parts: tuple[str, ...], found: list[InboxFile]) -> None:
 
 
 def fingerprint(file: InboxFile) -> tuple[str, bytes | None]:
-    """(sha256 hex, the bytes when small enough to keep in memory). A symlink hashes its target *name* only."""
+    """(sha256 hex, the bytes when small enough to keep in memory). A symlink hashes its target *name* only.
+
+    Raises OSError for anything but a regular file (see the module docstring)."""
     if file.is_symlink:
         return hashlib.sha256(b"symlink\0" + os.fsencode(os.readlink(file.absolute))).hexdigest(), None
-    if file.size <= IN_MEMORY_LIMIT:
-        data = file.absolute.read_bytes()
-        return hashlib.sha256(data).hexdigest(), data
-    with file.absolute.open("rb") as handle:
+    fd = os.open(file.absolute, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    with os.fdopen(fd, "rb") as handle:
+        if not stat_module.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file (a pipe, socket or device); deliver a plain file",
+                          str(file.absolute))
+        if file.size <= IN_MEMORY_LIMIT:
+            data = handle.read(IN_MEMORY_LIMIT + 1)
+            if len(data) <= IN_MEMORY_LIMIT:
+                return hashlib.sha256(data).hexdigest(), data
+            handle.seek(0)  # it grew since the scan: hash it streaming like any big file
         return hashlib.file_digest(handle, "sha256").hexdigest(), None

@@ -488,6 +488,10 @@ def _warnings(loaded: pl.LazyFrame) -> list[pl.LazyFrame]:
 # --- period-level checks -------------------------------------------------------------------------------------
 
 
+#: How many colliding rows a P1 message names.
+_DUPLICATES_LISTED = 5
+
+
 def _duplicates(live: pl.LazyFrame, labels: pl.LazyFrame) -> pl.LazyFrame:
     """P1: rows of one file sharing agency, metric, period and category reject that whole period of the metric.
 
@@ -502,7 +506,15 @@ def _duplicates(live: pl.LazyFrame, labels: pl.LazyFrame) -> pl.LazyFrame:
         .join(labels.select("sheet_idx", "sheet"), on="sheet_idx")
         .sort("sheet_idx", "row_number")
         .group_by(group, maintain_order=True)
-        .agg(dups=fmt("'{}' row {}", pl.col("sheet"), pl.col("row_number")).str.join(", "))
+        .agg(
+            listed=fmt("'{}' row {}", pl.col("sheet"), pl.col("row_number")).head(_DUPLICATES_LISTED).str.join(", "),
+            colliding=pl.len(),
+        )
+        # The list is repeated on every colliding row: capped, or thousands of duplicates cost memory squared.
+        .with_columns(dups=pl.when(pl.col("colliding") > _DUPLICATES_LISTED).then(pl.concat_str([
+            pl.col("listed"), pl.lit(" and "), (pl.col("colliding") - _DUPLICATES_LISTED).cast(pl.String),
+            pl.lit(" more rows")])).otherwise(pl.col("listed")))
+        .drop("listed", "colliding")
     )
     flagged = keyed.select("sheet_idx", "row_number", *group).join(collisions, on=group, nulls_equal=True)
     group_sizes = keyed.group_by(group).agg(period_rows=pl.len())

@@ -1,7 +1,8 @@
 """The ingest rule catalogue: every finding ingest can write to ``rejected_rows``, with a stable code.
 
 Codes follow the reference implementation's numbering where one exists (spec §6.1-§6.3: F1-F6, R1-R10, P1, P2,
-P4) and extend it where our pipeline decides more (F0, F7, F8, R11-R13, T1, M1, M2, C1). A code never changes
+P4) and extend it where our pipeline decides more (F0, F7, F8, R11-R13, T1, M1, M2, C1, and N1-N6 for
+agency-native extracts). A code never changes
 meaning; new checks get new codes. ``docs/rules.md`` documents the same table (a test keeps them in sync).
 
 Severity contract (``rejected_rows.severity``): ``ERROR`` = the row was not loaded; ``WARNING`` = the row was
@@ -94,6 +95,21 @@ _RULES = (
          "Keep a single row per period and category; every row of the period was rejected until then."),
     Rule("P2", WARNING, "Breakdown total mismatch",
          "Check that the breakdown adds up to the total; both were stored as given."),
+    # --- agency-native extracts (mappings/<agency_id>.yaml, docs/mappings.md) -----------------------------
+    Rule("N1", ERROR, "Invalid mapping file",
+         "Fix mappings/<agency_id>.yaml as the message says (file, key path, problem); the export is read again "
+         "once the mapping validates and the export is delivered again."),
+    Rule("N2", ERROR, "Column missing from the export",
+         "Add the column to the export, or correct its header under 'columns' in the mapping file."),
+    Rule("N3", ERROR, "Value has no mapping",
+         "Add the value under the column's 'values' in the mapping file (a member name, or null to leave such "
+         "records out), or give a 'default'."),
+    Rule("N4", ERROR, "Date does not parse",
+         "Fix the dates on the listed rows, or add the export's date format under 'date_formats'."),
+    Rule("N5", ERROR, "Date out of range",
+         "Events must fall between January 2000 and the month of ingest; check the dates on the listed rows."),
+    Rule("N6", ERROR, "Invalid count or interval",
+         "Write counts as numbers of zero or more, and end dates on or after start dates."),
     Rule("P4", ERROR, "System not recognized",
          "Write one supervision system per row (SUPERVISION, PAROLE, PROBATION, PRETRIAL_SUPERVISION, "
          "OTHER_SUPERVISION); 'all' or 'both' cannot be stored."),

@@ -1,0 +1,206 @@
+"""Native extracts: every kind of mapping problem is specific, and the rest of the export still loads."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from jc_pipeline.lib.mappings import MappingError
+from jc_pipeline.lib.mappings.spec import parse_mapping
+from jc_pipeline.lib.registry import load_registry
+from jc_pipeline_tests.ingest_support import Warehouse, deliver_csv
+from jc_pipeline_tests.test_mappings_counts import CAD, file_row, findings, values, write_mapping
+
+REGISTRY = load_registry()
+
+
+def problems(text: str) -> list[str]:
+    with pytest.raises(MappingError) as caught:
+        parse_mapping(text, "le", REGISTRY, shown="mappings/le.yaml")
+    return caught.value.problems
+
+
+@pytest.fixture
+def w(tmp_path):
+    warehouse = Warehouse(tmp_path, database=":memory:")
+    yield warehouse
+    warehouse.close()
+
+
+def test_a_valid_mapping_parses():
+    mapping = parse_mapping(CAD, "le", REGISTRY, shown="mappings/le.yaml")
+    (source,) = mapping.sources
+    assert source.matches("LAW_ENFORCEMENT/cad_calls_2024.csv")
+    assert not source.matches("LAW_ENFORCEMENT/sub/cad_calls_2024.csv")
+    assert not source.matches("JAILS/cad_calls_2024.csv")
+
+
+@pytest.mark.parametrize(("change", "expected"), [
+    ("pattern: LAW_ENFORCEMENT/cad_calls_*.csv", "pattern: ../le/LAW_ENFORCEMENT/x.csv"),
+    ("pattern: LAW_ENFORCEMENT/cad_calls_*.csv", "pattern: /etc/LAW_ENFORCEMENT/x.csv"),
+    ("pattern: LAW_ENFORCEMENT/cad_calls_*.csv", "pattern: LAW_ENFORCEMENT/../../x.csv"),
+])
+def test_patterns_may_not_leave_the_agency_folder(change, expected):
+    found = problems(CAD.replace(change, expected))
+    assert any("sources[0].pattern" in p for p in found), found
+
+
+def test_problems_name_the_file_the_key_path_and_what_is_wrong():
+    text = (CAD.replace("LAW_ENFORCEMENT_CALLS_FOR_SERVICE", "LAW_ENFORCEMENT_CALLS")
+            .replace("kind: records", "kind: records\n    colour: red")
+            + "  - name: second\n    pattern: JAILS/x.csv\n    kind: records\n    columns: {a: A}\n"
+              "    metrics:\n      - metric: JAILS_TOTAL_ADMISSIONS\n        date: b\n"
+              "        breakdowns:\n          - dimension: metric/offense/type\n            column: a\n"
+              "            values: {x: VIOLENT}\n")
+    found = problems(text)
+    assert "mappings/le.yaml: sources[0]: unknown key 'colour' (allowed: columns, date_formats, delimiter, " \
+           "encoding, format, kind, metrics, name, pattern, period, sheet)" in found
+    assert any(p.startswith("mappings/le.yaml: sources[0].metrics[0].metric: unknown metric key "
+                            "'LAW_ENFORCEMENT_CALLS'") for p in found)
+    assert any(p.startswith("mappings/le.yaml: sources[1].metrics[0].date: 'b' is not declared under columns")
+               for p in found)
+    assert any(p.startswith("mappings/le.yaml: sources[1].metrics[0].breakdowns[0].values.x: 'VIOLENT' is not one "
+                            "of PERSON") for p in found)
+
+
+def test_yaml_is_data_never_code():
+    found = problems("sources: !!python/object/apply:os.system ['echo hi']\n")
+    assert len(found) == 1 and found[0].startswith("mappings/le.yaml: not valid YAML")
+
+
+def test_a_wrong_dimension_or_member_for_the_metric_is_reported():
+    found = problems(CAD.replace("metric/law_enforcement/calls_for_service/type", "metric/offense/type"))
+    assert any("breakdowns[0].dimension: LAW_ENFORCEMENT_CALLS_FOR_SERVICE has no breakdown 'metric/offense/type'"
+               in p for p in found)
+    found = problems(CAD.replace("LAW_ENFORCEMENT/cad", "JAILS/cad"))
+    assert any("belongs to sector LAW_ENFORCEMENT, but the source pattern's folder is JAILS" in p for p in found)
+
+
+def test_an_invalid_mapping_makes_its_exports_unreadable_with_n1_and_leaves_bulk_files_alone(w):
+    write_mapping(w.data_dir, "le", CAD.replace("Priority}", "Priority}\n    shape: round"))
+    deliver_csv(w.data_dir, "le", "LAW_ENFORCEMENT", "cad_calls_2024.csv", [["Call Received"], ["2024-01-01"]])
+    deliver_csv(w.data_dir, "le", "LAW_ENFORCEMENT", "arrests.csv", [["year", "month", "value"], [2023, 1, 5]])
+    batch = w.parse()
+    native = file_row(batch, "cad_calls_2024.csv")
+    assert native["status"] == "UNREADABLE" and "unknown key 'shape'" in native["reason"]
+    assert findings(batch, "cad_calls_2024.csv")[0][0] == "N1"
+    bulk = file_row(batch, "arrests.csv")
+    assert bulk["status"] == "INGESTED" and bulk["rows_loaded"] == 1
+
+
+JAIL = """
+sources:
+  - name: bookings
+    pattern: JAILS/bookings_*.csv
+    kind: records
+    columns: {in: Booked, out: Released, charge: Charge, unit: Housing}
+    metrics:
+      - metric: JAILS_TOTAL_ADMISSIONS
+        date: in
+      - metric: JAILS_TOTAL_POPULATION
+        count: population
+        start: in
+        end: out
+      - metric: JAILS_PRE_ADJUDICATION_ADMISSIONS
+        date: in
+        where: {column: unit, in: [PRETRIAL]}
+"""
+
+
+def test_missing_column_stops_only_the_metrics_that_need_it(w):
+    write_mapping(w.data_dir, "fy_jail", JAIL)
+    deliver_csv(w.data_dir, "fy_jail", "JAILS", "bookings_1.csv", [
+        ["Booked", "Released", "Charge"], ["2024-01-05", "2024-01-07", "X"]])
+    batch = w.parse()
+    assert findings(batch, "bookings_1.csv") == [("N2", 1, "Housing", None)]
+    message = batch.findings["message"][0]
+    assert "JAILS_PRE_ADJUDICATION_ADMISSIONS" in message and "no column 'Housing'" in message
+    assert values(batch, "JAILS_TOTAL_ADMISSIONS") == {(date(2024, 1, 1), None): 1}
+    assert values(batch, "JAILS_TOTAL_POPULATION") == {(date(2024, 1, 1), None): pytest.approx(2 / 31)}
+    row = file_row(batch, "bookings_1.csv")
+    assert (row["rows_total"], row["rows_rejected"], row["status"]) == (1, 0, "ERRORED")
+
+
+def test_dates_out_of_range_and_intervals_ending_before_they_start(w):
+    write_mapping(w.data_dir, "fy_jail", JAIL)
+    deliver_csv(w.data_dir, "fy_jail", "JAILS", "bookings_2.csv", [
+        ["Booked", "Released", "Charge", "Housing"],
+        ["1999-12-31", "2000-01-02", "X", "GEN"],  # admission before 2000: N5; the stay still counts 1 day
+        ["2024-01-10", "2024-01-05", "X", "GEN"],  # released before booked: N6 (admission still counted)
+        ["2024-01-10", "2024-01-12", "X", "PRETRIAL"],
+        ["2030-01-01", "", "X", "GEN"],  # booked in the future: N5
+        ["soon", "", "X", "GEN"],  # N4 for both metrics, reported once
+    ])
+    batch = w.parse()
+    assert findings(batch, "bookings_2.csv") == [("N5", 2, "Booked", "1999-12-31"), ("N6", 3, "Released", "2024-01-05"),
+                                                 ("N5", 5, "Booked", "2030-01-01"), ("N4", 6, "Booked", "soon")]
+    assert values(batch, "JAILS_TOTAL_ADMISSIONS") == {(date(2024, 1, 1), None): 2}
+    assert values(batch, "JAILS_PRE_ADJUDICATION_ADMISSIONS") == {(date(2024, 1, 1), None): 1}
+    row = file_row(batch, "bookings_2.csv")
+    assert (row["rows_total"], row["rows_loaded"], row["rows_rejected"]) == (5, 4, 1)
+
+
+def test_an_export_in_the_wrong_encoding_is_unreadable_not_a_crash(w):
+    write_mapping(w.data_dir, "le", CAD)
+    path = w.data_dir / "inbox" / "le" / "LAW_ENFORCEMENT" / "cad_calls_x.csv"
+    path.parent.mkdir(parents=True)
+    path.write_bytes("Incident No,Call Received,Priority\nC1,2024-01-01,Ürgent\n".encode("utf-16"))
+    batch = w.parse()
+    row = file_row(batch, "cad_calls_x.csv")
+    assert row["status"] in ("UNREADABLE", "ERRORED")
+    assert batch.datapoints.height == 0 or row["rows_rejected"] == row["rows_total"]
+
+
+def test_large_exports_stream_and_give_the_same_counts(tmp_path, monkeypatch):
+    """CSVs are scanned lazily; above MATERIALIZE_BYTES the records are streamed (bounded memory) to a scratch
+    Parquet file and grouped by the streaming engine: same datapoints, findings and accounting."""
+    import jc_pipeline.lib.mappings as native
+    from jc_pipeline.lib.mappings.common import scan
+
+    mapping = parse_mapping(RMS_FOR_STREAMING, "le", REGISTRY, shown="mappings/le.yaml")
+    path = Path(tmp_path) / "arrests.csv"
+    lines = ["ArrestID|ArrestDate|Offense|Race|Hispanic|Sex"]
+    for i in range(20_000):
+        lines.append(f"A{i // 2}|{1 + i % 12:02d}/{1 + i % 28:02d}/2023|{('THEFT', 'ASSAULT', 'DUI', 'X')[i % 4]}|"
+                     f"{'WB'[i % 2]}|{'YN '[i % 3].strip()}|{'MF'[i % 2]}")
+    path.write_text("\n".join(lines) + "\n")
+    lazy, names, _ = scan(path, None, mapping.sources[0])
+    assert isinstance(lazy, pl.LazyFrame) and names[0] == "ArrestID"
+    results = []
+    for limit in (native.MATERIALIZE_BYTES, 0):
+        monkeypatch.setattr(native, "MATERIALIZE_BYTES", limit)
+        results.append(native.extract(path, None, mapping.sources[0], file_idx=0, agency_id="le",
+                                      state_code="US_XX", now=datetime(2024, 6, 1)))
+    small, streamed = results
+    keys = ["metric_key", "period_start", "dimension", "category"]
+    assert small.datapoints.sort(keys, nulls_last=False).equals(streamed.datapoints.sort(keys, nulls_last=False))
+    assert small.findings.equals(streamed.findings) and small.counts == streamed.counts == (0, 20_000, 5_000)
+    totals = small.datapoints.filter(pl.col("dimension").is_null())
+    # two charges per arrest: every 4th charge is an unmapped X (that record is rejected), its arrest still counts
+    assert totals["value"].sum() == 10_000
+    assert small.findings["rule"].to_list() == ["N3"] and "5000 records" in small.findings["message"][0]
+
+
+RMS_FOR_STREAMING = """
+sources:
+  - name: rms
+    pattern: LAW_ENFORCEMENT/arrests.csv
+    kind: records
+    delimiter: "|"
+    date_formats: ["%m/%d/%Y"]
+    columns: {arrest: ArrestID, when: ArrestDate, code: Offense, race: Race, hisp: Hispanic, sex: Sex}
+    metrics:
+      - metric: LAW_ENFORCEMENT_ARRESTS
+        date: when
+        id: arrest
+        breakdowns:
+          - dimension: metric/offense/type
+            column: code
+            values: {ASSAULT: PERSON, THEFT: PROPERTY, DUI: PUBLIC_ORDER}
+          - dimension: global/race_and_ethnicity
+            race: {column: race, values: {W: WHITE, B: BLACK}}
+            ethnicity: {column: hisp, values: {Y: HISPANIC, N: NOT_HISPANIC}}
+"""

@@ -1,0 +1,357 @@
+"""Hostile and broken files: each is refused (or its bad rows rejected) with a precise reason naming the file,
+in bounded time and memory, while a good file delivered next to it loads completely (docs/reliability.md)."""
+
+from __future__ import annotations
+
+import os
+from datetime import date
+
+import polars as pl
+import pytest
+import xlsxwriter
+
+from jc_pipeline.lib.paths import DataLayout
+from jc_pipeline_tests.ingest_support import (AGENCIES, Warehouse, assert_accounting, csv_bytes, deliver_csv,
+                                              inbox_path)
+from jc_pipeline_tests.reliability_support import (bounded, encrypted_ooxml, far_cells_xml, small_workbook,
+                                                   wide_sheet_xml, with_sheet_xml, zip_bomb)
+
+LE = ("le", "LAW_ENFORCEMENT")
+GOOD = [["year", "month", "value"], [2023, 1, 10], [2023, 2, 20]]
+GOOD_MONTHS = [(date(2023, 1, 1), 10.0), (date(2023, 2, 1), 20.0)]
+MONTREAL = ("court_m", "Cour municipale de Montréal", "US_XX", "COURTS_AND_PRETRIAL", "", "1000", "1", "aoc")
+
+
+@pytest.fixture
+def warehouse(tmp_path):
+    w = Warehouse(tmp_path, agencies=[*AGENCIES, MONTREAL])
+    yield w
+    assert_accounting(w)
+    w.close()
+
+
+def deliver_good(w: Warehouse) -> None:
+    deliver_csv(w.data_dir, *LE, "arrests.csv", GOOD)
+
+
+def outcome(w: Warehouse) -> dict[str, tuple]:
+    """{relative path: (status, rows_total, rows_loaded, rows_rejected, reason)}."""
+    return {path: tuple(rest) for path, *rest in w.table("source_files").select(
+        "path", "status", "rows_total", "rows_loaded", "rows_rejected", "reason").iter_rows()}
+
+
+def assert_good_loaded(w: Warehouse) -> None:
+    files = outcome(w)
+    assert files["inbox/le/LAW_ENFORCEMENT/arrests.csv"][:4] == ("INGESTED", 2, 2, 0)
+    loaded = w.metrics().filter(pl.col("metric_key") == "LAW_ENFORCEMENT_ARRESTS", pl.col("agency_id") == "le")
+    assert loaded.select("period_start", "value").rows() == GOOD_MONTHS
+
+
+def assert_refused(w: Warehouse, name: str, *phrases: str) -> str:
+    """The file is UNREADABLE, rows 0/0/0, its reason starts with its path and contains every phrase."""
+    path = f"inbox/le/LAW_ENFORCEMENT/{name}"
+    status, total, loaded, rejected, reason = outcome(w)[path]
+    assert (status, total, loaded, rejected) == ("UNREADABLE", 0, 0, 0), reason
+    assert reason.startswith(f"{path}: ")
+    for phrase in phrases:
+        assert phrase in reason, reason
+    finding = w.table("rejected_rows").join(w.table("source_files").filter(pl.col("path") == path),
+                                            on="file_id")
+    assert finding.select("rule", "severity", "row_number").rows() == [("F0", "ERROR", None)]
+    return reason
+
+
+def findings_of(w: Warehouse, name: str) -> pl.DataFrame:
+    files = w.table("source_files").filter(pl.col("path").str.ends_with("/" + name)).select("file_id")
+    return w.table("rejected_rows").join(files, on="file_id").sort("row_number", "rule")
+
+
+# --- workbooks that would exhaust memory or crash calamine ------------------------------------------------------
+
+
+def test_zip_bomb_declaring_its_size_is_refused_before_unpacking(warehouse):
+    inbox_path(warehouse.data_dir, *LE, "bomb.xlsx").write_bytes(zip_bomb(1024))  # 1 MB -> 1 GiB of XML
+    deliver_good(warehouse)
+    with bounded(seconds=10, peak_growth_mib=200):
+        warehouse.ingest()
+    assert_refused(warehouse, "bomb.xlsx", "expands to 1.0 GiB", "zip bomb")
+    assert_good_loaded(warehouse)
+
+
+def test_zip_bomb_under_the_total_limit_is_refused_by_its_ratio(warehouse):
+    inbox_path(warehouse.data_dir, *LE, "bomb.xlsx").write_bytes(zip_bomb(300))  # 300 KB -> 300 MiB
+    deliver_good(warehouse)
+    with bounded(seconds=10, peak_growth_mib=200):
+        warehouse.ingest()
+    assert_refused(warehouse, "bomb.xlsx", "'xl/worksheets/sheet1.xml' expands", "times", "zip bomb")
+    assert_good_loaded(warehouse)
+
+
+def test_zip_bomb_lying_about_its_size_is_refused_as_damaged(warehouse):
+    # The directory declares 100 kB; zipfile stops there and the CRC exposes the lie (never 1 GiB inflated).
+    inbox_path(warehouse.data_dir, *LE, "liar.xlsx").write_bytes(zip_bomb(1024, declared_size=100_000))
+    deliver_good(warehouse)
+    with bounded(seconds=10, peak_growth_mib=200):
+        warehouse.ingest()
+    assert_refused(warehouse, "liar.xlsx", "damaged", "Bad CRC")
+    assert_good_loaded(warehouse)
+
+
+def test_two_far_apart_cells_never_reach_calamine(warehouse):
+    # 5 KB: A1 and XFD1048576. calamine would allocate the whole 17-billion-cell box and abort the process.
+    workbook = with_sheet_xml(small_workbook({"arrests": [["year"]]}), far_cells_xml("XFD1048576"))
+    inbox_path(warehouse.data_dir, *LE, "far.xlsx").write_bytes(workbook)
+    inbox_path(warehouse.data_dir, *LE, "beyond.xlsx").write_bytes(
+        with_sheet_xml(small_workbook({"arrests": [["year"]]}), far_cells_xml("ZZZZ99999999")))
+    deliver_good(warehouse)
+    with bounded(seconds=10, peak_growth_mib=100):
+        warehouse.ingest()
+    assert_refused(warehouse, "far.xlsx", "16,384 columns x 1,048,576 rows", "Ctrl+End")
+    assert_refused(warehouse, "beyond.xlsx", "row or cell at '", "99999999'", "beyond Excel's last column")
+    assert_good_loaded(warehouse)
+
+
+def test_sheet_with_a_million_columns(warehouse):
+    workbook = with_sheet_xml(small_workbook({"arrests": [["year"]]}), wide_sheet_xml(1_000_000))
+    assert len(workbook) < 4_000_000
+    inbox_path(warehouse.data_dir, *LE, "wide.xlsx").write_bytes(workbook)
+    inbox_path(warehouse.data_dir, *LE, "wide.csv").write_bytes(b",".join([b"c"] * 1_000_000) + b"\n1\n")
+    deliver_good(warehouse)
+    with bounded(seconds=15, peak_growth_mib=300):
+        warehouse.ingest()
+    assert_refused(warehouse, "wide.xlsx", "beyond Excel's last column XFD")
+    assert_refused(warehouse, "wide.csv", "1,000,000 columns, more than the 16,384 accepted")
+    assert_good_loaded(warehouse)
+
+
+def test_random_bytes_named_xlsx_and_xls(warehouse):
+    inbox_path(warehouse.data_dir, *LE, "random.xlsx").write_bytes(os.urandom(100_000))
+    inbox_path(warehouse.data_dir, *LE, "random.xls").write_bytes(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
+                                                                     + os.urandom(20_000))
+    inbox_path(warehouse.data_dir, *LE, "truncated.xlsx").write_bytes(small_workbook({"arrests": GOOD})[:1500])
+    deliver_good(warehouse)
+    with bounded(seconds=10, peak_growth_mib=100):
+        warehouse.ingest()
+    assert_refused(warehouse, "random.xlsx", "not an Excel workbook")
+    assert_refused(warehouse, "random.xls", "damaged")
+    assert_refused(warehouse, "truncated.xlsx", "damaged")
+    assert_good_loaded(warehouse)
+
+
+def test_password_protected_workbook(warehouse):
+    # Heuristic (readers.py): OLE magic + the UTF-16 name "EncryptionInfo" within the first MiB.
+    inbox_path(warehouse.data_dir, *LE, "locked.xlsx").write_bytes(encrypted_ooxml())
+    deliver_good(warehouse)
+    with bounded(seconds=10):
+        warehouse.ingest()
+    assert_refused(warehouse, "locked.xlsx", "password-protected", "remove the password")
+    assert_good_loaded(warehouse)
+
+
+# --- text encodings, NUL bytes, giant cells -----------------------------------------------------------------
+
+
+def _court_rows(month: int) -> list[list[object]]:
+    return [["year", "month", "agency", "value"], [2023, month, "Cour municipale de Montréal", month * 10]]
+
+
+def test_latin1_and_utf16_csvs_load_with_their_accents(warehouse):
+    text = csv_bytes(_court_rows(1)).decode("utf-8")
+    inbox_path(warehouse.data_dir, "aoc", "COURTS_AND_PRETRIAL", "latin1/cases_filed.csv").write_bytes(
+        text.encode("latin-1"))
+    inbox_path(warehouse.data_dir, "aoc", "COURTS_AND_PRETRIAL", "utf16/cases_filed.csv").write_bytes(
+        csv_bytes(_court_rows(2)).decode("utf-8").encode("utf-16"))  # with BOM
+    inbox_path(warehouse.data_dir, "aoc", "COURTS_AND_PRETRIAL", "utf8bom/cases_filed.csv").write_bytes(
+        b"\xef\xbb\xbf" + csv_bytes(_court_rows(3)))
+    padded = "Cour municipale de Montréal" + " " * 4000  # trimmed when matched; makes the file > 1 MiB
+    big = [["year", "month", "agency", "value"], [2023, 4, padded, 40]] + [
+        [year, month, padded, 1] for year in range(2000, 2023) for month in range(1, 13)]  # the Polars reader
+    inbox_path(warehouse.data_dir, "aoc", "COURTS_AND_PRETRIAL", "big16/cases_filed.csv").write_bytes(
+        csv_bytes(big).decode("utf-8").encode("utf-16"))
+    deliver_good(warehouse)
+    with bounded(seconds=20):
+        warehouse.ingest()
+    got = warehouse.metrics().filter(pl.col("agency_id") == "court_m", pl.col("period_start") >= date(2023, 1, 1))
+    assert got.select("period_start", "value").rows() == [
+        (date(2023, 1, 1), 10.0), (date(2023, 2, 1), 20.0), (date(2023, 3, 1), 30.0), (date(2023, 4, 1), 40.0)]
+    status = {p.split("/")[3]: s for p, (s, *_) in outcome(warehouse).items() if "/aoc/" in p}
+    assert status == {"latin1": "INGESTED", "utf16": "INGESTED", "utf8bom": "INGESTED", "big16": "INGESTED"}
+    assert outcome(warehouse)["inbox/aoc/COURTS_AND_PRETRIAL/big16/cases_filed.csv"][:4] == ("INGESTED", 277, 277, 0)
+    assert_good_loaded(warehouse)
+
+
+def test_nul_bytes(warehouse):
+    # Mostly NUL (binary, or UTF-16 without its byte order mark): the file is refused, saying so.
+    inbox_path(warehouse.data_dir, *LE, "use_of_force.csv").write_bytes(
+        "year,value\n2023,1\n".encode("utf-16-le"))
+    # One stray NUL inside a cell: only that row is rejected, by its column's rule, quoting the cell.
+    inbox_path(warehouse.data_dir, *LE, "reported_crime.csv").write_bytes(
+        b"year,month,value\n2023,1,5\n2023,2,1\x002\n2023,3,7\n")
+    deliver_good(warehouse)
+    with bounded(seconds=10):
+        warehouse.ingest()
+    assert_refused(warehouse, "use_of_force.csv", "NUL bytes", "UTF-16 without a byte order mark")
+    assert outcome(warehouse)["inbox/le/LAW_ENFORCEMENT/reported_crime.csv"][:4] == ("ERRORED", 3, 2, 1)
+    finding = findings_of(warehouse, "reported_crime.csv")
+    assert finding.select("row_number", "rule", "column_name", "raw_value").rows() == [(3, "R7", "value", "1\x002")]
+    assert_good_loaded(warehouse)
+
+
+@pytest.mark.parametrize("size", [70_000, 10 * 1024 * 1024])
+def test_giant_cell_rejects_its_row_only(warehouse, size):
+    # 70 kB: a small CSV (stdlib reader); 10 MiB: the Polars reader. Both cut the cell to a bounded note.
+    giant = "9" * size
+    deliver_csv(warehouse.data_dir, *LE, "reported_crime.csv",
+                [["year", "month", "value"], [2023, 1, 5], [2023, 2, giant], [2023, 3, 7]])
+    deliver_csv(warehouse.data_dir, *LE, "calls_for_service.csv",
+                [["year", "month", "value", "notes"], [2023, 1, 5, "x" * size]])
+    deliver_good(warehouse)
+    with bounded(seconds=15, peak_growth_mib=400):
+        warehouse.ingest()
+    files = outcome(warehouse)
+    assert files["inbox/le/LAW_ENFORCEMENT/reported_crime.csv"][:4] == ("ERRORED", 3, 2, 1)
+    finding = findings_of(warehouse, "reported_crime.csv").row(0, named=True)
+    assert (finding["row_number"], finding["rule"], finding["column_name"]) == (3, "R7", "value")
+    assert finding["raw_value"].startswith("9" * 60) and f"cell of {size} bytes cut" in finding["raw_value"]
+    assert len(finding["raw_value"]) < 200 and len(finding["message"]) < 1000
+    assert files["inbox/le/LAW_ENFORCEMENT/calls_for_service.csv"][:4] == ("ERRORED", 1, 0, 1)  # F6 notes
+    assert findings_of(warehouse, "calls_for_service.csv")["rule"].to_list() == ["F6"]
+    assert_good_loaded(warehouse)
+
+
+# --- formulas and dates where numbers belong ---------------------------------------------------------------
+
+
+def test_formula_text_in_a_csv_is_data_never_evaluated(warehouse):
+    deliver_csv(warehouse.data_dir, *LE, "reported_crime.csv",
+                [["year", "month", "value"], [2023, 1, "=SUM(A1:A3)"], [2023, 2, "@cmd|' /C calc'!A0"],
+                 [2023, 3, "+1+1"], [2023, 4, 4]])
+    deliver_good(warehouse)
+    warehouse.ingest()
+    found = findings_of(warehouse, "reported_crime.csv").select("row_number", "rule", "raw_value").rows()
+    assert found == [(2, "R7", "=SUM(A1:A3)"), (3, "R7", "@cmd|' /C calc'!A0"), (4, "R7", "+1+1")]
+    assert_good_loaded(warehouse)
+
+
+def test_workbook_formulas_use_the_cached_value_and_dates_are_not_numbers(warehouse):
+    path = inbox_path(warehouse.data_dir, *LE, "crime.xlsx")
+    with xlsxwriter.Workbook(str(path)) as workbook:
+        sheet = workbook.add_worksheet("reported_crime")
+        sheet.write_row(0, 0, ["year", "month", "value"])
+        sheet.write_row(1, 0, [2023, 1])
+        sheet.write_formula(1, 2, "=1+2", None, 3)  # Excel stores the last computed value: 3
+        sheet.write_row(2, 0, [2023, 2])
+        sheet.write_datetime(2, 2, __import__("datetime").datetime(2023, 1, 5),
+                             workbook.add_format({"num_format": "yyyy-mm-dd"}))
+        sheet.write_row(3, 0, [2023])
+        sheet.write_datetime(3, 1, __import__("datetime").datetime(2023, 3, 1),
+                             workbook.add_format({"num_format": "yyyy-mm-dd"}))
+        sheet.write(3, 2, 9)
+    deliver_good(warehouse)
+    warehouse.ingest()
+    loaded = warehouse.metrics().filter(pl.col("sheet") == "reported_crime")
+    assert loaded.select("row_number", "value").rows() == [(2, 3.0)]  # formula: cached value, never evaluated
+    found = findings_of(warehouse, "crime.xlsx").select("row_number", "rule", "column_name", "raw_value").rows()
+    assert found == [(3, "R7", "value", "2023-01-05 00:00:00"), (4, "R4", "month", "2023-03-01 00:00:00")]
+    assert_good_loaded(warehouse)
+
+
+# --- paths: symlinks, odd names, agencies not in the roster ------------------------------------------------------
+
+
+def test_symlinks_are_never_followed(warehouse, tmp_path):
+    outside = tmp_path / "outside"
+    deliver_csv(outside, "le", "LAW_ENFORCEMENT", "reported_crime.csv", [["year", "month", "value"], [2023, 1, 99]])
+    secret = outside / "inbox" / "le" / "LAW_ENFORCEMENT" / "reported_crime.csv"
+    inbox = warehouse.data_dir / "inbox"
+    inbox_path(warehouse.data_dir, *LE, "calls_for_service.csv").symlink_to(secret)  # a file link
+    (inbox / "le" / "LAW_ENFORCEMENT" / "linked_folder").symlink_to(secret.parent)  # a folder link
+    (inbox / "da").symlink_to(outside / "inbox" / "le")  # an agency folder link
+    (inbox / "le" / "PROSECUTION").symlink_to(secret.parent)  # a sector folder link
+    os.mkfifo(inbox / "le" / "LAW_ENFORCEMENT" / "use_of_force.csv")  # would block a plain open() forever
+    deliver_good(warehouse)
+    with bounded(seconds=10):
+        warehouse.ingest()
+    files = outcome(warehouse)
+    for path in ("inbox/le/LAW_ENFORCEMENT/calls_for_service.csv", "inbox/le/LAW_ENFORCEMENT/linked_folder",
+                 "inbox/da", "inbox/le/PROSECUTION"):
+        assert files[path][:4] == ("UNREADABLE", 0, 0, 0) and "symbolic link" in files[path][4], path
+    assert files["inbox/le/LAW_ENFORCEMENT/use_of_force.csv"][0] == "UNREADABLE"
+    assert "not a regular file" in files["inbox/le/LAW_ENFORCEMENT/use_of_force.csv"][4]
+    assert 99.0 not in warehouse.metrics()["value"].to_list()  # the bytes behind the links were never read
+    assert_good_loaded(warehouse)
+
+
+def test_file_swapped_for_a_symlink_after_the_scan_is_not_followed(warehouse, tmp_path, monkeypatch):
+    from jc_pipeline.lib.ingest import batch, inbox
+
+    outside = tmp_path / "secret.csv"
+    outside.write_bytes(csv_bytes([["year", "month", "value"], [2023, 1, 99]]))
+    swapped = deliver_csv(warehouse.data_dir, *LE, "reported_crime.csv", [["year", "month", "value"], [2023, 1, 1]])
+    deliver_good(warehouse)
+    scanned = inbox.scan_inbox(warehouse.data_dir)
+
+    def scan_then_swap(data_dir):
+        swapped.unlink()
+        swapped.symlink_to(outside)
+        return scanned
+
+    monkeypatch.setattr(batch, "scan_inbox", scan_then_swap)
+    warehouse.ingest()
+    status, *_, reason = outcome(warehouse)["inbox/le/LAW_ENFORCEMENT/reported_crime.csv"]
+    assert status == "UNREADABLE" and "cannot be opened" in reason
+    assert 99.0 not in warehouse.metrics()["value"].to_list()
+    assert_good_loaded(warehouse)
+
+
+def test_odd_folder_and_file_names_stay_data(warehouse):
+    names = ["O'Brien; DROP TABLE source_files;--", 'say "hi"', "a..b", "%2E%2E%2Fetc", "x;y", "x..\\..\\etc"]
+    for name in names:
+        deliver_csv(warehouse.data_dir, name, "LAW_ENFORCEMENT", "arrests.csv", GOOD)  # not in the roster: F8
+    deliver_csv(warehouse.data_dir, *LE, "2023..2024/reported_crime.csv", GOOD)  # ".." inside a name: fine
+    deliver_csv(warehouse.data_dir, *LE, "arrests'; DROP TABLE x;--.csv", GOOD)  # not a sheet name: F3
+    deliver_csv(warehouse.data_dir, "nobody", "LAW_ENFORCEMENT", "arrests.csv", GOOD)
+    deliver_csv(warehouse.data_dir, "..hidden", "LAW_ENFORCEMENT", "arrests.csv", GOOD)  # a dot name: skipped
+    deliver_good(warehouse)
+    warehouse.ingest()
+    files = outcome(warehouse)
+    for name in [*names, "nobody"]:
+        path = f"inbox/{name}/LAW_ENFORCEMENT/arrests.csv"
+        assert files[path][:4] == ("ERRORED", 2, 0, 2), path
+        assert set(findings_of(warehouse, "arrests.csv").join(
+            warehouse.table("source_files").filter(pl.col("path") == path).select("file_id"),
+            on="file_id")["rule"]) == {"F8"}
+    assert files["inbox/le/LAW_ENFORCEMENT/2023..2024/reported_crime.csv"][:4] == ("INGESTED", 2, 2, 0)
+    assert files["inbox/le/LAW_ENFORCEMENT/arrests'; DROP TABLE x;--.csv"][:4] == ("ERRORED", 2, 0, 2)
+    layout = DataLayout(warehouse.data_dir.resolve())
+    for path in files:  # every recorded path names a place inside the data directory
+        layout.inside(warehouse.data_dir / path)
+    assert len(files) == len(names) + 4 and not any("..hidden" in path for path in files)
+    assert_good_loaded(warehouse)
+
+
+def test_cells_without_positions_count_towards_the_limits(warehouse):
+    # calamine places a <c> without r="..." after the previous cell: 20,000 of them make a row wider than XFD.
+    from jc_pipeline_tests.reliability_support import SHEET_HEAD
+
+    unplaced = SHEET_HEAD + b'<sheetData><row r="1">' + b"<c><v>1</v></c>" * 20_000 + b"</row></sheetData></worksheet>"
+    inbox_path(warehouse.data_dir, *LE, "unplaced.xlsx").write_bytes(
+        with_sheet_xml(small_workbook({"arrests": [["year"]]}), unplaced))
+    deliver_good(warehouse)
+    with bounded(seconds=10, peak_growth_mib=100):
+        warehouse.ingest()
+    assert_refused(warehouse, "unplaced.xlsx", "20,000 columns x 1 rows")
+    assert_good_loaded(warehouse)
+
+
+def test_thousands_of_duplicate_rows_cost_linear_memory(warehouse):
+    """P1 names the colliding rows on each of them: the list is capped, or 20,000 duplicates would need gigabytes."""
+    rows = [["year", "month", "value"]] + [[2020, 1, i] for i in range(20_000)]
+    deliver_csv(warehouse.data_dir, "le", "LAW_ENFORCEMENT", "arrests.csv", rows)
+    with bounded(seconds=60, peak_growth_mib=400):
+        report = warehouse.ingest()
+    assert (report.rows_loaded, report.rows_rejected) == (0, 20_000)
+    findings = findings_of(warehouse, "arrests.csv")
+    assert findings["rule"].unique().to_list() == ["P1"]
+    message = findings["message"][0]
+    assert "row 2, " in message and "and 19995 more rows" in message

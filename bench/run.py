@@ -63,13 +63,18 @@ def floor_seconds(inbox: Path) -> dict[str, float]:
         for header, paths in groups.items():
             if header:
                 columns = {name: "VARCHAR" for name in header}
-                con.execute("SELECT count(*) FROM read_csv(?, columns = ?, header = true)", [paths, columns]).fetchall()
+                con.execute(
+                    "SELECT count(*) FROM read_csv(?, columns = ?, header = true, ignore_errors = true)",
+                    [paths, columns],
+                ).fetchall()
     duck = time.perf_counter() - began
 
     began = time.perf_counter()
     for header, paths in groups.items():
         if header:
-            pl.scan_csv(paths, schema={name: pl.String for name in header}).select(pl.len()).collect()
+            pl.scan_csv(
+                paths, schema={name: pl.String for name in header}, encoding="utf8-lossy", truncate_ragged_lines=True
+            ).select(pl.len()).collect()
     polars_seconds = time.perf_counter() - began
 
     began = time.perf_counter()

@@ -26,10 +26,14 @@ test: venv
 	$(BIN)/python -m pytest
 
 ## dev: the Dagster UI with schedules, sensors and the daemon, on the same instance as `jc-pipeline run`
+##      (the nightly schedule and the sensors start RUNNING; docs/operations.md). Ctrl-C stops everything.
+DEV_HOST ?= 127.0.0.1
+DEV_PORT ?= 3000
 dev: venv
 	@mkdir -p $(DAGSTER_HOME)
 	@test -f $(DAGSTER_HOME)/dagster.yaml || cp jc_pipeline/instance/dagster.yaml $(DAGSTER_HOME)/dagster.yaml
-	JC_DATA_DIR=$(DATA_ABS) $(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+	@echo "Dagster UI: http://$(DEV_HOST):$(DEV_PORT)  (instance $(DAGSTER_HOME), data $(DATA_ABS))"
+	JC_DATA_DIR=$(DATA_ABS) $(BIN)/dagster dev -w workspace.yaml -h $(DEV_HOST) -p $(DEV_PORT)
 
 ## bench: the benchmark suite (ratios against DuckDB reading the same files)
 bench: venv

@@ -5,15 +5,19 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from importlib import resources
 from pathlib import Path
+from typing import Any, Protocol
 
 import dagster as dg
+from filelock import FileLock
 
+from jc_pipeline.defs.automation.jobs import LAUNCHED_BY_CLI, LAUNCHED_BY_TAG
 from jc_pipeline.defs.partitions import range_tags
 from jc_pipeline.lib import pending
 from jc_pipeline.lib.paths import DataLayout
@@ -21,12 +25,40 @@ from jc_pipeline.lib.periods import add_months, contiguous_ranges, months_betwee
 
 Echo = Callable[[str], None]
 
-#: The full event log is on the instance (and in the UI); the terminal gets warnings and our progress lines.
-_QUIET_CONSOLE = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+#: The full event log (tracebacks included) is on the instance and in the UI; the terminal gets our progress
+#: lines and, on failure, one message naming the step and the error.
+_QUIET_CONSOLE = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 
 
 class RunFailed(RuntimeError):
-    """A Dagster run failed; the message says which run and which step."""
+    """A Dagster run failed; the message says which run, which step and what went wrong."""
+
+
+class RunOutcome(Protocol):
+    """What the runner needs from a finished run (ExecuteInProcessResult and JobExecutionResult both fit)."""
+
+    success: bool
+    run_id: str
+
+    @property
+    def all_events(self) -> list[dg.DagsterEvent]: ...
+
+
+#: Runs one job of the code location to completion: (definitions, job name, run config, tags, instance) -> outcome.
+Launch = Callable[[dg.Definitions, str, Mapping[str, Any], Mapping[str, str], dg.DagsterInstance], RunOutcome]
+
+
+def execute_in_process(
+    definitions: dg.Definitions,
+    job_name: str,
+    run_config: Mapping[str, Any],
+    tags: Mapping[str, str],
+    instance: dg.DagsterInstance,
+) -> RunOutcome:
+    """The default launch: the job's steps one after another in this process (the code location's executor)."""
+    return definitions.resolve_job_def(job_name).execute_in_process(
+        run_config=dict(run_config), instance=instance, tags=dict(tags), raise_on_error=False
+    )
 
 
 @dataclass
@@ -40,14 +72,29 @@ class RunSummary:
 
 
 def use_instance(layout: DataLayout) -> Path:
-    """Point DAGSTER_HOME at the data directory's instance unless the caller chose one; seed its dagster.yaml."""
+    """Point DAGSTER_HOME at the data directory's instance unless the caller chose one; seed its dagster.yaml.
+
+    The copy is written beside the target and renamed into place, so two commands starting at once never read a
+    half-written instance configuration."""
     home = Path(os.environ.setdefault("DAGSTER_HOME", str(layout.dagster_home)))
     home.mkdir(parents=True, exist_ok=True)
     config = home / "dagster.yaml"
     if not config.exists():
         with resources.as_file(resources.files("jc_pipeline.instance").joinpath("dagster.yaml")) as template:
-            shutil.copyfile(template, config)
+            fd, tmp = tempfile.mkstemp(dir=home, prefix=".dagster.yaml.")
+            os.close(fd)
+            shutil.copyfile(template, tmp)
+            os.replace(tmp, config)
     return home
+
+
+def open_instance(layout: DataLayout) -> dg.DagsterInstance:
+    """The instance under DAGSTER_HOME (see `use_instance`), opened under a lock: the first open creates and stamps
+    the SQLite storages, and two commands doing that at once leave two schema versions recorded (alembic "more
+    than one head"), after which every later command fails."""
+    home = use_instance(layout)
+    with FileLock(str(home / ".jc-instance-init.lock"), timeout=300):
+        return dg.DagsterInstance.get()
 
 
 def load_definitions(layout: DataLayout) -> dg.Definitions:
@@ -58,35 +105,88 @@ def load_definitions(layout: DataLayout) -> dg.Definitions:
     return defs()
 
 
+def failure_message(outcome: RunOutcome, job_name: str) -> str:
+    """Which steps failed and the error each raised (the innermost cause: the one that names the input), without
+    Dagster's wrapper exceptions or stack traces."""
+    problems: list[str] = []
+    for event in outcome.all_events:
+        if event.is_step_failure:
+            problems.append(f"  step {event.step_key}: {_root_cause(event.step_failure_data.error)}")
+    if not problems:
+        for event in outcome.all_events:
+            if event.is_run_failure and event.job_failure_data.error is not None:
+                problems.append(f"  {_root_cause(event.job_failure_data.error)}")
+    detail = "\n".join(problems) or "  (no step reported an error; see the run's event log)"
+    return (
+        f"Dagster run {outcome.run_id} ({job_name}) failed:\n{detail}\n"
+        "Fix what the message names and run `jc-pipeline run` again: files already ingested are not read twice, and "
+        f"the months not yet rolled up are picked up again. Full event log: `make dev`, then Runs > {outcome.run_id}."
+    )
+
+
+def _root_cause(error: Any) -> str:
+    if error is None:
+        return "unknown error"
+    while error.cause is not None:
+        error = error.cause
+    # Errors relayed from step processes embed their stack in the message: keep the words, drop the stack.
+    text = error.message.split("Stack Trace:")[0]
+    message = "\n    ".join(line.strip() for line in text.strip().splitlines()[:20] if line.strip())
+    if error.cls_name:
+        # The stored message repeats the qualified class name ("pkg.module.RosterError: ..."); keep it once, short.
+        prefix, _, rest = message.partition(": ")
+        if rest and prefix.rsplit(".", 1)[-1] == error.cls_name:
+            message = rest
+        return f"{message} ({error.cls_name})"
+    return message
+
+
+def _materialization_metadata(outcome: RunOutcome, asset: str) -> dict[str, Any]:
+    for event in outcome.all_events:
+        if event.is_step_materialization:
+            materialization = event.step_materialization_data.materialization
+            if materialization.asset_key == dg.AssetKey(asset):
+                return {key: value.value for key, value in materialization.metadata.items()}
+    return {}
+
+
 def run_pipeline(
     layout: DataLayout,
     *,
     first: date | None = None,
     last: date | None = None,
     echo: Echo = print,
+    launch: Launch = execute_in_process,
+    run_config: Mapping[str, Any] | None = None,
 ) -> RunSummary:
-    """Ingest what is new, then roll up exactly the months it touched (or first..last as a backfill), then publish."""
-    use_instance(layout)
+    """Ingest what is new, then roll up exactly the months it touched (or first..last as a backfill), then publish.
+
+    `launch` runs one job; the default runs its steps in this process. `run_config` is merged over the quiet
+    console configuration (for example an executor's config when `launch` uses another executor)."""
+    instance = open_instance(layout)
     definitions = load_definitions(layout)
-    instance = dg.DagsterInstance.get()
     summary = RunSummary()
+    config = {**_QUIET_CONSOLE, **(run_config or {})}
 
-    def execute(job_name: str, tags: dict[str, str] | None = None) -> None:
+    def execute(job_name: str, tags: dict[str, str] | None = None) -> RunOutcome:
         began = time.perf_counter()
-        result = definitions.resolve_job_def(job_name).execute_in_process(
-            run_config=_QUIET_CONSOLE, instance=instance, tags=tags or {}, raise_on_error=False
-        )
-        summary.seconds[job_name] = summary.seconds.get(job_name, 0.0) + time.perf_counter() - began
-        summary.run_ids.append(result.run_id)
-        if not result.success:
-            failed = [event.step_key for event in result.all_events if event.is_step_failure]
-            raise RunFailed(
-                f"Dagster run {result.run_id} ({job_name}) failed in step(s) {', '.join(failed) or 'unknown'}; "
-                f"open the run in the UI (make dev) for the error."
-            )
+        outcome = launch(definitions, job_name, config, {LAUNCHED_BY_TAG: LAUNCHED_BY_CLI, **(tags or {})}, instance)
+        seconds = time.perf_counter() - began
+        summary.seconds[job_name] = summary.seconds.get(job_name, 0.0) + seconds
+        summary.run_ids.append(outcome.run_id)
+        if not outcome.success:
+            raise RunFailed(failure_message(outcome, job_name))
+        return outcome
 
+    started = time.perf_counter()
     echo("[1/3] ingest: reading new and changed inbox files")
-    execute("ingest_job")
+    ingested = _materialization_metadata(execute("ingest_job"), "source_files")
+    if ingested:
+        echo(
+            f"      {ingested.get('files_new', 0)} new, {ingested.get('files_changed', 0)} changed, "
+            f"{ingested.get('files_unchanged', 0)} unchanged, {ingested.get('files_unreadable', 0)} unreadable file(s) "
+            f"({summary.seconds['ingest_job']:.1f} s)"
+        )
     with definitions.resources["warehouse"].store().connect() as con:  # type: ignore[union-attr]
         months = pending.pending_months(con)
     if first and last:
@@ -99,8 +199,11 @@ def run_pipeline(
         return summary
     for number, (start, end) in enumerate(ranges, 1):
         echo(f"[2/3] roll-up {number}/{len(ranges)}: periods starting {start:%Y-%m} .. {end:%Y-%m}")
+        began = time.perf_counter()
         execute("rollup_job", range_tags(start, end))
+        echo(f"      done in {time.perf_counter() - began:.1f} s")
     echo("[3/3] publish: swapping in the new warehouse and data-quality report")
     execute("publish_job")
     summary.published = True
+    echo(f"      done; whole run {time.perf_counter() - started:.1f} s")
     return summary

@@ -1,4 +1,5 @@
-"""`jc-pipeline status`: the published warehouse at a glance (read-only, so it never blocks a run)."""
+"""`jc-pipeline status`: the latest Dagster runs and the published warehouse at a glance (both read-only, so it
+never blocks a run)."""
 
 from __future__ import annotations
 
@@ -29,12 +30,17 @@ _SECTIONS = {
 }
 
 
+#: Runs listed by `status` (newest first).
+RECENT_RUNS = 8
+
+
 def print_status(layout: DataLayout) -> None:
-    """Print each section as an aligned table."""
+    """Print the recent runs of the instance, then each warehouse section as an aligned table."""
+    _print_runs(layout)
     if not layout.warehouse.exists():
         raise FileNotFoundError(f"no warehouse at {layout.warehouse} yet: run `jc-pipeline run` first")
     with duckdb.connect(str(layout.warehouse), read_only=True) as con:
-        print(f"warehouse {layout.warehouse}")
+        print(f"\nwarehouse {layout.warehouse}")
         for title, query in _SECTIONS.items():
             relation = con.sql(query)
             rows = relation.fetchall()
@@ -50,3 +56,51 @@ def _print_table(columns: list[str], rows: list[tuple]) -> None:
     widths = [max(len(row[i]) for row in cells) for i in range(len(columns))]
     for row in cells:
         print("  " + "  ".join(value.ljust(width) for value, width in zip(row, widths)))
+
+
+def _print_runs(layout: DataLayout) -> None:
+    """The newest runs on the instance `jc-pipeline run` and `make dev` share (DAGSTER_HOME), failures first named."""
+    import dagster as dg
+
+    from jc_pipeline.runner import open_instance
+
+    with open_instance(layout) as instance:
+        home = instance.root_directory
+        runs = instance.get_runs(limit=RECENT_RUNS)
+        print(f"Dagster instance {home} (open it in the UI with `make dev`)")
+        print(f"\nrecent runs (newest first, {RECENT_RUNS} at most):")
+        if not runs:
+            print("  (none yet: run `jc-pipeline run`)")
+            return
+        rows = []
+        for run in runs:
+            record = instance.get_run_record_by_id(run.run_id)
+            started = record.start_time if record else None
+            ended = record.end_time if record else None
+            first = run.tags.get("dagster/asset_partition_range_start", "")
+            last = run.tags.get("dagster/asset_partition_range_end", "")
+            rows.append(
+                (
+                    run.run_id[:8],
+                    run.job_name,
+                    run.status.value,
+                    f"{first[:7]}..{last[:7]}" if first else "",
+                    _when(started),
+                    f"{ended - started:.1f} s" if started and ended else "",
+                )
+            )
+        _print_table(["run", "job", "status", "periods", "started (UTC)", "took"], rows)
+        failed = [run for run in runs if run.status == dg.DagsterRunStatus.FAILURE]
+        if failed:
+            print(
+                f"  {len(failed)} failed run(s) above: `jc-pipeline run` prints the failing step and its error; the "
+                "full event log is in the UI (Runs > run id). See docs/operations.md, 'When a run fails'."
+            )
+
+
+def _when(timestamp: float | None) -> str:
+    from datetime import datetime, timezone
+
+    if not timestamp:
+        return ""
+    return datetime.fromtimestamp(timestamp, timezone.utc).strftime("%Y-%m-%d %H:%M:%S")

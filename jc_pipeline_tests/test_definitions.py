@@ -68,8 +68,9 @@ def test_nightly_schedule_runs_at_two_in_the_state_time_zone(defs):
     assert schedule.cron_schedule == "0 2 * * *"
     assert schedule.execution_timezone == "America/New_York"
     tick = datetime(2026, 3, 8, 2, 0, tzinfo=ZoneInfo("America/New_York"))
-    with dg.instance_for_test() as instance:
-        context = dg.build_schedule_context(instance=instance, scheduled_execution_time=tick)
+    with dg.instance_for_test() as instance, dg.build_schedule_context(
+        instance=instance, scheduled_execution_time=tick
+    ) as context:
         request = schedule.evaluate_tick(context).run_requests[0]
     assert request.run_key == "nightly-2026-03-08"
 

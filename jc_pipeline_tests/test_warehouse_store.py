@@ -39,7 +39,7 @@ def test_publish_copies_every_published_table_with_comments(tmp_path):
             "SELECT comment FROM duckdb_tables() WHERE table_name = 'agency_metrics'"
         ).fetchall()[0][0]
     assert "latest upload wins" in comment
-    assert not list(tmp_path.glob(".warehouse.duckdb.building*"))
+    assert not list(tmp_path.glob(".warehouse.duckdb*.building*"))
 
 
 def test_a_reader_holding_the_old_warehouse_keeps_the_old_state(tmp_path):

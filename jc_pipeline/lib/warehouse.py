@@ -9,6 +9,7 @@ reader sees the new one, and nobody ever sees half a run.
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from importlib import resources
@@ -72,9 +73,8 @@ class Store:
         `prepare(con)` creates the tables (with their comments) in the new file before the copy; `finish(con)`
         creates views afterwards. Returns the row count of each published table.
         """
-        tmp = target.with_name(f".{target.name}.building")
-        for leftover in (tmp, Path(str(tmp) + ".wal")):
-            leftover.unlink(missing_ok=True)
+        # A name of its own per publish: two publishes never delete each other's file in progress.
+        tmp = target.with_name(f".{target.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.building")
         with duckdb.connect(str(tmp)) as new:
             prepare(new)
         counts: dict[str, int] = {}

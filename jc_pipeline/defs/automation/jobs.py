@@ -20,3 +20,8 @@ publish_job = dg.define_asset_job(
     selection=dg.AssetSelection.groups("publish"),
     description="Swap in a new analyst warehouse and write the data-quality report.",
 )
+
+#: Tag on every run `jc-pipeline run` starts. That command rolls up and publishes by itself, so the sensors leave
+#: its runs alone (no second roll-up of the same months when `make dev` runs beside the command line).
+LAUNCHED_BY_TAG = "jc/launched_by"
+LAUNCHED_BY_CLI = "jc-pipeline"

@@ -1,6 +1,8 @@
 """The nightly schedule of a state data team."""
 
 import os
+from datetime import datetime
+from zoneinfo import ZoneInfo
 
 import dagster as dg
 
@@ -18,6 +20,11 @@ STATE_TIMEZONE = os.environ.get("JC_TIMEZONE", "America/New_York")
 )
 def nightly_ingest_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
     """Every night at 02:00 (state time): ingest whatever arrived; the touched-periods sensor then rolls up the
-    months those files touched and the warehouse is republished before the morning."""
-    tick = context.scheduled_execution_time
-    return dg.RunRequest(run_key=f"nightly-{tick:%Y-%m-%d}", tags={"jc/nightly": tick.strftime("%Y-%m-%d")})
+    months those files touched and the warehouse is republished before the morning. The run key is the local date
+    of the tick (on the spring-forward night the tick comes at 03:00, still once per local day), so a replayed or
+    doubled tick never launches a second run for the same night."""
+    zone = ZoneInfo(STATE_TIMEZONE)
+    scheduled = context.scheduled_execution_time
+    tick = scheduled.astimezone(zone) if scheduled is not None else datetime.now(zone)  # None only in ad-hoc previews
+    night = tick.strftime("%Y-%m-%d")
+    return dg.RunRequest(run_key=f"nightly-{night}", tags={"jc/nightly": night})

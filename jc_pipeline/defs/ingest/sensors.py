@@ -1,4 +1,4 @@
-"""Inbox sensor: start an ingest run when a delivery appears or changes, without waiting for the night."""
+"""Event-driven automation: ingest when deliveries change, roll up exactly the months they touched, publish."""
 
 import hashlib
 import json
@@ -8,16 +8,20 @@ from pathlib import Path
 
 import dagster as dg
 
-from jc_pipeline.defs.automation.jobs import ingest_job, publish_job, rollup_job
+from jc_pipeline.defs.automation.jobs import LAUNCHED_BY_CLI, LAUNCHED_BY_TAG, ingest_job, publish_job, rollup_job
 from jc_pipeline.defs.partitions import range_tags
 from jc_pipeline.defs.resources import WarehouseResource
-from jc_pipeline.lib.pending import with_year_starts
 from jc_pipeline.lib.periods import contiguous_ranges
+
+SOURCE_FILES = dg.AssetKey("source_files")
+
+#: Materializations read per tick; a longer backlog is worked off over the following ticks.
+_EVENTS_PER_TICK = 500
 
 
 def inbox_signatures(inbox: Path) -> dict[str, str]:
-    """`agency/SECTOR/file` -> "size:mtime_ns" for every delivered file: cheap to take every 30 seconds; the
-    ingest run itself decides by content hash whether anything really changed."""
+    """`agency/SECTOR/file` -> "size:mtime_ns" for every delivered file: cheap to take every minute; only files
+    whose signature moved are hashed."""
     signatures: dict[str, str] = {}
     for path in sorted(inbox.glob("*/*/*")):
         if path.is_file() and not path.is_symlink():
@@ -31,37 +35,109 @@ def changed_files(previous: Mapping[str, str], current: Mapping[str, str]) -> li
     return sorted(path for path, signature in current.items() if previous.get(path) != signature)
 
 
+def file_sha256(path: Path) -> str:
+    """Content hash, streamed (deliveries can be hundreds of megabytes)."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _parse_cursor(cursor: str | None) -> dict[str, dict[str, str]]:
+    """Cursor: `{path: {"sig": "size:mtime_ns", "sha256": ...}}`. Older cursors (path -> signature) simply make
+    every file count as moved once, and get hashed."""
+    if not cursor:
+        return {}
+    loaded = json.loads(cursor)
+    return {path: value for path, value in loaded.items() if isinstance(value, dict)}
+
+
 @dg.sensor(job=ingest_job, minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.RUNNING)
 def inbox_sensor(context: dg.SensorEvaluationContext, warehouse: WarehouseResource) -> dg.SensorResult:
-    """Launches `ingest_job` when files under inbox/ are added or changed (cursor: size and mtime per file)."""
-    previous = json.loads(context.cursor) if context.cursor else {}
-    current = inbox_signatures(warehouse.layout.inbox)
-    changed = changed_files(previous, current)
+    """Launches `ingest_job` when the content of a file under inbox/ is new or changed (cursor: size, mtime and
+    sha256 per file; only files whose size or mtime moved are re-hashed, and a touched but identical file launches
+    nothing). Deleted files are forgotten; the warehouse keeps what they delivered."""
+    inbox = warehouse.layout.inbox
+    previous = _parse_cursor(context.cursor)
+    signatures = inbox_signatures(inbox) if inbox.is_dir() else {}
+    current: dict[str, dict[str, str]] = {}
+    changed: dict[str, list[str | None]] = {}
+    for path, signature in signatures.items():
+        before = previous.get(path)
+        if before is not None and before.get("sig") == signature:
+            current[path] = before
+            continue
+        try:
+            sha = file_sha256(inbox / path)
+        except OSError:  # vanished or still being copied: look again next tick
+            continue
+        current[path] = {"sig": signature, "sha256": sha}
+        if before is None or before.get("sha256") != sha:
+            changed[path] = [before.get("sha256") if before else None, sha]
+    cursor = json.dumps(current, sort_keys=True)
     if not changed:
-        return dg.SensorResult(skip_reason=dg.SkipReason("no new or changed files in the inbox"), cursor=context.cursor)
-    run_key = hashlib.sha256(json.dumps({p: current[p] for p in changed}).encode()).hexdigest()[:20]
+        return dg.SensorResult(skip_reason=dg.SkipReason("no new or changed file contents in the inbox"), cursor=cursor)
+    # The key covers old and new hash, so a file changed back to an earlier content still launches a run.
+    run_key = hashlib.sha256(json.dumps(changed, sort_keys=True).encode()).hexdigest()[:20]
     return dg.SensorResult(
         run_requests=[dg.RunRequest(run_key=run_key, tags={"jc/changed_files": str(len(changed))})],
-        cursor=json.dumps(current),
+        cursor=cursor,
     )
 
 
-@dg.asset_sensor(asset_key=dg.AssetKey("source_files"), job=rollup_job, default_status=dg.DefaultSensorStatus.RUNNING)
-def touched_periods_sensor(context: dg.SensorEvaluationContext, asset_event: dg.EventLogEntry):
-    """After every ingest, rolls up exactly the period months the new files touched: one run per contiguous range."""
-    materialization = asset_event.asset_materialization
-    touched = materialization.metadata.get("touched_months") if materialization else None
-    months = [date.fromisoformat(m) for m in (touched.value if touched else [])]
-    for start, end in contiguous_ranges(with_year_starts(months)):
-        yield dg.RunRequest(run_key=f"{asset_event.run_id}:{start}:{end}", tags=range_tags(start, end))
+@dg.sensor(job=rollup_job, minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.RUNNING)
+def touched_periods_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
+    """After ingest runs, rolls up exactly the period months their new or changed files touched (metadata
+    `touched_months` of `source_files`), late corrections to old months included: one run per contiguous range of
+    months. Every materialization since the last tick counts, not only the latest, so two ingests between ticks
+    lose nothing. Ingests started by `jc-pipeline run` are skipped: that command rolls up by itself.
+    Cursor: the storage id of the last materialization read."""
+    after = int(context.cursor) if context.cursor else None
+    records = context.instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=SOURCE_FILES, after_storage_id=after), limit=_EVENTS_PER_TICK, ascending=True
+    ).records
+    if not records:
+        return dg.SensorResult(skip_reason=dg.SkipReason("no ingest since the last tick"), cursor=context.cursor)
+    months: set[date] = set()
+    for record in records:
+        run = context.instance.get_run_by_id(record.run_id)
+        if run is not None and run.tags.get(LAUNCHED_BY_TAG) == LAUNCHED_BY_CLI:
+            continue
+        materialization = record.asset_materialization
+        touched = materialization.metadata.get("touched_months") if materialization else None
+        months |= {date.fromisoformat(month) for month in (touched.value if touched else [])}
+    cursor = str(records[-1].storage_id)
+    if not months:
+        return dg.SensorResult(
+            skip_reason=dg.SkipReason("the new ingests touched no period (unchanged or unreadable files only)"),
+            cursor=cursor,
+        )
+    batch = f"{records[0].storage_id}-{records[-1].storage_id}"
+    return dg.SensorResult(
+        run_requests=[
+            dg.RunRequest(run_key=f"{batch}:{start}:{end}", tags=range_tags(start, end))
+            for start, end in contiguous_ranges(months)
+        ],
+        cursor=cursor,
+    )
+
+
+STATE_METRICS = dg.AssetKey("state_metrics")
 
 
 @dg.run_status_sensor(
     run_status=dg.DagsterRunStatus.SUCCESS,
-    monitored_jobs=[rollup_job],
     request_job=publish_job,
     default_status=dg.DefaultSensorStatus.RUNNING,
 )
 def publish_after_rollup_sensor(context: dg.RunStatusSensorContext):
-    """Publishes a new analyst warehouse after each successful roll-up."""
-    return dg.RunRequest(run_key=context.dagster_run.run_id)
+    """Publishes a new analyst warehouse after each successful roll-up: `rollup_job` runs from the sensors or the
+    UI, and UI backfills of the state assets (those run as Dagster's asset job, so every job of this code location is
+    watched and filtered here). `jc-pipeline run` publishes by itself and is left alone."""
+    run = context.dagster_run
+    if run.tags.get(LAUNCHED_BY_TAG) == LAUNCHED_BY_CLI:
+        return dg.SkipReason(f"run {run.run_id} was started by jc-pipeline, which publishes by itself")
+    if run.job_name != rollup_job.name and STATE_METRICS not in (run.asset_selection or ()):
+        return dg.SkipReason(f"run {run.run_id} ({run.job_name}) rolled up nothing")
+    return dg.RunRequest(run_key=run.run_id)

@@ -61,7 +61,7 @@ def write_quality_report(con: duckdb.DuckDBPyConnection, out_dir: Path, *, gener
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     for old in out_dir.glob(f"{_PAGE_PREFIX}*.html"):
-        old.unlink()
+        old.unlink(missing_ok=True)
     names = dict(con.execute("SELECT agency_id, agency_name FROM agencies").fetchall())
     findings = grouped(records(con, FINDINGS_SQL))
     rejects = grouped(records(con, REJECTS_SQL))

@@ -1,0 +1,214 @@
+"""The nightly schedule at real cron ticks (DST included) and the sensor chain inbox -> ingest -> roll-up of exactly
+the touched months -> publish, evaluated against a real instance, as the daemon would."""
+
+import csv
+import importlib
+import os
+from datetime import date, datetime, timezone
+from zoneinfo import ZoneInfo
+
+import dagster as dg
+import pytest
+from dagster._record import copy as record_copy
+from dagster._utils.schedules import cron_string_iterator
+
+from jc_pipeline.defs.automation import schedules
+from jc_pipeline.defs.automation.jobs import LAUNCHED_BY_CLI, LAUNCHED_BY_TAG
+from jc_pipeline.defs.partitions import range_tags
+from jc_pipeline.defs.resources import WarehouseResource
+from jc_pipeline.lib import pending
+from jc_pipeline.lib.paths import DataLayout
+from jc_pipeline.lib.periods import contiguous_ranges
+from jc_pipeline_tests.test_operations_support import add_late_correction, copy_state, demo_template
+
+NEW_YORK = ZoneInfo("America/New_York")
+
+
+def _ticks(first_local: datetime, count: int) -> list[datetime]:
+    """The schedule's real execution times, as the scheduler computes them."""
+    schedule = schedules.nightly_ingest_schedule
+    iterator = cron_string_iterator(first_local.timestamp(), schedule.cron_schedule, schedule.execution_timezone)
+    return [next(iterator) for _ in range(count)]
+
+
+def _evaluate(schedule: dg.ScheduleDefinition, ticks: list[datetime]) -> list[dg.RunRequest]:
+    requests = []
+    with dg.instance_for_test() as instance:
+        for tick in ticks:
+            # `with`: the context opens its own handle on the instance; closing it here (LIFO) keeps Dagster's
+            # process-wide "current instance" from pointing at a disposed one in later tests.
+            with dg.build_schedule_context(instance=instance, scheduled_execution_time=tick) as context:
+                (request,) = schedule.evaluate_tick(context).run_requests
+            requests.append(request)
+    return requests
+
+
+@pytest.mark.parametrize(
+    ("first", "utc_hours"),
+    [
+        # spring forward (Sun 2026-03-08): 02:00 does not exist that night; the tick comes at 03:00 EDT
+        (datetime(2026, 3, 6, 0, 0, tzinfo=NEW_YORK), [7, 7, 7, 6, 6]),
+        # fall back (Sun 2026-11-01): 01:00-02:00 happens twice, 02:00 once
+        (datetime(2026, 10, 30, 0, 0, tzinfo=NEW_YORK), [6, 6, 7, 7, 7]),
+    ],
+    ids=["spring-forward", "fall-back"],
+)
+def test_nightly_schedule_ticks_once_per_local_night_across_dst(first, utc_hours):
+    ticks = _ticks(first, 5)
+    assert [tick.astimezone(timezone.utc).hour for tick in ticks] == utc_hours
+    local_days = [tick.astimezone(NEW_YORK).date() for tick in ticks]
+    assert local_days == [date.fromordinal(first.date().toordinal() + n) for n in range(5)]
+    keys = [request.run_key for request in _evaluate(schedules.nightly_ingest_schedule, ticks)]
+    assert keys == [f"nightly-{day:%Y-%m-%d}" for day in local_days]
+
+
+def test_schedule_keys_come_from_the_tick_in_the_state_time_zone(monkeypatch):
+    """The run key is the state's local date even when the tick is handed over in UTC, and even where that
+    differs from the UTC date (Guam, UTC+10: 02:00 local is 16:00 UTC the day before)."""
+    utc_tick = datetime(2026, 7, 1, 6, 0, tzinfo=timezone.utc)  # 02:00 EDT
+    assert _evaluate(schedules.nightly_ingest_schedule, [utc_tick])[0].run_key == "nightly-2026-07-01"
+    monkeypatch.setenv("JC_TIMEZONE", "Pacific/Guam")
+    try:
+        guam = importlib.reload(schedules)
+        assert guam.nightly_ingest_schedule.execution_timezone == "Pacific/Guam"
+        (tick,) = _ticks(datetime(2026, 7, 1, 0, 0, tzinfo=ZoneInfo("Pacific/Guam")), 1)
+        assert tick.astimezone(timezone.utc) == datetime(2026, 6, 30, 16, 0, tzinfo=timezone.utc)
+        (request,) = _evaluate(guam.nightly_ingest_schedule, [tick.astimezone(timezone.utc)])
+        assert request.run_key == "nightly-2026-07-01" and request.tags["jc/nightly"] == "2026-07-01"
+    finally:
+        monkeypatch.delenv("JC_TIMEZONE")
+        importlib.reload(schedules)
+
+
+@pytest.mark.slow
+def test_sensor_chain_runs_exactly_the_touched_periods(tmp_path_factory, tmp_path, monkeypatch):
+    data = copy_state(demo_template(tmp_path_factory), tmp_path / "data")
+    monkeypatch.setenv("JC_DATA_DIR", str(data))
+    from jc_pipeline.definitions import defs as load
+
+    definitions = load()
+    inbox_sensor = definitions.resolve_sensor_def("inbox_sensor")
+    touched_sensor = definitions.resolve_sensor_def("touched_periods_sensor")
+    publish_sensor = definitions.resolve_sensor_def("publish_after_rollup_sensor")
+    resources = {"warehouse": WarehouseResource(data_dir=str(data))}
+    store = DataLayout.from_env(data).store
+
+    with dg.instance_for_test() as instance:
+
+        def tick(sensor, cursor):
+            with dg.build_sensor_context(
+                instance=instance, cursor=cursor, resources=resources, repository_def=definitions.get_repository_def()
+            ) as context:
+                return sensor.evaluate_tick(context)
+
+        def run(job_name, request=None, extra_tags=None):
+            tags = {**(request.tags if request else {}), **(extra_tags or {})}
+            result = definitions.resolve_job_def(job_name).execute_in_process(instance=instance, tags=tags)
+            assert result.success
+            return result
+
+        def requested_ranges(result):
+            return [
+                (r.tags["dagster/asset_partition_range_start"], r.tags["dagster/asset_partition_range_end"])
+                for r in result.run_requests
+            ]
+
+        # 1. Deliveries present: one ingest run; the roll-ups cover exactly the months the files touched.
+        first = tick(inbox_sensor, None)
+        (ingest_request,) = first.run_requests
+        run("ingest_job", ingest_request)
+        from jc_pipeline.lib.warehouse import Store
+
+        with Store(store).connect() as con:
+            touched = pending.pending_months(con)
+        rollups = tick(touched_sensor, None)
+        assert requested_ranges(rollups) == [
+            tuple(range_tags(a, b).values()) for a, b in contiguous_ranges(touched)
+        ]
+        assert len(rollups.run_requests) >= 2  # the demo has fiscal-year (July) and calendar-year starts
+        assert all(r.job_name in (None, "rollup_job") for r in rollups.run_requests)
+
+        # 2. The roll-up's success publishes, except after roll-ups `jc-pipeline run` started (it publishes itself).
+        single = [r for r in rollups.run_requests if len(set(requested_ranges(dg.SensorResult([r]))[0])) == 1]
+        rollup = run("rollup_job", (single or rollups.run_requests)[0])  # one roll-up is enough to see the chain
+        success = next(e for e in rollup.all_events if e.event_type == dg.DagsterEventType.RUN_SUCCESS)
+        dagster_run = instance.get_run_by_id(rollup.run_id)
+        publish = publish_sensor(
+            dg.build_run_status_sensor_context(
+                sensor_name="publish_after_rollup_sensor",
+                dagster_event=success,
+                dagster_instance=instance,
+                dagster_run=dagster_run,
+            )
+        )
+        assert isinstance(publish, dg.RunRequest) and publish.run_key == rollup.run_id
+        skipped = publish_sensor(
+            dg.build_run_status_sensor_context(
+                sensor_name="publish_after_rollup_sensor",
+                dagster_event=success,
+                dagster_instance=instance,
+                dagster_run=dagster_run.with_tags({**dagster_run.tags, LAUNCHED_BY_TAG: LAUNCHED_BY_CLI}),
+            )
+        )
+        assert isinstance(skipped, dg.SkipReason)
+        ui_backfill = record_copy(
+            dagster_run, job_name="__ASSET_JOB", asset_selection=frozenset({dg.AssetKey("state_metrics")})
+        )
+        publish_after_ui = publish_sensor(
+            dg.build_run_status_sensor_context(
+                sensor_name="publish_after_rollup_sensor",
+                dagster_event=success,
+                dagster_instance=instance,
+                dagster_run=ui_backfill,
+            )
+        )
+        assert isinstance(publish_after_ui, dg.RunRequest)
+        ingest_only = record_copy(dagster_run, job_name="ingest_job")
+        assert isinstance(
+            publish_sensor(
+                dg.build_run_status_sensor_context(
+                    sensor_name="publish_after_rollup_sensor",
+                    dagster_event=success,
+                    dagster_instance=instance,
+                    dagster_run=ingest_only,
+                )
+            ),
+            dg.SkipReason,
+        )
+
+        # 3. Nothing new: no ingest requested, nothing to roll up.
+        cursor = first.cursor
+        assert not tick(inbox_sensor, cursor).run_requests
+        assert not tick(touched_sensor, rollups.cursor).run_requests
+
+        # 4. A file touched but unchanged launches nothing; a nightly ingest over unchanged inputs rolls up nothing.
+        some_file = next(p for p in sorted((data / "inbox").rglob("*")) if p.is_file())
+        stat = some_file.stat()
+        os.utime(some_file, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+        touched_only = tick(inbox_sensor, cursor)
+        assert not touched_only.run_requests and touched_only.cursor != cursor
+        cursor = touched_only.cursor
+        run("ingest_job", extra_tags={"jc/nightly": "2026-01-01"})
+        idle = tick(touched_sensor, rollups.cursor)
+        assert not idle.run_requests
+        assert idle.cursor != rollups.cursor  # the empty ingest is consumed, not re-read forever
+
+        # 5. Two late corrections to old months, ingested before the roll-up sensor ticks: both months, nothing else.
+        agency = next(row["agency_id"] for row in csv.DictReader((data / "agencies.csv").open())
+                      if "LAW_ENFORCEMENT" in row["sectors"].split(";") and not row["superagency_id"])
+        add_late_correction(data, agency, 2025, 3, 11111)
+        corrected = tick(inbox_sensor, cursor)
+        (correction_request,) = corrected.run_requests
+        assert correction_request.tags["jc/changed_files"] == "1"
+        run("ingest_job", correction_request)
+        add_late_correction(data, agency, 2025, 5, 22222)
+        second = tick(inbox_sensor, corrected.cursor)
+        run("ingest_job", second.run_requests[0])
+        late = tick(touched_sensor, idle.cursor)
+        assert requested_ranges(late) == [("2025-03-01", "2025-03-01"), ("2025-05-01", "2025-05-01")]
+        assert len({r.run_key for r in late.run_requests}) == 2
+
+        # 6. An ingest `jc-pipeline run` started is left to that command.
+        add_late_correction(data, agency, 2025, 7, 33333)
+        run("ingest_job", extra_tags={LAUNCHED_BY_TAG: LAUNCHED_BY_CLI})
+        assert not tick(touched_sensor, late.cursor).run_requests

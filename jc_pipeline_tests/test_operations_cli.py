@@ -1,0 +1,118 @@
+"""`jc-pipeline run` and `status` as an operator meets them: failures exit non-zero with a message naming the file
+and line (no traceback), status shows the instance's runs beside the warehouse, backfills are idempotent."""
+
+import csv
+from datetime import date
+
+import dagster as dg
+import pytest
+
+from jc_pipeline.cli import main
+from jc_pipeline_tests.test_operations_support import baseline, copy_state, demo_template, fingerprint, jc
+
+ROSTER_LINE = 4  # 1-based, header = line 1
+
+
+def _break_population(roster_path, line: int) -> str:
+    rows = list(csv.reader(roster_path.read_text().splitlines()))
+    header = rows[0]
+    rows[line - 1][header.index("population")] = "lots"
+    roster_path.write_text("\n".join(",".join(row) for row in rows) + "\n")
+    return rows[line - 1][0]
+
+
+def test_bad_roster_fails_naming_file_and_line_without_traceback(tmp_path_factory, tmp_path, monkeypatch, capsys):
+    data = copy_state(demo_template(tmp_path_factory), tmp_path / "data")
+    home = tmp_path / "dagster_home"
+    _break_population(data / "agencies.csv", ROSTER_LINE)
+
+    result = jc("run", data_dir=data, dagster_home=home)
+
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr + result.stdout
+    assert "agencies.csv" in result.stderr and f"line {ROSTER_LINE}" in result.stderr
+    assert "population" in result.stderr
+    assert "reference_tables" in result.stderr  # the failing step
+    # The failed run is on the instance (visible in the UI) and `status` names it.
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        (run,) = instance.get_runs()
+        assert (run.job_name, run.status) == ("ingest_job", dg.DagsterRunStatus.FAILURE)
+    assert run.run_id in result.stderr
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    assert main(["status", "--data-dir", str(data)]) != 0  # no warehouse yet
+    status = capsys.readouterr()
+    assert run.run_id[:8] in status.out and "FAILURE" in status.out
+    assert "no warehouse" in status.err and "Traceback" not in status.err
+
+
+def test_half_a_backfill_range_is_refused(capsys, tmp_path):
+    with pytest.raises(SystemExit) as refused:
+        main(["run", "--data-dir", str(tmp_path), "--from", "2025-01"])
+    assert "both --from and --to" in str(refused.value)
+    with pytest.raises(SystemExit):
+        main(["run", "--data-dir", str(tmp_path), "--from", "2025-13", "--to", "2025-14"])
+    assert "expected YYYY-MM" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_status_shows_runs_files_checks_and_coverage(tmp_path_factory):
+    data = baseline(tmp_path_factory)
+    result = jc("status", data_dir=data, dagster_home=data / "pipeline" / "dagster_home")
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    for section in ("recent runs", "files:", "ingest findings:", "failing checks:", "coverage"):
+        assert section in out
+    for job in ("ingest_job", "rollup_job", "publish_job"):
+        assert job in out
+    assert "SUCCESS" in out and "FAILURE" not in out
+
+
+@pytest.mark.slow
+def test_backfill_twice_or_as_single_months_gives_identical_tables(tmp_path_factory, tmp_path, monkeypatch, capsys):
+    """`run --from --to` over a range holding an empty month, calendar-year and monthly data: twice, then its
+    months with data one by one; agency_metrics and state_metrics never move (nothing changed in the inputs)."""
+    data = copy_state(baseline(tmp_path_factory), tmp_path / "data")
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
+    monkeypatch.setenv("JC_DATA_DIR", str(data))
+    tables = {"agency_metrics": "agency_metrics", "state_metrics": "state_metrics"}
+    before = fingerprint(data / "warehouse.duckdb", tables)
+
+    for _ in range(2):
+        assert main(["run", "--data-dir", str(data), "--from", "2024-12", "--to", "2025-02"]) == 0
+        out = capsys.readouterr().out
+        assert "roll-up 1/1: periods starting 2024-12 .. 2025-02" in out and "done in" in out
+        assert "3 period month(s) recomputed" in out
+        assert fingerprint(data / "warehouse.duckdb", tables) == before
+    for month in ("2025-01", "2025-02"):
+        assert main(["run", "--data-dir", str(data), "--from", month, "--to", month]) == 0
+        assert f"periods starting {month} .. {month}" in capsys.readouterr().out
+    assert fingerprint(data / "warehouse.duckdb", tables) == before
+
+    # Each backfill was one roll-up run over its range, recorded on the instance like a UI backfill.
+    with dg.DagsterInstance.from_config(str(tmp_path / "dagster_home")) as instance:
+        rollups = instance.get_runs(dg.RunsFilter(job_name="rollup_job"))
+    ranges = sorted(
+        (run.tags["dagster/asset_partition_range_start"], run.tags["dagster/asset_partition_range_end"])
+        for run in rollups
+    )
+    assert ranges == sorted(
+        [("2024-12-01", "2025-02-01")] * 2
+        + [(m, m) for m in ("2025-01-01", "2025-02-01")]
+    )
+    assert all(run.status == dg.DagsterRunStatus.SUCCESS for run in rollups)
+
+
+def test_every_partitioned_asset_backfills_a_range_in_one_run(tmp_path, monkeypatch):
+    """UI backfills of any range of rollup_job become one run (BackfillPolicy.single_run), like `run --from --to`."""
+    monkeypatch.setenv("JC_DATA_DIR", str(tmp_path))
+    from jc_pipeline.definitions import defs
+
+    graph = defs().resolve_asset_graph()
+    partitioned = [graph.get(key) for key in graph.get_all_asset_keys() if graph.get(key).is_partitioned]
+    assert {node.key.to_user_string() for node in partitioned} == {
+        "agency_metrics",
+        "validation_results",
+        "state_metrics",
+    }
+    assert all(node.backfill_policy == dg.BackfillPolicy.single_run() for node in partitioned)
+    assert date.fromisoformat(partitioned[0].partitions_def.get_first_partition_key()).day == 1

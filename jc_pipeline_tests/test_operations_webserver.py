@@ -14,26 +14,13 @@ from pathlib import Path
 
 import pytest
 
+from jc_pipeline_tests.test_definitions import EXPECTED_ASSETS
 from jc_pipeline_tests.test_operations_support import REPO, free_port
 
 pytestmark = pytest.mark.slow
 
 DAGSTER = Path(sys.executable).with_name("dagster")
 STARTUP_SECONDS = 180
-
-ASSETS = {
-    "metric_definitions",
-    "metric_categories",
-    "agencies",
-    "agency_metric_settings",
-    "source_files",
-    "rejected_rows",
-    "agency_metrics",
-    "validation_results",
-    "state_metrics",
-    "analyst_warehouse",
-    "data_quality_report",
-}
 
 QUERY = """
 query {
@@ -134,7 +121,7 @@ def test_dagster_dev_serves_assets_schedule_and_sensors(dagster_dev):
             break
         time.sleep(1)
     assert "errors" not in answer, answer.get("errors")
-    assert {"/".join(node["assetKey"]["path"]) for node in nodes} >= ASSETS
+    assert {"/".join(node["assetKey"]["path"]) for node in nodes} == EXPECTED_ASSETS
     (repository,) = repositories
     assert repository["location"]["name"] == "jc_pipeline"
     schedules = {s["name"]: s["scheduleState"]["status"] for s in repository["schedules"]}

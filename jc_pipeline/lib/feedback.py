@@ -53,7 +53,7 @@ _PLAIN_ID = re.compile(r"[A-Za-z0-9_-]{1,80}")
 _OUR_FILE = re.compile(r"[A-Za-z0-9_-]{1,90}\.(?:html|xlsx)")
 
 #: What an agency does about a period that is not in the state numbers, by status.
-_PERIOD_TODO = {
+_PERIOD_ACTION = {
     "MISSING": "Send this period (or tell the state team why it cannot be reported).",
     "FAILED_VALIDATION": "Correct the values named under Errors and send the period again.",
     "NOT_COUNTED": "The data arrived but does not match your reporting settings; see the reason.",
@@ -196,7 +196,7 @@ def _period_runs(rows: list[dict[str, Any]]) -> list[tuple[str, str, str, str, s
         else:
             periods = ", ".join(period_label(r["period_start"], r["period_end"]) for r in group)
         lines.append((_metric_name(group[0]), _cadence(group[0]), periods, _status_text(status, reason),
-                      _PERIOD_TODO[status]))
+                      _PERIOD_ACTION[status]))
     return lines
 
 
@@ -240,7 +240,7 @@ def _check_row(f: dict[str, Any]) -> tuple:
 def _missing_row(r: dict[str, Any]) -> tuple:
     return (_metric_name(r), r["metric_key"], r["sector"], _cadence(r),
             period_label(r["period_start"], r["period_end"]), r["period_start"], _last_day(r["period_end"]), _status_text(r["status"], r["reason"]),
-            _PERIOD_TODO[r["status"]])
+            _PERIOD_ACTION[r["status"]])
 
 
 # ---- words ------------------------------------------------------------------------------------------------------

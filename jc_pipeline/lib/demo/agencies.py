@@ -74,6 +74,7 @@ TOWN_STEMS = (
 )
 TOWN_ENDINGS = ("field", "ton", "ville", "wood", "dale", "port", "burg", "view", "ford", "haven", "mont", "wick")
 TOWN_PREFIXES = ("North", "South", "East", "West", "New")
+TOWN_SUFFIXES = ("Heights", "Springs", "Falls", "Junction", "Mills", "Crossing", "Center")
 ORDINALS = ("1st", "2nd", "3rd", "4th", "5th", "6th", "7th", "8th")
 
 # Delivery styles (how an agency's files look), assigned to the (shuffled) local agencies in this order, most
@@ -276,6 +277,9 @@ def _county_agencies(rng: random.Random, counties: list[tuple[str, str, int]], n
     rng.shuffle(towns)
     # Big states run out of plain names: "North Ashfield", "New Ashfield", ... (taken first, so popped last).
     towns = [f"{prefix} {town}" for prefix in TOWN_PREFIXES for town in towns] + towns
+    # A benchmark-sized state (thousands of agencies) needs more: "Ashfield Heights", "North Ashfield Falls", ...
+    # Prepended, so they are only taken once the names above run out and small states keep their towns.
+    towns = [f"{town} {suffix}" for suffix in TOWN_SUFFIXES for town in towns] + towns
     total = sum(population for _, _, population in counties)
     # Bigger counties get more cities: deal cities in proportion to population (largest remainder).
     quotas = [n_cities * population / total for _, _, population in counties]

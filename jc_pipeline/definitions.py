@@ -4,6 +4,11 @@ from pathlib import Path
 
 import dagster as dg
 
+from jc_pipeline.instance import commit_sqlite_storage_without_fsync
+
+# Runs of this code location write their events to the instance's SQLite storage (see jc_pipeline.instance).
+commit_sqlite_storage_without_fsync()
+
 
 @dg.definitions
 def defs() -> dg.Definitions:

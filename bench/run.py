@@ -1,145 +1,132 @@
-"""Benchmark: the whole pipeline through Dagster against the floor of merely reading the same files.
+"""Benchmark: a large state through the whole pipeline (Dagster), stage by stage, against the floor.
 
-    python -m bench.run [--agencies N] [--years Y] [--seed S]
+    python -m bench.run [--agencies 3000] [--years 10] [--rows 10000000] [--seed 7]      (make bench)
 
-The floor is the fastest plain read of the same bytes: DuckDB `read_csv` over each group of CSVs that share a
-header (columns given, no per-file sniffing) or Polars `scan_csv` over the same lists, whichever is faster, plus
-every workbook sheet read once by calamine (fastexcel). Everything the pipeline does above that is overhead, so
-results are printed as ratios. The generated state is cached in bench/cache/ between runs.
+1. The state (:mod:`bench.scale`): bulk uploads in every layout plus record-level booking exports, about
+   ``--rows`` data rows, generated once and cached in bench/cache/.
+2. The floor (:mod:`bench.floor`): the fastest plain read of the same files.
+3. Three `jc-pipeline run`s, each in its own process (:mod:`bench.pipeline_run`) on a hard-linked copy of the state
+   with a fresh Dagster instance: the full build, a run with nothing new (the fixed cost), and the nightly
+   increment (one new month from every agency and five late corrections).
+
+Prints stage times, peak resident memory and the ratios to the floor, checks the targets (pass/fail; never a
+unit-test assertion) and writes bench/results/latest.json. docs/benchmarks.md explains the numbers.
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
+import json
 import os
-import resource
+import platform
 import shutil
+import subprocess
+import sys
 import tempfile
 import time
-from collections import defaultdict
 from pathlib import Path
 
-import duckdb
-import fastexcel
-import polars as pl
+from bench import scale
+from bench.floor import measure_floor
+from bench.stages import STAGES
 
-from jc_pipeline.lib.demo import write_demo_state
-from jc_pipeline.lib.paths import DataLayout
-from jc_pipeline.runner import run_pipeline
-
-CACHE = Path(__file__).parent / "cache"
-#: Targets of the benchmark (checked here, reported pass/fail; never asserted in unit tests).
-TARGETS = {"ingest / floor": 3.0, "whole run / floor": 4.0, "nothing-new run seconds": 10.0}
-
-
-def generated_state(agencies: int, years: int, seed: int) -> Path:
-    """The cached demo state for these parameters (written once)."""
-    root = CACHE / f"state_a{agencies}_y{years}_s{seed}"
-    if not (root / "agencies.csv").exists():
-        shutil.rmtree(root, ignore_errors=True)
-        write_demo_state(root, agencies=agencies, years=years, seed=seed)
-    return root
+RESULTS = Path(__file__).parent / "results"
+#: name -> (target, how it is computed); checked by the runner, reported pass or fail.
+TARGETS = {
+    "ingest+normalize / floor": 2.0,
+    "whole run / floor": 4.0,
+    "nothing-new run seconds": 10.0,
+    "increment / full build (fixed cost removed)": 0.05,
+    "peak memory GiB": 4.0,
+}
 
 
-def _csv_groups(files: list[Path]) -> dict[tuple[str, ...], list[str]]:
-    groups: dict[tuple[str, ...], list[str]] = defaultdict(list)
-    for path in files:
-        with path.open(newline="", encoding="utf-8-sig", errors="replace") as handle:
-            header = tuple(next(csv.reader(handle), []))
-        groups[header].append(str(path))
-    return groups
-
-
-def floor_seconds(inbox: Path) -> dict[str, float]:
-    """Fastest plain read of every CSV (DuckDB vs Polars) and of every workbook sheet (calamine)."""
-    files = sorted(p for p in inbox.rglob("*") if p.is_file())
-    csvs = [p for p in files if p.suffix.lower() == ".csv"]
-    books = [p for p in files if p.suffix.lower() in (".xlsx", ".xls")]
-    groups = _csv_groups(csvs)
-
+def measure(agencies: int, years: int, rows: int, seed: int) -> dict[str, object]:
+    """Everything the benchmark reports, as one dict (also written to bench/results/latest.json)."""
     began = time.perf_counter()
-    with duckdb.connect() as con:
-        for header, paths in groups.items():
-            if header:
-                columns = {name: "VARCHAR" for name in header}
-                con.execute(
-                    "SELECT count(*) FROM read_csv(?, columns = ?, header = true, ignore_errors = true)",
-                    [paths, columns],
-                ).fetchall()
-    duck = time.perf_counter() - began
-
-    began = time.perf_counter()
-    for header, paths in groups.items():
-        if header:
-            pl.scan_csv(
-                paths, schema={name: pl.String for name in header}, encoding="utf8-lossy", truncate_ragged_lines=True
-            ).select(pl.len()).collect()
-    polars_seconds = time.perf_counter() - began
-
-    began = time.perf_counter()
-    for path in books:
-        reader = fastexcel.read_excel(str(path))
-        for name in reader.sheet_names:
-            reader.load_sheet_by_name(name, dtypes="string").to_polars()
-    calamine = time.perf_counter() - began
-    return {
-        "csv files": len(csvs),
-        "workbooks": len(books),
-        "csv floor (best of duckdb/polars)": min(duck, polars_seconds),
-        "csv duckdb": duck,
-        "csv polars": polars_seconds,
-        "workbook floor (calamine)": calamine,
-        "floor total": min(duck, polars_seconds) + calamine,
+    state, size = scale.large_state(agencies, years, rows, seed)
+    generated = time.perf_counter() - began
+    floor = measure_floor(state / "inbox")
+    with tempfile.TemporaryDirectory(prefix="run-", dir=state.parent) as scratch:
+        data_dir = Path(scratch) / "state"
+        shutil.copytree(state, data_dir, copy_function=os.link)  # the pipeline never writes into the inbox
+        env = {**os.environ, "DAGSTER_HOME": str(Path(scratch) / "dagster_home")}
+        full = _pipeline_run(data_dir, env)
+        nothing_new = _pipeline_run(data_dir, env)
+        increment_files = scale.write_nightly_increment(data_dir, agencies, years, seed)
+        increment = _pipeline_run(data_dir, env)
+    fixed = nothing_new["process"]
+    results: dict[str, object] = {
+        "state": {"agencies": agencies, "years": years, "seed": seed, **size.__dict__, "rows": size.rows,
+                  "generated_or_cached_seconds": round(generated, 1)},
+        "machine": _machine(),
+        "floor": {"csv duckdb": floor.csv_duckdb, "csv polars": floor.csv_polars,
+                  "workbooks calamine": floor.workbooks_calamine, "total": floor.total},
+        "full build": full,
+        "nothing new": nothing_new,
+        "nightly increment": {**increment, "files": len(increment_files)},
     }
-
-
-def measure(agencies: int, years: int, seed: int) -> dict[str, float]:
-    """Floor and pipeline timings (seconds), ratios, and peak resident memory (MiB) for one generated state."""
-    source = generated_state(agencies, years, seed)
-    results: dict[str, float] = floor_seconds(source / "inbox")
-    with tempfile.TemporaryDirectory(prefix="jc-bench-") as scratch:
-        root = Path(scratch) / "state"
-        shutil.copytree(source, root)
-        previous_home = os.environ.get("DAGSTER_HOME")
-        os.environ["DAGSTER_HOME"] = str(Path(scratch) / "dagster_home")
-        try:
-            layout = DataLayout.from_env(root)
-            began = time.perf_counter()
-            full = run_pipeline(layout, echo=lambda line: None)
-            results["pipeline whole run"] = time.perf_counter() - began
-            results.update({f"pipeline {job}": seconds for job, seconds in full.seconds.items()})
-            began = time.perf_counter()
-            run_pipeline(layout, echo=lambda line: None)
-            results["pipeline run with nothing new"] = time.perf_counter() - began
-        finally:
-            if previous_home is None:
-                os.environ.pop("DAGSTER_HOME", None)
-            else:
-                os.environ["DAGSTER_HOME"] = previous_home
-    results["ingest / floor"] = results.get("pipeline ingest_job", 0.0) / results["floor total"]
-    results["whole run / floor"] = results["pipeline whole run"] / results["floor total"]
-    results["nothing-new run seconds"] = results["pipeline run with nothing new"]
-    results["peak resident memory MiB"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    stages = full["stages"]
+    results["targets"] = {
+        "ingest+normalize / floor": (stages["ingest"] + stages["normalize"]) / floor.total,
+        "whole run / floor": full["process"] / floor.total,
+        "nothing-new run seconds": fixed,
+        "increment / full build (fixed cost removed)": (increment["process"] - fixed) / (full["process"] - fixed),
+        "peak memory GiB": max(r["peak_rss_mib"] for r in (full, nothing_new, increment)) / 1024,
+    }
+    results["checks share of the full build"] = stages["checks"] / full["process"]
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "latest.json").write_text(json.dumps(results, indent=2), encoding="utf-8")
     return results
+
+
+def _pipeline_run(data_dir: Path, env: dict[str, str]) -> dict:
+    """One `jc-pipeline run` in a child process: its JSON report plus the process's own wall time."""
+    began = time.perf_counter()
+    done = subprocess.run([sys.executable, "-m", "bench.pipeline_run", str(data_dir)], env=env, check=True,
+                          capture_output=True, text=True, cwd=Path(__file__).parent.parent)
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    report["process"] = time.perf_counter() - began
+    return report
+
+
+def _machine() -> dict[str, object]:
+    return {"python": platform.python_version(), "cpus": os.cpu_count(), "system": platform.platform(),
+            "memory GiB": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)}
+
+
+def report(results: dict) -> str:
+    """The results as the text `make bench` prints."""
+    s, f = results["state"], results["floor"]
+    lines = [
+        f"state: {s['agencies']} agencies, {s['years']} years, seed {s['seed']}: {s['csv_files']} CSV files, "
+        f"{s['workbooks']} workbooks, {s['rows']:,} data rows ({s['bulk_rows']:,} bulk-upload, "
+        f"{s['native_rows']:,} native records in {s['booking_exports']} booking exports)",
+        f"floor: CSV duckdb {f['csv duckdb']:.2f} s, polars {f['csv polars']:.2f} s; workbooks calamine "
+        f"{f['workbooks calamine']:.2f} s; total {f['total']:.2f} s",
+        f"{'run':20s} {'process s':>9s} {'runs':>5s} {'months':>6s} {'peak MiB':>8s}  "
+        + " ".join(f"{stage:>9s}" for stage in STAGES),
+    ]
+    for name in ("full build", "nothing new", "nightly increment"):
+        r = results[name]
+        lines.append(f"{name:20s} {r['process']:9.1f} {r['runs']:5d} {r['months']:6d} {r['peak_rss_mib']:8.0f}  "
+                     + " ".join(f"{r['stages'][stage]:9.1f}" for stage in STAGES))
+    lines.append(f"checks share of the full build: {results['checks share of the full build']:.1%}")
+    for name, target in TARGETS.items():
+        value = results["targets"][name]
+        verdict = "pass" if value <= target else "FAIL"
+        lines.append(f"  {name:46s} {value:8.3f}   target <= {target:<6} {verdict}")
+    return "\n".join(lines)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--agencies", type=int, default=240)
-    parser.add_argument("--years", type=int, default=6)
+    parser.add_argument("--agencies", type=int, default=3000)
+    parser.add_argument("--years", type=int, default=10)
+    parser.add_argument("--rows", type=int, default=10_000_000, help="data rows in total (bulk + native)")
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args()
-    results = measure(args.agencies, args.years, args.seed)
-    print(f"state: {args.agencies} agencies, {args.years} years, seed {args.seed} "
-          f"({results['csv files']:.0f} CSV files, {results['workbooks']:.0f} workbooks)")
-    for name, value in results.items():
-        if name in TARGETS or name in ("csv files", "workbooks"):
-            continue
-        print(f"  {name:38s} {value:10.2f}")
-    for name, target in TARGETS.items():
-        verdict = "pass" if results[name] <= target else "FAIL"
-        print(f"  {name:38s} {results[name]:10.2f}   target <= {target:<5} {verdict}")
+    print(report(measure(args.agencies, args.years, args.rows, args.seed)))
 
 
 if __name__ == "__main__":

@@ -1,17 +1,59 @@
-"""The benchmark at a small scale, so it never breaks (its numbers are reported by `make bench`, not asserted)."""
+"""The whole-state benchmark at a small scale, so it never breaks (its numbers are reported by `make bench`, not
+asserted: speed claims live in the benchmark)."""
+
+import json
 
 import pytest
 
 from bench import run as bench
+from bench import scale
 
 pytestmark = pytest.mark.slow
 
 
-def test_small_benchmark_measures_floor_pipeline_and_ratios(tmp_path, monkeypatch):
-    monkeypatch.setattr(bench, "CACHE", tmp_path / "cache")
-    results = bench.measure(agencies=20, years=1, seed=3)
-    assert results["csv files"] > 0 and results["workbooks"] > 0
-    assert results["floor total"] > 0
-    assert results["pipeline whole run"] > results["pipeline ingest_job"] > 0
-    assert results["whole run / floor"] > 1  # the pipeline does more than read the bytes
-    assert set(bench.TARGETS) <= set(results)
+@pytest.fixture(scope="module")
+def results(tmp_path_factory):
+    cache = tmp_path_factory.mktemp("bench")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(scale, "CACHE", cache / "cache")
+        patch.setattr(bench, "RESULTS", cache / "results")
+        # 40 agencies over 2 years deliver ~30k bulk-upload rows; the rest of the 80k comes as a booking export.
+        yield bench.measure(agencies=40, years=2, rows=80_000, seed=3), cache
+
+
+def test_state_is_generated_once_with_every_kind_of_delivery(results):
+    measured, cache = results
+    state = measured["state"]
+    assert state["csv_files"] > 0 and state["workbooks"] > 0 and state["booking_exports"] == 1
+    assert state["rows"] == 80_000  # the booking export tops the bulk uploads up to exactly the rows asked for
+    assert len(list((cache / "cache").glob("state_*/bench_state.json"))) == 1
+    again, _ = scale.large_state(40, 2, 80_000, 3)
+    assert again.parent == cache / "cache"  # cached: no second state written
+
+
+def test_every_stage_is_timed_and_the_stages_add_up_to_the_run(results):
+    measured, _ = results
+    full = measured["full build"]
+    assert set(full["stages"]) == set(bench.STAGES)
+    for stage in ("ingest", "normalize", "checks", "roll-up", "publish"):
+        assert full["stages"][stage] > 0, stage
+    assert sum(full["stages"].values()) == pytest.approx(full["wall"], abs=0.01)
+    assert full["runs"] >= 3 and full["months"] > 12
+
+
+def test_nothing_new_and_the_nightly_increment(results):
+    measured, _ = results
+    assert measured["nothing new"]["runs"] == 1 and measured["nothing new"]["months"] == 0
+    increment = measured["nightly increment"]
+    # one file per uploader and sector for the new month, and five late corrections of old months
+    assert increment["files"] > scale.LATE_CORRECTIONS
+    assert increment["months"] > 1 and increment["runs"] >= 3
+
+
+def test_targets_are_computed_and_reported(results, capsys):
+    measured, cache = results
+    assert set(measured["targets"]) == set(bench.TARGETS)
+    assert measured["targets"]["whole run / floor"] > 1  # the pipeline does more than read the bytes
+    text = bench.report(measured)
+    assert all(name in text for name in bench.TARGETS)
+    assert json.loads((cache / "results" / "latest.json").read_text())["targets"] == measured["targets"]

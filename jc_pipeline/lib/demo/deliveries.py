@@ -146,7 +146,7 @@ class Planner:
         """All deliveries, in a deterministic order."""
         groups: dict[tuple[str, str, str], list[Observation]] = {}
         for observation in observations:
-            uploader = self._uploader(observation.agency_id)
+            uploader = self.uploader(observation.agency_id)
             if uploader.last_month and observation.last_month > date(*uploader.last_month, 1):
                 continue  # the agency stopped reporting
             key = (uploader.agency_id, observation.metric.parent_sector, self._window(uploader, observation))
@@ -176,7 +176,8 @@ class Planner:
 
     # --- grouping ------------------------------------------------------------------------------------------
 
-    def _uploader(self, agency_id: str) -> DemoAgency:
+    def uploader(self, agency_id: str) -> DemoAgency:
+        """The agency whose inbox folder carries this agency's data (its superagency, if any)."""
         agency = self.agencies[agency_id]
         return self.agencies[agency.superagency_id] if agency.superagency_id else agency
 

@@ -1,0 +1,38 @@
+"""One `jc-pipeline run` for the benchmark, in its own process: prints what it took as one JSON line.
+
+    python -m bench.pipeline_run DATA_DIR
+
+Run as a child of the benchmark so its peak resident memory is its own (not the generator's or the floor's).
+DAGSTER_HOME is the caller's.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import sys
+import time
+from pathlib import Path
+
+from bench.stages import stage_seconds
+from jc_pipeline.lib.paths import DataLayout
+from jc_pipeline.runner import open_instance, run_pipeline
+
+
+def main() -> None:
+    layout = DataLayout.from_env(Path(sys.argv[1]))
+    began = time.perf_counter()
+    summary = run_pipeline(layout, echo=lambda line: print(line, file=sys.stderr))
+    wall = time.perf_counter() - began
+    instance = open_instance(layout)
+    print(json.dumps({
+        "wall": wall,
+        "runs": len(summary.run_ids),
+        "months": len(summary.months),
+        "stages": stage_seconds(instance, summary.run_ids, wall),
+        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,147 @@
+"""A large state for the benchmark: seeded, written once and cached, plus the nightly increment on top of it.
+
+The state is the demo state (:func:`jc_pipeline.lib.demo.write_demo_state`: every bulk-upload layout, formats,
+superagencies, subsystems, fiscal years, quirks, a few native exports) scaled to ``agencies`` and ``years``, topped
+up with record-level jail booking exports (:func:`bench.bench_native.write_booking_export`) until the delivered
+data rows reach ``rows``. The nightly increment is what a state receives on an ordinary night: one new month from
+every agency that still reports, and five late corrections of old months.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import random
+import shutil
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+from bench.bench_native import write_booking_export
+from jc_pipeline.lib.demo import write_demo_state
+from jc_pipeline.lib.demo.agencies import build_state
+from jc_pipeline.lib.demo.deliveries import Planner
+from jc_pipeline.lib.demo.generate import LAST_YEAR
+from jc_pipeline.lib.demo.values import observations
+from jc_pipeline.lib.demo.writers import write_delivery
+from jc_pipeline.lib.registry import load_registry
+from jc_pipeline.lib.roster import load_roster
+
+CACHE = Path(__file__).parent / "cache"
+#: The month the increment delivers: the first after the generated history.
+NEW_MONTH = date(LAST_YEAR + 1, 1, 1)
+LATE_CORRECTIONS = 5
+_DONE = "bench_state.json"  # written last: a state without it was interrupted and is written again
+
+
+@dataclass(frozen=True)
+class StateSize:
+    """What was generated: files by kind and data rows (bulk-upload rows below headers + native records)."""
+
+    csv_files: int
+    workbooks: int
+    bulk_rows: int
+    native_rows: int
+    booking_exports: int
+
+    @property
+    def rows(self) -> int:
+        return self.bulk_rows + self.native_rows
+
+
+def large_state(agencies: int, years: int, rows: int, seed: int) -> tuple[Path, StateSize]:
+    """The cached state for these parameters, written on first use (minutes at the default 3,000 x 10 years)."""
+    root = CACHE / f"state_a{agencies}_y{years}_r{rows}_s{seed}"
+    done = root / _DONE
+    if not done.exists():
+        shutil.rmtree(root, ignore_errors=True)
+        size = _write(root, agencies, years, rows, seed)
+        done.write_text(json.dumps(size.__dict__), encoding="utf-8")
+    return root, StateSize(**json.loads(done.read_text(encoding="utf-8")))
+
+
+def _write(root: Path, agencies: int, years: int, rows: int, seed: int) -> StateSize:
+    manifest = write_demo_state(root, agencies=agencies, years=years, seed=seed)
+    bulk_rows = sum(record.data_rows for record in manifest.files)
+    native_rows = sum(_records(root / path) for path in map(str, manifest.native) if path.endswith(".csv"))
+    return top_up(root, bulk_rows, native_rows, rows, seed)
+
+
+def top_up(root: Path, bulk_rows: int, native_rows: int, rows: int, seed: int) -> StateSize:
+    """Add booking exports until the state holds ``rows`` data rows; what the state then holds."""
+    wanted = max(0, rows - bulk_rows - native_rows)
+    # Jails without a mapping of their own get the booking exports: about a million records each, like the
+    # jail management systems of large counties.
+    mapped = {path.stem for path in (root / "mappings").glob("*.yaml")}
+    jails = [a for a in _roster_jails(root) if a not in mapped][: max(1, min(8, wanted // 1_000_000))]
+    exports = 0
+    if wanted:
+        for index, agency_id in enumerate(jails):
+            share = wanted // len(jails) + (1 if index < wanted % len(jails) else 0)
+            write_booking_export(root, agency_id, share, seed + index)
+            exports += 1
+        native_rows += wanted
+    files = [p for p in (root / "inbox").rglob("*") if p.is_file()]
+    return StateSize(
+        csv_files=sum(p.suffix == ".csv" for p in files),
+        workbooks=sum(p.suffix in (".xlsx", ".xls") for p in files),
+        bulk_rows=bulk_rows,
+        native_rows=native_rows,
+        booking_exports=exports,
+    )
+
+
+def _records(path: Path) -> int:
+    with path.open("rb") as handle:
+        return max(0, sum(1 for _ in handle) - 1)
+
+
+def _roster_jails(root: Path) -> list[str]:
+    with (root / "agencies.csv").open(newline="", encoding="utf-8") as handle:
+        return sorted(row["agency_id"] for row in csv.DictReader(handle) if "JAILS" in row["sectors"].split(";"))
+
+
+def write_nightly_increment(data_dir: Path, agencies: int, years: int, seed: int) -> list[Path]:
+    """One new month (:data:`NEW_MONTH`) from every agency still reporting, as one single-page CSV per uploader
+    and sector, and :data:`LATE_CORRECTIONS` corrections of old months. Returns the files written."""
+    rng = random.Random(seed)
+    history = tuple(range(LAST_YEAR - years + 1, LAST_YEAR + 1))
+    state = build_state(rng, agencies, history)  # the same agencies write_demo_state drew for this seed
+    registry = load_registry()
+    roster = load_roster(data_dir, registry)
+    planner = Planner(state, set())
+    groups: dict[tuple[str, str], list] = {}
+    for observation in observations(random.Random(seed + 1), roster, registry, (NEW_MONTH.year,)):
+        if observation.month != NEW_MONTH.month or observation.year != NEW_MONTH.year:
+            continue  # annual periods and the rest of the year are not due yet
+        uploader = planner.uploader(observation.agency_id)
+        if uploader.last_month is None:
+            groups.setdefault((uploader.agency_id, observation.metric.parent_sector), []).append(observation)
+    written = []
+    for (uploader_id, sector), group in sorted(groups.items(), key=lambda item: item[0]):
+        path = f"inbox/{uploader_id}/{sector}/bulk_upload_{NEW_MONTH:%Y_%m}.csv"
+        delivery = planner.single_page(planner.agencies[uploader_id], sector, path, group, "csv")
+        write_delivery(data_dir, delivery)
+        written.append(data_dir / path)
+    return written + _late_corrections(data_dir, random.Random(seed + 2))
+
+
+def _late_corrections(data_dir: Path, rng: random.Random) -> list[Path]:
+    """Old single-page CSV uploads re-sent with one total corrected by one (the row alone, as agencies do)."""
+    candidates = sorted(p for p in (data_dir / "inbox").glob("*/*/bulk_upload_*.csv")
+                        if p.stem.removeprefix("bulk_upload_").isdigit() and int(p.stem[-4:]) < LAST_YEAR)
+    written = []
+    for original in rng.sample(candidates, min(LATE_CORRECTIONS, len(candidates))):
+        with original.open(newline="", encoding="utf-8") as handle:
+            reader = csv.DictReader(handle)
+            header = reader.fieldnames or []
+            totals = [r for r in reader if not r.get("breakdown") and (r.get("value") or "").isdigit()]
+        row = rng.choice(totals)
+        row["value"] = str(int(row["value"]) + 1)
+        corrected = original.with_name(f"{original.stem}_correction.csv")
+        with corrected.open("w", newline="", encoding="utf-8") as handle:
+            writer = csv.DictWriter(handle, header, lineterminator="\n")
+            writer.writeheader()
+            writer.writerow(row)
+        written.append(corrected)
+    return written

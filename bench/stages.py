@@ -1,0 +1,56 @@
+"""Stage times of pipeline runs, read back from the Dagster instance's event log.
+
+A stage is what its steps did: ``ingest`` (the steps of ``ingest_job``: reference tables, reading and staging
+files), ``normalize`` and ``checks`` (the two timed halves of the ``agency_metrics`` step: resolving datapoints,
+then every validation rule), ``roll-up`` (the rest of ``rollup_job``: the state tables and the remainder of the
+``agency_metrics`` step), ``publish`` (the steps of ``publish_job``). ``dagster`` is the rest of the wall time:
+creating runs, planning and logging events, starting and finishing them.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+import dagster as dg
+
+STAGES = ("ingest", "normalize", "checks", "roll-up", "publish", "dagster")
+_JOB_STAGE = {"ingest_job": "ingest", "rollup_job": "roll-up", "publish_job": "publish"}
+_STEP_EVENTS = {dg.DagsterEventType.STEP_START, dg.DagsterEventType.STEP_SUCCESS, dg.DagsterEventType.STEP_FAILURE}
+
+
+def stage_seconds(instance: dg.DagsterInstance, run_ids: list[str], wall_seconds: float) -> dict[str, float]:
+    """Seconds per stage (:data:`STAGES`) over these runs; they add up to ``wall_seconds``."""
+    stages: dict[str, float] = defaultdict(float)
+    for run_id in run_ids:
+        job = instance.get_run_by_id(run_id).job_name  # type: ignore[union-attr]
+        stages[_JOB_STAGE[job]] += sum(_step_seconds(instance, run_id).values())
+        split = _normalize_split(instance, run_id)
+        for stage, seconds in split.items():
+            stages[stage] += seconds
+            stages["roll-up"] -= seconds
+    stages["dagster"] = wall_seconds - sum(stages.values())
+    return {stage: round(stages[stage], 3) for stage in STAGES}
+
+
+def _step_seconds(instance: dg.DagsterInstance, run_id: str) -> dict[str, float]:
+    began: dict[str, float] = {}
+    seconds: dict[str, float] = {}
+    for entry in instance.all_logs(run_id, of_type=_STEP_EVENTS):
+        if entry.dagster_event.event_type == dg.DagsterEventType.STEP_START:
+            began[entry.step_key] = entry.timestamp
+        else:
+            seconds[entry.step_key] = entry.timestamp - began[entry.step_key]
+    return seconds
+
+
+def _normalize_split(instance: dg.DagsterInstance, run_id: str) -> dict[str, float]:
+    """``resolve_seconds`` and ``checks_seconds`` the ``agency_metrics`` step recorded (once per run; a run over a
+    range of months repeats the same metadata on every month's materialization)."""
+    split: dict[str, float] = {}
+    for entry in instance.all_logs(run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION):
+        materialization = entry.asset_materialization
+        metadata = materialization.metadata if materialization else {}
+        for key, stage in (("resolve_seconds", "normalize"), ("checks_seconds", "checks")):
+            if key in metadata and stage not in split:
+                split[stage] = float(metadata[key].value)
+    return split

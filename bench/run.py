@@ -83,8 +83,10 @@ def measure(agencies: int, years: int, rows: int, seed: int) -> dict[str, object
 def _pipeline_run(data_dir: Path, env: dict[str, str]) -> dict:
     """One `jc-pipeline run` in a child process: its JSON report plus the process's own wall time."""
     began = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "bench.pipeline_run", str(data_dir)], env=env, check=True,
+    done = subprocess.run([sys.executable, "-m", "bench.pipeline_run", str(data_dir)], env=env,
                           capture_output=True, text=True, cwd=Path(__file__).parent.parent)
+    if done.returncode:
+        raise RuntimeError(f"the pipeline run on {data_dir} failed:\n{done.stderr[-5000:]}")
     report = json.loads(done.stdout.strip().splitlines()[-1])
     report["process"] = time.perf_counter() - began
     return report

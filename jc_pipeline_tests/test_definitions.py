@@ -17,6 +17,7 @@ EXPECTED_ASSETS = {
     "metric_categories",
     "agencies",
     "agency_metric_settings",
+    "agency_breakdown_settings",
     "source_files",
     "rejected_rows",
     "agency_metrics",

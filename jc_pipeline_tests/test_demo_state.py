@@ -8,15 +8,19 @@ import os
 import re
 from collections import defaultdict
 from dataclasses import dataclass
+from datetime import date, datetime
 from pathlib import Path
 
+import duckdb
 import fastexcel
 import pytest
 
+from jc_pipeline.lib import ingest, validation
 from jc_pipeline.lib.demo import DemoManifest, write_demo_state
 from jc_pipeline.lib.demo import manifest as q
+from jc_pipeline.lib.reference import write_reference_tables
 from jc_pipeline.lib.registry import SUPERVISION_SUBSYSTEMS, TIER1_SECTORS, load_registry, normalize_sheet_name
-from jc_pipeline.lib.roster import load_roster
+from jc_pipeline.lib.roster import AGENCIES_FILE, BREAKDOWN_SETTINGS_FILE, SETTINGS_FILE, load_roster
 
 MONTHS = {
     name: number
@@ -422,3 +426,86 @@ def test_template_hint_blank_row_and_invalid_sheet(demo, files):
     (invalid,) = demo.quirks[q.INVALID_SHEET_NAME]
     assert invalid.sheet == "gender" and "gender" in files[invalid.path]
     assert normalize_sheet_name("gender") not in load_registry().sheet_targets("LAW_ENFORCEMENT")
+
+
+# --- breakdown categories turned off -----------------------------------------------------------------------
+
+
+def _breakdown_rows(files, roster):
+    """(cell, agency_id, metric_key, breakdown, label) for every breakdown row of the written files."""
+    registry = load_registry()
+    for path, sheets in files.items():
+        _, folder_agency, sector, _ = path.split("/")
+        for sheet, rows in sheets.items():
+            for row in rows:
+                cells = row.cells
+                if cells.get("year") is None or sheet == "gender":
+                    continue
+                target = registry.sheet_targets(cells.get("system") or sector)[
+                    cells.get("metric") or normalize_sheet_name(sheet)]
+                if "breakdown_category" in cells:  # single page: the row names its breakdown column, or none
+                    column = cells["breakdown_category"]
+                    breakdown = next((b for b in target.metric.breakdowns if column and b.column == column), None)
+                    label = cells["breakdown"]
+                else:
+                    breakdown = target.breakdown
+                    label = cells[breakdown.column] if breakdown else None
+                if breakdown is None:
+                    continue
+                agency = roster.find_child(folder_agency, cells["agency"]).agency_id if cells.get("agency") else (
+                    folder_agency)
+                yield row, agency, target.metric.key, breakdown, label
+
+
+def test_disabled_categories_are_marked_wherever_they_are_delivered(demo, files, roster):
+    """A handful of agencies turn a category off; every row still delivering one is in the manifest, and only
+    those rows (found in the files through the roster as the pipeline loads it, not through the manifest)."""
+    disabled = [s for s in roster.category_settings() if not s.enabled]
+    assert len({s.agency_id for s in disabled}) >= 4
+    off = defaultdict(set)  # (agency, metric, dimension) -> how its disabled categories may be written
+    for s in disabled:
+        member = load_registry().dimensions[s.dimension].member(s.category)
+        off[(s.agency_id, s.metric_key, s.dimension)] |= {member.name.casefold(), member.display.casefold()}
+    delivering = {
+        (row.path, row.sheet, row.row, agency, metric_key)
+        for row, agency, metric_key, breakdown, label in _breakdown_rows(files, roster)
+        if label.strip().casefold() in off.get((agency, metric_key, breakdown.dimension.identifier), ())
+    }
+    marked = {(l.path, l.sheet, l.row, l.agency_id, l.metric_key) for l in demo.quirks[q.DISABLED_CATEGORY]}
+    assert marked == delivering and len(marked) >= 6
+    # Some agencies deliver a category they turned off (the warning shows), others do not (nothing to flag).
+    sending = {agency for *_, agency, _ in marked}
+    assert sending and {s.agency_id for s in disabled} - sending
+
+
+def test_disabled_categories_warn_on_the_demo_and_still_load(demo, roster, tmp_path):
+    """Ingest and validate the folders of the agencies that deliver a disabled category: one category_enabled
+    warning per delivered datapoint, none an error."""
+    uploaders = {demo.data_dir / l.path.rsplit("/", 2)[0] for l in demo.quirks[q.DISABLED_CATEGORY]}
+    subset = tmp_path / "data"
+    subset.mkdir()
+    for name in (AGENCIES_FILE, SETTINGS_FILE, BREAKDOWN_SETTINGS_FILE):
+        (subset / name).write_bytes((demo.data_dir / name).read_bytes())
+    for folder in uploaders:
+        for path in folder.rglob("*"):
+            if path.is_file():
+                target = subset / path.relative_to(demo.data_dir)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(path.read_bytes())
+    registry = load_registry()
+    with duckdb.connect(str(tmp_path / "w.duckdb")) as con:
+        ingest.ensure_schema(con)
+        write_reference_tables(con, registry, roster)
+        batch = ingest.parse_inbox(subset, {}, roster, registry, now=datetime(2026, 1, 15))
+        months = ingest.write_batch(con, batch).touched_months
+        ingest.resolve_agency_metrics(con, months, roster, registry)
+        outcomes = {o.rule.name: o for o in validation.validate_months(con, months, today=date(2026, 1, 15),
+                                                                        registry=registry)}
+        flagged = con.execute(
+            "SELECT f.path, v.sheet, v.row_number, v.severity FROM validation_results AS v "
+            "JOIN source_files AS f USING (file_id) WHERE v.check_name = 'category_enabled'").fetchall()
+    damaged = {(l.path, l.sheet, l.row) for name in (q.BLANK_VALUE, q.NON_NUMERIC_VALUE) for l in demo.quirks[name]}
+    delivered = {(l.path, l.sheet, l.row) for l in demo.quirks[q.DISABLED_CATEGORY]} - damaged
+    assert {(path, sheet, row) for path, sheet, row, _ in flagged} == delivered
+    assert {severity for *_, severity in flagged} == {"WARNING"} and outcomes["category_enabled"].error is None
+

@@ -1,4 +1,5 @@
-"""Roster loading (agencies.csv, metric_settings.csv): every error located precisely, effective settings."""
+"""Roster loading (agencies.csv, metric_settings.csv, breakdown_settings.csv): every error located precisely,
+effective settings."""
 
 from __future__ import annotations
 
@@ -7,7 +8,15 @@ from pathlib import Path
 import pytest
 
 from jc_pipeline.lib.registry import SYSTEM_CODES
-from jc_pipeline.lib.roster import AGENCY_COLUMNS, SETTINGS_COLUMNS, Problem, RosterError, load_roster
+from jc_pipeline.lib.roster import (
+    AGENCY_COLUMNS,
+    BREAKDOWN_SETTINGS_COLUMNS,
+    SETTINGS_COLUMNS,
+    CategorySetting,
+    Problem,
+    RosterError,
+    load_roster,
+)
 
 GOOD_AGENCIES = [
     # agency_id, agency_name, state_code, sectors, county_fips, population, fiscal_year_start_month, superagency_id
@@ -26,16 +35,18 @@ def _write(path: Path, columns, rows) -> None:
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
-def _roster_dir(tmp_path: Path, agencies=GOOD_AGENCIES, settings=None) -> Path:
+def _roster_dir(tmp_path: Path, agencies=GOOD_AGENCIES, settings=None, breakdowns=None) -> Path:
     _write(tmp_path / "agencies.csv", AGENCY_COLUMNS, agencies)
     if settings is not None:
         _write(tmp_path / "metric_settings.csv", SETTINGS_COLUMNS, settings)
+    if breakdowns is not None:
+        _write(tmp_path / "breakdown_settings.csv", BREAKDOWN_SETTINGS_COLUMNS, breakdowns)
     return tmp_path
 
 
-def _problems(tmp_path: Path, agencies=GOOD_AGENCIES, settings=None) -> list[Problem]:
+def _problems(tmp_path: Path, agencies=GOOD_AGENCIES, settings=None, breakdowns=None) -> list[Problem]:
     with pytest.raises(RosterError) as caught:
-        load_roster(_roster_dir(tmp_path, agencies, settings))
+        load_roster(_roster_dir(tmp_path, agencies, settings, breakdowns))
     error = caught.value
     assert str(error).splitlines() == [str(problem) for problem in error.problems]
     return error.problems
@@ -257,6 +268,125 @@ def test_settings_missing_header(tmp_path):
     (tmp_path / "metric_settings.csv").write_text("agency_id,metric_key,enabled\n", encoding="utf-8")
     problems = _problems_no_write(tmp_path)
     assert "missing column" in _only(problems, "metric_settings.csv", 1, "frequency").message
+
+
+# --- breakdown_settings.csv --------------------------------------------------------------------------------
+
+OFFENSE = "metric/offense/type"
+ARRESTS = "LAW_ENFORCEMENT_ARRESTS"
+
+
+def test_without_breakdown_settings_every_category_is_enabled(tmp_path):
+    roster = load_roster(_roster_dir(tmp_path))
+    assert roster.breakdown_settings == {} and roster.category_settings() == ()
+    assert roster.category_enabled("harlan_so", ARRESTS, OFFENSE, "PUBLIC_ORDER") is True
+
+
+def test_breakdown_settings_accept_the_roster_spellings(tmp_path):
+    """Metric keys in any case; the dimension as identifier or upload column; the member as NAME or display."""
+    roster = load_roster(_roster_dir(tmp_path, breakdowns=[
+        ("harlan_so", "law_enforcement_arrests", "Offense_Type", "public order  offenses", "no"),
+        ("harlan_so", ARRESTS, "GLOBAL/BIOLOGICAL_SEX", "unknown", "0"),
+        ("harlan_so", "JAILS_TOTAL_POPULATION", "metric/jails/behavioral_health/type", "None", "FALSE"),
+    ]))
+    setting = roster.breakdown_settings[("harlan_so", ARRESTS, OFFENSE, "PUBLIC_ORDER")]
+    assert (setting.enabled, setting.line) == (False, 2)
+    assert roster.category_enabled("harlan_so", ARRESTS, "global/biological_sex", "UNKNOWN") is False
+    # A category is turned off for one metric only, and only for that agency.
+    assert roster.category_enabled("harlan_so", "LAW_ENFORCEMENT_REPORTED_CRIME", OFFENSE, "PUBLIC_ORDER") is True
+    assert roster.category_enabled("harlan_so", ARRESTS, OFFENSE, "DRUG") is True
+    # A breakdown that cannot be bulk-uploaded (behavioral health, no upload column) can still be configured.
+    assert roster.category_enabled("harlan_so", "JAILS_TOTAL_POPULATION", "metric/jails/behavioral_health/type",
+                                   "NONE") is False
+
+
+def test_subsystem_keys_inherit_the_combined_metrics_category_settings(tmp_path):
+    daily = "metric/supervision/daily_population/type"
+    roster = load_roster(_roster_dir(tmp_path, breakdowns=[
+        ("dcs", "SUPERVISION_POPULATION", daily, "ADMINISTRATIVE", "false"),
+        ("dcs", "PROBATION_POPULATION", daily, "ADMINISTRATIVE", "true"),
+        ("parole_board", "PAROLE_POPULATION", daily, "ABSCONDED", "false"),
+    ]))
+    assert roster.category_enabled("dcs", "PAROLE_POPULATION", daily, "ADMINISTRATIVE") is False
+    assert roster.category_enabled("dcs", "PROBATION_POPULATION", daily, "ADMINISTRATIVE") is True
+    assert roster.category_enabled("dcs", "PAROLE_POPULATION", daily, "ACTIVE") is True
+    assert set(roster.category_settings()) == {
+        CategorySetting("dcs", "SUPERVISION_POPULATION", daily, "ADMINISTRATIVE", False, False),
+        CategorySetting("dcs", "PAROLE_POPULATION", daily, "ADMINISTRATIVE", False, True),
+        CategorySetting("dcs", "PROBATION_POPULATION", daily, "ADMINISTRATIVE", True, False),
+        CategorySetting("parole_board", "PAROLE_POPULATION", daily, "ABSCONDED", False, False),
+    }
+
+
+def test_breakdown_settings_unknown_agency_metric_and_sector(tmp_path):
+    problems = _problems(tmp_path, breakdowns=[
+        ("harlan", ARRESTS, OFFENSE, "DRUG", "false"),
+        ("harlan_so", "LAW_ENFORCEMENT_ARRESTZ", OFFENSE, "DRUG", "false"),
+        ("harlan_so", "PRISONS_POPULATION", OFFENSE, "DRUG", "false"),
+    ])
+    message = _only(problems, "breakdown_settings.csv", 2, "agency_id").message
+    assert "unknown agency 'harlan'" in message and "use an agency_id from agencies.csv" in message
+    message = _only(problems, "breakdown_settings.csv", 3, "metric_key").message
+    assert "did you mean 'LAW_ENFORCEMENT_ARRESTS'" in message
+    message = _only(problems, "breakdown_settings.csv", 4, "metric_key").message
+    assert "PRISONS metric" in message and "add PRISONS to the agency's sectors" in message
+
+
+def test_breakdown_settings_unknown_dimension_lists_the_metrics_breakdowns(tmp_path):
+    problems = _problems(tmp_path, breakdowns=[
+        ("harlan_so", ARRESTS, "metric/ofense/type", "DRUG", "false"),
+        ("harlan_so", ARRESTS, "global/race/census", "ASIAN", "false"),  # a dimension, but not one of ARRESTS
+        ("harlan_so", "JAILS_TOTAL_RELEASES", "metric/offense/type", "DRUG", "false"),
+        ("dcs", "SUPERVISION_RECONVICTIONS", OFFENSE, "DRUG", "false"),
+    ])
+    first = _only(problems, "breakdown_settings.csv", 2, "dimension")
+    assert str(first).startswith("breakdown_settings.csv, line 2, column 'dimension': 'metric/ofense/type' is not a")
+    assert "did you mean 'metric/offense/type'" in first.message
+    assert "metric/offense/type (offense_type), global/race_and_ethnicity (race/ethnicity)" in first.message
+    assert "is not a breakdown of LAW_ENFORCEMENT_ARRESTS" in _only(
+        problems, "breakdown_settings.csv", 3, "dimension").message
+    # Behavioral health is the only breakdown of total releases and has no upload column: listed without one.
+    releases = _only(problems, "breakdown_settings.csv", 4, "dimension").message
+    assert releases.endswith("(or their upload columns): metric/jails/behavioral_health/type")
+    assert "has no breakdowns" in _only(problems, "breakdown_settings.csv", 5, "dimension").message
+
+
+def test_breakdown_settings_unknown_member_lists_the_members(tmp_path):
+    problems = _problems(tmp_path, breakdowns=[("harlan_so", ARRESTS, OFFENSE, "DRUGS", "false")])
+    message = _only(problems, "breakdown_settings.csv", 2, "member").message
+    assert "'DRUGS' is not a category of metric/offense/type" in message and "did you mean 'DRUG'" in message
+    assert "PERSON, PROPERTY, DRUG, PUBLIC_ORDER, OTHER, UNKNOWN" in message
+
+
+def test_breakdown_settings_blank_cells_and_bad_enabled(tmp_path):
+    problems = _problems(tmp_path, breakdowns=[
+        ("harlan_so", ARRESTS, OFFENSE, "DRUG", ""),
+        ("harlan_so", ARRESTS, OFFENSE, "PERSON", "off"),
+        ("harlan_so", ARRESTS, "", "", "false"),
+    ])
+    assert "write false to turn the category off" in _only(problems, "breakdown_settings.csv", 2, "enabled").message
+    assert "'off' is not a yes/no value" in _only(problems, "breakdown_settings.csv", 3, "enabled").message
+    assert "e.g. metric/offense/type" in _only(problems, "breakdown_settings.csv", 4, "dimension").message
+    assert "name the category" in _only(problems, "breakdown_settings.csv", 4, "member").message
+
+
+def test_breakdown_settings_duplicate_row_names_the_first(tmp_path):
+    problems = _problems(tmp_path, breakdowns=[
+        ("harlan_so", ARRESTS, OFFENSE, "DRUG", "false"),
+        ("harlan_so", ARRESTS, OFFENSE, "OTHER", "false"),
+        ("harlan_so", ARRESTS, "offense_type", "Drug Offenses", "true"),  # the same category, spelled otherwise
+    ])
+    message = _only(problems, "breakdown_settings.csv", 4, "member").message
+    assert "duplicate setting" in message and "line 2" in message and "keep one of the two rows" in message
+
+
+def test_breakdown_settings_missing_header_and_problems_of_every_file_together(tmp_path):
+    _roster_dir(tmp_path, settings=[("ghost", "JAILS_FUNDING", "", "", "", "")])
+    (tmp_path / "breakdown_settings.csv").write_text("agency_id,metric_key,dimension,category,enabled\n")
+    problems = _problems_no_write(tmp_path)
+    assert "missing column; add 'member'" in _only(problems, "breakdown_settings.csv", 1, "member").message
+    assert "did you mean" not in _only(problems, "breakdown_settings.csv", 1, "category").message
+    assert _only(problems, "metric_settings.csv", 2, "agency_id")
 
 
 # --- effective settings ------------------------------------------------------------------------------------

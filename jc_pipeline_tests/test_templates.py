@@ -15,7 +15,7 @@ import polars as pl
 import pytest
 
 from jc_pipeline.lib.registry import load_registry
-from jc_pipeline.lib.roster import Roster, load_roster
+from jc_pipeline.lib.roster import BREAKDOWN_SETTINGS_COLUMNS, BREAKDOWN_SETTINGS_FILE, Roster, load_roster
 from jc_pipeline.lib.templates import plan_templates, write_templates
 from jc_pipeline_tests.ingest_support import NOW, Warehouse, deliver_xlsx, write_roster
 
@@ -94,6 +94,36 @@ def test_fiscal_year_rows_are_labelled_by_the_year_they_end(roster, tmp_path, to
     # FY2023 = July 2022 - June 2023; FY2024 ends on 2024-07-01 (exclusive), so it is listed from that day on.
     assert sheets["funding"]["year"].to_list() == years
     assert sheets["total_population"].columns == ["year", "month", "value"]
+
+
+def test_categories_turned_off_are_left_out_for_that_agency_and_metric_only(tmp_path):
+    """breakdown_settings.csv: court_1 has no 'Other Funding'; dcs turns 'Administrative' supervision off for the
+    combined metric (so for parole too) but back on for probation; le reports no call-type breakdown at all."""
+    write_roster(tmp_path)
+    call_types = [m.name for m in load_registry().dimensions["metric/law_enforcement/calls_for_service/type"].members]
+    daily = "metric/supervision/daily_population/type"
+    rows = [("court_1", "COURTS_AND_PRETRIAL_FUNDING", "metric/courts/funding/type", "OTHER", "false"),
+            ("dcs", "SUPERVISION_POPULATION", daily, "ADMINISTRATIVE", "false"),
+            ("dcs", "PROBATION_POPULATION", daily, "ADMINISTRATIVE", "true")]
+    rows += [("le", "LAW_ENFORCEMENT_CALLS_FOR_SERVICE", "call_type", name, "false") for name in call_types]
+    lines = [",".join(BREAKDOWN_SETTINGS_COLUMNS)] + [",".join(row) for row in rows]
+    (tmp_path / BREAKDOWN_SETTINGS_FILE).write_text("\n".join(lines) + "\n", encoding="utf-8")
+    roster = load_roster(tmp_path)
+
+    funding = written(roster, "aoc", tmp_path)["courts_and_pretrial_template.xlsx"]["funding_by_type"]
+    offered = {court: set(group["funding_type"]) for (court,), group in funding.group_by("agency")}
+    assert offered["2nd District Court"] - offered["1st District Court"] == {"Other Funding"}
+    assert len(offered["1st District Court"]) == len(offered["2nd District Court"]) - 1
+
+    population = written(roster, "dcs", tmp_path)["supervision_template.xlsx"]["population_by_type"]
+    administrative = population.filter(pl.col("supervision_type") == "People on Administrative Supervision")
+    assert set(administrative["system"]) == {"PROBATION"} and administrative.height == 17
+    assert set(population.filter(pl.col("system") == "PAROLE")["supervision_type"]) == {
+        m.display for m in load_registry().dimensions[daily].members if m.name != "ADMINISTRATIVE"}
+
+    sheets = written(roster, "le", tmp_path)["law_enforcement_template.xlsx"]
+    assert "calls_for_service_by_type" not in sheets and "calls_for_service" in sheets
+    assert sheets["arrests_by_type"].height == 17 * 6  # other metrics keep every category
 
 
 def fill(sheet: pl.DataFrame) -> list[list[object]]:

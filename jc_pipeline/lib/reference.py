@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import duckdb
 import polars as pl
 
@@ -123,13 +125,30 @@ def agency_metric_settings_frame(roster: Roster, registry: Registry) -> pl.DataF
     ).unique(["agency_id", "metric_key"], keep="first", maintain_order=True)
 
 
+def agency_breakdown_settings_frame(roster: Roster) -> pl.DataFrame:
+    """Breakdown categories whose setting breakdown_settings.csv changes (inherited rows of subsystem keys
+    included); a category without a row is enabled."""
+    return pl.DataFrame(
+        [dataclasses.asdict(setting) for setting in roster.category_settings()],
+        schema={
+            "agency_id": pl.String,
+            "metric_key": pl.String,
+            "dimension": pl.String,
+            "category": pl.String,
+            "enabled": pl.Boolean,
+            "is_inherited": pl.Boolean,
+        },
+    )
+
+
 def write_reference_tables(con: duckdb.DuckDBPyConnection, registry: Registry, roster: Roster) -> dict[str, int]:
-    """Replace the four reference tables in one transaction; returns their row counts."""
+    """Replace the five reference tables in one transaction; returns their row counts."""
     frames = {
         "metric_definitions": metric_definitions_frame(registry),
         "metric_categories": metric_categories_frame(registry),
         "agencies": agencies_frame(roster),
         "agency_metric_settings": agency_metric_settings_frame(roster, registry),
+        "agency_breakdown_settings": agency_breakdown_settings_frame(roster),
     }
     con.execute("BEGIN")
     try:

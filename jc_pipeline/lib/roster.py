@@ -1,6 +1,7 @@
-"""The state's agency roster (``agencies.csv``) and per-agency metric settings (``metric_settings.csv``).
+"""The state's agency roster (``agencies.csv``), per-agency metric settings (``metric_settings.csv``) and
+per-agency breakdown-category settings (``breakdown_settings.csv``).
 
-Both files are edited by hand by the state data team, so loading them collects *every* problem (not just the
+All three files are edited by hand by the state data team, so loading them collects *every* problem (not just the
 first) and reports each with file, 1-based line (header = line 1), column, what is wrong and how to fix it.
 
 Effective settings (``Roster.effective``) — decisions:
@@ -24,6 +25,20 @@ Effective settings (``Roster.effective``) — decisions:
 * ``is_default`` is true when no metric_settings row (the metric's own, or for a subsystem key its parent's)
   touched the setting.
 
+Breakdown-category settings (``Roster.category_enabled``), spec §4.4 "turn individual breakdown members on/off":
+
+* ``breakdown_settings.csv`` is optional; a category without a row is enabled, so a state without the file
+  behaves exactly as before. Each row names an agency, a metric, a breakdown dimension and one of its
+  members, and sets ``enabled`` (required: a row exists to change something).
+* Spellings, like the rest of the roster: metric keys in any case; the dimension as its registry identifier
+  (``metric/offense/type``) or as the metric's upload column (``offense_type``), in any case; the member as its
+  NAME (``PUBLIC_ORDER``) or its display value (``Public Order Offenses``), in any case and spacing. Stored as the
+  identifier and the NAME, which is what ``agency_metrics.dimension`` / ``category`` hold.
+* Subsystem keys inherit like the metric settings: a row for ``SUPERVISION_EXPENSES`` also applies to
+  ``PAROLE_EXPENSES``, ``PROBATION_EXPENSES``, ... unless a row for the subsystem key itself says otherwise.
+* A disabled category is left out of upload templates; data for it is still accepted (spec §4.4) and flagged
+  by the ``category_enabled`` validation warning.
+
 Agency names are matched for superagency uploads trimmed, case-insensitively and with runs of inner whitespace
 collapsed (``find_child``); agency ids are matched case-insensitively. Ids name inbox folders, so they must be
 safe folder names and must not differ only by case.
@@ -41,10 +56,19 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from jc_pipeline.lib.registry import SUPERVISION_SUBSYSTEMS, SYSTEM_CODES, Metric, Registry, load_registry
+from jc_pipeline.lib.registry import (
+    SUPERVISION_SUBSYSTEMS,
+    SYSTEM_CODES,
+    Breakdown,
+    Member,
+    Metric,
+    Registry,
+    load_registry,
+)
 
 AGENCIES_FILE = "agencies.csv"
 SETTINGS_FILE = "metric_settings.csv"
+BREAKDOWN_SETTINGS_FILE = "breakdown_settings.csv"
 AGENCY_COLUMNS = (
     "agency_id",
     "agency_name",
@@ -63,6 +87,7 @@ SETTINGS_COLUMNS = (
     "starting_month",
     "disaggregated_by_supervision_subsystems",
 )
+BREAKDOWN_SETTINGS_COLUMNS = ("agency_id", "metric_key", "dimension", "member", "enabled")
 FREQUENCIES = ("MONTHLY", "ANNUAL")
 SUPERVISION = "SUPERVISION"
 SUPERAGENCY = "SUPERAGENCY"
@@ -100,6 +125,35 @@ class MetricSetting:
     starting_month: int | None
     disaggregated_by_supervision_subsystems: bool | None
     line: int
+
+
+@dataclass(frozen=True)
+class BreakdownSetting:
+    """One row of breakdown_settings.csv, spellings resolved: ``dimension`` is the registry identifier and
+    ``member`` the member NAME."""
+
+    agency_id: str
+    metric_key: str
+    dimension: str
+    member: str
+    enabled: bool
+    line: int
+
+
+@dataclass(frozen=True)
+class CategorySetting:
+    """A breakdown-category setting in effect (one row of the ``agency_breakdown_settings`` table).
+
+    ``is_inherited`` is true for a subsystem key (``PAROLE_*``, ...) that takes the row of its combined
+    ``SUPERVISION_*`` metric.
+    """
+
+    agency_id: str
+    metric_key: str
+    dimension: str
+    category: str
+    enabled: bool
+    is_inherited: bool
 
 
 @dataclass(frozen=True)
@@ -141,10 +195,14 @@ class RosterError(ValueError):
 
 @dataclass(frozen=True)
 class Roster:
-    """The loaded roster: agencies by id, metric settings by (agency_id, metric_key)."""
+    """The loaded roster: agencies by id, metric settings by (agency_id, metric_key), breakdown-category
+    settings by (agency_id, metric_key, dimension, member)."""
 
     agencies: Mapping[str, Agency]
     settings: Mapping[tuple[str, str], MetricSetting]
+    breakdown_settings: Mapping[tuple[str, str, str, str], BreakdownSetting] = field(
+        default_factory=lambda: MappingProxyType({})
+    )
     registry: Registry = field(default_factory=load_registry, repr=False, compare=False)  # for the defaults
 
     def children(self, superagency_id: str) -> tuple[Agency, ...]:
@@ -195,6 +253,36 @@ class Roster:
                 keys.append(metric.key)
         return tuple(keys)
 
+    def category_enabled(self, agency_id: str, metric_key: str, dimension: str, category: str) -> bool:
+        """False when breakdown_settings.csv turns the category (member NAME) of ``dimension`` off for the agency's
+        metric — its own row, or for a subsystem key its combined SUPERVISION_* metric's row; else True."""
+        row = self._breakdown_row(agency_id, metric_key, dimension, category)
+        return row is None or row.enabled
+
+    def category_settings(self) -> tuple[CategorySetting, ...]:
+        """Every breakdown-category setting in effect, in file order: each row of breakdown_settings.csv, and for
+        a SUPERVISION_* row the same setting on the agency's subsystem keys that have no row of their own."""
+        effective: dict[tuple[str, str, str, str], CategorySetting] = {}
+        for agency_id, metric_key, dimension, category in self.breakdown_settings:
+            keys = [metric_key]
+            if self.registry.metrics[metric_key].sector == SUPERVISION:
+                sectors = self.agencies[agency_id].sectors
+                keys += [self.registry.subsystem_key(metric_key, s) for s in SUPERVISION_SUBSYSTEMS if s in sectors]
+            for key in keys:
+                row = self._breakdown_row(agency_id, key, dimension, category)
+                effective[(agency_id, key, dimension, category)] = CategorySetting(
+                    agency_id, key, dimension, category, row.enabled, row.metric_key != key
+                )
+        return tuple(effective.values())
+
+    def _breakdown_row(self, agency_id: str, metric_key: str, dimension: str, category: str) -> BreakdownSetting | None:
+        """The breakdown_settings.csv row that decides the category: the metric's own, else its parent's."""
+        for key in (metric_key, self._supervision_parents.get(metric_key)):
+            row = self.breakdown_settings.get((agency_id, key, dimension, category))
+            if row is not None:
+                return row
+        return None
+
     @cached_property
     def _supervision_parents(self) -> dict[str, str]:
         return _supervision_parents(self.registry)
@@ -209,17 +297,25 @@ class Roster:
 
 
 def load_roster(data_dir: Path, registry: Registry | None = None) -> Roster:
-    """Load ``data_dir/agencies.csv`` (required) and ``data_dir/metric_settings.csv`` (optional).
+    """Load ``data_dir/agencies.csv`` (required), ``metric_settings.csv`` and ``breakdown_settings.csv`` (both
+    optional).
 
-    Raises RosterError listing every problem found in both files.
+    Raises RosterError listing every problem found in the three files.
     """
     registry = registry if registry is not None else load_registry()
     problems: list[Problem] = []
-    agencies, raw_sectors = _load_agencies(Path(data_dir) / AGENCIES_FILE, problems)
-    settings = _load_settings(Path(data_dir) / SETTINGS_FILE, agencies, raw_sectors, registry, problems)
+    data_dir = Path(data_dir)
+    agencies, raw_sectors = _load_agencies(data_dir / AGENCIES_FILE, problems)
+    settings = _load_settings(data_dir / SETTINGS_FILE, raw_sectors, registry, problems)
+    breakdown_settings = _load_breakdown_settings(data_dir / BREAKDOWN_SETTINGS_FILE, raw_sectors, registry, problems)
     if problems:
         raise RosterError(problems)
-    return Roster(MappingProxyType(agencies), MappingProxyType(settings), registry)
+    return Roster(
+        agencies=MappingProxyType(agencies),
+        settings=MappingProxyType(settings),
+        breakdown_settings=MappingProxyType(breakdown_settings),
+        registry=registry,
+    )
 
 
 # --- reading -----------------------------------------------------------------------------------------------
@@ -282,6 +378,15 @@ def _read_csv(path: Path, columns: tuple[str, ...], problems: list[Problem]) -> 
         padded = cells + [""] * (len(header) - len(cells))
         rows.append((line, {column: padded[i].strip() for i, column in enumerate(header) if column}))
     return rows
+
+
+def _read_optional_csv(
+    path: Path, columns: tuple[str, ...], problems: list[Problem]
+) -> list[tuple[int, dict[str, str]]]:
+    """Rows of a file the state may leave out (absent = no rows); problems as ``_read_csv``."""
+    if not path.exists():
+        return []
+    return _read_csv(path, columns, problems) or []
 
 
 def _load_agencies(path: Path, problems: list[Problem]) -> tuple[dict[str, Agency], dict[str, tuple[str, ...]]]:
@@ -421,45 +526,19 @@ def _check_superagencies(name: str, parsed: dict[str, tuple[int, dict[str, Any]]
 
 def _load_settings(
     path: Path,
-    agencies: dict[str, Agency],
     sectors_by_id: dict[str, tuple[str, ...]],
     registry: Registry,
     problems: list[Problem],
 ) -> dict[tuple[str, str], MetricSetting]:
     """Parse metric_settings.csv (absent file = no overrides) against the roster and the metric registry."""
-    if not path.exists():
-        return {}
-    rows = _read_csv(path, SETTINGS_COLUMNS, problems)
-    if rows is None:
-        return {}
+    rows = _read_optional_csv(path, SETTINGS_COLUMNS, problems)
     name = path.name
     settings: dict[tuple[str, str], MetricSetting] = {}
     for line, cells in rows:
         report = _reporter(problems, name, line)
         agency_id, metric_key = cells["agency_id"], cells["metric_key"].upper()
-        for column in ("agency_id", "metric_key"):
-            if not cells[column]:
-                report(column, f"blank; every row names the {column.replace('_', ' ')} it configures")
-        if agency_id and agency_id not in sectors_by_id:
-            report(
-                "agency_id",
-                f"unknown agency '{agency_id}'{_did_you_mean(agency_id, sectors_by_id)}; use an agency_id from"
-                f" {AGENCIES_FILE}",
-            )
-        metric = registry.metrics.get(metric_key)
-        if metric_key and metric is None:
-            report(
-                "metric_key",
-                f"unknown metric key '{cells['metric_key']}'{_did_you_mean(metric_key, registry.metrics)}; use a key of"
-                " the metric registry, e.g. LAW_ENFORCEMENT_ARRESTS",
-            )
+        metric = _agency_metric(cells, report, sectors_by_id, registry)
         sectors = sectors_by_id.get(agency_id)
-        if metric is not None and sectors is not None and metric.sector not in sectors:
-            report(
-                "metric_key",
-                f"{metric_key} is a {metric.sector} metric but agency '{agency_id}' reports for"
-                f" {';'.join(sectors) or 'no sector'}; remove the row or add {metric.sector} to the agency's sectors",
-            )
         setting = MetricSetting(
             agency_id=agency_id,
             metric_key=metric_key,
@@ -492,6 +571,125 @@ def _load_settings(
                 settings[(agency_id, metric_key)] = setting
     _check_starting_months(name, settings, registry, problems)
     return settings
+
+
+def _load_breakdown_settings(
+    path: Path,
+    sectors_by_id: dict[str, tuple[str, ...]],
+    registry: Registry,
+    problems: list[Problem],
+) -> dict[tuple[str, str, str, str], BreakdownSetting]:
+    """Parse breakdown_settings.csv (absent file = every category enabled) against the roster and the registry."""
+    rows = _read_optional_csv(path, BREAKDOWN_SETTINGS_COLUMNS, problems)
+    name = path.name
+    found: dict[tuple[str, str, str, str], BreakdownSetting] = {}
+    for line, cells in rows:
+        report = _reporter(problems, name, line)
+        metric = _agency_metric(cells, report, sectors_by_id, registry)
+        breakdown = _find_breakdown(cells["dimension"], metric, report)
+        member = _find_member(cells["member"], breakdown, report)
+        enabled = _parse_bool(cells["enabled"], report, "enabled")
+        if not cells["enabled"]:
+            report(
+                "enabled",
+                "blank; write false to turn the category off (or true to turn on, for one supervision subsystem, a"
+                " category its combined SUPERVISION_* metric turns off)",
+            )
+        if metric is None or breakdown is None or member is None or enabled is None:
+            continue
+        setting = BreakdownSetting(
+            cells["agency_id"], metric.key, breakdown.dimension.identifier, member.name, enabled, line
+        )
+        key = (setting.agency_id, setting.metric_key, setting.dimension, setting.member)
+        if key in found:
+            report(
+                "member",
+                f"duplicate setting for agency '{setting.agency_id}', {setting.metric_key} and member {setting.member}"
+                f" of {setting.dimension}: already set on line {found[key].line}; keep one of the two rows",
+            )
+        else:
+            found[key] = setting
+    return found
+
+
+def _agency_metric(
+    cells: dict[str, str], report: _Report, sectors_by_id: dict[str, tuple[str, ...]], registry: Registry
+) -> Metric | None:
+    """Check the agency_id and metric_key cells a settings row starts with; the metric when its key is known."""
+    agency_id, metric_key = cells["agency_id"], cells["metric_key"].upper()
+    for column in ("agency_id", "metric_key"):
+        if not cells[column]:
+            report(column, f"blank; every row names the {column.replace('_', ' ')} it configures")
+    if agency_id and agency_id not in sectors_by_id:
+        report(
+            "agency_id",
+            f"unknown agency '{agency_id}'{_did_you_mean(agency_id, sectors_by_id)}; use an agency_id from"
+            f" {AGENCIES_FILE}",
+        )
+    metric = registry.metrics.get(metric_key)
+    if metric_key and metric is None:
+        report(
+            "metric_key",
+            f"unknown metric key '{cells['metric_key']}'{_did_you_mean(metric_key, registry.metrics)}; use a key of"
+            " the metric registry, e.g. LAW_ENFORCEMENT_ARRESTS",
+        )
+    sectors = sectors_by_id.get(agency_id)
+    if metric is not None and sectors is not None and metric.sector not in sectors:
+        report(
+            "metric_key",
+            f"{metric_key} is a {metric.sector} metric but agency '{agency_id}' reports for"
+            f" {';'.join(sectors) or 'no sector'}; remove the row or add {metric.sector} to the agency's sectors",
+        )
+    return metric
+
+
+def _find_breakdown(cell: str, metric: Metric | None, report: _Report) -> Breakdown | None:
+    """The metric's breakdown named by its dimension identifier or its upload column (any case)."""
+    if not cell:
+        report(
+            "dimension", "blank; name the breakdown dimension, e.g. metric/offense/type (or its column, offense_type)"
+        )
+        return None
+    if metric is None:
+        return None  # the metric_key problem is already reported
+    wanted = cell.casefold()
+    for breakdown in metric.breakdowns:
+        if wanted in (breakdown.dimension.identifier.casefold(), (breakdown.column or "").casefold()):
+            return breakdown
+    if not metric.breakdowns:
+        report("dimension", f"{metric.key} has no breakdowns, so it has no categories to turn off; remove the row")
+        return None
+    options = [b.dimension.identifier for b in metric.breakdowns]
+    listed = ", ".join(f"{b.dimension.identifier} ({b.column})" if b.column else b.dimension.identifier
+                       for b in metric.breakdowns)
+    report(
+        "dimension",
+        f"'{cell}' is not a breakdown of {metric.key}{_did_you_mean(wanted, options)}; use one of its dimensions"
+        f" (or their upload columns): {listed}",
+    )
+    return None
+
+
+def _find_member(cell: str, breakdown: Breakdown | None, report: _Report) -> Member | None:
+    """The dimension's member named by its NAME or its display value (any case and spacing)."""
+    if not cell:
+        report("member", "blank; name the category to turn on or off, e.g. OTHER")
+        return None
+    if breakdown is None:
+        return None  # the dimension problem is already reported
+    wanted = _name_key(cell)
+    members = breakdown.dimension.members
+    for label in (lambda m: m.name, lambda m: m.display):  # a NAME wins over another member's display value
+        match = next((m for m in members if _name_key(label(m)) == wanted), None)
+        if match is not None:
+            return match
+    names = [m.name for m in members]
+    report(
+        "member",
+        f"'{cell}' is not a category of {breakdown.dimension.identifier}{_did_you_mean(cell.upper(), names)}; use a"
+        f" member NAME or its display value: {', '.join(names)}",
+    )
+    return None
 
 
 def _check_disaggregation(setting: MetricSetting, metric: Metric, sectors: tuple[str, ...], report: _Report) -> None:

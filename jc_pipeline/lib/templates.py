@@ -9,8 +9,9 @@ ingest's expectations (:mod:`jc_pipeline.lib.ingest.context`):
   per child that reports the sector and has the metric enabled;
 * ``system`` in a SUPERVISION workbook for metrics disaggregated by subsystem: one row group per subsystem the
   agency has (PAROLE, PROBATION, ...) with the subsystem metric enabled;
-* the breakdown column on breakdown sheets, with every member's display value (the roster has no per-member
-  settings yet, so every member counts as enabled);
+* the breakdown column on breakdown sheets, with the display value of every member the row group's agency has
+  enabled for the metric (``breakdown_settings.csv`` turns members off, spec §4.4 / §5.7); a breakdown with every
+  member turned off for every row group gets no sheet;
 * ``value``, left empty for the agency.
 
 Rows: the periods to fill, from January of last year up to the last period that has ended by ``today`` (a period
@@ -26,7 +27,7 @@ from datetime import date
 from pathlib import Path
 
 from jc_pipeline.lib.periods import annual_period, months_between
-from jc_pipeline.lib.registry import SUPERVISION_SUBSYSTEMS, SYSTEM_CODES, Metric, Registry, load_registry
+from jc_pipeline.lib.registry import SUPERVISION_SUBSYSTEMS, SYSTEM_CODES, Breakdown, Metric, Registry, load_registry
 from jc_pipeline.lib.roster import Agency, EffectiveSetting, Roster
 
 SUPERVISION = "SUPERVISION"
@@ -57,11 +58,16 @@ class TemplateWorkbook:
 
 @dataclass(frozen=True)
 class _RowGroup:
-    """Rows of one agency (and subsystem) for one metric, with the setting that decides its periods."""
+    """Rows of one agency (and subsystem) for one metric, with the setting that decides its periods.
+
+    ``agency_id`` and ``metric_key`` (the subsystem key for a subsystem group) decide its breakdown members.
+    """
 
     agency: str | None
     system: str | None
     setting: EffectiveSetting
+    agency_id: str
+    metric_key: str
 
 
 def plan_templates(roster: Roster, agency_id: str, *, today: date,
@@ -131,11 +137,13 @@ def _metric_sheets(roster: Roster, registry: Registry, metric: Metric, sector: s
         if sector == SUPERVISION and base.disaggregated_by_supervision_subsystems:
             with_system = True
             for subsystem in (s for s in SUPERVISION_SUBSYSTEMS if s in reporter.sectors):
-                setting = roster.effective(reporter.agency_id, registry.subsystem_key(metric.key, subsystem))
+                key = registry.subsystem_key(metric.key, subsystem)
+                setting = roster.effective(reporter.agency_id, key)
                 if setting.enabled:
-                    groups.append(_RowGroup(label, subsystem, setting))
+                    groups.append(_RowGroup(label, subsystem, setting, reporter.agency_id, key))
         elif base.enabled:
-            groups.append(_RowGroup(label, SUPERVISION if sector == SUPERVISION else None, base))
+            system = SUPERVISION if sector == SUPERVISION else None
+            groups.append(_RowGroup(label, system, base, reporter.agency_id, metric.key))
     if not groups:
         return []
     # The ingest expects a month column when any reporter has the (combined) metric monthly.
@@ -144,7 +152,7 @@ def _metric_sheets(roster: Roster, registry: Registry, metric: Metric, sector: s
     keys = ["year"] + ["month"] * with_month + ["agency"] * with_agency + ["system"] * with_system
     periods = [(group, period) for group in groups for period in _periods(group.setting, today)]
 
-    def rows(members: Sequence[str] = ()) -> tuple[tuple[object, ...], ...]:
+    def rows(breakdown: Breakdown | None = None) -> tuple[tuple[object, ...], ...]:
         out = []
         for group, (year, month) in periods:
             cells: list[object] = [year]
@@ -154,18 +162,21 @@ def _metric_sheets(roster: Roster, registry: Registry, metric: Metric, sector: s
                 cells.append(group.agency)
             if with_system:
                 cells.append(group.system)
-            if members:
-                out.extend((*cells, member, None) for member in members)
-            else:
+            if breakdown is None:
                 out.append((*cells, None))
+                continue
+            identifier = breakdown.dimension.identifier
+            out.extend((*cells, member.display, None) for member in breakdown.dimension.members
+                       if roster.category_enabled(group.agency_id, group.metric_key, identifier, member.name))
         return tuple(out)
 
     sheets = [TemplateSheet(metric.sheet, (*keys, "value"), rows())]
     for breakdown in metric.breakdowns:
         if breakdown.sheet is None or breakdown.column is None:  # not bulk-uploadable (spec §9.14)
             continue
-        members = [m.display for m in breakdown.dimension.members]
-        sheets.append(TemplateSheet(breakdown.sheet, (*keys, breakdown.column, "value"), rows(members)))
+        breakdown_rows = rows(breakdown)
+        if breakdown_rows:
+            sheets.append(TemplateSheet(breakdown.sheet, (*keys, breakdown.column, "value"), breakdown_rows))
     return sheets
 
 

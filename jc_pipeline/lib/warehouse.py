@@ -23,6 +23,7 @@ from filelock import FileLock
 PUBLISHED_TABLES = (
     "agencies",
     "agency_metric_settings",
+    "agency_breakdown_settings",
     "metric_definitions",
     "metric_categories",
     "source_files",

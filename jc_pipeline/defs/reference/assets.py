@@ -30,6 +30,12 @@ def _reference_specs() -> list[dg.AssetSpec]:
             description="Effective reporting settings per agency and metric: registry defaults overridden by "
             "metric_settings.csv (enabled, frequency, fiscal start month, supervision subsystems).",
         ),
+        dg.AssetSpec(
+            "agency_breakdown_settings",
+            description="Breakdown categories an agency turned off in breakdown_settings.csv (subsystem keys "
+            "inherit their combined SUPERVISION_* metric's rows); every other category is enabled. Disabled "
+            "categories are left out of upload templates; data for them is kept and flagged (category_enabled).",
+        ),
     ]
     return [spec.replace_attributes(group_name="reference", kinds={"duckdb"}) for spec in specs]
 

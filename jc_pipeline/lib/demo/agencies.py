@@ -14,7 +14,14 @@ from functools import cached_property
 from pathlib import Path
 
 from jc_pipeline.lib.demo.manifest import METRIC_CSV, MULTI_SHEET, SINGLE_PAGE
-from jc_pipeline.lib.roster import AGENCIES_FILE, AGENCY_COLUMNS, SETTINGS_COLUMNS, SETTINGS_FILE
+from jc_pipeline.lib.roster import (
+    AGENCIES_FILE,
+    AGENCY_COLUMNS,
+    BREAKDOWN_SETTINGS_COLUMNS,
+    BREAKDOWN_SETTINGS_FILE,
+    SETTINGS_COLUMNS,
+    SETTINGS_FILE,
+)
 
 STATE_CODE = "US_XX"
 STATE_FIPS = "99"  # not assigned to any real state
@@ -141,10 +148,11 @@ class DemoAgency:
 
 @dataclass(frozen=True)
 class DemoState:
-    """The roster and the metric_settings rows."""
+    """The roster, the metric_settings rows and the breakdown_settings rows."""
 
     agencies: tuple[DemoAgency, ...]
     settings: tuple[tuple[str, ...], ...]
+    breakdown_settings: tuple[tuple[str, ...], ...]
     correction_id: str  # the agency that sends a late correction file
 
     @cached_property
@@ -240,14 +248,16 @@ def build_state(rng: random.Random, agencies: int, years: tuple[int, ...]) -> De
     return DemoState(
         agencies=everyone,
         settings=_settings(local),
+        breakdown_settings=_breakdown_settings(local),
         correction_id=local[_CORRECTION_SLOT].agency_id,
     )
 
 
 def write_roster_files(state: DemoState, data_dir: Path) -> None:
-    """Write agencies.csv and metric_settings.csv."""
+    """Write agencies.csv, metric_settings.csv and breakdown_settings.csv."""
     _write_csv(data_dir / AGENCIES_FILE, AGENCY_COLUMNS, [agency.roster_row() for agency in state.agencies])
     _write_csv(data_dir / SETTINGS_FILE, SETTINGS_COLUMNS, state.settings)
+    _write_csv(data_dir / BREAKDOWN_SETTINGS_FILE, BREAKDOWN_SETTINGS_COLUMNS, state.breakdown_settings)
 
 
 def _counties(rng: random.Random, count: int) -> list[tuple[str, str, int]]:
@@ -336,6 +346,29 @@ def _settings(local: list[DemoAgency]) -> tuple[tuple[str, ...], ...]:
     # Supervision money comes from one appropriation, reported combined; everything else by subsystem.
     rows.append(("dcs", "SUPERVISION_FUNDING", "", "", "", "false"))
     return tuple(rows)
+
+
+def _breakdown_settings(local: list[DemoAgency]) -> tuple[tuple[str, ...], ...]:
+    """breakdown_settings.csv rows: four agencies turn a category off (no random draw, so the rest of the demo
+    is the same with or without them).
+
+    Two still deliver the category, so the category_enabled warning shows: district court 1 says it has no
+    'Other Funding', yet the AOC's yearly upload carries an Other Funding row for it; the largest sheriff's office
+    stopped counting restraints as force, but its records system still exports them. Two never deliver it (the
+    quiet case): the DOC's race codes have no 'not Hispanic, other race', and a county jail's screening does not
+    record 'no behavioral health need' (a breakdown that cannot be bulk-uploaded anyway).
+    """
+    sheriffs = sorted((a for a in local if a.agency_id.endswith("_so")), key=lambda a: (-a.population, a.agency_id))
+    # Every county has a sheriff, and every county but the smallest (at least one: build_state makes two or more)
+    # a jail of its own.
+    jail = min(a.agency_id for a in local if a.agency_id.endswith("_jail"))
+    return (
+        ("district_court_1", "COURTS_AND_PRETRIAL_FUNDING", "metric/courts/funding/type", "OTHER", "false"),
+        (sheriffs[0].agency_id, "LAW_ENFORCEMENT_USE_OF_FORCE_INCIDENTS",
+         "metric/law_enforcement/officer_use_of_force_incidents/type", "RESTRAINT", "false"),
+        ("doc", "PRISONS_POPULATION", "global/race_and_ethnicity", "NOT_HISPANIC_OTHER", "false"),
+        (jail, "JAILS_TOTAL_POPULATION", "metric/jails/behavioral_health/type", "NONE", "false"),
+    )
 
 
 def _slug(name: str) -> str:

@@ -22,6 +22,7 @@ STOPPED_REPORTING = "stopped_reporting"  # last row of an agency that stopped de
 TEMPLATE_HINT_ROW = "template_hint_row"  # "[Person Offenses, Property Offenses, ...]" row with blank value
 BLANK_ROW = "blank_row"  # a fully blank row inside a sheet
 INVALID_SHEET_NAME = "invalid_sheet_name"  # a workbook sheet whose name is not a bulk-upload sheet name
+DISABLED_CATEGORY = "disabled_category"  # a breakdown row for a category breakdown_settings.csv turns off
 
 QUIRKS = (
     FISCAL_YEAR,
@@ -40,6 +41,7 @@ QUIRKS = (
     TEMPLATE_HINT_ROW,
     BLANK_ROW,
     INVALID_SHEET_NAME,
+    DISABLED_CATEGORY,
 )
 
 # Layouts of spec §5.1.

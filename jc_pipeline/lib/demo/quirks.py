@@ -3,7 +3,9 @@
 The quirks that come from an agency's habits (month names, category spellings, fiscal years, superagency and
 supervision columns, thousands separators, stopping mid-2023) are produced by the agencies' delivery styles in
 ``deliveries``; this module adds the one-off damage: missing totals, mismatched totals, bad value cells, template
-hint rows, blank rows, a stray sheet, and the late correction file.
+hint rows, blank rows, a stray sheet, and the late correction file. It also marks the rows that deliver a
+breakdown category the agency's settings turn off (the data is generated from the metric settings only, so an
+agency keeps sending such a category, as a records-system export would).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from jc_pipeline.lib.demo import manifest as q
 from jc_pipeline.lib.demo.agencies import DemoState
 from jc_pipeline.lib.demo.deliveries import Delivery, Planner, Row, Sheet
 from jc_pipeline.lib.demo.values import Observation, allocate
+from jc_pipeline.lib.registry import load_registry
 
 NON_NUMERIC = ("N/A", "--", "twelve")
 _DAMAGE = {q.BREAKDOWN_WITHOUT_TOTAL, q.MISMATCHED_TOTAL, q.BLANK_VALUE, q.NON_NUMERIC_VALUE, q.STOPPED_REPORTING}
@@ -29,7 +32,8 @@ def plant_quirks(
     observations: list[Observation],
     years: tuple[int, ...],
 ) -> None:
-    """Damage a few deliveries in place and append the late correction file (the last delivery)."""
+    """Damage a few deliveries in place, append the late correction file (the last delivery) and mark the rows
+    of disabled categories."""
     candidates = [
         d
         for d in deliveries
@@ -53,6 +57,7 @@ def plant_quirks(
     _invalid_sheet_name(targets.next_delivery(lambda d: _sex_sheet(d) is not None))
     _mark_stopped_agencies(deliveries, state)
     deliveries.append(_late_correction(rng, state, planner, observations, years))
+    _mark_disabled_categories(deliveries, state)
 
 
 def _aggregate_sheets_with_breakdowns(delivery: Delivery) -> list[tuple[Sheet, list[Sheet]]]:
@@ -183,6 +188,30 @@ def _mark_stopped_agencies(deliveries: list[Delivery], state: DemoState) -> None
         sheet = next(s for s in last.sheets if "month" in s.columns)
         row = sheet.rows[-1]
         row.mark(q.STOPPED_REPORTING, f"last delivery ({row.year}-{row.month:02d}); the roster still lists the agency")
+
+
+def _mark_disabled_categories(deliveries: list[Delivery], state: DemoState) -> None:
+    """Mark every breakdown row whose category a breakdown_settings row turns off.
+
+    The demo writes those rows with registry identifiers, member NAMEs and the metric key the data is stored
+    under (no subsystem inheritance), so an exact lookup finds them; test_demo_state checks the marks against
+    the roster as the pipeline loads it.
+    """
+    disabled = {(a, key, dimension, member) for a, key, dimension, member, enabled in state.breakdown_settings
+                if enabled == "false"}
+    registry = load_registry()
+    for delivery in deliveries:
+        for sheet in delivery.sheets:
+            for row in sheet.rows:
+                if row.member is None:
+                    continue
+                # Single-page sheets hold every breakdown of a metric; the breakdown_category cell says which.
+                breakdown = sheet.breakdown or next(
+                    b for b in registry.metrics[row.metric_key].breakdowns
+                    if b.column == sheet.get(row, "breakdown_category"))
+                dimension = breakdown.dimension.identifier
+                if (row.agency_id, row.metric_key, dimension, row.member) in disabled:
+                    row.mark(q.DISABLED_CATEGORY, f"{row.member} of {dimension} turned off in breakdown_settings.csv")
 
 
 def _late_correction(

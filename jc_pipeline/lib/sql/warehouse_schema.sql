@@ -40,6 +40,23 @@ COMMENT ON COLUMN agency_metric_settings.starting_month IS 'First month of the a
 COMMENT ON COLUMN agency_metric_settings.disaggregated_by_supervision_subsystems IS 'Supervision only: true when the agency reports this metric under the PAROLE/PROBATION/... keys instead of the combined SUPERVISION key.';
 COMMENT ON COLUMN agency_metric_settings.is_default IS 'True when no row of metric_settings.csv changed the registry default.';
 
+CREATE TABLE IF NOT EXISTS agency_breakdown_settings (
+    agency_id    VARCHAR NOT NULL,
+    metric_key   VARCHAR NOT NULL,
+    dimension    VARCHAR NOT NULL,
+    category     VARCHAR NOT NULL,
+    enabled      BOOLEAN NOT NULL,
+    is_inherited BOOLEAN NOT NULL,
+    PRIMARY KEY (agency_id, metric_key, dimension, category)
+);
+COMMENT ON TABLE agency_breakdown_settings IS 'Breakdown categories an agency turned off (or, for one supervision subsystem, back on) in breakdown_settings.csv; a category without a row is enabled. Data for a disabled category is kept in the state numbers and flagged by the category_enabled validation warning.';
+COMMENT ON COLUMN agency_breakdown_settings.agency_id IS 'Agency (agencies.agency_id).';
+COMMENT ON COLUMN agency_breakdown_settings.metric_key IS 'Metric (metric_definitions.metric_key).';
+COMMENT ON COLUMN agency_breakdown_settings.dimension IS 'Breakdown dimension identifier (metric_categories.dimension), e.g. metric/offense/type.';
+COMMENT ON COLUMN agency_breakdown_settings.category IS 'Member NAME (metric_categories.category), e.g. PUBLIC_ORDER.';
+COMMENT ON COLUMN agency_breakdown_settings.enabled IS 'False: the agency does not report this category; it is left out of its upload templates.';
+COMMENT ON COLUMN agency_breakdown_settings.is_inherited IS 'True for a subsystem key (PAROLE_*, PROBATION_*, ...) that takes the setting of its combined SUPERVISION_* metric.';
+
 CREATE TABLE IF NOT EXISTS metric_definitions (
     metric_key        VARCHAR PRIMARY KEY,
     sector            VARCHAR NOT NULL,

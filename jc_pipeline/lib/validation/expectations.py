@@ -3,8 +3,8 @@
 One or two expectations per ``engine="gx"`` rule, each built by a small builder from the registry (the category
 value sets are the registry's metric breakdowns and dimension members) or from a column that
 ``sql/datapoints.sql`` pre-computes from the roster and the agencies' settings (period alignment, roster
-membership, enabled metrics). Failing rows come back from GX as ``row_id`` values and are mapped to datapoints
-by the caller.
+membership, enabled metrics, enabled breakdown categories). Failing rows come back from GX as ``row_id`` values
+and are mapped to datapoints by the caller.
 
 GX costs ~2.4 s to import, so it is imported lazily and the context is built once per process; suites are
 built once per registry object.
@@ -91,6 +91,7 @@ BUILDERS: dict[str, Callable[[Any, Rule, Any], tuple[Any, ...]]] = {
     "agency_in_roster": _is_ok,
     "counts_are_whole_numbers": _whole,
     "metric_enabled": _is_ok,
+    "category_enabled": _is_ok,
 }
 
 #: Slice column whose value explains a failure (``observed``), per rule; default: the rule's column.

@@ -200,14 +200,28 @@ RULES: tuple[Rule, ...] = (
         title="Metric is enabled for the agency",
         description="Data was received for a metric the agency's settings say it does not report: a disabled "
                     "metric, or a combined supervision metric the agency reports by subsystem (parole, "
-                    "probation, ...) instead. (Disabled breakdown categories are not in the settings model yet "
-                    "and are not checked.)",
+                    "probation, ...) instead. The data is kept in the state numbers.",
         remedy="If you now report this metric (or report supervision combined), ask the state team to update "
                "your settings; otherwise remove it from your upload.",
         message="{metric} for {period} was received, but {observed}.",
         engine="gx",
         column="setting_problem",
         group_by=PERIOD,
+    ),
+    Rule(
+        name="category_enabled",
+        severity=WARNING,
+        title="Breakdown category is enabled for the agency",
+        description="Data was received for a breakdown category the agency's settings turn off (for example "
+                    "'Other Funding' for a court that said it has no other funding sources). The value is kept "
+                    "in the state numbers. Categories of a metric the check 'Metric is enabled for the agency' "
+                    "already flags are not flagged again.",
+        remedy="If you do report this category, ask the state team to turn it back on in your settings; "
+               "otherwise leave it out of your uploads (your upload template no longer lists it).",
+        message="{metric} for {period}: data for '{category}' ({dimension}) was received, but {observed}.",
+        engine="gx",
+        column="category_setting_problem",
+        group_by=DATAPOINT,
     ),
     Rule(
         name="jail_population_parts_match_total",

@@ -13,8 +13,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from jc_pipeline.lib.registry import Registry
 
 #: Contract tables validation and the report read or write.
-TABLES = ("agencies", "agency_metric_settings", "metric_definitions", "metric_categories", "agency_metrics",
-          "validation_results", "source_files", "rejected_rows")
+TABLES = ("agencies", "agency_metric_settings", "agency_breakdown_settings", "metric_definitions",
+          "metric_categories", "agency_metrics", "validation_results", "source_files", "rejected_rows")
 _EXAMPLES = 5
 
 

@@ -58,9 +58,22 @@ SELECT
         WHEN d.sector = 'SUPERVISION' AND s.disaggregated_by_supervision_subsystems
             THEN 'your settings report this metric by supervision subsystem (parole, probation, ...), not combined'
         ELSE 'ok'
-    END AS setting_problem
+    END AS setting_problem,
+    -- category_enabled: a breakdown category the agency turned off (agency_breakdown_settings; totals never match
+    -- a row). Refers to setting_problem above (a DuckDB lateral alias): a metric that metric_enabled already
+    -- flags is not flagged again, category by category.
+    CASE
+        WHEN setting_problem = 'ok' AND NOT b.enabled AND b.is_inherited
+            THEN 'your settings turn this category off for the combined supervision metric, which applies to '
+                 || 'each subsystem'
+        WHEN setting_problem = 'ok' AND NOT b.enabled
+            THEN 'your settings turn this category off'
+        ELSE 'ok'
+    END AS category_setting_problem
 FROM agency_metrics AS m
 LEFT JOIN agencies AS a ON a.agency_id = m.agency_id
 LEFT JOIN metric_definitions AS d ON d.metric_key = m.metric_key
 LEFT JOIN agency_metric_settings AS s ON s.agency_id = m.agency_id AND s.metric_key = m.metric_key
+LEFT JOIN agency_breakdown_settings AS b ON b.agency_id = m.agency_id AND b.metric_key = m.metric_key
+    AND b.dimension = m.dimension AND b.category = m.category
 WHERE list_contains($months, m.period_start)

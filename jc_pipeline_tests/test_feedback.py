@@ -3,6 +3,7 @@ row, column, value, rule, what to do) and the periods still missing; safe file n
 
 from __future__ import annotations
 
+from datetime import timedelta
 from html import escape
 
 import fastexcel
@@ -145,3 +146,23 @@ def test_report_command_writes_the_state_page_and_the_feedback_it_links_to(tmp_p
     assert state_page.is_file() and (tmp_path / "reports" / "agencies" / "LE2.xlsx").is_file()
     assert '<a href="../agencies/LE2.html">' in state_page.read_text(encoding="utf-8")
     assert str(state_page) in capsys.readouterr().out
+
+
+def test_full_run_rewrites_only_agencies_whose_feedback_changed(written, tmp_path):
+    con, _, _ = written
+    first = feedback.write_agency_feedback(con, tmp_path, generated_at=GENERATED_AT)
+    assert all(f.rewritten for f in first.values())
+    later = GENERATED_AT + timedelta(days=1)
+    before = {f.xlsx.name: f.xlsx.read_bytes() for f in first.values()}
+    con.execute("UPDATE rejected_rows SET message = 'a new message' WHERE file_id IN "
+                "(SELECT file_id FROM source_files WHERE path = ?)", [FILE_PATH])
+    try:
+        second = feedback.write_agency_feedback(con, tmp_path, generated_at=later)
+    finally:
+        con.execute("UPDATE rejected_rows SET message = 'restored' WHERE message = 'a new message'")
+    assert {a for a, f in second.items() if f.rewritten} == {"LE2"}  # the agency whose file it is
+    assert f"{later:%Y-%m-%d %H:%M}" in second["LE2"].html.read_text(encoding="utf-8")
+    assert all(second[a].xlsx.read_bytes() == before[second[a].xlsx.name] for a in second if a != "LE2")
+    second["LE4"].html.unlink()  # a file someone deleted is written again even though nothing changed
+    third = feedback.write_agency_feedback(con, tmp_path, generated_at=later)
+    assert {a for a, f in third.items() if f.rewritten} == {"LE4", "LE2"} and third["LE4"].html.is_file()

@@ -17,13 +17,15 @@ from jc_pipeline.lib import feedback, report
 def agency_feedback(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     """Per agency, `reports/agencies/<agency_id>.xlsx` and `.html`: every row ingest rejected or warned about and
     every failed check (file, sheet, row, column, value, rule, what to do), plus the periods the agency is still
-    expected to send. The files to send each agency after a run."""
+    expected to send. The files to send each agency after a run; an agency's files are rewritten only when what
+    they say changed."""
     out_dir = warehouse.layout.reports / "agencies"
     with duckdb.connect(str(warehouse.layout.warehouse), read_only=True) as con:
         written = feedback.write_agency_feedback(con, out_dir, generated_at=datetime.now(timezone.utc))
     return dg.MaterializeResult(metadata={
         "path": dg.MetadataValue.path(str(out_dir / feedback.INDEX_FILE)),
         "agencies": len(written),
+        "agencies_rewritten": sum(1 for f in written.values() if f.rewritten),
         "agencies_with_findings": sum(1 for f in written.values() if f.findings),
         "periods_missing": sum(f.periods_missing for f in written.values()),
     })

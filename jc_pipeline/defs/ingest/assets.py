@@ -17,7 +17,8 @@ _COMMON = {"group_name": "ingest", "kinds": {"duckdb", "polars"}}
             "source_files",
             description="Every file delivered to inbox/<agency_id>/<SECTOR>/, once per content hash: status, "
             "reason, and rows total = loaded + rejected.",
-            deps=["agencies", "agency_metric_settings", "metric_definitions", "metric_categories"],
+            deps=["agencies", "agency_metric_settings", "agency_breakdown_settings", "metric_definitions",
+                  "metric_categories"],
             **_COMMON,
         ),
         dg.AssetSpec(

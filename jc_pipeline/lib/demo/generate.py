@@ -15,20 +15,20 @@ from jc_pipeline.lib.demo.quirks import plant_quirks
 from jc_pipeline.lib.demo.values import observations
 from jc_pipeline.lib.demo.writers import write_delivery
 from jc_pipeline.lib.registry import load_registry
-from jc_pipeline.lib.roster import AGENCIES_FILE, SETTINGS_FILE, load_roster
+from jc_pipeline.lib.roster import AGENCIES_FILE, BREAKDOWN_SETTINGS_FILE, SETTINGS_FILE, load_roster
 
 LAST_YEAR = 2025  # history ends here whatever today's date, so the same seed always gives the same files
-_OWNED = ("inbox", "mappings", AGENCIES_FILE, SETTINGS_FILE)
+_OWNED = ("inbox", "mappings", AGENCIES_FILE, SETTINGS_FILE, BREAKDOWN_SETTINGS_FILE)
 
 
 def write_demo_state(
     data_dir: Path, *, agencies: int = 64, years: int = 6, seed: int = 7, overwrite: bool = False
 ) -> DemoManifest:
-    """Write agencies.csv, metric_settings.csv and a few hundred bulk-upload files under ``data_dir/inbox``.
+    """Write the roster (agencies.csv, metric_settings.csv, breakdown_settings.csv) and a few hundred bulk-upload
+    files under ``data_dir/inbox``.
 
     ``years`` calendar years of history ending in 2025. Raises FileExistsError when ``data_dir`` already holds a
-    roster, unless ``overwrite`` (which removes only ``inbox/``, ``mappings/``, agencies.csv and
-    metric_settings.csv). A few agencies also deliver native exports with a mapping (see :mod:`native`).
+    roster, unless ``overwrite`` (which removes only ``inbox/``, ``mappings/`` and the three roster files). A few agencies also deliver native exports with a mapping (see :mod:`native`).
     """
     data_dir = Path(data_dir)
     if years < 1:
@@ -37,7 +37,7 @@ def write_demo_state(
         if not overwrite:
             raise FileExistsError(
                 f"{data_dir / AGENCIES_FILE} already exists; refusing to overwrite a data directory "
-                "(pass overwrite=True to replace its inbox/, agencies.csv and metric_settings.csv)"
+                "(pass overwrite=True to replace its inbox/, mappings/ and roster files)"
             )
         _remove_owned(data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)

@@ -139,3 +139,29 @@ def test_check_structure_ok_then_detects_breakage(tmp_path):
 def test_check_structure_detects_an_empty_roster(tmp_path):
     wh = Warehouse(tmp_path / "w.duckdb")
     assert any("'agencies' is empty" in p for p in validation.check_structure(wh.con, REGISTRY))
+
+
+def test_a_run_over_several_years_equals_checking_each_year_alone(tmp_path):
+    """Months are checked a calendar year at a time (bounded memory); the outcome and the stored results are those
+    of checking every year on its own, and the year-scoped rule still sees a whole year."""
+    def build(path: Path) -> Warehouse:
+        wh = _state(path)
+        wh.add("B", ARRESTS, month(2024, 3), -1)  # an error in another year
+        wh.add("C", ARRESTS, month(2024, 5), 12)  # C reports 2024 with a gap: no_missing_months fires for 2024
+        return wh
+
+    together = build(tmp_path / "together.duckdb")
+    outcomes = together.validate([month(2024, 3), month(2024, 5), MARCH])
+    apart = build(tmp_path / "apart.duckdb")
+    per_year = [apart.validate([month(2024, 3), month(2024, 5)]), apart.validate([MARCH])]
+
+    def stored(wh: Warehouse) -> list[tuple]:
+        return sorted((r["check_name"], r["agency_id"], r["period_start"], r["message"]) for r in wh.results())
+
+    assert stored(together) == stored(apart)
+    assert {r["period_start"].year for r in together.results() if r["severity"] == "ERROR"} == {2024, 2025}
+    for name, outcome in outcomes.items():
+        assert outcome.failing_groups == sum(o[name].failing_groups for o in per_year), name
+        assert outcome.checked_rows == sum(o[name].checked_rows for o in per_year), name
+        assert outcome.passed == all(o[name].passed for o in per_year), name
+    assert not outcomes["no_missing_months"].passed

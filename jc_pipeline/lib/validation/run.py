@@ -60,17 +60,27 @@ def validate_months(con: duckdb.DuckDBPyConnection, months: Sequence[date], *, t
                     registry: Registry) -> list[RuleOutcome]:
     """Check the agency_metrics rows whose period starts in ``months``; store and return the outcomes.
 
-    Rules read other months where they need context (earlier periods, the rest of the year). Stored results
-    of each rule that ran are replaced in one transaction (see ``Rule.scope``); results of a rule that crashed
-    are left as they were, so a crash never clears an exclusion. Returns one outcome per rule of ``RULES``.
-    ``con`` must not be inside an open transaction (DuckDB cannot nest them).
+    Rules read other months where they need context (earlier periods, the rest of the year). The months are
+    checked one calendar year at a time, so memory stays bounded by a year of the state's datapoints however
+    long the history (the Great Expectations rules hold their slice in pandas). Stored results of each rule that
+    ran are replaced per year in one transaction (see ``Rule.scope``); results of a rule that crashed are left as
+    they were, so a crash never clears an exclusion. Returns one outcome per rule of ``RULES``, summed over the
+    years. ``con`` must not be inside an open transaction (DuckDB cannot nest them).
     """
     months = sorted({month_start(m) for m in months})
-    if not months:
-        return [RuleOutcome(rule, True, 0, 0) for rule in RULES]
+    outcomes = [RuleOutcome(rule, True, 0, 0) for rule in RULES]
     checked_at = datetime.now(UTC).replace(tzinfo=None)
     names = _labels(registry)
+    for year in sorted({m.year for m in months}):
+        window = [m for m in months if m.year == year]
+        outcomes = [_combine(a, b) for a, b in zip(outcomes, _validate(con, window, today, registry, names,
+                                                                       checked_at), strict=True)]
+    return outcomes
 
+
+def _validate(con: duckdb.DuckDBPyConnection, months: list[date], today: date, registry: Registry,
+              names: dict[str, str], checked_at: datetime) -> list[RuleOutcome]:
+    """Every rule on the months of one calendar year; stores their results."""
     found: dict[str, tuple[list[dict[str, Any]], int, str | None]] = {}
     for rule, groups, checked, error in _gx_groups(con, months, today, registry):
         found[rule.name] = (groups, checked, error)
@@ -89,6 +99,12 @@ def validate_months(con: duckdb.DuckDBPyConnection, months: Sequence[date], *, t
         outcomes.append(RuleOutcome(rule, error is None and not results, len(results), checked, sample, error))
     _store(con, months, [o.rule for o in outcomes if o.error is None], rows)
     return outcomes
+
+
+def _combine(a: RuleOutcome, b: RuleOutcome) -> RuleOutcome:
+    """One rule's outcomes over two sets of months as one."""
+    return RuleOutcome(a.rule, a.passed and b.passed, a.failing_groups + b.failing_groups,
+                       a.checked_rows + b.checked_rows, (a.sample + b.sample)[:SAMPLE_SIZE], a.error or b.error)
 
 
 # ---- Great Expectations rules ------------------------------------------------------------------------------

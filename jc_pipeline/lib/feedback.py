@@ -107,7 +107,7 @@ def write_agency_feedback(con: duckdb.DuckDBPyConnection, out_dir: Path, *, gene
     names = dict(con.execute("SELECT agency_id, agency_name FROM agencies").fetchall())
     findings = grouped(records(con, FINDINGS_SQL))
     rejects = grouped(records(con, REJECTS_SQL))
-    missing = grouped(r for r in expected_periods(con) if r["status"] != "REPORTED")
+    missing = grouped(expected_periods(con, unreported_only=True))
     if generated_at.tzinfo is not None:
         generated_at = generated_at.astimezone(UTC)
     stamp = generated_at.strftime("%Y-%m-%d %H:%M")

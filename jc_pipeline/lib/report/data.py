@@ -173,9 +173,14 @@ def load_state_views(con: duckdb.DuckDBPyConnection, expected_rows: list[dict[st
                         expected.get(state, [])) for state in states]
 
 
-def expected_periods(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
-    """Rows of ``sql/expected_periods.sql``: each agency x metric x period it is expected to report, with status."""
-    return records(con, _sql("expected_periods.sql"))
+def expected_periods(con: duckdb.DuckDBPyConnection, *, unreported_only: bool = False) -> list[dict[str, Any]]:
+    """Rows of ``sql/expected_periods.sql``: each agency x metric x period it is expected to report, with status;
+    with ``unreported_only`` only those not REPORTED (filtered in DuckDB: a large state has millions of rows)."""
+    query = _sql("expected_periods.sql")
+    if unreported_only:
+        query = (f"SELECT * FROM ({query}) WHERE status <> 'REPORTED' "
+                 "ORDER BY state_code, agency_id, metric_key, period_start")
+    return records(con, query)
 
 
 def sector_title(code: str) -> str:

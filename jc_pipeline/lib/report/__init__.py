@@ -24,6 +24,7 @@ from jc_pipeline.lib.report.data import (
     load_state_views,
     quality_summary,
     sector_title,
+    stage_expected_periods,
 )
 from jc_pipeline.lib.report.page import AgencyLinks, render_page
 
@@ -47,9 +48,9 @@ def write_state_report(con: duckdb.DuckDBPyConnection, out_dir: Path, *, generat
     ``agency_links`` maps agency ids to their feedback pages, relative to ``out_dir``; agencies without an entry
     are listed without a link, so the page never links to a file that was not written.
     """
-    expected = expected_periods(con)
-    states = load_state_views(con, expected)
-    quality = quality_summary(con, expected)
+    stage_expected_periods(con)
+    states = load_state_views(con)
+    quality = quality_summary(con)
     if generated_at.tzinfo is not None:  # naive times are taken as UTC already
         generated_at = generated_at.astimezone(UTC)
     html = render_page(states, quality, agency_links or {}, generated_at.strftime("%Y-%m-%d %H:%M"))

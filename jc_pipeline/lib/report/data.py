@@ -160,17 +160,40 @@ class StateView:
     periods: tuple[str, str] | None
 
 
-def load_state_views(con: duckdb.DuckDBPyConnection, expected_rows: list[dict[str, Any]]) -> list[StateView]:
-    """Everything the state report shows, per state on the roster (usually one); ``expected_rows`` are
-    :func:`expected_periods`, passed in because the data-quality summary needs them too."""
+def load_state_views(con: duckdb.DuckDBPyConnection) -> list[StateView]:
+    """Everything the state report shows, per state on the roster (usually one). Needs
+    :func:`stage_expected_periods` on ``con`` first."""
     definitions = {d["metric_key"]: d for d in records(con, _DEFINITIONS_SQL)}
     totals = _by(records(con, _TOTALS_SQL), "state_code")
     breakdowns = _by(records(con, _BREAKDOWNS_SQL), "state_code")
-    expected = _by(expected_rows, "state_code")
+    grid_rows = _by(records(con, _GRID_PERIODS_SQL, {"months": GRID_MONTHS - 1, "years": GRID_YEARS}),
+                    "state_code")
+    expected_keys = _by(records(con, f"SELECT DISTINCT state_code, parent_sector, metric_key FROM {STAGED}"),
+                        "state_code")
     states = sorted({r[0] for r in con.execute("SELECT DISTINCT state_code FROM agencies").fetchall()}
                     | set(totals))
     return [_state_view(state, definitions, totals.get(state, []), breakdowns.get(state, []),
-                        expected.get(state, [])) for state in states]
+                        grid_rows.get(state, []), expected_keys.get(state, [])) for state in states]
+
+
+#: The temporary table :func:`stage_expected_periods` fills: the report reads expected periods several ways, and
+#: computing them is the costly part (seconds per million expected periods), so it is done once.
+STAGED = "temp.report_expected_periods"
+# The periods a coverage grid shows: the latest months (annual: years, by the year the period ends) of each
+# state's section and cadence.
+_GRID_PERIODS_SQL = f"""
+SELECT * FROM {STAGED}
+WINDOW cadence AS (PARTITION BY state_code, parent_sector, frequency)
+QUALIFY CASE WHEN frequency = 'MONTHLY'
+             THEN period_start >= max(period_start) OVER cadence - to_months($months)
+             ELSE year(period_end - INTERVAL 1 MONTH) > year(max(period_end) OVER cadence) - $years END
+ORDER BY state_code, agency_id, metric_key, period_start
+"""
+
+
+def stage_expected_periods(con: duckdb.DuckDBPyConnection) -> None:
+    """Compute :func:`expected_periods` once into a temporary table of this connection (read-only is enough)."""
+    con.execute(f"CREATE OR REPLACE TEMP TABLE report_expected_periods AS {_sql('expected_periods.sql')}")
 
 
 def expected_periods(con: duckdb.DuckDBPyConnection, *, unreported_only: bool = False) -> list[dict[str, Any]]:
@@ -192,11 +215,13 @@ def sector_title(code: str) -> str:
 
 
 def _state_view(state: str, definitions: Mapping[str, dict], totals: list[dict], breakdowns: list[dict],
-                expected: list[dict]) -> StateView:
+                expected: list[dict], expected_keys: list[dict]) -> StateView:
+    """``expected`` holds the periods the coverage grids show; ``expected_keys`` every metric expected at all."""
     order = {key: i for i, key in enumerate(load_registry().metrics)}
     totals_by_metric = _by(totals, "metric_key")
     breakdowns_by_metric = _by(breakdowns, "metric_key")
     expected_by_section = _by(expected, "parent_sector")
+    keys_by_section = _by(expected_keys, "parent_sector")
     sections = []
     for code in SECTION_ORDER:
         keys = sorted((k for k, d in definitions.items() if d["parent_sector"] == code),
@@ -204,9 +229,9 @@ def _state_view(state: str, definitions: Mapping[str, dict], totals: list[dict],
         metrics = [_metric_view(definitions[k], totals_by_metric[k], breakdowns_by_metric.get(k, []))
                    for k in keys if k in totals_by_metric]
         section_expected = expected_by_section.get(code, [])
-        expected_keys = {r["metric_key"] for r in section_expected}
-        no_data = [definitions[k]["display_name"] for k in keys if k in expected_keys and k not in totals_by_metric]
-        if metrics or no_data or section_expected:
+        section_keys = {r["metric_key"] for r in keys_by_section.get(code, [])}
+        no_data = [definitions[k]["display_name"] for k in keys if k in section_keys and k not in totals_by_metric]
+        if metrics or no_data or section_keys:
             sections.append(SectionView(code, sector_title(code), metrics, _grids(section_expected), no_data))
     starts = [r["period_start"] for r in totals]
     periods = (min(starts).isoformat(), max(r["period_end"] for r in totals).isoformat()) if starts else None
@@ -393,14 +418,17 @@ class AgencyQuality:
     periods_failed: int
 
 
-def quality_summary(con: duckdb.DuckDBPyConnection, expected: list[dict[str, Any]]) -> list[AgencyQuality]:
-    """Per roster agency: failing checks, ingest findings and expected periods not in the state numbers."""
-    missing: dict[str, int] = defaultdict(int)
-    failed: dict[str, int] = defaultdict(int)
-    for row in expected:
-        if row["status"] == FAILED:
-            failed[row["agency_id"]] += 1
-        elif row["status"] != REPORTED:
-            missing[row["agency_id"]] += 1
-    return [AgencyQuality(**r, periods_missing=missing[r["agency_id"]], periods_failed=failed[r["agency_id"]])
+def quality_summary(con: duckdb.DuckDBPyConnection) -> list[AgencyQuality]:
+    """Per roster agency: failing checks, ingest findings and expected periods not in the state numbers. Needs
+    :func:`stage_expected_periods` on ``con`` first."""
+    periods = {r["agency_id"]: r for r in records(con, _PERIOD_COUNTS_SQL, {"failed": FAILED, "reported": REPORTED})}
+    return [AgencyQuality(**r, periods_missing=periods.get(r["agency_id"], {}).get("missing", 0),
+                          periods_failed=periods.get(r["agency_id"], {}).get("failed", 0))
             for r in records(con, _QUALITY_SQL)]
+
+
+_PERIOD_COUNTS_SQL = f"""
+SELECT agency_id, count(*) FILTER (WHERE status = $failed) AS failed,
+       count(*) FILTER (WHERE status NOT IN ($failed, $reported)) AS missing
+FROM {STAGED} GROUP BY agency_id
+"""

@@ -84,8 +84,9 @@ def write_quality_report(con: duckdb.DuckDBPyConnection, out_dir: Path, *, gener
 # ---- queries ----------------------------------------------------------------------------------------------------
 
 
-def records(con: duckdb.DuckDBPyConnection, sql: str) -> list[dict[str, Any]]:
-    return con.sql(sql).to_arrow_table().to_pylist()
+def records(con: duckdb.DuckDBPyConnection, sql: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """The rows of a query as dicts (through Arrow: many times faster than DuckDB's own Python conversion)."""
+    return con.sql(sql, params=params).to_arrow_table().to_pylist()
 
 
 def grouped(rows: Iterable[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:

@@ -32,7 +32,8 @@ _COMMON = {"group_name": "ingest", "kinds": {"duckdb", "polars"}}
     pool=WAREHOUSE_POOL,
 )
 def inbox_files(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> Iterator[dg.MaterializeResult]:
-    """Read only the files whose sha256 the store has not seen, then record them in one short transaction."""
+    """Read only the files whose sha256 the store has not seen, and record them batch by batch, each batch in
+    one short transaction."""
     registry, roster = warehouse.registry(), warehouse.roster()
     store = warehouse.store()
     with store.connect() as con:
@@ -43,11 +44,15 @@ def inbox_files(context: dg.AssetExecutionContext, warehouse: WarehouseResource)
         if done == total or done % 50 == 0:
             context.log.info(f"parsed {done}/{total} new or changed files")
 
-    batch = ingest.parse_inbox(
+    # Batch by batch: memory stays bounded, and a run stopped half-way keeps what it wrote (the next run reads
+    # only the files not recorded yet and rolls up every month the written batches touched).
+    reports = []
+    for batch in ingest.parse_inbox_batches(
         warehouse.layout.root, known, roster, registry, now=datetime.now(timezone.utc), progress=log_progress
-    )
-    with store.connect() as con:
-        report = ingest.write_batch(con, batch)
+    ):
+        with store.connect() as con:
+            reports.append(ingest.write_batch(con, batch))
+    report = sum(reports[1:], reports[0])
     touched = [month.isoformat() for month in report.touched_months]
     yield dg.MaterializeResult(
         asset_key="source_files",

@@ -6,12 +6,13 @@ Public API (called by the Dagster layer)::
     known = ingest.known_files(con)
     batch = ingest.parse_inbox(data_dir, known, roster, registry, now=..., progress=None)   # pure, no DB
     report = ingest.write_batch(con, batch)                                                # one transaction
+    for batch in ingest.parse_inbox_batches(...): ...   # the same in bounded memory, batch after batch
     ingest.resolve_agency_metrics(con, months, roster, registry)
 
 Pure logic only (no Dagster import). The rule catalogue is :data:`RULES` (documented in docs/rules.md).
 """
 
-from jc_pipeline.lib.ingest.batch import IngestBatch, parse_inbox
+from jc_pipeline.lib.ingest.batch import IngestBatch, parse_inbox, parse_inbox_batches
 from jc_pipeline.lib.ingest.resolve import resolve_agency_metrics
 from jc_pipeline.lib.ingest.rules import RULES, Rule
 from jc_pipeline.lib.ingest.store import STAGED_TABLE, IngestReport, ensure_schema, known_files, write_batch
@@ -25,6 +26,7 @@ __all__ = [
     "ensure_schema",
     "known_files",
     "parse_inbox",
+    "parse_inbox_batches",
     "resolve_agency_metrics",
     "write_batch",
 ]

@@ -12,7 +12,7 @@ ERRORED when any ERROR finding exists, else INGESTED. ``reason`` says why a file
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,6 +31,8 @@ from jc_pipeline.lib.registry import Registry
 from jc_pipeline.lib.roster import Roster
 
 INGESTED, ERRORED, UNREADABLE = "INGESTED", "ERRORED", "UNREADABLE"
+#: New files read into one batch before it is handed over to be written (a 10M-row state read whole needed 10 GB).
+BATCH_BYTES = 32 * 1024 * 1024
 #: Plain CSVs are parsed in groups once this many bytes wait (bounds memory on huge deliveries).
 PENDING_CSV_BYTES = 64 * 1024 * 1024
 FILE_SCHEMA = {
@@ -65,15 +67,35 @@ class IngestBatch:
 
 def parse_inbox(data_dir: Path, known: Mapping[str, str], roster: Roster, registry: Registry, *, now: datetime,
                 progress: Callable[[int, int], None] | None = None) -> IngestBatch:
-    """Read every inbox file whose sha256 differs from ``known[path]`` (see the module docstring)."""
+    """Read every inbox file whose sha256 differs from ``known[path]`` into one batch (see the module docstring)."""
+    (batch,) = parse_inbox_batches(data_dir, known, roster, registry, now=now, progress=progress, batch_bytes=None)
+    return batch
+
+
+def parse_inbox_batches(data_dir: Path, known: Mapping[str, str], roster: Roster, registry: Registry, *,
+                        now: datetime, progress: Callable[[int, int], None] | None = None,
+                        batch_bytes: int | None = BATCH_BYTES) -> Iterator[IngestBatch]:
+    """:func:`parse_inbox` in batches of about ``batch_bytes`` of new files (None: one batch), each complete and
+    writable on its own, so memory stays bounded however much history a state delivers at once.
+
+    Files are read in upload order (``received_at``, then path), the order :func:`store.write_batch` numbers them
+    in, so writing the batches one after another numbers the uploads exactly as one batch would: which upload
+    wins a datapoint never depends on where the batches were cut. Always yields at least one batch.
+    """
     now = now.astimezone(UTC).replace(tzinfo=None) if now.tzinfo else now
-    inbox = scan_inbox(Path(data_dir))
-    parser = _Parser(roster, registry, now)
+    inbox = sorted(scan_inbox(Path(data_dir)), key=lambda f: (f.received_at, f.path))
     from jc_pipeline.lib.mappings import NativeExtracts  # here: jc_pipeline.lib.mappings imports ingest modules
 
-    parser.native = NativeExtracts(Path(data_dir), roster, registry, now)  # agency-native exports (mappings/)
-    unchanged = 0
+    def new_parser() -> _Parser:
+        parser = _Parser(roster, registry, now)
+        parser.native = NativeExtracts(Path(data_dir), roster, registry, now)  # agency-native exports (mappings/)
+        return parser
+
+    parser, unchanged, read = new_parser(), 0, 0
     for done, file in enumerate(inbox, start=1):
+        if batch_bytes is not None and read >= batch_bytes:
+            yield parser.finish(unchanged)
+            parser, unchanged, read = new_parser(), 0, 0
         try:
             sha, data = fingerprint(file)
             problem = None
@@ -87,9 +109,10 @@ def parse_inbox(data_dir: Path, known: Mapping[str, str], roster: Roster, regist
             parser.unopenable(file, sha, change, problem)
         else:
             parser.parse(file, sha, data, change)
+            read += file.size
         if progress is not None:
             progress(done, len(inbox))
-    return parser.finish(unchanged)
+    yield parser.finish(unchanged)
 
 
 class _Parser:

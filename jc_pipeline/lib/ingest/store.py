@@ -48,6 +48,15 @@ class IngestReport:
     rows_loaded: int
     rows_rejected: int
 
+    def __add__(self, other: IngestReport) -> IngestReport:
+        """What two batches written one after the other recorded."""
+        return IngestReport(sorted(set(self.touched_months) | set(other.touched_months)),
+                            *(getattr(self, f) + getattr(other, f) for f in _COUNTS))
+
+
+_COUNTS = ("files_new", "files_changed", "files_unchanged", "files_unreadable", "rows_total", "rows_loaded",
+           "rows_rejected")
+
 
 def _sql(name: str) -> str:
     return resources.files("jc_pipeline.lib.ingest").joinpath(f"sql/{name}").read_text(encoding="utf-8")
@@ -75,8 +84,9 @@ def write_batch(con: duckdb.DuckDBPyConnection, batch: IngestBatch) -> IngestRep
             files = _with_ids(files, first)
             ids = files.select("path", "file_id", "upload_seq")
             findings = batch.findings.join(ids, on="path").select(_FINDING_COLUMNS)
-            staged = batch.datapoints.join(ids, on="path").rename({"sheet_idx": "sheet_order"}).select(
-                _STAGED_COLUMNS)
+            # sheet_order counts the sheets of each file from 0, whichever batch the file was read in.
+            staged = batch.datapoints.join(ids, on="path").with_columns(
+                sheet_order=pl.col("sheet_idx") - pl.col("sheet_idx").min().over("path")).select(_STAGED_COLUMNS)
             _insert(con, "source_files", files.select(_FILE_COLUMNS))
             _insert(con, "rejected_rows", findings)
             _insert(con, STAGED_TABLE, staged)

@@ -71,3 +71,31 @@ def test_report_is_static_and_escapes_data(report):
         assert "<script" not in html and "http://" not in html and "https://" not in html
     unassigned = (report.parent / _page_name("(no agency)")).read_text()
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in unassigned and "inbox/stray.csv" in unassigned
+
+
+def test_pages_are_rewritten_only_when_their_findings_change(tmp_path):
+    wh = Warehouse(tmp_path / "w.duckdb")
+    for agency in ("A", "B"):
+        wh.agency(agency, ["LAW_ENFORCEMENT"])
+        wh.add(agency, ARRESTS, MARCH, -1)  # value_not_negative fails for both
+    wh.validate([MARCH])
+    out = tmp_path / "report"
+    first, later = datetime(2025, 6, 15, 6, 0), datetime(2025, 6, 16, 6, 0)
+    validation.write_quality_report(wh.con, out, generated_at=first)
+    page_a, page_b = out / _page_name("A"), out / _page_name("B")
+    assert "2025-06-15 06:00" in page_a.read_text() and page_b.is_file()
+
+    wh.con.execute("DELETE FROM agency_metrics WHERE agency_id = 'B'")  # B withdraws its data
+    wh.add("A", ARRESTS, month(2025, 4), -2)  # A gets a new finding
+    wh.validate([MARCH, month(2025, 4)])
+    index = validation.write_quality_report(wh.con, out, generated_at=later)
+    assert "2025-06-16 06:00" in page_a.read_text()  # changed: written again
+    assert not page_b.exists()  # no findings any more: no page
+    assert "2025-06-16 06:00" in index.read_text()
+
+    wh.agency("C", ["LAW_ENFORCEMENT"])
+    wh.add("C", ARRESTS, MARCH, -3)
+    wh.validate([MARCH])
+    validation.write_quality_report(wh.con, out, generated_at=datetime(2025, 6, 17, 6, 0))
+    assert "2025-06-16 06:00" in page_a.read_text()  # unchanged: kept as it was
+    assert "2025-06-17 06:00" in (out / _page_name("C")).read_text()

@@ -28,6 +28,7 @@ import duckdb
 import xlsxwriter
 
 from jc_pipeline.lib.export import write_xlsx_sheet
+from jc_pipeline.lib.page_digests import PageDigests
 from jc_pipeline.lib.ingest.rules import RULES as INGEST_RULES
 from jc_pipeline.lib.periods import contiguous_ranges, period_label
 from jc_pipeline.lib.registry import load_registry
@@ -97,10 +98,10 @@ def write_agency_feedback(con: duckdb.DuckDBPyConnection, out_dir: Path, *, gene
     """Write the workbook and page of every roster agency (or of ``agency_ids``) and an index; return them by id.
 
     Every roster agency gets files, also without findings: the missing periods concern all of them. A full run
-    (no ``agency_ids``) rewrites only the agencies whose findings or missing periods changed since the files
-    recorded in :data:`MANIFEST` (a state of thousands of agencies changes a few of them on most nights; their
-    files keep the time they were generated), and removes the files a previous run wrote that this one no longer
-    has, so an agency that left the roster keeps no stale page; nothing else in ``out_dir`` is touched.
+    (no ``agency_ids``) rewrites only the agencies whose findings or missing periods changed
+    (:class:`~jc_pipeline.lib.page_digests.PageDigests`), and removes the files a previous full run wrote (listed
+    in :data:`MANIFEST`) that it did not write again, so an agency that left the roster keeps no stale page;
+    nothing else in ``out_dir`` is touched.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -120,15 +121,16 @@ def write_agency_feedback(con: duckdb.DuckDBPyConnection, out_dir: Path, *, gene
             raise ValueError(f"not an agency on the roster: {', '.join(sorted(unknown))}")
         wanted = [a for a in wanted if a in chosen]
 
-    previous = _read_manifest(out_dir)["contents"] if agency_ids is None else {}
-    written, contents = {}, {}
+    digests = PageDigests(out_dir)
+    written = {}
     for agency in wanted:
         stem = agency_file_stem(agency)
         agency_findings, agency_rejects = findings.get(agency, []), rejects.get(agency, [])
         agency_missing = missing.get(agency, [])
         xlsx, html = out_dir / f"{stem}.xlsx", out_dir / f"{stem}.html"
-        contents[agency] = _digest(names.get(agency), agency_findings, agency_rejects, agency_missing)
-        changed = previous.get(agency) != contents[agency] or not (xlsx.is_file() and html.is_file())
+        content = [names.get(agency), agency_findings, agency_rejects, agency_missing]
+        # A narrowed run (one agency asked for) always writes: someone wants that file now.
+        changed = digests.stale(agency, content, [xlsx, html]) or agency_ids is not None
         if changed:
             _write_workbook(xlsx, agency_title(agency, names), stamp, agency_findings, agency_rejects,
                             agency_missing)
@@ -142,33 +144,19 @@ def write_agency_feedback(con: duckdb.DuckDBPyConnection, out_dir: Path, *, gene
         summary = [(a, f.html.name, findings.get(a, []), rejects.get(a, [])) for a, f in written.items()]
         (out_dir / INDEX_FILE).write_text(render_page("Agency feedback", index_body(summary, names, stamp)),
                                           encoding="utf-8")
-        _replace_manifest(out_dir, {p.name for f in written.values() for p in (f.html, f.xlsx)} | {INDEX_FILE},
-                          contents)
+        _replace_manifest(out_dir, {p.name for f in written.values() for p in (f.html, f.xlsx)} | {INDEX_FILE})
+        digests.save()
     return written
 
 
-def _digest(name: str | None, findings: list[dict], rejects: list[dict], missing: list[dict]) -> str:
-    """What an agency's files say (everything but the time they were generated)."""
-    text = json.dumps([name, findings, rejects, missing], default=str, sort_keys=True)
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
-def _read_manifest(out_dir: Path) -> dict[str, Any]:
-    """``{"files": [...], "contents": {agency_id: digest}}`` of the last full run (empty before the first)."""
+def _replace_manifest(out_dir: Path, names: set[str]) -> None:
+    """Remove what the previous full run wrote and this one did not, then record this run's files."""
     manifest = out_dir / MANIFEST
-    recorded = json.loads(manifest.read_text(encoding="utf-8")) if manifest.is_file() else {}
-    return {"files": recorded.get("files", []), "contents": recorded.get("contents", {})}
-
-
-def _replace_manifest(out_dir: Path, names: set[str], contents: dict[str, str]) -> None:
-    """Remove what the previous full run wrote and this one did not, then record this run's files. The manifest
-    is replaced whole (written beside, renamed), so a crash never leaves digests claiming files not written."""
-    for stale in set(_read_manifest(out_dir)["files"]) - names:
+    previous = set(json.loads(manifest.read_text(encoding="utf-8"))) if manifest.is_file() else set()
+    for stale in previous - names:
         if _OUR_FILE.fullmatch(stale):  # only names this module produces, never a path
             (out_dir / stale).unlink(missing_ok=True)
-    partial = out_dir / f"{MANIFEST}.partial"
-    partial.write_text(json.dumps({"files": sorted(names), "contents": contents}, indent=0), encoding="utf-8")
-    partial.replace(out_dir / MANIFEST)
+    manifest.write_text(json.dumps(sorted(names), indent=0), encoding="utf-8")
 
 
 def existing_links(con: duckdb.DuckDBPyConnection, out_dir: Path, href_prefix: str) -> dict[str, AgencyLinks]:

@@ -20,6 +20,7 @@ from typing import Any
 
 import duckdb
 
+from jc_pipeline.lib.page_digests import PageDigests
 from jc_pipeline.lib.periods import period_label
 from jc_pipeline.lib.validation.rules import ERROR, RULES, RULES_BY_NAME, WARNING
 
@@ -55,13 +56,12 @@ ORDER BY f.agency_id, r.severity, f.path, r.sheet, r.row_number
 def write_quality_report(con: duckdb.DuckDBPyConnection, out_dir: Path, *, generated_at: datetime) -> Path:
     """Write ``out_dir/index.html`` and one ``agency-*.html`` per agency with findings; return the index path.
 
-    Findings are the current failing rows of ``validation_results`` and all of ``rejected_rows``. Pages of a
-    previous report in the same folder are removed first, so an agency that fixed everything has no stale page.
+    Findings are the current failing rows of ``validation_results`` and all of ``rejected_rows``. An agency's
+    page is rewritten only when its findings changed (:class:`~jc_pipeline.lib.page_digests.PageDigests`); pages
+    of agencies without findings any more are removed, so an agency that fixed everything has no stale page.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    for old in out_dir.glob(f"{_PAGE_PREFIX}*.html"):
-        old.unlink(missing_ok=True)
     names = dict(con.execute("SELECT agency_id, agency_name FROM agencies").fetchall())
     findings = grouped(records(con, FINDINGS_SQL))
     rejects = grouped(records(con, REJECTS_SQL))
@@ -70,12 +70,20 @@ def write_quality_report(con: duckdb.DuckDBPyConnection, out_dir: Path, *, gener
     stamp = generated_at.strftime("%Y-%m-%d %H:%M")
 
     summary = []
+    digests = PageDigests(out_dir)
     for agency in sorted(set(findings) | set(rejects), key=lambda a: (a == UNASSIGNED, a)):
         page = _page_name(agency)
-        title = f"Data quality — {agency_title(agency, names)}"
-        body = agency_body(agency, names, findings.get(agency, []), rejects.get(agency, []), stamp)
-        (out_dir / page).write_text(render_page(title, body), encoding="utf-8")
-        summary.append((agency, page, findings.get(agency, []), rejects.get(agency, [])))
+        agency_findings, agency_rejects = findings.get(agency, []), rejects.get(agency, [])
+        if digests.stale(agency, [names.get(agency), agency_findings, agency_rejects], [out_dir / page]):
+            title = f"Data quality — {agency_title(agency, names)}"
+            body = agency_body(agency, names, agency_findings, agency_rejects, stamp)
+            (out_dir / page).write_text(render_page(title, body), encoding="utf-8")
+        summary.append((agency, page, agency_findings, agency_rejects))
+    current = {page for _, page, _, _ in summary}
+    for old in out_dir.glob(f"{_PAGE_PREFIX}*.html"):
+        if old.name not in current:
+            old.unlink(missing_ok=True)
+    digests.save()
     index = out_dir / "index.html"
     index.write_text(render_page("Data quality report", index_body(summary, names, stamp)), encoding="utf-8")
     return index

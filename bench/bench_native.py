@@ -6,24 +6,42 @@ Writes (once; cached under ``bench/cache/``) a seeded booking export of ``N`` re
 its mapping (:func:`write_booking_export`, reusable by other benchmarks), then times
 
 * the floor: DuckDB ``read_csv`` of the file with its columns given, reading every column (count and min/max of
-  each, so every byte is parsed);
+  each, so every column is parsed);
 * the ingest: :func:`jc_pipeline.lib.ingest.parse_inbox` on a data directory holding the export (the code path
   of the pipeline's ingest asset: the file is claimed by the agency's mapping and counted by
   :mod:`jc_pipeline.lib.mappings`) plus :func:`jc_pipeline.lib.ingest.write_batch` into a fresh DuckDB store,
 
-and prints both (best of ``--repeats``), their ratio and the ingest's peak memory. Target: ratio <= 3, memory
-well under 4 GiB.
+and prints both (best of ``--repeats``, the two alternating), their ratio (also in CPU time, which a busy machine
+disturbs less) and the ingest's peak resident memory (``ru_maxrss`` of the fresh process that ran it). Target:
+ratio <= 3, memory well under 4 GiB.
 """
 
 from __future__ import annotations
 
+import argparse
+import csv
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+import duckdb
 import numpy as np
 import polars as pl
 
 EXPORT_NAME = "bookings_export.csv"
+CACHE = Path(__file__).parent / "cache"
+AGENCY_ID = "big_jail"
+#: The roster of the benchmark's data directory: one county jail.
+ROSTER = (("agency_id", "agency_name", "state_code", "sectors", "county_fips", "population",
+           "fiscal_year_start_month", "superagency_id"),
+          (AGENCY_ID, "Big County Jail", "US_XX", "JAILS", "99001", "2500000", "1", ""))
+#: "Now" of the benchmark's ingest: after the export's last admission, so every month is in range.
+NOW = datetime(2026, 6, 1)
 #: Admissions are spread evenly over these years; the export is "as of" the end of the last one.
 FIRST_YEAR, LAST_YEAR = 2015, 2025
 #: Records generated (and written) per chunk: bounds the generator's memory.
@@ -146,3 +164,113 @@ def _codes(rng: np.random.Generator, n: int, choices: tuple[tuple[str, int], ...
     codes = np.array([code for code, _ in choices])
     weights = np.array([weight for _, weight in choices], dtype=float)
     return codes[rng.choice(len(codes), size=n, p=weights / weights.sum())]
+
+
+def data_dir(rows: int, seed: int, cache: Path = CACHE) -> Path:
+    """The benchmark's data directory (roster, mapping, export), generated once per ``rows`` and ``seed``."""
+    folder = cache / f"native-{rows}-{seed}"
+    done = folder / "complete"
+    if not done.exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        with (folder / "agencies.csv").open("w", newline="", encoding="utf-8") as handle:
+            csv.writer(handle).writerows(ROSTER)
+        write_booking_export(folder, AGENCY_ID, rows, seed)
+        done.touch()  # written last: an interrupted generation is redone
+    return folder
+
+
+def floor_once(export: Path) -> dict[str, float]:
+    """DuckDB reading the export with its columns given, every column parsed (count and min/max of each, so no
+    column can be skipped): wall and CPU seconds (CPU of this process, all threads)."""
+    columns = {name: "VARCHAR" for name in HEADER}
+    extremes = ", ".join(f'min("{name}"), max("{name}")' for name in HEADER)  # our own header constants
+    query = f"SELECT count(*), {extremes} FROM read_csv($path, header = true, columns = $columns)"
+    with duckdb.connect() as con:
+        cpu, began = _cpu(), time.perf_counter()
+        con.execute(query, {"path": str(export), "columns": columns}).fetchall()
+        return {"seconds": time.perf_counter() - began, "cpu_seconds": _cpu() - cpu}
+
+
+def _cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def ingest_once(folder: Path) -> dict[str, float | int]:
+    """One ingest as the pipeline's ingest asset runs it (parse_inbox, then write_batch into a fresh store),
+    timed; with this process's peak resident memory (call it in a fresh process: :func:`ingest_in_subprocess`)."""
+    from jc_pipeline.lib import ingest
+    from jc_pipeline.lib.registry import load_registry
+    from jc_pipeline.lib.roster import load_roster
+
+    registry = load_registry()
+    roster = load_roster(folder, registry)
+    baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with tempfile.TemporaryDirectory(prefix="bench_native_") as scratch:
+        cpu, began = _cpu(), time.perf_counter()
+        batch = ingest.parse_inbox(folder, {}, roster, registry, now=NOW)
+        parsed = time.perf_counter()
+        with duckdb.connect(str(Path(scratch) / "store.duckdb")) as con:
+            ingest.ensure_schema(con)
+            ingest.write_batch(con, batch)
+        ended = time.perf_counter()
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+    return {"seconds": ended - began, "cpu_seconds": _cpu() - cpu, "parse_seconds": parsed - began,
+            "rows": int(batch.files["rows_total"].sum()),
+            "rejected": int(batch.files["rows_rejected"].sum()), "datapoints": batch.datapoints.height,
+            "peak_rss_mib": peak / 1024, "baseline_rss_mib": baseline / 1024}
+
+
+def ingest_in_subprocess(folder: Path) -> dict[str, float | int]:
+    """:func:`ingest_once` in a fresh Python process, so its peak memory is the ingest's alone."""
+    done = subprocess.run([sys.executable, "-m", "bench.bench_native", "--ingest-once", str(folder)],
+                          capture_output=True, text=True, check=True, cwd=Path(__file__).parents[1])
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def measure(rows: int, seed: int, repeats: int, cache: Path = CACHE) -> dict[str, object]:
+    """Floor and ingest, best of ``repeats`` each, their ratios (wall and CPU time) and the ingest's peak memory.
+
+    Floor and ingest runs alternate, so a machine shared with other work slows both alike.
+    """
+    folder = data_dir(rows, seed, cache)
+    export = folder / "inbox" / AGENCY_ID / "JAILS" / EXPORT_NAME
+    floors, runs = [], []
+    for _ in range(repeats):
+        floors.append(floor_once(export))
+        runs.append(ingest_in_subprocess(folder))
+    floor, best = min(f["seconds"] for f in floors), min(runs, key=lambda r: r["seconds"])
+    floor_cpu, ingest_cpu = min(f["cpu_seconds"] for f in floors), min(r["cpu_seconds"] for r in runs)
+    return {"rows": rows, "seed": seed, "bytes": export.stat().st_size, "floor_seconds": floor,
+            "ingest_seconds": best["seconds"], "parse_seconds": best["parse_seconds"],
+            "ratio": best["seconds"] / floor, "floor_cpu_seconds": floor_cpu, "ingest_cpu_seconds": ingest_cpu,
+            "cpu_ratio": ingest_cpu / floor_cpu, "peak_rss_mib": max(r["peak_rss_mib"] for r in runs),
+            "baseline_rss_mib": best["baseline_rss_mib"], "records": best["rows"], "rejected": best["rejected"],
+            "datapoints": best["datapoints"], "data_dir": str(folder)}
+
+
+def report(measured: dict[str, object]) -> str:
+    return (f"{measured['rows']:,} bookings, {measured['bytes'] / 2**20:,.0f} MiB | floor (DuckDB read_csv, every "
+            f"column) {measured['floor_seconds']:.2f}s | ingest (parse_inbox + write_batch) "
+            f"{measured['ingest_seconds']:.2f}s (parse {measured['parse_seconds']:.2f}s) | ratio "
+            f"{measured['ratio']:.2f}x (target 3x; CPU time {measured['ingest_cpu_seconds']:.1f}s / "
+            f"{measured['floor_cpu_seconds']:.1f}s = {measured['cpu_ratio']:.2f}x) | peak RSS "
+            f"{measured['peak_rss_mib']:,.0f} MiB (fresh process, ru_maxrss; {measured['baseline_rss_mib']:,.0f} MiB "
+            f"after imports) | {measured['datapoints']:,} datapoints, {measured['rejected']:,} records rejected")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=10_000_000, help="bookings in the export")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--repeats", type=int, default=3, help="best of this many runs (the machine is shared)")
+    parser.add_argument("--ingest-once", type=Path, help=argparse.SUPPRESS)  # the measured child process
+    args = parser.parse_args()
+    if args.ingest_once is not None:
+        print(json.dumps(ingest_once(args.ingest_once)))
+        return
+    print(report(measure(args.rows, args.seed, args.repeats)))
+
+
+if __name__ == "__main__":
+    main()

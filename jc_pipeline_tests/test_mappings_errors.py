@@ -11,7 +11,8 @@ import pytest
 from jc_pipeline.lib.mappings import MappingError
 from jc_pipeline.lib.mappings.spec import parse_mapping
 from jc_pipeline.lib.registry import load_registry
-from jc_pipeline_tests.ingest_support import Warehouse, deliver_csv
+from jc_pipeline.lib.roster import load_roster
+from jc_pipeline_tests.ingest_support import Warehouse, deliver_csv, write_roster
 from jc_pipeline_tests.test_mappings_counts import CAD, file_row, findings, values, write_mapping
 
 REGISTRY = load_registry()
@@ -56,7 +57,7 @@ def test_problems_name_the_file_the_key_path_and_what_is_wrong():
               "        breakdowns:\n          - dimension: metric/offense/type\n            column: a\n"
               "            values: {x: VIOLENT}\n")
     found = problems(text)
-    assert "mappings/le.yaml: sources[0]: unknown key 'colour' (allowed: columns, date_formats, delimiter, " \
+    assert "mappings/le.yaml: sources[0]: unknown key 'colour' (allowed: agency, columns, date_formats, delimiter, " \
            "encoding, format, kind, metrics, name, pattern, period, sheet)" in found
     assert any(p.startswith("mappings/le.yaml: sources[0].metrics[0].metric: unknown metric key "
                             "'LAW_ENFORCEMENT_CALLS'") for p in found)
@@ -154,34 +155,32 @@ def test_an_export_in_the_wrong_encoding_is_unreadable_not_a_crash(w):
     assert batch.datapoints.height == 0 or row["rows_rejected"] == row["rows_total"]
 
 
-def test_large_exports_stream_and_give_the_same_counts(tmp_path, monkeypatch):
-    """CSVs are scanned lazily; above MATERIALIZE_BYTES the records are streamed (bounded memory) to a scratch
-    Parquet file and grouped by the streaming engine: same datapoints, findings and accounting."""
+def test_exports_are_counted_alike_from_memory_or_streamed_from_disk(tmp_path):
+    """Small files arrive as bytes, big ones are scanned from disk, streaming: same datapoints, findings and
+    accounting either way."""
     import jc_pipeline.lib.mappings as native
-    from jc_pipeline.lib.mappings.common import scan
 
+    write_roster(tmp_path)
+    roster = load_roster(tmp_path, REGISTRY)
     mapping = parse_mapping(RMS_FOR_STREAMING, "le", REGISTRY, shown="mappings/le.yaml")
     path = Path(tmp_path) / "arrests.csv"
     lines = ["ArrestID|ArrestDate|Offense|Race|Hispanic|Sex"]
-    for i in range(20_000):
+    for i in range(200_000):
         lines.append(f"A{i // 2}|{1 + i % 12:02d}/{1 + i % 28:02d}/2023|{('THEFT', 'ASSAULT', 'DUI', 'X')[i % 4]}|"
                      f"{'WB'[i % 2]}|{'YN '[i % 3].strip()}|{'MF'[i % 2]}")
     path.write_text("\n".join(lines) + "\n")
-    lazy, names, _ = scan(path, None, mapping.sources[0])
-    assert isinstance(lazy, pl.LazyFrame) and names[0] == "ArrestID"
-    results = []
-    for limit in (native.MATERIALIZE_BYTES, 0):
-        monkeypatch.setattr(native, "MATERIALIZE_BYTES", limit)
-        results.append(native.extract(path, None, mapping.sources[0], file_idx=0, agency_id="le",
-                                      state_code="US_XX", now=datetime(2024, 6, 1)))
-    small, streamed = results
+    run = lambda data: native.extract(path, data, mapping.sources[0], file_idx=0,  # noqa: E731
+                                      agency=roster.agencies["le"], roster=roster, now=datetime(2024, 6, 1))
+    in_memory, from_disk = run(path.read_bytes()), run(None)
     keys = ["metric_key", "period_start", "dimension", "category"]
-    assert small.datapoints.sort(keys, nulls_last=False).equals(streamed.datapoints.sort(keys, nulls_last=False))
-    assert small.findings.equals(streamed.findings) and small.counts == streamed.counts == (0, 20_000, 5_000)
-    totals = small.datapoints.filter(pl.col("dimension").is_null())
+    assert in_memory.datapoints.sort(keys, nulls_last=False).equals(from_disk.datapoints.sort(keys, nulls_last=False))
+    assert in_memory.findings.equals(from_disk.findings)
+    assert in_memory.counts == from_disk.counts == (0, 200_000, 50_000)
+    totals = in_memory.datapoints.filter(pl.col("dimension").is_null())
     # two charges per arrest: every 4th charge is an unmapped X (that record is rejected), its arrest still counts
-    assert totals["value"].sum() == 10_000
-    assert small.findings["rule"].to_list() == ["N3"] and "5000 records" in small.findings["message"][0]
+    assert totals["value"].sum() == 100_000
+    assert in_memory.findings["rule"].to_list() == ["N3"] and "50000 records" in in_memory.findings["message"][0]
+    assert "rows 5, 9, 13, 17, 21, ..." in in_memory.findings["message"][0]
 
 
 RMS_FOR_STREAMING = """

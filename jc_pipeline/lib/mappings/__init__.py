@@ -15,8 +15,9 @@ number of records and their first row numbers.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import hashlib
 import tempfile
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -27,21 +28,21 @@ from jc_pipeline.lib.ingest.inbox import InboxFile
 from jc_pipeline.lib.ingest.normalize import DATAPOINT_SCHEMA, FINDING_SCHEMA, Normalized
 from jc_pipeline.lib.mappings.adp import plan_population
 from jc_pipeline.lib.mappings.aggregate import plan_aggregated
-from jc_pipeline.lib.mappings.common import Context, SourceUnreadable, grouped_finding, scan, \
-    select_columns, single_finding
+from jc_pipeline.lib.mappings.common import BLANK, CODE, OTHER_SECTOR, UNMAPPED, Context, Periods, Records, \
+    SourceUnreadable, any_of, grouped_finding, load, match_headers, single_finding
 from jc_pipeline.lib.mappings.records import Plan, plan_events
 from jc_pipeline.lib.mappings.spec import AGGREGATED, MAPPINGS, MAX_MAPPING_BYTES, POPULATION, AgencyMapping, \
-    MappingError, SourceSpec, load_mapping, pattern_matches, raw_patterns
+    MappingError, MetricSpec, SourceSpec, load_mapping, pattern_matches, raw_patterns
 from jc_pipeline.lib.registry import Registry
-from jc_pipeline.lib.roster import Roster
+from jc_pipeline.lib.roster import Agency, Roster
 
 __all__ = ["MAPPINGS", "AgencyMapping", "MappingError", "NativeExtracts", "extract", "load_mapping"]
 
 _COUNTS_SCHEMA = {"file_idx": pl.Int64, "rows_total": pl.UInt32, "rows_rejected": pl.UInt32}
-#: Exports up to this size are parsed once into memory; bigger ones are streamed (bounded memory).
-MATERIALIZE_BYTES = 64 * 1024 * 1024
 MISSING_MESSAGE = ("The export has no column '{}' ({} in the mapping); the metrics that need it were not computed "
                    "({}). Add the column to the export or fix the header in the mapping's columns")
+NO_MONTH_MESSAGE = ("{} is reported monthly by {} (agencies.csv / metric_settings.csv), but the mapping gives its "
+                    "rows a year only; map the export's month column (or a date) too")
 
 
 @dataclass
@@ -60,26 +61,32 @@ class NativeExtracts:
     roster: Roster
     registry: Registry
     now: datetime
-    _mappings: dict[str, AgencyMapping | _Invalid | None] = field(default_factory=dict)
+    _mappings: dict[str, tuple[AgencyMapping | _Invalid, str] | None] = field(default_factory=dict)
     _datapoints: list[pl.DataFrame] = field(default_factory=list)
     _findings: list[pl.DataFrame] = field(default_factory=list)
     _counts: list[tuple[int, int, int]] = field(default_factory=list)
 
-    def mapping(self, agency_id: str | None) -> AgencyMapping | _Invalid | None:
+    def _load(self, agency_id: str | None) -> tuple[AgencyMapping | _Invalid, str] | None:
+        """(the agency's mapping, sha256 of the mapping file) or None (no mapping)."""
         if agency_id is None or agency_id not in self.roster.agencies:
             return None
         if agency_id not in self._mappings:
             path = self.data_dir / MAPPINGS / f"{agency_id}.yaml"
-            found: AgencyMapping | _Invalid | None = None
+            found: tuple[AgencyMapping | _Invalid, str] | None = None
             if path.is_file() and not path.is_symlink():
+                small = path.stat().st_size <= MAX_MAPPING_BYTES
+                digest = hashlib.sha256(path.read_bytes() if small else b"too large").hexdigest()
                 try:
-                    found = load_mapping(path, agency_id, self.registry)
+                    found = (load_mapping(path, agency_id, self.registry), digest)
                 except MappingError as exc:
-                    small = path.stat().st_size <= MAX_MAPPING_BYTES
                     text = path.read_text(encoding="utf-8", errors="replace") if small else ""
-                    found = _Invalid(exc.problems, raw_patterns(text))
+                    found = (_Invalid(exc.problems, raw_patterns(text)), digest)
             self._mappings[agency_id] = found
         return self._mappings[agency_id]
+
+    def mapping(self, agency_id: str | None) -> AgencyMapping | _Invalid | None:
+        loaded = self._load(agency_id)
+        return loaded[0] if loaded is not None else None
 
     def claims(self, file: InboxFile) -> bool:
         """Whether ``file`` is a native export of its agency (matched by a source pattern of the mapping)."""
@@ -91,24 +98,28 @@ class NativeExtracts:
             return any(pattern_matches(pattern, relative) for pattern in mapping.patterns)
         return mapping.source_for(relative) is not None
 
+    def fingerprint(self, file: InboxFile, sha256: str) -> str:
+        """The version of a delivered file that ingest compares: for a native export, its content *and* the
+        mapping that reads it, so a changed mapping re-reads the agency's exports (others: ``sha256`` as is)."""
+        if not self.claims(file):
+            return sha256
+        return f"{sha256}+mapping:{self._load(file.agency_id)[1][:16]}"
+
     def parse(self, file_idx: int, file: InboxFile, data: bytes | None) -> None:
         mapping = self.mapping(file.agency_id)
         if isinstance(mapping, _Invalid):
             message = ("The agency's mapping file is invalid, so this export was not read: "
                        + "; ".join(mapping.problems[:10]) + ("; ..." if len(mapping.problems) > 10 else ""))
-            self._findings.append(pl.DataFrame([(file_idx, None, None, None, file.absolute.name, "N1", "ERROR",
-                                                 message)], schema=FINDING_SCHEMA, orient="row"))
+            self._findings.append(single_finding(file_idx, None, None, None, file.absolute.name, "N1", message))
             return
         source = mapping.source_for(_relative(file))
         agency = self.roster.agencies[file.agency_id]
-        if source.sector not in agency.sectors:
-            self._findings.append(pl.DataFrame([(file_idx, None, None, None, file.absolute.name, "F8", "ERROR",
-                                                 f"{source.sector} is not one of the agency's sectors "
-                                                 f"({', '.join(agency.sectors)}) in agencies.csv")],
-                                               schema=FINDING_SCHEMA, orient="row"))
+        problem = _sector_problem(self.roster, agency, source)
+        if problem is not None:
+            self._findings.append(single_finding(file_idx, None, None, None, file.absolute.name, "F8", problem))
             return
-        result = extract(file.absolute, data, source, file_idx=file_idx, agency_id=agency.agency_id,
-                         state_code=agency.state_code, now=self.now)
+        result = extract(file.absolute, data, source, file_idx=file_idx, agency=agency, roster=self.roster,
+                         now=self.now)
         self._datapoints.append(result.datapoints)
         self._findings.append(result.findings)
         self._counts.append(result.counts)
@@ -125,6 +136,25 @@ class NativeExtracts:
         )
 
 
+def _sector_problem(roster: Roster, agency: Agency, source: SourceSpec) -> str | None:
+    """Why the agency cannot deliver the source's sector (F8), or None."""
+    if source.agency is not None:
+        if not any(source.sector in child.sectors for child in roster.children(agency.agency_id)):
+            return (f"no child agency of {agency.agency_id} reports for {source.sector} in agencies.csv, so the "
+                    f"export's agency column names no one who could")
+        return None
+    if source.sector not in agency.sectors:
+        return f"{source.sector} is not one of the agency's sectors ({', '.join(agency.sectors)}) in agencies.csv"
+    return None
+
+
+def reporters(roster: Roster, agency: Agency, source: SourceSpec) -> tuple[Agency, ...]:
+    """The agencies a source's records are counted for: the uploader, or its children of the source's sector."""
+    if source.agency is None:
+        return (agency,)
+    return tuple(a for a in roster.children(agency.agency_id) if source.sector in a.sectors)
+
+
 @dataclass(frozen=True)
 class Extracted:
     datapoints: pl.DataFrame  # DATAPOINT_SCHEMA
@@ -132,111 +162,127 @@ class Extracted:
     counts: tuple[int, int, int]  # file_idx, rows_total, rows_rejected
 
 
-def extract(path: Path, data: bytes | None, source: SourceSpec, *, file_idx: int, agency_id: str,
-            state_code: str | None, now: datetime) -> Extracted:
+def extract(path: Path, data: bytes | None, source: SourceSpec, *, file_idx: int, agency: Agency, roster: Roster,
+            now: datetime) -> Extracted:
     """Read one native export with its source mapping (see the module docstring)."""
-    now = now.replace(tzinfo=None)
-    try:
-        lazy, names, sheet = scan(path, data, source)
-    except SourceUnreadable as exc:
-        finding = pl.DataFrame([(file_idx, None, None, None, path.name, "F0", "ERROR", str(exc))],
-                               schema=FINDING_SCHEMA, orient="row")
-        return Extracted(pl.DataFrame(schema=DATAPOINT_SCHEMA), finding, (file_idx, 0, 0))
-    frame, found = select_columns(lazy, names, dict(source.columns))
-    ctx = Context(file_idx, sheet, agency_id, state_code, now, source, found)
-    findings: list[pl.LazyFrame | pl.DataFrame] = []
-    missing = [logical for logical in source.columns if logical not in found]
-    usable = []
-    for metric in source.metrics:
-        lacking = [c for c in metric.columns if c not in found]
-        if not lacking:
-            usable.append(metric)
-    for logical in missing:
-        needing = [m.metric.key for m in source.metrics if logical in m.columns]
-        if needing:
-            findings.append(single_finding(ctx, 1, source.columns[logical], None, "N2", MISSING_MESSAGE.format(
-                source.columns[logical], logical, ", ".join(needing))))
-    plans = [_plan(i, metric, ctx) for i, metric in enumerate(usable)]
-    # Stage by stage: later stages use the columns of earlier ones.
-    depth = max((len(p.stages) for p in plans), default=0)
-    for level in range(depth):
-        exprs = {name: expr for plan in plans if level < len(plan.stages) for name, expr in plan.stages[level].items()}
-        if exprs:
-            frame = frame.with_columns(**exprs)
-    # Small exports: compute the per-record columns once and group in memory (every metric and finding query
-    # reads them). Big ones stay lazy and are grouped by the streaming engine, in bounded memory.
-    small = (len(data) if data is not None else path.stat().st_size) <= MATERIALIZE_BYTES
     with tempfile.TemporaryDirectory(prefix="jc_native_") as scratch:
-        if plans:
-            try:
-                if small:
-                    frame = frame.collect(engine="in-memory").lazy()
-                else:  # streamed once to a scratch Parquet file that every query then scans
-                    frame.sink_parquet(Path(scratch) / "records.parquet", engine="streaming")
-                    frame = pl.scan_parquet(Path(scratch) / "records.parquet")
-            except pl.exceptions.PolarsError as exc:
-                return _unreadable(ctx, path, exc)
-        return _finish(frame, plans, usable, missing, findings, ctx, path, "in-memory" if small else "streaming")
+        try:
+            loaded = load(path, data, source, Path(scratch))
+        except SourceUnreadable as exc:
+            return _unreadable(file_idx, path, str(exc))
+        found = match_headers(loaded.names, dict(source.columns))
+        who = reporters(roster, agency, source)
+        ctx = Context(file_idx, loaded.sheet, now.replace(tzinfo=None), source, found, who)
+        records = Records(ctx, found)
+        findings: list[pl.DataFrame] = []
+        usable: list[tuple[MetricSpec, Periods]] = []
+        for metric in source.metrics:
+            needed = [*metric.columns, *((source.agency,) if source.agency else ())]
+            periods = Periods.of(roster, who, metric.metric.key, ctx.end)
+            if all(c in found for c in needed) and _placeable(metric, periods, ctx, findings):
+                usable.append((metric, periods))
+        for logical in source.columns:
+            needing = [m.metric.key for m in source.metrics if logical in (*m.columns, source.agency)]
+            if logical not in found and needing:
+                findings.append(single_finding(file_idx, ctx.sheet, 1, source.columns[logical], None, "N2",
+                                               MISSING_MESSAGE.format(source.columns[logical], logical,
+                                                                      ", ".join(needing))))
+        if source.agency is not None and source.agency in found:
+            records.agency = _child_column(records, source.agency, who, roster, agency)
+        plans = [_plan(i, metric, records, periods) for i, (metric, periods) in enumerate(usable)]
+        try:
+            return _finish(records.materialize(loaded), records, plans, findings)
+        except SourceUnreadable as exc:
+            return _unreadable(file_idx, path, str(exc))
 
 
-def _finish(frame: pl.LazyFrame, plans: list[Plan], usable: list, missing: list[str],
-            findings: list[pl.LazyFrame | pl.DataFrame], ctx: Context, path: Path, engine: str) -> Extracted:
-    file_idx = ctx.file_idx
-    counted = pl.any_horizontal(pl.lit(False), *(~pl.col(p.skip) & ~pl.col(p.error) for p in plans))
-    errored = pl.any_horizontal(pl.lit(False), *(pl.col(p.error) for p in plans))
-    if plans:
-        rejected = ~counted & errored
-    else:  # nothing can be computed: every record is rejected (the N2 findings say why)
-        rejected = pl.lit(bool(missing))
-    queries: list[pl.LazyFrame] = [frame.select(total=pl.len(), rejected=rejected.sum())]
-    finding_queries = [grouped_finding(frame, flag, raw, ctx, rule, column, message)
-                       for plan in plans for flag, raw, rule, column, message in plan.findings]
-    value_queries = [plan.values(frame).with_columns(metric_key=pl.lit(metric.metric.key),
-                                                     sector=pl.lit(metric.metric.sector))
-                     for plan, metric in zip(plans, usable, strict=True)]
-    queries += [pl.concat(finding_queries)] if finding_queries else []
-    queries += [pl.concat(value_queries)] if value_queries else []
-    try:
-        collected = pl.collect_all(queries, engine=engine)
-    except pl.exceptions.PolarsError as exc:
-        return _unreadable(ctx, path, exc)
-    totals = collected[0]
-    total, rejected_count = int(totals["total"][0]), int(totals["rejected"][0] or 0)
-    if finding_queries:
-        findings.append(collected[1].unique(subset=["column_name", "raw_value", "rule"], keep="first",
-                                            maintain_order=True))
-    datapoints = pl.DataFrame(schema=DATAPOINT_SCHEMA)
-    if value_queries:
-        datapoints = _datapoints(collected[-1], ctx)
-    all_findings = pl.concat([f.lazy() if isinstance(f, pl.DataFrame) else f for f in findings]).collect() \
-        if findings else pl.DataFrame(schema=FINDING_SCHEMA)
-    return Extracted(datapoints, all_findings.sort("row_number", "rule", nulls_last=False),
-                     (file_idx, total, rejected_count))
+def _placeable(metric: MetricSpec, periods: Periods, ctx: Context, findings: list[pl.DataFrame]) -> bool:
+    """A metric reported monthly needs rows with months: not a year alone (one N2 finding otherwise)."""
+    if metric.year is None or metric.month is not None or not periods.monthly:
+        return True
+    monthly = ", ".join(a.agency_id for a, s in zip(ctx.reporters, periods.starts, strict=True) if not s)
+    findings.append(single_finding(ctx.file_idx, ctx.sheet, 1, ctx.header(metric.year), None, "N2",
+                                   NO_MONTH_MESSAGE.format(metric.metric.key, monthly)))
+    return False
 
 
-def _unreadable(ctx: Context, path: Path, exc: Exception) -> Extracted:
-    finding = single_finding(ctx, None, None, path.name, "F0",
-                             f"the export cannot be read with the mapping ({type(exc).__name__}: "
-                             f"{str(exc).splitlines()[0][:200]}); check the encoding, delimiter and columns")
-    return Extracted(pl.DataFrame(schema=DATAPOINT_SCHEMA), finding, (ctx.file_idx, 0, 0))
+def _child_column(records: Records, logical: str, who: tuple[Agency, ...], roster: Roster, agency: Agency) -> str:
+    """Register the column naming each record's child: its index in ``who``, or UNMAPPED / BLANK / OTHER_SECTOR
+    (a child of the superagency that does not report for the source's sector). Matched like bulk uploads'
+    agency column (roster.find_child: agency_name or agency_id, trimmed, case-insensitively)."""
+
+    def child(label: str | None) -> int:
+        if label is None:
+            return BLANK
+        found = roster.find_child(agency.agency_id, label)
+        if found is None:
+            return UNMAPPED
+        return who.index(found) if found in who else OTHER_SECTOR
+
+    return records.mapped(("agency", logical), logical, child, CODE)
 
 
-def _plan(i: int, metric, ctx: Context) -> Plan:
-    if ctx.source.kind == AGGREGATED:
-        return plan_aggregated(i, metric, ctx)
+def _plan(i: int, metric: MetricSpec, records: Records, periods: Periods) -> Plan:
+    if records.ctx.source.kind == AGGREGATED:
+        return plan_aggregated(i, metric, records, periods)
     if metric.count == POPULATION:
-        return plan_population(i, metric, ctx)
-    return plan_events(i, metric, ctx)
+        return plan_population(i, metric, records, periods)
+    return plan_events(i, metric, records, periods)
+
+
+def _finish(frame: pl.DataFrame, records: Records, plans: list[Plan], findings: list[pl.DataFrame]) -> Extracted:
+    """Accounting, grouped findings and datapoints of the per-record frame."""
+    ctx = records.ctx
+    keep = pl.col("keep")
+    flags = [flag for plan in plans for flag in plan.flags]
+    counted = {f"counted{i}": keep & plan.live & ~any_of(f.condition for f in plan.flags)
+               for i, plan in enumerate(plans)}
+    flagged = keep & any_of(f.condition for f in flags)
+    frame = frame.with_columns(**counted, flagged=flagged)
+    # With no metric computable (the N2 findings say why), every record is rejected.
+    rejected = pl.col("flagged") & ~any_of(pl.col(name) for name in counted) if plans else keep
+    total, rejected_count, problems = frame.select(keep.sum().alias("total"), rejected.sum().alias("rejected"),
+                                                   pl.col("flagged").sum().alias("problems")).row(0)
+    if problems:  # the flags are counted one by one only when some record raised one
+        hits = frame.select((keep & f.condition).sum().alias(str(k)) for k, f in enumerate(flags)).row(0)
+        found = [grouped_finding(frame.filter(keep), flag, ctx) for flag, hit in zip(flags, hits, strict=True)
+                 if hit]
+        findings.append(pl.concat(found).unique(subset=["column_name", "raw_value", "rule"], keep="first",
+                                                maintain_order=True))
+    values = [p.values(frame.lazy().filter(pl.col(f"counted{i}"))).with_columns(
+        metric_key=pl.lit(p.metric.metric.key), sector=pl.lit(p.metric.metric.sector)) for i, p in enumerate(plans)]
+    datapoints = _datapoints(pl.concat(values, how="diagonal_relaxed"), ctx) if values else \
+        pl.DataFrame(schema=DATAPOINT_SCHEMA)
+    return Extracted(datapoints, _sorted(findings), (ctx.file_idx, int(total), int(rejected_count)))
+
+
+def _sorted(findings: list[pl.DataFrame]) -> pl.DataFrame:
+    if not findings:
+        return pl.DataFrame(schema=FINDING_SCHEMA)
+    return pl.concat(findings).sort("row_number", "rule", nulls_last=False)
+
+
+def _unreadable(file_idx: int, path: Path, message: str) -> Extracted:
+    return Extracted(pl.DataFrame(schema=DATAPOINT_SCHEMA),
+                     single_finding(file_idx, None, None, None, path.name, "F0", message), (file_idx, 0, 0))
 
 
 def _datapoints(values: pl.DataFrame, ctx: Context) -> pl.DataFrame:
+    """The values as staged datapoints, each under its reporter (the uploader, or the child agency named)."""
+    index = list(range(len(ctx.reporters)))
     return values.select(
         file_idx=pl.lit(ctx.file_idx, pl.Int64), sheet=pl.lit(ctx.sheet), sheet_idx=pl.lit(0, pl.Int64),
-        row_number="row_number", agency_id=pl.lit(ctx.agency_id), state_code=pl.lit(ctx.state_code),
-        sector="sector", metric_key="metric_key", frequency=pl.lit("MONTHLY"), period_start="period_start",
-        period_end=pl.col("period_start").dt.offset_by("1mo"), dimension="dimension", category="category",
+        row_number="row_number",
+        agency_id=pl.col("reporter").replace_strict(index, [a.agency_id for a in ctx.reporters],
+                                                    return_dtype=pl.String),
+        state_code=pl.col("reporter").replace_strict(index, [a.state_code for a in ctx.reporters],
+                                                     return_dtype=pl.String),
+        sector="sector", metric_key="metric_key",
+        frequency="frequency",
+        period_start="period_start", period_end="period_end", dimension="dimension", category="category",
         value="value",
-    ).cast(DATAPOINT_SCHEMA).sort("metric_key", "period_start", "dimension", "category", nulls_last=False)
+    ).cast(DATAPOINT_SCHEMA).sort("agency_id", "metric_key", "period_start", "dimension", "category",
+                                  nulls_last=False)
 
 
 def _relative(file: InboxFile) -> str:

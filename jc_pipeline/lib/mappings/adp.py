@@ -1,8 +1,8 @@
 """Average daily population from custody (or supervision) intervals.
 
-One record = one stay: ``start`` (admission) and ``end`` (release; empty = still in custody). For each month the
-average daily population is the sum over stays of the days of the month the person was held, divided by the
-number of days in the month.
+One record = one stay: ``start`` (admission) and ``end`` (release; empty = still in custody). For each period (a
+month, or for a metric the agency reports annually its fiscal year) the average daily population is the sum
+over stays of the days of the period the person was held, divided by the number of days in the period.
 
 Day convention (the "midnight count"): a stay covers the calendar days ``start date <= day < end date``: the
 admission day counts, the release day does not, so a same-day booking and release counts 0 days and a person
@@ -10,93 +10,127 @@ admitted on the 1st and released on the 3rd counts 2 days. Times of day are igno
 averages are whole people: the total rounded half up, each breakdown by largest remainder so it adds up to it.
 
 Open stays run to the end of the month of the latest date found in the export for the metric (the extract's
-as-of month), and never past the ingest month or the source's ``period.to``. Months are emitted from the first
-month a stay covers (or ``period.from``: set it to the first month the export is complete for, since stays
-that ended before an extract's window are usually not in it).
+as-of month), and never past the ingest month or the source's ``period.to``. Periods are emitted from the first
+one a stay covers (or ``period.from``: set it to the first month the export is complete for, since stays that
+ended before an extract's window are usually not in it). An annual period is emitted only when it lies within
+``period.from`` .. the as-of month (a year still in progress has no average yet).
+
+Computation, set-based and exact: each stay is clipped to ``[lo, hi)`` (``period.from`` .. the as-of bound) and
+falls in periods ``L`` (of ``lo``) to ``H`` (of ``hi - 1 day``). Its days in a period ``[m, m')`` with ``L <= m
+<= H`` are ``(m' - m) - [m = L](lo - m) - [m = H](m' - hi)``. Summed over stays, a period's days are its length
+times the stays active in it, minus the same two corrections summed over the stays starting and ending in it.
+So DuckDB only groups the stays by ``(L, H)`` (counts and sums of ``lo`` and ``hi``) -- one pass over the
+records per breakdown, whatever the number of stays -- and the periods are summed from those few groups.
 """
 
 from __future__ import annotations
 
-from datetime import date
+from collections.abc import Sequence
 
 import polars as pl
 
-from jc_pipeline.lib.mappings.common import ROW, Context, is_excluded, is_problem, parse_date, period_bounds
-from jc_pipeline.lib.mappings.records import DATE_MESSAGE, UNMAPPED_MESSAGE, FindingSpec, Plan, \
-    breakdown_columns, where_expr, zero_filled
+from jc_pipeline.lib.mappings.common import ROW, Flag, Periods, Records
+from jc_pipeline.lib.mappings.records import DATE_MESSAGE, Plan, categories, common_flags, excluded, finish
 from jc_pipeline.lib.mappings.spec import MetricSpec
+from jc_pipeline.lib.periods import add_months
 
 ORDER_MESSAGE = ("'{raw}' in column '{column}' is before the stay's start ({n} records, rows {rows}); fix the "
                  "start or end date")
 
 
-def plan_population(i: int, spec: MetricSpec, ctx: Context) -> Plan:
-    p = f"m{i}_"
-    first, last = period_bounds(ctx)
-    mapped, cats, sources = breakdown_columns(p, spec)
-    start, end = f"{p}start", f"{p}end"
-    stage1 = {start: parse_date(spec.start, ctx.source.date_formats),
-              end: parse_date(spec.end, ctx.source.date_formats), f"{p}keep": where_expr(spec), **mapped}
-    excluded = pl.any_horizontal(pl.lit(False), *(is_excluded(pl.col(c)) for c in cats))
-    stage2 = {**cats}
-    stage3 = {f"{p}skip": ~pl.col(f"{p}keep") | excluded}
-    live = ~pl.col(f"{p}skip")
-    flags = {
-        f"{p}bad_start": live & pl.col(start).is_null(),
-        f"{p}bad_end": live & pl.col(end).is_null() & pl.col(spec.end).is_not_null(),
-        f"{p}bad_order": live & (pl.col(end).dt.date() < pl.col(start).dt.date()).fill_null(False),
-        **{f"{m}_bad": live & is_problem(pl.col(m)) for m, _ in sources},
-    }
-    stage5 = {f"{p}error": pl.any_horizontal(*(pl.col(f) for f in flags))}
-    findings: list[FindingSpec] = [
-        (f"{p}bad_start", spec.start, "N4", spec.start, DATE_MESSAGE),
-        (f"{p}bad_end", spec.end, "N4", spec.end, DATE_MESSAGE),
-        (f"{p}bad_order", spec.end, "N6", spec.end, ORDER_MESSAGE),
-        *((f"{m}_bad", column, "N3", column, UNMAPPED_MESSAGE) for m, column in sources),
+def plan_population(i: int, spec: MetricSpec, records: Records, periods: Periods) -> Plan:
+    ctx = records.ctx
+    start, end = pl.col(records.date(spec.start)), pl.col(records.date(spec.end))
+    records.suspect(spec.end, lambda: end < start)
+    cats = categories(records, spec)
+    live = records.where(spec.where) & ~excluded(cats)
+    raw_end = records.raw(spec.end)
+    flags = [
+        Flag(live & start.is_null(), records.raw(spec.start), "N4", spec.start, DATE_MESSAGE),
+        Flag(live & end.is_null() & raw_end.is_not_null(), raw_end, "N4", spec.end, DATE_MESSAGE),
+        Flag(live & (end < start).fill_null(False), raw_end, "N6", spec.end, ORDER_MESSAGE),
+        *common_flags(records, cats, live),
     ]
-    last_excl = _next_month(last)
 
-    def values(frame: pl.LazyFrame) -> pl.LazyFrame:
-        counted = frame.filter(~pl.col(f"{p}skip") & ~pl.col(f"{p}error"))
-        latest = pl.max_horizontal(pl.col(start).max(), pl.col(end).max()).dt.date()
-        as_of = latest.dt.truncate("1mo").dt.offset_by("1mo")
-        lo = pl.max_horizontal(pl.col(start).dt.date(), pl.lit(first))
-        hi = pl.min_horizontal(pl.coalesce(pl.col(end).dt.date(), as_of), as_of, pl.lit(last_excl))
-        stays = counted.select(ROW, *cats, __lo=lo, __hi=hi).filter(pl.col("__hi") > pl.col("__lo"))
-        stays = stays.with_columns(period_start=pl.date_ranges(
-            pl.col("__lo").dt.truncate("1mo"), pl.col("__hi").dt.offset_by("-1d").dt.truncate("1mo"), "1mo"))
-        days = stays.explode("period_start").with_columns(
-            __days=(pl.min_horizontal(pl.col("__hi"), pl.col("period_start").dt.offset_by("1mo"))
-                    - pl.max_horizontal(pl.col("__lo"), pl.col("period_start"))).dt.total_days())
-        in_month = (pl.col("period_start").dt.offset_by("1mo") - pl.col("period_start")).dt.total_days()
-        average = pl.col("__days").sum() / in_month.first()
-        totals = days.group_by("period_start").agg(value=average, row_number=pl.col(ROW).min())
-        parts = [totals.select("period_start", dimension=pl.lit(None, pl.String), category=pl.lit(None, pl.String),
-                               value="value", row_number="row_number")]
-        months = totals.select("period_start", "row_number")
-        for cat, breakdown in zip(cats, spec.breakdowns, strict=True):
-            parts.append(zero_filled(days.group_by("period_start", cat).agg(value=average), months, breakdown, cat))
-        result = pl.concat(parts)
+    def values(counted: pl.LazyFrame) -> pl.DataFrame:
+        latest = counted.select(pl.max_horizontal(start.max(), end.max())).collect().item()
+        if latest is None:
+            return finish(_EMPTY_TOTALS, [_EMPTY_COUNTS] * len(cats), cats, periods, records, ctx.end)
+        bound = min(add_months(latest, 1), ctx.end)  # the as-of month's end
+        lo = pl.max_horizontal(start, pl.lit(ctx.first))
+        hi = pl.min_horizontal(end.fill_null(bound), pl.lit(bound))
+        reporter = records.reporter()
+        stays = counted.filter(hi > lo).select(
+            ROW, *(pl.col(c.column) for c in cats), reporter=reporter, L=periods.start(lo, reporter),
+            H=periods.start((hi.cast(pl.Int32) - 1).cast(pl.Date), reporter), lo=_days(lo), hi=_days(hi))
+        sums = [pl.len().alias("n"), pl.col("lo").sum(), pl.col("hi").sum()]
+        pairs, *groups = pl.collect_all([
+            stays.group_by("reporter", "L", "H").agg(*sums, row=pl.col(ROW).min()),
+            *(stays.group_by("reporter", "L", "H", code=cat.column).agg(*sums) for cat in cats),
+        ])
+        totals = _average(pairs, [], periods).join(_first_rows(pairs, periods), on=["reporter", "period_start"])
+        counts = [_average(group, ["code"], periods) for group in groups]
+        result = finish(totals, counts, cats, periods, records, bound)
         return _whole_people(result) if spec.round else result
 
-    return Plan([stage1, stage2, stage3, flags, stage5], f"{p}skip", f"{p}error", findings, values)
+    return Plan(spec, live, flags, values)
 
 
-def _whole_people(values: pl.LazyFrame) -> pl.LazyFrame:
+def _days(day: pl.Expr) -> pl.Expr:
+    """Days since 1970-01-01."""
+    return day.cast(pl.Int64)
+
+
+_EMPTY_TOTALS = pl.DataFrame(schema={"reporter": pl.Int16, "period_start": pl.Date, "value": pl.Float64,
+                                     "row_number": pl.Int64})
+_EMPTY_COUNTS = pl.DataFrame(schema={"reporter": pl.Int16, "period_start": pl.Date, "code": pl.Int16,
+                                     "value": pl.Float64})
+
+
+def _periods(groups: pl.DataFrame, periods: Periods) -> pl.DataFrame:
+    """``groups`` with ``span``: the list of period starts from ``L`` to ``H`` (each reporter's step)."""
+    parts = []
+    for months in (1, 12):
+        part = groups.filter(periods.lengths() == months)
+        parts.append(part.with_columns(span=pl.date_ranges("L", "H", f"{months}mo")))
+    return pl.concat(parts)
+
+
+def _average(groups: pl.DataFrame, extra: Sequence[str], periods: Periods) -> pl.DataFrame:
+    """Average daily population per reporter, period (and ``extra`` keys) from stays grouped by ``(L, H)``."""
+    keys = ["reporter", *extra]
+    spans = _periods(groups.group_by(keys).agg(L=pl.col("L").min(), H=pl.col("H").max()), periods)
+    grid = spans.explode("span").rename({"span": "period_start"}).drop("L", "H")
+    starting = groups.group_by(*keys, period_start="L").agg(n_lo=pl.col("n").sum(), lo=pl.col("lo").sum())
+    ending = groups.group_by(*keys, period_start="H").agg(n_hi=pl.col("n").sum(), hi=pl.col("hi").sum())
+    grid = grid.join(starting, on=[*keys, "period_start"], how="left").join(
+        ending, on=[*keys, "period_start"], how="left").with_columns(pl.col("n_lo", "lo", "n_hi", "hi").fill_null(0))
+    m = _days(pl.col("period_start"))
+    following = _days(pl.col("period_start").dt.offset_by(pl.format("{}mo", periods.lengths())))
+    grid = grid.sort(*keys, "period_start").with_columns(
+        active=pl.col("n_lo").cum_sum().over(keys) - pl.col("n_hi").cum_sum().over(keys) + pl.col("n_hi"))
+    days = ((following - m) * pl.col("active") - (pl.col("lo") - m * pl.col("n_lo"))
+            - (following * pl.col("n_hi") - pl.col("hi")))
+    return grid.filter(pl.col("active") > 0).select(*keys, "period_start", value=days / (following - m))
+
+
+def _first_rows(pairs: pl.DataFrame, periods: Periods) -> pl.DataFrame:
+    """The first row among the stays active in each period (the datapoint's lineage)."""
+    return _periods(pairs, periods).explode("span").group_by("reporter", period_start="span").agg(
+        row_number=pl.col("row").min())
+
+
+def _whole_people(values: pl.DataFrame) -> pl.DataFrame:
     """Totals rounded half up; each breakdown by largest remainder, so it still adds up to the rounded total."""
-    totals = values.filter(pl.col("dimension").is_null()).select(
-        "period_start", __total=(pl.col("value") + 0.5).floor())
-    group = ["period_start", "dimension"]
+    keys = ["reporter", "period_start"]
+    totals = values.filter(pl.col("dimension").is_null()).select(*keys, __total=(pl.col("value") + 0.5).floor())
+    group = [*keys, "dimension"]
     floor = pl.col("value").floor()
     # Ties go to the category that sorts first, so the result never depends on row order.
     ordered = values.with_columns(__rest=pl.col("value") - floor).sort(
-        "period_start", "dimension", "__rest", "category", descending=[False, False, True, False], nulls_last=False)
+        *keys, "dimension", "__rest", "category", descending=[False, False, False, True, False], nulls_last=False)
     rank = pl.int_range(1, pl.len() + 1).over(group)
     need = pl.col("__total") - floor.sum().over(group)
-    return ordered.join(totals, on="period_start", how="left", maintain_order="left").with_columns(
+    return ordered.join(totals, on=keys, how="left", maintain_order="left").with_columns(
         value=pl.when(pl.col("dimension").is_null()).then(pl.col("__total"))
         .otherwise(floor + (rank <= need).cast(pl.Float64))).drop("__total", "__rest")
-
-
-def _next_month(day: date) -> date:
-    return date(day.year + day.month // 12, day.month % 12 + 1, 1)

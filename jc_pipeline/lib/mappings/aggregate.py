@@ -1,74 +1,104 @@
 """Aggregated exports: one row per period and category (and possibly more category columns), with a count.
 
-The metric's total for a month is the sum of the values of the month's rows; each breakdown sums the rows by
+A metric's total for a period is the sum of the values of the period's rows; each breakdown sums the rows by
 its mapped member (several source categories may map to one member). Values: numbers of zero or more, "1,234"
 accepted. A row with a problem (date, value, unmapped category) is left out of the totals and reported.
+
+The period of a row: for a metric the agency reports monthly, the month of its ``date`` or of its ``year`` and
+``month``; for one it reports annually, the (fiscal) year containing that month, or, with ``year`` alone, the
+year labelled by it: the year in which the fiscal year ends (spec §5.4, as in bulk uploads), which may also be
+written as a range (``2022-2023``, a July-June year ending in 2023). Monthly rows of an annual metric add up to
+the year.
 """
 
 from __future__ import annotations
 
-from datetime import date
-
+import re
 import polars as pl
 
-from jc_pipeline.lib.mappings.common import ROW, Context, is_excluded, is_problem, parse_date, period_bounds
-from jc_pipeline.lib.mappings.records import DATE_MESSAGE, PERIOD_MESSAGE, UNMAPPED_MESSAGE, FindingSpec, Plan, \
-    breakdown_columns, where_expr
+from jc_pipeline.lib.mappings.common import ROW, Flag, Periods, Records
+from jc_pipeline.lib.mappings.records import DATE_MESSAGE, PERIOD_MESSAGE, Plan, categories, common_flags, \
+    excluded, finish, in_range, in_window
 from jc_pipeline.lib.mappings.spec import MetricSpec
 
 VALUE_MESSAGE = ("'{raw}' in column '{column}' is not a count of zero or more ({n} rows, rows {rows}); write a "
                  "number")
-_MONTHS = {name: number for number, name in enumerate(
-    ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"), start=1)}
+_MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
+_RANGE = re.compile(r"(\d{4})\s*[-/]\s*(\d{4})")
 
 
-def plan_aggregated(i: int, spec: MetricSpec, ctx: Context) -> Plan:
-    p = f"m{i}_"
-    _, last = period_bounds(ctx)
-    mapped, cats, sources = breakdown_columns(p, spec)
-    month, number = f"{p}month", f"{p}value"
+def _whole(value: str | None) -> int | None:
+    """A whole number written in a cell ("2024", or "2024.0" from a spreadsheet), else None."""
+    if value is None:
+        return None
+    text = value.removesuffix(".0")
+    return int(text) if text.isascii() and text.isdigit() else None
+
+
+def month_number(value: str | None) -> int | None:
+    """1-12 from "3", "03", "3.0", "March" or "mar" (None otherwise)."""
+    number = _whole(value)
+    if number is None and value is not None:
+        number = _MONTHS.index(value[:3].casefold()) + 1 if value[:3].casefold() in _MONTHS else None
+    return number if number is not None and 1 <= number <= 12 else None
+
+
+def year_number(value: str | None) -> int | None:
+    number = _whole(value)
+    return number if number is not None and 1600 <= number <= 9999 else None
+
+
+def fiscal_year(value: str | None) -> int | None:
+    """The year a labelled year ends in: "2023", or a range of two consecutive years "2022-2023" -> 2023; a range
+    is negative (it names a fiscal year, never a calendar year; see :func:`plan_aggregated`)."""
+    number = year_number(value)
+    if number is not None or value is None:
+        return number
+    found = _RANGE.fullmatch(value)
+    if found and int(found[2]) == int(found[1]) + 1 and 1600 <= int(found[2]) <= 9999:
+        return -int(found[2])
+    return None
+
+
+def plan_aggregated(i: int, spec: MetricSpec, records: Records, periods: Periods) -> Plan:
+    ctx = records.ctx
+    cats = categories(records, spec)
+    reporter = records.reporter()
     if spec.date is not None:
-        period = parse_date(spec.date, ctx.source.date_formats).dt.date().dt.truncate("1mo")
-        date_column = spec.date
-    else:
-        text = pl.col(spec.month).str.to_lowercase()
-        month_number = pl.coalesce(text.str.strip_suffix(".0").cast(pl.Int32, strict=False),
-                                   text.str.slice(0, 3).replace_strict(_MONTHS, default=None,
-                                                                       return_dtype=pl.Int32))
-        year = pl.col(spec.year).str.strip_suffix(".0").cast(pl.Int32, strict=False)
-        ok = month_number.is_between(1, 12) & year.is_between(1600, 9999)
-        period = pl.when(ok).then(pl.date(year, month_number, 1))
-        date_column = spec.month
-    stage1 = {month: period, number: pl.col(spec.value).str.replace_all(",", "").cast(pl.Float64, strict=False),
-              f"{p}keep": where_expr(spec), **mapped}
-    excluded = pl.any_horizontal(pl.lit(False), *(is_excluded(pl.col(c)) for c in cats))
-    in_window = pl.col(month).is_between(ctx.source.period_from or date(1, 1, 1),
-                                         ctx.source.period_to or date(9999, 1, 1)).fill_null(True)
-    stage3 = {f"{p}skip": ~pl.col(f"{p}keep") | excluded | ~in_window}
-    live = ~pl.col(f"{p}skip")
-    flags = {
-        f"{p}bad_date": live & pl.col(month).is_null(),
-        f"{p}bad_period": live & ~pl.col(month).is_between(date(2000, 1, 1), last).fill_null(True),
-        f"{p}bad_value": live & ~(pl.col(number) >= 0).fill_null(False),
-        **{f"{m}_bad": live & is_problem(pl.col(m)) for m, _ in sources},
-    }
-    findings: list[FindingSpec] = [
-        (f"{p}bad_date", date_column, "N4", date_column, DATE_MESSAGE),
-        (f"{p}bad_period", date_column, "N5", date_column, PERIOD_MESSAGE),
-        (f"{p}bad_value", spec.value, "N6", spec.value, VALUE_MESSAGE),
-        *((f"{m}_bad", column, "N3", column, UNMAPPED_MESSAGE) for m, column in sources),
+        day = pl.col(records.date(spec.date))
+        month, date_column = day, spec.date
+        start = periods.start(day, reporter)
+    elif spec.month is not None:
+        year = pl.col(records.mapped(("year", spec.year), spec.year, year_number, pl.Int32))
+        number = pl.col(records.mapped(("month", spec.month), spec.month, month_number, pl.Int32))
+        month = pl.date(year, number, 1)
+        start, date_column = periods.start(month, reporter), spec.month
+    else:  # the year alone, for annual metrics
+        label = pl.col(records.mapped(("fiscal_year", spec.year), spec.year, fiscal_year, pl.Int32))
+        start = periods.labelled(label.abs(), reporter)
+        # A range names a fiscal year: for a calendar-year reporter it is not a period.
+        start = pl.when((label < 0) & (start.dt.month() == 1)).then(None).otherwise(start)
+        month, date_column = start, spec.year
+    number = pl.col(records.scanned(f"v:{spec.value}", records.cell(spec.value).str.strip_chars().str.replace_all(
+        ",", "").cast(pl.Float64, strict=False)))
+    live = records.where(spec.where) & ~excluded(cats) & in_window(records, month)
+    raw = records.raw(date_column)
+    flags = [
+        Flag(live & start.is_null(), raw, "N4", date_column, DATE_MESSAGE),
+        Flag(live & ~in_range(records, month), raw, "N5", date_column, PERIOD_MESSAGE),
+        Flag(live & ~(number >= 0).fill_null(False), records.raw(spec.value), "N6", spec.value, VALUE_MESSAGE),
+        *common_flags(records, cats, live),
     ]
 
-    def values(frame: pl.LazyFrame) -> pl.LazyFrame:
-        counted = frame.filter(~pl.col(f"{p}skip") & ~pl.col(f"{p}error"))
-        parts = [counted.group_by(pl.col(month).alias("period_start")).agg(
-            dimension=pl.lit(None, pl.String), category=pl.lit(None, pl.String), value=pl.col(number).sum(),
-            row_number=pl.col(ROW).min())]
-        for cat, breakdown in zip(cats, spec.breakdowns, strict=True):
-            parts.append(counted.group_by(pl.col(month).alias("period_start"), pl.col(cat).alias("category")).agg(
-                dimension=pl.lit(breakdown.dimension.identifier), value=pl.col(number).sum(),
-                row_number=pl.col(ROW).min()).select("period_start", "dimension", "category", "value", "row_number"))
-        return pl.concat(parts)
+    def values(counted: pl.LazyFrame) -> pl.DataFrame:
+        counted = counted.select(ROW, number.alias("value"), *(pl.col(c.column) for c in cats),
+                                 reporter=reporter, period_start=start)
+        keys = ["reporter", "period_start"]
+        totals, *counts = pl.collect_all([
+            counted.group_by(keys).agg(pl.col("value").sum(), row_number=pl.col(ROW).min()),
+            *(counted.group_by(*keys, code=cat.column).agg(pl.col("value").sum(), row_number=pl.col(ROW).min())
+              for cat in cats),
+        ])
+        return finish(totals, counts, cats, periods, records, ctx.end, complete=False, zero_fill=False)
 
-    return Plan([stage1, cats, stage3, flags, {f"{p}error": pl.any_horizontal(*(pl.col(f) for f in flags))}],
-                f"{p}skip", f"{p}error", findings, values)
+    return Plan(spec, live, flags, values)

@@ -1,31 +1,30 @@
-"""Record-level counting rules: one row per event, charge, case or person -> monthly counts (events).
+"""Record-level counting rules: one row per event, charge, case or person -> counts per report period (events).
 
-* An event counts in the month of its ``date`` (calls by time received, arrests by arrest date, admissions by
-  booking date, releases by release date, filings by filing date, ...).
+* An event counts in the period of its ``date`` (calls by time received, arrests by arrest date, admissions by
+  booking date, releases by release date, filings by filing date, ...): its month, or for a metric the agency
+  reports annually, its (fiscal) year.
 * With ``id`` several rows are one event (an arrest with several charges, a case with several counts): it is
   dated by its earliest date and classified, per breakdown, by its most serious category: the first in the
-  breakdown's ``order`` (for offenses by default person > property > public order > drug > other > unknown).
+  breakdown's ``order`` (for offenses by default person > property > public order > drug > other > unknown);
+  between categories of equal rank, the one on the earlier row.
 * ``where`` filters and values mapped to null leave a record out of the metric; they are not errors.
 
-Every metric is planned as a few Polars expressions over the one lazy frame of the export (see :class:`Plan`),
-so the whole export is read once and grouped lazily.
+Every metric is planned as a few expressions over the export's per-record frame (:class:`Plan`); counting is a
+group-by per breakdown on integer columns of that frame, finished by :func:`finish`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import date
 
 import polars as pl
 
-from jc_pipeline.lib.mappings.common import ROW, Context, is_excluded, is_problem, map_values, month_of, \
-    parse_date, period_bounds
-from jc_pipeline.lib.mappings.spec import EXCLUDED, BreakdownSpec, MetricSpec
-
-Values = Callable[[pl.LazyFrame], pl.LazyFrame]
-#: (flag column, raw column, rule, logical column, message template for common.grouped_finding)
-FindingSpec = tuple[str, str | None, str, str, str]
+from jc_pipeline.lib.mappings.common import BLANK, CODE, EXCLUDED, OTHER_SECTOR, ROW, UNMAPPED, Flag, Periods, \
+    Records, any_of
+from jc_pipeline.lib.mappings.spec import ETHNICITIES, BreakdownSpec, MetricSpec
+from jc_pipeline.lib.periods import add_months
 
 UNMAPPED_MESSAGE = ("'{raw}' in column '{column}' has no mapping ({n} records, rows {rows}); add it under the "
                     "column's values in the mapping file (a member name, or null to leave such records out)")
@@ -33,117 +32,186 @@ DATE_MESSAGE = ("'{raw}' in column '{column}' is not a date the mapping reads ({
                 "the export or list its format under date_formats")
 PERIOD_MESSAGE = ("'{raw}' in column '{column}' falls outside 2000-01 .. the ingest month ({n} records, rows "
                   "{rows}); check the dates")
+AGENCY_MESSAGES = {
+    UNMAPPED: ("'{raw}' in column '{column}' is not one of the superagency's child agencies in agencies.csv ({n} "
+               "records, rows {rows}); write the child's agency_name or agency_id"),
+    BLANK: "Empty '{column}' value ({n} records, rows {rows}): write the name or id of the agency the record is for",
+    OTHER_SECTOR: ("Agency '{raw}' in column '{column}' does not report for the export's sector in agencies.csv "
+                   "({n} records, rows {rows})"),
+}
+#: How many negative codes a value map produces (EXCLUDED, UNMAPPED, BLANK).
+_NEGATIVE = 3
 
 
 @dataclass
 class Plan:
-    """How one metric reads the records: helper columns in stages, flags, findings and the counting query."""
+    """How one metric reads the records: which it keeps, its checks, and how it counts the rest."""
 
-    stages: list[dict[str, pl.Expr]]
-    skip: str  # flag column: the record is not counted by the metric's own rules (no error)
-    error: str  # flag column: the record has an error for this metric
-    findings: list[FindingSpec]
-    values: Values  # enriched frame -> period_start, dimension, category, value
-    outputs: list[str] = field(default_factory=list)
-
-
-def breakdown_columns(prefix: str, spec: MetricSpec) -> tuple[dict[str, pl.Expr], dict[str, pl.Expr],
-                                                               list[tuple[str, str]]]:
-    """(stage-1 mapped columns, stage-2 category columns ``{prefix}cat{j}``, [(mapped column, source column)])."""
-    mapped: dict[str, pl.Expr] = {}
-    cats: dict[str, pl.Expr] = {}
-    sources: list[tuple[str, str]] = []
-    for j, breakdown in enumerate(spec.breakdowns):
-        if breakdown.race is not None:
-            race, eth = f"{prefix}b{j}_race", f"{prefix}b{j}_eth"
-            mapped[race] = map_values(breakdown.race)
-            sources.append((race, breakdown.race.column))
-            if breakdown.ethnicity is not None:
-                mapped[eth] = map_values(breakdown.ethnicity)
-                sources.append((eth, breakdown.ethnicity.column))
-                eth_expr = pl.col(eth)
-            else:
-                eth_expr = pl.lit("UNKNOWN_ETHNICITY")
-            problem = lambda c: is_problem(c) | is_excluded(c)  # noqa: E731
-            cats[f"{prefix}cat{j}"] = (pl.when(problem(pl.col(race))).then(pl.col(race))
-                                       .when(problem(eth_expr)).then(eth_expr)
-                                       .otherwise(eth_expr + pl.lit("_") + pl.col(race)))
-        else:
-            column = f"{prefix}b{j}_value"
-            mapped[column] = map_values(breakdown.value_map)
-            sources.append((column, breakdown.value_map.column))
-            cats[f"{prefix}cat{j}"] = pl.col(column)
-    return mapped, cats, sources
+    metric: MetricSpec
+    live: pl.Expr  # the metric's own rules keep the record (its where filters, no value mapped to null, ...)
+    flags: list[Flag]  # its checks (each implies ``live``)
+    #: counted records (``keep``, ``live`` and no flag) -> the metric's values, see :func:`finish`
+    values: Callable[[pl.LazyFrame], pl.DataFrame]
 
 
-def where_expr(spec: MetricSpec) -> pl.Expr:
-    keep = pl.lit(True)
-    for where in spec.where:
-        if where.blank is not None:
-            keep = keep & (pl.col(where.column).is_null() if where.blank else pl.col(where.column).is_not_null())
+@dataclass(frozen=True)
+class Category:
+    """One breakdown of a metric in the frame: ``column`` holds the index in ``members`` (or a negative code)."""
+
+    breakdown: BreakdownSpec
+    column: str
+    members: tuple[str, ...]
+    sources: tuple[tuple[str, str], ...]  # (code column, logical column) of the value maps read (for N3)
+
+
+def categories(records: Records, spec: MetricSpec) -> list[Category]:
+    """Register each breakdown's category column (race and ethnicity combined into the 24-member cross)."""
+    out = []
+    for breakdown in spec.breakdowns:
+        members = breakdown.dimension.member_names
+        if breakdown.race is None:
+            column = records.code(breakdown.value_map, members)
+            out.append(Category(breakdown, column, members, ((column, breakdown.value_map.column),)))
             continue
-        inside = pl.col(where.column).str.to_lowercase().is_in(list(where.keep)).fill_null(False)
-        keep = keep & (~inside if where.negate else inside)
-    return keep
+        races = tuple(dict.fromkeys(m.race for m in breakdown.dimension.members))
+        race = records.code(breakdown.race, races)
+        sources = [(race, breakdown.race.column)]
+        eth = None
+        if breakdown.ethnicity is not None:
+            eth = records.code(breakdown.ethnicity, ETHNICITIES)
+            sources.append((eth, breakdown.ethnicity.column))
+        column = records.derived(("cross", race, eth), lambda b=breakdown, names=races, r=race, e=eth: _cross(
+            b, names, r, e))
+        out.append(Category(breakdown, column, members, tuple(sources)))
+    return out
 
 
-def zero_filled(counts: pl.LazyFrame, months: pl.LazyFrame, breakdown: BreakdownSpec, cat: str) -> pl.LazyFrame:
-    """Every mapped member of the breakdown in every month that has a total (0 where no record fell)."""
-    members = pl.LazyFrame({cat: list(breakdown.targets)}, schema={cat: pl.String})
-    return months.join(members, how="cross").join(counts, on=["period_start", cat], how="left").select(
-        "period_start", dimension=pl.lit(breakdown.dimension.identifier), category=pl.col(cat),
-        value=pl.col("value").fill_null(0).cast(pl.Float64), row_number="row_number")
+def _cross(breakdown: BreakdownSpec, races: Sequence[str], race: str, eth: str | None) -> pl.Expr:
+    """The member index of a race and an ethnicity code, by one lookup in a table of every pair of codes
+    (negative codes included: a problem or exclusion of the race wins over one of the ethnicity)."""
+    index = {(m.ethnicity, m.race): i for i, m in enumerate(breakdown.dimension.members)}
+    table = [r if r < 0 else e if e < 0 else index.get((ETHNICITIES[e], races[r]), UNMAPPED)
+             for e in range(-_NEGATIVE, len(ETHNICITIES)) for r in range(-_NEGATIVE, len(races))]
+    eth_code = pl.col(eth) if eth is not None else pl.lit(ETHNICITIES.index("UNKNOWN_ETHNICITY"), CODE)
+    position = (eth_code.cast(pl.Int32) + _NEGATIVE) * (len(races) + _NEGATIVE) + pl.col(race) + _NEGATIVE
+    return pl.lit(pl.Series(table, dtype=CODE)).gather(position)
 
 
-def plan_events(i: int, spec: MetricSpec, ctx: Context) -> Plan:
-    p = f"m{i}_"
-    _, last = period_bounds(ctx)
-    mapped, cats, sources = breakdown_columns(p, spec)
-    moment, month = f"{p}date", f"{p}month"
-    stage1 = {moment: parse_date(spec.date, ctx.source.date_formats), f"{p}keep": where_expr(spec), **mapped}
-    stage2 = {month: month_of(pl.col(moment)), **cats}
-    excluded = pl.any_horizontal(pl.lit(False), *(is_excluded(pl.col(c)) for c in cats))
-    in_window = pl.col(month).is_between(ctx.source.period_from or date(1, 1, 1),
-                                         ctx.source.period_to or date(9999, 1, 1)).fill_null(True)
-    skip = ~pl.col(f"{p}keep") | excluded | ~in_window
-    stage3 = {f"{p}skip": skip}
-    flags = {
-        f"{p}bad_date": ~pl.col(f"{p}skip") & pl.col(moment).is_null(),
-        f"{p}bad_period": ~pl.col(f"{p}skip") & ~pl.col(month).is_between(date(2000, 1, 1), last).fill_null(True),
-        **{f"{m}_bad": ~pl.col(f"{p}skip") & is_problem(pl.col(m)) for m, _ in sources},
-    }
-    stage4 = {**flags}
-    stage5 = {f"{p}error": pl.any_horizontal(*(pl.col(f) for f in flags))}
-    findings: list[FindingSpec] = [
-        (f"{p}bad_date", spec.date, "N4", spec.date, DATE_MESSAGE),
-        (f"{p}bad_period", spec.date, "N5", spec.date, PERIOD_MESSAGE),
-        *((f"{m}_bad", column, "N3", column, UNMAPPED_MESSAGE) for m, column in sources),
+def excluded(cats: Sequence[Category]) -> pl.Expr:
+    return any_of(pl.col(c.column) == EXCLUDED for c in cats)
+
+
+def common_flags(records: Records, cats: Sequence[Category], live: pl.Expr) -> list[Flag]:
+    """N3 for unmapped values of each value map read, and R6 for child agencies the roster does not know."""
+    flags = [Flag(live & (pl.col(code) <= UNMAPPED), records.raw(column), "N3", column, UNMAPPED_MESSAGE)
+             for cat in cats for code, column in cat.sources]
+    if records.agency is not None:
+        column = records.ctx.source.agency
+        flags += [Flag(live & (pl.col(records.agency) == code), records.raw(column), "R6", column, message)
+                  for code, message in AGENCY_MESSAGES.items()]
+    return flags
+
+
+def in_window(records: Records, day: pl.Expr) -> pl.Expr:
+    """The day's month lies within the source's ``period`` (unknown days are left to the date checks)."""
+    source = records.ctx.source
+    until = add_months(source.period_to, 1) if source.period_to else date(9999, 1, 1)
+    return day.is_between(source.period_from or date(1, 1, 1), until, closed="left").fill_null(True)
+
+
+def in_range(records: Records, day: pl.Expr) -> pl.Expr:
+    """The day's month lies within 2000-01 .. the last month that may be emitted (rule N5; unknown: True)."""
+    return day.is_between(date(2000, 1, 1), records.ctx.end, closed="left").fill_null(True)
+
+
+def plan_events(i: int, spec: MetricSpec, records: Records, periods: Periods) -> Plan:
+    ctx = records.ctx
+    day = pl.col(records.date(spec.date))
+    cats = categories(records, spec)
+    live = records.where(spec.where) & ~excluded(cats) & in_window(records, day)
+    raw = records.raw(spec.date)
+    flags = [
+        Flag(live & day.is_null(), raw, "N4", spec.date, DATE_MESSAGE),
+        Flag(live & ~in_range(records, day), raw, "N5", spec.date, PERIOD_MESSAGE),
+        *common_flags(records, cats, live),
     ]
+    ident = records.ident(spec.id) if spec.id is not None else None
 
-    def values(frame: pl.LazyFrame) -> pl.LazyFrame:
-        counted = frame.filter(~pl.col(f"{p}skip") & ~pl.col(f"{p}error"))
-        if spec.id is not None:
-            event_id = pl.coalesce(pl.col(spec.id), pl.lit("\x00row") + pl.col(ROW).cast(pl.String))
-            ranks = {c: _rank(b, pl.col(c)) for c, b in zip(cats, spec.breakdowns, strict=True)}
-            counted = counted.group_by(event_id.alias("__event")).agg(
-                month_of(pl.col(moment).min()).alias(month), pl.col(ROW).min(),
-                *(pl.col(c).sort_by(rank).first().alias(c) for c, rank in ranks.items()))
-        totals = counted.group_by(pl.col(month).alias("period_start")).agg(value=pl.len(),
-                                                                          row_number=pl.col(ROW).min())
-        parts = [totals.select("period_start", dimension=pl.lit(None, pl.String), category=pl.lit(None, pl.String),
-                               value=pl.col("value").cast(pl.Float64), row_number="row_number")]
-        months = totals.select("period_start", "row_number")
-        for cat, breakdown in zip(cats, spec.breakdowns, strict=True):
-            counts = counted.group_by(pl.col(month).alias("period_start"), cat).agg(value=pl.len())
-            parts.append(zero_filled(counts, months, breakdown, cat))
-        return pl.concat(parts)
+    def values(counted: pl.LazyFrame) -> pl.DataFrame:
+        if ident is not None:
+            counted = _events(counted, records, pl.col(ident), day, cats)
+        else:
+            counted = counted.select(reporter=records.reporter(), day=day, row=pl.col(ROW),
+                                     **{f"k{j}": pl.col(c.column) for j, c in enumerate(cats)})
+        counted = counted.with_columns(period_start=periods.start(pl.col("day"), pl.col("reporter")))
+        keys = ["reporter", "period_start"]
+        totals, *counts = pl.collect_all([
+            counted.group_by(keys).agg(value=pl.len().cast(pl.Float64), row_number=pl.col("row").min(),
+                                       latest=pl.col("day").max()),
+            *(counted.group_by(*keys, code=f"k{j}").agg(value=pl.len().cast(pl.Float64)) for j in range(len(cats))),
+        ])
+        as_of = min(add_months(totals["latest"].max(), 1), ctx.end) if totals.height else ctx.end
+        return finish(totals.drop("latest"), counts, cats, periods, records, as_of)
 
-    return Plan([stage1, stage2, stage3, stage4, stage5], f"{p}skip", f"{p}error", findings, values)
-
-
-def _rank(breakdown: BreakdownSpec, cat: pl.Expr) -> pl.Expr:
-    order = list(breakdown.order) or list(breakdown.dimension.member_names)
-    return cat.replace_strict(order, list(range(len(order))), default=len(order), return_dtype=pl.Int64)
+    return Plan(spec, live, flags, values)
 
 
-__all__ = ["EXCLUDED", "Plan", "plan_events"]
+def _events(counted: pl.LazyFrame, records: Records, ident: pl.Expr, day: pl.Expr, cats: Sequence[Category]
+            ) -> pl.LazyFrame:
+    """One row per event (reporter and id): earliest date (``day``), first row (``row``), and per breakdown
+    ``k{j}`` the most serious category (lowest rank in the breakdown's order; the earlier row between equals).
+
+    Records without an id are events of their own.
+    """
+    key = pl.coalesce(ident, pl.lit("\x00row") + pl.col(ROW).cast(pl.String))
+    classified = {}
+    for j, cat in enumerate(cats):
+        order = list(cat.breakdown.order) or list(cat.members)
+        ranks = pl.Series([order.index(m) if m in order else len(order) for m in cat.members], dtype=pl.Int64)
+        seriousness = pl.lit(ranks).gather(pl.col(cat.column)) * _ROWS + pl.col(ROW).cast(pl.Int64)
+        classified[f"k{j}"] = pl.col(cat.column).get(seriousness.arg_min())
+    return counted.group_by(reporter=records.reporter(), event=key).agg(
+        day=day.min(), row=pl.col(ROW).min(), **classified).drop("event")
+
+
+#: Above any row number: rank * _ROWS + row orders by rank, then by row.
+_ROWS = 1 << 40
+
+
+def finish(totals: pl.DataFrame, counts: Sequence[pl.DataFrame], cats: Sequence[Category], periods: Periods,
+           records: Records, as_of: date, *, complete: bool = True, zero_fill: bool = True) -> pl.DataFrame:
+    """Datapoint values from the group-by results: totals, and each breakdown's members.
+
+    ``totals``: reporter, period_start, value, row_number; ``counts[j]``: reporter, period_start, code, value
+    (and row_number without ``zero_fill``). With ``zero_fill`` every member a breakdown can produce gets a value
+    in every period that has a total (0 when no record fell in it) and carries the total's row; without it, the
+    members found are emitted with their own first row. With ``complete``, annual periods are kept only when the
+    export covers them: from the source's ``period.from`` on and ending by ``as_of`` (a year in progress has no
+    count yet).
+    """
+    lengths = periods.lengths()
+    totals = totals.with_columns(period_end=pl.col("period_start").dt.offset_by(pl.format("{}mo", lengths)),
+                                 frequency=pl.when(lengths == 1).then(pl.lit("MONTHLY")).otherwise(pl.lit("ANNUAL")))
+    if complete and periods.annual:
+        since = records.ctx.source.period_from or date(1, 1, 1)
+        totals = totals.filter((lengths == 1) | ((pl.col("period_start") >= since) & (pl.col("period_end") <= as_of)))
+    keys = ["reporter", "period_start", "period_end", "frequency"]
+    parts = [totals.select(*keys, dimension=pl.lit(None, pl.String), category=pl.lit(None, pl.String),
+                           value=pl.col("value").cast(pl.Float64), row_number="row_number")]
+    for cat, count in zip(cats, counts, strict=True):
+        named = count.filter(pl.col("code") >= 0).with_columns(category=pl.col("code").replace_strict(
+            list(range(len(cat.members))), list(cat.members), return_dtype=pl.String))
+        if zero_fill:
+            targets = pl.DataFrame({"category": list(cat.breakdown.targets)}, schema={"category": pl.String})
+            named = totals.select(*keys, "row_number").join(targets, how="cross").join(
+                named.select("reporter", "period_start", "category", "value"),
+                on=["reporter", "period_start", "category"], how="left")
+        else:
+            named = named.join(totals.select(keys), on=["reporter", "period_start"])
+        parts.append(named.select(*keys, dimension=pl.lit(cat.breakdown.dimension.identifier), category="category",
+                                  value=pl.col("value").fill_null(0).cast(pl.Float64),
+                                  row_number=pl.col("row_number").cast(pl.Int64)))
+    return pl.concat(parts, how="vertical_relaxed")
+
+
+__all__ = ["Plan", "finish", "plan_events"]

@@ -124,6 +124,7 @@ class SourceSpec:
     period_from: date | None
     period_to: date | None
     metrics: tuple[MetricSpec, ...]
+    agency: str | None = None  # superagency exports: the column naming each record's child agency
 
     @property
     def sector(self) -> str:
@@ -239,7 +240,7 @@ class _Checker:
 
     def source(self, where: str, data: Any) -> SourceSpec | None:
         if not self.keys(where, data, {"name", "pattern", "kind", "columns", "metrics"},
-                         {"format", "sheet", "encoding", "delimiter", "date_formats", "period"}):
+                         {"format", "sheet", "encoding", "delimiter", "date_formats", "period", "agency"}):
             return None
         before = len(self.problems)
         name = self.text(f"{where}.name", data["name"]) or "?"
@@ -272,6 +273,7 @@ class _Checker:
         if not isinstance(formats, list) or not all(isinstance(f, str) and "%" in f for f in formats):
             self.bad(f"{where}.date_formats", "expected a list of strftime formats such as '%m/%d/%Y %H:%M'")
             formats = []
+        agency = self.column_ref(f"{where}.agency", data.get("agency"), columns, optional=True)
         period_from, period_to = self.period(f"{where}.period", data.get("period"))
         metrics = []
         raw_metrics = data["metrics"]
@@ -286,7 +288,7 @@ class _Checker:
         if len(self.problems) > before:
             return None
         return SourceSpec(name, pattern, fmt, sheet, encoding, delimiter, kind, columns, tuple(formats),
-                          period_from, period_to, tuple(metrics))
+                          period_from, period_to, tuple(metrics), agency)
 
     def columns(self, where: str, data: Any) -> dict[str, str]:
         if not isinstance(data, dict) or not data:
@@ -360,8 +362,9 @@ class _Checker:
         else:
             value = ref("value", optional=False)
             date_col, year, month = ref("date"), ref("year"), ref("month")
-            if (date_col is None) == (year is None or month is None):
-                self.bad(where, "give either 'date' (a date in the month) or both 'year' and 'month'")
+            if (date_col is None) == (year is None) or (month is not None and year is None):
+                self.bad(where, "give either 'date' (a date in the period) or 'year' with 'month' (monthly and "
+                                "annual metrics) or 'year' alone (annual metrics)")
         wheres = self.wheres(f"{where}.where", data.get("where"), columns)
         breakdowns = []
         raw = data.get("breakdowns", [])

@@ -98,6 +98,7 @@ def parse_inbox_batches(data_dir: Path, known: Mapping[str, str], roster: Roster
             parser, unchanged, read = new_parser(), 0, 0
         try:
             sha, data = fingerprint(file)
+            sha = parser.native.fingerprint(file, sha)  # a native export's version includes its mapping's
             problem = None
         except OSError as exc:  # e.g. permissions: recorded once per distinct error, like any content
             sha, data = f"unopenable:{exc.errno}", None

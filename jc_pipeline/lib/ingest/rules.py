@@ -97,8 +97,8 @@ _RULES = (
          "Check that the breakdown adds up to the total; both were stored as given."),
     # --- agency-native extracts (mappings/<agency_id>.yaml, docs/mappings.md) -----------------------------
     Rule("N1", ERROR, "Invalid mapping file",
-         "Fix mappings/<agency_id>.yaml as the message says (file, key path, problem); the export is read again "
-         "once the mapping validates and the export is delivered again."),
+         "Fix mappings/<agency_id>.yaml as the message says (file, key path, problem); the next run reads the "
+         "agency's exports again with the fixed mapping, without a new delivery."),
     Rule("N2", ERROR, "Column missing from the export",
          "Add the column to the export, or correct its header under 'columns' in the mapping file."),
     Rule("N3", ERROR, "Value has no mapping",

@@ -1,0 +1,90 @@
+"""A changed mapping re-reads the exports it claims, end to end through the Dagster pipeline (`run_pipeline`)."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import duckdb
+import pytest
+
+from jc_pipeline.lib.paths import DataLayout
+from jc_pipeline.runner import run_pipeline
+from jc_pipeline_tests.ingest_support import Warehouse, deliver_csv, write_roster
+from jc_pipeline_tests.test_mappings_counts import CAD, write_mapping
+
+JAN = date(2024, 1, 1)
+EXPORT = [
+    ["Incident No", "Call Received", "Priority"],
+    ["C1", "2024-01-03 10:00:00", "1"],
+    ["C2", "2024-01-04 11:00:00", "3"],
+    ["C3", "2024-01-05 12:00:00", "4"],  # not in the first mapping: N3, the call is not counted
+]
+
+
+def _query(layout: DataLayout, sql: str) -> list[tuple]:
+    with duckdb.connect(str(layout.warehouse), read_only=True) as con:
+        return con.execute(sql).fetchall()
+
+
+def _calls(layout: DataLayout) -> dict:
+    return dict(_query(layout, """
+        SELECT coalesce(category, 'TOTAL'), value FROM agency_metrics
+        WHERE agency_id = 'le' AND metric_key = 'LAW_ENFORCEMENT_CALLS_FOR_SERVICE' AND period_start = '2024-01-01'"""))
+
+
+@pytest.fixture
+def layout(tmp_path, monkeypatch):
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
+    write_roster(tmp_path / "data")
+    return DataLayout.from_env(tmp_path / "data")
+
+
+def test_only_the_exports_a_changed_mapping_claims_are_read_again(tmp_path):
+    w = Warehouse(tmp_path, database=":memory:")
+    write_mapping(w.data_dir, "le", CAD)
+    deliver_csv(w.data_dir, "le", "LAW_ENFORCEMENT", "cad_calls_2024.csv", EXPORT)
+    deliver_csv(w.data_dir, "le", "LAW_ENFORCEMENT", "arrests.csv", [["year", "month", "value"], [2024, 1, 7]])
+    w.ingest()
+    assert w.parse().files.height == 0  # nothing changed
+    write_mapping(w.data_dir, "le", CAD + "# a comment is a change too\n")
+    again = w.parse()
+    assert again.files.select("path", "change").rows() == [("inbox/le/LAW_ENFORCEMENT/cad_calls_2024.csv", "changed")]
+    assert again.files_unchanged == 1  # the bulk upload is not the mapping's
+    (tmp_path / "data" / "mappings" / "le.yaml").unlink()  # without a mapping the export is a bulk upload again
+    assert w.parse().files["path"].to_list() == ["inbox/le/LAW_ENFORCEMENT/cad_calls_2024.csv"]
+    w.close()
+
+
+@pytest.mark.slow
+def test_a_changed_mapping_re_reads_the_export_and_its_datapoints_win(layout):
+    write_mapping(layout.root, "le", CAD)
+    deliver_csv(layout.root, "le", "LAW_ENFORCEMENT", "cad_calls_2024.csv", EXPORT)
+    deliver_csv(layout.root, "le", "LAW_ENFORCEMENT", "arrests.csv", [["year", "month", "value"], [2024, 1, 7]])
+    first = run_pipeline(layout, echo=lambda line: None)
+    assert first.months == [JAN]
+    assert _calls(layout) == {"TOTAL": 2, "EMERGENCY": 1, "NON_EMERGENCY": 1, "UNKNOWN": 0}
+    assert _query(layout, "SELECT rule, raw_value FROM rejected_rows") == [("N3", "4")]
+
+    unchanged = run_pipeline(layout, echo=lambda line: None)
+    assert unchanged.months == []  # mapping and export unchanged: nothing is read again
+
+    write_mapping(layout.root, "le", CAD.replace('"3": NON_EMERGENCY,', '"3": NON_EMERGENCY, "4": NON_EMERGENCY,'))
+    fixed = run_pipeline(layout, echo=lambda line: None)
+    assert fixed.months == [JAN]
+    assert _calls(layout) == {"TOTAL": 3, "EMERGENCY": 1, "NON_EMERGENCY": 2, "UNKNOWN": 0}
+    versions = _query(layout, """
+        SELECT upload_seq, status, rows_loaded, rows_rejected, sha256 FROM source_files
+        WHERE path LIKE '%cad_calls_2024.csv' ORDER BY upload_seq""")
+    assert [v[1:4] for v in versions] == [("ERRORED", 2, 1), ("INGESTED", 3, 0)]
+    file_sha = versions[0][4].split("+mapping:")[0]
+    assert versions[1][4].startswith(file_sha + "+mapping:") and versions[1][4] != versions[0][4]
+    # One row per datapoint; the bulk upload of the same agency is untouched.
+    assert _query(layout, """
+        SELECT count(*) FROM (SELECT agency_id, metric_key, period_start, period_end, dimension, category, count(*) n
+                              FROM agency_metrics GROUP BY ALL HAVING n > 1)""") == [(0,)]
+    assert _query(layout, """
+        SELECT value FROM agency_metrics WHERE metric_key = 'LAW_ENFORCEMENT_ARRESTS' AND dimension IS NULL""") == [
+        (7.0,)]
+
+    again = run_pipeline(layout, echo=lambda line: None)
+    assert again.months == []  # the new mapping is now the known version

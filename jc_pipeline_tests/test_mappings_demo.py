@@ -55,8 +55,9 @@ def test_native_metrics_come_only_from_the_native_exports(demo):
     assert pairs.height >= 8
     bulk = batch.datapoints.filter(~pl.col("path").is_in(exports)).join(pairs, on=["agency_id", "metric_key"])
     assert bulk.height == 0
-    assert set(native["frequency"]) == {"MONTHLY"}
-    assert native["period_start"].min() == date(2024, 1, 1) and native["period_start"].max() == date(2025, 12, 1)
+    assert set(native["frequency"]) == {"MONTHLY", "ANNUAL"}  # the jail's funding comes by fiscal year
+    monthly = native.filter(pl.col("frequency") == "MONTHLY")
+    assert monthly["period_start"].min() == date(2024, 1, 1) and monthly["period_start"].max() == date(2025, 12, 1)
 
 
 def test_cad_calls_per_month_equal_a_hand_count_of_the_export(demo):
@@ -70,3 +71,21 @@ def test_cad_calls_per_month_equal_a_hand_count_of_the_export(demo):
                     expected[date(int(row["Call Received"][:4]), int(row["Call Received"][5:7]), 1)] += 1
     totals = batch.datapoints.filter(pl.col("path").is_in(paths) & pl.col("dimension").is_null())
     assert dict(zip(totals["period_start"], totals["value"], strict=True)) == expected
+
+
+def test_jail_funding_per_fiscal_year_equals_the_budget_exports_rows(demo):
+    manifest, batch = demo
+    (path,) = [p for p in manifest.native if p.endswith("/jail_budget.csv")]
+    agency = path.split("/")[1]
+    roster = load_roster(manifest.data_dir, load_registry())
+    first_month = roster.effective(agency, "JAILS_FUNDING").starting_month
+    expected: Counter = Counter()
+    with (manifest.data_dir / path).open(newline="", encoding="utf-8") as handle:
+        for row in csv.DictReader(handle):
+            end_year = int(row["Fiscal Year"])  # labelled by the year the fiscal year ends
+            start = date(end_year - (first_month != 1), first_month, 1)
+            expected[start] += int(row["Amount"].replace(",", ""))
+    totals = batch.datapoints.filter((pl.col("path") == path) & pl.col("dimension").is_null())
+    assert set(totals["frequency"]) == {"ANNUAL"} and len(expected) == 2
+    assert dict(zip(totals["period_start"], totals["value"], strict=True)) == expected
+    assert all(end.month == first_month for end in totals["period_end"])

@@ -1,9 +1,11 @@
-"""Agency-native exports for the demo state: a CAD calls export, an RMS arrest export, a jail booking export, a
-court case export and a probation roster, each with its ``mappings/<agency_id>.yaml``.
+"""Agency-native exports for the demo state: a CAD calls export, an RMS arrest export, a jail booking export and
+an aggregated jail budget (annual funding by fiscal year), a court case export and a probation roster, each with
+its ``mappings/<agency_id>.yaml``.
 
-One agency per sector (the smallest stand-alone one that reports every metric below monthly) delivers these
-metrics ONLY through its native export: :func:`choose` says which (agency, metric) pairs the bulk-upload writer
-must leave out, so the latest-wins rule never has two sources to choose from.
+One agency per sector (the smallest stand-alone one that reports every metric of :data:`METRICS` monthly, and
+those of :data:`ANNUAL` annually) delivers these metrics ONLY through its native export: :func:`choose` says which
+(agency, metric) pairs the bulk-upload writer must leave out, so the latest-wins rule never has two sources to
+choose from.
 
 Records are generated from the demo's observations so the counts agree with the rest of the demo: calls,
 arrests, jail admissions, supervision starts and court filings per month and category are exactly the observed
@@ -40,6 +42,8 @@ METRICS = {
     COURT: ("COURTS_AND_PRETRIAL_CASES_FILED", "COURTS_AND_PRETRIAL_CASES_DISPOSED", "COURTS_AND_PRETRIAL_SENTENCES"),
     SUP: ("SUPERVISION_SUPERVISION_STARTS", "SUPERVISION_SUPERVISION_TERMINATIONS", "SUPERVISION_POPULATION"),
 }
+#: Annual metrics an export delivers (by fiscal year) when the chosen agency reports them annually.
+ANNUAL = {JAIL: ("JAILS_FUNDING",)}
 # Source codes of the fictional systems.
 CALL_CODES = {"EMERGENCY": ("P1", "P2"), "NON_EMERGENCY": ("P3", "P4"), "OTHER": ("ADM",), "UNKNOWN": ("",)}
 OFFENSE_CODES = {"PERSON": ("13A", "13B", "120"), "PROPERTY": ("23C", "220", "290"), "PUBLIC_ORDER": ("90D", "90C"),
@@ -75,8 +79,9 @@ def choose(state: DemoState, roster: Roster, observed: Iterable[Observation]) ->
                       and not a.quarterly and a.agency_id != state.correction_id]
         for agency in sorted(candidates, key=lambda a: (a.population, a.agency_id)):
             expected = set(roster.expected_metric_keys(agency.agency_id))
-            usable = tuple(k for k in keys if k in expected
-                           and roster.effective(agency.agency_id, k).frequency == "MONTHLY")
+            usable = tuple(k for frequency, group in (("MONTHLY", keys), ("ANNUAL", ANNUAL.get(sector, ())))
+                           for k in group if k in expected
+                           and roster.effective(agency.agency_id, k).frequency == frequency)
             if keys[0] in usable:
                 plan.agencies[sector], plan.metrics[agency.agency_id] = agency.agency_id, usable
                 break
@@ -116,6 +121,10 @@ class _Export:
 
     def monthly(self, key: str) -> list[Observation]:
         return sorted((o for o in self.plan.observed.get((self.agency_id, key), []) if o.month is not None),
+                      key=lambda o: o.start)
+
+    def annual(self, key: str) -> list[Observation]:
+        return sorted((o for o in self.plan.observed.get((self.agency_id, key), []) if o.month is None),
                       key=lambda o: o.start)
 
     def split(self, observation: Observation, identifier: str, total: int, mix: dict[str, int]) -> list[str]:
@@ -350,6 +359,33 @@ def _jail(export: _Export) -> None:
         "    columns: {booking: Booking Number, booked: Booked At, released: Released At, status: Custody Status,"
         " charge: Top Charge NIBRS, reason: Release Reason, race: Race, ethnicity: Ethnicity, sex: Sex}\n"
         "    metrics:\n" + "".join(metrics))
+    _jail_budget(export)
+
+
+FUNDING_CODES = {"STATE_APPROPRIATION": "STATE", "COUNTY_MUNICIPAL": "COUNTY", "GRANTS": "GRANT",
+                 "COMMISSARY_FEES": "COMMISSARY", "CONTRACT_BEDS": "BEDS", "OTHER": "OTHER"}
+
+
+def _jail_budget(export: _Export) -> None:
+    """The county budget office's funding table: one row per fiscal year and source, the year labelled by the year
+    it ends (as bulk uploads label it); a year without a known split is one row with an empty source (UNKNOWN)."""
+    rows = []
+    for observation in export.annual("JAILS_FUNDING"):
+        split = next((counts for breakdown, counts in observation.breakdowns
+                      if breakdown.dimension.identifier == "metric/jails/funding/type"), ())
+        if sum(c for _, c in split) == observation.value and split:
+            rows += [(str(observation.year), FUNDING_CODES.get(m.name, ""), f"{c:,}") for m, c in split if c]
+        else:
+            rows.append((str(observation.year), "", f"{observation.value:,}"))
+    if not rows:
+        return
+    export.write_csv(f"{JAIL}/jail_budget.csv", pl.DataFrame(rows, orient="row", schema=[
+        "Fiscal Year", "Funding Source", "Amount"]))
+    export.sources.append(
+        "  - name: jail_budget\n    pattern: JAILS/jail_budget.csv\n    kind: aggregated\n"
+        "    columns: {year: Fiscal Year, source: Funding Source, amount: Amount}\n"
+        "    metrics:\n      - metric: JAILS_FUNDING\n        year: year\n        value: amount\n"
+        "        breakdowns:\n" + _simple_block("metric/jails/funding/type", "source", FUNDING_CODES))
 
 
 # --- courts: case management export, one row per charge (Windows-1252, semicolons) ------------------------------

@@ -51,7 +51,7 @@ def test_the_benchmark_reports_floor_ingest_ratio_and_memory(measured):
     assert measured["records"] == ROWS and measured["rejected"] == 0 and measured["datapoints"] > 0
     assert measured["floor_seconds"] > 0 and measured["ingest_seconds"] > 0
     assert measured["ratio"] == pytest.approx(measured["ingest_seconds"] / measured["floor_seconds"])
-    assert measured["peak_rss_mib"] > measured["baseline_rss_mib"] > 0
+    assert measured["peak_rss_mib"] >= measured["baseline_rss_mib"] > 0  # small exports may not raise the peak
     assert "ratio" in bench_native.report(measured) and f"{ROWS:,} bookings" in bench_native.report(measured)
 
 

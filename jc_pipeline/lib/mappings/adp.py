@@ -19,7 +19,7 @@ Computation, set-based and exact: each stay is clipped to ``[lo, hi)`` (``period
 falls in periods ``L`` (of ``lo``) to ``H`` (of ``hi - 1 day``). Its days in a period ``[m, m')`` with ``L <= m
 <= H`` are ``(m' - m) - [m = L](lo - m) - [m = H](m' - hi)``. Summed over stays, a period's days are its length
 times the stays active in it, minus the same two corrections summed over the stays starting and ending in it.
-So DuckDB only groups the stays by ``(L, H)`` (counts and sums of ``lo`` and ``hi``) -- one pass over the
+So the records are only grouped by ``(L, H)`` (counts and sums of ``lo`` and ``hi``) -- one pass over the
 records per breakdown, whatever the number of stays -- and the periods are summed from those few groups.
 """
 

@@ -191,7 +191,6 @@ class Records:
     ctx: Context
     found: dict[str, str]  # logical column -> header in the export
     agency: str | None = None  # column of the reporter's index (superagency sources), see :meth:`reporter`
-    frame: pl.DataFrame | None = None
     _dates: dict[str, str] = field(default_factory=dict)
     _formats: dict[str, tuple[str, ...]] = field(default_factory=dict)
     _categorical: set[str] = field(default_factory=set)  # logical columns read as categories
@@ -291,9 +290,10 @@ class Records:
     # --- reading the export -----------------------------------------------------------------------------------
 
     def materialize(self, loaded: Loaded) -> pl.DataFrame:
-        """Read the export once into :attr:`frame` (:class:`SourceUnreadable` when Polars cannot parse it)."""
+        """Read the export once into the per-record frame (:class:`SourceUnreadable` when Polars cannot parse it)."""
         plain = [lg for lg in self.found if lg not in self._dates and lg not in self._categorical]
-        for logical in self._categorical:
+        coded = [lg for lg in self._categorical if lg not in self._dates]  # a date column's presence is its own
+        for logical in coded:
             self.mapped(("present", logical), logical, lambda value: value is not None, pl.Boolean)
         try:
             self._order_formats(loaded.records)
@@ -308,15 +308,13 @@ class Records:
             raise SourceUnreadable(f"the export cannot be read with the mapping ({type(exc).__name__}: "
                                    f"{str(exc).splitlines()[0][:200]}); check the encoding, delimiter and columns"
                                    ) from None
-        frame = frame.with_columns(*(pl.col(self._mapped[("present", lg)][0]).alias(f"p:{lg}")
-                                     for lg in self._categorical),
+        frame = frame.with_columns(*(pl.col(self._mapped[("present", lg)][0]).alias(f"p:{lg}") for lg in coded),
                                    *((pl.col(name).is_not_null() | pl.col(f"r:{lg}").is_not_null()).alias(f"p:{lg}")
                                      for lg, name in self._dates.items()))
         # Blank records (every declared cell empty or white space) are skipped and not counted.
         keep = pl.any_horizontal(pl.col(f"p:{lg}") for lg in self.found) if self.found else pl.lit(True)
         frame = frame.with_columns(keep=keep)
-        self.frame = frame.with_columns(build().alias(name) for name, build in self._derived.values())
-        return self.frame
+        return frame.with_columns(build().alias(name) for name, build in self._derived.values())
 
     @staticmethod
     def _parse(text: pl.Expr, formats: Sequence[str]) -> pl.Expr:

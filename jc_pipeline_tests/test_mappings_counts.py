@@ -414,3 +414,42 @@ def test_population_rounded_to_whole_people_keeps_breakdowns_adding_up(w):
     offenses = values(batch, "JAILS_TOTAL_POPULATION", OFFENSE)
     assert sum(offenses.values()) == 3 and offenses[(jan, "PROPERTY")] in (1, 2)
     assert all(v == int(v) for v in offenses.values())
+
+
+def test_dates_in_other_formats_and_padded_cells_count_like_any_other(w):
+    """Each date column is read with its most common format first; the records it misses are read again with
+    every format, and every cell is compared stripped and case-insensitively."""
+    write_mapping(w.data_dir, "le", CAD)
+    deliver_csv(w.data_dir, "le", "LAW_ENFORCEMENT", "cad_calls_2024.csv", [
+        ["Incident No", "Call Received", "Priority"],
+        ["C1", "2024-01-03 10:00:00", "1"],  # the export's usual format
+        ["C2", "01/04/2024", " 2 "],  # m/d/Y, and a padded code
+        ["C3", " 2024-01-05 ", "3"],  # a padded date
+        ["C4", "2024-02-01T08:00:00", "admin"],  # mapped to null, in other letters: left out
+        ["  ", " ", "   "],  # white space only: a blank record, skipped but numbered
+        ["C5", "2024-02-30", "1"],  # no such day: N4
+        ["C6", "1999-12-31", "1"],  # before 2000: N5
+    ])
+    batch = w.parse()
+    jan = date(2024, 1, 1)
+    assert values(batch, "LAW_ENFORCEMENT_CALLS_FOR_SERVICE") == {(jan, None): 3}
+    assert {k: v for k, v in values(batch, "LAW_ENFORCEMENT_CALLS_FOR_SERVICE", CALL).items() if v} == {
+        (jan, "EMERGENCY"): 2, (jan, "NON_EMERGENCY"): 1}
+    assert findings(batch, "cad_calls_2024.csv") == [("N4", 7, "Call Received", "2024-02-30"),
+                                                     ("N5", 8, "Call Received", "1999-12-31")]
+    row = file_row(batch, "cad_calls_2024.csv")
+    assert (row["rows_total"], row["rows_loaded"], row["rows_rejected"]) == (6, 4, 2)
+
+
+def test_listed_date_formats_are_tried_in_their_order(w):
+    write_mapping(w.data_dir, "le", CAD.replace("    kind: records\n", '    kind: records\n    date_formats: '
+                                                '["%d.%m.%Y", "%m/%d/%Y"]\n'))
+    deliver_csv(w.data_dir, "le", "LAW_ENFORCEMENT", "cad_calls_2024.csv", [
+        ["Incident No", "Call Received", "Priority"],
+        ["C1", "02.03.2024", "1"],  # 2 March
+        ["C2", "03/02/2024", "1"],  # only the second format reads it: 2 March
+        ["C3", "2024-03-02", "1"],  # neither: N4
+    ])
+    batch = w.parse()
+    assert values(batch, "LAW_ENFORCEMENT_CALLS_FOR_SERVICE") == {(date(2024, 3, 1), None): 2}
+    assert findings(batch, "cad_calls_2024.csv") == [("N4", 4, "Call Received", "2024-03-02")]

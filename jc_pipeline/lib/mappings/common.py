@@ -318,7 +318,8 @@ class Records:
 
     @staticmethod
     def _parse(text: pl.Expr, formats: Sequence[str]) -> pl.Expr:
-        return pl.coalesce([text.str.to_datetime(f, strict=False, time_unit="us").dt.date() for f in formats])
+        # No cache: datetimes are mostly distinct, and caching them costs more than parsing them twice over.
+        return pl.coalesce([text.str.to_date(f, strict=False, cache=False) for f in formats])
 
     def _order_formats(self, records: pl.LazyFrame) -> None:
         """Default formats go first that parse most of a column's leading values."""

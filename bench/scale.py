@@ -129,7 +129,7 @@ def write_nightly_increment(data_dir: Path, agencies: int, years: int, seed: int
 def _late_corrections(data_dir: Path, rng: random.Random) -> list[Path]:
     """Old single-page CSV uploads re-sent with one total corrected by one (the row alone, as agencies do)."""
     candidates = sorted(p for p in (data_dir / "inbox").glob("*/*/bulk_upload_*.csv")
-                        if p.stem.removeprefix("bulk_upload_").isdigit() and int(p.stem[-4:]) < LAST_YEAR)
+                        if p.stem.removeprefix("bulk_upload_").isdigit())
     written = []
     for original in rng.sample(candidates, min(LATE_CORRECTIONS, len(candidates))):
         with original.open(newline="", encoding="utf-8") as handle:

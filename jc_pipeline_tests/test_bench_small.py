@@ -17,17 +17,18 @@ def results(tmp_path_factory):
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(scale, "CACHE", cache / "cache")
         patch.setattr(bench, "RESULTS", cache / "results")
-        # 40 agencies over 2 years deliver ~30k bulk-upload rows; the rest of the 80k comes as a booking export.
-        yield bench.measure(agencies=40, years=2, rows=80_000, seed=3), cache
+        # 20 agencies over a year deliver ~7k bulk-upload rows and ~120k native records; a booking export tops
+        # them up to 200k.
+        yield bench.measure(agencies=20, years=1, rows=200_000, seed=3), cache
 
 
 def test_state_is_generated_once_with_every_kind_of_delivery(results):
     measured, cache = results
     state = measured["state"]
     assert state["csv_files"] > 0 and state["workbooks"] > 0 and state["booking_exports"] == 1
-    assert state["rows"] == 80_000  # the booking export tops the bulk uploads up to exactly the rows asked for
+    assert state["rows"] == 200_000  # the booking export tops the bulk uploads up to exactly the rows asked for
     assert len(list((cache / "cache").glob("state_*/bench_state.json"))) == 1
-    again, _ = scale.large_state(40, 2, 80_000, 3)
+    again, _ = scale.large_state(20, 1, 200_000, 3)
     assert again.parent == cache / "cache"  # cached: no second state written
 
 
@@ -38,7 +39,7 @@ def test_every_stage_is_timed_and_the_stages_add_up_to_the_run(results):
     for stage in ("ingest", "normalize", "checks", "roll-up", "publish"):
         assert full["stages"][stage] > 0, stage
     assert sum(full["stages"].values()) == pytest.approx(full["wall"], abs=0.01)
-    assert full["runs"] >= 3 and full["months"] > 12
+    assert full["runs"] >= 3 and full["months"] >= 12
 
 
 def test_nothing_new_and_the_nightly_increment(results):

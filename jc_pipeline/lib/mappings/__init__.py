@@ -75,7 +75,8 @@ class NativeExtracts:
             found: tuple[AgencyMapping | _Invalid, str] | None = None
             if path.is_file() and not path.is_symlink():
                 small = path.stat().st_size <= MAX_MAPPING_BYTES
-                digest = hashlib.sha256(path.read_bytes() if small else b"too large").hexdigest()
+                with path.open("rb") as handle:  # streamed: even a mapping too large to read has a version
+                    digest = hashlib.file_digest(handle, "sha256").hexdigest()
                 try:
                     found = (load_mapping(path, agency_id, self.registry), digest)
                 except MappingError as exc:

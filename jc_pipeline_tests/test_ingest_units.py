@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from jc_pipeline.lib import ingest
-from jc_pipeline.lib.ingest import readers
+from jc_pipeline.lib.ingest import readers, workbook_guard
 from jc_pipeline.lib.ingest.categories import AMBIGUOUS, category_lookup, label_key
 from jc_pipeline.lib.ingest.csv_groups import parse_group, plain_csv
 from jc_pipeline.lib.registry import Dimension, Member
@@ -85,7 +85,7 @@ def test_semicolon_cp1252_and_big_csvs(tmp_path, monkeypatch):
 def test_workbook_expanding_too_far_is_refused(tmp_path, monkeypatch):
     w = Warehouse(tmp_path, database=":memory:")
     deliver_xlsx(w.data_dir, "le", "LAW_ENFORCEMENT", "big.xlsx", {"arrests": [["year", "month", "value"]]})
-    monkeypatch.setattr(readers, "MAX_UNCOMPRESSED_BYTES", 1000)
+    monkeypatch.setattr(workbook_guard, "MAX_UNCOMPRESSED_BYTES", 1000)
     w.ingest()
     (reason,) = w.table("source_files")["reason"].to_list()
     assert "expands to" in reason and "split it" in reason

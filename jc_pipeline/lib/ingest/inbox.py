@@ -90,8 +90,9 @@ def fingerprint(file: InboxFile) -> tuple[str, bytes | None]:
             raise OSError(errno.EINVAL, "not a regular file (a pipe, socket or device); deliver a plain file",
                           str(file.absolute))
         if file.size <= IN_MEMORY_LIMIT:
-            data = handle.read(IN_MEMORY_LIMIT + 1)
-            if len(data) <= IN_MEMORY_LIMIT:
+            # The scanned size + 1, not the limit: read(n) allocates n bytes first (16 MiB for every small file).
+            data = handle.read(file.size + 1)
+            if len(data) <= file.size:
                 return hashlib.sha256(data).hexdigest(), data
             handle.seek(0)  # it grew since the scan: hash it streaming like any big file
         return hashlib.file_digest(handle, "sha256").hexdigest(), None

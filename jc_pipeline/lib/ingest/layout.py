@@ -84,8 +84,9 @@ def column_profile(sheet: RawSheet) -> tuple[bool, ...]:
 def _has_data(column: Sequence[str | None]) -> bool:
     if isinstance(column, list):
         return any(cell is not None and cell.strip() for cell in column)
-    # A Polars Series: the first cells almost always answer; scan the whole column only when they are blank.
-    if any(cell is not None and cell.strip() for cell in column.head(8).to_list()):
+    # A Polars Series: its first cell almost always answers; scan the whole column only when it is blank.
+    first = column[0] if len(column) else None
+    if first is not None and first.strip():
         return True
     return column.null_count() < len(column) and bool(column.str.strip_chars().str.len_bytes().max())
 

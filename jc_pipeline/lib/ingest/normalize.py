@@ -73,16 +73,21 @@ def normalize(rows: pl.DataFrame, sheets: pl.DataFrame, sheet_findings: pl.DataF
     # The row frame stays narrow (joins copy every column); names and message texts are joined onto findings.
     rows = _drop_blank_rows(rows.lazy()).join(sheets.lazy().select(_ROW_SHEET_COLUMNS), on="sheet_idx",
                                               how="left").collect(engine=_ENGINE)
+    # Each kind of finding is a query plan, which costs milliseconds even when it matches no row: kinds that
+    # cannot match (no rejected row, no duplicate, ...) are left out, checked on the frames in hand.
     labels = sheets.lazy().select(_LABEL_COLUMNS)
-    findings = _sheet_level_findings(rows.lazy().join(labels, on="sheet_idx"), sheets.lazy(), sheet_findings.lazy())
+    findings = _sheet_level_findings(rows.lazy().join(labels, on="sheet_idx"), sheets, sheet_findings)
     live = _resolve(rows.filter(~pl.col("has_errors")), roster, registry, now)
-    findings += _row_findings(_describe(live.lazy(), labels, roster, registry), now)
-    live = _duplicates(live.lazy(), labels).collect(engine=_ENGINE)
+    rejected_rows = live.filter(pl.col("rejected"))  # every row finding is about one of these (usually few)
+    if rejected_rows.height:
+        findings += _row_findings(_describe(rejected_rows.lazy(), labels, roster, registry), now)
+    live = _duplicates(live, labels)
     described = _describe(live.lazy(), labels, roster, registry)
-    findings.append(_finding(described.filter(pl.col("dups").is_not_null()), "P1", pl.col("col_value"),
-                             pl.col("value"), _p1_message()))
+    if live["dups"].null_count() < live.height:
+        findings.append(_finding(described.filter(pl.col("dups").is_not_null()), "P1", pl.col("col_value"),
+                                 pl.col("value"), _p1_message()))
     is_loaded = ~pl.col("rejected") & pl.col("dups").is_null()
-    findings += _warnings(described.filter(is_loaded))
+    findings += _warnings(live, described, is_loaded)
     findings.append(_breakdown_totals(live.lazy().filter(is_loaded), labels))
     rejected = pl.concat([
         rows.lazy().filter(pl.col("has_errors")).select("file_idx", rejected=pl.lit(True)),
@@ -127,75 +132,74 @@ def _drop_blank_rows(rows: pl.LazyFrame) -> pl.LazyFrame:
     return rows.filter(pl.any_horizontal(*(pl.col(role).is_not_null() for role in ROLES), pl.col("extra")))
 
 
-def _sheet_level_findings(rows: pl.LazyFrame, sheets: pl.LazyFrame, sheet_findings: pl.LazyFrame) -> list[pl.LazyFrame]:
+def _sheet_level_findings(rows: pl.LazyFrame, sheets: pl.DataFrame, sheet_findings: pl.DataFrame) -> list[pl.LazyFrame]:
     with_severity = sheet_findings.with_columns(
         severity=pl.col("rule").replace_strict({code: rule.severity for code, rule in RULES.items()}))
-    errors = rows.filter(pl.col("has_errors")).select("sheet_idx", "file_idx", "sheet", "row_number").join(
-        with_severity.filter(pl.col("severity") == "ERROR"), on="sheet_idx")
-    # Warnings are written once, on the header row, for sheets with data rows and no sheet-level error.
-    with_data = rows.select("sheet_idx").unique()
-    warnings = sheets.filter(~pl.col("has_errors")).join(with_data, on="sheet_idx").select(
-        "sheet_idx", "file_idx", "sheet", row_number=pl.col("header_row")).join(
-        with_severity.filter(pl.col("severity") == "WARNING"), on="sheet_idx")
-    return [frame.select(FINDING_SCHEMA.keys()).cast(FINDING_SCHEMA) for frame in (errors, warnings)]
+    errors, warnings = (with_severity.filter(pl.col("severity") == severity) for severity in ("ERROR", "WARNING"))
+    frames = []
+    if errors.height:
+        frames.append(rows.filter(pl.col("has_errors")).select("sheet_idx", "file_idx", "sheet", "row_number").join(
+            errors.lazy(), on="sheet_idx"))
+    if warnings.height:  # written once, on the header row, for sheets with data rows and no sheet-level error
+        with_data = rows.select("sheet_idx").unique()
+        frames.append(sheets.lazy().filter(~pl.col("has_errors")).join(with_data, on="sheet_idx").select(
+            "sheet_idx", "file_idx", "sheet", row_number=pl.col("header_row")).join(warnings.lazy(), on="sheet_idx"))
+    return [frame.select(FINDING_SCHEMA.keys()).cast(FINDING_SCHEMA) for frame in frames]
 
 
 def _describe(live: pl.LazyFrame, labels: pl.LazyFrame, roster: Roster, registry: Registry) -> pl.LazyFrame:
     """The rows plus what messages quote: sheet and column names, metric sheet, valid labels, agency sectors.
 
-    Lazy, and only ever filtered before it is collected, so these joins run on the few rows that need them.
+    Lazy, and only ever filtered before it is collected, so these joins (and finding which cell of a hint row
+    is the hint) run on the few rows that need them.
     """
+    hint_role = pl.coalesce(pl.when(hint).then(pl.lit(role)) for role, hint in _hint_cells().items())
     return (
         live.join(labels, on="sheet_idx", how="left")
         .join(lookups.metric_labels(registry).lazy(), on="metric_key", how="left")
         .join(valid_labels(registry).lazy(), on="dimension", how="left")
         .join(lookups.agency_sectors(roster).lazy(), on="agency_id", how="left")
-        .with_columns(hint_col=pl.coalesce(pl.when(pl.col("hint_role") == role).then(pl.col(f"col_{role}"))
-                                           for role in ROLES))
+        .with_columns(hint_raw=pl.coalesce(pl.when(hint).then(pl.col(role)) for role, hint in _hint_cells().items()),
+                      hint_col=pl.coalesce(pl.when(hint_role == role).then(pl.col(f"col_{role}")) for role in ROLES))
     )
+
+
+def _hint_cells() -> dict[str, pl.Expr]:
+    """Per role: whether the cell looks like a template hint ("[one of: ...]")."""
+    return {role: pl.col(role).str.starts_with("[") & pl.col(role).str.ends_with("]") for role in ROLES}
 
 
 # --- resolving every cell ------------------------------------------------------------------------------------
 #
-# Lookups are done with `_lookup` (a hash map over one key column) rather than joins: a join gathers every
-# column of the wide row frame, a lookup only produces the new column. Cells that repeat (years, months, labels,
+# Lookups join only the key columns of the wide row frame (`_attach`); cells that repeat (years, months, labels,
 # names) are parsed once per distinct value (`_per_distinct`).
 
-_NULL_KEY = "\x00"
+
+def _attach(live: pl.DataFrame, on: list[str], table: pl.DataFrame, **outputs: str) -> pl.DataFrame:
+    """``live`` plus ``{name: column of table}``, matched on ``on`` (which ``table`` must hold uniquely; nulls
+    match nulls), null where a row has no match.
+
+    A left join of the key columns alone: joining ``live`` itself would gather every column of the wide row
+    frame, and a single text key built from several columns costs more than the join (measured).
+    """
+    found = live.select(on).join(table.select(*on, *outputs.values()), on=on, how="left", nulls_equal=True,
+                                 maintain_order="left")
+    return live.with_columns(found[column].alias(name) for name, column in outputs.items())
 
 
-def _key(columns: list[str]) -> pl.Expr:
-    """One text key over ``columns``; nulls get a sentinel so that they match like a value."""
-    return pl.concat_str([pl.col(c).cast(pl.String).fill_null(_NULL_KEY) for c in columns], separator="\x1f")
-
-
-def _lookup(on: list[str], table: pl.DataFrame, **outputs: str) -> dict[str, pl.Expr]:
-    """``{name: column of table}`` for each row, matched on ``on`` (which ``table`` must hold uniquely);
-    null where the row has no match, like a left join. One hash lookup however many outputs."""
-    keys = table.select(_key(on)).to_series()
-    found = table.select(pl.struct(*outputs.values()).alias("found")).to_series()
-    matched = _key(on).replace_strict(keys, found, default=None, return_dtype=found.dtype)
-    return {name: matched.struct.field(column) for name, column in outputs.items()}
-
-
-def _per_distinct(live: pl.DataFrame, on: list[str], **columns: pl.Expr) -> pl.DataFrame:
-    """Add ``columns``, computed once per distinct value of ``on``."""
-    distinct = live.select(on).unique().with_columns(**columns)
-    return live.with_columns(**_lookup(on, distinct, **{name: name for name in columns}))
+def _per_distinct(live: pl.DataFrame, on: list[str], *steps: dict[str, pl.Expr]) -> pl.DataFrame:
+    """Add the columns of ``steps`` (each may use those of the steps before), computed once per distinct value
+    of ``on``."""
+    distinct = live.select(on).unique()
+    for step in steps:
+        distinct = distinct.with_columns(**step)
+    return _attach(live, on, distinct, **{name: name for step in steps for name in step})
 
 
 def _resolve(live: pl.DataFrame, roster: Roster, registry: Registry, now: datetime) -> pl.DataFrame:
     """Parse cells, resolve metric, breakdown, agency, system, settings, period and category; add problems."""
-    hint_cells = [pl.col(role).str.starts_with("[") & pl.col(role).str.ends_with("]") for role in ROLES]
-    label, is_range, year_problem = parse_year(pl.col("year"), now.year)
-    month, month_problem = parse_month(pl.col("month"), load_tables().months)
-    live = live.with_columns(
-        hint=pl.any_horizontal(hint_cells).fill_null(False) & pl.col("value").is_null(),
-        hint_raw=pl.coalesce(pl.when(h).then(pl.col(r)) for h, r in zip(hint_cells, ROLES, strict=True)),
-        hint_role=pl.coalesce(pl.when(h).then(pl.lit(r)) for h, r in zip(hint_cells, ROLES, strict=True)),
-    )
-    live = _per_distinct(live, ["year"], year_label=label, year_is_range=is_range, year_problem=year_problem)
-    live = _per_distinct(live, ["month"], month_num=month, month_problem=month_problem)
+    hint = pl.any_horizontal(_hint_cells().values()).fill_null(False) & pl.col("value").is_null()
+    live = live.with_columns(hint=hint)
     live = _resolve_metric(live, registry)
     live = _resolve_agency(live, roster)
     live = _resolve_system(live, roster, registry)
@@ -217,15 +221,12 @@ def _resolve_metric(live: pl.DataFrame, registry: Registry) -> pl.DataFrame:
         metric_name=lookups.metric_name_key(pl.col("metric")),
         bcat_key=lookups.header_key(pl.col("breakdown_category")),
     )
-    names = names.with_columns(**_lookup(["sector", "metric_name"], lookups.metric_names(registry),
-                                         named_metric="base_metric"))
-    live = live.with_columns(**_lookup(["sector", "metric", "breakdown_category"], names,
-                                       named_metric="named_metric", bcat_key="bcat_key"))
+    names = _attach(names, ["sector", "metric_name"], lookups.metric_names(registry), named_metric="base_metric")
+    live = _attach(live, ["sector", "metric", "breakdown_category"], names, named_metric="named_metric",
+                   bcat_key="bcat_key")
     live = live.with_columns(base_metric=pl.coalesce("sheet_metric", "named_metric"))
-    live = live.with_columns(
-        named_dimension=_lookup(["base_metric", "bcat_key"], lookups.breakdown_columns(registry),
-                                d="dimension")["d"],
-    ).with_columns(
+    live = _attach(live, ["base_metric", "bcat_key"], lookups.breakdown_columns(registry),
+                   named_dimension="dimension").with_columns(
         dimension=pl.coalesce("sheet_dimension", "named_dimension"),
         metric_problem=pl.when(single & pl.col("metric").is_null()).then(pl.lit("empty"))
         .when(pl.col("base_metric").is_null()).then(pl.lit("unknown")),
@@ -243,8 +244,8 @@ def _resolve_agency(live: pl.DataFrame, roster: Roster) -> pl.DataFrame:
     if not live.select(mode.any()).item():
         return live.with_columns(agency_id=pl.col("uploader"), agency_problem=pl.lit(None, pl.String))
     children = lookups.children(roster, live.filter(mode & pl.col("agency").is_not_null()))
-    live = live.with_columns(**_lookup(["uploader", "agency", "sector"], children, child_id="child_id",
-                                       child_sector_ok="child_sector_ok"))
+    live = _attach(live, ["uploader", "agency", "sector"], children, child_id="child_id",
+                   child_sector_ok="child_sector_ok")
     return live.with_columns(
         agency_id=pl.when(mode).then(pl.col("child_id")).otherwise(pl.col("uploader")),
         agency_problem=pl.when(~mode).then(None)
@@ -263,10 +264,9 @@ def _resolve_system(live: pl.DataFrame, roster: Roster, registry: Registry) -> p
     pairs = live.filter(known & pl.col("system_mode")).select("agency_id", metric_key="base_metric")
     disaggregation = lookups.settings(roster, pairs).rename({"metric_key": "base_metric"})
     live = live.with_columns(
-        system_code=lookups.system_key(pl.col("system")).replace_strict(lookups.SYSTEM_VALUES, default=None),
-        **_lookup(["agency_id", "base_metric"], disaggregation, disaggregated="disaggregated"),
-    ).with_columns(**_lookup(["agency_id", "system_code"], lookups.agency_systems(roster),
-                             system_allowed="system_allowed"))
+        system_code=lookups.system_key(pl.col("system")).replace_strict(lookups.SYSTEM_VALUES, default=None))
+    live = _attach(live, ["agency_id", "base_metric"], disaggregation, disaggregated="disaggregated")
+    live = _attach(live, ["agency_id", "system_code"], lookups.agency_systems(roster), system_allowed="system_allowed")
     mode, disaggregated, code = pl.col("system_mode") & known, pl.col("disaggregated"), pl.col("system_code")
     live = live.with_columns(
         system_problem=pl.when(~mode).then(None)
@@ -277,28 +277,35 @@ def _resolve_system(live: pl.DataFrame, roster: Roster, registry: Registry) -> p
         route=pl.when(mode & disaggregated).then(code),
     )
     routes = lookups.subsystem_routes(registry).rename({"system_code": "route"})
-    return live.with_columns(
-        metric_key=pl.coalesce(_lookup(["base_metric", "route"], routes, m="routed_metric")["m"], "base_metric"))
+    live = _attach(live, ["base_metric", "route"], routes, routed_metric="routed_metric")
+    return live.with_columns(metric_key=pl.coalesce("routed_metric", "base_metric")).drop("routed_metric")
 
 
 def _resolve_period(live: pl.DataFrame, roster: Roster, registry: Registry, now: datetime) -> pl.DataFrame:
-    """Monthly when the row has a month, else the agency's annual period for the metric (spec §5.4)."""
+    """Year and month cells, the agency's settings and the period: monthly when the row has a month, else the
+    agency's annual period for the metric (spec §5.4). Cells are parsed once per distinct (year, month,
+    starting month): a few dozen combinations."""
     keyed = pl.col("agency_id").is_not_null() & pl.col("metric_key").is_not_null()
     pairs = live.filter(keyed & pl.col("system_problem").is_null()).select("agency_id", "metric_key")
-    live = live.with_columns(
-        **_lookup(["agency_id", "metric_key"], lookups.settings(roster, pairs),
-                  setting_frequency="setting_frequency", starting_month="starting_month"),
-        **_lookup(["metric_key"], lookups.metric_units(registry), metric_sector="metric_sector", unit="unit"),
-    )
+    settings = live.select("agency_id", "metric_key").unique().join(
+        lookups.settings(roster, pairs), on=["agency_id", "metric_key"], how="left").join(
+        lookups.metric_units(registry), on="metric_key", how="left")
+    live = _attach(live, ["agency_id", "metric_key"], settings, setting_frequency="setting_frequency",
+                   starting_month="starting_month", metric_sector="metric_sector", unit="unit")
+    label, is_range, year_problem = parse_year(pl.col("year"), now.year)
+    month, month_problem = parse_month(pl.col("month"), load_tables().months)
     monthly, starting = pl.col("month_num").is_not_null(), pl.col("starting_month")
     start = (
         pl.when(monthly).then(pl.date(pl.col("year_label"), pl.col("month_num"), 1))
         .otherwise(pl.date(pl.col("year_label") - (starting != 1).cast(pl.Int32), starting, 1))
     )
-    live = live.with_columns(period_start=start).with_columns(
-        period_end=pl.when(monthly).then(pl.col("period_start").dt.offset_by("1mo"))
-        .otherwise(pl.col("period_start").dt.offset_by("12mo")),
-        frequency=pl.when(monthly).then(pl.lit("MONTHLY")).otherwise(pl.lit("ANNUAL")),
+    live = _per_distinct(
+        live, ["year", "month", "starting_month"],
+        dict(year_label=label, year_is_range=is_range, year_problem=year_problem, month_num=month,
+             month_problem=month_problem),
+        dict(period_start=start,
+             period_end=pl.when(monthly).then(start.dt.offset_by("1mo")).otherwise(start.dt.offset_by("12mo")),
+             frequency=pl.when(monthly).then(pl.lit("MONTHLY")).otherwise(pl.lit("ANNUAL"))),
     )
     checkable = (pl.col("year_problem").is_null() & pl.col("month_problem").is_null()
                  & pl.col("setting_frequency").is_not_null())
@@ -314,10 +321,9 @@ def _resolve_period(live: pl.DataFrame, roster: Roster, registry: Registry, now:
 def _resolve_category(live: pl.DataFrame, registry: Registry) -> pl.DataFrame:
     """Match breakdown labels against the deterministic lookup (see :mod:`categories`)."""
     labels = live.select("dimension", "category").unique().with_columns(key=label_key(pl.col("category")))
-    labels = labels.with_columns(**_lookup(["dimension", "key"], category_lookup(registry), member="member",
-                                           member_display="member_display", outcome="outcome", note="note"))
-    live = live.with_columns(**_lookup(["dimension", "category"], labels, key="key", member="member",
-                                       member_display="member_display", outcome="outcome", note="note"))
+    described = dict(member="member", member_display="member_display", outcome="outcome", note="note")
+    labels = _attach(labels, ["dimension", "key"], category_lookup(registry), **described)
+    live = _attach(live, ["dimension", "category"], labels, key="key", **described)
     has_dimension, outcome = pl.col("dimension").is_not_null(), pl.col("outcome")
     return live.with_columns(
         category_problem=pl.when(~has_dimension | pl.col("metric_problem").is_not_null()).then(None)
@@ -337,11 +343,11 @@ def _resolve_value(live: pl.DataFrame) -> pl.DataFrame:
     slow_number, slow_problem = parse_value(pl.col("value"), pl.col("unit") == "USD")
     slow = live.filter(is_slow).select("value", "unit").unique().with_columns(
         slow_number=slow_number, slow_problem=slow_problem)
-    found = _lookup(["value", "unit"], slow, n="slow_number", p="slow_problem")
+    live = _attach(live, ["value", "unit"], slow, slow_number="slow_number", slow_problem="slow_problem")
     return live.with_columns(
-        number=pl.when(is_slow).then(found["n"]).otherwise(pl.col("number")),
-        value_problem=pl.when(is_slow).then(found["p"]).otherwise(pl.col("value_problem")),
-    )
+        number=pl.when(is_slow).then(pl.col("slow_number")).otherwise(pl.col("number")),
+        value_problem=pl.when(is_slow).then(pl.col("slow_problem")).otherwise(pl.col("value_problem")),
+    ).drop("slow_number", "slow_problem")
 
 
 # --- findings ------------------------------------------------------------------------------------------------
@@ -466,23 +472,27 @@ def _row_findings(live: pl.LazyFrame, now: datetime) -> list[pl.LazyFrame]:
     return findings
 
 
-def _warnings(loaded: pl.LazyFrame) -> list[pl.LazyFrame]:
-    """M1 (month missing on a monthly metric), M2 (month on an annual metric, single-page) and C1."""
+def _warnings(live: pl.DataFrame, described: pl.LazyFrame, is_loaded: pl.Expr) -> list[pl.LazyFrame]:
+    """M1 (month missing on a monthly metric), M2 (month on an annual metric, single-page) and C1, on loaded
+    rows; only the kinds that flag some row of ``live`` (checked at once) become query plans."""
     f = fmt
     monthly_setting = pl.col("setting_frequency") == "MONTHLY"
     period = f("{} to {}", pl.col("period_start"), pl.col("period_end").dt.offset_by("-1d"))
-    return [
-        _finding(loaded.filter(pl.col("use_month") & pl.col("month").is_null() & monthly_setting), "M1",
-                 pl.col("col_month"), pl.col("month"),
-                 f("Month is empty: {} is reported monthly, so this value was stored for the whole year {}; fill "
-                   "in the month if the value is for one month", pl.col("metric_sheet"), period)),
-        _finding(loaded.filter((pl.col("layout") == "single") & pl.col("month").is_not_null() & ~monthly_setting),
-                 "M2", pl.col("col_month"), pl.col("month"),
-                 f("{} is reported annually, but this row has month '{}'; it was stored as a monthly value",
-                   pl.col("metric_sheet"), pl.col("month"))),
-        _finding(loaded.filter(pl.col("outcome") == LEGACY), "C1", pl.col("col_category"), pl.col("category"),
-                 f("'{}' was stored as '{}': {}", pl.col("category"), pl.col("member_display"), pl.col("note"))),
-    ]
+    checks = {
+        "M1": (pl.col("use_month") & pl.col("month").is_null() & monthly_setting, pl.col("col_month"),
+               pl.col("month"),
+               f("Month is empty: {} is reported monthly, so this value was stored for the whole year {}; fill "
+                 "in the month if the value is for one month", pl.col("metric_sheet"), period)),
+        "M2": ((pl.col("layout") == "single") & pl.col("month").is_not_null() & ~monthly_setting,
+               pl.col("col_month"), pl.col("month"),
+               f("{} is reported annually, but this row has month '{}'; it was stored as a monthly value",
+                 pl.col("metric_sheet"), pl.col("month"))),
+        "C1": (pl.col("outcome") == LEGACY, pl.col("col_category"), pl.col("category"),
+               f("'{}' was stored as '{}': {}", pl.col("category"), pl.col("member_display"), pl.col("note"))),
+    }
+    flagged = live.select((is_loaded & check).any().alias(rule) for rule, (check, *_) in checks.items()).row(0)
+    return [_finding(described.filter(is_loaded & check), rule, column, raw, message)
+            for (rule, (check, column, raw, message)), found in zip(checks.items(), flagged, strict=True) if found]
 
 
 # --- period-level checks -------------------------------------------------------------------------------------
@@ -492,17 +502,21 @@ def _warnings(loaded: pl.LazyFrame) -> list[pl.LazyFrame]:
 _DUPLICATES_LISTED = 5
 
 
-def _duplicates(live: pl.LazyFrame, labels: pl.LazyFrame) -> pl.LazyFrame:
+def _duplicates(live: pl.DataFrame, labels: pl.LazyFrame) -> pl.DataFrame:
     """P1: rows of one file sharing agency, metric, period and category reject that whole period of the metric.
 
     Rows whose key is unusable (any problem other than the value) cannot collide; a bad value does not stop
     a row from being a duplicate.
     """
     key_problems = [p for p in _PROBLEMS if p != "value_problem"]
-    keyed = live.filter(~pl.col("hint") & pl.all_horizontal(pl.col(p).is_null() for p in key_problems))
     group = [*PERIOD_GROUP, "dimension"]
+    keyed = live.lazy().filter(~pl.col("hint") & pl.all_horizontal(pl.col(p).is_null() for p in key_problems)).select(
+        "sheet_idx", "row_number", *group, "member")
+    colliding = keyed.filter(pl.len().over([*group, "member"]) > 1).collect(engine=_ENGINE)
+    if colliding.is_empty():  # the usual batch: nothing to join
+        return live.with_columns(dups=pl.lit(None, pl.String), period_rows=pl.lit(None, pl.get_index_type()))
     collisions = (
-        keyed.filter(pl.len().over([*group, "member"]) > 1)
+        colliding.lazy()
         .join(labels.select("sheet_idx", "sheet"), on="sheet_idx")
         .sort("sheet_idx", "row_number")
         .group_by(group, maintain_order=True)
@@ -516,11 +530,10 @@ def _duplicates(live: pl.LazyFrame, labels: pl.LazyFrame) -> pl.LazyFrame:
             pl.lit(" more rows")])).otherwise(pl.col("listed")))
         .drop("listed", "colliding")
     )
-    flagged = keyed.select("sheet_idx", "row_number", *group).join(collisions, on=group, nulls_equal=True)
-    group_sizes = keyed.group_by(group).agg(period_rows=pl.len())
-    flagged = flagged.join(group_sizes, on=group, nulls_equal=True).select("sheet_idx", "row_number", "dups",
-                                                                          "period_rows")
-    return live.join(flagged, on=["sheet_idx", "row_number"], how="left")
+    # Every usable row of a colliding period is flagged, with the number of such rows.
+    flagged = keyed.join(collisions, on=group, nulls_equal=True).select(
+        "sheet_idx", "row_number", "dups", period_rows=pl.len().over(group)).collect(engine=_ENGINE)
+    return _attach(live, ["sheet_idx", "row_number"], flagged, dups="dups", period_rows="period_rows")
 
 
 def _p1_message() -> pl.Expr:

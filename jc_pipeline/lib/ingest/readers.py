@@ -14,20 +14,9 @@ Decisions:
 * Anything that cannot be read raises :class:`Unreadable` with a reason the agency can act on; the caller
   records the file as UNREADABLE and goes on with the next one.
 
-Hostile files (see ``docs/reliability.md``) are refused *before* calamine sees them, because calamine
-allocates every cell of a sheet's bounding box and aborts the whole process (not an exception) when that
-allocation fails: a 5 KB workbook with cells in A1 and XFD1048576 would otherwise kill the run.
+Hostile workbooks (zip bombs, giant sheets, password protection) are refused by :mod:`workbook_guard` and
+:mod:`sheet_extent` before calamine sees them; the limits on what is read are (see ``docs/reliability.md``):
 
-* ``.xlsx``: the zip directory must declare at most ``MAX_UNCOMPRESSED_BYTES`` in total and no member larger
-  than ``RATIO_FLOOR_BYTES`` may expand more than ``MAX_RATIO`` times (zip bomb). Every worksheet XML is then
-  streamed once through :mod:`zipfile` (which stops at the declared size and checks the CRC, so a member that
-  lies about its size is refused as damaged) and its cell references are read with numpy (no Python work per
-  cell) and checked: no column beyond XFD
-  (16,384), no row beyond 1,048,576, and a bounding box of at most ``MAX_CELLS`` cells. Cells or rows written
-  without a position are counted as if each added a column or row (a conservative bound).
-* Password-protected workbooks: Excel stores them as an OLE compound file (magic ``D0 CF 11 E0``) holding a
-  stream named ``EncryptionInfo``; a file with that magic whose first MiB contains that name in UTF-16-LE is
-  refused as password-protected (heuristic, also used for encrypted .xls saved by new Excel versions).
 * Cells longer than ``MAX_CELL_BYTES`` are replaced by their first characters and a note of their length
   before any rule sees them: no cell can be valid at that size, so the row is rejected by the rule of its
   column (a 10 MB "value" is R7) with a message of bounded size, and the other rows load.
@@ -41,48 +30,27 @@ from __future__ import annotations
 import csv
 import io
 import itertools
-import re
-import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import fastexcel
-import numpy as np
 import polars as pl
 
+from jc_pipeline.lib.ingest.sheet_extent import MAX_COLUMNS
+from jc_pipeline.lib.ingest.unreadable import Unreadable
+from jc_pipeline.lib.ingest.workbook_guard import OLE_MAGIC, ZIP_MAGIC, refuse_hostile_workbook
+
 SMALL_CSV_BYTES = 1024 * 1024
-#: A workbook whose parts expand to more than this is refused (zip bomb).
-MAX_UNCOMPRESSED_BYTES = 1024 * 1024 * 1024
-#: A workbook member bigger than RATIO_FLOOR_BYTES expanding more than MAX_RATIO times is refused (zip bomb;
-#: real sheet XML compresses 5-30 times, repetitive XML rarely above 100).
-MAX_RATIO = 200
-RATIO_FLOOR_BYTES = 8 * 1024 * 1024
-#: Excel's own limits; a sheet beyond them was not written by Excel.
-MAX_COLUMNS = 16_384
-MAX_ROWS = 1_048_576
-#: Largest sheet bounding box (rows x columns) handed to calamine, which allocates ~32 bytes per cell of it.
-MAX_CELLS = 25_000_000
 #: Cells longer than this (UTF-8 bytes) are cut before any rule sees them (see the module docstring).
 MAX_CELL_BYTES = 64 * 1024
 _CUT_KEEP = 60
 EXTENSIONS = (".xlsx", ".xls", ".csv")
 
-_OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
-_ENCRYPTED_OOXML = "EncryptionInfo".encode("utf-16-le")
 _DELIMITERS = (",", ";", "\t")
-_SCAN_CHUNK = 16 * 1024 * 1024
-_SCAN_OVERLAP = 64
-#: Bytes read after each r=" (letters + digits of a reference, longer ones are refused).
-_REF_WINDOW = 16
-_WORKSHEET = re.compile(r"^xl/(?:worksheets|dialogsheets|macrosheets)/[^/]+\.xml$", re.IGNORECASE)
 
 # A small CSV (<= SMALL_CSV_BYTES) may hold one cell of its whole size; cut later by MAX_CELL_BYTES.
 csv.field_size_limit(max(csv.field_size_limit(), SMALL_CSV_BYTES + 1))
-
-
-class Unreadable(Exception):
-    """The file cannot be read at all; ``str()`` is the reason (without the file name)."""
 
 
 @dataclass(frozen=True)
@@ -119,7 +87,7 @@ def read_file(path: Path, data: bytes | None, sheet_name_for_csv: str) -> list[R
 
 def _read_workbook(path: Path, data: bytes | None) -> list[RawSheet]:
     head = data[:8] if data is not None else _head(path)
-    _refuse_hostile_workbook(path, data, head)
+    refuse_hostile_workbook(path, data, head)
     try:
         reader = fastexcel.read_excel(data if data is not None else str(path))
         sheets = []
@@ -139,177 +107,11 @@ def _head(path: Path) -> bytes:
         return handle.read(8)
 
 
-def _refuse_hostile_workbook(path: Path, data: bytes | None, head: bytes) -> None:
-    """Raise :class:`Unreadable` for encrypted workbooks, zip bombs and giant sheets (see the module docstring)."""
-    if head == _OLE_MAGIC:
-        if data is not None:
-            body = data
-        else:
-            with path.open("rb") as handle:
-                body = handle.read(1 << 20)
-        if _ENCRYPTED_OOXML in body:
-            raise Unreadable("the workbook is password-protected (encrypted); remove the password "
-                             "(File > Info > Protect Workbook) and deliver it again")
-    if head[:4] == b"PK\x03\x04":
-        try:
-            with zipfile.ZipFile(io.BytesIO(data) if data is not None else path) as archive:
-                _check_zip_members(archive)
-        except zipfile.BadZipFile as exc:
-            raise Unreadable(f"the workbook is damaged ({exc}); save it again from Excel and deliver it again") from exc
-        except (zipfile.LargeZipFile, NotImplementedError, RuntimeError, EOFError, OSError) as exc:
-            raise Unreadable(f"the workbook cannot be unpacked ({exc}); save it again from Excel as .xlsx and "
-                             f"deliver it again") from exc
-
-
-def _check_zip_members(archive: zipfile.ZipFile) -> None:
-    members = archive.infolist()
-    expanded = sum(info.file_size for info in members)
-    if expanded > MAX_UNCOMPRESSED_BYTES:
-        raise Unreadable(f"the workbook expands to {expanded / 2**30:.1f} GiB, more than the "
-                         f"{MAX_UNCOMPRESSED_BYTES / 2**30:.0f} GiB accepted (a zip bomb or a giant sheet); "
-                         f"split it into smaller files")
-    for info in members:
-        if info.file_size > RATIO_FLOOR_BYTES and info.file_size > MAX_RATIO * max(info.compress_size, 1):
-            raise Unreadable(f"the workbook part {info.filename!r} expands {info.file_size // max(info.compress_size, 1):,} "
-                             f"times ({info.compress_size:,} to {info.file_size:,} bytes), more than the {MAX_RATIO} "
-                             f"times real workbooks do (a zip bomb); save it again from Excel and deliver it again")
-    for info in members:
-        if _WORKSHEET.match(info.filename):
-            _check_sheet_extent(archive, info)
-
-
-#: A position with three or more column letters, or five or more row digits: the fast path cannot vouch for it.
-_FAR_POSITION = re.compile(rb'\sr="(?:[A-Z]{3,}|[A-Z]{0,2}[0-9]{5,})')
-#: <c> and <row> elements written without a position (placed after the previous one).
-_UNPLACED_CELL = re.compile(rb'<c(?=[\s>/])(?![^>]*\sr=")')
-_UNPLACED_ROW = re.compile(rb'<row(?=[\s>/])(?![^>]*\sr=")')
-
-
-def _surely_small(text: bytes) -> bool:
-    """True when the sheet cannot span more than MAX_CELLS whatever its cells say: every position is within
-    ZZ9999 and the elements without one are few. One C-speed regex pass instead of a scan per cell; the
-    ordinary bulk-upload sheet (a few hundred rows) is decided here."""
-    if _FAR_POSITION.search(text):
-        return False
-    columns = 26 * 27 + len(_UNPLACED_CELL.findall(text))  # ZZ = 702
-    rows = 9_999 + len(_UNPLACED_ROW.findall(text))
-    return columns <= MAX_COLUMNS and rows <= MAX_ROWS and columns * rows <= MAX_CELLS
-
-
-def _check_sheet_extent(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> None:
-    """Stream one worksheet's XML and refuse it when its cell references span more than Excel allows."""
-    if info.file_size <= _SCAN_CHUNK:
-        # read(n) bounds what is decompressed even when the part lies about its size (archive.read() would not).
-        with archive.open(info) as stream:
-            text = stream.read(info.file_size + 1)
-        if len(text) == info.file_size and _surely_small(text):
-            return
-    max_col = max_row = 0
-    unplaced_cells = unplaced_rows = 0
-    tail = b""
-    with archive.open(info) as stream:
-        while chunk := stream.read(_SCAN_CHUNK):
-            text = tail + chunk
-            tail = text[-_SCAN_OVERLAP:]
-            # Elements without a position (r=...) are placed after the previous one by calamine.
-            cells, rows = _unplaced(chunk)
-            unplaced_cells, unplaced_rows = unplaced_cells + cells, unplaced_rows + rows
-            columns, rows = _largest_refs(info, text)
-            max_col, max_row = max(max_col, columns), max(max_row, rows)
-    max_col += max(unplaced_cells, 0)
-    max_row += max(unplaced_rows, 0)
-    if max_col > MAX_COLUMNS or max_row > MAX_ROWS or max_col * max_row > MAX_CELLS:
-        _refuse_extent(info, max_col, max_row)
-
-
-def _unplaced(chunk: bytes) -> tuple[int, int]:
-    """How many ``<c>`` and ``<row>`` elements of ``chunk`` do not start with an ``r="`` position (vectorized)."""
-    raw = np.frombuffer(chunk, dtype=np.uint8)
-    if raw.size < 16:
-        return 0, 0
-    tag = np.flatnonzero(raw[:-8] == 0x3C)  # "<", with room for the 8 bytes looked at below
-    after = [raw[tag + k] for k in range(1, 8)]
-    blank_or_end = lambda b: (b == 0x20) | (b == 0x3E)  # noqa: E731
-    positioned = lambda first: (after[first] == 0x72) & (after[first + 1] == 0x3D) & (after[first + 2] == 0x22)  # noqa: E731
-    cell = (after[0] == 0x63) & blank_or_end(after[1])
-    row = (after[0] == 0x72) & (after[1] == 0x6F) & (after[2] == 0x77) & blank_or_end(after[3])
-    cells = int(np.count_nonzero(cell & ~((after[1] == 0x20) & positioned(2))))
-    rows = int(np.count_nonzero(row & ~((after[3] == 0x20) & positioned(4))))
-    return cells, rows
-
-
-def _largest_refs(info: zipfile.ZipInfo, text: bytes) -> tuple[int, int]:
-    """(largest column, largest row) of the ``r="A1"`` attributes in ``text``, vectorized (no Python per cell)."""
-    raw = np.frombuffer(text, dtype=np.uint8)
-    if raw.size < 8:
-        return 0, 0
-    # r=" preceded by whitespace: the position attribute of <c> and <row> (ref=, sqref= end in f=").
-    at = np.flatnonzero((raw[1:-2] == 0x72) & (raw[2:-1] == 0x3D) & (raw[3:] == 0x22)) + 1
-    at = at[(raw[at - 1] == 0x20) | (raw[at - 1] == 0x09) | (raw[at - 1] == 0x0A) | (raw[at - 1] == 0x0D)]
-    if at.size == 0:
-        return 0, 0
-    padded = np.concatenate([raw, np.zeros(_REF_WINDOW, dtype=np.uint8)])
-    window = np.lib.stride_tricks.sliding_window_view(padded, _REF_WINDOW)[at + 3]  # N x 16 bytes, uint8
-    is_letter = (window >= 65) & (window <= 90)
-    is_digit = (window >= 48) & (window <= 57)
-    letters = np.where(is_letter.all(axis=1), _REF_WINDOW, np.argmin(is_letter, axis=1))
-    rows_of = np.arange(at.size)
-    # digits start right after the letters; count them (capped by the window)
-    digits = np.zeros(at.size, dtype=np.int64)
-    running = np.ones(at.size, dtype=bool)
-    for k in range(9):
-        index = np.minimum(letters + k, _REF_WINDOW - 1)
-        running &= is_digit[rows_of, index]
-        digits += running
-    bad = (letters > 3) | (digits > 7)
-    if bad.any():
-        _refuse_ref(info, _ref_text(padded, int(at[np.flatnonzero(bad)[0]])))
-    # Largest column: among the references with the most letters; largest row: among those with the most digits.
-    wide = np.flatnonzero(letters == letters.max())
-    column = np.zeros(wide.size, dtype=np.int64)
-    for k in range(int(letters.max())):
-        column = column * 26 + window[wide, k].astype(np.int64) - 64
-    long = np.flatnonzero(digits == digits.max())
-    row = np.zeros(long.size, dtype=np.int64)
-    for k in range(int(digits.max())):
-        row = row * 10 + window[long, letters[long] + k].astype(np.int64) - 48
-    columns = int(column.max()) if column.size else 0
-    rows = int(row.max()) if row.size else 0
-    if columns > MAX_COLUMNS:
-        _refuse_ref(info, _ref_text(padded, int(at[wide[int(np.argmax(column))]])))
-    if rows > MAX_ROWS:
-        _refuse_ref(info, _ref_text(padded, int(at[long[int(np.argmax(row))]])))
-    return columns, rows
-
-
-def _ref_text(padded: np.ndarray, at: int) -> str:
-    return bytes(padded[at + 3:at + 3 + 20]).split(b'"', 1)[0].decode("ascii", "replace")
-
-
-def _refuse_ref(info: zipfile.ZipInfo, ref: str) -> None:
-    raise Unreadable(f"the worksheet {info.filename!r} has a row or cell at {ref!r}, beyond Excel's last column "
-                     f"XFD ({MAX_COLUMNS:,}) or row {MAX_ROWS:,}; delete the cells far outside the data, save and "
-                     f"deliver it again")
-
-
-def _refuse_extent(info: zipfile.ZipInfo, columns: int, rows: int) -> None:
-    raise Unreadable(f"the worksheet {info.filename!r} spans {columns:,} columns x {rows:,} rows, more than the "
-                     f"{MAX_COLUMNS:,} columns, {MAX_ROWS:,} rows and {MAX_CELLS:,} cells accepted; delete the "
-                     f"cells far outside the data (Ctrl+End shows the last one), save and deliver it again")
-
-
-def _column_number(letters: bytes) -> int:
-    number = 0
-    for letter in letters:
-        number = number * 26 + letter - 64
-    return number
-
-
 def _workbook_error(exc: Exception, head: bytes, data: bytes | None) -> str:
     text = str(exc).lower()
     if "password" in text or "encrypt" in text:
         return "the workbook is password-protected; remove the password and deliver it again"
-    if head[:4] != b"PK\x03\x04" and head != _OLE_MAGIC:
+    if head[:4] != ZIP_MAGIC and head != OLE_MAGIC:
         sample = (data or b"")[:512]
         if sample and b"\x00" not in sample:
             return "the file is not an Excel workbook (it looks like text); save it as .xlsx or rename it to .csv"
@@ -323,16 +125,18 @@ def _sheet_from_frame(name: str, frame: pl.DataFrame) -> RawSheet:
         return RawSheet(name, 0, (), (), 0)
     _check_width(name, frame.width)
     frame = _cut_long_cells(frame)
-    if any(_filled(cell) for cell in frame.row(0)):  # the usual case: the header is on row 1
-        header_at = 0
+    first = frame.row(0)
+    if any(_filled(cell) for cell in first):  # the usual case: the header is on row 1
+        header_at, header = 0, first
     else:
         header_at = frame.select(
             pl.any_horizontal(pl.all().str.strip_chars().str.len_bytes() > 0).fill_null(False).arg_true().first()
         ).item()
         if header_at is None:
             return RawSheet(name, 0, (), (), 0)
+        header = frame.row(header_at)
     body = frame.slice(header_at + 1)
-    return RawSheet(name, header_at + 1, tuple(frame.row(header_at)), tuple(body.iter_columns()), body.height)
+    return RawSheet(name, header_at + 1, header, tuple(body.iter_columns()), body.height)
 
 
 def _sheet_from_columns(name: str, columns: list[list[str | None]]) -> RawSheet:

@@ -1,14 +1,17 @@
 """Collecting the cells of every sheet of a batch into one row frame (one column per role).
 
-Cells are kept as column chunks (Polars Series) and concatenated once in :meth:`RowCollector.build`: a DataFrame
-operation per sheet costs ~0.1 ms, which a state's thousands of sheets would multiply. ``extra`` marks rows with
-data in a column that has a header but no role, so such rows count as data rows (and are rejected with the
-sheet's F6) instead of vanishing as blank.
+Any DataFrame or NumPy operation per sheet costs tens of microseconds, which a state's thousands of sheets
+(and the calamine read they are measured against) would multiply. So :meth:`RowCollector.add` only records a
+sheet; :meth:`RowCollector.build` then assembles the sheets that share roles and extra columns (one sheet kind
+of many agencies) with one concatenation per role, row numbers and sheet indexes computed for all at once.
+``extra`` marks rows with data in a column that has a header but no role, so such rows count as data rows (and
+are rejected with the sheet's F6) instead of vanishing as blank.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 import polars as pl
@@ -20,62 +23,70 @@ ROW_SCHEMA = {"sheet_idx": pl.Int64, "row_number": pl.Int64, **{role: pl.String 
               "extra": pl.Boolean}
 
 
+@dataclass
+class _Kind:
+    """Sheets read with the same roles and extra columns."""
+
+    roles: tuple[tuple[str, int], ...]
+    extras: tuple[int, ...]
+    sheet_idx: list[int] = field(default_factory=list)
+    first_row: list[int] = field(default_factory=list)
+    height: list[int] = field(default_factory=list)
+    columns: list[tuple[Sequence[str | None], ...]] = field(default_factory=list)
+
+    def frame(self) -> pl.DataFrame:
+        height = np.array(self.height, dtype=np.int64)
+        starts = np.cumsum(height) - height
+        # Row numbers run from each sheet's first data row: position in the kind, shifted per sheet.
+        shift = np.repeat(np.array(self.first_row, dtype=np.int64) - starts, height)
+        columns = {"sheet_idx": np.repeat(np.array(self.sheet_idx, dtype=np.int64), height),
+                   "row_number": np.arange(int(height.sum()), dtype=np.int64) + shift}
+        for role, index in self.roles:
+            columns[role] = self._concat(index)
+        frame = pl.DataFrame(columns)
+        if not self.extras:
+            return frame.with_columns(extra=pl.lit(False))
+        filled = [self._concat(i).str.strip_chars().str.len_bytes() > 0 for i in self.extras]
+        return frame.with_columns(extra=pl.any_horizontal(filled).fill_null(False))
+
+    def _concat(self, index: int) -> pl.Series:
+        """Column ``index`` of every sheet, one after the other (nulls where a sheet has no such column)."""
+        return pl.concat([_series(columns[index]) if index < len(columns) else pl.repeat(None, rows, dtype=pl.String,
+                                                                                          eager=True)
+                          for columns, rows in zip(self.columns, self.height, strict=True)])
+
+
 class RowCollector:
     """Accumulates the data rows of many sheets; :meth:`build` returns them as one frame (``ROW_SCHEMA``)."""
 
     def __init__(self) -> None:
-        self._chunks: dict[str, list] = {name: [] for name in ROW_SCHEMA}
-        self._null_column = pl.Series([], dtype=pl.String)
-
-    def _nulls(self, height: int) -> pl.Series:
-        # A slice of one shared all-null column: free, where building a new one costs ~0.2 ms.
-        if len(self._null_column) < height:
-            self._null_column = pl.Series(values=[None] * max(height, 2 * len(self._null_column)), dtype=pl.String)
-        return self._null_column.slice(0, height)
+        self._kinds: dict[tuple, _Kind] = {}
+        self._frames: list[pl.DataFrame] = []
 
     def add(self, sheet_idx: int, sheet: RawSheet, roles: dict[str, int], extra_columns: Sequence[int]) -> None:
-        """Append the rows below the header of ``sheet``; ``roles`` maps a role to its column index."""
-        height, first_row = sheet.height, sheet.header_row + 1
-        extras = [_series(sheet.columns[i]) for i in extra_columns if i < len(sheet.columns)]
-        self._append(
-            {role: _series(sheet.columns[index]) for role, index in roles.items()},
-            np.full(height, sheet_idx, dtype=np.int64), np.arange(first_row, first_row + height, dtype=np.int64),
-            _any_filled(extras, height),
-        )
+        """Record the rows below the header of ``sheet``; ``roles`` maps a role to its column index."""
+        key = (tuple(roles.items()), tuple(extra_columns))
+        kind = self._kinds.get(key)
+        if kind is None:
+            kind = self._kinds[key] = _Kind(*key)
+        kind.sheet_idx.append(sheet_idx)
+        kind.first_row.append(sheet.header_row + 1)
+        kind.height.append(sheet.height)
+        kind.columns.append(sheet.columns)
 
     def add_frame(self, chunk: pl.DataFrame) -> None:
         """Append rows that already have ``sheet_idx``, ``row_number``, ``extra`` and some role columns."""
-        self._append({role: chunk[role] for role in ROLES if role in chunk.columns}, chunk["sheet_idx"],
-                     chunk["row_number"], chunk["extra"])
+        self._frames.append(chunk)
 
     def build(self) -> pl.DataFrame:
-        """All collected rows, in the order they were added."""
-        columns = {}
-        for name, dtype in ROW_SCHEMA.items():
-            chunks = self._chunks[name]
-            if dtype == pl.String:
-                columns[name] = pl.concat(chunks) if chunks else pl.Series([], dtype=dtype)
-            else:  # row numbers, sheet indexes and flags: NumPy arrays (or Series) joined in one go
-                joined = np.concatenate([np.asarray(c) for c in chunks]) if chunks else []
-                columns[name] = pl.Series(joined, dtype=dtype)
-        return pl.DataFrame(columns)
-
-    def _append(self, roles: dict[str, pl.Series], sheet_idx, row_number, extra) -> None:
-        height = len(sheet_idx)
-        for role in ROLES:
-            self._chunks[role].append(roles[role] if role in roles else self._nulls(height))
-        self._chunks["sheet_idx"].append(sheet_idx)
-        self._chunks["row_number"].append(row_number)
-        self._chunks["extra"].append(extra)
+        """All collected rows (grouped by sheet kind; sheet_idx and row_number tell where each comes from)."""
+        parts = [kind.frame() for kind in self._kinds.values()] + self._frames
+        if not parts:
+            return pl.DataFrame(schema=ROW_SCHEMA)
+        rows = pl.concat(parts, how="diagonal_relaxed")
+        return rows.select(pl.col(name).cast(dtype) if name in rows.columns else pl.lit(None, dtype).alias(name)
+                           for name, dtype in ROW_SCHEMA.items())
 
 
 def _series(column: Sequence[str | None]) -> pl.Series:
     return column if isinstance(column, pl.Series) else pl.Series(values=column, dtype=pl.String)
-
-
-def _any_filled(columns: list[pl.Series], height: int) -> pl.Series | np.ndarray:
-    if not columns:
-        return np.zeros(height, dtype=bool)
-    filled = [pl.col(f"c{i}").str.strip_chars().str.len_bytes() > 0 for i in range(len(columns))]
-    frame = pl.DataFrame({f"c{i}": column for i, column in enumerate(columns)})
-    return frame.select(pl.any_horizontal(filled).fill_null(False)).to_series()

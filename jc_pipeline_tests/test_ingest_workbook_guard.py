@@ -1,0 +1,150 @@
+"""The workbook guard bounds calamine's sheet box whatever the XML's spelling, and lets real workbooks through.
+
+Each hostile variant below, handed to calamine, aborts the process (a failed allocation of a 17-billion-cell box);
+the guard must refuse it first. The scan's fast path and its windowed full scan are both exercised.
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+import zipfile
+import zlib
+from pathlib import Path
+
+import fastexcel
+import pytest
+
+from jc_pipeline.lib.ingest import sheet_extent, workbook_guard
+from jc_pipeline.lib.ingest.unreadable import Unreadable
+from jc_pipeline_tests.reliability_support import SHEET_HEAD, SHEET_MEMBER, small_workbook, with_sheet_xml
+
+FAR = "XFD1048576"
+
+
+def sheet(body: bytes, head: bytes = SHEET_HEAD) -> bytes:
+    return head + b"<sheetData>" + body + b"</sheetData></worksheet>"
+
+
+def guard(workbook: bytes) -> None:
+    workbook_guard.refuse_hostile_workbook(Path("w.xlsx"), workbook, workbook[:8])
+
+
+def workbook_with(xml: bytes) -> bytes:
+    return with_sheet_xml(small_workbook({"arrests": [["year"]]}), xml)
+
+
+def relocated(xml: bytes, target: str) -> bytes:
+    """A workbook whose relationships point its sheet at ``xl/<target>`` (calamine follows them)."""
+    source = zipfile.ZipFile(io.BytesIO(small_workbook({"arrests": [["year"]]})))
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
+        for info in source.infolist():
+            data = source.read(info)
+            if info.filename == SHEET_MEMBER:
+                continue
+            if info.filename == "xl/_rels/workbook.xml.rels":
+                data = data.replace(b"worksheets/sheet1.xml", target.encode())
+            archive.writestr(info.filename, data)
+        archive.writestr(f"xl/{target}", xml)
+    return out.getvalue()
+
+
+PREFIXED_HEAD = SHEET_HEAD.replace(b"<worksheet ", b'<worksheet xmlns:x="http://schemas.openxmlformats.org/'
+                                                 b'spreadsheetml/2006/main" ')
+HOSTILE = {
+    "lower-case letters": sheet(b'<row r="1"><c r="a1"><v>1</v></c><c r="xfd1048576"><v>1</v></c></row>'),
+    "single quotes": sheet(b"<row r='1'><c r='A1'><v>1</v></c><c r='XFD1048576'><v>1</v></c></row>"),
+    "spaces around =": sheet(b'<row r="1"><c r = "A1"><v>1</v></c><c\nr\t=\n"XFD1048576"><v>1</v></c></row>'),
+    "r not first": sheet(b'<row r="1"><c r="A1"><v>1</v></c><c s="0" r="XFD1048576"><v>1</v></c></row>'),
+    "'>' inside a value": sheet(b'<row r="1"><c r="A1"><v>1</v></c><c s=">" r="XFD1048576"><v>1</v></c></row>'),
+    "namespace prefix": sheet(b'<x:row r="1"><x:c r="A1"><x:v>1</x:v></x:c><x:c r="XFD1048576"><x:v>1</x:v>'
+                              b'</x:c></x:row>', PREFIXED_HEAD),
+    # Cells without a position go right of the previous one: 20,000 of them on the last row.
+    "unplaced cells": sheet(b'<row r="1"><c r="A1"><v>1</v></c></row><row r="1048576">'
+                            + b"<c s='x r=\"A1\"'><v>1</v></c>" * 20_000 + b"</row>"),
+    # ... and rows without a position one below the previous row: past Excel's last row.
+    "unplaced rows": sheet(b'<row r="1"><c r="A1"><v>1</v></c></row><row r="1048576"><c r="A1048576"><v>1</v>'
+                           b'</c></row>' + b"<row><c><v>1</v></c></row>" * 3),
+}
+
+
+@pytest.mark.parametrize("xml", HOSTILE.values(), ids=HOSTILE.keys())
+def test_far_cells_are_refused_however_they_are_spelled(xml):
+    with pytest.raises(Unreadable, match="spans|beyond Excel's last column"):
+        guard(workbook_with(xml))
+
+
+@pytest.mark.parametrize("target", ["media/image9.png", "worksheets/../data/cells.bin"])
+def test_every_part_is_scanned_wherever_the_relationships_point(target):
+    far = sheet(b'<row r="1"><c r="A1"><v>1</v></c><c r="%s"><v>1</v></c></row>' % FAR.encode())
+    with pytest.raises(Unreadable, match="spans 16,384 columns x 1,048,576 rows"):
+        guard(relocated(far, target))
+
+
+def test_a_relocated_sheet_is_really_read_by_calamine():
+    """Why every part is scanned: calamine reads a sheet from wherever the relationships say."""
+    small = sheet(b'<row r="1"><c r="A1"><v>7</v></c></row>')
+    workbook = relocated(small, "media/image9.png")
+    guard(workbook)
+    frame = fastexcel.read_excel(workbook).load_sheet(0, header_row=None).to_polars()
+    assert frame.rows() == [(7.0,)]
+
+
+LEGIT = {
+    "xlsxwriter": lambda: small_workbook({"arrests": [["year", "month", "value"], [2023, 1, 5]], "b": [["x"]]}),
+    "r not first": lambda: workbook_with(sheet(b''.join(b'<row r="%d"><c t="n" r="A%d"><v>1</v></c></row>' % (i, i)
+                                                        for i in range(1, 300)))),
+    # 20,000 rows: references with five digits leave the fast path; the full bound is 3 x 20,001.
+    "20,000 rows": lambda: small_workbook({"arrests": [["year", "month", "value"]]
+                                                      + [[2023, 1, i] for i in range(20_000)]}),
+    "no positions at all": lambda: workbook_with(sheet(b"<row><c t='inlineStr'><is><t>year</t></is></c></row>"
+                                                       b"<row><c><v>2023</v></c></row>" * 50)),
+    "namespace prefix": lambda: workbook_with(sheet(b'<x:row r="1"><x:c r="A1"><x:v>1</x:v></x:c></x:row>',
+                                                    PREFIXED_HEAD)),
+}
+
+
+@pytest.mark.parametrize("build", LEGIT.values(), ids=LEGIT.keys())
+@pytest.mark.parametrize("windows", [False, True], ids=["whole", "windows"])
+def test_real_workbooks_pass(build, windows, monkeypatch):
+    if windows:
+        small_windows(monkeypatch)
+    guard(build())
+
+
+def small_windows(monkeypatch) -> None:
+    """Parts over 512 bytes are inflated in 100-byte pieces and scanned in windows of about 512 bytes."""
+    monkeypatch.setattr(sheet_extent, "SCAN_CHUNK", 512)
+    monkeypatch.setattr(workbook_guard, "_PIECE", 100)
+
+
+@pytest.mark.parametrize("ref", [FAR, "ZZZZ99999999"])
+def test_windows_find_far_cells_too(ref, monkeypatch):
+    small_windows(monkeypatch)
+    rows = b"".join(b'<row r="%d"><c r="A%d"><v>1</v></c></row>' % (i, i) for i in range(1, 100))
+    with pytest.raises(Unreadable, match="spans|beyond Excel's last column"):
+        guard(workbook_with(sheet(rows + b'<row r="100"><c r="%s"><v>1</v></c></row>' % ref.encode())))
+
+
+def test_a_part_without_any_tag_end_is_refused(monkeypatch):
+    small_windows(monkeypatch)
+    with pytest.raises(Unreadable, match="without any XML tag"):
+        guard(workbook_with(SHEET_HEAD + b"<sheetData><row r='1'><c r='A1'><is><t>" + b"x" * 2000 + b"</t></is>"
+                            b"</c></row></sheetData></worksheet>"))
+
+
+def test_a_part_running_past_its_declared_size_is_refused():
+    """The directory declares (and the CRC matches) a harmless start; the stream goes on with a far cell, which
+    zipfile would never show (it stops at the declared size) but calamine's zip reader inflates."""
+    start = SHEET_HEAD + b'<sheetData><row r="1"><c r="A1"><v>1</v></c></row>'
+    rest = b'<row r="1048576"><c r="XFD1048576"><v>1</v></c></row></sheetData></worksheet>'
+    workbook = bytearray(workbook_with(start + rest))
+    info = zipfile.ZipFile(io.BytesIO(bytes(workbook))).getinfo(SHEET_MEMBER)
+    central = bytes(workbook).rindex(SHEET_MEMBER.encode()) - 46  # the directory entry, after every part
+    for crc_at, size_at in ((info.header_offset + 14, info.header_offset + 22), (central + 16, central + 24)):
+        struct.pack_into("<L", workbook, crc_at, zlib.crc32(start))
+        struct.pack_into("<L", workbook, size_at, len(start))
+    assert zipfile.ZipFile(io.BytesIO(bytes(workbook))).read(SHEET_MEMBER) == start  # zipfile sees no problem
+    with pytest.raises(Unreadable, match="holds more than the 183 bytes its zip directory declares"):
+        guard(bytes(workbook))

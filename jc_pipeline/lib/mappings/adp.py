@@ -46,9 +46,9 @@ def plan_population(i: int, spec: MetricSpec, records: Records, periods: Periods
     live = records.where(spec.where) & ~excluded(cats)
     raw_end = records.raw(spec.end)
     flags = [
-        Flag(live & start.is_null(), records.raw(spec.start), "N4", spec.start, DATE_MESSAGE),
-        Flag(live & end.is_null() & raw_end.is_not_null(), raw_end, "N4", spec.end, DATE_MESSAGE),
-        Flag(live & (end < start).fill_null(False), raw_end, "N6", spec.end, ORDER_MESSAGE),
+        Flag(live, start.is_null(), records.raw(spec.start), "N4", spec.start, DATE_MESSAGE),
+        Flag(live, end.is_null() & raw_end.is_not_null(), raw_end, "N4", spec.end, DATE_MESSAGE),
+        Flag(live, (end < start).fill_null(False), raw_end, "N6", spec.end, ORDER_MESSAGE),
         *common_flags(records, cats, live),
     ]
 

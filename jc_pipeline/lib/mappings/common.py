@@ -439,13 +439,18 @@ _FIRST_DAY = date(2000, 1, 1)
 
 @dataclass(frozen=True)
 class Flag:
-    """One check of a metric: records where ``condition`` holds have the problem (rule ``rule``)."""
+    """One check of a metric: records the metric keeps (``live``) where ``problem`` holds have the problem."""
 
-    condition: pl.Expr  # over the frame
+    live: pl.Expr  # over the frame
+    problem: pl.Expr  # over the frame; cheap on its own, so whether it ever holds is asked first
     raw: pl.Expr | None  # the value the finding quotes
     rule: str
     column: str  # logical column the finding names
     message: str  # template: {raw}, {n}, {rows}, {column}
+
+    @property
+    def condition(self) -> pl.Expr:
+        return self.live & self.problem
 
 
 def grouped_finding(frame: pl.DataFrame, flag: Flag, ctx: Context) -> pl.DataFrame:

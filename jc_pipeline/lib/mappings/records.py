@@ -103,11 +103,11 @@ def excluded(cats: Sequence[Category]) -> pl.Expr:
 
 def common_flags(records: Records, cats: Sequence[Category], live: pl.Expr) -> list[Flag]:
     """N3 for unmapped values of each value map read, and R6 for child agencies the roster does not know."""
-    flags = [Flag(live & (pl.col(code) <= UNMAPPED), records.raw(column), "N3", column, UNMAPPED_MESSAGE)
+    flags = [Flag(live, pl.col(code) <= UNMAPPED, records.raw(column), "N3", column, UNMAPPED_MESSAGE)
              for cat in cats for code, column in cat.sources]
     if records.agency is not None:
         column = records.ctx.source.agency
-        flags += [Flag(live & (pl.col(records.agency) == code), records.raw(column), "R6", column, message)
+        flags += [Flag(live, pl.col(records.agency) == code, records.raw(column), "R6", column, message)
                   for code, message in AGENCY_MESSAGES.items()]
     return flags
 
@@ -131,8 +131,8 @@ def plan_events(i: int, spec: MetricSpec, records: Records, periods: Periods) ->
     live = records.where(spec.where) & ~excluded(cats) & in_window(records, day)
     raw = records.raw(spec.date)
     flags = [
-        Flag(live & day.is_null(), raw, "N4", spec.date, DATE_MESSAGE),
-        Flag(live & ~in_range(records, day), raw, "N5", spec.date, PERIOD_MESSAGE),
+        Flag(live, day.is_null(), raw, "N4", spec.date, DATE_MESSAGE),
+        Flag(live, ~in_range(records, day), raw, "N5", spec.date, PERIOD_MESSAGE),
         *common_flags(records, cats, live),
     ]
     ident = records.ident(spec.id) if spec.id is not None else None

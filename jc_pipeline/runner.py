@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import tempfile
 import time
-from collections.abc import Callable, Mapping
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
 from importlib import resources
@@ -15,7 +18,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import dagster as dg
-from filelock import FileLock
+from filelock import FileLock, Timeout
 
 from jc_pipeline.defs.automation.jobs import LAUNCHED_BY_CLI, LAUNCHED_BY_TAG
 from jc_pipeline.defs.partitions import range_tags
@@ -28,6 +31,24 @@ Echo = Callable[[str], None]
 #: The full event log (tracebacks included) is on the instance and in the UI; the terminal gets our progress
 #: lines and, on failure, one message naming the step and the error.
 _QUIET_CONSOLE = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
+
+#: Tag on every run `jc-pipeline run` starts: "<host>:<lease>", the lease its process holds (see `_lease`).
+RUNNER_TAG = "jc/runner"
+
+#: Under DAGSTER_HOME: one lock file per live `jc-pipeline run` process.
+_LEASES = "jc-runners"
+
+_UNFINISHED = [
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+    dg.DagsterRunStatus.CANCELING,
+]
+
+_ORPHAN_MESSAGE = (
+    "The jc-pipeline process running this run died before it finished (killed, out of memory, or the machine "
+    "stopped). Marked failed by the next jc-pipeline run, which redoes its work."
+)
 
 
 class RunFailed(RuntimeError):
@@ -88,13 +109,73 @@ def use_instance(layout: DataLayout) -> Path:
     return home
 
 
+def _instance_lock(home: Path) -> FileLock:
+    return FileLock(str(home / ".jc-instance-init.lock"), timeout=300)
+
+
 def open_instance(layout: DataLayout) -> dg.DagsterInstance:
     """The instance under DAGSTER_HOME (see `use_instance`), opened under a lock: the first open creates and stamps
     the SQLite storages, and two commands doing that at once leave two schema versions recorded (alembic "more
     than one head"), after which every later command fails."""
     home = use_instance(layout)
-    with FileLock(str(home / ".jc-instance-init.lock"), timeout=300):
+    with _instance_lock(home):
         return dg.DagsterInstance.get()
+
+
+@contextmanager
+def _lease(home: Path) -> Iterator[str]:
+    """This process's lease: a lock file held until the block ends, or until the kernel drops it because the
+    process died (SIGKILL, out of memory, power). Its name tags every run the process starts, so a later command
+    can tell a run still in progress from one nobody will ever finish."""
+    folder = home / _LEASES
+    folder.mkdir(exist_ok=True)
+    path = folder / f"{uuid.uuid4().hex}.lock"
+    with FileLock(str(path)):
+        try:
+            yield f"{socket.gethostname()}:{path.stem}"
+        finally:
+            path.unlink(missing_ok=True)  # before the release, so no other process ever takes a removed lease
+
+
+def _live_leases(folder: Path) -> set[str]:
+    """Names of the leases a live process holds. The files of dead ones are removed (while locked, so a process
+    that created one an instant ago and has not locked it yet notices and starts over: filelock checks)."""
+    alive = set()
+    for path in folder.glob("*.lock"):
+        probe = FileLock(str(path), timeout=0)
+        try:
+            probe.acquire()
+        except Timeout:
+            alive.add(path.stem)
+            continue
+        path.unlink(missing_ok=True)
+        probe.release()
+    return alive
+
+
+def end_orphaned_runs(instance: dg.DagsterInstance, home: Path) -> list[str]:
+    """Mark failed the runs that a `jc-pipeline run` process left unfinished when it died, free the pool slots
+    they held, and return their ids.
+
+    A killed process never reports its run's end: the run stays STARTED and keeps its slot of the one-slot pool
+    `duckdb_warehouse`, so every later step would wait for that slot forever (the daemon frees slots only of runs
+    that have ended, and no daemon watches runs executed in a command's own process). Runs of a live process, of
+    another machine sharing the instance, or not started by `jc-pipeline run` are left alone."""
+    host = socket.gethostname()
+    ended: list[str] = []
+    with _instance_lock(home):  # one command at a time decides, so no run is reported failed twice
+        alive = _live_leases(home / _LEASES)
+        runs = instance.get_runs(
+            filters=dg.RunsFilter(statuses=_UNFINISHED, tags={LAUNCHED_BY_TAG: LAUNCHED_BY_CLI})
+        )
+        for run in runs:
+            owner, _, lease = run.tags.get(RUNNER_TAG, "").partition(":")
+            if owner != host or not lease or lease in alive:
+                continue
+            instance.report_run_failed(run, _ORPHAN_MESSAGE)
+            instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
+            ended.append(run.run_id)
+    return ended
 
 
 def load_definitions(layout: DataLayout) -> dg.Definitions:
@@ -162,48 +243,70 @@ def run_pipeline(
     """Ingest what is new, then roll up exactly the months it touched (or first..last as a backfill), then publish.
 
     `launch` runs one job; the default runs its steps in this process. `run_config` is merged over the quiet
-    console configuration (for example an executor's config when `launch` uses another executor)."""
+    console configuration (for example an executor's config when `launch` uses another executor). Runs left
+    unfinished by a `jc-pipeline run` that died are marked failed first (`end_orphaned_runs`)."""
     instance = open_instance(layout)
-    definitions = load_definitions(layout)
-    summary = RunSummary()
-    config = {**_QUIET_CONSOLE, **(run_config or {})}
+    home = use_instance(layout)
+    with _lease(home) as runner:
+        orphans = end_orphaned_runs(instance, home)
+        if orphans:
+            echo(
+                f"[0/3] {len(orphans)} run(s) left unfinished by a jc-pipeline process that died marked failed "
+                f"({', '.join(orphans)}); this run redoes their work"
+            )
+        run_tags = {LAUNCHED_BY_TAG: LAUNCHED_BY_CLI, RUNNER_TAG: runner}
+        config = {**_QUIET_CONSOLE, **(run_config or {})}
+        definitions = load_definitions(layout)
+        summary = RunSummary()
 
-    def execute(job_name: str, tags: dict[str, str] | None = None) -> RunOutcome:
-        began = time.perf_counter()
-        outcome = launch(definitions, job_name, config, {LAUNCHED_BY_TAG: LAUNCHED_BY_CLI, **(tags or {})}, instance)
-        seconds = time.perf_counter() - began
-        summary.seconds[job_name] = summary.seconds.get(job_name, 0.0) + seconds
-        summary.run_ids.append(outcome.run_id)
-        if not outcome.success:
-            raise RunFailed(failure_message(outcome, job_name))
-        return outcome
+        def execute(job_name: str, tags: dict[str, str] | None = None) -> RunOutcome:
+            began = time.perf_counter()
+            outcome = launch(definitions, job_name, config, {**run_tags, **(tags or {})}, instance)
+            seconds = time.perf_counter() - began
+            summary.seconds[job_name] = summary.seconds.get(job_name, 0.0) + seconds
+            summary.run_ids.append(outcome.run_id)
+            if not outcome.success:
+                raise RunFailed(failure_message(outcome, job_name))
+            return outcome
 
-    started = time.perf_counter()
-    echo("[1/3] ingest: reading new and changed inbox files")
-    ingested = _materialization_metadata(execute("ingest_job"), "source_files")
-    if ingested:
-        echo(
-            f"      {ingested.get('files_new', 0)} new, {ingested.get('files_changed', 0)} changed, "
-            f"{ingested.get('files_unchanged', 0)} unchanged, {ingested.get('files_unreadable', 0)} unreadable file(s) "
-            f"({summary.seconds['ingest_job']:.1f} s)"
-        )
-    with definitions.resources["warehouse"].store().connect() as con:  # type: ignore[union-attr]
-        months = pending.pending_months(con)
-    if first and last:
-        months = sorted(set(months) | set(months_between(first, add_months(last, 1))))
-    summary.months = months
-    ranges = contiguous_ranges(months)
-    if not ranges and layout.warehouse.exists():
-        echo("[2/3] roll-up: nothing new since the last run")
-        echo("[3/3] publish: warehouse unchanged")
+        started = time.perf_counter()
+        echo("[1/3] ingest: reading new and changed inbox files")
+        ingested = _materialization_metadata(execute("ingest_job"), "source_files")
+        if ingested:
+            echo(
+                f"      {ingested.get('files_new', 0)} new, {ingested.get('files_changed', 0)} changed, "
+                f"{ingested.get('files_unchanged', 0)} unchanged, "
+                f"{ingested.get('files_unreadable', 0)} unreadable file(s) ({summary.seconds['ingest_job']:.1f} s)"
+            )
+        store = definitions.resources["warehouse"].store()  # type: ignore[union-attr]
+        with store.connect() as con:
+            months = pending.pending_months(con)
+            unpublished = pending.generations(con).unpublished
+        if first and last:
+            months = sorted(set(months) | set(months_between(first, add_months(last, 1))))
+        summary.months = months
+        ranges = contiguous_ranges(months)
+        if not ranges:
+            echo("[2/3] roll-up: nothing new since the last run")
+            if not unpublished and layout.warehouse.exists():
+                echo("[3/3] publish: warehouse unchanged")
+                return summary
+        for number, (start, end) in enumerate(ranges, 1):
+            echo(f"[2/3] roll-up {number}/{len(ranges)}: periods starting {start:%Y-%m} .. {end:%Y-%m}")
+            began = time.perf_counter()
+            execute("rollup_job", range_tags(start, end))
+            echo(f"      done in {time.perf_counter() - began:.1f} s")
+        if not ranges and unpublished:
+            echo("[3/3] publish: an earlier run stopped before publishing its roll-up; publishing it now")
+        else:
+            echo("[3/3] publish: swapping in the new warehouse and data-quality report")
+        # Read before the publish copies the store, so a roll-up another process commits meanwhile stays counted
+        # as unpublished.
+        with store.connect() as con:
+            rolled_up = pending.generations(con).rolled_up
+        execute("publish_job")
+        with store.connect() as con:
+            pending.mark_published(con, rolled_up)
+        summary.published = True
+        echo(f"      done; whole run {time.perf_counter() - started:.1f} s")
         return summary
-    for number, (start, end) in enumerate(ranges, 1):
-        echo(f"[2/3] roll-up {number}/{len(ranges)}: periods starting {start:%Y-%m} .. {end:%Y-%m}")
-        began = time.perf_counter()
-        execute("rollup_job", range_tags(start, end))
-        echo(f"      done in {time.perf_counter() - began:.1f} s")
-    echo("[3/3] publish: swapping in the new warehouse and data-quality report")
-    execute("publish_job")
-    summary.published = True
-    echo(f"      done; whole run {time.perf_counter() - started:.1f} s")
-    return summary

@@ -30,6 +30,18 @@ DETERMINISTIC = {
     "validation_results": "(SELECT * EXCLUDE (checked_at) FROM validation_results)",
 }
 
+#: Columns that record when something happened rather than what: they differ between any two runs over the same
+#: inputs, so `warehouse_contents` leaves them out. received_at / ingested_at are when a file was first seen and
+#: loaded, checked_at when a check ran (wall-clock times, no view exposes them). Everything else, file ids and
+#: sha256 included, is a function of the inputs.
+RUN_DEPENDENT = {
+    "source_files": ("received_at", "ingested_at"),
+    "validation_results": ("checked_at",),
+}
+
+#: The tables and views of a warehouse, by name.
+OBJECTS_SQL = "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main' ORDER BY 1"
+
 #: One snapshot of every analyst table, in a single statement (so in one transaction).
 SNAPSHOT_SQL = "SELECT " + ", ".join(
     f"(SELECT count(*)::VARCHAR || ':' || coalesce(sum(hash(x)::HUGEINT), 0)::VARCHAR FROM {table} x) AS {table}"
@@ -80,9 +92,11 @@ def remember_corrected(data_dir: Path) -> None:
     _CACHE.setdefault("corrected", data_dir)
 
 
-def copy_state(source: Path, target: Path) -> Path:
-    """A copy of a data directory (inbox, roster, store, warehouse) without its Dagster instance."""
-    shutil.copytree(source, target, ignore=shutil.ignore_patterns("dagster_home", "*.lock"), dirs_exist_ok=True)
+def copy_state(source: Path, target: Path, *, with_instance: bool = False) -> Path:
+    """A copy of a data directory (inbox, roster, store, warehouse), without its Dagster instance unless
+    `with_instance` (then the instance's run history comes along, as a nightly run finds it)."""
+    ignored = ("*.lock",) if with_instance else ("dagster_home", "*.lock")
+    shutil.copytree(source, target, ignore=shutil.ignore_patterns(*ignored), dirs_exist_ok=True)
     return target
 
 
@@ -107,7 +121,9 @@ def jc(
     )
 
 
-def start_jc(*args: str, data_dir: Path, dagster_home: Path) -> subprocess.Popen:
+def start_jc(*args: str, data_dir: Path, dagster_home: Path, new_session: bool = False) -> subprocess.Popen:
+    """`jc-pipeline <args>` started in the background; `new_session` makes it lead a process group of its own,
+    so that the whole group can be signalled (os.killpg(proc.pid, ...))."""
     dagster_home.mkdir(parents=True, exist_ok=True)
     return subprocess.Popen(
         [str(JC_PIPELINE), *args, "--data-dir", str(data_dir)],
@@ -116,16 +132,50 @@ def start_jc(*args: str, data_dir: Path, dagster_home: Path) -> subprocess.Popen
         stderr=subprocess.PIPE,
         text=True,
         cwd=data_dir,
+        start_new_session=new_session,
     )
 
 
 def fingerprint(warehouse: Path, tables: dict[str, str] = DETERMINISTIC) -> dict[str, tuple[int, int]]:
     """Row count and an order-independent hash of every row, per table."""
     with duckdb.connect(str(warehouse), read_only=True) as con:
-        return {
-            name: tuple(con.execute(f"SELECT count(*), coalesce(sum(hash(x)::HUGEINT), 0) FROM {source} x").fetchall()[0])
-            for name, source in tables.items()
-        }
+        return fingerprint_of(con, tables)
+
+
+def fingerprint_of(con: duckdb.DuckDBPyConnection, tables: dict[str, str] = DETERMINISTIC) -> dict[str, tuple]:
+    """`fingerprint` over an open connection."""
+    return {
+        name: tuple(con.execute(f"SELECT count(*), coalesce(sum(hash(x)::HUGEINT), 0) FROM {source} x").fetchall()[0])
+        for name, source in tables.items()
+    }
+
+
+def warehouse_contents(warehouse: Path) -> dict[str, tuple[tuple[str, ...], list[tuple]]]:
+    """Every table and view of a warehouse: its column names and all its rows, sorted, without the RUN_DEPENDENT
+    columns. Two warehouses with equal contents answer every analyst query alike (timestamps aside)."""
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        names = [row[0] for row in con.execute(OBJECTS_SQL).fetchall()]
+        contents = {}
+        for name in names:
+            dropped = RUN_DEPENDENT.get(name)
+            columns = f"* EXCLUDE ({', '.join(dropped)})" if dropped else "*"
+            result = con.execute(f'SELECT {columns} FROM "{name}" ORDER BY ALL')
+            contents[name] = (tuple(column[0] for column in result.description), result.fetchall())
+    return contents
+
+
+def assert_same_contents(actual: dict, expected: dict) -> None:
+    """Table for table, with a short message naming what differs (the full rows would drown it)."""
+    assert sorted(actual) == sorted(expected), "the warehouses hold different tables or views"
+    for name, (columns, rows) in expected.items():
+        got_columns, got_rows = actual[name]
+        assert got_columns == columns, f"{name}: columns {got_columns} != {columns}"
+        if got_rows != rows:
+            first = next((i for i, (a, b) in enumerate(zip(got_rows, rows)) if a != b), min(len(rows), len(got_rows)))
+            raise AssertionError(
+                f"{name}: {len(got_rows)} rows, expected {len(rows)}; first difference at sorted row {first}: "
+                f"{got_rows[first] if first < len(got_rows) else None} != {rows[first] if first < len(rows) else None}"
+            )
 
 
 def snapshot(warehouse: Path) -> tuple[str, ...]:

@@ -1,10 +1,12 @@
-"""Which period months still need recomputing after ingest (crash-safe bookkeeping in the store)."""
+"""Which period months still need recomputing after ingest, and whether the published warehouse lags the store's
+roll-ups (crash-safe bookkeeping in the store)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import date
 from importlib import resources
+from typing import NamedTuple
 
 import duckdb
 
@@ -27,9 +29,24 @@ _MARK = f"""
     WHERE date_trunc('month', period_start)::DATE IN (SELECT unnest(?::DATE[]))
 """
 
+_COUNT_ROLLUP_SQL = "UPDATE publish_generations SET rolled_up = rolled_up + 1"
+_GENERATIONS_SQL = "SELECT rolled_up, published FROM publish_generations"
+_PUBLISHED_SQL = "UPDATE publish_generations SET published = greatest(published, ?)"
+
+
+class Generations(NamedTuple):
+    """Roll-ups committed to the store so far, and how many of them the published warehouse holds."""
+
+    rolled_up: int
+    published: int
+
+    @property
+    def unpublished(self) -> bool:
+        return self.rolled_up > self.published
+
 
 def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
-    """Create the bookkeeping table (idempotent)."""
+    """Create the bookkeeping tables (idempotent)."""
     con.execute(resources.files("jc_pipeline.lib").joinpath("sql/pending_months.sql").read_text())
 
 
@@ -40,9 +57,31 @@ def pending_months(con: duckdb.DuckDBPyConnection) -> list[date]:
 
 
 def mark_rolled_up(con: duckdb.DuckDBPyConnection, months: Sequence[date]) -> None:
-    """Record that every staged file's datapoints in `months` are now reflected in the state tables."""
+    """Record that every staged file's datapoints in `months` are now reflected in the state tables, and that the
+    published warehouse lacks them until `mark_published` (one transaction: a kill leaves both or neither)."""
     ensure_schema(con)
-    con.execute(_MARK, [list(months)])
+    con.execute("BEGIN TRANSACTION")
+    try:
+        con.execute(_MARK, [list(months)])
+        con.execute(_COUNT_ROLLUP_SQL)
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+
+
+def generations(con: duckdb.DuckDBPyConnection) -> Generations:
+    """How many roll-ups the store has committed and how many the published warehouse is known to hold."""
+    ensure_schema(con)
+    return Generations(*con.execute(_GENERATIONS_SQL).fetchall()[0])
+
+
+def mark_published(con: duckdb.DuckDBPyConnection, rolled_up: int) -> None:
+    """Record that a publish completed from a store holding `rolled_up` roll-ups (read before that publish began:
+    a roll-up committed meanwhile may be missing from it and stays unpublished). A publish launched outside
+    `jc-pipeline run` (the sensors of `make dev`) records nothing, so the next command publishes once more."""
+    ensure_schema(con)
+    con.execute(_PUBLISHED_SQL, [rolled_up])
 
 
 def with_year_starts(months: Iterable[date]) -> list[date]:

@@ -73,29 +73,36 @@ class Store:
 
         `prepare(con)` creates the tables (with their comments) in the new file before the copy; `finish(con)`
         creates views afterwards. Returns the row count of each published table.
+
+        The store's lock is held from the first byte of the new file to the rename: publishes never overlap (a
+        slower one can never rename an older copy over a newer one), and a temp file found at the start belongs
+        to a publish whose process died (SIGKILL, power), so it is removed instead of filling the disk.
         """
-        # A name of its own per publish: two publishes never delete each other's file in progress.
-        tmp = target.with_name(f".{target.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.building")
-        with duckdb.connect(str(tmp)) as new:
-            prepare(new)
-        counts: dict[str, int] = {}
-        with self.connect() as con:
-            con.execute("ATTACH ? AS published", [str(tmp)])
-            try:
-                con.execute("BEGIN")
-                for table in tables:
-                    # Table names come from code constants, never from input.
-                    con.execute(f"INSERT INTO published.main.{table} BY NAME SELECT * FROM main.{table}")
-                    counts[table] = con.execute(f"SELECT count(*) FROM published.main.{table}").fetchall()[0][0]
-                con.execute("COMMIT")
-            finally:
-                con.execute("DETACH published")
-        with duckdb.connect(str(tmp)) as new:
-            finish(new)
-            new.execute("CHECKPOINT")
-        _fsync(tmp)
-        os.replace(tmp, target)
-        _fsync(target.parent)
+        with self.lock:
+            for leftover in target.parent.glob(f".{target.name}.*.building*"):  # the file and its DuckDB WAL
+                leftover.unlink(missing_ok=True)
+            # Named after its process, so that a leftover tells which publish died.
+            tmp = target.with_name(f".{target.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.building")
+            with duckdb.connect(str(tmp)) as new:
+                prepare(new)
+            counts: dict[str, int] = {}
+            with self.connect() as con:
+                con.execute("ATTACH ? AS published", [str(tmp)])
+                try:
+                    con.execute("BEGIN")
+                    for table in tables:
+                        # Table names come from code constants, never from input.
+                        con.execute(f"INSERT INTO published.main.{table} BY NAME SELECT * FROM main.{table}")
+                        counts[table] = con.execute(f"SELECT count(*) FROM published.main.{table}").fetchall()[0][0]
+                    con.execute("COMMIT")
+                finally:
+                    con.execute("DETACH published")
+            with duckdb.connect(str(tmp)) as new:
+                finish(new)
+                new.execute("CHECKPOINT")
+            _fsync(tmp)
+            os.replace(tmp, target)
+            _fsync(target.parent)
         return counts
 
 

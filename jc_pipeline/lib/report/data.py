@@ -168,21 +168,17 @@ def load_state_views(con: duckdb.DuckDBPyConnection) -> list[StateView]:
     breakdowns = _by(records(con, _BREAKDOWNS_SQL), "state_code")
     grid_rows = _by(records(con, _GRID_PERIODS_SQL, {"months": GRID_MONTHS - 1, "years": GRID_YEARS}),
                     "state_code")
-    expected_keys = _by(records(con, f"SELECT DISTINCT state_code, parent_sector, metric_key FROM {STAGED}"),
-                        "state_code")
+    expected_keys = _by(records(con, _EXPECTED_METRICS_SQL), "state_code")
     states = sorted({r[0] for r in con.execute("SELECT DISTINCT state_code FROM agencies").fetchall()}
                     | set(totals))
     return [_state_view(state, definitions, totals.get(state, []), breakdowns.get(state, []),
                         grid_rows.get(state, []), expected_keys.get(state, [])) for state in states]
 
 
-#: The temporary table :func:`stage_expected_periods` fills: the report reads expected periods several ways, and
-#: computing them is the costly part (seconds per million expected periods), so it is done once.
-STAGED = "temp.report_expected_periods"
 # The periods a coverage grid shows: the latest months (annual: years, by the year the period ends) of each
-# state's section and cadence.
-_GRID_PERIODS_SQL = f"""
-SELECT * FROM {STAGED}
+# state's section and cadence. report_expected_periods: see stage_expected_periods.
+_GRID_PERIODS_SQL = """
+SELECT * FROM report_expected_periods
 WINDOW cadence AS (PARTITION BY state_code, parent_sector, frequency)
 QUALIFY CASE WHEN frequency = 'MONTHLY'
              THEN period_start >= max(period_start) OVER cadence - to_months($months)
@@ -191,19 +187,23 @@ ORDER BY state_code, agency_id, metric_key, period_start
 """
 
 
+_EXPECTED_METRICS_SQL = "SELECT DISTINCT state_code, parent_sector, metric_key FROM report_expected_periods"
+
+
 def stage_expected_periods(con: duckdb.DuckDBPyConnection) -> None:
-    """Compute :func:`expected_periods` once into a temporary table of this connection (read-only is enough)."""
-    con.execute(f"CREATE OR REPLACE TEMP TABLE report_expected_periods AS {_sql('expected_periods.sql')}")
+    """Compute :func:`expected_periods` once and register them on ``con`` as ``report_expected_periods``: the
+    report reads them several ways, and computing them is the costly part (seconds per million periods)."""
+    con.register("report_expected_periods", con.sql(_sql("expected_periods.sql")).to_arrow_table())
 
 
 def expected_periods(con: duckdb.DuckDBPyConnection, *, unreported_only: bool = False) -> list[dict[str, Any]]:
     """Rows of ``sql/expected_periods.sql``: each agency x metric x period it is expected to report, with status;
     with ``unreported_only`` only those not REPORTED (filtered in DuckDB: a large state has millions of rows)."""
-    query = _sql("expected_periods.sql")
+    periods = con.sql(_sql("expected_periods.sql"))
     if unreported_only:
-        query = (f"SELECT * FROM ({query}) WHERE status <> 'REPORTED' "
-                 "ORDER BY state_code, agency_id, metric_key, period_start")
-    return records(con, query)
+        periods = periods.filter(duckdb.ColumnExpression("status") != duckdb.ConstantExpression(REPORTED)).order(
+            "state_code, agency_id, metric_key, period_start")
+    return periods.to_arrow_table().to_pylist()
 
 
 def sector_title(code: str) -> str:
@@ -427,8 +427,8 @@ def quality_summary(con: duckdb.DuckDBPyConnection) -> list[AgencyQuality]:
             for r in records(con, _QUALITY_SQL)]
 
 
-_PERIOD_COUNTS_SQL = f"""
+_PERIOD_COUNTS_SQL = """
 SELECT agency_id, count(*) FILTER (WHERE status = $failed) AS failed,
        count(*) FILTER (WHERE status NOT IN ($failed, $reported)) AS missing
-FROM {STAGED} GROUP BY agency_id
+FROM report_expected_periods GROUP BY agency_id
 """

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from jc_pipeline.lib.ingest.layout import SheetFinding, sheet_key
 from jc_pipeline.lib.registry import SYSTEM_CODES, Metric, Registry, SheetTarget
@@ -29,12 +30,20 @@ class UploadContext:
     sector: str | None
     location_error: SheetFinding | None = None
     targets: Mapping[str, SheetTarget] = field(default_factory=dict)
-    canonical_sheets: tuple[str, ...] = ()
     #: Agencies whose data the folder carries: the uploader, or a superagency's children of this sector.
     reporters: tuple[Agency, ...] = ()
     agency_expected: bool = False
     _monthly: dict[str, bool] = field(default_factory=dict, repr=False)
     _split: dict[str | None, bool] = field(default_factory=dict, repr=False)
+
+    @cached_property
+    def canonical_sheets(self) -> tuple[str, ...]:
+        """The sector's sheet names, for the message of a sheet matching none (computed only then)."""
+        names = []
+        for metric in self.registry.metrics_for(self.sector):
+            names.append(metric.sheet)
+            names.extend(b.sheet for b in metric.breakdowns if b.sheet)
+        return tuple(sorted(names))
 
     def month_expected(self, metric: Metric) -> bool:
         """Whether a standard sheet of ``metric`` must carry a month column."""
@@ -102,7 +111,6 @@ def upload_context(roster: Roster, registry: Registry, agency_folder: str | None
     context.reporters = reporters
     context.agency_expected = bool(children)
     context.targets = registry.sheet_targets(sector)
-    context.canonical_sheets = _canonical_sheets(registry, sector)
     return context
 
 
@@ -118,10 +126,3 @@ def _misplaced(context: UploadContext, message: str) -> UploadContext:
     context.location_error = SheetFinding("F8", None, None, message)
     return context
 
-
-def _canonical_sheets(registry: Registry, sector: str) -> tuple[str, ...]:
-    names = []
-    for metric in registry.metrics_for(sector):
-        names.append(metric.sheet)
-        names.extend(b.sheet for b in metric.breakdowns if b.sheet)
-    return tuple(sorted(names))

@@ -171,20 +171,15 @@ def _hint_cells() -> dict[str, pl.Expr]:
 
 # --- resolving every cell ------------------------------------------------------------------------------------
 #
-# Lookups join only the key columns of the wide row frame (`_attach`); cells that repeat (years, months, labels,
-# names) are parsed once per distinct value (`_per_distinct`).
+# Lookups are left joins against small frames (`_attach`); cells that repeat (years, months, labels, names) are
+# parsed once per distinct value (`_per_distinct`).
 
 
 def _attach(live: pl.DataFrame, on: list[str], table: pl.DataFrame, **outputs: str) -> pl.DataFrame:
-    """``live`` plus ``{name: column of table}``, matched on ``on`` (which ``table`` must hold uniquely; nulls
-    match nulls), null where a row has no match.
-
-    A left join of the key columns alone: joining ``live`` itself would gather every column of the wide row
-    frame, and a single text key built from several columns costs more than the join (measured).
-    """
-    found = live.select(on).join(table.select(*on, *outputs.values()), on=on, how="left", nulls_equal=True,
-                                 maintain_order="left")
-    return live.with_columns(found[column].alias(name) for name, column in outputs.items())
+    """``live`` plus the new columns ``{name: column of table}``, matched on ``on`` (which ``table`` must hold
+    uniquely; nulls match nulls), null where a row has no match."""
+    right = table.select(*on, *(pl.col(column).alias(name) for name, column in outputs.items()))
+    return live.join(right, on=on, how="left", nulls_equal=True, maintain_order="left")
 
 
 def _per_distinct(live: pl.DataFrame, on: list[str], *steps: dict[str, pl.Expr]) -> pl.DataFrame:
@@ -207,8 +202,8 @@ def _resolve(live: pl.DataFrame, roster: Roster, registry: Registry, now: dateti
     live = _resolve_category(live, registry)
     live = _resolve_value(live)
     # A hint row is reported as such and nothing else; every other problem rejects the row.
-    live = live.with_columns([pl.when(~pl.col("hint")).then(pl.col(p)).alias(p) for p in _PROBLEMS])
-    return live.with_columns(rejected=pl.col("hint") | pl.any_horizontal(pl.col(p).is_not_null() for p in _PROBLEMS))
+    return live.with_columns(*(pl.when(~pl.col("hint")).then(pl.col(p)).alias(p) for p in _PROBLEMS),
+                             rejected=pl.col("hint") | pl.any_horizontal(pl.col(p).is_not_null() for p in _PROBLEMS))
 
 
 def _resolve_metric(live: pl.DataFrame, registry: Registry) -> pl.DataFrame:
@@ -343,6 +338,8 @@ def _resolve_value(live: pl.DataFrame) -> pl.DataFrame:
     slow_number, slow_problem = parse_value(pl.col("value"), pl.col("unit") == "USD")
     slow = live.filter(is_slow).select("value", "unit").unique().with_columns(
         slow_number=slow_number, slow_problem=slow_problem)
+    if slow.is_empty():  # every value a plain number, the usual batch
+        return live
     live = _attach(live, ["value", "unit"], slow, slow_number="slow_number", slow_problem="slow_problem")
     return live.with_columns(
         number=pl.when(is_slow).then(pl.col("slow_number")).otherwise(pl.col("number")),

@@ -20,8 +20,9 @@ refused with a reason, never a hostile one let through.
 Cost: the scan uses regular expressions and NumPy, never Python work per cell. The usual part is decided by a
 fast path of two regular expression searches: when every cell start tag is spelled ``<c r="`` plus a
 reference of at most 2 letters and 4 digits (what Excel and the libraries we know write for sheets of up to
-9,999 rows), every cell lies within ZZ9999, a box of at most 7 million cells. Other parts get the full bound, in windows of ``SCAN_CHUNK``
-bytes cut right after a ``>``, so that no tag spans two windows and memory stays bounded.
+9,999 rows), every cell lies within ZZ9999, a box of at most 7 million cells. Other parts get the full bound,
+in windows of ``SCAN_CHUNK`` bytes cut right after a ``>``, so that no tag spans two windows and memory stays
+bounded.
 """
 
 from __future__ import annotations

@@ -78,10 +78,17 @@ class Progress:
     building: bool  # a publish temp file (.warehouse.duckdb.*.building) exists
 
 
+def never(progress: Progress) -> bool:
+    return False
+
+
 @dataclass(frozen=True)
 class KillPoint:
     phase: str
     inside: Callable[[Progress], bool]
+    #: The phase is close and may be shorter than a poll: watch the store's lock closely (no instance query in
+    #: between) and freeze the run the moment it is taken.
+    near: Callable[[Progress], bool] = never
     swapped: bool = False  # whether the new warehouse is already published inside this phase
 
     def __str__(self) -> str:
@@ -89,9 +96,11 @@ class KillPoint:
 
 
 KILL_POINTS = [
-    KillPoint("ingest: writing the parsed files to the store",
-              lambda p: (p.job, p.step) == ("ingest_job", "inbox_files") and p.store_open
-              and any(line.startswith("parsed") for line in p.logs)),
+    # The step opens the store before its scan (to list known files) and after it (to write); it logs one
+    # progress line when the scan is done (a small delivery takes less than its 15 s between lines).
+    KillPoint("ingest: writing the scanned files to the store",
+              lambda p: (p.job, p.step) == ("ingest_job", "inbox_files") and p.store_open and bool(p.logs),
+              near=lambda p: (p.job, p.step) == ("ingest_job", "inbox_files")),
     KillPoint("roll-up: writing agency_metrics to the store",
               lambda p: (p.job, p.step) == ("rollup_job", "agency_metrics") and p.store_open),
     KillPoint("roll-up: writing state_metrics to the store, agency_metrics committed",
@@ -234,6 +243,15 @@ class Watcher:
             building=any(self.data.glob(".warehouse.duckdb.*.building")),
         )
 
+    def store_locked_within(self, seconds: float) -> bool:
+        """Wait up to `seconds` for the run to write-lock the store, looking every millisecond."""
+        until = time.monotonic() + seconds
+        while time.monotonic() < until:
+            if store_write_locked(self.data / "pipeline" / "store.duckdb", self.group):
+                return True
+            time.sleep(0.001)
+        return False
+
     def unfinished(self) -> list[tuple[str, str | None]]:
         """(job, step in progress) of every run of this command the instance shows unfinished."""
         return [(run.job_name, self.step_in_progress(run.run_id)[0])
@@ -260,7 +278,9 @@ def kill_inside(point: KillPoint, data: Path) -> Kill | None:
         deadline, next_view = time.monotonic() + PHASE_TIMEOUT, 0.0
         while run.poll() is None:
             assert time.monotonic() < deadline, f"the run never reached {point} in {PHASE_TIMEOUT} s"
-            if point.inside(watcher.progress()):
+            progress = watcher.progress()
+            near = point.near(progress)
+            if watcher.store_locked_within(POLL_EVERY) if near else point.inside(progress):
                 freeze(group)
                 frozen = watcher.progress()
                 if point.inside(frozen):
@@ -273,7 +293,8 @@ def kill_inside(point: KillPoint, data: Path) -> Kill | None:
             if time.monotonic() >= next_view:  # an analyst querying throughout, not only at the kill
                 views.append(analyst_view(warehouse))
                 next_view = time.monotonic() + VIEW_EVERY
-            time.sleep(POLL_EVERY)
+            if not near:
+                time.sleep(POLL_EVERY)
         out, err = run.communicate()
         assert run.returncode == 0, f"stdout:\n{out}\nstderr:\n{err}"
         return None

@@ -20,23 +20,19 @@ from jc_pipeline.lib.demo import write_demo_state
 #: of quirks. A first run takes ~25 s on 2 cores.
 DEMO = {"agencies": 20, "years": 1, "seed": 5}
 
-#: Tables whose content depends only on the inputs (source_files.received_at and validation_results.checked_at are
-#: wall-clock times, so those two are compared without them).
-DETERMINISTIC = {
-    "agency_metrics": "agency_metrics",
-    "state_metrics": "state_metrics",
-    "rejected_rows": "rejected_rows",
-    "source_files": "(SELECT * EXCLUDE (received_at, ingested_at) FROM source_files)",
-    "validation_results": "(SELECT * EXCLUDE (checked_at) FROM validation_results)",
-}
-
 #: Columns that record when something happened rather than what: they differ between any two runs over the same
-#: inputs, so `warehouse_contents` leaves them out. received_at / ingested_at are when a file was first seen and
-#: loaded, checked_at when a check ran (wall-clock times, no view exposes them). Everything else, file ids and
-#: sha256 included, is a function of the inputs.
+#: inputs, so comparisons leave them out. received_at / ingested_at are when a file was first seen and loaded,
+#: checked_at when a check ran (wall-clock times, no view exposes them). Everything else, file ids and sha256
+#: included, is a function of the inputs.
 RUN_DEPENDENT = {
     "source_files": ("received_at", "ingested_at"),
     "validation_results": ("checked_at",),
+}
+
+#: The contract tables `fingerprint` hashes, each without its RUN_DEPENDENT columns.
+DETERMINISTIC = {
+    table: f"(SELECT * EXCLUDE ({', '.join(RUN_DEPENDENT[table])}) FROM {table})" if table in RUN_DEPENDENT else table
+    for table in ("agency_metrics", "state_metrics", "rejected_rows", "source_files", "validation_results")
 }
 
 #: The tables and views of a warehouse, by name.

@@ -1,7 +1,8 @@
 -- Partition replace, step 2: the agency values summed into state_metrics for the requested months.
 INSERT INTO state_metric_contributions BY NAME
 WITH counted AS (
-    SELECT * FROM state_metric_inputs WHERE is_counted
+    -- Only the slice of the requested months (and their years) is read: see state_metric_inputs_of.
+    SELECT * FROM state_metric_inputs_of($months::DATE[]) WHERE is_counted
 )
 -- Periods as the agencies reported them (months, calendar years, fiscal years).
 SELECT

@@ -2,6 +2,10 @@
 -- written, with coverage from state_expected_agencies and the breakdown publication gate ($threshold, 0..1).
 INSERT INTO state_metrics BY NAME
 WITH
+-- The datapoints of the requested months and of the years whose January is requested (state_metric_inputs_of).
+inputs AS (
+    SELECT * FROM state_metric_inputs_of($months::DATE[])
+),
 contributions AS (
     SELECT * FROM state_metric_contributions WHERE list_contains($months, period_start)
 ),
@@ -14,7 +18,7 @@ row_keys AS (
         state_code, sector, metric_key, measurement_type, frequency, period_kind,
         FALSE AS is_derived_annual, period_start, period_end,
         NULL::VARCHAR AS dimension, NULL::VARCHAR AS category
-    FROM state_metric_inputs
+    FROM inputs
     WHERE is_comparable AND list_contains($months, period_start)
     UNION
     SELECT DISTINCT
@@ -23,7 +27,7 @@ row_keys AS (
         make_date(year(period_start), 1, 1) AS period_start,
         make_date(year(period_start) + 1, 1, 1) AS period_end,
         NULL::VARCHAR AS dimension, NULL::VARCHAR AS category
-    FROM state_metric_inputs
+    FROM inputs
     WHERE is_comparable AND frequency = 'MONTHLY'
       AND list_contains($months, make_date(year(period_start), 1, 1))
     UNION
@@ -58,7 +62,7 @@ period_excluded AS (
     SELECT DISTINCT p.state_code, p.metric_key, p.is_derived_annual, p.period_start, p.period_end, i.agency_id
     FROM periods AS p
     JOIN (
-        SELECT * FROM state_metric_inputs
+        SELECT * FROM inputs
         WHERE is_comparable AND is_excluded
           AND (list_contains($months, period_start) OR list_contains($months, make_date(year(period_start), 1, 1)))
     ) AS i

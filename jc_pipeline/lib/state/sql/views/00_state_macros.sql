@@ -5,6 +5,11 @@ CREATE OR REPLACE MACRO state_reporting_frequency(frequency, is_derived_annual) 
     CASE WHEN frequency = 'MONTHLY' OR is_derived_annual THEN 'MONTHLY' ELSE 'ANNUAL' END;
 CREATE OR REPLACE MACRO state_reporting_starting_month(frequency, is_derived_annual, period_start) AS
     CASE WHEN frequency = 'MONTHLY' OR is_derived_annual THEN 1 ELSE month(period_start) END;
+-- The slice a roll-up of `months` (DATE[]; NULL = everything) reads: periods starting in those months, plus every
+-- period of a year whose January is among them (a derived calendar year needs all twelve months).
+CREATE OR REPLACE MACRO state_period_in_slice(months, period_start) AS
+    months IS NULL OR list_contains(months, period_start) OR list_contains(months, make_date(year(period_start), 1, 1));
 
 COMMENT ON MACRO state_reporting_frequency IS 'Effective frequency (agency_metric_settings.frequency) of the agencies a state row sums: MONTHLY for month rows and derived calendar-year rows, else ANNUAL.';
 COMMENT ON MACRO state_reporting_starting_month IS 'Effective starting_month of the agencies a state row sums: 1 for month rows and derived calendar years, else the month the annual period starts.';
+COMMENT ON MACRO state_period_in_slice IS 'True when a period starting on period_start belongs to the roll-up slice of months (DATE[], NULL = all): it starts in one of them or in a year whose January is one of them.';

@@ -1,13 +1,17 @@
 -- Every datapoint of agency_metrics with the verdict of the roll-up: counted in state_metrics, or why not.
--- build_state_metrics reads the counted rows from here, so this view IS the comparability gate.
-CREATE OR REPLACE VIEW state_metric_inputs AS
+-- build_state_metrics reads the counted rows from here, so this IS the comparability gate.
+-- state_metric_inputs_of(months): the datapoints whose period starts in one of `months` (DATE[]) or in a year whose
+-- January is one of them (the context of derived calendar years); NULL means all datapoints (the view below).
+-- The slice is taken on agency_metrics and validation_results BEFORE the joins, so a roll-up of a few months
+-- costs those months, not the whole history.
+CREATE OR REPLACE MACRO state_metric_inputs_of(months) AS TABLE
 WITH excluded AS (
     -- EXCLUSION CONTRACT: an ERROR that failed excludes that agency x metric x period, all of its datapoints
     -- (total and breakdowns). The period is matched on period_end too when the error names one, so an error on
     -- a January month does not also exclude the calendar year starting that day. NULL keys match nothing.
     SELECT DISTINCT agency_id, metric_key, period_start, period_end
     FROM validation_results
-    WHERE severity = 'ERROR' AND NOT passed
+    WHERE severity = 'ERROR' AND NOT passed AND state_period_in_slice(months, period_start)
 ),
 datapoints AS (
     SELECT
@@ -20,6 +24,7 @@ datapoints AS (
               AND (x.period_end IS NULL OR x.period_end = m.period_end)
         ) AS failed_validation
     FROM agency_metrics AS m
+    WHERE state_period_in_slice(months, m.period_start)
 )
 SELECT
     a.state_code,
@@ -70,6 +75,9 @@ LEFT JOIN state_expected_agencies AS e
    AND e.frequency = m.frequency
    AND e.starting_month = m.period_starting_month;
 
+CREATE OR REPLACE VIEW state_metric_inputs AS SELECT * FROM state_metric_inputs_of(NULL::DATE[]);
+
+COMMENT ON MACRO TABLE state_metric_inputs_of IS 'state_metric_inputs restricted to the datapoints whose period starts in one of months (DATE[]) or in a year whose January is one of them; NULL: all.';
 COMMENT ON VIEW state_metric_inputs IS 'Every agency_metrics datapoint with the state roll-up verdict: is_counted (summed into state_metrics) or uncounted_reason. Live view over the current agency_metrics and settings; state_metrics reflects them as of its last build.';
 COMMENT ON COLUMN state_metric_inputs.state_code IS 'State of the agency from the roster (NULL when the agency is not in the roster).';
 COMMENT ON COLUMN state_metric_inputs.sector IS 'System code of the metric.';

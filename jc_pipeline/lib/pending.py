@@ -3,7 +3,8 @@ roll-ups (crash-safe bookkeeping in the store)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import date
 from importlib import resources
 from typing import NamedTuple
@@ -12,21 +13,30 @@ import duckdb
 
 from jc_pipeline.lib.ingest import STAGED_TABLE
 
-_PENDING = f"""
-    SELECT DISTINCT date_trunc('month', s.period_start)::DATE AS month
-    FROM {STAGED_TABLE} AS s
-    WHERE NOT EXISTS (
-        SELECT 1 FROM rolled_up_file_months AS r
-        WHERE r.file_id = s.file_id AND r.month = date_trunc('month', s.period_start)::DATE
-    )
-    ORDER BY month
-"""
-
-_MARK = f"""
-    INSERT OR IGNORE INTO rolled_up_file_months
+_INDEXED_SQL = "SELECT upload_seq FROM staged_months_indexed"
+_LATEST_UPLOAD_SQL = "SELECT coalesce(max(upload_seq), 0) FROM source_files"
+# upload_seq grows with every write, so the staged rows of new uploads sit in the newest row groups and the range
+# filter skips all the others by their min/max statistics: the cost follows the new rows, not the history.
+_INDEX_SQL = f"""
+    INSERT OR IGNORE INTO staged_file_months
     SELECT DISTINCT file_id, date_trunc('month', period_start)::DATE
     FROM {STAGED_TABLE}
-    WHERE date_trunc('month', period_start)::DATE IN (SELECT unnest(?::DATE[]))
+    WHERE upload_seq > $after AND upload_seq <= $upto
+"""
+_SET_INDEXED_SQL = "UPDATE staged_months_indexed SET upload_seq = ?"
+
+_PENDING = """
+    SELECT DISTINCT s.month
+    FROM staged_file_months AS s
+    WHERE NOT EXISTS (
+        SELECT 1 FROM rolled_up_file_months AS r WHERE r.file_id = s.file_id AND r.month = s.month
+    )
+    ORDER BY s.month
+"""
+
+_MARK = """
+    INSERT OR IGNORE INTO rolled_up_file_months
+    SELECT file_id, month FROM staged_file_months WHERE month IN (SELECT unnest(?::DATE[]))
 """
 
 _COUNT_ROLLUP_SQL = "UPDATE publish_generations SET rolled_up = rolled_up + 1"
@@ -53,6 +63,8 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
 def pending_months(con: duckdb.DuckDBPyConnection) -> list[date]:
     """Month starts that new or changed files touched and no roll-up has covered yet."""
     ensure_schema(con)
+    with _transaction(con):
+        _index_new_uploads(con)
     return [row[0] for row in con.execute(_PENDING).fetchall()]
 
 
@@ -60,10 +72,27 @@ def mark_rolled_up(con: duckdb.DuckDBPyConnection, months: Sequence[date]) -> No
     """Record that every staged file's datapoints in `months` are now reflected in the state tables, and that the
     published warehouse lacks them until `mark_published` (one transaction: a kill leaves both or neither)."""
     ensure_schema(con)
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with _transaction(con):
+        _index_new_uploads(con)
         con.execute(_MARK, [list(months)])
         con.execute(_COUNT_ROLLUP_SQL)
+
+
+def _index_new_uploads(con: duckdb.DuckDBPyConnection) -> None:
+    """Add the months of the uploads written since the last call to staged_file_months (in the caller's
+    transaction). A store from before that table indexes all its staged rows once, on the first call."""
+    after = con.execute(_INDEXED_SQL).fetchall()[0][0]
+    upto = con.execute(_LATEST_UPLOAD_SQL).fetchall()[0][0]
+    if upto > after:
+        con.execute(_INDEX_SQL, {"after": after, "upto": upto})
+        con.execute(_SET_INDEXED_SQL, [upto])
+
+
+@contextmanager
+def _transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    con.execute("BEGIN TRANSACTION")
+    try:
+        yield
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")

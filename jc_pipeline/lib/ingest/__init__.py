@@ -3,9 +3,10 @@
 Public API (called by the Dagster layer)::
 
     ingest.ensure_schema(con)
-    known = ingest.known_files(con)
-    batch = ingest.parse_inbox(data_dir, known, roster, registry, now=..., progress=None)   # pure, no DB
-    report = ingest.write_batch(con, batch)                                                # one transaction
+    known, seen = ingest.known_files(con), ingest.file_stats(con)
+    batch = ingest.parse_inbox(data_dir, known, roster, registry, now=..., seen=seen)   # pure, no DB
+    report = ingest.write_batch(con, batch)                                            # one transaction
+    ingest.record_file_stats(con, batch.file_stats)     # next time, files whose stat did not move are not read
     for batch in ingest.parse_inbox_batches(...): ...   # the same in bounded memory, batch after batch
     ingest.resolve_agency_metrics(con, months, roster, registry)
 
@@ -15,7 +16,15 @@ Pure logic only (no Dagster import). The rule catalogue is :data:`RULES` (docume
 from jc_pipeline.lib.ingest.batch import IngestBatch, parse_inbox, parse_inbox_batches
 from jc_pipeline.lib.ingest.resolve import resolve_agency_metrics
 from jc_pipeline.lib.ingest.rules import RULES, Rule
-from jc_pipeline.lib.ingest.store import STAGED_TABLE, IngestReport, ensure_schema, known_files, write_batch
+from jc_pipeline.lib.ingest.store import (
+    STAGED_TABLE,
+    IngestReport,
+    ensure_schema,
+    file_stats,
+    known_files,
+    record_file_stats,
+    write_batch,
+)
 
 __all__ = [
     "RULES",
@@ -24,9 +33,11 @@ __all__ = [
     "IngestReport",
     "Rule",
     "ensure_schema",
+    "file_stats",
     "known_files",
     "parse_inbox",
     "parse_inbox_batches",
+    "record_file_stats",
     "resolve_agency_metrics",
     "write_batch",
 ]

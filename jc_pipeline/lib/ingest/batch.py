@@ -7,10 +7,15 @@ Per file the work is small and in Python (hash, read, plan the sheets; plain CSV
 File status: UNREADABLE when nothing could be read (rows 0/0/0; one F0/F1/F8 finding without a row number),
 ERRORED when any ERROR finding exists, else INGESTED. ``reason`` says why a file is ERRORED or UNREADABLE (and
 "no data rows" for a readable file without any).
+
+A file whose (size, mtime, ctime) is the one remembered with its hash at the last run (``seen``, from
+:func:`store.file_stats`) is not read at all: its content is taken to be the remembered one (docs/decisions.md,
+"Trusting the stat of inbox files"). Only a stat older than the scan by :data:`STAT_SETTLE_NS` is remembered.
 """
 
 from __future__ import annotations
 
+import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -39,6 +44,12 @@ FILE_SCHEMA = {
     "file_idx": pl.Int64, "path": pl.String, "sha256": pl.String, "agency_id": pl.String,
     "sector": pl.String, "received_at": pl.Datetime("us"), "ingested_at": pl.Datetime("us"), "change": pl.String,
 }
+#: What :func:`store.record_file_stats` remembers of a hashed file: the stat seen at the scan, and the content hash.
+FILE_STAT_SCHEMA = {"path": pl.String, "size": pl.Int64, "mtime_ns": pl.Int64, "ctime_ns": pl.Int64,
+                    "sha256": pl.String}
+#: A stat is remembered only when the file's times are this much older than the scan: a file written again within
+#: one timestamp tick of being read (coarse clocks; 1-2 s on some file systems) would keep the same times.
+STAT_SETTLE_NS = 2_000_000_000
 _SHEET_SCHEMA = {
     "sheet_idx": pl.Int64, "file_idx": pl.Int64, "sheet": pl.String, "header_row": pl.Int64, "layout": pl.String,
     "sheet_metric": pl.String, "sheet_dimension": pl.String, "use_month": pl.Boolean, "uploader": pl.String,
@@ -57,33 +68,44 @@ class IngestBatch:
     ``status, reason, rows_total, rows_loaded, rows_rejected`` and ``change`` (``new``/``changed``).
     ``findings``: rejected_rows rows and ``datapoints``: staged datapoints, both keyed by the file's ``path``
     (``file_id`` and ``upload_seq`` are assigned when the batch is written).
+    ``file_stats``: the stat and hash of the files hashed in this batch whose stat can be trusted next time
+    (:data:`FILE_STAT_SCHEMA`); record them with :func:`store.record_file_stats` only after the batch is written.
     """
 
     files: pl.DataFrame
     findings: pl.DataFrame
     datapoints: pl.DataFrame
     files_unchanged: int
+    file_stats: pl.DataFrame
 
 
 def parse_inbox(data_dir: Path, known: Mapping[str, str], roster: Roster, registry: Registry, *, now: datetime,
-                progress: Callable[[int, int], None] | None = None) -> IngestBatch:
+                progress: Callable[[int, int], None] | None = None,
+                seen: Mapping[str, tuple[int, int, int, str]] | None = None) -> IngestBatch:
     """Read every inbox file whose sha256 differs from ``known[path]`` into one batch (see the module docstring)."""
-    (batch,) = parse_inbox_batches(data_dir, known, roster, registry, now=now, progress=progress, batch_bytes=None)
+    (batch,) = parse_inbox_batches(data_dir, known, roster, registry, now=now, progress=progress, batch_bytes=None,
+                                   seen=seen)
     return batch
 
 
 def parse_inbox_batches(data_dir: Path, known: Mapping[str, str], roster: Roster, registry: Registry, *,
                         now: datetime, progress: Callable[[int, int], None] | None = None,
-                        batch_bytes: int | None = BATCH_BYTES) -> Iterator[IngestBatch]:
+                        batch_bytes: int | None = BATCH_BYTES,
+                        seen: Mapping[str, tuple[int, int, int, str]] | None = None) -> Iterator[IngestBatch]:
     """:func:`parse_inbox` in batches of about ``batch_bytes`` of new files (None: one batch), each complete and
     writable on its own, so memory stays bounded however much history a state delivers at once.
 
     Files are read in upload order (``received_at``, then path), the order :func:`store.write_batch` numbers them
     in, so writing the batches one after another numbers the uploads exactly as one batch would: which upload
     wins a datapoint never depends on where the batches were cut. Always yields at least one batch.
+
+    ``seen``: {path: (size, mtime_ns, ctime_ns, sha256)} from :func:`store.file_stats`; a file whose stat is the
+    remembered one counts as unchanged without being read (None or empty: hash every file).
     """
     now = now.astimezone(UTC).replace(tzinfo=None) if now.tzinfo else now
-    inbox = sorted(scan_inbox(Path(data_dir)), key=lambda f: (f.received_at, f.path))
+    seen = seen or {}
+    settled = time.time_ns() - STAT_SETTLE_NS
+    scanned = scan_inbox(Path(data_dir))
     from jc_pipeline.lib.mappings import NativeExtracts  # here: jc_pipeline.lib.mappings imports ingest modules
 
     def new_parser() -> _Parser:
@@ -92,17 +114,35 @@ def parse_inbox_batches(data_dir: Path, known: Mapping[str, str], roster: Roster
         return parser
 
     parser, unchanged, read = new_parser(), 0, 0
-    for done, file in enumerate(inbox, start=1):
+    inbox = []
+    for file in scanned:
+        remembered = seen.get(file.path)
+        # The remembered hash is still the file's (its stat did not move): unchanged unless the mapping changed.
+        if (remembered is not None and remembered[:3] == file.signature
+                and known.get(file.path) == parser.native.fingerprint(file, remembered[3])):
+            unchanged += 1
+        else:
+            inbox.append(file)
+    inbox.sort(key=lambda f: (f.received_at, f.path))
+    for done, file in enumerate(inbox, start=unchanged + 1):
         if batch_bytes is not None and read >= batch_bytes:
             yield parser.finish(unchanged)
             parser, unchanged, read = new_parser(), 0, 0
         try:
-            sha, data = fingerprint(file)
-            sha = parser.native.fingerprint(file, sha)  # a native export's version includes its mapping's
-            problem = None
+            content, data = fingerprint(file)
+        except FileNotFoundError:  # deleted or moved away since the scan: no longer delivered
+            continue
         except OSError as exc:  # e.g. permissions: recorded once per distinct error, like any content
             sha, data = f"unopenable:{exc.errno}", None
             problem = f"the file cannot be opened ({exc.strerror}); check its permissions"
+        else:
+            sha = parser.native.fingerprint(file, content)  # a native export's version includes its mapping's
+            problem = None
+            # A symlink is never remembered (reading its target name is as cheap as a stat), nor a file touched
+            # too recently for its times to tell a later write apart.
+            if (not file.is_symlink and max(file.mtime_ns, file.ctime_ns) < settled
+                    and seen.get(file.path) != (*file.signature, content)):
+                parser.file_stats.append((file.path, *file.signature, content))
         change = "changed" if file.path in known else "new"
         if known.get(file.path) == sha:
             unchanged += 1
@@ -112,7 +152,9 @@ def parse_inbox_batches(data_dir: Path, known: Mapping[str, str], roster: Roster
             parser.parse(file, sha, data, change)
             read += file.size
         if progress is not None:
-            progress(done, len(inbox))
+            progress(done, len(scanned))
+    if progress is not None and not inbox:
+        progress(unchanged, len(scanned))
     yield parser.finish(unchanged)
 
 
@@ -133,6 +175,7 @@ class _Parser:
         self.pending: list[_PendingCsv] = []
         self.pending_bytes = 0
         self.native = None  # NativeExtracts: files matched by an agency mapping are read there
+        self.file_stats: list[tuple] = []
 
     def unopenable(self, file: InboxFile, sha: str, change: str, reason: str) -> None:
         index = self._add_file(file, sha, change)
@@ -279,6 +322,7 @@ class _Parser:
                                                             nulls_last=False).drop("file_idx"),
             datapoints=result.datapoints.join(ids, on="file_idx").drop("file_idx"),
             files_unchanged=unchanged,
+            file_stats=pl.DataFrame(self.file_stats, schema=FILE_STAT_SCHEMA, orient="row"),
         )
 
 

@@ -31,17 +31,36 @@ IN_MEMORY_LIMIT = 16 * 1024 * 1024
 _SKIPPED_PREFIXES = (".", "~$")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class InboxFile:
-    """One delivered file. ``agency_id``/``sector`` are the folder names (None when the file is not deep enough)."""
+    """One delivered file. ``agency_id``/``sector`` are the folder names (None when the file is not deep enough).
+
+    ``mtime_ns``/``ctime_ns`` are the entry's own (``lstat``) times; ``size`` is 0 for a symlink. ``absolute`` and
+    ``received_at`` are derived on use: a state's 32,000 files are mostly only compared by stat, and building a
+    ``Path`` for each cost more than the scan's system calls."""
 
     path: str
-    absolute: Path
+    location: str
     agency_id: str | None
     sector: str | None
     size: int
-    received_at: datetime
+    mtime: float
+    mtime_ns: int
+    ctime_ns: int
     is_symlink: bool
+
+    @property
+    def absolute(self) -> Path:
+        return Path(self.location)
+
+    @property
+    def received_at(self) -> datetime:
+        return datetime.fromtimestamp(self.mtime, UTC).replace(tzinfo=None)
+
+    @property
+    def signature(self) -> tuple[int, int, int]:
+        """(size, mtime_ns, ctime_ns): what :func:`store.file_stats` remembers of the file as last hashed."""
+        return self.size, self.mtime_ns, self.ctime_ns
 
 
 def scan_inbox(data_dir: Path) -> list[InboxFile]:
@@ -49,33 +68,30 @@ def scan_inbox(data_dir: Path) -> list[InboxFile]:
     root = Path(data_dir)
     found: list[InboxFile] = []
     if (root / INBOX).is_dir():
-        _scan(root / INBOX, (INBOX,), found)
+        _scan(str(root / INBOX), INBOX, 1, (None, None), found)
     found.sort(key=lambda f: f.path)
     return found
 
 
-def _scan(folder: Path, parts: tuple[str, ...], found: list[InboxFile]) -> None:
-    # os.scandir entries carry their type and lstat, so a state's thousands of files cost no extra syscalls.
+def _scan(folder: str, relative: str, depth: int, owner: tuple[str | None, str | None],
+          found: list[InboxFile]) -> None:
+    # os.scandir entries carry their type, so the only system call per file is its lstat.
     with os.scandir(folder) as entries:
         for entry in entries:
-            if entry.name.startswith(_SKIPPED_PREFIXES):
+            name = entry.name
+            if name.startswith(_SKIPPED_PREFIXES):
                 continue
-            here = (*parts, entry.name)
+            here = f"{relative}/{name}"
             if entry.is_dir(follow_symlinks=False):
-                _scan(Path(entry.path), here, found)
+                # depth 1 is an agency's folder, depth 2 its sector's; deeper files belong to both.
+                _scan(entry.path, here, depth + 1, (name, None) if depth == 1 else
+                      (owner[0], name) if depth == 2 else owner, found)
                 continue
             stat = entry.stat(follow_symlinks=False)
             is_symlink = entry.is_symlink()
-            deep_enough = len(here) > 3  # ("inbox", agency, sector, ..., name)
-            found.append(InboxFile(
-                path="/".join(here),
-                absolute=Path(entry.path),
-                agency_id=here[1] if deep_enough else None,
-                sector=here[2] if deep_enough else None,
-                size=0 if is_symlink else stat.st_size,
-                received_at=datetime.fromtimestamp(stat.st_mtime, UTC).replace(tzinfo=None),
-                is_symlink=is_symlink,
-            ))
+            agency, sector = owner if depth > 2 else (None, None)
+            found.append(InboxFile(here, entry.path, agency, sector, 0 if is_symlink else stat.st_size,
+                                   stat.st_mtime, stat.st_mtime_ns, stat.st_ctime_ns, is_symlink))
 
 
 def fingerprint(file: InboxFile) -> tuple[str, bytes | None]:
@@ -83,12 +99,12 @@ def fingerprint(file: InboxFile) -> tuple[str, bytes | None]:
 
     Raises OSError for anything but a regular file (see the module docstring)."""
     if file.is_symlink:
-        return hashlib.sha256(b"symlink\0" + os.fsencode(os.readlink(file.absolute))).hexdigest(), None
-    fd = os.open(file.absolute, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+        return hashlib.sha256(b"symlink\0" + os.fsencode(os.readlink(file.location))).hexdigest(), None
+    fd = os.open(file.location, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     with os.fdopen(fd, "rb") as handle:
         if not stat_module.S_ISREG(os.fstat(fd).st_mode):
             raise OSError(errno.EINVAL, "not a regular file (a pipe, socket or device); deliver a plain file",
-                          str(file.absolute))
+                          file.location)
         if file.size <= IN_MEMORY_LIMIT:
             # The scanned size + 1, not the limit: read(n) allocates n bytes first (16 MiB for every small file).
             data = handle.read(file.size + 1)

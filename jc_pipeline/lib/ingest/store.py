@@ -74,6 +74,24 @@ def known_files(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
     return dict(rows)
 
 
+def file_stats(con: duckdb.DuckDBPyConnection) -> dict[str, tuple[int, int, int, str]]:
+    """{relative path: (size, mtime_ns, ctime_ns, sha256)} as the file was when last hashed (``seen`` of
+    :func:`parse_inbox_batches`). A store older than this table simply has none: every file is hashed once."""
+    rows = con.execute("SELECT path, size, mtime_ns, ctime_ns, sha256 FROM inbox_file_stats").fetchall()
+    return {path: (size, mtime_ns, ctime_ns, sha) for path, size, mtime_ns, ctime_ns, sha in rows}
+
+
+def record_file_stats(con: duckdb.DuckDBPyConnection, stats: pl.DataFrame) -> None:
+    """Remember ``batch.file_stats`` (after ``batch`` is written). A kill before or after either write loses
+    nothing: a remembered hash spares a read only while it is also the path's latest in source_files."""
+    if stats.height:
+        con.register("_file_stats", stats)
+        try:
+            con.execute("INSERT OR REPLACE INTO inbox_file_stats BY NAME SELECT * FROM _file_stats")
+        finally:
+            con.unregister("_file_stats")
+
+
 def write_batch(con: duckdb.DuckDBPyConnection, batch: IngestBatch) -> IngestReport:
     """Record ``batch`` in one transaction and report what it carried (see the module docstring)."""
     files = batch.files

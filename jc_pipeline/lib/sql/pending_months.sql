@@ -6,6 +6,19 @@ CREATE TABLE IF NOT EXISTS rolled_up_file_months (
     PRIMARY KEY (file_id, month)
 );
 
+-- The months each ingested file version carries datapoints for, kept beside the staged table so that finding the
+-- pending months never scans its millions of rows: rows of uploads up to staged_months_indexed.upload_seq are
+-- listed here (one row); later uploads are added from the staged rows above that sequence number only.
+CREATE TABLE IF NOT EXISTS staged_file_months (
+    file_id VARCHAR NOT NULL,
+    month   DATE NOT NULL,
+    PRIMARY KEY (file_id, month)
+);
+CREATE TABLE IF NOT EXISTS staged_months_indexed (
+    upload_seq BIGINT NOT NULL
+);
+INSERT INTO staged_months_indexed SELECT 0 WHERE NOT EXISTS (SELECT 1 FROM staged_months_indexed);
+
 -- Roll-ups committed to the store, and how many of them the published warehouse holds: a run stopped after a
 -- roll-up and before its publish leaves rolled_up > published, so the next run publishes although no month is
 -- pending any more. One row.

@@ -20,3 +20,13 @@ CREATE TABLE IF NOT EXISTS ingest_datapoints (
 COMMENT ON TABLE ingest_datapoints IS 'Every loaded row of every ingested file version, kept after newer uploads supersede it; agency_metrics is resolved from it (latest upload_seq wins).';
 COMMENT ON COLUMN ingest_datapoints.sheet_order IS 'Position of the sheet in the file (alphabetical), to order rows within one upload.';
 COMMENT ON COLUMN ingest_datapoints.upload_seq IS 'source_files.upload_seq of the file version that delivered the row.';
+
+CREATE TABLE IF NOT EXISTS inbox_file_stats (
+    path     VARCHAR PRIMARY KEY,
+    size     BIGINT NOT NULL,
+    mtime_ns BIGINT NOT NULL,
+    ctime_ns BIGINT NOT NULL,
+    sha256   VARCHAR NOT NULL
+);
+COMMENT ON TABLE inbox_file_stats IS 'The stat of each inbox file when it was last hashed: a file whose size, mtime and ctime are unchanged is not read again (docs/decisions.md, "Trusting the stat of inbox files"). Not published.';
+COMMENT ON COLUMN inbox_file_stats.sha256 IS 'SHA-256 of the file bytes as read then (for a native export, without its mapping''s part).';

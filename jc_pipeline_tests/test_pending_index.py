@@ -1,0 +1,67 @@
+"""Pending months come from the per-file month list kept beside the staged rows (no scan of them), and always
+equal what a scan of the staged rows against the roll-up marks says — across ingests, roll-ups and an old store."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+
+from jc_pipeline.lib import ingest, pending
+from jc_pipeline_tests.ingest_support import Warehouse, deliver_csv, touch_later
+
+LE = ("le", "LAW_ENFORCEMENT")
+# What pending_months answered before the month list existed: every staged file-month without a roll-up mark.
+SCAN = f"""
+    SELECT DISTINCT date_trunc('month', s.period_start)::DATE AS month FROM {ingest.STAGED_TABLE} AS s
+    WHERE NOT EXISTS (SELECT 1 FROM rolled_up_file_months AS r
+                      WHERE r.file_id = s.file_id AND r.month = date_trunc('month', s.period_start)::DATE)
+    ORDER BY month
+"""
+
+
+@pytest.fixture
+def w(tmp_path):
+    warehouse = Warehouse(tmp_path)
+    yield warehouse
+    warehouse.close()
+
+
+def scanned(w: Warehouse) -> list[date]:
+    return [row[0] for row in w.con.execute(SCAN).fetchall()]
+
+
+def test_pending_months_follow_ingests_and_roll_ups(w):
+    assert pending.pending_months(w.con) == []
+    deliver_csv(w.data_dir, *LE, "arrests.csv", [["year", "month", "value"], [2023, 1, 5], [2023, 3, 2]])
+    w.ingest()
+    assert pending.pending_months(w.con) == scanned(w) == [date(2023, 1, 1), date(2023, 3, 1)]
+    pending.mark_rolled_up(w.con, [date(2023, 1, 1)])
+    assert pending.pending_months(w.con) == scanned(w) == [date(2023, 3, 1)]
+    late = deliver_csv(w.data_dir, *LE, "calls_for_service.csv", [["year", "month", "value"], [2023, 1, 9]])
+    touch_later(late, 60)
+    w.ingest()  # a late correction of a month already rolled up makes it pending again
+    assert pending.pending_months(w.con) == scanned(w) == [date(2023, 1, 1), date(2023, 3, 1)]
+    pending.mark_rolled_up(w.con, [date(2023, 1, 1), date(2023, 3, 1)])
+    assert pending.pending_months(w.con) == scanned(w) == []
+
+
+def test_a_roll_up_marks_uploads_written_since_the_last_pending_query(w):
+    deliver_csv(w.data_dir, *LE, "arrests.csv", [["year", "month", "value"], [2023, 1, 5]])
+    w.ingest()
+    assert pending.pending_months(w.con) == [date(2023, 1, 1)]
+    late = deliver_csv(w.data_dir, *LE, "calls_for_service.csv", [["year", "month", "value"], [2023, 2, 9]])
+    touch_later(late, 60)
+    w.ingest()
+    pending.mark_rolled_up(w.con, [date(2023, 1, 1), date(2023, 2, 1)])  # as the old marking did: all staged
+    assert pending.pending_months(w.con) == scanned(w) == []
+
+
+def test_a_store_from_before_the_month_list_is_indexed_once(w):
+    deliver_csv(w.data_dir, *LE, "arrests.csv", [["year", "month", "value"], [2023, 1, 5], [2023, 3, 2]])
+    w.ingest()
+    pending.mark_rolled_up(w.con, [date(2023, 3, 1)])
+    w.con.execute("DROP TABLE staged_file_months")  # as an older version left the store
+    w.con.execute("DROP TABLE staged_months_indexed")
+    assert pending.pending_months(w.con) == scanned(w) == [date(2023, 1, 1)]
+    assert w.con.execute("SELECT count(*) FROM staged_file_months").fetchall() == [(2,)]

@@ -6,6 +6,10 @@ from __future__ import annotations
 import csv
 import math
 import zipfile
+from datetime import date, datetime
+from decimal import Decimal
+from xml.etree import ElementTree
+
 import duckdb
 import fastexcel
 import polars as pl
@@ -81,6 +85,32 @@ def test_xlsx_neutralizes_text_and_writes_typed_cells(con, tmp_path):
     with zipfile.ZipFile(path) as archive:
         sheets = [archive.read(n).decode() for n in archive.namelist() if n.startswith("xl/worksheets/sheet")]
     assert sheets and not any("<f>" in xml for xml in sheets)
+
+
+def test_workbook_writer_cells_by_type_escaped_filtered_and_well_formed(tmp_path):
+    path = tmp_path / "w.xlsx"
+    text = ["a < b & c > d", " padded ", "ctrl\x01char", "_x0041_ literal", "=1+1", "x" * 40_000]
+    with export.XlsxWorkbook(path) as workbook:
+        assert workbook.add_sheet("It's", ("text", "n"), [(t, i) for i, t in enumerate(text)], widths=(20, 8)) == 6
+        workbook.add_sheet("Typed", ("day", "moment", "flag", "dec", "nan", "list", "none"),
+                           [(date(2024, 2, 29), datetime(2024, 1, 2, 6, 0), True, Decimal("-2.5"), math.nan,
+                             ["=x", "y"], None)], autofilter=True)
+    reader = fastexcel.read_excel(str(path))
+    assert reader.sheet_names == ["It's", "Typed"]
+    first = reader.load_sheet("It's", dtypes={"text": "string"}).to_polars()
+    assert first["text"].to_list()[:5] == ["a < b & c > d", " padded ", "ctrl\x01char", "_x0041_ literal", "'=1+1"]
+    assert len(first["text"][5]) == 32_767  # Excel's limit per cell
+    assert first["n"].to_list() == [0.0, 1.0, 2.0, 3.0, 4.0, 5.0]
+    typed = reader.load_sheet("Typed").to_polars().row(0, named=True)
+    assert typed["day"] == datetime(2024, 2, 29) and typed["moment"] == datetime(2024, 1, 2, 6, 0)
+    assert typed["flag"] is True and typed["dec"] == -2.5 and typed["nan"] is None and typed["list"] == "'=x; y"
+    with zipfile.ZipFile(path) as archive:
+        parts = {name: archive.read(name) for name in archive.namelist()}
+    for xml in parts.values():
+        ElementTree.fromstring(xml)  # every part is well-formed XML
+    assert b'<autoFilter ref="A1:G2"/>' in parts["xl/worksheets/sheet2.xml"]
+    assert b"localSheetId=\"1\" hidden=\"1\">'Typed'!$A$1:$G$2</definedName>" in parts["xl/workbook.xml"]
+    assert b"<f>" not in parts["xl/worksheets/sheet1.xml"]
 
 
 def test_parquet_round_trips_exactly(con, tmp_path):

@@ -5,7 +5,7 @@ the rule and what to do, plus the periods the agency is still expected to send. 
 report's agency page (:mod:`jc_pipeline.lib.validation.report`, reused, not copied) with the missing periods
 added; the workbook holds the complete lists (the page shows at most 200 rows per rule) so an agency can filter
 and tick them off. Workbook cells are written by type and text is neutralized against formula injection
-(:func:`jc_pipeline.lib.export.write_xlsx_sheet`): file names and values come from agencies' files.
+(:class:`jc_pipeline.lib.export.XlsxWorkbook`): file names and values come from agencies' files.
 
 File names: the agency id when it is a plain id (letters, digits, ``_``, ``-``), else a slug plus a hash of the
 id, so an id never becomes a path (see :func:`agency_file_stem`).
@@ -25,9 +25,8 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
-import xlsxwriter
 
-from jc_pipeline.lib.export import write_xlsx_sheet
+from jc_pipeline.lib.export import XlsxWorkbook
 from jc_pipeline.lib.page_digests import PageDigests
 from jc_pipeline.lib.ingest.rules import RULES as INGEST_RULES
 from jc_pipeline.lib.periods import contiguous_ranges, period_label
@@ -216,19 +215,18 @@ def _period_runs(rows: list[dict[str, Any]]) -> list[tuple[str, str, str, str, s
 def _write_workbook(path: Path, title: str, stamp: str, findings: list[dict], rejects: list[dict],
                     missing: list[dict]) -> None:
     partial = path.with_suffix(".xlsx.partial")
-    # in_memory: assembling the parts in memory instead of temporary files makes a small workbook 4x faster.
-    with xlsxwriter.Workbook(str(partial), {"in_memory": True}) as workbook:
+    with XlsxWorkbook(partial) as workbook:
         about = [("Agency", title), ("Generated (UTC)", stamp),
                  ("Rows rejected or warned at ingest", len(rejects)), ("Failed checks", len(findings)),
                  ("Periods still missing", len(missing)),
                  ("How to use", "Sheet 'To fix': correct each row in your file and send the file again. "
                                 "Errors keep data out of the state numbers; warnings are kept but should be checked. "
                                 "Sheet 'Missing periods': the periods you are expected to send.")]
-        write_xlsx_sheet(workbook, "About", ("Item", "Details"), about, widths=(34, 110))
-        write_xlsx_sheet(workbook, "To fix", _FIX_COLUMNS, [*map(_reject_row, rejects), *map(_check_row, findings)],
-                         widths=_FIX_WIDTHS).autofilter(0, 0, len(rejects) + len(findings), len(_FIX_COLUMNS) - 1)
-        write_xlsx_sheet(workbook, "Missing periods", _MISSING_COLUMNS, map(_missing_row, missing),
-                         widths=_MISSING_WIDTHS).autofilter(0, 0, len(missing), len(_MISSING_COLUMNS) - 1)
+        workbook.add_sheet("About", ("Item", "Details"), about, widths=(34, 110))
+        workbook.add_sheet("To fix", _FIX_COLUMNS, [*map(_reject_row, rejects), *map(_check_row, findings)],
+                           widths=_FIX_WIDTHS, autofilter=True)
+        workbook.add_sheet("Missing periods", _MISSING_COLUMNS, map(_missing_row, missing),
+                           widths=_MISSING_WIDTHS, autofilter=True)
     partial.replace(path)
 
 

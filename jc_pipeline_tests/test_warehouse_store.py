@@ -8,7 +8,7 @@ import duckdb
 import pytest
 
 from jc_pipeline.lib.paths import DataLayout, UnsafePathError
-from jc_pipeline.lib.warehouse import PUBLISHED_TABLES, Store, ensure_contract_schema
+from jc_pipeline.lib.warehouse import MEMORY_LIMIT_ENV, PUBLISHED_TABLES, Store, ensure_contract_schema
 
 
 def _fill(store: Store, value: float) -> None:
@@ -74,6 +74,17 @@ def test_second_writer_waits_for_the_lock_instead_of_failing(tmp_path):
         assert con.execute("SELECT 1").fetchall() == [(1,)]
     holder.join()
     assert waited > 0.5
+
+
+def test_connections_have_a_memory_limit_and_spill_beside_the_store(tmp_path, monkeypatch):
+    store = Store(tmp_path / "pipeline" / "store.duckdb")
+    setting = "SELECT current_setting('memory_limit'), current_setting('temp_directory')"
+    with store.connect() as con:
+        limit, spill = con.execute(setting).fetchone()
+    assert limit == "2.0 GiB" and Path(spill) == tmp_path / "pipeline" / "duckdb_tmp"
+    monkeypatch.setenv(MEMORY_LIMIT_ENV, "300MiB")
+    with store.open(tmp_path / "other.duckdb") as con:
+        assert con.execute(setting).fetchone()[0] == "300.0 MiB"
 
 
 def test_layout_refuses_paths_that_escape_the_data_directory(tmp_path):

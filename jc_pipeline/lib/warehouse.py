@@ -32,6 +32,13 @@ PUBLISHED_TABLES = (
     "validation_results",
 )
 
+#: DuckDB's memory limit for the pipeline's connections, e.g. ``3GiB`` (DuckDB's own default is 80% of the RAM,
+#: which a large state reaches in joins and sorts while the pipeline's Python holds its own data beside it).
+MEMORY_LIMIT_ENV = "JC_DUCKDB_MEMORY_LIMIT"
+#: Chosen so that DuckDB and the pipeline's own Python data stay under 4 GiB together; DuckDB spills
+#: what does not fit to the temp directory instead of failing.
+DEFAULT_MEMORY_LIMIT = "2GiB"
+
 
 def contract_schema_sql() -> str:
     """DDL and comments of the contract tables (DESIGN.md §3.3)."""
@@ -49,17 +56,26 @@ class Store:
     def __init__(self, path: Path, lock_timeout_seconds: float = 600.0):
         self.path = path
         self.lock = FileLock(str(path) + ".lock", timeout=lock_timeout_seconds)
+        #: Where DuckDB spills what exceeds its memory limit: beside the store, never in the analysts' folder.
+        self.spill_dir = path.parent / "duckdb_tmp"
 
     @contextmanager
     def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
         """An exclusive connection: holds the file lock for as long as it is open, so keep it short."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self.lock:
-            con = duckdb.connect(str(self.path))
+            con = self.open(self.path)
             try:
                 yield con
             finally:
                 con.close()
+
+    def open(self, path: Path, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+        """A connection to the DuckDB file ``path`` with the pipeline's memory limit (:data:`MEMORY_LIMIT_ENV`)
+        and spill directory; no lock taken. The store itself is opened through :meth:`connect`."""
+        config = {"memory_limit": os.environ.get(MEMORY_LIMIT_ENV) or DEFAULT_MEMORY_LIMIT,
+                  "temp_directory": str(self.spill_dir)}
+        return duckdb.connect(str(path), read_only=read_only, config=config)
 
     def publish(
         self,
@@ -83,7 +99,7 @@ class Store:
                 leftover.unlink(missing_ok=True)
             # Named after its process, so that a leftover tells which publish died.
             tmp = target.with_name(f".{target.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.building")
-            with duckdb.connect(str(tmp)) as new:
+            with self.open(tmp) as new:
                 prepare(new)
             counts: dict[str, int] = {}
             with self.connect() as con:
@@ -97,7 +113,7 @@ class Store:
                     con.execute("COMMIT")
                 finally:
                     con.execute("DETACH published")
-            with duckdb.connect(str(tmp)) as new:
+            with self.open(tmp) as new:
                 finish(new)
                 new.execute("CHECKPOINT")
             _fsync(tmp)

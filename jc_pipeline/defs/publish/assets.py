@@ -39,7 +39,7 @@ def analyst_warehouse(context: dg.AssetExecutionContext, warehouse: WarehouseRes
 def data_quality_report(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     """Static HTML data-quality report: per agency, every rejected row and failed check with file, sheet, row,
     the rule in plain words and what to do. Opens in any browser, no server."""
-    with duckdb.connect(str(warehouse.layout.warehouse), read_only=True) as con:
+    with warehouse.store().open(warehouse.layout.warehouse, read_only=True) as con:
         index = validation.write_quality_report(
             con, warehouse.layout.reports / "data_quality", generated_at=datetime.now(timezone.utc)
         )

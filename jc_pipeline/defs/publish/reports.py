@@ -7,7 +7,6 @@ pages). Both are in the "publish" group, so publish_job materializes them after 
 from datetime import datetime, timezone
 
 import dagster as dg
-import duckdb
 
 from jc_pipeline.defs.resources import WarehouseResource
 from jc_pipeline.lib import feedback, report
@@ -20,7 +19,7 @@ def agency_feedback(context: dg.AssetExecutionContext, warehouse: WarehouseResou
     expected to send. The files to send each agency after a run; an agency's files are rewritten only when what
     they say changed."""
     out_dir = warehouse.layout.reports / "agencies"
-    with duckdb.connect(str(warehouse.layout.warehouse), read_only=True) as con:
+    with warehouse.store().open(warehouse.layout.warehouse, read_only=True) as con:
         written = feedback.write_agency_feedback(con, out_dir, generated_at=datetime.now(timezone.utc))
     return dg.MaterializeResult(metadata={
         "path": dg.MetadataValue.path(str(out_dir / feedback.INDEX_FILE)),
@@ -39,7 +38,7 @@ def state_report(context: dg.AssetExecutionContext, warehouse: WarehouseResource
     browser or mail it."""
     out_dir = warehouse.layout.reports / "state"
     agencies_dir = warehouse.layout.reports / "agencies"
-    with duckdb.connect(str(warehouse.layout.warehouse), read_only=True) as con:
+    with warehouse.store().open(warehouse.layout.warehouse, read_only=True) as con:
         links = feedback.existing_links(con, agencies_dir, "../agencies")
         index = report.write_state_report(con, out_dir, generated_at=datetime.now(timezone.utc), agency_links=links)
     return dg.MaterializeResult(metadata={"path": dg.MetadataValue.path(str(index)),

@@ -203,3 +203,12 @@ def test_a_store_from_before_the_stats_table_hashes_every_file_once(tmp_path, mo
     reads.clear()
     assert run(w).files_unchanged == 1 and reads == []
     w.close()
+
+
+def test_the_inbox_sensor_sees_what_ingest_reads_sub_folders_included(w, tmp_path):
+    from jc_pipeline.defs.ingest.sensors import inbox_signatures
+
+    deliver_csv(w.data_dir, *LE, "2023/arrests.csv", JAN)
+    inbox_path(w.data_dir, *LE, "linked.csv").symlink_to(w.data_dir / "agencies.csv")  # ingest reports it
+    assert list(inbox_signatures(w.data_dir / "inbox")) == ["le/LAW_ENFORCEMENT/2023/arrests.csv"]
+    assert inbox_signatures(tmp_path / "no_state" / "inbox") == {}

@@ -11,6 +11,7 @@ import dagster as dg
 from jc_pipeline.defs.automation.jobs import LAUNCHED_BY_CLI, LAUNCHED_BY_TAG, ingest_job, publish_job, rollup_job
 from jc_pipeline.defs.partitions import range_tags
 from jc_pipeline.defs.resources import WarehouseResource
+from jc_pipeline.lib.ingest.inbox import INBOX, scan_inbox
 from jc_pipeline.lib.periods import contiguous_ranges
 
 SOURCE_FILES = dg.AssetKey("source_files")
@@ -20,14 +21,12 @@ _EVENTS_PER_TICK = 500
 
 
 def inbox_signatures(inbox: Path) -> dict[str, str]:
-    """`agency/SECTOR/file` -> "size:mtime_ns" for every delivered file: cheap to take every minute; only files
-    whose signature moved are hashed."""
-    signatures: dict[str, str] = {}
-    for path in sorted(inbox.glob("*/*/*")):
-        if path.is_file() and not path.is_symlink():
-            stat = path.stat()
-            signatures[path.relative_to(inbox).as_posix()] = f"{stat.st_size}:{stat.st_mtime_ns}"
-    return signatures
+    """`agency/SECTOR/.../file` -> "size:mtime_ns:ctime_ns" for every file ingest would look at (sub-folders
+    included, symlinks left to ingest to report): cheap to take every minute; only files whose signature moved are
+    hashed. `inbox` is `<data_dir>/inbox`."""
+    prefix = len(INBOX) + 1
+    return {file.path[prefix:]: "{}:{}:{}".format(*file.signature)
+            for file in scan_inbox(inbox.parent) if not file.is_symlink}
 
 
 def changed_files(previous: Mapping[str, str], current: Mapping[str, str]) -> list[str]:
@@ -45,8 +44,8 @@ def file_sha256(path: Path) -> str:
 
 
 def _parse_cursor(cursor: str | None) -> dict[str, dict[str, str]]:
-    """Cursor: `{path: {"sig": "size:mtime_ns", "sha256": ...}}`. Older cursors (path -> signature) simply make
-    every file count as moved once, and get hashed."""
+    """Cursor: `{path: {"sig": "size:mtime_ns:ctime_ns", "sha256": ...}}`. Older cursors (path -> signature, or
+    signatures without the ctime) simply make every file count as moved once, and get hashed."""
     if not cursor:
         return {}
     loaded = json.loads(cursor)
@@ -56,11 +55,11 @@ def _parse_cursor(cursor: str | None) -> dict[str, dict[str, str]]:
 @dg.sensor(job=ingest_job, minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.RUNNING)
 def inbox_sensor(context: dg.SensorEvaluationContext, warehouse: WarehouseResource) -> dg.SensorResult:
     """Launches `ingest_job` when the content of a file under inbox/ is new or changed (cursor: size, mtime and
-    sha256 per file; only files whose size or mtime moved are re-hashed, and a touched but identical file launches
+    sha256 per file; only files whose size, mtime or ctime moved are re-hashed, and a touched but identical file launches
     nothing). Deleted files are forgotten; the warehouse keeps what they delivered."""
     inbox = warehouse.layout.inbox
     previous = _parse_cursor(context.cursor)
-    signatures = inbox_signatures(inbox) if inbox.is_dir() else {}
+    signatures = inbox_signatures(inbox)
     current: dict[str, dict[str, str]] = {}
     changed: dict[str, list[str | None]] = {}
     for path, signature in signatures.items():

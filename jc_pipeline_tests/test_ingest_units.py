@@ -45,7 +45,7 @@ def test_grouped_csv_parsing_equals_reading_each_file(header, body, crlf, traili
     def normalized(rows):
         return [tuple(c.strip() or None if c is not None else None for c in row) for row in rows]
 
-    expected = list(zip(*[list(c) for c in alone.columns[:width]], strict=True)) if alone.columns else []
+    expected = list(zip(*[c.to_pylist() for c in alone.columns[:width]], strict=True)) if alone.columns else []
     expected = [row + (None,) * (width - len(row)) for row in expected]
     got = frame.rows()[:counts[0]]
     # The grouped path drops trailing blank lines; they are blank rows either way.

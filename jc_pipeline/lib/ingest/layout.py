@@ -16,10 +16,11 @@ Decisions beyond the reference implementation:
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from jc_pipeline.lib.ingest.readers import RawSheet
 from jc_pipeline.lib.registry import SheetTarget, normalize_sheet_name
@@ -81,14 +82,12 @@ def column_profile(sheet: RawSheet) -> tuple[bool, ...]:
     return filled + (False,) * (len(sheet.header) - len(columns))
 
 
-def _has_data(column: Sequence[str | None]) -> bool:
-    if isinstance(column, list):
-        return any(cell is not None and cell.strip() for cell in column)
-    # A Polars Series: its first cell almost always answers; scan the whole column only when it is blank.
-    first = column[0] if len(column) else None
+def _has_data(column: pa.Array) -> bool:
+    # The first cell almost always answers; scan the whole column only when it is blank.
+    first = column[0].as_py() if len(column) else None
     if first is not None and first.strip():
         return True
-    return column.null_count() < len(column) and bool(column.str.strip_chars().str.len_bytes().max())
+    return column.null_count < len(column) and bool(pc.max(pc.utf8_length(pc.utf8_trim_whitespace(column))).as_py())
 
 
 def plan_sheet(name: str, header: tuple[str | None, ...], has_data: tuple[bool, ...], upload: UploadContext, *,

@@ -28,6 +28,7 @@ Hostile workbooks (zip bombs, giant sheets, password protection) are refused by 
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import itertools
 from collections.abc import Sequence
@@ -36,6 +37,8 @@ from pathlib import Path
 
 import fastexcel
 import polars as pl
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from jc_pipeline.lib.ingest.sheet_extent import MAX_COLUMNS
 from jc_pipeline.lib.ingest.unreadable import Unreadable
@@ -45,6 +48,9 @@ SMALL_CSV_BYTES = 1024 * 1024
 #: Cells longer than this (UTF-8 bytes) are cut before any rule sees them (see the module docstring).
 MAX_CELL_BYTES = 64 * 1024
 _CUT_KEEP = 60
+#: A cut cell reads: its first _CUT_KEEP characters, _CUT_BEFORE, its size in bytes, _CUT_AFTER.
+_CUT_BEFORE = "... [cell of "
+_CUT_AFTER = f" bytes cut; more than the {MAX_CELL_BYTES} accepted]"
 EXTENSIONS = (".xlsx", ".xls", ".csv")
 
 _DELIMITERS = (",", ";", "\t")
@@ -57,15 +63,15 @@ csv.field_size_limit(max(csv.field_size_limit(), SMALL_CSV_BYTES + 1))
 class RawSheet:
     """One sheet (or CSV) as text cells.
 
-    ``header`` holds the header cells as written; ``columns`` the cells below the header, one sequence per
-    column (Python lists for small sheets, Polars Series for big ones), possibly more columns than headers.
+    ``header`` holds the header cells as written; ``columns`` the cells below the header, one Arrow text array
+    per column (``string`` or ``large_string``), possibly more columns than headers.
     ``header_row`` is the 1-based row of the header (0 when the sheet has no non-blank cell at all).
     """
 
     name: str
     header_row: int
     header: tuple[str | None, ...]
-    columns: tuple[Sequence[str | None], ...]
+    columns: tuple[pa.Array, ...]
     height: int
 
 
@@ -92,9 +98,10 @@ def _read_workbook(path: Path, data: bytes | None) -> list[RawSheet]:
         reader = fastexcel.read_excel(data if data is not None else str(path))
         sheets = []
         for name in reader.sheet_names:
-            # header_row=None + skip_rows=0 keeps leading blank rows, so row numbers match the spreadsheet.
-            frame = reader.load_sheet(name, header_row=None, skip_rows=0, dtypes="string").to_polars()
-            sheets.append(_sheet_from_frame(name, frame))
+            # header_row=None + skip_rows=0 keeps leading blank rows, so row numbers match the spreadsheet;
+            # eager: calamine's Arrow batch as is (a Polars frame per sheet cost more than calamine's read).
+            batch = reader.load_sheet(name, header_row=None, skip_rows=0, dtypes="string", eager=True)
+            sheets.append(_sheet_from_arrow(name, batch.columns))
         return sheets
     except Unreadable:
         raise
@@ -119,28 +126,31 @@ def _workbook_error(exc: Exception, head: bytes, data: bytes | None) -> str:
     return f"the workbook is damaged and cannot be read ({exc}); save it again from Excel and deliver it again"
 
 
-def _sheet_from_frame(name: str, frame: pl.DataFrame) -> RawSheet:
-    """Split a frame of text cells at its first non-blank row (the header); the body stays Polars Series."""
-    if frame.width == 0 or frame.height == 0:
+def _sheet_from_arrow(name: str, columns: Sequence[pa.Array]) -> RawSheet:
+    """Split Arrow text columns at their first non-blank row (the header); the body stays Arrow (sliced, no copy).
+
+    Per-sheet work stays a few Arrow calls: a state's thousands of sheets multiply any per-sheet cost."""
+    if not columns or len(columns[0]) == 0:
         return RawSheet(name, 0, (), (), 0)
-    _check_width(name, frame.width)
-    frame = _cut_long_cells(frame)
-    first = frame.row(0)
+    _check_width(name, len(columns))
+    columns = _cut_long_cells(columns)
+    first = tuple(column[0].as_py() for column in columns)
     if any(_filled(cell) for cell in first):  # the usual case: the header is on row 1
         header_at, header = 0, first
     else:
-        header_at = frame.select(
-            pl.any_horizontal(pl.all().str.strip_chars().str.len_bytes() > 0).fill_null(False).arg_true().first()
-        ).item()
-        if header_at is None:
+        filled = [pc.fill_null(pc.greater(pc.utf8_length(pc.utf8_trim_whitespace(column)), 0), False)
+                  for column in columns]
+        rows = pc.indices_nonzero(functools.reduce(pc.or_, filled))
+        if len(rows) == 0:
             return RawSheet(name, 0, (), (), 0)
-        header = frame.row(header_at)
-    body = frame.slice(header_at + 1)
-    return RawSheet(name, header_at + 1, header, tuple(body.iter_columns()), body.height)
+        header_at = rows[0].as_py()
+        header = tuple(column[header_at].as_py() for column in columns)
+    body = tuple(column.slice(header_at + 1) for column in columns)
+    return RawSheet(name, header_at + 1, header, body, len(columns[0]) - header_at - 1)
 
 
 def _sheet_from_columns(name: str, columns: list[list[str | None]]) -> RawSheet:
-    """Split Python column lists at the first non-blank row (the header)."""
+    """Split Python column lists at the first non-blank row (the header); the body becomes Arrow."""
     _check_width(name, len(columns))
     for column in columns:
         if max(map(len, filter(None, column)), default=0) > MAX_CELL_BYTES // 4:  # cheap pre-filter (chars)
@@ -149,7 +159,7 @@ def _sheet_from_columns(name: str, columns: list[list[str | None]]) -> RawSheet:
     for index in range(height):
         if any(_filled(column[index]) for column in columns if index < len(column)):
             header = tuple(column[index] if index < len(column) else None for column in columns)
-            body = tuple(column[index + 1:] for column in columns)
+            body = tuple(pa.array(column[index + 1:], type=pa.string()) for column in columns)
             return RawSheet(name, index + 1, header, body, height - index - 1)
     return RawSheet(name, 0, (), (), 0)
 
@@ -167,24 +177,24 @@ def _cut(cell: str | None) -> str | None:
     size = len(cell.encode("utf-8", "surrogatepass"))
     if size <= MAX_CELL_BYTES:
         return cell
-    return f"{cell[:_CUT_KEEP]}... [cell of {size} bytes cut; more than the {MAX_CELL_BYTES} accepted]"
+    return f"{cell[:_CUT_KEEP]}{_CUT_BEFORE}{size}{_CUT_AFTER}"
 
 
-def _cut_long_cells(frame: pl.DataFrame) -> pl.DataFrame:
-    """``frame`` with every cell longer than MAX_CELL_BYTES cut (see :func:`_cut`); one vectorized check."""
-    if frame.estimated_size() <= MAX_CELL_BYTES:  # no cell can be that long: the usual small sheet costs nothing
-        return frame
-    text = [name for name, dtype in frame.schema.items() if dtype == pl.String]
-    longest = frame.select(pl.col(text).str.len_bytes().max()).row(0) if text else ()
-    long = [column for column, size in zip(text, longest, strict=True) if (size or 0) > MAX_CELL_BYTES]
-    if not long:
-        return frame
-    return frame.with_columns(
-        pl.when(pl.col(c).str.len_bytes() > MAX_CELL_BYTES)
-        .then(pl.concat_str(pl.col(c).str.slice(0, _CUT_KEEP), pl.lit("... [cell of "),
-                            pl.col(c).str.len_bytes().cast(pl.String), pl.lit(" bytes cut; more than the "),
-                            pl.lit(f"{MAX_CELL_BYTES} accepted]")))
-        .otherwise(pl.col(c)).alias(c) for c in long)
+def _cut_long_cells(columns: Sequence[pa.Array]) -> Sequence[pa.Array]:
+    """``columns`` with every cell longer than MAX_CELL_BYTES cut (as :func:`_cut` does), vectorized."""
+    if sum(column.nbytes for column in columns) <= MAX_CELL_BYTES:  # the usual small sheet costs nothing
+        return columns
+    return [_cut_column(column) for column in columns]
+
+
+def _cut_column(column: pa.Array) -> pa.Array:
+    sizes = pc.binary_length(column)
+    if (pc.max(sizes).as_py() or 0) <= MAX_CELL_BYTES:
+        return column
+    text = column.type
+    cut = pc.binary_join_element_wise(pc.utf8_slice_codeunits(column, 0, _CUT_KEEP), pa.scalar(_CUT_BEFORE, text),
+                                      pc.cast(sizes, text), pa.scalar(_CUT_AFTER, text), pa.scalar("", text))
+    return pc.if_else(pc.greater(sizes, MAX_CELL_BYTES), cut, column)
 
 
 def _filled(cell: str | None) -> bool:
@@ -257,4 +267,5 @@ def _read_big_csv(path: Path, data: bytes | None, name: str) -> RawSheet:
             frame = pl.read_csv(data.decode("cp1252", errors="replace").encode("utf-8"), **options)
     except pl.exceptions.PolarsError as exc:
         raise Unreadable(f"the CSV cannot be parsed ({exc}); export it again as CSV UTF-8") from exc
-    return _sheet_from_frame(name, frame)
+    table = frame.to_arrow(compat_level=pl.CompatLevel.oldest())  # large_string, which pyarrow computes on
+    return _sheet_from_arrow(name, [column.combine_chunks() for column in table.columns])

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import polars as pl
+import pyarrow as pa
 
 from jc_pipeline.lib.ingest.layout import ROLES
 from jc_pipeline.lib.ingest.readers import RawSheet
@@ -32,7 +33,7 @@ class _Kind:
     sheet_idx: list[int] = field(default_factory=list)
     first_row: list[int] = field(default_factory=list)
     height: list[int] = field(default_factory=list)
-    columns: list[tuple[Sequence[str | None], ...]] = field(default_factory=list)
+    columns: list[tuple[pa.Array, ...]] = field(default_factory=list)
 
     def frame(self) -> pl.DataFrame:
         height = np.array(self.height, dtype=np.int64)
@@ -51,9 +52,12 @@ class _Kind:
 
     def _concat(self, index: int) -> pl.Series:
         """Column ``index`` of every sheet, one after the other (nulls where a sheet has no such column)."""
-        return pl.concat([_series(columns[index]) if index < len(columns) else pl.repeat(None, rows, dtype=pl.String,
-                                                                                          eager=True)
-                          for columns, rows in zip(self.columns, self.height, strict=True)])
+        chunks = [columns[index] if index < len(columns) else pa.nulls(rows, pa.string())
+                  for columns, rows in zip(self.columns, self.height, strict=True)]
+        if len({chunk.type for chunk in chunks}) > 1:  # workbook sheets (string) beside big CSVs (large_string)
+            chunks = [chunk.cast(pa.large_string()) for chunk in chunks]
+        # One Arrow -> Polars conversion for the whole kind (not one per sheet).
+        return pl.Series(pa.chunked_array(chunks))
 
 
 class RowCollector:
@@ -86,7 +90,3 @@ class RowCollector:
         rows = pl.concat(parts, how="diagonal_relaxed")
         return rows.select(pl.col(name).cast(dtype) if name in rows.columns else pl.lit(None, dtype).alias(name)
                            for name, dtype in ROW_SCHEMA.items())
-
-
-def _series(column: Sequence[str | None]) -> pl.Series:
-    return column if isinstance(column, pl.Series) else pl.Series(values=column, dtype=pl.String)

@@ -57,3 +57,26 @@ def test_jump_reports_value_baseline_and_row(wh):
 def test_only_validated_months_are_judged(wh):
     # Earlier months are history, not targets: nothing is stored for them.
     assert {r["period_start"] for r in wh.results("no_implausible_jumps")} == {MARCH}
+
+
+def test_baseline_reaches_back_past_gaps_and_years(tmp_path):
+    """The 12 earlier periods are the series' previous 12, however far back (the query first looks only at the
+    last 12 months, then reads further back for the series that have gaps), and annual series use earlier years."""
+    wh = Warehouse(tmp_path / "w.duckdb")
+    wh.agency("GAPPY", ["LAW_ENFORCEMENT"])
+    # Ten months two years ago, nothing since, then March 2025: the baseline is those ten months (median 100).
+    for i in range(10):
+        wh.add("GAPPY", ARRESTS, month(2023, 1 + i), 100 + (i % 3))
+    wh.add("GAPPY", ARRESTS, MARCH, 400)
+    # Monthly reporter with 15 months before: the baseline is the last 12 (300s), not the early 100s.
+    wh.agency("LONG", ["LAW_ENFORCEMENT"])
+    for i in range(15):
+        wh.add("LONG", ARRESTS, add_months(MARCH, i - 15), 100 if i < 3 else 300)
+    wh.add("LONG", ARRESTS, MARCH, 310)
+    # Annual series: four earlier calendar years.
+    wh.agency("YEARLY", ["LAW_ENFORCEMENT"])
+    for year in range(2020, 2025):
+        wh.add("YEARLY", ARRESTS, month(year, 1), 1000 if year < 2024 else 3000, end=month(year + 1, 1))
+    wh.validate([month(2024, 1), MARCH], today=month(2026, 1))
+    flagged = {(r["agency_id"], r["period_start"], r["expected"]) for r in wh.results("no_implausible_jumps")}
+    assert flagged == {("GAPPY", MARCH, "101"), ("YEARLY", month(2024, 1), "1000")}

@@ -5,24 +5,86 @@
 -- event counts. 1.4826 * MAD estimates the standard deviation robustly (one earlier outlier does not move it).
 -- Parameters: $months DATE[], $history, $min_history, $min_difference, $relative_delta, $relative_instant,
 -- $robust_z.
-WITH series AS (
-    SELECT agency_id, metric_key, frequency, period_start, period_end, any_value(value) AS value,
-           any_value(file_id) AS file_id, any_value(sheet) AS sheet, min(row_number) AS row_number
+--
+-- Cost grows with the months checked, not with the history: the earlier periods are first looked for in the
+-- $history months (years, for annual series) before the first checked month; only the series that have fewer
+-- than $history periods there (a gap, or the start of their history) are read further back. Either way each
+-- checked total gets exactly the $history periods before it in its series.
+WITH checked_totals AS (
+    SELECT agency_id, metric_key, frequency, period_start, period_end, value, file_id, sheet, row_number
     FROM agency_metrics
-    WHERE dimension IS NULL AND category IS NULL AND isfinite(value)
-      AND period_start <= list_max($months)
-    GROUP BY ALL
+    WHERE list_contains($months, period_start) AND dimension IS NULL AND category IS NULL AND isfinite(value)
+),
+series_keys AS (
+    -- The series that have a total in $months (only those need history).
+    SELECT DISTINCT agency_id, metric_key, frequency FROM checked_totals
+),
+recent AS (
+    -- The $history months (years, for annual series) before the first checked month, and the checked months.
+    -- Plain range filters on period_start, so DuckDB skips the row groups of other years.
+    SELECT m.agency_id, m.metric_key, m.frequency, m.period_start, m.period_end, m.value
+    FROM agency_metrics AS m SEMI JOIN series_keys USING (agency_id, metric_key, frequency)
+    WHERE m.frequency = 'MONTHLY' AND m.dimension IS NULL AND m.category IS NULL AND isfinite(m.value)
+      AND m.period_start BETWEEN (list_min($months) - to_months($history::INTEGER))::DATE AND list_max($months)
+    UNION ALL
+    SELECT m.agency_id, m.metric_key, m.frequency, m.period_start, m.period_end, m.value
+    FROM agency_metrics AS m SEMI JOIN series_keys USING (agency_id, metric_key, frequency)
+    WHERE m.frequency <> 'MONTHLY' AND m.dimension IS NULL AND m.category IS NULL AND isfinite(m.value)
+      AND m.period_start BETWEEN (list_min($months) - to_years($history::INTEGER))::DATE AND list_max($months)
+),
+short_series AS (
+    -- Series with a checked total that has fewer than $history earlier periods in the recent window (a gap, or
+    -- the start of its history): their whole history is read.
+    SELECT DISTINCT agency_id, metric_key, frequency
+    FROM (
+        SELECT agency_id, metric_key, frequency, period_start,
+               row_number() OVER (PARTITION BY agency_id, metric_key, frequency ORDER BY period_start, period_end)
+                   - 1 AS n_before
+        FROM (SELECT DISTINCT agency_id, metric_key, frequency, period_start, period_end FROM recent)
+    )
+    WHERE list_contains($months, period_start) AND n_before < $history::INTEGER
+),
+totals AS (
+    SELECT * FROM recent
+    UNION ALL
+    SELECT m.agency_id, m.metric_key, m.frequency, m.period_start, m.period_end, m.value
+    FROM agency_metrics AS m SEMI JOIN short_series USING (agency_id, metric_key, frequency)
+    WHERE m.dimension IS NULL AND m.category IS NULL AND isfinite(m.value)
+      AND m.period_start < CASE WHEN m.frequency = 'MONTHLY' THEN (list_min($months) - to_months($history::INTEGER))::DATE
+                                ELSE (list_min($months) - to_years($history::INTEGER))::DATE END
+),
+series AS (
+    -- One row per period (a duplicated datapoint counts once), numbered within its series.
+    SELECT agency_id, metric_key, frequency, period_start, period_end, any_value(value) AS value,
+           row_number() OVER (PARTITION BY agency_id, metric_key, frequency ORDER BY period_start, period_end) AS n
+    FROM totals
+    GROUP BY agency_id, metric_key, frequency, period_start, period_end
 ),
 windowed AS (
-    SELECT *, list(value) OVER (
-                  PARTITION BY agency_id, metric_key, frequency ORDER BY period_start
-                  ROWS BETWEEN $history::INTEGER PRECEDING AND 1 PRECEDING) AS prior
-    FROM series
-    QUALIFY list_contains($months, period_start)
+    -- Each checked total with the values of the $history periods before it (a join on the numbers: a list
+    -- window over every row would build lists for the context rows too).
+    SELECT t.agency_id, t.metric_key, t.frequency, t.period_start, t.period_end, any_value(t.value) AS value,
+           list(h.value) FILTER (WHERE h.n IS NOT NULL) AS prior
+    FROM series AS t
+    LEFT JOIN series AS h
+        ON h.agency_id = t.agency_id AND h.metric_key = t.metric_key AND h.frequency = t.frequency
+       AND h.n BETWEEN t.n - $history::INTEGER AND t.n - 1
+    WHERE list_contains($months, t.period_start)
+    GROUP BY t.agency_id, t.metric_key, t.frequency, t.period_start, t.period_end
+),
+checked AS (
+    SELECT w.*, l.file_id, l.sheet, l.row_number
+    FROM windowed AS w
+    JOIN (
+        SELECT agency_id, metric_key, frequency, period_start, period_end,
+               any_value(file_id) AS file_id, any_value(sheet) AS sheet, min(row_number) AS row_number
+        FROM checked_totals
+        GROUP BY ALL
+    ) AS l USING (agency_id, metric_key, frequency, period_start, period_end)
 ),
 stats AS (
     SELECT *, coalesce(len(prior), 0) AS n_prior, list_aggregate(prior, 'median') AS median
-    FROM windowed
+    FROM checked
 ),
 robust AS (
     SELECT *, 1.4826 * coalesce(list_aggregate(list_transform(prior, lambda x: abs(x - median)), 'median'), 0) AS sigma

@@ -56,7 +56,9 @@ class Store:
     def __init__(self, path: Path, lock_timeout_seconds: float = 600.0):
         self.path = path
         self.lock = FileLock(str(path) + ".lock", timeout=lock_timeout_seconds)
-        #: Where DuckDB spills what exceeds its memory limit: beside the store, never in the analysts' folder.
+        #: Where DuckDB spills what exceeds its memory limit: beside the store, never in the analysts' folder. One
+        #: directory serves every connection: DuckDB 2 names spill files after their process and instance, and
+        #: the next instance that spills there removes those of a process that died.
         self.spill_dir = path.parent / "duckdb_tmp"
 
     @contextmanager

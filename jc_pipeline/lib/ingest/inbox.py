@@ -21,9 +21,9 @@ import errno
 import hashlib
 import os
 import stat as stat_module
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import NamedTuple
 
 INBOX = "inbox"
 #: Files up to this size are read into memory once (hash + parse); bigger ones are hashed and parsed streaming.
@@ -31,13 +31,12 @@ IN_MEMORY_LIMIT = 16 * 1024 * 1024
 _SKIPPED_PREFIXES = (".", "~$")
 
 
-@dataclass(frozen=True, slots=True)
-class InboxFile:
+class InboxFile(NamedTuple):
     """One delivered file. ``agency_id``/``sector`` are the folder names (None when the file is not deep enough).
 
-    ``mtime_ns``/``ctime_ns`` are the entry's own (``lstat``) times; ``size`` is 0 for a symlink. ``absolute`` and
-    ``received_at`` are derived on use: a state's 32,000 files are mostly only compared by stat, and building a
-    ``Path`` for each cost more than the scan's system calls."""
+    ``mtime_ns``/``ctime_ns`` are the entry's own (``lstat``) times; ``size`` is 0 for a symlink. A tuple, with
+    ``absolute`` and ``received_at`` derived on use: a state's 32,000 files are mostly only compared by stat, and
+    a Path, a datetime and a dataclass per file cost as much Python as the scan's system calls."""
 
     path: str
     location: str

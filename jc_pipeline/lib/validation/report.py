@@ -12,6 +12,7 @@ import re
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from datetime import UTC, date, datetime
+from functools import lru_cache
 from html import escape
 from importlib import resources
 from pathlib import Path
@@ -237,7 +238,9 @@ def status_badge(errors: int, warnings: int) -> str:
     return '<span class="badge OK">ok</span>'
 
 
+@lru_cache(maxsize=4096)  # called per finding row; a state has a few hundred distinct periods
 def period_text(start: date | None, end: date | None) -> str:
+    """A period as agencies say it (``2024-03``, ``FY2024``), or its start date when it has no end."""
     if start and end:
         return period_label(start, end)
     return start.isoformat() if start else ""

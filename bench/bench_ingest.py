@@ -3,9 +3,10 @@
     python -m bench.bench_ingest [--agencies N] [--years Y] [--workbooks N] [--rounds R]
 
 Generates many small CSV deliveries (one file per sheet, as a state receives them) and multi-sheet workbooks, then
-prints, separately for CSVs and workbooks, the floor (fastest plain read: DuckDB ``read_csv`` over each group of
-files sharing a header with the columns given, or Polars ``scan_csv`` over the same list; calamine reading every
-sheet of every workbook once), the ingest time and their ratio. Targets: 3x for both.
+prints, separately for CSVs and workbooks, the floor (the reads of :mod:`bench.floor`: DuckDB ``read_csv`` over
+each group of files sharing a header with the columns given, or Polars ``scan_csv`` over the same list, whichever
+is faster; calamine reading every sheet of every workbook once), the ingest time and their ratio. Targets: 3x for
+both.
 
 Each round times the floor, ``parse_inbox`` and ``parse_inbox`` + ``write_batch`` one after the other, and every
 figure is the fastest of its rounds: on a shared machine, load that comes and goes then hits all three alike
@@ -20,16 +21,14 @@ import csv
 import random
 import tempfile
 import time
-from collections import defaultdict
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
 import duckdb
-import fastexcel
-import polars as pl
 import xlsxwriter
 
+from bench import floor
 from jc_pipeline.lib import ingest
 from jc_pipeline.lib.registry import load_registry
 from jc_pipeline.lib.roster import AGENCY_COLUMNS, load_roster
@@ -91,37 +90,18 @@ def _seconds(run: Callable[[], object]) -> float:
 
 
 def csv_floor(data_dir: Path) -> Callable[[], float]:
-    """One timing of the CSV floor: the faster of the two plain reads."""
-    groups: dict[tuple[str, ...], list[str]] = defaultdict(list)
-    for path in sorted((data_dir / "inbox").rglob("*.csv")):
-        with path.open(newline="") as handle:
-            groups[tuple(next(csv.reader(handle)))].append(str(path))
-
-    def duck() -> None:
-        for header, files in groups.items():
-            columns = {name: "VARCHAR" for name in header}
-            duckdb.sql("SELECT * FROM read_csv($files, columns=$columns, header=true)",
-                       params={"files": files, "columns": columns}).fetchall()
-
-    def scan() -> None:
-        for header, files in groups.items():
-            pl.scan_csv(files, schema={name: pl.String for name in header}).collect()
-
-    return lambda: min(_seconds(duck), _seconds(scan))
+    """One timing of the CSV floor: the faster of the two plain reads of :mod:`bench.floor`."""
+    groups = floor.header_groups(sorted((data_dir / "inbox").rglob("*.csv")))
+    return lambda: min(_seconds(lambda: floor.read_csv_duckdb(groups)), _seconds(lambda: floor.read_csv_polars(groups)))
 
 
 def workbook_floor(data_dir: Path) -> Callable[[], float]:
-    """One timing of the workbook floor: calamine reading every sheet of every workbook once."""
-    def read() -> None:
-        for path in sorted((data_dir / "inbox").rglob("*.xlsx")):
-            reader = fastexcel.read_excel(str(path))
-            for name in reader.sheet_names:
-                reader.load_sheet(name).to_polars()
-
-    return lambda: _seconds(read)
+    """One timing of the workbook floor: calamine reading every sheet of every workbook once (:mod:`bench.floor`)."""
+    books = sorted((data_dir / "inbox").rglob("*.xlsx"))
+    return lambda: _seconds(lambda: floor.read_workbooks(books))
 
 
-def measure(data_dir: Path, floor: Callable[[], float], rounds: int) -> tuple[float, float, float, int]:
+def measure(data_dir: Path, read_floor: Callable[[], float], rounds: int) -> tuple[float, float, float, int]:
     """(floor, parse_inbox, parse_inbox + write_batch) seconds, each the fastest of ``rounds``; and data rows."""
     registry = load_registry()
     roster = load_roster(data_dir, registry)
@@ -135,7 +115,7 @@ def measure(data_dir: Path, floor: Callable[[], float], rounds: int) -> tuple[fl
         with duckdb.connect() as con:
             ingest.ensure_schema(con)
             write_seconds = _seconds(lambda con=con: ingest.write_batch(con, parse()))
-        best = [min(b, t) for b, t in zip(best, (floor(), parse_seconds, write_seconds), strict=True)]
+        best = [min(b, t) for b, t in zip(best, (read_floor(), parse_seconds, write_seconds), strict=True)]
     return *best, int(parse().files["rows_total"].sum())
 
 
@@ -149,8 +129,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         csv_dir, xlsx_dir = generate(Path(tmp), args.agencies, args.workbooks, args.years)
         load_registry()  # registry parsing is start-up cost, not ingest
-        for label, data_dir, floor in (("CSV", csv_dir, csv_floor), ("workbooks", xlsx_dir, workbook_floor)):
-            base, parse, parse_write, rows = measure(data_dir, floor(data_dir), args.rounds)
+        for label, data_dir, read_floor in (("CSV", csv_dir, csv_floor), ("workbooks", xlsx_dir, workbook_floor)):
+            base, parse, parse_write, rows = measure(data_dir, read_floor(data_dir), args.rounds)
             files = sum(1 for p in (data_dir / "inbox").rglob("*") if p.is_file())
             print(f"{label}: {files} files, {rows} rows | floor {base:.3f}s | parse_inbox {parse:.3f}s "
                   f"({parse / base:.2f}x) | parse+write_batch {parse_write:.3f}s ({parse_write / base:.2f}x)")

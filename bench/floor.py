@@ -2,7 +2,11 @@
 
 CSV files are read per group sharing a header, with the columns given (a sniffing read per file costs over 20x
 more on thousands of small files), every column materialized as Arrow, by DuckDB ``read_csv`` and by Polars
-``scan_csv``; the faster engine counts. Every sheet of every workbook is read once by calamine (fastexcel).
+``scan_csv``; the faster engine counts. Every sheet of every workbook is read once by calamine (fastexcel), its
+cells as text into an Arrow batch, as the ingest must read them (see docs/decisions.md, "The workbook floor").
+
+:func:`measure_floor` times the whole inbox; ``bench.bench_ingest`` times the same reads (:func:`header_groups`,
+:func:`read_csv_duckdb`, :func:`read_csv_polars`, :func:`read_workbooks`) round by round beside the ingest.
 """
 
 from __future__ import annotations
@@ -40,18 +44,19 @@ class Floor:
 def measure_floor(inbox: Path, repeats: int = 2) -> Floor:
     """The best of ``repeats`` reads of every CSV (both engines) and every workbook sheet under ``inbox``."""
     files = sorted(p for p in inbox.rglob("*") if p.is_file())
-    groups = _header_groups([p for p in files if p.suffix.lower() == ".csv"])
+    groups = header_groups([p for p in files if p.suffix.lower() == ".csv"])
     books = [p for p in files if p.suffix.lower() in (".xlsx", ".xls")]
     return Floor(
         csv_files=sum(len(paths) for paths in groups.values()),
         workbooks=len(books),
-        csv_duckdb=_best(lambda: _duckdb(groups), repeats),
-        csv_polars=_best(lambda: _polars(groups), repeats),
-        workbooks_calamine=_best(lambda: _calamine(books), repeats),
+        csv_duckdb=_best(lambda: read_csv_duckdb(groups), repeats),
+        csv_polars=_best(lambda: read_csv_polars(groups), repeats),
+        workbooks_calamine=_best(lambda: read_workbooks(books), repeats),
     )
 
 
-def _header_groups(files: list[Path]) -> dict[tuple[str, ...], list[str]]:
+def header_groups(files: list[Path]) -> dict[tuple[str, ...], list[str]]:
+    """The CSV files by their header line (the columns each group's read is given)."""
     groups: dict[tuple[str, ...], list[str]] = defaultdict(list)
     for path in files:
         with path.open(newline="", encoding="utf-8-sig", errors="replace") as handle:
@@ -61,7 +66,8 @@ def _header_groups(files: list[Path]) -> dict[tuple[str, ...], list[str]]:
     return groups
 
 
-def _duckdb(groups: dict[tuple[str, ...], list[str]]) -> None:
+def read_csv_duckdb(groups: dict[tuple[str, ...], list[str]]) -> None:
+    """Every group read by DuckDB ``read_csv`` with its columns given, into Arrow."""
     with duckdb.connect() as con:
         for header, paths in groups.items():
             con.sql(
@@ -70,7 +76,8 @@ def _duckdb(groups: dict[tuple[str, ...], list[str]]) -> None:
             ).to_arrow_table()
 
 
-def _polars(groups: dict[tuple[str, ...], list[str]]) -> None:
+def read_csv_polars(groups: dict[tuple[str, ...], list[str]]) -> None:
+    """Every group read by Polars ``scan_csv`` with its columns given."""
     for header, paths in groups.items():
         pl.scan_csv(
             paths, schema=dict.fromkeys(header, pl.String), encoding="utf8-lossy",
@@ -78,11 +85,12 @@ def _polars(groups: dict[tuple[str, ...], list[str]]) -> None:
         ).collect()
 
 
-def _calamine(books: list[Path]) -> None:
+def read_workbooks(books: list[Path]) -> None:
+    """Every sheet of every workbook read by calamine, cells as text, into an Arrow batch."""
     for path in books:
         reader = fastexcel.read_excel(str(path))
         for name in reader.sheet_names:
-            reader.load_sheet_by_name(name, dtypes="string").to_arrow()
+            reader.load_sheet(name, dtypes="string", eager=True)
 
 
 def _best(read, repeats: int) -> float:

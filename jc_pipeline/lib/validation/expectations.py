@@ -175,6 +175,15 @@ def suite_for(registry: Registry) -> Any:
         return suite
 
 
+def suite_columns(registry: Registry) -> list[str]:
+    """The slice columns the registry's suite reads, plus ``row_id``: all that needs to go into pandas."""
+    columns = {ROW_ID}
+    for expectation in suite_for(registry).expectations:
+        column = getattr(expectation, "column", None)
+        columns.update([column] if column else getattr(expectation, "column_list", None) or ())
+    return sorted(columns)
+
+
 def run_expectations(frame: pd.DataFrame, registry: Registry) -> list[ExpectationOutcome]:
     """Validate the slice with the registry's suite; one outcome per gx rule, in catalogue order.
 

@@ -4,6 +4,8 @@
 -- 1. Latest upload wins per datapoint key: highest upload_seq, then the later sheet and row of that file.
 -- 2. A period with breakdown values but no total gets an inferred total: the sum of the breakdown whose sheet
 --    comes first alphabetically (spec §5.5), flagged is_inferred_total with no lineage.
+-- Rows are written sorted by frequency and period: DuckDB keeps insertion order, so each row group then holds a
+-- few consecutive months and the month filters of the checks and the roll-up skip the rest (zone maps).
 DELETE FROM agency_metrics
 WHERE CAST(date_trunc('month', period_start) AS DATE) IN (SELECT month FROM _resolve_months);
 
@@ -42,4 +44,5 @@ FROM staged AS s LEFT JOIN _resolve_agencies AS a USING (agency_id)
 UNION ALL
 SELECT coalesce(a.state_code, i.state_code), i.agency_id, i.sector, i.metric_key, i.frequency, i.period_start,
        i.period_end, NULL, NULL, i.value, true, NULL, NULL, NULL
-FROM inferred AS i LEFT JOIN _resolve_agencies AS a USING (agency_id);
+FROM inferred AS i LEFT JOIN _resolve_agencies AS a USING (agency_id)
+ORDER BY frequency, period_start;

@@ -91,7 +91,11 @@ def test_required_breakdowns_present(wh):
     assert "REQ_OK" not in {r["agency_id"] for r in rows}
     bad = [r for r in wh.results("required_breakdowns_present", "REQ_BAD")]
     assert {r["dimension"] for r in bad} == {OFFENSE, RACE, SEX}
-    assert all((r["severity"], r["period_start"], r["row_number"]) == ("WARNING", MARCH, 5) for r in bad)
+    # One finding per calendar year, dated to the year; the lineage is the total of the first period without it.
+    assert all((r["severity"], r["period_start"], r["period_end"], r["row_number"], r["observed"], r["expected"])
+               == ("WARNING", date(2025, 1, 1), date(2026, 1, 1), 5, "1", "1") for r in bad)
+    assert all(r["message"].endswith("for 1 of the 1 periods reported in 2025, which Justice Counts requires. "
+                                     "Periods without it: 2025-03.") for r in bad)
     required = {b.dimension.identifier for b in REGISTRY.metrics[ARRESTS].breakdowns if b.required}
     assert required == {OFFENSE, RACE, SEX}
 
@@ -121,3 +125,25 @@ def test_admissions_releases_match_population_change(wh):
     assert (jail["period_start"], jail["observed"], jail["expected"]) == (MARCH, "255", "0")
     assert jail["severity"] == "WARNING" and "population changed by 0" in jail["message"]
     assert wh.outcomes["admissions_releases_match_population_change"].checked_rows == 3
+
+
+def test_required_breakdowns_are_one_finding_per_year(tmp_path):
+    """Months without a required breakdown are one finding per agency, metric, dimension and calendar year."""
+    wh = Warehouse(tmp_path / "w.duckdb")
+    wh.agency("A", ["LAW_ENFORCEMENT"])
+    for m in range(1, 13):
+        wh.add("A", ARRESTS, month(2024, m), 2, file_id=f"f-{m}")
+        wh.add_breakdown("A", ARRESTS, month(2024, m), OFFENSE, {"PERSON": 2})
+        wh.add_breakdown("A", ARRESTS, month(2024, m), SEX, {"MALE": 2})
+        if m not in (3, 4, 9):
+            wh.add_breakdown("A", ARRESTS, month(2024, m), RACE, {"NOT_HISPANIC_BLACK": 2})
+    wh.validate([month(2024, 6)])  # one month of the year: the whole year is judged
+    [row] = wh.results("required_breakdowns_present")
+    assert (row["dimension"], row["period_start"], row["period_end"], row["observed"], row["expected"],
+            row["file_id"]) == (RACE, date(2024, 1, 1), date(2025, 1, 1), "3", "12", "f-3")
+    assert "Periods without it: 2024-03, 2024-04, 2024-09." in row["message"]
+    # The race sheet arrives for the missing months: the year's finding goes away.
+    for m in (3, 4, 9):
+        wh.add_breakdown("A", ARRESTS, month(2024, m), RACE, {"NOT_HISPANIC_BLACK": 2})
+    wh.validate([month(2024, 3), month(2024, 4), month(2024, 9)])
+    assert wh.results("required_breakdowns_present") == []

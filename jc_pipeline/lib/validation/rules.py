@@ -175,11 +175,14 @@ RULES: tuple[Rule, ...] = (
         severity=WARNING,
         title="Required breakdowns are reported",
         description="Justice Counts marks some breakdowns as required (for example arrests by offense type, "
-                    "race/ethnicity and sex); they should be reported whenever the total is.",
-        remedy="Add the breakdown sheet for this metric and period. If your system cannot produce it, report "
-               "everything under 'Unknown' and tell the state team.",
-        message="{metric} for {period} has no {dimension} breakdown, which Justice Counts requires.",
+                    "race/ethnicity and sex); they should be reported whenever the total is. One finding per "
+                    "metric, breakdown and calendar year, listing the periods without it.",
+        remedy="Add the breakdown sheet for this metric and these periods. If your system cannot produce it, "
+               "report everything under 'Unknown' and tell the state team.",
+        message="{metric} has no {dimension} breakdown for {observed} of the {expected} periods reported in "
+                "{year}, which Justice Counts requires.",
         engine="sql",
+        scope="years",
     ),
     Rule(
         name="no_missing_months",

@@ -11,6 +11,8 @@ totals AS (
            any_value(file_id) AS file_id, any_value(sheet) AS sheet, min(row_number) AS row_number
     FROM agency_metrics
     WHERE frequency = 'MONTHLY' AND dimension IS NULL AND category IS NULL AND isfinite(value)
+      -- The range lets DuckDB skip the row groups of other months; the list says which months exactly.
+      AND period_start BETWEEN (list_min($months) - INTERVAL 1 MONTH)::DATE AND list_max($months)
       AND (list_contains($months, period_start)
            OR list_contains($months, (period_start + INTERVAL 1 MONTH)::DATE))
       AND list_contains(list_concat($admissions, $releases, $population), metric_key)

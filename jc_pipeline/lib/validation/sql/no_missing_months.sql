@@ -12,6 +12,9 @@ monthly AS (
     LEFT JOIN agency_metric_settings AS s ON s.agency_id = m.agency_id AND s.metric_key = m.metric_key
     WHERE m.frequency = 'MONTHLY' AND m.dimension IS NULL AND m.category IS NULL
       AND year(m.period_start) IN (SELECT y FROM years)
+      -- The same years as a range, which lets DuckDB skip the row groups of other years.
+      AND m.period_start >= make_date(year(list_min($months)), 1, 1)
+      AND m.period_start < make_date(year(list_max($months)) + 1, 1, 1)
       AND coalesce(s.enabled, TRUE)
 ),
 series AS (

@@ -165,3 +165,36 @@ def test_a_run_over_several_years_equals_checking_each_year_alone(tmp_path):
         assert outcome.checked_rows == sum(o[name].checked_rows for o in per_year), name
         assert outcome.passed == all(o[name].passed for o in per_year), name
     assert not outcomes["no_missing_months"].passed
+
+
+def test_validating_some_months_gives_the_rows_validating_everything_gives(tmp_path):
+    """Results of a run over a few months equal those of a run over the whole history, for those months (and for
+    the whole years of year-scoped rules): the context a rule reads never depends on which months a run covers."""
+    wh = Warehouse(tmp_path / "w.duckdb")
+    months = [month(2023, 1 + i) if i < 12 else month(2024, i - 11) for i in range(24)]
+    for agency, level in (("A", 100), ("B", 40)):
+        wh.agency(agency, ["LAW_ENFORCEMENT"])
+        for i, start in enumerate(months):
+            if agency == "B" and i in (5, 6, 7):
+                continue  # a gap: missing months, and a jump baseline reaching back past it
+            wh.add(agency, ARRESTS, start, level * (3 if i == 20 else 1) + i % 3)
+            if i % 4:
+                wh.add_breakdown(agency, ARRESTS, start, OFFENSE, {"PERSON": level // 2, "PROPERTY": level // 2})
+        wh.add(agency, ARRESTS, month(2023, 1), 1000, end=month(2024, 1))
+    columns = "check_name, agency_id, metric_key, period_start, period_end, dimension, observed, expected, message"
+
+    def rows(scope_months):
+        years = sorted({m.year for m in scope_months})
+        return wh.con.execute(
+            f"SELECT {columns} FROM validation_results WHERE list_contains($months, period_start) "
+            "OR (check_name IN ('no_missing_months', 'required_breakdowns_present') "
+            "AND list_contains($years, year(period_start))) ORDER BY ALL",
+            {"months": scope_months, "years": years}).fetchall()
+
+    wh.validate(months, today=month(2025, 6))
+    some = [month(2024, 9), month(2023, 7)]
+    everything = rows(some)
+    assert {r[0] for r in everything} >= {"no_missing_months", "required_breakdowns_present", "no_implausible_jumps"}
+    wh.con.execute("DELETE FROM validation_results")
+    wh.validate(some, today=month(2025, 6))
+    assert rows(some) == everything

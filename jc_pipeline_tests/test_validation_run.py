@@ -198,3 +198,21 @@ def test_validating_some_months_gives_the_rows_validating_everything_gives(tmp_p
     wh.con.execute("DELETE FROM validation_results")
     wh.validate(some, today=month(2025, 6))
     assert rows(some) == everything
+
+
+def test_great_expectations_in_small_chunks_finds_the_same_rows(tmp_path, monkeypatch):
+    """Chunks of the slice never split a datapoint key, so duplicates are still found (and nothing else changes)."""
+    from jc_pipeline.lib.validation import run
+
+    wh = _state(tmp_path / "w.duckdb")
+    wh.add("B", ARRESTS, MARCH, 11)  # a duplicate of B's March total
+    wh.add("C", CALLS, MARCH, -5)
+    columns = "check_name, agency_id, metric_key, period_start, dimension, category, observed, file_id, row_number"
+    wh.validate([MARCH])
+    whole = wh.con.execute(f"SELECT {columns} FROM validation_results ORDER BY ALL").fetchall()
+    assert {r[0] for r in whole} >= {"no_duplicate_datapoints", "value_not_negative", "category_is_member"}
+    monkeypatch.setattr(run, "GX_CHUNK_ROWS", 1)
+    outcomes = wh.validate([MARCH])
+    assert wh.con.execute(f"SELECT {columns} FROM validation_results ORDER BY ALL").fetchall() == whole
+    assert outcomes["no_duplicate_datapoints"].checked_rows == wh.con.execute(
+        "SELECT count(*) FROM agency_metrics WHERE period_start = ?", [MARCH]).fetchall()[0][0]

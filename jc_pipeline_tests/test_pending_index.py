@@ -1,5 +1,6 @@
-"""Pending months come from the per-file month list kept beside the staged rows (no scan of them), and always
-equal what a scan of the staged rows against the roll-up marks says — across ingests, roll-ups and an old store."""
+"""Pending months come from the file-months not yet rolled up, listed as uploads are written (no scan of the
+staged rows), and always equal what a scan of the staged rows against the roll-up marks says — across ingests,
+roll-ups and an old store."""
 
 from __future__ import annotations
 
@@ -61,7 +62,7 @@ def test_a_store_from_before_the_month_list_is_indexed_once(w):
     deliver_csv(w.data_dir, *LE, "arrests.csv", [["year", "month", "value"], [2023, 1, 5], [2023, 3, 2]])
     w.ingest()
     pending.mark_rolled_up(w.con, [date(2023, 3, 1)])
-    w.con.execute("DROP TABLE staged_file_months")  # as an older version left the store
+    w.con.execute("DROP TABLE pending_file_months")  # as an older version left the store
     w.con.execute("DROP TABLE staged_months_indexed")
     assert pending.pending_months(w.con) == scanned(w) == [date(2023, 1, 1)]
-    assert w.con.execute("SELECT count(*) FROM staged_file_months").fetchall() == [(2,)]
+    assert w.con.execute("SELECT count(*) FROM pending_file_months").fetchall() == [(1,)]

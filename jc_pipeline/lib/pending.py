@@ -16,28 +16,27 @@ from jc_pipeline.lib.ingest import STAGED_TABLE
 _INDEXED_SQL = "SELECT upload_seq FROM staged_months_indexed"
 _LATEST_UPLOAD_SQL = "SELECT coalesce(max(upload_seq), 0) FROM source_files"
 # upload_seq grows with every write, so the staged rows of new uploads sit in the newest row groups and the range
-# filter skips all the others by their min/max statistics: the cost follows the new rows, not the history.
+# filter skips all the others by their min/max statistics: the cost follows the new rows, not the history. (The
+# marks matter only to a store from before pending_file_months, whose first call indexes everything.)
 _INDEX_SQL = f"""
-    INSERT OR IGNORE INTO staged_file_months
-    SELECT DISTINCT file_id, date_trunc('month', period_start)::DATE
-    FROM {STAGED_TABLE}
-    WHERE upload_seq > $after AND upload_seq <= $upto
+    INSERT OR IGNORE INTO pending_file_months
+    SELECT DISTINCT s.file_id, date_trunc('month', s.period_start)::DATE AS month
+    FROM {STAGED_TABLE} AS s
+    WHERE s.upload_seq > $after AND s.upload_seq <= $upto
+      AND NOT EXISTS (
+        SELECT 1 FROM rolled_up_file_months AS r
+        WHERE r.file_id = s.file_id AND r.month = date_trunc('month', s.period_start)::DATE
+      )
 """
 _SET_INDEXED_SQL = "UPDATE staged_months_indexed SET upload_seq = ?"
 
-_PENDING = """
-    SELECT DISTINCT s.month
-    FROM staged_file_months AS s
-    WHERE NOT EXISTS (
-        SELECT 1 FROM rolled_up_file_months AS r WHERE r.file_id = s.file_id AND r.month = s.month
-    )
-    ORDER BY s.month
-"""
+_PENDING = "SELECT DISTINCT month FROM pending_file_months ORDER BY month"
 
 _MARK = """
     INSERT OR IGNORE INTO rolled_up_file_months
-    SELECT file_id, month FROM staged_file_months WHERE month IN (SELECT unnest(?::DATE[]))
+    SELECT file_id, month FROM pending_file_months WHERE month IN (SELECT unnest($months::DATE[]))
 """
+_UNPEND = "DELETE FROM pending_file_months WHERE month IN (SELECT unnest($months::DATE[]))"
 
 _COUNT_ROLLUP_SQL = "UPDATE publish_generations SET rolled_up = rolled_up + 1"
 _GENERATIONS_SQL = "SELECT rolled_up, published FROM publish_generations"
@@ -74,12 +73,13 @@ def mark_rolled_up(con: duckdb.DuckDBPyConnection, months: Sequence[date]) -> No
     ensure_schema(con)
     with _transaction(con):
         _index_new_uploads(con)
-        con.execute(_MARK, [list(months)])
+        con.execute(_MARK, {"months": list(months)})
+        con.execute(_UNPEND, {"months": list(months)})
         con.execute(_COUNT_ROLLUP_SQL)
 
 
 def _index_new_uploads(con: duckdb.DuckDBPyConnection) -> None:
-    """Add the months of the uploads written since the last call to staged_file_months (in the caller's
+    """Add the file-months of the uploads written since the last call to pending_file_months (in the caller's
     transaction). A store from before that table indexes all its staged rows once, on the first call."""
     after = con.execute(_INDEXED_SQL).fetchall()[0][0]
     upto = con.execute(_LATEST_UPLOAD_SQL).fetchall()[0][0]

@@ -6,10 +6,11 @@ CREATE TABLE IF NOT EXISTS rolled_up_file_months (
     PRIMARY KEY (file_id, month)
 );
 
--- The months each ingested file version carries datapoints for, kept beside the staged table so that finding the
--- pending months never scans its millions of rows: rows of uploads up to staged_months_indexed.upload_seq are
--- listed here (one row); later uploads are added from the staged rows above that sequence number only.
-CREATE TABLE IF NOT EXISTS staged_file_months (
+-- The file-months above that no roll-up has covered yet, kept so that finding the pending months reads neither
+-- the staged table's millions of rows nor the history of roll-up marks: rows of uploads up to
+-- staged_months_indexed.upload_seq (one row) are listed here until their roll-up; later uploads are added from the
+-- staged rows above that sequence number only.
+CREATE TABLE IF NOT EXISTS pending_file_months (
     file_id VARCHAR NOT NULL,
     month   DATE NOT NULL,
     PRIMARY KEY (file_id, month)

@@ -11,6 +11,7 @@ from jc_pipeline.lib import ingest
 from jc_pipeline.lib.demo import write_demo_state
 from jc_pipeline.lib.registry import load_registry
 from jc_pipeline.lib.roster import load_roster
+from jc_pipeline_tests.ingest_support import deliver_xlsx, write_roster
 
 NOW = datetime(2026, 6, 1)
 # ingested_at is when a batch was parsed; file_id is a random id: neither says anything about the data.
@@ -68,3 +69,22 @@ def test_every_batch_is_complete_and_all_files_are_read_once(demo):
     for batch in batches:  # findings and datapoints only name files of their own batch
         own = set(batch.files["path"].to_list())
         assert set(batch.findings["path"].to_list()) <= own and set(batch.datapoints["path"].to_list()) <= own
+
+
+
+def test_findings_come_in_one_total_order(tmp_path):
+    """Two findings of one rule on one row (a total that two breakdowns disagree with) must not swap places from
+    run to run: rejected_rows are sorted on every column of a finding, not only file, sheet, row and rule."""
+    write_roster(tmp_path)
+    deliver_xlsx(tmp_path, "le", "LAW_ENFORCEMENT", "p.xlsx", {
+        "arrests": [["year", "month", "value"], [2023, 1, 100]],
+        "arrests_by_type": [["year", "month", "offense_type", "value"], [2023, 1, "Person", 50]],
+        "arrests_by_race": [["year", "month", "race/ethnicity", "value"], [2023, 1, "White", 60]],
+    })
+    registry = load_registry()
+    roster = load_roster(tmp_path, registry)
+    for _ in range(3):
+        (batch,) = ingest.parse_inbox_batches(tmp_path, {}, roster, registry, now=NOW, batch_bytes=None)
+        ties = batch.findings.filter(pl.col("rule") == "P2")
+        assert ties.height == 2 and ties.n_unique(["sheet", "row_number"]) == 1  # the case this pins down
+        assert ties["message"].to_list() == sorted(ties["message"])

@@ -36,6 +36,8 @@ from jc_pipeline.lib.registry import Registry
 from jc_pipeline.lib.roster import Roster
 
 INGESTED, ERRORED, UNREADABLE = "INGESTED", "ERRORED", "UNREADABLE"
+#: Order of a batch's findings (rejected_rows): file, sheet, row, rule, then the rest, so it is a total order.
+FINDING_SORT = ("file_idx", "sheet", "row_number", "rule", "column_name", "raw_value", "severity", "message")
 #: New files read into one batch before it is handed over to be written (a 10M-row state read whole needed 10 GB).
 BATCH_BYTES = 32 * 1024 * 1024
 #: Plain CSVs are parsed in groups once this many bytes wait (bounds memory on huge deliveries).
@@ -318,8 +320,8 @@ class _Parser:
         files = _with_status(files, result.row_counts, findings)
         return IngestBatch(
             files=files.sort("received_at", "path").drop("file_idx"),
-            findings=findings.join(ids, on="file_idx").sort("file_idx", "sheet", "row_number", "rule",
-                                                            nulls_last=False).drop("file_idx"),
+            # Every column in the key: two findings of one rule on one row (two cells) keep one order run to run.
+            findings=findings.join(ids, on="file_idx").sort(*FINDING_SORT, nulls_last=False).drop("file_idx"),
             datapoints=result.datapoints.join(ids, on="file_idx").drop("file_idx"),
             files_unchanged=unchanged,
             file_stats=pl.DataFrame(self.file_stats, schema=FILE_STAT_SCHEMA, orient="row"),

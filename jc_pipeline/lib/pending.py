@@ -11,17 +11,15 @@ from typing import NamedTuple
 
 import duckdb
 
-from jc_pipeline.lib.ingest import STAGED_TABLE
-
 _INDEXED_SQL = "SELECT upload_seq FROM staged_months_indexed"
 _LATEST_UPLOAD_SQL = "SELECT coalesce(max(upload_seq), 0) FROM source_files"
 # upload_seq grows with every write, so the staged rows of new uploads sit in the newest row groups and the range
 # filter skips all the others by their min/max statistics: the cost follows the new rows, not the history. (The
 # marks matter only to a store from before pending_file_months, whose first call indexes everything.)
-_INDEX_SQL = f"""
+_INDEX_SQL = """
     INSERT OR IGNORE INTO pending_file_months
     SELECT DISTINCT s.file_id, date_trunc('month', s.period_start)::DATE AS month
-    FROM {STAGED_TABLE} AS s
+    FROM ingest_datapoints AS s  -- ingest.STAGED_TABLE
     WHERE s.upload_seq > $after AND s.upload_seq <= $upto
       AND NOT EXISTS (
         SELECT 1 FROM rolled_up_file_months AS r

@@ -160,7 +160,7 @@ class XlsxWorkbook:
                   widths: Sequence[int] | None = None, autofilter: bool = False) -> int:
         """Write a worksheet holding ``header`` and ``rows`` (``autofilter``: a filter on every header cell);
         return the number of data rows."""
-        letters = [_column_letter(c) for c in range(len(header))]
+        letters = [column_letter(c) for c in range(len(header))]
         cols = "".join(f'<col min="{c}" max="{c}" width="{w + 0.7109375}" customWidth="1"/>'
                        for c, w in enumerate(widths or (), start=1))
         part = f"xl/worksheets/sheet{len(self._sheets) + 1}.xml"
@@ -197,7 +197,7 @@ class XlsxWorkbook:
                          for i, (name, _, _) in enumerate(self._sheets, start=1))
         filters = "".join(
             f'<definedName name="_xlnm._FilterDatabase" localSheetId="{i}" hidden="1">'
-            f"{_attribute(_quote_sheet(name))}!$A$1:${_column_letter(width - 1)}${rows}</definedName>"
+            f"{_attribute(_quote_sheet(name))}!$A$1:${column_letter(width - 1)}${rows}</definedName>"
             for i, (name, rows, width) in enumerate(self._sheets) if width)
         parts = {
             "[Content_Types].xml": (
@@ -270,7 +270,8 @@ def _serial(moment: datetime) -> float:
     return days - 1 if moment < _LEAP_BUG else days
 
 
-def _column_letter(index: int) -> str:
+def column_letter(index: int) -> str:
+    """A spreadsheet column's letters from its 0-based index (0 -> A, 26 -> AA)."""
     letters = ""
     index += 1
     while index:

@@ -11,6 +11,7 @@ import xlwt
 
 from jc_pipeline.lib.demo.deliveries import Delivery, Row, Sheet
 from jc_pipeline.lib.demo.manifest import FileRecord, QuirkLocation, SheetRecord
+from jc_pipeline.lib.export import column_letter
 
 
 def write_delivery(data_dir: Path, delivery: Delivery) -> tuple[FileRecord, list[tuple[str, QuirkLocation]]]:
@@ -75,7 +76,7 @@ def _write_xlsx(path: Path, sheets: list[Sheet]) -> None:
 
 
 def _worksheet(sheet: Sheet) -> str:
-    letters = [_column_letter(i) for i in range(len(sheet.columns))]
+    letters = [column_letter(i) for i in range(len(sheet.columns))]
     lines = [_XML, f'<worksheet xmlns="{_MAIN_NS}"><sheetData>']
     for number, cells in enumerate([sheet.columns] + [row.cells for row in sheet.rows], start=1):
         xml_cells = "".join(
@@ -91,15 +92,6 @@ def _cell(reference: str, value: object) -> str:
         # preserve: "march " and "person offenses " keep their trailing space
         return f'<c r="{reference}" t="inlineStr"><is><t xml:space="preserve">{escape(value)}</t></is></c>'
     return f'<c r="{reference}"><v>{value!r}</v></c>'
-
-
-def _column_letter(index: int) -> str:
-    letters = ""
-    index += 1
-    while index:
-        index, remainder = divmod(index - 1, 26)
-        letters = chr(65 + remainder) + letters
-    return letters
 
 
 def _content_types(count: int) -> str:

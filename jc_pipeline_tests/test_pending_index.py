@@ -32,36 +32,48 @@ def scanned(w: Warehouse) -> list[date]:
     return [row[0] for row in w.con.execute(SCAN).fetchall()]
 
 
+def roll_up(w: Warehouse, months: list[date]) -> None:
+    """The bookkeeping of one roll-up run: its agency_metrics rebuild, then its state roll-up."""
+    pending.mark_resolved(w.con, months)
+    pending.mark_rolled_up(w.con, months)
+
+
 def test_pending_months_follow_ingests_and_roll_ups(w):
     assert pending.pending_months(w.con) == []
     deliver_csv(w.data_dir, *LE, "arrests.csv", [["year", "month", "value"], [2023, 1, 5], [2023, 3, 2]])
     w.ingest()
     assert pending.pending_months(w.con) == scanned(w) == [date(2023, 1, 1), date(2023, 3, 1)]
-    pending.mark_rolled_up(w.con, [date(2023, 1, 1)])
+    roll_up(w, [date(2023, 1, 1)])
     assert pending.pending_months(w.con) == scanned(w) == [date(2023, 3, 1)]
     late = deliver_csv(w.data_dir, *LE, "calls_for_service.csv", [["year", "month", "value"], [2023, 1, 9]])
     touch_later(late, 60)
     w.ingest()  # a late correction of a month already rolled up makes it pending again
     assert pending.pending_months(w.con) == scanned(w) == [date(2023, 1, 1), date(2023, 3, 1)]
-    pending.mark_rolled_up(w.con, [date(2023, 1, 1), date(2023, 3, 1)])
+    roll_up(w, [date(2023, 1, 1), date(2023, 3, 1)])
     assert pending.pending_months(w.con) == scanned(w) == []
 
 
-def test_a_roll_up_marks_uploads_written_since_the_last_pending_query(w):
+def test_a_roll_up_marks_only_the_uploads_its_rebuild_read(w):
+    """Another process may ingest between a roll-up run's two steps (each takes the store's lock on its own): what
+    the agency_metrics rebuild did not read must stay pending, or its datapoints would never be resolved."""
     deliver_csv(w.data_dir, *LE, "arrests.csv", [["year", "month", "value"], [2023, 1, 5]])
     w.ingest()
     assert pending.pending_months(w.con) == [date(2023, 1, 1)]
-    late = deliver_csv(w.data_dir, *LE, "calls_for_service.csv", [["year", "month", "value"], [2023, 2, 9]])
+    pending.mark_resolved(w.con, [date(2023, 1, 1), date(2023, 2, 1)])  # step 1: agency_metrics rebuilt
+    late = deliver_csv(w.data_dir, *LE, "calls_for_service.csv", [["year", "month", "value"], [2023, 1, 9],
+                                                                   [2023, 2, 4]])
     touch_later(late, 60)
-    w.ingest()
-    pending.mark_rolled_up(w.con, [date(2023, 1, 1), date(2023, 2, 1)])  # as the old marking did: all staged
+    w.ingest()  # between the steps
+    pending.mark_rolled_up(w.con, [date(2023, 1, 1), date(2023, 2, 1)])  # step 2: state_metrics rolled up
+    assert pending.pending_months(w.con) == scanned(w) == [date(2023, 1, 1), date(2023, 2, 1)]
+    roll_up(w, [date(2023, 1, 1), date(2023, 2, 1)])
     assert pending.pending_months(w.con) == scanned(w) == []
 
 
 def test_a_store_from_before_the_month_list_is_indexed_once(w):
     deliver_csv(w.data_dir, *LE, "arrests.csv", [["year", "month", "value"], [2023, 1, 5], [2023, 3, 2]])
     w.ingest()
-    pending.mark_rolled_up(w.con, [date(2023, 3, 1)])
+    roll_up(w, [date(2023, 3, 1)])
     w.con.execute("DROP TABLE pending_file_months")  # as an older version left the store
     w.con.execute("DROP TABLE staged_months_indexed")
     assert pending.pending_months(w.con) == scanned(w) == [date(2023, 1, 1)]

@@ -17,7 +17,7 @@ _LATEST_UPLOAD_SQL = "SELECT coalesce(max(upload_seq), 0) FROM source_files"
 # filter skips all the others by their min/max statistics: the cost follows the new rows, not the history. (The
 # marks matter only to a store from before pending_file_months, whose first call indexes everything.)
 _INDEX_SQL = """
-    INSERT OR IGNORE INTO pending_file_months
+    INSERT OR IGNORE INTO pending_file_months (file_id, month)
     SELECT DISTINCT s.file_id, date_trunc('month', s.period_start)::DATE AS month
     FROM ingest_datapoints AS s  -- ingest.STAGED_TABLE
     WHERE s.upload_seq > $after AND s.upload_seq <= $upto
@@ -30,11 +30,12 @@ _SET_INDEXED_SQL = "UPDATE staged_months_indexed SET upload_seq = ?"
 
 _PENDING = "SELECT DISTINCT month FROM pending_file_months ORDER BY month"
 
+_RESOLVED = "UPDATE pending_file_months SET resolved = TRUE WHERE month IN (SELECT unnest($months::DATE[]))"
 _MARK = """
     INSERT OR IGNORE INTO rolled_up_file_months
-    SELECT file_id, month FROM pending_file_months WHERE month IN (SELECT unnest($months::DATE[]))
+    SELECT file_id, month FROM pending_file_months WHERE resolved AND month IN (SELECT unnest($months::DATE[]))
 """
-_UNPEND = "DELETE FROM pending_file_months WHERE month IN (SELECT unnest($months::DATE[]))"
+_UNPEND = "DELETE FROM pending_file_months WHERE resolved AND month IN (SELECT unnest($months::DATE[]))"
 
 _COUNT_ROLLUP_SQL = "UPDATE publish_generations SET rolled_up = rolled_up + 1"
 _GENERATIONS_SQL = "SELECT rolled_up, published FROM publish_generations"
@@ -65,12 +66,23 @@ def pending_months(con: duckdb.DuckDBPyConnection) -> list[date]:
     return [row[0] for row in con.execute(_PENDING).fetchall()]
 
 
-def mark_rolled_up(con: duckdb.DuckDBPyConnection, months: Sequence[date]) -> None:
-    """Record that every staged file's datapoints in `months` are now reflected in the state tables, and that the
-    published warehouse lacks them until `mark_published` (one transaction: a kill leaves both or neither)."""
+def mark_resolved(con: duckdb.DuckDBPyConnection, months: Sequence[date]) -> None:
+    """Record that agency_metrics of `months` was just rebuilt from every upload staged so far. Call it on the
+    connection that did the rebuild, before closing it: the store's lock is still held, so no upload can slip in
+    between what the rebuild read and what this records."""
     ensure_schema(con)
     with _transaction(con):
         _index_new_uploads(con)
+        con.execute(_RESOLVED, {"months": list(months)})
+
+
+def mark_rolled_up(con: duckdb.DuckDBPyConnection, months: Sequence[date]) -> None:
+    """Record that the staged files' datapoints in `months` that the last rebuild of agency_metrics read
+    (`mark_resolved`) are now reflected in the state tables, and that the published warehouse lacks them until
+    `mark_published` (one transaction: a kill leaves both or neither). Uploads written after that rebuild (another
+    process's ingest between the two steps of a roll-up run) stay pending for the next roll-up."""
+    ensure_schema(con)
+    with _transaction(con):
         con.execute(_MARK, {"months": list(months)})
         con.execute(_UNPEND, {"months": list(months)})
         con.execute(_COUNT_ROLLUP_SQL)

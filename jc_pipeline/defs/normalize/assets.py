@@ -14,7 +14,7 @@ from jc_pipeline.defs.normalize.checks import (
 )
 from jc_pipeline.defs.partitions import months_of, period_months
 from jc_pipeline.defs.resources import WAREHOUSE_POOL, WarehouseResource
-from jc_pipeline.lib import ingest, validation
+from jc_pipeline.lib import ingest, pending, validation
 
 _COMMON = {"group_name": "normalize", "kinds": {"duckdb", "polars"}}
 
@@ -52,6 +52,7 @@ def agency_metrics(
         began = time.perf_counter()
         validation.preload()  # Great Expectations imports (~2.4 s, once per process) while DuckDB resolves
         rows = ingest.resolve_agency_metrics(con, months, roster, registry)
+        pending.mark_resolved(con, months)
         resolved = time.perf_counter()
         problems = validation.check_structure(con, registry)
         outcomes = [] if problems else validation.validate_months(

@@ -15,6 +15,9 @@ CREATE TABLE IF NOT EXISTS pending_file_months (
     month   DATE NOT NULL,
     PRIMARY KEY (file_id, month)
 );
+-- resolved: the step that rebuilt agency_metrics for this month has read this upload; the roll-up of the month
+-- moves only such rows to rolled_up_file_months, so an upload written between the two steps stays pending.
+ALTER TABLE pending_file_months ADD COLUMN IF NOT EXISTS resolved BOOLEAN DEFAULT FALSE;
 CREATE TABLE IF NOT EXISTS staged_months_indexed (
     upload_seq BIGINT NOT NULL
 );

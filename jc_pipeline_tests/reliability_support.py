@@ -142,10 +142,8 @@ def _raw_zip(members: list[tuple[str, bytes, int, int]]) -> bytes:
 
 
 def encrypted_ooxml() -> bytes:
-    """An OLE compound file holding an 'EncryptionInfo' stream: how Excel stores a password-protected .xlsx.
-
-    (Same construction as in test_ingest_files.py: xlwt's compound-document writer with the first directory
-    entry after the root renamed.)"""
+    """An OLE compound file holding an 'EncryptionInfo' stream: how Excel stores a password-protected .xlsx
+    (xlwt's compound-document writer with the first directory entry after the root renamed)."""
     class Encrypted(XlsDoc):
         def _build_directory(self):
             super()._build_directory()

@@ -7,10 +7,10 @@ from datetime import date
 
 import polars as pl
 import pytest
-from xlwt.CompoundDoc import XlsDoc
 
 from jc_pipeline_tests.ingest_support import (Warehouse, assert_accounting, csv_bytes, deliver_csv, deliver_xlsx,
                                               inbox_path)
+from jc_pipeline_tests.reliability_support import encrypted_ooxml
 
 ARRESTS = [["year", "month", "value"], [2023, 1, 10], [2023, 2, 20]]
 
@@ -210,26 +210,11 @@ def test_supervision_system_column_routes_rows(warehouse):
 # --- files that cannot be used -------------------------------------------------------------------------------
 
 
-def _encrypted_ooxml() -> bytes:
-    """An OLE compound file holding an 'EncryptionInfo' stream: how Excel stores a password-protected .xlsx."""
-    class Encrypted(XlsDoc):
-        def _build_directory(self):
-            super()._build_directory()
-            name = "EncryptionInfo\x00".encode("utf-16-le")
-            entry = name + b"\x00" * (64 - len(name)) + len(name).to_bytes(2, "little")
-            self.dir_stream = self.dir_stream[:128] + entry + self.dir_stream[128 + 66:]
-
-    import io
-    buffer = io.BytesIO()
-    Encrypted().save(buffer, b"\x00" * 4096)
-    return buffer.getvalue()
-
-
 def test_unreadable_files_never_stop_the_others(warehouse):
     inbox_path(warehouse.data_dir, "le", "LAW_ENFORCEMENT", "random.xlsx").write_bytes(os.urandom(3000))
     inbox_path(warehouse.data_dir, "le", "LAW_ENFORCEMENT", "empty.csv").write_bytes(b"")
     inbox_path(warehouse.data_dir, "le", "LAW_ENFORCEMENT", "notes.txt").write_text("hello")
-    inbox_path(warehouse.data_dir, "le", "LAW_ENFORCEMENT", "locked.xlsx").write_bytes(_encrypted_ooxml())
+    inbox_path(warehouse.data_dir, "le", "LAW_ENFORCEMENT", "locked.xlsx").write_bytes(encrypted_ooxml())
     inbox_path(warehouse.data_dir, "le", "LAW_ENFORCEMENT", "text.xlsx").write_bytes(csv_bytes(ARRESTS))
     inbox_path(warehouse.data_dir, "le", "LAW_ENFORCEMENT", "binary.csv").write_bytes(b"\x00\x01\x02" * 100)
     inbox_path(warehouse.data_dir, "le", "LAW_ENFORCEMENT", ".hidden.csv").write_bytes(csv_bytes(ARRESTS))

@@ -148,3 +148,31 @@ def test_a_part_running_past_its_declared_size_is_refused():
     assert zipfile.ZipFile(io.BytesIO(bytes(workbook))).read(SHEET_MEMBER) == start  # zipfile sees no problem
     with pytest.raises(Unreadable, match="holds more than the 183 bytes its zip directory declares"):
         guard(bytes(workbook))
+
+
+def recompressed(flag_bits: int, compress_type: int) -> bytes:
+    """The small workbook with every part stored under another compression method and general-purpose flags."""
+    source = zipfile.ZipFile(io.BytesIO(small_workbook({"arrests": [["year"]]})))
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as target:
+        for info in source.infolist():
+            copy = zipfile.ZipInfo(info.filename, info.date_time)
+            copy.compress_type = compress_type
+            target.writestr(copy, source.read(info))
+    data = bytearray(out.getvalue())
+    if flag_bits:  # set the flag in every local header and central directory entry
+        for signature, offset in ((b"PK\x03\x04", 6), (b"PK\x01\x02", 8)):
+            at = data.find(signature)
+            while at >= 0:
+                data[at + offset] |= flag_bits
+                at = data.find(signature, at + 4)
+    return bytes(data)
+
+
+@pytest.mark.parametrize(("flag_bits", "method", "reason"), [
+    (0, zipfile.ZIP_BZIP2, "uses compression method 12, which Excel never writes"),
+    (0x1, zipfile.ZIP_DEFLATED, "is encrypted; remove the password"),
+])
+def test_parts_the_guard_cannot_inflate_are_refused_with_the_fix(flag_bits, method, reason):
+    with pytest.raises(Unreadable, match=reason):
+        guard(recompressed(flag_bits, method))

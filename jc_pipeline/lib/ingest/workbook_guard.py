@@ -91,9 +91,11 @@ def _inflate(source: BinaryIO, info: zipfile.ZipInfo) -> Iterator[bytes]:
     """The part's bytes in pieces of at most ``_PIECE``, checked against its directory entry (see the module
     docstring): never more than one byte past the declared size is inflated."""
     if info.flag_bits & 0x1:
-        raise NotImplementedError(f"the part {info.filename!r} is encrypted")
+        raise Unreadable(f"the workbook part {info.filename!r} is encrypted; remove the password and deliver it "
+                         f"again")
     if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
-        raise NotImplementedError(f"the part {info.filename!r} uses compression method {info.compress_type}")
+        raise Unreadable(f"the workbook part {info.filename!r} uses compression method {info.compress_type}, which "
+                         f"Excel never writes; save it again from Excel as .xlsx and deliver it again")
     source.seek(info.header_offset)
     signature, name_length, extra_length = _LOCAL_HEADER.unpack(source.read(_LOCAL_HEADER.size))
     if signature != ZIP_MAGIC:

@@ -31,7 +31,7 @@ from jc_pipeline.lib.page_digests import PageDigests
 from jc_pipeline.lib.ingest.rules import RULES as INGEST_RULES
 from jc_pipeline.lib.periods import contiguous_ranges, period_label
 from jc_pipeline.lib.registry import load_registry
-from jc_pipeline.lib.report import AgencyLinks, expected_periods
+from jc_pipeline.lib.report import AgencyLinks, ExpectedPeriods, expected_periods
 from jc_pipeline.lib.validation.report import (
     FINDINGS_SQL,
     REJECTS_SQL,
@@ -93,21 +93,25 @@ def agency_file_stem(agency_id: str) -> str:
 
 
 def write_agency_feedback(con: duckdb.DuckDBPyConnection, out_dir: Path, *, generated_at: datetime,
-                          agency_ids: Iterable[str] | None = None) -> dict[str, AgencyFeedback]:
+                          agency_ids: Iterable[str] | None = None,
+                          expected: ExpectedPeriods | None = None) -> dict[str, AgencyFeedback]:
     """Write the workbook and page of every roster agency (or of ``agency_ids``) and an index; return them by id.
 
     Every roster agency gets files, also without findings: the missing periods concern all of them. A full run
     (no ``agency_ids``) rewrites only the agencies whose findings or missing periods changed
     (:class:`~jc_pipeline.lib.page_digests.PageDigests`), and removes the files a previous full run wrote (listed
     in :data:`MANIFEST`) that it did not write again, so an agency that left the roster keeps no stale page;
-    nothing else in ``out_dir`` is touched.
+    nothing else in ``out_dir`` is touched. ``expected`` is :func:`~jc_pipeline.lib.report.expected_periods` of
+    the same warehouse when the caller has it already (computed here otherwise).
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     names = dict(con.execute("SELECT agency_id, agency_name FROM agencies").fetchall())
     findings = grouped(records(con, FINDINGS_SQL))
     rejects = grouped(records(con, REJECTS_SQL))
-    missing = grouped(expected_periods(con, unreported_only=True))
+    if expected is None:
+        expected = expected_periods(con)
+    missing = grouped(expected.unreported.to_pylist())
     if generated_at.tzinfo is not None:
         generated_at = generated_at.astimezone(UTC)
     stamp = generated_at.strftime("%Y-%m-%d %H:%M")

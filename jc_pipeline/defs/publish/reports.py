@@ -4,12 +4,46 @@
 pages). Both are in the "publish" group, so publish_job materializes them after every new warehouse.
 """
 
+import os
+from contextlib import contextmanager
 from datetime import datetime, timezone
+from pathlib import Path
 
 import dagster as dg
 
 from jc_pipeline.defs.resources import WarehouseResource
 from jc_pipeline.lib import feedback, report
+
+#: The expected periods of one published warehouse file, by its identity (see _published): both steps read them,
+#: and computing them is most of what either step costs besides writing files.
+_expected: dict[tuple, report.ExpectedPeriods] = {}
+
+
+@contextmanager
+def _published(warehouse: WarehouseResource):
+    """A read-only connection to the published warehouse and its :func:`report.expected_periods`, computed once
+    per warehouse file for the steps of one process (publish_job runs in process: the feedback step computes
+    them, the state report step reuses them).
+
+    The warehouse is never written in place, only replaced by a rename (analyst_warehouse), so a file whose
+    identity (device, inode, size, modification and change times) is the one seen before and after the
+    connection opened is the same file with the same tables. A file replaced meanwhile is read, not shared.
+    """
+    path = warehouse.layout.warehouse
+    before = _identity(path)
+    with warehouse.store().open(path, read_only=True) as con:
+        if _identity(path) != before:
+            yield con, report.expected_periods(con)
+            return
+        if before not in _expected:
+            _expected.clear()  # the previous warehouse's: never read again
+            _expected[before] = report.expected_periods(con)
+        yield con, _expected[before]
+
+
+def _identity(path: Path) -> tuple:
+    stat = os.stat(path)
+    return path, stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns
 
 
 @dg.asset(deps=["analyst_warehouse"], group_name="publish", kinds={"excel", "html"})
@@ -19,8 +53,9 @@ def agency_feedback(context: dg.AssetExecutionContext, warehouse: WarehouseResou
     expected to send. The files to send each agency after a run; an agency's files are rewritten only when what
     they say changed."""
     out_dir = warehouse.layout.reports / "agencies"
-    with warehouse.store().open(warehouse.layout.warehouse, read_only=True) as con:
-        written = feedback.write_agency_feedback(con, out_dir, generated_at=datetime.now(timezone.utc))
+    with _published(warehouse) as (con, expected):
+        written = feedback.write_agency_feedback(con, out_dir, generated_at=datetime.now(timezone.utc),
+                                                 expected=expected)
     return dg.MaterializeResult(metadata={
         "path": dg.MetadataValue.path(str(out_dir / feedback.INDEX_FILE)),
         "agencies": len(written),
@@ -38,8 +73,9 @@ def state_report(context: dg.AssetExecutionContext, warehouse: WarehouseResource
     browser or mail it."""
     out_dir = warehouse.layout.reports / "state"
     agencies_dir = warehouse.layout.reports / "agencies"
-    with warehouse.store().open(warehouse.layout.warehouse, read_only=True) as con:
+    with _published(warehouse) as (con, expected):
         links = feedback.existing_links(con, agencies_dir, "../agencies")
-        index = report.write_state_report(con, out_dir, generated_at=datetime.now(timezone.utc), agency_links=links)
+        index = report.write_state_report(con, out_dir, generated_at=datetime.now(timezone.utc), agency_links=links,
+                                          expected=expected)
     return dg.MaterializeResult(metadata={"path": dg.MetadataValue.path(str(index)),
                                           "size_kb": round(index.stat().st_size / 1024)})

@@ -16,6 +16,7 @@ from importlib import resources
 from typing import Any
 
 import duckdb
+import pyarrow as pa
 
 from jc_pipeline.lib.periods import add_months, period_label
 from jc_pipeline.lib.registry import TIER1_SECTORS, load_registry
@@ -160,23 +161,41 @@ class StateView:
     periods: tuple[str, str] | None
 
 
-def load_state_views(con: duckdb.DuckDBPyConnection) -> list[StateView]:
-    """Everything the state report shows, per state on the roster (usually one). Needs
-    :func:`stage_expected_periods` on ``con`` first."""
+def load_state_views(con: duckdb.DuckDBPyConnection, expected: ExpectedPeriods) -> list[StateView]:
+    """Everything the state report shows, per state on the roster (usually one); ``expected`` is
+    :func:`expected_periods` of the same warehouse."""
     definitions = {d["metric_key"]: d for d in records(con, _DEFINITIONS_SQL)}
     totals = _by(records(con, _TOTALS_SQL), "state_code")
     breakdowns = _by(records(con, _BREAKDOWNS_SQL), "state_code")
-    grid_rows = _by(records(con, _GRID_PERIODS_SQL, {"months": GRID_MONTHS - 1, "years": GRID_YEARS}),
-                    "state_code")
-    expected_keys = _by(records(con, _EXPECTED_METRICS_SQL), "state_code")
+    grid_rows = _by(expected.grid.to_pylist(), "state_code")
+    expected_keys = _by(expected.metrics.to_pylist(), "state_code")
     states = sorted({r[0] for r in con.execute("SELECT DISTINCT state_code FROM agencies").fetchall()}
                     | set(totals))
     return [_state_view(state, definitions, totals.get(state, []), breakdowns.get(state, []),
                         grid_rows.get(state, []), expected_keys.get(state, [])) for state in states]
 
 
-# The periods a coverage grid shows: the latest months (annual: years, by the year the period ends) of each
-# state's section and cadence. report_expected_periods: see stage_expected_periods.
+@dataclass(frozen=True)
+class ExpectedPeriods:
+    """What the agency feedback and the state report read of ``sql/expected_periods.sql`` (each agency x metric x
+    period it is expected to report, with its status), as Arrow tables: see :func:`expected_periods`."""
+
+    #: The periods not REPORTED, ordered by state, agency, metric and period start: the feedback's missing periods.
+    unreported: pa.Table
+    #: The periods the coverage grids show: the latest :data:`GRID_MONTHS` months (annual: :data:`GRID_YEARS`
+    #: years, by the year the period ends) of each state's section and cadence.
+    grid: pa.Table
+    #: ``state_code, parent_sector, metric_key`` of every metric some agency is expected to report.
+    metrics: pa.Table
+    #: Per agency: ``failed`` (FAILED_VALIDATION) and ``missing`` (neither reported nor failed) periods.
+    counts: pa.Table
+
+
+# The queries below read the expected periods registered as report_expected_periods (see expected_periods).
+_UNREPORTED_SQL = """
+SELECT * FROM report_expected_periods WHERE status <> $reported
+ORDER BY state_code, agency_id, metric_key, period_start
+"""
 _GRID_PERIODS_SQL = """
 SELECT * FROM report_expected_periods
 WINDOW cadence AS (PARTITION BY state_code, parent_sector, frequency)
@@ -185,25 +204,31 @@ QUALIFY CASE WHEN frequency = 'MONTHLY'
              ELSE year(period_end - INTERVAL 1 MONTH) > year(max(period_end) OVER cadence) - $years END
 ORDER BY state_code, agency_id, metric_key, period_start
 """
-
-
 _EXPECTED_METRICS_SQL = "SELECT DISTINCT state_code, parent_sector, metric_key FROM report_expected_periods"
+_PERIOD_COUNTS_SQL = """
+SELECT agency_id, count(*) FILTER (WHERE status = $failed) AS failed,
+       count(*) FILTER (WHERE status NOT IN ($failed, $reported)) AS missing
+FROM report_expected_periods GROUP BY agency_id
+"""
 
 
-def stage_expected_periods(con: duckdb.DuckDBPyConnection) -> None:
-    """Compute :func:`expected_periods` once and register them on ``con`` as ``report_expected_periods``: the
-    report reads them several ways, and computing them is the costly part (seconds per million periods)."""
+def expected_periods(con: duckdb.DuckDBPyConnection) -> ExpectedPeriods:
+    """Evaluate ``sql/expected_periods.sql`` once and read from it what the feedback and the state report need.
+
+    The query is the costly part of both (seconds per million periods): a publish computes this once and gives
+    it to :func:`~jc_pipeline.lib.feedback.write_agency_feedback` and :func:`write_state_report`; what they keep
+    of it is a small part (the unreported periods, the grids' latest periods, counts).
+    """
     con.register("report_expected_periods", con.sql(_sql("expected_periods.sql")).to_arrow_table())
-
-
-def expected_periods(con: duckdb.DuckDBPyConnection, *, unreported_only: bool = False) -> list[dict[str, Any]]:
-    """Rows of ``sql/expected_periods.sql``: each agency x metric x period it is expected to report, with status;
-    with ``unreported_only`` only those not REPORTED (filtered in DuckDB: a large state has millions of rows)."""
-    periods = con.sql(_sql("expected_periods.sql"))
-    if unreported_only:
-        periods = periods.filter(duckdb.ColumnExpression("status") != duckdb.ConstantExpression(REPORTED)).order(
-            "state_code, agency_id, metric_key, period_start")
-    return periods.to_arrow_table().to_pylist()
+    try:
+        return ExpectedPeriods(
+            unreported=con.sql(_UNREPORTED_SQL, params={"reported": REPORTED}).to_arrow_table(),
+            grid=con.sql(_GRID_PERIODS_SQL, params={"months": GRID_MONTHS - 1, "years": GRID_YEARS}).to_arrow_table(),
+            metrics=con.sql(_EXPECTED_METRICS_SQL).to_arrow_table(),
+            counts=con.sql(_PERIOD_COUNTS_SQL, params={"failed": FAILED, "reported": REPORTED}).to_arrow_table(),
+        )
+    finally:
+        con.unregister("report_expected_periods")
 
 
 def sector_title(code: str) -> str:
@@ -418,17 +443,10 @@ class AgencyQuality:
     periods_failed: int
 
 
-def quality_summary(con: duckdb.DuckDBPyConnection) -> list[AgencyQuality]:
-    """Per roster agency: failing checks, ingest findings and expected periods not in the state numbers. Needs
-    :func:`stage_expected_periods` on ``con`` first."""
-    periods = {r["agency_id"]: r for r in records(con, _PERIOD_COUNTS_SQL, {"failed": FAILED, "reported": REPORTED})}
+def quality_summary(con: duckdb.DuckDBPyConnection, expected: ExpectedPeriods) -> list[AgencyQuality]:
+    """Per roster agency: failing checks, ingest findings and expected periods not in the state numbers
+    (``expected``: :func:`expected_periods` of the same warehouse)."""
+    periods = {r["agency_id"]: r for r in expected.counts.to_pylist()}
     return [AgencyQuality(**r, periods_missing=periods.get(r["agency_id"], {}).get("missing", 0),
                           periods_failed=periods.get(r["agency_id"], {}).get("failed", 0))
             for r in records(con, _QUALITY_SQL)]
-
-
-_PERIOD_COUNTS_SQL = """
-SELECT agency_id, count(*) FILTER (WHERE status = $failed) AS failed,
-       count(*) FILTER (WHERE status NOT IN ($failed, $reported)) AS missing
-FROM report_expected_periods GROUP BY agency_id
-"""

@@ -9,6 +9,8 @@
 -- status: REPORTED (the agency's total is in the state sum: state_metric_contributions), FAILED_VALIDATION (it
 -- delivered the period but an ERROR check excluded it), NOT_COUNTED (delivered, but not in the sum for another
 -- reason, in `reason`), MISSING (nothing delivered).
+--
+-- Unordered: its readers (lib/report/data.py, expected_periods) order what they keep of it, a small part.
 WITH window_ AS (
     SELECT state_code,
            min(period_start) FILTER (WHERE frequency = 'MONTHLY') AS first_month,
@@ -69,4 +71,3 @@ LEFT JOIN counted AS c USING (agency_id, metric_key, period_start, period_end)
 LEFT JOIN delivered AS x USING (agency_id, metric_key, period_start, period_end)
 JOIN window_ AS w ON w.state_code = b.state_code
 WHERE b.frequency = 'MONTHLY' OR (b.period_start >= w.first_year AND b.period_end <= w.last_year_end)
-ORDER BY b.state_code, b.agency_id, b.metric_key, b.period_start

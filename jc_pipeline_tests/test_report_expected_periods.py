@@ -1,0 +1,80 @@
+"""Expected periods, computed once per publish: the parts the feedback and the state report read agree with the
+whole query, and the publish steps of one process share them for as long as the published file is the same."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections import Counter
+
+import pytest
+
+from jc_pipeline.defs.publish import reports
+from jc_pipeline.defs.resources import WarehouseResource
+from jc_pipeline.lib import report
+from jc_pipeline.lib.report.data import GRID_MONTHS, REPORTED, _sql
+from jc_pipeline_tests.report_support import build_report_state
+
+ORDER = ("state_code", "agency_id", "metric_key", "period_start")
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("data")
+    build_report_state(root / "warehouse.duckdb").close()
+    return root
+
+
+@pytest.fixture
+def warehouse(data_dir):
+    return WarehouseResource(data_dir=str(data_dir))
+
+
+def test_parts_agree_with_the_whole_query(warehouse):
+    with warehouse.store().open(warehouse.layout.warehouse, read_only=True) as con:
+        whole = con.sql(_sql("expected_periods.sql")).to_arrow_table().to_pylist()
+        expected = report.expected_periods(con)
+    unreported = sorted((r for r in whole if r["status"] != REPORTED), key=lambda r: tuple(r[k] for k in ORDER))
+    assert unreported and len(unreported) < len(whole)
+    assert expected.unreported.to_pylist() == unreported
+    counts = {r["agency_id"]: (r["failed"], r["missing"]) for r in expected.counts.to_pylist()}
+    statuses = Counter((r["agency_id"], r["status"]) for r in whole)
+    assert counts == {a: (statuses[(a, "FAILED_VALIDATION")],
+                          statuses[(a, "MISSING")] + statuses[(a, "NOT_COUNTED")])
+                      for a in {r["agency_id"] for r in whole}}
+    assert {tuple(r.values()) for r in expected.metrics.to_pylist()} == {
+        (r["state_code"], r["parent_sector"], r["metric_key"]) for r in whole}
+    grid = expected.grid.to_pylist()
+    assert grid == sorted(grid, key=lambda r: tuple(r[k] for k in ORDER))
+    monthly = {r["period_start"] for r in grid if r["frequency"] == "MONTHLY"}
+    assert len(monthly) == min(GRID_MONTHS, len({r["period_start"] for r in whole if r["frequency"] == "MONTHLY"}))
+
+
+def test_publish_steps_share_one_computation_per_published_file(warehouse, monkeypatch):
+    calls = []
+    compute = report.expected_periods
+    monkeypatch.setattr(report, "expected_periods", lambda con: calls.append(1) or compute(con))
+    monkeypatch.setattr(reports, "_expected", {})
+    with reports._published(warehouse) as (_, first):
+        pass
+    with reports._published(warehouse) as (_, second):
+        pass
+    assert second is first and len(calls) == 1
+
+    # A new publish renames a new file into place: its expected periods are computed again.
+    path = warehouse.layout.warehouse
+    shutil.copyfile(path, path.with_name("next.duckdb"))
+    os.replace(path.with_name("next.duckdb"), path)
+    with reports._published(warehouse) as (_, third):
+        pass
+    assert third is not first and len(calls) == 2
+    assert third.unreported.equals(first.unreported)
+
+
+def test_a_file_replaced_while_opening_is_read_not_shared(warehouse, monkeypatch):
+    monkeypatch.setattr(reports, "_expected", {})
+    seen = iter([("before",), ("after",)])
+    monkeypatch.setattr(reports, "_identity", lambda path: next(seen))
+    with reports._published(warehouse) as (_, expected):
+        assert expected.unreported.num_rows
+    assert reports._expected == {}

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import shutil
 from collections import Counter
+from datetime import date
 
 import pytest
 
@@ -48,6 +49,22 @@ def test_parts_agree_with_the_whole_query(warehouse):
     assert grid == sorted(grid, key=lambda r: tuple(r[k] for k in ORDER))
     monthly = {r["period_start"] for r in grid if r["frequency"] == "MONTHLY"}
     assert len(monthly) == min(GRID_MONTHS, len({r["period_start"] for r in whole if r["frequency"] == "MONTHLY"}))
+
+
+def test_status_of_a_period_not_counted_reads_what_was_delivered(tmp_path):
+    con = build_report_state(tmp_path / "warehouse.duckdb")
+    # LE1 sent January 2023's arrests by offense without the total: its breakdown rows are counted, the period
+    # is not (it has no total in the sum). LE4's March 2023 failed an ERROR check; PR1 sent nothing for 2023.
+    key = ["LE1", "LAW_ENFORCEMENT_ARRESTS", date(2023, 1, 1)]
+    total = "agency_id = ? AND metric_key = ? AND period_start = ? AND dimension IS NULL AND period_end = ?"
+    con.execute("DELETE FROM agency_metrics WHERE " + total, [*key, date(2023, 2, 1)])
+    con.execute("DELETE FROM state_metric_contributions WHERE " + total, [*key, date(2023, 2, 1)])
+    unreported = {(r["agency_id"], r["metric_key"], r["period_start"]): (r["status"], r["reason"])
+                  for r in report.expected_periods(con).unreported.to_pylist()}
+    assert unreported[tuple(key)] == ("NOT_COUNTED", None)
+    assert unreported[("LE4", "LAW_ENFORCEMENT_ARRESTS", date(2023, 3, 1))] == ("FAILED_VALIDATION", None)
+    assert {status for (agency, _, _), (status, _) in unreported.items() if agency == "PR1"} == {"MISSING"}
+    assert ("LE1", "LAW_ENFORCEMENT_ARRESTS", date(2023, 2, 1)) not in unreported
 
 
 def test_publish_steps_share_one_computation_per_published_file(warehouse, monkeypatch):

@@ -45,10 +45,18 @@ def test_parts_agree_with_the_whole_query(warehouse):
                       for a in {r["agency_id"] for r in whole}}
     assert {tuple(r.values()) for r in expected.metrics.to_pylist()} == {
         (r["state_code"], r["parent_sector"], r["metric_key"]) for r in whole}
-    grid = expected.grid.to_pylist()
-    assert grid == sorted(grid, key=lambda r: tuple(r[k] for k in ORDER))
-    monthly = {r["period_start"] for r in grid if r["frequency"] == "MONTHLY"}
-    assert len(monthly) == min(GRID_MONTHS, len({r["period_start"] for r in whole if r["frequency"] == "MONTHLY"}))
+    # The grid cells: an agency's monthly column of a section counts each of its metrics' period of that month.
+    cells = {(c["parent_sector"], c["agency_id"], c["column_start"]): c
+             for c in expected.grid.to_pylist() if c["frequency"] == "MONTHLY"}
+    months = sorted({r["period_start"] for r in whole if r["frequency"] == "MONTHLY"})
+    assert {month for *_, month in cells} == set(months[-GRID_MONTHS:])
+    for (section, agency, month), cell in cells.items():
+        rows = [r for r in whole if (r["parent_sector"], r["agency_id"], r["period_start"], r["frequency"])
+                == (section, agency, month, "MONTHLY")]
+        assert (cell["expected"], cell["reported"], cell["failed"], cell["not_counted"]) == (
+            len(rows), *(sum(r["status"] == s for r in rows) for s in (REPORTED, "FAILED_VALIDATION", "NOT_COUNTED")))
+        assert cell["periods"] == [[month, rows[0]["period_end"]]]
+    assert any(c["failed"] for c in cells.values()) and any(c["reported"] < c["expected"] for c in cells.values())
 
 
 def test_status_of_a_period_not_counted_reads_what_was_delivered(tmp_path):

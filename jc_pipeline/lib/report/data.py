@@ -18,7 +18,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from jc_pipeline.lib.periods import add_months, period_label
+from jc_pipeline.lib.periods import period_label
 from jc_pipeline.lib.registry import TIER1_SECTORS, load_registry
 from jc_pipeline.lib.validation.report import records
 
@@ -167,12 +167,12 @@ def load_state_views(con: duckdb.DuckDBPyConnection, expected: ExpectedPeriods) 
     definitions = {d["metric_key"]: d for d in records(con, _DEFINITIONS_SQL)}
     totals = _by(records(con, _TOTALS_SQL), "state_code")
     breakdowns = _by(records(con, _BREAKDOWNS_SQL), "state_code")
-    grid_rows = _by(expected.grid.to_pylist(), "state_code")
+    grid_cells = _by(expected.grid.to_pylist(), "state_code")
     expected_keys = _by(expected.metrics.to_pylist(), "state_code")
     states = sorted({r[0] for r in con.execute("SELECT DISTINCT state_code FROM agencies").fetchall()}
                     | set(totals))
     return [_state_view(state, definitions, totals.get(state, []), breakdowns.get(state, []),
-                        grid_rows.get(state, []), expected_keys.get(state, [])) for state in states]
+                        grid_cells.get(state, []), expected_keys.get(state, [])) for state in states]
 
 
 @dataclass(frozen=True)
@@ -182,8 +182,9 @@ class ExpectedPeriods:
 
     #: The periods not REPORTED, ordered by state, agency, metric and period start: the feedback's missing periods.
     unreported: pa.Table
-    #: The periods the coverage grids show: the latest :data:`GRID_MONTHS` months (annual: :data:`GRID_YEARS`
-    #: years, by the year the period ends) of each state's section and cadence.
+    #: The cells of the coverage grids (_GRID_CELLS_SQL): per state, section, cadence, agency and column (the
+    #: latest :data:`GRID_MONTHS` months, or :data:`GRID_YEARS` years by the year the period ends), how many of
+    #: the agency's expected metrics are in each status and their periods.
     grid: pa.Table
     #: ``state_code, parent_sector, metric_key`` of every metric some agency is expected to report.
     metrics: pa.Table
@@ -196,13 +197,27 @@ _UNREPORTED_SQL = """
 SELECT * FROM report_expected_periods WHERE status <> $reported
 ORDER BY state_code, agency_id, metric_key, period_start
 """
-_GRID_PERIODS_SQL = """
-SELECT * FROM report_expected_periods
-WINDOW cadence AS (PARTITION BY state_code, parent_sector, frequency)
-QUALIFY CASE WHEN frequency = 'MONTHLY'
-             THEN period_start >= max(period_start) OVER cadence - to_months($months)
-             ELSE year(period_end - INTERVAL 1 MONTH) > year(max(period_end) OVER cadence) - $years END
-ORDER BY state_code, agency_id, metric_key, period_start
+# A cell is counted here rather than in Python: a grid shows a few metrics' periods per cell, and a large state has
+# hundreds of thousands of them. An annual column is the year a period ends (column_start: its January 1), so it
+# can hold a calendar and a fiscal year.
+_GRID_CELLS_SQL = """
+WITH latest AS (
+    SELECT * FROM report_expected_periods
+    WINDOW cadence AS (PARTITION BY state_code, parent_sector, frequency)
+    QUALIFY CASE WHEN frequency = 'MONTHLY'
+                 THEN period_start >= max(period_start) OVER cadence - to_months($months)
+                 ELSE year(period_end - INTERVAL 1 MONTH) > year(max(period_end) OVER cadence) - $years END
+)
+SELECT state_code, parent_sector, frequency, agency_id, agency_name,
+       CASE WHEN frequency = 'MONTHLY' THEN period_start
+            ELSE make_date(year(period_end - INTERVAL 1 MONTH), 1, 1) END AS column_start,
+       count(*) AS expected,
+       count(*) FILTER (WHERE status = $reported) AS reported,
+       count(*) FILTER (WHERE status = $failed) AS failed,
+       count(*) FILTER (WHERE status = $not_counted) AS not_counted,
+       list(DISTINCT [period_start, period_end]) AS periods
+FROM latest
+GROUP BY ALL
 """
 _EXPECTED_METRICS_SQL = "SELECT DISTINCT state_code, parent_sector, metric_key FROM report_expected_periods"
 _PERIOD_COUNTS_SQL = """
@@ -223,7 +238,8 @@ def expected_periods(con: duckdb.DuckDBPyConnection) -> ExpectedPeriods:
     try:
         return ExpectedPeriods(
             unreported=con.sql(_UNREPORTED_SQL, params={"reported": REPORTED}).to_arrow_table(),
-            grid=con.sql(_GRID_PERIODS_SQL, params={"months": GRID_MONTHS - 1, "years": GRID_YEARS}).to_arrow_table(),
+            grid=con.sql(_GRID_CELLS_SQL, params={"months": GRID_MONTHS - 1, "years": GRID_YEARS, "reported": REPORTED,
+                                                  "failed": FAILED, "not_counted": NOT_COUNTED}).to_arrow_table(),
             metrics=con.sql(_EXPECTED_METRICS_SQL).to_arrow_table(),
             counts=con.sql(_PERIOD_COUNTS_SQL, params={"failed": FAILED, "reported": REPORTED}).to_arrow_table(),
         )
@@ -240,12 +256,12 @@ def sector_title(code: str) -> str:
 
 
 def _state_view(state: str, definitions: Mapping[str, dict], totals: list[dict], breakdowns: list[dict],
-                expected: list[dict], expected_keys: list[dict]) -> StateView:
-    """``expected`` holds the periods the coverage grids show; ``expected_keys`` every metric expected at all."""
+                grid_cells: list[dict], expected_keys: list[dict]) -> StateView:
+    """``grid_cells`` are the cells of the coverage grids; ``expected_keys`` every metric expected at all."""
     order = {key: i for i, key in enumerate(load_registry().metrics)}
     totals_by_metric = _by(totals, "metric_key")
     breakdowns_by_metric = _by(breakdowns, "metric_key")
-    expected_by_section = _by(expected, "parent_sector")
+    cells_by_section = _by(grid_cells, "parent_sector")
     keys_by_section = _by(expected_keys, "parent_sector")
     sections = []
     for code in SECTION_ORDER:
@@ -253,11 +269,11 @@ def _state_view(state: str, definitions: Mapping[str, dict], totals: list[dict],
                       key=lambda k: (order.get(k, len(order)), k))
         metrics = [_metric_view(definitions[k], totals_by_metric[k], breakdowns_by_metric.get(k, []))
                    for k in keys if k in totals_by_metric]
-        section_expected = expected_by_section.get(code, [])
+        section_cells = cells_by_section.get(code, [])
         section_keys = {r["metric_key"] for r in keys_by_section.get(code, [])}
         no_data = [definitions[k]["display_name"] for k in keys if k in section_keys and k not in totals_by_metric]
         if metrics or no_data or section_keys:
-            sections.append(SectionView(code, sector_title(code), metrics, _grids(section_expected), no_data))
+            sections.append(SectionView(code, sector_title(code), metrics, _grids(section_cells), no_data))
     starts = [r["period_start"] for r in totals]
     periods = (min(starts).isoformat(), max(r["period_end"] for r in totals).isoformat()) if starts else None
     return StateView(state, sections, periods)
@@ -327,73 +343,55 @@ def _registry_order(metric_key: str) -> tuple[dict[str, int], dict[tuple[str, st
     return dimensions, members
 
 
-def _grids(expected: list[dict]) -> list[Grid]:
-    """A monthly grid (latest :data:`GRID_MONTHS` months) and an annual one (years by the year they end)."""
+def _grids(cells: list[dict]) -> list[Grid]:
+    """A monthly grid (latest :data:`GRID_MONTHS` months) and an annual one (years by the year they end), from a
+    section's cells (:attr:`ExpectedPeriods.grid`)."""
     grids = []
-    monthly = [r for r in expected if r["frequency"] == "MONTHLY"]
+    monthly = [c for c in cells if c["frequency"] == "MONTHLY"]
     if monthly:
-        last = max(r["period_start"] for r in monthly)
-        first = add_months(last, 1 - GRID_MONTHS)
-        months = [r for r in monthly if r["period_start"] >= first]
-        columns = sorted({r["period_start"] for r in months})
-        grids.append(_grid("Monthly reporting, by calendar month", months, [c.strftime("%Y-%m") for c in columns],
-                           lambda r: r["period_start"].strftime("%Y-%m")))
-    annual = [r for r in expected if r["frequency"] == "ANNUAL"]
+        grids.append(_grid("Monthly reporting, by calendar month", monthly, lambda month: month.strftime("%Y-%m")))
+    annual = [c for c in cells if c["frequency"] == "ANNUAL"]
     if annual:
-        last_year = max(r["period_end"] for r in annual).year
-        years = [r for r in annual if _end_year(r) > last_year - GRID_YEARS]
-        columns = [str(y) for y in sorted({_end_year(r) for r in years})]
-        grids.append(_grid("Annual reporting, by the year the period ends (calendar or fiscal year)", years,
-                           columns, lambda r: str(_end_year(r))))
+        grids.append(_grid("Annual reporting, by the year the period ends (calendar or fiscal year)", annual,
+                           lambda january: str(january.year)))
     return grids
 
 
-def _grid(title: str, rows: list[dict], columns: list[str], column_of) -> Grid:
-    cells: dict[tuple[str, str], list[dict]] = defaultdict(list)
+def _grid(title: str, cells: list[dict], column_label) -> Grid:
+    """``column_label`` names a cell's ``column_start`` (a column's month, or January of its year)."""
+    labels = {c["column_start"]: column_label(c["column_start"]) for c in cells}
+    by_agency: dict[str, dict[str, dict]] = defaultdict(dict)
     names: dict[str, str] = {}
-    for row in rows:
-        cells[(row["agency_id"], column_of(row))].append(row)
-        names[row["agency_id"]] = row["agency_name"]
+    for cell in cells:
+        by_agency[cell["agency_id"]][labels[cell["column_start"]]] = cell
+        names[cell["agency_id"]] = cell["agency_name"]
+    columns = [labels[start] for start in sorted(labels)]
     grid_rows = []
     for agency_id in sorted(names, key=lambda a: (names[a].casefold(), a)):
-        agency_cells = {}
-        for column in columns:
-            group = cells.get((agency_id, column))
-            if group:
-                agency_cells[column] = _cell_status(group)
-        grid_rows.append(GridRow(agency_id, names[agency_id], agency_cells))
+        agency_cells = by_agency[agency_id]
+        grid_rows.append(GridRow(agency_id, names[agency_id], {
+            column: _cell_status(agency_cells[column]) for column in columns if column in agency_cells}))
     return Grid(title, columns, grid_rows)
 
 
-def _cell_status(group: list[dict]) -> tuple[str, str]:
+def _cell_status(cell: dict) -> tuple[str, str]:
     """One grid cell: failed validation beats missing beats reported; the tooltip counts the metrics."""
-    counts = defaultdict(int)
-    for row in group:
-        counts[row["status"]] += 1
-    total = len(group)
-    if counts[FAILED]:
+    total, reported, failed, not_counted = cell["expected"], cell["reported"], cell["failed"], cell["not_counted"]
+    if failed:
         status = "failed"
-    elif counts[REPORTED] == total:
+    elif reported == total:
         status = "reported"
-    elif counts[REPORTED]:
+    elif reported:
         status = "partial"
     else:
         status = "missing"
-    labels = sorted({_label(r) for r in group})
-    parts = [f"{counts[REPORTED]} of {total} expected metrics reported"]
-    if counts[FAILED]:
-        parts.append(f"{counts[FAILED]} failed validation")
-    if counts[NOT_COUNTED]:
-        parts.append(f"{counts[NOT_COUNTED]} sent but not counted")
+    labels = sorted({period_label(start, end) for start, end in cell["periods"]})
+    parts = [f"{reported} of {total} expected metrics reported"]
+    if failed:
+        parts.append(f"{failed} failed validation")
+    if not_counted:
+        parts.append(f"{not_counted} sent but not counted")
     return status, f"{', '.join(labels)}: {'; '.join(parts)}"
-
-
-def _label(row: dict) -> str:
-    return period_label(row["period_start"], row["period_end"])
-
-
-def _end_year(row: dict) -> int:
-    return add_months(row["period_end"], -1).year
 
 
 def _by(rows: Iterable[dict], key) -> dict[Any, list[dict]]:

@@ -45,17 +45,18 @@ counted AS (
     FROM state_metric_contributions
     WHERE dimension IS NULL AND NOT is_derived_annual
 ),
-uncounted AS (
+uncounted AS MATERIALIZED (
     SELECT agency_id, metric_key, period_start, period_end FROM bounded
     ANTI JOIN counted USING (agency_id, metric_key, period_start, period_end)
 ),
--- Only the status of a period not counted reads what was delivered: aggregating the verdicts of those periods
--- alone (a few percent of them on a usual night) instead of every datapoint's.
+-- Only the status of a period not counted reads what was delivered: the verdicts of those periods alone (a few
+-- percent of them on a usual night), judged on the slice of their start months (state_metric_inputs_of: the
+-- same verdicts as the whole view's, for the datapoints it keeps) instead of on every datapoint.
 delivered AS (
     SELECT agency_id, metric_key, period_start, period_end,
            bool_or(is_excluded) AS failed,
            min(uncounted_reason) FILTER (WHERE NOT is_excluded AND NOT is_counted) AS reason
-    FROM state_metric_inputs
+    FROM state_metric_inputs_of((SELECT list(DISTINCT period_start) FROM uncounted))
     SEMI JOIN uncounted USING (agency_id, metric_key, period_start, period_end)
     GROUP BY ALL
 )

@@ -207,7 +207,7 @@ class Roster:
 
     def children(self, superagency_id: str) -> tuple[Agency, ...]:
         """Agencies reporting through ``superagency_id``, in roster order."""
-        return tuple(a for a in self.agencies.values() if a.superagency_id == superagency_id)
+        return self._children.get(superagency_id, ())
 
     def find_child(self, superagency_id: str, label: str) -> Agency | None:
         """The child of ``superagency_id`` named by ``label`` (agency_name or agency_id), else None."""
@@ -282,6 +282,15 @@ class Roster:
             if row is not None:
                 return row
         return None
+
+    @cached_property
+    def _children(self) -> dict[str, tuple[Agency, ...]]:
+        # Indexed once: ingest asks for every delivering folder, and a scan of the roster per ask was quadratic.
+        children: dict[str, list[Agency]] = {}
+        for agency in self.agencies.values():
+            if agency.superagency_id is not None:
+                children.setdefault(agency.superagency_id, []).append(agency)
+        return {parent: tuple(kids) for parent, kids in children.items()}
 
     @cached_property
     def _supervision_parents(self) -> dict[str, str]:

@@ -64,15 +64,16 @@ def normalize(rows: pl.DataFrame, sheets: pl.DataFrame, sheet_findings: pl.DataF
               registry: Registry, now: datetime) -> Normalized:
     """Check and convert every row (see the module docstring).
 
-    ``sheets``: one row per sheet with ``sheet_idx, file_idx, sheet, header_row, layout, sheet_metric,
-    sheet_dimension, use_month, uploader, sector, agency_mode, system_mode, has_errors, valid_metrics`` and the
-    written header of each role (``col_<role>``). ``sheet_findings``: ``sheet_idx, rule, column_name,
+    ``sheets``: one row per sheet, row i for ``sheet_idx`` i, with ``sheet_idx, file_idx, sheet, header_row,
+    layout, sheet_metric, sheet_dimension, use_month, uploader, sector, agency_mode, system_mode, has_errors,
+    valid_metrics`` and the written header of each role (``col_<role>``). ``sheet_findings``: ``sheet_idx, rule, column_name,
     raw_value, message`` for the sheet-level errors (repeated on every data row) and warnings (once, on the
     header row).
     """
     # The row frame stays narrow (joins copy every column); names and message texts are joined onto findings.
-    rows = _drop_blank_rows(rows.lazy()).join(sheets.lazy().select(_ROW_SHEET_COLUMNS), on="sheet_idx",
-                                              how="left").collect(engine=_ENGINE)
+    # sheet_idx is each sheet's position in ``sheets``: its columns are gathered, not joined (5x cheaper).
+    rows = _drop_blank_rows(rows.lazy()).collect(engine=_ENGINE)
+    rows = rows.hstack(sheets.select(_ROW_SHEET_COLUMNS[1:])[rows["sheet_idx"]])
     # Each kind of finding is a query plan, which costs milliseconds even when it matches no row: kinds that
     # cannot match (no rejected row, no duplicate, ...) are left out, checked on the frames in hand.
     labels = sheets.lazy().select(_LABEL_COLUMNS)
@@ -179,7 +180,9 @@ def _attach(live: pl.DataFrame, on: list[str], table: pl.DataFrame, **outputs: s
     """``live`` plus the new columns ``{name: column of table}``, matched on ``on`` (which ``table`` must hold
     uniquely; nulls match nulls), null where a row has no match."""
     right = table.select(*on, *(pl.col(column).alias(name) for name, column in outputs.items()))
-    return live.join(right, on=on, how="left", nulls_equal=True, maintain_order="left")
+    # Only the key columns go through the join (it copies every column it carries), in live's order.
+    found = live.select(on).join(right, on=on, how="left", nulls_equal=True, maintain_order="left")
+    return live.hstack(found.drop(on))
 
 
 def _per_distinct(live: pl.DataFrame, on: list[str], *steps: dict[str, pl.Expr]) -> pl.DataFrame:

@@ -231,8 +231,9 @@ def expected_periods(con: duckdb.DuckDBPyConnection) -> ExpectedPeriods:
     """Evaluate ``sql/expected_periods.sql`` once and read from it what the feedback and the state report need.
 
     The query is the costly part of both (seconds per million periods): a publish computes this once and gives
-    it to :func:`~jc_pipeline.lib.feedback.write_agency_feedback` and :func:`write_state_report`; what they keep
-    of it is a small part (the unreported periods, the grids' latest periods, counts).
+    it to :func:`~jc_pipeline.lib.feedback.write_agency_feedback` and
+    :func:`~jc_pipeline.lib.report.write_state_report`; what they keep of it is a small part (the unreported
+    periods, the grid cells, counts).
     """
     con.register("report_expected_periods", con.sql(_sql("expected_periods.sql")).to_arrow_table())
     try:

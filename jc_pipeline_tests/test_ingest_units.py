@@ -82,6 +82,22 @@ def test_semicolon_cp1252_and_big_csvs(tmp_path, monkeypatch):
     assert w.metrics().filter(pl.col("metric_key").str.ends_with("CRIME"))["value"].to_list() == [1000.0] * 12
 
 
+def test_workbook_sheets_and_big_csvs_of_one_layout_load_together(tmp_path, monkeypatch):
+    """A workbook sheet (Arrow string cells) and a CSV read by Polars (large_string cells) with the same columns
+    are collected as one kind of sheet: every row of both loads."""
+    w = Warehouse(tmp_path, database=":memory:")
+    header = ["year", "month", "value"]
+    deliver_xlsx(w.data_dir, "le", "LAW_ENFORCEMENT", "upload.xlsx",
+                 {"arrests": [header, *([2023, m, m] for m in range(1, 13))]})
+    monkeypatch.setattr(readers, "SMALL_CSV_BYTES", 10)  # force the Polars reader
+    deliver_csv(w.data_dir, "le", "LAW_ENFORCEMENT", "arrests.csv", [header, *([2022, m, "1,000"] for m in range(1, 13))])
+    w.ingest()
+    assert_accounting(w)
+    assert w.table("source_files")["rows_loaded"].sum() == 24
+    arrests = w.metrics().filter(pl.col("metric_key") == "LAW_ENFORCEMENT_ARRESTS").sort("period_start")
+    assert arrests["value"].to_list() == [1000.0] * 12 + [float(m) for m in range(1, 13)]
+
+
 def test_workbook_expanding_too_far_is_refused(tmp_path, monkeypatch):
     w = Warehouse(tmp_path, database=":memory:")
     deliver_xlsx(w.data_dir, "le", "LAW_ENFORCEMENT", "big.xlsx", {"arrests": [["year", "month", "value"]]})

@@ -54,12 +54,14 @@ class _Kind:
         """Column ``index`` of every sheet, one after the other (nulls where a sheet has no such column)."""
         chunks = [columns[index] if index < len(columns) else pa.nulls(rows, pa.string())
                   for columns, rows in zip(self.columns, self.height, strict=True)]
-        # Workbook sheets (string) beside big CSVs (large_string), or more text than string's 32-bit offsets hold.
-        if len({chunk.type for chunk in chunks}) > 1 or sum(c.get_total_buffer_size() for c in chunks) >= 2**31:
-            chunks = [chunk.cast(pa.large_string()) for chunk in chunks]
         # One Arrow concatenation and one conversion to Polars for the whole kind (Polars converting a chunked
         # array chunk by chunk costs 3 times more).
-        return pl.Series(pa.concat_arrays(chunks))
+        try:
+            return pl.Series(pa.concat_arrays(chunks))
+        except pa.ArrowInvalid:
+            # Workbook sheets (string) beside big CSVs (large_string), or more text than string's 32-bit offsets
+            # hold: the rare case pays the cast, instead of every kind a look at each of its chunks.
+            return pl.Series(pa.concat_arrays([chunk.cast(pa.large_string()) for chunk in chunks]))
 
 
 class RowCollector:

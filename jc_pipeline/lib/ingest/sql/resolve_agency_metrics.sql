@@ -4,8 +4,9 @@
 -- 1. Latest upload wins per datapoint key: highest upload_seq, then the later sheet and row of that file.
 -- 2. A period with breakdown values but no total gets an inferred total: the sum of the breakdown whose sheet
 --    comes first alphabetically (spec §5.5), flagged is_inferred_total with no lineage.
--- Rows are written sorted by frequency and period: DuckDB keeps insertion order, so each row group then holds a
--- few consecutive months and the month filters of the checks and the roll-up skip the rest (zone maps).
+-- Rows are written sorted by frequency and period (resolve.py runs this once per calendar year, in order): DuckDB
+-- keeps insertion order, so each row group then holds a few consecutive months and the month filters of the checks
+-- and the roll-up skip the rest (zone maps).
 DELETE FROM agency_metrics
 WHERE CAST(date_trunc('month', period_start) AS DATE) IN (SELECT month FROM _resolve_months);
 

@@ -113,9 +113,11 @@ def _report(args: argparse.Namespace, layout: DataLayout) -> None:
     out = Path(args.out).resolve() if args.out else layout.reports
     now = datetime.now(UTC)
     with _published(layout) as con:
-        written = feedback.write_agency_feedback(con, out / "agencies", generated_at=now)
+        expected = report.expected_periods(con)  # both products read it: asked once
+        written = feedback.write_agency_feedback(con, out / "agencies", generated_at=now, expected=expected)
         links = feedback.existing_links(con, out / "agencies", "../agencies")
-        index = report.write_state_report(con, out / "state", generated_at=now, agency_links=links)
+        index = report.write_state_report(con, out / "state", generated_at=now, agency_links=links,
+                                          expected=expected)
     print(f"state report:    {index}")
     print(f"agency feedback: {out / 'agencies'} ({len(written)} agencies)")
 

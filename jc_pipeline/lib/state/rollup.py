@@ -20,7 +20,8 @@ year's January too (the Dagster layer expands touched months that way).
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import date
 
 import duckdb
@@ -59,18 +60,27 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
 
     When a shared table is missing (a fresh file), the shared ``warehouse_schema.sql`` is applied first; it is
     itself idempotent, and running it only then avoids re-commenting tables other stages own on every call.
+    Runs in one transaction (``con`` must not hold one): every roll-up starts with it, and its ~150 statements
+    committed one by one cost a commit each.
     """
-    if _missing_tables(con, _BASE_TABLES):
-        ensure_contract_schema(con)
-    run_script(con, SCHEMA_SQL_FILE)
-    apply_views(con)
+    with _transaction(con):
+        if _missing_tables(con, _BASE_TABLES):
+            ensure_contract_schema(con)
+        run_script(con, SCHEMA_SQL_FILE)
+        _create_views(con)
 
 
 def apply_views(con: duckdb.DuckDBPyConnection) -> None:
-    """(Re)create every state view with its comments (CREATE OR REPLACE drops comments, so both go together).
+    """(Re)create every state view with its comments (CREATE OR REPLACE drops comments, so both go together), in
+    one transaction (``con`` must not hold one).
 
     Also run by the publish step against the published file, which must already hold the tables.
     """
+    with _transaction(con):
+        _create_views(con)
+
+
+def _create_views(con: duckdb.DuckDBPyConnection) -> None:
     for path in VIEW_SQL_FILES:
         run_script(con, path)
 
@@ -100,17 +110,24 @@ def build_state_metrics(
         ensure_schema(con)
     parameters = {"months": month_list, "threshold": threshold}
     written = 0
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with _transaction(con):
         for path in BUILD_SQL_FILES:
             rows = run_statement(con, path, parameters)
             if path.endswith(_STATE_METRICS_INSERT):
                 written = int(rows[0][0])  # DuckDB answers an INSERT with its row count
+    return written
+
+
+@contextmanager
+def _transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """Commit what the block did, or roll all of it back when it raises (DuckDB cannot nest transactions)."""
+    con.execute("BEGIN TRANSACTION")
+    try:
+        yield
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")
         raise
-    return written
 
 
 def _month_starts(months: Iterable[date]) -> list[date]:

@@ -208,6 +208,46 @@ def test_derived_year_without_any_complete_agency_is_null(small_state):
     assert (value, reporting, expected) == (None, 0, 2)
 
 
+
+def test_derived_year_sums_only_the_counted_months_of_a_few_month_build(fresh_state):
+    """A derived year aggregates the year's datapoints before joining the roster: its agencies and values must
+    still be exactly those of the counted monthly rows of state_metric_inputs, also when a run builds a few
+    months (the year's January and one month) rather than the whole history."""
+    june, march = date(2023, 6, 1), date(2023, 3, 1)
+    # JL2's June population is NaN: 11 counted months, so JL2 leaves CY2023 (JL1 alone: 330) as excluded.
+    fresh_state.execute("UPDATE agency_metrics SET value = 'NaN'::DOUBLE WHERE agency_id = 'JL2' AND metric_key = ?"
+                        " AND period_start = ?", [JAIL_POP, june])
+    state.build_state_metrics(fresh_state, [JAN_2023, june])
+    extra = "value, agencies_reporting, agencies_expected, agencies_missing, agencies_excluded"
+    assert total_row(fresh_state, JAIL_POP, JAN_2023, derived=True, columns=extra) == (330.0, 1, 2, ["JL2"], ["JL2"])
+    # A failed ERROR on JL1's March (no period_end: the whole period) leaves nobody with 12 counted months.
+    fresh_state.execute(
+        "INSERT INTO validation_results (check_name, severity, passed, agency_id, metric_key, period_start, message,"
+        " checked_at) VALUES ('c', 'ERROR', FALSE, 'JL1', ?, ?, 'bad', TIMESTAMP '2024-01-01')",
+        [JAIL_POP, march],
+    )
+    state.build_state_metrics(fresh_state, [JAN_2023, march])
+    assert total_row(fresh_state, JAIL_POP, JAN_2023, derived=True, columns=extra) == (
+        None, 0, 2, ["JL1", "JL2"], ["JL1", "JL2"]
+    )
+    # Every derived contribution is the 12 counted months of state_metric_inputs (whole-history view), and the
+    # few-month builds above left the tables as a build of every month leaves them.
+    derived = "SELECT agency_id, metric_key, period_start, dimension, category, value, months_combined FROM " \
+              "state_metric_contributions WHERE is_derived_annual ORDER BY ALL"
+    from_inputs = fresh_state.execute(
+        "SELECT agency_id, metric_key, make_date(year(period_start), 1, 1), dimension, category,"
+        " CASE WHEN measurement_type = 'INSTANT' THEN avg(value::DECIMAL(38, 6))"
+        " ELSE sum(value::DECIMAL(38, 6))::DOUBLE END, count(DISTINCT period_start)"
+        " FROM state_metric_inputs WHERE is_counted AND frequency = 'MONTHLY'"
+        " GROUP BY agency_id, metric_key, measurement_type, year(period_start), dimension, category"
+        " HAVING count(DISTINCT period_start) = 12 ORDER BY ALL"
+    ).fetchall()
+    assert fresh_state.execute(derived).fetchall() == from_inputs
+    assert ("JL1", JAIL_POP) not in {row[:2] for row in from_inputs}
+    few_months = _snapshot(fresh_state)
+    state.build_state_metrics(fresh_state, ALL_MONTHS)
+    assert _snapshot(fresh_state) == few_months
+
 # --- supervision and caseloads -----------------------------------------------------------------------------
 
 

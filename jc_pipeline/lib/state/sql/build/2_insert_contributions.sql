@@ -1,36 +1,48 @@
 -- Partition replace, step 2: the agency values summed into state_metrics for the requested months.
 INSERT INTO state_metric_contributions BY NAME
-WITH counted AS (
-    -- Only the slice of the requested months (and their years) is read: see state_metric_inputs_of.
-    SELECT * FROM state_metric_inputs_of($months::DATE[]) WHERE is_counted
-)
--- Periods as the agencies reported them (months, calendar years, fiscal years).
+-- Periods as the agencies reported them (months, calendar years, fiscal years). Only the slice of the requested
+-- months (and their years) is read: see state_metric_inputs_of.
 SELECT
     state_code, sector, metric_key, measurement_type, frequency, period_kind,
     FALSE AS is_derived_annual,
     period_start, period_end, dimension, category, agency_id, population, value,
     1 AS months_combined
-FROM counted
-WHERE list_contains($months, period_start)
+FROM state_metric_inputs_of($months::DATE[])
+WHERE is_counted AND list_contains($months, period_start)
 UNION ALL
 -- Calendar years of monthly reporters, per agency, only with all 12 months counted (an excluded or absent
 -- month means no derived value). DELTA: sum of the months. INSTANT: average of the months.
 -- Sums go through DECIMAL so that the result does not depend on the order of parallel aggregation.
+-- The year's datapoints are aggregated first and only the aggregates joined: an agency's months are counted
+-- when not excluded and when the agency is expected for derived years (the same cadence as their coverage),
+-- which is what is_counted says of a monthly datapoint.
 SELECT
-    state_code, sector, metric_key, measurement_type,
+    e.state_code, e.sector, y.metric_key, d.measurement_type,
     'ANNUAL' AS frequency,
     'CALENDAR_YEAR' AS period_kind,
     TRUE AS is_derived_annual,
-    make_date(year(period_start), 1, 1) AS period_start,
-    make_date(year(period_start) + 1, 1, 1) AS period_end,
-    dimension, category, agency_id, population,
-    CASE
-        WHEN measurement_type = 'INSTANT' THEN avg(value::DECIMAL(38, 6))
-        ELSE sum(value::DECIMAL(38, 6))::DOUBLE
-    END AS value,
-    count(DISTINCT period_start) AS months_combined
-FROM counted
-WHERE frequency = 'MONTHLY'
-  AND list_contains($months, make_date(year(period_start), 1, 1))
-GROUP BY state_code, sector, metric_key, measurement_type, year(period_start), dimension, category, agency_id, population
-HAVING count(DISTINCT period_start) = 12;
+    y.period_start,
+    make_date(year(y.period_start) + 1, 1, 1) AS period_end,
+    y.dimension, y.category, y.agency_id, e.population,
+    CASE WHEN d.measurement_type = 'INSTANT' THEN y.mean ELSE y.total::DOUBLE END AS value,
+    y.months_combined
+FROM (
+    SELECT
+        agency_id, metric_key, make_date(year(period_start), 1, 1) AS period_start, dimension, category,
+        sum(value::DECIMAL(38, 6)) AS total,
+        avg(value::DECIMAL(38, 6)) AS mean,
+        count(DISTINCT period_start) AS months_combined
+    FROM state_datapoints_of($months::DATE[])
+    WHERE frequency = 'MONTHLY' AND NOT is_excluded
+      AND list_contains($months, make_date(year(period_start), 1, 1))
+    GROUP BY agency_id, metric_key, make_date(year(period_start), 1, 1), dimension, category
+    HAVING count(DISTINCT period_start) = 12
+) AS y
+JOIN state_expected_agencies AS e
+  ON e.agency_id = y.agency_id AND e.metric_key = y.metric_key
+ AND e.frequency = state_reporting_frequency('ANNUAL', TRUE)
+ AND e.starting_month = state_reporting_starting_month('ANNUAL', TRUE, y.period_start)
+JOIN metric_definitions AS d ON d.metric_key = y.metric_key
+-- Stored in period order: the partition filters of steps 1 and 4 then skip the row groups of other months
+-- (zone maps), so their cost does not grow with the history this table keeps.
+ORDER BY period_start;

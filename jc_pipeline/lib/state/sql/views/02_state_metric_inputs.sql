@@ -1,10 +1,11 @@
 -- Every datapoint of agency_metrics with the verdict of the roll-up: counted in state_metrics, or why not.
 -- build_state_metrics reads the counted rows from here, so this IS the comparability gate.
--- state_metric_inputs_of(months): the datapoints whose period starts in one of `months` (DATE[]) or in a year whose
--- January is one of them (the context of derived calendar years); NULL means all datapoints (the view below).
--- The slice is taken on agency_metrics and validation_results BEFORE the joins, so a roll-up of a few months
--- costs those months, not the whole history.
-CREATE OR REPLACE MACRO state_metric_inputs_of(months) AS TABLE
+-- state_datapoints_of(months): the agency_metrics rows whose period starts in one of `months` (DATE[]) or in a year
+-- whose January is one of them (the context of derived calendar years); NULL means all of them. Each carries
+-- its exclusion (failed validation, or a value that cannot be summed); state_metric_inputs_of(months) adds the
+-- roster, the settings and the verdict. The slice is taken on agency_metrics and validation_results BEFORE any
+-- join, so a roll-up of a few months costs those months, not the whole history.
+CREATE OR REPLACE MACRO state_datapoints_of(months) AS TABLE
 WITH excluded AS (
     -- EXCLUSION CONTRACT: an ERROR that failed excludes that agency x metric x period, all of its datapoints
     -- (total and breakdowns). The period is matched on period_end too when the error names one, so an error on
@@ -13,7 +14,7 @@ WITH excluded AS (
     FROM validation_results
     WHERE severity = 'ERROR' AND NOT passed AND state_period_in_slice(months, period_start)
 ),
-datapoints AS (
+checked AS (
     SELECT
         m.*,
         state_reporting_starting_month(m.frequency, FALSE, m.period_start) AS period_starting_month,
@@ -26,6 +27,14 @@ datapoints AS (
     FROM agency_metrics AS m
     WHERE state_period_in_slice(months, m.period_start)
 )
+SELECT
+    *,
+    -- A non-finite value (NaN, infinity) cannot be summed; treated like a validation error so that one bad
+    -- cell cannot poison (or abort) the state roll-up.
+    failed_validation OR NOT isfinite(value) AS is_excluded
+FROM checked;
+
+CREATE OR REPLACE MACRO state_metric_inputs_of(months) AS TABLE
 SELECT
     a.state_code,
     d.sector,
@@ -45,10 +54,8 @@ SELECT
     m.value,
     a.population,
     e.agency_id IS NOT NULL AS is_comparable,
-    -- A non-finite value (NaN, infinity) cannot be summed; treated like a validation error so that one bad
-    -- cell cannot poison (or abort) the state roll-up.
-    m.failed_validation OR NOT isfinite(m.value) AS is_excluded,
-    e.agency_id IS NOT NULL AND NOT m.failed_validation AND isfinite(m.value) AS is_counted,
+    m.is_excluded,
+    e.agency_id IS NOT NULL AND NOT m.is_excluded AS is_counted,
     -- Explanations only; the verdict is the join on state_expected_agencies above.
     CASE
         WHEN e.agency_id IS NOT NULL THEN CASE
@@ -65,7 +72,7 @@ SELECT
         WHEN m.period_starting_month <> s.starting_month THEN 'YEAR_START_MISMATCH'
         ELSE 'NOT_EXPECTED'
     END AS uncounted_reason
-FROM datapoints AS m
+FROM state_datapoints_of(months) AS m
 LEFT JOIN agencies AS a ON a.agency_id = m.agency_id
 LEFT JOIN metric_definitions AS d ON d.metric_key = m.metric_key
 LEFT JOIN agency_metric_settings AS s ON s.agency_id = m.agency_id AND s.metric_key = m.metric_key
@@ -77,6 +84,7 @@ LEFT JOIN state_expected_agencies AS e
 
 CREATE OR REPLACE VIEW state_metric_inputs AS SELECT * FROM state_metric_inputs_of(NULL::DATE[]);
 
+COMMENT ON MACRO TABLE state_datapoints_of IS 'The agency_metrics rows whose period starts in one of months (DATE[]) or in a year whose January is one of them (NULL: all), with period_starting_month, failed_validation (a failed ERROR names their agency, metric and period) and is_excluded (failed, or a value that is not finite).';
 COMMENT ON MACRO TABLE state_metric_inputs_of IS 'state_metric_inputs restricted to the datapoints whose period starts in one of months (DATE[]) or in a year whose January is one of them; NULL: all.';
 COMMENT ON VIEW state_metric_inputs IS 'Every agency_metrics datapoint with the state roll-up verdict: is_counted (summed into state_metrics) or uncounted_reason. Live view over the current agency_metrics and settings; state_metrics reflects them as of its last build.';
 COMMENT ON COLUMN state_metric_inputs.state_code IS 'State of the agency from the roster (NULL when the agency is not in the roster).';

@@ -316,13 +316,14 @@ class _Parser:
             result = self.native.merge(result)
         findings = pl.concat([pl.DataFrame(self.file_findings, schema=FINDING_SCHEMA, orient="row"),
                               result.findings])
-        ids = files.select("file_idx", "path")
+        # file_idx is the file's position in files: its path is gathered, not joined.
+        path = pl.lit(files["path"]).gather(pl.col("file_idx")).alias("path")
         files = _with_status(files, result.row_counts, findings)
         return IngestBatch(
             files=files.sort("received_at", "path").drop("file_idx"),
             # Every column in the key: two findings of one rule on one row (two cells) keep one order run to run.
-            findings=findings.join(ids, on="file_idx").sort(*FINDING_SORT, nulls_last=False).drop("file_idx"),
-            datapoints=result.datapoints.join(ids, on="file_idx").drop("file_idx"),
+            findings=findings.with_columns(path).sort(*FINDING_SORT, nulls_last=False).drop("file_idx"),
+            datapoints=result.datapoints.with_columns(path).drop("file_idx"),
             files_unchanged=unchanged,
             file_stats=pl.DataFrame(self.file_stats, schema=FILE_STAT_SCHEMA, orient="row"),
         )

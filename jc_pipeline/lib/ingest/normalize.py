@@ -95,7 +95,7 @@ def normalize(rows: pl.DataFrame, sheets: pl.DataFrame, sheet_findings: pl.DataF
         live.lazy().select("file_idx", rejected=~is_loaded),
     ])
     counts = rejected.group_by("file_idx").agg(rows_total=pl.len(), rows_rejected=pl.col("rejected").sum())
-    datapoints = _datapoints(live.lazy().filter(is_loaded), labels, roster)
+    datapoints = _datapoints(live.lazy().filter(is_loaded), sheets, roster)
     findings_frame, counts_frame, datapoints_frame = pl.collect_all([pl.concat(findings), counts, datapoints],
                                                                       engine=_ENGINE)
     return Normalized(datapoints_frame, findings_frame, counts_frame)
@@ -561,10 +561,11 @@ def _breakdown_totals(loaded: pl.LazyFrame, labels: pl.LazyFrame) -> pl.LazyFram
         pl.col("total"), pl.col("period_start"), pl.col("period_end").dt.offset_by("-1d")))
 
 
-def _datapoints(loaded: pl.LazyFrame, labels: pl.LazyFrame, roster: Roster) -> pl.LazyFrame:
-    return loaded.join(labels.select("sheet_idx", "sheet"), on="sheet_idx", how="left").join(
-        lookups.agency_states(roster).lazy(), on="agency_id", how="left").select(
-        "file_idx", "sheet", "sheet_idx", "row_number", "agency_id", "state_code", pl.col("metric_sector").alias(
-            "sector"), "metric_key", "frequency", "period_start", "period_end", "dimension",
-        pl.col("member").alias("category"), pl.col("number").alias("value"),
+def _datapoints(loaded: pl.LazyFrame, sheets: pl.DataFrame, roster: Roster) -> pl.LazyFrame:
+    states = lookups.agency_states(roster)
+    return loaded.select(
+        "file_idx", pl.lit(sheets["sheet"]).gather(pl.col("sheet_idx")).alias("sheet"), "sheet_idx", "row_number",
+        "agency_id", pl.col("agency_id").replace_strict(states["agency_id"], states["state_code"], default=None)
+        .alias("state_code"), pl.col("metric_sector").alias("sector"), "metric_key", "frequency", "period_start",
+        "period_end", "dimension", pl.col("member").alias("category"), pl.col("number").alias("value"),
     ).cast(DATAPOINT_SCHEMA)

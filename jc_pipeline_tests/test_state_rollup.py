@@ -211,13 +211,13 @@ def test_derived_year_without_any_complete_agency_is_null(small_state):
 
 def test_derived_year_sums_only_the_counted_months_of_a_few_month_build(fresh_state):
     """A derived year aggregates the year's datapoints before joining the roster: its agencies and values must
-    still be exactly those of the counted monthly rows of state_metric_inputs, also when a run builds a few
-    months (the year's January and one month) rather than the whole history."""
+    still be exactly those of the counted monthly rows of state_metric_inputs, also when a build of one month
+    (not its January) refreshes the year, rather than a build of the whole history."""
     june, march = date(2023, 6, 1), date(2023, 3, 1)
     # JL2's June population is NaN: 11 counted months, so JL2 leaves CY2023 (JL1 alone: 330) as excluded.
     fresh_state.execute("UPDATE agency_metrics SET value = 'NaN'::DOUBLE WHERE agency_id = 'JL2' AND metric_key = ?"
                         " AND period_start = ?", [JAIL_POP, june])
-    state.build_state_metrics(fresh_state, [JAN_2023, june])
+    state.build_state_metrics(fresh_state, [june])
     extra = "value, agencies_reporting, agencies_expected, agencies_missing, agencies_excluded"
     assert total_row(fresh_state, JAIL_POP, JAN_2023, derived=True, columns=extra) == (330.0, 1, 2, ["JL2"], ["JL2"])
     # A failed ERROR on JL1's March (no period_end: the whole period) leaves nobody with 12 counted months.
@@ -226,7 +226,7 @@ def test_derived_year_sums_only_the_counted_months_of_a_few_month_build(fresh_st
         " checked_at) VALUES ('c', 'ERROR', FALSE, 'JL1', ?, ?, 'bad', TIMESTAMP '2024-01-01')",
         [JAIL_POP, march],
     )
-    state.build_state_metrics(fresh_state, [JAN_2023, march])
+    state.build_state_metrics(fresh_state, [march])
     assert total_row(fresh_state, JAIL_POP, JAN_2023, derived=True, columns=extra) == (
         None, 0, 2, ["JL1", "JL2"], ["JL1", "JL2"]
     )
@@ -365,21 +365,22 @@ def test_rebuild_is_idempotent(fresh_state):
     assert _snapshot(fresh_state) == before
 
 
-def test_building_a_month_touches_only_that_month(fresh_state):
+def test_building_a_month_touches_only_that_month_and_its_derived_year(fresh_state):
     before = _snapshot(fresh_state)
     fresh_state.execute("UPDATE agency_metrics SET value = value + 1000 WHERE metric_key = ? AND period_start = ?", [JAIL_POP, date(2023, 5, 1)])
+    # January changes too, but January is not built: its rows must keep their old values.
+    fresh_state.execute("UPDATE agency_metrics SET value = value + 1 WHERE period_start = ?", [JAN_2023])
     state.build_state_metrics(fresh_state, [date(2023, 5, 17)])  # any day stands for its month
-    # May changed (300 + 1000 + 100 + 1000); other months and the CY2023 derived row (needs January) did not.
+    # May changed (300 + 1000 + 100 + 1000); so did the CY2023 derived row of May's year, read from all twelve
+    # months: JL1 (330 + (1000 + 1)/12) + JL2 (100 + (1000 + 1)/12).
     assert total_row(fresh_state, JAIL_POP, date(2023, 5, 1))[0] == 2400.0
-    assert total_row(fresh_state, JAIL_POP, date(2023, 6, 1))[0] == 400.0
-    assert total_row(fresh_state, JAIL_POP, JAN_2023, derived=True)[0] == 430.0
-    # Passing January refreshes the year: JL1 (330 + 1000/12) + JL2 (100 + 1000/12).
-    state.build_state_metrics(fresh_state, [date(2023, 1, 1)])
-    assert total_row(fresh_state, JAIL_POP, JAN_2023, derived=True)[0] == pytest.approx(430 + 2000 / 12)
-    # Rows of other months are untouched.
-    untouched = [row for row in before[0] if row[4] not in (date(2023, 1, 1), date(2023, 5, 1))]
+    assert total_row(fresh_state, JAIL_POP, JAN_2023, derived=True)[0] == pytest.approx(430 + 2002 / 12)
+    # Rows of other months (January's month and annual rows too) and other derived years are untouched.
+    def kept(row):
+        return not (row[4] == date(2023, 5, 1) or (row[4] == JAN_2023 and row[17]))  # row[17]: is_derived_annual
     after = _snapshot(fresh_state)[0]
-    assert [row for row in after if row[4] not in (date(2023, 1, 1), date(2023, 5, 1))] == untouched
+    assert [row for row in after if kept(row)] == [row for row in before[0] if kept(row)]
+    assert total_row(fresh_state, JAIL_POP, date(2023, 6, 1))[0] == 400.0
 
 
 def test_build_of_no_months_writes_nothing(fresh_state):

@@ -3,7 +3,7 @@ roll-ups (crash-safe bookkeeping in the store)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import date
 from importlib import resources
@@ -121,11 +121,3 @@ def mark_published(con: duckdb.DuckDBPyConnection, rolled_up: int) -> None:
     `jc-pipeline run` (the sensors of `make dev`) records nothing, so the next command publishes once more."""
     ensure_schema(con)
     con.execute(_PUBLISHED_SQL, [rolled_up])
-
-
-def with_year_starts(months: Iterable[date]) -> list[date]:
-    """`months` plus January of each of their years: a calendar-year roll-up of monthly reporters is stored at
-    January and changes whenever any month of its year does."""
-    chosen = set(months)
-    chosen |= {date(month.year, 1, 1) for month in chosen}
-    return sorted(chosen)

@@ -30,6 +30,6 @@ def state_metrics(context: dg.AssetExecutionContext, warehouse: WarehouseResourc
     months = months_of(context)
     with warehouse.store().connect() as con:
         state.ensure_schema(con)
-        rows = state.build_state_metrics(con, pending.with_year_starts(months))
+        rows = state.build_state_metrics(con, months)
         pending.mark_rolled_up(con, months)
     return dg.MaterializeResult(metadata={"dagster/partition_row_count": rows})

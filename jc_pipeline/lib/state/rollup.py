@@ -12,9 +12,9 @@ Pipeline inside the warehouse, all SQL in ``sql/``:
    totals without double counting, calendar years combining annual and monthly reporters.
 
 Partitioning: rows are keyed by ``period_start``; ``build_state_metrics(months)`` replaces exactly the rows whose
-``period_start`` is one of ``months``. Derived calendar-year rows start on January 1, so a year's derived rows
-are refreshed only when its January is among ``months`` - callers touching any month of a year must pass that
-year's January too (the Dagster layer expands touched months that way).
+``period_start`` is one of ``months``, and the derived calendar-year rows (which start on January 1) of every year
+one of ``months`` falls in: a year's derived rows depend on all twelve of its months. The rows of the year's other
+months are neither read into the month rows nor rewritten.
 """
 
 from __future__ import annotations
@@ -94,7 +94,8 @@ def build_state_metrics(
     """Replace the state rows whose ``period_start`` is in ``months``; return the ``state_metrics`` rows written.
 
     ``months``: any dates; each stands for its month. Per month m this rewrites the month rows of m, the annual
-    (calendar or fiscal) rows starting in m and, when m is a January, the derived calendar-year rows of m's year.
+    (calendar or fiscal) rows starting in m and the derived calendar-year rows of m's year (read from all twelve
+    months of the year).
     ``breakdown_coverage_threshold`` (0..1): a breakdown row is published (``is_breakdown_published``) when the
     agencies reporting that breakdown dimension hold at least this share of the state total; otherwise it is
     kept and flagged.
@@ -108,7 +109,8 @@ def build_state_metrics(
         return 0
     if _missing_views(con, ("state_metric_inputs", "state_expected_agencies")):
         ensure_schema(con)
-    parameters = {"months": month_list, "threshold": threshold}
+    year_starts = sorted({date(month.year, 1, 1) for month in month_list})
+    parameters = {"months": month_list, "year_starts": year_starts, "threshold": threshold}
     written = 0
     with _transaction(con):
         for path in BUILD_SQL_FILES:

@@ -1,3 +1,4 @@
--- Partition replace, step 1: forget the agency values of every period starting in the requested months.
--- Derived calendar-year values start on January 1, so they go when January is requested.
-DELETE FROM state_metric_contributions WHERE list_contains($months, period_start);
+-- Partition replace, step 1: forget the agency values of every period starting in the requested months and the
+-- derived calendar years of their years ($year_starts).
+DELETE FROM state_metric_contributions
+WHERE state_row_in_build($months::DATE[], $year_starts::DATE[], is_derived_annual, period_start);

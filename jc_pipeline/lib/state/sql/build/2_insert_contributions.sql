@@ -1,7 +1,7 @@
 -- Partition replace, step 2: the agency values summed into state_metrics for the requested months.
 INSERT INTO state_metric_contributions BY NAME
 -- Periods as the agencies reported them (months, calendar years, fiscal years). Only the slice of the requested
--- months (and their years) is read: see state_metric_inputs_of.
+-- months is read: see state_metric_inputs_of.
 SELECT
     state_code, sector, metric_key, measurement_type, frequency, period_kind,
     FALSE AS is_derived_annual,
@@ -10,8 +10,8 @@ SELECT
 FROM state_metric_inputs_of($months::DATE[])
 WHERE is_counted AND list_contains($months, period_start)
 UNION ALL
--- Calendar years of monthly reporters, per agency, only with all 12 months counted (an excluded or absent
--- month means no derived value). DELTA: sum of the months. INSTANT: average of the months.
+-- Calendar years of monthly reporters, for the years of the requested months ($year_starts), per agency, only
+-- with all 12 months counted (an excluded or absent month means no derived value). DELTA: sum of the months. INSTANT: average of the months.
 -- Sums go through DECIMAL so that the result does not depend on the order of parallel aggregation.
 -- The year's datapoints are aggregated first and only the aggregates joined: an agency's months are counted
 -- when not excluded and when the agency is expected for derived years (the same cadence as their coverage),
@@ -32,9 +32,9 @@ FROM (
         sum(value::DECIMAL(38, 6)) AS total,
         avg(value::DECIMAL(38, 6)) AS mean,
         count(DISTINCT period_start) AS months_combined
-    FROM state_datapoints_of($months::DATE[])
+    -- The slice of $year_starts is every period of those years.
+    FROM state_datapoints_of($year_starts::DATE[])
     WHERE frequency = 'MONTHLY' AND NOT is_excluded
-      AND list_contains($months, make_date(year(period_start), 1, 1))
     GROUP BY agency_id, metric_key, make_date(year(period_start), 1, 1), dimension, category
     HAVING count(DISTINCT period_start) = 12
 ) AS y

@@ -1,13 +1,15 @@
--- Partition replace, step 4: state rows for the requested months, aggregated from the contributions just
--- written, with coverage from state_expected_agencies and the breakdown publication gate ($threshold, 0..1).
+-- Partition replace, step 4: state rows for the requested months and the derived calendar years of their years
+-- ($year_starts), aggregated from the contributions just written, with coverage from state_expected_agencies and
+-- the breakdown publication gate ($threshold, 0..1).
 INSERT INTO state_metrics BY NAME
 WITH
--- The datapoints of the requested months and of the years whose January is requested (state_metric_inputs_of).
+-- The datapoints of the requested months and of their years (state_metric_inputs_of).
 inputs AS (
-    SELECT * FROM state_metric_inputs_of($months::DATE[])
+    SELECT * FROM state_metric_inputs_of(list_concat($months, $year_starts)::DATE[])
 ),
 contributions AS (
-    SELECT * FROM state_metric_contributions WHERE list_contains($months, period_start)
+    SELECT * FROM state_metric_contributions
+    WHERE state_row_in_build($months::DATE[], $year_starts::DATE[], is_derived_annual, period_start)
 ),
 -- Rows to write. Total rows: every metric x period with a comparable datapoint, counted or excluded by
 -- validation (so that a period whose data all failed shows as value NULL with 0 reporting instead of
@@ -29,7 +31,7 @@ row_keys AS (
         NULL::VARCHAR AS dimension, NULL::VARCHAR AS category
     FROM inputs
     WHERE is_comparable AND frequency = 'MONTHLY'
-      AND list_contains($months, make_date(year(period_start), 1, 1))
+      AND list_contains($year_starts, make_date(year(period_start), 1, 1))
     UNION
     SELECT DISTINCT
         state_code, sector, metric_key, measurement_type, frequency, period_kind,
@@ -64,7 +66,7 @@ period_excluded AS (
     JOIN (
         SELECT * FROM inputs
         WHERE is_comparable AND is_excluded
-          AND (list_contains($months, period_start) OR list_contains($months, make_date(year(period_start), 1, 1)))
+          AND (list_contains($months, period_start) OR list_contains($year_starts, make_date(year(period_start), 1, 1)))
     ) AS i
       ON i.state_code = p.state_code
      AND i.metric_key = p.metric_key

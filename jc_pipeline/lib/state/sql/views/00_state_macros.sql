@@ -9,7 +9,15 @@ CREATE OR REPLACE MACRO state_reporting_starting_month(frequency, is_derived_ann
 -- period of a year whose January is among them (a derived calendar year needs all twelve months).
 CREATE OR REPLACE MACRO state_period_in_slice(months, period_start) AS
     months IS NULL OR list_contains(months, period_start) OR list_contains(months, make_date(year(period_start), 1, 1));
+-- The state rows (and contributions) a build of `months` replaces: the rows of periods starting in those months,
+-- and the derived calendar years of their years (`year_starts`: January 1 of each), which any of their months
+-- changes. The first condition is the same test in a form DuckDB prunes row groups with (zone maps).
+CREATE OR REPLACE MACRO state_row_in_build(months, year_starts, is_derived_annual, period_start) AS
+    list_contains(list_concat(months, year_starts), period_start)
+    AND CASE WHEN is_derived_annual THEN list_contains(year_starts, period_start)
+             ELSE list_contains(months, period_start) END;
 
 COMMENT ON MACRO state_reporting_frequency IS 'Effective frequency (agency_metric_settings.frequency) of the agencies a state row sums: MONTHLY for month rows and derived calendar-year rows, else ANNUAL.';
 COMMENT ON MACRO state_reporting_starting_month IS 'Effective starting_month of the agencies a state row sums: 1 for month rows and derived calendar years, else the month the annual period starts.';
+COMMENT ON MACRO state_row_in_build IS 'True when a state_metrics or state_metric_contributions row belongs to a build of months (DATE[]): a period starting in one of them, or a derived calendar year starting on one of year_starts (January 1 of their years).';
 COMMENT ON MACRO state_period_in_slice IS 'True when a period starting on period_start belongs to the roll-up slice of months (DATE[], NULL = all): it starts in one of them or in a year whose January is one of them.';

@@ -90,7 +90,8 @@ def test_workbook_sheets_and_big_csvs_of_one_layout_load_together(tmp_path, monk
     deliver_xlsx(w.data_dir, "le", "LAW_ENFORCEMENT", "upload.xlsx",
                  {"arrests": [header, *([2023, m, m] for m in range(1, 13))]})
     monkeypatch.setattr(readers, "SMALL_CSV_BYTES", 10)  # force the Polars reader
-    deliver_csv(w.data_dir, "le", "LAW_ENFORCEMENT", "arrests.csv", [header, *([2022, m, "1,000"] for m in range(1, 13))])
+    deliver_csv(w.data_dir, "le", "LAW_ENFORCEMENT", "arrests.csv",
+                [header, *([2022, m, "1,000"] for m in range(1, 13))])
     w.ingest()
     assert_accounting(w)
     assert w.table("source_files")["rows_loaded"].sum() == 24

@@ -29,7 +29,7 @@ from jc_pipeline.lib.ingest.context import UploadContext, upload_context
 from jc_pipeline.lib.ingest.csv_groups import PlainCsv, parse_group, plain_csv
 from jc_pipeline.lib.ingest.inbox import InboxFile, fingerprint, scan_inbox
 from jc_pipeline.lib.ingest.layout import CATEGORY, ROLES, SheetFinding, SheetPlan, column_profile, plan_sheet
-from jc_pipeline.lib.ingest.normalize import FINDING_SCHEMA, fmt, normalize
+from jc_pipeline.lib.ingest.normalize import FINDING_SCHEMA, by_position, fmt, normalize
 from jc_pipeline.lib.ingest.readers import EXTENSIONS, Unreadable, read_file
 from jc_pipeline.lib.ingest.rows import RowCollector
 from jc_pipeline.lib.registry import Registry
@@ -316,14 +316,13 @@ class _Parser:
             result = self.native.merge(result)
         findings = pl.concat([pl.DataFrame(self.file_findings, schema=FINDING_SCHEMA, orient="row"),
                               result.findings])
-        # file_idx is the file's position in files: its path is gathered, not joined.
-        path = pl.lit(files["path"]).gather(pl.col("file_idx")).alias("path")
+        paths = files.select("path")
         files = _with_status(files, result.row_counts, findings)
         return IngestBatch(
             files=files.sort("received_at", "path").drop("file_idx"),
             # Every column in the key: two findings of one rule on one row (two cells) keep one order run to run.
-            findings=findings.with_columns(path).sort(*FINDING_SORT, nulls_last=False).drop("file_idx"),
-            datapoints=result.datapoints.with_columns(path).drop("file_idx"),
+            findings=by_position(findings, paths, "file_idx").sort(*FINDING_SORT, nulls_last=False).drop("file_idx"),
+            datapoints=by_position(result.datapoints, paths, "file_idx").drop("file_idx"),
             files_unchanged=unchanged,
             file_stats=pl.DataFrame(self.file_stats, schema=FILE_STAT_SCHEMA, orient="row"),
         )

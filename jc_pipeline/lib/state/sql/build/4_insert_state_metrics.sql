@@ -3,9 +3,31 @@
 -- the breakdown publication gate ($threshold, 0..1).
 INSERT INTO state_metrics BY NAME
 WITH
--- The datapoints of the requested months and of their years (state_metric_inputs_of).
+-- The comparable datapoints of the requested months (state_metric_inputs_of).
 inputs AS (
-    SELECT * FROM state_metric_inputs_of(list_concat($months, $year_starts)::DATE[])
+    SELECT * FROM state_metric_inputs_of($months::DATE[])
+    WHERE is_comparable AND list_contains($months, period_start)
+),
+-- The derived years of $year_starts (all their months: state_datapoints_of) per agency expected for them (the
+-- cadence of derived rows, what is_comparable says of a monthly datapoint) and metric: whether the agency
+-- has a monthly datapoint there and whether one is excluded, all that derived row keys and exclusions need.
+-- Aggregated before the joins: a year of datapoints is far more rows than its agencies x metrics.
+year_reporters AS (
+    SELECT
+        e.state_code, e.sector, y.metric_key, d.measurement_type, y.period_start,
+        make_date(year(y.period_start) + 1, 1, 1) AS period_end, y.agency_id, y.any_excluded
+    FROM (
+        SELECT agency_id, metric_key, make_date(year(period_start), 1, 1) AS period_start,
+               bool_or(is_excluded) AS any_excluded
+        FROM state_datapoints_of($year_starts::DATE[])
+        WHERE frequency = 'MONTHLY'
+        GROUP BY agency_id, metric_key, make_date(year(period_start), 1, 1)
+    ) AS y
+    JOIN state_expected_agencies AS e
+      ON e.agency_id = y.agency_id AND e.metric_key = y.metric_key
+     AND e.frequency = state_reporting_frequency('ANNUAL', TRUE)
+     AND e.starting_month = state_reporting_starting_month('ANNUAL', TRUE, y.period_start)
+    JOIN metric_definitions AS d ON d.metric_key = y.metric_key
 ),
 contributions AS (
     SELECT * FROM state_metric_contributions
@@ -21,17 +43,12 @@ row_keys AS (
         FALSE AS is_derived_annual, period_start, period_end,
         NULL::VARCHAR AS dimension, NULL::VARCHAR AS category
     FROM inputs
-    WHERE is_comparable AND list_contains($months, period_start)
     UNION
     SELECT DISTINCT
         state_code, sector, metric_key, measurement_type, 'ANNUAL' AS frequency, 'CALENDAR_YEAR' AS period_kind,
-        TRUE AS is_derived_annual,
-        make_date(year(period_start), 1, 1) AS period_start,
-        make_date(year(period_start) + 1, 1, 1) AS period_end,
+        TRUE AS is_derived_annual, period_start, period_end,
         NULL::VARCHAR AS dimension, NULL::VARCHAR AS category
-    FROM inputs
-    WHERE is_comparable AND frequency = 'MONTHLY'
-      AND list_contains($year_starts, make_date(year(period_start), 1, 1))
+    FROM year_reporters
     UNION
     SELECT DISTINCT
         state_code, sector, metric_key, measurement_type, frequency, period_kind,
@@ -61,20 +78,13 @@ period_totals AS (
 -- Agencies whose comparable data for the metric failed a validation ERROR in the period (for a derived
 -- calendar year: in any of its months).
 period_excluded AS (
-    SELECT DISTINCT p.state_code, p.metric_key, p.is_derived_annual, p.period_start, p.period_end, i.agency_id
-    FROM periods AS p
-    JOIN (
-        SELECT * FROM inputs
-        WHERE is_comparable AND is_excluded
-          AND (list_contains($months, period_start) OR list_contains($year_starts, make_date(year(period_start), 1, 1)))
-    ) AS i
-      ON i.state_code = p.state_code
-     AND i.metric_key = p.metric_key
-     AND CASE
-            WHEN p.is_derived_annual
-                THEN i.frequency = 'MONTHLY' AND i.period_start >= p.period_start AND i.period_start < p.period_end
-            ELSE i.period_start = p.period_start AND i.period_end = p.period_end
-         END
+    SELECT DISTINCT state_code, metric_key, FALSE AS is_derived_annual, period_start, period_end, agency_id
+    FROM inputs
+    WHERE is_excluded
+    UNION
+    SELECT state_code, metric_key, TRUE AS is_derived_annual, period_start, period_end, agency_id
+    FROM year_reporters
+    WHERE any_excluded
 ),
 period_coverage AS (
     SELECT

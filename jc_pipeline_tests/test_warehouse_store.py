@@ -42,6 +42,23 @@ def test_publish_copies_every_published_table_with_comments(tmp_path):
     assert not list(tmp_path.glob(".warehouse.duckdb*.building*"))
 
 
+def test_publish_leaves_the_store_s_other_tables_out_and_the_store_as_it_was(tmp_path):
+    store = Store(tmp_path / "pipeline" / "store.duckdb")
+    _fill(store, 10.0)
+    with store.connect() as con:
+        con.execute("CREATE TABLE ingest_datapoints AS SELECT 1 AS staged")  # internal, like the real one
+        con.execute('CREATE TABLE "odd ""name""" AS SELECT 2 AS staged')
+    target = tmp_path / "warehouse.duckdb"
+    _publish(store, target)
+    with duckdb.connect(str(target), read_only=True) as con:
+        published = {name for (name,) in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+    assert set(PUBLISHED_TABLES) <= published and not {"ingest_datapoints", 'odd "name"'} & published
+    with store.connect() as con:
+        assert con.execute("SELECT staged FROM ingest_datapoints").fetchall() == [(1,)]
+        assert con.execute('SELECT staged FROM "odd ""name"""').fetchall() == [(2,)]
+        assert con.execute("SELECT value FROM agency_metrics").fetchall() == [(10.0,)]
+
+
 def test_a_reader_holding_the_old_warehouse_keeps_the_old_state(tmp_path):
     store = Store(tmp_path / "store.duckdb")
     target = tmp_path / "warehouse.duckdb"

@@ -9,6 +9,7 @@ reader sees the new one, and nobody ever sees half a run.
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -89,39 +90,47 @@ class Store:
     ) -> dict[str, int]:
         """Rebuild `target` from the store's `tables` and swap it into place atomically.
 
-        `prepare(con)` creates the tables (with their comments) in the new file before the copy; `finish(con)`
-        creates views afterwards. Returns the row count of each published table.
+        The new file is a copy of the store's file with every other table dropped: copying bytes costs a fraction
+        of a second where copying the tables row by row compressed the whole history again (seconds at 3,000
+        agencies, on every nightly run). It keeps the dropped tables' space as free blocks, so it is about the
+        store's size. `prepare(con)` then creates any table missing in the store (with its comments) and
+        `finish(con)` the views. Returns the row count of each published table.
 
         The store's lock is held from the first byte of the new file to the rename: publishes never overlap (a
-        slower one can never rename an older copy over a newer one), and a temp file found at the start belongs
-        to a publish whose process died (SIGKILL, power), so it is removed instead of filling the disk.
+        slower one can never rename an older copy over a newer one), nothing writes the store while it is
+        copied, and a temp file found at the start belongs to a publish whose process died (SIGKILL, power), so
+        it is removed instead of filling the disk.
         """
         with self.lock:
             for leftover in target.parent.glob(f".{target.name}.*.building*"):  # the file and its DuckDB WAL
                 leftover.unlink(missing_ok=True)
             # Named after its process, so that a leftover tells which publish died.
             tmp = target.with_name(f".{target.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.building")
-            with self.open(tmp) as new:
-                prepare(new)
-            counts: dict[str, int] = {}
             with self.connect() as con:
-                con.execute("ATTACH ? AS published", [str(tmp)])
-                try:
-                    con.execute("BEGIN")
-                    for table in tables:
-                        # Table names come from code constants, never from input.
-                        con.execute(f"INSERT INTO published.main.{table} BY NAME SELECT * FROM main.{table}")
-                        counts[table] = con.execute(f"SELECT count(*) FROM published.main.{table}").fetchall()[0][0]
-                    con.execute("COMMIT")
-                finally:
-                    con.execute("DETACH published")
+                con.execute("CHECKPOINT")  # every committed row into the file itself, none left in its WAL
+            shutil.copyfile(self.path, tmp)
             with self.open(tmp) as new:
+                stored = [name for (name,) in new.execute(
+                    "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database()").fetchall()]
+                new.execute("BEGIN")
+                for name in stored:
+                    if name not in tables:  # internal: staged uploads, bookkeeping
+                        new.execute(f"DROP TABLE {_quoted(name)}")
+                new.execute("COMMIT")
+                prepare(new)
+                # Table names come from code constants, never from input.
+                counts = {table: new.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0] for table in tables}
                 finish(new)
                 new.execute("CHECKPOINT")
             _fsync(tmp)
             os.replace(tmp, target)
             _fsync(target.parent)
         return counts
+
+
+def _quoted(name: str) -> str:
+    """``name`` as a DuckDB identifier (double quotes, inner quotes doubled)."""
+    return '"' + name.replace('"', '""') + '"'
 
 
 def _fsync(path: Path) -> None:

@@ -17,14 +17,14 @@ UNION ALL
 -- when not excluded and when the agency is expected for derived years (the same cadence as their coverage),
 -- which is what is_counted says of a monthly datapoint.
 SELECT
-    e.state_code, e.sector, y.metric_key, d.measurement_type,
+    e.state_code, e.sector, y.metric_key, e.measurement_type,
     'ANNUAL' AS frequency,
     'CALENDAR_YEAR' AS period_kind,
     TRUE AS is_derived_annual,
     y.period_start,
     make_date(year(y.period_start) + 1, 1, 1) AS period_end,
     y.dimension, y.category, y.agency_id, e.population,
-    CASE WHEN d.measurement_type = 'INSTANT' THEN y.mean ELSE y.total::DOUBLE END AS value,
+    CASE WHEN e.measurement_type = 'INSTANT' THEN y.mean ELSE y.total::DOUBLE END AS value,
     y.months_combined
 FROM (
     SELECT
@@ -38,11 +38,7 @@ FROM (
     GROUP BY agency_id, metric_key, make_date(year(period_start), 1, 1), dimension, category
     HAVING count(DISTINCT period_start) = 12
 ) AS y
-JOIN state_expected_agencies AS e
-  ON e.agency_id = y.agency_id AND e.metric_key = y.metric_key
- AND e.frequency = state_reporting_frequency('ANNUAL', TRUE)
- AND e.starting_month = state_reporting_starting_month('ANNUAL', TRUE, y.period_start)
-JOIN metric_definitions AS d ON d.metric_key = y.metric_key
+JOIN state_derived_year_agencies() AS e ON e.agency_id = y.agency_id AND e.metric_key = y.metric_key
 -- Stored in period order: the partition filters of steps 1 and 4 then skip the row groups of other months
 -- (zone maps), so their cost does not grow with the history this table keeps.
 ORDER BY period_start;

@@ -14,7 +14,7 @@ inputs AS (
 -- Aggregated before the joins: a year of datapoints is far more rows than its agencies x metrics.
 year_reporters AS (
     SELECT
-        e.state_code, e.sector, y.metric_key, d.measurement_type, y.period_start,
+        e.state_code, e.sector, y.metric_key, e.measurement_type, y.period_start,
         make_date(year(y.period_start) + 1, 1, 1) AS period_end, y.agency_id, y.any_excluded
     FROM (
         SELECT agency_id, metric_key, make_date(year(period_start), 1, 1) AS period_start,
@@ -23,11 +23,7 @@ year_reporters AS (
         WHERE frequency = 'MONTHLY'
         GROUP BY agency_id, metric_key, make_date(year(period_start), 1, 1)
     ) AS y
-    JOIN state_expected_agencies AS e
-      ON e.agency_id = y.agency_id AND e.metric_key = y.metric_key
-     AND e.frequency = state_reporting_frequency('ANNUAL', TRUE)
-     AND e.starting_month = state_reporting_starting_month('ANNUAL', TRUE, y.period_start)
-    JOIN metric_definitions AS d ON d.metric_key = y.metric_key
+    JOIN state_derived_year_agencies() AS e ON e.agency_id = y.agency_id AND e.metric_key = y.metric_key
 ),
 contributions AS (
     SELECT * FROM state_metric_contributions

@@ -73,6 +73,7 @@ class Progress:
     finished: tuple[str, ...]  # jobs of its Dagster runs that succeeded, in order
     job: str | None  # the job of its run in progress; None between runs
     step: str | None  # the step in progress; None between steps
+    started: tuple[str, ...]  # every step of the run in progress that has started, finished ones included
     logs: tuple[str, ...]  # what that step has logged so far
     store_open: bool  # its process holds DuckDB's write lock on pipeline/store.duckdb
     building: bool  # a publish temp file (.warehouse.duckdb.*.building) exists
@@ -105,8 +106,9 @@ KILL_POINTS = [
               lambda p: (p.job, p.step) == ("rollup_job", "agency_metrics") and p.store_open),
     KillPoint("roll-up: writing state_metrics to the store, agency_metrics committed",
               lambda p: (p.job, p.step) == ("rollup_job", "state_metrics") and p.store_open),
+    # No publish step started yet: between two steps (step None) the warehouse may already be swapped in.
     KillPoint("publish: not begun, roll-up committed",
-              lambda p: "rollup_job" in p.finished and p.job in (None, "publish_job") and p.step is None
+              lambda p: "rollup_job" in p.finished and p.job in (None, "publish_job") and not p.started
               and not p.building),
     KillPoint("publish: building the new warehouse beside the old one",
               lambda p: (p.job, p.step) == ("publish_job", "analyst_warehouse") and p.building),
@@ -188,6 +190,7 @@ class RunLog:
 
     cursor: str | None = None
     open_steps: list[str] = field(default_factory=list)
+    started: list[str] = field(default_factory=list)
     logs: dict[str, list[str]] = field(default_factory=dict)
 
 
@@ -204,8 +207,9 @@ class Watcher:
         """This command's Dagster runs, oldest first."""
         return list(reversed(self.instance.get_runs(filters=dg.RunsFilter(created_after=self.since))))
 
-    def step_in_progress(self, run_id: str) -> tuple[str | None, tuple[str, ...]]:
-        """The step of the run that started last and has not ended, and the lines it logged."""
+    def step_in_progress(self, run_id: str) -> tuple[str | None, tuple[str, ...], tuple[str, ...]]:
+        """The step of the run that started last and has not ended, the lines it logged, and every step that
+        started."""
         log = self.run_logs.setdefault(run_id, RunLog())
         while True:
             page = self.instance.get_records_for_run(run_id, cursor=log.cursor, limit=500)
@@ -216,28 +220,31 @@ class Watcher:
                     log.logs.setdefault(entry.step_key, []).append(entry.user_message)
                 elif event.event_type == dg.DagsterEventType.STEP_START:
                     log.open_steps.append(entry.step_key)
+                    log.started.append(entry.step_key)
                 elif event.event_type in (dg.DagsterEventType.STEP_SUCCESS, dg.DagsterEventType.STEP_FAILURE):
                     log.open_steps.remove(entry.step_key)
             log.cursor = page.cursor
             if not page.has_more:
                 break
         if not log.open_steps:
-            return None, ()
+            return None, (), tuple(log.started)
         step = log.open_steps[-1]
-        return step, tuple(log.logs.get(step, ()))
+        return step, tuple(log.logs.get(step, ())), tuple(log.started)
 
     def progress(self) -> Progress:
         runs = self.runs()
         job = step = None
         logs: tuple[str, ...] = ()
+        started: tuple[str, ...] = ()
         current = [run for run in runs if run.status in UNFINISHED]
         if current:
             job = current[-1].job_name
-            step, logs = self.step_in_progress(current[-1].run_id)
+            step, logs, started = self.step_in_progress(current[-1].run_id)
         return Progress(
             finished=tuple(run.job_name for run in runs if run.status == dg.DagsterRunStatus.SUCCESS),
             job=job,
             step=step,
+            started=started,
             logs=logs,
             store_open=store_write_locked(self.data / "pipeline" / "store.duckdb", self.group),
             building=any(self.data.glob(".warehouse.duckdb.*.building")),

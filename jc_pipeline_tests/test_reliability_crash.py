@@ -106,10 +106,11 @@ KILL_POINTS = [
               lambda p: (p.job, p.step) == ("rollup_job", "agency_metrics") and p.store_open),
     KillPoint("roll-up: writing state_metrics to the store, agency_metrics committed",
               lambda p: (p.job, p.step) == ("rollup_job", "state_metrics") and p.store_open),
-    # No publish step started yet: between two steps (step None) the warehouse may already be swapped in.
+    # No publish step started yet, and no publish finished: between two steps, or after the publish run (a
+    # small state's publish can start and end between two polls), step is None too.
     KillPoint("publish: not begun, roll-up committed",
-              lambda p: "rollup_job" in p.finished and p.job in (None, "publish_job") and not p.started
-              and not p.building),
+              lambda p: "rollup_job" in p.finished and "publish_job" not in p.finished
+              and p.job in (None, "publish_job") and not p.started and not p.building),
     KillPoint("publish: building the new warehouse beside the old one",
               lambda p: (p.job, p.step) == ("publish_job", "analyst_warehouse") and p.building),
     KillPoint("publish: new warehouse swapped in, reports being written",

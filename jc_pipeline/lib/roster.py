@@ -219,6 +219,13 @@ class Roster:
 
     def effective(self, agency_id: str, metric_key: str) -> EffectiveSetting:
         """The agency's effective setting for ``metric_key`` (KeyError for an unknown agency or metric)."""
+        # Remembered: the roster never changes once loaded, and ingest asks once per agency, metric and file.
+        setting = self._effective.get((agency_id, metric_key))
+        if setting is None:
+            setting = self._effective[agency_id, metric_key] = self._resolve_effective(agency_id, metric_key)
+        return setting
+
+    def _resolve_effective(self, agency_id: str, metric_key: str) -> EffectiveSetting:
         agency = self.agencies[agency_id]
         metric = self.registry.metrics[metric_key]
         own = self.settings.get((agency_id, metric_key))
@@ -291,6 +298,10 @@ class Roster:
             if agency.superagency_id is not None:
                 children.setdefault(agency.superagency_id, []).append(agency)
         return {parent: tuple(kids) for parent, kids in children.items()}
+
+    @cached_property
+    def _effective(self) -> dict[tuple[str, str], EffectiveSetting]:
+        return {}
 
     @cached_property
     def _supervision_parents(self) -> dict[str, str]:

@@ -4,10 +4,10 @@ from pathlib import Path
 
 import dagster as dg
 
-from jc_pipeline.instance import commit_sqlite_storage_without_fsync
+from jc_pipeline.instance import tune_sqlite_storage
 
 # Runs of this code location write their events to the instance's SQLite storage (see jc_pipeline.instance).
-commit_sqlite_storage_without_fsync()
+tune_sqlite_storage()
 
 
 @dg.definitions

@@ -29,10 +29,20 @@ def test_event_log_commits_without_fsync_in_wal_mode(tmp_path):
         assert _synchronous_levels(instance) == {NORMAL}
 
 
+def test_a_new_database_starts_in_wal_mode(tmp_path):
+    tune_sqlite_storage()
+    path = tmp_path / "new.db"
+    with create_engine(f"sqlite:///{path}", poolclass=NullPool).connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == NORMAL
+
+
 def test_databases_not_in_wal_mode_keep_full_sync(tmp_path):
     tune_sqlite_storage()
     path = tmp_path / "rollback-journal.db"
-    sqlite3.connect(path).close()
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE kept (x INTEGER)")
+    conn.close()
     with create_engine(f"sqlite:///{path}").connect() as conn:
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "delete"
         assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == FULL

@@ -16,7 +16,8 @@ this runs on, and a roll-up over ten years of months writes over a thousand even
   transaction, so they block no writer and no checkpoint, in this process or any other; the oldest is closed
   when a newer file needs the slot, and all of them when the process exits.
 
-Databases not in WAL mode are left alone.
+A database created through SQLAlchemy is put in WAL mode at its first connection (Dagster does it after
+creating its tables, through a dozen synced commits). Other databases not in WAL mode are left alone.
 """
 
 import atexit
@@ -45,6 +46,11 @@ def _tune_wal_connection(connection: object, _record: object) -> None:
     if not isinstance(connection, sqlite3.Connection):
         return
     (mode,) = connection.execute("PRAGMA journal_mode").fetchone()
+    if mode != "wal" and connection.execute("PRAGMA page_count").fetchone() == (0,):
+        # A database being created: Dagster's storage (the only SQLite this code location opens through
+        # SQLAlchemy) switches it to WAL after creating its tables; switching first spares the ~10 synced
+        # commits of the rollback journal that creating a run's event shard cost (0.2-0.3 s per run).
+        (mode,) = connection.execute("PRAGMA journal_mode=WAL").fetchone()
     if mode != "wal":
         return
     connection.execute("PRAGMA synchronous=NORMAL")

@@ -20,6 +20,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import pyarrow as pa
+import pyarrow.compute as pc
+
 from jc_pipeline.lib.validation.rules import RULES, Rule
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -184,15 +187,17 @@ def suite_columns(registry: Registry) -> list[str]:
     return sorted(columns)
 
 
-def run_expectations(frame: pd.DataFrame, registry: Registry) -> list[ExpectationOutcome]:
-    """Validate the slice with the registry's suite; one outcome per gx rule, in catalogue order.
+def run_expectations(table: pa.Table, registry: Registry) -> list[ExpectationOutcome]:
+    """Validate the slice (an Arrow table of the suite's columns) with the registry's suite; one outcome per gx
+    rule, in catalogue order.
 
     An expectation that raised inside GX is reported as ``error`` (with the GX message), never as failing rows;
     if the whole validation raises, every gx rule gets the error.
     """
-    if frame.empty:
+    if table.num_rows == 0:
         return [ExpectationOutcome(rule, (), 0, None) for rule in GX_RULES]
     try:
+        frame = _frame(table)
         suite = suite_for(registry)
         with _lock:  # one shared context: GX makes no promise about concurrent use
             result = _gx().batch_definition.get_batch(batch_parameters={"dataframe": frame}).validate(
@@ -219,6 +224,20 @@ def run_expectations(frame: pd.DataFrame, registry: Registry) -> list[Expectatio
         ids = sorted({int(item[ROW_ID]) for r in results for item in (r.result.get("unexpected_index_list") or [])})
         outcomes.append(ExpectationOutcome(rule, tuple(ids), len(frame), None))
     return outcomes
+
+
+def _frame(table: pa.Table) -> pd.DataFrame:
+    """``table`` as the pandas frame GX validates: text columns as categoricals, dates as datetime64.
+
+    GX's pandas engine filters the whole frame for every metric of every expectation (the non-null domain, the
+    unexpected rows), and under pandas 3 each filter of a text column is an Arrow ``take`` of its strings; Python
+    date objects hash slowly in the compound key. Category codes and datetime64 filter and hash as integers and
+    compare the same (``isin``, nulls, duplicates): the suite on a year of 96,000 rows 0.28-0.40 -> 0.16 s CPU.
+    Arrow -> pandas, never DuckDB's ``.df()`` (20x slower under pandas 3, stack-notes §3.2).
+    """
+    columns = [pc.dictionary_encode(column) if pa.types.is_string(column.type) else column
+               for column in table.columns]
+    return pa.table(columns, names=table.column_names).to_pandas(date_as_object=False)
 
 
 def _raised(exception_info: Any) -> str | None:

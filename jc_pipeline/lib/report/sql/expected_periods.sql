@@ -22,7 +22,7 @@ WITH window_ AS (
 ),
 periods AS (
     SELECT e.state_code, e.sector, d.parent_sector, e.metric_key, e.agency_id, e.agency_name, e.frequency,
-           e.starting_month, CAST(p.start_ts AS DATE) AS period_start
+           e.starting_month, CAST(p.start_ts AS DATE) AS period_start, w.first_year, w.last_year_end
     FROM state_expected_agencies AS e
     JOIN metric_definitions AS d ON d.metric_key = e.metric_key
     JOIN window_ AS w ON w.state_code = e.state_code,
@@ -34,30 +34,41 @@ periods AS (
                              CAST(w.last_year_end AS TIMESTAMP), INTERVAL 12 MONTH)
     END) AS p(start_ts)
 ),
+-- Annual periods wholly inside the annual window only, filtered before any join: the periods outside it are
+-- never listed, and those not counted would otherwise all be looked up below.
 bounded AS (
-    SELECT *,
-           CAST(period_start + CASE WHEN frequency = 'MONTHLY' THEN INTERVAL 1 MONTH ELSE INTERVAL 12 MONTH END
-                AS DATE) AS period_end
-    FROM periods
+    SELECT * EXCLUDE (first_year, last_year_end)
+    FROM (SELECT *,
+                 CAST(period_start + CASE WHEN frequency = 'MONTHLY' THEN INTERVAL 1 MONTH ELSE INTERVAL 12 MONTH END
+                      AS DATE) AS period_end
+          FROM periods)
+    WHERE frequency = 'MONTHLY' OR (period_start >= first_year AND period_end <= last_year_end)
 ),
-counted AS (
+-- Counted: the period's total is in the state sum. EXISTS is a mark join on the contributions (no DISTINCT of
+-- them, no duplicates), evaluated once for every expected period.
+judged AS MATERIALIZED (
+    SELECT b.*,
+           EXISTS (SELECT 1 FROM state_metric_contributions AS c
+                   WHERE c.agency_id = b.agency_id AND c.metric_key = b.metric_key
+                     AND c.period_start = b.period_start AND c.period_end = b.period_end
+                     AND c.dimension IS NULL AND NOT c.is_derived_annual) AS counted
+    FROM bounded AS b
+),
+-- The periods not counted that delivered something: the only ones whose status reads verdicts. Usually a few, if
+-- any: their verdicts are judged on the slice of their start months alone (state_metric_inputs_of: the same
+-- verdicts as the whole view's, for the datapoints it keeps), and an empty list reads no month (NULL would read
+-- every month).
+delivered_keys AS MATERIALIZED (
     SELECT DISTINCT agency_id, metric_key, period_start, period_end
-    FROM state_metric_contributions
-    WHERE dimension IS NULL AND NOT is_derived_annual
+    FROM agency_metrics
+    SEMI JOIN (SELECT * FROM judged WHERE NOT counted) USING (agency_id, metric_key, period_start, period_end)
 ),
-uncounted AS MATERIALIZED (
-    SELECT agency_id, metric_key, period_start, period_end FROM bounded
-    ANTI JOIN counted USING (agency_id, metric_key, period_start, period_end)
-),
--- Only the status of a period not counted reads what was delivered: the verdicts of those periods alone (a few
--- percent of them on a usual night), judged on the slice of their start months (state_metric_inputs_of: the
--- same verdicts as the whole view's, for the datapoints it keeps) instead of on every datapoint.
 delivered AS (
     SELECT agency_id, metric_key, period_start, period_end,
            bool_or(is_excluded) AS failed,
            min(uncounted_reason) FILTER (WHERE NOT is_excluded AND NOT is_counted) AS reason
-    FROM state_metric_inputs_of((SELECT list(DISTINCT period_start) FROM uncounted))
-    SEMI JOIN uncounted USING (agency_id, metric_key, period_start, period_end)
+    FROM state_metric_inputs_of((SELECT coalesce(list(DISTINCT period_start), []) FROM delivered_keys))
+    SEMI JOIN delivered_keys USING (agency_id, metric_key, period_start, period_end)
     GROUP BY ALL
 )
 SELECT b.state_code, b.sector, b.parent_sector, b.metric_key, b.agency_id, b.agency_name, b.frequency,
@@ -68,14 +79,11 @@ SELECT b.state_code, b.sector, b.parent_sector, b.metric_key, b.agency_id, b.age
            ELSE 'FISCAL_YEAR'
        END AS period_kind,
        CASE
-           WHEN c.agency_id IS NOT NULL THEN 'REPORTED'
+           WHEN b.counted THEN 'REPORTED'
            WHEN x.failed THEN 'FAILED_VALIDATION'
            WHEN x.agency_id IS NOT NULL THEN 'NOT_COUNTED'
            ELSE 'MISSING'
        END AS status,
-       CASE WHEN c.agency_id IS NULL AND NOT coalesce(x.failed, FALSE) THEN x.reason END AS reason
-FROM bounded AS b
-LEFT JOIN counted AS c USING (agency_id, metric_key, period_start, period_end)
+       CASE WHEN NOT b.counted AND NOT coalesce(x.failed, FALSE) THEN x.reason END AS reason
+FROM judged AS b
 LEFT JOIN delivered AS x USING (agency_id, metric_key, period_start, period_end)
-JOIN window_ AS w ON w.state_code = b.state_code
-WHERE b.frequency = 'MONTHLY' OR (b.period_start >= w.first_year AND b.period_end <= w.last_year_end)

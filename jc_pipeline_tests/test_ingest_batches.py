@@ -1,12 +1,16 @@
 """Ingest in batches (bounded memory): writing the batches one after another gives exactly the store one batch
 gives — same files, upload order, findings, staged rows and resolved datapoints — wherever the batches are cut."""
 
+import shutil
 from datetime import datetime
 
+import dagster as dg
 import duckdb
 import polars as pl
 import pytest
 
+from jc_pipeline.defs.ingest.assets import inbox_files
+from jc_pipeline.defs.resources import WarehouseResource
 from jc_pipeline.lib import ingest
 from jc_pipeline.lib.demo import write_demo_state
 from jc_pipeline.lib.registry import load_registry
@@ -70,6 +74,41 @@ def test_every_batch_is_complete_and_all_files_are_read_once(demo):
         own = set(batch.files["path"].to_list())
         assert set(batch.findings["path"].to_list()) <= own and set(batch.datapoints["path"].to_list()) <= own
 
+
+
+class _ParseFailure(RuntimeError):
+    pass
+
+
+def test_the_ingest_step_writes_its_batches_in_order_and_keeps_them_when_parsing_fails(demo, tmp_path, monkeypatch):
+    """The step writes each batch while it parses the next: the store gets the batches in parse order, and when
+    parsing fails the batches parsed before are written (and nothing after); the next run reads the rest."""
+    source, _, _ = demo
+    data_dir = tmp_path / "state"
+    shutil.copytree(source, data_dir)
+    parse_batches = ingest.parse_inbox_batches
+    parsed: list[list[str]] = []
+
+    def small_batches_failing_after_three(*args, **kwargs):
+        for batch in parse_batches(*args, **{**kwargs, "batch_bytes": 64 * 1024}):
+            if len(parsed) == 3:
+                raise _ParseFailure("the fourth batch could not be parsed")
+            parsed.append(batch.files["path"].to_list())
+            yield batch
+
+    resources = {"warehouse": WarehouseResource(data_dir=str(data_dir))}
+    monkeypatch.setattr(ingest, "parse_inbox_batches", small_batches_failing_after_three)
+    with pytest.raises(_ParseFailure):
+        dg.materialize([inbox_files], resources=resources)
+    with duckdb.connect(str(data_dir / "pipeline" / "store.duckdb"), read_only=True) as con:
+        written = [path for (path,) in con.sql("SELECT path FROM source_files ORDER BY upload_seq").fetchall()]
+    assert len(parsed) == 3 and written == [path for batch in parsed for path in batch]
+
+    monkeypatch.setattr(ingest, "parse_inbox_batches", parse_batches)
+    assert dg.materialize([inbox_files], resources=resources).success
+    with duckdb.connect(str(data_dir / "pipeline" / "store.duckdb"), read_only=True) as con:
+        (files,) = con.execute("SELECT count(*) FROM source_files").fetchone()
+    assert files == len(list((data_dir / "inbox").rglob("*.*")))
 
 
 def test_findings_come_in_one_total_order(tmp_path):

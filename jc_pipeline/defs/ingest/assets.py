@@ -3,6 +3,7 @@
 import os
 import time
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime, timezone
 
 import dagster as dg
@@ -56,16 +57,27 @@ def inbox_files(context: dg.AssetExecutionContext, warehouse: WarehouseResource)
             logged[0] = time.monotonic()
             context.log.info(f"looked at {done}/{total} inbox files")
 
-    # Batch by batch: memory stays bounded, and a run stopped half-way keeps what it wrote (the next run reads
-    # only the files not recorded yet and rolls up every month the written batches touched).
-    reports = []
-    for batch in ingest.parse_inbox_batches(
-        warehouse.layout.root, known, roster, registry, now=datetime.now(timezone.utc), progress=log_progress,
-        seen=seen,
-    ):
+    def write(batch: ingest.IngestBatch) -> ingest.IngestReport:
         with store.connect() as con:
-            reports.append(ingest.write_batch(con, batch))
+            report = ingest.write_batch(con, batch)
             ingest.record_file_stats(con, batch.file_stats)
+            return report
+
+    # Batch by batch: memory stays bounded, and a run stopped half-way keeps what it wrote (the next run reads
+    # only the files not recorded yet and rolls up every month the written batches touched). Each batch is
+    # written in a thread while the next one is parsed (DuckDB works outside the GIL), one write at a time and
+    # in order; leaving the block waits for the last write, also when parsing failed.
+    reports = []
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest-write") as writer:
+        writing: Future[ingest.IngestReport] | None = None
+        for batch in ingest.parse_inbox_batches(
+            warehouse.layout.root, known, roster, registry, now=datetime.now(timezone.utc), progress=log_progress,
+            seen=seen,
+        ):
+            if writing is not None:
+                reports.append(writing.result())
+            writing = writer.submit(write, batch)
+        reports.append(writing.result())
     report = sum(reports[1:], reports[0])
     touched = [month.isoformat() for month in report.touched_months]
     yield dg.MaterializeResult(

@@ -4,7 +4,7 @@ import os
 import time
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import dagster as dg
 
@@ -71,7 +71,7 @@ def inbox_files(context: dg.AssetExecutionContext, warehouse: WarehouseResource)
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest-write") as writer:
         writing: Future[ingest.IngestReport] | None = None
         for batch in ingest.parse_inbox_batches(
-            warehouse.layout.root, known, roster, registry, now=datetime.now(timezone.utc), progress=log_progress,
+            warehouse.layout.root, known, roster, registry, now=datetime.now(UTC), progress=log_progress,
             seen=seen,
         ):
             if writing is not None:

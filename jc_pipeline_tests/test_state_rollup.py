@@ -248,6 +248,25 @@ def test_derived_year_sums_only_the_counted_months_of_a_few_month_build(fresh_st
     state.build_state_metrics(fresh_state, ALL_MONTHS)
     assert _snapshot(fresh_state) == few_months
 
+
+def test_the_build_reads_the_comparable_rows_of_state_metric_inputs(small_state):
+    """The build reads state_comparable_of, the join of state_metric_inputs_of without its explanations: the same
+    rows as the view's comparable ones, over the whole history and over a slice."""
+    columns = ("state_code, sector, agency_id, metric_key, measurement_type, frequency, period_kind, period_start,"
+               " period_end, dimension, category, value, population, is_excluded")
+    for months in (None, [JAN_2023, date(2023, 7, 1)]):
+        comparable = small_state.execute(
+            f"SELECT {columns} FROM state_comparable_of($months::DATE[]) ORDER BY ALL", {"months": months}
+        ).fetchall()
+        judged = small_state.execute(
+            f"SELECT {columns} FROM state_metric_inputs_of($months::DATE[]) WHERE is_comparable ORDER BY ALL",
+            {"months": months},
+        ).fetchall()
+        assert comparable == judged
+        assert len(comparable) < small_state.execute(
+            "SELECT count(*) FROM state_metric_inputs_of($months::DATE[])", {"months": months}
+        ).fetchone()[0]
+
 # --- supervision and caseloads -----------------------------------------------------------------------------
 
 

@@ -1,5 +1,5 @@
 -- Every datapoint of agency_metrics with the verdict of the roll-up: counted in state_metrics, or why not.
--- build_state_metrics reads the counted rows from here, so this IS the comparability gate.
+-- build_state_metrics reads the comparable rows through state_comparable_of, the same join without the explanations.
 -- state_datapoints_of(months): the agency_metrics rows whose period starts in one of `months` (DATE[]) or in a year
 -- whose January is one of them (the context of derived calendar years); NULL means all of them. Each carries
 -- its exclusion (failed validation, or a value that cannot be summed); state_metric_inputs_of(months) adds the
@@ -34,6 +34,35 @@ SELECT
     failed_validation OR NOT isfinite(value) AS is_excluded
 FROM checked;
 
+-- The comparable datapoints of the slice: those whose agency is expected for the metric at the datapoint's cadence,
+-- with what the roll-up sums them by. The build reads these; state_metric_inputs_of judges every datapoint by the
+-- same join (is_comparable) and adds the explanation of the others. Only inner joins with the small tables: the
+-- explanation's outer joins cost the build more than the scan itself, because DuckDB, estimating the filtered
+-- slice far too small, builds some of their hash tables on the datapoints.
+CREATE OR REPLACE MACRO state_comparable_of(months) AS TABLE
+SELECT
+    e.state_code,
+    e.sector,
+    m.agency_id,
+    m.metric_key,
+    d.measurement_type,
+    m.frequency,
+    state_period_kind(m.frequency, m.period_start) AS period_kind,
+    m.period_start,
+    m.period_end,
+    m.dimension,
+    m.category,
+    m.value,
+    e.population,
+    m.is_excluded
+FROM state_datapoints_of(months) AS m
+JOIN state_expected_agencies AS e
+    ON e.agency_id = m.agency_id
+   AND e.metric_key = m.metric_key
+   AND e.frequency = m.frequency
+   AND e.starting_month = m.period_starting_month
+JOIN metric_definitions AS d ON d.metric_key = m.metric_key;
+
 CREATE OR REPLACE MACRO state_metric_inputs_of(months) AS TABLE
 SELECT
     a.state_code,
@@ -42,11 +71,7 @@ SELECT
     m.metric_key,
     d.measurement_type,
     m.frequency,
-    CASE
-        WHEN m.frequency = 'MONTHLY' THEN 'CALENDAR_MONTH'
-        WHEN month(m.period_start) = 1 THEN 'CALENDAR_YEAR'
-        ELSE 'FISCAL_YEAR'
-    END AS period_kind,
+    state_period_kind(m.frequency, m.period_start) AS period_kind,
     m.period_start,
     m.period_end,
     m.dimension,
@@ -56,7 +81,7 @@ SELECT
     e.agency_id IS NOT NULL AS is_comparable,
     m.is_excluded,
     e.agency_id IS NOT NULL AND NOT m.is_excluded AS is_counted,
-    -- Explanations only; the verdict is the join on state_expected_agencies above.
+    -- Explanations only; the verdict is the join on state_expected_agencies below (that of state_comparable_of).
     CASE
         WHEN e.agency_id IS NOT NULL THEN CASE
             WHEN m.failed_validation THEN 'VALIDATION_ERROR'
@@ -76,6 +101,7 @@ FROM state_datapoints_of(months) AS m
 LEFT JOIN agencies AS a ON a.agency_id = m.agency_id
 LEFT JOIN metric_definitions AS d ON d.metric_key = m.metric_key
 LEFT JOIN agency_metric_settings AS s ON s.agency_id = m.agency_id AND s.metric_key = m.metric_key
+-- The join of state_comparable_of, kept outer.
 LEFT JOIN state_expected_agencies AS e
     ON e.agency_id = m.agency_id
    AND e.metric_key = m.metric_key
@@ -85,6 +111,7 @@ LEFT JOIN state_expected_agencies AS e
 CREATE OR REPLACE VIEW state_metric_inputs AS SELECT * FROM state_metric_inputs_of(NULL::DATE[]);
 
 COMMENT ON MACRO TABLE state_datapoints_of IS 'The agency_metrics rows whose period starts in one of months (DATE[]) or in a year whose January is one of them (NULL: all), with period_starting_month, failed_validation (a failed ERROR names their agency, metric and period) and is_excluded (failed, or a value that is not finite).';
+COMMENT ON MACRO TABLE state_comparable_of IS 'The comparable datapoints of state_datapoints_of(months) (their agency is expected for the metric at their frequency and year start) with state_code, sector, measurement_type, period_kind, population and is_excluded: the rows of state_metric_inputs_of(months) that are is_comparable, without the explanations.';
 COMMENT ON MACRO TABLE state_metric_inputs_of IS 'state_metric_inputs restricted to the datapoints whose period starts in one of months (DATE[]) or in a year whose January is one of them; NULL: all.';
 COMMENT ON VIEW state_metric_inputs IS 'Every agency_metrics datapoint with the state roll-up verdict: is_counted (summed into state_metrics) or uncounted_reason. Live view over the current agency_metrics and settings; state_metrics reflects them as of its last build.';
 COMMENT ON COLUMN state_metric_inputs.state_code IS 'State of the agency from the roster (NULL when the agency is not in the roster).';

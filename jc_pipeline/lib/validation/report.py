@@ -213,8 +213,12 @@ def _reject_section(rule: str, severity: str, rows: list[dict[str, Any]]) -> str
 
 
 def render_page(title: str, body: str) -> str:
-    template = Template(resources.files(__package__).joinpath("report.html").read_text(encoding="utf-8"))
-    return template.substitute(title=escape(title), body=body)
+    return _page_template().substitute(title=escape(title), body=body)
+
+
+@lru_cache(maxsize=1)  # read once per process, not once per page (thousands per publish)
+def _page_template() -> Template:
+    return Template(resources.files(__package__).joinpath("report.html").read_text(encoding="utf-8"))
 
 
 def _page_name(agency_id: str) -> str:

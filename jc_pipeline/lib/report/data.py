@@ -199,14 +199,17 @@ ORDER BY state_code, agency_id, metric_key, period_start
 """
 # A cell is counted here rather than in Python: a grid shows a few metrics' periods per cell, and a large state has
 # hundreds of thousands of them. An annual column is the year a period ends (column_start: its January 1), so it
-# can hold a calendar and a fiscal year.
+# can hold a calendar and a fiscal year. The latest period of each grid is joined, not a window: a window
+# partitions (sorts) every expected period of the history.
 _GRID_CELLS_SQL = """
-WITH latest AS (
-    SELECT * FROM report_expected_periods
-    WINDOW cadence AS (PARTITION BY state_code, parent_sector, frequency)
-    QUALIFY CASE WHEN frequency = 'MONTHLY'
-                 THEN period_start >= max(period_start) OVER cadence - to_months($months)
-                 ELSE year(period_end - INTERVAL 1 MONTH) > year(max(period_end) OVER cadence) - $years END
+WITH last_ AS (
+    SELECT state_code, parent_sector, frequency, max(period_start) AS last_start, max(period_end) AS last_end
+    FROM report_expected_periods
+    GROUP BY ALL
+), latest AS (
+    SELECT p.* FROM report_expected_periods AS p JOIN last_ USING (state_code, parent_sector, frequency)
+    WHERE CASE WHEN frequency = 'MONTHLY' THEN period_start >= last_start - to_months($months)
+               ELSE year(period_end - INTERVAL 1 MONTH) > year(last_end) - $years END
 )
 SELECT state_code, parent_sector, frequency, agency_id, agency_name,
        CASE WHEN frequency = 'MONTHLY' THEN period_start

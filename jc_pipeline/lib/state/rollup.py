@@ -23,6 +23,7 @@ import math
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import date
+from itertools import groupby
 
 import duckdb
 
@@ -101,7 +102,8 @@ def build_state_metrics(
     kept and flagged.
 
     Deletes and inserts run in ONE transaction (readers of the file see all or nothing of a build); the same
-    inputs give an identical table. Creates the schema first when the state views are missing.
+    inputs give an identical table. Creates the schema first when the state views are missing. The statements run
+    once per calendar year of ``months`` (see :func:`_months_by_year`).
     """
     threshold = _checked_threshold(breakdown_coverage_threshold)
     month_list = _month_starts(months)
@@ -109,15 +111,27 @@ def build_state_metrics(
         return 0
     if _missing_views(con, ("state_metric_inputs", "state_expected_agencies")):
         ensure_schema(con)
-    year_starts = sorted({date(month.year, 1, 1) for month in month_list})
-    parameters = {"months": month_list, "year_starts": year_starts, "threshold": threshold}
     written = 0
     with _transaction(con):
-        for path in BUILD_SQL_FILES:
-            rows = run_statement(con, path, parameters)
-            if path.endswith(_STATE_METRICS_INSERT):
-                written = int(rows[0][0])  # DuckDB answers an INSERT with its row count
+        for year_start, year_months in _months_by_year(month_list):
+            parameters = {"months": year_months, "year_starts": [year_start], "threshold": threshold}
+            for path in BUILD_SQL_FILES:
+                rows = run_statement(con, path, parameters)
+                if path.endswith(_STATE_METRICS_INSERT):
+                    written += int(rows[0][0])  # DuckDB answers an INSERT with its row count
     return written
+
+
+def _months_by_year(month_list: Sequence[date]) -> Iterator[tuple[date, list[date]]]:
+    """(January 1, the sorted months of that year) for each calendar year of ``month_list``, in order.
+
+    A build of some months can run a year at a time: every row it writes belongs to one year's months (a month, an
+    annual period starting in it, or the derived year of its year) and reads only that year's datapoints. Ten years
+    at once sorted all their contributions in one statement, beyond DuckDB's memory limit (3,000 agencies: 14.1-14.4
+    -> 10.4-11.5 s of CPU for the contributions).
+    """
+    for year, group in groupby(month_list, key=lambda month: month.year):
+        yield date(year, 1, 1), list(group)
 
 
 @contextmanager

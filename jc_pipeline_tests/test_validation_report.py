@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from datetime import datetime
 
+import duckdb
+import pyarrow as pa
 import pytest
 
 from jc_pipeline.lib import validation
-from jc_pipeline.lib.validation.report import _page_name
+from jc_pipeline.lib.validation.report import UNASSIGNED, ByAgency, _page_name
 from jc_pipeline_tests.test_validation_support import Warehouse, month
 
 MARCH = month(2025, 3)
@@ -99,3 +101,24 @@ def test_pages_are_rewritten_only_when_their_findings_change(tmp_path):
     validation.write_quality_report(wh.con, out, generated_at=datetime(2025, 6, 17, 6, 0))
     assert "2025-06-16 06:00" in page_a.read_text()  # unchanged: kept as it was
     assert "2025-06-17 06:00" in (out / _page_name("C")).read_text()
+
+
+def test_rows_by_agency_digest_counts_and_rows_of_the_agencies_asked():
+    con = duckdb.connect()
+    rows = pa.table({"agency_id": ["A", "A", None, "B"], "severity": ["ERROR", "WARNING", "ERROR", "WARNING"],
+                     "message": ["one", "two", "stray", "three"]})
+    by_agency = ByAgency(con, rows)
+    assert {a: (c.total, c.errors, c.warnings) for a, c in by_agency.counts.items()} == {
+        "A": (2, 1, 1), UNASSIGNED: (1, 1, 0), "B": (1, 0, 1)}
+    # The rows asked for, in the table's order; rows without an agency under UNASSIGNED.
+    assert by_agency.rows_of(["A", UNASSIGNED]) == {
+        "A": rows.slice(0, 2).to_pylist(), UNASSIGNED: rows.slice(2, 1).to_pylist()}
+    assert by_agency.rows_of([]) == {}
+    # The digest follows the rows, not the order ties came in; any changed value changes it.
+    assert ByAgency(con, rows.take([1, 0, 2, 3])).counts["A"].digest == by_agency.counts["A"].digest
+    changed = rows.set_column(2, "message", pa.array(["one", "two!", "stray", "three"]))
+    assert ByAgency(con, changed).counts["A"].digest != by_agency.counts["A"].digest
+    assert ByAgency(con, changed).counts["B"] == by_agency.counts["B"]
+    # A table without severities (the missing periods) counts its rows in total only.
+    periods = ByAgency(con, rows.drop_columns(["severity"]))
+    assert (periods.counts["A"].total, periods.counts["A"].errors) == (2, 0)

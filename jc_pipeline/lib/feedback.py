@@ -36,12 +36,11 @@ from jc_pipeline.lib.validation.report import (
     FINDINGS_SQL,
     REJECTS_SQL,
     UNASSIGNED,
+    ByAgency,
     agency_body,
     agency_title,
-    grouped,
     index_body,
     period_text,
-    records,
     render_page,
 )
 from jc_pipeline.lib.validation.rules import RULES_BY_NAME
@@ -99,7 +98,8 @@ def write_agency_feedback(con: duckdb.DuckDBPyConnection, out_dir: Path, *, gene
 
     Every roster agency gets files, also without findings: the missing periods concern all of them. A full run
     (no ``agency_ids``) rewrites only the agencies whose findings or missing periods changed
-    (:class:`~jc_pipeline.lib.page_digests.PageDigests`), and removes the files a previous full run wrote (listed
+    (:class:`~jc_pipeline.lib.page_digests.PageDigests` of their rows' digests, computed in DuckDB: only the rows
+    of the agencies rewritten become Python objects), and removes the files a previous full run wrote (listed
     in :data:`MANIFEST`) that it did not write again, so an agency that left the roster keeps no stale page;
     nothing else in ``out_dir`` is touched. ``expected`` is :func:`~jc_pipeline.lib.report.expected_periods` of
     the same warehouse when the caller has it already (computed here otherwise).
@@ -107,16 +107,17 @@ def write_agency_feedback(con: duckdb.DuckDBPyConnection, out_dir: Path, *, gene
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     names = dict(con.execute("SELECT agency_id, agency_name FROM agencies").fetchall())
-    findings = grouped(records(con, FINDINGS_SQL))
-    rejects = grouped(records(con, REJECTS_SQL))
+    findings = ByAgency(con, con.sql(FINDINGS_SQL).to_arrow_table())
+    rejects = ByAgency(con, con.sql(REJECTS_SQL).to_arrow_table())
     if expected is None:
         expected = expected_periods(con)
-    missing = grouped(expected.unreported.to_pylist())
+    missing = ByAgency(con, expected.unreported)
     if generated_at.tzinfo is not None:
         generated_at = generated_at.astimezone(UTC)
     stamp = generated_at.strftime("%Y-%m-%d %H:%M")
 
-    wanted = sorted(names) + ([UNASSIGNED] if UNASSIGNED in findings or UNASSIGNED in rejects else [])
+    unassigned = UNASSIGNED in findings.counts or UNASSIGNED in rejects.counts
+    wanted = sorted(names) + ([UNASSIGNED] if unassigned else [])
     if agency_ids is not None:
         chosen = set(agency_ids)
         unknown = chosen - set(wanted)
@@ -128,23 +129,28 @@ def write_agency_feedback(con: duckdb.DuckDBPyConnection, out_dir: Path, *, gene
     written = {}
     for agency in wanted:
         stem = agency_file_stem(agency)
-        agency_findings, agency_rejects = findings.get(agency, []), rejects.get(agency, [])
-        agency_missing = missing.get(agency, [])
         xlsx, html = out_dir / f"{stem}.xlsx", out_dir / f"{stem}.html"
-        content = [names.get(agency), agency_findings, agency_rejects, agency_missing]
+        found, rejected, unreported = (rows.counts.get(agency) for rows in (findings, rejects, missing))
+        content = [names.get(agency), *(rows.digest(agency) for rows in (findings, rejects, missing))]
         # A narrowed run (one agency asked for) always writes: someone wants that file now.
         changed = digests.stale(agency, content, [xlsx, html]) or agency_ids is not None
-        if changed:
-            _write_workbook(xlsx, agency_title(agency, names), stamp, agency_findings, agency_rejects,
-                            agency_missing)
-            body = (agency_body(agency, names, agency_findings, agency_rejects, stamp)
-                    + _missing_section(agency_missing) + _workbook_link(xlsx.name))
-            html.write_text(render_page(f"Feedback — {agency_title(agency, names)}", body), encoding="utf-8")
-        written[agency] = AgencyFeedback(agency, html, xlsx, len(agency_findings) + len(agency_rejects),
-                                         len(agency_missing), changed)
+        written[agency] = AgencyFeedback(agency, html, xlsx, sum(c.total for c in (found, rejected) if c),
+                                         unreported.total if unreported else 0, changed)
+    # Only the agencies whose files are written again have their rows read.
+    stale = [agency for agency, files in written.items() if files.rewritten]
+    stale_findings, stale_rejects, stale_missing = (rows.rows_of(stale) for rows in (findings, rejects, missing))
+    for agency in stale:
+        files = written[agency]
+        agency_findings, agency_rejects = stale_findings.get(agency, []), stale_rejects.get(agency, [])
+        agency_missing = stale_missing.get(agency, [])
+        _write_workbook(files.xlsx, agency_title(agency, names), stamp, agency_findings, agency_rejects,
+                        agency_missing)
+        body = (agency_body(agency, names, agency_findings, agency_rejects, stamp)
+                + _missing_section(agency_missing) + _workbook_link(files.xlsx.name))
+        files.html.write_text(render_page(f"Feedback — {agency_title(agency, names)}", body), encoding="utf-8")
     if agency_ids is None:
         # The pages link to "index.html" (All agencies): the same index as the data-quality report, our files.
-        summary = [(a, f.html.name, findings.get(a, []), rejects.get(a, [])) for a, f in written.items()]
+        summary = [(a, f.html.name, findings.counts.get(a), rejects.counts.get(a)) for a, f in written.items()]
         (out_dir / INDEX_FILE).write_text(render_page("Agency feedback", index_body(summary, names, stamp)),
                                           encoding="utf-8")
         _replace_manifest(out_dir, {p.name for f in written.values() for p in (f.html, f.xlsx)} | {INDEX_FILE})

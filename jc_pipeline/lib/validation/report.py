@@ -10,7 +10,8 @@ from __future__ import annotations
 import hashlib
 import re
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from functools import lru_cache
 from html import escape
@@ -20,6 +21,8 @@ from string import Template
 from typing import Any
 
 import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from jc_pipeline.lib.page_digests import PageDigests
 from jc_pipeline.lib.periods import period_label
@@ -64,22 +67,23 @@ def write_quality_report(con: duckdb.DuckDBPyConnection, out_dir: Path, *, gener
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     names = dict(con.execute("SELECT agency_id, agency_name FROM agencies").fetchall())
-    findings = grouped(records(con, FINDINGS_SQL))
-    rejects = grouped(records(con, REJECTS_SQL))
+    findings = ByAgency(con, con.sql(FINDINGS_SQL).to_arrow_table())
+    rejects = ByAgency(con, con.sql(REJECTS_SQL).to_arrow_table())
     if generated_at.tzinfo is not None:  # naive times are taken as UTC already
         generated_at = generated_at.astimezone(UTC)
     stamp = generated_at.strftime("%Y-%m-%d %H:%M")
 
-    summary = []
     digests = PageDigests(out_dir)
-    for agency in sorted(set(findings) | set(rejects), key=lambda a: (a == UNASSIGNED, a)):
-        page = _page_name(agency)
-        agency_findings, agency_rejects = findings.get(agency, []), rejects.get(agency, [])
-        if digests.stale(agency, [names.get(agency), agency_findings, agency_rejects], [out_dir / page]):
-            title = f"Data quality — {agency_title(agency, names)}"
-            body = agency_body(agency, names, agency_findings, agency_rejects, stamp)
-            (out_dir / page).write_text(render_page(title, body), encoding="utf-8")
-        summary.append((agency, page, agency_findings, agency_rejects))
+    summary = [(agency, _page_name(agency), findings.counts.get(agency), rejects.counts.get(agency))
+               for agency in sorted(set(findings.counts) | set(rejects.counts), key=lambda a: (a == UNASSIGNED, a))]
+    stale = [agency for agency, page, _, _ in summary
+             if digests.stale(agency, [names.get(agency), findings.digest(agency), rejects.digest(agency)],
+                              [out_dir / page])]
+    stale_findings, stale_rejects = findings.rows_of(stale), rejects.rows_of(stale)
+    for agency in stale:
+        title = f"Data quality — {agency_title(agency, names)}"
+        body = agency_body(agency, names, stale_findings.get(agency, []), stale_rejects.get(agency, []), stamp)
+        (out_dir / _page_name(agency)).write_text(render_page(title, body), encoding="utf-8")
     current = {page for _, page, _, _ in summary}
     for old in out_dir.glob(f"{_PAGE_PREFIX}*.html"):
         if old.name not in current:
@@ -106,14 +110,65 @@ def grouped(rows: Iterable[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
     return by_agency
 
 
+@dataclass(frozen=True)
+class AgencyRows:
+    """One agency's rows of a table: a digest that any change of any row changes, and how many rows there are
+    (``errors`` and ``warnings`` by their ``severity``; rows without one count in ``total`` only)."""
+
+    digest: str
+    total: int
+    errors: int
+    warnings: int
+
+
+# A digest per row (of its JSON: every column, NULLs included), and per agency one of its rows' digests sorted, so
+# it says whether the rows changed, not the order ties came in (sorting the rows' digests costs half of sorting
+# the rows).
+_AGENCY_ROWS_SQL = """
+SELECT agency_id, md5(string_agg(row_digest, '' ORDER BY row_digest)) AS digest, count(*) AS total,
+       count(*) FILTER (WHERE json_extract_string(row_json, 'severity') = 'ERROR') AS errors,
+       count(*) FILTER (WHERE json_extract_string(row_json, 'severity') = 'WARNING') AS warnings
+FROM (SELECT agency_id, row_json, md5(CAST(row_json AS VARCHAR)) AS row_digest
+      FROM (SELECT agency_id, to_json(agency_rows) AS row_json FROM agency_rows))
+GROUP BY agency_id
+"""
+
+
+class ByAgency:
+    """The rows of a table with an ``agency_id`` column (findings, rejected rows, missing periods) kept as Arrow,
+    with per agency its :class:`AgencyRows` (``counts``, UNASSIGNED for rows without an agency) computed in one
+    DuckDB query: a report asks for the rows, as dicts, of the agencies whose pages it rewrites only. A night that
+    changes a few agencies of thousands turns a few agencies' rows into Python objects, not every agency's."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, rows: pa.Table) -> None:
+        self.rows = rows
+        self.counts = {agency or UNASSIGNED: AgencyRows(*counts)
+                       for agency, *counts in con.from_arrow(rows).query("agency_rows", _AGENCY_ROWS_SQL).fetchall()}
+
+    def digest(self, agency: str) -> str | None:
+        """The digest of the agency's rows (None: it has none), for :class:`PageDigests`."""
+        rows = self.counts.get(agency)
+        return rows.digest if rows else None
+
+    def rows_of(self, agencies: Collection[str]) -> dict[str, list[dict[str, Any]]]:
+        """The rows of ``agencies`` by agency (as :func:`grouped`), in the table's order."""
+        wanted = list(agencies)
+        if UNASSIGNED in agencies:
+            wanted += [None, ""]  # the rows grouped() files under UNASSIGNED
+        chosen = pc.is_in(self.rows["agency_id"], value_set=pa.array(wanted, pa.string()), skip_nulls=False)
+        return grouped(self.rows.filter(chosen).to_pylist())
+
+
 # ---- pages ------------------------------------------------------------------------------------------------------
 
 
-def index_body(summary: Sequence[tuple[str, str, list, list]], names: dict[str, str], stamp: str) -> str:
+def index_body(summary: Sequence[tuple[str, str, AgencyRows | None, AgencyRows | None]], names: dict[str, str],
+               stamp: str) -> str:
+    """The index of agency pages: per agency (``summary``: agency, page, its findings and its rejected rows) the
+    errors and warnings of checks and of ingest."""
     rows = []
     for agency, page, findings, rejects in summary:
-        counts = [sum(1 for f in findings if f["severity"] == s) for s in (ERROR, WARNING)]
-        counts += [sum(1 for r in rejects if r["severity"] == s) for s in (ERROR, WARNING)]
+        counts = [n for found in (findings, rejects) for n in ((found.errors, found.warnings) if found else (0, 0))]
         rows.append(
             f'<tr><td><a href="{escape(page)}">{escape(agency_title(agency, names))}</a></td>'
             + "".join(f'<td class="num">{n}</td>' for n in counts)

@@ -48,6 +48,14 @@ SELECT s.state_code, s.metric_key, s.period_kind, s.is_derived_annual, s.period_
 FROM state_metrics AS s
 LEFT JOIN metric_categories AS c USING (metric_key, dimension, category)
 WHERE s.dimension IS NOT NULL
+-- What the report shows of a dimension (_breakdown_views): per kind of period (SeriesKey), the rows of its latest
+-- period and of its latest published one; the rest of the history is not read (bench, 3,000 agencies: 62,691
+-- breakdown rows, 1,165 read).
+WINDOW series AS (PARTITION BY s.state_code, s.metric_key, s.dimension, s.period_kind,
+                                coalesce(s.is_derived_annual, FALSE),
+                                CASE WHEN s.period_kind = 'CALENDAR_MONTH' THEN 1 ELSE month(s.period_start) END)
+QUALIFY s.period_start = max(s.period_start) OVER series
+     OR s.period_start = max(s.period_start) FILTER (WHERE s.is_breakdown_published IS NOT FALSE) OVER series
 ORDER BY s.state_code, s.metric_key, s.dimension, s.period_start
 """
 _DEFINITIONS_SQL = """

@@ -13,6 +13,7 @@ import pytest
 from jc_pipeline.defs.publish import reports
 from jc_pipeline.defs.resources import WarehouseResource
 from jc_pipeline.lib import report
+from jc_pipeline.lib.periods import period_label
 from jc_pipeline.lib.report.data import GRID_MONTHS, REPORTED, _sql
 from jc_pipeline_tests.report_support import build_report_state
 
@@ -55,7 +56,7 @@ def test_parts_agree_with_the_whole_query(warehouse):
                 == (section, agency, month, "MONTHLY")]
         assert (cell["expected"], cell["reported"], cell["failed"], cell["not_counted"]) == (
             len(rows), *(sum(r["status"] == s for r in rows) for s in (REPORTED, "FAILED_VALIDATION", "NOT_COUNTED")))
-        assert cell["periods"] == [[month, rows[0]["period_end"]]]
+        assert cell["labels"] == [period_label(month, rows[0]["period_end"])]
     assert any(c["failed"] for c in cells.values()) and any(c["reported"] < c["expected"] for c in cells.values())
 
 

@@ -192,7 +192,7 @@ class ExpectedPeriods:
     unreported: pa.Table
     #: The cells of the coverage grids (_GRID_CELLS_SQL): per state, section, cadence, agency and column (the
     #: latest :data:`GRID_MONTHS` months, or :data:`GRID_YEARS` years by the year the period ends), how many of
-    #: the agency's expected metrics are in each status and their periods.
+    #: the agency's expected metrics are in each status and the labels of their periods (sorted).
     grid: pa.Table
     #: ``state_code, parent_sector, metric_key`` of every metric some agency is expected to report.
     metrics: pa.Table
@@ -201,6 +201,7 @@ class ExpectedPeriods:
 
 
 # The queries below read the expected periods registered as report_expected_periods (see expected_periods).
+_PERIODS_SQL = "SELECT DISTINCT period_start, period_end FROM report_expected_periods"
 _UNREPORTED_SQL = """
 SELECT * FROM report_expected_periods WHERE status <> $reported
 ORDER BY state_code, agency_id, metric_key, period_start
@@ -208,7 +209,8 @@ ORDER BY state_code, agency_id, metric_key, period_start
 # A cell is counted here rather than in Python: a grid shows a few metrics' periods per cell, and a large state has
 # hundreds of thousands of them. An annual column is the year a period ends (column_start: its January 1), so it
 # can hold a calendar and a fiscal year. The latest period of each grid is joined, not a window: a window
-# partitions (sorts) every expected period of the history.
+# partitions (sorts) every expected period of the history. A cell's periods come as their labels
+# (report_period_labels): a nested list of dates per cell costs Python more than the rest of the grid.
 _GRID_CELLS_SQL = """
 WITH last_ AS (
     SELECT state_code, parent_sector, frequency, max(period_start) AS last_start, max(period_end) AS last_end
@@ -226,8 +228,8 @@ SELECT state_code, parent_sector, frequency, agency_id, agency_name,
        count(*) FILTER (WHERE status = $reported) AS reported,
        count(*) FILTER (WHERE status = $failed) AS failed,
        count(*) FILTER (WHERE status = $not_counted) AS not_counted,
-       list(DISTINCT [period_start, period_end]) AS periods
-FROM latest
+       list_sort(list(DISTINCT l.label)) AS labels
+FROM latest JOIN report_period_labels AS l USING (period_start, period_end)
 GROUP BY ALL
 """
 _EXPECTED_METRICS_SQL = "SELECT DISTINCT state_code, parent_sector, metric_key FROM report_expected_periods"
@@ -247,6 +249,12 @@ def expected_periods(con: duckdb.DuckDBPyConnection) -> ExpectedPeriods:
     periods, the grid cells, counts).
     """
     con.register("report_expected_periods", con.sql(_sql("expected_periods.sql")).to_arrow_table())
+    # Labels by period_label (the one way periods are named), once per distinct period: a few hundred.
+    periods = con.sql(_PERIODS_SQL).fetchall()
+    con.register("report_period_labels", pa.table({
+        "period_start": pa.array([start for start, _ in periods], pa.date32()),
+        "period_end": pa.array([end for _, end in periods], pa.date32()),
+        "label": [period_label(start, end) for start, end in periods]}))
     try:
         return ExpectedPeriods(
             unreported=con.sql(_UNREPORTED_SQL, params={"reported": REPORTED}).to_arrow_table(),
@@ -256,6 +264,7 @@ def expected_periods(con: duckdb.DuckDBPyConnection) -> ExpectedPeriods:
             counts=con.sql(_PERIOD_COUNTS_SQL, params={"failed": FAILED, "reported": REPORTED}).to_arrow_table(),
         )
     finally:
+        con.unregister("report_period_labels")
         con.unregister("report_expected_periods")
 
 
@@ -397,13 +406,12 @@ def _cell_status(cell: dict) -> tuple[str, str]:
         status = "partial"
     else:
         status = "missing"
-    labels = sorted({period_label(start, end) for start, end in cell["periods"]})
     parts = [f"{reported} of {total} expected metrics reported"]
     if failed:
         parts.append(f"{failed} failed validation")
     if not_counted:
         parts.append(f"{not_counted} sent but not counted")
-    return status, f"{', '.join(labels)}: {'; '.join(parts)}"
+    return status, f"{', '.join(cell['labels'])}: {'; '.join(parts)}"
 
 
 def _by(rows: Iterable[dict], key) -> dict[Any, list[dict]]:

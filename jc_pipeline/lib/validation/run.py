@@ -149,7 +149,9 @@ def _merge(rule: Rule, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Merge failing slice rows into groups; each keeps its first row's lineage and counts its rows."""
     observed_column = OBSERVED_COLUMN.get(rule.name, rule.column)
     groups: dict[tuple[Any, ...], dict[str, Any]] = {}
-    for raw in sorted(rows, key=lambda r: (_json(r["file_id"]) or "", _json(r["row_number"]) or 0)):
+    # The sheet breaks ties: the same row number of two sheets of one workbook (a datapoint sent twice).
+    for raw in sorted(rows, key=lambda r: (_json(r["file_id"]) or "", _json(r["row_number"]) or 0,
+                                           _json(r["sheet"]) or "")):
         row = {k: _json(v) for k, v in raw.items()}
         key = tuple(row.get(c) for c in rule.group_by)
         group = groups.get(key)

@@ -4,6 +4,11 @@ Every query returns one row per group it examined with the same columns (agency_
 period_end, dimension, category, observed, expected, detail, file_id, sheet, row_number, failed). Inputs that
 come from the registry (vacancy dimensions, metric triples of cross-metric identities) are passed as list
 parameters, never spliced into the SQL text.
+
+Results must not depend on DuckDB's threads or on the order of agency_metrics' rows (a finding whose lineage
+changes rewrites the agency's feedback): where a group has several rows (a breakdown's categories, a duplicated
+datapoint) the queries take one row whole by the lineage order, the lowest (row_number, file_id, sheet, value)
+with NULLs last -- ``min`` of a struct in those fields -- never ``any_value``; failing groups come back sorted.
 """
 
 from __future__ import annotations
@@ -25,6 +30,9 @@ if TYPE_CHECKING:  # pragma: no cover
 
 SQL_RULES: tuple[Rule, ...] = tuple(rule for rule in RULES if rule.engine == "sql")
 _PARAMETER = re.compile(r"\$([a-z_]+)")
+#: Columns of every SQL rule's result but `failed`; the group's key first.
+_COLUMNS = ("agency_id", "metric_key", "period_start", "period_end", "dimension", "category", "observed", "expected",
+            "detail", "file_id", "sheet", "row_number")
 
 
 @dataclass(frozen=True)
@@ -74,7 +82,8 @@ def run_sql_rule(con: duckdb.DuckDBPyConnection, rule: Rule, months: Sequence[da
         params = {name: available[name] for name in set(_PARAMETER.findall(text))}
         table = con.sql(text, params=params).to_arrow_table()
         # Filtering in Arrow keeps the (many) passing groups out of Python; a NULL `failed` counts as passed.
-        failing = table.filter(table["failed"]).to_pylist()
+        # Sorted by every column, so the stored rows and the sample in the check's metadata are the same each run.
+        failing = table.filter(table["failed"]).sort_by([(c, "ascending") for c in _COLUMNS]).to_pylist()
     except Exception as exc:  # noqa: BLE001 - a broken rule must report an error, not a data failure
         return SqlOutcome(rule, [], 0, f"{type(exc).__name__}: {exc}")
     return SqlOutcome(rule, failing, table.num_rows, None)

@@ -7,8 +7,9 @@ WITH ids AS (
     SELECT unnest($admissions) AS admissions, unnest($releases) AS releases, unnest($population) AS population
 ),
 totals AS (
-    SELECT agency_id, metric_key, period_start, any_value(value) AS value,
-           any_value(file_id) AS file_id, any_value(sheet) AS sheet, min(row_number) AS row_number
+    -- A duplicated total counts once, as its first row in the lineage order (sqlrules.py), the row reported.
+    SELECT agency_id, metric_key, period_start,
+           unnest(min({'row_number': row_number, 'file_id': file_id, 'sheet': sheet, 'value': value}))
     FROM agency_metrics
     WHERE frequency = 'MONTHLY' AND dimension IS NULL AND category IS NULL AND isfinite(value)
       -- The range lets DuckDB skip the row groups of other months; the list says which months exactly.
@@ -16,7 +17,7 @@ totals AS (
       AND (list_contains($months, period_start)
            OR list_contains($months, (period_start + INTERVAL 1 MONTH)::DATE))
       AND list_contains(list_concat($admissions, $releases, $population), metric_key)
-    GROUP BY ALL
+    GROUP BY agency_id, metric_key, period_start
 )
 SELECT p.agency_id, p.metric_key, p.period_start, (p.period_start + INTERVAL 1 MONTH)::DATE AS period_end,
        NULL AS dimension, NULL AS category,

@@ -7,11 +7,11 @@ WITH dp AS (
     SELECT * FROM agency_metrics WHERE list_contains($months, period_start) AND isfinite(value)
 ),
 totals AS (
-    SELECT agency_id, metric_key, period_start, period_end,
-           any_value(value) AS total, bool_or(is_inferred_total) AS inferred,
-           any_value(file_id) AS file_id, any_value(sheet) AS sheet, min(row_number) AS row_number
+    -- A duplicated total counts once, as its first row in the lineage order (sqlrules.py), the row reported.
+    SELECT agency_id, metric_key, period_start, period_end, bool_or(is_inferred_total) AS inferred,
+           unnest(min({'row_number': row_number, 'file_id': file_id, 'sheet': sheet, 'total': value}))
     FROM dp WHERE dimension IS NULL AND category IS NULL
-    GROUP BY ALL
+    GROUP BY agency_id, metric_key, period_start, period_end
 ),
 vacancies AS (
     SELECT agency_id, metric_key, period_start, period_end, sum(value) AS vacant
@@ -20,10 +20,9 @@ vacancies AS (
 ),
 parts AS (
     SELECT agency_id, metric_key, period_start, period_end, dimension,
-           sum(value) AS parts_sum,
-           arg_min(file_id, row_number) AS file_id, arg_min(sheet, row_number) AS sheet, min(row_number) AS row_number
+           sum(value) AS parts_sum, unnest(min({'row_number': row_number, 'file_id': file_id, 'sheet': sheet}))
     FROM dp WHERE dimension IS NOT NULL AND NOT list_contains($vacancy_dimensions, dimension)
-    GROUP BY ALL
+    GROUP BY agency_id, metric_key, period_start, period_end, dimension
 ),
 compared AS (
     SELECT p.*, t.total, t.inferred, coalesce(v.vacant, 0) AS vacant,

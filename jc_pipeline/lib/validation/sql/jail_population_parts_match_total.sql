@@ -6,12 +6,13 @@ WITH ids AS (
     SELECT unnest($part_a) AS part_a, unnest($part_b) AS part_b, unnest($whole) AS whole
 ),
 totals AS (
-    SELECT agency_id, metric_key, period_start, period_end, any_value(value) AS value,
-           any_value(file_id) AS file_id, any_value(sheet) AS sheet, min(row_number) AS row_number
+    -- A duplicated total counts once, as its first row in the lineage order (sqlrules.py), the row reported.
+    SELECT agency_id, metric_key, period_start, period_end,
+           unnest(min({'row_number': row_number, 'file_id': file_id, 'sheet': sheet, 'value': value}))
     FROM agency_metrics
     WHERE list_contains($months, period_start) AND dimension IS NULL AND category IS NULL AND isfinite(value)
       AND list_contains(list_concat($part_a, $part_b, $whole), metric_key)
-    GROUP BY ALL
+    GROUP BY agency_id, metric_key, period_start, period_end
 )
 SELECT w.agency_id, w.metric_key, w.period_start, w.period_end, NULL AS dimension, NULL AS category,
        a.value + b.value AS observed, w.value AS expected,

@@ -10,24 +10,23 @@
 -- $history months (years, for annual series) before the first checked month; only the series that have fewer
 -- than $history periods there (a gap, or the start of their history) are read further back. Either way each
 -- checked total gets exactly the $history periods before it in its series.
-WITH checked_totals AS (
-    SELECT agency_id, metric_key, frequency, period_start, period_end, value, file_id, sheet, row_number
+WITH series_keys AS (
+    -- The series that have a total in $months (only those need history).
+    SELECT DISTINCT agency_id, metric_key, frequency
     FROM agency_metrics
     WHERE list_contains($months, period_start) AND dimension IS NULL AND category IS NULL AND isfinite(value)
-),
-series_keys AS (
-    -- The series that have a total in $months (only those need history).
-    SELECT DISTINCT agency_id, metric_key, frequency FROM checked_totals
 ),
 recent AS (
     -- The $history months (years, for annual series) before the first checked month, and the checked months.
     -- Plain range filters on period_start, so DuckDB skips the row groups of other years.
-    SELECT m.agency_id, m.metric_key, m.frequency, m.period_start, m.period_end, m.value
+    SELECT m.agency_id, m.metric_key, m.frequency, m.period_start, m.period_end, m.value, m.file_id, m.sheet,
+           m.row_number
     FROM agency_metrics AS m SEMI JOIN series_keys USING (agency_id, metric_key, frequency)
     WHERE m.frequency = 'MONTHLY' AND m.dimension IS NULL AND m.category IS NULL AND isfinite(m.value)
       AND m.period_start BETWEEN (list_min($months) - to_months($history::INTEGER))::DATE AND list_max($months)
     UNION ALL
-    SELECT m.agency_id, m.metric_key, m.frequency, m.period_start, m.period_end, m.value
+    SELECT m.agency_id, m.metric_key, m.frequency, m.period_start, m.period_end, m.value, m.file_id, m.sheet,
+           m.row_number
     FROM agency_metrics AS m SEMI JOIN series_keys USING (agency_id, metric_key, frequency)
     WHERE m.frequency <> 'MONTHLY' AND m.dimension IS NULL AND m.category IS NULL AND isfinite(m.value)
       AND m.period_start BETWEEN (list_min($months) - to_years($history::INTEGER))::DATE AND list_max($months)
@@ -47,24 +46,27 @@ short_series AS (
 totals AS (
     SELECT * FROM recent
     UNION ALL
-    SELECT m.agency_id, m.metric_key, m.frequency, m.period_start, m.period_end, m.value
+    SELECT m.agency_id, m.metric_key, m.frequency, m.period_start, m.period_end, m.value, m.file_id, m.sheet,
+           m.row_number
     FROM agency_metrics AS m SEMI JOIN short_series USING (agency_id, metric_key, frequency)
     WHERE m.dimension IS NULL AND m.category IS NULL AND isfinite(m.value)
       AND m.period_start < CASE WHEN m.frequency = 'MONTHLY' THEN (list_min($months) - to_months($history::INTEGER))::DATE
                                 ELSE (list_min($months) - to_years($history::INTEGER))::DATE END
 ),
 series AS (
-    -- One row per period (a duplicated datapoint counts once), numbered within its series.
-    SELECT agency_id, metric_key, frequency, period_start, period_end, any_value(value) AS value,
+    -- One row per period, numbered within its series. A duplicated datapoint counts once, as its first row in the
+    -- lineage order (sqlrules.py): the value checked is that of the row reported.
+    SELECT agency_id, metric_key, frequency, period_start, period_end,
+           min({'row_number': row_number, 'file_id': file_id, 'sheet': sheet, 'value': value}) AS first,
            row_number() OVER (PARTITION BY agency_id, metric_key, frequency ORDER BY period_start, period_end) AS n
     FROM totals
     GROUP BY agency_id, metric_key, frequency, period_start, period_end
 ),
 windowed AS (
     -- Each checked total with the values of the $history periods before it (a join on the numbers: a list
-    -- window over every row would build lists for the context rows too).
-    SELECT t.agency_id, t.metric_key, t.frequency, t.period_start, t.period_end, any_value(t.value) AS value,
-           list(h.value) FILTER (WHERE h.n IS NOT NULL) AS prior
+    -- window over every row would build lists for the context rows too). One `t` row per group: any_value is it.
+    SELECT t.agency_id, t.metric_key, t.frequency, t.period_start, t.period_end, unnest(any_value(t.first)),
+           list(h.first.value) FILTER (WHERE h.n IS NOT NULL) AS prior
     FROM series AS t
     LEFT JOIN series AS h
         ON h.agency_id = t.agency_id AND h.metric_key = t.metric_key AND h.frequency = t.frequency
@@ -72,19 +74,9 @@ windowed AS (
     WHERE list_contains($months, t.period_start)
     GROUP BY t.agency_id, t.metric_key, t.frequency, t.period_start, t.period_end
 ),
-checked AS (
-    SELECT w.*, l.file_id, l.sheet, l.row_number
-    FROM windowed AS w
-    JOIN (
-        SELECT agency_id, metric_key, frequency, period_start, period_end,
-               any_value(file_id) AS file_id, any_value(sheet) AS sheet, min(row_number) AS row_number
-        FROM checked_totals
-        GROUP BY ALL
-    ) AS l USING (agency_id, metric_key, frequency, period_start, period_end)
-),
 stats AS (
     SELECT *, coalesce(len(prior), 0) AS n_prior, list_aggregate(prior, 'median') AS median
-    FROM checked
+    FROM windowed
 ),
 robust AS (
     SELECT *, 1.4826 * coalesce(list_aggregate(list_transform(prior, lambda x: abs(x - median)), 'median'), 0) AS sigma

@@ -22,10 +22,9 @@ dp AS (
 ),
 reported AS (
     SELECT agency_id, metric_key, period_start, period_end,
-           any_value(file_id) FILTER (WHERE dimension IS NULL) AS file_id,
-           any_value(sheet) FILTER (WHERE dimension IS NULL) AS sheet,
-           min(row_number) FILTER (WHERE dimension IS NULL) AS row_number
-    FROM dp GROUP BY ALL
+           -- The lineage of the period's total; a duplicated one: its first row in the lineage order (sqlrules.py).
+           unnest(min({'row_number': row_number, 'file_id': file_id, 'sheet': sheet}) FILTER (WHERE dimension IS NULL))
+    FROM dp GROUP BY agency_id, metric_key, period_start, period_end
 ),
 present AS (
     SELECT DISTINCT agency_id, metric_key, period_start, period_end, dimension FROM dp WHERE dimension IS NOT NULL

@@ -5,19 +5,20 @@ WITH dp AS (
     SELECT * FROM agency_metrics WHERE list_contains($months, period_start) AND isfinite(value)
 ),
 totals AS (
-    SELECT agency_id, metric_key, period_start, period_end, any_value(value) AS total,
-           any_value(file_id) AS file_id, any_value(sheet) AS sheet, min(row_number) AS row_number
+    -- A duplicated total counts once, as its first row in the lineage order (sqlrules.py), the row reported.
+    SELECT agency_id, metric_key, period_start, period_end,
+           unnest(min({'row_number': row_number, 'file_id': file_id, 'sheet': sheet, 'total': value}))
     FROM dp WHERE dimension IS NULL AND category IS NULL
-    GROUP BY ALL
+    GROUP BY agency_id, metric_key, period_start, period_end
 ),
 parts AS (
     SELECT agency_id, metric_key, period_start, period_end, dimension,
            sum(value) AS parts_sum,
            coalesce(sum(value) FILTER (WHERE category = 'VACANT'), 0) AS vacant,
            count(*) FILTER (WHERE category = 'VACANT') AS vacant_rows,
-           arg_min(file_id, row_number) AS file_id, arg_min(sheet, row_number) AS sheet, min(row_number) AS row_number
+           unnest(min({'row_number': row_number, 'file_id': file_id, 'sheet': sheet}))
     FROM dp WHERE list_contains($vacancy_dimensions, dimension)
-    GROUP BY ALL
+    GROUP BY agency_id, metric_key, period_start, period_end, dimension
 )
 SELECT p.agency_id, p.metric_key, p.period_start, p.period_end, p.dimension, NULL AS category,
        p.parts_sum AS observed, t.total AS expected,

@@ -57,22 +57,23 @@ series AS (
     -- One row per period, numbered within its series. A duplicated datapoint counts once, as its first row in the
     -- lineage order (sqlrules.py): the value checked is that of the row reported.
     SELECT agency_id, metric_key, frequency, period_start, period_end,
-           min({'row_number': row_number, 'file_id': file_id, 'sheet': sheet, 'value': value}) AS first,
+           unnest(min({'row_number': row_number, 'file_id': file_id, 'sheet': sheet, 'value': value})),
            row_number() OVER (PARTITION BY agency_id, metric_key, frequency ORDER BY period_start, period_end) AS n
     FROM totals
     GROUP BY agency_id, metric_key, frequency, period_start, period_end
 ),
 windowed AS (
     -- Each checked total with the values of the $history periods before it (a join on the numbers: a list
-    -- window over every row would build lists for the context rows too). One `t` row per group: any_value is it.
-    SELECT t.agency_id, t.metric_key, t.frequency, t.period_start, t.period_end, unnest(any_value(t.first)),
-           list(h.first.value) FILTER (WHERE h.n IS NOT NULL) AS prior
+    -- window over every row would build lists for the context rows too).
+    SELECT t.agency_id, t.metric_key, t.frequency, t.period_start, t.period_end, t.value, t.file_id, t.sheet,
+           t.row_number, list(h.value) FILTER (WHERE h.n IS NOT NULL) AS prior
     FROM series AS t
     LEFT JOIN series AS h
         ON h.agency_id = t.agency_id AND h.metric_key = t.metric_key AND h.frequency = t.frequency
        AND h.n BETWEEN t.n - $history::INTEGER AND t.n - 1
     WHERE list_contains($months, t.period_start)
-    GROUP BY t.agency_id, t.metric_key, t.frequency, t.period_start, t.period_end
+    GROUP BY t.agency_id, t.metric_key, t.frequency, t.period_start, t.period_end, t.value, t.file_id, t.sheet,
+             t.row_number
 ),
 stats AS (
     SELECT *, coalesce(len(prior), 0) AS n_prior, list_aggregate(prior, 'median') AS median

@@ -137,21 +137,15 @@ def _gx_groups(con: duckdb.DuckDBPyConnection, months: list[date], today: date,
             yield outcome.rule, [], outcome.checked_rows, outcome.error
             continue
         failing = table.filter(pc.is_in(table[ROW_ID], value_set=pa.array(outcome.failing_row_ids, pa.int64())))
-        # The slice comes in no particular order; _merge keeps the first row of a group in key order.
-        yield outcome.rule, _merge(outcome.rule, failing.sort_by(_KEY_ORDER).to_pylist()), outcome.checked_rows, None
-
-
-#: Order of failing rows before _merge sorts them by lineage (ties keep it): the datapoint key, nulls last.
-_KEY_ORDER = [(c, "ascending") for c in ("agency_id", "metric_key", "period_start", "dimension", "category")]
+        # The slice comes in no particular order; _merge puts the failing rows in lineage order.
+        yield outcome.rule, _merge(outcome.rule, failing.to_pylist()), outcome.checked_rows, None
 
 
 def _merge(rule: Rule, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Merge failing slice rows into groups; each keeps its first row's lineage and counts its rows."""
     observed_column = OBSERVED_COLUMN.get(rule.name, rule.column)
     groups: dict[tuple[Any, ...], dict[str, Any]] = {}
-    # The sheet breaks ties: the same row number of two sheets of one workbook (a datapoint sent twice).
-    for raw in sorted(rows, key=lambda r: (_json(r["file_id"]) or "", _json(r["row_number"]) or 0,
-                                           _json(r["sheet"]) or "")):
+    for raw in sorted(rows, key=_lineage_order):
         row = {k: _json(v) for k, v in raw.items()}
         key = tuple(row.get(c) for c in rule.group_by)
         group = groups.get(key)
@@ -167,6 +161,14 @@ def _merge(rule: Rule, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return list(groups.values())
 
 
+def _lineage_order(row: dict[str, Any]) -> tuple[Any, ...]:
+    """A group's first row: by file and row number; the sheet breaks ties (the same row number of two sheets of
+    one workbook, a datapoint sent twice), then the datapoint key, nulls last (breakdowns before the total)."""
+    key = tuple((row[c] is None, row[c]) for c in _DATAPOINT_KEY)
+    return (_json(row["file_id"]) or "", _json(row["row_number"]) or 0, _json(row["sheet"]) or "", *key)
+
+
+_DATAPOINT_KEY = ("agency_id", "metric_key", "period_start", "dimension", "category")
 _LINEAGE = ("file_id", "sheet", "row_number")
 _GROUP_COLUMNS = ("agency_id", "metric_key", "period_start", "period_end", "dimension", "category", *_LINEAGE)
 

@@ -33,7 +33,8 @@ MAX_ROWS_PER_SECTION = 200
 UNASSIGNED = "(no agency)"
 _PAGE_PREFIX = "agency-"
 
-# Breakdowns are shown as agencies write them: the upload column and the category's display value.
+# Breakdowns are shown as agencies write them: the upload column and the category's display value. A dimension has
+# one upload column per metric (the registry's); min() rather than any_value() keeps that true by construction.
 FINDINGS_SQL = """
 SELECT v.agency_id, v.check_name, v.severity, v.metric_key, coalesce(d.display_name, v.metric_key) AS metric,
        v.period_start, v.period_end, v.observed, v.expected, v.message, f.path, v.sheet, v.row_number,
@@ -41,7 +42,7 @@ SELECT v.agency_id, v.check_name, v.severity, v.metric_key, coalesce(d.display_n
 FROM validation_results AS v
 LEFT JOIN metric_definitions AS d ON d.metric_key = v.metric_key
 LEFT JOIN source_files AS f ON f.file_id = v.file_id
-LEFT JOIN (SELECT metric_key, dimension, any_value(column_name) AS column_name
+LEFT JOIN (SELECT metric_key, dimension, min(column_name) AS column_name
            FROM metric_categories GROUP BY ALL) AS b ON b.metric_key = v.metric_key AND b.dimension = v.dimension
 LEFT JOIN metric_categories AS c
     ON c.metric_key = v.metric_key AND c.dimension = v.dimension AND c.category = v.category

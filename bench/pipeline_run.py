@@ -14,7 +14,7 @@ import sys
 import time
 from pathlib import Path
 
-from bench.stages import stage_seconds
+from bench.stages import stage_seconds, step_seconds
 from jc_pipeline.lib.paths import DataLayout
 from jc_pipeline.runner import open_instance, run_pipeline
 
@@ -30,6 +30,7 @@ def main() -> None:
         "runs": len(summary.run_ids),
         "months": len(summary.months),
         "stages": stage_seconds(instance, summary.run_ids, wall),
+        "steps": step_seconds(instance, summary.run_ids),
         "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }
     # Reading the stage times back is the benchmark's own work, not the run's: the parent leaves it out.

@@ -114,6 +114,9 @@ def report(results: dict) -> str:
         r = results[name]
         lines.append(f"{name:20s} {r['process']:9.1f} {r['runs']:5d} {r['months']:6d} {r['peak_rss_mib']:8.0f}  "
                      + " ".join(f"{r['stages'][stage]:9.1f}" for stage in STAGES))
+    for name in ("full build", "nightly increment"):
+        steps = results[name]["steps"]
+        lines.append(f"{name} steps: " + ", ".join(f"{step} {seconds:.1f}" for step, seconds in steps.items()))
     lines.append(f"checks share of the full build: {results['checks share of the full build']:.1%}")
     for name, target in TARGETS.items():
         value = results["targets"][name]

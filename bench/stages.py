@@ -21,15 +21,29 @@ _STEP_EVENTS = {dg.DagsterEventType.STEP_START, dg.DagsterEventType.STEP_SUCCESS
 def stage_seconds(instance: dg.DagsterInstance, run_ids: list[str], wall_seconds: float) -> dict[str, float]:
     """Seconds per stage (:data:`STAGES`) over these runs; they add up to ``wall_seconds``."""
     stages: dict[str, float] = defaultdict(float)
+    for step, seconds in _job_steps(instance, run_ids).items():
+        stages[_JOB_STAGE[step.split("/")[0]]] += seconds
     for run_id in run_ids:
-        job = instance.get_run_by_id(run_id).job_name  # type: ignore[union-attr]
-        stages[_JOB_STAGE[job]] += sum(_step_seconds(instance, run_id).values())
-        split = _normalize_split(instance, run_id)
-        for stage, seconds in split.items():
+        for stage, seconds in _normalize_split(instance, run_id).items():
             stages[stage] += seconds
             stages["roll-up"] -= seconds
     stages["dagster"] = wall_seconds - sum(stages.values())
     return {stage: round(stages[stage], 3) for stage in STAGES}
+
+
+def step_seconds(instance: dg.DagsterInstance, run_ids: list[str]) -> dict[str, float]:
+    """Seconds per ``job/step`` over these runs (a job run several times, like ``rollup_job`` for several ranges
+    of months, sums its runs): where a stage's time goes."""
+    return {step: round(seconds, 3) for step, seconds in _job_steps(instance, run_ids).items()}
+
+
+def _job_steps(instance: dg.DagsterInstance, run_ids: list[str]) -> dict[str, float]:
+    steps: dict[str, float] = defaultdict(float)
+    for run_id in run_ids:
+        job = instance.get_run_by_id(run_id).job_name  # type: ignore[union-attr]
+        for step, seconds in _step_seconds(instance, run_id).items():
+            steps[f"{job}/{step}"] += seconds
+    return steps
 
 
 def _step_seconds(instance: dg.DagsterInstance, run_id: str) -> dict[str, float]:

@@ -40,6 +40,11 @@ def test_every_stage_is_timed_and_the_stages_add_up_to_the_run(results):
         assert full["stages"][stage] > 0, stage
     assert sum(full["stages"].values()) == pytest.approx(full["wall"], abs=0.01)
     assert full["runs"] >= 3 and full["months"] >= 12
+    # Steps say where each job's time went: they cover the jobs' stages (ingest_job's steps are the ingest stage).
+    ingest_steps = {step: s for step, s in full["steps"].items() if step.startswith("ingest_job/")}
+    assert {"ingest_job/reference_tables", "ingest_job/inbox_files"} <= set(ingest_steps)
+    assert sum(ingest_steps.values()) == pytest.approx(full["stages"]["ingest"], abs=0.01)
+    assert "publish_job/agency_feedback" in full["steps"]
 
 
 def test_nothing_new_and_the_nightly_increment(results):

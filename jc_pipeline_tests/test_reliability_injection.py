@@ -40,7 +40,11 @@ ALLOWED_INTERPOLATIONS = {
 #: (file, function, parameter) -> SQL passed through from the caller; every call site is checked below.
 PASS_THROUGH = {("lib/validation/report.py", "records", "sql")}
 #: (file, function, loop variable) -> iterates over a module constant of SQL literals.
-LOOPED_CONSTANTS = {("status.py", "print_status", "query"): "_SECTIONS, a dict of SQL literals"}
+LOOPED_CONSTANTS = {
+    ("status.py", "print_status", "query"): "_SECTIONS, a dict of SQL literals",
+    ("lib/ingest/resolve.py", "resolve_agency_metrics", "statement"):
+        "the statements of the package's sql/resolve_agency_metrics.sql (extract_statements)",
+}
 
 
 def _sql_calls():

@@ -30,6 +30,24 @@ _SET_INDEXED_SQL = "UPDATE staged_months_indexed SET upload_seq = ?"
 
 _PENDING = "SELECT DISTINCT month FROM pending_file_months ORDER BY month"
 
+# The agencies a staged row of a pending file-month is stored under (a superagency's upload carries its child
+# agencies' rows). Pending files are recent uploads, so the upload_seq range lets the scan skip the row groups of
+# every other upload by their min/max statistics.
+_PENDING_SEQ_RANGE = """
+    SELECT min(f.upload_seq), max(f.upload_seq)
+    FROM pending_file_months AS p JOIN source_files AS f USING (file_id)
+    WHERE list_contains($months, p.month)
+"""
+_PENDING_AGENCIES = """
+    SELECT DISTINCT s.agency_id
+    FROM ingest_datapoints AS s  -- ingest.STAGED_TABLE
+    SEMI JOIN pending_file_months AS p
+        ON p.file_id = s.file_id AND p.month = date_trunc('month', s.period_start)::DATE
+       AND list_contains($months, p.month)
+    WHERE s.upload_seq BETWEEN $first AND $last
+    ORDER BY s.agency_id
+"""
+
 _RESOLVED = "UPDATE pending_file_months SET resolved = TRUE WHERE month IN (SELECT unnest($months::DATE[]))"
 _MARK = """
     INSERT OR IGNORE INTO rolled_up_file_months
@@ -64,6 +82,21 @@ def pending_months(con: duckdb.DuckDBPyConnection) -> list[date]:
     with _transaction(con):
         _index_new_uploads(con)
     return [row[0] for row in con.execute(_PENDING).fetchall()]
+
+
+def pending_agencies(con: duckdb.DuckDBPyConnection, months: Sequence[date]) -> list[str]:
+    """Agencies (sorted) with staged rows in `months` from uploads no roll-up has covered yet: the only ones whose
+    agency_metrics of those months can have changed since they were last rebuilt. Uploads staged since the last
+    call are indexed first; call it on the connection that then rebuilds them and calls `mark_resolved` (the
+    store's lock keeps any other upload out meanwhile)."""
+    ensure_schema(con)
+    with _transaction(con):
+        _index_new_uploads(con)
+    params = {"months": sorted(months)}
+    first, last = con.execute(_PENDING_SEQ_RANGE, params).fetchall()[0]
+    if first is None:
+        return []
+    return [row[0] for row in con.execute(_PENDING_AGENCIES, {**params, "first": first, "last": last}).fetchall()]
 
 
 def mark_resolved(con: duckdb.DuckDBPyConnection, months: Sequence[date]) -> None:

@@ -14,13 +14,15 @@ from jc_pipeline.lib.roster import Roster
 
 
 def resolve_agency_metrics(con: duckdb.DuckDBPyConnection, months: Sequence[date], roster: Roster,
-                           registry: Registry) -> int:
+                           registry: Registry, agencies: Sequence[str] | None = None) -> int:
     """Rebuild the agency_metrics rows whose ``period_start`` falls in ``months`` (month starts); idempotent.
 
     Latest upload wins per (agency, metric, period_start, period_end, dimension, category) by ``upload_seq``,
     then sheet and row order. A period with a breakdown but no total gets an inferred total (the breakdown
     sheet first in alphabetical order, ``is_inferred_total``, no lineage). ``state_code`` comes from the
-    current roster. Returns the number of rows written.
+    current roster. With ``agencies``, only the rows stored under those agencies are rebuilt (the same rows as a
+    whole rebuild: both steps are per agency) and the other agencies' rows stay untouched. Returns the number of
+    agency_metrics rows of ``months`` afterwards.
     """
     month_starts = sorted({date(m.year, m.month, 1) for m in months})
     inputs = {
@@ -33,6 +35,9 @@ def resolve_agency_metrics(con: duckdb.DuckDBPyConnection, months: Sequence[date
         con.register(name, frame)
     sql = resources.files("jc_pipeline.lib.ingest").joinpath("sql/resolve_agency_metrics.sql").read_text(
         encoding="utf-8")
+    # The delete and the insert, apart: DuckDB binds parameters to one statement at a time.
+    statements = con.extract_statements(sql)
+    scope = {"agencies": None if agencies is None else sorted(agencies)}
     try:
         con.execute("BEGIN TRANSACTION")
         try:
@@ -41,7 +46,8 @@ def resolve_agency_metrics(con: duckdb.DuckDBPyConnection, months: Sequence[date
             # 52.6 s whole, see docs/decisions.md). Written in month order, each year sorted by the SQL.
             for year in sorted({m.year for m in month_starts}):
                 _register_months(con, [m for m in month_starts if m.year == year])
-                con.execute(sql)
+                for statement in statements:
+                    con.execute(statement, scope)
             _register_months(con, month_starts)
             written = con.execute(
                 "SELECT count(*) FROM agency_metrics "

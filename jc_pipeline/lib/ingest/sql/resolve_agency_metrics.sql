@@ -1,4 +1,6 @@
--- Rebuild agency_metrics for the month starts in _resolve_months (by period_start) from every staged datapoint.
+-- Rebuild agency_metrics for the month starts in _resolve_months (by period_start) from every staged datapoint,
+-- for the agencies in $agencies (VARCHAR[]; NULL: every agency). Both steps below are per agency, so rebuilding
+-- some agencies gives their rows of a whole rebuild and leaves the others' rows as they are.
 -- Inputs registered by resolve.py: _resolve_months(month DATE), _resolve_agencies(agency_id, state_code),
 -- _resolve_dimension_order(metric_key, dimension, sheet).
 -- 1. Latest upload wins per datapoint key: highest upload_seq, then the later sheet and row of that file.
@@ -8,7 +10,8 @@
 -- keeps insertion order, so each row group then holds a few consecutive months and the month filters of the checks
 -- and the roll-up skip the rest (zone maps).
 DELETE FROM agency_metrics
-WHERE CAST(date_trunc('month', period_start) AS DATE) IN (SELECT month FROM _resolve_months);
+WHERE CAST(date_trunc('month', period_start) AS DATE) IN (SELECT month FROM _resolve_months)
+  AND ($agencies::VARCHAR[] IS NULL OR agency_id IN (SELECT unnest($agencies::VARCHAR[])));
 
 INSERT INTO agency_metrics (state_code, agency_id, sector, metric_key, frequency, period_start, period_end,
                             dimension, category, value, is_inferred_total, file_id, sheet, row_number)
@@ -17,6 +20,7 @@ WITH staged AS MATERIALIZED (
     SELECT *
     FROM ingest_datapoints
     WHERE CAST(date_trunc('month', period_start) AS DATE) IN (SELECT month FROM _resolve_months)
+      AND ($agencies::VARCHAR[] IS NULL OR agency_id IN (SELECT unnest($agencies::VARCHAR[])))
     QUALIFY row_number() OVER (
         PARTITION BY agency_id, metric_key, period_start, period_end, dimension, category
         ORDER BY upload_seq DESC, sheet_order DESC, row_number DESC) = 1

@@ -2,6 +2,8 @@
 
 Flow: read the month slice once (``sql/datapoints.sql``) -> Great Expectations rules on it (pandas path) ->
 SQL rules on the warehouse -> in one transaction replace the stored results those rules own for these months.
+A nightly run passes the agencies whose uploads changed: only their rows are checked and only their results
+replaced, and each rule's verdict is then read back from the stored results of the months (every agency's).
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ import math
 import re
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -52,7 +54,10 @@ class RuleOutcome:
 
     ``checked_rows`` counts datapoints for Great Expectations rules and groups examined for SQL rules;
     ``sample`` holds up to 10 failing groups as JSON-serializable dicts; ``error`` is set when the rule itself
-    crashed (then ``passed`` is False and no stored results of that rule were replaced).
+    crashed (then ``passed`` is False and no stored results of that rule were replaced). ``rechecked_agencies``
+    is None when every agency was checked; in a run limited to some agencies it counts them, ``checked_rows``
+    covers their rows only, and ``passed``, ``failing_groups`` and ``sample`` describe the months' stored
+    results, every agency's.
     """
 
     rule: Rule
@@ -61,10 +66,11 @@ class RuleOutcome:
     checked_rows: int
     sample: list[dict[str, Any]] = field(default_factory=list)
     error: str | None = None
+    rechecked_agencies: int | None = None
 
 
 def validate_months(con: duckdb.DuckDBPyConnection, months: Sequence[date], *, today: date,
-                    registry: Registry) -> list[RuleOutcome]:
+                    registry: Registry, agencies: Sequence[str] | None = None) -> list[RuleOutcome]:
     """Check the agency_metrics rows whose period starts in ``months``; store and return the outcomes.
 
     Rules read other months where they need context (earlier periods, the rest of the year). The months are
@@ -73,27 +79,35 @@ def validate_months(con: duckdb.DuckDBPyConnection, months: Sequence[date], *, t
     ran are replaced per year in one transaction (see ``Rule.scope``); results of a rule that crashed are left as
     they were, so a crash never clears an exclusion. Returns one outcome per rule of ``RULES``, summed over the
     years. ``con`` must not be inside an open transaction (DuckDB cannot nest them).
+
+    With ``agencies``, only the rows stored under those agencies are checked (each rule still reads the same
+    agency's other rows for context; no rule's verdict on an agency depends on another agency's rows) and only
+    their stored results are replaced: the stored results then equal those of checking every agency. The
+    outcomes' verdicts, counts and samples are read back from the stored results of the months, so a Dagster
+    check still says whether the months pass the rule.
     """
     months = sorted({month_start(m) for m in months})
+    scope = None if agencies is None else sorted(set(agencies))
     outcomes = [RuleOutcome(rule, True, 0, 0) for rule in RULES]
     checked_at = datetime.now(UTC).replace(tzinfo=None)
     names = _labels(registry)
     for year in sorted({m.year for m in months}):
         window = [m for m in months if m.year == year]
         outcomes = [_combine(a, b) for a, b in zip(outcomes, _validate(con, window, today, registry, names,
-                                                                       checked_at), strict=True)]
-    return outcomes
+                                                                       checked_at, scope), strict=True)]
+    return outcomes if scope is None else _stored_outcomes(con, months, outcomes, len(scope))
 
 
 def _validate(con: duckdb.DuckDBPyConnection, months: list[date], today: date, registry: Registry,
-              names: dict[str, str], checked_at: datetime) -> list[RuleOutcome]:
-    """Every rule on the months of one calendar year; stores their results."""
+              names: dict[str, str], checked_at: datetime, agencies: list[str] | None) -> list[RuleOutcome]:
+    """Every rule on the months of one calendar year (the rows of ``agencies`` only, unless None); stores their
+    results."""
     found: dict[str, tuple[list[dict[str, Any]], int, str | None]] = {}
-    for rule, groups, checked, error in _gx_groups(con, months, today, registry):
+    for rule, groups, checked, error in _gx_groups(con, months, today, registry, agencies):
         found[rule.name] = (groups, checked, error)
     for rule in RULES:
         if rule.engine == "sql":
-            outcome = run_sql_rule(con, rule, months, today, registry)
+            outcome = run_sql_rule(con, rule, months, today, registry, agencies)
             found[rule.name] = (outcome.failing, outcome.checked_rows, outcome.error)
 
     rows: list[dict[str, Any]] = []
@@ -102,9 +116,9 @@ def _validate(con: duckdb.DuckDBPyConnection, months: list[date], today: date, r
         groups, checked, error = found[rule.name]
         results = [_result_row(rule, group, names, checked_at) for group in groups]
         rows.extend(results)
-        sample = [{k: _json(r[k]) for k in _SAMPLE_FIELDS} for r in results[:SAMPLE_SIZE]]
+        sample = [_sample_row(r) for r in results[:SAMPLE_SIZE]]
         outcomes.append(RuleOutcome(rule, error is None and not results, len(results), checked, sample, error))
-    _store(con, months, [o.rule for o in outcomes if o.error is None], rows)
+    _store(con, months, [o.rule for o in outcomes if o.error is None], rows, agencies)
     return outcomes
 
 
@@ -117,11 +131,12 @@ def _combine(a: RuleOutcome, b: RuleOutcome) -> RuleOutcome:
 # ---- Great Expectations rules ------------------------------------------------------------------------------
 
 
-def _gx_groups(con: duckdb.DuckDBPyConnection, months: list[date], today: date,
-               registry: Registry) -> Iterable[tuple[Rule, list[dict[str, Any]], int, str | None]]:
+def _gx_groups(con: duckdb.DuckDBPyConnection, months: list[date], today: date, registry: Registry,
+               agencies: list[str] | None) -> Iterable[tuple[Rule, list[dict[str, Any]], int, str | None]]:
     """Per gx rule: failing groups (rows of the slice merged by ``rule.group_by``), rows checked, error."""
     try:
-        table = con.sql(sql_text("datapoints"), params={"months": months, "today": today}).to_arrow_table()
+        table = con.sql(sql_text("datapoints"),
+                        params={"months": months, "today": today, "agencies": agencies}).to_arrow_table()
         # Only the columns the expectations read go into pandas; the failing rows are then taken whole from the
         # Arrow table. A column the slice lacks is left to GX to report as that expectation's error.
         columns = [c for c in suite_columns(registry) if c in table.column_names]
@@ -215,18 +230,15 @@ def _result_row(rule: Rule, group: dict[str, Any], names: dict[Any, str], checke
     }
 
 
-def _store(con: duckdb.DuckDBPyConnection, months: list[date], ran: list[Rule], rows: list[dict[str, Any]]) -> None:
-    """Replace the stored results of the rules that ran, for their scope, in one transaction."""
-    by_scope = {scope: [r.name for r in ran if r.scope == scope] for scope in ("months", "years")}
-    years = sorted({m.year for m in months})
+def _store(con: duckdb.DuckDBPyConnection, months: list[date], ran: list[Rule], rows: list[dict[str, Any]],
+           agencies: list[str] | None) -> None:
+    """Replace the stored results of the rules that ran, for their scope (of ``agencies`` only, unless None), in
+    one transaction."""
     incoming = pa.Table.from_pylist(rows, schema=RESULT_SCHEMA)
     # DuckDB has no nested transactions and a failed BEGIN aborts the open one: callers must not hold one.
     con.execute("BEGIN")
     try:
-        con.execute("DELETE FROM validation_results WHERE list_contains($names, check_name) "
-                    "AND list_contains($months, period_start)", {"names": by_scope["months"], "months": months})
-        con.execute("DELETE FROM validation_results WHERE list_contains($names, check_name) "
-                    "AND list_contains($years, year(period_start))", {"names": by_scope["years"], "years": years})
+        con.execute(sql_text("delete_results"), {**_result_scope(months, ran), "agencies": agencies})
         if rows:
             con.register("_validation_incoming", incoming)
             try:
@@ -237,6 +249,31 @@ def _store(con: duckdb.DuckDBPyConnection, months: list[date], ran: list[Rule], 
     except BaseException:
         con.execute("ROLLBACK")
         raise
+
+
+def _result_scope(months: list[date], rules: Iterable[Rule]) -> dict[str, list[Any]]:
+    """Parameters of the stored results that ``rules`` own for ``months`` (by their ``Rule.scope``)."""
+    return {"month_rules": [r.name for r in rules if r.scope == "months"], "months": months,
+            "year_rules": [r.name for r in rules if r.scope == "years"], "years": sorted({m.year for m in months})}
+
+
+def _stored_outcomes(con: duckdb.DuckDBPyConnection, months: list[date], outcomes: list[RuleOutcome],
+                     rechecked: int) -> list[RuleOutcome]:
+    """``outcomes`` of a run that checked ``rechecked`` agencies, with each rule's verdict, failing groups and
+    sample taken from the stored results of ``months`` (every agency's), as a run checking them all reports."""
+    stored = {name: (count, sample) for name, count, sample in con.execute(
+        sql_text("stored_failures"), {**_result_scope(months, RULES), "sample_size": SAMPLE_SIZE}).fetchall()}
+    read_back = []
+    for outcome in outcomes:
+        count, sample = stored.get(outcome.rule.name, (0, []))
+        read_back.append(replace(outcome, passed=outcome.error is None and not count, failing_groups=count,
+                                 sample=[_sample_row(row) for row in sample], rechecked_agencies=rechecked))
+    return read_back
+
+
+def _sample_row(result: dict[str, Any]) -> dict[str, Any]:
+    """A failing group as it appears in a check's sample (JSON values)."""
+    return {k: _json(result[k]) for k in _SAMPLE_FIELDS}
 
 
 # ---- value helpers ----------------------------------------------------------------------------------------------

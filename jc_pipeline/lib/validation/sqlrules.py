@@ -1,7 +1,9 @@
 """SQL rules: one parameterized DuckDB query per rule in ``sql/<rule name>.sql``.
 
 Every query returns one row per group it examined with the same columns (agency_id, metric_key, period_start,
-period_end, dimension, category, observed, expected, detail, file_id, sheet, row_number, failed). Inputs that
+period_end, dimension, category, observed, expected, detail, file_id, sheet, row_number, failed), and examines
+only the groups of the agencies in ``$agencies`` (NULL: every agency): a group's verdict depends on rows of its own
+agency only, so a nightly run re-checks just the agencies whose uploads changed. Inputs that
 come from the registry (vacancy dimensions, metric triples of cross-metric identities) are passed as list
 parameters, never spliced into the SQL text.
 
@@ -72,11 +74,13 @@ def registry_parameters(rule: Rule, registry: Registry) -> dict[str, Any]:
 
 
 def run_sql_rule(con: duckdb.DuckDBPyConnection, rule: Rule, months: Sequence[date], today: date,
-                 registry: Registry) -> SqlOutcome:
-    """Run one SQL rule over ``months``; a failing query becomes ``error``, never failing groups."""
+                 registry: Registry, agencies: Sequence[str] | None = None) -> SqlOutcome:
+    """Run one SQL rule over ``months`` (the groups of ``agencies`` only, when given; every query reads other
+    rows of the same agency only); a failing query becomes ``error``, never failing groups."""
     try:
         text = sql_text(rule.name)
-        available = {"months": list(months), "today": today, **registry_parameters(rule, registry),
+        available = {"months": list(months), "today": today, "agencies": agencies,
+                     **registry_parameters(rule, registry),
                      **{k: v for k, v in rule.params.items() if not isinstance(v, tuple)}}
         # DuckDB rejects unused named parameters, so pass exactly the ones the file mentions.
         params = {name: available[name] for name in set(_PARAMETER.findall(text))}

@@ -2,7 +2,7 @@
 -- previous month's population and the same month's admissions and releases, compare admissions - releases
 -- with the population change. Triples come from the registry (jails, prisons, supervision + subsystems).
 -- Parameters: $months DATE[], $admissions, $releases, $population VARCHAR[] (parallel lists),
--- $absolute_tolerance, $relative_tolerance.
+-- $absolute_tolerance, $relative_tolerance, $agencies VARCHAR[] (NULL: every agency).
 WITH ids AS (
     SELECT unnest($admissions) AS admissions, unnest($releases) AS releases, unnest($population) AS population
 ),
@@ -17,6 +17,7 @@ totals AS (
       AND (list_contains($months, period_start)
            OR list_contains($months, (period_start + INTERVAL 1 MONTH)::DATE))
       AND list_contains(list_concat($admissions, $releases, $population), metric_key)
+      AND ($agencies::VARCHAR[] IS NULL OR agency_id IN (SELECT unnest($agencies::VARCHAR[])))
     GROUP BY agency_id, metric_key, period_start
 )
 SELECT p.agency_id, p.metric_key, p.period_start, (p.period_start + INTERVAL 1 MONTH)::DATE AS period_end,

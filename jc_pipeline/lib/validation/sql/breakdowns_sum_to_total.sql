@@ -1,10 +1,13 @@
 -- breakdowns_sum_to_total: each breakdown's sum vs the total of the same agency, metric and period.
 -- Staff-type dimensions with a VACANT member are left to staff_breakdown_matches_total. Other breakdowns of a
 -- staff metric (race, sex) describe people, so they may add up to the total without the vacant positions.
--- Parameters: $months DATE[], $count_tolerance, $usd_relative_tolerance, $vacancy_dimensions VARCHAR[].
+-- Parameters: $months DATE[], $count_tolerance, $usd_relative_tolerance, $vacancy_dimensions VARCHAR[],
+-- $agencies VARCHAR[] (NULL: every agency).
 -- Output (every SQL rule): one row per group checked, `failed` true for the failing ones.
 WITH dp AS (
-    SELECT * FROM agency_metrics WHERE list_contains($months, period_start) AND isfinite(value)
+    SELECT * FROM agency_metrics
+    WHERE list_contains($months, period_start) AND isfinite(value)
+      AND ($agencies::VARCHAR[] IS NULL OR agency_id IN (SELECT unnest($agencies::VARCHAR[])))
 ),
 totals AS (
     -- A duplicated total counts once, as its first row in the lineage order (sqlrules.py), the row reported.

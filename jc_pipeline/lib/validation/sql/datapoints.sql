@@ -1,7 +1,7 @@
 -- The datapoint slice Great Expectations validates: agency_metrics rows whose period starts in $months, with the
 -- roster and settings joined in and one pre-computed column per rule that needs context (so every expectation
 -- is a plain single-column expectation on the pandas path).
--- Parameters: $months DATE[], $today DATE.
+-- Parameters: $months DATE[], $today DATE, $agencies VARCHAR[] (NULL: every agency).
 SELECT
     -- Identifies a row within this result (failing rows come back from GX as row_ids); numbered in no particular
     -- order: ordering by the datapoint key sorted the whole slice (1 s CPU a year at 3,000 agencies).
@@ -78,3 +78,4 @@ LEFT JOIN agency_metric_settings AS s ON s.agency_id = m.agency_id AND s.metric_
 LEFT JOIN agency_breakdown_settings AS b ON b.agency_id = m.agency_id AND b.metric_key = m.metric_key
     AND b.dimension = m.dimension AND b.category = m.category
 WHERE list_contains($months, m.period_start)
+  AND ($agencies::VARCHAR[] IS NULL OR m.agency_id IN (SELECT unnest($agencies::VARCHAR[])))

@@ -1,7 +1,7 @@
 -- jail_population_parts_match_total: part A + part B vs the whole, for the (A, B, whole) metric triples the
 -- registry has (pre- + post-adjudication vs total jail population), same agency and period, totals only.
 -- Parameters: $months DATE[], $part_a, $part_b, $whole VARCHAR[] (parallel lists), $absolute_tolerance,
--- $relative_tolerance.
+-- $relative_tolerance, $agencies VARCHAR[] (NULL: every agency).
 WITH ids AS (
     SELECT unnest($part_a) AS part_a, unnest($part_b) AS part_b, unnest($whole) AS whole
 ),
@@ -12,6 +12,7 @@ totals AS (
     FROM agency_metrics
     WHERE list_contains($months, period_start) AND dimension IS NULL AND category IS NULL AND isfinite(value)
       AND list_contains(list_concat($part_a, $part_b, $whole), metric_key)
+      AND ($agencies::VARCHAR[] IS NULL OR agency_id IN (SELECT unnest($agencies::VARCHAR[])))
     GROUP BY agency_id, metric_key, period_start, period_end
 )
 SELECT w.agency_id, w.metric_key, w.period_start, w.period_end, NULL AS dimension, NULL AS category,

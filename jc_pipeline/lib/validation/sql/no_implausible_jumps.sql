@@ -4,17 +4,18 @@
 -- with relative = $relative_instant for INSTANT metrics (populations, staff, open cases) and $relative_delta for
 -- event counts. 1.4826 * MAD estimates the standard deviation robustly (one earlier outlier does not move it).
 -- Parameters: $months DATE[], $history, $min_history, $min_difference, $relative_delta, $relative_instant,
--- $robust_z.
+-- $robust_z, $agencies VARCHAR[] (NULL: every agency).
 --
 -- Cost grows with the months checked, not with the history: the earlier periods are first looked for in the
 -- $history months (years, for annual series) before the first checked month; only the series that have fewer
 -- than $history periods there (a gap, or the start of their history) are read further back. Either way each
 -- checked total gets exactly the $history periods before it in its series.
 WITH series_keys AS (
-    -- The series that have a total in $months (only those need history).
+    -- The series of $agencies that have a total in $months (only those need history).
     SELECT DISTINCT agency_id, metric_key, frequency
     FROM agency_metrics
     WHERE list_contains($months, period_start) AND dimension IS NULL AND category IS NULL AND isfinite(value)
+      AND ($agencies::VARCHAR[] IS NULL OR agency_id IN (SELECT unnest($agencies::VARCHAR[])))
 ),
 recent AS (
     -- The $history months (years, for annual series) before the first checked month, and the checked months.

@@ -2,7 +2,7 @@
 -- one monthly total that year, the months expected are all twelve when the year is over by $today, else the
 -- months up to the latest one reported. One group per expected month; it fails when the month is absent.
 -- Metrics the agency disabled are skipped (metric_enabled reports them).
--- Parameters: $months DATE[], $today DATE.
+-- Parameters: $months DATE[], $today DATE, $agencies VARCHAR[] (NULL: every agency).
 WITH years AS (
     SELECT DISTINCT year(m) AS y FROM (SELECT unnest($months) AS m)
 ),
@@ -16,6 +16,7 @@ monthly AS (
       AND m.period_start >= make_date(year(list_min($months)), 1, 1)
       AND m.period_start < make_date(year(list_max($months)) + 1, 1, 1)
       AND coalesce(s.enabled, TRUE)
+      AND ($agencies::VARCHAR[] IS NULL OR m.agency_id IN (SELECT unnest($agencies::VARCHAR[])))
 ),
 series AS (
     SELECT agency_id, metric_key, year(period_start) AS y, max(period_start) AS last_reported

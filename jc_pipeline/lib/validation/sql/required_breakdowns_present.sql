@@ -6,7 +6,8 @@
 -- reported, detail lists the periods; the lineage is the total of the first period without it.
 -- One finding per year instead of one per month: an agency that never sends a required breakdown would
 -- otherwise get twelve identical findings a year (docs/decisions.md).
--- Parameters: $months DATE[] (their calendar years are judged whole: Rule.scope = "years").
+-- Parameters: $months DATE[] (their calendar years are judged whole: Rule.scope = "years"), $agencies VARCHAR[]
+-- (NULL: every agency).
 WITH required AS (
     SELECT DISTINCT metric_key, dimension FROM metric_categories WHERE required
 ),
@@ -19,6 +20,7 @@ dp AS (
       AND period_start < make_date(year(list_max($months)) + 1, 1, 1)
       AND list_contains(list_transform($months, lambda x: year(x)), year(period_start))
       AND metric_key IN (SELECT metric_key FROM required)
+      AND ($agencies::VARCHAR[] IS NULL OR agency_id IN (SELECT unnest($agencies::VARCHAR[])))
 ),
 reported AS (
     SELECT agency_id, metric_key, period_start, period_end,

@@ -1,8 +1,11 @@
 -- staff_breakdown_matches_total: staff-type breakdowns that have a VACANT member (registry), summed with the
 -- vacancies, vs total staff. The detail says when the total looks like it leaves the vacancies out.
--- Parameters: $months DATE[], $vacancy_dimensions VARCHAR[], $absolute_tolerance.
+-- Parameters: $months DATE[], $vacancy_dimensions VARCHAR[], $absolute_tolerance, $agencies VARCHAR[] (NULL: every
+-- agency).
 WITH dp AS (
-    SELECT * FROM agency_metrics WHERE list_contains($months, period_start) AND isfinite(value)
+    SELECT * FROM agency_metrics
+    WHERE list_contains($months, period_start) AND isfinite(value)
+      AND ($agencies::VARCHAR[] IS NULL OR agency_id IN (SELECT unnest($agencies::VARCHAR[])))
 ),
 totals AS (
     -- A duplicated total counts once, as its first row in the lineage order (sqlrules.py), the row reported.

@@ -21,7 +21,7 @@ import dagster as dg
 from filelock import FileLock, Timeout
 
 from jc_pipeline.defs.automation.jobs import LAUNCHED_BY_CLI, LAUNCHED_BY_TAG
-from jc_pipeline.defs.partitions import range_tags
+from jc_pipeline.defs.partitions import pending_range_tags, range_tags
 from jc_pipeline.lib import pending
 from jc_pipeline.lib.paths import DataLayout
 from jc_pipeline.lib.periods import add_months, contiguous_ranges, months_between
@@ -282,8 +282,11 @@ def run_pipeline(
         with store.connect() as con:
             months = pending.pending_months(con)
             unpublished = pending.generations(con).unpublished
+        # A backfill rebuilds its months whole; a nightly run only the agencies with pending uploads in them.
+        tags_of = pending_range_tags
         if first and last:
             months = sorted(set(months) | set(months_between(first, add_months(last, 1))))
+            tags_of = range_tags
         summary.months = months
         ranges = contiguous_ranges(months)
         if not ranges:
@@ -294,7 +297,7 @@ def run_pipeline(
         for number, (start, end) in enumerate(ranges, 1):
             echo(f"[2/3] roll-up {number}/{len(ranges)}: periods starting {start:%Y-%m} .. {end:%Y-%m}")
             began = time.perf_counter()
-            execute("rollup_job", range_tags(start, end))
+            execute("rollup_job", tags_of(start, end))
             echo(f"      done in {time.perf_counter() - began:.1f} s")
         if not ranges and unpublished:
             echo("[3/3] publish: an earlier run stopped before publishing its roll-up; publishing it now")

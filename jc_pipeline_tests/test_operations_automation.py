@@ -14,7 +14,7 @@ from dagster._utils.schedules import cron_string_iterator
 
 from jc_pipeline.defs.automation import schedules
 from jc_pipeline.defs.automation.jobs import LAUNCHED_BY_CLI, LAUNCHED_BY_TAG
-from jc_pipeline.defs.partitions import range_tags
+from jc_pipeline.defs.partitions import pending_range_tags, range_tags
 from jc_pipeline.defs.resources import WarehouseResource
 from jc_pipeline.lib import pending
 from jc_pipeline.lib.paths import DataLayout
@@ -127,6 +127,9 @@ def test_sensor_chain_runs_exactly_the_touched_periods(tmp_path_factory, tmp_pat
         ]
         assert len(rollups.run_requests) >= 2  # the demo has fiscal-year (July) and calendar-year starts
         assert all(r.job_name in (None, "rollup_job") for r in rollups.run_requests)
+        # Nightly roll-ups: only the agencies with pending uploads are rebuilt (test_rollup_scoped.py).
+        assert all(r.tags.items() >= pending_range_tags(*map(date.fromisoformat, (start, end))).items()
+                   for r, (start, end) in zip(rollups.run_requests, requested_ranges(rollups), strict=True))
 
         # 2. The roll-up's success publishes, except after roll-ups `jc-pipeline run` started (it publishes itself).
         single = [r for r in rollups.run_requests if len(set(requested_ranges(dg.SensorResult([r]))[0])) == 1]

@@ -24,3 +24,20 @@ def range_tags(first: date, last: date) -> dict[str, str]:
         "dagster/asset_partition_range_start": first.isoformat(),
         "dagster/asset_partition_range_end": last.isoformat(),
     }
+
+
+#: Run tag of the nightly roll-ups (`jc-pipeline run` without --from/--to, touched_periods_sensor): rebuild only
+#: the agencies with pending uploads in the run's months. Runs without it (backfills, UI launches) rebuild whole
+#: months, which is also what repairs a month after a roster, settings or rule change.
+PENDING_AGENCIES_TAG = "jc/rebuild"
+_PENDING_AGENCIES = "pending_agencies"
+
+
+def pending_range_tags(first: date, last: date) -> dict[str, str]:
+    """`range_tags` of a nightly roll-up: the months first..last, only their agencies with pending uploads."""
+    return {**range_tags(first, last), PENDING_AGENCIES_TAG: _PENDING_AGENCIES}
+
+
+def rebuilds_pending_agencies_only(context: dg.AssetExecutionContext) -> bool:
+    """Whether this run was launched with `pending_range_tags` (a nightly roll-up), not as a backfill."""
+    return context.run.tags.get(PENDING_AGENCIES_TAG) == _PENDING_AGENCIES

@@ -9,7 +9,7 @@ from pathlib import Path
 import dagster as dg
 
 from jc_pipeline.defs.automation.jobs import LAUNCHED_BY_CLI, LAUNCHED_BY_TAG, ingest_job, publish_job, rollup_job
-from jc_pipeline.defs.partitions import range_tags
+from jc_pipeline.defs.partitions import pending_range_tags
 from jc_pipeline.defs.resources import WarehouseResource
 from jc_pipeline.lib.ingest.inbox import INBOX, scan_inbox
 from jc_pipeline.lib.periods import contiguous_ranges
@@ -115,7 +115,7 @@ def touched_periods_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResu
     batch = f"{records[0].storage_id}-{records[-1].storage_id}"
     return dg.SensorResult(
         run_requests=[
-            dg.RunRequest(run_key=f"{batch}:{start}:{end}", tags=range_tags(start, end))
+            dg.RunRequest(run_key=f"{batch}:{start}:{end}", tags=pending_range_tags(start, end))
             for start, end in contiguous_ranges(months)
         ],
         cursor=cursor,

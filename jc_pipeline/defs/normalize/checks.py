@@ -31,12 +31,17 @@ def rule_check_specs() -> list[dg.AssetCheckSpec]:
 
 
 def rule_check_result(outcome: validation.RuleOutcome) -> dg.AssetCheckResult:
-    """Counts and a sample of failing rows; a rule that crashed is reported as a crash, not as bad data."""
+    """Counts and a sample of failing rows of the run's months; a rule that crashed is reported as a crash, not as
+    bad data. After a nightly run, which re-checks only the agencies with new uploads, the verdict, count and
+    sample still cover every agency of the months (read back from validation_results); `rechecked_agencies` says
+    how many agencies were checked again, and `checked_rows` counts their rows."""
     metadata: dict[str, object] = {
         "failing_groups": outcome.failing_groups,
         "checked_rows": outcome.checked_rows,
         "remedy": outcome.rule.remedy,
     }
+    if outcome.rechecked_agencies is not None:
+        metadata["rechecked_agencies"] = outcome.rechecked_agencies
     if outcome.sample:
         metadata["sample"] = dg.MetadataValue.json(outcome.sample)
     if outcome.error:

@@ -1,0 +1,192 @@
+"""Nightly roll-ups rebuild and re-check only the agencies with pending uploads in their months, and end exactly
+where a backfill of every month ends; the other agencies' rows and results are left alone, and a backfill still
+rebuilds whole months."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import pytest
+
+from bench import scale
+from jc_pipeline.cli import main
+from jc_pipeline.defs.partitions import PENDING_AGENCIES_TAG
+from jc_pipeline.lib import validation
+from jc_pipeline.lib.validation.run import SAMPLE_SIZE
+from jc_pipeline_tests.test_operations_support import (DEMO, add_late_correction, baseline, copy_state,
+                                                       first_law_enforcement_agency)
+from jc_pipeline_tests.test_validation_support import REGISTRY, TODAY, Warehouse, month
+
+MARCH = month(2025, 3)
+ARRESTS, OFFENSE = "LAW_ENFORCEMENT_ARRESTS", "metric/offense/type"
+STORED = "SELECT * EXCLUDE (checked_at) FROM validation_results ORDER BY ALL"
+
+#: A district court's single-row correction of an old month, sent by its superagency (the `agency` column names
+#: the child): the upload's folder is the superagency's, its rows are the court's.
+SUPERAGENCY, CHILD = "aoc", "district_court_2"
+COMPARED = {
+    "agency_metrics": "SELECT * FROM {db}.agency_metrics",
+    "validation_results": "SELECT * EXCLUDE (checked_at) FROM {db}.validation_results",
+    "state_metrics": "SELECT * FROM {db}.state_metrics",
+}
+#: Where each 2025 row stands: an agency_metrics row by its rowid, a result by when it was checked.
+POSITIONS = {
+    "agency_metrics": "SELECT agency_id, rowid AS at FROM agency_metrics WHERE year(period_start) = 2025",
+    "validation_results": "SELECT agency_id, checked_at AS at FROM validation_results WHERE year(period_start) = 2025",
+}
+
+
+def _store(data: Path) -> Path:
+    return data / "pipeline" / "store.duckdb"
+
+
+def _positions(data: Path) -> dict[str, set[tuple]]:
+    with duckdb.connect(str(_store(data)), read_only=True) as con:
+        return {table: set(con.execute(sql).fetchall()) for table, sql in POSITIONS.items()}
+
+
+def _run(data: Path, home: Path, *args: str) -> None:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("DAGSTER_HOME", str(home))
+        assert main(["run", "--data-dir", str(data), *args]) == 0
+
+
+def test_validating_some_agencies_stores_and_reports_what_validating_all_does(tmp_path):
+    """Three agencies fail some rules; one agency's datapoints change and only it is re-checked: the others'
+    results are not rewritten, the stored results are those of checking all three again, and the outcomes count
+    every agency's failures."""
+    wh = Warehouse(tmp_path / "w.duckdb")
+    for agency, person in (("A", 4), ("B", 9), ("C", 5)):  # B's breakdown is off by 5; every one lacks race
+        wh.agency(agency, ["LAW_ENFORCEMENT"])
+        wh.add(agency, ARRESTS, MARCH, 10)
+        wh.add_breakdown(agency, ARRESTS, MARCH, OFFENSE, {"PERSON": person, "PROPERTY": 6})
+    wh.validate([MARCH])
+    others = "SELECT * FROM validation_results WHERE agency_id <> 'A' ORDER BY ALL"
+    before = wh.con.execute(others).fetchall()
+    wh.con.execute("UPDATE agency_metrics SET value = 20 WHERE agency_id = 'A' AND dimension IS NULL")
+
+    scoped = validation.validate_months(wh.con, [MARCH], today=TODAY, registry=REGISTRY, agencies=["A"])
+    assert wh.con.execute(others).fetchall() == before  # checked_at included: not rewritten
+    stored = wh.con.execute(STORED).fetchall()
+    whole = validation.validate_months(wh.con, [MARCH], today=TODAY, registry=REGISTRY)
+    assert wh.con.execute(STORED).fetchall() == stored
+    assert wh.failing_agencies("breakdowns_sum_to_total") == {"A", "B"}
+    for ours, theirs in zip(scoped, whole, strict=True):
+        assert (ours.passed, ours.failing_groups) == (theirs.passed, theirs.failing_groups), ours.rule.name
+        assert (ours.rechecked_agencies, theirs.rechecked_agencies) == (1, None)
+        assert sorted(map(repr, ours.sample)) == sorted(map(repr, theirs.sample)), ours.rule.name
+        assert ours.sample == sorted(ours.sample, key=_sample_order), ours.rule.name
+    assert max(o.failing_groups for o in scoped) >= 3  # counts span agencies not re-checked
+
+
+@pytest.fixture(scope="module")
+def nightly(tmp_path_factory):
+    """The baseline, then one nightly run over: a new month from every agency (bench increment: the superagency's
+    month carries its courts' rows), the bench's late correction, one more of another agency and one the
+    superagency sends for a court. Returns the data directory, its Dagster home, the agencies the corrections
+    are for, and the 2025 positions before the run."""
+    root = tmp_path_factory.mktemp("scoped")
+    data = copy_state(baseline(tmp_path_factory), root / "data")
+    before = _positions(data)
+    late = first_law_enforcement_agency(data / "warehouse.duckdb")
+    add_late_correction(data, late)  # 2025-03
+    court = data / "inbox" / SUPERAGENCY / "COURTS_AND_PRETRIAL" / "correction_2025_05.csv"
+    court.write_text(f"metric,year,month,agency,breakdown_category,breakdown,value\n"
+                     f"cases_filed,2025,5,{CHILD},,,4321\n")
+    written = scale.write_nightly_increment(data, DEMO["agencies"], DEMO["years"], DEMO["seed"])
+    bench_corrected = {path.parent.parent.name for path in written if path.stem.endswith("_correction")}
+    _run(data, root / "dagster_home")
+    return data, root / "dagster_home", {late, CHILD} | bench_corrected, before
+
+
+@pytest.mark.slow
+def test_nightly_runs_are_tagged_and_rebuild_only_the_agencies_with_pending_uploads(nightly):
+    _, home, corrected, _ = nightly
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        rollups = instance.get_runs(dg.RunsFilter(job_name="rollup_job"))
+        assert rollups and all(run.tags.get(PENDING_AGENCIES_TAG) for run in rollups)
+        rebuilt = {
+            run.tags["dagster/asset_partition_range_start"]: event.asset_materialization.metadata[
+                "rebuilt_agencies"].value
+            for run in rollups
+            for event in instance.all_logs(run.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION)
+            if event.asset_materialization.asset_key == dg.AssetKey("agency_metrics")
+        }
+    assert len(rebuilt) == len(rollups)
+    assert rebuilt["2025-05-01"] == 1  # the superagency's upload, stored under the court alone
+    assert rebuilt["2026-01-01"] > len(corrected)  # the new month: every agency still reporting
+    assert all(count <= len(corrected) for start, count in rebuilt.items() if start != "2026-01-01")
+
+
+@pytest.mark.slow
+def test_the_checks_of_a_nightly_run_judge_every_agency_of_its_months(nightly):
+    """A check's count and verdict are those of the months' stored results, every agency's, not only of the
+    agencies re-checked; the metadata says how many were."""
+    data, home, _, _ = nightly
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        (run,) = [r for r in instance.get_runs(dg.RunsFilter(job_name="rollup_job"))
+                  if r.tags["dagster/asset_partition_range_start"] == "2025-05-01"]
+        evaluations = {e.dagster_event.event_specific_data.check_name: e.dagster_event.event_specific_data
+                       for e in instance.all_logs(run.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION)}
+    with duckdb.connect(str(_store(data)), read_only=True) as con:
+        # The run's month, and its whole year for the rules judged per year (Rule.scope).
+        stored = dict(con.execute("""
+            SELECT check_name, count(*) FROM validation_results
+            WHERE period_start = DATE '2025-05-01' OR (year(period_start) = 2025 AND list_contains($years, check_name))
+            GROUP BY ALL""", {"years": [r.name for r in validation.RULES if r.scope == "years"]}).fetchall())
+    assert any(stored.values())  # some rule fails for some agency: the counts below are not all zero
+    for rule in validation.RULES:
+        evaluation = evaluations[rule.name]
+        assert evaluation.metadata["failing_groups"].value == stored.get(rule.name, 0), rule.name
+        assert evaluation.passed == (rule.name not in stored), rule.name
+        assert evaluation.metadata["rechecked_agencies"].value == 1
+        sample = evaluation.metadata["sample"].value if "sample" in evaluation.metadata else []
+        assert len(sample) == min(stored.get(rule.name, 0), SAMPLE_SIZE)
+        assert sample == sorted(sample, key=_sample_order)
+
+
+def _sample_order(row: dict) -> tuple:
+    return tuple((row[k] is None, row[k] or "") for k in ("agency_id", "metric_key", "period_start", "period_end",
+                                                          "dimension", "category", "file_id", "sheet"))
+
+
+@pytest.mark.slow
+def test_other_agencies_rows_and_results_are_left_alone(nightly):
+    data, _, corrected, before = nightly
+    after = _positions(data)
+    for table in POSITIONS:
+        untouched_before = {row for row in before[table] if row[0] not in corrected}
+        untouched_after = {row for row in after[table] if row[0] not in corrected}
+        assert untouched_after == untouched_before, table
+        rebuilt = {row[0] for row in after[table] - before[table]}
+        assert rebuilt and rebuilt <= corrected, table  # the corrected agencies' months (or years): rebuilt
+    assert {row[0] for row in after["agency_metrics"] - before["agency_metrics"]} == corrected
+
+
+@pytest.mark.slow
+def test_a_nightly_run_ends_where_a_backfill_of_every_month_ends(nightly, tmp_path):
+    """The same store rebuilt whole by a backfill (no tag): agency_metrics, validation_results (but when each
+    result was checked) and state_metrics are equal row for row, duplicates included; and the backfill did rebuild
+    every month, every agency's results of them checked again."""
+    data, _, _, _ = nightly
+    full = copy_state(data, tmp_path / "full")
+    with duckdb.connect(str(_store(full)), read_only=True) as con:
+        first, last = con.execute("SELECT min(period_start), max(period_start) FROM agency_metrics").fetchall()[0]
+    started = datetime.now(UTC).replace(tzinfo=None)
+    _run(full, tmp_path / "dagster_home", "--from", f"{first:%Y-%m}", "--to", f"{last:%Y-%m}")
+    with duckdb.connect(str(_store(full)), read_only=True) as con:
+        con.execute("ATTACH ? AS nightly (READ_ONLY)", [str(_store(data))])
+        for table, sql in COMPARED.items():
+            ours, theirs = sql.format(db="nightly"), sql.format(db="main")
+            assert con.execute(f"SELECT count(*) FROM ({ours} EXCEPT ALL {theirs})").fetchall() == [(0,)], table
+            assert con.execute(f"SELECT count(*) FROM ({theirs} EXCEPT ALL {ours})").fetchall() == [(0,)], table
+        assert con.execute("SELECT count(*) FROM main.agency_metrics").fetchall()[0][0] > 0
+        stale = con.execute("SELECT count(*) FROM main.validation_results WHERE checked_at < ?",
+                            [started]).fetchall()[0][0]
+        assert stale == 0
+    with dg.DagsterInstance.from_config(str(tmp_path / "dagster_home")) as instance:
+        (backfill,) = instance.get_runs(dg.RunsFilter(job_name="rollup_job"))
+        assert PENDING_AGENCIES_TAG not in backfill.tags

@@ -113,6 +113,19 @@ def test_workbook_writer_cells_by_type_escaped_filtered_and_well_formed(tmp_path
     assert b"<f>" not in parts["xl/worksheets/sheet1.xml"]
 
 
+def test_workbook_sheets_sharing_a_header_keep_their_own_widths(tmp_path):
+    path = tmp_path / "w.xlsx"
+    with export.XlsxWorkbook(path) as workbook:
+        workbook.add_sheet("a", ("x", "y"), [(1, "=z")], widths=(5, 6))
+        workbook.add_sheet("b", ("x", "y"), [(2, "w")], widths=(7, 8))
+        workbook.add_sheet("c", ("x", "y"), [])
+    with zipfile.ZipFile(path) as archive:
+        sheets = [archive.read(f"xl/worksheets/sheet{i}.xml").decode() for i in (1, 2, 3)]
+    assert 'width="5.7109375"' in sheets[0] and 'width="7.7109375"' in sheets[1] and "<cols>" not in sheets[2]
+    assert all('<c r="B1" s="1" t="inlineStr"><is><t>y</t></is></c>' in sheet for sheet in sheets)
+    assert '<c r="B2" t="inlineStr"><is><t>\'=z</t></is></c>' in sheets[0]
+
+
 def test_parquet_round_trips_exactly(con, tmp_path):
     paths = export.export_tables(con, tmp_path, tables=export.DEFAULT_TABLES, fmt="parquet")
     assert [p.name for p in paths] == [f"{t}.parquet" for t in export.DEFAULT_TABLES]

@@ -161,20 +161,12 @@ class XlsxWorkbook:
                   widths: Sequence[int] | None = None, autofilter: bool = False) -> int:
         """Write a worksheet holding ``header`` and ``rows`` (``autofilter``: a filter on every header cell);
         return the number of data rows."""
-        letters = [column_letter(c) for c in range(len(header))]
-        cols = "".join(f'<col min="{c}" max="{c}" width="{w + 0.7109375}" customWidth="1"/>'
-                       for c, w in enumerate(widths or (), start=1))
+        letters = _column_letters(len(header))
         part = f"xl/worksheets/sheet{len(self._sheets) + 1}.xml"
         count = 0
         with self._zip.open(_entry(part), "w") as raw:  # no Zip64: Excel may call such files damaged
             out = io.TextIOWrapper(raw, encoding="utf-8", newline="")
-            out.write(f'{_XML}<worksheet xmlns="{_MAIN_NS}"><sheetViews><sheetView workbookViewId="0">'
-                      '<pane ySplit="1" topLeftCell="A2" activePane="bottomLeft" state="frozen"/>'
-                      '<selection pane="bottomLeft"/></sheetView></sheetViews><sheetFormatPr defaultRowHeight="15"/>'
-                      + (f"<cols>{cols}</cols>" if cols else "") + '<sheetData><row r="1">'
-                      + "".join(f'<c r="{x}1" s="{_HEADER}" t="inlineStr"><is>{_text(str(t))}</is></c>'
-                                for x, t in zip(letters, header))
-                      + "</row>")
+            out.write(_sheet_start(tuple(header), tuple(widths or ())))
             for count, row in enumerate(rows, start=1):
                 r = count + 1
                 out.write(f'<row r="{r}">'
@@ -225,6 +217,27 @@ class XlsxWorkbook:
         for part, text in parts.items():
             self._zip.writestr(_entry(part), text.encode("utf-8"))
         self._zip.close()
+
+
+# The feedback writes the same three sheet headers into every agency's workbook.
+@lru_cache(maxsize=64)
+def _sheet_start(header: tuple[str, ...], widths: tuple[int, ...]) -> str:
+    """A worksheet's XML up to its first data row: frozen header row, column widths, the header cells."""
+    cols = "".join(f'<col min="{c}" max="{c}" width="{w + 0.7109375}" customWidth="1"/>'
+                   for c, w in enumerate(widths, start=1))
+    return (f'{_XML}<worksheet xmlns="{_MAIN_NS}"><sheetViews><sheetView workbookViewId="0">'
+            '<pane ySplit="1" topLeftCell="A2" activePane="bottomLeft" state="frozen"/>'
+            '<selection pane="bottomLeft"/></sheetView></sheetViews><sheetFormatPr defaultRowHeight="15"/>'
+            + (f"<cols>{cols}</cols>" if cols else "") + '<sheetData><row r="1">'
+            + "".join(f'<c r="{x}1" s="{_HEADER}" t="inlineStr"><is>{_text(str(t))}</is></c>'
+                      for x, t in zip(_column_letters(len(header)), header))
+            + "</row>")
+
+
+@lru_cache(maxsize=64)
+def _column_letters(count: int) -> tuple[str, ...]:
+    """The letters of the first ``count`` columns."""
+    return tuple(column_letter(c) for c in range(count))
 
 
 def _cell(ref: str, value: Any) -> str:

@@ -4,6 +4,7 @@ only known tables exportable."""
 from __future__ import annotations
 
 import csv
+import io
 import math
 import zipfile
 from datetime import date, datetime
@@ -124,6 +125,16 @@ def test_workbook_sheets_sharing_a_header_keep_their_own_widths(tmp_path):
     assert 'width="5.7109375"' in sheets[0] and 'width="7.7109375"' in sheets[1] and "<cols>" not in sheets[2]
     assert all('<c r="B1" s="1" t="inlineStr"><is><t>y</t></is></c>' in sheet for sheet in sheets)
     assert '<c r="B2" t="inlineStr"><is><t>\'=z</t></is></c>' in sheets[0]
+
+
+def test_workbook_written_into_memory_is_the_one_written_to_a_file(tmp_path):
+    def write(target):
+        with export.XlsxWorkbook(target) as workbook:
+            workbook.add_sheet("a", ("x", "y"), [(1, "=z"), (date(2024, 1, 31), None)], autofilter=True)
+    write(tmp_path / "w.xlsx")
+    memory = io.BytesIO()
+    write(memory)
+    assert not memory.closed and memory.getvalue() == (tmp_path / "w.xlsx").read_bytes()
 
 
 def test_parquet_round_trips_exactly(con, tmp_path):

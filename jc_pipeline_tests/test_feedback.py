@@ -38,6 +38,7 @@ def test_every_roster_agency_gets_a_workbook_and_a_page(written):
         assert files.xlsx == out / f"{agency}.xlsx" and files.xlsx.is_file()
         assert files.html == out / f"{agency}.html" and files.html.is_file()
     assert (out / feedback.INDEX_FILE).is_file()
+    assert not list(out.glob("*.partial"))  # each workbook was written aside and moved into place
 
 
 def test_workbook_lists_rejected_rows_with_location_rule_and_fix(written):

@@ -21,7 +21,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import duckdb
 import polars as pl
@@ -147,8 +147,9 @@ class XlsxWorkbook:
     time, so the same content gives the same bytes.
     """
 
-    def __init__(self, path: Path) -> None:
-        self._zip = zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED)
+    def __init__(self, target: Path | BinaryIO) -> None:
+        """Write the workbook to the file ``target`` or into the binary file object ``target`` (left open)."""
+        self._zip = zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED)
         self._sheets: list[tuple[str, int, int]] = []  # name, rows written (with the header), filtered columns
 
     def __enter__(self) -> XlsxWorkbook:

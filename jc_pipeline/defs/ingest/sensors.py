@@ -89,7 +89,8 @@ def inbox_sensor(context: dg.SensorEvaluationContext, warehouse: WarehouseResour
 def touched_periods_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
     """After ingest runs, rolls up exactly the period months their new or changed files touched (metadata
     `touched_months` of `source_files`), late corrections to old months included: one run per contiguous range of
-    months. Every materialization since the last tick counts, not only the latest, so two ingests between ticks
+    months, each rebuilding only the agencies with pending uploads in them (`pending_range_tags`). Every
+    materialization since the last tick counts, not only the latest, so two ingests between ticks
     lose nothing. Ingests started by `jc-pipeline run` are skipped: that command rolls up by itself.
     Cursor: the storage id of the last materialization read."""
     after = int(context.cursor) if context.cursor else None

@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime, timezone
 from importlib import resources
 from pathlib import Path
 from typing import Any, Protocol
@@ -22,7 +22,7 @@ from filelock import FileLock, Timeout
 
 from jc_pipeline.defs.automation.jobs import LAUNCHED_BY_CLI, LAUNCHED_BY_TAG
 from jc_pipeline.defs.partitions import pending_range_tags, range_tags
-from jc_pipeline.lib import pending
+from jc_pipeline.lib import pending, validation
 from jc_pipeline.lib.paths import DataLayout
 from jc_pipeline.lib.periods import add_months, contiguous_ranges, months_between
 
@@ -240,7 +240,8 @@ def run_pipeline(
     launch: Launch = execute_in_process,
     run_config: Mapping[str, Any] | None = None,
 ) -> RunSummary:
-    """Ingest what is new, then roll up exactly the months it touched (or first..last as a backfill), then publish.
+    """Ingest what is new, then roll up exactly the months it touched and those holding a failure the calendar has
+    overturned (`validation.expired_verdicts`), or first..last as a backfill, then publish.
 
     `launch` runs one job; the default runs its steps in this process. `run_config` is merged over the quiet
     console configuration (for example an executor's config when `launch` uses another executor). Runs left
@@ -280,7 +281,9 @@ def run_pipeline(
             )
         store = definitions.resources["warehouse"].store()  # type: ignore[union-attr]
         with store.connect() as con:
-            months = pending.pending_months(con)
+            # The months of new uploads, and those holding a failure the calendar has overturned since.
+            expired = validation.expired_verdicts(con, datetime.now(timezone.utc).date())
+            months = sorted({*pending.pending_months(con), *(month for _, month in expired)})
             unpublished = pending.generations(con).unpublished
         # A backfill rebuilds its months whole; a nightly run only the agencies with pending uploads in them.
         tags_of = pending_range_tags

@@ -190,3 +190,51 @@ def test_a_nightly_run_ends_where_a_backfill_of_every_month_ends(nightly, tmp_pa
     with dg.DagsterInstance.from_config(str(tmp_path / "dagster_home")) as instance:
         (backfill,) = instance.get_runs(dg.RunsFilter(job_name="rollup_job"))
         assert PENDING_AGENCIES_TAG not in backfill.tags
+
+
+def test_a_period_sent_before_it_ended_is_checked_again_once_it_has(tmp_path):
+    """period_not_in_future is the one failure the calendar overturns with no upload: expired_verdicts finds it
+    once the period has ended (and only in the months asked for), and re-checking that agency clears it."""
+    june, ended = month(2025, 6), month(2025, 7)
+    wh = Warehouse(tmp_path / "w.duckdb")
+    for agency in ("A", "B"):
+        wh.agency(agency, ["LAW_ENFORCEMENT"])
+        wh.add(agency, ARRESTS, june if agency == "A" else MARCH, 10)
+    wh.validate([MARCH, june])  # today: 2025-06-15, June has not ended
+    assert wh.failing_agencies("period_not_in_future") == {"A"}
+    assert validation.expired_verdicts(wh.con, TODAY) == []
+    assert validation.expired_verdicts(wh.con, ended) == [("A", june)]
+    assert validation.expired_verdicts(wh.con, ended, [MARCH]) == []
+    validation.validate_months(wh.con, [june], today=ended, registry=REGISTRY, agencies=["A"])
+    assert wh.failing_agencies("period_not_in_future") == set()
+    assert validation.expired_verdicts(wh.con, ended) == []
+
+
+@pytest.mark.slow
+def test_a_nightly_run_with_nothing_new_checks_again_a_failure_the_calendar_overturned(tmp_path_factory, tmp_path):
+    """A run on an earlier day stored period_not_in_future for one agency's March (an ERROR: the datapoint is left
+    out of the state numbers). Nothing new arrives, yet the next nightly run re-checks that agency's March: the
+    failure is gone and the store is the baseline's again."""
+    reference = baseline(tmp_path_factory)
+    data = copy_state(reference, tmp_path / "data")
+    agency = first_law_enforcement_agency(data / "warehouse.duckdb")
+    with duckdb.connect(str(_store(data))) as con:
+        con.execute("""
+            INSERT INTO validation_results (check_name, severity, passed, agency_id, metric_key, period_start,
+                                            period_end, observed, expected, message, checked_at)
+            VALUES ('period_not_in_future', 'ERROR', false, ?, ?, DATE '2025-03-01', DATE '2025-04-01',
+                    '2025-04-01', 'a period that has ended', 'checked on 2025-03-20', TIMESTAMP '2025-03-20')""",
+                    [agency, ARRESTS])
+    _run(data, tmp_path / "dagster_home")
+    with dg.DagsterInstance.from_config(str(tmp_path / "dagster_home")) as instance:
+        (run,) = instance.get_runs(dg.RunsFilter(job_name="rollup_job"))
+        rebuilt = [e.asset_materialization.metadata["rebuilt_agencies"].value
+                   for e in instance.all_logs(run.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION)
+                   if e.asset_materialization.asset_key == dg.AssetKey("agency_metrics")]
+    assert run.tags["dagster/asset_partition_range_start"] == "2025-03-01" and rebuilt == [1]
+    with duckdb.connect(str(_store(data)), read_only=True) as con:
+        con.execute("ATTACH ? AS reference (READ_ONLY)", [str(_store(reference))])
+        for table in ("validation_results", "state_metrics"):
+            ours, theirs = COMPARED[table].format(db="main"), COMPARED[table].format(db="reference")
+            assert con.execute(f"SELECT count(*) FROM ({ours} EXCEPT ALL {theirs})").fetchall() == [(0,)], table
+            assert con.execute(f"SELECT count(*) FROM ({theirs} EXCEPT ALL {ours})").fetchall() == [(0,)], table

@@ -52,15 +52,20 @@ def agency_metrics(
     with warehouse.store().connect() as con:
         began = time.perf_counter()
         validation.preload()  # Great Expectations imports (~2.4 s, once per process) while DuckDB resolves
+        today = datetime.now(timezone.utc).date()
         # Only uploads change datapoints, so in a nightly run the other agencies' rows of these months and their
-        # results are current already: one corrected row costs one agency's rebuild, not the month's.
-        agencies = pending.pending_agencies(con, months) if rebuilds_pending_agencies_only(context) else None
+        # results are current already: one corrected row costs one agency's rebuild, not the month's. Failures
+        # the calendar has overturned since (a period sent before it ended) are checked again too.
+        agencies = None
+        if rebuilds_pending_agencies_only(context):
+            agencies = sorted({*pending.pending_agencies(con, months),
+                               *(agency for agency, _ in validation.expired_verdicts(con, today, months))})
         rows = ingest.resolve_agency_metrics(con, months, roster, registry, agencies)
         pending.mark_resolved(con, months)
         resolved = time.perf_counter()
         problems = validation.check_structure(con, registry)
         outcomes = [] if problems else validation.validate_months(
-            con, months, today=datetime.now(timezone.utc).date(), registry=registry, agencies=agencies
+            con, months, today=today, registry=registry, agencies=agencies
         )
         checked = time.perf_counter()
     # The two halves of this step are timed apart: the benchmark (bench/) reports normalize and checks as stages.

@@ -5,6 +5,7 @@ Public API (used by the Dagster layer; no dagster import here):
 * :data:`RULES` — the rule catalogue (:class:`Rule`: name, severity, title, description, remedy, ...).
 * :func:`validate_months` — run every rule on the datapoints of some months, store failing groups in
   ``validation_results`` and return one :class:`RuleOutcome` per rule.
+* :func:`expired_verdicts` — stored failures the calendar has overturned (a period reported before it ended).
 * :func:`check_structure` — structural problems that must block the state roll-up (empty list = fine).
 * :func:`write_quality_report` — the static HTML data-quality report (index + one page per agency).
 * :func:`preload` — optional: start importing Great Expectations in the background (overlap its ~2.4 s).
@@ -15,7 +16,7 @@ Great Expectations is imported lazily, on the first ``validate_months`` call.
 from jc_pipeline.lib.validation.expectations import preload
 from jc_pipeline.lib.validation.report import write_quality_report
 from jc_pipeline.lib.validation.rules import ERROR, RULES, RULES_BY_NAME, WARNING, Rule
-from jc_pipeline.lib.validation.run import RuleOutcome, validate_months
+from jc_pipeline.lib.validation.run import RuleOutcome, expired_verdicts, validate_months
 from jc_pipeline.lib.validation.structure import check_structure
 
 __all__ = [
@@ -26,6 +27,7 @@ __all__ = [
     "Rule",
     "RuleOutcome",
     "check_structure",
+    "expired_verdicts",
     "preload",
     "validate_months",
     "write_quality_report",

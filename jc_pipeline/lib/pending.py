@@ -3,13 +3,14 @@ roll-ups (crash-safe bookkeeping in the store)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from datetime import date
 from importlib import resources
 from typing import NamedTuple
 
 import duckdb
+
+from jc_pipeline.lib.warehouse import transaction
 
 _INDEXED_SQL = "SELECT upload_seq FROM staged_months_indexed"
 _LATEST_UPLOAD_SQL = "SELECT coalesce(max(upload_seq), 0) FROM source_files"
@@ -79,7 +80,7 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
 def pending_months(con: duckdb.DuckDBPyConnection) -> list[date]:
     """Month starts that new or changed files touched and no roll-up has covered yet."""
     ensure_schema(con)
-    with _transaction(con):
+    with transaction(con):
         _index_new_uploads(con)
     return [row[0] for row in con.execute(_PENDING).fetchall()]
 
@@ -90,7 +91,7 @@ def pending_agencies(con: duckdb.DuckDBPyConnection, months: Sequence[date]) -> 
     call are indexed first; call it on the connection that then rebuilds them and calls `mark_resolved` (the
     store's lock keeps any other upload out meanwhile)."""
     ensure_schema(con)
-    with _transaction(con):
+    with transaction(con):
         _index_new_uploads(con)
     params = {"months": sorted(months)}
     first, last = con.execute(_PENDING_SEQ_RANGE, params).fetchall()[0]
@@ -104,7 +105,7 @@ def mark_resolved(con: duckdb.DuckDBPyConnection, months: Sequence[date]) -> Non
     connection that did the rebuild, before closing it: the store's lock is still held, so no upload can slip in
     between what the rebuild read and what this records."""
     ensure_schema(con)
-    with _transaction(con):
+    with transaction(con):
         _index_new_uploads(con)
         con.execute(_RESOLVED, {"months": list(months)})
 
@@ -115,7 +116,7 @@ def mark_rolled_up(con: duckdb.DuckDBPyConnection, months: Sequence[date]) -> No
     `mark_published` (one transaction: a kill leaves both or neither). Uploads written after that rebuild (another
     process's ingest between the two steps of a roll-up run) stay pending for the next roll-up."""
     ensure_schema(con)
-    with _transaction(con):
+    with transaction(con):
         con.execute(_MARK, {"months": list(months)})
         con.execute(_UNPEND, {"months": list(months)})
         con.execute(_COUNT_ROLLUP_SQL)
@@ -130,16 +131,6 @@ def _index_new_uploads(con: duckdb.DuckDBPyConnection) -> None:
         con.execute(_INDEX_SQL, {"after": after, "upto": upto})
         con.execute(_SET_INDEXED_SQL, [upto])
 
-
-@contextmanager
-def _transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
-    con.execute("BEGIN TRANSACTION")
-    try:
-        yield
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
 
 
 def generations(con: duckdb.DuckDBPyConnection) -> Generations:

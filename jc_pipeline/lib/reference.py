@@ -9,6 +9,7 @@ import polars as pl
 
 from jc_pipeline.lib.registry import Registry
 from jc_pipeline.lib.roster import Roster
+from jc_pipeline.lib.warehouse import transaction
 
 
 def metric_definitions_frame(registry: Registry) -> pl.DataFrame:
@@ -150,16 +151,11 @@ def write_reference_tables(con: duckdb.DuckDBPyConnection, registry: Registry, r
         "agency_metric_settings": agency_metric_settings_frame(roster, registry),
         "agency_breakdown_settings": agency_breakdown_settings_frame(roster),
     }
-    con.execute("BEGIN")
-    try:
+    with transaction(con):
         for table, frame in frames.items():
             con.register("incoming", frame)
             # Table names come from the dict above, never from input.
             con.execute(f"DELETE FROM {table}")
             con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM incoming")
             con.unregister("incoming")
-        con.execute("COMMIT")
-    except Exception:
-        con.execute("ROLLBACK")
-        raise
     return {table: frame.height for table, frame in frames.items()}

@@ -41,6 +41,19 @@ MEMORY_LIMIT_ENV = "JC_DUCKDB_MEMORY_LIMIT"
 DEFAULT_MEMORY_LIMIT = "2GiB"
 
 
+@contextmanager
+def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """Commit what the block did, or roll all of it back when it raises, a KeyboardInterrupt included. DuckDB has
+    no nested transactions and a failed BEGIN aborts the open one, so ``con`` must not hold one."""
+    con.execute("BEGIN TRANSACTION")
+    try:
+        yield
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+
+
 def contract_schema_sql() -> str:
     """DDL and comments of the contract tables (DESIGN.md §3.3)."""
     return resources.files("jc_pipeline.lib").joinpath("sql/warehouse_schema.sql").read_text()

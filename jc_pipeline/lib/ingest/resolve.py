@@ -11,6 +11,7 @@ import polars as pl
 
 from jc_pipeline.lib.registry import Registry
 from jc_pipeline.lib.roster import Roster
+from jc_pipeline.lib.warehouse import transaction
 
 
 def resolve_agency_metrics(con: duckdb.DuckDBPyConnection, months: Sequence[date], roster: Roster,
@@ -39,8 +40,7 @@ def resolve_agency_metrics(con: duckdb.DuckDBPyConnection, months: Sequence[date
     statements = con.extract_statements(sql)
     scope = {"agencies": None if agencies is None else sorted(agencies)}
     try:
-        con.execute("BEGIN TRANSACTION")
-        try:
+        with transaction(con):
             # One calendar year at a time: no datapoint key spans two months, and a year's rows fit in memory
             # where ten years of them spilled gigabytes under the memory limit (full build at 3,000 agencies:
             # 52.6 s whole, see docs/decisions.md). Written in month order, each year sorted by the SQL.
@@ -53,10 +53,6 @@ def resolve_agency_metrics(con: duckdb.DuckDBPyConnection, months: Sequence[date
                 "SELECT count(*) FROM agency_metrics "
                 "WHERE CAST(date_trunc('month', period_start) AS DATE) IN (SELECT month FROM _resolve_months)"
             ).fetchall()[0][0]
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
     finally:
         for name in [*inputs, "_resolve_months"]:
             con.unregister(name)

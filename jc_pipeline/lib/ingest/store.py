@@ -23,7 +23,7 @@ import duckdb
 import polars as pl
 
 from jc_pipeline.lib.ingest.batch import UNREADABLE, IngestBatch
-from jc_pipeline.lib.warehouse import ensure_contract_schema
+from jc_pipeline.lib.warehouse import ensure_contract_schema, transaction
 
 STAGED_TABLE = "ingest_datapoints"
 
@@ -96,8 +96,7 @@ def write_batch(con: duckdb.DuckDBPyConnection, batch: IngestBatch) -> IngestRep
     """Record ``batch`` in one transaction and report what it carried (see the module docstring)."""
     files = batch.files
     if files.height:
-        con.execute("BEGIN TRANSACTION")
-        try:
+        with transaction(con):
             first = con.execute("SELECT coalesce(max(upload_seq), 0) + 1 FROM source_files").fetchall()[0][0]
             files = _with_ids(files, first)
             ids = files.select("path", "file_id", "upload_seq")
@@ -108,10 +107,6 @@ def write_batch(con: duckdb.DuckDBPyConnection, batch: IngestBatch) -> IngestRep
             _insert(con, "source_files", files.select(_FILE_COLUMNS))
             _insert(con, "rejected_rows", findings)
             _insert(con, STAGED_TABLE, staged)
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
     months = batch.datapoints.select(pl.col("period_start").dt.truncate("1mo").unique().sort()).to_series()
     return IngestReport(
         touched_months=months.to_list(),

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
 from datetime import date
 from itertools import groupby
 
@@ -29,7 +28,7 @@ import duckdb
 
 from jc_pipeline.lib.periods import month_start
 from jc_pipeline.lib.state.sqlfiles import run_script, run_statement, sql_files
-from jc_pipeline.lib.warehouse import ensure_contract_schema
+from jc_pipeline.lib.warehouse import ensure_contract_schema, transaction
 
 #: Parameter-free DDL that extends ``state_metrics`` and creates ``state_metric_contributions``.
 SCHEMA_SQL_FILE = "schema.sql"
@@ -64,7 +63,7 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
     Runs in one transaction (``con`` must not hold one): every roll-up starts with it, and its ~150 statements
     committed one by one cost a commit each.
     """
-    with _transaction(con):
+    with transaction(con):
         if _missing_tables(con, _BASE_TABLES):
             ensure_contract_schema(con)
         run_script(con, SCHEMA_SQL_FILE)
@@ -77,7 +76,7 @@ def apply_views(con: duckdb.DuckDBPyConnection) -> None:
 
     Also run by the publish step against the published file, which must already hold the tables.
     """
-    with _transaction(con):
+    with transaction(con):
         _create_views(con)
 
 
@@ -112,7 +111,7 @@ def build_state_metrics(
     if _missing_views(con, ("state_metric_inputs", "state_expected_agencies")):
         ensure_schema(con)
     written = 0
-    with _transaction(con):
+    with transaction(con):
         for year_start, year_months in _months_by_year(month_list):
             parameters = {"months": year_months, "year_starts": [year_start], "threshold": threshold}
             for path in BUILD_SQL_FILES:
@@ -133,17 +132,6 @@ def _months_by_year(month_list: Sequence[date]) -> Iterator[tuple[date, list[dat
     for year, group in groupby(month_list, key=lambda month: month.year):
         yield date(year, 1, 1), list(group)
 
-
-@contextmanager
-def _transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
-    """Commit what the block did, or roll all of it back when it raises (DuckDB cannot nest transactions)."""
-    con.execute("BEGIN TRANSACTION")
-    try:
-        yield
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
 
 
 def _month_starts(months: Iterable[date]) -> list[date]:

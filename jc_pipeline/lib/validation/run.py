@@ -30,6 +30,7 @@ from jc_pipeline.lib.validation.expectations import (
 )
 from jc_pipeline.lib.validation.rules import RULES, Rule
 from jc_pipeline.lib.validation.sqlrules import run_sql_rule, sql_text
+from jc_pipeline.lib.warehouse import transaction
 
 if TYPE_CHECKING:  # pragma: no cover
     from jc_pipeline.lib.registry import Registry
@@ -249,9 +250,7 @@ def _store(con: duckdb.DuckDBPyConnection, months: list[date], ran: list[Rule], 
     """Replace the stored results of the rules that ran, for their scope (of ``agencies`` only, unless None), in
     one transaction."""
     incoming = pa.Table.from_pylist(rows, schema=RESULT_SCHEMA)
-    # DuckDB has no nested transactions and a failed BEGIN aborts the open one: callers must not hold one.
-    con.execute("BEGIN")
-    try:
+    with transaction(con):
         con.execute(sql_text("delete_results"), {**_result_scope(months, ran), "agencies": agencies})
         if rows:
             con.register("_validation_incoming", incoming)
@@ -259,10 +258,6 @@ def _store(con: duckdb.DuckDBPyConnection, months: list[date], ran: list[Rule], 
                 con.execute("INSERT INTO validation_results BY NAME SELECT * FROM _validation_incoming")
             finally:
                 con.unregister("_validation_incoming")
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
 
 
 def _result_scope(months: list[date], rules: Iterable[Rule]) -> dict[str, list[Any]]:

@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from importlib import resources
 from pathlib import Path
 from typing import Any, Protocol
@@ -282,7 +282,7 @@ def run_pipeline(
         store = definitions.resources["warehouse"].store()  # type: ignore[union-attr]
         with store.connect() as con:
             # The months of new uploads, and those holding a failure the calendar has overturned since.
-            expired = validation.expired_verdicts(con, datetime.now(timezone.utc).date())
+            expired = validation.expired_verdicts(con, datetime.now(UTC).date())
             months = sorted({*pending.pending_months(con), *(month for _, month in expired)})
             unpublished = pending.generations(con).unpublished
         # A backfill rebuilds its months whole; a nightly run only the agencies with pending uploads in them.

@@ -2,7 +2,7 @@
 
 import time
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import dagster as dg
 
@@ -12,7 +12,11 @@ from jc_pipeline.defs.normalize.checks import (
     skipped_rule_results,
     structure_check_result,
 )
-from jc_pipeline.defs.partitions import months_of, period_months, rebuilds_pending_agencies_only
+from jc_pipeline.defs.partitions import (
+    months_of,
+    period_months,
+    rebuilds_pending_agencies_only,
+)
 from jc_pipeline.defs.resources import WAREHOUSE_POOL, WarehouseResource
 from jc_pipeline.lib import ingest, pending, validation
 
@@ -52,7 +56,7 @@ def agency_metrics(
     with warehouse.store().connect() as con:
         began = time.perf_counter()
         validation.preload()  # Great Expectations imports (~2.4 s, once per process) while DuckDB resolves
-        today = datetime.now(timezone.utc).date()
+        today = datetime.now(UTC).date()
         # Only uploads change datapoints, so in a nightly run the other agencies' rows of these months and their
         # results are current already: one corrected row costs one agency's rebuild, not the month's. Failures
         # the calendar has overturned since (a period sent before it ended) are checked again too.

@@ -13,7 +13,8 @@ import pytest
 
 from bench import scale
 from jc_pipeline.cli import main
-from jc_pipeline.defs.partitions import PENDING_AGENCIES_TAG
+from jc_pipeline.defs.partitions import PENDING_AGENCIES_TAG, pending_range_tags
+from jc_pipeline.defs.resources import WarehouseResource
 from jc_pipeline.lib import validation
 from jc_pipeline.lib.validation.run import SAMPLE_SIZE
 from jc_pipeline_tests.test_operations_support import (DEMO, add_late_correction, baseline, copy_state,
@@ -210,21 +211,39 @@ def test_a_period_sent_before_it_ended_is_checked_again_once_it_has(tmp_path):
     assert validation.expired_verdicts(wh.con, ended) == []
 
 
+_STALE_FAILURE = """
+    INSERT INTO validation_results (check_name, severity, passed, agency_id, metric_key, period_start, period_end,
+                                    observed, expected, message, checked_at)
+    VALUES ('period_not_in_future', 'ERROR', false, ?, ?, DATE '2025-03-01', DATE '2025-04-01', '2025-04-01',
+            'a period that has ended', 'checked on 2025-03-20', TIMESTAMP '2025-03-20')"""
+
+
+def _with_stale_failure(reference: Path, target: Path) -> tuple[Path, str]:
+    """A copy of the baseline in which a run on an earlier day left period_not_in_future on one agency's March
+    (an ERROR: the datapoint is left out of the state numbers), in the store and in the published warehouse."""
+    data = copy_state(reference, target)
+    agency = first_law_enforcement_agency(data / "warehouse.duckdb")
+    for path in (_store(data), data / "warehouse.duckdb"):
+        with duckdb.connect(str(path)) as con:
+            con.execute(_STALE_FAILURE, [agency, ARRESTS])
+    return data, agency
+
+
+def _assert_same_results_and_state(data: Path, reference: Path) -> None:
+    with duckdb.connect(str(_store(data)), read_only=True) as con:
+        con.execute("ATTACH ? AS reference (READ_ONLY)", [str(_store(reference))])
+        for table in ("validation_results", "state_metrics"):
+            ours, theirs = COMPARED[table].format(db="main"), COMPARED[table].format(db="reference")
+            assert con.execute(f"SELECT count(*) FROM ({ours} EXCEPT ALL {theirs})").fetchall() == [(0,)], table
+            assert con.execute(f"SELECT count(*) FROM ({theirs} EXCEPT ALL {ours})").fetchall() == [(0,)], table
+
+
 @pytest.mark.slow
 def test_a_nightly_run_with_nothing_new_checks_again_a_failure_the_calendar_overturned(tmp_path_factory, tmp_path):
-    """A run on an earlier day stored period_not_in_future for one agency's March (an ERROR: the datapoint is left
-    out of the state numbers). Nothing new arrives, yet the next nightly run re-checks that agency's March: the
-    failure is gone and the store is the baseline's again."""
+    """Nothing new arrives, yet the next `jc-pipeline run` re-checks the agency's March holding a stale
+    period_not_in_future: the failure is gone and the store is the baseline's again."""
     reference = baseline(tmp_path_factory)
-    data = copy_state(reference, tmp_path / "data")
-    agency = first_law_enforcement_agency(data / "warehouse.duckdb")
-    with duckdb.connect(str(_store(data))) as con:
-        con.execute("""
-            INSERT INTO validation_results (check_name, severity, passed, agency_id, metric_key, period_start,
-                                            period_end, observed, expected, message, checked_at)
-            VALUES ('period_not_in_future', 'ERROR', false, ?, ?, DATE '2025-03-01', DATE '2025-04-01',
-                    '2025-04-01', 'a period that has ended', 'checked on 2025-03-20', TIMESTAMP '2025-03-20')""",
-                    [agency, ARRESTS])
+    data, _ = _with_stale_failure(reference, tmp_path / "data")
     _run(data, tmp_path / "dagster_home")
     with dg.DagsterInstance.from_config(str(tmp_path / "dagster_home")) as instance:
         (run,) = instance.get_runs(dg.RunsFilter(job_name="rollup_job"))
@@ -232,9 +251,28 @@ def test_a_nightly_run_with_nothing_new_checks_again_a_failure_the_calendar_over
                    for e in instance.all_logs(run.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION)
                    if e.asset_materialization.asset_key == dg.AssetKey("agency_metrics")]
     assert run.tags["dagster/asset_partition_range_start"] == "2025-03-01" and rebuilt == [1]
-    with duckdb.connect(str(_store(data)), read_only=True) as con:
-        con.execute("ATTACH ? AS reference (READ_ONLY)", [str(_store(reference))])
-        for table in ("validation_results", "state_metrics"):
-            ours, theirs = COMPARED[table].format(db="main"), COMPARED[table].format(db="reference")
-            assert con.execute(f"SELECT count(*) FROM ({ours} EXCEPT ALL {theirs})").fetchall() == [(0,)], table
-            assert con.execute(f"SELECT count(*) FROM ({theirs} EXCEPT ALL {ours})").fetchall() == [(0,)], table
+    _assert_same_results_and_state(data, reference)
+
+
+@pytest.mark.slow
+def test_the_sensor_chain_checks_again_a_failure_the_calendar_overturned(tmp_path_factory, tmp_path, monkeypatch):
+    """The daemon's way: the nightly ingest finds nothing new, yet touched_periods_sensor asks for the month of the
+    stale failure (read from the published warehouse) as a nightly roll-up, which clears it."""
+    reference = baseline(tmp_path_factory)
+    data, _ = _with_stale_failure(reference, tmp_path / "data")
+    monkeypatch.setenv("JC_DATA_DIR", str(data))
+    from jc_pipeline.definitions import defs as load
+
+    definitions = load()
+    sensor = definitions.resolve_sensor_def("touched_periods_sensor")
+    with dg.instance_for_test() as instance:
+        ingest = definitions.resolve_job_def("ingest_job").execute_in_process(
+            instance=instance, tags={"jc/nightly": "2026-12-03"})
+        assert ingest.success
+        with dg.build_sensor_context(instance=instance, resources={"warehouse": WarehouseResource(data_dir=str(data))},
+                                     repository_def=definitions.get_repository_def()) as context:
+            (request,) = sensor.evaluate_tick(context).run_requests
+        assert request.tags.items() >= pending_range_tags(MARCH, MARCH).items()
+        rollup = definitions.resolve_job_def("rollup_job").execute_in_process(instance=instance, tags=request.tags)
+        assert rollup.success
+    _assert_same_results_and_state(data, reference)

@@ -3,14 +3,21 @@
 import hashlib
 import json
 from collections.abc import Mapping
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import dagster as dg
 
-from jc_pipeline.defs.automation.jobs import LAUNCHED_BY_CLI, LAUNCHED_BY_TAG, ingest_job, publish_job, rollup_job
+from jc_pipeline.defs.automation.jobs import (
+    LAUNCHED_BY_CLI,
+    LAUNCHED_BY_TAG,
+    ingest_job,
+    publish_job,
+    rollup_job,
+)
 from jc_pipeline.defs.partitions import pending_range_tags
 from jc_pipeline.defs.resources import WarehouseResource
+from jc_pipeline.lib import validation
 from jc_pipeline.lib.ingest.inbox import INBOX, scan_inbox
 from jc_pipeline.lib.periods import contiguous_ranges
 
@@ -86,12 +93,13 @@ def inbox_sensor(context: dg.SensorEvaluationContext, warehouse: WarehouseResour
 
 
 @dg.sensor(job=rollup_job, minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.RUNNING)
-def touched_periods_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
+def touched_periods_sensor(context: dg.SensorEvaluationContext, warehouse: WarehouseResource) -> dg.SensorResult:
     """After ingest runs, rolls up exactly the period months their new or changed files touched (metadata
-    `touched_months` of `source_files`), late corrections to old months included: one run per contiguous range of
-    months, each rebuilding only the agencies with pending uploads in them (`pending_range_tags`). Every
-    materialization since the last tick counts, not only the latest, so two ingests between ticks
-    lose nothing. Ingests started by `jc-pipeline run` are skipped: that command rolls up by itself.
+    `touched_months` of `source_files`), late corrections to old months included, and the months holding a failure
+    the calendar has overturned since (a period sent before it ended, read from the published warehouse): one run
+    per contiguous range of months, each rebuilding only the agencies with pending uploads or such a failure in them
+    (`pending_range_tags`). Every materialization since the last tick counts, not only the latest, so two ingests
+    between ticks lose nothing. Ingests started by `jc-pipeline run` are skipped: that command rolls up by itself.
     Cursor: the storage id of the last materialization read."""
     after = int(context.cursor) if context.cursor else None
     records = context.instance.fetch_materializations(
@@ -99,15 +107,19 @@ def touched_periods_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResu
     ).records
     if not records:
         return dg.SensorResult(skip_reason=dg.SkipReason("no ingest since the last tick"), cursor=context.cursor)
+    cursor = str(records[-1].storage_id)
     months: set[date] = set()
+    ours = False
     for record in records:
         run = context.instance.get_run_by_id(record.run_id)
         if run is not None and run.tags.get(LAUNCHED_BY_TAG) == LAUNCHED_BY_CLI:
             continue
+        ours = True
         materialization = record.asset_materialization
         touched = materialization.metadata.get("touched_months") if materialization else None
         months |= {date.fromisoformat(month) for month in (touched.value if touched else [])}
-    cursor = str(records[-1].storage_id)
+    if ours:  # the nightly ingest of the schedule runs every night, so expired failures wait a day at most
+        months |= _months_with_expired_failures(warehouse)
     if not months:
         return dg.SensorResult(
             skip_reason=dg.SkipReason("the new ingests touched no period (unchanged or unreadable files only)"),
@@ -121,6 +133,17 @@ def touched_periods_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResu
         ],
         cursor=cursor,
     )
+
+
+def _months_with_expired_failures(warehouse: WarehouseResource) -> set[date]:
+    """Months of `validation.expired_verdicts` in the published warehouse, which a sensor may read at any time (the
+    store may be locked by a run). It lags the store by at most one publish: a month asked for twice is re-checked
+    twice, to the same result."""
+    path = warehouse.layout.warehouse
+    if not path.exists():
+        return set()
+    with warehouse.store().open(path, read_only=True) as con:
+        return {month for _, month in validation.expired_verdicts(con, datetime.now(UTC).date())}
 
 
 STATE_METRICS = dg.AssetKey("state_metrics")

@@ -35,7 +35,9 @@ class Rule:
     ``engine`` is ``gx`` or ``sql``; ``column`` (gx) is the slice column the expectation looks at;
     ``group_by`` (gx) how failing rows are grouped into validation_results rows; ``scope`` which stored results
     a run over some months replaces: ``months`` (period_start in those months) or ``years`` (period_start in
-    their calendar years, for rules that judge whole years); ``params`` the thresholds.
+    their calendar years, for rules that judge whole years); ``expires`` that a stored failure can become a pass
+    with the calendar alone, no upload changing (a nightly run checks those again on its own:
+    ``run.expired_verdicts``); ``params`` the thresholds.
     """
 
     name: str
@@ -48,6 +50,7 @@ class Rule:
     column: str | None = None
     group_by: tuple[str, ...] = DATAPOINT
     scope: str = "months"
+    expires: bool = False
     params: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
 
     @property
@@ -128,6 +131,7 @@ RULES: tuple[Rule, ...] = (
         message="{metric}: the period {period} has not ended yet (it ends on {observed}).",
         engine="gx",
         column="days_after_today",
+        expires=True,
         group_by=PERIOD,
     ),
     Rule(

@@ -99,17 +99,14 @@ def validate_months(con: duckdb.DuckDBPyConnection, months: Sequence[date], *, t
     return outcomes if scope is None else _stored_outcomes(con, months, outcomes, len(scope))
 
 
-#: Rules whose stored failures expire with the calendar alone: a period checked before it ended passes once it has.
-_EXPIRING_RULES = ["period_not_in_future"]
-
-
 def expired_verdicts(con: duckdb.DuckDBPyConnection, today: date,
                      months: Sequence[date] | None = None) -> list[tuple[str, date]]:
     """(agency, month start) pairs, sorted, holding a stored failure that ``today`` overturns: a period reported
     before it ended, which has ended now. A nightly run re-checks only agencies with new uploads, and this
     failure is an ERROR that keeps the datapoint out of the state numbers, so the nightly run checks these again
     on its own (``months``: only within these months; None: all)."""
-    params = {"rules": _EXPIRING_RULES, "today": today, "months": None if months is None else sorted(months)}
+    params = {"rules": [rule.name for rule in RULES if rule.expires], "today": today,
+              "months": None if months is None else sorted(months)}
     return [(agency, month) for agency, month in con.execute(sql_text("expired_verdicts"), params).fetchall()]
 
 

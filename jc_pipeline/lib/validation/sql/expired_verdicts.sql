@@ -1,6 +1,6 @@
--- Stored failures the calendar has since overturned: a period that had not ended when it was checked
--- (period_not_in_future, named in $rules) and has ended by $today (period_end is exclusive). No upload changes
--- them, so run.expired_verdicts hands their agency and month to the nightly roll-up to check again.
+-- Stored failures the calendar has since overturned: a period that had not ended when it was checked and has ended
+-- by $today (period_end is exclusive); $rules are the rules with Rule.expires (period_not_in_future). No upload
+-- changes them, so run.expired_verdicts hands their agency and month to the nightly roll-up to check again.
 -- Parameters: $rules VARCHAR[], $today DATE, $months DATE[] (NULL: every month).
 SELECT DISTINCT agency_id, CAST(date_trunc('month', period_start) AS DATE) AS month
 FROM validation_results

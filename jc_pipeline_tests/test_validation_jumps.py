@@ -77,6 +77,9 @@ def test_baseline_reaches_back_past_gaps_and_years(tmp_path):
     wh.agency("YEARLY", ["LAW_ENFORCEMENT"])
     for year in range(2020, 2025):
         wh.add("YEARLY", ARRESTS, month(year, 1), 1000 if year < 2024 else 3000, end=month(year + 1, 1))
-    wh.validate([month(2024, 1), MARCH], today=month(2026, 1))
-    flagged = {(r["agency_id"], r["period_start"], r["expected"]) for r in wh.results("no_implausible_jumps")}
+    validated = [month(2024, 1), MARCH]
+    wh.validate(validated, today=month(2026, 1))
+    # (The months after January 2024 are judged too, as later months reading it: LONG's jump to 300.)
+    flagged = {(r["agency_id"], r["period_start"], r["expected"]) for r in wh.results("no_implausible_jumps")
+               if r["period_start"] in validated}
     assert flagged == {("GAPPY", MARCH, "101"), ("YEARLY", month(2024, 1), "1000")}

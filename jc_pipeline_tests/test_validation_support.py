@@ -89,12 +89,13 @@ class Warehouse:
             self.con.unregister("incoming")
             self._pending = []
 
-    def validate(self, months: list[date], today: date = TODAY) -> dict[str, Any]:
+    def validate(self, months: list[date], today: date = TODAY,
+                 agencies: list[str] | None = None) -> dict[str, Any]:
         """Flush, run validate_months, return outcomes by rule name."""
         from jc_pipeline.lib import validation
 
         self.flush()
-        outcomes = validation.validate_months(self.con, months, today=today, registry=REGISTRY)
+        outcomes = validation.validate_months(self.con, months, today=today, registry=REGISTRY, agencies=agencies)
         return {o.rule.name: o for o in outcomes}
 
     def results(self, check_name: str | None = None, agency_id: str | None = None) -> list[dict[str, Any]]:

@@ -37,7 +37,10 @@ class Rule:
     a run over some months replaces: ``months`` (period_start in those months) or ``years`` (period_start in
     their calendar years, for rules that judge whole years); ``expires`` that a stored failure can become a pass
     with the calendar alone, no upload changing (a nightly run checks those again on its own:
-    ``run.expired_verdicts``); ``params`` the thresholds.
+    ``run.expired_verdicts``); ``reads_back`` how many earlier periods of the same series the rule reads to
+    judge a period (0: the period's own rows only): a change in month M is judged again, for the same agencies,
+    in the periods that many after it (``run.validate_months``); only WARNING rules may read back, since those
+    later months' state numbers are not rebuilt; ``params`` the thresholds.
     """
 
     name: str
@@ -51,6 +54,7 @@ class Rule:
     group_by: tuple[str, ...] = DATAPOINT
     scope: str = "months"
     expires: bool = False
+    reads_back: int = 0
     params: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
 
     @property
@@ -265,6 +269,7 @@ RULES: tuple[Rule, ...] = (
                   identities=(("TOTAL_ADMISSIONS", "TOTAL_RELEASES", "TOTAL_POPULATION"),
                               ("ADMISSIONS", "RELEASES", "POPULATION"),
                               ("SUPERVISION_STARTS", "SUPERVISION_TERMINATIONS", "POPULATION"))),
+        reads_back=1,  # the previous month's population
     ),
     Rule(
         name="staff_breakdown_matches_total",
@@ -293,6 +298,9 @@ RULES: tuple[Rule, ...] = (
         engine="sql",
         params=_p(history=12, min_history=3, min_difference=20.0, relative_delta=0.5, relative_instant=0.25,
                   robust_z=5.0),
+        # A series with gaps reads further back than 12 periods: such a change is re-judged by a backfill
+        # (docs/operations.md §3).
+        reads_back=12,
     ),
 )
 

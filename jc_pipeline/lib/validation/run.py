@@ -1,7 +1,8 @@
 """``validate_months``: run every rule on the datapoints of some months and store the failing groups.
 
 Flow: read the month slice once (``sql/datapoints.sql``) -> Great Expectations rules on it (pandas path) ->
-SQL rules on the warehouse -> in one transaction replace the stored results those rules own for these months.
+SQL rules on the warehouse -> in one transaction replace the stored results those rules own for these months ->
+the rules that read earlier months judge again the later months that read these (``Rule.reads_back``).
 A nightly run passes the agencies whose uploads changed: only their rows are checked and only their results
 replaced, and each rule's verdict is then read back from the stored results of the months (every agency's).
 """
@@ -92,11 +93,43 @@ def validate_months(con: duckdb.DuckDBPyConnection, months: Sequence[date], *, t
     outcomes = [RuleOutcome(rule, True, 0, 0) for rule in RULES]
     checked_at = datetime.now(UTC).replace(tzinfo=None)
     names = _labels(registry)
-    for year in sorted({m.year for m in months}):
-        window = [m for m in months if m.year == year]
+    for window in _by_year(months):
         outcomes = [_combine(a, b) for a, b in zip(outcomes, _validate(con, window, today, registry, names,
                                                                        checked_at, scope), strict=True)]
+    errors = _rejudge_later_months(con, months, today, registry, names, checked_at, scope)
+    outcomes = [replace(o, passed=False, error=o.error or errors[o.rule.name]) if o.rule.name in errors else o
+                for o in outcomes]
     return outcomes if scope is None else _stored_outcomes(con, months, outcomes, len(scope))
+
+
+def _by_year(months: Sequence[date]) -> list[list[date]]:
+    """Sorted ``months`` split by calendar year."""
+    return [[m for m in months if m.year == year] for year in sorted({m.year for m in months})]
+
+
+def _rejudge_later_months(con: duckdb.DuckDBPyConnection, months: list[date], today: date, registry: Registry,
+                          names: dict[str, str], checked_at: datetime, agencies: list[str] | None) -> dict[str, str]:
+    """Judge again, and store, the later months whose verdicts read rows of ``months`` (``Rule.reads_back``),
+    for the same agencies: a corrected population changes the next month's admissions-minus-releases verdict,
+    a corrected total the jump verdicts of the periods after it. Their verdicts are not part of the outcomes
+    (those months are not the ones validated); a rule that crashes here keeps its stored results and its error
+    is returned (by rule name), to be reported as the rule's."""
+    errors: dict[str, str] = {}
+    for rule in RULES:
+        if not rule.reads_back or not months:
+            continue
+        later = [m for (m,) in con.execute(sql_text("later_months"), {
+            "months": months, "reads_back": rule.reads_back, "agencies": agencies}).fetchall()]
+        if not later:
+            continue
+        # One query over all of them, not one per year: the later periods are few per series (a year of months,
+        # then annual starts); one agency's correction of 2018 at 3,000 agencies takes 0.1 s against 0.6 s.
+        outcome = run_sql_rule(con, rule, later, today, registry, agencies)
+        if outcome.error is not None:
+            errors[rule.name] = f"judging the later months {later[0]}..{later[-1]} again failed: {outcome.error}"
+            continue
+        _store(con, later, [rule], [_result_row(rule, g, names, checked_at) for g in outcome.failing], agencies)
+    return errors
 
 
 def expired_verdicts(con: duckdb.DuckDBPyConnection, today: date,

@@ -167,3 +167,16 @@ def test_full_run_rewrites_only_agencies_whose_feedback_changed(written, tmp_pat
     second["LE4"].html.unlink()  # a file someone deleted is written again even though nothing changed
     third = feedback.write_agency_feedback(con, tmp_path, generated_at=later)
     assert {a for a, f in third.items() if f.rewritten} == {"LE4", "LE2"} and third["LE4"].html.is_file()
+
+
+def test_a_failed_write_leaves_the_previous_file_whole(tmp_path):
+    from jc_pipeline.lib.paths import replace_file
+
+    page = tmp_path / "agency.html"
+    replace_file(page, "<p>previous</p>")
+    with pytest.raises(UnicodeEncodeError):
+        replace_file(page, "<p>half \ud800 written</p>")  # a lone surrogate cannot be encoded
+    assert page.read_text(encoding="utf-8") == "<p>previous</p>"
+    assert [p.name for p in tmp_path.iterdir()] == ["agency.html"]
+    replace_file(page, b"<p>next</p>")
+    assert page.read_bytes() == b"<p>next</p>" and [p.name for p in tmp_path.iterdir()] == ["agency.html"]

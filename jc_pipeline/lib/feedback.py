@@ -28,8 +28,9 @@ from typing import Any
 import duckdb
 
 from jc_pipeline.lib.export import XlsxWorkbook
-from jc_pipeline.lib.page_digests import PageDigests
 from jc_pipeline.lib.ingest.rules import RULES as INGEST_RULES
+from jc_pipeline.lib.page_digests import PageDigests
+from jc_pipeline.lib.paths import replace_file
 from jc_pipeline.lib.periods import contiguous_ranges, period_label
 from jc_pipeline.lib.registry import load_registry
 from jc_pipeline.lib.report import AgencyLinks, ExpectedPeriods, expected_periods
@@ -148,12 +149,11 @@ def write_agency_feedback(con: duckdb.DuckDBPyConnection, out_dir: Path, *, gene
                         agency_missing)
         body = (agency_body(agency, names, agency_findings, agency_rejects, stamp)
                 + _missing_section(agency_missing) + _workbook_link(files.xlsx.name))
-        files.html.write_text(render_page(f"Feedback — {agency_title(agency, names)}", body), encoding="utf-8")
+        replace_file(files.html, render_page(f"Feedback — {agency_title(agency, names)}", body))
     if agency_ids is None:
         # The pages link to "index.html" (All agencies): the same index as the data-quality report, our files.
         summary = [(a, f.html.name, findings.counts.get(a), rejects.counts.get(a)) for a, f in written.items()]
-        (out_dir / INDEX_FILE).write_text(render_page("Agency feedback", index_body(summary, names, stamp)),
-                                          encoding="utf-8")
+        replace_file(out_dir / INDEX_FILE, render_page("Agency feedback", index_body(summary, names, stamp)))
         _replace_manifest(out_dir, {p.name for f in written.values() for p in (f.html, f.xlsx)} | {INDEX_FILE})
         digests.save()
     return written
@@ -166,7 +166,7 @@ def _replace_manifest(out_dir: Path, names: set[str]) -> None:
     for stale in previous - names:
         if _OUR_FILE.fullmatch(stale):  # only names this module produces, never a path
             (out_dir / stale).unlink(missing_ok=True)
-    manifest.write_text(json.dumps(sorted(names), indent=0), encoding="utf-8")
+    replace_file(manifest, json.dumps(sorted(names), indent=0))
 
 
 def existing_links(con: duckdb.DuckDBPyConnection, out_dir: Path, href_prefix: str) -> dict[str, AgencyLinks]:
@@ -232,17 +232,15 @@ def _write_workbook(path: Path, title: str, stamp: str, findings: list[dict], re
         about = [("Agency", title), ("Generated (UTC)", stamp),
                  ("Rows rejected or warned at ingest", len(rejects)), ("Failed checks", len(findings)),
                  ("Periods still missing", len(missing)),
-                 ("How to use", "Sheet 'To fix': correct each row in your file and send the file again. "
-                                "Errors keep data out of the state numbers; warnings are kept but should be checked. "
-                                "Sheet 'Missing periods': the periods you are expected to send.")]
+                 ("How to use", ("Sheet 'To fix': correct each row in your file and send the file again. "
+                                 "Errors keep data out of the state numbers; warnings are kept but should be checked. "
+                                 "Sheet 'Missing periods': the periods you are expected to send."))]
         workbook.add_sheet("About", ("Item", "Details"), about, widths=(34, 110))
         workbook.add_sheet("To fix", _FIX_COLUMNS, [*map(_reject_row, rejects), *map(_check_row, findings)],
                            widths=_FIX_WIDTHS, autofilter=True)
         workbook.add_sheet("Missing periods", _MISSING_COLUMNS, map(_missing_row, missing),
                            widths=_MISSING_WIDTHS, autofilter=True)
-    partial = path.with_suffix(".xlsx.partial")
-    partial.write_bytes(workbook_bytes.getbuffer())
-    partial.replace(path)
+    replace_file(path, workbook_bytes.getbuffer())
 
 
 def _reject_row(r: dict[str, Any]) -> tuple:

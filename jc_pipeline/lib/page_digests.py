@@ -13,6 +13,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from jc_pipeline.lib.paths import replace_file
+
 #: The digest file in each report folder (hidden, beside the pages).
 DIGESTS_FILE = ".page-digests.json"
 
@@ -39,6 +41,4 @@ class PageDigests:
         return self.previous.get(agency_id) != digest or not all(path.is_file() for path in files)
 
     def save(self) -> None:
-        partial = self.path.with_name(f"{self.path.name}.partial")
-        partial.write_text(json.dumps(self.current, indent=0, sort_keys=True), encoding="utf-8")
-        partial.replace(self.path)
+        replace_file(self.path, json.dumps(self.current, indent=0, sort_keys=True))

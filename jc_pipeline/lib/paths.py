@@ -57,3 +57,16 @@ class DataLayout:
         if not resolved.is_relative_to(self.root):
             raise UnsafePathError(f"{candidate} resolves to {resolved}, outside the data directory {self.root}")
         return resolved
+
+
+def replace_file(path: Path, content: str | bytes | memoryview) -> None:
+    """Write ``content`` (text as UTF-8) beside ``path`` and rename it over ``path``: a reader (a browser, a web
+    server, the next run) sees the old file or the new one, never half of one, also when the run is killed."""
+    partial = path.with_name(f"{path.name}.partial")
+    try:
+        with partial.open("wb") as handle:
+            handle.write(content.encode("utf-8") if isinstance(content, str) else content)
+        partial.replace(path)
+    finally:
+        partial.unlink(missing_ok=True)  # after a failed write; gone already after the rename
+

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import duckdb
 
+from jc_pipeline.lib.paths import replace_file
 from jc_pipeline.lib.report.data import (
     AgencyQuality,
     ExpectedPeriods,
@@ -63,8 +64,5 @@ def write_state_report(con: duckdb.DuckDBPyConnection, out_dir: Path, *, generat
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     target = out_dir / REPORT_FILE
-    # Written beside and renamed, so a browser (or a web server) never shows half a page.
-    partial = target.with_suffix(".html.partial")
-    partial.write_text(html, encoding="utf-8")
-    partial.replace(target)
+    replace_file(target, html)
     return target

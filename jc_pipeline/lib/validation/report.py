@@ -25,6 +25,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from jc_pipeline.lib.page_digests import PageDigests
+from jc_pipeline.lib.paths import replace_file
 from jc_pipeline.lib.periods import period_label
 from jc_pipeline.lib.validation.rules import ERROR, RULES, RULES_BY_NAME, WARNING
 
@@ -84,14 +85,14 @@ def write_quality_report(con: duckdb.DuckDBPyConnection, out_dir: Path, *, gener
     for agency in stale:
         title = f"Data quality — {agency_title(agency, names)}"
         body = agency_body(agency, names, stale_findings.get(agency, []), stale_rejects.get(agency, []), stamp)
-        (out_dir / _page_name(agency)).write_text(render_page(title, body), encoding="utf-8")
+        replace_file(out_dir / _page_name(agency), render_page(title, body))
     current = {page for _, page, _, _ in summary}
     for old in out_dir.glob(f"{_PAGE_PREFIX}*.html"):
         if old.name not in current:
             old.unlink(missing_ok=True)
     digests.save()
     index = out_dir / "index.html"
-    index.write_text(render_page("Data quality report", index_body(summary, names, stamp)), encoding="utf-8")
+    replace_file(index, render_page("Data quality report", index_body(summary, names, stamp)))
     return index
 
 

@@ -80,27 +80,29 @@ def test_publish_steps_share_one_computation_per_published_file(warehouse, monke
     calls = []
     compute = report.expected_periods
     monkeypatch.setattr(report, "expected_periods", lambda con: calls.append(1) or compute(con))
-    monkeypatch.setattr(reports, "_expected", {})
+    monkeypatch.setattr(reports, "_reads", {})
     with reports._published(warehouse) as (_, first):
         pass
     with reports._published(warehouse) as (_, second):
         pass
     assert second is first and len(calls) == 1
 
-    # A new publish renames a new file into place: its expected periods are computed again.
+    # A new publish renames a new file into place: its expected periods and findings are computed again.
     path = warehouse.layout.warehouse
     shutil.copyfile(path, path.with_name("next.duckdb"))
     os.replace(path.with_name("next.duckdb"), path)
     with reports._published(warehouse) as (_, third):
         pass
     assert third is not first and len(calls) == 2
-    assert third.unreported.equals(first.unreported)
+    assert third.expected.unreported.equals(first.expected.unreported)
+    assert third.found.checks.rows.equals(first.found.checks.rows)
+    assert third.found.checks.counts == first.found.checks.counts
 
 
 def test_a_file_replaced_while_opening_is_read_not_shared(warehouse, monkeypatch):
-    monkeypatch.setattr(reports, "_expected", {})
+    monkeypatch.setattr(reports, "_reads", {})
     seen = iter([("before",), ("after",)])
     monkeypatch.setattr(reports, "_identity", lambda path: next(seen))
-    with reports._published(warehouse) as (_, expected):
-        assert expected.unreported.num_rows
-    assert reports._expected == {}
+    with reports._published(warehouse) as (_, read):
+        assert read.expected.unreported.num_rows
+    assert reports._reads == {}

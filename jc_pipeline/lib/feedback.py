@@ -35,10 +35,9 @@ from jc_pipeline.lib.periods import contiguous_ranges, period_label
 from jc_pipeline.lib.registry import load_registry
 from jc_pipeline.lib.report import AgencyLinks, ExpectedPeriods, expected_periods
 from jc_pipeline.lib.validation.report import (
-    FINDINGS_SQL,
-    REJECTS_SQL,
     UNASSIGNED,
     ByAgency,
+    Findings,
     agency_body,
     agency_title,
     index_body,
@@ -94,8 +93,8 @@ def agency_file_stem(agency_id: str) -> str:
 
 
 def write_agency_feedback(con: duckdb.DuckDBPyConnection, out_dir: Path, *, generated_at: datetime,
-                          agency_ids: Iterable[str] | None = None,
-                          expected: ExpectedPeriods | None = None) -> dict[str, AgencyFeedback]:
+                          agency_ids: Iterable[str] | None = None, expected: ExpectedPeriods | None = None,
+                          found: Findings | None = None) -> dict[str, AgencyFeedback]:
     """Write the workbook and page of every roster agency (or of ``agency_ids``) and an index; return them by id.
 
     Every roster agency gets files, also without findings: the missing periods concern all of them. A full run
@@ -103,14 +102,15 @@ def write_agency_feedback(con: duckdb.DuckDBPyConnection, out_dir: Path, *, gene
     (:class:`~jc_pipeline.lib.page_digests.PageDigests` of their rows' digests, computed in DuckDB: only the rows
     of the agencies rewritten become Python objects), and removes the files a previous full run wrote (listed
     in :data:`MANIFEST`) that it did not write again, so an agency that left the roster keeps no stale page;
-    nothing else in ``out_dir`` is touched. ``expected`` is :func:`~jc_pipeline.lib.report.expected_periods` of
-    the same warehouse when the caller has it already (computed here otherwise).
+    nothing else in ``out_dir`` is touched. ``expected`` and ``found`` are
+    :func:`~jc_pipeline.lib.report.expected_periods` and :meth:`~jc_pipeline.lib.validation.report.Findings.of`
+    the same warehouse when the caller has them already (computed here otherwise).
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     names = dict(con.execute("SELECT agency_id, agency_name FROM agencies").fetchall())
-    findings = ByAgency(con, con.sql(FINDINGS_SQL).to_arrow_table())
-    rejects = ByAgency(con, con.sql(REJECTS_SQL).to_arrow_table())
+    found = found or Findings.of(con)
+    findings, rejects = found.checks, found.rejects
     if expected is None:
         expected = expected_periods(con)
     missing = ByAgency(con, expected.unreported)

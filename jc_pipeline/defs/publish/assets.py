@@ -1,13 +1,11 @@
-"""Publish: the analyst warehouse and the data-quality report, swapped into place whole."""
-
-from datetime import datetime, timezone
+"""Publish: the analyst warehouse, swapped into place whole (the reports read from it: reports.py)."""
 
 import dagster as dg
 import duckdb
 
 from jc_pipeline.defs.resources import WAREHOUSE_POOL, WarehouseResource
 from jc_pipeline.defs.state.assets import NIGHTLY_FRESHNESS
-from jc_pipeline.lib import state, validation
+from jc_pipeline.lib import state
 from jc_pipeline.lib.warehouse import PUBLISHED_TABLES, ensure_contract_schema
 
 
@@ -33,14 +31,3 @@ def analyst_warehouse(context: dg.AssetExecutionContext, warehouse: WarehouseRes
     return dg.MaterializeResult(
         metadata={"path": dg.MetadataValue.path(str(target)), **{f"rows/{t}": n for t, n in counts.items()}}
     )
-
-
-@dg.asset(deps=["analyst_warehouse"], group_name="publish", kinds={"html"})
-def data_quality_report(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
-    """Static HTML data-quality report: per agency, every rejected row and failed check with file, sheet, row,
-    the rule in plain words and what to do. Opens in any browser, no server."""
-    with warehouse.store().open(warehouse.layout.warehouse, read_only=True) as con:
-        index = validation.write_quality_report(
-            con, warehouse.layout.reports / "data_quality", generated_at=datetime.now(timezone.utc)
-        )
-    return dg.MaterializeResult(metadata={"path": dg.MetadataValue.path(str(index))})

@@ -1,29 +1,40 @@
 """Publish: the people-facing products of a run, read from the published warehouse (read-only, never blocking).
 
-`agency_feedback` (a workbook and a page per agency) and `state_report` (the state's HTML report, linking to those
-pages). Both are in the "publish" group, so publish_job materializes them after every new warehouse.
+`data_quality_report` (a page per agency with findings), `agency_feedback` (a workbook and a page per agency) and
+`state_report` (the state's HTML report, linking to the feedback pages). All are in the "publish" group, so
+publish_job materializes them after every new warehouse.
 """
 
 import os
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import dagster as dg
 
 from jc_pipeline.defs.resources import WarehouseResource
-from jc_pipeline.lib import feedback, report
+from jc_pipeline.lib import feedback, report, validation
 
-#: The expected periods of one published warehouse file, by its identity (see _published): both steps read them,
-#: and computing them is most of what either step costs besides writing files.
-_expected: dict[tuple, report.ExpectedPeriods] = {}
+
+@dataclass(frozen=True)
+class _Read:
+    """What more than one report reads of a published warehouse, and most of what each costs besides writing
+    files: the expected periods (feedback, state report) and the findings (data-quality report, feedback)."""
+
+    expected: report.ExpectedPeriods
+    found: validation.Findings
+
+
+#: The _Read of one published warehouse file, by its identity (see _published).
+_reads: dict[tuple, _Read] = {}
 
 
 @contextmanager
 def _published(warehouse: WarehouseResource):
-    """A read-only connection to the published warehouse and its :func:`report.expected_periods`, computed once
-    per warehouse file for the steps of one process (publish_job runs in process: the feedback step computes
-    them, the state report step reuses them).
+    """A read-only connection to the published warehouse and its :class:`_Read`, computed once per warehouse file
+    for the steps of one process (publish_job runs in process: the first report step computes it, the others
+    reuse it).
 
     The warehouse is never written in place, only replaced by a rename (analyst_warehouse), so a file whose
     identity (device, inode, size, modification and change times) is the one seen before and after the
@@ -33,17 +44,32 @@ def _published(warehouse: WarehouseResource):
     before = _identity(path)
     with warehouse.store().open(path, read_only=True) as con:
         if _identity(path) != before:
-            yield con, report.expected_periods(con)
+            yield con, _read(con)
             return
-        if before not in _expected:
-            _expected.clear()  # the previous warehouse's: never read again
-            _expected[before] = report.expected_periods(con)
-        yield con, _expected[before]
+        if before not in _reads:
+            _reads.clear()  # the previous warehouse's: never read again
+            _reads[before] = _read(con)
+        yield con, _reads[before]
+
+
+def _read(con) -> _Read:
+    return _Read(report.expected_periods(con), validation.Findings.of(con))
 
 
 def _identity(path: Path) -> tuple:
     stat = os.stat(path)
     return path, stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns
+
+
+@dg.asset(deps=["analyst_warehouse"], group_name="publish", kinds={"html"})
+def data_quality_report(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
+    """Static HTML data-quality report: per agency, every rejected row and failed check with file, sheet, row,
+    the rule in plain words and what to do. Opens in any browser, no server."""
+    with _published(warehouse) as (con, read):
+        index = validation.write_quality_report(
+            con, warehouse.layout.reports / "data_quality", generated_at=datetime.now(UTC), found=read.found
+        )
+    return dg.MaterializeResult(metadata={"path": dg.MetadataValue.path(str(index))})
 
 
 @dg.asset(deps=["analyst_warehouse"], group_name="publish", kinds={"excel", "html"})
@@ -53,9 +79,9 @@ def agency_feedback(context: dg.AssetExecutionContext, warehouse: WarehouseResou
     expected to send. The files to send each agency after a run; an agency's files are rewritten only when what
     they say changed."""
     out_dir = warehouse.layout.reports / "agencies"
-    with _published(warehouse) as (con, expected):
-        written = feedback.write_agency_feedback(con, out_dir, generated_at=datetime.now(timezone.utc),
-                                                 expected=expected)
+    with _published(warehouse) as (con, read):
+        written = feedback.write_agency_feedback(con, out_dir, generated_at=datetime.now(UTC),
+                                                 expected=read.expected, found=read.found)
     return dg.MaterializeResult(metadata={
         "path": dg.MetadataValue.path(str(out_dir / feedback.INDEX_FILE)),
         "agencies": len(written),
@@ -73,9 +99,9 @@ def state_report(context: dg.AssetExecutionContext, warehouse: WarehouseResource
     browser or mail it."""
     out_dir = warehouse.layout.reports / "state"
     agencies_dir = warehouse.layout.reports / "agencies"
-    with _published(warehouse) as (con, expected):
+    with _published(warehouse) as (con, read):
         links = feedback.existing_links(con, agencies_dir, "../agencies")
-        index = report.write_state_report(con, out_dir, generated_at=datetime.now(timezone.utc), agency_links=links,
-                                          expected=expected)
+        index = report.write_state_report(con, out_dir, generated_at=datetime.now(UTC), agency_links=links,
+                                          expected=read.expected)
     return dg.MaterializeResult(metadata={"path": dg.MetadataValue.path(str(index)),
                                           "size_kb": round(index.stat().st_size / 1024)})

@@ -7,16 +7,21 @@ Public API (used by the Dagster layer; no dagster import here):
   ``validation_results`` and return one :class:`RuleOutcome` per rule.
 * :func:`expired_verdicts` — stored failures the calendar has overturned (a period reported before it ended).
 * :func:`check_structure` — structural problems that must block the state roll-up (empty list = fine).
-* :func:`write_quality_report` — the static HTML data-quality report (index + one page per agency).
+* :func:`write_quality_report` — the static HTML data-quality report (index + one page per agency), from
+  :class:`Findings` (failed checks and rejected rows by agency; the agency feedback lists them too).
 * :func:`preload` — optional: start importing Great Expectations in the background (overlap its ~2.4 s).
 
 Great Expectations is imported lazily, on the first ``validate_months`` call.
 """
 
 from jc_pipeline.lib.validation.expectations import preload
-from jc_pipeline.lib.validation.report import write_quality_report
+from jc_pipeline.lib.validation.report import Findings, write_quality_report
 from jc_pipeline.lib.validation.rules import ERROR, RULES, RULES_BY_NAME, WARNING, Rule
-from jc_pipeline.lib.validation.run import RuleOutcome, expired_verdicts, validate_months
+from jc_pipeline.lib.validation.run import (
+    RuleOutcome,
+    expired_verdicts,
+    validate_months,
+)
 from jc_pipeline.lib.validation.structure import check_structure
 
 __all__ = [
@@ -24,6 +29,7 @@ __all__ = [
     "RULES",
     "RULES_BY_NAME",
     "WARNING",
+    "Findings",
     "Rule",
     "RuleOutcome",
     "check_structure",

@@ -59,18 +59,20 @@ ORDER BY f.agency_id, r.severity, f.path, r.sheet, r.row_number
 """
 
 
-def write_quality_report(con: duckdb.DuckDBPyConnection, out_dir: Path, *, generated_at: datetime) -> Path:
+def write_quality_report(con: duckdb.DuckDBPyConnection, out_dir: Path, *, generated_at: datetime,
+                         found: Findings | None = None) -> Path:
     """Write ``out_dir/index.html`` and one ``agency-*.html`` per agency with findings; return the index path.
 
-    Findings are the current failing rows of ``validation_results`` and all of ``rejected_rows``. An agency's
-    page is rewritten only when its findings changed (:class:`~jc_pipeline.lib.page_digests.PageDigests`); pages
-    of agencies without findings any more are removed, so an agency that fixed everything has no stale page.
+    Findings are the current failing rows of ``validation_results`` and all of ``rejected_rows`` (``found``:
+    :meth:`Findings.of` the same warehouse when the caller has it already). An agency's page is rewritten only
+    when its findings changed (:class:`~jc_pipeline.lib.page_digests.PageDigests`); pages of agencies without
+    findings any more are removed, so an agency that fixed everything has no stale page.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     names = dict(con.execute("SELECT agency_id, agency_name FROM agencies").fetchall())
-    findings = ByAgency(con, con.sql(FINDINGS_SQL).to_arrow_table())
-    rejects = ByAgency(con, con.sql(REJECTS_SQL).to_arrow_table())
+    found = found or Findings.of(con)
+    findings, rejects = found.checks, found.rejects
     if generated_at.tzinfo is not None:  # naive times are taken as UTC already
         generated_at = generated_at.astimezone(UTC)
     stamp = generated_at.strftime("%Y-%m-%d %H:%M")
@@ -159,6 +161,20 @@ class ByAgency:
             wanted += [None, ""]  # the rows grouped() files under UNASSIGNED
         chosen = pc.is_in(self.rows["agency_id"], value_set=pa.array(wanted, pa.string()), skip_nulls=False)
         return grouped(self.rows.filter(chosen).to_pylist())
+
+
+@dataclass(frozen=True)
+class Findings:
+    """A warehouse's failed checks and rejected rows by agency: what the data-quality report and the agency
+    feedback both list, so a publish computes them once for both (0.5 s at 3,000 agencies)."""
+
+    checks: ByAgency
+    rejects: ByAgency
+
+    @classmethod
+    def of(cls, con: duckdb.DuckDBPyConnection) -> Findings:
+        return cls(ByAgency(con, con.sql(FINDINGS_SQL).to_arrow_table()),
+                   ByAgency(con, con.sql(REJECTS_SQL).to_arrow_table()))
 
 
 # ---- pages ------------------------------------------------------------------------------------------------------

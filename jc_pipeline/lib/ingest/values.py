@@ -70,20 +70,25 @@ def parse_month(cell: pl.Expr, names: dict[str, int]) -> tuple[pl.Expr, pl.Expr]
     return month, problem
 
 
-def plain_value(cell: pl.Expr) -> tuple[pl.Expr, pl.Expr]:
-    """Fast path for cells that are plain numbers (almost all of them): (value, problem).
+def plain_number(cell: pl.Expr) -> pl.Expr:
+    """Fast path for cells that are plain numbers (almost all of them): the number, null when the cell is not
+    one (:func:`plain_problem` says why)."""
+    return cell.cast(pl.Float64, strict=False)
+
+
+def plain_problem(cell: pl.Expr, number: pl.Expr) -> pl.Expr:
+    """The problem of the fast path, given ``number`` = :func:`plain_number` of ``cell`` already computed as a
+    column (Polars evaluates an expression once per use in a when/then chain: the cast would run four times).
 
     The problem is ``slow`` when the cell is not a plain number; :func:`parse_value` then decides (it costs
     several regular expressions per cell, so it only sees those cells, each distinct one once).
     """
-    number = cell.cast(pl.Float64, strict=False)
-    problem = (
+    return (
         pl.when(cell.is_null()).then(pl.lit("empty"))
         .when(number.is_null()).then(pl.lit("slow"))
         .when(number.is_nan() | number.is_infinite()).then(pl.lit("format"))
         .when(number < 0).then(pl.lit("negative"))
     )
-    return number, problem
 
 
 def parse_value(cell: pl.Expr, is_money: pl.Expr) -> tuple[pl.Expr, pl.Expr]:

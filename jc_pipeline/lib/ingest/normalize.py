@@ -521,7 +521,11 @@ def _duplicates(live: pl.DataFrame, labels: pl.LazyFrame) -> pl.DataFrame:
     group = [*PERIOD_GROUP, "dimension"]
     keyed = live.lazy().filter(~pl.col("hint") & pl.all_horizontal(pl.col(p).is_null() for p in key_problems)).select(
         "sheet_idx", "row_number", *group, "member")
-    colliding = keyed.filter(pl.len().over([*group, "member"]) > 1).collect(engine=_ENGINE)
+    key = [*group, "member"]
+    # Rows with one key share its 64-bit hash: a pass over that one integer column finds the few candidates
+    # (usually none), and only they are grouped exactly on the key's text columns (costlier and memory-hungry).
+    candidates = keyed.filter(pl.struct(key).hash().is_duplicated())
+    colliding = candidates.filter(pl.len().over(key) > 1).collect(engine=_ENGINE)
     if colliding.is_empty():  # the usual batch: nothing to join
         return live.with_columns(dups=pl.lit(None, pl.String), period_rows=pl.lit(None, pl.get_index_type()))
     collisions = (

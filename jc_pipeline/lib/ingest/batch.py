@@ -185,36 +185,39 @@ class _Parser:
 
     def parse(self, file: InboxFile, sha: str, data: bytes | None, change: str) -> None:
         index = self._add_file(file, sha, change)
+        path = file.absolute  # built once: a Path costs microseconds, and a state sends thousands of files
         if file.is_symlink:
-            self.file_findings.append((index, None, None, None, file.absolute.name, "F8", "ERROR",
+            self.file_findings.append((index, None, None, None, path.name, "F8", "ERROR",
                                        "the file is a symbolic link, which is never followed; copy the file "
                                        "itself into the inbox"))
             return
         if self.native is not None and self.native.claims(file):
             self.native.parse(index, file, data)
             return
-        if file.absolute.suffix.lower() not in EXTENSIONS:
-            self.file_findings.append((index, None, None, None, file.absolute.name, "F1", "ERROR",
-                                       f"'{file.absolute.suffix or file.absolute.name}' files are not read; "
+        suffix = path.suffix.lower()
+        if suffix not in EXTENSIONS:
+            self.file_findings.append((index, None, None, None, path.name, "F1", "ERROR",
+                                       f"'{path.suffix or path.name}' files are not read; "
                                        f"deliver .xlsx, .xls or .csv files"))
             return
-        plain = plain_csv(data) if data is not None and file.absolute.suffix.lower() == ".csv" else None
+        plain = plain_csv(data) if data is not None and suffix == ".csv" else None
         if plain is not None:
             self.pending.append(_PendingCsv(index, file, data, plain))
             self.pending_bytes += len(data)
             if self.pending_bytes > PENDING_CSV_BYTES:
                 self._flush_csvs()
             return
-        self._read_alone(index, file, data)
+        self._read_alone(index, file, data, path)
 
-    def _read_alone(self, index: int, file: InboxFile, data: bytes | None) -> None:
+    def _read_alone(self, index: int, file: InboxFile, data: bytes | None, path: Path) -> None:
+        """Read ``file`` (at ``path``, its ``file.absolute``) on its own and collect its sheets."""
         try:
-            sheets = read_file(file.absolute, data, file.absolute.name)
+            sheets = read_file(path, data, path.name)
         except Unreadable as exc:
-            self.file_findings.append((index, None, None, None, file.absolute.name, "F0", "ERROR", str(exc)))
+            self.file_findings.append((index, None, None, None, path.name, "F0", "ERROR", str(exc)))
             return
         context = self._context(file)
-        is_csv = file.absolute.suffix.lower() == ".csv"
+        is_csv = path.suffix.lower() == ".csv"
         # Sheets are processed in alphabetical order, as the reference does (spec §5.1).
         for sheet in sorted(sheets, key=lambda s: s.name):
             if sheet.height == 0:
@@ -233,7 +236,7 @@ class _Parser:
             parsed = parse_group([m.plain for m in members])
             if parsed is None:
                 for m in members:
-                    self._read_alone(m.index, m.file, m.data)
+                    self._read_alone(m.index, m.file, m.data, m.file.absolute)
             else:
                 self._add_csv_group(members, *parsed)
 

@@ -42,23 +42,6 @@ def test_publish_copies_every_published_table_with_comments(tmp_path):
     assert not list(tmp_path.glob(".warehouse.duckdb*.building*"))
 
 
-def test_steps_leave_their_commits_in_the_wal_and_the_publish_copies_them(tmp_path):
-    """Closing the store does not checkpoint it (0.3 s a step); a later connection, a read-only reader and the
-    published copy (checkpointed first) all see every commit."""
-    store = Store(tmp_path / "pipeline" / "store.duckdb")
-    _fill(store, 10.0)
-    _fill(store, 11.0)
-    wal = store.path.with_name(store.path.name + ".wal")
-    assert wal.is_file() and wal.stat().st_size > 0
-    with duckdb.connect(str(store.path), read_only=True) as reader:
-        assert reader.execute("SELECT value FROM agency_metrics").fetchall() == [(11.0,)]
-    target = tmp_path / "warehouse.duckdb"
-    _publish(store, target)
-    assert not target.with_name(target.name + ".wal").exists()
-    with duckdb.connect(str(target), read_only=True) as con:
-        assert con.execute("SELECT value FROM agency_metrics").fetchall() == [(11.0,)]
-
-
 def test_publish_leaves_the_store_s_other_tables_out_and_the_store_as_it_was(tmp_path):
     store = Store(tmp_path / "pipeline" / "store.duckdb")
     _fill(store, 10.0)

@@ -82,10 +82,6 @@ class Store:
         with self.lock:
             con = self.open(self.path)
             try:
-                # Committed work stays in the WAL (durable: fsynced at commit, replayed by the next open) until it
-                # reaches DuckDB's checkpoint threshold or a publish checkpoints before copying the file. A
-                # checkpoint at every close cost ~0.3 s each, most of a nightly roll-up of a corrected month.
-                con.execute("PRAGMA disable_checkpoint_on_shutdown")
                 yield con
             finally:
                 con.close()

@@ -132,8 +132,10 @@ def file_id(path: str, sha256: str, upload_seq: int) -> str:
 
 
 def _insert(con: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFrame) -> None:
-    # The frame is registered under a fixed name, never formatted into the SQL; only our constants are.
-    con.register("_ingest_frame", frame)
+    # The frame is registered under a fixed name, never formatted into the SQL; only our constants are. It goes
+    # as Arrow in Polars' own string layout (string_view): registered as is, every string was first copied into
+    # large_string, a quarter of the inserts' time (measured on the staged datapoints).
+    con.register("_ingest_frame", frame.to_arrow(compat_level=pl.CompatLevel.newest()))
     try:
         con.execute(f"INSERT INTO {table} ({', '.join(frame.columns)}) SELECT * FROM _ingest_frame")
     finally:

@@ -12,7 +12,7 @@ import pytest
 
 from jc_pipeline.defs.publish import reports
 from jc_pipeline.defs.resources import WarehouseResource
-from jc_pipeline.lib import report
+from jc_pipeline.lib import report, validation
 from jc_pipeline.lib.periods import period_label
 from jc_pipeline.lib.report.data import GRID_MONTHS, REPORTED, _sql
 from jc_pipeline_tests.report_support import build_report_state
@@ -80,29 +80,32 @@ def test_publish_steps_share_one_computation_per_published_file(warehouse, monke
     calls = []
     compute = report.expected_periods
     monkeypatch.setattr(report, "expected_periods", lambda con: calls.append(1) or compute(con))
-    monkeypatch.setattr(reports, "_reads", {})
-    with reports._published(warehouse) as (_, first):
-        pass
-    with reports._published(warehouse) as (_, second):
-        pass
-    assert second is first and len(calls) == 1
+    monkeypatch.setattr(reports, "_shared", {})
+    with reports._published(warehouse) as (_, shared):
+        first, first_found = shared(report.expected_periods), shared(validation.Findings.of)
+    with reports._published(warehouse) as (_, shared):
+        second, second_found = shared(report.expected_periods), shared(validation.Findings.of)
+    assert second is first and second_found is first_found and len(calls) == 1
 
-    # A new publish renames a new file into place: its expected periods and findings are computed again.
+    # A new publish renames a new file into place: its expected periods and findings are computed again, each only
+    # when a step reads it.
     path = warehouse.layout.warehouse
     shutil.copyfile(path, path.with_name("next.duckdb"))
     os.replace(path.with_name("next.duckdb"), path)
-    with reports._published(warehouse) as (_, third):
-        pass
+    with reports._published(warehouse) as (_, shared):
+        third_found = shared(validation.Findings.of)
+        assert len(calls) == 1
+        third = shared(report.expected_periods)
     assert third is not first and len(calls) == 2
-    assert third.expected.unreported.equals(first.expected.unreported)
-    assert third.found.checks.rows.equals(first.found.checks.rows)
-    assert third.found.checks.counts == first.found.checks.counts
+    assert third.unreported.equals(first.unreported)
+    assert third_found.checks.rows.equals(first_found.checks.rows)
+    assert third_found.checks.counts == first_found.checks.counts
 
 
 def test_a_file_replaced_while_opening_is_read_not_shared(warehouse, monkeypatch):
-    monkeypatch.setattr(reports, "_reads", {})
+    monkeypatch.setattr(reports, "_shared", {})
     seen = iter([("before",), ("after",)])
     monkeypatch.setattr(reports, "_identity", lambda path: next(seen))
-    with reports._published(warehouse) as (_, read):
-        assert read.expected.unreported.num_rows
-    assert reports._reads == {}
+    with reports._published(warehouse) as (_, shared):
+        assert shared(report.expected_periods).unreported.num_rows
+    assert reports._shared == {}

@@ -6,35 +6,29 @@ publish_job materializes them after every new warehouse.
 """
 
 import os
+from collections.abc import Callable
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 
 from jc_pipeline.defs.resources import WarehouseResource
 from jc_pipeline.lib import feedback, report, validation
 
-
-@dataclass(frozen=True)
-class _Read:
-    """What more than one report reads of a published warehouse, and most of what each costs besides writing
-    files: the expected periods (feedback, state report) and the findings (data-quality report, feedback)."""
-
-    expected: report.ExpectedPeriods
-    found: validation.Findings
-
-
-#: The _Read of one published warehouse file, by its identity (see _published).
-_reads: dict[tuple, _Read] = {}
+#: What the report steps of one process computed from one published warehouse file: by the file's identity (see
+#: _published), then by the function that computed it.
+_shared: dict[tuple, dict[Callable[[Any], Any], Any]] = {}
 
 
 @contextmanager
 def _published(warehouse: WarehouseResource):
-    """A read-only connection to the published warehouse and its :class:`_Read`, computed once per warehouse file
-    for the steps of one process (publish_job runs in process: the first report step computes it, the others
-    reuse it).
+    """A read-only connection to the published warehouse and ``shared``: ``shared(compute)`` is ``compute(con)``,
+    computed once per warehouse file for the steps of one process (publish_job runs in process). The expected
+    periods (feedback, state report) and the findings (data-quality report, feedback) are most of what each step
+    costs besides writing files; the first step that reads one computes it, and a step never computes what it
+    does not read.
 
     The warehouse is never written in place, only replaced by a rename (analyst_warehouse), so a file whose
     identity (device, inode, size, modification and change times) is the one seen before and after the
@@ -44,16 +38,19 @@ def _published(warehouse: WarehouseResource):
     before = _identity(path)
     with warehouse.store().open(path, read_only=True) as con:
         if _identity(path) != before:
-            yield con, _read(con)
-            return
-        if before not in _reads:
-            _reads.clear()  # the previous warehouse's: never read again
-            _reads[before] = _read(con)
-        yield con, _reads[before]
+            computed: dict[Callable[[Any], Any], Any] = {}
+        else:
+            if before not in _shared:
+                _shared.clear()  # the previous warehouse's: never read again
+                _shared[before] = {}
+            computed = _shared[before]
 
+        def shared(compute: Callable[[Any], Any]) -> Any:
+            if compute not in computed:
+                computed[compute] = compute(con)
+            return computed[compute]
 
-def _read(con) -> _Read:
-    return _Read(report.expected_periods(con), validation.Findings.of(con))
+        yield con, shared
 
 
 def _identity(path: Path) -> tuple:
@@ -65,10 +62,9 @@ def _identity(path: Path) -> tuple:
 def data_quality_report(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     """Static HTML data-quality report: per agency, every rejected row and failed check with file, sheet, row,
     the rule in plain words and what to do. Opens in any browser, no server."""
-    with _published(warehouse) as (con, read):
-        index = validation.write_quality_report(
-            con, warehouse.layout.reports / "data_quality", generated_at=datetime.now(UTC), found=read.found
-        )
+    with _published(warehouse) as (con, shared):
+        index = validation.write_quality_report(con, warehouse.layout.reports / "data_quality",
+                                                generated_at=datetime.now(UTC), found=shared(validation.Findings.of))
     return dg.MaterializeResult(metadata={"path": dg.MetadataValue.path(str(index))})
 
 
@@ -79,9 +75,10 @@ def agency_feedback(context: dg.AssetExecutionContext, warehouse: WarehouseResou
     expected to send. The files to send each agency after a run; an agency's files are rewritten only when what
     they say changed."""
     out_dir = warehouse.layout.reports / "agencies"
-    with _published(warehouse) as (con, read):
+    with _published(warehouse) as (con, shared):
         written = feedback.write_agency_feedback(con, out_dir, generated_at=datetime.now(UTC),
-                                                 expected=read.expected, found=read.found)
+                                                 expected=shared(report.expected_periods),
+                                                 found=shared(validation.Findings.of))
     return dg.MaterializeResult(metadata={
         "path": dg.MetadataValue.path(str(out_dir / feedback.INDEX_FILE)),
         "agencies": len(written),
@@ -99,9 +96,9 @@ def state_report(context: dg.AssetExecutionContext, warehouse: WarehouseResource
     browser or mail it."""
     out_dir = warehouse.layout.reports / "state"
     agencies_dir = warehouse.layout.reports / "agencies"
-    with _published(warehouse) as (con, read):
+    with _published(warehouse) as (con, shared):
         links = feedback.existing_links(con, agencies_dir, "../agencies")
         index = report.write_state_report(con, out_dir, generated_at=datetime.now(UTC), agency_links=links,
-                                          expected=read.expected)
+                                          expected=shared(report.expected_periods))
     return dg.MaterializeResult(metadata={"path": dg.MetadataValue.path(str(index)),
                                           "size_kb": round(index.stat().st_size / 1024)})

@@ -109,7 +109,8 @@ def write_agency_feedback(con: duckdb.DuckDBPyConnection, out_dir: Path, *, gene
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     names = dict(con.execute("SELECT agency_id, agency_name FROM agencies").fetchall())
-    found = found or Findings.of(con)
+    if found is None:
+        found = Findings.of(con)
     findings, rejects = found.checks, found.rejects
     if expected is None:
         expected = expected_periods(con)

@@ -69,4 +69,3 @@ def replace_file(path: Path, content: str | bytes | memoryview) -> None:
         partial.replace(path)
     finally:
         partial.unlink(missing_ok=True)  # after a failed write; gone already after the rename
-

@@ -71,7 +71,8 @@ def write_quality_report(con: duckdb.DuckDBPyConnection, out_dir: Path, *, gener
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     names = dict(con.execute("SELECT agency_id, agency_name FROM agencies").fetchall())
-    found = found or Findings.of(con)
+    if found is None:
+        found = Findings.of(con)
     findings, rejects = found.checks, found.rejects
     if generated_at.tzinfo is not None:  # naive times are taken as UTC already
         generated_at = generated_at.astimezone(UTC)

@@ -115,8 +115,10 @@ def _rejudge_later_months(con: duckdb.DuckDBPyConnection, months: list[date], to
     (those months are not the ones validated); a rule that crashes here keeps its stored results and its error
     is returned (by rule name), to be reported as the rule's."""
     errors: dict[str, str] = {}
+    if not months:
+        return errors
     for rule in RULES:
-        if not rule.reads_back or not months:
+        if not rule.reads_back:
             continue
         later = [m for (m,) in con.execute(sql_text("later_months"), {
             "months": months, "reads_back": rule.reads_back, "agencies": agencies}).fetchall()]

@@ -3,9 +3,10 @@
 -- is a plain single-column expectation on the pandas path).
 -- Parameters: $months DATE[], $today DATE, $agencies VARCHAR[] (NULL: every agency).
 SELECT
-    -- Identifies a row within this result (failing rows come back from GX as row_ids); numbered in no particular
-    -- order: ordering by the datapoint key sorted the whole slice (1 s CPU a year at 3,000 agencies).
-    (row_number() OVER () - 1)::BIGINT AS row_id,
+    -- Identifies a row within this result (failing rows come back from GX as row_ids): the datapoint's rowid,
+    -- unique because every join below is on its table's primary key. Numbering the rows instead (row_number()
+    -- OVER (), a window over the whole slice) cost 0.4-0.6 s CPU a year at 3,000 agencies.
+    m.rowid AS row_id,
     m.agency_id, m.metric_key, m.frequency, m.period_start, m.period_end, m.dimension, m.category, m.value,
     m.file_id, m.sheet, m.row_number,
     -- category_is_member: "metric|dimension" must be a breakdown of the metric and "dimension|category" a member

@@ -101,6 +101,26 @@ def test_a_crashing_expectation_reports_an_error_not_failing_rows(tmp_path, monk
     assert outcomes["category_is_member"].failing_groups == 1 and outcomes["category_is_member"].error is None
 
 
+def test_failing_rows_keep_their_own_lineage_when_the_slice_is_not_the_whole_table(tmp_path):
+    # The slice's row ids are agency_metrics' rowids: with earlier months first and rows deleted in between they
+    # neither start at 0 nor run without gaps, and each failing row must still be reported with its own lineage.
+    wh = Warehouse(tmp_path / "w.duckdb")
+    wh.agency("A", ["LAW_ENFORCEMENT"])
+    for number in range(1, 13):
+        wh.add("A", CALLS, month(2024, number), 50, file_id="file-2024", row=number)
+    wh.add("A", ARRESTS, MARCH, 10, file_id="file-2025", row=7)
+    wh.add("A", ARRESTS, MARCH, 2, dimension=OFFENSE, category="JAYWALKING", file_id="file-2025", row=8)
+    wh.add("A", ARRESTS, MARCH, 8, dimension=OFFENSE, category="PERSON", file_id="file-2025", row=9)
+    wh.add("A", CALLS, MARCH, -5, file_id="file-2025", row=10)
+    wh.flush()
+    wh.con.execute("DELETE FROM agency_metrics WHERE period_start < DATE '2024-07-01'")
+    wh.validate([MARCH])
+    lineage = {(r["check_name"], r["file_id"], r["row_number"], r["observed"])
+               for r in wh.results() if r["check_name"] in ("category_is_member", "value_not_negative")}
+    assert lineage == {("category_is_member", "file-2025", 8, "JAYWALKING"),
+                       ("value_not_negative", "file-2025", 10, "-5")}
+
+
 def test_stored_results_replace_atomically_and_ignore_other_months(tmp_path):
     wh = _state(tmp_path / "w.duckdb")
     wh.add("B", ARRESTS, month(2025, 4), -1)

@@ -133,7 +133,6 @@ def _months_by_year(month_list: Sequence[date]) -> Iterator[tuple[date, list[dat
         yield date(year, 1, 1), list(group)
 
 
-
 def _month_starts(months: Iterable[date]) -> list[date]:
     """Sorted, distinct first-of-month dates."""
     return sorted({month_start(day) for day in months})

@@ -101,6 +101,26 @@ def test_a_crashing_expectation_reports_an_error_not_failing_rows(tmp_path, monk
     assert outcomes["category_is_member"].failing_groups == 1 and outcomes["category_is_member"].error is None
 
 
+def test_an_unexpected_failure_beside_the_sql_rules_stores_nothing_and_is_raised(tmp_path, monkeypatch):
+    # Great Expectations runs in a thread while the SQL rules run: a failure there that no rule reports as its own
+    # error (a bug) must still reach the caller, after the SQL rules finished, with no result of the month replaced.
+    from jc_pipeline.lib.validation import run
+
+    wh = _state(tmp_path / "w.duckdb")
+    wh.validate([MARCH])
+    before = wh.results()
+    assert before
+
+    def broken(rule, rows):
+        raise RuntimeError("merging failing rows broke")
+
+    monkeypatch.setattr(run, "_merge", broken)
+    with pytest.raises(RuntimeError, match="merging failing rows broke"):
+        wh.validate([MARCH])
+    assert wh.results() == before
+    assert wh.con.execute("SELECT 42").fetchall() == [(42,)]  # the connection is usable, no transaction left open
+
+
 def test_failing_rows_keep_their_own_lineage_when_the_slice_is_not_the_whole_table(tmp_path):
     # The slice's row ids are agency_metrics' rowids: with earlier months first and rows deleted in between they
     # neither start at 0 nor run without gaps, and each failing row must still be reported with its own lineage.

@@ -6,7 +6,8 @@ allocate too much; so every ``.xlsx`` is checked here first, part by part, in bo
 * Zip bombs: the zip directory must declare at most ``MAX_UNCOMPRESSED_BYTES`` in total, and no part larger than
   ``RATIO_FLOOR_BYTES`` may expand more than ``MAX_RATIO`` times.
 * Every part is inflated here from the zip's raw data and must hold exactly the size its directory entry
-  declares, with a matching CRC. Not through :mod:`zipfile`: it stops at the declared size, while calamine's zip
+  declares, with a matching CRC. The inflate is ISA-L's (:mod:`isal`), zlib's format at 1.6-1.8 times zlib's
+  speed (measured on the bench workbooks): it is most of the guard's cost. Not through :mod:`zipfile`: it stops at the declared size, while calamine's zip
   reader inflates the whole stream, so a part running past its declared size would hide cells from the scan.
   Only stored and deflated parts (what Excel writes) are read; encrypted parts are refused.
 * Every part, not only those named like worksheets, goes through :func:`sheet_extent.check_extent`: the
@@ -21,10 +22,11 @@ from __future__ import annotations
 import io
 import struct
 import zipfile
-import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
+
+from isal import isal_zlib
 
 from jc_pipeline.lib.ingest.sheet_extent import check_extent
 from jc_pipeline.lib.ingest.unreadable import Unreadable
@@ -62,7 +64,7 @@ def refuse_hostile_workbook(path: Path, data: bytes | None, head: bytes) -> None
         try:
             with io.BytesIO(data) if data is not None else path.open("rb") as source:
                 _check_parts(source)
-        except (zipfile.BadZipFile, struct.error, zlib.error) as exc:
+        except (zipfile.BadZipFile, struct.error, isal_zlib.error) as exc:
             raise Unreadable(f"the workbook is damaged ({exc}); save it again from Excel and deliver it again") from exc
         except (zipfile.LargeZipFile, NotImplementedError, RuntimeError, EOFError, OSError) as exc:
             raise Unreadable(f"the workbook cannot be unpacked ({exc}); save it again from Excel as .xlsx and "
@@ -101,25 +103,30 @@ def _inflate(source: BinaryIO, info: zipfile.ZipInfo) -> Iterator[bytes]:
     if signature != ZIP_MAGIC:
         raise zipfile.BadZipFile(f"no local header for {info.filename!r}")
     source.seek(info.header_offset + _LOCAL_HEADER.size + name_length + extra_length)
-    inflater = zlib.decompressobj(-zlib.MAX_WBITS) if info.compress_type == zipfile.ZIP_DEFLATED else None
+    inflater = isal_zlib.decompressobj(-isal_zlib.MAX_WBITS) if info.compress_type == zipfile.ZIP_DEFLATED else None
     size = crc = 0
-    unread = info.compress_size
-    while unread:
-        raw = source.read(min(unread, _RAW_READ))
-        if not raw:
-            raise zipfile.BadZipFile(f"the part {info.filename!r} is truncated")
-        unread -= len(raw)
-        while raw:
-            limit = min(_PIECE, info.file_size + 1 - size)
-            piece, raw = (inflater.decompress(raw, limit), inflater.unconsumed_tail) if inflater else (raw, b"")
-            if size + len(piece) > info.file_size:  # the data runs past the declared size
-                crc = zlib.crc32(piece[:info.file_size - size], crc)
-                _refuse_part(info, crc, "holds more than the {:,} bytes its zip directory declares")
-            size, crc = size + len(piece), zlib.crc32(piece, crc)
+    unread, raw = info.compress_size, b""
+    while True:
+        if not raw and unread:
+            raw = source.read(min(unread, _RAW_READ))
+            if not raw:
+                raise zipfile.BadZipFile(f"the part {info.filename!r} is truncated")
+            unread -= len(raw)
+        limit = min(_PIECE, info.file_size + 1 - size)
+        # ISA-L may take in all of ``raw`` and keep output beyond ``limit`` for the next call (zlib leaves such
+        # input in unconsumed_tail): so the loop ends on the stream's end or on a call that yields nothing.
+        given = len(raw)
+        piece, raw = (inflater.decompress(raw, limit), inflater.unconsumed_tail) if inflater else (raw, b"")
+        if not piece and given and len(raw) == given:  # no progress: never spin on a hostile stream
+            raise zipfile.BadZipFile(f"the part {info.filename!r} cannot be inflated")
+        if size + len(piece) > info.file_size:  # the data runs past the declared size
+            crc = isal_zlib.crc32(piece[:info.file_size - size], crc)
+            _refuse_part(info, crc, "holds more than the {:,} bytes its zip directory declares")
+        size, crc = size + len(piece), isal_zlib.crc32(piece, crc)
+        if piece:
             yield piece
-            if inflater is not None and inflater.eof:
-                unread = 0
-                break
+        if (inflater is not None and inflater.eof) or not (piece or raw or unread):
+            break
     if size != info.file_size or (inflater is not None and not inflater.eof):
         _refuse_part(info, crc, "is truncated: it holds fewer than the {:,} bytes its zip directory declares")
     if crc != info.CRC:

@@ -1,6 +1,7 @@
 """Ingest in batches (bounded memory): writing the batches one after another gives exactly the store one batch
 gives — same files, upload order, findings, staged rows and resolved datapoints — wherever the batches are cut."""
 
+import dataclasses
 import shutil
 from datetime import datetime
 
@@ -127,3 +128,21 @@ def test_findings_come_in_one_total_order(tmp_path):
         ties = batch.findings.filter(pl.col("rule") == "P2")
         assert ties.height == 2 and ties.n_unique(["sheet", "row_number"]) == 1  # the case this pins down
         assert ties["message"].to_list() == sorted(ties["message"])
+
+
+def test_a_batch_of_several_row_groups_is_stored_whole_and_in_order(tmp_path):
+    """The staged datapoints go to DuckDB in Arrow batches of one row group each (inserted on every thread):
+    none may be lost or reordered at a batch boundary. 300,000 rows are two full row groups and a part."""
+    write_roster(tmp_path)
+    deliver_xlsx(tmp_path, "le", "LAW_ENFORCEMENT", "p.xlsx", {"arrests": [["year", "month", "value"], [2023, 1, 7]]})
+    registry = load_registry()
+    (batch,) = ingest.parse_inbox_batches(tmp_path, {}, load_roster(tmp_path, registry), registry, now=NOW,
+                                          batch_bytes=None)
+    rows = 300_000
+    many = batch.datapoints.select(pl.all().gather([0] * rows)).with_columns(
+        row_number=pl.int_range(2, rows + 2, dtype=pl.Int64), value=pl.int_range(rows, 0, -1).cast(pl.Float64))
+    with duckdb.connect() as con:
+        ingest.ensure_schema(con)
+        ingest.write_batch(con, dataclasses.replace(batch, datapoints=many))
+        stored = con.sql("SELECT row_number, value FROM ingest_datapoints ORDER BY rowid").pl()
+    assert stored.equals(many.select("row_number", "value"))

@@ -21,6 +21,7 @@ from importlib import resources
 
 import duckdb
 import polars as pl
+import pyarrow as pa
 
 from jc_pipeline.lib.ingest.batch import UNREADABLE, IngestBatch
 from jc_pipeline.lib.warehouse import ensure_contract_schema, transaction
@@ -131,11 +132,17 @@ def file_id(path: str, sha256: str, upload_seq: int) -> str:
     return hashlib.sha256(f"{path}\0{sha256}\0{upload_seq}".encode()).hexdigest()[:16]
 
 
+#: DuckDB's row group size. Arrow batches of exactly this many rows are inserted one row group each, on every
+#: thread; as one big batch they went through one thread (197,100 staged rows: 47-49 -> 30-32 ms).
+_ROW_GROUP_ROWS = 122_880
+
+
 def _insert(con: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFrame) -> None:
     # The frame is registered under a fixed name, never formatted into the SQL; only our constants are. It goes
     # as Arrow in Polars' own string layout (string_view): registered as is, every string was first copied into
     # large_string, a quarter of the inserts' time (measured on the staged datapoints).
-    con.register("_ingest_frame", frame.to_arrow(compat_level=pl.CompatLevel.newest()))
+    arrow = frame.to_arrow(compat_level=pl.CompatLevel.newest())
+    con.register("_ingest_frame", pa.Table.from_batches(arrow.to_batches(max_chunksize=_ROW_GROUP_ROWS), arrow.schema))
     try:
         con.execute(f"INSERT INTO {table} ({', '.join(frame.columns)}) SELECT * FROM _ingest_frame")
     finally:

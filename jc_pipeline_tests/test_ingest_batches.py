@@ -13,6 +13,7 @@ import pytest
 from jc_pipeline.defs.ingest.assets import inbox_files
 from jc_pipeline.defs.resources import WarehouseResource
 from jc_pipeline.lib import ingest
+from jc_pipeline.lib.ingest import store
 from jc_pipeline.lib.demo import write_demo_state
 from jc_pipeline.lib.registry import load_registry
 from jc_pipeline.lib.roster import load_roster
@@ -146,3 +147,35 @@ def test_a_batch_of_several_row_groups_is_stored_whole_and_in_order(tmp_path):
         ingest.write_batch(con, dataclasses.replace(batch, datapoints=many))
         stored = con.sql("SELECT row_number, value FROM ingest_datapoints ORDER BY rowid").pl()
     assert stored.equals(many.select("row_number", "value"))
+
+
+
+def test_a_small_batch_is_written_on_one_thread_and_the_setting_restored(tmp_path, monkeypatch):
+    """A batch within one row group is inserted with DuckDB on one thread (the setting is the database's): the
+    connection's own thread count comes back afterwards, also when the write fails and rolls back."""
+    write_roster(tmp_path)
+    deliver_xlsx(tmp_path, "le", "LAW_ENFORCEMENT", "p.xlsx", {"arrests": [["year", "month", "value"], [2023, 1, 7]]})
+    registry = load_registry()
+    (batch,) = ingest.parse_inbox_batches(tmp_path, {}, load_roster(tmp_path, registry), registry, now=NOW,
+                                          batch_bytes=None)
+    threads_seen, failing = [], []
+    real_insert = store._insert
+
+    def insert(con, table, frame):
+        threads_seen.append(con.execute("SELECT current_setting('threads')").fetchall()[0][0])
+        if table in failing:
+            raise OSError("disk full")
+        real_insert(con, table, frame)
+
+    monkeypatch.setattr(store, "_insert", insert)
+    with duckdb.connect() as con:
+        ingest.ensure_schema(con)
+        con.execute("SET threads = 3")
+        ingest.write_batch(con, batch)
+        assert threads_seen == [1, 1, 1]
+        assert con.execute("SELECT current_setting('threads')").fetchall() == [(3,)]
+        failing.append(store.STAGED_TABLE)
+        with pytest.raises(OSError, match="disk full"):
+            ingest.write_batch(con, batch)
+        assert con.execute("SELECT current_setting('threads')").fetchall() == [(3,)]
+        assert con.execute("SELECT count(*) FROM source_files").fetchall() == [(1,)]  # the second write rolled back

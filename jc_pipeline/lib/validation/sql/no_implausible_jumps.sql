@@ -45,14 +45,20 @@ short_series AS (
     WHERE list_contains($months, period_start) AND n_before < $history::INTEGER
 ),
 totals AS (
+    -- Again one plain range filter per frequency (a CASE over the frequency would read every row group).
     SELECT * FROM recent
     UNION ALL
     SELECT m.agency_id, m.metric_key, m.frequency, m.period_start, m.period_end, m.value, m.file_id, m.sheet,
            m.row_number
     FROM agency_metrics AS m SEMI JOIN short_series USING (agency_id, metric_key, frequency)
-    WHERE m.dimension IS NULL AND m.category IS NULL AND isfinite(m.value)
-      AND m.period_start < CASE WHEN m.frequency = 'MONTHLY' THEN (list_min($months) - to_months($history::INTEGER))::DATE
-                                ELSE (list_min($months) - to_years($history::INTEGER))::DATE END
+    WHERE m.frequency = 'MONTHLY' AND m.dimension IS NULL AND m.category IS NULL AND isfinite(m.value)
+      AND m.period_start < (list_min($months) - to_months($history::INTEGER))::DATE
+    UNION ALL
+    SELECT m.agency_id, m.metric_key, m.frequency, m.period_start, m.period_end, m.value, m.file_id, m.sheet,
+           m.row_number
+    FROM agency_metrics AS m SEMI JOIN short_series USING (agency_id, metric_key, frequency)
+    WHERE m.frequency <> 'MONTHLY' AND m.dimension IS NULL AND m.category IS NULL AND isfinite(m.value)
+      AND m.period_start < (list_min($months) - to_years($history::INTEGER))::DATE
 ),
 series AS (
     -- One row per period, numbered within its series. A duplicated datapoint counts once, as its first row in the

@@ -209,12 +209,17 @@ def test_a_part_inflates_to_its_bytes_whatever_the_piece_sizes(data, method, lev
 @settings(max_examples=60, deadline=None)
 @given(data=st.lists(_XML_PIECES, min_size=50, max_size=2000).map(b"".join), flip=st.integers(0, 10**6),
        piece=st.integers(1, 5000))
-def test_a_damaged_part_is_refused_never_read_wrong(data, flip, piece):
+def test_a_damaged_part_is_refused_or_read_right_never_read_wrong(data, flip, piece):
     """A flipped bit in the compressed stream ends in an error (damaged stream, wrong size or CRC), not in other
-    bytes than the part's and not in a loop."""
+    bytes than the part's and not in a loop. (A flip in the padding bits after the stream's last block changes
+    nothing: then the part reads right.)"""
     workbook, info = zipped(data, zipfile.ZIP_DEFLATED, 6)
     damaged = bytearray(workbook)
     start = info.header_offset + 30 + len(info.filename.encode())
     damaged[start + flip % info.compress_size] ^= 0x10
-    with patch.object(workbook_guard, "_PIECE", piece), pytest.raises((zipfile.BadZipFile, isal_zlib.error)):
-        list(workbook_guard._inflate(io.BytesIO(bytes(damaged)), info))
+    with patch.object(workbook_guard, "_PIECE", piece):
+        try:
+            read = b"".join(workbook_guard._inflate(io.BytesIO(bytes(damaged)), info))
+        except (zipfile.BadZipFile, isal_zlib.error):
+            return
+    assert read == data

@@ -9,6 +9,7 @@ from importlib import resources
 import duckdb
 import polars as pl
 
+from jc_pipeline.lib.periods import add_months
 from jc_pipeline.lib.registry import Registry
 from jc_pipeline.lib.roster import Roster
 from jc_pipeline.lib.warehouse import transaction
@@ -45,9 +46,11 @@ def resolve_agency_metrics(con: duckdb.DuckDBPyConnection, months: Sequence[date
             # where ten years of them spilled gigabytes under the memory limit (full build at 3,000 agencies:
             # 52.6 s whole, see docs/decisions.md). Written in month order, each year sorted by the SQL.
             for year in sorted({m.year for m in month_starts}):
-                _register_months(con, [m for m in month_starts if m.year == year])
+                year_months = [m for m in month_starts if m.year == year]
+                _register_months(con, year_months)
+                bounds = {"first": year_months[0], "end": add_months(year_months[-1], 1)}
                 for statement in statements:
-                    con.execute(statement, scope)
+                    con.execute(statement, {**scope, **bounds})
             _register_months(con, month_starts)
             written = con.execute(
                 "SELECT count(*) FROM agency_metrics "

@@ -2,7 +2,8 @@
 -- for the agencies in $agencies (VARCHAR[]; NULL: every agency). Both steps below are per agency, so rebuilding
 -- some agencies gives their rows of a whole rebuild and leaves the others' rows as they are.
 -- Inputs registered by resolve.py: _resolve_months(month DATE), _resolve_agencies(agency_id, state_code),
--- _resolve_dimension_order(metric_key, dimension, sheet).
+-- _resolve_dimension_order(metric_key, dimension, sheet); $first and $end (DATE) bound the months, a plain range
+-- DuckDB filters in the scan before the month list is joined (one month at 3,000 agencies: 0.16-0.23 -> 0.12 s).
 -- 1. Latest upload wins per datapoint key: highest upload_seq, then the later sheet and row of that file.
 -- 2. A period with breakdown values but no total gets an inferred total: the sum of the breakdown whose sheet
 --    comes first alphabetically (spec §5.5), flagged is_inferred_total with no lineage.
@@ -10,7 +11,8 @@
 -- keeps insertion order, so each row group then holds a few consecutive months and the month filters of the checks
 -- and the roll-up skip the rest (zone maps).
 DELETE FROM agency_metrics
-WHERE CAST(date_trunc('month', period_start) AS DATE) IN (SELECT month FROM _resolve_months)
+WHERE period_start >= $first AND period_start < $end
+  AND CAST(date_trunc('month', period_start) AS DATE) IN (SELECT month FROM _resolve_months)
   AND ($agencies::VARCHAR[] IS NULL OR agency_id IN (SELECT unnest($agencies::VARCHAR[])));
 
 INSERT INTO agency_metrics (state_code, agency_id, sector, metric_key, frequency, period_start, period_end,
@@ -19,7 +21,8 @@ INSERT INTO agency_metrics (state_code, agency_id, sector, metric_key, frequency
 WITH staged AS MATERIALIZED (
     SELECT *
     FROM ingest_datapoints
-    WHERE CAST(date_trunc('month', period_start) AS DATE) IN (SELECT month FROM _resolve_months)
+    WHERE period_start >= $first AND period_start < $end
+      AND CAST(date_trunc('month', period_start) AS DATE) IN (SELECT month FROM _resolve_months)
       AND ($agencies::VARCHAR[] IS NULL OR agency_id IN (SELECT unnest($agencies::VARCHAR[])))
     QUALIFY row_number() OVER (
         PARTITION BY agency_id, metric_key, period_start, period_end, dimension, category

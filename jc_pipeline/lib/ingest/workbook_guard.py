@@ -6,9 +6,9 @@ allocate too much; so every ``.xlsx`` is checked here first, part by part, in bo
 * Zip bombs: the zip directory must declare at most ``MAX_UNCOMPRESSED_BYTES`` in total, and no part larger than
   ``RATIO_FLOOR_BYTES`` may expand more than ``MAX_RATIO`` times.
 * Every part is inflated here from the zip's raw data and must hold exactly the size its directory entry
-  declares, with a matching CRC. The inflate is ISA-L's (:mod:`isal`), zlib's format at 1.6-1.8 times zlib's
-  speed (measured on the bench workbooks): it is most of the guard's cost. Not through :mod:`zipfile`: it stops at the declared size, while calamine's zip
-  reader inflates the whole stream, so a part running past its declared size would hide cells from the scan.
+  declares, with a matching CRC. Not through :mod:`zipfile`: it stops at the declared size, while calamine's zip
+  reader inflates the whole stream, so a part running past its declared size would hide cells from the scan. The
+  inflate is ISA-L's (:mod:`isal`): zlib's format at 1.6-1.8 times zlib's speed (measured on the bench workbooks).
   Only stored and deflated parts (what Excel writes) are read; encrypted parts are refused.
 * Every part, not only those named like worksheets, goes through :func:`sheet_extent.check_extent`: the
   workbook's relationships may point a sheet at any part, and calamine follows them.

@@ -131,14 +131,20 @@ def test_findings_come_in_one_total_order(tmp_path):
         assert ties["message"].to_list() == sorted(ties["message"])
 
 
+def _one_row_batch(data_dir):
+    """The parsed batch of one agency's workbook with a single datapoint."""
+    write_roster(data_dir)
+    deliver_xlsx(data_dir, "le", "LAW_ENFORCEMENT", "p.xlsx", {"arrests": [["year", "month", "value"], [2023, 1, 7]]})
+    registry = load_registry()
+    (batch,) = ingest.parse_inbox_batches(data_dir, {}, load_roster(data_dir, registry), registry, now=NOW,
+                                          batch_bytes=None)
+    return batch
+
+
 def test_a_batch_of_several_row_groups_is_stored_whole_and_in_order(tmp_path):
     """The staged datapoints go to DuckDB in Arrow batches of one row group each (inserted on every thread):
     none may be lost or reordered at a batch boundary. 300,000 rows are two full row groups and a part."""
-    write_roster(tmp_path)
-    deliver_xlsx(tmp_path, "le", "LAW_ENFORCEMENT", "p.xlsx", {"arrests": [["year", "month", "value"], [2023, 1, 7]]})
-    registry = load_registry()
-    (batch,) = ingest.parse_inbox_batches(tmp_path, {}, load_roster(tmp_path, registry), registry, now=NOW,
-                                          batch_bytes=None)
+    batch = _one_row_batch(tmp_path)
     rows = 300_000
     many = batch.datapoints.select(pl.all().gather([0] * rows)).with_columns(
         row_number=pl.int_range(2, rows + 2, dtype=pl.Int64), value=pl.int_range(rows, 0, -1).cast(pl.Float64))
@@ -149,15 +155,10 @@ def test_a_batch_of_several_row_groups_is_stored_whole_and_in_order(tmp_path):
     assert stored.equals(many.select("row_number", "value"))
 
 
-
 def test_a_small_batch_is_written_on_one_thread_and_the_setting_restored(tmp_path, monkeypatch):
     """A batch within one row group is inserted with DuckDB on one thread (the setting is the database's): the
     connection's own thread count comes back afterwards, also when the write fails and rolls back."""
-    write_roster(tmp_path)
-    deliver_xlsx(tmp_path, "le", "LAW_ENFORCEMENT", "p.xlsx", {"arrests": [["year", "month", "value"], [2023, 1, 7]]})
-    registry = load_registry()
-    (batch,) = ingest.parse_inbox_batches(tmp_path, {}, load_roster(tmp_path, registry), registry, now=NOW,
-                                          batch_bytes=None)
+    batch = _one_row_batch(tmp_path)
     threads_seen, failing = [], []
     real_insert = store._insert
 

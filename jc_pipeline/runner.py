@@ -22,6 +22,7 @@ from filelock import FileLock, Timeout
 
 from jc_pipeline.defs.automation.jobs import LAUNCHED_BY_CLI, LAUNCHED_BY_TAG
 from jc_pipeline.defs.partitions import pending_range_tags, range_tags
+from jc_pipeline.instance.event_log import load_instance
 from jc_pipeline.lib import pending, validation
 from jc_pipeline.lib.paths import DataLayout
 from jc_pipeline.lib.periods import add_months, contiguous_ranges, months_between
@@ -114,12 +115,13 @@ def _instance_lock(home: Path) -> FileLock:
 
 
 def open_instance(layout: DataLayout) -> dg.DagsterInstance:
-    """The instance under DAGSTER_HOME (see `use_instance`), opened under a lock: the first open creates and stamps
-    the SQLite storages, and two commands doing that at once leave two schema versions recorded (alembic "more
-    than one head"), after which every later command fails."""
+    """The instance under DAGSTER_HOME (see `use_instance`; its SQLite event log keeping a connection per file:
+    `load_instance`), opened under a lock: the first open creates and stamps the SQLite storages, and two
+    commands doing that at once leave two schema versions recorded (alembic "more than one head"), after which
+    every later command fails."""
     home = use_instance(layout)
     with _instance_lock(home):
-        return dg.DagsterInstance.get()
+        return load_instance(home)
 
 
 @contextmanager

@@ -30,7 +30,7 @@ import duckdb
 from jc_pipeline.lib.export import XlsxWorkbook
 from jc_pipeline.lib.ingest.rules import RULES as INGEST_RULES
 from jc_pipeline.lib.page_digests import PageDigests
-from jc_pipeline.lib.paths import replace_file
+from jc_pipeline.lib.paths import FileWriter, replace_file
 from jc_pipeline.lib.periods import contiguous_ranges, period_label
 from jc_pipeline.lib.registry import load_registry
 from jc_pipeline.lib.report import AgencyLinks, ExpectedPeriods, expected_periods
@@ -142,15 +142,16 @@ def write_agency_feedback(con: duckdb.DuckDBPyConnection, out_dir: Path, *, gene
     # Only the agencies whose files are written again have their rows read.
     stale = [agency for agency, files in written.items() if files.rewritten]
     stale_findings, stale_rejects, stale_missing = (rows.rows_of(stale) for rows in (findings, rejects, missing))
-    for agency in stale:
-        files = written[agency]
-        agency_findings, agency_rejects = stale_findings.get(agency, []), stale_rejects.get(agency, [])
-        agency_missing = stale_missing.get(agency, [])
-        _write_workbook(files.xlsx, agency_title(agency, names), stamp, agency_findings, agency_rejects,
-                        agency_missing)
-        body = (agency_body(agency, names, agency_findings, agency_rejects, stamp)
-                + _missing_section(agency_missing) + _workbook_link(files.xlsx.name))
-        replace_file(files.html, render_page(f"Feedback — {agency_title(agency, names)}", body))
+    with FileWriter() as writer:  # every file written before the index and digests that name them
+        for agency in stale:
+            files = written[agency]
+            agency_findings, agency_rejects = stale_findings.get(agency, []), stale_rejects.get(agency, [])
+            agency_missing = stale_missing.get(agency, [])
+            writer.write(files.xlsx, _workbook(agency_title(agency, names), stamp, agency_findings, agency_rejects,
+                                               agency_missing))
+            body = (agency_body(agency, names, agency_findings, agency_rejects, stamp)
+                    + _missing_section(agency_missing) + _workbook_link(files.xlsx.name))
+            writer.write(files.html, render_page(f"Feedback — {agency_title(agency, names)}", body))
     if agency_ids is None:
         # The pages link to "index.html" (All agencies): the same index as the data-quality report, our files.
         summary = [(a, f.html.name, findings.counts.get(a), rejects.counts.get(a)) for a, f in written.items()]
@@ -224,10 +225,9 @@ def _period_runs(rows: list[dict[str, Any]]) -> list[tuple[str, str, str, str, s
 # ---- workbook ---------------------------------------------------------------------------------------------------
 
 
-def _write_workbook(path: Path, title: str, stamp: str, findings: list[dict], rejects: list[dict],
-                    missing: list[dict]) -> None:
-    # Built in memory and written at once: on a file zipfile seeks back to every part's header, two dozen
-    # syscalls per workbook.
+def _workbook(title: str, stamp: str, findings: list[dict], rejects: list[dict], missing: list[dict]) -> memoryview:
+    """The bytes of an agency's workbook. Built in memory and written at once: on a file zipfile seeks back to
+    every part's header, two dozen syscalls per workbook."""
     workbook_bytes = io.BytesIO()
     with XlsxWorkbook(workbook_bytes) as workbook:
         about = [("Agency", title), ("Generated (UTC)", stamp),
@@ -241,7 +241,7 @@ def _write_workbook(path: Path, title: str, stamp: str, findings: list[dict], re
                            widths=_FIX_WIDTHS, autofilter=True)
         workbook.add_sheet("Missing periods", _MISSING_COLUMNS, map(_missing_row, missing),
                            widths=_MISSING_WIDTHS, autofilter=True)
-    replace_file(path, workbook_bytes.getbuffer())
+    return workbook_bytes.getbuffer()
 
 
 def _reject_row(r: dict[str, Any]) -> tuple:

@@ -25,7 +25,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from jc_pipeline.lib.page_digests import PageDigests
-from jc_pipeline.lib.paths import replace_file
+from jc_pipeline.lib.paths import FileWriter, replace_file
 from jc_pipeline.lib.periods import period_label
 from jc_pipeline.lib.validation.rules import ERROR, RULES, RULES_BY_NAME, WARNING
 
@@ -85,10 +85,11 @@ def write_quality_report(con: duckdb.DuckDBPyConnection, out_dir: Path, *, gener
              if digests.stale(agency, [names.get(agency), findings.digest(agency), rejects.digest(agency)],
                               [out_dir / page])]
     stale_findings, stale_rejects = findings.rows_of(stale), rejects.rows_of(stale)
-    for agency in stale:
-        title = f"Data quality — {agency_title(agency, names)}"
-        body = agency_body(agency, names, stale_findings.get(agency, []), stale_rejects.get(agency, []), stamp)
-        replace_file(out_dir / _page_name(agency), render_page(title, body))
+    with FileWriter() as writer:  # every page written before the digests that record it
+        for agency in stale:
+            title = f"Data quality — {agency_title(agency, names)}"
+            body = agency_body(agency, names, stale_findings.get(agency, []), stale_rejects.get(agency, []), stamp)
+            writer.write(out_dir / _page_name(agency), render_page(title, body))
     current = {page for _, page, _, _ in summary}
     for old in out_dir.glob(f"{_PAGE_PREFIX}*.html"):
         if old.name not in current:

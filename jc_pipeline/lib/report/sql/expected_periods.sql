@@ -73,11 +73,7 @@ delivered AS (
 )
 SELECT b.state_code, b.sector, b.parent_sector, b.metric_key, b.agency_id, b.agency_name, b.frequency,
        b.starting_month, b.period_start, b.period_end,
-       CASE
-           WHEN b.frequency = 'MONTHLY' THEN 'CALENDAR_MONTH'
-           WHEN b.starting_month = 1 THEN 'CALENDAR_YEAR'
-           ELSE 'FISCAL_YEAR'
-       END AS period_kind,
+       state_period_kind(b.frequency, b.period_start) AS period_kind,
        CASE
            WHEN b.counted THEN 'REPORTED'
            WHEN x.failed THEN 'FAILED_VALIDATION'

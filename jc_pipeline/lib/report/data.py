@@ -203,7 +203,7 @@ class ExpectedPeriods:
 # What is kept of every expected period: all but the columns that describe its agency, metric and period, which
 # the rows shown look up again (the unreported periods, the grid's agencies). Turning them into Arrow for each of
 # 1.26M periods (3,000 agencies) took as long as the rest of the query.
-_KEPT_SQL = "SELECT * EXCLUDE (sector, agency_name, period_kind) FROM ({})"
+_KEPT_COLUMNS = "* EXCLUDE (sector, agency_name, period_kind)"
 # The queries below read the expected periods registered as report_expected_periods (see expected_periods).
 _PERIODS_SQL = "SELECT DISTINCT period_start, period_end FROM report_expected_periods"
 _UNREPORTED_SQL = """
@@ -261,7 +261,8 @@ def expected_periods(con: duckdb.DuckDBPyConnection) -> ExpectedPeriods:
     :func:`~jc_pipeline.lib.report.write_state_report`; what they keep of it is a small part (the unreported
     periods, the grid cells, counts).
     """
-    con.register("report_expected_periods", con.sql(_KEPT_SQL.format(_sql("expected_periods.sql"))).to_arrow_table())
+    kept = con.sql(_sql("expected_periods.sql")).project(_KEPT_COLUMNS)
+    con.register("report_expected_periods", kept.to_arrow_table())
     # Labels by period_label (the one way periods are named), once per distinct period: a few hundred.
     periods = con.sql(_PERIODS_SQL).fetchall()
     con.register("report_period_labels", pa.table({

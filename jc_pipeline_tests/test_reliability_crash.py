@@ -90,6 +90,8 @@ class KillPoint:
     #: The phase is close and may be shorter than a poll: watch the store's lock closely (no instance query in
     #: between) and freeze the run the moment it is taken.
     near: Callable[[Progress], bool] = never
+    #: The phase is next and may be shorter than a poll, with no lock to watch: look again without sleeping.
+    hurry: Callable[[Progress], bool] = never
     swapped: bool = False  # whether the new warehouse is already published inside this phase
 
     def __str__(self) -> str:
@@ -110,7 +112,8 @@ KILL_POINTS = [
     # small state's publish can start and end between two polls), step is None too.
     KillPoint("publish: not begun, roll-up committed",
               lambda p: "rollup_job" in p.finished and "publish_job" not in p.finished
-              and p.job in (None, "publish_job") and not p.started and not p.building),
+              and p.job in (None, "publish_job") and not p.started and not p.building,
+              hurry=lambda p: p.job == "rollup_job" and "state_metrics" in p.started),
     KillPoint("publish: building the new warehouse beside the old one",
               lambda p: (p.job, p.step) == ("publish_job", "analyst_warehouse") and p.building),
     KillPoint("publish: new warehouse swapped in, reports being written",
@@ -301,7 +304,7 @@ def kill_inside(point: KillPoint, data: Path) -> Kill | None:
             if time.monotonic() >= next_view:  # an analyst querying throughout, not only at the kill
                 views.append(analyst_view(warehouse))
                 next_view = time.monotonic() + VIEW_EVERY
-            if not near:
+            if not (near or point.hurry(progress)):
                 time.sleep(POLL_EVERY)
         out, err = run.communicate()
         assert run.returncode == 0, f"stdout:\n{out}\nstderr:\n{err}"

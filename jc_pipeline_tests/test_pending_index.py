@@ -34,7 +34,7 @@ def scanned(w: Warehouse) -> list[date]:
 
 def roll_up(w: Warehouse, months: list[date]) -> None:
     """The bookkeeping of one roll-up run: its agency_metrics rebuild, then its state roll-up."""
-    pending.mark_resolved(w.con, months)
+    pending.mark_resolved(w.con, months, None)
     pending.mark_rolled_up(w.con, months)
 
 
@@ -59,7 +59,7 @@ def test_a_roll_up_marks_only_the_uploads_its_rebuild_read(w):
     deliver_csv(w.data_dir, *LE, "arrests.csv", [["year", "month", "value"], [2023, 1, 5]])
     w.ingest()
     assert pending.pending_months(w.con) == [date(2023, 1, 1)]
-    pending.mark_resolved(w.con, [date(2023, 1, 1), date(2023, 2, 1)])  # step 1: agency_metrics rebuilt
+    pending.mark_resolved(w.con, [date(2023, 1, 1), date(2023, 2, 1)], None)  # step 1: agency_metrics rebuilt
     late = deliver_csv(w.data_dir, *LE, "calls_for_service.csv", [["year", "month", "value"], [2023, 1, 9],
                                                                    [2023, 2, 4]])
     touch_later(late, 60)
@@ -78,3 +78,26 @@ def test_a_store_from_before_the_month_list_is_indexed_once(w):
     w.con.execute("DROP TABLE staged_months_indexed")
     assert pending.pending_months(w.con) == scanned(w) == [date(2023, 1, 1)]
     assert w.con.execute("SELECT count(*) FROM pending_file_months").fetchall() == [(1,)]
+
+
+def test_the_state_roll_up_of_a_month_reads_the_agencies_its_rebuilds_recorded(w):
+    """Each agency_metrics rebuild records its agencies (None: every one) until the roll-up of its months; the
+    state roll-up reads every agency (None) when a month was rebuilt whole or has no record."""
+    jan, feb, mar = date(2023, 1, 1), date(2023, 2, 1), date(2023, 3, 1)
+    assert pending.rebuilt_agencies(w.con, [jan]) is None  # no record: a store from before the record
+    pending.mark_resolved(w.con, [jan, feb], ["le_b", "le_a"])
+    pending.mark_resolved(w.con, [jan], ["le_c", "le_a"])  # a second run before the first one's roll-up
+    assert pending.rebuilt_agencies(w.con, [jan]) == ["le_a", "le_b", "le_c"]
+    assert pending.rebuilt_agencies(w.con, [feb]) == ["le_a", "le_b"]
+    assert pending.rebuilt_agencies(w.con, [jan, feb]) == ["le_a", "le_b", "le_c"]
+    assert pending.rebuilt_agencies(w.con, [feb, mar]) is None  # March has no record
+    pending.mark_resolved(w.con, [mar], [])  # a rebuild of no agency records nothing
+    assert pending.rebuilt_agencies(w.con, [mar]) is None
+    pending.mark_resolved(w.con, [feb], None)  # a backfill: every agency
+    assert pending.rebuilt_agencies(w.con, [feb]) is None
+    pending.mark_rolled_up(w.con, [jan])
+    assert pending.rebuilt_agencies(w.con, [jan]) is None  # forgotten once rolled up
+    assert pending.rebuilt_agencies(w.con, [feb]) is None
+    pending.mark_rolled_up(w.con, [feb])
+    pending.mark_resolved(w.con, [feb], ["le_d"])
+    assert pending.rebuilt_agencies(w.con, [feb]) == ["le_d"]

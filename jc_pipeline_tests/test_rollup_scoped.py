@@ -32,11 +32,14 @@ COMPARED = {
     "agency_metrics": "SELECT * FROM {db}.agency_metrics",
     "validation_results": "SELECT * EXCLUDE (checked_at) FROM {db}.validation_results",
     "state_metrics": "SELECT * FROM {db}.state_metrics",
+    "state_metric_contributions": "SELECT * FROM {db}.state_metric_contributions",
 }
-#: Where each 2025 row stands: an agency_metrics row by its rowid, a result by when it was checked.
+#: Where each 2025 row stands: an agency_metrics row or a contribution by its rowid, a result by when it was checked.
 POSITIONS = {
     "agency_metrics": "SELECT agency_id, rowid AS at FROM agency_metrics WHERE year(period_start) = 2025",
     "validation_results": "SELECT agency_id, checked_at AS at FROM validation_results WHERE year(period_start) = 2025",
+    "state_metric_contributions": "SELECT agency_id, rowid AS at FROM state_metric_contributions "
+                                  "WHERE year(period_start) = 2025",
 }
 
 
@@ -109,14 +112,19 @@ def test_nightly_runs_are_tagged_and_rebuild_only_the_agencies_with_pending_uplo
     with dg.DagsterInstance.from_config(str(home)) as instance:
         rollups = instance.get_runs(dg.RunsFilter(job_name="rollup_job"))
         assert rollups and all(run.tags.get(PENDING_AGENCIES_TAG) for run in rollups)
-        rebuilt = {
-            run.tags["dagster/asset_partition_range_start"]: event.asset_materialization.metadata[
-                "rebuilt_agencies"].value
-            for run in rollups
-            for event in instance.all_logs(run.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION)
-            if event.asset_materialization.asset_key == dg.AssetKey("agency_metrics")
+        rebuilt_by_asset = {
+            asset: {
+                run.tags["dagster/asset_partition_range_start"]: event.asset_materialization.metadata[
+                    "rebuilt_agencies"].value
+                for run in rollups
+                for event in instance.all_logs(run.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION)
+                if event.asset_materialization.asset_key == dg.AssetKey(asset)
+            }
+            for asset in ("agency_metrics", "state_metrics")
         }
+    rebuilt = rebuilt_by_asset["agency_metrics"]
     assert len(rebuilt) == len(rollups)
+    assert rebuilt_by_asset["state_metrics"] == rebuilt  # the state roll-up re-reads the same agencies
     assert rebuilt["2025-05-01"] == 1  # the superagency's upload, stored under the court alone
     assert rebuilt["2026-01-01"] > len(corrected)  # the new month: every agency still reporting
     assert all(count <= len(corrected) for start, count in rebuilt.items() if start != "2026-01-01")

@@ -402,6 +402,32 @@ def test_building_a_month_touches_only_that_month_and_its_derived_year(fresh_sta
     assert total_row(fresh_state, JAIL_POP, date(2023, 6, 1))[0] == 400.0
 
 
+def test_building_some_agencies_gives_the_tables_of_a_whole_build_and_keeps_the_others_rows(fresh_state, tmp_path):
+    """A nightly roll-up rebuilds the contributions of the agencies whose datapoints changed, not the month's: after
+    JL1's May changes, building May for JL1 alone leaves every other agency's rows where they were (their rowids)
+    and both tables as a whole build of May leaves them, the derived year and the sums over every agency included."""
+    may = date(2023, 5, 1)
+    fresh_state.execute("UPDATE agency_metrics SET value = value + 60 WHERE agency_id = 'JL1' AND period_start = ?",
+                        [may])
+    positions = "SELECT agency_id, rowid FROM state_metric_contributions ORDER BY ALL"
+    others_before = [row for row in fresh_state.execute(positions).fetchall() if row[0] != "JL1"]
+    state.build_state_metrics(fresh_state, [may], agencies=["JL1"])
+    after = fresh_state.execute(positions).fetchall()
+    assert [row for row in after if row[0] != "JL1"] == others_before
+    assert {row for row in after if row[0] == "JL1"}.isdisjoint(fresh_state.execute(
+        "SELECT 'JL1', rowid FROM state_metric_contributions WHERE agency_id <> 'JL1'").fetchall())
+    # May: JL1 300 + 60, JL2 100; CY2023: JL1 330 + 60/12, JL2 100.
+    assert total_row(fresh_state, JAIL_POP, may)[0] == 460.0
+    assert total_row(fresh_state, JAIL_POP, JAN_2023, derived=True)[0] == pytest.approx(330 + 5 + 100)
+    scoped = _snapshot(fresh_state)
+    state.build_state_metrics(fresh_state, [may])
+    assert _snapshot(fresh_state) == scoped
+    # An agency whose datapoints did not change rebuilds to the same rows; no agency at all, to the same sums.
+    state.build_state_metrics(fresh_state, [may], agencies=["JL2"])
+    state.build_state_metrics(fresh_state, [may], agencies=[])
+    assert _snapshot(fresh_state) == scoped
+
+
 def test_build_of_no_months_writes_nothing(fresh_state):
     before = _snapshot(fresh_state)
     assert state.build_state_metrics(fresh_state, []) == 0

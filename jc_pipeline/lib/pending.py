@@ -56,6 +56,21 @@ _MARK = """
 """
 _UNPEND = "DELETE FROM pending_file_months WHERE resolved AND month IN (SELECT unnest($months::DATE[]))"
 
+# One row per month and rebuilt agency; a NULL agency stands for every agency (a rebuild of whole months).
+_RECORD_REBUILT = """
+    INSERT INTO rebuilt_agency_months
+    SELECT m.month, a.agency_id
+    FROM unnest($months::DATE[]) AS m(month)
+    CROSS JOIN (SELECT unnest(coalesce($agencies::VARCHAR[], [NULL::VARCHAR])) AS agency_id) AS a
+"""
+_REBUILT = """
+    SELECT count(DISTINCT month), bool_or(agency_id IS NULL),
+           coalesce(list(DISTINCT agency_id ORDER BY agency_id) FILTER (WHERE agency_id IS NOT NULL), [])
+    FROM rebuilt_agency_months
+    WHERE month IN (SELECT unnest($months::DATE[]))
+"""
+_FORGET_REBUILT = "DELETE FROM rebuilt_agency_months WHERE month IN (SELECT unnest($months::DATE[]))"
+
 _COUNT_ROLLUP_SQL = "UPDATE publish_generations SET rolled_up = rolled_up + 1"
 _GENERATIONS_SQL = "SELECT rolled_up, published FROM publish_generations"
 _PUBLISHED_SQL = "UPDATE publish_generations SET published = greatest(published, ?)"
@@ -100,25 +115,42 @@ def pending_agencies(con: duckdb.DuckDBPyConnection, months: Sequence[date]) -> 
     return [row[0] for row in con.execute(_PENDING_AGENCIES, {**params, "first": first, "last": last}).fetchall()]
 
 
-def mark_resolved(con: duckdb.DuckDBPyConnection, months: Sequence[date]) -> None:
-    """Record that agency_metrics of `months` was just rebuilt from every upload staged so far. Call it on the
-    connection that did the rebuild, before closing it: the store's lock is still held, so no upload can slip in
-    between what the rebuild read and what this records."""
+def mark_resolved(con: duckdb.DuckDBPyConnection, months: Sequence[date], agencies: Sequence[str] | None) -> None:
+    """Record that agency_metrics of `months` was just rebuilt, for `agencies` (None: every agency), from every
+    upload staged so far. Call it on the connection that did the rebuild, before closing it: the store's lock is
+    still held, so no upload can slip in between what the rebuild read and what this records. The agencies are
+    kept for the state roll-up of those months (`rebuilt_agencies`)."""
     ensure_schema(con)
+    params = {"months": sorted(set(months))}
     with transaction(con):
         _index_new_uploads(con)
-        con.execute(_RESOLVED, {"months": list(months)})
+        con.execute(_RESOLVED, params)
+        con.execute(_RECORD_REBUILT, {**params, "agencies": None if agencies is None else sorted(set(agencies))})
+
+
+def rebuilt_agencies(con: duckdb.DuckDBPyConnection, months: Sequence[date]) -> list[str] | None:
+    """The agencies (sorted) whose agency_metrics rows of `months` were rebuilt since the state roll-up of those
+    months last ran (`mark_resolved`), or None when any of the months was rebuilt whole or has no record (a
+    store from before the record, or a rebuild of no agency): then the state roll-up must read every agency."""
+    ensure_schema(con)
+    wanted = sorted(set(months))
+    recorded, whole, agencies = con.execute(_REBUILT, {"months": wanted}).fetchall()[0]
+    if recorded < len(wanted) or whole:
+        return None
+    return list(agencies)
 
 
 def mark_rolled_up(con: duckdb.DuckDBPyConnection, months: Sequence[date]) -> None:
     """Record that the staged files' datapoints in `months` that the last rebuild of agency_metrics read
     (`mark_resolved`) are now reflected in the state tables, and that the published warehouse lacks them until
     `mark_published` (one transaction: a kill leaves both or neither). Uploads written after that rebuild (another
-    process's ingest between the two steps of a roll-up run) stay pending for the next roll-up."""
+    process's ingest between the two steps of a roll-up run) stay pending for the next roll-up. The rebuilt
+    agencies of `months` are forgotten: the state tables now reflect them."""
     ensure_schema(con)
     with transaction(con):
         con.execute(_MARK, {"months": list(months)})
         con.execute(_UNPEND, {"months": list(months)})
+        con.execute(_FORGET_REBUILT, {"months": list(months)})
         con.execute(_COUNT_ROLLUP_SQL)
 
 

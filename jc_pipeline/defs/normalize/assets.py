@@ -65,7 +65,7 @@ def agency_metrics(
             agencies = sorted({*pending.pending_agencies(con, months),
                                *(agency for agency, _ in validation.expired_verdicts(con, today, months))})
         rows = ingest.resolve_agency_metrics(con, months, roster, registry, agencies)
-        pending.mark_resolved(con, months)
+        pending.mark_resolved(con, months, agencies)
         resolved = time.perf_counter()
         problems = validation.check_structure(con, registry)
         outcomes = [] if problems else validation.validate_months(

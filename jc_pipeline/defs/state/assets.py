@@ -4,7 +4,7 @@ from datetime import timedelta
 
 import dagster as dg
 
-from jc_pipeline.defs.partitions import months_of, period_months
+from jc_pipeline.defs.partitions import months_of, period_months, rebuilds_pending_agencies_only
 from jc_pipeline.defs.resources import WAREHOUSE_POOL, WarehouseResource
 from jc_pipeline.lib import pending, state
 
@@ -26,10 +26,17 @@ NIGHTLY_FRESHNESS = dg.FreshnessPolicy.cron(
 def state_metrics(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     """State-level value of every metric, period and breakdown category, summed only where summing is valid
     (same sector, metric and period window), with agencies reporting of expected, population covered and rate
-    per 100,000. Datapoints failing an error-level rule count as missing."""
+    per 100,000. Datapoints failing an error-level rule count as missing. A nightly run (`pending_range_tags`)
+    re-reads only the agencies whose datapoints its agency_metrics step rebuilt; the sums cover every agency."""
     months = months_of(context)
     with warehouse.store().connect() as con:
         state.ensure_schema(con)
-        rows = state.build_state_metrics(con, months)
+        agencies = pending.rebuilt_agencies(con, months) if rebuilds_pending_agencies_only(context) else None
+        rows = state.build_state_metrics(con, months, agencies=agencies)
         pending.mark_rolled_up(con, months)
-    return dg.MaterializeResult(metadata={"dagster/partition_row_count": rows})
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/partition_row_count": rows,
+            **({} if agencies is None else {"rebuilt_agencies": len(agencies)}),
+        }
+    )

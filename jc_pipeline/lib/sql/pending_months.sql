@@ -18,6 +18,13 @@ CREATE TABLE IF NOT EXISTS pending_file_months (
 -- resolved: the step that rebuilt agency_metrics for this month has read this upload; the roll-up of the month
 -- moves only such rows to rolled_up_file_months, so an upload written between the two steps stays pending.
 ALTER TABLE pending_file_months ADD COLUMN IF NOT EXISTS resolved BOOLEAN DEFAULT FALSE;
+-- The agencies whose agency_metrics rows (and verdicts) of a month were rebuilt since the state roll-up last read
+-- that month: a nightly state build replaces only their contributions. agency_id NULL: every agency (a rebuild of
+-- whole months). No key: rows are few, read with DISTINCT, and removed by the roll-up of their month.
+CREATE TABLE IF NOT EXISTS rebuilt_agency_months (
+    month     DATE NOT NULL,
+    agency_id VARCHAR
+);
 CREATE TABLE IF NOT EXISTS staged_months_indexed (
     upload_seq BIGINT NOT NULL
 );

@@ -89,6 +89,7 @@ def build_state_metrics(
     con: duckdb.DuckDBPyConnection,
     months: Sequence[date],
     *,
+    agencies: Sequence[str] | None = None,
     breakdown_coverage_threshold: float = DEFAULT_BREAKDOWN_COVERAGE_THRESHOLD,
 ) -> int:
     """Replace the state rows whose ``period_start`` is in ``months``; return the ``state_metrics`` rows written.
@@ -96,6 +97,10 @@ def build_state_metrics(
     ``months``: any dates; each stands for its month. Per month m this rewrites the month rows of m, the annual
     (calendar or fiscal) rows starting in m and the derived calendar-year rows of m's year (read from all twelve
     months of the year).
+    ``agencies``: when given, only these agencies' contributions are rebuilt and the others' are kept as they are;
+    the state rows are then summed from all of them. Right when only these agencies' datapoints or verdicts
+    changed since the months were last built, with the same roster and settings: an agency's contributions read
+    nothing of any other agency's.
     ``breakdown_coverage_threshold`` (0..1): a breakdown row is published (``is_breakdown_published``) when the
     agencies reporting that breakdown dimension hold at least this share of the state total; otherwise it is
     kept and flagged.
@@ -113,7 +118,8 @@ def build_state_metrics(
     written = 0
     with transaction(con):
         for year_start, year_months in _months_by_year(month_list):
-            parameters = {"months": year_months, "year_starts": [year_start], "threshold": threshold}
+            parameters = {"months": year_months, "year_starts": [year_start], "threshold": threshold,
+                          "agencies": None if agencies is None else sorted(set(agencies))}
             for path in BUILD_SQL_FILES:
                 rows = run_statement(con, path, parameters)
                 if path.endswith(_STATE_METRICS_INSERT):

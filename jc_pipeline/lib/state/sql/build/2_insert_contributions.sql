@@ -1,4 +1,8 @@
--- Partition replace, step 2: the agency values summed into state_metrics for the requested months.
+-- Partition replace, step 2: the agency values summed into state_metrics for the requested months, of the agencies
+-- in $agencies (VARCHAR[]; NULL: every agency). Every value below reads only its own agency's datapoints, verdicts
+-- and settings, so rebuilding some agencies writes their rows of a whole rebuild. (A nightly correction of one
+-- agency's month at 3,000 agencies: the build 0.31-0.48 -> 0.13-0.21 s, the checkpoint after it 0.18-0.42 ->
+-- 0.006-0.012 s: a whole month of rows deleted and written again made DuckDB rewrite their row groups.)
 INSERT INTO state_metric_contributions BY NAME
 -- Periods as the agencies reported them (months, calendar years, fiscal years): the counted datapoints, comparable
 -- and not excluded. Only the slice of the requested months is read: see state_datapoints_of.
@@ -9,6 +13,7 @@ SELECT
     1 AS months_combined
 FROM state_comparable_of($months::DATE[])
 WHERE NOT is_excluded AND list_contains($months, period_start)
+  AND ($agencies::VARCHAR[] IS NULL OR list_contains($agencies::VARCHAR[], agency_id))
 UNION ALL
 -- Calendar years of monthly reporters, for the years of the requested months ($year_starts), per agency, only
 -- with all 12 months counted (an excluded or absent month means no derived value). DELTA: sum of the months. INSTANT: average of the months.
@@ -37,6 +42,7 @@ FROM (
     -- The slice of $year_starts is every period of those years.
     FROM state_datapoints_of($year_starts::DATE[])
     WHERE frequency = 'MONTHLY' AND NOT is_excluded
+      AND ($agencies::VARCHAR[] IS NULL OR list_contains($agencies::VARCHAR[], agency_id))
     GROUP BY agency_id, metric_key, make_date(year(period_start), 1, 1), dimension, category
     HAVING count(*) = 12
 ) AS y

@@ -113,13 +113,14 @@ def build_state_metrics(
     month_list = _month_starts(months)
     if not month_list:
         return 0
+    agency_list = None if agencies is None else sorted(set(agencies))
     if _missing_views(con, ("state_metric_inputs", "state_expected_agencies")):
         ensure_schema(con)
     written = 0
     with transaction(con):
         for year_start, year_months in _months_by_year(month_list):
             parameters = {"months": year_months, "year_starts": [year_start], "threshold": threshold,
-                          "agencies": None if agencies is None else sorted(set(agencies))}
+                          "agencies": agency_list}
             for path in BUILD_SQL_FILES:
                 rows = run_statement(con, path, parameters)
                 if path.endswith(_STATE_METRICS_INSERT):

@@ -12,7 +12,7 @@ its mapping (:func:`write_booking_export`, reusable by other benchmarks), then t
   :mod:`jc_pipeline.lib.mappings`) plus :func:`jc_pipeline.lib.ingest.write_batch` into a fresh DuckDB store,
 
 and prints both (best of ``--repeats``, the two alternating), their ratio (also in CPU time, which a busy machine
-disturbs less) and the ingest's peak resident memory (``ru_maxrss`` of the fresh process that ran it). Target:
+disturbs less) and the ingest's peak resident memory (``VmHWM`` of the fresh process that ran it). Target:
 ratio <= 3, memory well under 4 GiB.
 """
 
@@ -32,6 +32,8 @@ from pathlib import Path
 import duckdb
 import numpy as np
 import polars as pl
+
+from bench.memory import peak_rss_mib
 
 EXPORT_NAME = "bookings_export.csv"
 CACHE = Path(__file__).parent / "cache"
@@ -205,7 +207,7 @@ def ingest_once(folder: Path) -> dict[str, float | int]:
 
     registry = load_registry()
     roster = load_roster(folder, registry)
-    baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    baseline = peak_rss_mib()
     with tempfile.TemporaryDirectory(prefix="bench_native_") as scratch:
         cpu, began = _cpu(), time.perf_counter()
         batch = ingest.parse_inbox(folder, {}, roster, registry, now=NOW)
@@ -214,11 +216,11 @@ def ingest_once(folder: Path) -> dict[str, float | int]:
             ingest.ensure_schema(con)
             ingest.write_batch(con, batch)
         ended = time.perf_counter()
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+    peak = peak_rss_mib()
     return {"seconds": ended - began, "cpu_seconds": _cpu() - cpu, "parse_seconds": parsed - began,
             "rows": int(batch.files["rows_total"].sum()),
             "rejected": int(batch.files["rows_rejected"].sum()), "datapoints": batch.datapoints.height,
-            "peak_rss_mib": peak / 1024, "baseline_rss_mib": baseline / 1024}
+            "peak_rss_mib": peak, "baseline_rss_mib": baseline}
 
 
 def ingest_in_subprocess(folder: Path) -> dict[str, float | int]:
@@ -255,7 +257,7 @@ def report(measured: dict[str, object]) -> str:
             f"{measured['ingest_seconds']:.2f}s (parse {measured['parse_seconds']:.2f}s) | ratio "
             f"{measured['ratio']:.2f}x (target 3x; CPU time {measured['ingest_cpu_seconds']:.1f}s / "
             f"{measured['floor_cpu_seconds']:.1f}s = {measured['cpu_ratio']:.2f}x) | peak RSS "
-            f"{measured['peak_rss_mib']:,.0f} MiB (fresh process, ru_maxrss; {measured['baseline_rss_mib']:,.0f} MiB "
+            f"{measured['peak_rss_mib']:,.0f} MiB (fresh process, VmHWM; {measured['baseline_rss_mib']:,.0f} MiB "
             f"after imports) | {measured['datapoints']:,} datapoints, {measured['rejected']:,} records rejected")
 
 

@@ -9,11 +9,11 @@ DAGSTER_HOME is the caller's.
 from __future__ import annotations
 
 import json
-import resource
 import sys
 import time
 from pathlib import Path
 
+from bench.memory import peak_rss_mib
 from bench.stages import stage_seconds, step_seconds
 from jc_pipeline.lib.paths import DataLayout
 from jc_pipeline.runner import open_instance, run_pipeline
@@ -31,7 +31,7 @@ def main() -> None:
         "months": len(summary.months),
         "stages": stage_seconds(instance, summary.run_ids, wall),
         "steps": step_seconds(instance, summary.run_ids),
-        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_rss_mib": peak_rss_mib(),
     }
     # Reading the stage times back is the benchmark's own work, not the run's: the parent leaves it out.
     report["readback"] = time.perf_counter() - began - wall

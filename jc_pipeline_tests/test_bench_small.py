@@ -2,11 +2,15 @@
 asserted: speed claims live in the benchmark)."""
 
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
 from bench import run as bench
 from bench import scale
+from bench.memory import peak_rss_mib
 
 pytestmark = pytest.mark.slow
 
@@ -63,3 +67,15 @@ def test_targets_are_computed_and_reported(results, capsys):
     text = bench.report(measured)
     assert all(name in text for name in bench.TARGETS)
     assert json.loads((cache / "results" / "latest.json").read_text())["targets"] == measured["targets"]
+
+
+def test_a_child_reports_its_own_peak_memory_not_the_parents(tmp_path):
+    """Each run's peak is measured in its own process, started by a benchmark that may hold gigabytes (it just
+    generated the state): the child must report its own peak. ru_maxrss reported the parent's (it survives exec)."""
+    held = bytearray(300 * 1024 * 1024)
+    held[::4096] = b"\x01" * len(held[::4096])  # touched, so it is resident
+    code = "from bench.memory import peak_rss_mib; print(peak_rss_mib())"
+    child = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                           cwd=Path(bench.__file__).parents[1])
+    assert 0 < float(child.stdout) < 150
+    assert peak_rss_mib() >= 300  # the parent's own peak holds what it touched

@@ -82,35 +82,71 @@ class _ParseFailure(RuntimeError):
     pass
 
 
-def test_the_ingest_step_writes_its_batches_in_order_and_keeps_them_when_parsing_fails(demo, tmp_path, monkeypatch):
-    """The step writes each batch while it parses the next: the store gets the batches in parse order, and when
-    parsing fails the batches parsed before are written (and nothing after); the next run reads the rest."""
+def test_the_ingest_step_writes_its_batches_in_order_and_keeps_them_when_reading_fails(demo, tmp_path, monkeypatch):
+    """The step normalizes and writes each batch while it reads the next: the store gets the batches in read
+    order, and when reading fails the batches read before are written (and nothing after); the next run reads
+    the rest."""
+    data_dir, resources = _copied_state(demo, tmp_path)
+    read_batches = ingest.read_inbox_batches
+    read: list[list[str]] = []
+
+    def small_batches_failing_after_three(*args, **kwargs):
+        for batch in read_batches(*args, **{**kwargs, "batch_bytes": 64 * 1024}):
+            if len(read) == 3:
+                raise _ParseFailure("the fourth batch could not be read")
+            read.append(batch.paths)
+            yield batch
+
+    monkeypatch.setattr(ingest, "read_inbox_batches", small_batches_failing_after_three)
+    with pytest.raises(_ParseFailure):
+        dg.materialize([inbox_files], resources=resources)
+    assert len(read) == 3 and _written_paths(data_dir) == [path for batch in read for path in batch]
+
+    monkeypatch.setattr(ingest, "read_inbox_batches", read_batches)
+    assert dg.materialize([inbox_files], resources=resources).success
+    assert len(_written_paths(data_dir)) == len(list((data_dir / "inbox").rglob("*.*")))
+
+
+def test_a_batch_that_fails_to_normalize_stops_the_step_after_the_batches_before_it(demo, tmp_path, monkeypatch):
+    """Normalizing runs on the writer thread: its failure still fails the step, keeps every batch before the
+    failing one and writes nothing of it or after it; the next run reads the rest."""
+    data_dir, resources = _copied_state(demo, tmp_path)
+    read_batches = ingest.read_inbox_batches
+    normalize = ingest.ReadBatch.normalize
+    read: list[list[str]] = []
+
+    def small_batches(*args, **kwargs):
+        for batch in read_batches(*args, **{**kwargs, "batch_bytes": 64 * 1024}):
+            read.append(batch.paths)
+            yield batch
+
+    def third_fails(batch):
+        if len(read) > 2 and batch.paths == read[2]:
+            raise _ParseFailure("the third batch could not be normalized")
+        return normalize(batch)
+
+    monkeypatch.setattr(ingest, "read_inbox_batches", small_batches)
+    monkeypatch.setattr(ingest.ReadBatch, "normalize", third_fails)
+    with pytest.raises(_ParseFailure):
+        dg.materialize([inbox_files], resources=resources)
+    assert len(read) >= 4  # the fourth was read while the third was normalized
+    assert _written_paths(data_dir) == read[0] + read[1]
+
+    monkeypatch.setattr(ingest.ReadBatch, "normalize", normalize)
+    assert dg.materialize([inbox_files], resources=resources).success
+    assert len(_written_paths(data_dir)) == len(list((data_dir / "inbox").rglob("*.*")))
+
+
+def _copied_state(demo, tmp_path):
     source, _, _ = demo
     data_dir = tmp_path / "state"
     shutil.copytree(source, data_dir)
-    parse_batches = ingest.parse_inbox_batches
-    parsed: list[list[str]] = []
+    return data_dir, {"warehouse": WarehouseResource(data_dir=str(data_dir))}
 
-    def small_batches_failing_after_three(*args, **kwargs):
-        for batch in parse_batches(*args, **{**kwargs, "batch_bytes": 64 * 1024}):
-            if len(parsed) == 3:
-                raise _ParseFailure("the fourth batch could not be parsed")
-            parsed.append(batch.files["path"].to_list())
-            yield batch
 
-    resources = {"warehouse": WarehouseResource(data_dir=str(data_dir))}
-    monkeypatch.setattr(ingest, "parse_inbox_batches", small_batches_failing_after_three)
-    with pytest.raises(_ParseFailure):
-        dg.materialize([inbox_files], resources=resources)
+def _written_paths(data_dir) -> list[str]:
     with duckdb.connect(str(data_dir / "pipeline" / "store.duckdb"), read_only=True) as con:
-        written = [path for (path,) in con.sql("SELECT path FROM source_files ORDER BY upload_seq").fetchall()]
-    assert len(parsed) == 3 and written == [path for batch in parsed for path in batch]
-
-    monkeypatch.setattr(ingest, "parse_inbox_batches", parse_batches)
-    assert dg.materialize([inbox_files], resources=resources).success
-    with duckdb.connect(str(data_dir / "pipeline" / "store.duckdb"), read_only=True) as con:
-        (files,) = con.execute("SELECT count(*) FROM source_files").fetchone()
-    assert files == len(list((data_dir / "inbox").rglob("*.*")))
+        return [path for (path,) in con.sql("SELECT path FROM source_files ORDER BY upload_seq").fetchall()]
 
 
 def test_findings_come_in_one_total_order(tmp_path):

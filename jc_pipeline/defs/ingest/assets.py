@@ -57,7 +57,8 @@ def inbox_files(context: dg.AssetExecutionContext, warehouse: WarehouseResource)
             logged[0] = time.monotonic()
             context.log.info(f"looked at {done}/{total} inbox files")
 
-    def write(batch: ingest.IngestBatch) -> ingest.IngestReport:
+    def normalize_and_write(read: ingest.ReadBatch) -> ingest.IngestReport:
+        batch = read.normalize()
         with store.connect() as con:
             report = ingest.write_batch(con, batch)
             ingest.record_file_stats(con, batch.file_stats)
@@ -65,18 +66,19 @@ def inbox_files(context: dg.AssetExecutionContext, warehouse: WarehouseResource)
 
     # Batch by batch: memory stays bounded, and a run stopped half-way keeps what it wrote (the next run reads
     # only the files not recorded yet and rolls up every month the written batches touched). Each batch is
-    # written in a thread while the next one is parsed (DuckDB works outside the GIL), one write at a time and
-    # in order; leaving the block waits for the last write, also when parsing failed.
+    # normalized and written in a thread while the next one is read (Polars and DuckDB work outside the GIL;
+    # reading is Python and calamine), one batch at a time and in order; leaving the block waits for the last
+    # batch, also when reading failed.
     reports = []
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest-write") as writer:
         writing: Future[ingest.IngestReport] | None = None
-        for batch in ingest.parse_inbox_batches(
+        for read in ingest.read_inbox_batches(
             warehouse.layout.root, known, roster, registry, now=datetime.now(UTC), progress=log_progress,
             seen=seen,
         ):
             if writing is not None:
                 reports.append(writing.result())
-            writing = writer.submit(write, batch)
+            writing = writer.submit(normalize_and_write, read)
         reports.append(writing.result())
     report = sum(reports[1:], reports[0])
     touched = [month.isoformat() for month in report.touched_months]

@@ -8,12 +8,13 @@ Public API (called by the Dagster layer)::
     report = ingest.write_batch(con, batch)                                            # one transaction
     ingest.record_file_stats(con, batch.file_stats)     # next time, files whose stat did not move are not read
     for batch in ingest.parse_inbox_batches(...): ...   # the same in bounded memory, batch after batch
+    for read in ingest.read_inbox_batches(...): read.normalize()   # the same, each batch normalized when wanted
     ingest.resolve_agency_metrics(con, months, roster, registry)
 
 Pure logic only (no Dagster import). The rule catalogue is :data:`RULES` (documented in docs/rules.md).
 """
 
-from jc_pipeline.lib.ingest.batch import IngestBatch, parse_inbox, parse_inbox_batches
+from jc_pipeline.lib.ingest.batch import IngestBatch, ReadBatch, parse_inbox, parse_inbox_batches, read_inbox_batches
 from jc_pipeline.lib.ingest.resolve import resolve_agency_metrics
 from jc_pipeline.lib.ingest.rules import RULES, Rule
 from jc_pipeline.lib.ingest.store import (
@@ -31,12 +32,14 @@ __all__ = [
     "STAGED_TABLE",
     "IngestBatch",
     "IngestReport",
+    "ReadBatch",
     "Rule",
     "ensure_schema",
     "file_stats",
     "known_files",
     "parse_inbox",
     "parse_inbox_batches",
+    "read_inbox_batches",
     "record_file_stats",
     "resolve_agency_metrics",
     "write_batch",

@@ -1,4 +1,5 @@
-"""parse_inbox: every new or changed inbox file -> one :class:`IngestBatch` (pure: reads files, writes nothing).
+"""parse_inbox: every new or changed inbox file -> one :class:`IngestBatch` (pure: reads files, writes nothing);
+read_inbox_batches: the same in batches of bounded size, each read first and normalized when the caller wants.
 
 Per file the work is small and in Python (hash, read, plan the sheets; plain CSVs are even parsed in groups, see
 :mod:`csv_groups`); the rows of all files are then checked and converted in one vectorized pass
@@ -95,7 +96,38 @@ def parse_inbox_batches(data_dir: Path, known: Mapping[str, str], roster: Roster
                         batch_bytes: int | None = BATCH_BYTES,
                         seen: Mapping[str, tuple[int, int, int, str]] | None = None) -> Iterator[IngestBatch]:
     """:func:`parse_inbox` in batches of about ``batch_bytes`` of new files (None: one batch), each complete and
-    writable on its own, so memory stays bounded however much history a state delivers at once.
+    writable on its own, so memory stays bounded however much history a state delivers at once: the batches of
+    :func:`read_inbox_batches`, each normalized before the next is read."""
+    for batch in read_inbox_batches(data_dir, known, roster, registry, now=now, progress=progress,
+                                    batch_bytes=batch_bytes, seen=seen):
+        yield batch.normalize()
+
+
+@dataclass(frozen=True)
+class ReadBatch:
+    """New inbox files read and their rows collected, not yet checked: :meth:`normalize` (call it once) gives
+    the :class:`IngestBatch`. Normalizing is a batch's vectorized pass, mostly Polars work outside the GIL, so a
+    caller may run it on another thread while it reads the next batch (the ingest asset does)."""
+
+    parser: _Parser
+    unchanged: int
+
+    @property
+    def paths(self) -> list[str]:
+        """The inbox paths of the batch's new and changed files, in upload order."""
+        return [row[1] for row in self.parser.files]
+
+    def normalize(self) -> IngestBatch:
+        """Check and convert the batch's rows (see :mod:`normalize`); the parser is spent afterwards."""
+        return self.parser.finish(self.unchanged)
+
+
+def read_inbox_batches(data_dir: Path, known: Mapping[str, str], roster: Roster, registry: Registry, *,
+                       now: datetime, progress: Callable[[int, int], None] | None = None,
+                       batch_bytes: int | None = BATCH_BYTES,
+                       seen: Mapping[str, tuple[int, int, int, str]] | None = None) -> Iterator[ReadBatch]:
+    """Every inbox file whose sha256 differs from ``known[path]``, read in batches of about ``batch_bytes`` of new
+    files (None: one batch), each to be normalized on its own (:meth:`ReadBatch.normalize`).
 
     Files are read in upload order (``received_at``, then path), the order :func:`store.write_batch` numbers them
     in, so writing the batches one after another numbers the uploads exactly as one batch would: which upload
@@ -128,7 +160,7 @@ def parse_inbox_batches(data_dir: Path, known: Mapping[str, str], roster: Roster
     inbox.sort(key=lambda f: (f.received_at, f.path))
     for done, file in enumerate(inbox, start=unchanged + 1):
         if batch_bytes is not None and read >= batch_bytes:
-            yield parser.finish(unchanged)
+            yield ReadBatch(parser, unchanged)
             parser, unchanged, read = new_parser(), 0, 0
         try:
             content, data = fingerprint(file)
@@ -157,7 +189,7 @@ def parse_inbox_batches(data_dir: Path, known: Mapping[str, str], roster: Roster
             progress(done, len(scanned))
     if progress is not None and not inbox:
         progress(unchanged, len(scanned))
-    yield parser.finish(unchanged)
+    yield ReadBatch(parser, unchanged)
 
 
 class _Parser:

@@ -69,7 +69,7 @@ def test_targets_are_computed_and_reported(results, capsys):
     assert json.loads((cache / "results" / "latest.json").read_text())["targets"] == measured["targets"]
 
 
-def test_a_child_reports_its_own_peak_memory_not_the_parents(tmp_path):
+def test_a_child_reports_its_own_peak_memory_not_the_parents():
     """Each run's peak is measured in its own process, started by a benchmark that may hold gigabytes (it just
     generated the state): the child must report its own peak. ru_maxrss reported the parent's (it survives exec)."""
     held = bytearray(300 * 1024 * 1024)

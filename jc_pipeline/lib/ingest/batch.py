@@ -115,7 +115,7 @@ class ReadBatch:
     @property
     def paths(self) -> list[str]:
         """The inbox paths of the batch's new and changed files, in upload order."""
-        return [row[1] for row in self.parser.files]
+        return [path for _, path, *_ in self.parser.files]
 
     def normalize(self) -> IngestBatch:
         """Check and convert the batch's rows (see :mod:`normalize`); the parser is spent afterwards."""

@@ -79,6 +79,9 @@ def inbox_files(context: dg.AssetExecutionContext, warehouse: WarehouseResource)
             if writing is not None:
                 reports.append(writing.result())
             writing = writer.submit(normalize_and_write, read)
+            # From here only the writer thread holds the batch, so its rows are freed there once written, not here
+            # after the next batch is read: freeing thousands of Arrow sheets costs time, and memory meanwhile.
+            del read
         reports.append(writing.result())
     report = sum(reports[1:], reports[0])
     touched = [month.isoformat() for month in report.touched_months]

@@ -223,3 +223,118 @@ def test_a_damaged_part_is_refused_or_read_right_never_read_wrong(data, flip, pi
         except (zipfile.BadZipFile, isal_zlib.error):
             return
     assert read == data
+
+
+# ---- listing the parts: the plain directory reader against zipfile -------------------------------------------
+
+SHARED_WORKBOOKS = sorted((Path(__file__).resolve().parents[2] / "shared/fixtures").rglob("*.xlsx"))
+
+
+def listed_by_zipfile(data: bytes) -> list:
+    return workbook_guard._zip_directory(io.BytesIO(data))
+
+
+def rezipped(*, comment: bytes = b"", extra: bytes = b"", prefix: bytes = b"", name: str | None = None,
+             sheet_xml: bytes | None = None) -> bytes:
+    """The small workbook written again by zipfile, with an archive comment, an extra field on every entry, bytes
+    before the archive, one more part named ``name`` or another worksheet XML."""
+    source = zipfile.ZipFile(io.BytesIO(small_workbook({"arrests": [["year"], [2023]]})))
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as target:
+        for info in source.infolist():
+            copy = zipfile.ZipInfo(info.filename, info.date_time)
+            copy.compress_type, copy.extra = zipfile.ZIP_DEFLATED, extra
+            data = sheet_xml if sheet_xml is not None and info.filename == SHEET_MEMBER else source.read(info)
+            target.writestr(copy, data)
+        if name is not None:
+            target.writestr(name, b"<x/>")
+        target.comment = comment
+    return prefix + out.getvalue()
+
+
+def patched_name(data: bytes, name: bytes, new: bytes, *, utf8: bool = False) -> bytes:
+    """``data`` with the central directory's copy of the part name ``name`` replaced by ``new`` (same length),
+    flagged as UTF-8 when ``utf8``."""
+    patched = bytearray(data)
+    at = data.rindex(name)  # the central directory comes after every part
+    patched[at:at + len(name)] = new
+    if utf8:
+        patched[at - 46 + 9] |= 0x08  # bit 11 of the flags (their high byte)
+    return bytes(patched)
+
+
+PLAIN_SHAPES = {
+    "xlsxwriter": lambda: small_workbook({"arrests": [["year", "value"], [2023, 5]]}),
+    "zipfile": lambda: rezipped(),
+    "a UTF-8 part name": lambda: rezipped(name="docProps/Übersicht.xml"),
+    "a NUL in a part name": lambda: patched_name(rezipped(), b"docProps/app.xml", b"docProps/a\0p.xml"),
+}
+OTHER_SHAPES = {
+    "an archive comment": {"comment": b"made by hand"},
+    "extra fields": {"extra": struct.pack("<HH", 0xCAFE, 0)},
+    "bytes before the archive": {"prefix": b"#!/bin/sh\n"},
+}
+
+
+@pytest.mark.parametrize("build", PLAIN_SHAPES.values(), ids=PLAIN_SHAPES.keys())
+def test_the_usual_zips_are_listed_as_zipfile_lists_them(build):
+    data = build()
+    listed = workbook_guard._plain_directory(data)
+    assert listed is not None and listed == listed_by_zipfile(data)
+    guard(data)
+
+
+@pytest.mark.parametrize("shape", OTHER_SHAPES.values(), ids=OTHER_SHAPES.keys())
+def test_other_zips_are_left_to_zipfile_and_still_guarded(shape):
+    data = rezipped(**shape)
+    assert workbook_guard._plain_directory(data) is None
+    assert len(listed_by_zipfile(data)) > 5
+    guard(data)
+    hostile = rezipped(**shape, sheet_xml=sheet(f'<row r="1"><c r="{FAR}"><v>1</v></c></row>'.encode()))
+    assert workbook_guard._plain_directory(hostile) is None
+    with pytest.raises(Unreadable, match="spans 16,384 columns"):  # the far cell is still found
+        guard(hostile)
+
+
+@pytest.mark.skipif(not SHARED_WORKBOOKS, reason="shared fixtures folder is absent")
+def test_the_shared_workbooks_are_listed_as_zipfile_lists_them():
+    plain = [workbook_guard._plain_directory(path.read_bytes()) for path in SHARED_WORKBOOKS]
+    assert all(parts is not None for parts in plain)  # real files take the plain reader
+    assert plain == [listed_by_zipfile(path.read_bytes()) for path in SHARED_WORKBOOKS]
+
+
+def test_a_part_name_that_is_not_the_utf8_it_claims_is_refused_as_damage():
+    data = patched_name(rezipped(), b"docProps/app.xml", b"docProps/\xffpp.xml", utf8=True)
+    with pytest.raises(Unreadable, match="the workbook is damaged"):
+        guard(data)
+
+
+@settings(max_examples=150, deadline=None)
+@given(at=st.integers(0, 10**6), value=st.integers(0, 255))
+def test_a_damaged_directory_is_listed_as_zipfile_lists_it_or_left_to_zipfile(at, value):
+    """Any byte of the central directory or its end record changed: the plain reader gives zipfile's list or
+    none (zipfile then lists the zip or refuses it); it never lists what zipfile would not."""
+    data = bytearray(rezipped())
+    start = bytes(data).index(b"PK\x01\x02")
+    data[start + at % (len(data) - start)] = value
+    listed = workbook_guard._plain_directory(bytes(data))
+    if listed is not None:
+        assert listed == listed_by_zipfile(bytes(data))
+
+
+OLE_HEADER = workbook_guard.OLE_MAGIC + bytes(504)
+
+
+@pytest.mark.parametrize("prefix", [b"#!/bin/sh\n", OLE_HEADER], ids=["text", "an .xls header"])
+def test_a_zip_behind_other_bytes_is_guarded_as_calamine_opens_it(prefix):
+    far = prefix + rezipped(sheet_xml=sheet(f'<row r="1"><c r="{FAR}"><v>1</v></c></row>'.encode()))
+    assert fastexcel.read_excel(prefix + rezipped()).sheet_names == ["arrests"]  # calamine reads such files
+    with pytest.raises(Unreadable, match="spans 16,384 columns"):
+        guard(far)
+
+
+def test_an_xls_holding_a_zip_end_record_that_lists_nothing_is_left_to_calamine():
+    not_a_zip = OLE_HEADER + b"PK\x05\x06 inside a cell, not a zip" + bytes(100)
+    guard(not_a_zip)  # no zip to check: calamine's .xls reader decides
+    with pytest.raises(Unreadable, match="the workbook is damaged"):
+        guard(b"<html>" + not_a_zip[8:])  # without the .xls header it is a damaged zip

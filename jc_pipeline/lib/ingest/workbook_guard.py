@@ -5,6 +5,12 @@ allocate too much; so every ``.xlsx`` is checked here first, part by part, in bo
 
 * Zip bombs: the zip directory must declare at most ``MAX_UNCOMPRESSED_BYTES`` in total, and no part larger than
   ``RATIO_FLOOR_BYTES`` may expand more than ``MAX_RATIO`` times.
+* Every file whose last 64 KiB hold a zip end record is checked as a zip, whatever its first bytes: calamine
+  opens any file holding a zip as .xlsx (bytes before the archive, an .xls header in front of one). An .xls
+  (OLE) file in which :mod:`zipfile` finds no zip is left to calamine's .xls reader.
+* The parts are listed from the zip's central directory by a plain reader of its usual shape (what Excel and
+  the libraries write: no comment, no zip64, no extra fields, nothing before the archive), at a tenth of
+  :mod:`zipfile`'s cost; any other zip is listed by :mod:`zipfile` itself, so both give the same list.
 * Every part is inflated here from the zip's raw data and must hold exactly the size its directory entry
   declares, with a matching CRC. Not through :mod:`zipfile`: it stops at the declared size, while calamine's zip
   reader inflates the whole stream, so a part running past its declared size would hide cells from the scan. The
@@ -24,7 +30,7 @@ import struct
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, NamedTuple
 
 from isal import isal_zlib
 
@@ -46,6 +52,31 @@ _LOCAL_HEADER = struct.Struct("<4s22xHH")
 #: Compressed bytes read at a time, and the most inflated at a time.
 _RAW_READ = 1024 * 1024
 _PIECE = 1024 * 1024
+#: The end of central directory record: signature, this disk, the directory's disk, its entries on this disk and
+#: in all, its size and offset, the comment's length.
+_END = struct.Struct("<4sHHHHIIH")
+#: A central directory entry: signature, version needed (its low byte; zipfile reads the high byte as reserved),
+#: flags, method, CRC, compressed and uncompressed sizes, name, extra field and comment lengths, first disk, local
+#: header offset.
+_ENTRY = struct.Struct("<4s2xBxHH4xIIIHHHH6xI")
+_ZIP64_LOCATOR = b"PK\x06\x07"
+_END_SIGNATURE = b"PK\x05\x06"
+#: The end record lies in the last 22 bytes of a zip plus its comment (at most 64 KiB).
+_END_SEARCH = _END.size + 65535
+#: The highest "version needed to extract" zipfile reads (it raises NotImplementedError above it).
+_MAX_VERSION = zipfile.MAX_EXTRACT_VERSION
+
+
+class _Part(NamedTuple):
+    """What the guard needs of a zip directory entry (the fields of :class:`zipfile.ZipInfo` of the same names)."""
+
+    filename: str
+    flag_bits: int
+    compress_type: int
+    CRC: int
+    compress_size: int
+    file_size: int
+    header_offset: int
 
 
 def refuse_hostile_workbook(path: Path, data: bytes | None, head: bytes) -> None:
@@ -60,20 +91,43 @@ def refuse_hostile_workbook(path: Path, data: bytes | None, head: bytes) -> None
         if _ENCRYPTED_OOXML in body:
             raise Unreadable("the workbook is password-protected (encrypted); remove the password "
                              "(File > Info > Protect Workbook) and deliver it again")
-    if head[:4] == ZIP_MAGIC:
+    # calamine opens any file holding a zip as .xlsx, whatever its first bytes (an .xls that fails as .xls, bytes
+    # before the archive), so every file whose tail holds a zip end record is checked as a zip too.
+    if head[:4] == ZIP_MAGIC or _has_zip_end(path, data):
         try:
             with io.BytesIO(data) if data is not None else path.open("rb") as source:
-                _check_parts(source)
-        except (zipfile.BadZipFile, struct.error, isal_zlib.error) as exc:
+                parts = _directory(source, data, head)
+                if parts is not None:
+                    _check_parts(source, parts)
+        except (zipfile.BadZipFile, struct.error, isal_zlib.error, UnicodeDecodeError) as exc:
             raise Unreadable(f"the workbook is damaged ({exc}); save it again from Excel and deliver it again") from exc
         except (zipfile.LargeZipFile, NotImplementedError, RuntimeError, EOFError, OSError) as exc:
             raise Unreadable(f"the workbook cannot be unpacked ({exc}); save it again from Excel as .xlsx and "
                              f"deliver it again") from exc
 
 
-def _check_parts(source: BinaryIO) -> None:
-    with zipfile.ZipFile(source) as archive:
-        parts = archive.infolist()
+def _has_zip_end(path: Path, data: bytes | None) -> bool:
+    if data is None:
+        with path.open("rb") as handle:
+            handle.seek(max(0, handle.seek(0, io.SEEK_END) - _END_SEARCH))
+            data = handle.read()
+    return _END_SIGNATURE in data[-_END_SEARCH:]
+
+
+def _directory(source: BinaryIO, data: bytes | None, head: bytes) -> list[_Part] | None:
+    """The workbook's zip parts; None for an .xls (OLE) file in which no zip can be listed: calamine reads it as
+    .xls, and a zip end record inside it is then just bytes of its content."""
+    if data is not None and (parts := _plain_directory(data)) is not None:
+        return parts
+    try:
+        return _zip_directory(source)
+    except zipfile.BadZipFile:
+        if head == OLE_MAGIC:
+            return None
+        raise
+
+
+def _check_parts(source: BinaryIO, parts: list[_Part]) -> None:
     expanded = sum(info.file_size for info in parts)
     if expanded > MAX_UNCOMPRESSED_BYTES:
         raise Unreadable(f"the workbook expands to {expanded / 2**30:.1f} GiB, more than the "
@@ -89,7 +143,40 @@ def _check_parts(source: BinaryIO) -> None:
         check_extent(info.filename, info.file_size, _inflate(source, info))
 
 
-def _inflate(source: BinaryIO, info: zipfile.ZipInfo) -> Iterator[bytes]:
+def _zip_directory(source: BinaryIO) -> list[_Part]:
+    with zipfile.ZipFile(source) as archive:
+        return [_Part(i.filename, i.flag_bits, i.compress_type, i.CRC, i.compress_size, i.file_size, i.header_offset)
+                for i in archive.infolist()]
+
+
+def _plain_directory(data: bytes) -> list[_Part] | None:
+    """The parts of a zip of the usual shape (see the module docstring), read as :mod:`zipfile` reads them; None
+    for any other zip (or damage), which :func:`_zip_directory` then lists or refuses."""
+    end = len(data) - _END.size
+    if end < 0 or data[end - 20:end - 16] == _ZIP64_LOCATOR:
+        return None
+    signature, disk, directory_disk, here, total, size, offset, comment = _END.unpack_from(data, end)
+    if signature != _END_SIGNATURE or comment or disk or directory_disk or here != total or offset + size != end:
+        return None
+    parts = []
+    at = offset
+    for _ in range(total):
+        if at + _ENTRY.size > end:
+            return None
+        (signature, version, flags, method, crc, compressed, expanded, name_length, extra_length, comment_length,
+         first_disk, header_offset) = _ENTRY.unpack_from(data, at)
+        if (signature != b"PK\x01\x02" or version > _MAX_VERSION or extra_length or comment_length or first_disk
+                or 0xFFFFFFFF in (compressed, expanded, header_offset)):
+            return None
+        at += _ENTRY.size
+        name = data[at:at + name_length].decode("utf-8" if flags & 0x800 else "cp437")
+        # zipfile.ZipInfo cuts a name at its first NUL.
+        parts.append(_Part(name.split("\0", 1)[0], flags, method, crc, compressed, expanded, header_offset))
+        at += name_length
+    return parts if at == end else None
+
+
+def _inflate(source: BinaryIO, info: _Part) -> Iterator[bytes]:
     """The part's bytes in pieces of at most ``_PIECE``, checked against its directory entry (see the module
     docstring): never more than one byte past the declared size is inflated."""
     if info.flag_bits & 0x1:
@@ -133,7 +220,7 @@ def _inflate(source: BinaryIO, info: zipfile.ZipInfo) -> Iterator[bytes]:
         raise zipfile.BadZipFile(f"Bad CRC-32 for file {info.filename!r}")
 
 
-def _refuse_part(info: zipfile.ZipInfo, crc: int, problem: str) -> None:
+def _refuse_part(info: _Part, crc: int, problem: str) -> None:
     # A part whose declared start already fails its CRC is damaged in the ordinary way; say it the same way.
     if crc != info.CRC:
         raise zipfile.BadZipFile(f"Bad CRC-32 for file {info.filename!r}")

@@ -31,7 +31,6 @@ import csv
 import functools
 import io
 import itertools
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -101,7 +100,7 @@ def _read_workbook(path: Path, data: bytes | None) -> list[RawSheet]:
             # header_row=None + skip_rows=0 keeps leading blank rows, so row numbers match the spreadsheet;
             # eager: calamine's Arrow batch as is (a Polars frame per sheet cost more than calamine's read).
             batch = reader.load_sheet(name, header_row=None, skip_rows=0, dtypes="string", eager=True)
-            sheets.append(_sheet_from_arrow(name, batch.columns))
+            sheets.append(_sheet_from_arrow(name, batch))
         return sheets
     except Unreadable:
         raise
@@ -126,27 +125,29 @@ def _workbook_error(exc: Exception, head: bytes, data: bytes | None) -> str:
     return f"the workbook is damaged and cannot be read ({exc}); save it again from Excel and deliver it again"
 
 
-def _sheet_from_arrow(name: str, columns: Sequence[pa.Array]) -> RawSheet:
-    """Split Arrow text columns at their first non-blank row (the header); the body stays Arrow (sliced, no copy).
+def _sheet_from_arrow(name: str, batch: pa.RecordBatch) -> RawSheet:
+    """Split a batch of Arrow text columns at its first non-blank row (the header); the body stays Arrow (sliced,
+    no copy).
 
-    Per-sheet work stays a few Arrow calls: a state's thousands of sheets multiply any per-sheet cost."""
-    if not columns or len(columns[0]) == 0:
+    Per-sheet work stays a few Arrow calls, on the whole batch where Arrow has them (a state's 36,000 sheets
+    multiply any per-sheet or per-column cost)."""
+    if batch.num_columns == 0 or batch.num_rows == 0:
         return RawSheet(name, 0, (), (), 0)
-    _check_width(name, len(columns))
-    columns = _cut_long_cells(columns)
-    first = tuple(column[0].as_py() for column in columns)
+    _check_width(name, batch.num_columns)
+    batch = _cut_long_cells(batch)
+    first = tuple(column[0].as_py() for column in batch.columns)
     if any(_filled(cell) for cell in first):  # the usual case: the header is on row 1
         header_at, header = 0, first
     else:
         filled = [pc.fill_null(pc.greater(pc.utf8_length(pc.utf8_trim_whitespace(column)), 0), False)
-                  for column in columns]
+                  for column in batch.columns]
         rows = pc.indices_nonzero(functools.reduce(pc.or_, filled))
         if len(rows) == 0:
             return RawSheet(name, 0, (), (), 0)
         header_at = rows[0].as_py()
-        header = tuple(column[header_at].as_py() for column in columns)
-    body = tuple(column.slice(header_at + 1) for column in columns)
-    return RawSheet(name, header_at + 1, header, body, len(columns[0]) - header_at - 1)
+        header = tuple(column[header_at].as_py() for column in batch.columns)
+    body = batch.slice(header_at + 1)
+    return RawSheet(name, header_at + 1, header, tuple(body.columns), body.num_rows)
 
 
 def _sheet_from_columns(name: str, columns: list[list[str | None]]) -> RawSheet:
@@ -180,12 +181,13 @@ def _cut(cell: str | None) -> str | None:
     return f"{cell[:_CUT_KEEP]}{_CUT_BEFORE}{size}{_CUT_AFTER}"
 
 
-def _cut_long_cells(columns: Sequence[pa.Array]) -> Sequence[pa.Array]:
-    """``columns`` with every cell longer than MAX_CELL_BYTES cut (as :func:`_cut` does), vectorized."""
-    # The buffers' size bounds every cell's (nbytes, exact, costs 50 us a sheet); the usual small sheet is done.
-    if sum(column.get_total_buffer_size() for column in columns) <= MAX_CELL_BYTES:
-        return columns
-    return [_cut_column(column) for column in columns]
+def _cut_long_cells(batch: pa.RecordBatch) -> pa.RecordBatch:
+    """``batch`` with every cell longer than MAX_CELL_BYTES cut (as :func:`_cut` does), vectorized."""
+    # The batch's buffers bound every cell's size (a cell's bytes lie in its column's buffers, each counted at
+    # least once); the usual small sheet is done in one call.
+    if batch.get_total_buffer_size() <= MAX_CELL_BYTES:
+        return batch
+    return pa.RecordBatch.from_arrays([_cut_column(column) for column in batch.columns], names=batch.schema.names)
 
 
 def _cut_column(column: pa.Array) -> pa.Array:
@@ -269,4 +271,5 @@ def _read_big_csv(path: Path, data: bytes | None, name: str) -> RawSheet:
     except pl.exceptions.PolarsError as exc:
         raise Unreadable(f"the CSV cannot be parsed ({exc}); export it again as CSV UTF-8") from exc
     table = frame.to_arrow(compat_level=pl.CompatLevel.oldest())  # large_string, which pyarrow computes on
-    return _sheet_from_arrow(name, [column.combine_chunks() for column in table.columns])
+    return _sheet_from_arrow(name, pa.RecordBatch.from_arrays([column.combine_chunks() for column in table.columns],
+                                                              names=table.column_names))

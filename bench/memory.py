@@ -1,8 +1,11 @@
-"""Peak resident memory of this process, as the benchmarks report it."""
+"""Peak resident memory of this process, as the benchmarks report it, overall and over time."""
 
 from __future__ import annotations
 
+import bisect
 import resource
+import threading
+import time
 from pathlib import Path
 
 
@@ -20,3 +23,41 @@ def peak_rss_mib() -> float:
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024  # kB
     raise RuntimeError("/proc/self/status has no VmHWM line")
+
+
+class ResidentSampler:
+    """Samples this process's resident set (``VmRSS``, MiB) every ``interval`` seconds on a thread, with wall-clock
+    timestamps (``time.time()``, as Dagster stamps its events), while the ``with`` block runs: which step of a
+    run holds the peak. A peak shorter than one interval can fall between samples; ``peak_rss_mib`` has the
+    exact one."""
+
+    def __init__(self, interval: float = 0.1) -> None:
+        self.interval = interval
+        self.samples: list[tuple[float, float]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, name="rss-sampler", daemon=True)
+
+    def __enter__(self) -> ResidentSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _sample(self) -> None:
+        with open("/proc/self/statm", "rb", buffering=0) as statm:
+            page_mib = resource.getpagesize() / 2**20
+            while True:
+                statm.seek(0)
+                self.samples.append((time.time(), int(statm.read().split()[1]) * page_mib))
+                if self._stop.wait(self.interval):
+                    return
+
+    def peak_between(self, start: float, end: float) -> float:
+        """The largest sample from the last one taken at or before ``start`` to the first at or after ``end``: a
+        window shorter than the interval still gets the samples around it."""
+        times = [at for at, _ in self.samples]
+        first = max(bisect.bisect_right(times, start) - 1, 0)
+        last = bisect.bisect_left(times, end) + 1
+        return max((rss for _, rss in self.samples[first:last]), default=0.0)

@@ -13,8 +13,8 @@ import sys
 import time
 from pathlib import Path
 
-from bench.memory import peak_rss_mib
-from bench.stages import stage_seconds, step_seconds
+from bench.memory import ResidentSampler, peak_rss_mib
+from bench.stages import stage_seconds, step_seconds, step_windows
 from jc_pipeline.lib.paths import DataLayout
 from jc_pipeline.runner import open_instance, run_pipeline
 
@@ -22,9 +22,11 @@ from jc_pipeline.runner import open_instance, run_pipeline
 def main() -> None:
     layout = DataLayout.from_env(Path(sys.argv[1]))
     began = time.perf_counter()
-    summary = run_pipeline(layout, echo=lambda line: print(line, file=sys.stderr))
+    with ResidentSampler() as resident:
+        summary = run_pipeline(layout, echo=lambda line: print(line, file=sys.stderr))
     wall = time.perf_counter() - began
     instance = open_instance(layout)
+    windows = step_windows(instance, summary.run_ids)
     report = {
         "wall": wall,
         "runs": len(summary.run_ids),
@@ -32,6 +34,9 @@ def main() -> None:
         "stages": stage_seconds(instance, summary.run_ids, wall),
         "steps": step_seconds(instance, summary.run_ids),
         "peak_rss_mib": peak_rss_mib(),
+        # Sampled every 0.1 s: which step holds the peak (the exact peak is peak_rss_mib).
+        "step_peak_mib": {step: max(resident.peak_between(*window) for window in runs)
+                          for step, runs in windows.items()},
     }
     # Reading the stage times back is the benchmark's own work, not the run's: the parent leaves it out.
     report["readback"] = time.perf_counter() - began - wall

@@ -117,6 +117,9 @@ def report(results: dict) -> str:
     for name in ("full build", "nightly increment"):
         steps = results[name]["steps"]
         lines.append(f"{name} steps: " + ", ".join(f"{step} {seconds:.1f}" for step, seconds in steps.items()))
+        peaks = results[name]["step_peak_mib"]
+        lines.append(f"{name} peak MiB by step (sampled): "
+                     + ", ".join(f"{step} {mib:,.0f}" for step, mib in peaks.items()))
     lines.append(f"checks share of the full build: {results['checks share of the full build']:.1%}")
     for name, target in TARGETS.items():
         value = results["targets"][name]

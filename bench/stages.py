@@ -38,23 +38,29 @@ def step_seconds(instance: dg.DagsterInstance, run_ids: list[str]) -> dict[str, 
 
 
 def _job_steps(instance: dg.DagsterInstance, run_ids: list[str]) -> dict[str, float]:
-    steps: dict[str, float] = defaultdict(float)
+    return {step: sum(end - start for start, end in windows)
+            for step, windows in step_windows(instance, run_ids).items()}
+
+
+def step_windows(instance: dg.DagsterInstance, run_ids: list[str]) -> dict[str, list[tuple[float, float]]]:
+    """(start, end) timestamps (``time.time()``) of each ``job/step`` over these runs, one pair per run of it."""
+    windows: dict[str, list[tuple[float, float]]] = defaultdict(list)
     for run_id in run_ids:
         job = instance.get_run_by_id(run_id).job_name  # type: ignore[union-attr]
-        for step, seconds in _step_seconds(instance, run_id).items():
-            steps[f"{job}/{step}"] += seconds
-    return steps
+        for step, window in _step_windows(instance, run_id).items():
+            windows[f"{job}/{step}"].append(window)
+    return windows
 
 
-def _step_seconds(instance: dg.DagsterInstance, run_id: str) -> dict[str, float]:
+def _step_windows(instance: dg.DagsterInstance, run_id: str) -> dict[str, tuple[float, float]]:
     began: dict[str, float] = {}
-    seconds: dict[str, float] = {}
+    windows: dict[str, tuple[float, float]] = {}
     for entry in instance.all_logs(run_id, of_type=_STEP_EVENTS):
         if entry.dagster_event.event_type == dg.DagsterEventType.STEP_START:
             began[entry.step_key] = entry.timestamp
         else:
-            seconds[entry.step_key] = entry.timestamp - began[entry.step_key]
-    return seconds
+            windows[entry.step_key] = (began[entry.step_key], entry.timestamp)
+    return windows
 
 
 def _normalize_split(instance: dg.DagsterInstance, run_id: str) -> dict[str, float]:

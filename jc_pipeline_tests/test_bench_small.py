@@ -4,13 +4,14 @@ asserted: speed claims live in the benchmark)."""
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from bench import run as bench
 from bench import scale
-from bench.memory import peak_rss_mib
+from bench.memory import ResidentSampler, peak_rss_mib
 
 pytestmark = pytest.mark.slow
 
@@ -74,8 +75,35 @@ def test_a_child_reports_its_own_peak_memory_not_the_parents():
     generated the state): the child must report its own peak. ru_maxrss reported the parent's (it survives exec)."""
     held = bytearray(300 * 1024 * 1024)
     held[::4096] = b"\x01" * len(held[::4096])  # touched, so it is resident
-    code = "from bench.memory import peak_rss_mib; print(peak_rss_mib())"
+    code = "from bench.memory import ResidentSampler, peak_rss_mib; print(peak_rss_mib())"
     child = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                            cwd=Path(bench.__file__).parents[1])
     assert 0 < float(child.stdout) < 150
     assert peak_rss_mib() >= 300  # the parent's own peak holds what it touched
+
+
+def test_each_step_reports_the_peak_sampled_while_it_ran(results):
+    measured, _ = results
+    for name in ("full build", "nightly increment"):
+        run = measured[name]
+        assert set(run["step_peak_mib"]) == set(run["steps"])
+        # VmHWM lags VmRSS by the kernel's batched per-thread counters: a sample may exceed it by a fraction.
+        peaks = run["step_peak_mib"].values()
+        assert 0 < min(peaks) <= max(peaks) <= run["peak_rss_mib"] * 1.01
+        assert f"{name} peak MiB by step (sampled): " in bench.report(measured)
+
+
+def test_the_sampler_tells_which_window_held_the_memory():
+    with ResidentSampler(interval=0.01) as resident:
+        time.sleep(0.1)
+        began = time.time()
+        held = bytearray(200 * 1024 * 1024)
+        held[::4096] = b"\x01" * len(held[::4096])  # touched, so it is resident
+        time.sleep(0.1)
+        ended = time.time()
+        del held
+        time.sleep(0.1)
+    before = resident.peak_between(0, began - 0.03)
+    assert resident.peak_between(began, ended) >= before + 190
+    assert resident.peak_between(ended + 0.05, time.time()) < before + 50
+    assert resident.peak_between(began + 0.05, began + 0.051) >= before + 190  # a window between two samples

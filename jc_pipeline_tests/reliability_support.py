@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 import xlsxwriter
+import xlwt
 from xlwt.CompoundDoc import XlsDoc
 
 SHEET_HEAD = (b'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
@@ -154,3 +155,21 @@ def encrypted_ooxml() -> bytes:
     buffer = io.BytesIO()
     Encrypted().save(buffer, b"\x00" * 4096)
     return buffer.getvalue()
+
+
+def far_cells_xls(column: int = 0x3FFF) -> bytes:
+    """A 6 KB .xls (BIFF8, xlwt) with a cell in A1 and one at ``column`` (0-based) of row 65,536: calamine's .xls
+    reader allocates the box between them (column 16,384: 32 GiB) and aborts the process when that fails.
+
+    xlwt refuses columns past 255, so the cell is written at column 255 and its RK record patched."""
+    buffer = io.BytesIO()
+    workbook = xlwt.Workbook()
+    sheet = workbook.add_sheet("arrests")
+    sheet.write(0, 0, "year")
+    sheet.write(65535, 255, 7)
+    workbook.save(buffer)
+    data = bytearray(buffer.getvalue())
+    record = struct.pack("<HHHH", 0x027E, 10, 65535, 255)  # RK: opcode, length, row, column
+    at = data.index(record)
+    struct.pack_into("<H", data, at + 6, column)
+    return bytes(data)

@@ -12,9 +12,9 @@ import xlsxwriter
 
 from jc_pipeline.lib.paths import DataLayout
 from jc_pipeline_tests.ingest_support import (AGENCIES, Warehouse, assert_accounting, csv_bytes, deliver_csv,
-                                              inbox_path)
-from jc_pipeline_tests.reliability_support import (bounded, encrypted_ooxml, far_cells_xml, small_workbook,
-                                                   wide_sheet_xml, with_sheet_xml, zip_bomb)
+                                              deliver_xls, inbox_path)
+from jc_pipeline_tests.reliability_support import (bounded, encrypted_ooxml, far_cells_xls, far_cells_xml,
+                                                   small_workbook, wide_sheet_xml, with_sheet_xml, zip_bomb)
 
 LE = ("le", "LAW_ENFORCEMENT")
 GOOD = [["year", "month", "value"], [2023, 1, 10], [2023, 2, 20]]
@@ -111,6 +111,24 @@ def test_two_far_apart_cells_never_reach_calamine(warehouse):
     for name in ("far.xlsx", "behind.xls"):
         assert_refused(warehouse, name, "16,384 columns x 1,048,576 rows", "Ctrl+End")
     assert_refused(warehouse, "beyond.xlsx", "row or cell at '", "99999999'", "beyond Excel's last column")
+    assert_good_loaded(warehouse)
+
+
+def test_an_xls_that_would_abort_the_reader_costs_only_its_own_file(warehouse):
+    """calamine reads .xls files in a worker process: the far-apart cells kill the worker, not the ingest, and
+    the .xls delivered after it (a new worker) and the good CSV load."""
+    inbox_path(warehouse.data_dir, *LE, "a_far.xls").write_bytes(far_cells_xls())
+    deliver_xls(warehouse.data_dir, "da", "PROSECUTION", "b_legacy.xls",
+                {"cases_referred": [["year", "month", "value"], [2023, 3, 30]]})
+    deliver_good(warehouse)
+    with bounded(seconds=30, peak_growth_mib=100):
+        warehouse.ingest()
+    assert_refused(warehouse, "a_far.xls", "the spreadsheet reader stopped on this workbook", "Ctrl+End",
+                   "save it as .xlsx")
+    assert outcome(warehouse)["inbox/da/PROSECUTION/b_legacy.xls"][:4] == ("INGESTED", 1, 1, 0)
+    legacy = warehouse.metrics().filter(pl.col("agency_id") == "da")
+    assert legacy.select("metric_key", "period_start", "value").rows() == [
+        ("PROSECUTION_CASES REFERRED", date(2023, 3, 1), 30.0)]
     assert_good_loaded(warehouse)
 
 

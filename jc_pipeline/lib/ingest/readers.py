@@ -15,7 +15,8 @@ Decisions:
   records the file as UNREADABLE and goes on with the next one.
 
 Hostile workbooks (zip bombs, giant sheets, password protection) are refused by :mod:`workbook_guard` and
-:mod:`sheet_extent` before calamine sees them; the limits on what is read are (see ``docs/reliability.md``):
+:mod:`sheet_extent` before calamine sees them; calamine reads any other format (.xls, .xlsb, .ods) in a worker
+process (:mod:`calamine`). The limits on what is read are (see ``docs/reliability.md``):
 
 * Cells longer than ``MAX_CELL_BYTES`` are replaced by their first characters and a note of their length
   before any rule sees them: no cell can be valid at that size, so the row is rejected by the rule of its
@@ -34,11 +35,11 @@ import itertools
 from dataclasses import dataclass
 from pathlib import Path
 
-import fastexcel
 import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from jc_pipeline.lib.ingest import calamine
 from jc_pipeline.lib.ingest.sheet_extent import MAX_COLUMNS
 from jc_pipeline.lib.ingest.unreadable import Unreadable
 from jc_pipeline.lib.ingest.workbook_guard import OLE_MAGIC, ZIP_MAGIC, refuse_hostile_workbook
@@ -92,20 +93,15 @@ def read_file(path: Path, data: bytes | None, sheet_name_for_csv: str) -> list[R
 
 def _read_workbook(path: Path, data: bytes | None) -> list[RawSheet]:
     head = data[:8] if data is not None else _head(path)
-    refuse_hostile_workbook(path, data, head)
+    source = data if data is not None else str(path)
     try:
-        reader = fastexcel.read_excel(data if data is not None else str(path))
-        sheets = []
-        for name in reader.sheet_names:
-            # header_row=None + skip_rows=0 keeps leading blank rows, so row numbers match the spreadsheet;
-            # eager: calamine's Arrow batch as is (a Polars frame per sheet cost more than calamine's read).
-            batch = reader.load_sheet(name, header_row=None, skip_rows=0, dtypes="string", eager=True)
-            sheets.append(_sheet_from_arrow(name, batch))
-        return sheets
-    except Unreadable:
-        raise
-    except Exception as exc:  # calamine raises several exception types for damaged files
+        if refuse_hostile_workbook(path, data, head):
+            read = calamine.sheets(source)
+        else:  # not an .xlsx the guard scanned: calamine may abort on it, so it reads in a worker
+            read = calamine.sheets_in_worker(source)
+    except calamine.CalamineError as exc:
         raise Unreadable(_workbook_error(exc, head, data)) from exc
+    return [_sheet_from_arrow(name, batch) for name, batch in read]
 
 
 def _head(path: Path) -> bytes:

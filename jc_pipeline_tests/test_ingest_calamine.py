@@ -1,0 +1,79 @@
+"""calamine reads the .xlsx files the guard scanned in this process and every other workbook in a worker process,
+whose death (calamine aborts on a box it cannot allocate) costs only that file."""
+
+from __future__ import annotations
+
+import io
+import os
+import zipfile
+from pathlib import Path
+
+import pytest
+import xlwt
+
+from jc_pipeline.lib.ingest import calamine, workbook_guard
+from jc_pipeline.lib.ingest.unreadable import Unreadable
+from jc_pipeline_tests.reliability_support import far_cells_xls, small_workbook
+
+ROWS = [["year", "month", "value"], [2023, 1, 10], [2023, 2, 20.5]]
+
+
+def legacy_xls() -> bytes:
+    buffer = io.BytesIO()
+    workbook = xlwt.Workbook()
+    for name in ("arrests", "use_of_force"):
+        sheet = workbook.add_sheet(name)
+        for r, row in enumerate(ROWS):
+            for c, cell in enumerate(row):
+                sheet.write(r, c, cell)
+    workbook.save(buffer)
+    return buffer.getvalue()
+
+
+def with_parts(workbook: bytes, add: dict[str, bytes], drop: tuple[str, ...] = ()) -> bytes:
+    source = zipfile.ZipFile(io.BytesIO(workbook))
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as target:
+        for info in source.infolist():
+            if info.filename not in drop:
+                target.writestr(info.filename, source.read(info))
+        for name, data in add.items():
+            target.writestr(name, data)
+    return out.getvalue()
+
+
+def test_the_worker_reads_what_this_process_reads():
+    data = legacy_xls()
+    here, there = calamine.sheets(data), calamine.sheets_in_worker(data)
+    assert [name for name, _ in there] == ["arrests", "use_of_force"]
+    assert all(a[0] == b[0] and a[1].equals(b[1]) for a, b in zip(here, there, strict=True))
+    assert there[0][1].column(2).to_pylist() == ["value", "10", "20.5"]
+
+
+def test_calamine_errors_come_back_from_the_worker_as_errors():
+    damaged = workbook_guard.OLE_MAGIC + os.urandom(5000)
+    for read in (calamine.sheets, calamine.sheets_in_worker):
+        with pytest.raises(calamine.CalamineError):
+            read(damaged)
+
+
+def test_a_dead_worker_costs_only_its_file():
+    with pytest.raises(Unreadable, match="the spreadsheet reader stopped on this workbook"):
+        calamine.sheets_in_worker(far_cells_xls())
+    assert [name for name, _ in calamine.sheets_in_worker(legacy_xls())] == ["arrests", "use_of_force"]
+
+
+XLSX = small_workbook({"arrests": ROWS})
+VERDICTS = {
+    "an .xlsx": (XLSX, True),
+    "an .xls": (legacy_xls(), False),
+    "an .xls header before an .xlsx": (workbook_guard.OLE_MAGIC + bytes(504) + XLSX, False),
+    "an .xlsx holding an .ods content.xml": (with_parts(XLSX, {"content.xml": b"<office:document/>"}), False),
+    "an .xlsx holding an .xlsb workbook.bin": (with_parts(XLSX, {"xl/workbook.bin": b"\x83\x01\x00"}), False),
+    "a zip without xl/workbook.xml": (with_parts(XLSX, {}, drop=("xl/workbook.xml",)), False),
+}
+
+
+@pytest.mark.parametrize(("data", "in_process"), VERDICTS.values(), ids=VERDICTS.keys())
+def test_only_the_xlsx_files_the_guard_scanned_are_read_in_this_process(data, in_process):
+    assert workbook_guard.refuse_hostile_workbook(Path("w.xlsx"), data, data[:8]) is in_process

@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import io
 import os
+import subprocess
+import sys
 import zipfile
 from pathlib import Path
 
 import pytest
 import xlwt
 
-from jc_pipeline.lib.ingest import calamine, workbook_guard
-from jc_pipeline.lib.ingest.unreadable import Unreadable
+from jc_pipeline.lib import calamine
+from jc_pipeline.lib.ingest import workbook_guard
 from jc_pipeline_tests.reliability_support import far_cells_xls, small_workbook
 
 ROWS = [["year", "month", "value"], [2023, 1, 10], [2023, 2, 20.5]]
@@ -58,7 +60,7 @@ def test_calamine_errors_come_back_from_the_worker_as_errors():
 
 
 def test_a_dead_worker_costs_only_its_file():
-    with pytest.raises(Unreadable, match="the spreadsheet reader stopped on this workbook"):
+    with pytest.raises(calamine.WorkerDied):
         calamine.sheets_in_worker(far_cells_xls())
     assert [name for name, _ in calamine.sheets_in_worker(legacy_xls())] == ["arrests", "use_of_force"]
 
@@ -77,3 +79,22 @@ VERDICTS = {
 @pytest.mark.parametrize(("data", "in_process"), VERDICTS.values(), ids=VERDICTS.keys())
 def test_only_the_xlsx_files_the_guard_scanned_are_read_in_this_process(data, in_process):
     assert workbook_guard.refuse_hostile_workbook(Path("w.xlsx"), data, data[:8]) is in_process
+
+
+def test_a_script_without_a_main_guard_is_not_run_again_by_the_worker(tmp_path):
+    """multiprocessing's workers import the parent's __main__ again: an analyst's unguarded script read its inbox
+    a second time inside the worker (and the worker then failed). Ours runs only the reader."""
+    (tmp_path / "legacy.xls").write_bytes(legacy_xls())
+    script = tmp_path / "read_legacy.py"
+    script.write_text(
+        "from pathlib import Path\n"
+        "from jc_pipeline.lib import calamine\n"
+        "here = Path(__file__).parent\n"
+        "with open(here / 'runs.txt', 'a') as runs:\n"
+        "    runs.write('run\\n')\n"
+        "print([name for name, _ in calamine.sheets_in_worker((here / 'legacy.xls').read_bytes())])\n")
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120,
+                          cwd=Path(calamine.__file__).parents[2])
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "['arrests', 'use_of_force']"
+    assert (tmp_path / "runs.txt").read_text() == "run\n"

@@ -16,7 +16,7 @@ Decisions:
 
 Hostile workbooks (zip bombs, giant sheets, password protection) are refused by :mod:`workbook_guard` and
 :mod:`sheet_extent` before calamine sees them; calamine reads any other format (.xls, .xlsb, .ods) in a worker
-process (:mod:`calamine`). The limits on what is read are (see ``docs/reliability.md``):
+process (:mod:`jc_pipeline.lib.calamine`). The limits on what is read are (see ``docs/reliability.md``):
 
 * Cells longer than ``MAX_CELL_BYTES`` are replaced by their first characters and a note of their length
   before any rule sees them: no cell can be valid at that size, so the row is rejected by the rule of its
@@ -39,7 +39,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from jc_pipeline.lib.ingest import calamine
+from jc_pipeline.lib import calamine
 from jc_pipeline.lib.ingest.sheet_extent import MAX_COLUMNS
 from jc_pipeline.lib.ingest.unreadable import Unreadable
 from jc_pipeline.lib.ingest.workbook_guard import OLE_MAGIC, ZIP_MAGIC, refuse_hostile_workbook
@@ -101,6 +101,11 @@ def _read_workbook(path: Path, data: bytes | None) -> list[RawSheet]:
             read = calamine.sheets_in_worker(source)
     except calamine.CalamineError as exc:
         raise Unreadable(_workbook_error(exc, head, data)) from exc
+    except calamine.WorkerDied as exc:
+        raise Unreadable(f"the spreadsheet reader stopped on this workbook (it needed more than "
+                         f"{calamine.WORKER_ADDRESS_SPACE // 1024**3} GiB, usually for cells far outside the data); "
+                         f"delete the rows and columns after the data (Ctrl+End shows the last cell), save it as "
+                         f".xlsx and deliver it again") from exc
     return [_sheet_from_arrow(name, batch) for name, batch in read]
 
 

@@ -20,7 +20,7 @@ allocate too much; so every ``.xlsx`` is checked here first, part by part, in bo
   workbook's relationships may point a sheet at any part, and calamine follows them.
 * What the scan cannot vouch for is said, not refused: :func:`refuse_hostile_workbook` returns False for every
   file calamine might read as anything but the scanned .xlsx (.xls, .xlsb, .ods), and the reader then runs
-  calamine in a worker process (:mod:`calamine`).
+  calamine in a worker process (:mod:`jc_pipeline.lib.calamine`).
 * Password-protected workbooks are OLE compound files (magic ``D0 CF 11 E0``) holding a stream named
   ``EncryptionInfo``; such a file whose first MiB holds that name in UTF-16-LE is refused (a heuristic, which
   also catches encrypted .xls saved by recent Excel versions). Other .xls files are not scanned (calamine reads
@@ -92,7 +92,7 @@ def refuse_hostile_workbook(path: Path, data: bytes | None, head: bytes) -> bool
 
     Returns whether calamine can only read the file as the .xlsx whose every part was scanned here (then it may
     read it in this process); False for anything else calamine might open (.xls, .xlsb, .ods), which
-    :func:`calamine.sheets_in_worker` reads."""
+    :func:`jc_pipeline.lib.calamine.sheets_in_worker` reads."""
     parts = None
     if head == OLE_MAGIC:
         if data is not None:

@@ -60,8 +60,25 @@ def test_calamine_errors_come_back_from_the_worker_as_errors():
 
 
 def test_a_dead_worker_costs_only_its_file():
-    with pytest.raises(calamine.WorkerDied):
+    with pytest.raises(calamine.WorkerDied, match="it ended, usually because the workbook needed more than 4 GiB"):
         calamine.sheets_in_worker(far_cells_xls())
+    assert [name for name, _ in calamine.sheets_in_worker(legacy_xls())] == ["arrests", "use_of_force"]
+
+
+def test_a_worker_killed_while_idle_is_replaced():
+    calamine.sheets_in_worker(legacy_xls())
+    calamine._worker.kill()
+    calamine._worker.wait()
+    assert [name for name, _ in calamine.sheets_in_worker(legacy_xls())] == ["arrests", "use_of_force"]
+
+
+def test_a_workbook_taking_too_long_is_stopped(monkeypatch):
+    """The largest .xls box calamine accepts (65,536 x 256 cells) takes it about 2 s; given 0.2 s, the worker is
+    stopped, and the next file gets a new one."""
+    monkeypatch.setattr(calamine, "WORKER_SECONDS", 0.2)
+    with pytest.raises(calamine.WorkerDied, match="it took longer than 0.2 s and was stopped"):
+        calamine.sheets_in_worker(far_cells_xls(column=255))
+    monkeypatch.undo()
     assert [name for name, _ in calamine.sheets_in_worker(legacy_xls())] == ["arrests", "use_of_force"]
 
 

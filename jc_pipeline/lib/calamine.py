@@ -5,8 +5,8 @@ calamine allocates every cell of a sheet's bounding box at once and **aborts the
 guard (:mod:`jc_pipeline.lib.ingest.workbook_guard`) bounds the box of .xlsx files from their XML before calamine
 reads them. calamine opens other formats too, whatever the file's name: .xls (BIFF; a 6 KB .xls with a cell at
 column 16,384 of row 65,536 asked for 32 GiB and aborted the run), .xlsb and .ods. Those are read by calamine in
-a worker process whose address space is capped at :data:`WORKER_ADDRESS_SPACE`: when it dies,
-:class:`WorkerDied` says so and the next file is read by a new worker. They are rare (legacy exports), so the
+a worker process whose address space is capped at :data:`WORKER_ADDRESS_SPACE`: when it dies, or has not
+answered within :data:`WORKER_SECONDS`, :class:`WorkerDied` says so and the next file is read by a new worker. They are rare (legacy exports), so the
 worker's start (about a second, once per process) and one round trip per file are cheap.
 
 The worker is ``python -m jc_pipeline.lib.calamine``, speaking length-prefixed pickles on its stdin and stdout
@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 import pickle
 import resource
+import select
 import struct
 import subprocess
 import sys
@@ -31,6 +32,8 @@ import pyarrow as pa
 
 #: The worker's address space: a legitimate .xls (at most 65,536 rows x 256 columns) needs well under 1 GiB.
 WORKER_ADDRESS_SPACE = 4 * 1024**3
+#: The longest a workbook may take in the worker (the largest legitimate .xls box reads in about 2 s).
+WORKER_SECONDS = 300.0
 
 _LENGTH = struct.Struct("<Q")
 _lock = threading.Lock()
@@ -42,7 +45,8 @@ class CalamineError(Exception):
 
 
 class WorkerDied(Exception):
-    """The worker process died reading the workbook (calamine aborted, usually on a box it could not allocate)."""
+    """The worker process died reading the workbook (calamine aborted, usually on a box it could not allocate), or
+    took too long and was stopped; the message says which."""
 
 
 def sheets(source: bytes | str) -> list[tuple[str, pa.RecordBatch]]:
@@ -69,8 +73,10 @@ def sheets_in_worker(source: bytes | str) -> list[tuple[str, pa.RecordBatch]]:
             _worker = _start()
         try:
             _send(_worker.stdin, source)
+            if not select.select([_worker.stdout], [], [], WORKER_SECONDS)[0]:
+                raise TimeoutError(f"it took longer than {WORKER_SECONDS:g} s and was stopped")
             ok, reply = _receive(_worker.stdout)
-        except (OSError, EOFError) as exc:
+        except (OSError, EOFError) as exc:  # TimeoutError is an OSError
             _worker.kill()
             _worker.wait()
             _worker = None
@@ -98,19 +104,22 @@ def _send(pipe: BinaryIO, message: object) -> None:
 def _receive(pipe: BinaryIO) -> object:
     head = pipe.read(_LENGTH.size)
     if len(head) < _LENGTH.size:
-        raise EOFError("the worker process ended")
+        raise EOFError(f"it ended, usually because the workbook needed more than "
+                       f"{WORKER_ADDRESS_SPACE // 1024**3} GiB (cells far outside the data)")
     (length,) = _LENGTH.unpack(head)
     data = pipe.read(length)
     if len(data) < length:
-        raise EOFError("the worker process ended mid-reply")
+        raise EOFError("it ended in the middle of its reply")
     return pickle.loads(data)  # noqa: S301 - our own worker's reply
 
 
 def _serve() -> None:
     """The worker: capped address space; calamine's dying words (a Rust backtrace) go to /dev/null (the
-    parent's log gets a reason instead); one workbook per request until stdin closes."""
+    parent's log gets a reason instead), and so does anything printed, which would garble the replies; one
+    workbook per request until stdin closes."""
     resource.setrlimit(resource.RLIMIT_AS, (WORKER_ADDRESS_SPACE, WORKER_ADDRESS_SPACE))
-    requests, replies = sys.stdin.buffer, sys.stdout.buffer
+    requests, replies = sys.stdin.buffer, os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)
     while True:
         try:
             source = _receive(requests)

@@ -102,10 +102,8 @@ def _read_workbook(path: Path, data: bytes | None) -> list[RawSheet]:
     except calamine.CalamineError as exc:
         raise Unreadable(_workbook_error(exc, head, data)) from exc
     except calamine.WorkerDied as exc:
-        raise Unreadable(f"the spreadsheet reader stopped on this workbook (it needed more than "
-                         f"{calamine.WORKER_ADDRESS_SPACE // 1024**3} GiB, usually for cells far outside the data); "
-                         f"delete the rows and columns after the data (Ctrl+End shows the last cell), save it as "
-                         f".xlsx and deliver it again") from exc
+        raise Unreadable(f"the spreadsheet reader stopped on this workbook: {exc}; delete the rows and columns after "
+                         f"the data (Ctrl+End shows the last cell), save it as .xlsx and deliver it again") from exc
     return [_sheet_from_arrow(name, batch) for name, batch in read]
 
 

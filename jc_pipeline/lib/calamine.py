@@ -5,9 +5,10 @@ calamine allocates every cell of a sheet's bounding box at once and **aborts the
 guard (:mod:`jc_pipeline.lib.ingest.workbook_guard`) bounds the box of .xlsx files from their XML before calamine
 reads them. calamine opens other formats too, whatever the file's name: .xls (BIFF; a 6 KB .xls with a cell at
 column 16,384 of row 65,536 asked for 32 GiB and aborted the run), .xlsb and .ods. Those are read by calamine in
-a worker process whose address space is capped at :data:`WORKER_ADDRESS_SPACE`: when it dies, or has not
-answered within :data:`WORKER_SECONDS`, :class:`WorkerDied` says so and the next file is read by a new worker. They are rare (legacy exports), so the
-worker's start (about a second, once per process) and one round trip per file are cheap.
+a worker process whose address space is capped at :data:`WORKER_ADDRESS_SPACE`. When it dies, or has not
+answered within :data:`WORKER_SECONDS`, :class:`WorkerDied` says so and the next file is read by a new worker.
+Such files are rare (legacy exports), so the worker's start (once per process) and one round trip per file are
+cheap.
 
 The worker is ``python -m jc_pipeline.lib.calamine``, speaking length-prefixed pickles on its stdin and stdout
 (a request: bytes or a path; a reply: the sheets or calamine's error). Not :mod:`multiprocessing`: its workers

@@ -9,8 +9,9 @@ allocate too much; so every ``.xlsx`` is checked here first, part by part, in bo
   opens any file holding a zip as .xlsx (bytes before the archive, an .xls header in front of one). An .xls
   (OLE) file in which :mod:`zipfile` finds no zip is left to calamine's .xls reader.
 * The parts are listed from the zip's central directory by a plain reader of its usual shape (what Excel and
-  the libraries write: no comment, no zip64, no extra fields, nothing before the archive), at a third to half of
-  :mod:`zipfile`'s cost (3,000 bench workbooks: 0.08-0.13 s against 0.23 s); any other zip is listed by :mod:`zipfile` itself, so both give the same list.
+  the libraries write: no comment, no zip64, no extra fields, nothing before the archive), at a third to half
+  of :mod:`zipfile`'s cost (3,000 bench workbooks: 0.08-0.13 s against 0.23 s); any other zip is listed by
+  :mod:`zipfile` itself, so both give the same list.
 * Every part is inflated here from the zip's raw data and must hold exactly the size its directory entry
   declares, with a matching CRC. Not through :mod:`zipfile`: it stops at the declared size, while calamine's zip
   reader inflates the whole stream, so a part running past its declared size would hide cells from the scan. The

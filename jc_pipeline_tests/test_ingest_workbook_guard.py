@@ -19,6 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from isal import isal_zlib
 
+from jc_pipeline.lib import calamine
 from jc_pipeline.lib.ingest import sheet_extent, workbook_guard
 from jc_pipeline.lib.ingest.unreadable import Unreadable
 from jc_pipeline_tests.reliability_support import SHEET_HEAD, SHEET_MEMBER, small_workbook, with_sheet_xml
@@ -325,12 +326,21 @@ def test_a_damaged_directory_is_listed_as_zipfile_lists_it_or_left_to_zipfile(at
 OLE_HEADER = workbook_guard.OLE_MAGIC + bytes(504)
 
 
-@pytest.mark.parametrize("prefix", [b"#!/bin/sh\n", OLE_HEADER], ids=["text", "an .xls header"])
-def test_a_zip_behind_other_bytes_is_guarded_as_calamine_opens_it(prefix):
-    far = prefix + rezipped(sheet_xml=sheet(f'<row r="1"><c r="{FAR}"><v>1</v></c></row>'.encode()))
+def test_a_zip_behind_other_bytes_is_guarded_as_calamine_opens_it():
+    prefix = b"#!/bin/sh\n"
     assert fastexcel.read_excel(prefix + rezipped()).sheet_names == ["arrests"]  # calamine reads such files
     with pytest.raises(Unreadable, match="spans 16,384 columns"):
-        guard(far)
+        guard(prefix + rezipped(sheet_xml=sheet(f'<row r="1"><c r="{FAR}"><v>1</v></c></row>'.encode())))
+
+
+def test_a_zip_behind_an_xls_header_is_left_to_the_worker_which_dies_instead_of_the_run():
+    """calamine tries an OLE file as .xls first and then as a zip: the guard does not vouch for it, so it is read
+    in the worker, whose death on the far cell costs that file only."""
+    cells = f'<row r="1"><c r="A1"><v>1</v></c><c r="{FAR}"><v>1</v></c></row>'
+    far = OLE_HEADER + rezipped(sheet_xml=sheet(cells.encode()))
+    assert workbook_guard.refuse_hostile_workbook(Path("w.xls"), far, far[:8]) is False
+    with pytest.raises(calamine.WorkerDied):
+        calamine.sheets_in_worker(far)
 
 
 def test_an_xls_holding_a_zip_end_record_that_lists_nothing_is_left_to_calamine():

@@ -6,8 +6,9 @@ allocate too much; so every ``.xlsx`` is checked here first, part by part, in bo
 * Zip bombs: the zip directory must declare at most ``MAX_UNCOMPRESSED_BYTES`` in total, and no part larger than
   ``RATIO_FLOOR_BYTES`` may expand more than ``MAX_RATIO`` times.
 * Every file whose last 64 KiB hold a zip end record is checked as a zip, whatever its first bytes: calamine
-  opens any file holding a zip as .xlsx (bytes before the archive, an .xls header in front of one). An .xls
-  (OLE) file in which :mod:`zipfile` finds no zip is left to calamine's .xls reader.
+  opens any file holding a zip as .xlsx (bytes before the archive). An .xls (OLE) file is not checked as a zip:
+  calamine tries it as .xls first and as a zip after, so it is read in the worker whichever it turns out to be
+  (a legitimate .xls may hold an embedded zip that is not contiguous in the file, which a zip check would refuse).
 * The parts are listed from the zip's central directory by a plain reader of its usual shape (what Excel and
   the libraries write: no comment, no zip64, no extra fields, nothing before the archive), at a third to half
   of :mod:`zipfile`'s cost (3,000 bench workbooks: 0.08-0.13 s against 0.23 s); any other zip is listed by
@@ -104,26 +105,26 @@ def refuse_hostile_workbook(path: Path, data: bytes | None, head: bytes) -> bool
         if _ENCRYPTED_OOXML in body:
             raise Unreadable("the workbook is password-protected (encrypted); remove the password "
                              "(File > Info > Protect Workbook) and deliver it again")
-    # calamine opens any file holding a zip as .xlsx, whatever its first bytes (an .xls that fails as .xls, bytes
-    # before the archive), so every file whose tail holds a zip end record is checked as a zip too.
+        return False  # calamine tries .xls first, and the zip formats after: the worker reads it, whichever
+    # calamine opens any file holding a zip as .xlsx, whatever its first bytes (bytes before the archive), so every
+    # file whose tail holds a zip end record is checked as a zip too.
     if head[:4] == ZIP_MAGIC or _has_zip_end(path, data):
         try:
             with io.BytesIO(data) if data is not None else path.open("rb") as source:
-                parts = _directory(source, data, head)
-                if parts is not None:
-                    _check_parts(source, parts)
+                parts = (_plain_directory(data) if data is not None else None) or _zip_directory(source)
+                _check_parts(source, parts)
         except (zipfile.BadZipFile, struct.error, isal_zlib.error, UnicodeDecodeError) as exc:
             raise Unreadable(f"the workbook is damaged ({exc}); save it again from Excel and deliver it again") from exc
         except (zipfile.LargeZipFile, NotImplementedError, RuntimeError, EOFError, OSError) as exc:
             raise Unreadable(f"the workbook cannot be unpacked ({exc}); save it again from Excel as .xlsx and "
                              f"deliver it again") from exc
-    return head != OLE_MAGIC and parts is not None and _only_xlsx(parts)
+    return parts is not None and _only_xlsx(parts)
 
 
 def _only_xlsx(parts: list[_Part]) -> bool:
     """Whether calamine can read the zip as nothing but .xlsx: .xlsx needs xl/workbook.xml, .xlsb xl/workbook.bin,
     .ods content.xml (and a mimetype part), so a zip holding the first and none of the others is read as the .xlsx
-    scanned here or not at all. (With an OLE header calamine tries .xls first; the caller checks that.)"""
+    scanned here or not at all."""
     names = {part.filename for part in parts}
     return _XLSX_WORKBOOK in names and not names & _OTHER_WORKBOOKS
 
@@ -134,19 +135,6 @@ def _has_zip_end(path: Path, data: bytes | None) -> bool:
             handle.seek(max(0, handle.seek(0, io.SEEK_END) - _END_SEARCH))
             data = handle.read()
     return _END_SIGNATURE in data[-_END_SEARCH:]
-
-
-def _directory(source: BinaryIO, data: bytes | None, head: bytes) -> list[_Part] | None:
-    """The workbook's zip parts; None for an .xls (OLE) file in which no zip can be listed: calamine reads it as
-    .xls, and a zip end record inside it is then just bytes of its content."""
-    if data is not None and (parts := _plain_directory(data)) is not None:
-        return parts
-    try:
-        return _zip_directory(source)
-    except zipfile.BadZipFile:
-        if head == OLE_MAGIC:
-            return None
-        raise
 
 
 def _check_parts(source: BinaryIO, parts: list[_Part]) -> None:

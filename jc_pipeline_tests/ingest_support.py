@@ -91,6 +91,13 @@ def deliver_xls(data_dir: Path, agency: str, sector: str, name: str,
                 sheets: dict[str, Sequence[Sequence[object]]]) -> Path:
     """An old-format .xls workbook (BIFF8, via xlwt)."""
     path = inbox_path(data_dir, agency, sector, name)
+    path.write_bytes(xls_bytes(sheets))
+    return path
+
+
+def xls_bytes(sheets: dict[str, Sequence[Sequence[object]]]) -> bytes:
+    """An old-format .xls workbook (BIFF8, via xlwt) as bytes."""
+    buffer = io.BytesIO()
     workbook = xlwt.Workbook()
     for sheet, rows in sheets.items():
         worksheet = workbook.add_sheet(sheet)
@@ -98,8 +105,8 @@ def deliver_xls(data_dir: Path, agency: str, sector: str, name: str,
             for c, cell in enumerate(row):
                 if cell is not None:
                     worksheet.write(r, c, cell)
-    workbook.save(str(path))
-    return path
+    workbook.save(buffer)
+    return buffer.getvalue()
 
 
 def touch_later(path: Path, seconds: int) -> None:

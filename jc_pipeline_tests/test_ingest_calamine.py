@@ -3,45 +3,23 @@ whose death (calamine aborts on a box it cannot allocate) costs only that file."
 
 from __future__ import annotations
 
-import io
 import os
 import subprocess
 import sys
-import zipfile
 from pathlib import Path
 
 import pytest
-import xlwt
 
 from jc_pipeline.lib import calamine
 from jc_pipeline.lib.ingest import workbook_guard
-from jc_pipeline_tests.reliability_support import far_cells_xls, small_workbook
+from jc_pipeline_tests.ingest_support import xls_bytes
+from jc_pipeline_tests.reliability_support import far_cells_xls, rewritten_zip, small_workbook
 
 ROWS = [["year", "month", "value"], [2023, 1, 10], [2023, 2, 20.5]]
 
 
 def legacy_xls() -> bytes:
-    buffer = io.BytesIO()
-    workbook = xlwt.Workbook()
-    for name in ("arrests", "use_of_force"):
-        sheet = workbook.add_sheet(name)
-        for r, row in enumerate(ROWS):
-            for c, cell in enumerate(row):
-                sheet.write(r, c, cell)
-    workbook.save(buffer)
-    return buffer.getvalue()
-
-
-def with_parts(workbook: bytes, add: dict[str, bytes], drop: tuple[str, ...] = ()) -> bytes:
-    source = zipfile.ZipFile(io.BytesIO(workbook))
-    out = io.BytesIO()
-    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as target:
-        for info in source.infolist():
-            if info.filename not in drop:
-                target.writestr(info.filename, source.read(info))
-        for name, data in add.items():
-            target.writestr(name, data)
-    return out.getvalue()
+    return xls_bytes({"arrests": ROWS, "use_of_force": ROWS})
 
 
 def test_the_worker_reads_what_this_process_reads():
@@ -87,9 +65,9 @@ VERDICTS = {
     "an .xlsx": (XLSX, True),
     "an .xls": (legacy_xls(), False),
     "an .xls header before an .xlsx": (workbook_guard.OLE_MAGIC + bytes(504) + XLSX, False),
-    "an .xlsx holding an .ods content.xml": (with_parts(XLSX, {"content.xml": b"<office:document/>"}), False),
-    "an .xlsx holding an .xlsb workbook.bin": (with_parts(XLSX, {"xl/workbook.bin": b"\x83\x01\x00"}), False),
-    "a zip without xl/workbook.xml": (with_parts(XLSX, {}, drop=("xl/workbook.xml",)), False),
+    "an .xlsx holding an .ods content.xml": (rewritten_zip(XLSX, parts={"content.xml": b"<office:document/>"}), False),
+    "an .xlsx holding an .xlsb workbook.bin": (rewritten_zip(XLSX, parts={"xl/workbook.bin": b"\x83\x01\x00"}), False),
+    "a zip without xl/workbook.xml": (rewritten_zip(XLSX, parts={"xl/workbook.xml": None}), False),
 }
 
 

@@ -22,7 +22,8 @@ from isal import isal_zlib
 from jc_pipeline.lib import calamine
 from jc_pipeline.lib.ingest import sheet_extent, workbook_guard
 from jc_pipeline.lib.ingest.unreadable import Unreadable
-from jc_pipeline_tests.reliability_support import SHEET_HEAD, SHEET_MEMBER, small_workbook, with_sheet_xml
+from jc_pipeline_tests.reliability_support import (SHEET_HEAD, SHEET_MEMBER, rewritten_zip, small_workbook,
+                                                   with_sheet_xml)
 
 FAR = "XFD1048576"
 
@@ -235,22 +236,11 @@ def listed_by_zipfile(data: bytes) -> list:
     return workbook_guard._zip_directory(io.BytesIO(data))
 
 
-def rezipped(*, comment: bytes = b"", extra: bytes = b"", prefix: bytes = b"", name: str | None = None,
-             sheet_xml: bytes | None = None) -> bytes:
-    """The small workbook written again by zipfile, with an archive comment, an extra field on every entry, bytes
-    before the archive, one more part named ``name`` or another worksheet XML."""
-    source = zipfile.ZipFile(io.BytesIO(small_workbook({"arrests": [["year"], [2023]]})))
-    out = io.BytesIO()
-    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as target:
-        for info in source.infolist():
-            copy = zipfile.ZipInfo(info.filename, info.date_time)
-            copy.compress_type, copy.extra = zipfile.ZIP_DEFLATED, extra
-            data = sheet_xml if sheet_xml is not None and info.filename == SHEET_MEMBER else source.read(info)
-            target.writestr(copy, data)
-        if name is not None:
-            target.writestr(name, b"<x/>")
-        target.comment = comment
-    return prefix + out.getvalue()
+def rezipped(*, name: str | None = None, sheet_xml: bytes | None = None, **shape: bytes) -> bytes:
+    """The small workbook written again by zipfile (see :func:`rewritten_zip` for ``shape``), with one more part
+    named ``name`` or another worksheet XML."""
+    parts = {**({name: b"<x/>"} if name else {}), **({SHEET_MEMBER: sheet_xml} if sheet_xml is not None else {})}
+    return rewritten_zip(small_workbook({"arrests": [["year"], [2023]]}), parts=parts, **shape)
 
 
 def patched_name(data: bytes, name: bytes, new: bytes, *, utf8: bool = False) -> bytes:

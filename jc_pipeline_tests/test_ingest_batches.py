@@ -13,6 +13,7 @@ import pytest
 from jc_pipeline.defs.ingest.assets import inbox_files
 from jc_pipeline.defs.resources import WarehouseResource
 from jc_pipeline.lib import ingest
+from jc_pipeline.lib.ingest import batch as inbox_reading
 from jc_pipeline.lib.ingest import store
 from jc_pipeline.lib.demo import write_demo_state
 from jc_pipeline.lib.registry import load_registry
@@ -65,6 +66,18 @@ def test_batches_write_the_same_store_as_one_batch(demo, tmp_path):
     # the upload order (which upload wins a datapoint) is the same: sequence numbers by path agree
     order = "SELECT path, upload_seq FROM source_files ORDER BY upload_seq"
     assert cut.sql(order).fetchall() == whole.sql(order).fetchall()
+
+
+@pytest.mark.parametrize(("files", "held"), [(0, 0), (10_000, 1 << 40)], ids=["none", "whole inbox"])
+def test_reading_ahead_any_distance_writes_the_same_store(demo, tmp_path, monkeypatch, files, held):
+    """Workbooks handed to calamine's worker ahead of their turn (none, or every one before the first is parsed)
+    give the store of the default read-ahead."""
+    default, _ = _ingest(demo, tmp_path / "default.duckdb", batch_bytes=64 * 1024)
+    monkeypatch.setattr(inbox_reading, "READ_AHEAD_FILES", files)
+    monkeypatch.setattr(inbox_reading, "READ_AHEAD_BYTES", held)
+    other, _ = _ingest(demo, tmp_path / "other.duckdb", batch_bytes=64 * 1024)
+    for name in RUN_DEPENDENT:
+        assert _table(other, name).equals(_table(default, name)), name
 
 
 def test_every_batch_is_complete_and_all_files_are_read_once(demo):

@@ -1,5 +1,6 @@
-"""calamine reads the .xlsx files the guard scanned in this process and every other workbook in a worker process,
-whose death (calamine aborts on a box it cannot allocate) costs only that file."""
+"""calamine reads every workbook in a worker process, ahead of the caller; a worker's death (calamine aborts on a
+box it cannot allocate) or a workbook taking too long costs only that file, and the files sent after it are read
+by a new worker."""
 
 from __future__ import annotations
 
@@ -11,9 +12,10 @@ from pathlib import Path
 import pytest
 
 from jc_pipeline.lib import calamine
-from jc_pipeline.lib.ingest import workbook_guard
+from jc_pipeline.lib.ingest import readers, workbook_guard
+from jc_pipeline.lib.ingest.unreadable import Unreadable
 from jc_pipeline_tests.ingest_support import xls_bytes
-from jc_pipeline_tests.reliability_support import far_cells_xls, rewritten_zip, small_workbook
+from jc_pipeline_tests.reliability_support import far_cells_xls, far_cells_xml, small_workbook, with_sheet_xml
 
 ROWS = [["year", "month", "value"], [2023, 1, 10], [2023, 2, 20.5]]
 
@@ -22,11 +24,20 @@ def legacy_xls() -> bytes:
     return xls_bytes({"arrests": ROWS, "use_of_force": ROWS})
 
 
-def test_the_worker_reads_what_this_process_reads():
-    data = legacy_xls()
+def workbooks() -> dict[str, bytes]:
+    """Sheets of several widths, an empty sheet and a sheet whose data starts below blank rows, in both formats."""
+    sheets = {"arrests": ROWS, "empty": [], "narrow": [["year"], [2023]], "wide": [[None] * 4, ["a", "b", "c", "d"]]}
+    return {"xls": xls_bytes(sheets), "xlsx": small_workbook(sheets)}
+
+
+@pytest.mark.parametrize("kind", ["xls", "xlsx"])
+def test_the_worker_reads_what_this_process_reads(kind):
+    data = workbooks()[kind]
     here, there = calamine.sheets(data), calamine.sheets_in_worker(data)
-    assert [name for name, _ in there] == ["arrests", "use_of_force"]
-    assert all(a[0] == b[0] and a[1].equals(b[1]) for a, b in zip(here, there, strict=True))
+    assert [name for name, _ in there] == [name for name, _ in here] == ["arrests", "empty", "narrow", "wide"]
+    for (_, a), (_, b) in zip(here, there, strict=True):
+        assert (b.num_rows, b.num_columns) == (a.num_rows, a.num_columns)
+        assert [c.to_pylist() for c in b.columns] == [c.to_pylist() for c in a.columns]
     assert there[0][1].column(2).to_pylist() == ["value", "10", "20.5"]
 
 
@@ -37,43 +48,62 @@ def test_calamine_errors_come_back_from_the_worker_as_errors():
             read(damaged)
 
 
+def names(read: list) -> list[str]:
+    return [name for name, _ in read]
+
+
 def test_a_dead_worker_costs_only_its_file():
     with pytest.raises(calamine.WorkerDied, match="it ended, usually because the workbook needed more than 4 GiB"):
         calamine.sheets_in_worker(far_cells_xls())
-    assert [name for name, _ in calamine.sheets_in_worker(legacy_xls())] == ["arrests", "use_of_force"]
+    assert names(calamine.sheets_in_worker(legacy_xls())) == ["arrests", "use_of_force"]
+
+
+def test_the_workbooks_sent_after_one_that_killed_the_worker_are_read_by_a_new_one():
+    with calamine.WorkbookReader() as reader:
+        tickets = [reader.submit(data) for data in (legacy_xls(), far_cells_xls(), legacy_xls(), workbooks()["xlsx"])]
+        assert names(reader.result(tickets[0])) == ["arrests", "use_of_force"]
+        with pytest.raises(calamine.WorkerDied, match="needed more than 4 GiB"):
+            reader.result(tickets[1])
+        assert names(reader.result(tickets[2])) == ["arrests", "use_of_force"]
+        assert names(reader.result(tickets[3])) == ["arrests", "empty", "narrow", "wide"]
+
+
+def test_results_skipped_are_dropped_and_cannot_be_taken_later():
+    with calamine.WorkbookReader() as reader:
+        first, second = reader.submit(legacy_xls()), reader.submit(workbooks()["xls"])
+        assert names(reader.result(second)) == ["arrests", "empty", "narrow", "wide"]
+        with pytest.raises(ValueError, match=f"ticket {first} was taken already or never given"):
+            reader.result(first)
 
 
 def test_a_worker_killed_while_idle_is_replaced():
     calamine.sheets_in_worker(legacy_xls())
-    calamine._worker.kill()
-    calamine._worker.wait()
-    assert [name for name, _ in calamine.sheets_in_worker(legacy_xls())] == ["arrests", "use_of_force"]
+    calamine._shared._worker.kill()
+    calamine._shared._worker.wait()
+    assert names(calamine.sheets_in_worker(legacy_xls())) == ["arrests", "use_of_force"]
 
 
 def test_a_workbook_taking_too_long_is_stopped(monkeypatch):
     """The largest .xls box calamine accepts (65,536 x 256 cells) takes it about 2 s; given 0.2 s, the worker is
     stopped, and the next file gets a new one."""
     monkeypatch.setattr(calamine, "WORKER_SECONDS", 0.2)
-    with pytest.raises(calamine.WorkerDied, match="it took longer than 0.2 s and was stopped"):
-        calamine.sheets_in_worker(far_cells_xls(column=255))
-    monkeypatch.undo()
-    assert [name for name, _ in calamine.sheets_in_worker(legacy_xls())] == ["arrests", "use_of_force"]
+    with calamine.WorkbookReader() as reader:
+        slow, after = reader.submit(far_cells_xls(column=255)), reader.submit(legacy_xls())
+        with pytest.raises(calamine.WorkerDied, match="it took longer than 0.2 s and was stopped"):
+            reader.result(slow)
+        monkeypatch.undo()
+        assert names(reader.result(after)) == ["arrests", "use_of_force"]
 
 
-XLSX = small_workbook({"arrests": ROWS})
-VERDICTS = {
-    "an .xlsx": (XLSX, True),
-    "an .xls": (legacy_xls(), False),
-    "an .xls header before an .xlsx": (workbook_guard.OLE_MAGIC + bytes(504) + XLSX, False),
-    "an .xlsx holding an .ods content.xml": (rewritten_zip(XLSX, parts={"content.xml": b"<office:document/>"}), False),
-    "an .xlsx holding an .xlsb workbook.bin": (rewritten_zip(XLSX, parts={"xl/workbook.bin": b"\x83\x01\x00"}), False),
-    "a zip without xl/workbook.xml": (rewritten_zip(XLSX, parts={"xl/workbook.xml": None}), False),
-}
-
-
-@pytest.mark.parametrize(("data", "in_process"), VERDICTS.values(), ids=VERDICTS.keys())
-def test_only_the_xlsx_files_the_guard_scanned_are_read_in_this_process(data, in_process):
-    assert workbook_guard.refuse_hostile_workbook(Path("w.xlsx"), data, data[:8]) is in_process
+def test_an_xlsx_the_guard_let_through_cannot_abort_this_process(monkeypatch, tmp_path):
+    """Every workbook is read in the worker, .xlsx included: should the guard miss a box calamine cannot allocate,
+    only that file is refused."""
+    monkeypatch.setattr(readers, "refuse_hostile_workbook", lambda path, data, head: None)
+    far = with_sheet_xml(small_workbook({"arrests": [["year"]]}), far_cells_xml("XFD1048576"))
+    with pytest.raises(Unreadable, match="the spreadsheet reader stopped on this workbook"):
+        readers.read_file(tmp_path / "far.xlsx", far, "far.xlsx")
+    assert [sheet.name for sheet in readers.read_file(tmp_path / "ok.xlsx", small_workbook({"arrests": ROWS}),
+                                                      "ok.xlsx")] == ["arrests"]
 
 
 def test_a_script_without_a_main_guard_is_not_run_again_by_the_worker(tmp_path):

@@ -1,30 +1,38 @@
-"""Reading workbooks with calamine (fastexcel): in this process, or in a worker process when the file is not an
-.xlsx the workbook guard has scanned.
+"""Reading workbooks with calamine (fastexcel) in a worker process, ahead of the caller.
 
-calamine allocates every cell of a sheet's bounding box at once and **aborts the process** when that fails. The
-guard (:mod:`jc_pipeline.lib.ingest.workbook_guard`) bounds the box of .xlsx files from their XML before calamine
-reads them. calamine opens other formats too, whatever the file's name: .xls (BIFF; a 6 KB .xls with a cell at
-column 16,384 of row 65,536 asked for 32 GiB and aborted the run), .xlsb and .ods. Those are read by calamine in
-a worker process whose address space is capped at :data:`WORKER_ADDRESS_SPACE`. When it dies, or has not
-answered within :data:`WORKER_SECONDS`, :class:`WorkerDied` says so and the next file is read by a new worker.
-Such files are rare (legacy exports), so the worker's start (once per process) and one round trip per file are
-cheap.
+calamine allocates every cell of a sheet's bounding box at once and **aborts the process** when that fails; it
+has no time limit either. The workbook guard (:mod:`jc_pipeline.lib.ingest.workbook_guard`) refuses the hostile
+.xlsx files it can recognize, with reasons an agency can act on, but calamine opens other formats too, whatever
+the file's name (.xls: a 6 KB .xls with a cell at column 16,384 of row 65,536 asked for 32 GiB and aborted the
+run; .xlsb, .ods). So every workbook is read in a worker process whose address space is capped at
+:data:`WORKER_ADDRESS_SPACE`: when it dies, or has not answered within :data:`WORKER_SECONDS`,
+:class:`WorkerDied` says so for that file and the next files are read by a new worker.
+
+The worker also takes calamine off the caller's core: a :class:`WorkbookReader` hands it the next workbooks while
+the caller is still turning the previous ones into rows (a thread sends the requests, so the caller never blocks
+on a full pipe). Each reply is one Arrow IPC stream per workbook, its sheets stacked into one batch, which costs a
+fraction of pickling each sheet's batch (1,500 bench workbooks: 0.30 s to write and 0.12 s to read back, against
+0.42 s and 0.28 s).
 
 The worker is ``python -m jc_pipeline.lib.calamine``, speaking length-prefixed pickles on its stdin and stdout
-(a request: bytes or a path; a reply: the sheets or calamine's error). Not :mod:`multiprocessing`: its workers
+(a request: bytes or a path; a reply: the workbook or calamine's error). Not :mod:`multiprocessing`: its workers
 import the parent's ``__main__`` again, which re-ran a caller's unguarded script inside the worker.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import pickle
+import queue
 import resource
 import select
 import struct
 import subprocess
 import sys
 import threading
+from collections import deque
 from pathlib import Path
 from typing import BinaryIO
 
@@ -37,8 +45,9 @@ WORKER_ADDRESS_SPACE = 4 * 1024**3
 WORKER_SECONDS = 300.0
 
 _LENGTH = struct.Struct("<Q")
-_lock = threading.Lock()
-_worker: subprocess.Popen | None = None
+#: The worker's pipes are widened to this (Linux; where it cannot be, the default 64 KiB only means less read-ahead).
+_PIPE_BYTES = 1 << 20
+_Sheets = list[tuple[str, pa.RecordBatch]]
 
 
 class CalamineError(Exception):
@@ -50,8 +59,9 @@ class WorkerDied(Exception):
     took too long and was stopped; the message says which."""
 
 
-def sheets(source: bytes | str) -> list[tuple[str, pa.RecordBatch]]:
-    """Every sheet of the workbook (its bytes, or its path) in order, cells as text, read in this process.
+def sheets(source: bytes | str) -> _Sheets:
+    """Every sheet of the workbook (its bytes, or its path) in order, cells as text, read in this process (the
+    worker's reading; a workbook that makes calamine abort takes this process with it).
 
     Raises :class:`CalamineError` when calamine cannot read it."""
     try:
@@ -64,35 +74,120 @@ def sheets(source: bytes | str) -> list[tuple[str, pa.RecordBatch]]:
         raise CalamineError(str(exc)) from exc
 
 
-def sheets_in_worker(source: bytes | str) -> list[tuple[str, pa.RecordBatch]]:
-    """:func:`sheets` read in the worker process (started on first use, again after it died).
+class WorkbookReader:
+    """Reads workbooks in a worker process, ahead of the caller: :meth:`submit` hands one over, :meth:`result`
+    waits for its sheets. For one thread; results are taken in the order submitted (one skipped is dropped).
+    :meth:`close` (or leaving a ``with`` block) stops the worker."""
+
+    def __init__(self) -> None:
+        self._worker: subprocess.Popen | None = None
+        self._requests: queue.SimpleQueue | None = None
+        self._in_flight: deque[tuple[int, bytes | str]] = deque()  # sent to the worker, not answered yet
+        self._tickets = 0
+
+    def __enter__(self) -> WorkbookReader:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def submit(self, source: bytes | str) -> int:
+        """Hand the workbook (its bytes, or its path) to the worker; returns its ticket for :meth:`result`."""
+        if self._worker is None or (not self._in_flight and self._worker.poll() is not None):
+            self._restart()  # first use, or the worker died while idle: no file of ours is to blame
+        ticket = self._tickets
+        self._tickets += 1
+        self._in_flight.append((ticket, source))
+        self._requests.put(source)
+        return ticket
+
+    def result(self, ticket: int) -> _Sheets:
+        """The sheets of the workbook of ``ticket``, as :func:`sheets` reads them; results of earlier tickets not
+        taken yet are dropped. Raises :class:`CalamineError` as :func:`sheets` does, and :class:`WorkerDied`."""
+        if not self._in_flight or ticket < self._in_flight[0][0]:
+            raise ValueError(f"ticket {ticket} was taken already or never given")
+        while True:
+            oldest, _ = self._in_flight[0]
+            try:
+                # Read unbuffered: a buffered read could take in the next reply too, which select then never sees.
+                if not select.select([self._worker.stdout], [], [], WORKER_SECONDS)[0]:
+                    raise TimeoutError(f"it took longer than {WORKER_SECONDS:g} s and was stopped")
+                ok, reply = _receive(self._worker.stdout.raw)
+            except (OSError, EOFError) as exc:  # TimeoutError is an OSError
+                # The worker reads one workbook at a time, in order: the oldest unanswered one stopped it.
+                self._in_flight.popleft()
+                self._restart()
+                if oldest == ticket:
+                    raise WorkerDied(str(exc)) from exc
+                continue
+            self._in_flight.popleft()
+            if oldest == ticket:
+                if not ok:
+                    raise CalamineError(reply)
+                return _decode(reply)
+
+    def close(self) -> None:
+        """Stop the worker (the workbooks not taken yet are dropped)."""
+        self._stop()
+        self._in_flight.clear()
+
+    def _restart(self) -> None:
+        """A new worker, sent the workbooks still waiting for an answer."""
+        self._stop()
+        self._worker = _start()
+        self._requests = queue.SimpleQueue()
+        threading.Thread(target=_send_all, args=(self._requests, self._worker.stdin), daemon=True,
+                         name="calamine-requests").start()
+        for _, source in self._in_flight:
+            self._requests.put(source)
+
+    def _stop(self) -> None:
+        if self._worker is None:
+            return
+        self._requests.put(None)
+        self._worker.kill()
+        self._worker.wait()
+        self._worker.stdout.close()
+        self._worker = None
+
+
+_shared: WorkbookReader | None = None
+_shared_lock = threading.Lock()
+
+
+def sheets_in_worker(source: bytes | str) -> _Sheets:
+    """:func:`sheets` read in a worker process shared by the callers of this function, one workbook at a time.
 
     Raises :class:`CalamineError` as :func:`sheets` does, and :class:`WorkerDied`."""
-    global _worker
-    with _lock:  # one file at a time: a death must be told apart from the next file's
-        if _worker is None or _worker.poll() is not None:
-            _worker = _start()
-        try:
-            _send(_worker.stdin, source)
-            if not select.select([_worker.stdout], [], [], WORKER_SECONDS)[0]:
-                raise TimeoutError(f"it took longer than {WORKER_SECONDS:g} s and was stopped")
-            ok, reply = _receive(_worker.stdout)
-        except (OSError, EOFError) as exc:  # TimeoutError is an OSError
-            _worker.kill()
-            _worker.wait()
-            _worker = None
-            raise WorkerDied(str(exc)) from exc
-    if not ok:
-        raise CalamineError(reply)
-    return reply
+    global _shared
+    with _shared_lock:
+        if _shared is None:
+            _shared = WorkbookReader()
+        return _shared.result(_shared.submit(source))
 
 
 def _start() -> subprocess.Popen:
     # The worker imports this module by name: from wherever this process imported it.
     package_root = str(Path(__file__).resolve().parents[2])
     path = os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))
-    return subprocess.Popen([sys.executable, "-m", __name__], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            stderr=subprocess.DEVNULL, env={**os.environ, "PYTHONPATH": path})
+    worker = subprocess.Popen([sys.executable, "-m", __name__], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              stderr=subprocess.DEVNULL, env={**os.environ, "PYTHONPATH": path})
+    for pipe in (worker.stdin, worker.stdout):
+        with contextlib.suppress(AttributeError, OSError):  # F_SETPIPE_SZ: Linux only, capped by pipe-max-size
+            fcntl.fcntl(pipe.fileno(), fcntl.F_SETPIPE_SZ, _PIPE_BYTES)
+    return worker
+
+
+def _send_all(requests: queue.SimpleQueue, pipe: BinaryIO) -> None:
+    """The request thread of one worker: sends what ``requests`` holds until None, or until the worker is gone
+    (the reader then finds it dead when it waits for the answer)."""
+    while (source := requests.get()) is not None:
+        try:
+            _send(pipe, source)
+        except OSError:
+            return
+    with contextlib.suppress(OSError):
+        pipe.close()
 
 
 def _send(pipe: BinaryIO, message: object) -> None:
@@ -103,15 +198,25 @@ def _send(pipe: BinaryIO, message: object) -> None:
 
 
 def _receive(pipe: BinaryIO) -> object:
-    head = pipe.read(_LENGTH.size)
+    head = _read(pipe, _LENGTH.size)
     if len(head) < _LENGTH.size:
         raise EOFError(f"it ended, usually because the workbook needed more than "
                        f"{WORKER_ADDRESS_SPACE // 1024**3} GiB (cells far outside the data)")
     (length,) = _LENGTH.unpack(head)
-    data = pipe.read(length)
+    data = _read(pipe, length)
     if len(data) < length:
         raise EOFError("it ended in the middle of its reply")
     return pickle.loads(data)  # noqa: S301 - our own worker's reply
+
+
+def _read(pipe: BinaryIO, size: int) -> memoryview:
+    """``size`` bytes, or fewer at the end of the stream; from an unbuffered pipe too (its reads return what
+    has arrived)."""
+    buffer = memoryview(bytearray(size))
+    got = 0
+    while got < size and (count := pipe.readinto(buffer[got:])):
+        got += count
+    return buffer[:got]
 
 
 def _serve() -> None:
@@ -127,9 +232,45 @@ def _serve() -> None:
         except EOFError:
             return
         try:
-            _send(replies, (True, sheets(source)))
-        except CalamineError as exc:
-            _send(replies, (False, str(exc)))
+            reply = (True, _encode(sheets(source)))
+        except (CalamineError, pa.ArrowException) as exc:  # Arrow: text too long for one stacked column
+            reply = (False, str(exc))
+        _send(replies, reply)
+
+
+def _encode(read: _Sheets) -> tuple[list[tuple[str, int, int]], bytes | None]:
+    """(name, rows, columns) of each sheet, and one Arrow IPC stream of the sheets stacked (padded with nulls to
+    the widest); None when no sheet has a column."""
+    shape = [(name, batch.num_rows, batch.num_columns) for name, batch in read]
+    width = max((columns for _, _, columns in shape), default=0)
+    if width == 0:
+        return shape, None
+    stacked = pa.RecordBatch.from_arrays(
+        [pa.concat_arrays([_text(batch, j) for _, batch in read]) for j in range(width)],
+        names=[str(j) for j in range(width)])
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, stacked.schema) as stream:
+        stream.write_batch(stacked)
+    return shape, sink.getvalue().to_pybytes()
+
+
+def _text(batch: pa.RecordBatch, j: int) -> pa.Array:
+    if j >= batch.num_columns:
+        return pa.nulls(batch.num_rows, pa.string())
+    column = batch.column(j)
+    return column if column.type == pa.string() else column.cast(pa.string())
+
+
+def _decode(reply: tuple[list[tuple[str, int, int]], bytes | None]) -> _Sheets:
+    shape, stream = reply
+    if stream is None:
+        return [(name, pa.RecordBatch.from_pylist([])) for name, _, _ in shape]
+    stacked = pa.ipc.open_stream(stream).read_next_batch()
+    read, offset = [], 0
+    for name, rows, columns in shape:
+        read.append((name, stacked.slice(offset, rows).select(range(columns))))
+        offset += rows
+    return read
 
 
 if __name__ == "__main__":

@@ -17,30 +17,45 @@ A file whose (size, mtime, ctime) is the one remembered with its hash at the las
 from __future__ import annotations
 
 import time
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 import polars as pl
 
+from jc_pipeline.lib.calamine import WorkbookReader
 from jc_pipeline.lib.ingest.context import UploadContext, upload_context
 from jc_pipeline.lib.ingest.csv_groups import PlainCsv, parse_group, plain_csv
 from jc_pipeline.lib.ingest.inbox import InboxFile, fingerprint, scan_inbox
 from jc_pipeline.lib.ingest.layout import CATEGORY, ROLES, SheetFinding, SheetPlan, column_profile, plan_sheet
 from jc_pipeline.lib.ingest.normalize import FINDING_SCHEMA, by_position, fmt, normalize
-from jc_pipeline.lib.ingest.readers import EXTENSIONS, Unreadable, read_file
+from jc_pipeline.lib.ingest.readers import (
+    EXTENSIONS,
+    WORKBOOK_EXTENSIONS,
+    PendingWorkbook,
+    Unreadable,
+    read_file,
+)
 from jc_pipeline.lib.ingest.rows import RowCollector
 from jc_pipeline.lib.registry import Registry
 from jc_pipeline.lib.roster import Roster
+
+if TYPE_CHECKING:  # pragma: no cover
+    from jc_pipeline.lib.mappings import NativeExtracts
 
 INGESTED, ERRORED, UNREADABLE = "INGESTED", "ERRORED", "UNREADABLE"
 #: Order of a batch's findings (rejected_rows): file, sheet, row, rule, then the rest, so it is a total order.
 FINDING_SORT = ("file_idx", "sheet", "row_number", "rule", "column_name", "raw_value", "severity", "message")
 #: New files read into one batch before it is handed over to be written (a 10M-row state read whole needed 10 GB).
 BATCH_BYTES = 32 * 1024 * 1024
+#: Files hashed (and workbooks handed to calamine's worker) ahead of the one being turned into rows, at most (files,
+#: bytes held in memory).
+READ_AHEAD_FILES = 32
+READ_AHEAD_BYTES = 64 * 1024 * 1024
 #: Plain CSVs are parsed in groups once this many bytes wait (bounds memory on huge deliveries).
 PENDING_CSV_BYTES = 64 * 1024 * 1024
 FILE_SCHEMA = {
@@ -158,38 +173,75 @@ def read_inbox_batches(data_dir: Path, known: Mapping[str, str], roster: Roster,
         else:
             inbox.append(file)
     inbox.sort(key=lambda f: (f.received_at, f.path))
-    for done, file in enumerate(inbox, start=unchanged + 1):
-        if batch_bytes is not None and read >= batch_bytes:
-            yield ReadBatch(parser, unchanged)
-            parser, unchanged, read = new_parser(), 0, 0
-        try:
-            content, data = fingerprint(file)
-        except FileNotFoundError:  # deleted or moved away since the scan: no longer delivered
-            continue
-        except OSError as exc:  # e.g. permissions: recorded once per distinct error, like any content
-            sha, data = f"unopenable:{exc.errno}", None
-            problem = f"the file cannot be opened ({exc.strerror}); check its permissions"
-        else:
-            sha = parser.native.fingerprint(file, content)  # a native export's version includes its mapping's
-            problem = None
+    with WorkbookReader() as workbooks:
+        for done, fetched in enumerate(_read_ahead(inbox, known, parser.native, workbooks), start=unchanged + 1):
+            if batch_bytes is not None and read >= batch_bytes:
+                yield ReadBatch(parser, unchanged)
+                parser, unchanged, read = new_parser(), 0, 0
+            if fetched is None:  # deleted or moved away since the scan: no longer delivered
+                continue
+            file, sha = fetched.file, fetched.sha
             # A symlink is never remembered (reading its target name is as cheap as a stat), nor a file touched
             # too recently for its times to tell a later write apart.
-            if (not file.is_symlink and max(file.mtime_ns, file.ctime_ns) < settled
-                    and seen.get(file.path) != (*file.signature, content)):
-                parser.file_stats.append((file.path, *file.signature, content))
-        change = "changed" if file.path in known else "new"
-        if known.get(file.path) == sha:
-            unchanged += 1
-        elif problem is not None:
-            parser.unopenable(file, sha, change, problem)
-        else:
-            parser.parse(file, sha, data, change)
-            read += file.size
-        if progress is not None:
-            progress(done, len(scanned))
+            if (fetched.content is not None and not file.is_symlink and max(file.mtime_ns, file.ctime_ns) < settled
+                    and seen.get(file.path) != (*file.signature, fetched.content)):
+                parser.file_stats.append((file.path, *file.signature, fetched.content))
+            change = "changed" if file.path in known else "new"
+            if known.get(file.path) == sha:
+                unchanged += 1
+            elif fetched.problem is not None:
+                parser.unopenable(file, sha, change, fetched.problem)
+            else:
+                parser.parse(file, sha, fetched.data, change, fetched.workbook)
+                read += file.size
+            if progress is not None:
+                progress(done, len(scanned))
     if progress is not None and not inbox:
         progress(unchanged, len(scanned))
     yield ReadBatch(parser, unchanged)
+
+
+class _Fetched(NamedTuple):
+    """An inbox file hashed (``content``: its sha256; None when it cannot be opened, then ``problem`` says why),
+    ``sha`` the version compared with the known one; a workbook to be read is handed to calamine's worker
+    (``workbook``) as soon as it is hashed."""
+
+    file: InboxFile
+    content: str | None
+    data: bytes | None
+    sha: str
+    problem: str | None
+    workbook: PendingWorkbook | None
+
+
+def _read_ahead(inbox: list[InboxFile], known: Mapping[str, str], native: NativeExtracts,
+                workbooks: WorkbookReader) -> Iterator[_Fetched | None]:
+    """The ``inbox`` files hashed, in order (None for a file gone since the scan), up to :data:`READ_AHEAD_FILES`
+    files or :data:`READ_AHEAD_BYTES` ahead of the one yielded; each workbook to be read is handed to ``workbooks``
+    when hashed, so calamine reads it in its worker while this process turns the files before it into rows."""
+    window: deque[_Fetched | None] = deque()
+    held = 0
+    for file in inbox:
+        try:
+            content, data = fingerprint(file)
+        except FileNotFoundError:
+            window.append(None)
+        except OSError as exc:  # e.g. permissions: recorded once per distinct error, like any content
+            window.append(_Fetched(file, None, None, f"unopenable:{exc.errno}",
+                                   f"the file cannot be opened ({exc.strerror}); check its permissions", None))
+        else:
+            sha = native.fingerprint(file, content)  # a native export's version includes its mapping's
+            workbook = None
+            if (known.get(file.path) != sha and not file.is_symlink and not native.claims(file)
+                    and file.absolute.suffix.lower() in WORKBOOK_EXTENSIONS):
+                workbook = PendingWorkbook(file.absolute, data, workbooks)
+            window.append(_Fetched(file, content, data, sha, None, workbook))
+            held += len(data) if data is not None else 0
+        while len(window) > READ_AHEAD_FILES or held > READ_AHEAD_BYTES:
+            fetched = window.popleft()
+            held -= len(fetched.data) if fetched is not None and fetched.data is not None else 0
+            yield fetched
+    yield from window
 
 
 class _Parser:
@@ -215,7 +267,9 @@ class _Parser:
         index = self._add_file(file, sha, change)
         self.file_findings.append((index, None, None, None, file.absolute.name, "F0", "ERROR", reason))
 
-    def parse(self, file: InboxFile, sha: str, data: bytes | None, change: str) -> None:
+    def parse(self, file: InboxFile, sha: str, data: bytes | None, change: str,
+              workbook: PendingWorkbook | None = None) -> None:
+        """Collect the file's sheets and rows (``workbook``: the file handed to calamine's worker already)."""
         index = self._add_file(file, sha, change)
         path = file.absolute  # built once: a Path costs microseconds, and a state sends thousands of files
         if file.is_symlink:
@@ -239,12 +293,13 @@ class _Parser:
             if self.pending_bytes > PENDING_CSV_BYTES:
                 self._flush_csvs()
             return
-        self._read_alone(index, file, data, path)
+        self._read_alone(index, file, data, path, workbook)
 
-    def _read_alone(self, index: int, file: InboxFile, data: bytes | None, path: Path) -> None:
+    def _read_alone(self, index: int, file: InboxFile, data: bytes | None, path: Path,
+                    workbook: PendingWorkbook | None) -> None:
         """Read ``file`` (at ``path``, its ``file.absolute``) on its own and collect its sheets."""
         try:
-            sheets = read_file(path, data, path.name)
+            sheets = workbook.sheets() if workbook is not None else read_file(path, data, path.name)
         except Unreadable as exc:
             self.file_findings.append((index, None, None, None, path.name, "F0", "ERROR", str(exc)))
             return
@@ -268,7 +323,7 @@ class _Parser:
             parsed = parse_group([m.plain for m in members])
             if parsed is None:
                 for m in members:
-                    self._read_alone(m.index, m.file, m.data, m.file.absolute)
+                    self._read_alone(m.index, m.file, m.data, m.file.absolute, None)
             else:
                 self._add_csv_group(members, *parsed)
 

@@ -15,8 +15,10 @@ Decisions:
   records the file as UNREADABLE and goes on with the next one.
 
 Hostile workbooks (zip bombs, giant sheets, password protection) are refused by :mod:`workbook_guard` and
-:mod:`sheet_extent` before calamine sees them; calamine reads any other format (.xls, .xlsb, .ods) in a worker
-process (:mod:`jc_pipeline.lib.calamine`). The limits on what is read are (see ``docs/reliability.md``):
+:mod:`sheet_extent` before calamine sees them; calamine then reads every workbook in a worker process
+(:mod:`jc_pipeline.lib.calamine`), which bounds what the guard cannot vouch for (.xls, .xlsb, .ods) and reads the
+next workbooks while this process turns the last ones into rows. The limits on what is read are (see
+``docs/reliability.md``):
 
 * Cells longer than ``MAX_CELL_BYTES`` are replaced by their first characters and a note of their length
   before any rule sees them: no cell can be valid at that size, so the row is rejected by the rule of its
@@ -51,7 +53,8 @@ _CUT_KEEP = 60
 #: A cut cell reads: its first _CUT_KEEP characters, _CUT_BEFORE, its size in bytes, _CUT_AFTER.
 _CUT_BEFORE = "... [cell of "
 _CUT_AFTER = f" bytes cut; more than the {MAX_CELL_BYTES} accepted]"
-EXTENSIONS = (".xlsx", ".xls", ".csv")
+WORKBOOK_EXTENSIONS = (".xlsx", ".xls")
+EXTENSIONS = (*WORKBOOK_EXTENSIONS, ".csv")
 
 _DELIMITERS = (",", ";", "\t")
 
@@ -76,35 +79,68 @@ class RawSheet:
 
 
 def read_file(path: Path, data: bytes | None, sheet_name_for_csv: str) -> list[RawSheet]:
-    """Raw sheets of a delivered file (``data`` = its bytes when already in memory). Raises :class:`Unreadable`."""
+    """Raw sheets of a delivered file (``data`` = its bytes when already in memory). Raises :class:`Unreadable`.
+
+    A workbook is read by the worker that :func:`calamine.sheets_in_worker` shares; an ingest reads many ahead
+    with :class:`PendingWorkbook` and its own :class:`calamine.WorkbookReader` instead."""
     suffix = path.suffix.lower()
     if suffix not in EXTENSIONS:
         raise AssertionError(f"read_file called for unsupported type {suffix!r}")  # callers check EXTENSIONS
-    size = len(data) if data is not None else path.stat().st_size
+    if suffix == ".csv":
+        size = len(data) if data is not None else path.stat().st_size
+        _refuse_empty(size)
+        return [_read_csv(path, data, size, sheet_name_for_csv)]
+    return PendingWorkbook(path, data, None).sheets()
+
+
+def _refuse_empty(size: int) -> None:
     if size == 0:
         raise Unreadable("the file is empty (0 bytes); deliver it again with its data")
-    if suffix == ".csv":
-        return [_read_csv(path, data, size, sheet_name_for_csv)]
-    return _read_workbook(path, data)
 
 
 # --- workbooks -------------------------------------------------------------------------------------------------
 
 
-def _read_workbook(path: Path, data: bytes | None) -> list[RawSheet]:
-    head = data[:8] if data is not None else _head(path)
-    source = data if data is not None else str(path)
-    try:
-        if refuse_hostile_workbook(path, data, head):
-            read = calamine.sheets(source)
-        else:  # not an .xlsx the guard scanned: calamine may abort on it, so it reads in a worker
-            read = calamine.sheets_in_worker(source)
-    except calamine.CalamineError as exc:
-        raise Unreadable(_workbook_error(exc, head, data)) from exc
-    except calamine.WorkerDied as exc:
-        raise Unreadable(f"the spreadsheet reader stopped on this workbook: {exc}; delete the rows and columns after "
-                         f"the data (Ctrl+End shows the last cell), save it as .xlsx and deliver it again") from exc
-    return [_sheet_from_arrow(name, batch) for name, batch in read]
+class PendingWorkbook:
+    """A workbook file checked by the guard and handed to calamine's worker; :meth:`sheets` waits for it.
+
+    ``reader``: the :class:`calamine.WorkbookReader` to read it ahead with (the caller takes the sheets of its
+    workbooks in the order it made them); None: read when :meth:`sheets` is called, by the shared worker."""
+
+    def __init__(self, path: Path, data: bytes | None, reader: calamine.WorkbookReader | None) -> None:
+        self.path, self.data, self.reader = path, data, reader
+        self.head = data[:8] if data is not None else _head(path)
+        self.ticket: int | None = None
+        self.refused: Unreadable | None = None
+        try:
+            _refuse_empty(len(data) if data is not None else path.stat().st_size)
+            refuse_hostile_workbook(path, data, self.head)
+        except Unreadable as exc:
+            self.refused = exc
+            return
+        if reader is not None:
+            self.ticket = reader.submit(self._source)
+
+    @property
+    def _source(self) -> bytes | str:
+        return self.data if self.data is not None else str(self.path)
+
+    def sheets(self) -> list[RawSheet]:
+        """The workbook's raw sheets. Raises :class:`Unreadable`."""
+        if self.refused is not None:
+            raise self.refused
+        try:
+            if self.ticket is None:
+                read = calamine.sheets_in_worker(self._source)
+            else:
+                read = self.reader.result(self.ticket)
+        except calamine.CalamineError as exc:
+            raise Unreadable(_workbook_error(exc, self.head, self.data)) from exc
+        except calamine.WorkerDied as exc:
+            raise Unreadable(f"the spreadsheet reader stopped on this workbook: {exc}; delete the rows and columns "
+                             f"after the data (Ctrl+End shows the last cell), save it as .xlsx and deliver it "
+                             f"again") from exc
+        return [_sheet_from_arrow(name, batch) for name, batch in read]
 
 
 def _head(path: Path) -> bytes:

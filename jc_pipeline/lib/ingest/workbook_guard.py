@@ -1,7 +1,9 @@
 """Refusing hostile workbooks before calamine reads them: password protection, zip bombs and giant sheets.
 
-calamine (fastexcel's reader) aborts the whole process, not with an exception, when a workbook makes it
-allocate too much; so every ``.xlsx`` is checked here first, part by part, in bounded memory:
+calamine (fastexcel's reader) aborts its process, not with an exception, when a workbook makes it allocate too
+much. It reads in a worker process (:mod:`jc_pipeline.lib.calamine`), so such a file costs only itself; but a
+worker that died says little, and a zip bomb would keep it busy for minutes. So every ``.xlsx`` is checked here
+first, part by part, in bounded memory, and refused with a reason the agency can act on:
 
 * Zip bombs: the zip directory must declare at most ``MAX_UNCOMPRESSED_BYTES`` in total, and no part larger than
   ``RATIO_FLOOR_BYTES`` may expand more than ``MAX_RATIO`` times.
@@ -20,9 +22,8 @@ allocate too much; so every ``.xlsx`` is checked here first, part by part, in bo
   Only stored and deflated parts (what Excel writes) are read; encrypted parts are refused.
 * Every part, not only those named like worksheets, goes through :func:`sheet_extent.check_extent`: the
   workbook's relationships may point a sheet at any part, and calamine follows them.
-* What the scan cannot vouch for is said, not refused: :func:`refuse_hostile_workbook` returns False for every
-  file calamine might read as anything but the scanned .xlsx (.xls, .xlsb, .ods), and the reader then runs
-  calamine in a worker process (:mod:`jc_pipeline.lib.calamine`).
+* What the scan cannot vouch for (a file calamine may read as .xls, .xlsb or .ods) is left to the worker's
+  bounds, not refused.
 * Password-protected workbooks are OLE compound files (magic ``D0 CF 11 E0``) holding a stream named
   ``EncryptionInfo``; such a file whose first MiB holds that name in UTF-16-LE is refused (a heuristic, which
   also catches encrypted .xls saved by recent Excel versions). Other .xls files are not scanned (calamine reads
@@ -67,9 +68,6 @@ _END = struct.Struct("<4sHHHHIIH")
 _ENTRY = struct.Struct("<4s2xBxHH4xIIIHHHH6xI")
 _ZIP64_LOCATOR = b"PK\x06\x07"
 _END_SIGNATURE = b"PK\x05\x06"
-_XLSX_WORKBOOK = "xl/workbook.xml"
-#: Parts by which calamine would read a zip as .xlsb or .ods instead.
-_OTHER_WORKBOOKS = {"xl/workbook.bin", "mimetype", "content.xml"}
 #: The end record lies in the last 22 bytes of a zip plus its comment (at most 64 KiB).
 _END_SEARCH = _END.size + 65535
 #: The highest "version needed to extract" zipfile reads (it raises NotImplementedError above it).
@@ -88,14 +86,9 @@ class _Part(NamedTuple):
     header_offset: int
 
 
-def refuse_hostile_workbook(path: Path, data: bytes | None, head: bytes) -> bool:
+def refuse_hostile_workbook(path: Path, data: bytes | None, head: bytes) -> None:
     """Raise :class:`Unreadable` for password-protected workbooks, zip bombs and giant sheets (see the module
-    docstring). ``data``: the file's bytes when already in memory; ``head``: its first 8 bytes.
-
-    Returns whether calamine can only read the file as the .xlsx whose every part was scanned here (then it may
-    read it in this process); False for anything else calamine might open (.xls, .xlsb, .ods), which
-    :func:`jc_pipeline.lib.calamine.sheets_in_worker` reads."""
-    parts = None
+    docstring). ``data``: the file's bytes when already in memory; ``head``: its first 8 bytes."""
     if head == OLE_MAGIC:
         if data is not None:
             body = data
@@ -105,7 +98,7 @@ def refuse_hostile_workbook(path: Path, data: bytes | None, head: bytes) -> bool
         if _ENCRYPTED_OOXML in body:
             raise Unreadable("the workbook is password-protected (encrypted); remove the password "
                              "(File > Info > Protect Workbook) and deliver it again")
-        return False  # calamine tries .xls first, and the zip formats after: the worker reads it, whichever
+        return  # calamine tries .xls first, and the zip formats after: the worker bounds it, whichever
     # calamine opens any file holding a zip as .xlsx, whatever its first bytes (bytes before the archive), so every
     # file whose tail holds a zip end record is checked as a zip too.
     if head[:4] == ZIP_MAGIC or _has_zip_end(path, data):
@@ -118,15 +111,6 @@ def refuse_hostile_workbook(path: Path, data: bytes | None, head: bytes) -> bool
         except (zipfile.LargeZipFile, NotImplementedError, RuntimeError, EOFError, OSError) as exc:
             raise Unreadable(f"the workbook cannot be unpacked ({exc}); save it again from Excel as .xlsx and "
                              f"deliver it again") from exc
-    return parts is not None and _only_xlsx(parts)
-
-
-def _only_xlsx(parts: list[_Part]) -> bool:
-    """Whether calamine can read the zip as nothing but .xlsx: .xlsx needs xl/workbook.xml, .xlsb xl/workbook.bin,
-    .ods content.xml (and a mimetype part), so a zip holding the first and none of the others is read as the .xlsx
-    scanned here or not at all."""
-    names = {part.filename for part in parts}
-    return _XLSX_WORKBOOK in names and not names & _OTHER_WORKBOOKS
 
 
 def _has_zip_end(path: Path, data: bytes | None) -> bool:

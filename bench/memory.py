@@ -1,4 +1,5 @@
-"""Peak resident memory of this process, as the benchmarks report it, overall and over time."""
+"""Peak resident memory of this process (and of its child processes: calamine's worker), as the benchmarks report
+it, overall and over time."""
 
 from __future__ import annotations
 
@@ -26,10 +27,10 @@ def peak_rss_mib() -> float:
 
 
 class ResidentSampler:
-    """Samples this process's resident set (``VmRSS``, MiB) every ``interval`` seconds on a thread, with wall-clock
-    timestamps (``time.time()``, as Dagster stamps its events), while the ``with`` block runs: which step of a
-    run holds the peak. A peak shorter than one interval can fall between samples; ``peak_rss_mib`` has the
-    exact one."""
+    """Samples the resident set (MiB) of this process plus its child processes (calamine's worker) every
+    ``interval`` seconds on a thread, with wall-clock timestamps (``time.time()``, as Dagster stamps its events),
+    while the ``with`` block runs: which step of a run holds the peak, and the peak of the processes together. A
+    peak shorter than one interval can fall between samples; ``peak_rss_mib`` has this process's exact one."""
 
     def __init__(self, interval: float = 0.1) -> None:
         self.interval = interval
@@ -45,14 +46,18 @@ class ResidentSampler:
         self._stop.set()
         self._thread.join()
 
+    @property
+    def peak(self) -> float:
+        """The largest sample (this process and its children together)."""
+        return max((rss for _, rss in self.samples), default=0.0)
+
     def _sample(self) -> None:
-        with open("/proc/self/statm", "rb", buffering=0) as statm:
-            page_mib = resource.getpagesize() / 2**20
-            while True:
-                statm.seek(0)
-                self.samples.append((time.time(), int(statm.read().split()[1]) * page_mib))
-                if self._stop.wait(self.interval):
-                    return
+        page_mib = resource.getpagesize() / 2**20
+        while True:
+            pages = sum(_resident_pages(pid) for pid in ["self", *_children()])
+            self.samples.append((time.time(), pages * page_mib))
+            if self._stop.wait(self.interval):
+                return
 
     def peak_between(self, start: float, end: float) -> float:
         """The largest sample from the last one taken at or before ``start`` to the first at or after ``end``: a
@@ -61,3 +66,21 @@ class ResidentSampler:
         first = max(bisect.bisect_right(times, start) - 1, 0)
         last = bisect.bisect_left(times, end) + 1
         return max((rss for _, rss in self.samples[first:last]), default=0.0)
+
+
+def _resident_pages(pid: str) -> int:
+    try:
+        return int(Path(f"/proc/{pid}/statm").read_bytes().split()[1])
+    except (OSError, IndexError, ValueError):  # a child that has just ended
+        return 0
+
+
+def _children() -> list[str]:
+    """Process ids of this process's children (started by any of its threads)."""
+    found = []
+    for task in Path("/proc/self/task").iterdir():
+        try:
+            found += (task / "children").read_text(encoding="ascii").split()
+        except OSError:  # a thread that has just ended
+            continue
+    return found

@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import resource
 import subprocess
 import sys
 import tempfile
@@ -33,7 +32,7 @@ import duckdb
 import numpy as np
 import polars as pl
 
-from bench.memory import peak_rss_mib
+from bench.memory import cpu_seconds, peak_rss_mib
 
 EXPORT_NAME = "bookings_export.csv"
 CACHE = Path(__file__).parent / "cache"
@@ -188,14 +187,9 @@ def floor_once(export: Path) -> dict[str, float]:
     extremes = ", ".join(f'min("{name}"), max("{name}")' for name in HEADER)  # our own header constants
     query = f"SELECT count(*), {extremes} FROM read_csv($path, header = true, columns = $columns)"
     with duckdb.connect() as con:
-        cpu, began = _cpu(), time.perf_counter()
+        cpu, began = cpu_seconds(), time.perf_counter()
         con.execute(query, {"path": str(export), "columns": columns}).fetchall()
-        return {"seconds": time.perf_counter() - began, "cpu_seconds": _cpu() - cpu}
-
-
-def _cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
+        return {"seconds": time.perf_counter() - began, "cpu_seconds": cpu_seconds() - cpu}
 
 
 def ingest_once(folder: Path) -> dict[str, float | int]:
@@ -209,7 +203,7 @@ def ingest_once(folder: Path) -> dict[str, float | int]:
     roster = load_roster(folder, registry)
     baseline = peak_rss_mib()
     with tempfile.TemporaryDirectory(prefix="bench_native_") as scratch:
-        cpu, began = _cpu(), time.perf_counter()
+        cpu, began = cpu_seconds(), time.perf_counter()
         batch = ingest.parse_inbox(folder, {}, roster, registry, now=NOW)
         parsed = time.perf_counter()
         with duckdb.connect(str(Path(scratch) / "store.duckdb")) as con:
@@ -217,7 +211,7 @@ def ingest_once(folder: Path) -> dict[str, float | int]:
             ingest.write_batch(con, batch)
         ended = time.perf_counter()
     peak = peak_rss_mib()
-    return {"seconds": ended - began, "cpu_seconds": _cpu() - cpu, "parse_seconds": parsed - began,
+    return {"seconds": ended - began, "cpu_seconds": cpu_seconds() - cpu, "parse_seconds": parsed - began,
             "rows": int(batch.files["rows_total"].sum()),
             "rejected": int(batch.files["rows_rejected"].sum()), "datapoints": batch.datapoints.height,
             "peak_rss_mib": peak, "baseline_rss_mib": baseline}

@@ -1,5 +1,5 @@
-"""Peak resident memory of this process (and of its child processes: calamine's worker), as the benchmarks report
-it, overall and over time."""
+"""Peak resident memory and CPU time of this process and of its child processes (calamine's worker), as the
+benchmarks report them."""
 
 from __future__ import annotations
 
@@ -8,6 +8,13 @@ import resource
 import threading
 import time
 from pathlib import Path
+
+
+def cpu_seconds() -> float:
+    """CPU seconds of every thread of this process and of its child processes that have ended (calamine's worker
+    ends with each ingest)."""
+    own, ended = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + ended.ru_utime + ended.ru_stime
 
 
 def peak_rss_mib() -> float:

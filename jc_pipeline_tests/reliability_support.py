@@ -67,11 +67,11 @@ def with_sheet_xml(workbook: bytes, xml: bytes, member: str = SHEET_MEMBER) -> b
     return rewritten_zip(workbook, parts={member: xml})
 
 
-def rewritten_zip(workbook: bytes, *, parts: dict[str, bytes | None] | None = None, comment: bytes = b"",
+def rewritten_zip(workbook: bytes, *, parts: dict[str, bytes] | None = None, comment: bytes = b"",
                   extra: bytes = b"", prefix: bytes = b"") -> bytes:
     """``workbook`` written again by zipfile, every part deflated with honest sizes: ``parts`` replaces the parts
-    it names, adds new ones and drops those it maps to None; ``comment`` is the archive comment, ``extra`` an extra
-    field on every entry and ``prefix`` bytes before the archive."""
+    it names and adds new ones; ``comment`` is the archive comment, ``extra`` an extra field on every entry and
+    ``prefix`` bytes before the archive."""
     changed = dict(parts or {})
     source = zipfile.ZipFile(io.BytesIO(workbook))
     entries = [(info, changed.pop(info.filename) if info.filename in changed else source.read(info))
@@ -80,10 +80,9 @@ def rewritten_zip(workbook: bytes, *, parts: dict[str, bytes | None] | None = No
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as target:
         for info, data in entries:
-            if data is not None:
-                entry = zipfile.ZipInfo(info.filename, info.date_time)
-                entry.compress_type, entry.extra = zipfile.ZIP_DEFLATED, extra
-                target.writestr(entry, data)
+            entry = zipfile.ZipInfo(info.filename, info.date_time)
+            entry.compress_type, entry.extra = zipfile.ZIP_DEFLATED, extra
+            target.writestr(entry, data)
         target.comment = comment
     return prefix + out.getvalue()
 

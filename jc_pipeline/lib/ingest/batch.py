@@ -268,7 +268,7 @@ class _Parser:
         self.file_findings.append((index, None, None, None, file.absolute.name, "F0", "ERROR", reason))
 
     def parse(self, file: InboxFile, sha: str, data: bytes | None, change: str,
-              workbook: PendingWorkbook | None = None) -> None:
+              workbook: PendingWorkbook | None) -> None:
         """Collect the file's sheets and rows (``workbook``: the file handed to calamine's worker already)."""
         index = self._add_file(file, sha, change)
         path = file.absolute  # built once: a Path costs microseconds, and a state sends thousands of files

@@ -124,3 +124,33 @@ def test_same_datapoint_in_two_new_files_latest_received_wins(warehouse):
     touch_later(second, 20)  # received later, although its path sorts first
     warehouse.ingest()
     assert [(row[3], row[4]) for row in current(warehouse)] == [(2.0, "inbox/le/LAW_ENFORCEMENT/a/arrests.csv")]
+
+
+def test_resolve_keeps_one_winner_per_key_also_for_repeated_totals(tmp_path):
+    """The resolve orders only the keys sent more than once; a total's NULL dimension and category must still
+    match its repeats (one winner, never every copy), and a key sent once must win as it is."""
+    w = Warehouse(tmp_path)
+    offense = "metric/offense/type"
+    # (upload_seq, sheet_order, row_number, period month, dimension, category, value)
+    staged = [
+        (1, 0, 5, 1, None, None, 1.0), (2, 0, 3, 1, None, None, 2.0), (2, 1, 2, 1, None, None, 3.0),  # total
+        (1, 0, 7, 1, offense, "PERSON", 4.0), (1, 0, 9, 1, offense, "PERSON", 5.0),  # a category, one file
+        (1, 0, 4, 1, offense, "DRUG", 6.0),  # sent once
+        (3, 0, 2, 2, None, None, 7.0), (1, 0, 2, 2, None, None, 8.0),  # newest upload first in the table
+    ]
+    rows = [(f"f{seq}", f"s{order}", order, row, seq, "le", "NY", "LAW_ENFORCEMENT", "LAW_ENFORCEMENT_ARRESTS",
+             "MONTHLY", date(2023, month, 1), date(2023, month + 1, 1), dimension, category, value)
+            for seq, order, row, month, dimension, category, value in staged]
+    w.con.executemany(f"INSERT INTO ingest_datapoints VALUES ({', '.join('?' * 15)})", rows)
+    winners: dict[tuple, tuple] = {}
+    for row in sorted(staged):  # ascending (upload_seq, sheet_order, row_number): the last one seen wins
+        winners[(row[3], row[4], row[5])] = row
+    expected = {(date(2023, m, 1), d, c): v for (m, d, c), (*_, v) in winners.items()}
+
+    ingest.resolve_agency_metrics(w.con, [date(2023, 1, 1), date(2023, 2, 1)], w.roster, w.registry)
+
+    got = w.metrics().select("period_start", "dimension", "category", "value").rows()
+    assert len(got) == len(expected)  # one row per key: a repeated total is not kept twice
+    assert {(s, d, c): v for s, d, c, v in got} == expected
+    assert [v for _, d, _, v in got if d is None] == [3.0, 7.0]
+    w.close()

@@ -5,9 +5,11 @@ import csv
 from datetime import date
 
 import dagster as dg
+import duckdb
 import pytest
 
 from jc_pipeline.cli import main
+from jc_pipeline.lib.periods import contiguous_ranges
 from jc_pipeline_tests.test_operations_support import baseline, copy_state, demo_template, fingerprint, jc
 
 ROSTER_LINE = 4  # 1-based, header = line 1
@@ -65,6 +67,21 @@ def test_status_shows_runs_files_checks_and_coverage(tmp_path_factory):
     for job in ("ingest_job", "rollup_job", "publish_job"):
         assert job in out
     assert "SUCCESS" in out and "FAILURE" not in out
+
+
+@pytest.mark.slow
+def test_a_first_build_rolls_up_in_one_run_across_months_without_data(tmp_path_factory):
+    """The demo's fiscal years starting in July and October come before its first January with months without any
+    datapoint between them: those months join the ranges, so the first run rolls up in one run over the span."""
+    data = baseline(tmp_path_factory)
+    with duckdb.connect(str(data / "pipeline" / "store.duckdb"), read_only=True) as con:
+        months = [m for (m,) in con.execute(
+            "SELECT DISTINCT CAST(date_trunc('month', period_start) AS DATE) FROM ingest_datapoints").fetchall()]
+    assert len(contiguous_ranges(months)) >= 3  # without the empty months: one run per range
+    with dg.DagsterInstance.from_config(str(data / "pipeline" / "dagster_home")) as instance:
+        (rollup,) = instance.get_runs(dg.RunsFilter(job_name="rollup_job"))
+    assert (rollup.tags["dagster/asset_partition_range_start"], rollup.tags["dagster/asset_partition_range_end"]) == (
+        min(months).isoformat(), max(months).isoformat())
 
 
 @pytest.mark.slow

@@ -101,3 +101,11 @@ def test_the_state_roll_up_of_a_month_reads_the_agencies_its_rebuilds_recorded(w
     pending.mark_rolled_up(w.con, [feb])
     pending.mark_resolved(w.con, [feb], ["le_d"])
     assert pending.rebuilt_agencies(w.con, [feb]) == ["le_d"]
+
+
+def test_months_without_datapoints_are_those_no_staged_period_starts_in(w):
+    deliver_csv(w.data_dir, *LE, "arrests.csv", [["year", "month", "value"], [2023, 1, 5], [2023, 4, 2]])
+    w.ingest()
+    assert pending.months_without_datapoints(w.con, date(2022, 12, 1), date(2023, 5, 1)) == {
+        date(2022, 12, 1), date(2023, 2, 1), date(2023, 3, 1), date(2023, 5, 1)}
+    assert pending.months_without_datapoints(w.con, date(2023, 1, 1), date(2023, 1, 1)) == set()

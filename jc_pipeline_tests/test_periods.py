@@ -55,6 +55,16 @@ def test_contiguous_ranges_splits_on_gaps_and_ignores_order_and_duplicates():
     ]
 
 
+def test_contiguous_ranges_join_only_across_gaps_wholly_empty():
+    fiscal, october, january = date(2015, 7, 1), date(2015, 10, 1), date(2016, 1, 1)
+    empty = [date(2015, 8, 1), date(2015, 9, 1), date(2015, 11, 1), date(2015, 12, 1)]
+    assert contiguous_ranges([fiscal, october, january, date(2016, 2, 1)], empty=empty) == [
+        (fiscal, date(2016, 2, 1))]
+    # One month of the gap holds data: the ranges stay apart there.
+    assert contiguous_ranges([fiscal, october, january], empty=empty[:3]) == [(fiscal, october), (january, january)]
+    assert contiguous_ranges([fiscal, january], empty=[date(2020, 1, 1)]) == [(fiscal, fiscal), (january, january)]
+
+
 @pytest.mark.parametrize(
     ("start", "end", "label"),
     [

@@ -10,6 +10,7 @@ from typing import NamedTuple
 
 import duckdb
 
+from jc_pipeline.lib.periods import add_months, months_between
 from jc_pipeline.lib.warehouse import transaction
 
 _INDEXED_SQL = "SELECT upload_seq FROM staged_months_indexed"
@@ -30,6 +31,11 @@ _INDEX_SQL = """
 _SET_INDEXED_SQL = "UPDATE staged_months_indexed SET upload_seq = ?"
 
 _PENDING = "SELECT DISTINCT month FROM pending_file_months ORDER BY month"
+_STAGED_MONTHS = """
+    SELECT DISTINCT CAST(date_trunc('month', period_start) AS DATE)
+    FROM ingest_datapoints  -- ingest.STAGED_TABLE
+    WHERE period_start >= $first AND period_start < $end
+"""
 
 # The agencies a staged row of a pending file-month is stored under (a superagency's upload carries its child
 # agencies' rows). Pending files are recent uploads, so the upload_seq range lets the scan skip the row groups of
@@ -98,6 +104,13 @@ def pending_months(con: duckdb.DuckDBPyConnection) -> list[date]:
     with transaction(con):
         _index_new_uploads(con)
     return [row[0] for row in con.execute(_PENDING).fetchall()]
+
+
+def months_without_datapoints(con: duckdb.DuckDBPyConnection, first: date, last: date) -> set[date]:
+    """The month starts first..last (inclusive) in which no staged datapoint's period starts: a roll-up covering
+    them rebuilds nothing there (agency_metrics is resolved from the staged datapoints only)."""
+    rows = con.execute(_STAGED_MONTHS, {"first": first, "end": add_months(last, 1)}).fetchall()
+    return set(months_between(first, add_months(last, 1))) - {month for (month,) in rows}
 
 
 def pending_agencies(con: duckdb.DuckDBPyConnection, months: Sequence[date]) -> list[str]:

@@ -53,11 +53,15 @@ def months_between(start: date, end: date) -> list[date]:
     return months
 
 
-def contiguous_ranges(months: Iterable[date]) -> list[tuple[date, date]]:
-    """Group month starts into inclusive (first, last) runs of consecutive months."""
+def contiguous_ranges(months: Iterable[date], *, empty: Iterable[date] = ()) -> list[tuple[date, date]]:
+    """Group month starts into inclusive (first, last) runs of consecutive months.
+
+    Months of ``empty`` fill a gap: two runs whose months between are all in ``empty`` become one. For roll-ups,
+    ``empty`` holds the months without any datapoint, where a run covering them has nothing to do."""
+    fillers = set(empty)
     ranges: list[tuple[date, date]] = []
     for month in sorted(set(months)):
-        if ranges and add_months(ranges[-1][1], 1) == month:
+        if ranges and all(gap in fillers for gap in months_between(add_months(ranges[-1][1], 1), month)):
             ranges[-1] = (ranges[-1][0], month)
         else:
             ranges.append((month, month))

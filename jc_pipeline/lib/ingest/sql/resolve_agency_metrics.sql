@@ -26,34 +26,25 @@ WITH scoped AS (
 ),
 -- The keys sent more than once: only their rows are ordered. Nearly every key is sent once (97 of 851,554 staged
 -- rows of a year at 3,000 agencies repeat one), and the window over every row was most of the resolve: a year
--- 1.27-1.62 -> 0.99-1.24 s (docs/benchmarks.md). IS NOT DISTINCT FROM: a total's dimension and category are NULL.
+-- 1.22-1.25 -> 0.85-0.90 s (docs/benchmarks.md). Keys are routed by their hash (NULL dimension and category
+-- included); two keys sharing one only send both through the window, which orders each key on its own.
 repeated AS MATERIALIZED (
-    SELECT agency_id, metric_key, period_start, period_end, dimension, category
+    SELECT hash(agency_id, metric_key, period_start, period_end, dimension, category) AS key_hash
     FROM scoped
     GROUP BY ALL
     HAVING count(*) > 1
 ),
 -- MATERIALIZED: the winners are read three times below; without it they are computed three times.
 staged AS MATERIALIZED (
-    SELECT s.*
-    FROM scoped AS s
-    ANTI JOIN repeated AS r
-      ON r.agency_id IS NOT DISTINCT FROM s.agency_id
-         AND r.metric_key IS NOT DISTINCT FROM s.metric_key
-         AND r.period_start IS NOT DISTINCT FROM s.period_start
-         AND r.period_end IS NOT DISTINCT FROM s.period_end
-         AND r.dimension IS NOT DISTINCT FROM s.dimension
-         AND r.category IS NOT DISTINCT FROM s.category
+    SELECT *
+    FROM scoped
+    WHERE hash(agency_id, metric_key, period_start, period_end, dimension, category)
+          NOT IN (SELECT key_hash FROM repeated)
     UNION ALL
-    SELECT s.*
-    FROM scoped AS s
-    SEMI JOIN repeated AS r
-      ON r.agency_id IS NOT DISTINCT FROM s.agency_id
-         AND r.metric_key IS NOT DISTINCT FROM s.metric_key
-         AND r.period_start IS NOT DISTINCT FROM s.period_start
-         AND r.period_end IS NOT DISTINCT FROM s.period_end
-         AND r.dimension IS NOT DISTINCT FROM s.dimension
-         AND r.category IS NOT DISTINCT FROM s.category
+    SELECT *
+    FROM scoped
+    WHERE hash(agency_id, metric_key, period_start, period_end, dimension, category)
+          IN (SELECT key_hash FROM repeated)
     QUALIFY row_number() OVER (
         PARTITION BY agency_id, metric_key, period_start, period_end, dimension, category
         ORDER BY upload_seq DESC, sheet_order DESC, row_number DESC) = 1

@@ -109,3 +109,6 @@ def test_months_without_datapoints_are_those_no_staged_period_starts_in(w):
     assert pending.months_without_datapoints(w.con, date(2022, 12, 1), date(2023, 5, 1)) == {
         date(2022, 12, 1), date(2023, 2, 1), date(2023, 3, 1), date(2023, 5, 1)}
     assert pending.months_without_datapoints(w.con, date(2023, 1, 1), date(2023, 1, 1)) == set()
+    roll_up(w, [date(2023, 1, 1), date(2023, 4, 1)])  # no longer pending, still holding data
+    assert pending.months_without_datapoints(w.con, date(2023, 1, 1), date(2023, 4, 1)) == {
+        date(2023, 2, 1), date(2023, 3, 1)}

@@ -31,10 +31,12 @@ _INDEX_SQL = """
 _SET_INDEXED_SQL = "UPDATE staged_months_indexed SET upload_seq = ?"
 
 _PENDING = "SELECT DISTINCT month FROM pending_file_months ORDER BY month"
+# Every staged file-month is in one of these two once the new uploads are indexed: a few hundred thousand rows
+# against the staged table's millions (3,000 agencies: 5-11 ms against 0.10-0.15 s).
 _STAGED_MONTHS = """
-    SELECT DISTINCT CAST(date_trunc('month', period_start) AS DATE)
-    FROM ingest_datapoints  -- ingest.STAGED_TABLE
-    WHERE period_start >= $first AND period_start < $end
+    SELECT DISTINCT month
+    FROM (SELECT month FROM rolled_up_file_months UNION ALL SELECT month FROM pending_file_months)
+    WHERE month >= $first AND month <= $last
 """
 
 # The agencies a staged row of a pending file-month is stored under (a superagency's upload carries its child
@@ -108,8 +110,13 @@ def pending_months(con: duckdb.DuckDBPyConnection) -> list[date]:
 
 def months_without_datapoints(con: duckdb.DuckDBPyConnection, first: date, last: date) -> set[date]:
     """The month starts first..last (inclusive) in which no staged datapoint's period starts: a roll-up covering
-    them rebuilds nothing there (agency_metrics is resolved from the staged datapoints only)."""
-    rows = con.execute(_STAGED_MONTHS, {"first": first, "end": add_months(last, 1)}).fetchall()
+    them rebuilds nothing there (agency_metrics is resolved from the staged datapoints only). Read from the
+    file-months of the uploads (new ones indexed first); a month with data taken for empty could only make a
+    nightly roll-up rebuild its agencies there again, to the same rows."""
+    ensure_schema(con)
+    with transaction(con):
+        _index_new_uploads(con)
+    rows = con.execute(_STAGED_MONTHS, {"first": first, "last": last}).fetchall()
     return set(months_between(first, add_months(last, 1))) - {month for (month,) in rows}
 
 

@@ -4,7 +4,10 @@
 -- Parameters: $months DATE[], $count_tolerance, $usd_relative_tolerance, $vacancy_dimensions VARCHAR[],
 -- $agencies VARCHAR[] (NULL: every agency).
 -- Output (every SQL rule): one row per group checked, `failed` true for the failing ones.
-WITH dp AS (
+-- NOT MATERIALIZED: each reader below scans agency_metrics with its own filters; DuckDB would otherwise copy
+-- the year's rows, every column, to read them three times (a year at 3,000 agencies: 0.94-1.19 -> 0.69-0.75 s
+-- of CPU for breakdowns_sum_to_total).
+WITH dp AS NOT MATERIALIZED (
     SELECT * FROM agency_metrics
     WHERE list_contains($months, period_start) AND isfinite(value)
       AND ($agencies::VARCHAR[] IS NULL OR agency_id IN (SELECT unnest($agencies::VARCHAR[])))

@@ -2,7 +2,9 @@
 -- vacancies, vs total staff. The detail says when the total looks like it leaves the vacancies out.
 -- Parameters: $months DATE[], $vacancy_dimensions VARCHAR[], $absolute_tolerance, $agencies VARCHAR[] (NULL: every
 -- agency).
-WITH dp AS (
+-- NOT MATERIALIZED, as in breakdowns_sum_to_total: both readers scan agency_metrics with their own filters rather
+-- than a copy of the year's rows (a year at 3,000 agencies: 0.15 -> 0.14 s of CPU).
+WITH dp AS NOT MATERIALIZED (
     SELECT * FROM agency_metrics
     WHERE list_contains($months, period_start) AND isfinite(value)
       AND ($agencies::VARCHAR[] IS NULL OR agency_id IN (SELECT unnest($agencies::VARCHAR[])))

@@ -180,14 +180,13 @@ def _start() -> subprocess.Popen:
 
 def _send_all(requests: queue.SimpleQueue, pipe: BinaryIO) -> None:
     """The request thread of one worker: sends what ``requests`` holds until None, or until the worker is gone
-    (the reader then finds it dead when it waits for the answer)."""
-    while (source := requests.get()) is not None:
+    (the reader then finds it dead when it waits for the answer); closes the pipe either way."""
+    with contextlib.suppress(OSError):  # a worker gone: closing flushes into a broken pipe, and still closes it
         try:
-            _send(pipe, source)
-        except OSError:
-            return
-    with contextlib.suppress(OSError):
-        pipe.close()
+            while (source := requests.get()) is not None:
+                _send(pipe, source)
+        finally:
+            pipe.close()
 
 
 def _send(pipe: BinaryIO, message: object) -> None:

@@ -87,15 +87,16 @@ def read_file(path: Path, data: bytes | None, sheet_name_for_csv: str) -> list[R
     if suffix not in EXTENSIONS:
         raise AssertionError(f"read_file called for unsupported type {suffix!r}")  # callers check EXTENSIONS
     if suffix == ".csv":
-        size = len(data) if data is not None else path.stat().st_size
-        _refuse_empty(size)
-        return [_read_csv(path, data, size, sheet_name_for_csv)]
+        return [_read_csv(path, data, _nonempty_size(path, data), sheet_name_for_csv)]
     return PendingWorkbook(path, data, None).sheets()
 
 
-def _refuse_empty(size: int) -> None:
+def _nonempty_size(path: Path, data: bytes | None) -> int:
+    """The file's size in bytes (``data``: its bytes when in memory); raises :class:`Unreadable` when it is 0."""
+    size = len(data) if data is not None else path.stat().st_size
     if size == 0:
         raise Unreadable("the file is empty (0 bytes); deliver it again with its data")
+    return size
 
 
 # --- workbooks -------------------------------------------------------------------------------------------------
@@ -113,7 +114,7 @@ class PendingWorkbook:
         self.ticket: int | None = None
         self.refused: Unreadable | None = None
         try:
-            _refuse_empty(len(data) if data is not None else path.stat().st_size)
+            _nonempty_size(path, data)
             refuse_hostile_workbook(path, data, self.head)
         except Unreadable as exc:
             self.refused = exc

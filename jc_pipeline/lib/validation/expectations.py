@@ -133,6 +133,11 @@ def preload() -> threading.Thread:
     The import costs ~2.4 s of CPU; a caller that has other work first (resolving the datapoints) can overlap
     it. ``validate_months`` waits for it when it needs GX. Safe to call more than once.
     """
+    # Two threads importing modules that import each other can be handed a half-initialized module (Python's
+    # deadlock avoidance): GX importing sqlalchemy.orm here while Dagster, on the caller's thread, loaded parts of
+    # sqlalchemy lazily failed a roll-up once ("partially initialized module 'sqlalchemy.orm.exc'"). Imported on
+    # the caller's thread first (~55 ms), sqlalchemy leaves the background import nothing of its own to race on.
+    import sqlalchemy.orm  # noqa: F401
     thread = threading.Thread(target=_gx, name="gx-preload", daemon=True)
     thread.start()
     return thread

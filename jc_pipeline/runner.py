@@ -287,17 +287,19 @@ def run_pipeline(
             expired = validation.expired_verdicts(con, datetime.now(UTC).date())
             months = sorted({*pending.pending_months(con), *(month for _, month in expired)})
             unpublished = pending.generations(con).unpublished
-            # A backfill rebuilds its months whole; a nightly run only the agencies with pending uploads in them.
+            # A nightly run is one roll-up from the first to the last of these months, however far apart: it
+            # rebuilds only the months with work and in them only their agencies (`pending.pending_rebuilds`),
+            # where a run per range paid Dagster's and the checks' fixed costs again (docs/decisions.md). A
+            # backfill rebuilds its months whole, one run per range, joined across months without any datapoint,
+            # where a run over them does nothing.
+            ranges = [(months[0], months[-1])] if months else []
             tags_of = pending_range_tags
             if first and last:
                 months = sorted(set(months) | set(months_between(first, add_months(last, 1))))
+                empty = pending.months_without_datapoints(con, months[0], months[-1])
+                ranges = contiguous_ranges(months, empty=empty)
                 tags_of = range_tags
-            # Months without a datapoint between two ranges join them: a run over them does nothing there, where
-            # a run of its own costs Dagster's and the checks' fixed costs again (a first build: the fiscal years
-            # starting in July and October before the first January, three runs -> one; docs/benchmarks.md).
-            empty = pending.months_without_datapoints(con, months[0], months[-1]) if months else set()
         summary.months = months
-        ranges = contiguous_ranges(months, empty=empty)
         if not ranges:
             echo("[2/3] roll-up: nothing new since the last run")
             if not unpublished and layout.warehouse.exists():

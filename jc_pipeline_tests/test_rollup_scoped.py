@@ -4,7 +4,9 @@ rebuilds whole months."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import itertools
+import json
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import dagster as dg
@@ -16,6 +18,7 @@ from jc_pipeline.cli import main
 from jc_pipeline.defs.partitions import PENDING_AGENCIES_TAG, pending_range_tags
 from jc_pipeline.defs.resources import WarehouseResource
 from jc_pipeline.lib import validation
+from jc_pipeline.lib.periods import add_months, months_between
 from jc_pipeline.lib.validation.run import SAMPLE_SIZE
 from jc_pipeline_tests.test_operations_support import (DEMO, add_late_correction, baseline, copy_state,
                                                        first_law_enforcement_agency)
@@ -106,55 +109,73 @@ def nightly(tmp_path_factory):
     return data, root / "dagster_home", {late, CHILD} | bench_corrected, before
 
 
+def _rebuilds(instance: dg.DagsterInstance, run: dg.DagsterRun, asset: str) -> list[dict]:
+    """The `rebuilds` metadata of `asset` in `run` (the same on each partition the run materialized)."""
+    (rebuilds,) = {json.dumps(e.asset_materialization.metadata["rebuilds"].value)
+                   for e in instance.all_logs(run.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION)
+                   if e.asset_materialization.asset_key == dg.AssetKey(asset)}
+    return json.loads(rebuilds)
+
+
 @pytest.mark.slow
-def test_nightly_runs_are_tagged_and_rebuild_only_the_agencies_with_pending_uploads(nightly):
+def test_a_nightly_run_is_one_roll_up_rebuilding_each_range_for_its_own_agencies(nightly):
+    """One tagged run from the earliest correction to the new month; in it each range of months with pending
+    uploads is rebuilt for the agencies of those uploads, the months between are not rebuilt at all, and the state
+    roll-up re-reads the same ranges and agencies."""
     _, home, corrected, _ = nightly
     with dg.DagsterInstance.from_config(str(home)) as instance:
-        rollups = instance.get_runs(dg.RunsFilter(job_name="rollup_job"))
-        assert rollups and all(run.tags.get(PENDING_AGENCIES_TAG) for run in rollups)
-        rebuilt_by_asset = {
-            asset: {
-                run.tags["dagster/asset_partition_range_start"]: event.asset_materialization.metadata[
-                    "rebuilt_agencies"].value
-                for run in rollups
-                for event in instance.all_logs(run.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION)
-                if event.asset_materialization.asset_key == dg.AssetKey(asset)
-            }
-            for asset in ("agency_metrics", "state_metrics")
-        }
-    rebuilt = rebuilt_by_asset["agency_metrics"]
-    assert len(rebuilt) == len(rollups)
-    assert rebuilt_by_asset["state_metrics"] == rebuilt  # the state roll-up re-reads the same agencies
-    assert rebuilt["2025-05-01"] == 1  # the superagency's upload, stored under the court alone
-    assert rebuilt["2026-01-01"] > len(corrected)  # the new month: every agency still reporting
-    assert all(count <= len(corrected) for start, count in rebuilt.items() if start != "2026-01-01")
+        (rollup,) = instance.get_runs(dg.RunsFilter(job_name="rollup_job"))
+        assert rollup.tags.get(PENDING_AGENCIES_TAG)
+        rebuilds = _rebuilds(instance, rollup, "agency_metrics")
+        assert _rebuilds(instance, rollup, "state_metrics") == rebuilds  # the same months and agencies
+    by_start = {r["first"]: r for r in rebuilds}
+    assert (rollup.tags["dagster/asset_partition_range_start"], rollup.tags["dagster/asset_partition_range_end"]) == (
+        rebuilds[0]["first"], "2026-01-01")
+    assert by_start["2025-05-01"] == {"first": "2025-05-01", "last": "2025-05-01", "agencies": 1}  # the court only
+    assert by_start["2026-01-01"]["agencies"] > len(corrected)  # the new month: every agency still reporting
+    assert all(r["agencies"] <= len(corrected) for start, r in by_start.items() if start != "2026-01-01")
+    assert len(rebuilds) >= 3 and all(a["last"] < b["first"] for a, b in itertools.pairwise(rebuilds))
+    # April, between the corrections of March and May, is not rebuilt.
+    assert [r["last"] for r in rebuilds if r["first"] <= "2025-03-01" <= r["last"]] == ["2025-03-01"]
 
 
 @pytest.mark.slow
 def test_the_checks_of_a_nightly_run_judge_every_agency_of_its_months(nightly):
-    """A check's count and verdict are those of the months' stored results, every agency's, not only of the
-    agencies re-checked; the metadata says how many were."""
+    """A check's count and verdict are those of the rebuilt months' stored results, every agency's, not only of
+    the agencies re-checked; the metadata says how many were."""
     data, home, _, _ = nightly
     with dg.DagsterInstance.from_config(str(home)) as instance:
-        (run,) = [r for r in instance.get_runs(dg.RunsFilter(job_name="rollup_job"))
-                  if r.tags["dagster/asset_partition_range_start"] == "2025-05-01"]
+        (run,) = instance.get_runs(dg.RunsFilter(job_name="rollup_job"))
+        rebuilds = _rebuilds(instance, run, "agency_metrics")
+        rechecked = _materialization(instance, run, "agency_metrics")["rebuilt_agencies"].value
         evaluations = {e.dagster_event.event_specific_data.check_name: e.dagster_event.event_specific_data
                        for e in instance.all_logs(run.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION)}
+    months = [m for r in rebuilds for m in months_between(date.fromisoformat(r["first"]),
+                                                          add_months(date.fromisoformat(r["last"]), 1))]
     with duckdb.connect(str(_store(data)), read_only=True) as con:
-        # The run's month, and its whole year for the rules judged per year (Rule.scope).
+        # The rebuilt months, and their whole years for the rules judged per year (Rule.scope).
         stored = dict(con.execute("""
             SELECT check_name, count(*) FROM validation_results
-            WHERE period_start = DATE '2025-05-01' OR (year(period_start) = 2025 AND list_contains($years, check_name))
-            GROUP BY ALL""", {"years": [r.name for r in validation.RULES if r.scope == "years"]}).fetchall())
+            WHERE list_contains($months, period_start)
+               OR (list_contains($years, year(period_start)) AND list_contains($year_rules, check_name))
+            GROUP BY ALL""", {"months": months, "years": sorted({m.year for m in months}),
+                              "year_rules": [r.name for r in validation.RULES if r.scope == "years"]}).fetchall())
     assert any(stored.values())  # some rule fails for some agency: the counts below are not all zero
+    assert rechecked >= max(r["agencies"] for r in rebuilds)
     for rule in validation.RULES:
         evaluation = evaluations[rule.name]
         assert evaluation.metadata["failing_groups"].value == stored.get(rule.name, 0), rule.name
         assert evaluation.passed == (rule.name not in stored), rule.name
-        assert evaluation.metadata["rechecked_agencies"].value == 1
+        assert evaluation.metadata["rechecked_agencies"].value == rechecked
         sample = evaluation.metadata["sample"].value if "sample" in evaluation.metadata else []
         assert len(sample) == min(stored.get(rule.name, 0), SAMPLE_SIZE)
         assert sample == sorted(sample, key=_sample_order)
+
+
+def _materialization(instance: dg.DagsterInstance, run: dg.DagsterRun, asset: str) -> dict:
+    return next(e.asset_materialization.metadata
+                for e in instance.all_logs(run.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION)
+                if e.asset_materialization.asset_key == dg.AssetKey(asset))
 
 
 def _sample_order(row: dict) -> tuple:
@@ -255,10 +276,9 @@ def test_a_nightly_run_with_nothing_new_checks_again_a_failure_the_calendar_over
     _run(data, tmp_path / "dagster_home")
     with dg.DagsterInstance.from_config(str(tmp_path / "dagster_home")) as instance:
         (run,) = instance.get_runs(dg.RunsFilter(job_name="rollup_job"))
-        rebuilt = [e.asset_materialization.metadata["rebuilt_agencies"].value
-                   for e in instance.all_logs(run.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION)
-                   if e.asset_materialization.asset_key == dg.AssetKey("agency_metrics")]
-    assert run.tags["dagster/asset_partition_range_start"] == "2025-03-01" and rebuilt == [1]
+        rebuilds = _rebuilds(instance, run, "agency_metrics")
+    assert run.tags["dagster/asset_partition_range_start"] == "2025-03-01"
+    assert rebuilds == [{"first": "2025-03-01", "last": "2025-03-01", "agencies": 1}]
     _assert_same_results_and_state(data, reference)
 
 

@@ -4,6 +4,7 @@ covers every frequency. The current month exists (end_offset=1) so that early de
 """
 
 
+from collections.abc import Sequence
 from datetime import date
 
 import dagster as dg
@@ -41,3 +42,19 @@ def pending_range_tags(first: date, last: date) -> dict[str, str]:
 def rebuilds_pending_agencies_only(context: dg.AssetExecutionContext) -> bool:
     """Whether this run was launched with `pending_range_tags` (a nightly roll-up), not as a backfill."""
     return context.run.tags.get(PENDING_AGENCIES_TAG) == _PENDING_AGENCIES
+
+
+def rebuilds_metadata(rebuilds: Sequence[tuple[Sequence[date], Sequence[str] | None]]) -> dict[str, object]:
+    """Metadata of what a nightly roll-up step rebuilt: per range of months (first, last) its agencies ("all": a
+    whole-month rebuild), and the totals over the run."""
+    ranges = [(months[0], months[-1], agencies) for months, agencies in rebuilds if months]
+    named = {agency for _, _, agencies in ranges for agency in agencies or ()}
+    return {
+        "rebuilt_months": sum(len(months) for months, _ in rebuilds),
+        "rebuilt_agencies": len(named),
+        "rebuilds": dg.MetadataValue.json([
+            {"first": first.isoformat(), "last": last.isoformat(),
+             "agencies": "all" if agencies is None else len(agencies)}
+            for first, last, agencies in ranges
+        ]),
+    }

@@ -3,14 +3,14 @@ roll-ups (crash-safe bookkeeping in the store)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import date
 from importlib import resources
 from typing import NamedTuple
 
 import duckdb
 
-from jc_pipeline.lib.periods import add_months, months_between
+from jc_pipeline.lib.periods import add_months, contiguous_ranges, months_between
 from jc_pipeline.lib.warehouse import transaction
 
 _INDEXED_SQL = "SELECT upload_seq FROM staged_months_indexed"
@@ -77,11 +77,25 @@ _REBUILT = """
     FROM rebuilt_agency_months
     WHERE month IN (SELECT unnest($months::DATE[]))
 """
+# The months a nightly state roll-up must read: their agency_metrics rows were rebuilt since their last roll-up,
+# or they hold uploads such a rebuild read (a rebuild of no agency records none).
+_TO_ROLL_UP = """
+    SELECT month FROM rebuilt_agency_months WHERE month IN (SELECT unnest($months::DATE[]))
+    UNION
+    SELECT month FROM pending_file_months WHERE resolved AND month IN (SELECT unnest($months::DATE[]))
+"""
 _FORGET_REBUILT = "DELETE FROM rebuilt_agency_months WHERE month IN (SELECT unnest($months::DATE[]))"
 
 _COUNT_ROLLUP_SQL = "UPDATE publish_generations SET rolled_up = rolled_up + 1"
 _GENERATIONS_SQL = "SELECT rolled_up, published FROM publish_generations"
 _PUBLISHED_SQL = "UPDATE publish_generations SET published = greatest(published, ?)"
+
+
+class Rebuild(NamedTuple):
+    """Months rebuilt together, and the agencies rebuilt in them (None: every agency)."""
+
+    months: list[date]
+    agencies: list[str] | None
 
 
 class Generations(NamedTuple):
@@ -133,6 +147,38 @@ def pending_agencies(con: duckdb.DuckDBPyConnection, months: Sequence[date]) -> 
     if first is None:
         return []
     return [row[0] for row in con.execute(_PENDING_AGENCIES, {**params, "first": first, "last": last}).fetchall()]
+
+
+def pending_rebuilds(con: duckdb.DuckDBPyConnection, months: Sequence[date],
+                     also: Iterable[tuple[str, date]] = ()) -> list[Rebuild]:
+    """What a nightly roll-up over `months` rebuilds: the months among them holding pending uploads or one of the
+    (agency, month start) pairs of `also` (failures the calendar has overturned), grouped into ranges of
+    consecutive months (joined across months without any datapoint, where a rebuild has nothing to do), each with
+    the agencies that have pending uploads or such a pair in it (`pending_agencies`). A range's agencies are
+    rebuilt in all of its months: the same rows as rebuilding each month's own agencies, since both steps are
+    per agency. Months of `months` in no range are current and not read."""
+    ensure_schema(con)
+    with transaction(con):
+        _index_new_uploads(con)
+    wanted = set(months)
+    extra = [(agency, month) for agency, month in also if month in wanted]
+    work = sorted({row[0] for row in con.execute(_PENDING).fetchall() if row[0] in wanted}
+                  | {month for _, month in extra})
+    if not work:
+        return []
+    rebuilds = []
+    for first, last in contiguous_ranges(work, empty=months_without_datapoints(con, work[0], work[-1])):
+        group = months_between(first, add_months(last, 1))
+        agencies = {*pending_agencies(con, group), *(agency for agency, month in extra if first <= month <= last)}
+        rebuilds.append(Rebuild(group, sorted(agencies)))
+    return rebuilds
+
+
+def months_to_roll_up(con: duckdb.DuckDBPyConnection, months: Sequence[date]) -> list[date]:
+    """The months of `months` (sorted) that a nightly state roll-up must read again: agency_metrics rows of
+    theirs were rebuilt since their last roll-up (`mark_resolved`). The others' state rows are current."""
+    ensure_schema(con)
+    return sorted(row[0] for row in con.execute(_TO_ROLL_UP, {"months": sorted(set(months))}).fetchall())
 
 
 def mark_resolved(con: duckdb.DuckDBPyConnection, months: Sequence[date], agencies: Sequence[str] | None) -> None:

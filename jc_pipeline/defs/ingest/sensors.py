@@ -19,7 +19,6 @@ from jc_pipeline.defs.partitions import pending_range_tags
 from jc_pipeline.defs.resources import WarehouseResource
 from jc_pipeline.lib import validation
 from jc_pipeline.lib.ingest.inbox import INBOX, scan_inbox
-from jc_pipeline.lib.periods import contiguous_ranges
 
 SOURCE_FILES = dg.AssetKey("source_files")
 
@@ -97,8 +96,8 @@ def touched_periods_sensor(context: dg.SensorEvaluationContext, warehouse: Wareh
     """After ingest runs, rolls up exactly the period months their new or changed files touched (metadata
     `touched_months` of `source_files`), late corrections to old months included, and the months holding a failure
     the calendar has overturned since (a period sent before it ended, read from the published warehouse): one run
-    per contiguous range of months, each rebuilding only the agencies with pending uploads or such a failure in them
-    (`pending_range_tags`). Every materialization since the last tick counts, not only the latest, so two ingests
+    from the first of those months to the last, rebuilding only the months with pending uploads or such a failure
+    and in them only the agencies concerned (`pending_range_tags`). Every materialization since the last tick counts, not only the latest, so two ingests
     between ticks lose nothing. Ingests started by `jc-pipeline run` are skipped: that command rolls up by itself.
     Cursor: the storage id of the last materialization read."""
     after = int(context.cursor) if context.cursor else None
@@ -126,11 +125,9 @@ def touched_periods_sensor(context: dg.SensorEvaluationContext, warehouse: Wareh
             cursor=cursor,
         )
     batch = f"{records[0].storage_id}-{records[-1].storage_id}"
+    start, end = min(months), max(months)
     return dg.SensorResult(
-        run_requests=[
-            dg.RunRequest(run_key=f"{batch}:{start}:{end}", tags=pending_range_tags(start, end))
-            for start, end in contiguous_ranges(months)
-        ],
+        run_requests=[dg.RunRequest(run_key=f"{batch}:{start}:{end}", tags=pending_range_tags(start, end))],
         cursor=cursor,
     )
 

@@ -15,6 +15,7 @@ from jc_pipeline.defs.normalize.checks import (
 from jc_pipeline.defs.partitions import (
     months_of,
     period_months,
+    rebuilds_metadata,
     rebuilds_pending_agencies_only,
 )
 from jc_pipeline.defs.resources import WAREHOUSE_POOL, WarehouseResource
@@ -50,27 +51,27 @@ def agency_metrics(
     context: dg.AssetExecutionContext, warehouse: WarehouseResource
 ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
     """Rebuild the datapoints of the run's months, then run every rule on them (Great Expectations + SQL). A
-    nightly run (`pending_range_tags`) rebuilds and re-checks only the agencies with pending uploads in them."""
+    nightly run (`pending_range_tags`) rebuilds and re-checks only the months holding pending uploads, and in
+    them only the agencies those uploads are for."""
     months = months_of(context)
     registry, roster = warehouse.registry(), warehouse.roster()
     with warehouse.store().connect() as con:
         began = time.perf_counter()
         validation.preload()  # Great Expectations imports (~2.4 s, once per process) while DuckDB resolves
         today = datetime.now(UTC).date()
-        # Only uploads change datapoints, so in a nightly run the other agencies' rows of these months and their
-        # results are current already: one corrected row costs one agency's rebuild, not the month's. Failures
+        # Only uploads change datapoints, so in a nightly run the other agencies' rows and results are current
+        # already: one corrected row costs one agency's rebuild in its months, not the whole range's. Failures
         # the calendar has overturned since (a period sent before it ended) are checked again too.
-        agencies = None
-        if rebuilds_pending_agencies_only(context):
-            agencies = sorted({*pending.pending_agencies(con, months),
-                               *(agency for agency, _ in validation.expired_verdicts(con, today, months))})
-        rows = ingest.resolve_agency_metrics(con, months, roster, registry, agencies)
-        pending.mark_resolved(con, months, agencies)
+        nightly = rebuilds_pending_agencies_only(context)
+        rebuilds = (pending.pending_rebuilds(con, months, also=validation.expired_verdicts(con, today, months))
+                    if nightly else [pending.Rebuild(months, None)])
+        rows = 0
+        for rebuild_months, agencies in rebuilds:
+            rows += ingest.resolve_agency_metrics(con, rebuild_months, roster, registry, agencies)
+            pending.mark_resolved(con, rebuild_months, agencies)
         resolved = time.perf_counter()
         problems = validation.check_structure(con, registry)
-        outcomes = [] if problems else validation.validate_months(
-            con, months, today=today, registry=registry, agencies=agencies
-        )
+        outcomes = [] if problems else validation.validate_scopes(con, rebuilds, today=today, registry=registry)
         checked = time.perf_counter()
     # The two halves of this step are timed apart: the benchmark (bench/) reports normalize and checks as stages.
     yield dg.MaterializeResult(
@@ -78,7 +79,7 @@ def agency_metrics(
         metadata={
             "dagster/partition_row_count": rows,
             "resolve_seconds": round(resolved - began, 3),
-            **({} if agencies is None else {"rebuilt_agencies": len(agencies)}),
+            **(rebuilds_metadata(rebuilds) if nightly else {}),
         },
     )
     yield dg.MaterializeResult(

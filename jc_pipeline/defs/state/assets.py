@@ -4,9 +4,10 @@ from datetime import timedelta
 
 import dagster as dg
 
-from jc_pipeline.defs.partitions import months_of, period_months, rebuilds_pending_agencies_only
+from jc_pipeline.defs.partitions import months_of, period_months, rebuilds_metadata, rebuilds_pending_agencies_only
 from jc_pipeline.defs.resources import WAREHOUSE_POOL, WarehouseResource
 from jc_pipeline.lib import pending, state
+from jc_pipeline.lib.periods import add_months, contiguous_ranges, months_between
 
 #: The nightly run starts at 02:00; the state numbers must be rebuilt by 07:00 every morning.
 NIGHTLY_FRESHNESS = dg.FreshnessPolicy.cron(
@@ -27,16 +28,22 @@ def state_metrics(context: dg.AssetExecutionContext, warehouse: WarehouseResourc
     """State-level value of every metric, period and breakdown category, summed only where summing is valid
     (same sector, metric and period window), with agencies reporting of expected, population covered and rate
     per 100,000. Datapoints failing an error-level rule count as missing. A nightly run (`pending_range_tags`)
-    re-reads only the agencies whose datapoints its agency_metrics step rebuilt; the sums cover every agency."""
+    re-reads only the months and agencies whose datapoints agency_metrics rebuilt; the sums cover every agency."""
     months = months_of(context)
     with warehouse.store().connect() as con:
         state.ensure_schema(con)
-        agencies = pending.rebuilt_agencies(con, months) if rebuilds_pending_agencies_only(context) else None
-        rows = state.build_state_metrics(con, months, agencies=agencies)
-        pending.mark_rolled_up(con, months)
+        nightly = rebuilds_pending_agencies_only(context)
+        rebuilds = [pending.Rebuild(months, None)]
+        if nightly:
+            # The months whose agency_metrics rows were rebuilt, by range, each with its rebuilt agencies (or
+            # None, every agency, where a rebuild is not recorded by agency).
+            ranges = contiguous_ranges(pending.months_to_roll_up(con, months))
+            rebuilds = [pending.Rebuild(group, pending.rebuilt_agencies(con, group))
+                        for group in (months_between(first, add_months(last, 1)) for first, last in ranges)]
+        rows = 0
+        for rebuild_months, agencies in rebuilds:
+            rows += state.build_state_metrics(con, rebuild_months, agencies=agencies)
+            pending.mark_rolled_up(con, rebuild_months)
     return dg.MaterializeResult(
-        metadata={
-            "dagster/partition_row_count": rows,
-            **({} if agencies is None else {"rebuilt_agencies": len(agencies)}),
-        }
+        metadata={"dagster/partition_row_count": rows, **(rebuilds_metadata(rebuilds) if nightly else {})}
     )

@@ -4,7 +4,8 @@ Public API (used by the Dagster layer; no dagster import here):
 
 * :data:`RULES` — the rule catalogue (:class:`Rule`: name, severity, title, description, remedy, ...).
 * :func:`validate_months` — run every rule on the datapoints of some months, store failing groups in
-  ``validation_results`` and return one :class:`RuleOutcome` per rule.
+  ``validation_results`` and return one :class:`RuleOutcome` per rule; :func:`validate_scopes` does it for
+  several (months, agencies) at once, as the rebuilds of a nightly run.
 * :func:`expired_verdicts` — stored failures the calendar has overturned (a period reported before it ended).
 * :func:`check_structure` — structural problems that must block the state roll-up (empty list = fine).
 * :func:`write_quality_report` — the static HTML data-quality report (index + one page per agency), from
@@ -21,6 +22,7 @@ from jc_pipeline.lib.validation.run import (
     RuleOutcome,
     expired_verdicts,
     validate_months,
+    validate_scopes,
 )
 from jc_pipeline.lib.validation.structure import check_structure
 
@@ -36,5 +38,6 @@ __all__ = [
     "expired_verdicts",
     "preload",
     "validate_months",
+    "validate_scopes",
     "write_quality_report",
 ]

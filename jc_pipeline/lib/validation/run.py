@@ -89,18 +89,33 @@ def validate_months(con: duckdb.DuckDBPyConnection, months: Sequence[date], *, t
     outcomes' verdicts, counts and samples are read back from the stored results of the months, so a Dagster
     check still says whether the months pass the rule.
     """
-    months = sorted({month_start(m) for m in months})
-    scope = None if agencies is None else sorted(set(agencies))
+    return validate_scopes(con, [(months, agencies)], today=today, registry=registry)
+
+
+def validate_scopes(con: duckdb.DuckDBPyConnection, scopes: Iterable[tuple[Sequence[date], Sequence[str] | None]],
+                    *, today: date, registry: Registry) -> list[RuleOutcome]:
+    """``validate_months`` for each ``(months, agencies)`` of ``scopes`` (the rebuilds of one nightly run, each
+    its own months and agencies), reported as one outcome per rule over all their months: a scope limited to
+    some agencies makes the outcomes those of the stored results of every scope's months, as in
+    ``validate_months``, with ``rechecked_agencies`` counting the agencies checked in any scope.
+    """
     outcomes = [RuleOutcome(rule, True, 0, 0) for rule in RULES]
     checked_at = datetime.now(UTC).replace(tzinfo=None)
     names = _labels(registry)
-    for window in _by_year(months):
-        outcomes = [_combine(a, b) for a, b in zip(outcomes, _validate(con, window, today, registry, names,
-                                                                       checked_at, scope), strict=True)]
-    errors = _rejudge_later_months(con, months, today, registry, names, checked_at, scope)
-    outcomes = [replace(o, passed=False, error=o.error or errors[o.rule.name]) if o.rule.name in errors else o
-                for o in outcomes]
-    return outcomes if scope is None else _stored_outcomes(con, months, outcomes, len(scope))
+    every_month: set[date] = set()
+    rechecked: set[str] | None = set()
+    for scope_months, agencies in scopes:
+        months = sorted({month_start(m) for m in scope_months})
+        scope = None if agencies is None else sorted(set(agencies))
+        for window in _by_year(months):
+            outcomes = [_combine(a, b) for a, b in zip(outcomes, _validate(con, window, today, registry, names,
+                                                                           checked_at, scope), strict=True)]
+        errors = _rejudge_later_months(con, months, today, registry, names, checked_at, scope)
+        outcomes = [replace(o, passed=False, error=o.error or errors[o.rule.name]) if o.rule.name in errors else o
+                    for o in outcomes]
+        every_month.update(months)
+        rechecked = None if rechecked is None or scope is None else rechecked | set(scope)
+    return outcomes if rechecked is None else _stored_outcomes(con, sorted(every_month), outcomes, len(rechecked))
 
 
 def _by_year(months: Sequence[date]) -> list[list[date]]:

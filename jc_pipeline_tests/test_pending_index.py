@@ -112,3 +112,42 @@ def test_months_without_datapoints_are_those_no_staged_period_starts_in(w):
     roll_up(w, [date(2023, 1, 1), date(2023, 4, 1)])  # no longer pending, still holding data
     assert pending.months_without_datapoints(w.con, date(2023, 1, 1), date(2023, 4, 1)) == {
         date(2023, 2, 1), date(2023, 3, 1)}
+
+
+def test_a_nightly_roll_up_rebuilds_each_range_of_pending_months_for_its_own_agencies(w):
+    """Pending months group into ranges, joined across months no agency has data in and not across months that
+    hold data; each range gets the agencies of its pending uploads and of the extra (agency, month) pairs; months
+    outside those asked for are left to another run."""
+    m = {n: date(2023, n, 1) for n in range(1, 13)}
+    deliver_csv(w.data_dir, *LE, "arrests.csv", [["year", "month", "value"], *([2023, n, 5] for n in range(1, 6))])
+    w.ingest()
+    roll_up(w, [m[n] for n in range(1, 6)])
+    assert pending.pending_rebuilds(w.con, list(m.values())) == []
+    correction = deliver_csv(w.data_dir, *LE, "calls_for_service.csv", [["year", "month", "value"], [2023, 2, 7]])
+    cases = deliver_csv(w.data_dir, "da", "PROSECUTION", "cases_referred.csv",
+                        [["year", "month", "value"], [2023, 4, 3], [2023, 7, 8], [2023, 9, 1]])
+    for path in (correction, cases):
+        touch_later(path, 60)
+    w.ingest()
+    # March and May hold data (rolled up): no join across them; June is empty, but May is not; August is empty.
+    assert pending.pending_rebuilds(w.con, list(m.values())) == [
+        pending.Rebuild([m[2]], ["le"]), pending.Rebuild([m[4]], ["da"]),
+        pending.Rebuild([m[7], m[8], m[9]], ["da"])]
+    assert pending.pending_rebuilds(w.con, [m[n] for n in range(4, 13)]) == [
+        pending.Rebuild([m[4]], ["da"]), pending.Rebuild([m[7], m[8], m[9]], ["da"])]
+    # A failure the calendar overturned in March joins February and April into one range, for all three.
+    assert pending.pending_rebuilds(w.con, list(m.values()), also=[("doc", m[3]), ("le", date(2024, 1, 1))]) == [
+        pending.Rebuild([m[2], m[3], m[4]], ["da", "doc", "le"]), pending.Rebuild([m[7], m[8], m[9]], ["da"])]
+
+
+def test_the_state_roll_up_reads_the_months_rebuilt_since_their_last_roll_up(w):
+    jan, feb, mar = date(2023, 1, 1), date(2023, 2, 1), date(2023, 3, 1)
+    deliver_csv(w.data_dir, *LE, "arrests.csv", [["year", "month", "value"], [2023, 1, 5], [2023, 3, 2]])
+    w.ingest()
+    assert pending.months_to_roll_up(w.con, [jan, feb, mar]) == []
+    pending.mark_resolved(w.con, [jan], ["le"])
+    pending.mark_resolved(w.con, [mar], [])  # read March's upload, recorded no agency: still to roll up
+    assert pending.months_to_roll_up(w.con, [jan, feb, mar]) == [jan, mar]
+    assert pending.months_to_roll_up(w.con, [feb, mar]) == [mar]
+    pending.mark_rolled_up(w.con, [jan, mar])
+    assert pending.months_to_roll_up(w.con, [jan, feb, mar]) == []

@@ -89,6 +89,34 @@ def test_validating_some_agencies_stores_and_reports_what_validating_all_does(tm
     assert max(o.failing_groups for o in scoped) >= 3  # counts span agencies not re-checked
 
 
+def test_validating_several_scopes_reports_one_verdict_over_all_their_months(tmp_path):
+    """A nightly run's rebuilds, each its own months and agencies, checked at once: the stored results are those
+    of checking each on its own, and each rule's outcome counts the stored failures of all their months (every
+    agency's), once, with the agencies re-checked in any of them."""
+    may = month(2025, 5)
+    wh = Warehouse(tmp_path / "w.duckdb")
+    for agency, person in (("A", 4), ("B", 9), ("C", 5)):  # B's breakdown is off by 5 in both months
+        wh.agency(agency, ["LAW_ENFORCEMENT"])
+        for period in (MARCH, may):
+            wh.add(agency, ARRESTS, period, 10)
+            wh.add_breakdown(agency, ARRESTS, period, OFFENSE, {"PERSON": person, "PROPERTY": 6})
+    wh.validate([MARCH, may])
+    whole = wh.con.execute(STORED).fetchall()
+    wh.con.execute("UPDATE agency_metrics SET value = 20 WHERE dimension IS NULL "
+                   "AND (agency_id = 'A' OR (agency_id = 'C' AND period_start = ?))", [may])
+    scoped = validation.validate_scopes(wh.con, [([MARCH], ["A"]), ([may], ["C", "A"])], today=TODAY,
+                                        registry=REGISTRY)
+    stored = wh.con.execute(STORED).fetchall()
+    assert stored != whole  # A and C now fail in the months re-checked
+    reference = validation.validate_months(wh.con, [MARCH, may], today=TODAY, registry=REGISTRY)
+    assert wh.con.execute(STORED).fetchall() == stored
+    assert wh.failing_agencies("breakdowns_sum_to_total") == {"A", "B", "C"}
+    for ours, theirs in zip(scoped, reference, strict=True):
+        assert (ours.passed, ours.failing_groups) == (theirs.passed, theirs.failing_groups), ours.rule.name
+        assert ours.rechecked_agencies == 2
+    assert max(o.failing_groups for o in scoped) >= 5  # B in both months, A in both, C in May
+
+
 @pytest.fixture(scope="module")
 def nightly(tmp_path_factory):
     """The baseline, then one nightly run over: a new month from every agency (bench increment: the superagency's

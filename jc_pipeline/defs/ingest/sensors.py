@@ -97,9 +97,9 @@ def touched_periods_sensor(context: dg.SensorEvaluationContext, warehouse: Wareh
     `touched_months` of `source_files`), late corrections to old months included, and the months holding a failure
     the calendar has overturned since (a period sent before it ended, read from the published warehouse): one run
     from the first of those months to the last, rebuilding only the months with pending uploads or such a failure
-    and in them only the agencies concerned (`pending_range_tags`). Every materialization since the last tick counts, not only the latest, so two ingests
-    between ticks lose nothing. Ingests started by `jc-pipeline run` are skipped: that command rolls up by itself.
-    Cursor: the storage id of the last materialization read."""
+    and in them only the agencies concerned (`pending_range_tags`). Every materialization since the last tick
+    counts, not only the latest, so two ingests between ticks lose nothing. Ingests started by `jc-pipeline run`
+    are skipped: that command rolls up by itself. Cursor: the storage id of the last materialization read."""
     after = int(context.cursor) if context.cursor else None
     records = context.instance.fetch_materializations(
         dg.AssetRecordsFilter(asset_key=SOURCE_FILES, after_storage_id=after), limit=_EVENTS_PER_TICK, ascending=True

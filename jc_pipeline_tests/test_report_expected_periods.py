@@ -57,7 +57,16 @@ def test_parts_agree_with_the_whole_query(warehouse):
         assert (cell["expected"], cell["reported"], cell["failed"], cell["not_counted"]) == (
             len(rows), *(sum(r["status"] == s for r in rows) for s in (REPORTED, "FAILED_VALIDATION", "NOT_COUNTED")))
         assert cell["labels"] == [period_label(month, rows[0]["period_end"])]
+        assert cell["column_label"] == f"{month:%Y-%m}"
+        # What the grid shows: failed validation beats missing beats reported; the tooltip counts the metrics.
+        failed, reported, not_counted = cell["failed"], cell["reported"], cell["not_counted"]
+        assert cell["cell_status"] == ("failed" if failed else "reported" if reported == len(rows)
+                                       else "partial" if reported else "missing")
+        assert cell["tooltip"] == "".join([f"{cell['labels'][0]}: {reported} of {len(rows)} expected metrics reported",
+                                           f"; {failed} failed validation" if failed else "",
+                                           f"; {not_counted} sent but not counted" if not_counted else ""])
     assert any(c["failed"] for c in cells.values()) and any(c["reported"] < c["expected"] for c in cells.values())
+    assert {c["cell_status"] for c in cells.values()} >= {"failed", "reported"}
 
 
 def test_status_of_a_period_not_counted_reads_what_was_delivered(tmp_path):

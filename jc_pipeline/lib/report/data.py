@@ -175,7 +175,7 @@ def load_state_views(con: duckdb.DuckDBPyConnection, expected: ExpectedPeriods) 
     definitions = {d["metric_key"]: d for d in records(con, _DEFINITIONS_SQL)}
     totals = _by(records(con, _TOTALS_SQL), "state_code")
     breakdowns = _by(records(con, _BREAKDOWNS_SQL), "state_code")
-    grid_cells = _by(expected.grid.to_pylist(), "state_code")
+    grid_cells = _by(expected.grid.select(_GRID_SHOWN).to_pylist(), "state_code")
     expected_keys = _by(expected.metrics.to_pylist(), "state_code")
     states = sorted({r[0] for r in con.execute("SELECT DISTINCT state_code FROM agencies").fetchall()}
                     | set(totals))
@@ -192,7 +192,8 @@ class ExpectedPeriods:
     unreported: pa.Table
     #: The cells of the coverage grids (_GRID_CELLS_SQL): per state, section, cadence, agency and column (the
     #: latest :data:`GRID_MONTHS` months, or :data:`GRID_YEARS` years by the year the period ends), how many of
-    #: the agency's expected metrics are in each status and the labels of their periods (sorted).
+    #: the agency's expected metrics are in each status and the labels of their periods (sorted); and what the
+    #: grid shows of it: ``column_label``, ``cell_status`` and ``tooltip``.
     grid: pa.Table
     #: ``state_code, parent_sector, metric_key`` of every metric some agency is expected to report.
     metrics: pa.Table
@@ -233,18 +234,33 @@ WITH last_ AS (
     JOIN agencies AS a USING (agency_id)
     WHERE CASE WHEN frequency = 'MONTHLY' THEN period_start >= last_start - to_months($months)
                ELSE year(period_end - INTERVAL 1 MONTH) > year(last_end) - $years END
+), cells AS (
+    SELECT state_code, parent_sector, frequency, agency_id, agency_name,
+           CASE WHEN frequency = 'MONTHLY' THEN period_start
+                ELSE make_date(year(period_end - INTERVAL 1 MONTH), 1, 1) END AS column_start,
+           count(*) AS expected,
+           count(*) FILTER (WHERE status = $reported) AS reported,
+           count(*) FILTER (WHERE status = $failed) AS failed,
+           count(*) FILTER (WHERE status = $not_counted) AS not_counted,
+           list_sort(list(DISTINCT l.label)) AS labels
+    FROM latest JOIN report_period_labels AS l USING (period_start, period_end)
+    GROUP BY ALL
 )
-SELECT state_code, parent_sector, frequency, agency_id, agency_name,
-       CASE WHEN frequency = 'MONTHLY' THEN period_start
-            ELSE make_date(year(period_end - INTERVAL 1 MONTH), 1, 1) END AS column_start,
-       count(*) AS expected,
-       count(*) FILTER (WHERE status = $reported) AS reported,
-       count(*) FILTER (WHERE status = $failed) AS failed,
-       count(*) FILTER (WHERE status = $not_counted) AS not_counted,
-       list_sort(list(DISTINCT l.label)) AS labels
-FROM latest JOIN report_period_labels AS l USING (period_start, period_end)
-GROUP BY ALL
+-- What the grid shows of a cell: failed validation beats missing beats reported; the tooltip counts the metrics.
+SELECT *,
+       CASE WHEN frequency = 'MONTHLY' THEN strftime(column_start, '%Y-%m')
+            ELSE CAST(year(column_start) AS VARCHAR) END AS column_label,
+       CASE WHEN failed > 0 THEN 'failed' WHEN reported = expected THEN 'reported'
+            WHEN reported > 0 THEN 'partial' ELSE 'missing' END AS cell_status,
+       array_to_string(labels, ', ') || ': ' || reported || ' of ' || expected || ' expected metrics reported'
+           || CASE WHEN failed > 0 THEN '; ' || failed || ' failed validation' ELSE '' END
+           || CASE WHEN not_counted > 0 THEN '; ' || not_counted || ' sent but not counted' ELSE '' END
+           AS tooltip
+FROM cells
 """
+#: The grid's columns the report reads (the counts and labels are in the tooltip).
+_GRID_SHOWN = ["state_code", "parent_sector", "frequency", "agency_id", "agency_name", "column_start",
+               "column_label", "cell_status", "tooltip"]
 _EXPECTED_METRICS_SQL = "SELECT DISTINCT state_code, parent_sector, metric_key FROM report_expected_periods"
 _PERIOD_COUNTS_SQL = """
 SELECT agency_id, count(*) FILTER (WHERE status = $failed) AS failed,
@@ -384,48 +400,28 @@ def _grids(cells: list[dict]) -> list[Grid]:
     grids = []
     monthly = [c for c in cells if c["frequency"] == "MONTHLY"]
     if monthly:
-        grids.append(_grid("Monthly reporting, by calendar month", monthly, lambda month: month.strftime("%Y-%m")))
+        grids.append(_grid("Monthly reporting, by calendar month", monthly))
     annual = [c for c in cells if c["frequency"] == "ANNUAL"]
     if annual:
-        grids.append(_grid("Annual reporting, by the year the period ends (calendar or fiscal year)", annual,
-                           lambda january: str(january.year)))
+        grids.append(_grid("Annual reporting, by the year the period ends (calendar or fiscal year)", annual))
     return grids
 
 
-def _grid(title: str, cells: list[dict], column_label) -> Grid:
-    """``column_label`` names a cell's ``column_start`` (a column's month, or January of its year)."""
-    labels = {c["column_start"]: column_label(c["column_start"]) for c in cells}
-    by_agency: dict[str, dict[str, dict]] = defaultdict(dict)
+def _grid(title: str, cells: list[dict]) -> Grid:
+    """Columns in the order of their ``column_start`` (a column's month, or January of its year)."""
+    labels = {c["column_start"]: c["column_label"] for c in cells}
+    by_agency: dict[str, dict[str, tuple[str, str]]] = defaultdict(dict)
     names: dict[str, str] = {}
     for cell in cells:
-        by_agency[cell["agency_id"]][labels[cell["column_start"]]] = cell
+        by_agency[cell["agency_id"]][cell["column_label"]] = (cell["cell_status"], cell["tooltip"])
         names[cell["agency_id"]] = cell["agency_name"]
     columns = [labels[start] for start in sorted(labels)]
     grid_rows = []
     for agency_id in sorted(names, key=lambda a: (names[a].casefold(), a)):
         agency_cells = by_agency[agency_id]
-        grid_rows.append(GridRow(agency_id, names[agency_id], {
-            column: _cell_status(agency_cells[column]) for column in columns if column in agency_cells}))
+        grid_rows.append(GridRow(agency_id, names[agency_id],
+                                 {column: agency_cells[column] for column in columns if column in agency_cells}))
     return Grid(title, columns, grid_rows)
-
-
-def _cell_status(cell: dict) -> tuple[str, str]:
-    """One grid cell: failed validation beats missing beats reported; the tooltip counts the metrics."""
-    total, reported, failed, not_counted = cell["expected"], cell["reported"], cell["failed"], cell["not_counted"]
-    if failed:
-        status = "failed"
-    elif reported == total:
-        status = "reported"
-    elif reported:
-        status = "partial"
-    else:
-        status = "missing"
-    parts = [f"{reported} of {total} expected metrics reported"]
-    if failed:
-        parts.append(f"{failed} failed validation")
-    if not_counted:
-        parts.append(f"{not_counted} sent but not counted")
-    return status, f"{', '.join(cell['labels'])}: {'; '.join(parts)}"
 
 
 def _by(rows: Iterable[dict], key) -> dict[Any, list[dict]]:

@@ -156,6 +156,10 @@ def test_a_nightly_run_is_one_roll_up_rebuilding_each_range_for_its_own_agencies
         assert rollup.tags.get(PENDING_AGENCIES_TAG)
         rebuilds = _rebuilds(instance, rollup, "agency_metrics")
         assert _rebuilds(instance, rollup, "state_metrics") == rebuilds  # the same months and agencies
+        # Dagster puts a range run's metadata on every partition of the range: no per-partition row count there.
+        for asset in ("agency_metrics", "state_metrics"):
+            metadata = _materialization(instance, rollup, asset)
+            assert "dagster/partition_row_count" not in metadata and metadata["rows_in_rebuilt_months"].value > 0
     by_start = {r["first"]: r for r in rebuilds}
     assert (rollup.tags["dagster/asset_partition_range_start"], rollup.tags["dagster/asset_partition_range_end"]) == (
         rebuilds[0]["first"], "2026-01-01")
@@ -305,8 +309,12 @@ def test_a_nightly_run_with_nothing_new_checks_again_a_failure_the_calendar_over
     with dg.DagsterInstance.from_config(str(tmp_path / "dagster_home")) as instance:
         (run,) = instance.get_runs(dg.RunsFilter(job_name="rollup_job"))
         rebuilds = _rebuilds(instance, run, "agency_metrics")
+        row_count = _materialization(instance, run, "agency_metrics")["dagster/partition_row_count"].value
     assert run.tags["dagster/asset_partition_range_start"] == "2025-03-01"
     assert rebuilds == [{"first": "2025-03-01", "last": "2025-03-01", "agencies": 1}]
+    with duckdb.connect(str(_store(data)), read_only=True) as con:  # a one-month run: that month's rows, all agencies'
+        assert con.execute("SELECT count(*) FROM agency_metrics WHERE date_trunc('month', period_start) = ?",
+                           [MARCH]).fetchall() == [(row_count,)]
     _assert_same_results_and_state(data, reference)
 
 

@@ -58,3 +58,14 @@ def rebuilds_metadata(rebuilds: Sequence[tuple[Sequence[date], Sequence[str] | N
             for first, last, agencies in ranges
         ]),
     }
+
+
+def row_count_metadata(months: Sequence[date], rebuilds: Sequence[tuple[Sequence[date], object]],
+                       rows: int) -> dict[str, int]:
+    """``rows``, the rows of the rebuilt months after the step, as metadata. Dagster copies a range run's metadata
+    onto every partition of the range, so `dagster/partition_row_count` (shown per partition) is given only when
+    the run is one month and that month was rebuilt; otherwise the count is `rows_in_rebuilt_months`."""
+    rebuilt = {month for rebuild_months, _ in rebuilds for month in rebuild_months}
+    if len(months) == 1 and rebuilt == set(months):
+        return {"dagster/partition_row_count": rows}
+    return {"rows_in_rebuilt_months": rows}

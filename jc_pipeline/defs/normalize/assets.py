@@ -17,6 +17,7 @@ from jc_pipeline.defs.partitions import (
     period_months,
     rebuilds_metadata,
     rebuilds_pending_agencies_only,
+    row_count_metadata,
 )
 from jc_pipeline.defs.resources import WAREHOUSE_POOL, WarehouseResource
 from jc_pipeline.lib import ingest, pending, validation
@@ -77,7 +78,7 @@ def agency_metrics(
     yield dg.MaterializeResult(
         asset_key="agency_metrics",
         metadata={
-            "dagster/partition_row_count": rows,
+            **row_count_metadata(months, rebuilds, rows),
             "resolve_seconds": round(resolved - began, 3),
             **(rebuilds_metadata(rebuilds) if nightly else {}),
         },

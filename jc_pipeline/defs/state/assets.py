@@ -4,7 +4,13 @@ from datetime import timedelta
 
 import dagster as dg
 
-from jc_pipeline.defs.partitions import months_of, period_months, rebuilds_metadata, rebuilds_pending_agencies_only
+from jc_pipeline.defs.partitions import (
+    months_of,
+    period_months,
+    rebuilds_metadata,
+    rebuilds_pending_agencies_only,
+    row_count_metadata,
+)
 from jc_pipeline.defs.resources import WAREHOUSE_POOL, WarehouseResource
 from jc_pipeline.lib import pending, state
 from jc_pipeline.lib.periods import add_months, contiguous_ranges, months_between
@@ -45,5 +51,5 @@ def state_metrics(context: dg.AssetExecutionContext, warehouse: WarehouseResourc
             rows += state.build_state_metrics(con, rebuild_months, agencies=agencies)
             pending.mark_rolled_up(con, rebuild_months)
     return dg.MaterializeResult(
-        metadata={"dagster/partition_row_count": rows, **(rebuilds_metadata(rebuilds) if nightly else {})}
+        metadata={**row_count_metadata(months, rebuilds, rows), **(rebuilds_metadata(rebuilds) if nightly else {})}
     )

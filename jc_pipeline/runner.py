@@ -25,7 +25,7 @@ from jc_pipeline.defs.partitions import pending_range_tags, range_tags
 from jc_pipeline.instance.event_log import load_instance
 from jc_pipeline.lib import pending, validation
 from jc_pipeline.lib.paths import DataLayout
-from jc_pipeline.lib.periods import add_months, contiguous_ranges, months_between
+from jc_pipeline.lib.periods import contiguous_ranges, months_through
 
 Echo = Callable[[str], None]
 
@@ -295,7 +295,7 @@ def run_pipeline(
             ranges = [(months[0], months[-1])] if months else []
             tags_of = pending_range_tags
             if first and last:
-                months = sorted(set(months) | set(months_between(first, add_months(last, 1))))
+                months = sorted(set(months) | set(months_through(first, last)))
                 empty = pending.months_without_datapoints(con, months[0], months[-1])
                 ranges = contiguous_ranges(months, empty=empty)
                 tags_of = range_tags

@@ -144,10 +144,11 @@ def test_the_state_roll_up_reads_the_months_rebuilt_since_their_last_roll_up(w):
     jan, feb, mar = date(2023, 1, 1), date(2023, 2, 1), date(2023, 3, 1)
     deliver_csv(w.data_dir, *LE, "arrests.csv", [["year", "month", "value"], [2023, 1, 5], [2023, 3, 2]])
     w.ingest()
-    assert pending.months_to_roll_up(w.con, [jan, feb, mar]) == []
+    assert pending.rebuilds_to_roll_up(w.con, [jan, feb, mar]) == []
     pending.mark_resolved(w.con, [jan], ["le"])
-    pending.mark_resolved(w.con, [mar], [])  # read March's upload, recorded no agency: still to roll up
-    assert pending.months_to_roll_up(w.con, [jan, feb, mar]) == [jan, mar]
-    assert pending.months_to_roll_up(w.con, [feb, mar]) == [mar]
+    pending.mark_resolved(w.con, [mar], [])  # read March's upload, recorded no agency: still to roll up, all agencies
+    assert pending.rebuilds_to_roll_up(w.con, [jan, feb, mar]) == [
+        pending.Rebuild([jan], ["le"]), pending.Rebuild([mar], None)]
+    assert pending.rebuilds_to_roll_up(w.con, [feb, mar]) == [pending.Rebuild([mar], None)]
     pending.mark_rolled_up(w.con, [jan, mar])
-    assert pending.months_to_roll_up(w.con, [jan, feb, mar]) == []
+    assert pending.rebuilds_to_roll_up(w.con, [jan, feb, mar]) == []

@@ -47,7 +47,7 @@ def rebuilds_pending_agencies_only(context: dg.AssetExecutionContext) -> bool:
 def rebuilds_metadata(rebuilds: Sequence[tuple[Sequence[date], Sequence[str] | None]]) -> dict[str, object]:
     """Metadata of what a nightly roll-up step rebuilt: per range of months (first, last) its agencies ("all": a
     whole-month rebuild), and the totals over the run."""
-    ranges = [(months[0], months[-1], agencies) for months, agencies in rebuilds if months]
+    ranges = [(months[0], months[-1], agencies) for months, agencies in rebuilds]
     named = {agency for _, _, agencies in ranges for agency in agencies or ()}
     return {
         "rebuilt_months": sum(len(months) for months, _ in rebuilds),

@@ -10,7 +10,7 @@ from typing import NamedTuple
 
 import duckdb
 
-from jc_pipeline.lib.periods import add_months, contiguous_ranges, months_between
+from jc_pipeline.lib.periods import contiguous_ranges, months_through
 from jc_pipeline.lib.warehouse import transaction
 
 _INDEXED_SQL = "SELECT upload_seq FROM staged_months_indexed"
@@ -114,11 +114,16 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(resources.files("jc_pipeline.lib").joinpath("sql/pending_months.sql").read_text())
 
 
-def pending_months(con: duckdb.DuckDBPyConnection) -> list[date]:
-    """Month starts that new or changed files touched and no roll-up has covered yet."""
+def _indexed(con: duckdb.DuckDBPyConnection) -> None:
+    """The bookkeeping tables exist and list the file-months of every upload staged so far."""
     ensure_schema(con)
     with transaction(con):
         _index_new_uploads(con)
+
+
+def pending_months(con: duckdb.DuckDBPyConnection) -> list[date]:
+    """Month starts that new or changed files touched and no roll-up has covered yet."""
+    _indexed(con)
     return [row[0] for row in con.execute(_PENDING).fetchall()]
 
 
@@ -127,21 +132,18 @@ def months_without_datapoints(con: duckdb.DuckDBPyConnection, first: date, last:
     them rebuilds nothing there (agency_metrics is resolved from the staged datapoints only). Read from the
     file-months of the uploads (new ones indexed first); a month with data taken for empty could only make a
     nightly roll-up rebuild its agencies there again, to the same rows."""
-    ensure_schema(con)
-    with transaction(con):
-        _index_new_uploads(con)
+    _indexed(con)
+    return _without_datapoints(con, first, last)
+
+
+def _without_datapoints(con: duckdb.DuckDBPyConnection, first: date, last: date) -> set[date]:
     rows = con.execute(_STAGED_MONTHS, {"first": first, "last": last}).fetchall()
-    return set(months_between(first, add_months(last, 1))) - {month for (month,) in rows}
+    return set(months_through(first, last)) - {month for (month,) in rows}
 
 
-def pending_agencies(con: duckdb.DuckDBPyConnection, months: Sequence[date]) -> list[str]:
-    """Agencies (sorted) with staged rows in `months` from uploads no roll-up has covered yet: the only ones whose
-    agency_metrics of those months can have changed since they were last rebuilt. Uploads staged since the last
-    call are indexed first; call it on the connection that then rebuilds them and calls `mark_resolved` (the
-    store's lock keeps any other upload out meanwhile)."""
-    ensure_schema(con)
-    with transaction(con):
-        _index_new_uploads(con)
+def _pending_agencies(con: duckdb.DuckDBPyConnection, months: Sequence[date]) -> list[str]:
+    """Agencies (sorted) with staged rows in `months` from uploads no roll-up has covered yet (indexed already):
+    the only ones whose agency_metrics of those months can have changed since they were last rebuilt."""
     params = {"months": sorted(months)}
     first, last = con.execute(_PENDING_SEQ_RANGE, params).fetchall()[0]
     if first is None:
@@ -154,12 +156,12 @@ def pending_rebuilds(con: duckdb.DuckDBPyConnection, months: Sequence[date],
     """What a nightly roll-up over `months` rebuilds: the months among them holding pending uploads or one of the
     (agency, month start) pairs of `also` (failures the calendar has overturned), grouped into ranges of
     consecutive months (joined across months without any datapoint, where a rebuild has nothing to do), each with
-    the agencies that have pending uploads or such a pair in it (`pending_agencies`). A range's agencies are
-    rebuilt in all of its months: the same rows as rebuilding each month's own agencies, since both steps are
-    per agency. Months of `months` in no range are current and not read."""
-    ensure_schema(con)
-    with transaction(con):
-        _index_new_uploads(con)
+    the agencies that have pending uploads or such a pair in it. A range's agencies are rebuilt in all of its
+    months: the same rows as rebuilding each month's own agencies, since both steps are per agency. Months of
+    `months` in no range are current and not read. Uploads staged since the last call are indexed first; call it
+    on the connection that then rebuilds them and calls `mark_resolved` (the store's lock keeps any other upload
+    out meanwhile)."""
+    _indexed(con)
     wanted = set(months)
     extra = [(agency, month) for agency, month in also if month in wanted]
     work = sorted({row[0] for row in con.execute(_PENDING).fetchall() if row[0] in wanted}
@@ -167,18 +169,21 @@ def pending_rebuilds(con: duckdb.DuckDBPyConnection, months: Sequence[date],
     if not work:
         return []
     rebuilds = []
-    for first, last in contiguous_ranges(work, empty=months_without_datapoints(con, work[0], work[-1])):
-        group = months_between(first, add_months(last, 1))
-        agencies = {*pending_agencies(con, group), *(agency for agency, month in extra if first <= month <= last)}
+    for first, last in contiguous_ranges(work, empty=_without_datapoints(con, work[0], work[-1])):
+        group = months_through(first, last)
+        agencies = {*_pending_agencies(con, group), *(agency for agency, month in extra if first <= month <= last)}
         rebuilds.append(Rebuild(group, sorted(agencies)))
     return rebuilds
 
 
-def months_to_roll_up(con: duckdb.DuckDBPyConnection, months: Sequence[date]) -> list[date]:
-    """The months of `months` (sorted) that a nightly state roll-up must read again: agency_metrics rows of
-    theirs were rebuilt since their last roll-up (`mark_resolved`). The others' state rows are current."""
+def rebuilds_to_roll_up(con: duckdb.DuckDBPyConnection, months: Sequence[date]) -> list[Rebuild]:
+    """What a nightly state roll-up over `months` re-reads: the ranges of its months whose agency_metrics rows
+    were rebuilt since their last roll-up (`mark_resolved`), each with its rebuilt agencies (`rebuilt_agencies`;
+    None: every agency). The other months' state rows are current."""
     ensure_schema(con)
-    return sorted(row[0] for row in con.execute(_TO_ROLL_UP, {"months": sorted(set(months))}).fetchall())
+    rebuilt = [row[0] for row in con.execute(_TO_ROLL_UP, {"months": sorted(set(months))}).fetchall()]
+    return [Rebuild(group, rebuilt_agencies(con, group))
+            for group in (months_through(first, last) for first, last in contiguous_ranges(rebuilt))]
 
 
 def mark_resolved(con: duckdb.DuckDBPyConnection, months: Sequence[date], agencies: Sequence[str] | None) -> None:

@@ -53,6 +53,11 @@ def months_between(start: date, end: date) -> list[date]:
     return months
 
 
+def months_through(first: date, last: date) -> list[date]:
+    """Month starts first..last, both included (an inclusive range as `contiguous_ranges` gives them)."""
+    return months_between(first, add_months(last, 1))
+
+
 def contiguous_ranges(months: Iterable[date], *, empty: Iterable[date] = ()) -> list[tuple[date, date]]:
     """Group month starts into inclusive (first, last) runs of consecutive months.
 

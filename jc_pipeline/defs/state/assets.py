@@ -13,7 +13,6 @@ from jc_pipeline.defs.partitions import (
 )
 from jc_pipeline.defs.resources import WAREHOUSE_POOL, WarehouseResource
 from jc_pipeline.lib import pending, state
-from jc_pipeline.lib.periods import add_months, contiguous_ranges, months_between
 
 #: The nightly run starts at 02:00; the state numbers must be rebuilt by 07:00 every morning.
 NIGHTLY_FRESHNESS = dg.FreshnessPolicy.cron(
@@ -39,13 +38,7 @@ def state_metrics(context: dg.AssetExecutionContext, warehouse: WarehouseResourc
     with warehouse.store().connect() as con:
         state.ensure_schema(con)
         nightly = rebuilds_pending_agencies_only(context)
-        rebuilds = [pending.Rebuild(months, None)]
-        if nightly:
-            # The months whose agency_metrics rows were rebuilt, by range, each with its rebuilt agencies (or
-            # None, every agency, where a rebuild is not recorded by agency).
-            ranges = contiguous_ranges(pending.months_to_roll_up(con, months))
-            rebuilds = [pending.Rebuild(group, pending.rebuilt_agencies(con, group))
-                        for group in (months_between(first, add_months(last, 1)) for first, last in ranges)]
+        rebuilds = pending.rebuilds_to_roll_up(con, months) if nightly else [pending.Rebuild(months, None)]
         rows = 0
         for rebuild_months, agencies in rebuilds:
             rows += state.build_state_metrics(con, rebuild_months, agencies=agencies)

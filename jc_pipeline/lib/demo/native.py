@@ -153,6 +153,9 @@ class _Export:
         path = self.data_dir / "inbox" / self.agency_id / relative
         path.parent.mkdir(parents=True, exist_ok=True)
         with xlsxwriter.Workbook(str(path), {"constant_memory": True}) as workbook:
+            # Exported after the history's last year; xlsxwriter's default is the time of writing, which made
+            # the demo's bytes differ on every write.
+            workbook.set_properties({"created": datetime(self.history[-1] + 1, 1, 1)})
             worksheet = workbook.add_worksheet(sheet)
             dates = workbook.add_format({"num_format": "mm/dd/yyyy"})
             worksheet.write_row(0, 0, frame.columns)

@@ -20,6 +20,7 @@ import time
 from collections import defaultdict, deque
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from enum import Enum
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
@@ -168,7 +169,7 @@ def read_inbox_batches(data_dir: Path, known: Mapping[str, str], roster: Roster,
         remembered = seen.get(file.path)
         # The remembered hash is still the file's (its stat did not move): unchanged unless the mapping changed.
         if (remembered is not None and remembered[:3] == file.signature
-                and known.get(file.path) == parser.native.fingerprint(file, remembered[3])):
+                and known.get(file.path) == parser.native.version(file, remembered[3])[0]):
             unchanged += 1
         else:
             inbox.append(file)
@@ -192,7 +193,7 @@ def read_inbox_batches(data_dir: Path, known: Mapping[str, str], roster: Roster,
             elif fetched.problem is not None:
                 parser.unopenable(file, sha, change, fetched.problem)
             else:
-                parser.parse(file, sha, fetched.data, change, fetched.workbook)
+                parser.parse(file, sha, fetched.data, change, fetched.route, fetched.workbook)
                 read += file.size
             if progress is not None:
                 progress(done, len(scanned))
@@ -201,16 +202,35 @@ def read_inbox_batches(data_dir: Path, known: Mapping[str, str], roster: Roster,
     yield ReadBatch(parser, unchanged)
 
 
+class _Route(Enum):
+    """Which reader a delivered file goes to, decided once per file (:func:`_route`)."""
+
+    SYMLINK = "symlink"  # never followed: refused (F8)
+    NATIVE = "native"  # an agency's own export, claimed by its mapping
+    UNSUPPORTED = "unsupported"  # not .xlsx, .xls or .csv: refused (F1)
+    SPREADSHEET = "spreadsheet"  # a bulk upload (.xlsx, .xls or .csv)
+
+
+def _route(file: InboxFile, claimed: bool) -> _Route:
+    """``claimed``: whether an agency's mapping claims the file."""
+    if file.is_symlink:
+        return _Route.SYMLINK
+    if claimed:
+        return _Route.NATIVE
+    return _Route.SPREADSHEET if file.absolute.suffix.lower() in EXTENSIONS else _Route.UNSUPPORTED
+
+
 class _Fetched(NamedTuple):
     """An inbox file hashed (``content``: its sha256; None when it cannot be opened, then ``problem`` says why),
-    ``sha`` the version compared with the known one; a workbook to be read is handed to calamine's worker
-    (``workbook``) as soon as it is hashed."""
+    ``sha`` the version compared with the known one, ``route`` its reader; a workbook to be read is handed to
+    calamine's worker (``workbook``) as soon as it is hashed."""
 
     file: InboxFile
     content: str | None
     data: bytes | None
     sha: str
     problem: str | None
+    route: _Route | None
     workbook: PendingWorkbook | None
 
 
@@ -228,14 +248,15 @@ def _read_ahead(inbox: list[InboxFile], known: Mapping[str, str], native: Native
             window.append(None)
         except OSError as exc:  # e.g. permissions: recorded once per distinct error, like any content
             window.append(_Fetched(file, None, None, f"unopenable:{exc.errno}",
-                                   f"the file cannot be opened ({exc.strerror}); check its permissions", None))
+                                   f"the file cannot be opened ({exc.strerror}); check its permissions", None, None))
         else:
-            sha = native.fingerprint(file, content)  # a native export's version includes its mapping's
+            sha, claimed = native.version(file, content)  # a native export's version includes its mapping's
+            route = _route(file, claimed)
             workbook = None
-            if (known.get(file.path) != sha and not file.is_symlink and not native.claims(file)
+            if (route is _Route.SPREADSHEET and known.get(file.path) != sha
                     and file.absolute.suffix.lower() in WORKBOOK_EXTENSIONS):
                 workbook = PendingWorkbook(file.absolute, data, workbooks)
-            window.append(_Fetched(file, content, data, sha, None, workbook))
+            window.append(_Fetched(file, content, data, sha, None, route, workbook))
             held += len(data) if data is not None else 0
         while len(window) > READ_AHEAD_FILES or held > READ_AHEAD_BYTES:
             fetched = window.popleft()
@@ -267,26 +288,25 @@ class _Parser:
         index = self._add_file(file, sha, change)
         self.file_findings.append((index, None, None, None, file.absolute.name, "F0", "ERROR", reason))
 
-    def parse(self, file: InboxFile, sha: str, data: bytes | None, change: str,
+    def parse(self, file: InboxFile, sha: str, data: bytes | None, change: str, route: _Route,
               workbook: PendingWorkbook | None) -> None:
         """Collect the file's sheets and rows (``workbook``: the file handed to calamine's worker already)."""
         index = self._add_file(file, sha, change)
         path = file.absolute  # built once: a Path costs microseconds, and a state sends thousands of files
-        if file.is_symlink:
+        if route is _Route.SYMLINK:
             self.file_findings.append((index, None, None, None, path.name, "F8", "ERROR",
                                        "the file is a symbolic link, which is never followed; copy the file "
                                        "itself into the inbox"))
             return
-        if self.native is not None and self.native.claims(file):
+        if route is _Route.NATIVE:
             self.native.parse(index, file, data)
             return
-        suffix = path.suffix.lower()
-        if suffix not in EXTENSIONS:
+        if route is _Route.UNSUPPORTED:
             self.file_findings.append((index, None, None, None, path.name, "F1", "ERROR",
                                        f"'{path.suffix or path.name}' files are not read; "
                                        f"deliver .xlsx, .xls or .csv files"))
             return
-        plain = plain_csv(data) if data is not None and suffix == ".csv" else None
+        plain = plain_csv(data) if data is not None and path.suffix.lower() == ".csv" else None
         if plain is not None:
             self.pending.append(_PendingCsv(index, file, data, plain))
             self.pending_bytes += len(data)

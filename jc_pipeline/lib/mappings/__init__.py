@@ -99,12 +99,13 @@ class NativeExtracts:
             return any(pattern_matches(pattern, relative) for pattern in mapping.patterns)
         return mapping.source_for(relative) is not None
 
-    def fingerprint(self, file: InboxFile, sha256: str) -> str:
-        """The version of a delivered file that ingest compares: for a native export, its content *and* the
-        mapping that reads it, so a changed mapping re-reads the agency's exports (others: ``sha256`` as is)."""
+    def version(self, file: InboxFile, sha256: str) -> tuple[str, bool]:
+        """(the version of a delivered file that ingest compares, whether a mapping claims the file). A native
+        export's version is its content *and* the mapping that reads it, so a changed mapping re-reads the
+        agency's exports; any other file's is ``sha256`` as is."""
         if not self.claims(file):
-            return sha256
-        return f"{sha256}+mapping:{self._load(file.agency_id)[1][:16]}"
+            return sha256, False
+        return f"{sha256}+mapping:{self._load(file.agency_id)[1][:16]}", True
 
     def parse(self, file_idx: int, file: InboxFile, data: bytes | None) -> None:
         mapping = self.mapping(file.agency_id)

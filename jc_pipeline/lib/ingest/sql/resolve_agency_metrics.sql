@@ -18,7 +18,7 @@ WHERE period_start >= $first AND period_start < $end
 INSERT INTO agency_metrics (state_code, agency_id, sector, metric_key, frequency, period_start, period_end,
                             dimension, category, value, is_inferred_total, file_id, sheet, row_number)
 WITH scoped AS (
-    SELECT *
+    SELECT *, hash(agency_id, metric_key, period_start, period_end, dimension, category) AS key_hash
     FROM ingest_datapoints
     WHERE period_start >= $first AND period_start < $end
       AND CAST(date_trunc('month', period_start) AS DATE) IN (SELECT month FROM _resolve_months)
@@ -26,10 +26,10 @@ WITH scoped AS (
 ),
 -- The keys sent more than once: only their rows are ordered. Nearly every key is sent once (97 of 851,554 staged
 -- rows of a year at 3,000 agencies repeat one), and the window over every row was most of the resolve: a year
--- 1.22-1.25 -> 0.85-0.90 s (docs/benchmarks.md). Keys are routed by their hash (NULL dimension and category
--- included); two keys sharing one only send both through the window, which orders each key on its own.
+-- 1.22-1.25 -> 0.85-0.90 s (docs/benchmarks.md). Keys are routed by their hash (key_hash; NULL dimension and
+-- category included); two keys sharing one only send both through the window, which orders each key on its own.
 repeated AS MATERIALIZED (
-    SELECT hash(agency_id, metric_key, period_start, period_end, dimension, category) AS key_hash
+    SELECT key_hash
     FROM scoped
     GROUP BY ALL
     HAVING count(*) > 1
@@ -38,13 +38,11 @@ repeated AS MATERIALIZED (
 staged AS MATERIALIZED (
     SELECT *
     FROM scoped
-    WHERE hash(agency_id, metric_key, period_start, period_end, dimension, category)
-          NOT IN (SELECT key_hash FROM repeated)
+    WHERE key_hash NOT IN (SELECT key_hash FROM repeated)
     UNION ALL
     SELECT *
     FROM scoped
-    WHERE hash(agency_id, metric_key, period_start, period_end, dimension, category)
-          IN (SELECT key_hash FROM repeated)
+    WHERE key_hash IN (SELECT key_hash FROM repeated)
     QUALIFY row_number() OVER (
         PARTITION BY agency_id, metric_key, period_start, period_end, dimension, category
         ORDER BY upload_seq DESC, sheet_order DESC, row_number DESC) = 1

@@ -159,9 +159,7 @@ def read_inbox_batches(data_dir: Path, known: Mapping[str, str], roster: Roster,
     from jc_pipeline.lib.mappings import NativeExtracts  # here: jc_pipeline.lib.mappings imports ingest modules
 
     def new_parser() -> _Parser:
-        parser = _Parser(roster, registry, now)
-        parser.native = NativeExtracts(Path(data_dir), roster, registry, now)  # agency-native exports (mappings/)
-        return parser
+        return _Parser(roster, registry, now, NativeExtracts(Path(data_dir), roster, registry, now))
 
     parser, unchanged, read = new_parser(), 0, 0
     inbox = []
@@ -268,7 +266,7 @@ def _read_ahead(inbox: list[InboxFile], known: Mapping[str, str], native: Native
 class _Parser:
     """Accumulates files, sheets and rows; :meth:`finish` normalizes them all at once."""
 
-    def __init__(self, roster: Roster, registry: Registry, now: datetime) -> None:
+    def __init__(self, roster: Roster, registry: Registry, now: datetime, native: NativeExtracts) -> None:
         self.roster, self.registry, self.now = roster, registry, now
         self.contexts: dict[tuple[str | None, str | None], UploadContext] = {}
         # Plans depend on (what the folder's settings say about the sheet, its name, header and which columns
@@ -281,7 +279,7 @@ class _Parser:
         self.rows = RowCollector()
         self.pending: list[_PendingCsv] = []
         self.pending_bytes = 0
-        self.native = None  # NativeExtracts: files matched by an agency mapping are read there
+        self.native = native  # files matched by an agency mapping are read there
         self.file_stats: list[tuple] = []
 
     def unopenable(self, file: InboxFile, sha: str, change: str, reason: str) -> None:
@@ -422,8 +420,7 @@ class _Parser:
         sheets = pl.DataFrame(self.sheets, schema=_SHEET_SCHEMA, orient="row")
         sheet_findings = pl.DataFrame(self.sheet_findings, schema=_SHEET_FINDING_SCHEMA, orient="row")
         result = normalize(self.rows.build(), sheets, sheet_findings, self.roster, self.registry, self.now)
-        if self.native is not None:
-            result = self.native.merge(result)
+        result = self.native.merge(result)
         findings = pl.concat([pl.DataFrame(self.file_findings, schema=FINDING_SCHEMA, orient="row"),
                               result.findings])
         paths = files.select("path")

@@ -5,11 +5,13 @@ from __future__ import annotations
 from datetime import date
 
 import duckdb
+import polars as pl
 import pytest
 
+from jc_pipeline.lib import ingest, mappings
 from jc_pipeline.lib.paths import DataLayout
 from jc_pipeline.runner import run_pipeline
-from jc_pipeline_tests.ingest_support import Warehouse, deliver_csv, write_roster
+from jc_pipeline_tests.ingest_support import NOW, Warehouse, deliver_csv, write_roster
 from jc_pipeline_tests.test_mappings_counts import CAD, write_mapping
 
 JAN = date(2024, 1, 1)
@@ -88,3 +90,24 @@ def test_a_changed_mapping_re_reads_the_export_and_its_datapoints_win(layout):
 
     again = run_pipeline(layout, echo=lambda line: None)
     assert again.months == []  # the new mapping is now the known version
+
+
+def test_a_mapping_is_read_once_per_run_whatever_the_batches(tmp_path, monkeypatch):
+    """Files are routed ahead of the batch that reads them: every batch shares the run's loaded mappings, so a
+    mapping read once decides both, and each batch still adds only its own exports' datapoints."""
+    w = Warehouse(tmp_path, database=":memory:")
+    write_mapping(w.data_dir, "le", CAD)
+    for year in (2023, 2024):
+        deliver_csv(w.data_dir, "le", "LAW_ENFORCEMENT", f"cad_calls_{year}.csv",
+                    [EXPORT[0], *([f"{year}-{row[0]}", f"{year}{row[1][4:]}", row[2]] for row in EXPORT[1:3])])
+    loads = []
+    original = mappings.load_mapping
+    monkeypatch.setattr(mappings, "load_mapping", lambda *args: loads.append(args[1]) or original(*args))
+    batches = list(ingest.parse_inbox_batches(w.data_dir, {}, w.roster, w.registry, now=NOW, batch_bytes=1))
+    assert loads == ["le"]
+    assert [b.files["path"].to_list() for b in batches] == [["inbox/le/LAW_ENFORCEMENT/cad_calls_2023.csv"],
+                                                            ["inbox/le/LAW_ENFORCEMENT/cad_calls_2024.csv"]]
+    totals = [b.datapoints.filter(pl.col("dimension").is_null()).select("period_start", "value").rows()
+              for b in batches]
+    assert totals == [[(date(2023, 1, 1), 2.0)], [(date(2024, 1, 1), 2.0)]]
+    w.close()

@@ -158,8 +158,10 @@ def read_inbox_batches(data_dir: Path, known: Mapping[str, str], roster: Roster,
     scanned = scan_inbox(Path(data_dir))
     from jc_pipeline.lib.mappings import NativeExtracts  # here: jc_pipeline.lib.mappings imports ingest modules
 
+    native = NativeExtracts(Path(data_dir), roster, registry, now)  # agency-native exports (mappings/)
+
     def new_parser() -> _Parser:
-        return _Parser(roster, registry, now, NativeExtracts(Path(data_dir), roster, registry, now))
+        return _Parser(roster, registry, now, native.for_next_batch())
 
     parser, unchanged, read = new_parser(), 0, 0
     inbox = []
@@ -167,13 +169,13 @@ def read_inbox_batches(data_dir: Path, known: Mapping[str, str], roster: Roster,
         remembered = seen.get(file.path)
         # The remembered hash is still the file's (its stat did not move): unchanged unless the mapping changed.
         if (remembered is not None and remembered[:3] == file.signature
-                and known.get(file.path) == parser.native.version(file, remembered[3])[0]):
+                and known.get(file.path) == native.version(file, remembered[3])[0]):
             unchanged += 1
         else:
             inbox.append(file)
     inbox.sort(key=lambda f: (f.received_at, f.path))
     with WorkbookReader() as workbooks:
-        for done, fetched in enumerate(_read_ahead(inbox, known, parser.native, workbooks), start=unchanged + 1):
+        for done, fetched in enumerate(_read_ahead(inbox, known, native, workbooks), start=unchanged + 1):
             if batch_bytes is not None and read >= batch_bytes:
                 yield ReadBatch(parser, unchanged)
                 parser, unchanged, read = new_parser(), 0, 0

@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import tempfile
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 
@@ -65,6 +65,11 @@ class NativeExtracts:
     _datapoints: list[pl.DataFrame] = field(default_factory=list)
     _findings: list[pl.DataFrame] = field(default_factory=list)
     _counts: list[tuple[int, int, int]] = field(default_factory=list)
+
+    def for_next_batch(self) -> NativeExtracts:
+        """An empty accumulator for the next ingest batch that shares this one's loaded mappings: each mapping file
+        is read once per run, so the files routed ahead of a batch and the batch that reads them see one version."""
+        return replace(self, _datapoints=[], _findings=[], _counts=[])
 
     def _load(self, agency_id: str | None) -> tuple[AgencyMapping | _Invalid, str] | None:
         """(the agency's mapping, sha256 of the mapping file) or None (no mapping)."""

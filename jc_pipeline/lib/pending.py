@@ -182,7 +182,7 @@ def rebuilds_to_roll_up(con: duckdb.DuckDBPyConnection, months: Sequence[date]) 
     None: every agency). The other months' state rows are current."""
     ensure_schema(con)
     rebuilt = [row[0] for row in con.execute(_TO_ROLL_UP, {"months": sorted(set(months))}).fetchall()]
-    return [Rebuild(group, rebuilt_agencies(con, group))
+    return [Rebuild(group, _rebuilt_agencies(con, group))
             for group in (months_through(first, last) for first, last in contiguous_ranges(rebuilt))]
 
 
@@ -204,6 +204,10 @@ def rebuilt_agencies(con: duckdb.DuckDBPyConnection, months: Sequence[date]) -> 
     months last ran (`mark_resolved`), or None when any of the months was rebuilt whole or has no record (a
     store from before the record, or a rebuild of no agency): then the state roll-up must read every agency."""
     ensure_schema(con)
+    return _rebuilt_agencies(con, months)
+
+
+def _rebuilt_agencies(con: duckdb.DuckDBPyConnection, months: Sequence[date]) -> list[str] | None:
     wanted = sorted(set(months))
     recorded, whole, agencies = con.execute(_REBUILT, {"months": wanted}).fetchall()[0]
     if recorded < len(wanted) or whole:

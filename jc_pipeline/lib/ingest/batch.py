@@ -35,7 +35,6 @@ from jc_pipeline.lib.ingest.inbox import InboxFile, fingerprint, scan_inbox
 from jc_pipeline.lib.ingest.layout import CATEGORY, ROLES, SheetFinding, SheetPlan, column_profile, plan_sheet
 from jc_pipeline.lib.ingest.normalize import FINDING_SCHEMA, by_position, fmt, normalize
 from jc_pipeline.lib.ingest.readers import (
-    EXTENSIONS,
     WORKBOOK_EXTENSIONS,
     PendingWorkbook,
     Unreadable,
@@ -208,7 +207,8 @@ class _Route(Enum):
     SYMLINK = "symlink"  # never followed: refused (F8)
     NATIVE = "native"  # an agency's own export, claimed by its mapping
     UNSUPPORTED = "unsupported"  # not .xlsx, .xls or .csv: refused (F1)
-    SPREADSHEET = "spreadsheet"  # a bulk upload (.xlsx, .xls or .csv)
+    CSV = "csv"  # a bulk upload as .csv
+    WORKBOOK = "workbook"  # a bulk upload as .xlsx or .xls, read by calamine's worker
 
 
 def _route(file: InboxFile, claimed: bool) -> _Route:
@@ -217,7 +217,10 @@ def _route(file: InboxFile, claimed: bool) -> _Route:
         return _Route.SYMLINK
     if claimed:
         return _Route.NATIVE
-    return _Route.SPREADSHEET if file.absolute.suffix.lower() in EXTENSIONS else _Route.UNSUPPORTED
+    suffix = file.absolute.suffix.lower()
+    if suffix in WORKBOOK_EXTENSIONS:
+        return _Route.WORKBOOK
+    return _Route.CSV if suffix == ".csv" else _Route.UNSUPPORTED
 
 
 class _Fetched(NamedTuple):
@@ -253,8 +256,7 @@ def _read_ahead(inbox: list[InboxFile], known: Mapping[str, str], native: Native
             sha, claimed = native.version(file, content)  # a native export's version includes its mapping's
             route = _route(file, claimed)
             workbook = None
-            if (route is _Route.SPREADSHEET and known.get(file.path) != sha
-                    and file.absolute.suffix.lower() in WORKBOOK_EXTENSIONS):
+            if route is _Route.WORKBOOK and known.get(file.path) != sha:
                 workbook = PendingWorkbook(file.absolute, data, workbooks)
             window.append(_Fetched(file, content, data, sha, None, route, workbook))
             held += len(data) if data is not None else 0
@@ -306,7 +308,7 @@ class _Parser:
                                        f"'{path.suffix or path.name}' files are not read; "
                                        f"deliver .xlsx, .xls or .csv files"))
             return
-        plain = plain_csv(data) if data is not None and path.suffix.lower() == ".csv" else None
+        plain = plain_csv(data) if data is not None and route is _Route.CSV else None
         if plain is not None:
             self.pending.append(_PendingCsv(index, file, data, plain))
             self.pending_bytes += len(data)

@@ -149,7 +149,8 @@ def test_outcome_is_a_warning_with_a_sample(wh):
 
 
 def test_the_rule_is_a_generated_great_expectations_expectation():
-    generated = [e for e in expectations.suite_for(REGISTRY).expectations if e.meta.get("rule") == RULE]
+    suite = expectations.suite_for(expectations.expectation_specs(REGISTRY))
+    generated = [e for e in suite.expectations if e.meta.get("rule") == RULE]
     assert len(generated) == 1
     assert (type(generated[0]).__name__, generated[0].column, list(generated[0].value_set)) == (
         "ExpectColumnValuesToBeInSet", "category_setting_problem", ["ok"])

@@ -91,9 +91,9 @@ def test_a_crashing_sql_rule_reports_an_error_and_keeps_its_previous_results(tmp
 def test_a_crashing_expectation_reports_an_error_not_failing_rows(tmp_path, monkeypatch):
     wh = _state(tmp_path / "w.duckdb")
     monkeypatch.setitem(expectations.BUILDERS, "counts_are_whole_numbers",
-                        lambda gxe, rule, registry: (gxe.ExpectColumnValuesToBeBetween(column="no_such_column",
-                                                                                        max_value=0),))
-    monkeypatch.setattr(expectations, "_suites", {})  # rebuild the suite with the broken builder
+                        lambda rule, registry: (("ExpectColumnValuesToBeBetween",
+                                                 {"column": "no_such_column", "max_value": 0}),))
+    monkeypatch.setattr(expectations, "_specs", {})  # rebuild the suite with the broken builder
     outcomes = wh.validate([MARCH])
     crashed = outcomes["counts_are_whole_numbers"]
     assert crashed.error and "no_such_column" in crashed.error

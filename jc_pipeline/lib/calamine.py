@@ -15,38 +15,32 @@ fraction of pickling each sheet's batch (1,500 bench workbooks: 0.30 s to write 
 0.42 s and 0.28 s).
 
 The worker is ``python -m jc_pipeline.lib.calamine``, speaking length-prefixed pickles on its stdin and stdout
-(a request: bytes or a path; a reply: the workbook or calamine's error). Not :mod:`multiprocessing`: its workers
-import the parent's ``__main__`` again, which re-ran a caller's unguarded script inside the worker.
+(a request: bytes or a path; a reply: the workbook or calamine's error) through :mod:`jc_pipeline.lib.child_process`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
-import os
-import pickle
 import queue
 import resource
 import select
-import struct
 import subprocess
-import sys
 import threading
 from collections import deque
-from pathlib import Path
 from typing import BinaryIO
 
 import fastexcel
 import pyarrow as pa
+
+from jc_pipeline.lib.child_process import receive, send, serving_pipes, start
 
 #: The worker's address space: a legitimate .xls (at most 65,536 rows x 256 columns) needs well under 1 GiB.
 WORKER_ADDRESS_SPACE = 4 * 1024**3
 #: The longest a workbook may take in the worker (the largest legitimate .xls box reads in about 2 s).
 WORKER_SECONDS = 300.0
 
-_LENGTH = struct.Struct("<Q")
-#: The worker's pipes are widened to this (Linux; where it cannot be, the default 64 KiB only means less read-ahead).
-_PIPE_BYTES = 1 << 20
+_ENDED = (f"it ended, usually because the workbook needed more than {WORKER_ADDRESS_SPACE // 1024**3} GiB (cells "
+          f"far outside the data)")
 _Sheets = list[tuple[str, pa.RecordBatch]]
 
 
@@ -112,7 +106,7 @@ class WorkbookReader:
                 # Read unbuffered: a buffered read could take in the next reply too, which select then never sees.
                 if not select.select([self._worker.stdout], [], [], WORKER_SECONDS)[0]:
                     raise TimeoutError(f"it took longer than {WORKER_SECONDS:g} s and was stopped")
-                ok, reply = _receive(self._worker.stdout.raw)
+                ok, reply = receive(self._worker.stdout.raw, _ENDED)
             except (OSError, EOFError) as exc:  # TimeoutError is an OSError
                 # The worker reads one workbook at a time, in order: the oldest unanswered one stopped it.
                 self._in_flight.popleft()
@@ -134,7 +128,7 @@ class WorkbookReader:
     def _restart(self) -> None:
         """A new worker, sent the workbooks still waiting for an answer."""
         self._stop()
-        self._worker = _start()
+        self._worker = start(__name__)
         self._requests = queue.SimpleQueue()
         threading.Thread(target=_send_all, args=(self._requests, self._worker.stdin), daemon=True,
                          name="calamine-requests").start()
@@ -166,56 +160,15 @@ def sheets_in_worker(source: bytes | str) -> _Sheets:
         return _shared.result(_shared.submit(source))
 
 
-def _start() -> subprocess.Popen:
-    # The worker imports this module by name: from wherever this process imported it.
-    package_root = str(Path(__file__).resolve().parents[2])
-    path = os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))
-    worker = subprocess.Popen([sys.executable, "-m", __name__], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                              stderr=subprocess.DEVNULL, env={**os.environ, "PYTHONPATH": path})
-    for pipe in (worker.stdin, worker.stdout):
-        with contextlib.suppress(AttributeError, OSError):  # F_SETPIPE_SZ: Linux only, capped by pipe-max-size
-            fcntl.fcntl(pipe.fileno(), fcntl.F_SETPIPE_SZ, _PIPE_BYTES)
-    return worker
-
-
 def _send_all(requests: queue.SimpleQueue, pipe: BinaryIO) -> None:
     """The request thread of one worker: sends what ``requests`` holds until None, or until the worker is gone
     (the reader then finds it dead when it waits for the answer); closes the pipe either way."""
     with contextlib.suppress(OSError):  # a worker gone: closing flushes into a broken pipe, and still closes it
         try:
             while (source := requests.get()) is not None:
-                _send(pipe, source)
+                send(pipe, source)
         finally:
             pipe.close()
-
-
-def _send(pipe: BinaryIO, message: object) -> None:
-    data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
-    pipe.write(_LENGTH.pack(len(data)))
-    pipe.write(data)
-    pipe.flush()
-
-
-def _receive(pipe: BinaryIO) -> object:
-    head = _read(pipe, _LENGTH.size)
-    if len(head) < _LENGTH.size:
-        raise EOFError(f"it ended, usually because the workbook needed more than "
-                       f"{WORKER_ADDRESS_SPACE // 1024**3} GiB (cells far outside the data)")
-    (length,) = _LENGTH.unpack(head)
-    data = _read(pipe, length)
-    if len(data) < length:
-        raise EOFError("it ended in the middle of its reply")
-    return pickle.loads(data)  # noqa: S301 - our own worker's reply
-
-
-def _read(pipe: BinaryIO, size: int) -> memoryview:
-    """``size`` bytes, or fewer at the end of the stream; from an unbuffered pipe too (its reads return what
-    has arrived)."""
-    buffer = memoryview(bytearray(size))
-    got = 0
-    while got < size and (count := pipe.readinto(buffer[got:])):
-        got += count
-    return buffer[:got]
 
 
 def _serve() -> None:
@@ -223,18 +176,17 @@ def _serve() -> None:
     parent's log gets a reason instead), and so does anything printed, which would garble the replies; one
     workbook per request until stdin closes."""
     resource.setrlimit(resource.RLIMIT_AS, (WORKER_ADDRESS_SPACE, WORKER_ADDRESS_SPACE))
-    requests, replies = sys.stdin.buffer, os.fdopen(os.dup(1), "wb")
-    os.dup2(2, 1)
+    requests, replies = serving_pipes()
     while True:
         try:
-            source = _receive(requests)
+            source = receive(requests)
         except EOFError:
             return
         try:
             reply = (True, _encode(sheets(source)))
         except (CalamineError, pa.ArrowException) as exc:  # Arrow: text too long for one stacked column
             reply = (False, str(exc))
-        _send(replies, reply)
+        send(replies, reply)
 
 
 def _encode(read: _Sheets) -> tuple[list[tuple[str, int, int]], bytes | None]:

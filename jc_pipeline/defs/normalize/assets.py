@@ -58,7 +58,7 @@ def agency_metrics(
     registry, roster = warehouse.registry(), warehouse.roster()
     with warehouse.store().connect() as con:
         began = time.perf_counter()
-        validation.preload()  # Great Expectations imports (~2.4 s, once per process) while DuckDB resolves
+        validation.preload()  # Great Expectations' worker imports it (~2.4 s) while DuckDB resolves, if not yet
         today = datetime.now(UTC).date()
         # Only uploads change datapoints, so in a nightly run the other agencies' rows and results are current
         # already: one corrected row costs one agency's rebuild in its months, not the whole range's. Failures

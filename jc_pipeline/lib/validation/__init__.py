@@ -10,12 +10,14 @@ Public API (used by the Dagster layer; no dagster import here):
 * :func:`check_structure` — structural problems that must block the state roll-up (empty list = fine).
 * :func:`write_quality_report` — the static HTML data-quality report (index + one page per agency), from
   :class:`Findings` (failed checks and rejected rows by agency; the agency feedback lists them too).
-* :func:`preload` — optional: start importing Great Expectations in the background (overlap its ~2.4 s).
+* :func:`preload` — optional: start Great Expectations' worker process, which imports it (~2.4 s of CPU) on the
+  other core while the caller goes on.
 
-Great Expectations is imported lazily, on the first ``validate_months`` call.
+Great Expectations runs in that worker (:mod:`.gx_worker`), started by ``preload`` or by the first
+``validate_months`` call; this process never imports it.
 """
 
-from jc_pipeline.lib.validation.expectations import preload
+from jc_pipeline.lib.validation.gx_worker import preload
 from jc_pipeline.lib.validation.report import Findings, write_quality_report
 from jc_pipeline.lib.validation.rules import ERROR, RULES, RULES_BY_NAME, WARNING, Rule
 from jc_pipeline.lib.validation.run import (

@@ -6,8 +6,9 @@ value sets are the registry's metric breakdowns and dimension members) or from a
 membership, enabled metrics, enabled breakdown categories). Failing rows come back from GX as ``row_id`` values
 and are mapped to datapoints by the caller.
 
-GX costs ~2.4 s to import, so it is imported lazily and the context is built once per process; suites are
-built once per registry object.
+The suite is built as data here (:func:`expectation_specs`, no GX import) and validated by GX in a worker process
+(:mod:`.gx_worker`, which calls :func:`validate`): GX costs ~2.4 s of CPU to import, holding the GIL. The
+context is built once per process that validates, suites once per distinct suite.
 """
 
 from __future__ import annotations
@@ -34,6 +35,14 @@ if TYPE_CHECKING:  # pragma: no cover
 ROW_ID = "row_id"
 
 
+#: One expectation as data: (GX expectation class name, its arguments).
+Spec = tuple[str, dict[str, Any]]
+#: A suite as data: (rule name, GX expectation class name, its arguments) per expectation.
+Suite = tuple[tuple[str, str, dict[str, Any]], ...]
+#: What :func:`validate` found for one rule: (rule name, failing row ids, rows checked, error).
+Found = tuple[str, tuple[int, ...], int, str | None]
+
+
 @dataclass(frozen=True)
 class ExpectationOutcome:
     """What one rule's expectation found on a slice: failing row ids, or the error that stopped it."""
@@ -45,46 +54,47 @@ class ExpectationOutcome:
 
 
 # ---- builders: one per gx rule --------------------------------------------------------------------------------
-# Each returns the rule's expectations (usually one); ``registry`` and ``rule`` make the generated parts explicit.
+# Each returns the rule's expectations (usually one) as (GX expectation class name, its arguments): plain data,
+# built from ``registry`` and ``rule`` here and handed to the worker process that holds Great Expectations.
 
 
-def _category(gxe: Any, rule: Rule, registry: Registry) -> tuple[Any, ...]:
+def _category(rule: Rule, registry: Registry) -> tuple[Spec, ...]:
     # (metric, dimension, category) is valid iff (metric, dimension) is a breakdown of the metric and category
     # is a member of the dimension: members belong to the dimension, not to the metric. Two value sets of a few
     # hundred entries instead of one of ~5,000 triples, because GX re-serializes the value set many times per
     # validation (measured: 0.3-0.5 s for the triples on 12k rows).
     pairs = sorted({f"{m.key}|{b.dimension.identifier}" for m in registry.metrics.values() for b in m.breakdowns})
     members = sorted({f"{d.identifier}|{name}" for d in registry.dimensions.values() for name in d.member_names})
-    return (gxe.ExpectColumnValuesToBeInSet(column="breakdown_of_metric", value_set=pairs),
-            gxe.ExpectColumnValuesToBeInSet(column="category_of_dimension", value_set=members))
+    return (("ExpectColumnValuesToBeInSet", {"column": "breakdown_of_metric", "value_set": pairs}),
+            ("ExpectColumnValuesToBeInSet", {"column": "category_of_dimension", "value_set": members}))
 
 
-def _not_null(gxe: Any, rule: Rule, registry: Registry) -> tuple[Any, ...]:
-    return (gxe.ExpectColumnValuesToNotBeNull(column=rule.column),)
+def _not_null(rule: Rule, registry: Registry) -> tuple[Spec, ...]:
+    return (("ExpectColumnValuesToNotBeNull", {"column": rule.column}),)
 
 
-def _non_negative(gxe: Any, rule: Rule, registry: Registry) -> tuple[Any, ...]:
-    return (gxe.ExpectColumnValuesToBeBetween(column=rule.column, min_value=0),)
+def _non_negative(rule: Rule, registry: Registry) -> tuple[Spec, ...]:
+    return (("ExpectColumnValuesToBeBetween", {"column": rule.column, "min_value": 0}),)
 
 
-def _unique(gxe: Any, rule: Rule, registry: Registry) -> tuple[Any, ...]:
-    return (gxe.ExpectCompoundColumnsToBeUnique(
-        column_list=["agency_id", "metric_key", "period_start", "period_end", "dimension_key", "category_key"]),)
+def _unique(rule: Rule, registry: Registry) -> tuple[Spec, ...]:
+    return (("ExpectCompoundColumnsToBeUnique", {"column_list": [
+        "agency_id", "metric_key", "period_start", "period_end", "dimension_key", "category_key"]}),)
 
 
-def _is_ok(gxe: Any, rule: Rule, registry: Registry) -> tuple[Any, ...]:
-    return (gxe.ExpectColumnValuesToBeInSet(column=rule.column, value_set=["ok"]),)
+def _is_ok(rule: Rule, registry: Registry) -> tuple[Spec, ...]:
+    return (("ExpectColumnValuesToBeInSet", {"column": rule.column, "value_set": ["ok"]}),)
 
 
-def _not_after_today(gxe: Any, rule: Rule, registry: Registry) -> tuple[Any, ...]:
-    return (gxe.ExpectColumnValuesToBeBetween(column=rule.column, max_value=0),)
+def _not_after_today(rule: Rule, registry: Registry) -> tuple[Spec, ...]:
+    return (("ExpectColumnValuesToBeBetween", {"column": rule.column, "max_value": 0}),)
 
 
-def _whole(gxe: Any, rule: Rule, registry: Registry) -> tuple[Any, ...]:
-    return (gxe.ExpectColumnValuesToBeBetween(column=rule.column, max_value=rule.params["tolerance"]),)
+def _whole(rule: Rule, registry: Registry) -> tuple[Spec, ...]:
+    return (("ExpectColumnValuesToBeBetween", {"column": rule.column, "max_value": rule.params["tolerance"]}),)
 
 
-BUILDERS: dict[str, Callable[[Any, Rule, Any], tuple[Any, ...]]] = {
+BUILDERS: dict[str, Callable[[Rule, Any], tuple[Spec, ...]]] = {
     "value_is_numeric": _not_null,
     "value_not_negative": _non_negative,
     "category_is_member": _category,
@@ -110,10 +120,37 @@ GX_RULES: tuple[Rule, ...] = tuple(rule for rule in RULES if rule.engine == "gx"
 assert {r.name for r in GX_RULES} == set(BUILDERS), "every gx rule needs exactly one expectation builder"
 
 
-# ---- context and suites -----------------------------------------------------------------------------------------
+# ---- the suite as data ------------------------------------------------------------------------------------------
+
+_specs_lock = threading.Lock()
+_specs: dict[int, tuple[Any, Suite]] = {}  # id(registry) -> (registry, its suite); the registry is kept alive
+
+
+def expectation_specs(registry: Registry) -> Suite:
+    """The suite of ``registry`` as data: (rule name, GX expectation class name, its arguments) per expectation,
+    in catalogue order (built on first use, then reused). No Great Expectations import."""
+    with _specs_lock:
+        cached = _specs.get(id(registry))
+        if cached is not None and cached[0] is registry:
+            return cached[1]
+        suite = tuple((rule.name, name, arguments) for rule in GX_RULES
+                      for name, arguments in BUILDERS[rule.name](rule, registry))
+        _specs[id(registry)] = (registry, suite)
+        return suite
+
+
+def suite_columns(registry: Registry) -> list[str]:
+    """The slice columns the registry's suite reads, plus ``row_id``: all that goes to Great Expectations."""
+    columns = {ROW_ID}
+    for _, _, arguments in expectation_specs(registry):
+        columns.update([arguments["column"]] if "column" in arguments else arguments.get("column_list", ()))
+    return sorted(columns)
+
+
+# ---- Great Expectations itself (imported and run in the worker process, gx_worker) -----------------------------
 
 _lock = threading.RLock()
-_suites: dict[int, tuple[Any, Any]] = {}  # id(registry) -> (registry, suite); the registry is kept alive
+_suites: dict[str, Any] = {}  # repr of a suite's specs -> the GX suite
 _suite_numbers = itertools.count()  # suite names must be unique within the process-wide context
 
 
@@ -125,22 +162,6 @@ class _Gx:
     expectations: Any
     context: Any
     batch_definition: Any
-
-
-def preload() -> threading.Thread:
-    """Start importing Great Expectations in a background thread and return it.
-
-    The import costs ~2.4 s of CPU; a caller that has other work first (resolving the datapoints) can overlap
-    it. ``validate_months`` waits for it when it needs GX. Safe to call more than once.
-    """
-    # Two threads importing modules that import each other can be handed a half-initialized module (Python's
-    # deadlock avoidance): GX importing sqlalchemy.orm here while Dagster, on the caller's thread, loaded parts of
-    # sqlalchemy lazily failed a roll-up once ("partially initialized module 'sqlalchemy.orm.exc'"). Imported on
-    # the caller's thread first (~55 ms), sqlalchemy leaves the background import nothing of its own to race on.
-    import sqlalchemy.orm  # noqa: F401
-    thread = threading.Thread(target=_gx, name="gx-preload", daemon=True)
-    thread.start()
-    return thread
 
 
 @functools.cache
@@ -161,74 +182,62 @@ def _gx_cached() -> _Gx:
     return _Gx(gx, gxe, context, batch_definition)
 
 
-def _gx() -> _Gx:
+def gx_context() -> _Gx:
     """Import GX (slow: ~2.4 s) and build the ephemeral context with its pandas batch definition, once."""
     with _lock:  # functools.cache alone would let two threads build two contexts
         return _gx_cached()
 
 
-def suite_for(registry: Registry) -> Any:
-    """The expectation suite of ``registry`` (built on first use, then reused)."""
+def suite_for(specs: Suite) -> Any:
+    """The GX expectation suite of ``specs`` (built on first use, then reused)."""
     with _lock:
-        cached = _suites.get(id(registry))
-        if cached is not None and cached[0] is registry:
-            return cached[1]
-        g = _gx()
-        suite = g.context.suites.add(g.gx.ExpectationSuite(name=f"jc_tier1_{next(_suite_numbers)}"))
-        for rule in GX_RULES:
-            for expectation in BUILDERS[rule.name](g.expectations, rule, registry):
-                expectation.meta = {"rule": rule.name}
+        key = repr(specs)
+        if key not in _suites:
+            g = gx_context()
+            suite = g.context.suites.add(g.gx.ExpectationSuite(name=f"jc_tier1_{next(_suite_numbers)}"))
+            for rule_name, name, arguments in specs:
+                expectation = getattr(g.expectations, name)(**arguments)
+                expectation.meta = {"rule": rule_name}
                 suite.add_expectation(expectation)
-        _suites[id(registry)] = (registry, suite)
-        return suite
+            _suites[key] = suite
+        return _suites[key]
 
 
-def suite_columns(registry: Registry) -> list[str]:
-    """The slice columns the registry's suite reads, plus ``row_id``: all that needs to go into pandas."""
-    columns = {ROW_ID}
-    for expectation in suite_for(registry).expectations:
-        column = getattr(expectation, "column", None)
-        columns.update([column] if column else getattr(expectation, "column_list", None) or ())
-    return sorted(columns)
+def validate(specs: Suite, table: pa.Table) -> list[Found]:
+    """Validate the slice (an Arrow table of the suite's columns) with the suite of ``specs``: per gx rule, in
+    catalogue order, (rule name, failing row ids, rows checked, error).
 
-
-def run_expectations(table: pa.Table, registry: Registry) -> list[ExpectationOutcome]:
-    """Validate the slice (an Arrow table of the suite's columns) with the registry's suite; one outcome per gx
-    rule, in catalogue order.
-
-    An expectation that raised inside GX is reported as ``error`` (with the GX message), never as failing rows;
-    if the whole validation raises, every gx rule gets the error.
+    An expectation that raised inside GX is reported as its rule's error (with the GX message), never as failing
+    rows; if the whole validation raises, every gx rule gets the error.
     """
-    if table.num_rows == 0:
-        return [ExpectationOutcome(rule, (), 0, None) for rule in GX_RULES]
     try:
         frame = _frame(table)
-        suite = suite_for(registry)
+        suite = suite_for(specs)
         with _lock:  # one shared context: GX makes no promise about concurrent use
-            result = _gx().batch_definition.get_batch(batch_parameters={"dataframe": frame}).validate(
+            result = gx_context().batch_definition.get_batch(batch_parameters={"dataframe": frame}).validate(
                 suite,
                 result_format={"result_format": "COMPLETE", "unexpected_index_column_names": [ROW_ID]},
             )
     except Exception as exc:  # noqa: BLE001 - a GX crash must surface as a rule error, not a data failure
         message = f"Great Expectations failed: {type(exc).__name__}: {exc}"
-        return [ExpectationOutcome(rule, (), 0, message) for rule in GX_RULES]
+        return [(rule.name, (), 0, message) for rule in GX_RULES]
 
     by_rule: dict[str, list[Any]] = {}
     for r in result.results:
         by_rule.setdefault(r.expectation_config.meta.get("rule"), []).append(r)
-    outcomes = []
+    found = []
     for rule in GX_RULES:
         results = by_rule.get(rule.name)
         if not results:
-            outcomes.append(ExpectationOutcome(rule, (), 0, "no result from Great Expectations"))
+            found.append((rule.name, (), 0, "no result from Great Expectations"))
             continue
         errors = [e for e in (_raised(r.exception_info) for r in results) if e is not None]
         if errors:
-            outcomes.append(ExpectationOutcome(rule, (), 0, "; ".join(errors)))
+            found.append((rule.name, (), 0, "; ".join(errors)))
             continue
         ids = sorted({int(item[ROW_ID]) for r in results for item in (r.result.get("unexpected_index_list") or [])})
-        outcomes.append(ExpectationOutcome(rule, tuple(ids), len(frame), None))
-    return outcomes
+        found.append((rule.name, tuple(ids), len(frame), None))
+    return found
 
 
 def _frame(table: pa.Table) -> pd.DataFrame:
@@ -238,11 +247,18 @@ def _frame(table: pa.Table) -> pd.DataFrame:
     unexpected rows), and under pandas 3 each filter of a text column is an Arrow ``take`` of its strings; Python
     date objects hash slowly in the compound key. Category codes and datetime64 filter and hash as integers and
     compare the same (``isin``, nulls, duplicates): the suite on a year of 96,000 rows 0.28-0.40 -> 0.16 s CPU.
-    Arrow -> pandas, never DuckDB's ``.df()`` (20x slower under pandas 3, stack-notes §3.2).
+    Arrow -> pandas, never DuckDB's ``.df()`` (20x slower under pandas 3, stack-notes §3.2). Text columns the
+    sender dictionary-encoded already (:func:`encoded`) are kept as they are.
     """
+    return encoded(table).to_pandas(date_as_object=False)
+
+
+def encoded(table: pa.Table) -> pa.Table:
+    """``table`` with its text columns dictionary-encoded: what GX validates (see :func:`_frame`), and a tenth of
+    the bytes to send to the worker (a year at 3,000 agencies)."""
     columns = [pc.dictionary_encode(column) if pa.types.is_string(column.type) else column
                for column in table.columns]
-    return pa.table(columns, names=table.column_names).to_pandas(date_as_object=False)
+    return pa.table(columns, names=table.column_names)
 
 
 def _raised(exception_info: Any) -> str | None:

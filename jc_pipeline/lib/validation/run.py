@@ -23,13 +23,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from jc_pipeline.lib.periods import month_start, period_label
-from jc_pipeline.lib.validation.expectations import (
-    GX_RULES,
-    OBSERVED_COLUMN,
-    ROW_ID,
-    run_expectations,
-    suite_columns,
-)
+from jc_pipeline.lib.validation.expectations import GX_RULES, OBSERVED_COLUMN, ROW_ID, suite_columns
+from jc_pipeline.lib.validation.gx_worker import run_expectations
 from jc_pipeline.lib.validation.rules import RULES, Rule
 from jc_pipeline.lib.validation.sqlrules import SQL_RULES, run_sql_rule, sql_text
 from jc_pipeline.lib.warehouse import transaction
@@ -166,8 +161,9 @@ def _validate(con: duckdb.DuckDBPyConnection, months: list[date], today: date, r
     """Every rule on the months of one calendar year (the rows of ``agencies`` only, unless None); stores their
     results."""
     found: dict[str, tuple[list[dict[str, Any]], int, str | None]] = {}
-    # Great Expectations validates on one core, in pandas and Python; the SQL rules run meanwhile, on a cursor of
-    # their own (DuckDB releases the GIL while it works). Ten years at 3,000 agencies: 39.9-41.2 -> 27.1-32.0 s.
+    # A thread reads the slice and waits for Great Expectations' worker process to validate it; the SQL rules run
+    # meanwhile, on a cursor of their own (DuckDB releases the GIL while it works). Ten years at 3,000 agencies,
+    # GX still in this process then: 39.9-41.2 -> 27.1-32.0 s.
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="gx-validate") as pool, con.cursor() as sql_con:
         gx = pool.submit(lambda: list(_gx_groups(con, months, today, registry, agencies)))
         for rule in SQL_RULES:
@@ -212,7 +208,7 @@ def _gx_groups(con: duckdb.DuckDBPyConnection, months: list[date], today: date, 
         return
     # The year's slice in one validation: GX's fixed cost (~0.13 s CPU for the suite) is paid once a year. Its
     # text columns reach GX as categoricals, a few bytes a row: checking a year at 3,000 agencies (851,000 rows)
-    # peaks at 1.3 GB, against 1.85 GB for 200,000-row chunks of Arrow-backed strings.
+    # peaked at 1.3 GB (GX in this process then), against 1.85 GB for 200,000-row chunks of Arrow-backed strings.
     for outcome in run_expectations(table.select(columns), registry):
         if outcome.error is not None or not outcome.failing_row_ids:
             yield outcome.rule, [], outcome.checked_rows, outcome.error

@@ -1,0 +1,107 @@
+"""Great Expectations in a worker process of its own, shared by the validations of this process.
+
+GX costs ~2.4-3 s of CPU to import, all of it holding the GIL, and validates in pandas and Python. In the run's
+own process the import stalled what ran beside it (a nightly increment at 3,000 agencies: the checks waited
+1.8 s for it, the resolve beside it slowed). In a worker it imports on the other core: :func:`preload` starts the
+worker, which imports GX at once, so a caller that has other work first (the command line's ingest) gets it for
+free; and a year's validation no longer competes for this process's GIL. A worker that dies (GX crashing, the
+machine out of memory) costs the GX rules of that validation, reported as their errors, never the run; the next
+validation starts a new one.
+
+The worker is ``python -m jc_pipeline.lib.validation.gx_worker`` (:mod:`jc_pipeline.lib.child_process`): a
+request is the suite as data (:func:`.expectations.expectation_specs`) and the slice as an Arrow IPC stream, its
+text dictionary-encoded; the reply is :func:`.expectations.validate`'s findings.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import subprocess
+import threading
+from typing import TYPE_CHECKING
+
+import pyarrow as pa
+
+from jc_pipeline.lib.child_process import receive, send, serving_pipes, start
+from jc_pipeline.lib.validation import expectations
+from jc_pipeline.lib.validation.expectations import GX_RULES, ExpectationOutcome
+from jc_pipeline.lib.validation.rules import RULES_BY_NAME
+
+if TYPE_CHECKING:  # pragma: no cover
+    from jc_pipeline.lib.registry import Registry
+
+_lock = threading.Lock()  # one validation at a time per worker
+_worker: subprocess.Popen | None = None
+
+
+def preload() -> None:
+    """Start the worker (it imports Great Expectations at once), unless it runs already. Safe to call again."""
+    with _lock:
+        _running()
+
+
+def run_expectations(table: pa.Table, registry: Registry) -> list[ExpectationOutcome]:
+    """Validate the slice (an Arrow table of the suite's columns, see :func:`.expectations.suite_columns`) with
+    the registry's suite in the worker; one outcome per gx rule, in catalogue order (see
+    :func:`.expectations.validate`)."""
+    if table.num_rows == 0:
+        return [ExpectationOutcome(rule, (), 0, None) for rule in GX_RULES]
+    try:
+        specs = expectations.expectation_specs(registry)
+        sink = pa.BufferOutputStream()
+        sent = expectations.encoded(table)
+        with pa.ipc.new_stream(sink, sent.schema) as stream:
+            stream.write_table(sent)
+        request = (specs, sink.getvalue().to_pybytes())
+    except Exception as exc:  # noqa: BLE001 - a broken suite or slice is an error of every gx rule
+        return _failed(f"Great Expectations failed: {type(exc).__name__}: {exc}")
+    with _lock:
+        worker = _running()
+        try:
+            send(worker.stdin, request)
+            found = receive(worker.stdout, "it exited without answering")
+        except (OSError, EOFError) as exc:
+            _stop()
+            return _failed(f"Great Expectations failed: its worker process died ({exc}); the next validation "
+                           f"starts a new one")
+    return [ExpectationOutcome(RULES_BY_NAME[name], ids, checked, error) for name, ids, checked, error in found]
+
+
+def _failed(message: str) -> list[ExpectationOutcome]:
+    return [ExpectationOutcome(rule, (), 0, message) for rule in GX_RULES]
+
+
+def _running() -> subprocess.Popen:
+    global _worker
+    if _worker is None or _worker.poll() is not None:
+        _stop()
+        _worker = start(__name__)
+    return _worker
+
+
+def _stop() -> None:
+    global _worker
+    if _worker is not None:
+        _worker.kill()
+        _worker.wait()
+        for pipe in (_worker.stdin, _worker.stdout):
+            with contextlib.suppress(OSError):  # closing flushes into a pipe the dead worker no longer reads
+                pipe.close()
+        _worker = None
+
+
+def _serve() -> None:
+    """The worker: imports GX and builds its context at once, then validates one slice per request until its
+    stdin ends (the parent closed it, or exited)."""
+    requests, replies = serving_pipes()
+    expectations.gx_context()
+    while True:
+        try:
+            specs, stream = receive(requests)
+        except EOFError:
+            return
+        send(replies, expectations.validate(specs, pa.ipc.open_stream(stream).read_all()))
+
+
+if __name__ == "__main__":
+    _serve()

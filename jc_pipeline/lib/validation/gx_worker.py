@@ -9,8 +9,8 @@ machine out of memory) costs the GX rules of that validation, reported as their 
 validation starts a new one.
 
 The worker is ``python -m jc_pipeline.lib.validation.gx_worker`` (:mod:`jc_pipeline.lib.child_process`): a
-request is the suite as data (:func:`.expectations.expectation_specs`) and the slice as an Arrow IPC stream, its
-text dictionary-encoded; the reply is :func:`.expectations.validate`'s findings.
+request is the suite as data (:func:`.expectations.expectation_specs`, a pickle) followed by the slice as an Arrow
+IPC stream, its text dictionary-encoded; the reply is :func:`.expectations.validate`'s findings.
 """
 
 from __future__ import annotations
@@ -48,17 +48,18 @@ def run_expectations(table: pa.Table, registry: Registry) -> list[ExpectationOut
         return [ExpectationOutcome(rule, (), 0, None) for rule in GX_RULES]
     try:
         specs = expectations.expectation_specs(registry)
-        sink = pa.BufferOutputStream()
         sent = expectations.encoded(table)
-        with pa.ipc.new_stream(sink, sent.schema) as stream:
-            stream.write_table(sent)
-        request = (specs, sink.getvalue().to_pybytes())
     except Exception as exc:  # noqa: BLE001 - a broken suite or slice is an error of every gx rule
         return _failed(f"Great Expectations failed: {type(exc).__name__}: {exc}")
     with _lock:
         worker = _running()
         try:
-            send(worker.stdin, request)
+            send(worker.stdin, specs)
+            # Arrow writes the slice's buffers straight into the pipe (no copy of a year's ~65 MB here), and an IPC
+            # stream ends with its own marker, where the worker's read stops.
+            with pa.ipc.new_stream(worker.stdin, sent.schema) as stream:
+                stream.write_table(sent)
+            worker.stdin.flush()
             found = receive(worker.stdout, "it exited without answering")
         except (OSError, EOFError) as exc:
             _stop()
@@ -97,10 +98,10 @@ def _serve() -> None:
     expectations.gx_context()
     while True:
         try:
-            specs, stream = receive(requests)
+            specs = receive(requests)
         except EOFError:
             return
-        send(replies, expectations.validate(specs, pa.ipc.open_stream(stream).read_all()))
+        send(replies, expectations.validate(specs, pa.ipc.open_stream(requests).read_all()))
 
 
 if __name__ == "__main__":

@@ -3,9 +3,12 @@ costs the GX rules of that validation (reported as their errors), not the caller
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 from jc_pipeline.lib.validation import gx_worker
 from jc_pipeline.lib.validation.expectations import GX_RULES
@@ -61,3 +64,19 @@ def test_an_empty_slice_needs_no_worker():
     outcomes = gx_worker.run_expectations(pa.table({"row_id": pa.array([], pa.int64())}), registry=None)
     assert [(o.rule.name, o.failing_row_ids, o.checked_rows, o.error) for o in outcomes] == [
         (rule.name, (), 0, None) for rule in GX_RULES]
+
+
+def test_the_worker_ends_with_the_process_that_started_it():
+    # A run with nothing new starts the worker and exits while it still imports GX: it must not linger.
+    script = f"""
+import sys
+sys.path.insert(0, {str(Path(__file__).resolve().parents[1])!r})
+from jc_pipeline.lib.validation import gx_worker
+gx_worker.preload()
+print(gx_worker._worker.pid)
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    worker = int(done.stdout.strip())
+    with pytest.raises(ProcessLookupError):
+        os.kill(worker, 0)

@@ -80,3 +80,20 @@ print(gx_worker._worker.pid)
     worker = int(done.stdout.strip())
     with pytest.raises(ProcessLookupError):
         os.kill(worker, 0)
+
+
+def test_a_great_expectations_that_cannot_be_imported_is_named_in_every_gx_rules_error(tmp_path, monkeypatch):
+    broken = tmp_path / "broken" / "great_expectations"
+    broken.mkdir(parents=True)
+    (broken / "__init__.py").write_text("raise ImportError('great_expectations is damaged in this install')\n")
+    wh = _state(tmp_path / "w.duckdb")
+    gx_worker._stop()
+    monkeypatch.setenv("PYTHONPATH", str(broken.parent))  # the next worker finds this package first
+    try:
+        outcomes = wh.validate([MARCH])
+    finally:
+        gx_worker._stop()  # the next test's worker imports the real one
+    for rule in GX_RULES:
+        assert outcomes[rule.name].error == ("Great Expectations failed: ImportError: great_expectations is damaged "
+                                             "in this install")
+    assert outcomes["breakdowns_sum_to_total"].error is None

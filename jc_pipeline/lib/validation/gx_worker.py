@@ -100,7 +100,10 @@ def _serve() -> None:
     """The worker: imports GX and builds its context at once, then validates one slice per request until its
     stdin ends (the parent closed it, or exited)."""
     requests, replies = serving_pipes()
-    expectations.gx_context()
+    # A GX that cannot be imported (a broken install) is reported by every validation, with its error, as each
+    # rule's: a worker dying here would only say that it died.
+    with contextlib.suppress(Exception):
+        expectations.gx_context()
     while True:
         try:
             specs = receive(requests)

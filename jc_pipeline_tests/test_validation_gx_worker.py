@@ -31,7 +31,7 @@ def test_a_worker_dying_mid_validation_fails_the_gx_rules_only_and_the_next_vali
     monkeypatch.setattr(gx_worker, "send", send_then_die)
     outcomes = wh.validate([MARCH])
     for rule in GX_RULES:
-        assert outcomes[rule.name].error.startswith("Great Expectations failed: its worker process died")
+        assert outcomes[rule.name].error.startswith("Great Expectations failed: its worker process was lost (it exited without answering)")
         assert not outcomes[rule.name].passed
     assert outcomes["breakdowns_sum_to_total"].error is None  # the SQL rules ran as ever
     assert wh.results("category_is_member") == stored  # a rule that crashed keeps its stored results
@@ -97,3 +97,17 @@ def test_a_great_expectations_that_cannot_be_imported_is_named_in_every_gx_rules
         assert outcomes[rule.name].error == ("Great Expectations failed: ImportError: great_expectations is damaged "
                                              "in this install")
     assert outcomes["breakdowns_sum_to_total"].error is None
+
+
+def test_a_validation_taking_too_long_stops_the_worker_and_fails_the_gx_rules_only(tmp_path, monkeypatch):
+    wh = _state(tmp_path / "w.duckdb")
+    monkeypatch.setattr(gx_worker, "VALIDATION_SECONDS", 0.001)  # no validation answers this fast
+    slow = wh.validate([MARCH])
+    for rule in GX_RULES:
+        assert slow[rule.name].error == ("Great Expectations failed: its worker process was lost (it took longer "
+                                         "than 0.001 s); the next validation starts a new one")
+    assert slow["breakdowns_sum_to_total"].error is None
+    assert gx_worker._worker is None  # stopped, not left working on the slice
+
+    monkeypatch.setattr(gx_worker, "VALIDATION_SECONDS", 600.0)
+    assert wh.validate([MARCH])["category_is_member"].failing_groups == 1

@@ -5,8 +5,8 @@ own process the import stalled what ran beside it (a nightly increment at 3,000 
 1.8 s for it, the resolve beside it slowed). In a worker it imports on the other core: :func:`preload` starts the
 worker, which imports GX at once, so a caller that has other work first (the command line's ingest) gets it for
 free; and a year's validation no longer competes for this process's GIL. A worker that dies (GX crashing, the
-machine out of memory) costs the GX rules of that validation, reported as their errors, never the run; the next
-validation starts a new one.
+machine out of memory) or takes longer than :data:`VALIDATION_SECONDS` costs the GX rules of that validation,
+reported as their errors, never the run; the next validation starts a new one.
 
 The worker is ``python -m jc_pipeline.lib.validation.gx_worker`` (:mod:`jc_pipeline.lib.child_process`): a
 request is the suite as data (:func:`.expectations.expectation_specs`, a pickle) followed by the slice as an Arrow
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import select
 import subprocess
 import threading
 from typing import TYPE_CHECKING
@@ -30,6 +31,11 @@ from jc_pipeline.lib.validation.rules import RULES_BY_NAME
 
 if TYPE_CHECKING:  # pragma: no cover
     from jc_pipeline.lib.registry import Registry
+
+#: The longest one validation may take in the worker before it is stopped (a year at 3,000 agencies takes ~1 s;
+#: the import, when the worker has just started, ~3 s): a hung GX must not hold a nightly run, and with it the
+#: store's single writer slot, forever.
+VALIDATION_SECONDS = 600.0
 
 _lock = threading.Lock()  # one validation at a time per worker
 _worker: subprocess.Popen | None = None
@@ -61,10 +67,13 @@ def run_expectations(table: pa.Table, registry: Registry) -> list[ExpectationOut
             with pa.ipc.new_stream(worker.stdin, sent.schema) as stream:
                 stream.write_table(sent)
             worker.stdin.flush()
-            found = receive(worker.stdout, "it exited without answering")
-        except (OSError, EOFError) as exc:
+            # Unbuffered: select() must see the reply's bytes, which a buffered read could hold already.
+            if not select.select([worker.stdout.raw], [], [], VALIDATION_SECONDS)[0]:
+                raise TimeoutError(f"it took longer than {VALIDATION_SECONDS:g} s")
+            found = receive(worker.stdout.raw, "it exited without answering")
+        except (OSError, EOFError) as exc:  # TimeoutError is an OSError
             _stop()
-            return _failed(f"Great Expectations failed: its worker process died ({exc}); the next validation "
+            return _failed(f"Great Expectations failed: its worker process was lost ({exc}); the next validation "
                            f"starts a new one")
     return [ExpectationOutcome(RULES_BY_NAME[name], ids, checked, error) for name, ids, checked, error in found]
 

@@ -20,9 +20,10 @@ from sqlalchemy.pool import NullPool
 
 from jc_pipeline import instance as instance_package
 from jc_pipeline.instance import KEPT_OPEN, tune_sqlite_storage
-from jc_pipeline.instance.event_log import ENGINES_KEPT, PooledSqliteEventLogStorage, load_instance
+from jc_pipeline.instance.event_log import ENGINES_KEPT, EVENT_BATCH_SIZE, PooledSqliteEventLogStorage, load_instance
 
 NORMAL, FULL = 1, 2
+BATCH_SIZE = "DAGSTER_EVENT_BATCH_SIZE"
 
 
 def _synchronous_levels(instance: dg.DagsterInstance) -> set[int]:
@@ -111,7 +112,14 @@ def counted() -> int:
 
 
 @pytest.fixture
-def template_instance(tmp_path, monkeypatch):
+def batch_size_unset(monkeypatch):
+    """DAGSTER_EVENT_BATCH_SIZE unset, and as it was again after the test (load_instance sets it)."""
+    monkeypatch.setenv(BATCH_SIZE, "0")  # monkeypatch now restores the variable's first state after the test
+    monkeypatch.delenv(BATCH_SIZE)
+
+
+@pytest.fixture
+def template_instance(tmp_path, monkeypatch, batch_size_unset):
     """An instance with the shipped dagster.yaml, opened as `jc-pipeline` opens it (whatever DAGSTER_HOME says)."""
     monkeypatch.delenv("DAGSTER_HOME", raising=False)
     home = tmp_path / "dagster_home"
@@ -231,3 +239,92 @@ def test_a_forked_child_opens_its_own_connections(template_instance):
     assert shared == "0"
     # The parent's kept connections still work, and see what the child wrote.
     assert any(e.dagster_event_type == dg.DagsterEventType.RUN_SUCCESS for e in template_instance.all_logs(run_id))
+
+
+# ---- batches of events: one transaction per file ------------------------------------------------------------------
+
+months = dg.MonthlyPartitionsDefinition(start_date="2024-01-01", end_date="2025-01-01")
+
+
+@dg.asset(partitions_def=months, backfill_policy=dg.BackfillPolicy.single_run())
+def monthly(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+    """A range of months in one run, as the nightly roll-up materializes them."""
+    return dg.MaterializeResult(metadata={"months": len(context.partition_keys)})
+
+
+def _materialize_the_year(instance: dg.DagsterInstance) -> str:
+    tags = {"dagster/asset_partition_range_start": "2024-01-01", "dagster/asset_partition_range_end": "2024-12-01"}
+    result = dg.materialize([monthly], instance=instance, tags=tags)
+    assert result.success
+    return result.run_id
+
+
+@contextmanager
+def _commits() -> Iterator[Counter]:
+    """Counts the commits meanwhile, by database file."""
+    counted: Counter = Counter()
+
+    def count(conn) -> None:
+        counted[Path(conn.engine.url.database).name] += 1
+
+    event.listen(Engine, "commit", count)
+    try:
+        yield counted
+    finally:
+        event.remove(Engine, "commit", count)
+
+
+def _asset_events(instance: dg.DagsterInstance, run_id: str) -> list[tuple]:
+    return [(e.dagster_event_type, e.dagster_event.partition) for e in instance.all_logs(run_id)
+            if e.dagster_event_type in (dg.DagsterEventType.ASSET_MATERIALIZATION,
+                                        dg.DagsterEventType.ASSET_MATERIALIZATION_PLANNED)]
+
+
+def test_load_instance_turns_batches_on_unless_set(tmp_path, batch_size_unset, monkeypatch):
+    (tmp_path / "pooled").mkdir()
+    with load_instance(tmp_path / "pooled"):
+        assert os.environ[BATCH_SIZE] == str(EVENT_BATCH_SIZE)
+    monkeypatch.setenv(BATCH_SIZE, "7")
+    with load_instance(tmp_path / "pooled"):
+        assert os.environ[BATCH_SIZE] == "7"  # the operator's own choice stands
+
+
+def test_a_range_stores_its_events_in_a_transaction_per_batch_and_file(template_instance, monkeypatch):
+    """The same events as one by one, with far fewer commits: the planned and the done materializations of the
+    twelve months are a batch each."""
+    with _commits() as batched:
+        batched_run = _materialize_the_year(template_instance)
+    monkeypatch.setenv(BATCH_SIZE, "0")  # Dagster's own way: event by event
+    with _commits() as single:
+        single_run = _materialize_the_year(template_instance)
+    events = _asset_events(template_instance, batched_run)
+    assert events == _asset_events(template_instance, single_run)
+    assert sorted(p for kind, p in events if kind == dg.DagsterEventType.ASSET_MATERIALIZATION) == [
+        f"2024-{m:02d}-01" for m in range(1, 13)]
+    # 24 asset events, each committed to the run's file and to the index when one by one; two batches.
+    assert single["index.db"] - batched["index.db"] >= 24 - 2
+    assert single[f"{single_run}.db"] - batched[f"{batched_run}.db"] >= 24 - 2
+    assert template_instance.get_materialized_partitions(dg.AssetKey("monthly")) == set(months.get_partition_keys())
+
+
+def test_a_batch_that_fails_stores_none_of_its_events_and_dagster_stores_them_one_by_one(template_instance,
+                                                                                         monkeypatch):
+    storage = template_instance.event_log_storage
+    calls: list[int] = []
+    store_asset_event = storage._store_asset_event
+
+    def fail_once_within_a_batch(conn, event, event_id):
+        if storage._batch is not None:
+            calls.append(event_id)
+            if len(calls) == 5:  # the fifth event of the first batch (the planned ones): four are stored already
+                raise RuntimeError("disk full")
+        return store_asset_event(conn, event, event_id)
+
+    monkeypatch.setattr(storage, "_store_asset_event", fail_once_within_a_batch)
+    run_id = _materialize_the_year(template_instance)
+    assert len(calls) > 5  # the first batch failed; Dagster stored its events one by one, and the next batch worked
+    events = _asset_events(template_instance, run_id)
+    planned = [p for kind, p in events if kind == dg.DagsterEventType.ASSET_MATERIALIZATION_PLANNED]
+    assert sorted(planned) == [f"2024-{m:02d}-01" for m in range(1, 13)]  # each once: nothing stored twice
+    assert storage._batch is None
+    assert template_instance.get_materialized_partitions(dg.AssetKey("monthly")) == set(months.get_partition_keys())

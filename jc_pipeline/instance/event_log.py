@@ -7,9 +7,16 @@ machine; docs/benchmarks.md). This storage keeps one engine with one connection
 (``StaticPool``) for each of the :data:`ENGINES_KEPT` database files it used last: Dagster already serializes
 every use of them under its own lock (``_db_lock``), so one connection per file is all it ever needs.
 
+Dagster hands a storage the materializations of a partition range, planned and done, as batches when
+``DAGSTER_EVENT_BATCH_SIZE`` is set (:data:`EVENT_BATCH_SIZE`; :func:`load_instance` sets it for this storage).
+Dagster's SQLite storage stores a batch event by event; this one stores it in one transaction per file, and
+commits nothing of it when storing one event fails (Dagster then stores the events one by one). A nightly roll-up over a range of 89 months writes ~540
+such events: its run took 0.4-0.6 s less (docs/benchmarks.md).
+
 Everything else is Dagster's: the files, their schema, the queries. Only ``_connect`` (a private method, so
-Dagster's version is pinned and the tests check the method still exists) and the places that remove database
-files are overridden: a connection is never kept to a file that ``wipe`` deletes, nor across a fork.
+Dagster's version is pinned and the tests check the method still exists), ``store_event_batch`` and the places
+that remove database files are overridden: a connection is never kept to a file that ``wipe`` deletes, nor
+across a fork.
 
 :func:`load_instance` puts it in place of Dagster's default when the instance's dagster.yaml leaves the storage
 to that default, over the same files (``<instance folder>/history/runs``), as an override computed from the
@@ -21,14 +28,16 @@ daemon open the instance themselves, with Dagster's class, on the same files.
 from __future__ import annotations
 
 import os
+import threading
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
 import yaml
+from dagster._core.events.log import EventLogEntry
 from dagster._core.instance.ref import InstanceRef
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
 from dagster._core.storage.sqlite import SQLITE_BUSY_TIMEOUT_SECONDS
@@ -38,19 +47,24 @@ from sqlalchemy.pool import StaticPool
 
 #: Database files with a connection kept open by one storage: a run writes its own file and the shared index.
 ENGINES_KEPT = 4
+#: Events Dagster collects before handing them to ``store_event_batch`` (``DAGSTER_EVENT_BATCH_SIZE``): more
+#: than the planned materializations of a ten-year roll-up (3 assets x 122 months), so a run plans in one batch.
+EVENT_BATCH_SIZE = 1000
 #: Keys of dagster.yaml that choose the storage: with any of them, the instance's own choice stands.
 _STORAGE_KEYS = ("storage", "run_storage", "event_log_storage", "schedule_storage", "instance_class")
 
 
 def load_instance(home: Path) -> dg.DagsterInstance:
     """The Dagster instance of the folder ``home`` (its dagster.yaml), with this event log in place of Dagster's
-    default SQLite one when the file leaves the storage to that default."""
+    default SQLite one when the file leaves the storage to that default. Batches of events are then turned on
+    for this process (``DAGSTER_EVENT_BATCH_SIZE``, read by Dagster at every event), unless already set."""
     config_file = Path(home) / "dagster.yaml"
     configured = (yaml.safe_load(config_file.read_text(encoding="utf-8")) if config_file.exists() else None) or {}
     if any(key in configured for key in _STORAGE_KEYS):
         return dg.DagsterInstance.from_config(str(home))
     pooled = {"module": __name__, "class": PooledSqliteEventLogStorage.__name__,
               "config": {"base_dir": os.path.join(home, "history", "runs")}}
+    os.environ.setdefault("DAGSTER_EVENT_BATCH_SIZE", str(EVENT_BATCH_SIZE))
     return dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(home), overrides={"event_log_storage": pooled}))
 
 
@@ -60,7 +74,25 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
     def __init__(self, base_dir: str, inst_data: Any = None) -> None:
         self._engines: OrderedDict[str, Engine] = OrderedDict()
         self._engines_pid = os.getpid()
+        self._batch: dict[str, Connection] | None = None  # the open transactions of the batch being stored
         super().__init__(base_dir, inst_data)
+        # Reentrant: a batch holds the lock while each event's storing takes it again (_connect).
+        self._db_lock = threading.RLock()
+
+    def store_event_batch(self, events: Sequence[EventLogEntry]) -> None:
+        """Store ``events`` as ``store_event`` does, in one transaction per database file; when storing one fails,
+        none is committed and the error is raised (Dagster then stores them one by one). Other threads wait."""
+        with self._db_lock:
+            self._batch = {}
+            try:
+                for event in events:
+                    self.store_event(event)
+                for conn in self._batch.values():
+                    conn.commit()
+            finally:
+                for conn in self._batch.values():
+                    conn.close()  # rolls back what was not committed
+                self._batch = None
 
     @classmethod
     def from_config_value(cls, inst_data: Any, config_value: dict) -> PooledSqliteEventLogStorage:
@@ -73,6 +105,12 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
             if shard not in self._initialized_dbs:
                 self._initdb(engine)
                 self._initialized_dbs.add(shard)
+            if self._batch is not None:  # within store_event_batch, which commits
+                if shard not in self._batch:
+                    self._batch[shard] = engine.connect()
+                    self._batch[shard].begin()
+                yield self._batch[shard]
+                return
             with engine.connect() as conn, conn.begin():
                 yield conn
 

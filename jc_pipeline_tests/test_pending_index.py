@@ -152,3 +152,46 @@ def test_the_state_roll_up_reads_the_months_rebuilt_since_their_last_roll_up(w):
     assert pending.rebuilds_to_roll_up(w.con, [feb, mar]) == [pending.Rebuild([mar], None)]
     pending.mark_rolled_up(w.con, [jan, mar])
     assert pending.rebuilds_to_roll_up(w.con, [jan, feb, mar]) == []
+
+
+def _file_month_rows(w: Warehouse) -> dict[str, list[tuple]]:
+    return {table: w.con.execute(f"SELECT file_id, month FROM {table} ORDER BY ALL").fetchall()
+            for table in ("pending_file_months", "rolled_up_file_months")}
+
+
+def test_indexing_and_marking_again_never_add_a_second_row_for_a_file_month(w):
+    """The file-month tables have no key (its index made a full build's commit seconds long): the statements that
+    write them must skip what is there."""
+    deliver_csv(w.data_dir, *LE, "arrests.csv", [["year", "month", "value"], [2023, 1, 5], [2023, 3, 2]])
+    w.ingest()
+    roll_up(w, [date(2023, 1, 1)])
+    before = _file_month_rows(w)
+    assert len(before["pending_file_months"]) == len(before["rolled_up_file_months"]) == 1
+    w.con.execute("UPDATE staged_months_indexed SET upload_seq = 0")  # every upload is indexed again
+    assert pending.pending_months(w.con) == scanned(w) == [date(2023, 3, 1)]
+    pending.mark_resolved(w.con, [date(2023, 1, 1)], None)
+    w.con.execute("INSERT INTO pending_file_months SELECT file_id, month, TRUE FROM rolled_up_file_months")
+    pending.mark_rolled_up(w.con, [date(2023, 1, 1)])  # a mark of a file-month marked already
+    assert _file_month_rows(w) == before
+
+
+def test_a_store_with_keyed_file_month_tables_gets_them_without_keys_and_keeps_their_rows(w):
+    deliver_csv(w.data_dir, *LE, "arrests.csv", [["year", "month", "value"], [2023, 1, 5], [2023, 3, 2]])
+    w.ingest()
+    roll_up(w, [date(2023, 1, 1)])
+    pending.mark_resolved(w.con, [date(2023, 3, 1)], ["le"])
+    rows = {t: w.con.execute(f"SELECT * FROM {t} ORDER BY ALL").fetchall()
+            for t in ("pending_file_months", "rolled_up_file_months")}
+    for table, columns in (("rolled_up_file_months", ""), ("pending_file_months", ", resolved BOOLEAN DEFAULT FALSE")):
+        w.con.execute(f"DROP TABLE {table}")  # as the store was before: keyed on (file_id, month)
+        w.con.execute(f"CREATE TABLE {table} (file_id VARCHAR NOT NULL, month DATE NOT NULL{columns}, "
+                      "PRIMARY KEY (file_id, month))")
+        w.con.executemany(f"INSERT INTO {table} VALUES ({', '.join('?' * len(rows[table][0]))})", rows[table])
+    keys = "SELECT count(*) FROM duckdb_constraints() WHERE constraint_type = 'PRIMARY KEY' AND table_name LIKE '%file_months%'"
+    assert w.con.execute(keys).fetchall() == [(2,)]
+    pending.ensure_schema(w.con)
+    assert w.con.execute(keys).fetchall() == [(0,)]
+    assert {t: w.con.execute(f"SELECT * FROM {t} ORDER BY ALL").fetchall() for t in rows} == rows
+    assert w.con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name LIKE '%_keyed'").fetchall() == [(0,)]
+    pending.mark_rolled_up(w.con, [date(2023, 3, 1)])
+    assert pending.pending_months(w.con) == scanned(w) == []

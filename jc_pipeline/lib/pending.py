@@ -19,13 +19,17 @@ _LATEST_UPLOAD_SQL = "SELECT coalesce(max(upload_seq), 0) FROM source_files"
 # filter skips all the others by their min/max statistics: the cost follows the new rows, not the history. (The
 # marks matter only to a store from before pending_file_months, whose first call indexes everything.)
 _INDEX_SQL = """
-    INSERT OR IGNORE INTO pending_file_months (file_id, month)
+    INSERT INTO pending_file_months (file_id, month)
     SELECT DISTINCT s.file_id, date_trunc('month', s.period_start)::DATE AS month
     FROM ingest_datapoints AS s  -- ingest.STAGED_TABLE
     WHERE s.upload_seq > $after AND s.upload_seq <= $upto
       AND NOT EXISTS (
         SELECT 1 FROM rolled_up_file_months AS r
         WHERE r.file_id = s.file_id AND r.month = date_trunc('month', s.period_start)::DATE
+      )
+      AND NOT EXISTS (
+        SELECT 1 FROM pending_file_months AS p
+        WHERE p.file_id = s.file_id AND p.month = date_trunc('month', s.period_start)::DATE
       )
 """
 _SET_INDEXED_SQL = "UPDATE staged_months_indexed SET upload_seq = ?"
@@ -59,8 +63,10 @@ _PENDING_AGENCIES = """
 
 _RESOLVED = "UPDATE pending_file_months SET resolved = TRUE WHERE month IN (SELECT unnest($months::DATE[]))"
 _MARK = """
-    INSERT OR IGNORE INTO rolled_up_file_months
-    SELECT file_id, month FROM pending_file_months WHERE resolved AND month IN (SELECT unnest($months::DATE[]))
+    INSERT INTO rolled_up_file_months
+    SELECT file_id, month FROM pending_file_months AS p
+    WHERE resolved AND month IN (SELECT unnest($months::DATE[]))
+      AND NOT EXISTS (SELECT 1 FROM rolled_up_file_months AS r WHERE r.file_id = p.file_id AND r.month = p.month)
 """
 _UNPEND = "DELETE FROM pending_file_months WHERE resolved AND month IN (SELECT unnest($months::DATE[]))"
 
@@ -86,6 +92,14 @@ _TO_ROLL_UP = """
 """
 _FORGET_REBUILT = "DELETE FROM rebuilt_agency_months WHERE month IN (SELECT unnest($months::DATE[]))"
 
+#: The bookkeeping tables that had a primary key (file_id, month) before pending_months.sql dropped it.
+_FILE_MONTH_TABLES = ("rolled_up_file_months", "pending_file_months")
+_KEYED_SQL = """
+    SELECT DISTINCT table_name FROM duckdb_constraints()
+    WHERE constraint_type = 'PRIMARY KEY' AND database_name = current_database() AND schema_name = current_schema()
+      AND list_contains($tables, table_name)
+    ORDER BY table_name
+"""
 _COUNT_ROLLUP_SQL = "UPDATE publish_generations SET rolled_up = rolled_up + 1"
 _GENERATIONS_SQL = "SELECT rolled_up, published FROM publish_generations"
 _PUBLISHED_SQL = "UPDATE publish_generations SET published = greatest(published, ?)"
@@ -110,8 +124,20 @@ class Generations(NamedTuple):
 
 
 def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
-    """Create the bookkeeping tables (idempotent)."""
-    con.execute(resources.files("jc_pipeline.lib").joinpath("sql/pending_months.sql").read_text())
+    """Create the bookkeeping tables (idempotent). A store whose file-month tables still have a primary key (see
+    pending_months.sql) gets them again without one, with the same rows, in one transaction (``con`` must not hold
+    one then)."""
+    script = resources.files("jc_pipeline.lib").joinpath("sql/pending_months.sql").read_text()
+    con.execute(script)
+    keyed = [row[0] for row in con.execute(_KEYED_SQL, {"tables": list(_FILE_MONTH_TABLES)}).fetchall()]
+    if keyed:
+        with transaction(con):
+            for table in keyed:  # names from _FILE_MONTH_TABLES only
+                con.execute(f"ALTER TABLE {table} RENAME TO {table}_keyed")
+            con.execute(script)
+            for table in keyed:
+                con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM {table}_keyed")
+                con.execute(f"DROP TABLE {table}_keyed")
 
 
 def _indexed(con: duckdb.DuckDBPyConnection) -> None:

@@ -246,7 +246,7 @@ def test_a_forked_child_opens_its_own_connections(template_instance):
 months = dg.MonthlyPartitionsDefinition(start_date="2024-01-01", end_date="2025-01-01")
 
 
-@dg.asset(partitions_def=months, backfill_policy=dg.BackfillPolicy.single_run())
+@dg.asset(partitions_def=months)
 def monthly(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     """A range of months in one run, as the nightly roll-up materializes them."""
     return dg.MaterializeResult(metadata={"months": len(context.partition_keys)})

@@ -129,10 +129,11 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
     one then)."""
     script = resources.files("jc_pipeline.lib").joinpath("sql/pending_months.sql").read_text()
     con.execute(script)
-    keyed = [row[0] for row in con.execute(_KEYED_SQL, {"tables": list(_FILE_MONTH_TABLES)}).fetchall()]
+    found = {row[0] for row in con.execute(_KEYED_SQL, {"tables": list(_FILE_MONTH_TABLES)}).fetchall()}
+    keyed = [table for table in _FILE_MONTH_TABLES if table in found]  # code constants, never the catalog's text
     if keyed:
         with transaction(con):
-            for table in keyed:  # names from _FILE_MONTH_TABLES only
+            for table in keyed:
                 con.execute(f"ALTER TABLE {table} RENAME TO {table}_keyed")
             con.execute(script)
             for table in keyed:

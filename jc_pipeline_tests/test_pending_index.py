@@ -187,7 +187,8 @@ def test_a_store_with_keyed_file_month_tables_gets_them_without_keys_and_keeps_t
         w.con.execute(f"CREATE TABLE {table} (file_id VARCHAR NOT NULL, month DATE NOT NULL{columns}, "
                       "PRIMARY KEY (file_id, month))")
         w.con.executemany(f"INSERT INTO {table} VALUES ({', '.join('?' * len(rows[table][0]))})", rows[table])
-    keys = "SELECT count(*) FROM duckdb_constraints() WHERE constraint_type = 'PRIMARY KEY' AND table_name LIKE '%file_months%'"
+    keys = ("SELECT count(*) FROM duckdb_constraints() "
+            "WHERE constraint_type = 'PRIMARY KEY' AND table_name LIKE '%file_months%'")
     assert w.con.execute(keys).fetchall() == [(2,)]
     pending.ensure_schema(w.con)
     assert w.con.execute(keys).fetchall() == [(0,)]

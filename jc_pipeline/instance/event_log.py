@@ -10,8 +10,8 @@ every use of them under its own lock (``_db_lock``), so one connection per file 
 Dagster hands a storage the materializations of a partition range, planned and done, as batches when
 ``DAGSTER_EVENT_BATCH_SIZE`` is set (:data:`EVENT_BATCH_SIZE`; :func:`load_instance` sets it for this storage).
 Dagster's SQLite storage stores a batch event by event; this one stores it in one transaction per file, and
-commits nothing of it when storing one event fails (Dagster then stores the events one by one). A nightly roll-up over a range of 89 months writes ~540
-such events: its run took 0.4-0.6 s less (docs/benchmarks.md).
+commits nothing of it when storing one event fails (Dagster then stores the events one by one). A nightly
+roll-up over a range of 89 months writes ~540 such events: its run took 0.4-0.6 s less (docs/benchmarks.md).
 
 Everything else is Dagster's: the files, their schema, the queries. Only ``_connect`` (a private method, so
 Dagster's version is pinned and the tests check the method still exists), ``store_event_batch`` and the places

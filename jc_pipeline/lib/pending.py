@@ -17,7 +17,8 @@ _INDEXED_SQL = "SELECT upload_seq FROM staged_months_indexed"
 _LATEST_UPLOAD_SQL = "SELECT coalesce(max(upload_seq), 0) FROM source_files"
 # upload_seq grows with every write, so the staged rows of new uploads sit in the newest row groups and the range
 # filter skips all the others by their min/max statistics: the cost follows the new rows, not the history. (The
-# marks matter only to a store from before pending_file_months, whose first call indexes everything.)
+# marks matter only to a store from before pending_file_months, whose first call indexes everything.) A file-month
+# listed already is skipped: the table has no key (pending_months.sql).
 _INDEX_SQL = """
     INSERT INTO pending_file_months (file_id, month)
     SELECT DISTINCT s.file_id, date_trunc('month', s.period_start)::DATE AS month
@@ -98,7 +99,6 @@ _KEYED_SQL = """
     SELECT DISTINCT table_name FROM duckdb_constraints()
     WHERE constraint_type = 'PRIMARY KEY' AND database_name = current_database() AND schema_name = current_schema()
       AND list_contains($tables, table_name)
-    ORDER BY table_name
 """
 _COUNT_ROLLUP_SQL = "UPDATE publish_generations SET rolled_up = rolled_up + 1"
 _GENERATIONS_SQL = "SELECT rolled_up, published FROM publish_generations"

@@ -9,8 +9,9 @@ machine out of memory) or takes longer than :data:`VALIDATION_SECONDS` costs the
 reported as their errors, never the run; the next validation starts a new one.
 
 The worker is ``python -m jc_pipeline.lib.validation.gx_worker`` (:mod:`jc_pipeline.lib.child_process`): a
-request is the suite as data (:func:`.expectations.expectation_specs`, a pickle) followed by the slice as an Arrow
-IPC stream, its text dictionary-encoded; the reply is :func:`.expectations.validate`'s findings.
+request is the suite of each part of the slice (:func:`.expectations.parts`; as data, a pickle) followed by each
+part's table as an Arrow IPC stream, its text dictionary-encoded; the reply is :func:`.expectations.validate`'s
+findings for each part.
 """
 
 from __future__ import annotations
@@ -27,7 +28,6 @@ import pyarrow as pa
 from jc_pipeline.lib.child_process import receive, send, serving_pipes, start
 from jc_pipeline.lib.validation import expectations
 from jc_pipeline.lib.validation.expectations import GX_RULES, ExpectationOutcome
-from jc_pipeline.lib.validation.rules import RULES_BY_NAME
 
 if TYPE_CHECKING:  # pragma: no cover
     from jc_pipeline.lib.registry import Registry
@@ -49,23 +49,24 @@ def preload() -> None:
 
 def run_expectations(table: pa.Table, registry: Registry) -> list[ExpectationOutcome]:
     """Validate the slice (an Arrow table of the suite's columns, see :func:`.expectations.suite_columns`) with
-    the registry's suite in the worker; one outcome per gx rule, in catalogue order (see
-    :func:`.expectations.validate`)."""
+    the registry's suite in the worker, in parts (:func:`.expectations.parts`); one outcome per gx rule, in
+    catalogue order (see :func:`.expectations.validate`), its failing rows and rows checked the slice's."""
     if table.num_rows == 0:
         return [ExpectationOutcome(rule, (), 0, None) for rule in GX_RULES]
     try:
-        specs = expectations.expectation_specs(registry)
-        sent = expectations.encoded(table)
+        parts = expectations.parts(expectations.expectation_specs(registry), table)
+        sent = [expectations.encoded(part.table) for part in parts]
     except Exception as exc:  # noqa: BLE001 - a broken suite or slice is an error of every gx rule
         return _failed(f"Great Expectations failed: {type(exc).__name__}: {exc}")
     with _lock:
         worker = _running()
         try:
-            send(worker.stdin, specs)
-            # Arrow writes the slice's buffers straight into the pipe (no copy of a year's ~70 MB here), and an IPC
-            # stream ends with its own marker, where the worker's read stops.
-            with pa.ipc.new_stream(worker.stdin, sent.schema) as stream:
-                stream.write_table(sent)
+            send(worker.stdin, [part.specs for part in parts])
+            # Arrow writes the tables' buffers straight into the pipe (no copy of them here), and an IPC stream
+            # ends with its own marker, where the worker's read stops.
+            for part in sent:
+                with pa.ipc.new_stream(worker.stdin, part.schema) as stream:
+                    stream.write_table(part)
             worker.stdin.flush()
             # Unbuffered: select() must see the reply's bytes, which a buffered read could hold already.
             if not select.select([worker.stdout.raw], [], [], VALIDATION_SECONDS)[0]:
@@ -75,7 +76,15 @@ def run_expectations(table: pa.Table, registry: Registry) -> list[ExpectationOut
             _stop()
             return _failed(f"Great Expectations failed: its worker process was lost ({exc}); the next validation "
                            f"starts a new one")
-    return [ExpectationOutcome(RULES_BY_NAME[name], ids, checked, error) for name, ids, checked, error in found]
+    failing: dict[str, set[int]] = {rule.name: set() for rule in GX_RULES}
+    errors: dict[str, list[str]] = {rule.name: [] for rule in GX_RULES}
+    for part, part_found in zip(parts, found, strict=True):
+        for name, ids, _, error in part_found:
+            failing[name].update(part.slice_row_ids(ids))
+            errors[name] += [error] if error is not None else []
+    return [ExpectationOutcome(rule, (), 0, "; ".join(errors[rule.name])) if errors[rule.name]
+            else ExpectationOutcome(rule, tuple(sorted(failing[rule.name])), table.num_rows, None)
+            for rule in GX_RULES]
 
 
 def _failed(message: str) -> list[ExpectationOutcome]:
@@ -106,8 +115,8 @@ atexit.register(_stop)
 
 
 def _serve() -> None:
-    """The worker: imports GX and builds its context at once, then validates one slice per request until its
-    stdin ends (the parent closed it, or exited)."""
+    """The worker: imports GX and builds its context at once, then validates the parts of one slice per request
+    until its stdin ends (the parent closed it, or exited)."""
     requests, replies = serving_pipes()
     # A GX that cannot be imported (a broken install) is reported by every validation, with its error, as each
     # rule's: a worker dying here would only say that it died.
@@ -118,7 +127,7 @@ def _serve() -> None:
             specs = receive(requests)
         except EOFError:
             return
-        send(replies, expectations.validate(specs, pa.ipc.open_stream(requests).read_all()))
+        send(replies, [expectations.validate(suite, pa.ipc.open_stream(requests).read_all()) for suite in specs])
 
 
 if __name__ == "__main__":

@@ -1,0 +1,86 @@
+"""A slice is validated in parts: per-value expectations on one row per distinct combination of the values they
+read, the expectations comparing rows on every row. The parts must find exactly what one validation of the whole
+slice finds."""
+
+from __future__ import annotations
+
+import random
+from datetime import date, timedelta
+
+import pyarrow as pa
+import pytest
+
+from jc_pipeline.lib.validation import expectations, gx_worker
+from jc_pipeline.lib.validation.expectations import GX_RULES, ROW_ID
+from jc_pipeline_tests.test_validation_support import REGISTRY
+
+PAIRS = ["LAW_ENFORCEMENT_ARRESTS|metric/offense/type", "PRISONS_RELEASES|metric/prisons/release/type"]
+MEMBERS = ["metric/offense/type|PERSON", "metric/offense/type|PROPERTY", "metric/prisons/release/type|DEATH"]
+
+
+def _slice(rows: int) -> pa.Table:
+    """A slice of the suite's columns where every gx rule fails on some rows, most of them sharing their values
+    with other rows (several failing combinations stand for many rows), and some datapoints sent twice: with
+    another value, or exactly the same (then only their row ids differ)."""
+    rng = random.Random(11)
+    slice_rows: list[dict] = []
+    for i in range(rows):
+        start = date(2024, 1 + i // 40 % 12, 1)
+        breakdown = rng.random() < 0.3
+        row = {
+            "agency_id": f"A{i % 40}", "metric_key": "LAW_ENFORCEMENT_ARRESTS", "period_start": start,
+            "period_end": start + timedelta(days=31),
+            "dimension_key": "metric/offense/type" if breakdown else "",
+            "category_key": rng.choice(["PERSON", "BOGUS"]) if breakdown else "",
+            "breakdown_of_metric": rng.choice([*PAIRS, "LAW_ENFORCEMENT_ARRESTS|x"]) if breakdown else None,
+            "category_of_dimension": rng.choice([*MEMBERS, "metric/offense/type|BOGUS"]) if breakdown else None,
+            "finite_value": rng.choice([None, -2.0, 0.0, 3.0, 7.0, 12.5]),
+            "count_fraction": rng.choice([0.0, 0.0, 0.5]),
+            "days_after_today": rng.choice([-30, -1, 0, 5]),
+            **{p: rng.choice(["ok"] * 9 + [f"{p} here"])
+               for p in ("period_problem", "roster_problem", "setting_problem", "category_setting_problem")},
+        }
+        if i % 97 == 5:  # the datapoint before, sent again with another value
+            row.update({k: slice_rows[-1][k] for k in ("agency_id", "period_start", "period_end", "dimension_key",
+                                                        "category_key")})
+        elif i % 97 == 50:  # the datapoint before, sent again exactly
+            row = dict(slice_rows[-1])
+        slice_rows.append({**row, ROW_ID: 1000 + 3 * i})  # row ids are the datapoints' rowids, not positions
+    return pa.Table.from_pylist(slice_rows).select(expectations.suite_columns(REGISTRY))
+
+
+@pytest.fixture(scope="module")
+def table() -> pa.Table:
+    return _slice(3000)
+
+
+def test_the_parts_find_what_the_whole_slice_validated_at_once_finds(table):
+    whole = {name: (ids, checked, error) for name, ids, checked, error in
+             expectations.validate(expectations.expectation_specs(REGISTRY), table)}
+    parts = {o.rule.name: (o.failing_row_ids, o.checked_rows, o.error)
+             for o in gx_worker.run_expectations(table, REGISTRY)}
+    assert parts == whole
+    assert all(len(whole[rule.name][0]) > 1 for rule in GX_RULES)  # every rule failed several rows
+    assert all(checked == table.num_rows and error is None for _, checked, error in parts.values())
+
+
+def test_per_value_expectations_see_each_combination_once_and_the_unique_one_every_row(table):
+    per_value, per_row = expectations.parts(expectations.expectation_specs(REGISTRY), table)
+    assert {name for _, name, _ in per_row.specs} == set(expectations.ACROSS_ROWS)
+    assert per_row.table.num_rows == table.num_rows and per_row.members is None
+    columns = [c for c in per_value.table.column_names if c != ROW_ID]
+    assert per_value.table.num_rows == table.group_by(columns).aggregate([]).num_rows < table.num_rows / 3
+    # Each combination stands for exactly the slice's rows that have its values; together they are every row.
+    members = per_value.members.to_pylist()
+    assert sorted(row_id for ids in members for row_id in ids) == sorted(table[ROW_ID].to_pylist())
+    by_id = {row[ROW_ID]: row for row in table.to_pylist()}
+    for combination, ids in zip(per_value.table.to_pylist(), members, strict=True):
+        assert all({c: by_id[i][c] for c in columns} == {c: combination[c] for c in columns} for i in ids)
+
+
+def test_a_column_the_slice_lacks_is_each_expectation_s_error_not_a_crash(table):
+    outcomes = {o.rule.name: o for o in gx_worker.run_expectations(table.drop_columns(["finite_value"]), REGISTRY)}
+    for name in ("value_is_numeric", "value_not_negative"):
+        assert outcomes[name].error and "finite_value" in outcomes[name].error
+        assert outcomes[name].failing_row_ids == () and outcomes[name].checked_rows == 0
+    assert outcomes["category_is_member"].error is None and outcomes["category_is_member"].failing_row_ids

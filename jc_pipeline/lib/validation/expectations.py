@@ -8,8 +8,8 @@ and are mapped to datapoints by the caller.
 
 A slice is validated in parts (:func:`parts`): an expectation that judges each row by its own values alone sees one
 row per distinct combination of the values such expectations read, standing for every row that has them (a year
-at 3,000 agencies: 22,408 rows for 851,424); only an expectation that compares rows with each other
-(:data:`ACROSS_ROWS`) sees every row.
+at 3,000 agencies: 22,408 rows for 851,424); an expectation that compares rows with each other (any not in
+:data:`PER_VALUE`) sees every row.
 
 The suite is built as data here (:func:`expectation_specs`, no GX import) and validated by GX in a worker process
 (:mod:`.gx_worker`, which calls :func:`validate`): GX costs ~2.4 s of CPU to import, holding the GIL. The
@@ -151,9 +151,10 @@ def suite_columns(registry: Registry) -> list[str]:
 
 # ---- the parts a slice is validated in ----------------------------------------------------------------------
 
-#: Expectations whose verdict on a row depends on the other rows: they validate every row of the slice. Every
-#: other expectation's verdict on a row is a function of that row's value in its column.
-ACROSS_ROWS = frozenset({"ExpectCompoundColumnsToBeUnique"})
+#: Expectations whose verdict on a row is a function of that row's value in their column: they validate the
+#: distinct combinations of values. Any other expectation (one comparing rows, such as compound columns unique)
+#: validates every row of the slice.
+PER_VALUE = frozenset({"ExpectColumnValuesToBeInSet", "ExpectColumnValuesToBeBetween", "ExpectColumnValuesToNotBeNull"})
 
 
 @dataclass(frozen=True)
@@ -174,12 +175,12 @@ class Part:
 
 def parts(specs: Suite, table: pa.Table) -> list[Part]:
     """The validations of the slice ``table`` (``row_id`` and the suite's columns) by ``specs``: the
-    expectations of :data:`ACROSS_ROWS` on every row, the others on one row per distinct combination of the
-    columns they read. Rows that agree on those columns get the same verdict from each of them, so a failing
+    expectations of :data:`PER_VALUE` on one row per distinct combination of the columns they read, the others
+    on every row. Rows that agree on those columns get the same verdict from each of them, so a failing
     combination fails exactly its rows. Columns the slice lacks are left to GX to report, as that expectation's
     error."""
-    per_value = tuple(s for s in specs if s[1] not in ACROSS_ROWS)
-    per_row = tuple(s for s in specs if s[1] in ACROSS_ROWS)
+    per_value = tuple(s for s in specs if s[1] in PER_VALUE)
+    per_row = tuple(s for s in specs if s[1] not in PER_VALUE)
     found = []
     columns = [c for c in _columns(per_value) if c in table.column_names]
     if columns:

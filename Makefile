@@ -33,7 +33,10 @@ dev: venv
 	@mkdir -p $(DAGSTER_HOME)
 	@test -f $(DAGSTER_HOME)/dagster.yaml || cp jc_pipeline/instance/dagster.yaml $(DAGSTER_HOME)/dagster.yaml
 	@echo "Dagster UI: http://$(DEV_HOST):$(DEV_PORT)  (instance $(DAGSTER_HOME), data $(DATA_ABS))"
-	JC_DATA_DIR=$(DATA_ABS) $(BIN)/dagster dev -w workspace.yaml -h $(DEV_HOST) -p $(DEV_PORT)
+	@# Started in the instance's folder: from the repo root, dagster dev warns that the root's dagster.yaml (kept for a
+	@# plain `dagster dev` there) is not the instance's.
+	cd $(DAGSTER_HOME) && DAGSTER_HOME="$$(pwd -P)" JC_DATA_DIR=$(DATA_ABS) $(abspath $(BIN))/dagster dev \
+		-w $(CURDIR)/workspace.yaml -h $(DEV_HOST) -p $(DEV_PORT)
 
 ## bench: the benchmark suite (ratios against DuckDB reading the same files)
 bench: venv

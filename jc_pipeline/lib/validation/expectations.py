@@ -181,25 +181,29 @@ def parts(specs: Suite, table: pa.Table) -> list[Part]:
     error."""
     per_value = tuple(s for s in specs if s[1] in PER_VALUE)
     per_row = tuple(s for s in specs if s[1] not in PER_VALUE)
-    found = []
-    columns = [c for c in _columns(per_value) if c in table.column_names]
+    validations = []
+    columns = _present(per_value, table)
     if columns:
         # One thread: the combinations then come in the order first met, the same part for the same slice.
         grouped = table.group_by(columns, use_threads=False).aggregate([(ROW_ID, "list")])
         combinations = grouped.select(columns).append_column(ROW_ID, pa.array(range(grouped.num_rows), pa.int64()))
-        found.append(Part(per_value, combinations, grouped[f"{ROW_ID}_list"].combine_chunks()))
+        validations.append(Part(per_value, combinations, grouped[f"{ROW_ID}_list"].combine_chunks()))
     elif per_value:
-        found.append(Part(per_value, table.select([ROW_ID]), None))
+        validations.append(Part(per_value, table.select([ROW_ID]), None))
     if per_row:
-        found.append(Part(per_row, table.select([ROW_ID, *(c for c in _columns(per_row) if c in table.column_names)]),
-                          None))
-    return found
+        validations.append(Part(per_row, table.select([ROW_ID, *_present(per_row, table)]), None))
+    return validations
 
 
 def _columns(specs: Suite) -> list[str]:
     """The slice columns ``specs`` read, in the order first named."""
     named = (arguments.get("column_list", [arguments.get("column")]) for _, _, arguments in specs)
     return list(dict.fromkeys(c for columns in named for c in columns if c is not None))
+
+
+def _present(specs: Suite, table: pa.Table) -> list[str]:
+    """The columns ``specs`` read that ``table`` has (GX reports the others as their expectations' errors)."""
+    return [c for c in _columns(specs) if c in table.column_names]
 
 
 # ---- Great Expectations itself (imported and run in the worker process, gx_worker) -----------------------------

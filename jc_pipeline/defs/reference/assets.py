@@ -45,10 +45,12 @@ def _reference_specs() -> list[dg.AssetSpec]:
     pool=WAREHOUSE_POOL,
 )
 def reference_tables(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> Iterator[dg.MaterializeResult]:
-    """Load the packaged metric registry and the state's roster into the warehouse."""
+    """Load the packaged metric registry and the state's roster into the warehouse; a table whose rows did not
+    change is left as it is (`rewritten` false)."""
     registry, roster = warehouse.registry(), warehouse.roster()
     with warehouse.store().connect() as con:
         ensure_contract_schema(con)
-        counts = write_reference_tables(con, registry, roster)
-    for table, rows in counts.items():
-        yield dg.MaterializeResult(asset_key=table, metadata={"dagster/row_count": rows})
+        written = write_reference_tables(con, registry, roster)
+    for table, result in written.items():
+        yield dg.MaterializeResult(asset_key=table,
+                                   metadata={"dagster/row_count": result.rows, "rewritten": result.rewritten})

@@ -70,16 +70,25 @@ delivered AS (
     FROM state_metric_inputs_of((SELECT coalesce(list(DISTINCT period_start), []) FROM delivered_keys))
     SEMI JOIN delivered_keys USING (agency_id, metric_key, period_start, period_end)
     GROUP BY ALL
+),
+-- The counted periods need no look-up: only the others are joined to what they delivered (a join of every
+-- expected period built a hash table of all of them: 1.25M at 3,000 agencies, 0.57-0.61 -> 0.50 s).
+statuses AS (
+    SELECT b.*, 'REPORTED' AS status, NULL::VARCHAR AS reason
+    FROM judged AS b
+    WHERE b.counted
+    UNION ALL
+    SELECT b.*,
+           CASE
+               WHEN x.failed THEN 'FAILED_VALIDATION'
+               WHEN x.agency_id IS NOT NULL THEN 'NOT_COUNTED'
+               ELSE 'MISSING'
+           END,
+           CASE WHEN NOT coalesce(x.failed, FALSE) THEN x.reason END
+    FROM judged AS b
+    LEFT JOIN delivered AS x USING (agency_id, metric_key, period_start, period_end)
+    WHERE NOT b.counted
 )
-SELECT b.state_code, b.sector, b.parent_sector, b.metric_key, b.agency_id, b.agency_name, b.frequency,
-       b.starting_month, b.period_start, b.period_end,
-       state_period_kind(b.frequency, b.period_start) AS period_kind,
-       CASE
-           WHEN b.counted THEN 'REPORTED'
-           WHEN x.failed THEN 'FAILED_VALIDATION'
-           WHEN x.agency_id IS NOT NULL THEN 'NOT_COUNTED'
-           ELSE 'MISSING'
-       END AS status,
-       CASE WHEN NOT b.counted AND NOT coalesce(x.failed, FALSE) THEN x.reason END AS reason
-FROM judged AS b
-LEFT JOIN delivered AS x USING (agency_id, metric_key, period_start, period_end)
+SELECT state_code, sector, parent_sector, metric_key, agency_id, agency_name, frequency, starting_month,
+       period_start, period_end, state_period_kind(frequency, period_start) AS period_kind, status, reason
+FROM statuses

@@ -166,11 +166,11 @@ class Part:
     table: pa.Table
     members: pa.ListArray | None
 
-    def slice_row_ids(self, ids: Iterable[int]) -> tuple[int, ...]:
-        """The slice's row ids that the part's failing ``ids`` stand for, sorted."""
+    def slice_row_ids(self, ids: Iterable[int]) -> list[int]:
+        """The slice's row ids that the part's failing ``ids`` stand for."""
         if self.members is None:
-            return tuple(sorted(ids))
-        return tuple(sorted(self.members.take(pa.array(list(ids), pa.int64())).flatten().to_pylist()))
+            return list(ids)
+        return self.members.take(pa.array(list(ids), pa.int64())).flatten().to_pylist()
 
 
 def parts(specs: Suite, table: pa.Table) -> list[Part]:

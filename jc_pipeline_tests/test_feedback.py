@@ -3,6 +3,7 @@ row, column, value, rule, what to do) and the periods still missing; safe file n
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 from html import escape
 
@@ -10,7 +11,7 @@ import fastexcel
 import polars as pl
 import pytest
 
-from jc_pipeline.lib import feedback
+from jc_pipeline.lib import child_process, feedback
 from jc_pipeline.lib.ingest.rules import RULES as INGEST_RULES
 from jc_pipeline.lib.validation.report import UNASSIGNED
 from jc_pipeline_tests.report_support import FILE_PATH, GENERATED_AT, REJECTS, Page, build_report_state
@@ -180,3 +181,46 @@ def test_a_failed_write_leaves_the_previous_file_whole(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["agency.html"]
     replace_file(page, b"<p>next</p>")
     assert page.read_bytes() == b"<p>next</p>" and [p.name for p in tmp_path.iterdir()] == ["agency.html"]
+
+
+
+def _files(folder) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in folder.iterdir() if p.suffix in (".html", ".xlsx")}
+
+
+def _with_helper(monkeypatch) -> list[str]:
+    """From now on every state counts as large (a helper process takes part) and every agency is a chunk of its
+    own; returns the list of agencies this process then writes itself."""
+    monkeypatch.setattr(feedback, "HELPER_MIN_AGENCIES", 1)
+    monkeypatch.setattr(feedback, "HELPER_CHUNK", 1)
+    here, write_pages = [], feedback._write_pages
+
+    def counted(writer, pages, stamp):
+        here.extend(page.agency for page in pages)
+        write_pages(writer, pages, stamp)
+
+    monkeypatch.setattr(feedback, "_write_pages", counted)
+    return here
+
+
+def test_a_large_state_writes_some_agencies_in_a_helper_process_and_the_same_files(written, tmp_path, monkeypatch):
+    con, _, _ = written
+    alone = feedback.write_agency_feedback(con, tmp_path / "alone", generated_at=GENERATED_AT)
+    here = _with_helper(monkeypatch)
+    helped = feedback.write_agency_feedback(con, tmp_path / "helped", generated_at=GENERATED_AT)
+    assert helped == {a: replace(f, html=tmp_path / "helped" / f.html.name, xlsx=tmp_path / "helped" / f.xlsx.name)
+                      for a, f in alone.items()}
+    assert 0 < len(here) < len(alone)  # the helper wrote the others
+    assert _files(tmp_path / "helped") == _files(tmp_path / "alone")  # byte for byte
+    assert not list((tmp_path / "helped").glob("*.partial"))
+
+
+def test_a_helper_process_that_dies_costs_no_file(written, tmp_path, monkeypatch):
+    con, _, _ = written
+    alone = feedback.write_agency_feedback(con, tmp_path / "alone", generated_at=GENERATED_AT)
+    here = _with_helper(monkeypatch)
+    # `python -m jc_pipeline` exits at once (the package has no __main__): the helper is lost before any reply.
+    monkeypatch.setattr(feedback, "start", lambda module: child_process.start("jc_pipeline"))
+    feedback.write_agency_feedback(con, tmp_path / "helped", generated_at=GENERATED_AT)
+    assert sorted(here) == sorted(alone)  # this process wrote every agency itself
+    assert _files(tmp_path / "helped") == _files(tmp_path / "alone")

@@ -23,7 +23,6 @@ from __future__ import annotations
 import contextlib
 import queue
 import resource
-import select
 import subprocess
 import threading
 from collections import deque
@@ -32,7 +31,7 @@ from typing import BinaryIO
 import fastexcel
 import pyarrow as pa
 
-from jc_pipeline.lib.child_process import receive, send, serving_pipes, start
+from jc_pipeline.lib.child_process import receive, reply, send, serving_pipes, start
 
 #: The worker's address space: a legitimate .xls (at most 65,536 rows x 256 columns) needs well under 1 GiB.
 WORKER_ADDRESS_SPACE = 4 * 1024**3
@@ -103,10 +102,8 @@ class WorkbookReader:
         while True:
             oldest, _ = self._in_flight[0]
             try:
-                # Read unbuffered: a buffered read could take in the next reply too, which select then never sees.
-                if not select.select([self._worker.stdout], [], [], WORKER_SECONDS)[0]:
-                    raise TimeoutError(f"it took longer than {WORKER_SECONDS:g} s and was stopped")
-                ok, reply = receive(self._worker.stdout.raw, _ENDED)
+                ok, answer = reply(self._worker, WORKER_SECONDS,
+                                   late=f"it took longer than {WORKER_SECONDS:g} s and was stopped", ended=_ENDED)
             except (OSError, EOFError) as exc:  # TimeoutError is an OSError
                 # The worker reads one workbook at a time, in order: the oldest unanswered one stopped it.
                 self._in_flight.popleft()
@@ -117,8 +114,8 @@ class WorkbookReader:
             self._in_flight.popleft()
             if oldest == ticket:
                 if not ok:
-                    raise CalamineError(reply)
-                return _decode(reply)
+                    raise CalamineError(answer)
+                return _decode(answer)
 
     def close(self) -> None:
         """Stop the worker (the workbooks not taken yet are dropped)."""
@@ -183,10 +180,10 @@ def _serve() -> None:
         except EOFError:
             return
         try:
-            reply = (True, _encode(sheets(source)))
+            answer = (True, _encode(sheets(source)))
         except (CalamineError, pa.ArrowException) as exc:  # Arrow: text too long for one stacked column
-            reply = (False, str(exc))
-        send(replies, reply)
+            answer = (False, str(exc))
+        send(replies, answer)
 
 
 def _encode(read: _Sheets) -> tuple[list[tuple[str, int, int]], bytes | None]:
@@ -212,8 +209,8 @@ def _text(batch: pa.RecordBatch, j: int) -> pa.Array:
     return column if column.type == pa.string() else column.cast(pa.string())
 
 
-def _decode(reply: tuple[list[tuple[str, int, int]], bytes | None]) -> _Sheets:
-    shape, stream = reply
+def _decode(answer: tuple[list[tuple[str, int, int]], bytes | None]) -> _Sheets:
+    shape, stream = answer
     if stream is None:
         return [(name, pa.RecordBatch.from_pylist([])) for name, _, _ in shape]
     stacked = pa.ipc.open_stream(stream).read_next_batch()

@@ -1,8 +1,9 @@
 """Worker processes of our own: ``python -m <module>`` on pipes, speaking length-prefixed pickles.
 
-Two workers use it: calamine's (:mod:`jc_pipeline.lib.calamine`: a workbook that kills calamine kills only its
-worker) and Great Expectations' (:mod:`jc_pipeline.lib.validation.gx_worker`: its import and its pandas work on
-the other core, outside this process's GIL). Not :mod:`multiprocessing`: its children import the parent's
+Three workers use it: calamine's (:mod:`jc_pipeline.lib.calamine`: a workbook that kills calamine kills only its
+worker), Great Expectations' (:mod:`jc_pipeline.lib.validation.gx_worker`: its import and its pandas work on the
+other core, outside this process's GIL) and the agency feedback's (:mod:`jc_pipeline.lib.feedback`: thousands of
+workbooks and pages written on both cores). Not :mod:`multiprocessing`: its children import the parent's
 ``__main__`` again, which re-ran a caller's unguarded script inside the child.
 """
 
@@ -12,6 +13,7 @@ import contextlib
 import fcntl
 import os
 import pickle
+import select
 import struct
 import subprocess
 import sys
@@ -34,6 +36,24 @@ def start(module: str) -> subprocess.Popen:
         with contextlib.suppress(AttributeError, OSError):  # F_SETPIPE_SZ: Linux only, capped by pipe-max-size
             fcntl.fcntl(pipe.fileno(), fcntl.F_SETPIPE_SZ, _PIPE_BYTES)
     return child
+
+
+def reply(child: subprocess.Popen, seconds: float, *, late: str, ended: str) -> object:
+    """The worker's next reply, waited for at most ``seconds``: TimeoutError(``late``) after that, EOFError
+    (``ended``) when the worker ended before it."""
+    # Unbuffered: select() must see the reply's bytes, which a buffered read could have taken in already.
+    if not select.select([child.stdout.raw], [], [], seconds)[0]:
+        raise TimeoutError(late)
+    return receive(child.stdout.raw, ended)
+
+
+def stop(child: subprocess.Popen) -> None:
+    """Kill the worker, reap it and close its pipes."""
+    child.kill()
+    child.wait()
+    for pipe in (child.stdin, child.stdout):
+        with contextlib.suppress(OSError):  # closing flushes into a pipe the dead worker no longer reads
+            pipe.close()
 
 
 def serving_pipes() -> tuple[BinaryIO, BinaryIO]:

@@ -17,16 +17,20 @@ import hashlib
 import io
 import json
 import re
-from collections import defaultdict
-from collections.abc import Iterable, Mapping
+import select
+import subprocess
+from collections import defaultdict, deque
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from html import escape
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import duckdb
 
+from jc_pipeline.lib.child_process import receive, reply, send, serving_pipes, start, stop
 from jc_pipeline.lib.export import XlsxWorkbook
 from jc_pipeline.lib.ingest.rules import RULES as INGEST_RULES
 from jc_pipeline.lib.page_digests import PageDigests
@@ -47,6 +51,13 @@ from jc_pipeline.lib.validation.report import (
 from jc_pipeline.lib.validation.rules import RULES_BY_NAME
 
 INDEX_FILE = "index.html"
+#: A run rewriting at least this many agencies writes some of them in a helper process, on the other core (its
+#: start costs ~0.4 s of that core's time; a few hundred agencies take as long here).
+HELPER_MIN_AGENCIES = 400
+#: Agencies per request to the helper: small enough that both processes finish at about the same time.
+HELPER_CHUNK = 25
+#: The longest the helper may take for one chunk before it is stopped (a chunk takes ~30 ms).
+HELPER_SECONDS = 60.0
 #: The files a full run wrote, so the next full run removes only its own stale files.
 MANIFEST = ".feedback-files.json"
 _PLAIN_ID = re.compile(r"[A-Za-z0-9_-]{1,80}")
@@ -129,29 +140,24 @@ def write_agency_feedback(con: duckdb.DuckDBPyConnection, out_dir: Path, *, gene
         wanted = [a for a in wanted if a in chosen]
 
     digests = PageDigests(out_dir)
-    written = {}
-    for agency in wanted:
-        stem = agency_file_stem(agency)
-        xlsx, html = out_dir / f"{stem}.xlsx", out_dir / f"{stem}.html"
-        found, rejected, unreported = (rows.counts.get(agency) for rows in (findings, rejects, missing))
-        content = [names.get(agency), *(rows.digest(agency) for rows in (findings, rejects, missing))]
-        # A narrowed run (one agency asked for) always writes: someone wants that file now.
-        changed = digests.stale(agency, content, [xlsx, html]) or agency_ids is not None
-        written[agency] = AgencyFeedback(agency, html, xlsx, sum(c.total for c in (found, rejected) if c),
-                                         unreported.total if unreported else 0, changed)
-    # Only the agencies whose files are written again have their rows read.
-    stale = [agency for agency, files in written.items() if files.rewritten]
-    stale_findings, stale_rejects, stale_missing = (rows.rows_of(stale) for rows in (findings, rejects, missing))
-    with FileWriter() as writer:  # every file written before the index and digests that name them
-        for agency in stale:
-            files = written[agency]
-            agency_findings, agency_rejects = stale_findings.get(agency, []), stale_rejects.get(agency, [])
-            agency_missing = stale_missing.get(agency, [])
-            writer.write(files.xlsx, _workbook(agency_title(agency, names), stamp, agency_findings, agency_rejects,
-                                               agency_missing))
-            body = (agency_body(agency, names, agency_findings, agency_rejects, stamp)
-                    + _missing_section(agency_missing) + _workbook_link(files.xlsx.name))
-            writer.write(files.html, render_page(f"Feedback — {agency_title(agency, names)}", body))
+    # A large state's helper process starts first: it imports while the digests are compared.
+    with _helper(len(wanted)) as helper:
+        written = {}
+        for agency in wanted:
+            stem = agency_file_stem(agency)
+            xlsx, html = out_dir / f"{stem}.xlsx", out_dir / f"{stem}.html"
+            found, rejected, unreported = (rows.counts.get(agency) for rows in (findings, rejects, missing))
+            content = [names.get(agency), *(rows.digest(agency) for rows in (findings, rejects, missing))]
+            # A narrowed run (one agency asked for) always writes: someone wants that file now.
+            changed = digests.stale(agency, content, [xlsx, html]) or agency_ids is not None
+            written[agency] = AgencyFeedback(agency, html, xlsx, sum(c.total for c in (found, rejected) if c),
+                                             unreported.total if unreported else 0, changed)
+        # Only the agencies whose files are written again have their rows read.
+        stale = [agency for agency, files in written.items() if files.rewritten]
+        rows_of = [rows.rows_of(stale) for rows in (findings, rejects, missing)]
+        # Every file is written before the index and digests that name them.
+        _write_all([_Pages(agency, names.get(agency), written[agency].xlsx, written[agency].html,
+                           *(rows.get(agency, []) for rows in rows_of)) for agency in stale], stamp, helper)
     if agency_ids is None:
         # The pages link to "index.html" (All agencies): the same index as the data-quality report, our files.
         summary = [(a, f.html.name, findings.counts.get(a), rejects.counts.get(a)) for a, f in written.items()]
@@ -159,6 +165,89 @@ def write_agency_feedback(con: duckdb.DuckDBPyConnection, out_dir: Path, *, gene
         _replace_manifest(out_dir, {p.name for f in written.values() for p in (f.html, f.xlsx)} | {INDEX_FILE})
         digests.save()
     return written
+
+
+class _Pages(NamedTuple):
+    """What one agency's workbook and page say, and where they go (picklable: the helper process writes some)."""
+
+    agency: str
+    name: str | None
+    xlsx: Path
+    html: Path
+    findings: list[dict[str, Any]]
+    rejects: list[dict[str, Any]]
+    missing: list[dict[str, Any]]
+
+
+def _write_pages(writer: FileWriter, pages: Iterable[_Pages], stamp: str) -> None:
+    for page in pages:
+        names = {page.agency: page.name} if page.name else {}
+        title = agency_title(page.agency, names)
+        writer.write(page.xlsx, _workbook(title, stamp, page.findings, page.rejects, page.missing))
+        body = (agency_body(page.agency, names, page.findings, page.rejects, stamp)
+                + _missing_section(page.missing) + _workbook_link(page.xlsx.name))
+        writer.write(page.html, render_page(f"Feedback — {title}", body))
+
+
+@contextmanager
+def _helper(agencies: int) -> Iterator[subprocess.Popen | None]:
+    """The helper process (``python -m jc_pipeline.lib.feedback``) for writing ``agencies`` agencies' files, when
+    they are at least :data:`HELPER_MIN_AGENCIES`; stopped at the end of the block."""
+    helper = start(__name__) if agencies >= HELPER_MIN_AGENCIES else None
+    try:
+        yield helper
+    finally:
+        if helper is not None:
+            stop(helper)
+
+
+def _write_all(pages: list[_Pages], stamp: str, helper: subprocess.Popen | None) -> None:
+    """Write every agency's files, with at least :data:`HELPER_MIN_AGENCIES` of them also in ``helper``, on the
+    other core: this process takes chunks of :data:`HELPER_CHUNK` agencies from the front, the helper from the
+    back, two at a time, so both finish together. A helper that fails, dies or takes longer than
+    :data:`HELPER_SECONDS` for a chunk is stopped and its chunks not done are written here: it never costs a file.
+    """
+    with FileWriter() as writer:
+        if helper is None or len(pages) < HELPER_MIN_AGENCIES:
+            _write_pages(writer, pages, stamp)
+            return
+        chunks = deque(pages[i:i + HELPER_CHUNK] for i in range(0, len(pages), HELPER_CHUNK))
+        sent: deque[list[_Pages]] = deque()  # to the helper, in order, not confirmed yet
+        while chunks or sent:
+            try:
+                while helper is not None and len(sent) < 2 and len(chunks) > 1:
+                    sent.append(chunks.pop())
+                    send(helper.stdin, (sent[-1], stamp))
+                # The confirmations already there; all of them once nothing is left to write here.
+                while sent and (not chunks or select.select([helper.stdout.raw], [], [], 0)[0]):
+                    if not reply(helper, HELPER_SECONDS, late="too slow", ended="ended"):
+                        raise OSError("the helper could not write a chunk")
+                    sent.popleft()
+            except (OSError, EOFError):  # failed, lost or late (TimeoutError is an OSError)
+                stop(helper)
+                helper = None
+                chunks.extend(sent)
+                sent.clear()
+            if chunks:
+                _write_pages(writer, chunks.popleft(), stamp)
+
+
+def _serve() -> None:
+    """The helper: writes the files of each chunk of agencies it is sent and answers whether it could, until its
+    stdin ends (a chunk it could not write is written again by the parent, which then meets the error itself)."""
+    requests, replies = serving_pipes()
+    while True:
+        try:
+            pages, stamp = receive(requests)
+        except EOFError:
+            return
+        try:
+            with FileWriter() as writer:
+                _write_pages(writer, pages, stamp)
+        except Exception:  # noqa: BLE001 - said in the answer
+            send(replies, False)
+        else:
+            send(replies, True)
 
 
 def _replace_manifest(out_dir: Path, names: set[str]) -> None:
@@ -297,3 +386,6 @@ def _status_text(status: str, reason: str | None) -> str:
 def _last_day(period_end: date) -> date:
     return date.fromordinal(period_end.toordinal() - 1)
 
+
+if __name__ == "__main__":
+    _serve()

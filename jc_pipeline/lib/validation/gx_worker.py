@@ -18,14 +18,13 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import select
 import subprocess
 import threading
 from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
-from jc_pipeline.lib.child_process import receive, send, serving_pipes, start
+from jc_pipeline.lib.child_process import receive, reply, send, serving_pipes, start, stop
 from jc_pipeline.lib.validation import expectations
 from jc_pipeline.lib.validation.expectations import GX_RULES, ExpectationOutcome
 
@@ -68,10 +67,8 @@ def run_expectations(table: pa.Table, registry: Registry) -> list[ExpectationOut
                 with pa.ipc.new_stream(worker.stdin, part.schema) as stream:
                     stream.write_table(part)
             worker.stdin.flush()
-            # Unbuffered: select() must see the reply's bytes, which a buffered read could hold already.
-            if not select.select([worker.stdout.raw], [], [], VALIDATION_SECONDS)[0]:
-                raise TimeoutError(f"it took longer than {VALIDATION_SECONDS:g} s")
-            found = receive(worker.stdout.raw, "it exited without answering")
+            found = reply(worker, VALIDATION_SECONDS, late=f"it took longer than {VALIDATION_SECONDS:g} s",
+                          ended="it exited without answering")
         except (OSError, EOFError) as exc:  # TimeoutError is an OSError
             _stop()
             return _failed(f"Great Expectations failed: its worker process was lost ({exc}); the next validation "
@@ -102,11 +99,7 @@ def _running() -> subprocess.Popen:
 def _stop() -> None:
     global _worker
     if _worker is not None:
-        _worker.kill()
-        _worker.wait()
-        for pipe in (_worker.stdin, _worker.stdout):
-            with contextlib.suppress(OSError):  # closing flushes into a pipe the dead worker no longer reads
-                pipe.close()
+        stop(_worker)
         _worker = None
 
 

@@ -351,7 +351,8 @@ def _check_row(f: dict[str, Any]) -> tuple:
 
 def _missing_row(r: dict[str, Any]) -> tuple:
     return (_metric_name(r), r["metric_key"], r["sector"], _cadence(r),
-            period_label(r["period_start"], r["period_end"]), r["period_start"], _last_day(r["period_end"]), _status_text(r["status"], r["reason"]),
+            period_label(r["period_start"], r["period_end"]), r["period_start"], _last_day(r["period_end"]),
+            _status_text(r["status"], r["reason"]),
             _PERIOD_ACTION[r["status"]])
 
 

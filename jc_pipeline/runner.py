@@ -314,16 +314,17 @@ def run_pipeline(
             execute("rollup_job", tags_of(start, end))
             echo(f"      done in {time.perf_counter() - began:.1f} s")
         if not ranges and unpublished:
-            echo("[3/3] publish: an earlier run stopped before publishing its roll-up; publishing it now")
+            echo("[3/3] publish: the warehouse lacks files that touch no period (all their rows rejected, or "
+                 "unreadable) or a roll-up a run stopped before publishing; publishing them now")
         else:
             echo("[3/3] publish: swapping in the new warehouse and data-quality report")
-        # Read before the publish copies the store, so a roll-up another process commits meanwhile stays counted
-        # as unpublished.
+        # Read before the publish copies the store, so a roll-up or an ingest another process commits meanwhile
+        # stays counted as unpublished.
         with store.connect() as con:
-            rolled_up = pending.generations(con).rolled_up
+            seen = pending.generations(con)
         execute("publish_job")
         with store.connect() as con:
-            pending.mark_published(con, rolled_up)
+            pending.mark_published(con, seen)
         summary.published = True
         echo(f"      done; whole run {time.perf_counter() - started:.1f} s")
         return summary

@@ -9,6 +9,7 @@ from datetime import date, datetime, timezone
 from zoneinfo import ZoneInfo
 
 import dagster as dg
+import duckdb
 import pytest
 from dagster._record import copy as record_copy
 from dagster._utils.schedules import cron_string_iterator
@@ -218,4 +219,16 @@ def test_sensor_chain_runs_exactly_the_touched_periods(tmp_path_factory, tmp_pat
         # 6. An ingest `jc-pipeline run` started is left to that command.
         add_late_correction(data, agency, 2025, 7, 33333)
         run("ingest_job", extra_tags={LAUNCHED_BY_TAG: LAUNCHED_BY_CLI})
-        assert not tick(touched_sensor, late.cursor).run_requests
+        left = tick(touched_sensor, late.cursor)
+        assert not left.run_requests
+
+        # 7. A delivery touching no period (unreadable) rolls nothing up, but is published for the reports that night.
+        broken = data / "inbox" / agency / "LAW_ENFORCEMENT" / "broken.xlsx"
+        broken.write_bytes(b"not a workbook")
+        run("ingest_job", tick(inbox_sensor, second.cursor).run_requests[0])
+        (publish_request,) = tick(touched_sensor, left.cursor).run_requests
+        assert publish_request.job_name == "publish_job"
+        run("publish_job", publish_request)
+        with duckdb.connect(str(data / "warehouse.duckdb"), read_only=True) as con:
+            assert con.execute("SELECT status FROM source_files WHERE path LIKE '%/broken.xlsx'").fetchall() == [
+                ("UNREADABLE",)]

@@ -196,3 +196,31 @@ def test_a_store_with_keyed_file_month_tables_gets_them_without_keys_and_keeps_t
     assert w.con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name LIKE '%_keyed'").fetchall() == [(0,)]
     pending.mark_rolled_up(w.con, [date(2023, 3, 1)])
     assert pending.pending_months(w.con) == scanned(w) == []
+
+
+def test_an_ingest_touching_no_month_leaves_the_warehouse_unpublished_until_a_publish_records_it(w):
+    deliver_csv(w.data_dir, *LE, "arrests.csv", [["year", "month", "value"], [2023, 1, 5]])
+    w.ingest()
+    seen = pending.generations(w.con)
+    pending.mark_published(w.con, seen)
+    assert not pending.generations(w.con).unpublished
+    months = pending.pending_months(w.con)
+    deliver_csv(w.data_dir, *LE, "all_rejected.csv", [["year", "month", "value"], [2023, 13, 5]])
+    w.ingest()
+    assert pending.pending_months(w.con) == months and pending.generations(w.con).unpublished
+    pending.mark_published(w.con, seen)  # a publish that began before that ingest does not hold it
+    assert pending.generations(w.con).unpublished
+    pending.mark_published(w.con, pending.generations(w.con))
+    assert not pending.generations(w.con).unpublished
+
+
+def test_a_store_from_before_the_upload_count_publishes_once(w):
+    deliver_csv(w.data_dir, *LE, "arrests.csv", [["year", "month", "value"], [2023, 1, 5]])
+    w.ingest()
+    w.con.execute("DROP TABLE IF EXISTS publish_generations")
+    w.con.execute("CREATE TABLE publish_generations (rolled_up BIGINT NOT NULL, published BIGINT NOT NULL)")
+    w.con.execute("INSERT INTO publish_generations VALUES (3, 3)")
+    old = pending.generations(w.con)
+    assert (old.rolled_up, old.published, old.published_uploads) == (3, 3, 0) and old.unpublished
+    pending.mark_published(w.con, old)
+    assert not pending.generations(w.con).unpublished

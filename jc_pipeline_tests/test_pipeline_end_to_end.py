@@ -7,7 +7,7 @@ import pytest
 
 from jc_pipeline.lib.demo import write_demo_state
 from jc_pipeline.lib.paths import DataLayout
-from jc_pipeline.runner import run_pipeline
+from jc_pipeline.runner import execute_in_process, run_pipeline
 from jc_pipeline_tests.test_warehouse_docs import QUESTIONS
 
 pytestmark = pytest.mark.slow
@@ -28,6 +28,12 @@ def demo(tmp_path_factory):
 def _query(layout: DataLayout, sql: str, params=None):
     with duckdb.connect(str(layout.warehouse), read_only=True) as con:
         return con.execute(sql, params or []).fetchall()
+
+
+def _law_enforcement_agency(layout: DataLayout) -> str:
+    return _query(layout, """
+        SELECT agency_id FROM agencies
+        WHERE list_contains(sectors, 'LAW_ENFORCEMENT') AND superagency_id IS NULL ORDER BY agency_id LIMIT 1""")[0][0]
 
 
 def test_first_run_publishes_every_table(demo):
@@ -81,11 +87,41 @@ def test_a_second_run_with_nothing_new_recomputes_nothing(demo):
     assert again.months == [] and not again.published
 
 
+class _Stopped(Exception):
+    """The run "dies" where this is raised."""
+
+
+def test_files_touching_no_period_are_published_that_night_even_after_a_run_stopped_before_its_publish(demo):
+    """A delivery whose rows are all rejected and an unreadable one touch no period, so nothing rolls up: their
+    source_files and rejected_rows rows must still reach the warehouse (the data-quality report and the agency
+    feedback read it) that night, also when the run that ingested them died before its publish."""
+    layout, _, _ = demo
+    folder = layout.inbox / _law_enforcement_agency(layout) / "LAW_ENFORCEMENT"
+    (folder / "all_rejected.csv").write_text("metric,year,month,breakdown_category,breakdown,value\n"
+                                             "arrests,2024,13,,,5\n")
+    (folder / "broken.xlsx").write_bytes(b"not a workbook")
+
+    def stopped_before_publish(definitions, job_name, config, tags, instance):
+        if job_name == "publish_job":
+            raise _Stopped
+        return execute_in_process(definitions, job_name, config, tags, instance)
+
+    with pytest.raises(_Stopped):  # the run goes on to publish although no month is pending
+        run_pipeline(layout, echo=lambda line: None, launch=stopped_before_publish)
+    assert not _query(layout, "SELECT 1 FROM source_files WHERE path LIKE '%/all_rejected.csv'")
+    after = run_pipeline(layout, echo=lambda line: None)
+    assert after.months == [] and after.published
+    assert _query(layout, """
+        SELECT regexp_extract(s.path, '[^/]+$'), s.status, list(r.rule ORDER BY r.rule)
+        FROM source_files AS s LEFT JOIN rejected_rows AS r USING (file_id)
+        WHERE s.path LIKE '%/all_rejected.csv' OR s.path LIKE '%/broken.xlsx'
+        GROUP BY ALL ORDER BY 1""") == [("all_rejected.csv", "ERRORED", ["R2"]), ("broken.xlsx", "UNREADABLE", ["F0"])]
+    assert not run_pipeline(layout, echo=lambda line: None).published  # published once, then nothing new
+
+
 def test_a_late_correction_recomputes_only_the_months_it_touches(demo):
     layout, _, _ = demo
-    (agency_id,) = _query(layout, """
-        SELECT agency_id FROM agencies
-        WHERE list_contains(sectors, 'LAW_ENFORCEMENT') AND superagency_id IS NULL ORDER BY agency_id LIMIT 1""")[0]
+    agency_id = _law_enforcement_agency(layout)
     correction = layout.inbox / agency_id / "LAW_ENFORCEMENT" / "correction.csv"
     correction.write_text("metric,year,month,breakdown_category,breakdown,value\narrests,2024,3,,,99999\n")
     result = run_pipeline(layout, echo=lambda line: None)

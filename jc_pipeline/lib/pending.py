@@ -101,8 +101,14 @@ _KEYED_SQL = """
       AND list_contains($tables, table_name)
 """
 _COUNT_ROLLUP_SQL = "UPDATE publish_generations SET rolled_up = rolled_up + 1"
-_GENERATIONS_SQL = "SELECT rolled_up, published FROM publish_generations"
-_PUBLISHED_SQL = "UPDATE publish_generations SET published = greatest(published, ?)"
+_GENERATIONS_SQL = """
+    SELECT rolled_up, published, (SELECT coalesce(max(upload_seq), 0) FROM source_files), published_upload_seq
+    FROM publish_generations
+"""
+_PUBLISHED_SQL = """
+    UPDATE publish_generations
+    SET published = greatest(published, $rolled_up), published_upload_seq = greatest(published_upload_seq, $uploaded)
+"""
 
 
 class Rebuild(NamedTuple):
@@ -113,14 +119,19 @@ class Rebuild(NamedTuple):
 
 
 class Generations(NamedTuple):
-    """Roll-ups committed to the store so far, and how many of them the published warehouse holds."""
+    """Roll-ups committed to the store so far and how many of them the published warehouse holds; the latest
+    upload recorded in the store and the latest the published warehouse holds (``source_files.upload_seq``)."""
 
     rolled_up: int
     published: int
+    uploaded: int
+    published_uploads: int
 
     @property
     def unpublished(self) -> bool:
-        return self.rolled_up > self.published
+        """The warehouse lacks a roll-up, or files ingested since its publish: also files that touch no month
+        (every row rejected, or unreadable), whose rows the reports must show the agency that night."""
+        return self.rolled_up > self.published or self.uploaded > self.published_uploads
 
 
 def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
@@ -268,14 +279,15 @@ def _index_new_uploads(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def generations(con: duckdb.DuckDBPyConnection) -> Generations:
-    """How many roll-ups the store has committed and how many the published warehouse is known to hold."""
+    """What the store holds (roll-ups, uploads) and what the published warehouse is known to hold; ``con`` holds
+    ``source_files`` (an ingest ran)."""
     ensure_schema(con)
     return Generations(*con.execute(_GENERATIONS_SQL).fetchall()[0])
 
 
-def mark_published(con: duckdb.DuckDBPyConnection, rolled_up: int) -> None:
-    """Record that a publish completed from a store holding `rolled_up` roll-ups (read before that publish began:
-    a roll-up committed meanwhile may be missing from it and stays unpublished). A publish launched outside
-    `jc-pipeline run` (the sensors of `make dev`) records nothing, so the next command publishes once more."""
+def mark_published(con: duckdb.DuckDBPyConnection, seen: Generations) -> None:
+    """Record that a publish completed from a store holding what ``seen`` says (read before that publish began: a
+    roll-up or an ingest committed meanwhile may be missing from it and stays unpublished). A publish launched
+    outside `jc-pipeline run` (the sensors of `make dev`) records nothing, so the next command publishes once more."""
     ensure_schema(con)
-    con.execute(_PUBLISHED_SQL, [rolled_up])
+    con.execute(_PUBLISHED_SQL, {"rolled_up": seen.rolled_up, "uploaded": seen.uploaded})

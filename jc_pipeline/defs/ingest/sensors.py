@@ -91,15 +91,17 @@ def inbox_sensor(context: dg.SensorEvaluationContext, warehouse: WarehouseResour
     )
 
 
-@dg.sensor(job=rollup_job, minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.RUNNING)
+@dg.sensor(jobs=[rollup_job, publish_job], minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.RUNNING)
 def touched_periods_sensor(context: dg.SensorEvaluationContext, warehouse: WarehouseResource) -> dg.SensorResult:
     """After ingest runs, rolls up exactly the period months their new or changed files touched (metadata
     `touched_months` of `source_files`), late corrections to old months included, and the months holding a failure
     the calendar has overturned since (a period sent before it ended, read from the published warehouse): one run
     from the first of those months to the last, rebuilding only the months with pending uploads or such a failure
-    and in them only the agencies concerned (`pending_range_tags`). Every materialization since the last tick
-    counts, not only the latest, so two ingests between ticks lose nothing. Ingests started by `jc-pipeline run`
-    are skipped: that command rolls up by itself. Cursor: the storage id of the last materialization read."""
+    and in them only the agencies concerned (`pending_range_tags`); its success publishes. New or changed files that
+    touch no month (all their rows rejected, or unreadable) are published at once, so the reports tell the agency
+    that night. Every materialization since the last tick counts, not only the latest, so two ingests between ticks
+    lose nothing. Ingests started by `jc-pipeline run` are skipped: that command rolls up and publishes by itself.
+    Cursor: the storage id of the last materialization read."""
     after = int(context.cursor) if context.cursor else None
     records = context.instance.fetch_materializations(
         dg.AssetRecordsFilter(asset_key=SOURCE_FILES, after_storage_id=after), limit=_EVENTS_PER_TICK, ascending=True
@@ -108,28 +110,32 @@ def touched_periods_sensor(context: dg.SensorEvaluationContext, warehouse: Wareh
         return dg.SensorResult(skip_reason=dg.SkipReason("no ingest since the last tick"), cursor=context.cursor)
     cursor = str(records[-1].storage_id)
     months: set[date] = set()
-    ours = False
+    ours = recorded = False
     for record in records:
         run = context.instance.get_run_by_id(record.run_id)
         if run is not None and run.tags.get(LAUNCHED_BY_TAG) == LAUNCHED_BY_CLI:
             continue
         ours = True
-        materialization = record.asset_materialization
-        touched = materialization.metadata.get("touched_months") if materialization else None
-        months |= {date.fromisoformat(month) for month in (touched.value if touched else [])}
+        metadata = record.asset_materialization.metadata if record.asset_materialization else {}
+        months |= {date.fromisoformat(month) for month in _value(metadata, "touched_months", [])}
+        recorded = recorded or bool(_value(metadata, "files_new", 0) or _value(metadata, "files_changed", 0))
     if ours:  # the nightly ingest of the schedule runs every night, so expired failures wait a day at most
         months |= _months_with_expired_failures(warehouse)
-    if not months:
-        return dg.SensorResult(
-            skip_reason=dg.SkipReason("the new ingests touched no period (unchanged or unreadable files only)"),
-            cursor=cursor,
-        )
     batch = f"{records[0].storage_id}-{records[-1].storage_id}"
-    start, end = min(months), max(months)
-    return dg.SensorResult(
-        run_requests=[dg.RunRequest(run_key=f"{batch}:{start}:{end}", tags=pending_range_tags(start, end))],
-        cursor=cursor,
-    )
+    if months:
+        start, end = min(months), max(months)
+        request = dg.RunRequest(run_key=f"{batch}:{start}:{end}", job_name=rollup_job.name,
+                                tags=pending_range_tags(start, end))
+    elif recorded:
+        request = dg.RunRequest(run_key=f"{batch}:publish", job_name=publish_job.name)
+    else:
+        return dg.SensorResult(skip_reason=dg.SkipReason("the new ingests recorded no new or changed file"),
+                               cursor=cursor)
+    return dg.SensorResult(run_requests=[request], cursor=cursor)
+
+
+def _value(metadata: Mapping[str, dg.MetadataValue], key: str, default: object) -> object:
+    return metadata[key].value if key in metadata else default
 
 
 def _months_with_expired_failures(warehouse: WarehouseResource) -> set[date]:

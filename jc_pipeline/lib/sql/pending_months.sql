@@ -31,11 +31,15 @@ CREATE TABLE IF NOT EXISTS staged_months_indexed (
 );
 INSERT INTO staged_months_indexed SELECT 0 WHERE NOT EXISTS (SELECT 1 FROM staged_months_indexed);
 
--- Roll-ups committed to the store, and how many of them the published warehouse holds: a run stopped after a
--- roll-up and before its publish leaves rolled_up > published, so the next run publishes although no month is
--- pending any more. One row.
+-- Roll-ups committed to the store, and how many of them the published warehouse holds; the latest upload the
+-- published warehouse holds (source_files.upload_seq). A run stopped after a roll-up or an ingest and before its
+-- publish leaves rolled_up > published or a later upload in source_files, so the next run publishes although no
+-- month is pending any more (files whose rows were all rejected, or unreadable ones, touch no month). One row.
 CREATE TABLE IF NOT EXISTS publish_generations (
     rolled_up BIGINT NOT NULL,
-    published BIGINT NOT NULL
+    published BIGINT NOT NULL,
+    published_upload_seq BIGINT NOT NULL DEFAULT 0
 );
-INSERT INTO publish_generations SELECT 0, 0 WHERE NOT EXISTS (SELECT 1 FROM publish_generations);
+-- A store from before the column: 0, so its next run publishes once.
+ALTER TABLE publish_generations ADD COLUMN IF NOT EXISTS published_upload_seq BIGINT DEFAULT 0;
+INSERT INTO publish_generations SELECT 0, 0, 0 WHERE NOT EXISTS (SELECT 1 FROM publish_generations);

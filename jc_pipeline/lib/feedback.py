@@ -181,7 +181,7 @@ class _Pages(NamedTuple):
 
 def _write_pages(writer: FileWriter, pages: Iterable[_Pages], stamp: str) -> None:
     for page in pages:
-        names = {page.agency: page.name} if page.name else {}
+        names = {page.agency: page.name}  # no name: agency_title says "not on the roster"
         title = agency_title(page.agency, names)
         writer.write(page.xlsx, _workbook(title, stamp, page.findings, page.rejects, page.missing))
         body = (agency_body(page.agency, names, page.findings, page.rejects, stamp)

@@ -35,6 +35,7 @@ ALLOWED_INTERPOLATIONS = {
     ("lib/reference.py", "write_reference_tables", "table"): "keys of a dict literal in the same function",
     ("lib/reference.py", "write_reference_tables", "columns"):
         "the columns of the frames the same function builds (fixed schemas of reference.py)",
+    ("lib/validation/run.py", "_store", "owned"): "the package's sql/owned_results.sql (sql_text), a condition",
     ("lib/validation/structure.py", "check_structure", "table"): "loop over a tuple literal",
     ("lib/warehouse.py", "publish", "table"): "published table names are code constants of warehouse.py",
     ("lib/warehouse.py", "publish", "_quoted(name)"):

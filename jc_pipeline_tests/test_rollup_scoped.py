@@ -19,7 +19,7 @@ from jc_pipeline.defs.partitions import PENDING_AGENCIES_TAG, pending_range_tags
 from jc_pipeline.defs.resources import WarehouseResource
 from jc_pipeline.lib import validation
 from jc_pipeline.lib.periods import add_months, months_between
-from jc_pipeline.lib.validation.run import SAMPLE_SIZE
+from jc_pipeline.lib.validation.run import SAMPLE_SIZE, SMALL_SCOPE_AGENCY_YEARS, Owned, check_scopes
 from jc_pipeline_tests.test_operations_support import (DEMO, add_late_correction, baseline, copy_state,
                                                        first_law_enforcement_agency)
 from jc_pipeline_tests.test_validation_support import REGISTRY, TODAY, Warehouse, month
@@ -115,6 +115,68 @@ def test_validating_several_scopes_reports_one_verdict_over_all_their_months(tmp
         assert (ours.passed, ours.failing_groups) == (theirs.passed, theirs.failing_groups), ours.rule.name
         assert ours.rechecked_agencies == 2
     assert max(o.failing_groups for o in scoped) >= 5  # B in both months, A in both, C in May
+
+
+def _two_years(path: Path) -> Warehouse:
+    """Agencies A, B, C with arrests and their offense breakdown in March of 2019 and of 2024, all checked; B's
+    breakdown is off by 5."""
+    wh = Warehouse(path)
+    for agency, person in (("A", 4), ("B", 9), ("C", 5)):
+        wh.agency(agency, ["LAW_ENFORCEMENT"])
+        for period in (month(2019, 3), month(2024, 3)):
+            wh.add(agency, ARRESTS, period, 10)
+            wh.add_breakdown(agency, ARRESTS, period, OFFENSE, {"PERSON": person, "PROPERTY": 6})
+    wh.validate([month(2019, 3), month(2024, 3)])
+    # A night's late corrections: A's 2019 total (now off its breakdown), B's 2024 breakdown (now right).
+    wh.con.execute("UPDATE agency_metrics SET value = 20 WHERE agency_id = 'A' AND dimension IS NULL "
+                   "AND year(period_start) = 2019")
+    wh.con.execute("UPDATE agency_metrics SET value = 4 WHERE agency_id = 'B' AND category = 'PERSON' "
+                   "AND year(period_start) = 2024")
+    return wh
+
+
+def test_small_scopes_of_different_years_are_checked_at_once_with_the_results_of_each_alone(tmp_path):
+    """A night's late corrections, one agency each in different years, are checked in one window across their
+    years (every rule once, not once per scope and year): the stored results are those of checking each scope on
+    its own; each agency's results in the other's year, and those of the agency in neither, are not rewritten;
+    the outcomes count the stored failures of both months."""
+    scopes = [([month(2019, 3)], ["A"]), ([month(2024, 3)], ["B"])]
+    (scope,) = check_scopes(scopes)
+    assert (scope.months, scope.agencies) == ([month(2019, 3), month(2024, 3)], ["A", "B"])
+    assert scope.windows == [([month(2019, 3), month(2024, 3)], [Owned([month(2019, 3)], ["A"]),
+                                                                  Owned([month(2024, 3)], ["B"])])]
+
+    alone = _two_years(tmp_path / "alone.duckdb")
+    for months, agencies in scopes:
+        validation.validate_months(alone.con, months, today=TODAY, registry=REGISTRY, agencies=agencies)
+    together = _two_years(tmp_path / "together.duckdb")
+    untouched = ("SELECT * FROM validation_results WHERE agency_id = 'C' OR (agency_id = 'A' AND "
+                 "year(period_start) = 2024) OR (agency_id = 'B' AND year(period_start) = 2019) ORDER BY ALL")
+    before = together.con.execute(untouched).fetchall()
+    outcomes = {o.rule.name: o for o in validation.validate_scopes(together.con, scopes, today=TODAY,
+                                                                   registry=REGISTRY)}
+    assert together.con.execute(STORED).fetchall() == alone.con.execute(STORED).fetchall()
+    assert before and together.con.execute(untouched).fetchall() == before  # checked_at included: not rewritten
+    failing = {(r["agency_id"], r["period_start"].year) for r in together.results("breakdowns_sum_to_total")}
+    assert failing == {("A", 2019), ("B", 2019)}  # A's correction fails now, B's 2024 passes, B's 2019 still fails
+    assert outcomes["breakdowns_sum_to_total"].failing_groups == 2
+    assert outcomes["breakdowns_sum_to_total"].rechecked_agencies == 2
+
+
+def test_only_small_scopes_are_merged_and_only_while_they_stay_small():
+    """Every agency's months, or many agencies' years, are checked a calendar year at a time and never merged;
+    scopes of a few agencies are merged until the union would pass SMALL_SCOPE_AGENCY_YEARS."""
+    many = [f"agency_{i:03d}" for i in range(SMALL_SCOPE_AGENCY_YEARS // 2 + 1)]
+    whole = ([month(2023, 12), month(2024, 1)], None)
+    wide = ([month(2023, 12), month(2024, 1)], many)  # just over the bound: two years
+    first, late, more = ([month(2018, 9)], ["A"]), ([month(2020, 3)], ["B", "A"]), ([month(2021, 5)], many)
+    scopes = check_scopes([whole, first, wide, late, more])
+    assert [(s.months, s.agencies, s.parts) for s in scopes] == [
+        (*whole, (Owned(*whole),)), (*wide, (Owned(*wide),)),
+        ([month(2018, 9), month(2020, 3)], ["A", "B"], (Owned(*first), Owned([month(2020, 3)], ["A", "B"]))),
+        (*more, (Owned(*more),))]  # merged with A and B it would be 3 years x 253 agencies
+    assert scopes[0].windows == [([m], [Owned([m], None)]) for m in whole[0]]  # a year at a time
+    assert [s.small for s in scopes] == [False, False, True, True]
 
 
 @pytest.fixture(scope="module")

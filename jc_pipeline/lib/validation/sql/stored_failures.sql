@@ -1,5 +1,5 @@
 -- Per rule, the stored failing groups of $months (rules of scope "years": of their calendar years, the rows
--- delete_results.sql replaces) of every agency, and the first $sample_size of them in a fixed order: what a run
+-- owned_results.sql names) of every agency, and the first $sample_size of them in a fixed order: what a run
 -- that re-checked only some agencies reports as the months' verdict.
 -- Parameters: $month_rules VARCHAR[], $months DATE[], $year_rules VARCHAR[], $years INTEGER[], $sample_size.
 SELECT check_name, count(*) AS failing_groups,

@@ -428,6 +428,38 @@ def test_building_some_agencies_gives_the_tables_of_a_whole_build_and_keeps_the_
     assert _snapshot(fresh_state) == scoped
 
 
+def test_a_nightly_roll_up_sums_its_rebuilds_at_once_as_each_alone_would(fresh_state, tmp_path, monkeypatch):
+    """Late corrections of two agencies in two years, rebuilt in one call: each agency's contributions of its own
+    month, then the state rows of both months summed in one statement across the years; both tables, and the rows
+    written, are those of building each correction on its own. A build of more months sums a year at a time."""
+    from jc_pipeline.lib.state import rollup
+
+    corrections = [([date(2022, 3, 1)], ["JL1"]), ([date(2023, 5, 1)], ["JL2"])]
+    one_by_one = build_small_state(tmp_path / "one_by_one.duckdb")
+    for con in (fresh_state, one_by_one):
+        con.execute("UPDATE agency_metrics SET value = value + 60 WHERE (agency_id = 'JL1' AND period_start = ?) "
+                    "OR (agency_id = 'JL2' AND period_start = ?)", [date(2022, 3, 1), date(2023, 5, 1)])
+    sums: list[list[date]] = []
+
+    def run_statement(con, path, parameters):
+        if path.endswith("_insert_state_metrics.sql"):
+            sums.append(parameters["months"])
+        return state_statement(con, path, parameters)
+
+    state_statement = rollup.run_statement
+    monkeypatch.setattr(rollup, "run_statement", run_statement)
+    written = state.rebuild_state_metrics(fresh_state, corrections)
+    assert sums == [[date(2022, 3, 1), date(2023, 5, 1)]]
+    assert written == sum(state.build_state_metrics(one_by_one, months, agencies=agencies)
+                          for months, agencies in corrections)
+    assert _snapshot(fresh_state) == _snapshot(one_by_one)
+    assert total_row(fresh_state, JAIL_POP, date(2023, 5, 1)) != total_row(build_small_state(tmp_path / "before"),
+                                                                          JAIL_POP, date(2023, 5, 1))
+    sums.clear()
+    state.rebuild_state_metrics(fresh_state, [(ALL_MONTHS, None)])
+    assert sums == [ALL_MONTHS[:12], ALL_MONTHS[12:]]
+
+
 def test_build_of_no_months_writes_nothing(fresh_state):
     before = _snapshot(fresh_state)
     assert state.build_state_metrics(fresh_state, []) == 0

@@ -39,10 +39,8 @@ def state_metrics(context: dg.AssetExecutionContext, warehouse: WarehouseResourc
         state.ensure_schema(con)
         nightly = rebuilds_pending_agencies_only(context)
         rebuilds = pending.rebuilds_to_roll_up(con, months) if nightly else [pending.Rebuild(months, None)]
-        rows = 0
-        for rebuild_months, agencies in rebuilds:
-            rows += state.build_state_metrics(con, rebuild_months, agencies=agencies)
-            pending.mark_rolled_up(con, rebuild_months)
+        rows = state.rebuild_state_metrics(con, rebuilds)
+        pending.mark_rolled_up(con, sorted({month for rebuild in rebuilds for month in rebuild.months}))
     return dg.MaterializeResult(
         metadata={**row_count_metadata(months, rebuilds, rows), **(rebuilds_metadata(rebuilds) if nightly else {})}
     )

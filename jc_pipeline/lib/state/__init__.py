@@ -4,6 +4,7 @@ Public API (called by the Dagster layer)::
 
     state.ensure_schema(con)
     n = state.build_state_metrics(con, months, breakdown_coverage_threshold=0.8)
+    n = state.rebuild_state_metrics(con, [(months, agencies), ...])   # a nightly roll-up's rebuilds at once
     state.apply_views(con)          # state.VIEW_SQL_FILES lists the view files it runs
     state.PUBLISHED_TABLES          # tables the published warehouse must copy for the views to answer
 """
@@ -17,6 +18,7 @@ from jc_pipeline.lib.state.rollup import (
     apply_views,
     build_state_metrics,
     ensure_schema,
+    rebuild_state_metrics,
 )
 
 __all__ = [
@@ -28,4 +30,5 @@ __all__ = [
     "apply_views",
     "build_state_metrics",
     "ensure_schema",
+    "rebuild_state_metrics",
 ]

@@ -177,6 +177,21 @@ def test_only_small_scopes_are_merged_and_only_while_they_stay_small():
         (*more, (Owned(*more),))]  # merged with A and B it would be 3 years x 253 agencies
     assert scopes[0].windows == [([m], [Owned([m], None)]) for m in whole[0]]  # a year at a time
     assert [s.small for s in scopes] == [False, False, True, True]
+    assert check_scopes([([], ["A"])])[0].windows == []  # nothing to validate
+
+
+def test_no_months_of_some_agencies_validates_nothing(tmp_path):
+    """A scope of some agencies without any month checks nothing, alone or merged with another: no rule runs on
+    an empty month list (each would fail to bind its date arithmetic) and the stored results stay as they were."""
+    wh = Warehouse(tmp_path / "w.duckdb")
+    wh.agency("A", ["LAW_ENFORCEMENT"])
+    wh.add("A", ARRESTS, MARCH, 10)
+    wh.validate([MARCH])
+    stored = wh.con.execute(STORED).fetchall()
+    for scopes in ([([], ["A"])], [([], ["A"]), ([MARCH], ["A"])]):
+        outcomes = validation.validate_scopes(wh.con, scopes, today=TODAY, registry=REGISTRY)
+        assert [o.error for o in outcomes if o.error] == []
+        assert stored and wh.con.execute(STORED).fetchall() == stored
 
 
 @pytest.fixture(scope="module")

@@ -144,8 +144,9 @@ class CheckScope(NamedTuple):
     @property
     def windows(self) -> list[tuple[list[date], list[Owned]]]:
         """The months validated at once, each with the results it replaces: all the months of a small scope, else
-        one calendar year at a time (a year's slice of every agency bounds memory however long the history)."""
-        if self.small:
+        one calendar year at a time (a year's slice of every agency bounds memory however long the history); none
+        without months."""
+        if self.small and self.months:
             return [(self.months, list(self.parts))]
         years = [[m for m in self.months if m.year == year] for year in sorted({m.year for m in self.months})]
         return [(months, [Owned(months, self.agencies)]) for months in years]
@@ -189,14 +190,10 @@ def _rejudge_later_months(con: duckdb.DuckDBPyConnection, scope: CheckScope, tod
     (those months are not the ones validated); a rule that crashes here keeps its stored results and its error
     is returned (by rule name), to be reported as the rule's."""
     errors: dict[str, str] = {}
-    if not scope.months:
-        return errors
     for rule in RULES:
         if not rule.reads_back:
             continue
-        owners = [Owned(later, part.agencies) for part in scope.parts if (later := [m for (m,) in con.execute(
-            sql_text("later_months"),
-            {"months": part.months, "reads_back": rule.reads_back, "agencies": part.agencies}).fetchall()])]
+        owners = [owner for part in scope.parts if part.months and (owner := _later(con, part, rule)).months]
         if not owners:
             continue
         later = sorted({m for owner in owners for m in owner.months})
@@ -208,6 +205,12 @@ def _rejudge_later_months(con: duckdb.DuckDBPyConnection, scope: CheckScope, tod
             continue
         _store(con, owners, [rule], [_result_row(rule, g, names, checked_at) for g in outcome.failing])
     return errors
+
+
+def _later(con: duckdb.DuckDBPyConnection, part: Owned, rule: Rule) -> Owned:
+    """The later months of ``part``'s agencies that ``rule`` judged with rows of its months (``sql/later_months``)."""
+    params = {"months": part.months, "reads_back": rule.reads_back, "agencies": part.agencies}
+    return Owned([m for (m,) in con.execute(sql_text("later_months"), params).fetchall()], part.agencies)
 
 
 def expired_verdicts(con: duckdb.DuckDBPyConnection, today: date,

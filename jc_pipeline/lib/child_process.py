@@ -41,10 +41,15 @@ def start(module: str) -> subprocess.Popen:
 def reply(child: subprocess.Popen, seconds: float, *, late: str, ended: str) -> object:
     """The worker's next reply, waited for at most ``seconds``: TimeoutError(``late``) after that, EOFError
     (``ended``) when the worker ended before it."""
-    # Unbuffered: select() must see the reply's bytes, which a buffered read could have taken in already.
-    if not select.select([child.stdout.raw], [], [], seconds)[0]:
+    if not ready(child, seconds):
         raise TimeoutError(late)
     return receive(child.stdout.raw, ended)
+
+
+def ready(child: subprocess.Popen, seconds: float = 0) -> bool:
+    """Whether the worker has written (a reply, or its end) within ``seconds``; 0: already."""
+    # Unbuffered: select() must see the reply's bytes, which a buffered read could have taken in already.
+    return bool(select.select([child.stdout.raw], [], [], seconds)[0])
 
 
 def stop(child: subprocess.Popen) -> None:

@@ -17,7 +17,6 @@ import hashlib
 import io
 import json
 import re
-import select
 import subprocess
 from collections import defaultdict, deque
 from collections.abc import Iterable, Iterator, Mapping
@@ -30,7 +29,7 @@ from typing import Any, NamedTuple
 
 import duckdb
 
-from jc_pipeline.lib.child_process import receive, reply, send, serving_pipes, start, stop
+from jc_pipeline.lib.child_process import ready, receive, reply, send, serving_pipes, start, stop
 from jc_pipeline.lib.export import XlsxWorkbook
 from jc_pipeline.lib.ingest.rules import RULES as INGEST_RULES
 from jc_pipeline.lib.page_digests import PageDigests
@@ -219,7 +218,7 @@ def _write_all(pages: list[_Pages], stamp: str, helper: subprocess.Popen | None)
                     sent.append(chunks.pop())
                     send(helper.stdin, (sent[-1], stamp))
                 # The confirmations already there; all of them once nothing is left to write here.
-                while sent and (not chunks or select.select([helper.stdout.raw], [], [], 0)[0]):
+                while sent and (not chunks or ready(helper)):
                     if not reply(helper, HELPER_SECONDS, late="too slow", ended="ended"):
                         raise OSError("the helper could not write a chunk")
                     sent.popleft()

@@ -318,13 +318,7 @@ def run_pipeline(
                  "unreadable) or a roll-up a run stopped before publishing; publishing them now")
         else:
             echo("[3/3] publish: swapping in the new warehouse and data-quality report")
-        # Read before the publish copies the store, so a roll-up or an ingest another process commits meanwhile
-        # stays counted as unpublished.
-        with store.connect() as con:
-            seen = pending.generations(con)
-        execute("publish_job")
-        with store.connect() as con:
-            pending.mark_published(con, seen)
+        execute("publish_job")  # its last step records what it published (publish_generations)
         summary.published = True
         echo(f"      done; whole run {time.perf_counter() - started:.1f} s")
         return summary

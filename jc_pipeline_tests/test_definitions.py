@@ -27,6 +27,7 @@ EXPECTED_ASSETS = {
     "data_quality_report",
     "agency_feedback",
     "state_report",
+    "publish_generations",
 }
 
 

@@ -228,7 +228,12 @@ def test_sensor_chain_runs_exactly_the_touched_periods(tmp_path_factory, tmp_pat
         run("ingest_job", tick(inbox_sensor, second.cursor).run_requests[0])
         (publish_request,) = tick(touched_sensor, left.cursor).run_requests
         assert publish_request.job_name == "publish_job"
+        with Store(store).connect() as con:
+            assert pending.generations(con).unpublished
         run("publish_job", publish_request)
+        # The publish records itself, so the next `jc-pipeline run` finds nothing to publish again.
+        with Store(store).connect() as con:
+            assert not pending.generations(con).unpublished
         with duckdb.connect(str(data / "warehouse.duckdb"), read_only=True) as con:
             assert con.execute("SELECT status FROM source_files WHERE path LIKE '%/broken.xlsx'").fetchall() == [
                 ("UNREADABLE",)]

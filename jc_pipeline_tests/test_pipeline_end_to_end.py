@@ -7,7 +7,7 @@ import pytest
 
 from jc_pipeline.lib.demo import write_demo_state
 from jc_pipeline.lib.paths import DataLayout
-from jc_pipeline.runner import execute_in_process, run_pipeline
+from jc_pipeline.runner import RunFailed, execute_in_process, run_pipeline
 from jc_pipeline_tests.test_warehouse_docs import QUESTIONS
 
 pytestmark = pytest.mark.slow
@@ -117,6 +117,30 @@ def test_files_touching_no_period_are_published_that_night_even_after_a_run_stop
         WHERE s.path LIKE '%/all_rejected.csv' OR s.path LIKE '%/broken.xlsx'
         GROUP BY ALL ORDER BY 1""") == [("all_rejected.csv", "ERRORED", ["R2"]), ("broken.xlsx", "UNREADABLE", ["F0"])]
     assert not run_pipeline(layout, echo=lambda line: None).published  # published once, then nothing new
+
+
+def test_a_publish_whose_reports_failed_is_published_again_by_the_next_run(demo):
+    """The warehouse is swapped in first and the reports after it: a publish that failed in a report step
+    records nothing (publish_generations runs last), so the next run publishes again, then nothing more."""
+    layout, _, _ = demo
+    folder = layout.inbox / _law_enforcement_agency(layout) / "LAW_ENFORCEMENT"
+    (folder / "all_rejected_again.csv").write_text("metric,year,month,breakdown_category,breakdown,value\n"
+                                                   "arrests,2024,14,,,5\n")
+    state_dir = layout.reports / "state"
+    state_dir.rename(layout.reports / "state_moved")
+    state_dir.write_text("a file where the state report's folder goes")
+    try:
+        with pytest.raises(RunFailed, match="state_report"):
+            run_pipeline(layout, echo=lambda line: None)
+        # The new warehouse holds the delivery although its state report failed.
+        assert _query(layout, "SELECT status FROM source_files WHERE path LIKE '%/all_rejected_again.csv'") == [
+            ("ERRORED",)]
+    finally:
+        state_dir.unlink()
+        (layout.reports / "state_moved").rename(state_dir)
+    again = run_pipeline(layout, echo=lambda line: None)
+    assert again.months == [] and again.published
+    assert not run_pipeline(layout, echo=lambda line: None).published
 
 
 def test_a_late_correction_recomputes_only_the_months_it_touches(demo):

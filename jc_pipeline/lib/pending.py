@@ -105,6 +105,12 @@ _GENERATIONS_SQL = """
     SELECT rolled_up, published, (SELECT coalesce(max(upload_seq), 0) FROM source_files), published_upload_seq
     FROM publish_generations
 """
+#: The same of a store no ingest has written yet: it holds no upload.
+_GENERATIONS_BEFORE_INGEST_SQL = "SELECT rolled_up, published, 0, published_upload_seq FROM publish_generations"
+_INGESTED_SQL = """
+    SELECT count(*) FROM duckdb_tables()
+    WHERE database_name = current_database() AND schema_name = current_schema() AND table_name = 'source_files'
+"""
 _PUBLISHED_SQL = """
     UPDATE publish_generations
     SET published = greatest(published, $rolled_up), published_upload_seq = greatest(published_upload_seq, $uploaded)
@@ -279,15 +285,16 @@ def _index_new_uploads(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def generations(con: duckdb.DuckDBPyConnection) -> Generations:
-    """What the store holds (roll-ups, uploads) and what the published warehouse is known to hold; ``con`` holds
-    ``source_files`` (an ingest ran)."""
+    """What the store holds (roll-ups, uploads) and what the published warehouse is known to hold. A store no
+    ingest has written (no ``source_files``: a publish launched from the UI first) holds no upload."""
     ensure_schema(con)
-    return Generations(*con.execute(_GENERATIONS_SQL).fetchall()[0])
+    ingested = con.execute(_INGESTED_SQL).fetchall()[0][0]
+    return Generations(*con.execute(_GENERATIONS_SQL if ingested else _GENERATIONS_BEFORE_INGEST_SQL).fetchall()[0])
 
 
-def mark_published(con: duckdb.DuckDBPyConnection, seen: Generations) -> None:
-    """Record that a publish completed from a store holding what ``seen`` says (read before that publish began: a
-    roll-up or an ingest committed meanwhile may be missing from it and stays unpublished). A publish launched
-    outside `jc-pipeline run` (the sensors of `make dev`) records nothing, so the next command publishes once more."""
+def mark_published(con: duckdb.DuckDBPyConnection, *, rolled_up: int, uploaded: int) -> None:
+    """Record that a publish completed from a store holding ``rolled_up`` roll-ups and uploads up to ``uploaded``
+    (:func:`generations`, read before that publish began: a roll-up or an ingest committed meanwhile may be missing
+    from it and stays unpublished). Never lowers what an overlapping publish recorded."""
     ensure_schema(con)
-    con.execute(_PUBLISHED_SQL, {"rolled_up": seen.rolled_up, "uploaded": seen.uploaded})
+    con.execute(_PUBLISHED_SQL, {"rolled_up": rolled_up, "uploaded": uploaded})

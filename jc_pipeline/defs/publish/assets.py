@@ -1,12 +1,17 @@
-"""Publish: the analyst warehouse, swapped into place whole (the reports read from it: reports.py)."""
+"""Publish: the analyst warehouse, swapped into place whole (the reports read from it: reports.py), and the
+store's record of what the warehouse and the reports of a publish hold."""
 
 import dagster as dg
 import duckdb
 
 from jc_pipeline.defs.resources import WAREHOUSE_POOL, WarehouseResource
 from jc_pipeline.defs.state.assets import NIGHTLY_FRESHNESS
-from jc_pipeline.lib import state
+from jc_pipeline.lib import pending, state
 from jc_pipeline.lib.warehouse import PUBLISHED_TABLES, ensure_contract_schema
+
+#: analyst_warehouse's metadata: the roll-ups and the latest upload of the store it copied (`pending.Generations`).
+HELD_ROLLUPS = "store_rollups_held"
+HELD_UPLOADS = "store_uploads_held"
 
 
 def _prepare(con: duckdb.DuckDBPyConnection) -> None:
@@ -25,9 +30,39 @@ def analyst_warehouse(context: dg.AssetExecutionContext, warehouse: WarehouseRes
     """`warehouse.duckdb`: every analyst table and view, rebuilt beside the old file and renamed into place, so a
     reader never sees half a run and never blocks one (`duckdb -readonly data/warehouse.duckdb`)."""
     target = warehouse.layout.warehouse
-    counts = warehouse.store().publish(
-        target, PUBLISHED_TABLES + state.PUBLISHED_TABLES, prepare=_prepare, finish=state.apply_views
-    )
-    return dg.MaterializeResult(
-        metadata={"path": dg.MetadataValue.path(str(target)), **{f"rows/{t}": n for t, n in counts.items()}}
-    )
+    store = warehouse.store()
+    # Read before the copy, so a roll-up or an ingest another process commits meanwhile stays counted as
+    # unpublished (publish_generations, below, records these).
+    with store.connect() as con:
+        seen = pending.generations(con)
+    counts = store.publish(target, PUBLISHED_TABLES + state.PUBLISHED_TABLES, prepare=_prepare,
+                           finish=state.apply_views)
+    return dg.MaterializeResult(metadata={
+        "path": dg.MetadataValue.path(str(target)),
+        **{f"rows/{t}": n for t, n in counts.items()},
+        HELD_ROLLUPS: seen.rolled_up,
+        HELD_UPLOADS: seen.uploaded,
+    })
+
+
+@dg.asset(
+    deps=["analyst_warehouse", "data_quality_report", "agency_feedback", "state_report"],
+    group_name="publish",
+    kinds={"duckdb"},
+    pool=WAREHOUSE_POOL,
+)
+def publish_generations(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
+    """Records in the store (table `publish_generations`) that the warehouse and every report of this run are
+    published, with the roll-ups and uploads the warehouse holds. `jc-pipeline run` publishes again only when the
+    store holds more, so a publish that the sensors, the schedule or the UI launched is not repeated by the next
+    command. Runs last: a publish that failed or was killed before its reports were written records nothing, and
+    the next run publishes again. Records nothing either when `analyst_warehouse` was not built by this run."""
+    event = context.instance.get_latest_materialization_event(dg.AssetKey("analyst_warehouse"))
+    metadata = event.asset_materialization.metadata if event and event.asset_materialization else {}
+    # Another run's warehouse (a publish that overlapped this one) is not this run's to vouch for.
+    if event is None or event.run_id != context.run.run_id or HELD_ROLLUPS not in metadata:
+        return dg.MaterializeResult(metadata={"recorded": False})
+    rolled_up, uploaded = metadata[HELD_ROLLUPS].value, metadata[HELD_UPLOADS].value
+    with warehouse.store().connect() as con:
+        pending.mark_published(con, rolled_up=rolled_up, uploaded=uploaded)
+    return dg.MaterializeResult(metadata={"recorded": True, HELD_ROLLUPS: rolled_up, HELD_UPLOADS: uploaded})

@@ -13,8 +13,8 @@ import pytest
 from jc_pipeline.defs.publish import reports
 from jc_pipeline.defs.resources import WarehouseResource
 from jc_pipeline.lib import report, validation
-from jc_pipeline.lib.periods import period_label
-from jc_pipeline.lib.report.data import GRID_MONTHS, REPORTED, _sql
+from jc_pipeline.lib.periods import add_months, period_label
+from jc_pipeline.lib.report.data import GRID_MONTHS, GRID_YEARS, REPORTED, _sql
 from jc_pipeline_tests.report_support import build_report_state
 
 ORDER = ("state_code", "agency_id", "metric_key", "period_start")
@@ -34,7 +34,8 @@ def warehouse(data_dir):
 
 def test_parts_agree_with_the_whole_query(warehouse):
     with warehouse.store().open(warehouse.layout.warehouse, read_only=True) as con:
-        whole = con.sql(_sql("expected_periods.sql")).to_arrow_table().to_pylist()
+        whole = con.sql(_sql("expected_periods.sql"),
+                        params={"recent_months": None, "recent_years": None}).to_arrow_table().to_pylist()
         expected = report.expected_periods(con)
     unreported = sorted((r for r in whole if r["status"] != REPORTED), key=lambda r: tuple(r[k] for k in ORDER))
     assert unreported and len(unreported) < len(whole)
@@ -67,6 +68,65 @@ def test_parts_agree_with_the_whole_query(warehouse):
                                            f"; {not_counted} sent but not counted" if not_counted else ""])
     assert any(c["failed"] for c in cells.values()) and any(c["reported"] < c["expected"] for c in cells.values())
     assert {c["cell_status"] for c in cells.values()} >= {"failed", "reported"}
+
+
+def _periods(con, recent_months, recent_years):
+    sql = _sql("expected_periods.sql")
+    params = {"recent_months": recent_months, "recent_years": recent_years}
+    return sorted(con.sql(sql, params=params).to_arrow_table().to_pylist(), key=lambda r: repr(tuple(r.values())))
+
+
+def _recent(con, recent_months, recent_years):
+    """The rule the query states, per state: a monthly period among the state's latest months, an annual one
+    starting on or after January 1 of the year ``recent_years`` + 1 years before its annual window ends."""
+    rows = con.execute("""
+        SELECT state_code, max(period_start) FILTER (WHERE frequency = 'MONTHLY'),
+               max(period_end) FILTER (WHERE frequency = 'ANNUAL' AND NOT is_derived_annual)
+        FROM state_metrics GROUP BY state_code""").fetchall()
+    # A state without months (years) has no bound there: every period is recent.
+    bounds = {state: (add_months(last_month, 1 - recent_months) if last_month else date.min,
+                      date(last_year_end.year - recent_years - 1, 1, 1) if last_year_end else date.min)
+              for state, last_month, last_year_end in rows}
+    return lambda r: r["period_start"] >= bounds[r["state_code"]][r["frequency"] != "MONTHLY"]
+
+
+#: Changes of the small state, applied one after the other: LE1 sent January 2023's arrests without the total (an
+#: older period not counted among counted ones); then LE1 reports arrests annually from July, a setting its monthly
+#: totals in the state sums predate (none of them is an annual period of its: the older fiscal year 2022-23 is
+#: missing).
+CHANGES = (
+    "DELETE FROM agency_metrics WHERE agency_id = 'LE1' AND metric_key = 'LAW_ENFORCEMENT_ARRESTS' "
+    "AND period_start = DATE '2023-01-01' AND period_end = DATE '2023-02-01' AND dimension IS NULL",
+    "DELETE FROM state_metric_contributions WHERE agency_id = 'LE1' AND metric_key = 'LAW_ENFORCEMENT_ARRESTS' "
+    "AND period_start = DATE '2023-01-01' AND period_end = DATE '2023-02-01' AND dimension IS NULL",
+    "UPDATE agency_metric_settings SET frequency = 'ANNUAL', starting_month = 7 "
+    "WHERE agency_id = 'LE1' AND metric_key = 'LAW_ENFORCEMENT_ARRESTS'",
+)
+
+
+@pytest.mark.parametrize("recent_months, recent_years", [(1, 0), (3, 1), (GRID_MONTHS, GRID_YEARS)])
+def test_recent_bounds_leave_out_only_older_reported_periods(tmp_path, recent_months, recent_years):
+    """With recent bounds the query lists every period not reported as the whole query does, older ones too, and
+    the reported ones only when recent (also after each of CHANGES)."""
+    con = build_report_state(tmp_path / "warehouse.duckdb")
+    for change in (None, *CHANGES):
+        if change:
+            con.execute(change)
+        whole = _periods(con, None, None)
+        part = _periods(con, recent_months, recent_years)
+        recent = _recent(con, recent_months, recent_years)
+        assert [r for r in part if r["status"] != REPORTED] == [r for r in whole if r["status"] != REPORTED]
+        assert [r for r in part if r["status"] == REPORTED] == [r for r in whole if r["status"] == REPORTED
+                                                                  and recent(r)]
+        older = {r["status"] for r in whole if not recent(r)}
+        if recent_months < GRID_MONTHS:
+            # Some reported periods were left out, and older ones not reported are listed all the same.
+            assert older > {REPORTED}
+        else:
+            assert part == whole  # two years of history: all within the grid's bounds
+    le1 = {(r["frequency"], r["period_start"], r["status"]) for r in whole
+           if (r["agency_id"], r["metric_key"]) == ("LE1", "LAW_ENFORCEMENT_ARRESTS")}
+    assert ("ANNUAL", date(2022, 7, 1), "MISSING") in le1
 
 
 def test_status_of_a_period_not_counted_reads_what_was_delivered(tmp_path):

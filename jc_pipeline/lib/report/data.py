@@ -277,7 +277,9 @@ def expected_periods(con: duckdb.DuckDBPyConnection) -> ExpectedPeriods:
     :func:`~jc_pipeline.lib.report.write_state_report`; what they keep of it is a small part (the unreported
     periods, the grid cells, counts).
     """
-    kept = con.sql(_sql("expected_periods.sql")).project(_KEPT_COLUMNS)
+    # The REPORTED periods only in the grid's columns (see the query): the readers need no others.
+    kept = con.sql(_sql("expected_periods.sql"),
+                   params={"recent_months": GRID_MONTHS, "recent_years": GRID_YEARS}).project(_KEPT_COLUMNS)
     con.register("report_expected_periods", kept.to_arrow_table())
     # Labels by period_label (the one way periods are named), once per distinct period: a few hundred.
     periods = con.sql(_PERIODS_SQL).fetchall()

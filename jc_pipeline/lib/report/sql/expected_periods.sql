@@ -14,7 +14,7 @@
 -- is among the state's latest $recent_months months, or for annual periods starting on or after January 1 of the
 -- year $recent_years + 1 years before the annual window ends; the other statuses are listed throughout. That is
 -- what the readers need (lib/report/data.py: the periods not reported, and all statuses in the coverage grid's
--- latest columns only), and a fifth of the rows at 3,000 agencies and ten years (1.26M -> 0.25M).
+-- latest columns only): a quarter of the rows at 3,000 agencies and ten years (1.26M -> 0.32M).
 --
 -- Unordered: its readers (lib/report/data.py, expected_periods) order what they keep of it, a small part.
 WITH window_ AS (

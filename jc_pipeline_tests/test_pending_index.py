@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from datetime import date
 
+import duckdb
 import pytest
 
 from jc_pipeline.lib import ingest, pending
@@ -229,3 +230,11 @@ def test_a_store_from_before_the_upload_count_publishes_once(w):
 def _published(con, seen: pending.Generations) -> None:
     """What publish_generations records after a publish that read ``seen`` before its copy."""
     pending.mark_published(con, rolled_up=seen.rolled_up, uploaded=seen.uploaded)
+
+
+def test_a_store_no_ingest_has_written_holds_no_upload(tmp_path):
+    """A publish launched before any ingest (from the UI, on a new data directory) reads the generations of a
+    store without source_files."""
+    with duckdb.connect(str(tmp_path / "store.duckdb")) as con:
+        assert pending.generations(con) == pending.Generations(rolled_up=0, published=0, uploaded=0,
+                                                               published_uploads=0)

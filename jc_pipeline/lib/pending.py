@@ -288,8 +288,9 @@ def generations(con: duckdb.DuckDBPyConnection) -> Generations:
     """What the store holds (roll-ups, uploads) and what the published warehouse is known to hold. A store no
     ingest has written (no ``source_files``: a publish launched from the UI first) holds no upload."""
     ensure_schema(con)
-    ingested = con.execute(_INGESTED_SQL).fetchall()[0][0]
-    return Generations(*con.execute(_GENERATIONS_SQL if ingested else _GENERATIONS_BEFORE_INGEST_SQL).fetchall()[0])
+    if not con.execute(_INGESTED_SQL).fetchall()[0][0]:
+        return Generations(*con.execute(_GENERATIONS_BEFORE_INGEST_SQL).fetchall()[0])
+    return Generations(*con.execute(_GENERATIONS_SQL).fetchall()[0])
 
 
 def mark_published(con: duckdb.DuckDBPyConnection, *, rolled_up: int, uploaded: int) -> None:

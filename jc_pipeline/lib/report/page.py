@@ -35,6 +35,10 @@ GRID_STATUS: Mapping[str, tuple[str, str]] = {
     "failed": ("!", "failed validation: an error check keeps data out of the state numbers"),
 }
 
+#: The mark inside a grid cell, by status.
+_GRID_MARKS = {status: f"<span aria-label='{escape(words.split(':')[0])}'>{symbol}</span>"
+               for status, (symbol, words) in GRID_STATUS.items()}
+
 
 @dataclass(frozen=True)
 class AgencyLinks:
@@ -238,9 +242,8 @@ def _grid(grid: Grid, links: Mapping[str, AgencyLinks]) -> str:
                 cells.append("<td class='cell none' title='not expected'></td>")
                 continue
             status, tooltip = cell
-            symbol, words = GRID_STATUS[status]
-            cells.append(f"<td class='cell {status}' title='{escape(row.agency_name)} · {escape(tooltip)}'>"
-                         f"<span aria-label='{escape(words.split(':')[0])}'>{symbol}</span></td>")
+            # A large state's grids have ~87,000 cells: the agency's name and the status's words are escaped once.
+            cells.append(f"<td class='cell {status}' title='{name} · {escape(tooltip)}'>{_GRID_MARKS[status]}</td>")
         rows.append(f"<tr><th class='agency'>{label}</th>{''.join(cells)}</tr>")
     return (f"<div class='grid'><h4>Coverage: {escape(grid.title)}</h4><div class='scroll'><table class='grid'>"
             f"<tr><th>Agency</th>{head}</tr>{''.join(rows)}</table></div></div>")

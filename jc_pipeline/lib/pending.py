@@ -11,7 +11,7 @@ from typing import NamedTuple
 import duckdb
 
 from jc_pipeline.lib.periods import contiguous_ranges, months_through
-from jc_pipeline.lib.warehouse import transaction
+from jc_pipeline.lib.warehouse import missing_tables, transaction
 
 _INDEXED_SQL = "SELECT upload_seq FROM staged_months_indexed"
 _LATEST_UPLOAD_SQL = "SELECT coalesce(max(upload_seq), 0) FROM source_files"
@@ -101,16 +101,8 @@ _KEYED_SQL = """
       AND list_contains($tables, table_name)
 """
 _COUNT_ROLLUP_SQL = "UPDATE publish_generations SET rolled_up = rolled_up + 1"
-_GENERATIONS_SQL = """
-    SELECT rolled_up, published, (SELECT coalesce(max(upload_seq), 0) FROM source_files), published_upload_seq
-    FROM publish_generations
-"""
-#: The same of a store no ingest has written yet: it holds no upload.
-_GENERATIONS_BEFORE_INGEST_SQL = "SELECT rolled_up, published, 0, published_upload_seq FROM publish_generations"
-_INGESTED_SQL = """
-    SELECT count(*) FROM duckdb_tables()
-    WHERE database_name = current_database() AND schema_name = current_schema() AND table_name = 'source_files'
-"""
+_GENERATIONS_SQL = "SELECT rolled_up, published, published_upload_seq FROM publish_generations"
+_LATEST_UPLOAD_SQL = "SELECT coalesce(max(upload_seq), 0) FROM source_files"
 _PUBLISHED_SQL = """
     UPDATE publish_generations
     SET published = greatest(published, $rolled_up), published_upload_seq = greatest(published_upload_seq, $uploaded)
@@ -288,9 +280,9 @@ def generations(con: duckdb.DuckDBPyConnection) -> Generations:
     """What the store holds (roll-ups, uploads) and what the published warehouse is known to hold. A store no
     ingest has written (no ``source_files``: a publish launched from the UI first) holds no upload."""
     ensure_schema(con)
-    if not con.execute(_INGESTED_SQL).fetchall()[0][0]:
-        return Generations(*con.execute(_GENERATIONS_BEFORE_INGEST_SQL).fetchall()[0])
-    return Generations(*con.execute(_GENERATIONS_SQL).fetchall()[0])
+    rolled_up, published, published_uploads = con.execute(_GENERATIONS_SQL).fetchall()[0]
+    uploaded = 0 if missing_tables(con, ["source_files"]) else con.execute(_LATEST_UPLOAD_SQL).fetchall()[0][0]
+    return Generations(rolled_up, published, uploaded, published_uploads)
 
 
 def mark_published(con: duckdb.DuckDBPyConnection, *, rolled_up: int, uploaded: int) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
@@ -62,6 +62,16 @@ def contract_schema_sql() -> str:
 def ensure_contract_schema(con: duckdb.DuckDBPyConnection) -> None:
     """Create the contract tables if missing (idempotent)."""
     con.execute(contract_schema_sql())
+
+
+def missing_tables(con: duckdb.DuckDBPyConnection, names: Sequence[str]) -> set[str]:
+    """Which of ``names`` are not tables of the connection's current database and schema."""
+    rows = con.execute(
+        "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database()"
+        " AND schema_name = current_schema() AND list_contains($names, table_name)",
+        {"names": list(names)},
+    ).fetchall()
+    return set(names) - {row[0] for row in rows}
 
 
 class Store:

@@ -28,7 +28,7 @@ import duckdb
 
 from jc_pipeline.lib.periods import month_start
 from jc_pipeline.lib.state.sqlfiles import run_script, run_statement, sql_files
-from jc_pipeline.lib.warehouse import ensure_contract_schema, transaction
+from jc_pipeline.lib.warehouse import ensure_contract_schema, missing_tables, transaction
 
 #: Parameter-free DDL that extends ``state_metrics`` and creates ``state_metric_contributions``.
 SCHEMA_SQL_FILE = "schema.sql"
@@ -68,7 +68,7 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
     committed one by one cost a commit each.
     """
     with transaction(con):
-        if _missing_tables(con, _BASE_TABLES):
+        if missing_tables(con, _BASE_TABLES):
             ensure_contract_schema(con)
         run_script(con, SCHEMA_SQL_FILE)
         _create_views(con)
@@ -181,15 +181,6 @@ def _checked_threshold(value: float) -> float:
     if math.isnan(threshold) or not 0.0 <= threshold <= 1.0:
         raise ValueError(f"breakdown_coverage_threshold must be a share between 0 and 1, got {value!r}")
     return threshold
-
-
-def _missing_tables(con: duckdb.DuckDBPyConnection, names: Sequence[str]) -> set[str]:
-    rows = con.execute(
-        "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database()"
-        " AND schema_name = current_schema() AND list_contains($names, table_name)",
-        {"names": list(names)},
-    ).fetchall()
-    return set(names) - {row[0] for row in rows}
 
 
 def _missing_views(con: duckdb.DuckDBPyConnection, names: Sequence[str]) -> set[str]:

@@ -123,3 +123,32 @@ def test_a_script_without_a_main_guard_is_not_run_again_by_the_worker(tmp_path):
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "['arrests', 'use_of_force']"
     assert (tmp_path / "runs.txt").read_text() == "run\n"
+
+
+def test_a_workbooks_sheets_split_together_are_each_sheet_split_alone():
+    """The ingest splits a workbook's sheets into header and body together, on the worker's stacked batch
+    (readers._workbook_sheets); every kind of sheet comes out as the split of its own batch does, and as written."""
+    long_cell = "€" * 30_000  # 90,000 bytes: cut (MAX_CELL_BYTES)
+    sheets = {
+        "blank_rows_above": [[None, None], [None, None], ["year", "value"], [2023, 5]],
+        "empty": [],
+        "first_cell_blank": [["year", "month", "value"], [2023, None, "   "], [2023, 2, "  "], [2023, None, None]],
+        "header_only": [["year", "value"]],
+        "long": [["year", "value"], [2023, long_cell]],
+        "wide_after_narrow": [["a", "b", "c", "d", "e"], [1, 2, 3, 4, 5]],
+    }
+    workbook = calamine.sheets_in_worker(small_workbook(sheets))
+    together = readers._workbook_sheets(workbook)
+    alone = [readers._sheet_from_arrow(name, batch) for name, batch in workbook]
+    for a, b in zip(together, alone, strict=True):
+        assert (a.name, a.header_row, a.header, a.height, a.has_data) == (b.name, b.header_row, b.header, b.height,
+                                                                           b.has_data)
+        assert [c.to_pylist() for c in a.columns] == [c.to_pylist() for c in b.columns]
+    by_name = {sheet.name: sheet for sheet in together}
+    assert (by_name["blank_rows_above"].header_row, by_name["blank_rows_above"].header) == (3, ("year", "value"))
+    assert by_name["empty"].header_row == 0 and by_name["empty"].height == 0
+    # month: blank under the header, a value further down; value: only blanks.
+    assert by_name["first_cell_blank"].has_data == (True, True, False)
+    assert (by_name["header_only"].height, by_name["header_only"].has_data) == (0, (False, False))
+    assert by_name["long"].columns[1].to_pylist()[0].startswith("€" * 60 + "... [cell of 90000 bytes cut")
+    assert by_name["wide_after_narrow"].header == ("a", "b", "c", "d", "e")

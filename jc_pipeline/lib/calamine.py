@@ -21,11 +21,13 @@ The worker is ``python -m jc_pipeline.lib.calamine``, speaking length-prefixed p
 from __future__ import annotations
 
 import contextlib
+import itertools
 import queue
 import resource
 import subprocess
 import threading
 from collections import deque
+from collections.abc import Sequence
 from typing import BinaryIO
 
 import fastexcel
@@ -41,6 +43,29 @@ WORKER_SECONDS = 300.0
 _ENDED = (f"it ended, usually because the workbook needed more than {WORKER_ADDRESS_SPACE // 1024**3} GiB (cells "
           f"far outside the data)")
 _Sheets = list[tuple[str, pa.RecordBatch]]
+#: (name, rows, columns) of each sheet of a workbook, in order.
+Shape = list[tuple[str, int, int]]
+
+
+class Workbook(Sequence[tuple[str, pa.RecordBatch]]):
+    """A workbook's sheets as the worker sends them: ``shape`` (name, rows, columns) of each sheet, in order, and
+    ``stacked``, their cells in one batch, each sheet below the one before and padded with nulls to the widest
+    (None when no sheet has a column); ``starts[i]`` is the first row of sheet i in it. Also a sequence of
+    (name, batch) per sheet, as :func:`sheets` reads them; a caller that handles the sheets together (the ingest:
+    a state's 200,000 sheets) reads ``stacked`` instead, which spares an Arrow slice per sheet."""
+
+    def __init__(self, shape: Shape, stacked: pa.RecordBatch | None) -> None:
+        self.shape, self.stacked = shape, stacked
+        self.starts = list(itertools.accumulate((rows for _, rows, _ in shape), initial=0))[:-1]
+
+    def __len__(self) -> int:
+        return len(self.shape)
+
+    def __getitem__(self, index: int) -> tuple[str, pa.RecordBatch]:  # by position only, never a slice
+        name, rows, columns = self.shape[index]
+        if self.stacked is None:
+            return name, pa.RecordBatch.from_pylist([])
+        return name, self.stacked.slice(self.starts[index], rows).select(range(columns))
 
 
 class CalamineError(Exception):
@@ -94,7 +119,7 @@ class WorkbookReader:
         self._requests.put(source)
         return ticket
 
-    def result(self, ticket: int) -> _Sheets:
+    def result(self, ticket: int) -> Workbook:
         """The sheets of the workbook of ``ticket``, as :func:`sheets` reads them; results of earlier tickets not
         taken yet are dropped. Raises :class:`CalamineError` as :func:`sheets` does, and :class:`WorkerDied`."""
         if not self._in_flight or ticket < self._in_flight[0][0]:
@@ -146,7 +171,7 @@ _shared: WorkbookReader | None = None
 _shared_lock = threading.Lock()
 
 
-def sheets_in_worker(source: bytes | str) -> _Sheets:
+def sheets_in_worker(source: bytes | str) -> Workbook:
     """:func:`sheets` read in a worker process shared by the callers of this function, one workbook at a time.
 
     Raises :class:`CalamineError` as :func:`sheets` does, and :class:`WorkerDied`."""
@@ -186,7 +211,7 @@ def _serve() -> None:
         send(replies, answer)
 
 
-def _encode(read: _Sheets) -> tuple[list[tuple[str, int, int]], bytes | None]:
+def _encode(read: _Sheets) -> tuple[Shape, bytes | None]:
     """(name, rows, columns) of each sheet, and one Arrow IPC stream of the sheets stacked (padded with nulls to
     the widest); None when no sheet has a column."""
     shape = [(name, batch.num_rows, batch.num_columns) for name, batch in read]
@@ -209,16 +234,9 @@ def _text(batch: pa.RecordBatch, j: int) -> pa.Array:
     return column if column.type == pa.string() else column.cast(pa.string())
 
 
-def _decode(answer: tuple[list[tuple[str, int, int]], bytes | None]) -> _Sheets:
+def _decode(answer: tuple[Shape, bytes | None]) -> Workbook:
     shape, stream = answer
-    if stream is None:
-        return [(name, pa.RecordBatch.from_pylist([])) for name, _, _ in shape]
-    stacked = pa.ipc.open_stream(stream).read_next_batch()
-    read, offset = [], 0
-    for name, rows, columns in shape:
-        read.append((name, stacked.slice(offset, rows).select(range(columns))))
-        offset += rows
-    return read
+    return Workbook(shape, None if stream is None else pa.ipc.open_stream(stream).read_next_batch())
 
 
 if __name__ == "__main__":

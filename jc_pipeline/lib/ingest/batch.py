@@ -32,7 +32,7 @@ from jc_pipeline.lib.calamine import WorkbookReader
 from jc_pipeline.lib.ingest.context import UploadContext, upload_context
 from jc_pipeline.lib.ingest.csv_groups import PlainCsv, parse_group, plain_csv
 from jc_pipeline.lib.ingest.inbox import InboxFile, fingerprint, scan_inbox
-from jc_pipeline.lib.ingest.layout import CATEGORY, ROLES, SheetFinding, SheetPlan, column_profile, plan_sheet
+from jc_pipeline.lib.ingest.layout import CATEGORY, ROLES, SheetFinding, SheetPlan, plan_sheet
 from jc_pipeline.lib.ingest.normalize import FINDING_SCHEMA, by_position, fmt, normalize
 from jc_pipeline.lib.ingest.readers import (
     WORKBOOK_EXTENSIONS,
@@ -331,7 +331,7 @@ class _Parser:
         for sheet in sorted(sheets, key=lambda s: s.name):
             if sheet.height == 0:
                 continue
-            plan = self._plan(sheet.name, sheet.header, column_profile(sheet), context, is_csv)
+            plan = self._plan(sheet.name, sheet.header, sheet.has_data, context, is_csv)
             sheet_idx = self._add_sheet(index, sheet.header_row, plan, context)
             self.rows.add(sheet_idx, sheet, plan.roles, plan.extra_columns)
 

@@ -19,10 +19,6 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-import pyarrow as pa
-import pyarrow.compute as pc
-
-from jc_pipeline.lib.ingest.readers import RawSheet
 from jc_pipeline.lib.registry import SheetTarget, normalize_sheet_name
 
 if TYPE_CHECKING:
@@ -73,21 +69,6 @@ class SheetPlan:
     warnings: list[SheetFinding] = field(default_factory=list)
     use_month: bool = False
     month_expected: bool = False
-
-
-def column_profile(sheet: RawSheet) -> tuple[bool, ...]:
-    """For each header cell: whether the column below it holds any non-blank cell."""
-    columns = sheet.columns[:len(sheet.header)]
-    filled = tuple(_has_data(column) for column in columns)
-    return filled + (False,) * (len(sheet.header) - len(columns))
-
-
-def _has_data(column: pa.Array) -> bool:
-    # The first cell almost always answers; scan the whole column only when it is blank.
-    first = column[0].as_py() if len(column) else None
-    if first is not None and first.strip():
-        return True
-    return column.null_count < len(column) and bool(pc.max(pc.utf8_length(pc.utf8_trim_whitespace(column))).as_py())
 
 
 def plan_sheet(name: str, header: tuple[str | None, ...], has_data: tuple[bool, ...], upload: UploadContext, *,

@@ -34,8 +34,9 @@ import csv
 import functools
 import io
 import itertools
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 import polars as pl
 import pyarrow as pa
@@ -62,13 +63,13 @@ _DELIMITERS = (",", ";", "\t")
 csv.field_size_limit(max(csv.field_size_limit(), SMALL_CSV_BYTES + 1))
 
 
-@dataclass(frozen=True)
-class RawSheet:
+class RawSheet(NamedTuple):
     """One sheet (or CSV) as text cells.
 
     ``header`` holds the header cells as written; ``columns`` the cells below the header, one Arrow text array
-    per column (``string`` or ``large_string``), possibly more columns than headers.
-    ``header_row`` is the 1-based row of the header (0 when the sheet has no non-blank cell at all).
+    per column (``string`` or ``large_string``), one per header cell; ``has_data`` says for each of them whether
+    it holds any non-blank cell. ``header_row`` is the 1-based row of the header (0 when the sheet has no
+    non-blank cell at all).
     """
 
     name: str
@@ -76,6 +77,7 @@ class RawSheet:
     header: tuple[str | None, ...]
     columns: tuple[pa.Array, ...]
     height: int
+    has_data: tuple[bool, ...]
 
 
 def read_file(path: Path, data: bytes | None, sheet_name_for_csv: str) -> list[RawSheet]:
@@ -141,7 +143,7 @@ class PendingWorkbook:
             raise Unreadable(f"the spreadsheet reader stopped on this workbook: {exc}; delete the rows and columns "
                              f"after the data (Ctrl+End shows the last cell), save it as .xlsx and deliver it "
                              f"again") from exc
-        return [_sheet_from_arrow(name, batch) for name, batch in read]
+        return _workbook_sheets(read)
 
 
 def _head(path: Path) -> bytes:
@@ -161,14 +163,43 @@ def _workbook_error(exc: Exception, head: bytes, data: bytes | None) -> str:
     return f"the workbook is damaged and cannot be read ({exc}); save it again from Excel and deliver it again"
 
 
+def _workbook_sheets(workbook: calamine.Workbook) -> list[RawSheet]:
+    """The raw sheets of a workbook, each as :func:`_sheet_from_arrow` makes it of the sheet's batch, with the work
+    done for all of them at once where it can be: long cells are cut in the stacked batch, and one Arrow take
+    reads every sheet's first two rows, which almost always hold the header and, under each header cell, a cell
+    that says its column holds data. A state sends ~200,000 sheets, mostly of a few rows, and an Arrow call per
+    sheet and column costs microseconds."""
+    stacked, shape, starts = workbook.stacked, workbook.shape, workbook.starts
+    live = [i for i, (_, rows, width) in enumerate(shape) if rows and width]
+    for i in live:
+        _check_width(shape[i][0], shape[i][2])
+    if stacked is None or not live:
+        return [_empty(name) for name, _, _ in shape]
+    stacked = _cut_long_cells(stacked)
+    # Rows 1 and 2 of each sheet (row 1 twice for a sheet of one row, which has no row 2 to read).
+    at = pa.array([row for i in live for row in (starts[i], starts[i] + min(1, shape[i][1] - 1))], pa.int64())
+    firsts = iter(zip(*(column.to_pylist() for column in stacked.take(at).columns), strict=True))
+    columns = stacked.columns
+    sheets = []
+    for i, (name, rows, width) in enumerate(shape):
+        if not (rows and width):
+            sheets.append(_empty(name))
+            continue
+        header, second = next(firsts)[:width], next(firsts)[:width]
+        if not any(map(_filled, header)):  # blank rows above the header: found as in any batch
+            sheets.append(_sheet_from_arrow(name, stacked.slice(starts[i], rows).select(range(width))))
+            continue
+        body = tuple(column.slice(starts[i] + 1, rows - 1) for column in columns[:width])
+        has_data = tuple(map(_has_data, second, body)) if rows > 1 else (False,) * width
+        sheets.append(RawSheet(name, 1, header, body, rows - 1, has_data))
+    return sheets
+
+
 def _sheet_from_arrow(name: str, batch: pa.RecordBatch) -> RawSheet:
     """Split a batch of Arrow text columns at its first non-blank row (the header); the body stays Arrow (sliced,
-    no copy).
-
-    Per-sheet work stays a few Arrow calls, on the whole batch where Arrow has them (a state's 36,000 sheets
-    multiply any per-sheet or per-column cost)."""
+    no copy)."""
     if batch.num_columns == 0 or batch.num_rows == 0:
-        return RawSheet(name, 0, (), (), 0)
+        return _empty(name)
     _check_width(name, batch.num_columns)
     batch = _cut_long_cells(batch)
     first = tuple(column[0].as_py() for column in batch.columns)
@@ -179,11 +210,29 @@ def _sheet_from_arrow(name: str, batch: pa.RecordBatch) -> RawSheet:
                   for column in batch.columns]
         rows = pc.indices_nonzero(functools.reduce(pc.or_, filled))
         if len(rows) == 0:
-            return RawSheet(name, 0, (), (), 0)
+            return _empty(name)
         header_at = rows[0].as_py()
         header = tuple(column[header_at].as_py() for column in batch.columns)
-    body = batch.slice(header_at + 1)
-    return RawSheet(name, header_at + 1, header, tuple(body.columns), body.num_rows)
+    return _raw_sheet(name, header_at + 1, header, batch.slice(header_at + 1).columns, batch.num_rows - header_at - 1)
+
+
+def _raw_sheet(name: str, header_row: int, header: tuple[str | None, ...], columns: Sequence[pa.Array],
+               height: int) -> RawSheet:
+    """The sheet whose header, on ``header_row``, is ``header``, with ``columns`` (``height`` rows) below it."""
+    has_data = tuple(_has_data(column[0].as_py() if len(column) else None, column) for column in columns)
+    return RawSheet(name, header_row, header, tuple(columns), height, has_data)
+
+
+def _has_data(first: str | None, column: pa.Array) -> bool:
+    """Whether ``column``, whose first cell is ``first``, holds any non-blank cell."""
+    # The first cell almost always answers; the whole column is scanned only when it is blank.
+    return _filled(first) or (column.null_count < len(column)
+                              and bool(pc.max(pc.utf8_length(pc.utf8_trim_whitespace(column))).as_py()))
+
+
+def _empty(name: str) -> RawSheet:
+    """A sheet without any non-blank cell."""
+    return RawSheet(name, 0, (), (), 0, ())
 
 
 def _sheet_from_columns(name: str, columns: list[list[str | None]]) -> RawSheet:
@@ -196,9 +245,9 @@ def _sheet_from_columns(name: str, columns: list[list[str | None]]) -> RawSheet:
     for index in range(height):
         if any(_filled(column[index]) for column in columns if index < len(column)):
             header = tuple(column[index] if index < len(column) else None for column in columns)
-            body = tuple(pa.array(column[index + 1:], type=pa.string()) for column in columns)
-            return RawSheet(name, index + 1, header, body, height - index - 1)
-    return RawSheet(name, 0, (), (), 0)
+            body = [pa.array(column[index + 1:], type=pa.string()) for column in columns]
+            return _raw_sheet(name, index + 1, header, body, height - index - 1)
+    return _empty(name)
 
 
 def _check_width(name: str, width: int) -> None:

@@ -36,6 +36,7 @@ ALLOWED_INTERPOLATIONS = {
     ("lib/reference.py", "write_reference_tables", "columns"):
         "the columns of the frames the same function builds (fixed schemas of reference.py)",
     ("lib/validation/run.py", "_store", "owned"): "the package's sql/owned_results.sql (sql_text), a condition",
+    ("lib/validation/sqlrules.py", "run_sql_rule", "text"): "the package's sql/<rule name>.sql (sql_text), a query",
     ("lib/validation/structure.py", "check_structure", "table"): "loop over a tuple literal",
     ("lib/warehouse.py", "publish", "table"): "published table names are code constants of warehouse.py",
     ("lib/warehouse.py", "publish", "_quoted(name)"):

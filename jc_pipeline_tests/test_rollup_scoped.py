@@ -135,16 +135,52 @@ def _two_years(path: Path) -> Warehouse:
     return wh
 
 
+def test_years_checked_at_once_store_and_report_what_each_year_checked_alone_does(tmp_path):
+    """Each SQL rule checks all of a scope's months in one query, while Great Expectations validates a year's
+    slice at a time: two years checked at once store the results of checking each year on its own, and each rule
+    counts the same failing groups and rows checked. The years hold a total that jumps in January (judged on the
+    year before), a breakdown off by 5 each June and a required breakdown (race) never sent."""
+    months = [month(year, m) for year in (2023, 2024) for m in range(1, 13)]
+
+    def two_years(path: Path) -> Warehouse:
+        wh = Warehouse(path)
+        for agency in ("A", "B"):
+            wh.agency(agency, ["LAW_ENFORCEMENT"])
+            for period in months:
+                total = 900 if (agency, period) == ("A", month(2024, 1)) else 100
+                person = 55 if (agency, period.month) == ("B", 6) else 50
+                wh.add(agency, ARRESTS, period, total)
+                wh.add_breakdown(agency, ARRESTS, period, OFFENSE, {"PERSON": person, "PROPERTY": total - 50})
+        wh.flush()
+        return wh
+
+    by_year = two_years(tmp_path / "by_year.duckdb")
+    alone = [by_year.validate([m for m in months if m.year == year]) for year in (2023, 2024)]
+    at_once = two_years(tmp_path / "at_once.duckdb")
+    outcomes = at_once.validate(months)
+    assert at_once.con.execute(STORED).fetchall() == by_year.con.execute(STORED).fetchall()
+    for outcome, first, second in zip(outcomes.values(), *(a.values() for a in alone), strict=True):
+        assert (outcome.failing_groups, outcome.checked_rows) == (
+            first.failing_groups + second.failing_groups, first.checked_rows + second.checked_rows), outcome.rule.name
+        assert outcome.error is None, outcome.rule.name
+    failing = {name: {(r["agency_id"], r["period_start"]) for r in at_once.results(name)}
+               for name in ("no_implausible_jumps", "breakdowns_sum_to_total", "required_breakdowns_present")}
+    assert failing["no_implausible_jumps"] == {("A", month(2024, 1))}
+    assert failing["breakdowns_sum_to_total"] == {("B", month(2023, 6)), ("B", month(2024, 6))}
+    assert {(agency, start.year) for agency, start in failing["required_breakdowns_present"]} == {
+        (agency, year) for agency in ("A", "B") for year in (2023, 2024)}
+
+
 def test_small_scopes_of_different_years_are_checked_at_once_with_the_results_of_each_alone(tmp_path):
-    """A night's late corrections, one agency each in different years, are checked in one window across their
-    years (every rule once, not once per scope and year): the stored results are those of checking each scope on
+    """A night's late corrections, one agency each in different years, are checked together across their years
+    (every rule once and one Great Expectations slice, not once per scope): the stored results are those of checking each scope on
     its own; each agency's results in the other's year, and those of the agency in neither, are not rewritten;
     the outcomes count the stored failures of both months."""
     scopes = [([month(2019, 3)], ["A"]), ([month(2024, 3)], ["B"])]
     (scope,) = check_scopes(scopes)
     assert (scope.months, scope.agencies) == ([month(2019, 3), month(2024, 3)], ["A", "B"])
-    assert scope.windows == [([month(2019, 3), month(2024, 3)], [Owned([month(2019, 3)], ["A"]),
-                                                                  Owned([month(2024, 3)], ["B"])])]
+    assert scope.slices == [[month(2019, 3), month(2024, 3)]]
+    assert scope.parts == (Owned([month(2019, 3)], ["A"]), Owned([month(2024, 3)], ["B"]))
 
     alone = _two_years(tmp_path / "alone.duckdb")
     for months, agencies in scopes:
@@ -164,7 +200,8 @@ def test_small_scopes_of_different_years_are_checked_at_once_with_the_results_of
 
 
 def test_only_small_scopes_are_merged_and_only_while_they_stay_small():
-    """Every agency's months, or many agencies' years, are checked a calendar year at a time and never merged;
+    """Every agency's months, or many agencies' years, are never merged, and Great Expectations validates them a
+    calendar year's slice at a time;
     scopes of a few agencies are merged until the union would pass SMALL_SCOPE_AGENCY_YEARS."""
     many = [f"agency_{i:03d}" for i in range(SMALL_SCOPE_AGENCY_YEARS // 2 + 1)]
     whole = ([month(2023, 12), month(2024, 1)], None)
@@ -175,9 +212,9 @@ def test_only_small_scopes_are_merged_and_only_while_they_stay_small():
         (*whole, (Owned(*whole),)), (*wide, (Owned(*wide),)),
         ([month(2018, 9), month(2020, 3)], ["A", "B"], (Owned(*first), Owned([month(2020, 3)], ["A", "B"]))),
         (*more, (Owned(*more),))]  # merged with A and B it would be 3 years x 253 agencies
-    assert scopes[0].windows == [([m], [Owned([m], None)]) for m in whole[0]]  # a year at a time
+    assert scopes[0].slices == [[m] for m in whole[0]]  # a year at a time
     assert [s.small for s in scopes] == [False, False, True, True]
-    assert check_scopes([([], ["A"])])[0].windows == []  # nothing to validate
+    assert check_scopes([([], ["A"])])[0].slices == []  # nothing to validate
 
 
 def test_no_months_of_some_agencies_validates_nothing(tmp_path):

@@ -69,26 +69,16 @@ series AS (
     FROM totals
     GROUP BY agency_id, metric_key, frequency, period_start, period_end
 ),
-windowed AS (
-    -- Each checked total with the values of the $history periods before it (a join on the numbers: a list
-    -- window over every row would build lists for the context rows too).
-    SELECT t.agency_id, t.metric_key, t.frequency, t.period_start, t.period_end, t.value, t.file_id, t.sheet,
-           t.row_number, list(h.value) FILTER (WHERE h.n IS NOT NULL) AS prior
-    FROM series AS t
-    LEFT JOIN series AS h
-        ON h.agency_id = t.agency_id AND h.metric_key = t.metric_key AND h.frequency = t.frequency
-       AND h.n BETWEEN t.n - $history::INTEGER AND t.n - 1
-    WHERE list_contains($months, t.period_start)
-    GROUP BY t.agency_id, t.metric_key, t.frequency, t.period_start, t.period_end, t.value, t.file_id, t.sheet,
-             t.row_number
-),
-stats AS (
-    SELECT *, coalesce(len(prior), 0) AS n_prior, list_aggregate(prior, 'median') AS median
-    FROM windowed
-),
 robust AS (
-    SELECT *, 1.4826 * coalesce(list_aggregate(list_transform(prior, lambda x: abs(x - median)), 'median'), 0) AS sigma
-    FROM stats
+    -- Each checked total with the median and the MAD of the $history periods before it in its series: window
+    -- aggregates over the numbered periods, which build no list per row (a join on the numbers collecting them in
+    -- lists cost the same for one year, and 3.3 against 2.5 s for ten).
+    SELECT *, count(value) OVER prior AS n_prior, median(value) OVER prior AS median,
+           1.4826 * coalesce(mad(value) OVER prior, 0) AS sigma
+    FROM series
+    WINDOW prior AS (PARTITION BY agency_id, metric_key, frequency ORDER BY n
+                     ROWS BETWEEN $history::INTEGER PRECEDING AND 1 PRECEDING)
+    QUALIFY list_contains($months, period_start)
 )
 SELECT r.agency_id, r.metric_key, r.period_start, r.period_end, NULL AS dimension, NULL AS category,
        r.value AS observed, r.median AS expected,

@@ -173,9 +173,9 @@ def test_years_checked_at_once_store_and_report_what_each_year_checked_alone_doe
 
 def test_small_scopes_of_different_years_are_checked_at_once_with_the_results_of_each_alone(tmp_path):
     """A night's late corrections, one agency each in different years, are checked together across their years
-    (every rule once and one Great Expectations slice, not once per scope): the stored results are those of checking each scope on
-    its own; each agency's results in the other's year, and those of the agency in neither, are not rewritten;
-    the outcomes count the stored failures of both months."""
+    (every rule once and one Great Expectations slice, not once per scope): the stored results are those of
+    checking each scope on its own; each agency's results in the other's year, and those of the agency in neither,
+    are not rewritten; the outcomes count the stored failures of both months."""
     scopes = [([month(2019, 3)], ["A"]), ([month(2024, 3)], ["B"])]
     (scope,) = check_scopes(scopes)
     assert (scope.months, scope.agencies) == ([month(2019, 3), month(2024, 3)], ["A", "B"])

@@ -154,11 +154,11 @@ def check_scopes(scopes: Iterable[tuple[Sequence[date], Sequence[str] | None]]) 
     merged with the small ones before it while the union stays small, the others as they are.
 
     A merged scope checks each of its agencies in each of its months, one query per rule and one Great
-    Expectations slice instead of one of each per scope (a night's late corrections are a few one-agency scopes in different years; five at
-    3,000 agencies: 1.33-1.49 s one by one -> 0.51-0.54 s merged, docs/decisions.md). Each of its parts then replaces
-    only the results it owns, so the stored results are those of checking each scope alone, and an agency's
-    results in another part's months are left as they were: re-checked, they could disagree with a roll-up that
-    did not rebuild them (a roster changed since, say)."""
+    Expectations slice instead of one of each per scope (a night's late corrections are a few one-agency scopes
+    in different years; five at 3,000 agencies: 1.33-1.49 s one by one -> 0.51-0.54 s merged, docs/decisions.md).
+    Each of its parts then replaces only the results it owns, so the stored results are those of checking each
+    scope alone, and an agency's results in another part's months are left as they were: re-checked, they could
+    disagree with a roll-up that did not rebuild them (a roster changed since, say)."""
     kept: list[CheckScope] = []
     merged: list[CheckScope] = []
     for months, agencies in scopes:

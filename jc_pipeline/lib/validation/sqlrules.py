@@ -87,7 +87,7 @@ def run_sql_rule(con: duckdb.DuckDBPyConnection, rule: Rule, months: Sequence[da
         params = {name: available[name] for name in set(_PARAMETER.findall(text))}
         # The groups checked are counted in DuckDB and only the failing ones leave it (a NULL `failed` counts as
         # passed): memory stays that of the failures however many months are checked at once (ten years at 3,000
-        # agencies: 1.5M groups for breakdowns_sum_to_total, 24 failing).
+        # agencies: 1.5M groups for breakdowns_sum_to_total, 246 failing).
         counted = con.sql(f"SELECT count(*) AS checked, list(r) FILTER (WHERE r.failed) AS failing FROM ({text}) AS r",
                           params=params).to_arrow_table()
         failing = pa.Table.from_struct_array(counted["failing"].combine_chunks().flatten())

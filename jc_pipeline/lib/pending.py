@@ -102,7 +102,6 @@ _KEYED_SQL = """
 """
 _COUNT_ROLLUP_SQL = "UPDATE publish_generations SET rolled_up = rolled_up + 1"
 _GENERATIONS_SQL = "SELECT rolled_up, published, published_upload_seq FROM publish_generations"
-_LATEST_UPLOAD_SQL = "SELECT coalesce(max(upload_seq), 0) FROM source_files"
 _PUBLISHED_SQL = """
     UPDATE publish_generations
     SET published = greatest(published, $rolled_up), published_upload_seq = greatest(published_upload_seq, $uploaded)

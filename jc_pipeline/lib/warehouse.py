@@ -66,10 +66,19 @@ def ensure_contract_schema(con: duckdb.DuckDBPyConnection) -> None:
 
 def missing_tables(con: duckdb.DuckDBPyConnection, names: Sequence[str]) -> set[str]:
     """Which of ``names`` are not tables of the connection's current database and schema."""
+    return _missing(con, names, "BASE TABLE")
+
+
+def missing_views(con: duckdb.DuckDBPyConnection, names: Sequence[str]) -> set[str]:
+    """Which of ``names`` are not views of the connection's current database and schema."""
+    return _missing(con, names, "VIEW")
+
+
+def _missing(con: duckdb.DuckDBPyConnection, names: Sequence[str], table_type: str) -> set[str]:
     rows = con.execute(
-        "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database()"
-        " AND schema_name = current_schema() AND list_contains($names, table_name)",
-        {"names": list(names)},
+        "SELECT table_name FROM information_schema.tables WHERE table_catalog = current_database()"
+        " AND table_schema = current_schema() AND table_type = $table_type AND list_contains($names, table_name)",
+        {"table_type": table_type, "names": list(names)},
     ).fetchall()
     return set(names) - {row[0] for row in rows}
 

@@ -28,7 +28,7 @@ import duckdb
 
 from jc_pipeline.lib.periods import month_start
 from jc_pipeline.lib.state.sqlfiles import run_script, run_statement, sql_files
-from jc_pipeline.lib.warehouse import ensure_contract_schema, missing_tables, transaction
+from jc_pipeline.lib.warehouse import ensure_contract_schema, missing_tables, missing_views, transaction
 
 #: Parameter-free DDL that extends ``state_metrics`` and creates ``state_metric_contributions``.
 SCHEMA_SQL_FILE = "schema.sql"
@@ -136,7 +136,7 @@ def rebuild_state_metrics(
     every_month = sorted({month for months, _ in parts for month in months})
     if not every_month:
         return 0
-    if _missing_views(con, ("state_metric_inputs", "state_expected_agencies")):
+    if missing_views(con, ("state_metric_inputs", "state_expected_agencies")):
         ensure_schema(con)
     contributions = [path for path in BUILD_SQL_FILES if path.endswith("_contributions.sql")]
     sums = [path for path in BUILD_SQL_FILES if path not in contributions]
@@ -181,15 +181,6 @@ def _checked_threshold(value: float) -> float:
     if math.isnan(threshold) or not 0.0 <= threshold <= 1.0:
         raise ValueError(f"breakdown_coverage_threshold must be a share between 0 and 1, got {value!r}")
     return threshold
-
-
-def _missing_views(con: duckdb.DuckDBPyConnection, names: Sequence[str]) -> set[str]:
-    rows = con.execute(
-        "SELECT view_name FROM duckdb_views() WHERE database_name = current_database()"
-        " AND schema_name = current_schema() AND list_contains($names, view_name)",
-        {"names": list(names)},
-    ).fetchall()
-    return set(names) - {row[0] for row in rows}
 
 
 __all__ = [

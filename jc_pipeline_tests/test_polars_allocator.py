@@ -38,4 +38,3 @@ def test_memory_polars_freed_is_reused_by_the_next_batch_not_faulted_in_again() 
     # Two 64 MB columns a round: ~31,000 pages faulted in again when returned to the system.
     assert returned > 20_000
     assert kept < returned // 10
-

@@ -3,10 +3,11 @@
 import os
 
 #: Polars' allocator (jemalloc) settings for every process that imports the pipeline: freed memory is kept ten
-#: seconds for reuse (Polars' build says half a second for dirty pages, one for muzzy ones). docs/decisions.md,
-#: "Polars keeps freed memory ten seconds".
+#: seconds for reuse (Polars sets half a second for dirty pages, one for muzzy ones, to keep its memory small).
+#: docs/decisions.md, "Polars keeps freed memory ten seconds".
 POLARS_ALLOCATOR = "dirty_decay_ms:10000,muzzy_decay_ms:10000"
 
-# jemalloc reads its settings once, when Polars is first imported: so here, before any module of the package can
-# import it. A value in the environment wins (an operator's, or a test's).
+# Polars appends the environment's value to its own settings when it is imported, and jemalloc reads them once: so
+# here, before any module of the package can import Polars. A value already in the environment wins (an
+# operator's, or a test's).
 os.environ.setdefault("_RJEM_MALLOC_CONF", POLARS_ALLOCATOR)

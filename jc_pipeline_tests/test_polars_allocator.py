@@ -19,7 +19,7 @@ before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 churn()
 print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
 """
-# Polars' build settings, as jemalloc reports them (stats_print: opt.dirty_decay_ms 500, opt.muzzy_decay_ms 1000).
+# Polars' own settings (polars/__init__.py sets them, then appends any value found in the environment).
 _POLARS_OWN = "dirty_decay_ms:500,muzzy_decay_ms:1000"
 
 

@@ -158,6 +158,8 @@ class WorkbookReader:
             self._requests.put(source)
 
     def _stop(self) -> None:
+        # Not child_process.stop, which closes stdin too: the request thread owns stdin and closes it on the None
+        # (closed from here, a request still queued before the None would raise ValueError there, not OSError).
         if self._worker is None:
             return
         self._requests.put(None)

@@ -201,8 +201,8 @@ def test_small_scopes_of_different_years_are_checked_at_once_with_the_results_of
 
 def test_only_small_scopes_are_merged_and_only_while_they_stay_small():
     """Every agency's months, or many agencies' years, are never merged, and Great Expectations validates them a
-    calendar year's slice at a time;
-    scopes of a few agencies are merged until the union would pass SMALL_SCOPE_AGENCY_YEARS."""
+    calendar year's slice at a time; scopes of a few agencies are merged until the union would pass
+    SMALL_SCOPE_AGENCY_YEARS."""
     many = [f"agency_{i:03d}" for i in range(SMALL_SCOPE_AGENCY_YEARS // 2 + 1)]
     whole = ([month(2023, 12), month(2024, 1)], None)
     wide = ([month(2023, 12), month(2024, 1)], many)  # just over the bound: two years

@@ -8,6 +8,7 @@ import pytest
 from jc_pipeline.lib.demo import write_demo_state
 from jc_pipeline.lib.paths import DataLayout
 from jc_pipeline.runner import RunFailed, execute_in_process, run_pipeline
+from jc_pipeline_tests.report_support import Page
 from jc_pipeline_tests.test_warehouse_docs import QUESTIONS
 
 pytestmark = pytest.mark.slow
@@ -46,7 +47,11 @@ def test_first_run_publishes_every_table(demo):
         SELECT 'definitions', count(*) FROM metric_definitions"""))
     assert counts["files"] > 0 and counts["datapoints"] > 0 and counts["state"] > 0
     assert counts["definitions"] == 117
-    assert (layout.reports / "data_quality" / "index.html").exists()
+    # The data-quality report links every agency with findings to its feedback page; it keeps no page of its own.
+    index = layout.reports / "data_quality" / "index.html"
+    links = [a["href"] for a in Page(index.read_text(encoding="utf-8")).all("a")]
+    assert links and all(href.startswith("../agencies/") and (index.parent / href).is_file() for href in links)
+    assert [p.name for p in index.parent.glob("*.html")] == ["index.html"]
 
 
 def test_registry_tables_hold_every_metric_and_category(demo):

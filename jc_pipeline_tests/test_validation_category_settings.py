@@ -12,7 +12,7 @@ import dagster as dg
 import pytest
 
 from jc_pipeline.defs.normalize.checks import rule_check_result, rule_check_specs
-from jc_pipeline.lib import state, validation
+from jc_pipeline.lib import feedback, state, validation
 from jc_pipeline.lib.reference import write_reference_tables
 from jc_pipeline.lib.roster import (
     AGENCIES_FILE,
@@ -24,7 +24,6 @@ from jc_pipeline.lib.roster import (
     load_roster,
 )
 from jc_pipeline.lib.validation import expectations
-from jc_pipeline.lib.validation.report import _page_name
 from jc_pipeline_tests.test_validation_support import REGISTRY, Warehouse, month
 
 RULE = "category_enabled"
@@ -180,9 +179,12 @@ def test_the_flagged_datapoint_still_counts_in_the_state_numbers(wh):
 
 
 def test_the_html_report_says_what_it_means_and_what_to_do(wh, tmp_path):
-    index = validation.write_quality_report(wh.con, tmp_path, generated_at=datetime(2025, 6, 15))
+    state.ensure_schema(wh.con)  # the feedback's missing periods read the state views
+    pages = feedback.write_agency_feedback(wh.con, tmp_path / "agencies", generated_at=datetime(2025, 6, 15))
+    index = validation.write_quality_report(wh.con, tmp_path / "data_quality", generated_at=datetime(2025, 6, 15),
+                                            agency_pages={"LE": f"../agencies/{pages['LE'].html.name}"})
     rule = validation.RULES_BY_NAME[RULE]
-    html = (index.parent / _page_name("LE")).read_text()
+    html = pages["LE"].html.read_text()
     for text in (rule.title, rule.description, rule.remedy, "offense_type: Public Order Offenses", "arrests_by_type",
                  "<td>4</td>", "your settings turn this category off"):
         assert text.replace("'", "&#x27;") in html, text

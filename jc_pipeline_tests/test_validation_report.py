@@ -1,4 +1,5 @@
-"""The agency-facing HTML data-quality report."""
+"""The HTML data-quality report: its index of agencies with findings, linked to their feedback pages, and what
+those pages say about each finding."""
 
 from __future__ import annotations
 
@@ -8,13 +9,15 @@ import duckdb
 import pyarrow as pa
 import pytest
 
-from jc_pipeline.lib import validation
-from jc_pipeline.lib.validation.report import UNASSIGNED, ByAgency, _page_name
+from jc_pipeline.lib import feedback, state, validation
+from jc_pipeline.lib.validation.report import UNASSIGNED, ByAgency
+from jc_pipeline_tests.report_support import Page
 from jc_pipeline_tests.test_validation_support import Warehouse, month
 
 MARCH = month(2025, 3)
 ARRESTS = "LAW_ENFORCEMENT_ARRESTS"
 PATH = "inbox/A/LAW_ENFORCEMENT/arrests 2025.xlsx"
+GENERATED = datetime(2025, 6, 15, 6, 0)
 
 
 @pytest.fixture(scope="module")
@@ -40,25 +43,40 @@ def report(tmp_path_factory):
                          ("global/biological_sex", "MALE")):
             wh.add("C", ARRESTS, month(2025, m), 10, dimension=dim, category=cat)
     wh.validate([month(2025, 1), month(2025, 2), MARCH])
-    out = root / "report"
+    out = root / "data_quality"
     out.mkdir()
-    (out / "agency-stale-00000000.html").write_text("old")
-    index = validation.write_quality_report(wh.con, out, generated_at=datetime(2025, 6, 15, 6, 0))
-    return index
+    for old in ("agency-stale-00000000.html", ".page-digests.json"):  # what versions before 2026-12-05 wrote here
+        (out / old).write_text("old")
+    state.ensure_schema(wh.con)  # the feedback's missing periods read the state views
+    pages = feedback.write_agency_feedback(wh.con, root / "agencies", generated_at=GENERATED)
+    links = feedback.existing_links(wh.con, root / "agencies", "../agencies")
+    index = validation.write_quality_report(wh.con, out, generated_at=GENERATED,
+                                            agency_pages={a: link.html for a, link in links.items()})
+    return wh, index, pages
 
 
-def test_index_links_every_agency_with_findings(report):
-    html = report.read_text()
-    assert report.name == "index.html"
-    assert f'href="{_page_name("A")}"' in html
+def test_index_links_every_agency_with_findings_to_its_feedback_page(report):
+    _, index, pages = report
+    html = index.read_text()
+    assert index.name == "index.html"
+    hrefs = [a["href"] for a in Page(html).all("a")]
+    assert hrefs == [f"../agencies/{pages[a].html.name}" for a in ("A", UNASSIGNED)]
+    assert all((index.parent / href).is_file() for href in hrefs)
     assert "Clean County" not in html and "1 agencies on the roster have none" in html
     assert "&lt;b&gt;Sheriff &amp; Co&lt;/b&gt;" in html and "<b>Sheriff" not in html
-    assert not (report.parent / "agency-stale-00000000.html").exists()
-    assert not (report.parent / _page_name("C")).exists()
+    assert "2025-06-15 06:00" in html
+    assert sorted(p.name for p in index.parent.iterdir()) == ["index.html"]  # no copy of the pages left beside it
+
+
+def test_an_agency_without_a_page_is_listed_unlinked(report, tmp_path):
+    wh, _, _ = report
+    html = validation.write_quality_report(wh.con, tmp_path, generated_at=GENERATED, agency_pages={}).read_text()
+    assert not Page(html).all("a") and "&lt;b&gt;Sheriff &amp; Co&lt;/b&gt; (A)" in html
 
 
 def test_agency_page_says_what_where_and_what_to_do(report):
-    html = (report.parent / _page_name("A")).read_text()
+    _, _, pages = report
+    html = pages["A"].html.read_text()
     rule = validation.RULES_BY_NAME["category_is_member"]
     for text in (PATH, "arrests_by_type", "<td>7</td>", "BOGUS", rule.title, rule.description, rule.remedy,
                  "2025-03", "offense_type: BOGUS"):
@@ -68,39 +86,12 @@ def test_agency_page_says_what_where_and_what_to_do(report):
 
 
 def test_report_is_static_and_escapes_data(report):
-    for page in report.parent.glob("*.html"):
+    _, index, pages = report
+    for page in [index, *(p.html for p in pages.values())]:
         html = page.read_text()
         assert "<script" not in html and "http://" not in html and "https://" not in html
-    unassigned = (report.parent / _page_name("(no agency)")).read_text()
+    unassigned = pages[UNASSIGNED].html.read_text()
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in unassigned and "inbox/stray.csv" in unassigned
-
-
-def test_pages_are_rewritten_only_when_their_findings_change(tmp_path):
-    wh = Warehouse(tmp_path / "w.duckdb")
-    for agency in ("A", "B"):
-        wh.agency(agency, ["LAW_ENFORCEMENT"])
-        wh.add(agency, ARRESTS, MARCH, -1)  # value_not_negative fails for both
-    wh.validate([MARCH])
-    out = tmp_path / "report"
-    first, later = datetime(2025, 6, 15, 6, 0), datetime(2025, 6, 16, 6, 0)
-    validation.write_quality_report(wh.con, out, generated_at=first)
-    page_a, page_b = out / _page_name("A"), out / _page_name("B")
-    assert "2025-06-15 06:00" in page_a.read_text() and page_b.is_file()
-
-    wh.con.execute("DELETE FROM agency_metrics WHERE agency_id = 'B'")  # B withdraws its data
-    wh.add("A", ARRESTS, month(2025, 4), -2)  # A gets a new finding
-    wh.validate([MARCH, month(2025, 4)])
-    index = validation.write_quality_report(wh.con, out, generated_at=later)
-    assert "2025-06-16 06:00" in page_a.read_text()  # changed: written again
-    assert not page_b.exists()  # no findings any more: no page
-    assert "2025-06-16 06:00" in index.read_text()
-
-    wh.agency("C", ["LAW_ENFORCEMENT"])
-    wh.add("C", ARRESTS, MARCH, -3)
-    wh.validate([MARCH])
-    validation.write_quality_report(wh.con, out, generated_at=datetime(2025, 6, 17, 6, 0))
-    assert "2025-06-16 06:00" in page_a.read_text()  # unchanged: kept as it was
-    assert "2025-06-17 06:00" in (out / _page_name("C")).read_text()
 
 
 def test_rows_by_agency_digest_counts_and_rows_of_the_agencies_asked():

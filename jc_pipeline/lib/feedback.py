@@ -1,10 +1,11 @@
 """Agency feedback: per agency a workbook (``<agency_id>.xlsx``) and an HTML page (``<agency_id>.html``).
 
 Both list every row ingest rejected or warned about and every failed check, with file, sheet, row, column, value,
-the rule and what to do, plus the periods the agency is still expected to send. The HTML page is the validation
-report's agency page (:mod:`jc_pipeline.lib.validation.report`, reused, not copied) with the missing periods
-added; the workbook holds the complete lists (the page shows at most 200 rows per rule) so an agency can filter
-and tick them off. Workbook cells are written by type and text is neutralized against formula injection
+the rule and what to do, plus the periods the agency is still expected to send. The HTML page is the agency's
+page of the data-quality report too (its index links here): the findings as
+:func:`jc_pipeline.lib.validation.report.agency_body` lays them out, then the missing periods. The workbook holds
+the complete lists (the page shows at most 200 rows per rule) so an agency can filter and tick them off.
+Workbook cells are written by type and text is neutralized against formula injection
 (:class:`jc_pipeline.lib.export.XlsxWorkbook`): file names and values come from agencies' files.
 
 File names: the agency id when it is a plain id (letters, digits, ``_``, ``-``), else a slug plus a hash of the

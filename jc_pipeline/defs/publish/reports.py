@@ -1,8 +1,8 @@
 """Publish: the people-facing products of a run, read from the published warehouse (read-only, never blocking).
 
-`data_quality_report` (a page per agency with findings), `agency_feedback` (a workbook and a page per agency) and
-`state_report` (the state's HTML report, linking to the feedback pages). All are in the "publish" group, so
-publish_job materializes them after every new warehouse.
+`agency_feedback` (a workbook and a page per agency), `data_quality_report` (the agencies with findings, linking
+to their feedback pages) and `state_report` (the state's HTML report, linking to the feedback pages too). All are
+in the "publish" group, so publish_job materializes them after every new warehouse.
 """
 
 import os
@@ -58,13 +58,17 @@ def _identity(path: Path) -> tuple:
     return path, stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns
 
 
-@dg.asset(deps=["analyst_warehouse"], group_name="publish", kinds={"html"})
+@dg.asset(deps=["analyst_warehouse", "agency_feedback"], group_name="publish", kinds={"html"})
 def data_quality_report(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
-    """Static HTML data-quality report: per agency, every rejected row and failed check with file, sheet, row,
-    the rule in plain words and what to do. Opens in any browser, no server."""
+    """`reports/data_quality/index.html`: every agency with findings, its errors and warnings of checks and of
+    ingest, linked to its feedback page (every rejected row and failed check with file, sheet, row, the rule in
+    plain words and what to do), and the catalogue of checks. Static HTML: opens in any browser, no server."""
     with _published(warehouse) as (con, shared):
+        links = feedback.existing_links(con, warehouse.layout.reports / "agencies", "../agencies")
         index = validation.write_quality_report(con, warehouse.layout.reports / "data_quality",
-                                                generated_at=datetime.now(UTC), found=shared(validation.Findings.of))
+                                                generated_at=datetime.now(UTC),
+                                                agency_pages={a: link.html for a, link in links.items()},
+                                                found=shared(validation.Findings.of))
     return dg.MaterializeResult(metadata={"path": dg.MetadataValue.path(str(index))})
 
 

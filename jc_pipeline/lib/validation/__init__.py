@@ -8,8 +8,9 @@ Public API (used by the Dagster layer; no dagster import here):
   several (months, agencies) at once, as the rebuilds of a nightly run.
 * :func:`expired_verdicts` — stored failures the calendar has overturned (a period reported before it ended).
 * :func:`check_structure` — structural problems that must block the state roll-up (empty list = fine).
-* :func:`write_quality_report` — the static HTML data-quality report (index + one page per agency), from
-  :class:`Findings` (failed checks and rejected rows by agency; the agency feedback lists them too).
+* :func:`write_quality_report` — the static HTML data-quality report's index (agencies with findings, linked to
+  their feedback pages), from :class:`Findings` (failed checks and rejected rows by agency; the agency feedback
+  lists them).
 * :func:`preload` — optional: start Great Expectations' worker process, which imports it (~2.4 s of CPU) on the
   other core while the caller goes on.
 

@@ -1,16 +1,15 @@
-"""The agency-facing data-quality report: static HTML (no script, no network), one page per agency.
+"""The data-quality report's index and the agency pages' findings: static HTML (no script, no network).
 
-Each agency page lists, per rule, what failed and where (file, sheet, row), the rule in plain words and what to
+The index (:func:`write_quality_report`) lists the agencies with findings and links each to its page, which the
+agency feedback writes (:mod:`jc_pipeline.lib.feedback`, from :func:`agency_body`). Each agency page lists, per rule, what failed and where (file, sheet, row), the rule in plain words and what to
 do, followed by the rows ingest rejected or warned about (``rejected_rows``), since agencies fix both the same
 way: by correcting and re-sending their files. Every value from the warehouse is HTML-escaped.
 """
 
 from __future__ import annotations
 
-import hashlib
-import re
 from collections import defaultdict
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from functools import lru_cache
@@ -24,15 +23,16 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from jc_pipeline.lib.page_digests import PageDigests
-from jc_pipeline.lib.paths import FileWriter, replace_file
+from jc_pipeline.lib.page_digests import DIGESTS_FILE
+from jc_pipeline.lib.paths import replace_file
 from jc_pipeline.lib.periods import period_label
 from jc_pipeline.lib.validation.rules import ERROR, RULES, RULES_BY_NAME, WARNING
 
 #: Rows shown per rule (or per ingest rule) on an agency page; the rest are counted, not listed.
 MAX_ROWS_PER_SECTION = 200
 UNASSIGNED = "(no agency)"
-_PAGE_PREFIX = "agency-"
+#: The agency pages versions before 2026-12-05 wrote beside the index (now the feedback's pages hold them).
+_OLD_PAGES = "agency-*.html"
 
 # Breakdowns are shown as agencies write them: the upload column and the category's display value. A dimension has
 # one upload column per metric (the registry's); min() rather than any_value() keeps that true by construction.
@@ -60,13 +60,16 @@ ORDER BY f.agency_id, r.severity, f.path, r.sheet, r.row_number
 
 
 def write_quality_report(con: duckdb.DuckDBPyConnection, out_dir: Path, *, generated_at: datetime,
-                         found: Findings | None = None) -> Path:
-    """Write ``out_dir/index.html`` and one ``agency-*.html`` per agency with findings; return the index path.
+                         agency_pages: Mapping[str, str], found: Findings | None = None) -> Path:
+    """Write ``out_dir/index.html`` and return its path: the agencies with findings, their errors and warnings of
+    checks and of ingest, each linked to its page (``agency_pages``: href by agency id, an agency without one
+    listed unlinked), and the catalogue of checks in plain words.
 
-    Findings are the current failing rows of ``validation_results`` and all of ``rejected_rows`` (``found``:
-    :meth:`Findings.of` the same warehouse when the caller has it already). An agency's page is rewritten only
-    when its findings changed (:class:`~jc_pipeline.lib.page_digests.PageDigests`); pages of agencies without
-    findings any more are removed, so an agency that fixed everything has no stale page.
+    The pages are the agency feedback's (:mod:`jc_pipeline.lib.feedback`): one page per agency with these findings
+    and its missing periods. Findings are the current failing rows of ``validation_results`` and all of
+    ``rejected_rows`` (``found``: :meth:`Findings.of` the same warehouse when the caller has it already). The
+    agency pages an earlier version wrote into ``out_dir`` (the same findings, without the missing periods) are
+    removed, so no stale copy stays beside the index.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -76,27 +79,13 @@ def write_quality_report(con: duckdb.DuckDBPyConnection, out_dir: Path, *, gener
     findings, rejects = found.checks, found.rejects
     if generated_at.tzinfo is not None:  # naive times are taken as UTC already
         generated_at = generated_at.astimezone(UTC)
-    stamp = generated_at.strftime("%Y-%m-%d %H:%M")
-
-    digests = PageDigests(out_dir)
-    summary = [(agency, _page_name(agency), findings.counts.get(agency), rejects.counts.get(agency))
+    summary = [(agency, agency_pages.get(agency), findings.counts.get(agency), rejects.counts.get(agency))
                for agency in sorted(set(findings.counts) | set(rejects.counts), key=lambda a: (a == UNASSIGNED, a))]
-    stale = [agency for agency, page, _, _ in summary
-             if digests.stale(agency, [names.get(agency), findings.digest(agency), rejects.digest(agency)],
-                              [out_dir / page])]
-    stale_findings, stale_rejects = findings.rows_of(stale), rejects.rows_of(stale)
-    with FileWriter() as writer:  # every page written before the digests that record it
-        for agency in stale:
-            title = f"Data quality — {agency_title(agency, names)}"
-            body = agency_body(agency, names, stale_findings.get(agency, []), stale_rejects.get(agency, []), stamp)
-            writer.write(out_dir / _page_name(agency), render_page(title, body))
-    current = {page for _, page, _, _ in summary}
-    for old in out_dir.glob(f"{_PAGE_PREFIX}*.html"):
-        if old.name not in current:
-            old.unlink(missing_ok=True)
-    digests.save()
     index = out_dir / "index.html"
-    replace_file(index, render_page("Data quality report", index_body(summary, names, stamp)))
+    replace_file(index, render_page("Data quality report",
+                                    index_body(summary, names, generated_at.strftime("%Y-%m-%d %H:%M"))))
+    for old in [*out_dir.glob(_OLD_PAGES), out_dir / DIGESTS_FILE]:
+        old.unlink(missing_ok=True)
     return index
 
 
@@ -152,7 +141,7 @@ class ByAgency:
                        for agency, *counts in con.from_arrow(rows).query("agency_rows", _AGENCY_ROWS_SQL).fetchall()}
 
     def digest(self, agency: str) -> str | None:
-        """The digest of the agency's rows (None: it has none), for :class:`PageDigests`."""
+        """The digest of the agency's rows (None: it has none), for :class:`~jc_pipeline.lib.page_digests.PageDigests`."""
         rows = self.counts.get(agency)
         return rows.digest if rows else None
 
@@ -182,15 +171,16 @@ class Findings:
 # ---- pages ------------------------------------------------------------------------------------------------------
 
 
-def index_body(summary: Sequence[tuple[str, str, AgencyRows | None, AgencyRows | None]], names: dict[str, str],
-               stamp: str) -> str:
-    """The index of agency pages: per agency (``summary``: agency, page, its findings and its rejected rows) the
-    errors and warnings of checks and of ingest."""
+def index_body(summary: Sequence[tuple[str, str | None, AgencyRows | None, AgencyRows | None]],
+               names: dict[str, str], stamp: str) -> str:
+    """The index of agency pages: per agency (``summary``: agency, its page or None, its findings and its rejected
+    rows) the errors and warnings of checks and of ingest."""
     rows = []
     for agency, page, findings, rejects in summary:
         counts = [n for found in (findings, rejects) for n in ((found.errors, found.warnings) if found else (0, 0))]
+        title = escape(agency_title(agency, names))
         rows.append(
-            f'<tr><td><a href="{escape(page)}">{escape(agency_title(agency, names))}</a></td>'
+            (f'<tr><td><a href="{escape(page)}">{title}</a></td>' if page else f"<tr><td>{title}</td>")
             + "".join(f'<td class="num">{n}</td>' for n in counts)
             + f"<td>{status_badge(counts[0] + counts[2], counts[1] + counts[3])}</td></tr>"
         )
@@ -294,12 +284,6 @@ def render_page(title: str, body: str) -> str:
 @lru_cache(maxsize=1)  # read once per process, not once per page (thousands per publish)
 def _page_template() -> Template:
     return Template(resources.files(__package__).joinpath("report.html").read_text(encoding="utf-8"))
-
-
-def _page_name(agency_id: str) -> str:
-    """A safe, unique file name for an agency page: agency ids are data, never path parts."""
-    slug = re.sub(r"[^A-Za-z0-9_-]+", "_", agency_id)[:40]
-    return f"{_PAGE_PREFIX}{slug}-{hashlib.sha256(agency_id.encode()).hexdigest()[:8]}.html"
 
 
 def agency_title(agency: str, names: dict[str, str]) -> str:

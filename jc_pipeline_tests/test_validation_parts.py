@@ -64,6 +64,20 @@ def test_the_parts_find_what_the_whole_slice_validated_at_once_finds(table):
     assert all(checked == table.num_rows and error is None for _, checked, error in parts.values())
 
 
+def test_slices_are_validated_without_fingerprinting_them(table, monkeypatch):
+    """GX would hash every row of each slice only to label the batch; the package turns that off (its cost grows
+    with the slice: ~1.1 s of a full build's checks at 3,000 agencies)."""
+    from great_expectations.execution_engine import pandas_execution_engine
+
+    def fingerprint(frame):
+        raise AssertionError(f"a batch of {len(frame)} rows was fingerprinted")
+
+    monkeypatch.setattr(pandas_execution_engine, "hash_pandas_dataframe", fingerprint)
+    found = expectations.validate(expectations.expectation_specs(REGISTRY), table)
+    assert [error for _, _, _, error in found] == [None] * len(found)
+    assert any(ids for _, ids, _, _ in found)  # it validated: rules failed rows
+
+
 def test_per_value_expectations_see_each_combination_once_and_the_unique_one_every_row(table):
     per_value, per_row = expectations.parts(expectations.expectation_specs(REGISTRY), table)
     assert [name for _, name, _ in per_row.specs] == ["ExpectCompoundColumnsToBeUnique"]

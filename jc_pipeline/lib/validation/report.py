@@ -1,9 +1,10 @@
 """The data-quality report's index and the agency pages' findings: static HTML (no script, no network).
 
 The index (:func:`write_quality_report`) lists the agencies with findings and links each to its page, which the
-agency feedback writes (:mod:`jc_pipeline.lib.feedback`, from :func:`agency_body`). Each agency page lists, per rule, what failed and where (file, sheet, row), the rule in plain words and what to
-do, followed by the rows ingest rejected or warned about (``rejected_rows``), since agencies fix both the same
-way: by correcting and re-sending their files. Every value from the warehouse is HTML-escaped.
+agency feedback writes (:mod:`jc_pipeline.lib.feedback`, from :func:`agency_body`). Each agency page lists, per
+rule, what failed and where (file, sheet, row), the rule in plain words and what to do, followed by the rows ingest
+rejected or warned about (``rejected_rows``), since agencies fix both the same way: by correcting and re-sending
+their files. Every value from the warehouse is HTML-escaped.
 """
 
 from __future__ import annotations
@@ -141,7 +142,8 @@ class ByAgency:
                        for agency, *counts in con.from_arrow(rows).query("agency_rows", _AGENCY_ROWS_SQL).fetchall()}
 
     def digest(self, agency: str) -> str | None:
-        """The digest of the agency's rows (None: it has none), for :class:`~jc_pipeline.lib.page_digests.PageDigests`."""
+        """The digest of the agency's rows (None: it has none), for
+        :class:`~jc_pipeline.lib.page_digests.PageDigests`."""
         rows = self.counts.get(agency)
         return rows.digest if rows else None
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
+import duckdb
 
 from jc_pipeline.defs.resources import WarehouseResource
 from jc_pipeline.lib import feedback, report, validation
@@ -58,13 +59,26 @@ def _identity(path: Path) -> tuple:
     return path, stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns
 
 
+def _feedback_dir(warehouse: WarehouseResource) -> Path:
+    """Where agency_feedback writes: ``reports/agencies``, beside the data-quality report's and the state report's
+    folders."""
+    return warehouse.layout.reports / "agencies"
+
+
+def _feedback_links(con: duckdb.DuckDBPyConnection, warehouse: WarehouseResource) -> dict[str, report.AgencyLinks]:
+    """Each agency's feedback page and workbook, as links from a report folder beside the feedback's (the
+    data-quality report's and the state report's)."""
+    folder = _feedback_dir(warehouse)
+    return feedback.existing_links(con, folder, f"../{folder.name}")
+
+
 @dg.asset(deps=["analyst_warehouse", "agency_feedback"], group_name="publish", kinds={"html"})
 def data_quality_report(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     """`reports/data_quality/index.html`: every agency with findings, its errors and warnings of checks and of
     ingest, linked to its feedback page (every rejected row and failed check with file, sheet, row, the rule in
     plain words and what to do), and the catalogue of checks. Static HTML: opens in any browser, no server."""
     with _published(warehouse) as (con, shared):
-        links = feedback.existing_links(con, warehouse.layout.reports / "agencies", "../agencies")
+        links = _feedback_links(con, warehouse)
         index = validation.write_quality_report(con, warehouse.layout.reports / "data_quality",
                                                 generated_at=datetime.now(UTC),
                                                 agency_pages={a: link.html for a, link in links.items()},
@@ -78,7 +92,7 @@ def agency_feedback(context: dg.AssetExecutionContext, warehouse: WarehouseResou
     every failed check (file, sheet, row, column, value, rule, what to do), plus the periods the agency is still
     expected to send. The files to send each agency after a run; an agency's files are rewritten only when what
     they say changed."""
-    out_dir = warehouse.layout.reports / "agencies"
+    out_dir = _feedback_dir(warehouse)
     with _published(warehouse) as (con, shared):
         written = feedback.write_agency_feedback(con, out_dir, generated_at=datetime.now(UTC),
                                                  expected=shared(report.expected_periods),
@@ -99,10 +113,9 @@ def state_report(context: dg.AssetExecutionContext, warehouse: WarehouseResource
     data-quality summary linking to each agency's feedback page. Static, offline, no script: open it in any
     browser or mail it."""
     out_dir = warehouse.layout.reports / "state"
-    agencies_dir = warehouse.layout.reports / "agencies"
     with _published(warehouse) as (con, shared):
-        links = feedback.existing_links(con, agencies_dir, "../agencies")
-        index = report.write_state_report(con, out_dir, generated_at=datetime.now(UTC), agency_links=links,
+        index = report.write_state_report(con, out_dir, generated_at=datetime.now(UTC),
+                                          agency_links=_feedback_links(con, warehouse),
                                           expected=shared(report.expected_periods))
     return dg.MaterializeResult(metadata={"path": dg.MetadataValue.path(str(index)),
                                           "size_kb": round(index.stat().st_size / 1024)})

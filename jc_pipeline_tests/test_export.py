@@ -137,6 +137,35 @@ def test_workbook_written_into_memory_is_the_one_written_to_a_file(tmp_path):
     assert not memory.closed and memory.getvalue() == (tmp_path / "w.xlsx").read_bytes()
 
 
+def test_workbook_container_is_the_one_zipfile_writes(tmp_path):
+    """The zip is written by hand (export._Zip); the standard library, given the same parts, writes the same bytes.
+    A sheet longer than one deflated piece and a part shared by many workbooks (deflated once) included."""
+    rows = [(i, f"agency {i % 97}", date(2020, 1 + i % 12, 1), None if i % 3 else "=x") for i in range(20_000)]
+    for target in (tmp_path / "a.xlsx", tmp_path / "b.xlsx"):
+        with export.XlsxWorkbook(target) as workbook:
+            workbook.add_sheet("big", ("n", "name", "day", "t"), rows, autofilter=True)
+            workbook.add_sheet("small", ("a",), [("b",)])
+    ours = (tmp_path / "b.xlsx").read_bytes()
+    assert (tmp_path / "a.xlsx").read_bytes() == ours
+    with zipfile.ZipFile(io.BytesIO(ours)) as archive:
+        assert archive.testzip() is None  # every part's CRC and size check out
+        parts = [(info.filename, archive.read(info)) for info in archive.infolist()]
+    assert parts[0][0] == "xl/worksheets/sheet1.xml" and len(parts[0][1]) > 4 * (1 << 16)
+    expected = io.BytesIO()
+    with zipfile.ZipFile(expected, "w") as archive:
+        for name, data in parts:
+            entry = zipfile.ZipInfo(name, (1980, 1, 1, 0, 0, 0))
+            entry.compress_type, entry.external_attr = zipfile.ZIP_DEFLATED, 0o600 << 16
+            archive.writestr(entry, data, compresslevel=1)
+    assert ours == expected.getvalue()
+
+
+def test_workbook_past_the_zip_limit_is_refused_with_the_way_out(tmp_path):
+    match = "over 2 GiB at its part huge.xml; export this table as csv"
+    with export.XlsxWorkbook(tmp_path / "w.xlsx") as workbook, pytest.raises(export.ExportError, match=match):
+        workbook._zip.add("huge.xml", 0, 1 << 31, b"")
+
+
 def test_parquet_round_trips_exactly(con, tmp_path):
     paths = export.export_tables(con, tmp_path, tables=export.DEFAULT_TABLES, fmt="parquet")
     assert [p.name for p in paths] == [f"{t}.parquet" for t in export.DEFAULT_TABLES]

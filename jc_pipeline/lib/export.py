@@ -12,11 +12,12 @@ format that spreadsheets do not evaluate, so it keeps the data exactly.
 
 from __future__ import annotations
 
-import io
 import math
 import re
-import zipfile
-from collections.abc import Iterable, Sequence
+import struct
+import zlib
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import date, datetime
 from decimal import Decimal
 from functools import lru_cache
@@ -136,7 +137,8 @@ def write_xlsx(path: Path, frames: dict[str, pl.DataFrame]) -> Path:
 
 class XlsxWorkbook:
     """A minimal streaming XLSX writer: typed cells, inline strings, a bold frozen header row, column widths and
-    an optional autofilter; sheets are written one after the other straight into the zip, row by row.
+    an optional autofilter; sheets are written one after the other, row by row, deflated as they come (each
+    sheet is held deflated, a tenth of its XML, until it ends, then written to the file: :class:`_Zip`).
 
     Written directly rather than through xlsxwriter, which spends ~10-20 us of Python per cell and ~10 ms per
     workbook: the agency feedback writes a workbook per agency on every run (docs/decisions.md). The parts are
@@ -149,7 +151,7 @@ class XlsxWorkbook:
 
     def __init__(self, target: Path | BinaryIO) -> None:
         """Write the workbook to the file ``target`` or into the binary file object ``target`` (left open)."""
-        self._zip = zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED)
+        self._zip = _Zip(target)
         self._sheets: list[tuple[str, int, int]] = []  # name, rows written (with the header), filtered columns
 
     def __enter__(self) -> XlsxWorkbook:
@@ -165,8 +167,7 @@ class XlsxWorkbook:
         letters = _column_letters(len(header))
         part = f"xl/worksheets/sheet{len(self._sheets) + 1}.xml"
         count = 0
-        with self._zip.open(_entry(part), "w") as raw:  # no Zip64: Excel may call such files damaged
-            out = io.TextIOWrapper(raw, encoding="utf-8", newline="")
+        with self._zip.part(part) as out:
             out.write(_sheet_start(tuple(header), tuple(widths or ())))
             for count, row in enumerate(rows, start=1):
                 r = count + 1
@@ -177,14 +178,12 @@ class XlsxWorkbook:
             if autofilter and letters:
                 out.write(f'<autoFilter ref="A1:{letters[-1]}{count + 1}"/>')
             out.write("</worksheet>")
-            out.flush()
-            out.detach()
         self._sheets.append((name, count + 1, len(letters) if autofilter else 0))
         return count
 
     def close(self) -> None:
         """Write the workbook parts that list the sheets and close the file."""
-        if self._zip.fp is None:
+        if self._zip.closed:
             return
         n = len(self._sheets)
         sheets = "".join(f'<sheet name="{_attribute(name)}" sheetId="{i}" r:id="rId{i}"/>'
@@ -216,7 +215,7 @@ class XlsxWorkbook:
             "xl/styles.xml": _STYLES,
         }
         for part, text in parts.items():
-            self._zip.writestr(_entry(part), text.encode("utf-8"))
+            self._zip.add(part, *_deflated(text))
         self._zip.close()
 
 
@@ -307,16 +306,103 @@ def column_letter(index: int) -> str:
     return letters
 
 
-def _entry(name: str) -> zipfile.ZipInfo:
-    info = zipfile.ZipInfo(name, (1980, 1, 1, 0, 0, 0))
-    info.compress_type = zipfile.ZIP_DEFLATED
-    # Deflate's fastest level: the feedback writes a workbook per agency on every run, and zipfile's default
-    # (level 6) made 3,000 of them only 5% smaller for ~0.2 s more CPU. Set on the entry because ZipFile.open
-    # ignores the archive's compresslevel for a ZipInfo; Python 3.13 keeps this name as an alias of compress_level.
-    info._compresslevel = 1
-    return info
+class _Zip:
+    """The zip container of a workbook: deflated parts written one after the other, then their directory.
+
+    Written here rather than through :mod:`zipfile`, whose per-part set-up (an entry object, a deflate stream,
+    the header written, then sought back to and written again) was a third of a feedback workbook's CPU, and which
+    cannot take a part compressed once for many workbooks (the parts listing the sheets: :func:`_deflated`). The
+    bytes are zipfile's for the same parts: no data descriptors, no Zip64 (Excel may call such files damaged, so a
+    workbook past 2 GiB is refused), a fixed time, so the same content gives the same bytes.
+    """
+
+    def __init__(self, target: Path | BinaryIO) -> None:
+        self._file = target if hasattr(target, "write") else open(target, "wb")  # noqa: SIM115 - closed in close
+        self._owned = self._file is not target
+        self._directory: list[bytes] = []
+        self._offset = 0
+        self.closed = False
+
+    @contextmanager
+    def part(self, name: str) -> Iterator[_PartWriter]:
+        """A part written as text (UTF-8), deflated as it comes and added when the block ends."""
+        writer = _PartWriter()
+        yield writer
+        self.add(name, *writer.finish())
+
+    def add(self, name: str, crc: int, size: int, deflated: bytes) -> None:
+        """Add the part ``name``: its CRC-32, its size and its bytes deflated (raw deflate)."""
+        if max(size, len(deflated), self._offset) > _ZIP_LIMIT:
+            raise ExportError(f"the workbook is over 2 GiB at its part {name}; export this table as csv or parquet")
+        encoded = name.encode("ascii")
+        fields = (_ZIP_VERSION, 0, zlib.DEFLATED, 0, _DOS_DATE, crc, len(deflated), size, len(encoded))
+        self._file.write(struct.pack("<4s5H3L2H", b"PK\x03\x04", *fields, 0) + encoded)
+        self._file.write(deflated)
+        self._directory.append(struct.pack("<4sH5H3L5HLL", b"PK\x01\x02", _ZIP_MADE_BY, *fields, 0, 0, 0, 0,
+                                           _ZIP_FILE_MODE, self._offset) + encoded)
+        self._offset += _LOCAL_HEADER + len(encoded) + len(deflated)
+
+    def close(self) -> None:
+        """Write the directory and the end record; close the file when it was opened here."""
+        directory = b"".join(self._directory)
+        count = len(self._directory)
+        self._file.write(directory + struct.pack("<4s4H2LH", b"PK\x05\x06", 0, 0, count, count, len(directory),
+                                                 self._offset, 0))
+        self.closed = True
+        if self._owned:
+            self._file.close()
 
 
+class _PartWriter:
+    """Text of one part, encoded and deflated in pieces of about :data:`_PIECE_CHARS` characters."""
+
+    def __init__(self) -> None:
+        self._pending: list[str] = []
+        self._chars = 0
+        self._deflater = zlib.compressobj(_DEFLATE_LEVEL, zlib.DEFLATED, -zlib.MAX_WBITS)
+        self._deflated: list[bytes] = []
+        self._crc = 0
+        self._size = 0
+
+    def write(self, text: str) -> None:
+        self._pending.append(text)
+        self._chars += len(text)
+        if self._chars >= _PIECE_CHARS:
+            self._flush()
+
+    def _flush(self) -> None:
+        data = "".join(self._pending).encode("utf-8")
+        self._pending, self._chars = [], 0
+        self._crc = zlib.crc32(data, self._crc)
+        self._size += len(data)
+        self._deflated.append(self._deflater.compress(data))
+
+    def finish(self) -> tuple[int, int, bytes]:
+        """CRC-32, size and deflated bytes of everything written."""
+        self._flush()
+        self._deflated.append(self._deflater.flush())
+        return self._crc, self._size, b"".join(self._deflated)
+
+
+# The parts listing the sheets are the same in every feedback workbook: deflated once, not 3,000 times a run.
+@lru_cache(maxsize=64)
+def _deflated(text: str) -> tuple[int, int, bytes]:
+    """CRC-32, size and raw-deflated bytes of ``text`` in UTF-8."""
+    data = text.encode("utf-8")
+    deflater = zlib.compressobj(_DEFLATE_LEVEL, zlib.DEFLATED, -zlib.MAX_WBITS)
+    return zlib.crc32(data), len(data), deflater.compress(data) + deflater.flush()
+
+
+# Deflate's fastest level: the feedback writes a workbook per agency on every run, and zipfile's default (level 6)
+# made 3,000 of them only 5% smaller for ~0.2 s more CPU.
+_DEFLATE_LEVEL = 1
+_PIECE_CHARS = 1 << 16
+_ZIP_LIMIT = (1 << 31) - 1
+_ZIP_VERSION = 20  # deflate
+_ZIP_MADE_BY = 3 << 8 | _ZIP_VERSION  # Unix, as zipfile writes it
+_DOS_DATE = 1 << 5 | 1  # 1980-01-01, 00:00:00 (time 0)
+_ZIP_FILE_MODE = 0o600 << 16  # rw-------, as zipfile writes it
+_LOCAL_HEADER = 30
 _MAX_CHARS = 32_767
 _CACHED_CHARS = 1_000
 _CONTROL = re.compile("[\x00-\x08\x0b-\x1f\ufffe\uffff]")

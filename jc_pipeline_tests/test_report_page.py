@@ -4,11 +4,14 @@ apart, breakdowns gated by the publication threshold, the coverage grid, escapin
 from __future__ import annotations
 
 import re
+from html import unescape
 
 import pytest
 
+from jc_pipeline.lib.report import expected_periods, load_state_views
+from jc_pipeline.lib.report.data import Grid, GridRow
 from jc_pipeline.lib.report.format import value_text
-from jc_pipeline.lib.report.page import GRID_STATUS
+from jc_pipeline.lib.report.page import GRID_STATUS, _grid
 from jc_pipeline_tests.report_support import HOSTILE_NAME, Page, build_report_state, write_report_set
 
 
@@ -72,17 +75,79 @@ def test_breakdowns_show_only_published_rows_and_flag_the_rest(built):
     assert not any("Black" in t or "NOT_HISPANIC_BLACK" in t for t in page.titles)
 
 
+def _page_grids(html: str) -> list[tuple[list[str], list[tuple[str, list[tuple[str, int, str | None]]]]]]:
+    """Each coverage grid of the page: its columns, and per row the agency's label and its cells (status,
+    columns spanned, tooltip)."""
+    grids = []
+    for table in re.findall(r"<table class='grid'>(.*?)</table>", html, flags=re.S):
+        columns = re.findall(r"<th class='col' title='([^']*)'>", table)
+        rows = [(unescape(re.sub(r"<[^>]+>", "", label)),
+                 [(status, int(span or 1), title or None) for status, span, title in re.findall(
+                     r"<td class='cell (\w+)'(?: colspan='(\d+)')?(?: title='([^']*)')?>", cells)])
+                for label, cells in re.findall(r"<tr><th class='agency'>(.*?)</th>(.*?)</tr>", table)]
+        grids.append((columns, rows))
+    return grids
+
+
 def test_coverage_grid_marks_reported_missing_and_failed(built):
-    _, _, html, _ = built
-    found = re.findall(r"<td class='cell (\w+)' title='Agency (LE\d) · (\d{4}-\d\d): ([^']*)'", html)
-    status = {(agency, month): cls for cls, agency, month, _ in found}
-    assert status[("LE4", "2023-03")] == "failed"  # a validation ERROR keeps it out
-    assert status[("LE2", "2023-12")] == "missing"
-    assert status[("LE1", "2023-12")] == "reported"
+    con, _, html, _ = built
+    page_grids = _page_grids(html)
+    # The page shows every cell of the report's grids, in their order, each period of a row exactly once.
+    grids = [grid for state in load_state_views(con, expected_periods(con)) for section in state.sections
+             for grid in section.grids]
+    assert [grid.columns for grid in grids] == [columns for columns, _ in page_grids]
+    status = {}
+    for grid, (columns, rows) in zip(grids, page_grids, strict=True):
+        assert [row.agency_name for row in grid.rows] == [agency for agency, _ in rows]
+        for row, (agency, cells) in zip(grid.rows, rows, strict=True):
+            shown = [cls for cls, span, _ in cells for _ in range(span)]
+            assert shown == [row.cells[c][0] if c in row.cells else "none" for c in columns], agency
+            status.update(zip(((agency, column) for column in columns), shown, strict=True))
+    assert status[("Agency LE4", "2023-03")] == "failed"  # a validation ERROR keeps it out
+    assert status[("Agency LE2", "2023-12")] == "missing"
+    assert status[("Agency LE1", "2023-12")] == "reported"
     # Readable without colour: every status cell carries its symbol.
     for cls, symbol in ((k, v[0]) for k, v in GRID_STATUS.items()):
         if cls in status.values():
             assert re.search(rf"<td class='cell {cls}'[^>]*><span aria-label='[^']+'>{re.escape(symbol)}</span>", html)
+
+
+def test_coverage_grid_draws_a_run_of_reported_or_missing_periods_as_one_cell(built):
+    """One cell per run of consecutive reported, missing or not expected periods, a cell of its own for each of the
+    others: a large state's grids are mostly fully reported rows (87,013 cells at 3,000 agencies, 86,968 reported)."""
+    _, _, html, _ = built
+    says = {"reported": "every expected metric reported, each period", "missing": "nothing counted, each period"}
+    runs = set()
+    for columns, rows in _page_grids(html):
+        for agency, cells in rows:
+            at = 0
+            for (cls, span, title), after in zip(cells, [*cells[1:], None], strict=True):
+                if after is not None:
+                    assert not (cls == after[0] and cls in (*says, "none")), (agency, columns[at])  # merged
+                if span > 1 and cls != "none":
+                    runs.add(cls)
+                    assert unescape(title) == f"{agency} · {columns[at]} to {columns[at + span - 1]}: {says[cls]}"
+                elif cls != "none":
+                    # Its own tooltip names the period (CY2023 under the column 2023) and counts its metrics.
+                    assert span == 1 and unescape(title).startswith(f"{agency} · ") and columns[at] in title
+                at += span
+    assert runs == set(says)
+
+
+def test_coverage_grid_keeps_a_cell_for_each_partly_reported_or_failed_period():
+    statuses = ["reported", "reported", "partial", "partial", "failed", "failed", "missing", "missing", None, None,
+                "reported"]
+    columns = [f"2024-{m:02d}" for m in range(1, len(statuses) + 1)]
+    row = GridRow("A1", "Agency A1", {c: (s, f"{c}: counts of {s}") for c, s in zip(columns, statuses, strict=True)
+                                      if s is not None})
+    (shown_columns, [(agency, cells)]), = _page_grids(_grid(Grid("Monthly", columns, [row]), {}))
+    assert shown_columns == columns and agency == "Agency A1"
+    assert [(cls, span) for cls, span, _ in cells] == [
+        ("reported", 2), ("partial", 1), ("partial", 1), ("failed", 1), ("failed", 1), ("missing", 2), ("none", 2),
+        ("reported", 1)]
+    assert [title for _, _, title in cells][1:5] == [f"Agency A1 · 2024-0{m}: counts of {s}"
+                                                       for m, s in ((3, "partial"), (4, "partial"), (5, "failed"),
+                                                                    (6, "failed"))]
 
 
 def test_quality_summary_links_to_every_agency_page(built):

@@ -332,15 +332,16 @@ class _Zip:
 
     def add(self, name: str, crc: int, size: int, deflated: bytes) -> None:
         """Add the part ``name``: its CRC-32, its size and its bytes deflated (raw deflate)."""
-        if max(size, len(deflated), self._offset) > _ZIP_LIMIT:
-            raise ExportError(f"the workbook is over 2 GiB at its part {name}; export this table as csv or parquet")
         encoded = name.encode("ascii")
+        end = self._offset + _LOCAL_HEADER + len(encoded) + len(deflated)
+        if max(size, end) > _ZIP_LIMIT:
+            raise ExportError(f"the workbook is over 2 GiB at its part {name}; export this table as csv or parquet")
         fields = (_ZIP_VERSION, 0, zlib.DEFLATED, 0, _DOS_DATE, crc, len(deflated), size, len(encoded))
         self._file.write(struct.pack("<4s5H3L2H", b"PK\x03\x04", *fields, 0) + encoded)
         self._file.write(deflated)
         self._directory.append(struct.pack("<4sH5H3L5HLL", b"PK\x01\x02", _ZIP_MADE_BY, *fields, 0, 0, 0, 0,
                                            _ZIP_FILE_MODE, self._offset) + encoded)
-        self._offset += _LOCAL_HEADER + len(encoded) + len(deflated)
+        self._offset = end
 
     def close(self) -> None:
         """Write the directory and the end record; close the file when it was opened here."""

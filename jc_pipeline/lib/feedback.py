@@ -315,8 +315,7 @@ def _period_runs(rows: list[dict[str, Any]]) -> list[tuple[str, str, str, str, s
 
 
 def _workbook(title: str, stamp: str, findings: list[dict], rejects: list[dict], missing: list[dict]) -> memoryview:
-    """The bytes of an agency's workbook. Built in memory and written at once: on a file zipfile seeks back to
-    every part's header, two dozen syscalls per workbook."""
+    """The bytes of an agency's workbook, built in memory: the file writer replaces the file with them whole."""
     workbook_bytes = io.BytesIO()
     with XlsxWorkbook(workbook_bytes) as workbook:
         about = [("Agency", title), ("Generated (UTC)", stamp),

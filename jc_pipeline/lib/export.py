@@ -385,7 +385,7 @@ class _PartWriter:
         return self._crc, self._size, b"".join(self._deflated)
 
 
-# The parts listing the sheets are the same in every feedback workbook: deflated once, not 3,000 times a run.
+# The parts listing the sheets (and the styles) repeat from one feedback workbook to the next: deflated once each.
 @lru_cache(maxsize=64)
 def _deflated(text: str) -> tuple[int, int, bytes]:
     """CRC-32, size and raw-deflated bytes of ``text`` in UTF-8."""

@@ -388,10 +388,10 @@ class _PartWriter:
 # The parts listing the sheets (and the styles) repeat from one feedback workbook to the next: deflated once each.
 @lru_cache(maxsize=64)
 def _deflated(text: str) -> tuple[int, int, bytes]:
-    """CRC-32, size and raw-deflated bytes of ``text`` in UTF-8."""
-    data = text.encode("utf-8")
-    deflater = zlib.compressobj(_DEFLATE_LEVEL, zlib.DEFLATED, -zlib.MAX_WBITS)
-    return zlib.crc32(data), len(data), deflater.compress(data) + deflater.flush()
+    """CRC-32, size and raw-deflated bytes of ``text`` in UTF-8, as a part written whole."""
+    writer = _PartWriter()
+    writer.write(text)
+    return writer.finish()
 
 
 # Deflate's fastest level: the feedback writes a workbook per agency on every run, and zipfile's default (level 6)

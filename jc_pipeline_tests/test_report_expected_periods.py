@@ -58,6 +58,7 @@ def test_parts_agree_with_the_whole_query(warehouse):
         assert (cell["expected"], cell["reported"], cell["failed"], cell["not_counted"]) == (
             len(rows), *(sum(r["status"] == s for r in rows) for s in (REPORTED, "FAILED_VALIDATION", "NOT_COUNTED")))
         assert cell["labels"] == [period_label(month, rows[0]["period_end"])]
+        assert cell["periods"] == cell["labels"][0]  # what a run of cells names (the tooltip starts with it)
         assert cell["column_label"] == f"{month:%Y-%m}"
         # What the grid shows: failed validation beats missing beats reported; the tooltip counts the metrics.
         failed, reported, not_counted = cell["failed"], cell["reported"], cell["not_counted"]

@@ -9,7 +9,7 @@ from html import unescape
 import pytest
 
 from jc_pipeline.lib.report import expected_periods, load_state_views
-from jc_pipeline.lib.report.data import Grid, GridRow
+from jc_pipeline.lib.report.data import Grid, GridCell, GridRow
 from jc_pipeline.lib.report.format import value_text
 from jc_pipeline.lib.report.page import GRID_STATUS, _grid
 from jc_pipeline_tests.report_support import HOSTILE_NAME, Page, build_report_state, write_report_set
@@ -101,7 +101,7 @@ def test_coverage_grid_marks_reported_missing_and_failed(built):
         assert [row.agency_name for row in grid.rows] == [agency for agency, _ in rows]
         for row, (agency, cells) in zip(grid.rows, rows, strict=True):
             shown = [cls for cls, span, _ in cells for _ in range(span)]
-            assert shown == [row.cells[c][0] if c in row.cells else "none" for c in columns], agency
+            assert shown == [row.cells[c].status if c in row.cells else "none" for c in columns], agency
             status.update(zip(((agency, column) for column in columns), shown, strict=True))
     assert status[("Agency LE4", "2023-03")] == "failed"  # a validation ERROR keeps it out
     assert status[("Agency LE2", "2023-12")] == "missing"
@@ -114,22 +114,27 @@ def test_coverage_grid_marks_reported_missing_and_failed(built):
 
 def test_coverage_grid_draws_a_run_of_reported_or_missing_periods_as_one_cell(built):
     """One cell per run of consecutive reported, missing or not expected periods, a cell of its own for each of the
-    others: a large state's grids are mostly fully reported rows (87,013 cells at 3,000 agencies, 86,968 reported)."""
-    _, _, html, _ = built
+    others: a large state's grids are mostly fully reported rows (87,013 cells at 3,000 agencies, 86,968 reported).
+    A run's tooltip names its first and last periods, as a cell of its own names its period (CY2023 under the
+    column 2023; the fixture's runs are months, the unit test below has runs of fiscal years)."""
+    con, _, html, _ = built
     says = {"reported": "every expected metric reported, each period", "missing": "nothing counted, each period"}
+    grids = [grid for state in load_state_views(con, expected_periods(con)) for section in state.sections
+             for grid in section.grids]
     runs = set()
-    for columns, rows in _page_grids(html):
-        for agency, cells in rows:
+    for grid, (columns, rows) in zip(grids, _page_grids(html), strict=True):
+        for row, (agency, cells) in zip(grid.rows, rows, strict=True):
             at = 0
             for (cls, span, title), after in zip(cells, [*cells[1:], None], strict=True):
                 if after is not None:
                     assert not (cls == after[0] and cls in (*says, "none")), (agency, columns[at])  # merged
+                first, last = row.cells.get(columns[at]), row.cells.get(columns[at + span - 1])
                 if span > 1 and cls != "none":
                     runs.add(cls)
-                    assert unescape(title) == f"{agency} · {columns[at]} to {columns[at + span - 1]}: {says[cls]}"
+                    assert unescape(title) == f"{agency} · {first.periods} to {last.periods}: {says[cls]}"
                 elif cls != "none":
-                    # Its own tooltip names the period (CY2023 under the column 2023) and counts its metrics.
-                    assert span == 1 and unescape(title).startswith(f"{agency} · ") and columns[at] in title
+                    assert span == 1 and unescape(title) == f"{agency} · {first.tooltip}"
+                    assert first.tooltip.startswith(f"{first.periods}: ")
                 at += span
     assert runs == set(says)
 
@@ -137,17 +142,21 @@ def test_coverage_grid_draws_a_run_of_reported_or_missing_periods_as_one_cell(bu
 def test_coverage_grid_keeps_a_cell_for_each_partly_reported_or_failed_period():
     statuses = ["reported", "reported", "partial", "partial", "failed", "failed", "missing", "missing", None, None,
                 "reported"]
-    columns = [f"2024-{m:02d}" for m in range(1, len(statuses) + 1)]
-    row = GridRow("A1", "Agency A1", {c: (s, f"{c}: counts of {s}") for c, s in zip(columns, statuses, strict=True)
-                                      if s is not None})
-    (shown_columns, [(agency, cells)]), = _page_grids(_grid(Grid("Monthly", columns, [row]), {}))
+    columns = [str(year) for year in range(2015, 2015 + len(statuses))]
+    # A fiscal-year agency: its periods (FY2015 (Jul-Jun)) are not the columns' names (the year a period ends).
+    row = GridRow("A1", "Agency A1", {c: GridCell(s, f"FY{c} (Jul-Jun)", f"FY{c} (Jul-Jun): counts of {s}")
+                                      for c, s in zip(columns, statuses, strict=True) if s is not None})
+    (shown_columns, [(agency, cells)]), = _page_grids(_grid(Grid("Annual", columns, [row]), {}))
     assert shown_columns == columns and agency == "Agency A1"
     assert [(cls, span) for cls, span, _ in cells] == [
         ("reported", 2), ("partial", 1), ("partial", 1), ("failed", 1), ("failed", 1), ("missing", 2), ("none", 2),
         ("reported", 1)]
-    assert [title for _, _, title in cells][1:5] == [f"Agency A1 · 2024-0{m}: counts of {s}"
-                                                       for m, s in ((3, "partial"), (4, "partial"), (5, "failed"),
-                                                                    (6, "failed"))]
+    titles = [unescape(title) for _, _, title in cells]
+    assert titles[1:5] == [f"Agency A1 · FY{year} (Jul-Jun): counts of {s}"
+                           for year, s in ((2017, "partial"), (2018, "partial"), (2019, "failed"), (2020, "failed"))]
+    assert titles[0] == "Agency A1 · FY2015 (Jul-Jun) to FY2016 (Jul-Jun): every expected metric reported, each period"
+    assert titles[5] == "Agency A1 · FY2021 (Jul-Jun) to FY2022 (Jul-Jun): nothing counted, each period"
+    assert titles[7] == "Agency A1 · FY2025 (Jul-Jun): counts of reported"
 
 
 def test_quality_summary_links_to_every_agency_page(built):

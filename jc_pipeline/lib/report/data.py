@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from importlib import resources
-from typing import Any
+from typing import Any, NamedTuple
 
 import duckdb
 import pyarrow as pa
@@ -128,14 +128,23 @@ class MetricView:
     breakdowns: list[BreakdownView]
 
 
+class GridCell(NamedTuple):
+    """One period of an agency's line: its status, the periods it stands for (``CY2023``, ``FY2024 (Jul-Jun)``)
+    and the tooltip that names them and counts the metrics."""
+
+    status: str
+    periods: str
+    tooltip: str
+
+
 @dataclass
 class GridRow:
     """One agency's line of a coverage grid."""
 
     agency_id: str
     agency_name: str
-    #: column label -> (status, tooltip); absent = not expected in that period.
-    cells: dict[str, tuple[str, str]]
+    #: column label -> its cell; absent = not expected in that period.
+    cells: dict[str, GridCell]
 
 
 @dataclass
@@ -252,6 +261,7 @@ SELECT *,
             ELSE CAST(year(column_start) AS VARCHAR) END AS column_label,
        CASE WHEN failed > 0 THEN 'failed' WHEN reported = expected THEN 'reported'
             WHEN reported > 0 THEN 'partial' ELSE 'missing' END AS cell_status,
+       array_to_string(labels, ', ') AS periods,
        array_to_string(labels, ', ') || ': ' || reported || ' of ' || expected || ' expected metrics reported'
            || CASE WHEN failed > 0 THEN '; ' || failed || ' failed validation' ELSE '' END
            || CASE WHEN not_counted > 0 THEN '; ' || not_counted || ' sent but not counted' ELSE '' END
@@ -260,7 +270,7 @@ FROM cells
 """
 #: The grid's columns the report reads (the counts and labels are in the tooltip).
 _GRID_SHOWN = ["state_code", "parent_sector", "frequency", "agency_id", "agency_name", "column_start",
-               "column_label", "cell_status", "tooltip"]
+               "column_label", "cell_status", "periods", "tooltip"]
 _EXPECTED_METRICS_SQL = "SELECT DISTINCT state_code, parent_sector, metric_key FROM report_expected_periods"
 _PERIOD_COUNTS_SQL = """
 SELECT agency_id, count(*) FILTER (WHERE status = $failed) AS failed,
@@ -412,10 +422,11 @@ def _grids(cells: list[dict]) -> list[Grid]:
 def _grid(title: str, cells: list[dict]) -> Grid:
     """Columns in the order of their ``column_start`` (a column's month, or January of its year)."""
     labels = {c["column_start"]: c["column_label"] for c in cells}
-    by_agency: dict[str, dict[str, tuple[str, str]]] = defaultdict(dict)
+    by_agency: dict[str, dict[str, GridCell]] = defaultdict(dict)
     names: dict[str, str] = {}
     for cell in cells:
-        by_agency[cell["agency_id"]][cell["column_label"]] = (cell["cell_status"], cell["tooltip"])
+        by_agency[cell["agency_id"]][cell["column_label"]] = GridCell(cell["cell_status"], cell["periods"],
+                                                                      cell["tooltip"])
         names[cell["agency_id"]] = cell["agency_name"]
     columns = [labels[start] for start in sorted(labels)]
     grid_rows = []

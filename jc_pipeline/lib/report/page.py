@@ -19,6 +19,7 @@ from jc_pipeline.lib.report.data import (
     AgencyQuality,
     BreakdownView,
     Grid,
+    GridCell,
     GridRow,
     MetricView,
     SectionView,
@@ -239,44 +240,46 @@ def _grid(grid: Grid, links: Mapping[str, AgencyLinks]) -> str:
         link = links.get(row.agency_id)
         label = f'<a href="{escape(link.html)}">{name}</a>' if link else name
         cells = []
-        for columns, cell in _grid_runs(row, grid.columns):
-            span = f" colspan='{len(columns)}'" if len(columns) > 1 else ""
-            if cell is None:
+        for run in _grid_runs(row, grid.columns):
+            span = f" colspan='{len(run)}'" if len(run) > 1 else ""
+            first, last = run[0], run[-1]
+            if first is None:
                 cells.append(f"<td class='cell none'{span} title='not expected'></td>")
                 continue
-            status, tooltip = cell
-            if len(columns) > 1:
-                tooltip = f"{columns[0]} to {columns[-1]}: {_RUN_TOOLTIPS[status]}"
-            cells.append(f"<td class='cell {status}'{span} title='{name} · {escape(tooltip)}'>"
-                         f"{_GRID_MARKS[status]}</td>")
+            # A run names its first and last periods, as a cell of its own names its period.
+            tooltip = (first.tooltip if len(run) == 1
+                       else f"{first.periods} to {last.periods}: {_RUN_TOOLTIPS[first.status]}")
+            cells.append(f"<td class='cell {first.status}'{span} title='{name} · {escape(tooltip)}'>"
+                         f"{_GRID_MARKS[first.status]}</td>")
         rows.append(f"<tr><th class='agency'>{label}</th>{''.join(cells)}</tr>")
     return (f"<div class='grid'><h4>Coverage: {escape(grid.title)}</h4><div class='scroll'><table class='grid'>"
             f"<tr><th>Agency</th>{head}</tr>{''.join(rows)}</table></div></div>")
 
 
-def _grid_runs(row: GridRow, columns: Sequence[str]) -> list[tuple[list[str], tuple[str, str] | None]]:
-    """The row's cells in column order, a run of consecutive columns all reported, all missing or all not expected
-    as one cell (``colspan``): each column is still covered by exactly one cell.
+def _grid_runs(row: GridRow, columns: Sequence[str]) -> list[list[GridCell | None]]:
+    """The row's cells in column order (None: not expected), grouped into the cells the page draws: a run of
+    consecutive columns all reported, all missing or all not expected as one cell (``colspan``), each other cell on
+    its own. Each column is still covered by exactly one cell.
 
     A large state's grids are mostly such runs: at 3,000 agencies 86,968 of their 87,013 cells were reported, and
     one cell per column made the page 19 MB, which headless Chromium took ~6 s to show. Partly reported and failed
     periods keep a cell each, with their own counts."""
-    runs: list[tuple[list[str], tuple[str, str] | None]] = []
+    runs: list[list[GridCell | None]] = []
     for column in columns:
         cell = row.cells.get(column)
-        if runs and _merges(runs[-1][1], cell):
-            runs[-1][0].append(column)
+        if runs and _merges(runs[-1][-1], cell):
+            runs[-1].append(cell)
         else:
-            runs.append(([column], cell))
+            runs.append([cell])
     return runs
 
 
-def _merges(before: tuple[str, str] | None, cell: tuple[str, str] | None) -> bool:
-    """Whether ``cell`` joins the run of ``before``: both not expected, or both of a status in
+def _merges(before: GridCell | None, cell: GridCell | None) -> bool:
+    """Whether ``cell`` joins the run ending in ``before``: both not expected, or both of a status in
     :data:`_RUN_TOOLTIPS`."""
     if before is None or cell is None:
         return before is None and cell is None
-    return before[0] == cell[0] and cell[0] in _RUN_TOOLTIPS
+    return before.status == cell.status and cell.status in _RUN_TOOLTIPS
 
 
 # ---- data quality ---------------------------------------------------------------------------------------------

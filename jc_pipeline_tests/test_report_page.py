@@ -9,7 +9,7 @@ from html import unescape
 import pytest
 
 from jc_pipeline.lib.report import expected_periods, load_state_views
-from jc_pipeline.lib.report.data import Grid, GridCell, GridRow
+from jc_pipeline.lib.report.data import Grid, GridRow
 from jc_pipeline.lib.report.format import value_text
 from jc_pipeline.lib.report.page import GRID_STATUS, _grid
 from jc_pipeline_tests.report_support import HOSTILE_NAME, Page, build_report_state, write_report_set
@@ -101,7 +101,7 @@ def test_coverage_grid_marks_reported_missing_and_failed(built):
         assert [row.agency_name for row in grid.rows] == [agency for agency, _ in rows]
         for row, (agency, cells) in zip(grid.rows, rows, strict=True):
             shown = [cls for cls, span, _ in cells for _ in range(span)]
-            assert shown == [row.cells[c].status if c in row.cells else "none" for c in columns], agency
+            assert shown == [row.cells[c][0] if c in row.cells else "none" for c in columns], agency
             status.update(zip(((agency, column) for column in columns), shown, strict=True))
     assert status[("Agency LE4", "2023-03")] == "failed"  # a validation ERROR keeps it out
     assert status[("Agency LE2", "2023-12")] == "missing"
@@ -128,13 +128,14 @@ def test_coverage_grid_draws_a_run_of_reported_or_missing_periods_as_one_cell(bu
             for (cls, span, title), after in zip(cells, [*cells[1:], None], strict=True):
                 if after is not None:
                     assert not (cls == after[0] and cls in (*says, "none")), (agency, columns[at])  # merged
+                # Each (status, periods, tooltip).
                 first, last = row.cells.get(columns[at]), row.cells.get(columns[at + span - 1])
                 if span > 1 and cls != "none":
                     runs.add(cls)
-                    assert unescape(title) == f"{agency} · {first.periods} to {last.periods}: {says[cls]}"
+                    assert unescape(title) == f"{agency} · {first[1]} to {last[1]}: {says[cls]}"
                 elif cls != "none":
-                    assert span == 1 and unescape(title) == f"{agency} · {first.tooltip}"
-                    assert first.tooltip.startswith(f"{first.periods}: ")
+                    assert span == 1 and unescape(title) == f"{agency} · {first[2]}"
+                    assert first[2].startswith(f"{first[1]}: ")
                 at += span
     assert runs == set(says)
 
@@ -144,7 +145,7 @@ def test_coverage_grid_keeps_a_cell_for_each_partly_reported_or_failed_period():
                 "reported"]
     columns = [str(year) for year in range(2015, 2015 + len(statuses))]
     # A fiscal-year agency: its periods (FY2015 (Jul-Jun)) are not the columns' names (the year a period ends).
-    row = GridRow("A1", "Agency A1", {c: GridCell(s, f"FY{c} (Jul-Jun)", f"FY{c} (Jul-Jun): counts of {s}")
+    row = GridRow("A1", "Agency A1", {c: (s, f"FY{c} (Jul-Jun)", f"FY{c} (Jul-Jun): counts of {s}")
                                       for c, s in zip(columns, statuses, strict=True) if s is not None})
     (shown_columns, [(agency, cells)]), = _page_grids(_grid(Grid("Annual", columns, [row]), {}))
     assert shown_columns == columns and agency == "Agency A1"

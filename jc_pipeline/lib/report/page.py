@@ -246,11 +246,11 @@ def _grid(grid: Grid, links: Mapping[str, AgencyLinks]) -> str:
             if first is None:
                 cells.append(f"<td class='cell none'{span} title='not expected'></td>")
                 continue
-            # A run names its first and last periods, as a cell of its own names its period.
-            tooltip = (first.tooltip if len(run) == 1
-                       else f"{first.periods} to {last.periods}: {_RUN_TOOLTIPS[first.status]}")
-            cells.append(f"<td class='cell {first.status}'{span} title='{name} · {escape(tooltip)}'>"
-                         f"{_GRID_MARKS[first.status]}</td>")
+            (status, periods, tooltip), last_periods = first, last[1]
+            if len(run) > 1:  # a run names its first and last periods, as a cell of its own names its period
+                tooltip = f"{periods} to {last_periods}: {_RUN_TOOLTIPS[status]}"
+            cells.append(f"<td class='cell {status}'{span} title='{name} · {escape(tooltip)}'>"
+                         f"{_GRID_MARKS[status]}</td>")
         rows.append(f"<tr><th class='agency'>{label}</th>{''.join(cells)}</tr>")
     return (f"<div class='grid'><h4>Coverage: {escape(grid.title)}</h4><div class='scroll'><table class='grid'>"
             f"<tr><th>Agency</th>{head}</tr>{''.join(rows)}</table></div></div>")
@@ -279,7 +279,7 @@ def _merges(before: GridCell | None, cell: GridCell | None) -> bool:
     :data:`_RUN_TOOLTIPS`."""
     if before is None or cell is None:
         return before is None and cell is None
-    return before.status == cell.status and cell.status in _RUN_TOOLTIPS
+    return before[0] == cell[0] and cell[0] in _RUN_TOOLTIPS
 
 
 # ---- data quality ---------------------------------------------------------------------------------------------

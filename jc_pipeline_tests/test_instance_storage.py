@@ -9,12 +9,14 @@ import sqlite3
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 
 import dagster as dg
 import pytest
+from dagster._core.storage.event_log.schema import AssetCheckExecutionsTable
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
-from sqlalchemy import create_engine, event
+from sqlalchemy import create_engine, delete, event, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.pool import NullPool
 
@@ -149,8 +151,10 @@ def test_the_pooled_event_log_takes_the_place_of_dagsters_default_in_the_instanc
     storage = template_instance.event_log_storage
     assert type(storage) is PooledSqliteEventLogStorage
     assert Path(storage._base_dir) == tmp_path / "dagster_home" / "history" / "runs"  # Dagster's default folder
-    # The one private method overridden still exists, with the same contract, in the pinned Dagster.
+    # The private methods overridden still exist, with the same contracts, in the pinned Dagster.
     assert list(inspect.signature(SqliteEventLogStorage._connect).parameters) == ["self", "shard"]
+    assert list(inspect.signature(SqliteEventLogStorage._store_asset_check_evaluation_planned).parameters) == [
+        "self", "event", "event_id"]
 
 
 def test_a_copied_instance_writes_its_own_files(template_instance, tmp_path):
@@ -328,3 +332,48 @@ def test_a_batch_that_fails_stores_none_of_its_events_and_dagster_stores_them_on
     assert sorted(planned) == [f"2024-{m:02d}-01" for m in range(1, 13)]  # each once: nothing stored twice
     assert storage._batch is None
     assert template_instance.get_materialized_partitions(dg.AssetKey("monthly")) == set(months.get_partition_keys())
+
+
+# ---- planned checks: Dagster's rows, the event serialized once -------------------------------------------------------
+
+@dg.asset(partitions_def=months, check_specs=[dg.AssetCheckSpec("filled", asset="checked_monthly"),
+                                              dg.AssetCheckSpec("recent", asset="checked_monthly")])
+def checked_monthly(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+    """A range of months with two checks, as the nightly roll-up plans its checks."""
+    return dg.MaterializeResult(check_results=[dg.AssetCheckResult(check_name="filled", passed=True),
+                                               dg.AssetCheckResult(check_name="recent", passed=False)])
+
+
+def test_planned_checks_are_stored_as_dagsters_own_method_stores_them(template_instance):
+    """One row per check and partition of the run, the same rows as Dagster's method writes (which serializes the
+    event again for every partition)."""
+    tags = {"dagster/asset_partition_range_start": "2024-01-01", "dagster/asset_partition_range_end": "2024-12-01"}
+    run_id = dg.materialize([checked_monthly], instance=template_instance, tags=tags).run_id
+    storage = template_instance.event_log_storage
+    table = AssetCheckExecutionsTable
+    columns = [c for c in table.columns if c.name not in ("id", "create_timestamp")]
+
+    def stored() -> list[tuple]:
+        with storage.index_connection() as conn:
+            return sorted((tuple(r) for r in conn.execute(select(*columns).where(table.c.run_id == run_id))), key=repr)
+
+    def stored_again(store) -> list[tuple]:
+        with storage.index_connection() as conn:
+            conn.execute(delete(table).where(table.c.run_id == run_id))
+        for record in planned:
+            store(record.event_log_entry, record.storage_id)
+        return stored()
+
+    after_run = stored()
+    # A planned row per check and month; Dagster records each result of a range's run on a row of its own, without
+    # a partition.
+    assert sorted((r[1], r[2]) for r in after_run if r[4] == "PLANNED") == [
+        (check, f"2024-{m:02d}-01") for check in ("filled", "recent") for m in range(1, 13)]
+    assert sorted((r[1], r[4]) for r in after_run if r[2] is None) == [("filled", "SUCCEEDED"), ("recent", "FAILED")]
+    planned = template_instance.get_records_for_run(
+        run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION_PLANNED).records
+    assert len(planned) == 2
+    ours = stored_again(storage._store_asset_check_evaluation_planned)
+    dagsters = stored_again(partial(SqliteEventLogStorage._store_asset_check_evaluation_planned, storage))
+    assert ours == dagsters and len(ours) == 24
+    assert {r[4] for r in ours} == {"PLANNED"}

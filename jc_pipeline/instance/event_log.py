@@ -13,10 +13,15 @@ Dagster's SQLite storage stores a batch event by event; this one stores it in on
 commits nothing of it when storing one event fails (Dagster then stores the events one by one). A nightly
 roll-up over a range of 89 months writes ~540 such events: its run took 0.4-0.6 s less (docs/benchmarks.md).
 
-Everything else is Dagster's: the files, their schema, the queries. Only ``_connect`` (a private method, so
-Dagster's version is pinned and the tests check the method still exists), ``store_event_batch`` and the places
-that remove database files are overridden: a connection is never kept to a file that ``wipe`` deletes, nor
-across a fork.
+Dagster stores the planned run of a check over a range of partitions as a row per partition, serializing the
+same event again for each row; this storage serializes it once (``_store_asset_check_evaluation_planned``): the
+nightly increment at 3,000 agencies (a roll-up over 89 months planning 18 checks) spent 0.26-0.28 s less in
+Dagster, three runs each (docs/benchmarks.md). The rows are the same.
+
+Everything else is Dagster's: the files, their schema, the queries. Only ``_connect`` and
+``_store_asset_check_evaluation_planned`` (private methods, so Dagster's version is pinned and the tests check
+that they still exist and that the rows stored are Dagster's), ``store_event_batch`` and the places that remove
+database files are overridden: a connection is never kept to a file that ``wipe`` deletes, nor across a fork.
 
 :func:`load_instance` puts it in place of Dagster's default when the instance's dagster.yaml leaves the storage
 to that default, over the same files (``<instance folder>/history/runs``), as an override computed from the
@@ -39,8 +44,11 @@ import dagster as dg
 import yaml
 from dagster._core.events.log import EventLogEntry
 from dagster._core.instance.ref import InstanceRef
+from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
+from dagster._core.storage.event_log.schema import AssetCheckExecutionsTable
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
 from dagster._core.storage.sqlite import SQLITE_BUSY_TIMEOUT_SECONDS
+from dagster._serdes import serialize_value
 from sqlalchemy import create_engine
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import StaticPool
@@ -93,6 +101,22 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
                 for conn in self._batch.values():
                     conn.close()  # rolls back what was not committed
                 self._batch = None
+
+    def _store_asset_check_evaluation_planned(self, event: EventLogEntry, event_id: int | None) -> None:
+        """Dagster's rows, one per partition of the run, each holding the planned event: serialized once here,
+        where Dagster serializes it again for every partition (a nightly roll-up over 89 months plans 18 checks:
+        1,602 serializations of the same 18 events)."""
+        planned = event.dagster_event.event_specific_data
+        partition_keys = planned.partitions_subset.get_partition_keys() if planned.partitions_subset else [None]
+        if not partition_keys:  # an empty range plans nothing (an insert given no rows would write one empty row)
+            return
+        row = {"asset_key": planned.asset_key.to_string(), "check_name": planned.check_name, "run_id": event.run_id,
+               "execution_status": AssetCheckExecutionRecordStatus.PLANNED.value,
+               "evaluation_event": serialize_value(event),
+               "evaluation_event_timestamp": self._event_insert_timestamp(event),
+               "evaluation_event_storage_id": event_id}
+        with self.index_connection() as conn:
+            conn.execute(AssetCheckExecutionsTable.insert(), [{**row, "partition": key} for key in partition_keys])
 
     @classmethod
     def from_config_value(cls, inst_data: Any, config_value: dict) -> PooledSqliteEventLogStorage:

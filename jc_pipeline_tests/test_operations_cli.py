@@ -2,6 +2,7 @@
 and line (no traceback), status shows the instance's runs beside the warehouse, backfills are idempotent."""
 
 import csv
+import os
 from datetime import date
 
 import dagster as dg
@@ -9,7 +10,9 @@ import duckdb
 import pytest
 
 from jc_pipeline.cli import main
+from jc_pipeline.lib.paths import DataLayout
 from jc_pipeline.lib.periods import contiguous_ranges
+from jc_pipeline.runner import use_instance
 from jc_pipeline_tests.test_operations_support import baseline, copy_state, demo_template, fingerprint, jc
 
 ROSTER_LINE = 4  # 1-based, header = line 1
@@ -45,6 +48,27 @@ def test_bad_roster_fails_naming_file_and_line_without_traceback(tmp_path_factor
     status = capsys.readouterr()
     assert run.run_id[:8] in status.out and "FAILURE" in status.out
     assert "no warehouse" in status.err and "Traceback" not in status.err
+
+
+def test_dagster_home_is_read_as_the_data_directory_is(tmp_path, monkeypatch):
+    """DAGSTER_HOME empty counts as not set (it had put the instance in the working directory), `~` is expanded,
+    a relative one is made absolute (Dagster refuses a relative one), and the process then holds the absolute
+    path; a file in its place is refused naming the variable."""
+    layout = DataLayout.from_env(tmp_path / "data")
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    monkeypatch.setenv("HOME", str(tmp_path / "user"))
+    for chosen, expected in [("", layout.dagster_home), ("~/instance", tmp_path / "user" / "instance"),
+                             ("relative/home", work / "relative" / "home")]:
+        monkeypatch.setenv("DAGSTER_HOME", chosen)
+        assert use_instance(layout) == expected
+        assert os.environ["DAGSTER_HOME"] == str(expected) and (expected / "dagster.yaml").is_file()
+    assert sorted(p.name for p in work.iterdir()) == ["relative"]  # nothing of the instance's in the cwd
+    (tmp_path / "a_file").write_text("x")
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "a_file"))
+    with pytest.raises(NotADirectoryError, match="DAGSTER_HOME=.* is a file, not a folder"):
+        use_instance(layout)
 
 
 def test_half_a_backfill_range_is_refused(capsys, tmp_path):

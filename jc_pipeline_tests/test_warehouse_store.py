@@ -104,6 +104,25 @@ def test_connections_have_a_memory_limit_and_spill_beside_the_store(tmp_path, mo
         assert con.execute(setting).fetchone()[0] == "300.0 MiB"
 
 
+def test_a_memory_limit_duckdb_cannot_read_is_named_and_touches_no_file(tmp_path, monkeypatch):
+    """JC_DUCKDB_MEMORY_LIMIT set to what DuckDB does not read fails with the variable named and an example; empty
+    counts as not set; the store is neither created nor changed."""
+    store = Store(tmp_path / "pipeline" / "store.duckdb")
+    monkeypatch.setenv(MEMORY_LIMIT_ENV, "")
+    with store.connect() as con:
+        con.execute("CREATE TABLE kept AS SELECT 1 AS x")
+        assert con.execute("SELECT current_setting('memory_limit')").fetchone()[0] == "2.0 GiB"
+    before = store.path.read_bytes()
+    for wrong in ("lots", "4"):
+        monkeypatch.setenv(MEMORY_LIMIT_ENV, wrong)
+        with pytest.raises(ValueError, match=rf"JC_DUCKDB_MEMORY_LIMIT='{wrong}' is not a memory size .*set it like"):
+            with store.connect():
+                pass
+        with pytest.raises(ValueError, match="JC_DUCKDB_MEMORY_LIMIT"):
+            store.open(tmp_path / "new.duckdb")
+    assert store.path.read_bytes() == before and not (tmp_path / "new.duckdb").exists()
+
+
 def test_layout_refuses_paths_that_escape_the_data_directory(tmp_path):
     layout = DataLayout.from_env(tmp_path)
     (tmp_path / "inbox").mkdir()

@@ -83,6 +83,17 @@ def _missing(con: duckdb.DuckDBPyConnection, names: Sequence[str], table_type: s
     return set(names) - {row[0] for row in rows}
 
 
+def _check_memory_limit(value: str) -> None:
+    """Raise ValueError naming :data:`MEMORY_LIMIT_ENV` when DuckDB does not read ``value`` as a memory limit: its
+    own message ("Memory must have a number") reached the failed run without saying which setting it meant."""
+    try:
+        duckdb.connect(":memory:", config={"memory_limit": value}).close()
+    except duckdb.Error as exc:
+        # From None: a failed run names the innermost cause of its error, which would be DuckDB's again.
+        raise ValueError(f"{MEMORY_LIMIT_ENV}={value!r} is not a memory size ({exc}); set it like 3GiB, or unset it "
+                         f"for {DEFAULT_MEMORY_LIMIT}") from None
+
+
 class Store:
     """The pipeline's single-writer DuckDB file."""
 
@@ -108,9 +119,14 @@ class Store:
     def open(self, path: Path, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
         """A connection to the DuckDB file ``path`` with the pipeline's memory limit (:data:`MEMORY_LIMIT_ENV`)
         and spill directory; no lock taken. The store itself is opened through :meth:`connect`."""
-        config = {"memory_limit": os.environ.get(MEMORY_LIMIT_ENV) or DEFAULT_MEMORY_LIMIT,
-                  "temp_directory": str(self.spill_dir)}
-        return duckdb.connect(str(path), read_only=read_only, config=config)
+        chosen = os.environ.get(MEMORY_LIMIT_ENV)
+        config = {"memory_limit": chosen or DEFAULT_MEMORY_LIMIT, "temp_directory": str(self.spill_dir)}
+        try:
+            return duckdb.connect(str(path), read_only=read_only, config=config)
+        except duckdb.Error:
+            if chosen:
+                _check_memory_limit(chosen)
+            raise
 
     def publish(
         self,

@@ -138,17 +138,17 @@ def _feedback(args: argparse.Namespace, layout: DataLayout) -> None:
 
 
 def _template(args: argparse.Namespace, layout: DataLayout) -> None:
-    from datetime import date
     from pathlib import Path
 
     from jc_pipeline.lib.roster import load_roster
+    from jc_pipeline.lib.state_clock import state_today
     from jc_pipeline.lib.templates import write_templates
 
     roster = load_roster(layout.root)
     if args.agency not in roster.agencies:
         raise ValueError(f"'{args.agency}' is not an agency_id in {layout.roster}")
     out = Path(args.out).resolve() if args.out else layout.root / "templates" / args.agency
-    paths = write_templates(roster, args.agency, out, today=date.today())
+    paths = write_templates(roster, args.agency, out, today=state_today())
     if not paths:
         print(f"{args.agency} has no enabled metric to report: no template written")
     for path in paths:

@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import date
 from importlib import resources
 from pathlib import Path
 from typing import Any, Protocol
@@ -26,6 +26,7 @@ from jc_pipeline.instance.event_log import load_instance
 from jc_pipeline.lib import pending, validation
 from jc_pipeline.lib.paths import DataLayout
 from jc_pipeline.lib.periods import contiguous_ranges, months_through
+from jc_pipeline.lib.state_clock import state_today
 
 Echo = Callable[[str], None]
 
@@ -295,7 +296,7 @@ def run_pipeline(
         store = definitions.resources["warehouse"].store()  # type: ignore[union-attr]
         with store.connect() as con:
             # The months of new uploads, and those holding a failure the calendar has overturned since.
-            expired = validation.expired_verdicts(con, datetime.now(UTC).date())
+            expired = validation.expired_verdicts(con, state_today())
             months = sorted({*pending.pending_months(con), *(month for _, month in expired)})
             unpublished = pending.generations(con).unpublished
             # A nightly run is one roll-up from the first to the last of these months, however far apart: it

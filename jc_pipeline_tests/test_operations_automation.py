@@ -82,19 +82,6 @@ def test_schedule_keys_come_from_the_tick_in_the_state_time_zone(monkeypatch):
         importlib.reload(schedules)
 
 
-def test_an_empty_time_zone_is_the_default_and_a_wrong_one_is_named(monkeypatch):
-    """An empty JC_TIMEZONE (a systemd unit's `Environment=JC_TIMEZONE=`) is the default zone, not UTC as Dagster
-    reads an empty one; a name that is no zone stops the code location naming the variable and the fix."""
-    monkeypatch.setenv("JC_TIMEZONE", "")
-    assert schedules.state_timezone() == schedules.DEFAULT_TIMEZONE == "America/New_York"
-    monkeypatch.setenv("JC_TIMEZONE", "America/Chicago")
-    assert schedules.state_timezone() == "America/Chicago"
-    for wrong in ("Mars/Olympus_Mons", "CST6", "../../etc/passwd", "America/Chicago "):
-        monkeypatch.setenv("JC_TIMEZONE", wrong)
-        with pytest.raises(ValueError, match=r"JC_TIMEZONE=.* is not a time zone; set it to an IANA name") as refused:
-            schedules.state_timezone()
-        assert repr(wrong) in str(refused.value)
-
 
 @pytest.mark.slow
 def test_sensor_chain_runs_exactly_the_touched_periods(tmp_path_factory, tmp_path, monkeypatch):

@@ -1,30 +1,12 @@
 """The nightly schedule of a state data team."""
 
-import os
 from datetime import datetime
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 import dagster as dg
 
 from jc_pipeline.defs.automation.jobs import ingest_job
-
-#: The zone of a state that does not set ``JC_TIMEZONE``.
-DEFAULT_TIMEZONE = "America/New_York"
-
-
-def state_timezone() -> str:
-    """The state's time zone: ``JC_TIMEZONE`` (an IANA name such as ``America/Chicago``; empty counts as not set),
-    else :data:`DEFAULT_TIMEZONE`. A name that is not a zone stops the code location from loading with a message
-    naming the variable: Dagster would otherwise refuse it without naming it, and took an empty one for UTC (the
-    nightly run hours early, and the schedule failing at every tick)."""
-    chosen = os.environ.get("JC_TIMEZONE") or DEFAULT_TIMEZONE
-    try:
-        ZoneInfo(chosen)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise ValueError(f"JC_TIMEZONE={chosen!r} is not a time zone; set it to an IANA name such as "
-                         f"America/Chicago (or unset it for {DEFAULT_TIMEZONE})") from exc
-    return chosen
-
+from jc_pipeline.lib.state_clock import state_timezone
 
 #: The state's time zone; nightly runs start at 02:00 local time.
 STATE_TIMEZONE = state_timezone()

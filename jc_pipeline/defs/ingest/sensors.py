@@ -3,7 +3,7 @@
 import hashlib
 import json
 from collections.abc import Mapping
-from datetime import UTC, date, datetime
+from datetime import date
 from pathlib import Path
 
 import dagster as dg
@@ -19,6 +19,7 @@ from jc_pipeline.defs.partitions import pending_range_tags
 from jc_pipeline.defs.resources import WarehouseResource
 from jc_pipeline.lib import validation
 from jc_pipeline.lib.ingest.inbox import INBOX, scan_inbox
+from jc_pipeline.lib.state_clock import state_today
 
 SOURCE_FILES = dg.AssetKey("source_files")
 
@@ -146,7 +147,7 @@ def _months_with_expired_failures(warehouse: WarehouseResource) -> set[date]:
     if not path.exists():
         return set()
     with warehouse.store().open(path, read_only=True) as con:
-        return {month for _, month in validation.expired_verdicts(con, datetime.now(UTC).date())}
+        return {month for _, month in validation.expired_verdicts(con, state_today())}
 
 
 STATE_METRICS = dg.AssetKey("state_metrics")

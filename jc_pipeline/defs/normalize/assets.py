@@ -2,7 +2,6 @@
 
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
 
 import dagster as dg
 
@@ -21,6 +20,7 @@ from jc_pipeline.defs.partitions import (
 )
 from jc_pipeline.defs.resources import WAREHOUSE_POOL, WarehouseResource
 from jc_pipeline.lib import ingest, pending, validation
+from jc_pipeline.lib.state_clock import state_today
 
 _COMMON = {"group_name": "normalize", "kinds": {"duckdb", "polars"}}
 
@@ -59,7 +59,7 @@ def agency_metrics(
     with warehouse.store().connect() as con:
         began = time.perf_counter()
         validation.preload()  # Great Expectations' worker imports it (~2.4 s) while DuckDB resolves, if not yet
-        today = datetime.now(UTC).date()
+        today = state_today()  # a period ends at the state's midnight
         # Only uploads change datapoints, so in a nightly run the other agencies' rows and results are current
         # already: one corrected row costs one agency's rebuild in its months, not the whole range's. Failures
         # the calendar has overturned since (a period sent before it ended) are checked again too.

@@ -70,12 +70,23 @@ def _demo_data(args: argparse.Namespace, layout: DataLayout) -> None:
 
 
 def _run(args: argparse.Namespace, layout: DataLayout) -> None:
+    from jc_pipeline.defs.partitions import period_months
     from jc_pipeline.runner import run_pipeline
 
     if (args.first is None) != (args.last is None):
         raise SystemExit("jc-pipeline run: give both --from and --to (YYYY-MM), or neither")
     if args.first and args.first > args.last:
         raise SystemExit("jc-pipeline run: --from must not be after --to")
+    # Months without a partition: Dagster failed the run on an invariant (before 2000) or recorded months that do
+    # not exist yet (after the current one).
+    first, last = (date.fromisoformat(key) for key in (period_months.get_first_partition_key(),
+                                                        period_months.get_last_partition_key()))
+    if args.first and args.first < first:
+        raise SystemExit(f"jc-pipeline run: --from {args.first:%Y-%m} is before {first:%Y-%m}, the first month the "
+                         f"pipeline keeps")
+    if args.last and args.last > last:
+        raise SystemExit(f"jc-pipeline run: --to {args.last:%Y-%m} is after the current month, {last:%Y-%m}: no "
+                         f"period has started there")
     if not layout.roster.exists():
         raise SystemExit(
             f"no roster at {layout.roster}: create agencies.csv there (DESIGN §3.1) or run `jc-pipeline demo-data`"

@@ -75,6 +75,17 @@ def test_half_a_backfill_range_is_refused(capsys, tmp_path):
     with pytest.raises(SystemExit) as refused:
         main(["run", "--data-dir", str(tmp_path), "--from", "2025-01"])
     assert "both --from and --to" in str(refused.value)
+    # Months without a partition are refused before any run: before 2000 Dagster failed the run on an invariant,
+    # after the current month it recorded months that do not exist yet.
+    with pytest.raises(SystemExit) as refused:
+        main(["run", "--data-dir", str(tmp_path), "--from", "1999-12", "--to", "2000-02"])
+    assert str(refused.value) == "jc-pipeline run: --from 1999-12 is before 2000-01, the first month the pipeline keeps"
+    current = date.today().replace(day=1)
+    later = date(current.year + 1, 1, 1)
+    with pytest.raises(SystemExit) as refused:
+        main(["run", "--data-dir", str(tmp_path), "--from", "2020-01", "--to", f"{later:%Y-%m}"])
+    assert f"--to {later:%Y-%m} is after the current month" in str(refused.value)
+    assert not (tmp_path / "pipeline").exists()  # nothing ran
     with pytest.raises(SystemExit):
         main(["run", "--data-dir", str(tmp_path), "--from", "2025-13", "--to", "2025-14"])
     assert "expected YYYY-MM" in capsys.readouterr().err

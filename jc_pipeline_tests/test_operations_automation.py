@@ -82,7 +82,6 @@ def test_schedule_keys_come_from_the_tick_in_the_state_time_zone(monkeypatch):
         importlib.reload(schedules)
 
 
-
 @pytest.mark.slow
 def test_sensor_chain_runs_exactly_the_touched_periods(tmp_path_factory, tmp_path, monkeypatch):
     data = copy_state(demo_template(tmp_path_factory), tmp_path / "data")

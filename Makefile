@@ -4,8 +4,8 @@ VENV     := .venv
 BIN      := $(VENV)/bin
 DATA_DIR ?= data
 DATA_ABS := $(abspath $(DATA_DIR))
-# Empty counts as not set, from the environment or the command line (`?=` kept an empty one: `make dev` then started
-# in the home folder).
+# Empty counts as not set, from the environment or the command line (`?=` kept an empty one: `make dev` then failed
+# on `mkdir -p` with no folder, and `make run` passed it on).
 ifeq ($(strip $(DAGSTER_HOME)),)
 override DAGSTER_HOME := $(DATA_ABS)/pipeline/dagster_home
 endif

@@ -260,7 +260,7 @@ SELECT *,
        CASE WHEN failed > 0 THEN 'failed' WHEN reported = expected THEN 'reported'
             WHEN reported > 0 THEN 'partial' ELSE 'missing' END AS cell_status,
        array_to_string(labels, ', ') AS periods,
-       array_to_string(labels, ', ') || ': ' || reported || ' of ' || expected || ' expected metrics reported'
+       periods || ': ' || reported || ' of ' || expected || ' expected metrics reported'
            || CASE WHEN failed > 0 THEN '; ' || failed || ' failed validation' ELSE '' END
            || CASE WHEN not_counted > 0 THEN '; ' || not_counted || ' sent but not counted' ELSE '' END
            AS tooltip

@@ -51,12 +51,13 @@ def _parser() -> argparse.ArgumentParser:
     template.add_argument("--agency", required=True, metavar="ID", help="agency_id from agencies.csv")
     template.add_argument("--out", help="folder for the workbooks (default: <data-dir>/templates/<agency_id>)")
 
-    export = commands.add_parser("export", help="export state_metrics and its views to CSV, Parquet or XLSX")
+    export = commands.add_parser("export", help="export warehouse tables and views to CSV, Parquet or XLSX")
     export.add_argument("--data-dir")
     export.add_argument("--format", choices=("csv", "parquet", "xlsx"), default="csv")
     export.add_argument("--out", help="folder (default: <data-dir>/exports)")
     export.add_argument("--tables", nargs="+", metavar="NAME",
-                        help="tables or views to export (default: state_metrics and the state views)")
+                        help="tables or views to export, e.g. agency_metrics (default: state_metrics and the state "
+                             "views)")
     return parser
 
 

@@ -36,6 +36,11 @@ def con(tmp_path_factory):
     con.close()
 
 
+def _frame(con, table):
+    """The table as the exports order it, as a Polars frame."""
+    return pl.from_arrow(export.sorted_rows(con, table).to_arrow_table())
+
+
 def test_neutralize():
     for text in HOSTILE:
         assert export.neutralize(text) == "'" + text
@@ -77,7 +82,7 @@ def test_xlsx_neutralizes_text_and_writes_typed_cells(con, tmp_path):
     assert rejected["raw_value"].to_list()[: len(HOSTILE)] == ["'" + text for text in HOSTILE]
     assert rejected["row_number"].dtype == pl.Float64  # numbers are number cells
     metrics = reader.load_sheet("state_metrics").to_polars()
-    expected = export.read_table(con, "state_metrics")
+    expected = _frame(con, "state_metrics")
     assert metrics.height == expected.height
     assert metrics["value"].dtype == pl.Float64
     assert math.isclose(metrics["value"].drop_nulls().sum(), expected["value"].drop_nulls().sum())
@@ -170,9 +175,69 @@ def test_parquet_round_trips_exactly(con, tmp_path):
     paths = export.export_tables(con, tmp_path, tables=export.DEFAULT_TABLES, fmt="parquet")
     assert [p.name for p in paths] == [f"{t}.parquet" for t in export.DEFAULT_TABLES]
     for table, path in zip(export.DEFAULT_TABLES, paths, strict=True):
-        assert pl.read_parquet(path).equals(export.read_table(con, table)), table
+        assert pl.read_parquet(path).equals(_frame(con, table)), table
     [raw] = export.export_tables(con, tmp_path, tables=["rejected_rows"], fmt="parquet")
     assert pl.read_parquet(raw)["raw_value"].to_list()[0] == HOSTILE[0]  # data kept exactly, not quoted
+
+
+def test_every_exportable_table_exports_every_row(con, tmp_path):
+    """agency_metrics and the other tables beyond the default export too, every row and column, in every format."""
+    counts = {table: con.execute(f'SELECT count(*) FROM "{table}"').fetchall()[0][0] for table in export.EXPORTABLE}
+    assert counts["agency_metrics"] > 0 and counts["state_metric_inputs"] == counts["agency_metrics"]
+    for path in export.export_tables(con, tmp_path, tables=export.EXPORTABLE, fmt="csv"):
+        table = path.stem
+        frame = pl.read_csv(path, infer_schema=False)
+        assert (frame.height, frame.columns) == (counts[table], con.table(table).columns), table
+    for path in export.export_tables(con, tmp_path, tables=export.EXPORTABLE, fmt="parquet"):
+        assert pl.read_parquet(path).equals(_frame(con, path.stem)), path.stem
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        f"{table}.{fmt}" for table in export.EXPORTABLE for fmt in ("csv", "parquet"))
+
+
+def test_a_large_table_is_exported_sorted(tmp_path):
+    """Sorted on every column at any size: with the spreadsheet projection over the sort, DuckDB's CSV writer put
+    rows out of order from ~200,000 rows on (34 breaks at 200,000, 415 at 2M)."""
+    con = duckdb.connect()
+    con.execute("CREATE TABLE state_metrics AS SELECT (hash(range) % 1000)::INTEGER AS n, "
+                "'x' || hash(range * 7) % 100000 AS t FROM range(300000)")
+    expected = pl.from_arrow(con.table("state_metrics").to_arrow_table()).sort(pl.all())
+    [csv_path] = export.export_tables(con, tmp_path, tables=["state_metrics"], fmt="csv")
+    assert pl.read_csv(csv_path, schema=expected.schema).equals(expected)
+    [parquet_path] = export.export_tables(con, tmp_path, tables=["state_metrics"], fmt="parquet")
+    assert pl.read_parquet(parquet_path).equals(expected)
+    con.close()
+
+
+def test_a_failed_export_leaves_the_earlier_one(tmp_path):
+    """Each file is written under a temporary name: a table that fails halfway (here a view that raises at its
+    500th row) leaves the last good export byte for byte, and no partial file."""
+    con = duckdb.connect()
+    con.execute("CREATE TABLE state_metrics AS SELECT range AS i, 'agency ' || range AS name FROM range(1000)")
+    earlier = {fmt: export.export_tables(con, tmp_path, tables=["state_metrics"], fmt=fmt)[0] for fmt in export.FORMATS}
+    kept = {path: path.read_bytes() for path in earlier.values()}
+    con.execute("ALTER TABLE state_metrics RENAME TO good")
+    con.execute("CREATE VIEW state_metrics AS SELECT CASE WHEN i = 500 THEN error('the warehouse broke') ELSE i END "
+                "AS i, name FROM good")
+    for fmt in export.FORMATS:
+        with pytest.raises(duckdb.Error, match="the warehouse broke"):
+            export.export_tables(con, tmp_path, tables=["state_metrics"], fmt=fmt)
+    assert {path: path.read_bytes() for path in tmp_path.iterdir()} == kept
+    con.close()
+
+
+def test_xlsx_refuses_a_table_longer_than_a_worksheet(tmp_path):
+    con = duckdb.connect()
+    con.execute("CREATE TABLE agencies AS SELECT 'a' AS agency_id")
+    con.execute(f"CREATE VIEW agency_metrics AS SELECT range AS value FROM range({export.XLSX_MAX_ROWS - 1})")
+    [path] = export.export_tables(con, tmp_path, tables=["agencies", "agency_metrics"], fmt="xlsx")
+    assert fastexcel.read_excel(str(path)).load_sheet("agency_metrics").height == export.XLSX_MAX_ROWS - 1
+    written = path.read_bytes()
+    con.execute(f"CREATE OR REPLACE VIEW agency_metrics AS SELECT range AS value FROM range({export.XLSX_MAX_ROWS})")
+    refused = r"agency_metrics has more than 1,048,575 rows; export it as csv or parquet"
+    with pytest.raises(export.ExportError, match=refused):
+        export.export_tables(con, tmp_path, tables=["agencies", "agency_metrics"], fmt="xlsx")
+    assert [p.name for p in tmp_path.iterdir()] == [export.XLSX_WORKBOOK] and path.read_bytes() == written
+    con.close()
 
 
 def test_only_known_tables_and_formats(con, tmp_path):
@@ -188,11 +253,16 @@ def test_export_command(con, tmp_path, capsys):
 
     data = tmp_path / "data"
     data.mkdir()
-    with duckdb.connect(str(data / "warehouse.duckdb")) as published:  # a published copy of two tables
-        for table in ("state_metrics", "agencies"):
-            frame = export.read_table(con, table)  # noqa: F841 - read by DuckDB's replacement scan below
+    with duckdb.connect(str(data / "warehouse.duckdb")) as published:  # a published copy of three tables
+        for table in ("state_metrics", "agencies", "agency_metrics"):
+            frame = export.sorted_rows(con, table).to_arrow_table()  # noqa: F841 - read by the replacement scan
             published.execute(f"CREATE TABLE {table} AS SELECT * FROM frame")
     assert cli.main(["export", "--data-dir", str(data), "--format", "parquet", "--tables", "state_metrics"]) == 0
-    assert pl.read_parquet(data / "exports" / "state_metrics.parquet").equals(export.read_table(con, "state_metrics"))
+    assert pl.read_parquet(data / "exports" / "state_metrics.parquet").equals(_frame(con, "state_metrics"))
+    assert cli.main(["export", "--data-dir", str(data), "--tables", "agency_metrics"]) == 0
+    exported = pl.read_csv(data / "exports" / "agency_metrics.csv", infer_schema=False)
+    assert exported.height == con.table("agency_metrics").shape[0] > 0
+    assert capsys.readouterr().out.split() == [str(data / "exports" / f) for f in ("state_metrics.parquet",
+                                                                                  "agency_metrics.csv")]
     assert cli.main(["export", "--data-dir", str(data), "--tables", "agencies; DROP TABLE agencies"]) == 1
     assert "cannot export" in capsys.readouterr().err

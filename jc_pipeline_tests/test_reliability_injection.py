@@ -27,7 +27,6 @@ PACKAGE_SQL_READERS = {"_sql", "read_sql", "sql_text", "contract_schema_sql", "r
 
 #: (file, function, interpolated expression) -> why it is a code constant and never input.
 ALLOWED_INTERPOLATIONS = {
-    ("lib/export.py", "read_table", "table"): "checked against EXPORTABLE (check_tables) and quoted",
     ("lib/ingest/store.py", "_insert", "table"): "callers pass literals or STAGED_TABLE (checked below)",
     ("lib/ingest/store.py", "_insert", "', '.join(frame.columns)"):
         "frames are selected with the _*_COLUMNS constants of store.py before insertion",
@@ -153,7 +152,7 @@ def test_pass_through_sql_and_table_names_come_from_code():
                 assert isinstance(table, ast.Constant) or ast.unparse(table) == "STAGED_TABLE", call.lineno
     from jc_pipeline.lib import export
     with pytest.raises(export.ExportError):
-        export.read_table(None, 'agencies"; DROP TABLE agencies; --')  # refused before any SQL
+        export.sorted_rows(None, 'agencies"; DROP TABLE agencies; --')  # refused before any SQL
 
 
 # --- end to end ----------------------------------------------------------------------------------------------
@@ -223,6 +222,7 @@ def test_formula_cells_from_input_are_neutralized_in_exports(warehouse):
                 [["year", "month", "value"], [2023, 1, "=HYPERLINK(\"http://x\",\"y\")"], [2023, 2, "@SUM(1)"],
                  [2023, 3, "-1+2"], [2023, 4, "+1"], [2023, 5, 5]])  # "+1" is a number: loaded
     warehouse.ingest()
-    safe = export.spreadsheet_safe(warehouse.table("rejected_rows").select("raw_value", "rule").sort("raw_value"))
+    [path] = export.export_tables(warehouse.con, warehouse.data_dir / "exports", tables=["rejected_rows"])
+    safe = pl.read_csv(path, infer_schema=False).select("raw_value", "rule").sort("raw_value")
     assert safe["raw_value"].to_list() == ["'-1+2", "'=HYPERLINK(\"http://x\",\"y\")", "'@SUM(1)"]
     assert all(export.neutralize(cell).startswith("'") for cell in ("=1", "+1", "-1", "@x", "\t=1", "\r=1"))

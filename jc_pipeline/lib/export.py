@@ -25,9 +25,11 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 import duckdb
-import polars as pl
+import pyarrow as pa
 
-#: Tables and views that may be exported, in the order they are written. The first is the default.
+#: Tables and views that may be exported, in the order they are written: the state numbers and their views (the
+#: default, :data:`DEFAULT_TABLES`), who is expected and what was summed, the roster and the metric reference, then
+#: the agencies' datapoints and where each file went.
 EXPORTABLE: tuple[str, ...] = (
     "state_metrics",
     "state_coverage",
@@ -37,9 +39,13 @@ EXPORTABLE: tuple[str, ...] = (
     "state_calendar_years",
     "state_expected_agencies",
     "state_metric_contributions",
+    "state_metric_inputs",
     "agencies",
+    "agency_metric_settings",
+    "agency_breakdown_settings",
     "metric_definitions",
     "metric_categories",
+    "agency_metrics",
     "source_files",
     "rejected_rows",
     "validation_results",
@@ -53,8 +59,10 @@ XLSX_WORKBOOK = "warehouse_export.xlsx"
 
 # Characters that make a spreadsheet treat a cell as a formula (OWASP "CSV injection"): =, +, -, @, and tab /
 # carriage return, which some spreadsheet programs strip before looking at the first character.
-_FORMULA_START = re.compile(r"^[=+\-@\t\r]")
+_FORMULA_FIRST = ("=", "+", "-", "@", "\t", "\r")
 _LIST_SEPARATOR = "; "
+# Rows turned into Python values at a time for the XLSX writer: never a whole worksheet of Python objects.
+_XLSX_BATCH_ROWS = 65_536
 
 
 class ExportError(ValueError):
@@ -63,34 +71,32 @@ class ExportError(ValueError):
 
 def neutralize(text: str) -> str:
     """``text`` made inert for spreadsheets: a leading ``'`` when it starts like a formula, else unchanged."""
-    return "'" + text if _FORMULA_START.match(text) else text
+    return "'" + text if text.startswith(_FORMULA_FIRST) else text
 
 
 def export_tables(con: duckdb.DuckDBPyConnection, out_dir: Path, *, tables: Sequence[str] = DEFAULT_TABLES,
                   fmt: str = "csv") -> list[Path]:
     """Write each table of ``tables`` in format ``fmt`` under ``out_dir``; return the files written.
 
-    CSV and Parquet give one file per table (``<table>.csv``); XLSX one workbook with a sheet per table.
+    CSV and Parquet give one file per table (``<table>.csv``), written by DuckDB, so a table of millions of rows
+    (``agency_metrics``) is never loaded into Python; XLSX one workbook with a sheet per table. Each file is written
+    under a temporary name and renamed when complete: an export that fails leaves the earlier one intact.
     """
     if fmt not in FORMATS:
         raise ExportError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
     check_tables(tables)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    frames = {table: read_table(con, table) for table in tables}
-    if fmt == "parquet":
-        paths = []
-        for table, frame in frames.items():
-            paths.append(out_dir / f"{table}.parquet")
-            frame.write_parquet(paths[-1])
-        return paths
-    if fmt == "csv":
-        paths = []
-        for table, frame in frames.items():
-            paths.append(out_dir / f"{table}.csv")
-            spreadsheet_safe(frame).write_csv(paths[-1])
-        return paths
-    return [write_xlsx(out_dir / XLSX_WORKBOOK, frames)]
+    if fmt == "xlsx":
+        return [write_xlsx(out_dir / XLSX_WORKBOOK, con, tables)]
+    paths = []
+    for table in tables:
+        paths.append(out_dir / f"{table}.{fmt}")
+        if fmt == "parquet":  # typed, and spreadsheets do not evaluate it: the data exactly
+            sorted_rows(con, table).write_parquet(str(paths[-1]), compression="zstd", use_tmp_file=True)
+        else:
+            sorted_rows(con, table, for_spreadsheets=True).write_csv(str(paths[-1]), header=True, use_tmp_file=True)
+    return paths
 
 
 def check_tables(tables: Iterable[str]) -> None:
@@ -100,39 +106,59 @@ def check_tables(tables: Iterable[str]) -> None:
         raise ExportError(f"cannot export {', '.join(map(repr, unknown))}; choose from: {', '.join(EXPORTABLE)}")
 
 
-def read_table(con: duckdb.DuckDBPyConnection, table: str) -> pl.DataFrame:
-    """The whole table or view as a Polars frame, rows sorted on every column so that two exports of the same
-    warehouse are identical files (views have no order of their own). Arrow path: ``.df()`` is slow under pandas 3.
-    """
+def sorted_rows(con: duckdb.DuckDBPyConnection, table: str, *, for_spreadsheets: bool = False
+                ) -> duckdb.DuckDBPyRelation:
+    """The whole table or view, rows sorted on every column so that two exports of the same warehouse are identical
+    files (views have no order of their own). Lazy: nothing is read until it is written.
+
+    ``for_spreadsheets``: lists joined into text, then every text cell neutralized (as :func:`neutralize` does);
+    numeric, date and boolean columns untouched. Done before the sort: DuckDB's CSV writer does not keep the order
+    of a sort under a projection (measured: rows out of order from ~200,000 rows on)."""
     check_tables([table])
-    # Safe: ``table`` is one of the fixed names of EXPORTABLE (checked above), quoted as an identifier.
-    return pl.from_arrow(con.sql(f'SELECT * FROM "{table}" ORDER BY ALL').to_arrow_table())
+    rows = con.table(table)  # a name, never SQL text; and one of EXPORTABLE's (checked above)
+    if for_spreadsheets:
+        rows = rows.select(*(_spreadsheet_column(name, kind.id)
+                             for name, kind in zip(rows.columns, rows.types, strict=True)))
+    return rows.order("ALL")
 
 
-def spreadsheet_safe(frame: pl.DataFrame) -> pl.DataFrame:
-    """Lists joined to text, then every text column neutralized; numeric, date and boolean columns untouched."""
-    columns = []
-    for name, dtype in frame.schema.items():
-        column = pl.col(name)
-        if isinstance(dtype, pl.List):
-            column = column.cast(pl.List(pl.String)).list.join(_LIST_SEPARATOR)
-        elif dtype != pl.String:
-            columns.append(column)
-            continue
-        columns.append(pl.when(column.str.contains(_FORMULA_START.pattern)).then(pl.lit("'") + column)
-                       .otherwise(column).alias(name))
-    return frame.select(columns)
+def _spreadsheet_column(name: str, kind: str) -> duckdb.Expression:
+    column = duckdb.ColumnExpression(name)
+    if kind == "list":
+        column = duckdb.FunctionExpression("array_to_string", column, duckdb.ConstantExpression(_LIST_SEPARATOR))
+    elif kind != "varchar":
+        return column
+    first = duckdb.FunctionExpression("left", column, duckdb.ConstantExpression(1))
+    formula = first.isin(*map(duckdb.ConstantExpression, _FORMULA_FIRST))
+    quoted = duckdb.FunctionExpression("concat", duckdb.ConstantExpression("'"), column)
+    return duckdb.CaseExpression(formula, quoted).otherwise(column).alias(name)
 
 
-def write_xlsx(path: Path, frames: dict[str, pl.DataFrame]) -> Path:
-    """One workbook, one sheet per frame (sheet name = key), header row bold and frozen."""
-    too_big = [f"{name} ({frame.height:,} rows)" for name, frame in frames.items() if frame.height >= XLSX_MAX_ROWS]
-    if too_big:
-        raise ExportError(f"too many rows for a worksheet: {', '.join(too_big)}; export these as csv or parquet")
-    with XlsxWorkbook(path) as workbook:
-        for name, frame in frames.items():
-            workbook.add_sheet(name[:31], frame.columns, frame.iter_rows())
+def write_xlsx(path: Path, con: duckdb.DuckDBPyConnection, tables: Sequence[str]) -> Path:
+    """One workbook, one sheet per table (its name cut to Excel's 31 characters), header row bold and frozen.
+
+    A table with more rows than a worksheet holds is refused with the way out, and the workbook is not written.
+    Each table is read once, and at most one row past a worksheet's: counting first would compute a view twice."""
+    partial = path.with_name(path.name + ".tmp")
+    try:
+        with XlsxWorkbook(partial) as workbook:
+            for table in tables:
+                rows = sorted_rows(con, table).limit(XLSX_MAX_ROWS).to_arrow_table()
+                if rows.num_rows >= XLSX_MAX_ROWS:
+                    raise ExportError(f"too many rows for a worksheet: {table} has more than "
+                                      f"{XLSX_MAX_ROWS - 1:,} rows; export it as csv or parquet")
+                workbook.add_sheet(table[:31], rows.column_names, _python_rows(rows))
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+    partial.replace(path)
     return path
+
+
+def _python_rows(rows: pa.Table) -> Iterator[tuple[Any, ...]]:
+    """The rows as tuples of Python values, converted a batch at a time."""
+    for batch in rows.to_batches(_XLSX_BATCH_ROWS):
+        yield from zip(*(column.to_pylist() for column in batch.columns), strict=True)
 
 
 class XlsxWorkbook:

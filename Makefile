@@ -2,7 +2,12 @@
 PYTHON   ?= python3
 VENV     := .venv
 BIN      := $(VENV)/bin
-DATA_DIR ?= data
+# The data directory: DATA_DIR given to make (`make dev DATA_DIR=/srv/jc/data`), else ./data. Not read from the
+# environment: it is a generic name other tools set, and a stray one had `make run` write the demo state there.
+ifeq ($(origin DATA_DIR),environment)
+$(warning DATA_DIR=$(DATA_DIR) in the environment is not read; give it to make instead: make <target> DATA_DIR=...)
+endif
+DATA_DIR := data
 DATA_ABS := $(abspath $(DATA_DIR))
 # Empty counts as not set, from the environment or the command line (`?=` kept an empty one: `make dev` then failed
 # on `mkdir -p` with no folder, and `make run` passed it on).

@@ -3,6 +3,7 @@ and line (no traceback), status shows the instance's runs beside the warehouse, 
 
 import csv
 import os
+import subprocess
 from datetime import date
 
 import dagster as dg
@@ -13,7 +14,7 @@ from jc_pipeline.cli import main
 from jc_pipeline.lib.paths import DataLayout
 from jc_pipeline.lib.periods import contiguous_ranges
 from jc_pipeline.runner import use_instance
-from jc_pipeline_tests.test_operations_support import baseline, copy_state, demo_template, fingerprint, jc
+from jc_pipeline_tests.test_operations_support import REPO, baseline, copy_state, demo_template, fingerprint, jc
 
 ROSTER_LINE = 4  # 1-based, header = line 1
 
@@ -69,6 +70,23 @@ def test_dagster_home_is_read_as_the_data_directory_is(tmp_path, monkeypatch):
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "a_file"))
     with pytest.raises(NotADirectoryError, match="DAGSTER_HOME=.* is a file, not a folder"):
         use_instance(layout)
+
+
+def test_make_takes_the_data_directory_from_its_command_line_only(tmp_path):
+    """A DATA_DIR in the environment, a generic name other tools set, is not read (make says so): it had `make run`
+    write the demo state into that folder. One given to make is read. (`make -n`: the commands, not run.)"""
+    env = {key: value for key, value in os.environ.items() if key not in ("DATA_DIR", "MAKEFLAGS", "MAKELEVEL")}
+
+    def make_run(*args, **extra):
+        return subprocess.run(["make", "-n", "run", *args], cwd=REPO, env={**env, **extra}, capture_output=True,
+                              text=True, check=True)
+
+    stray = make_run(DATA_DIR=str(tmp_path / "other"))
+    assert stray.stdout.splitlines()[-1].endswith("jc-pipeline run --data-dir data")
+    assert f"DATA_DIR={tmp_path / 'other'} in the environment is not read; give it to make instead" in stray.stderr
+    given = make_run(f"DATA_DIR={tmp_path / 'given'}")
+    assert given.stdout.splitlines()[-1].endswith(f"jc-pipeline run --data-dir {tmp_path / 'given'}")
+    assert given.stderr == ""
 
 
 def test_a_backfill_range_that_cannot_run_is_refused(capsys, tmp_path):

@@ -108,12 +108,10 @@ def _status(args: argparse.Namespace, layout: DataLayout) -> None:
 
 
 def _published(layout: DataLayout):
-    """A read-only connection to the published warehouse (never blocks a run, never blocked by one)."""
-    import duckdb
+    """A read-only connection to the published warehouse (:func:`warehouse.open_published`)."""
+    from jc_pipeline.lib.warehouse import open_published
 
-    if not layout.warehouse.exists():
-        raise FileNotFoundError(f"no warehouse at {layout.warehouse} yet: run `jc-pipeline run` first")
-    return duckdb.connect(str(layout.warehouse), read_only=True)
+    return open_published(layout)
 
 
 def _report(args: argparse.Namespace, layout: DataLayout) -> None:

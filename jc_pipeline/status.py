@@ -3,9 +3,8 @@ never blocks a run)."""
 
 from __future__ import annotations
 
-import duckdb
-
 from jc_pipeline.lib.paths import DataLayout
+from jc_pipeline.lib.warehouse import open_published
 
 _SECTIONS = {
     "files": """
@@ -37,9 +36,7 @@ RECENT_RUNS = 8
 def print_status(layout: DataLayout) -> None:
     """Print the recent runs of the instance, then each warehouse section as an aligned table."""
     _print_runs(layout)
-    if not layout.warehouse.exists():
-        raise FileNotFoundError(f"no warehouse at {layout.warehouse} yet: run `jc-pipeline run` first")
-    with duckdb.connect(str(layout.warehouse), read_only=True) as con:
+    with open_published(layout) as con:
         print(f"\nwarehouse {layout.warehouse}")
         for title, query in _SECTIONS.items():
             relation = con.sql(query)

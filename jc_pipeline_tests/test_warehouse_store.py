@@ -8,7 +8,8 @@ import duckdb
 import pytest
 
 from jc_pipeline.lib.paths import DataLayout, UnsafePathError
-from jc_pipeline.lib.warehouse import MEMORY_LIMIT_ENV, PUBLISHED_TABLES, Store, ensure_contract_schema
+from jc_pipeline.lib.warehouse import (MEMORY_LIMIT_ENV, PUBLISHED_TABLES, Store, ensure_contract_schema,
+                                      open_published)
 
 
 def _fill(store: Store, value: float) -> None:
@@ -102,6 +103,14 @@ def test_connections_have_a_memory_limit_and_spill_beside_the_store(tmp_path, mo
     monkeypatch.setenv(MEMORY_LIMIT_ENV, "300MiB")
     with store.open(tmp_path / "other.duckdb") as con:
         assert con.execute(setting).fetchone()[0] == "300.0 MiB"
+    # The commands that read the published warehouse (export sorts whole tables) keep to the same limit.
+    layout = DataLayout.from_env(tmp_path)
+    with pytest.raises(FileNotFoundError, match="no warehouse at .* yet: run `jc-pipeline run` first"):
+        open_published(layout)
+    duckdb.connect(str(layout.warehouse)).close()
+    with open_published(layout) as con:
+        limit, spill = con.execute(setting).fetchone()
+    assert limit == "300.0 MiB" and Path(spill) == tmp_path / "pipeline" / "duckdb_tmp"
 
 
 def test_a_memory_limit_duckdb_cannot_read_is_named_and_touches_no_file(tmp_path, monkeypatch):

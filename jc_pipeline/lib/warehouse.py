@@ -8,6 +8,7 @@ reader sees the new one, and nobody ever sees half a run.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import uuid
@@ -18,6 +19,8 @@ from pathlib import Path
 
 import duckdb
 from filelock import FileLock
+
+from jc_pipeline.lib.paths import DataLayout
 
 #: Contract tables copied into the published warehouse before the state tables (the rest of the store is
 #: internal: staged uploads, bookkeeping).
@@ -92,6 +95,19 @@ def _check_memory_limit(value: str) -> None:
         # From None: a failed run names the innermost cause of its error, which would be DuckDB's again.
         raise ValueError(f"{MEMORY_LIMIT_ENV}={value!r} is not a memory size ({exc}); set it like 3GiB, or unset it "
                          f"for {DEFAULT_MEMORY_LIMIT}") from None
+
+
+def open_published(layout: DataLayout) -> duckdb.DuckDBPyConnection:
+    """A read-only connection to the published warehouse, never blocking a run nor blocked by one, with the
+    pipeline's memory limit and spill directory: an export sorts a whole table."""
+    if not layout.warehouse.exists():
+        raise FileNotFoundError(f"no warehouse at {layout.warehouse} yet: run `jc-pipeline run` first")
+    store = Store(layout.store)
+    # DuckDB makes its spill directory when it first spills, but not the folder above it, which a copied warehouse
+    # lacks; on a read-only share that folder cannot be made, and nothing could spill there anyway.
+    with contextlib.suppress(OSError):
+        store.spill_dir.parent.mkdir(exist_ok=True)
+    return store.open(layout.warehouse, read_only=True)
 
 
 class Store:

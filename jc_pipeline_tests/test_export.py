@@ -240,6 +240,14 @@ def test_xlsx_refuses_a_table_longer_than_a_worksheet(tmp_path):
     con.close()
 
 
+def test_a_table_named_twice_is_exported_once(con, tmp_path):
+    """Excel calls a workbook with two sheets of one name damaged."""
+    [path] = export.export_tables(con, tmp_path, tables=["agencies", "state_metrics", "agencies"], fmt="xlsx")
+    assert fastexcel.read_excel(str(path)).sheet_names == ["agencies", "state_metrics"]
+    paths = export.export_tables(con, tmp_path, tables=["agencies", "agencies"], fmt="csv")
+    assert paths == [tmp_path / "agencies.csv"]
+
+
 def test_only_known_tables_and_formats(con, tmp_path):
     with pytest.raises(export.ExportError, match="cannot export 'x; DROP TABLE agencies'"):
         export.export_tables(con, tmp_path, tables=["x; DROP TABLE agencies"])

@@ -85,6 +85,7 @@ def export_tables(con: duckdb.DuckDBPyConnection, out_dir: Path, *, tables: Sequ
     if fmt not in FORMATS:
         raise ExportError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
     check_tables(tables)
+    tables = tuple(dict.fromkeys(tables))  # a name given twice: one file, one sheet (Excel refuses two of a name)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     if fmt == "xlsx":

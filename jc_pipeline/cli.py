@@ -107,22 +107,16 @@ def _status(args: argparse.Namespace, layout: DataLayout) -> None:
     print_status(layout)
 
 
-def _published(layout: DataLayout):
-    """A read-only connection to the published warehouse (:func:`warehouse.open_published`)."""
-    from jc_pipeline.lib.warehouse import open_published
-
-    return open_published(layout)
-
-
 def _report(args: argparse.Namespace, layout: DataLayout) -> None:
     from datetime import UTC, datetime
     from pathlib import Path
 
     from jc_pipeline.lib import feedback, report
+    from jc_pipeline.lib.warehouse import open_published
 
     out = Path(args.out).resolve() if args.out else layout.reports
     now = datetime.now(UTC)
-    with _published(layout) as con:
+    with open_published(layout) as con:
         expected = report.expected_periods(con)  # both products read it: asked once
         written = feedback.write_agency_feedback(con, out / "agencies", generated_at=now, expected=expected)
         links = feedback.existing_links(con, out / "agencies", "../agencies")
@@ -137,9 +131,10 @@ def _feedback(args: argparse.Namespace, layout: DataLayout) -> None:
     from pathlib import Path
 
     from jc_pipeline.lib import feedback
+    from jc_pipeline.lib.warehouse import open_published
 
     out = Path(args.out).resolve() if args.out else layout.reports / "agencies"
-    with _published(layout) as con:
+    with open_published(layout) as con:
         written = feedback.write_agency_feedback(con, out, generated_at=datetime.now(UTC), agency_ids=args.agencies)
     for item in written.values():
         print(f"{item.agency_id}: {item.xlsx.name} + {item.html.name} ({item.findings} findings, "
@@ -173,11 +168,12 @@ def _export(args: argparse.Namespace, layout: DataLayout) -> None:
     from pathlib import Path
 
     from jc_pipeline.lib import export
+    from jc_pipeline.lib.warehouse import open_published
 
     out = Path(args.out).resolve() if args.out else layout.root / "exports"
     tables = tuple(args.tables) if args.tables else export.DEFAULT_TABLES
     export.check_tables(tables)
-    with _published(layout) as con:
+    with open_published(layout) as con:
         for path in export.export_tables(con, out, tables=tables, fmt=args.format):
             print(path)
 

@@ -92,11 +92,12 @@ def export_tables(con: duckdb.DuckDBPyConnection, out_dir: Path, *, tables: Sequ
         return [write_xlsx(out_dir / XLSX_WORKBOOK, con, tables)]
     paths = []
     for table in tables:
-        paths.append(out_dir / f"{table}.{fmt}")
+        path = out_dir / f"{table}.{fmt}"
         if fmt == "parquet":  # typed, and spreadsheets do not evaluate it: the data exactly
-            sorted_rows(con, table).write_parquet(str(paths[-1]), compression="zstd", use_tmp_file=True)
+            sorted_rows(con, table).write_parquet(str(path), compression="zstd", use_tmp_file=True)
         else:
-            sorted_rows(con, table, for_spreadsheets=True).write_csv(str(paths[-1]), header=True, use_tmp_file=True)
+            sorted_rows(con, table, for_spreadsheets=True).write_csv(str(path), header=True, use_tmp_file=True)
+        paths.append(path)
     return paths
 
 

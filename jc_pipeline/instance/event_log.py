@@ -3,7 +3,7 @@
 Dagster's ``SqliteEventLogStorage`` builds a SQLAlchemy engine, opens a connection and disposes of both around
 every statement it runs: a roll-up run stores ~75 events and makes ~400 such connections. A connection and a
 query cost 0.37-0.42 ms that way, 0.024-0.028 ms on a kept connection (1,000 of each on the index file, this
-machine; docs/benchmarks.md). This storage keeps one engine with one connection
+machine; docs/benchmarks-history.md). This storage keeps one engine with one connection
 (``StaticPool``) for each of the :data:`ENGINES_KEPT` database files it used last: Dagster already serializes
 every use of them under its own lock (``_db_lock``), so one connection per file is all it ever needs.
 
@@ -11,12 +11,12 @@ Dagster hands a storage the materializations of a partition range, planned and d
 ``DAGSTER_EVENT_BATCH_SIZE`` is set (:data:`EVENT_BATCH_SIZE`; :func:`load_instance` sets it for this storage).
 Dagster's SQLite storage stores a batch event by event; this one stores it in one transaction per file, and
 commits nothing of it when storing one event fails (Dagster then stores the events one by one). A nightly
-roll-up over a range of 89 months writes ~540 such events: its run took 0.4-0.6 s less (docs/benchmarks.md).
+roll-up over a range of 89 months writes ~540 such events: its run took 0.4-0.6 s less (docs/benchmarks-history.md).
 
 Dagster stores the planned run of a check over a range of partitions as a row per partition, serializing the
 same event again for each row; this storage serializes it once (``_store_asset_check_evaluation_planned``): the
 nightly increment at 3,000 agencies (a roll-up over 89 months planning 18 checks) spent 0.26-0.28 s less in
-Dagster, three runs each (docs/benchmarks.md). The rows are the same.
+Dagster, three runs each (docs/benchmarks-history.md). The rows are the same.
 
 Everything else is Dagster's: the files, their schema, the queries. Only ``_connect`` and
 ``_store_asset_check_evaluation_planned`` (private methods, so Dagster's version is pinned and the tests check

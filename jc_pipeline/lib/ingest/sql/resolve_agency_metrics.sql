@@ -26,7 +26,7 @@ WITH scoped AS (
 ),
 -- The keys sent more than once: only their rows are ordered. Nearly every key is sent once (97 of 851,554 staged
 -- rows of a year at 3,000 agencies repeat one), and the window over every row was most of the resolve: a year
--- 1.22-1.25 -> 0.85-0.90 s (docs/benchmarks.md). Keys are routed by their hash (key_hash; NULL dimension and
+-- 1.22-1.25 -> 0.85-0.90 s (docs/benchmarks-history.md). Keys are routed by their hash (key_hash; NULL dimension and
 -- category included); two keys sharing one only send both through the window, which orders each key on its own.
 repeated AS MATERIALIZED (
     SELECT key_hash

@@ -5,8 +5,10 @@ more on thousands of small files), every column materialized as Arrow, by DuckDB
 ``scan_csv``; the faster engine counts. Every sheet of every workbook is read once by calamine (fastexcel), its
 cells as text into an Arrow batch, as the ingest must read them (see docs/decisions.md, "The workbook floor").
 
-:func:`measure_floor` times the whole inbox; ``bench.bench_ingest`` times the same reads (:func:`header_groups`,
-:func:`read_csv_duckdb`, :func:`read_csv_polars`, :func:`read_workbooks`) round by round beside the ingest.
+:func:`measure_floor` times the whole inbox, and :func:`fastest` keeps the best of several such measurements (the
+benchmark reads the floor before and after its runs); ``bench.bench_ingest`` times the same reads
+(:func:`header_groups`, :func:`read_csv_duckdb`, :func:`read_csv_polars`, :func:`read_workbooks`) round by round
+beside the ingest.
 """
 
 from __future__ import annotations
@@ -52,6 +54,17 @@ def measure_floor(inbox: Path, repeats: int = 2) -> Floor:
         csv_duckdb=_best(lambda: read_csv_duckdb(groups), repeats),
         csv_polars=_best(lambda: read_csv_polars(groups), repeats),
         workbooks_calamine=_best(lambda: read_workbooks(books), repeats),
+    )
+
+
+def fastest(*floors: Floor) -> Floor:
+    """The best time of each engine over ``floors`` (measurements of the same inbox)."""
+    return Floor(
+        csv_files=floors[0].csv_files,
+        workbooks=floors[0].workbooks,
+        csv_duckdb=min(f.csv_duckdb for f in floors),
+        csv_polars=min(f.csv_polars for f in floors),
+        workbooks_calamine=min(f.workbooks_calamine for f in floors),
     )
 
 

@@ -11,6 +11,7 @@ import pytest
 
 from bench import run as bench
 from bench import scale
+from bench.floor import Floor, fastest
 from bench.memory import ResidentSampler, peak_rss_mib
 
 pytestmark = pytest.mark.slow
@@ -65,9 +66,24 @@ def test_targets_are_computed_and_reported(results, capsys):
     measured, cache = results
     assert set(measured["targets"]) == set(bench.TARGETS)
     assert measured["targets"]["whole run / floor"] > 1  # the pipeline does more than read the bytes
+    # The floor is read before and after the runs, and the ratios take each engine's best of both.
+    floor = measured["floor"]
+    assert 0 < floor["total"] <= min(floor["before the runs"], floor["after the runs"])
+    assert measured["targets"]["whole run / floor"] == measured["full build"]["process"] / floor["total"]
     text = bench.report(measured)
     assert all(name in text for name in bench.TARGETS)
     assert json.loads((cache / "results" / "latest.json").read_text())["targets"] == measured["targets"]
+
+
+def test_the_floor_keeps_each_engines_best_time():
+    """A machine slower after the runs than before them (or the other way round) must not lower the floor's bar:
+    each engine's best read counts, whichever measurement it came from."""
+    before = Floor(csv_files=3, workbooks=2, csv_duckdb=4.0, csv_polars=2.5, workbooks_calamine=20.0)
+    after = Floor(csv_files=3, workbooks=2, csv_duckdb=3.5, csv_polars=3.0, workbooks_calamine=16.0)
+    best = fastest(before, after)
+    assert (best.csv_duckdb, best.csv_polars, best.workbooks_calamine) == (3.5, 2.5, 16.0)
+    assert best.total == 18.5 < min(before.total, after.total)
+    assert (best.csv_files, best.workbooks) == (3, 2)
 
 
 def test_a_child_reports_its_own_peak_memory_not_the_parents():

@@ -58,6 +58,22 @@ def test_asset_graph_and_jobs(defs):
         assert defs.resolve_job_def(job) is not None
 
 
+def test_everything_in_the_catalog_says_what_it_is(defs):
+    """The UI shows these descriptions beside each asset, check, job, schedule and sensor. Dagster reads an asset's
+    docstring but not a schedule's or a sensor's, which must be given their description."""
+    graph = defs.resolve_asset_graph()
+    described = {key.to_user_string(): graph.get(key).description for key in graph.get_all_asset_keys()}
+    described |= {f"check {key.name}": graph.get_check_spec(key).description for key in graph.asset_check_keys}
+    repository = defs.get_repository_def()
+    described |= {f"job {job.name}": job.description for job in repository.get_all_jobs()
+                  if not job.name.startswith("__")}  # Dagster's own implicit asset job
+    described |= {f"schedule {s.name}": s.description for s in repository.schedule_defs}
+    described |= {f"sensor {s.name}": s.description for s in repository.sensor_defs}
+    assert {"job publish_job", "schedule nightly_ingest_schedule", "sensor inbox_sensor",
+            "sensor touched_periods_sensor", "sensor publish_after_rollup_sensor"} <= set(described)
+    assert [name for name, text in described.items() if not text or len(text.split()) < 5] == []
+
+
 def test_every_rule_is_an_asset_check_plus_the_blocking_structure_gate(defs):
     graph = defs.resolve_asset_graph()
     checks = {key.name: key for key in graph.asset_check_keys}

@@ -18,7 +18,8 @@ rollup_job = dg.define_asset_job(
 publish_job = dg.define_asset_job(
     "publish_job",
     selection=dg.AssetSelection.groups("publish"),
-    description="Swap in a new analyst warehouse and write the data-quality report.",
+    description="Swap in a new analyst warehouse, then write the agency feedback, the data-quality report and the "
+                "state report, and record the publish.",
 )
 
 #: Tag on every run `jc-pipeline run` starts. That command rolls up and publishes by itself, so the sensors leave

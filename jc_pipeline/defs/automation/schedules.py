@@ -17,6 +17,10 @@ STATE_TIMEZONE = state_timezone()
     cron_schedule="0 2 * * *",  # every day at 02:00
     execution_timezone=STATE_TIMEZONE,
     default_status=dg.DefaultScheduleStatus.RUNNING,
+    description="Every night at 02:00 state time (JC_TIMEZONE, America/New_York unless set): ingest whatever the "
+                "agencies delivered. The touched-periods sensor then rolls up the months those files touched and "
+                "publishes the warehouse and the reports before the morning. One run per night, however often a tick "
+                "is replayed.",
 )
 def nightly_ingest_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
     """Every night at 02:00 (state time): ingest whatever arrived; the touched-periods sensor then rolls up the

@@ -59,7 +59,13 @@ def _parse_cursor(cursor: str | None) -> dict[str, dict[str, str]]:
     return {path: value for path, value in loaded.items() if isinstance(value, dict)}
 
 
-@dg.sensor(job=ingest_job, minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.RUNNING)
+@dg.sensor(
+    job=ingest_job,
+    minimum_interval_seconds=60,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Every minute: starts the ingest when a file under inbox/ has new or changed content. A file touched "
+                "but unchanged starts nothing; a deleted file is forgotten, and what it delivered stays loaded.",
+)
 def inbox_sensor(context: dg.SensorEvaluationContext, warehouse: WarehouseResource) -> dg.SensorResult:
     """Launches `ingest_job` when the content of a file under inbox/ is new or changed (cursor: size, mtime and
     sha256 per file; only files whose size, mtime or ctime moved are re-hashed, and a touched but identical file launches
@@ -92,7 +98,16 @@ def inbox_sensor(context: dg.SensorEvaluationContext, warehouse: WarehouseResour
     )
 
 
-@dg.sensor(jobs=[rollup_job, publish_job], minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.RUNNING)
+@dg.sensor(
+    jobs=[rollup_job, publish_job],
+    minimum_interval_seconds=30,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="After each ingest: one roll-up of exactly the months its new or changed files touched (late "
+                "corrections to old months included) and of the months whose failures the calendar has since "
+                "overturned; its success publishes. Files that touch no month (every row rejected, or unreadable) "
+                "are published at once, so the agency hears that night. Ingests started by `jc-pipeline run` are "
+                "left to that command.",
+)
 def touched_periods_sensor(context: dg.SensorEvaluationContext, warehouse: WarehouseResource) -> dg.SensorResult:
     """After ingest runs, rolls up exactly the period months their new or changed files touched (metadata
     `touched_months` of `source_files`), late corrections to old months included, and the months holding a failure
@@ -157,6 +172,9 @@ STATE_METRICS = dg.AssetKey("state_metrics")
     run_status=dg.DagsterRunStatus.SUCCESS,
     request_job=publish_job,
     default_status=dg.DefaultSensorStatus.RUNNING,
+    description="After each successful roll-up started by a sensor or from the UI (a backfill of the state assets "
+                "included): publishes the analyst warehouse and the reports. Runs of `jc-pipeline run` are left to "
+                "that command, which publishes by itself.",
 )
 def publish_after_rollup_sensor(context: dg.RunStatusSensorContext):
     """Publishes a new analyst warehouse after each successful roll-up: `rollup_job` runs from the sensors or the

@@ -94,19 +94,25 @@ class RunSummary:
     seconds: dict[str, float] = field(default_factory=dict)  # wall time per job, summed over its runs
 
 
-def use_instance(layout: DataLayout) -> Path:
-    """Point DAGSTER_HOME at the data directory's instance unless the caller chose one; seed its dagster.yaml.
-
-    The caller's choice is read as ``JC_DATA_DIR`` is: empty counts as not set, ``~`` is expanded and a relative
-    path is made absolute, and DAGSTER_HOME is set to the result (Dagster, in this process and in the webserver,
-    refuses a relative one; an empty one had put the instance in the working directory).
-    The copy is written beside the target and renamed into place, so two commands starting at once never read a
-    half-written instance configuration."""
+def instance_home(layout: DataLayout) -> Path:
+    """The folder of the Dagster instance: DAGSTER_HOME when the caller chose one, else the data directory's; neither
+    made nor changed. The caller's choice is read as ``JC_DATA_DIR`` is: empty counts as not set, ``~`` is expanded
+    and a relative path is made absolute (Dagster, in this process and in the webserver, refuses a relative one; an
+    empty one had put the instance in the working directory)."""
     chosen = os.environ.get("DAGSTER_HOME")
     home = Path(chosen).expanduser().resolve() if chosen else layout.dagster_home
     if home.exists() and not home.is_dir():
         raise NotADirectoryError(f"DAGSTER_HOME={chosen!r} is a file, not a folder; point it at a folder (or unset it "
                                  f"to use {layout.dagster_home})")
+    return home
+
+
+def use_instance(layout: DataLayout) -> Path:
+    """Point DAGSTER_HOME at :func:`instance_home` and seed its dagster.yaml.
+
+    The copy is written beside the target and renamed into place, so two commands starting at once never read a
+    half-written instance configuration."""
+    home = instance_home(layout)
     os.environ["DAGSTER_HOME"] = str(home)
     home.mkdir(parents=True, exist_ok=True)
     config = home / "dagster.yaml"

@@ -1,7 +1,10 @@
 """`jc-pipeline status`: the latest Dagster runs and the published warehouse at a glance (both read-only, so it
-never blocks a run)."""
+never blocks a run). It makes no instance where none is, and where the runs cannot be read (a data directory on a
+read-only share) it says so and shows the warehouse."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 from jc_pipeline.lib.paths import DataLayout
 from jc_pipeline.lib.warehouse import open_published
@@ -57,12 +60,24 @@ def _print_table(columns: list[str], rows: list[tuple]) -> None:
 
 def _print_runs(layout: DataLayout) -> None:
     """The newest runs on the instance `jc-pipeline run` and `make dev` share (DAGSTER_HOME), failures first named."""
+    from jc_pipeline.runner import instance_home
+
+    home = instance_home(layout)
+    if not (home / "dagster.yaml").exists():
+        print(f"Dagster instance {home}: none yet (`jc-pipeline run` makes it)")
+        return
+    try:
+        _print_recent_runs(layout, home)
+    except OSError as error:  # opening the instance writes a lock file and seeds its storages
+        print(f"Dagster instance {home}: its runs cannot be read here ({error})")
+
+
+def _print_recent_runs(layout: DataLayout, home: Path) -> None:
     import dagster as dg
 
     from jc_pipeline.runner import open_instance
 
     with open_instance(layout) as instance:
-        home = instance.root_directory
         runs = instance.get_runs(limit=RECENT_RUNS)
         print(f"Dagster instance {home} (open it in the UI with `make dev`)")
         print(f"\nrecent runs (newest first, {RECENT_RUNS} at most):")

@@ -1,6 +1,11 @@
 """The store is single-writer and the published warehouse is swapped in whole."""
 
 import multiprocessing
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -111,6 +116,67 @@ def test_connections_have_a_memory_limit_and_spill_beside_the_store(tmp_path, mo
     with open_published(layout) as con:
         limit, spill = con.execute(setting).fetchone()
     assert limit == "300.0 MiB" and Path(spill) == tmp_path / "pipeline" / "duckdb_tmp"
+
+
+_READ_PUBLISHED = """
+import sys
+from jc_pipeline.lib.paths import DataLayout
+from jc_pipeline.lib.warehouse import open_published
+with open_published(DataLayout.from_env(sys.argv[1])) as con:
+    print(con.execute("SELECT sum(value) FROM agency_metrics").fetchall()[0][0])
+"""
+
+
+def test_the_published_warehouse_is_read_from_a_read_only_share(tmp_path):
+    """An analyst's copy of the data directory on a read-only share, holding the warehouse but not the pipeline's
+    folder (where the spill directory and the Dagster instance would go), and no way to make one: the warehouse is
+    read and `jc-pipeline status` shows it, writing nothing there; with an instance folder it cannot open (its lock
+    file cannot be made), status says so and still shows the warehouse. Read by an unprivileged user, for whom a
+    folder without write permission is read-only (not for root)."""
+    store = Store(tmp_path / "pipeline" / "store.duckdb")
+    _fill(store, 41.0)
+    # A folder every user can reach (the test's own tmp_path sits below a folder only its owner may enter).
+    share = Path(tempfile.mkdtemp(prefix="jc-share-"))
+    unprivileged = []
+    if os.geteuid() == 0:
+        if shutil.which("setpriv") is None:
+            pytest.skip("running as root without setpriv: no unprivileged user to read the share as")
+        unprivileged = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+
+    def read(*command: str) -> subprocess.CompletedProcess:
+        env = {key: value for key, value in os.environ.items() if key not in ("DAGSTER_HOME", "JC_DATA_DIR")}
+        return subprocess.run([*unprivileged, sys.executable, *command], capture_output=True, text=True, timeout=300,
+                              env={**env, "HOME": str(share), "PYTHONDONTWRITEBYTECODE": "1"})
+
+    try:
+        _publish(store, share / "warehouse.duckdb")
+        for path in (share, share / "warehouse.duckdb"):
+            path.chmod(0o555 if path.is_dir() else 0o444)
+        opened = read("-c", _READ_PUBLISHED, str(share))
+        assert opened.returncode == 0, opened.stderr
+        assert opened.stdout.strip() == "41.0"
+        status = read("-m", "jc_pipeline.cli", "status", "--data-dir", str(share))
+        assert status.returncode == 0, status.stderr
+        assert f"Dagster instance {share / 'pipeline' / 'dagster_home'}: none yet" in status.stdout
+        assert f"warehouse {share / 'warehouse.duckdb'}" in status.stdout
+        assert sorted(p.name for p in share.iterdir()) == ["warehouse.duckdb"]  # no pipeline/ folder made
+
+        share.chmod(0o755)
+        home = share / "pipeline" / "dagster_home"
+        home.mkdir(parents=True)
+        (home / "dagster.yaml").write_text("{}\n")
+        for path in (home, home.parent, share):
+            path.chmod(0o555)
+        status = read("-m", "jc_pipeline.cli", "status", "--data-dir", str(share))
+        assert status.returncode == 0, status.stderr
+        assert f"Dagster instance {home}: its runs cannot be read here ([Errno 13] Permission denied" in status.stdout
+        assert f"warehouse {share / 'warehouse.duckdb'}" in status.stdout
+    finally:
+        for path in share.rglob("*"):
+            if path.is_dir():
+                path.chmod(0o755)
+        share.chmod(0o755)
+        shutil.rmtree(share)
 
 
 def test_a_memory_limit_duckdb_cannot_read_is_named_and_touches_no_file(tmp_path, monkeypatch):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import sys
 from datetime import date
 
@@ -190,9 +191,18 @@ def main(argv: list[str] | None = None) -> int:
         print("interrupted", file=sys.stderr)
         return 130
     except Exception as error:  # the CLI's promise: a message that names the problem, not a traceback
-        print(f"jc-pipeline {args.command}: {error}", file=sys.stderr)
+        print(f"jc-pipeline {args.command}: {error}{_way_out(args, error)}", file=sys.stderr)
         return 1
     return 0
+
+
+def _way_out(args: argparse.Namespace, error: Exception) -> str:
+    """What to do about a folder this user may not write (a read-only share, another user's data directory)."""
+    if not (isinstance(error, OSError) and error.errno in (errno.EACCES, errno.EPERM, errno.EROFS)):
+        return ""
+    if "out" in args:
+        return "; give --out a folder you may write to, or run it as a user who may write there"
+    return "; run it as a user who may write to the data directory"
 
 
 if __name__ == "__main__":

@@ -160,6 +160,20 @@ def test_the_published_warehouse_is_read_from_a_read_only_share(tmp_path):
         assert f"Dagster instance {share / 'pipeline' / 'dagster_home'}: none yet" in status.stdout
         assert f"warehouse {share / 'warehouse.duckdb'}" in status.stdout
         assert sorted(p.name for p in share.iterdir()) == ["warehouse.duckdb"]  # no pipeline/ folder made
+        # Commands that write say where they may not, and the way out.
+        export = read("-m", "jc_pipeline.cli", "export", "--data-dir", str(share), "--tables", "agency_metrics")
+        assert export.returncode == 1
+        assert export.stderr.strip() == (f"jc-pipeline export: [Errno 13] Permission denied: '{share / 'exports'}'; "
+                                         f"give --out a folder you may write to, or run it as a user who may write there")
+        out = Path(tempfile.mkdtemp(prefix="jc-exports-"))
+        out.chmod(0o777)
+        try:
+            export = read("-m", "jc_pipeline.cli", "export", "--data-dir", str(share), "--tables", "agency_metrics",
+                          "--out", str(out))
+            assert export.returncode == 0, export.stderr
+            assert "41.0" in (out / "agency_metrics.csv").read_text()
+        finally:
+            shutil.rmtree(out)
 
         share.chmod(0o755)
         home = share / "pipeline" / "dagster_home"

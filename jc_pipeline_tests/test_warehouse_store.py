@@ -163,8 +163,9 @@ def test_the_published_warehouse_is_read_from_a_read_only_share(tmp_path):
         # Commands that write say where they may not, and the way out.
         export = read("-m", "jc_pipeline.cli", "export", "--data-dir", str(share), "--tables", "agency_metrics")
         assert export.returncode == 1
-        assert export.stderr.strip() == (f"jc-pipeline export: [Errno 13] Permission denied: '{share / 'exports'}'; "
-                                         f"give --out a folder you may write to, or run it as a user who may write there")
+        assert export.stderr.strip() == (
+            f"jc-pipeline export: [Errno 13] Permission denied: '{share / 'exports'}'; give --out a folder you may "
+            f"write to, or run it as a user who may write there")
         out = Path(tempfile.mkdtemp(prefix="jc-exports-"))
         out.chmod(0o777)
         try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import errno
+import shlex
 import sys
 from datetime import date
 
@@ -95,7 +96,7 @@ def _run(args: argparse.Namespace, layout: DataLayout) -> None:
         )
     summary = run_pipeline(layout, first=args.first, last=args.last, echo=lambda line: print(line, flush=True))
     print(f"\n{len(summary.run_ids)} Dagster run(s) recorded; {len(summary.months)} period month(s) recomputed.")
-    print(f"warehouse:           {layout.warehouse}   (duckdb -readonly {layout.warehouse})")
+    print(f"warehouse:           {layout.warehouse}   (duckdb -readonly {shlex.quote(str(layout.warehouse))})")
     print(f"state report:        {layout.reports / 'state' / 'index.html'}")
     print(f"data-quality report: {layout.reports / 'data_quality' / 'index.html'}")
     print(f"agency feedback:     {layout.reports / 'agencies'}/<agency_id>.xlsx")

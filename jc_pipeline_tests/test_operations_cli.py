@@ -3,6 +3,7 @@ and line (no traceback), status shows the instance's runs beside the warehouse, 
 
 import csv
 import os
+import shlex
 import subprocess
 from datetime import date
 
@@ -119,6 +120,23 @@ def test_status_shows_runs_files_checks_and_coverage(tmp_path_factory):
     for job in ("ingest_job", "rollup_job", "publish_job"):
         assert job in out
     assert "SUCCESS" in out and "FAILURE" not in out
+
+
+@pytest.mark.slow
+def test_a_data_directory_whose_path_has_spaces_quotes_and_accents_runs_as_any_other(tmp_path_factory, tmp_path):
+    """The data directory's path reaches DuckDB, Dagster's instance and the printed commands: it is data, never part
+    of SQL or of a command line. The run loads what the baseline loads, and the command it prints to open the
+    warehouse is one a shell reads back as that path."""
+    data = copy_state(demo_template(tmp_path_factory), tmp_path / "state data (Ü 'q\"; x)")
+    result = jc("run", data_dir=data, dagster_home=data / "pipeline" / "dagster_home")
+    assert result.returncode == 0, result.stderr
+    suggested = next(line for line in result.stdout.splitlines() if line.startswith("warehouse:"))
+    command = shlex.split(suggested[suggested.index("(duckdb -readonly ") + 1:suggested.rindex(")")])
+    assert command == ["duckdb", "-readonly", str(data / "warehouse.duckdb")]
+    counts = "SELECT (SELECT count(*) FROM agency_metrics), (SELECT count(*) FROM state_metrics)"
+    with duckdb.connect(str(command[-1]), read_only=True) as odd, \
+            duckdb.connect(str(baseline(tmp_path_factory) / "warehouse.duckdb"), read_only=True) as plain:
+        assert odd.execute(counts).fetchall() == plain.execute(counts).fetchall()
 
 
 @pytest.mark.slow

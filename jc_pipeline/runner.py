@@ -332,7 +332,7 @@ def run_pipeline(
             echo("[3/3] publish: the warehouse lacks files that touch no period (all their rows rejected, or "
                  "unreadable) or a roll-up a run stopped before publishing; publishing them now")
         else:
-            echo("[3/3] publish: swapping in the new warehouse and data-quality report")
+            echo("[3/3] publish: swapping in the new warehouse, writing the reports and the agency feedback")
         execute("publish_job")  # its last step records what it published (publish_generations)
         summary.published = True
         echo(f"      done; whole run {time.perf_counter() - started:.1f} s")

@@ -4,8 +4,6 @@ read-only share) it says so and shows the warehouse."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from jc_pipeline.lib.paths import DataLayout
 from jc_pipeline.lib.warehouse import open_published
 
@@ -67,17 +65,18 @@ def _print_runs(layout: DataLayout) -> None:
         print(f"Dagster instance {home}: none yet (`jc-pipeline run` makes it)")
         return
     try:
-        _print_recent_runs(layout, home)
+        _print_recent_runs(layout)
     except OSError as error:  # opening the instance writes a lock file and seeds its storages
         print(f"Dagster instance {home}: its runs cannot be read here ({error})")
 
 
-def _print_recent_runs(layout: DataLayout, home: Path) -> None:
+def _print_recent_runs(layout: DataLayout) -> None:
     import dagster as dg
 
     from jc_pipeline.runner import open_instance
 
     with open_instance(layout) as instance:
+        home = instance.root_directory
         runs = instance.get_runs(limit=RECENT_RUNS)
         print(f"Dagster instance {home} (open it in the UI with `make dev`)")
         print(f"\nrecent runs (newest first, {RECENT_RUNS} at most):")

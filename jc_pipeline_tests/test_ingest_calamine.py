@@ -9,10 +9,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
 
 from jc_pipeline.lib import calamine
 from jc_pipeline.lib.ingest import readers, workbook_guard
+from jc_pipeline.lib.ingest.rows import RowCollector
 from jc_pipeline.lib.ingest.unreadable import Unreadable
 from jc_pipeline_tests.ingest_support import xls_bytes
 from jc_pipeline_tests.reliability_support import far_cells_xls, far_cells_xml, small_workbook, with_sheet_xml
@@ -152,3 +154,36 @@ def test_a_workbooks_sheets_split_together_are_each_sheet_split_alone():
     assert (by_name["header_only"].height, by_name["header_only"].has_data) == (0, (False, False))
     assert by_name["long"].columns[1].to_pylist()[0].startswith("€" * 60 + "... [cell of 90000 bytes cut")
     assert by_name["wide_after_narrow"].header == ("a", "b", "c", "d", "e")
+
+
+def test_the_row_frame_holds_each_sheets_own_cells_whatever_batch_they_lie_in():
+    """The row collector takes each role of a kind of sheet from all their cells at once: sheets of two workbooks'
+    stacked batches (rows below blank rows, narrower and wider sheets), a small CSV's cells and a big CSV's
+    (large_string), collected under two kinds. Every row it builds is the sheet's own row as its columns read,
+    numbered as the spreadsheet shows it, and a role past a sheet's width is blank."""
+    first = calamine.sheets_in_worker(small_workbook({
+        "arrests": ROWS, "narrow": [["year"], [2021], [2022]],
+        "below_blanks": [[None, None], ["year", "value"], [2020, 7], [2020, 8]],
+        "wide": [["year", "value", "x"], [2019, 1, "y"]]}))
+    second = calamine.sheets_in_worker(small_workbook({"arrests": [["year", "month", "value"], [2018, 5, 50]]}))
+    text = b"year,month,value\n2017,1,3\n2017,2,4\n"
+    sheets = [*readers._workbook_sheets(first), *readers._workbook_sheets(second),
+              readers.read_file(Path("small.csv"), text, "small.csv")[0],
+              readers._read_big_csv(Path("big.csv"), text, "big.csv")]
+    assert sheets[-1].cells.column(0).type == pa.large_string()
+    collector = RowCollector()
+    expected = []
+    for index, sheet in enumerate(sheets):
+        # Two kinds: year and value where a sheet has them, and year, month, value.
+        roles = {"year": 0, "month": 1, "value": 2} if sheet.header[:2] == ("year", "month") else {"year": 0,
+                                                                                                   "value": 1}
+        collector.add(index, sheet, roles, [2] if sheet.name == "wide" else [])
+        own = [column.to_pylist() for column in sheet.columns]
+        for offset, row in enumerate(zip(*own, strict=True)):
+            expected.append({"sheet_idx": index, "row_number": sheet.header_row + 1 + offset,
+                             **{role: row[j] if j < len(row) else None for role, j in roles.items()},
+                             "extra": sheet.name == "wide"})
+    built = collector.build().select("sheet_idx", "row_number", "year", "month", "value", "extra")
+    got = sorted(built.to_dicts(), key=lambda row: (row["sheet_idx"], row["row_number"]))
+    assert got == [{"month": None, **row} for row in expected]
+    assert [row["value"] for row in got if row["sheet_idx"] == 1] == [None, None]  # narrow: no column 1

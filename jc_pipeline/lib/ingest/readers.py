@@ -34,10 +34,10 @@ import csv
 import functools
 import io
 import itertools
-from collections.abc import Sequence
 from pathlib import Path
 from typing import NamedTuple
 
+import numpy as np
 import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -66,18 +66,29 @@ csv.field_size_limit(max(csv.field_size_limit(), SMALL_CSV_BYTES + 1))
 class RawSheet(NamedTuple):
     """One sheet (or CSV) as text cells.
 
-    ``header`` holds the header cells as written; ``columns`` the cells below the header, one Arrow text array
-    per column (``string`` or ``large_string``), one per header cell; ``has_data`` says for each of them whether
-    it holds any non-blank cell. ``header_row`` is the 1-based row of the header (0 when the sheet has no
-    non-blank cell at all).
+    ``header`` holds the header cells as written; the cells below it are rows ``first`` to ``first + height - 1``
+    of the first ``len(header)`` columns of ``cells`` (Arrow text, ``string`` or ``large_string``). ``cells`` may
+    hold more: for a workbook it is the worker's batch of all its sheets stacked (see
+    :class:`calamine.Workbook`), which :class:`rows.RowCollector` reads once for all its sheets instead of slicing
+    every sheet's every column; it is None for a sheet without any non-blank cell. ``has_data`` says for each
+    header cell whether its column holds any non-blank cell below the header. ``header_row`` is the 1-based row
+    of the header (0 when the sheet has no non-blank cell at all).
     """
 
     name: str
     header_row: int
     header: tuple[str | None, ...]
-    columns: tuple[pa.Array, ...]
+    cells: pa.RecordBatch | None
+    first: int
     height: int
     has_data: tuple[bool, ...]
+
+    @property
+    def columns(self) -> tuple[pa.Array, ...]:
+        """The cells below the header, one Arrow text array per header cell."""
+        if self.cells is None:
+            return ()
+        return tuple(self.cells.column(j).slice(self.first, self.height) for j in range(len(self.header)))
 
 
 def read_file(path: Path, data: bytes | None, sheet_name_for_csv: str) -> list[RawSheet]:
@@ -165,10 +176,10 @@ def _workbook_error(exc: Exception, head: bytes, data: bytes | None) -> str:
 
 def _workbook_sheets(workbook: calamine.Workbook) -> list[RawSheet]:
     """The raw sheets of a workbook, each as :func:`_sheet_from_arrow` makes it of the sheet's batch, with the work
-    done for all of them at once where it can be: long cells are cut in the stacked batch, and one Arrow take
-    reads every sheet's first two rows, which almost always hold the header and, under each header cell, a cell
-    that says its column holds data. A state sends ~200,000 sheets, mostly of a few rows, and an Arrow call per
-    sheet and column costs microseconds."""
+    done for all of them at once where it can be: long cells are cut in the stacked batch, one Arrow take reads
+    every sheet's first two rows, which almost always hold the header and, under each header cell, a cell that
+    says its column holds data, and every sheet keeps the stacked batch as its cells (:class:`RawSheet`). A state
+    sends ~200,000 sheets, mostly of a few rows, and an Arrow call per sheet and column costs microseconds."""
     stacked, shape, starts = workbook.stacked, workbook.shape, workbook.starts
     live = [i for i, (_, rows, width) in enumerate(shape) if rows and width]
     for i in live:
@@ -176,9 +187,13 @@ def _workbook_sheets(workbook: calamine.Workbook) -> list[RawSheet]:
     if stacked is None or not live:
         return [_empty(name) for name, _, _ in shape]
     stacked = _cut_long_cells(stacked)
-    # Rows 1 and 2 of each sheet (row 1 twice for a sheet of one row, which has no row 2 to read).
-    at = pa.array([row for i in live for row in (starts[i], starts[i] + min(1, shape[i][1] - 1))], pa.int64())
-    firsts = iter(zip(*(column.to_pylist() for column in stacked.take(at).columns), strict=True))
+    # Rows 1 and 2 of each sheet (row 1 twice for a sheet of one row, which has no row 2 to read), all columns
+    # at once: one conversion to Python of the taken rows, column after column.
+    top = np.array([starts[i] for i in live], dtype=np.int64)
+    second_row = top + np.minimum(1, np.array([shape[i][1] for i in live], dtype=np.int64) - 1)
+    taken = stacked.take(pa.array(np.column_stack((top, second_row)).ravel()))
+    cells, count = pa.concat_arrays(taken.columns).to_pylist(), taken.num_rows
+    firsts = iter(zip(*(cells[j * count:(j + 1) * count] for j in range(taken.num_columns)), strict=True))
     columns = stacked.columns
     sheets = []
     for i, (name, rows, width) in enumerate(shape):
@@ -189,9 +204,11 @@ def _workbook_sheets(workbook: calamine.Workbook) -> list[RawSheet]:
         if not any(map(_filled, header)):  # blank rows above the header: found as in any batch
             sheets.append(_sheet_from_arrow(name, stacked.slice(starts[i], rows).select(range(width))))
             continue
-        body = tuple(column.slice(starts[i] + 1, rows - 1) for column in columns[:width])
-        has_data = tuple(map(_has_data, second, body)) if rows > 1 else (False,) * width
-        sheets.append(RawSheet(name, 1, header, body, rows - 1, has_data))
+        first = starts[i] + 1
+        # A column is sliced only when its cell on row 2 is blank, which says little (see _has_data).
+        has_data = (tuple(_has_data(cell, columns[j], first, rows - 1) for j, cell in enumerate(second))
+                    if rows > 1 else (False,) * width)
+        sheets.append(RawSheet(name, 1, header, stacked, first, rows - 1, has_data))
     return sheets
 
 
@@ -213,26 +230,32 @@ def _sheet_from_arrow(name: str, batch: pa.RecordBatch) -> RawSheet:
             return _empty(name)
         header_at = rows[0].as_py()
         header = tuple(column[header_at].as_py() for column in batch.columns)
-    return _raw_sheet(name, header_at + 1, header, batch.slice(header_at + 1).columns, batch.num_rows - header_at - 1)
+    return _raw_sheet(name, header_at + 1, header, batch, header_at + 1)
 
 
-def _raw_sheet(name: str, header_row: int, header: tuple[str | None, ...], columns: Sequence[pa.Array],
-               height: int) -> RawSheet:
-    """The sheet whose header, on ``header_row``, is ``header``, with ``columns`` (``height`` rows) below it."""
-    has_data = tuple(_has_data(column[0].as_py() if len(column) else None, column) for column in columns)
-    return RawSheet(name, header_row, header, tuple(columns), height, has_data)
+def _raw_sheet(name: str, header_row: int, header: tuple[str | None, ...], cells: pa.RecordBatch,
+               first: int) -> RawSheet:
+    """The sheet whose header, on ``header_row``, is ``header``, with the rows of ``cells`` from ``first`` on
+    below it."""
+    height = cells.num_rows - first
+    has_data = tuple(_has_data(column[first].as_py() if height else None, column, first, height)
+                     for column in cells.columns)
+    return RawSheet(name, header_row, header, cells, first, height, has_data)
 
 
-def _has_data(first: str | None, column: pa.Array) -> bool:
-    """Whether ``column``, whose first cell is ``first``, holds any non-blank cell."""
-    # The first cell almost always answers; the whole column is scanned only when it is blank.
-    return _filled(first) or (column.null_count < len(column)
-                              and bool(pc.max(pc.utf8_length(pc.utf8_trim_whitespace(column))).as_py()))
+def _has_data(top: str | None, column: pa.Array, first: int, height: int) -> bool:
+    """Whether ``height`` cells of ``column`` from ``first`` on, the first of which is ``top``, hold any non-blank
+    cell."""
+    # The first cell almost always answers; the cells are scanned only when it is blank.
+    if _filled(top):
+        return True
+    cells = column.slice(first, height)
+    return cells.null_count < height and bool(pc.max(pc.utf8_length(pc.utf8_trim_whitespace(cells))).as_py())
 
 
 def _empty(name: str) -> RawSheet:
     """A sheet without any non-blank cell."""
-    return RawSheet(name, 0, (), (), 0, ())
+    return RawSheet(name, 0, (), None, 0, 0, ())
 
 
 def _sheet_from_columns(name: str, columns: list[list[str | None]]) -> RawSheet:
@@ -245,8 +268,9 @@ def _sheet_from_columns(name: str, columns: list[list[str | None]]) -> RawSheet:
     for index in range(height):
         if any(_filled(column[index]) for column in columns if index < len(column)):
             header = tuple(column[index] if index < len(column) else None for column in columns)
-            body = [pa.array(column[index + 1:], type=pa.string()) for column in columns]
-            return _raw_sheet(name, index + 1, header, body, height - index - 1)
+            body = pa.RecordBatch.from_arrays([pa.array(column[index + 1:], type=pa.string()) for column in columns],
+                                              names=[str(j) for j in range(len(columns))])
+            return _raw_sheet(name, index + 1, header, body, 0)
     return _empty(name)
 
 

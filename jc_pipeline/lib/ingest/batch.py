@@ -276,6 +276,8 @@ class _Parser:
         # Plans depend on (what the folder's settings say about the sheet, its name, header and which columns
         # hold data) only, so thousands of files share a few of them.
         self.plans: dict[tuple, SheetPlan] = {}
+        # A sheet's row after its name and header row, by (plan, context): as few as the plans and folders.
+        self.described: dict[tuple[int, int], tuple] = {}
         self.files: list[tuple] = []
         self.file_findings: list[tuple] = []  # file-level findings of unreadable files
         self.sheets: list[tuple] = []
@@ -377,7 +379,11 @@ class _Parser:
 
     def _add_sheet(self, file_idx: int, header_row: int, plan: SheetPlan, context: UploadContext) -> int:
         sheet_idx = len(self.sheets)
-        self.sheets.append(self._sheet_row(sheet_idx, file_idx, header_row, plan, context))
+        key = (id(plan), id(context))  # both kept in self.plans and self.contexts, so their ids stay theirs
+        described = self.described.get(key)
+        if described is None:
+            described = self.described[key] = _describe_sheet(plan, context)
+        self.sheets.append((sheet_idx, file_idx, plan.name, header_row, *described))
         self.sheet_findings.extend(_sheet_finding_row(sheet_idx, f) for f in [*plan.errors, *plan.warnings])
         return sheet_idx
 
@@ -400,23 +406,6 @@ class _Parser:
         if key not in self.contexts:
             self.contexts[key] = upload_context(self.roster, self.registry, file.agency_id, file.sector)
         return self.contexts[key]
-
-    def _sheet_row(self, sheet_idx: int, file_idx: int, header_row: int, plan: SheetPlan,
-                   context: UploadContext) -> tuple:
-        target = plan.target
-        written = {role: plan.written.get(role) for role in ROLES}
-        written[CATEGORY] = written[CATEGORY] or (target.breakdown.column if target and target.breakdown else None)
-        valid_metrics = ", ".join(sorted(t.metric.sheet for t in context.targets.values() if t.breakdown is None)
-                                  ) if plan.layout == "single" else None
-        return (
-            sheet_idx, file_idx, plan.name, header_row, plan.layout,
-            target.metric.key if target else None,
-            target.breakdown.dimension.identifier if target and target.breakdown else None,
-            plan.use_month, context.agency_id, context.sector,
-            "agency" in plan.roles and context.agency_expected,
-            "system" in plan.roles and context.system_expected(target.metric if target else None),
-            bool(plan.errors), valid_metrics, *written.values(),
-        )
 
     def finish(self, unchanged: int) -> IngestBatch:
         self._flush_csvs()
@@ -445,6 +434,24 @@ class _PendingCsv:
     file: InboxFile
     data: bytes
     plain: PlainCsv
+
+
+def _describe_sheet(plan: SheetPlan, context: UploadContext) -> tuple:
+    """The columns of a sheet's row (``_SHEET_SCHEMA``) after its index, file, name and header row."""
+    target = plan.target
+    written = {role: plan.written.get(role) for role in ROLES}
+    written[CATEGORY] = written[CATEGORY] or (target.breakdown.column if target and target.breakdown else None)
+    valid_metrics = ", ".join(sorted(t.metric.sheet for t in context.targets.values() if t.breakdown is None)
+                              ) if plan.layout == "single" else None
+    return (
+        plan.layout,
+        target.metric.key if target else None,
+        target.breakdown.dimension.identifier if target and target.breakdown else None,
+        plan.use_month, context.agency_id, context.sector,
+        "agency" in plan.roles and context.agency_expected,
+        "system" in plan.roles and context.system_expected(target.metric if target else None),
+        bool(plan.errors), valid_metrics, *written.values(),
+    )
 
 
 def _sheet_finding_row(sheet_idx: int, finding: SheetFinding) -> tuple:

@@ -524,11 +524,11 @@ def _duplicates(live: pl.DataFrame, labels: pl.LazyFrame) -> pl.DataFrame:
     key = [*group, "member"]
     # Rows with one key share its 64-bit hash: counting the distinct hashes (a fifth of the cost of marking the
     # duplicated ones) usually shows there are none; otherwise the rows sharing a hash are the few candidates, and
-    # only they are grouped exactly on the key's text columns (costlier and memory-hungry).
-    hashed = keyed.with_columns(key_hash=pl.struct(key).hash()).collect(engine=_ENGINE)
-    colliding = None if hashed["key_hash"].n_unique() == hashed.height else (
-        hashed.lazy().filter(pl.len().over("key_hash") > 1).filter(pl.len().over(key) > 1).drop("key_hash")
-        .collect(engine=_ENGINE))
+    # only they are grouped exactly on the key's text columns (costlier and memory-hungry). The hashes are the one
+    # plan here the streaming engine runs faster: a bench batch's 839,000 rows in ~40 ms against ~140 ms.
+    hashes = keyed.select(pl.struct(key).hash()).collect(engine="streaming").to_series()
+    colliding = None if hashes.n_unique() == hashes.len() else (
+        keyed.filter(pl.struct(key).hash().is_duplicated()).filter(pl.len().over(key) > 1).collect(engine=_ENGINE))
     if colliding is None or colliding.is_empty():  # the usual batch: nothing to join
         return live.with_columns(dups=pl.lit(None, pl.String), period_rows=pl.lit(None, pl.get_index_type()))
     collisions = (

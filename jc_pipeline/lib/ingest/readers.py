@@ -192,8 +192,8 @@ def _workbook_sheets(workbook: calamine.Workbook) -> list[RawSheet]:
     top = np.array([starts[i] for i in live], dtype=np.int64)
     second_row = top + np.minimum(1, np.array([shape[i][1] for i in live], dtype=np.int64) - 1)
     taken = stacked.take(pa.array(np.column_stack((top, second_row)).ravel()))
-    cells, count = pa.concat_arrays(taken.columns).to_pylist(), taken.num_rows
-    firsts = iter(zip(*(cells[j * count:(j + 1) * count] for j in range(taken.num_columns)), strict=True))
+    values, count = pa.concat_arrays(taken.columns).to_pylist(), taken.num_rows
+    firsts = iter(zip(*(values[j * count:(j + 1) * count] for j in range(taken.num_columns)), strict=True))
     columns = stacked.columns
     sheets = []
     for i, (name, rows, width) in enumerate(shape):
@@ -205,7 +205,7 @@ def _workbook_sheets(workbook: calamine.Workbook) -> list[RawSheet]:
             sheets.append(_sheet_from_arrow(name, stacked.slice(starts[i], rows).select(range(width))))
             continue
         first = starts[i] + 1
-        # A column is sliced only when its cell on row 2 is blank, which says little (see _has_data).
+        # A column's cell on row 2 almost always shows it holds data; only a blank one costs a look further down.
         has_data = (tuple(_has_data(cell, columns[j], first, rows - 1) for j, cell in enumerate(second))
                     if rows > 1 else (False,) * width)
         sheets.append(RawSheet(name, 1, header, stacked, first, rows - 1, has_data))

@@ -154,3 +154,26 @@ def test_resolve_keeps_one_winner_per_key_also_for_repeated_totals(tmp_path):
     assert {(s, d, c): v for s, d, c, v in got} == expected
     assert [v for _, d, _, v in got if d is None] == [3.0, 7.0]
     w.close()
+
+
+def test_resolve_writes_each_year_annual_rows_first_then_months_in_order(tmp_path):
+    """agency_metrics is stored year by year, each year's ANNUAL rows first, then its months in order: the month
+    filters of the checks and the roll-up rely on it to skip the other row groups (zone maps)."""
+    w = Warehouse(tmp_path)
+    # (frequency, period start, period end), staged out of order; an ANNUAL fiscal year starting in July.
+    periods = [("MONTHLY", date(2024, 2, 1), date(2024, 3, 1)), ("ANNUAL", date(2024, 1, 1), date(2025, 1, 1)),
+               ("MONTHLY", date(2023, 12, 1), date(2024, 1, 1)), ("ANNUAL", date(2023, 7, 1), date(2024, 7, 1)),
+               ("MONTHLY", date(2023, 1, 1), date(2023, 2, 1)), ("MONTHLY", date(2024, 1, 1), date(2024, 2, 1)),
+               ("ANNUAL", date(2023, 1, 1), date(2024, 1, 1))]
+    rows = [("f1", "s", 0, row, 1, "le", "NY", "LAW_ENFORCEMENT", f"METRIC_{frequency}", frequency, start, end, None,
+             None, float(row)) for row, (frequency, start, end) in enumerate(periods, start=2)]
+    w.con.executemany(f"INSERT INTO ingest_datapoints VALUES ({', '.join('?' * 15)})", rows)
+
+    months = sorted({date(start.year, start.month, 1) for _, start, _ in periods})
+    assert ingest.resolve_agency_metrics(w.con, months, w.roster, w.registry) == len(periods)
+
+    stored = w.con.sql("SELECT frequency, period_start FROM agency_metrics ORDER BY rowid").fetchall()
+    assert stored == [("ANNUAL", date(2023, 1, 1)), ("ANNUAL", date(2023, 7, 1)), ("MONTHLY", date(2023, 1, 1)),
+                      ("MONTHLY", date(2023, 12, 1)), ("ANNUAL", date(2024, 1, 1)), ("MONTHLY", date(2024, 1, 1)),
+                      ("MONTHLY", date(2024, 2, 1))]
+    w.close()

@@ -9,7 +9,9 @@
 --    comes first alphabetically (spec §5.5), flagged is_inferred_total with no lineage.
 -- Rows are written sorted by frequency and period (resolve.py runs this once per calendar year, in order): DuckDB
 -- keeps insertion order, so each row group then holds a few consecutive months and the month filters of the checks
--- and the roll-up skip the rest (zone maps).
+-- and the roll-up skip the rest (zone maps). The frequency is sorted on as a boolean (ANNUAL, then MONTHLY: the only
+-- two), which DuckDB sorts by fixed-width keys instead of comparing strings: the full build's resolve at 3,000
+-- agencies 9.2 / 9.5 -> 8.7 / 8.9 s, alternated (docs/benchmarks-history.md).
 DELETE FROM agency_metrics
 WHERE period_start >= $first AND period_start < $end
   AND CAST(date_trunc('month', period_start) AS DATE) IN (SELECT month FROM _resolve_months)
@@ -72,4 +74,4 @@ UNION ALL
 SELECT coalesce(a.state_code, i.state_code), i.agency_id, i.sector, i.metric_key, i.frequency, i.period_start,
        i.period_end, NULL, NULL, i.value, true, NULL, NULL, NULL
 FROM inferred AS i LEFT JOIN _resolve_agencies AS a USING (agency_id)
-ORDER BY frequency, period_start;
+ORDER BY frequency = 'MONTHLY', period_start;

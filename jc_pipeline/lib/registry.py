@@ -1,9 +1,9 @@
 """The Justice Counts Tier 1 metric registry: loader and validator.
 
-The registry itself is data (``jc_pipeline/registry/tier1_metrics.yaml``, transcribed from the domain spec §2/§3/§8.5).
-This module turns it into frozen dataclasses, generates what the spec defines by rule rather than by listing
-(the 24 race/ethnicity members and the 44 supervision-subsystem clones), and validates everything at load time so a
-typo in the YAML fails loudly with a :class:`RegistryError` naming the offending metric or dimension.
+The registry itself is data (``jc_pipeline/registry/tier1_metrics.yaml``, transcribed from the domain spec
+§2/§3/§8.5). This module turns it into frozen dataclasses, generates what the spec defines by rule rather than by
+listing (the 24 race/ethnicity members and the 44 supervision-subsystem clones), and validates everything at load
+time so a typo in the YAML fails loudly with a :class:`RegistryError` naming the offending metric or dimension.
 
 Pure Python on purpose (no dagster import): ingest, validation and roll-up code all import it.
 """

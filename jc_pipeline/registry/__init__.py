@@ -1,1 +1,2 @@
-"""Packaged registry data (YAML) read by jc_pipeline.lib.registry; a regular package so importlib.resources can find it."""
+"""Packaged registry data (YAML) read by jc_pipeline.lib.registry; a regular package, so that importlib.resources
+finds it."""

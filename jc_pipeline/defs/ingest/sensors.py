@@ -68,8 +68,8 @@ def _parse_cursor(cursor: str | None) -> dict[str, dict[str, str]]:
 )
 def inbox_sensor(context: dg.SensorEvaluationContext, warehouse: WarehouseResource) -> dg.SensorResult:
     """Launches `ingest_job` when the content of a file under inbox/ is new or changed (cursor: size, mtime and
-    sha256 per file; only files whose size, mtime or ctime moved are re-hashed, and a touched but identical file launches
-    nothing). Deleted files are forgotten; the warehouse keeps what they delivered."""
+    sha256 per file; only files whose size, mtime or ctime moved are re-hashed, and a touched but identical file
+    launches nothing). Deleted files are forgotten; the warehouse keeps what they delivered."""
     inbox = warehouse.layout.inbox
     previous = _parse_cursor(context.cursor)
     signatures = inbox_signatures(inbox)

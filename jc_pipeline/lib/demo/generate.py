@@ -28,7 +28,8 @@ def write_demo_state(
     files under ``data_dir/inbox``.
 
     ``years`` calendar years of history ending in 2025. Raises FileExistsError when ``data_dir`` already holds a
-    roster, unless ``overwrite`` (which removes only ``inbox/``, ``mappings/`` and the three roster files). A few agencies also deliver native exports with a mapping (see :mod:`native`).
+    roster, unless ``overwrite`` (which removes only ``inbox/``, ``mappings/`` and the three roster files). A few
+    agencies also deliver native exports with a mapping (see :mod:`native`).
     """
     data_dir = Path(data_dir)
     if years < 1:

@@ -127,7 +127,8 @@ def _candidate_frame(candidates: Iterable[tuple], tier: int) -> pl.DataFrame:
 
 
 def _keys(labels: list[str]) -> list[str]:
-    return pl.DataFrame({"label": labels}, schema={"label": pl.String}).select(label_key(pl.col("label"))).to_series().to_list()
+    frame = pl.DataFrame({"label": labels}, schema={"label": pl.String})
+    return frame.select(label_key(pl.col("label"))).to_series().to_list()
 
 
 @per_registry

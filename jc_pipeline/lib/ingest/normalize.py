@@ -376,7 +376,8 @@ def _pick(problem: str, messages: dict[str, pl.Expr]) -> pl.Expr:
     """The message of the row's problem code."""
     chain = None
     for code, message in messages.items():
-        chain = (pl.when(pl.col(problem) == code) if chain is None else chain.when(pl.col(problem) == code)).then(message)
+        matches = pl.col(problem) == code
+        chain = (pl.when(matches) if chain is None else chain.when(matches)).then(message)
     return chain
 
 

@@ -49,21 +49,24 @@ staged AS MATERIALIZED (
         PARTITION BY agency_id, metric_key, period_start, period_end, dimension, category
         ORDER BY upload_seq DESC, sheet_order DESC, row_number DESC) = 1
 ),
+-- Only the breakdown rows of periods without a total are summed: the anti-join first, then the sum of the few left
+-- (4 inferred totals in ten years at 3,000 agencies, where summing every breakdown made 1.5M groups): a year's
+-- SELECT 0.49 -> 0.39 s of CPU (best of eight each, alternated).
 breakdown_sums AS (
     SELECT s.agency_id, s.metric_key, s.period_start, s.period_end, s.dimension,
            any_value(s.state_code) AS state_code, any_value(s.sector) AS sector,
            any_value(s.frequency) AS frequency, sum(s.value) AS value, min(o.sheet) AS sheet
     FROM staged AS s
     JOIN _resolve_dimension_order AS o ON o.metric_key = s.metric_key AND o.dimension = s.dimension
+    WHERE NOT EXISTS (
+        SELECT 1 FROM staged AS t
+        WHERE t.dimension IS NULL AND t.agency_id = s.agency_id AND t.metric_key = s.metric_key
+          AND t.period_start = s.period_start AND t.period_end = s.period_end)
     GROUP BY ALL
 ),
 inferred AS (
     SELECT *
     FROM breakdown_sums AS b
-    WHERE NOT EXISTS (
-        SELECT 1 FROM staged AS t
-        WHERE t.dimension IS NULL AND t.agency_id = b.agency_id AND t.metric_key = b.metric_key
-          AND t.period_start = b.period_start AND t.period_end = b.period_end)
     QUALIFY row_number() OVER (
         PARTITION BY agency_id, metric_key, period_start, period_end ORDER BY sheet, dimension) = 1
 )

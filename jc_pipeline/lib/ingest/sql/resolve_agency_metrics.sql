@@ -10,8 +10,9 @@
 -- Rows are written sorted by frequency and period (resolve.py runs this once per calendar year, in order): DuckDB
 -- keeps insertion order, so each row group then holds a few consecutive months and the month filters of the checks
 -- and the roll-up skip the rest (zone maps). The frequency is sorted on as a boolean (ANNUAL, then MONTHLY: the only
--- two), which DuckDB sorts by fixed-width keys instead of comparing strings: the full build's resolve at 3,000
--- agencies 9.2 / 9.5 -> 8.7 / 8.9 s, alternated (docs/benchmarks-history.md).
+-- two), which DuckDB sorts by fixed-width keys instead of comparing strings: a year's insert at 3,000 agencies
+-- 0.83 -> 0.80 s (best of six each, alternated; docs/benchmarks-history.md). Not sorting at all saves ~0.3 s a
+-- year, but a nightly run's months then read whole years: the bench's increment took ~0.7 s longer.
 DELETE FROM agency_metrics
 WHERE period_start >= $first AND period_start < $end
   AND CAST(date_trunc('month', period_start) AS DATE) IN (SELECT month FROM _resolve_months)

@@ -334,6 +334,35 @@ def test_a_batch_that_fails_stores_none_of_its_events_and_dagster_stores_them_on
     assert template_instance.get_materialized_partitions(dg.AssetKey("monthly")) == set(months.get_partition_keys())
 
 
+def test_a_range_opens_no_connection_to_ask_whether_the_index_has_a_table(template_instance):
+    """Dagster asks before storing the tags of each materialization; its storage answers through a new connection
+    to the index file each time (twelve here), this one from what it found before."""
+    _materialize_the_year(template_instance)  # the index and its engine exist, and its tables were found once
+    with _connections_opened() as opened:
+        run_id = _materialize_the_year(template_instance)
+    index = str(Path(template_instance.event_log_storage._base_dir) / "index.db")
+    assert opened[index] == 0
+    assert opened[template_instance.event_log_storage.path_for_shard(run_id)] == 1
+    tags = template_instance.get_latest_materialization_event(dg.AssetKey("monthly")).tags
+    assert "dagster/data_version" in tags  # the tags stored as Dagster stores them
+
+
+def test_a_missing_table_is_asked_about_every_time_and_a_wipe_forgets_the_tables_found(template_instance):
+    storage = template_instance.event_log_storage
+    index = Path(storage._base_dir) / "index.db"
+    assert not storage.has_table("scratch")
+    with sqlite3.connect(index) as db:
+        db.execute("CREATE TABLE scratch (x INTEGER)")
+    assert storage.has_table("scratch")  # asked again: it is there now
+    with sqlite3.connect(index) as db:
+        db.execute("DROP TABLE scratch")
+    with _connections_opened() as opened:
+        assert storage.has_table("scratch")  # remembered (only Dagster's migrations add tables, none drops one)
+    assert opened[str(index)] == 0
+    storage.wipe()
+    assert not storage.has_table("scratch")
+
+
 # ---- planned checks: Dagster's rows, the event serialized once -------------------------------------------------------
 
 @dg.asset(partitions_def=months, check_specs=[dg.AssetCheckSpec("filled", asset="checked_monthly"),

@@ -38,11 +38,19 @@ ALLOWED_INTERPOLATIONS = {
     ("lib/validation/sqlrules.py", "run_sql_rule", "text"): "the package's sql/<rule name>.sql (sql_text), a query",
     ("lib/validation/structure.py", "check_structure", "table"): "loop over a tuple literal",
     ("lib/warehouse.py", "publish", "table"): "published table names are code constants of warehouse.py",
-    ("lib/warehouse.py", "publish", "_quoted(name)"):
+    ("lib/warehouse.py", "publish", "quoted(name)"):
         "names read from the catalog of the store's copy, whose tables only the package's own DDL creates; quoted",
+    ("lib/validation/expectations.py", "parts", "grouped_by"): "quoted column names of the expectation specs",
+    ("lib/validation/expectations.py", "parts", "leading"): "quoted column names of the expectation specs",
+    ("lib/validation/expectations.py", "parts", "slice_sql"):
+        "the caller's slice query: every call site passes the package's sql/datapoints.sql (checked below)",
+    ("lib/validation/expectations.py", "parts", "key_hash"): "hash() of quoted column names of the specs, or NULL",
+    ("lib/validation/expectations.py", "parts", "selected"): "quoted ROW_ID and column names of the specs",
+    ("lib/validation/expectations.py", "parts", "ROW_ID"): "a module constant of expectations.py",
 }
 #: (file, function, parameter) -> SQL passed through from the caller; every call site is checked below.
-PASS_THROUGH = {("lib/validation/report.py", "records", "sql")}
+PASS_THROUGH = {("lib/validation/report.py", "records", "sql"),
+                ("lib/validation/expectations.py", "parts", "slice_sql")}
 #: (file, function, call) -> a SQLAlchemy statement built from a table of Dagster's schema: its values are bound.
 SQLALCHEMY_STATEMENTS = {
     ("instance/event_log.py", "_store_asset_check_evaluation_planned", "AssetCheckExecutionsTable.insert()"):
@@ -147,6 +155,13 @@ def test_pass_through_sql_and_table_names_come_from_code():
                 ok = (isinstance(arg, ast.Name) and arg.id.lstrip("_").isupper()) or (
                     isinstance(arg, ast.Call) and getattr(arg.func, "id", "") in PACKAGE_SQL_READERS)
                 assert ok, f"{path}:{call.lineno}: records() with {ast.unparse(arg)}"
+            if name == "parts" and len(call.args) == 4:  # expectations.parts(con, specs, slice_sql, params)
+                arg = call.args[2]
+                assigned = [a.value for a in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+                            if isinstance(a, ast.Assign) and isinstance(arg, ast.Name)
+                            and any(isinstance(t, ast.Name) and t.id == arg.id for t in a.targets)]
+                assert assigned and all(isinstance(v, ast.Call) and getattr(v.func, "id", "") in PACKAGE_SQL_READERS
+                                        for v in assigned), f"{path}:{call.lineno}: parts() with {ast.unparse(arg)}"
             if name == "_insert" and path.name == "store.py":
                 table = call.args[1]
                 assert isinstance(table, ast.Constant) or ast.unparse(table) == "STAGED_TABLE", call.lineno

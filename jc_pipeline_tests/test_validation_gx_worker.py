@@ -59,11 +59,11 @@ print(sorted(m for m in sys.modules if m.split(".")[0] == "great_expectations"))
 
 
 def test_an_empty_slice_needs_no_worker():
-    import pyarrow as pa
-
-    outcomes = gx_worker.run_expectations(pa.table({"row_id": pa.array([], pa.int64())}), registry=None)
+    gx_worker._stop()
+    outcomes = gx_worker.run_expectations([], 0)
     assert [(o.rule.name, o.failing_row_ids, o.checked_rows, o.error) for o in outcomes] == [
         (rule.name, (), 0, None) for rule in GX_RULES]
+    assert gx_worker._worker is None
 
 
 def test_the_worker_ends_with_the_process_that_started_it():

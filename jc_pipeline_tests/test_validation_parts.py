@@ -1,12 +1,13 @@
-"""A slice is validated in parts: per-value expectations on one row per distinct combination of the values they
-read, the expectations comparing rows on every row. The parts must find exactly what one validation of the whole
-slice finds."""
+"""A slice is validated in parts, grouped by DuckDB: per-value expectations on one row per distinct combination of
+the values they read, compound columns unique on the rows whose key may repeat. The parts must find exactly what
+one validation of the whole slice finds."""
 
 from __future__ import annotations
 
 import random
 from datetime import date, timedelta
 
+import duckdb
 import pyarrow as pa
 import pytest
 
@@ -46,7 +47,12 @@ def _slice(rows: int) -> pa.Table:
         elif i % 97 == 50:  # the datapoint before, sent again exactly
             row = dict(slice_rows[-1])
         slice_rows.append({**row, ROW_ID: 1000 + 3 * i})  # row ids are the datapoints' rowids, not positions
-    return pa.Table.from_pylist(slice_rows).select(expectations.suite_columns(REGISTRY))
+    return pa.Table.from_pylist(slice_rows)
+
+
+#: The slice as the caller's query gives it: every row, or the rows of $row_ids.
+SLICE_SQL = "SELECT * FROM test_slice WHERE $row_ids::BIGINT[] IS NULL OR list_contains($row_ids, row_id)"
+SPECS = expectations.expectation_specs(REGISTRY)
 
 
 @pytest.fixture(scope="module")
@@ -54,11 +60,20 @@ def table() -> pa.Table:
     return _slice(3000)
 
 
+def _parts(table: pa.Table) -> tuple[list[expectations.Part], int]:
+    con = duckdb.connect()
+    con.register("test_slice", table)
+    return expectations.parts(con, SPECS, SLICE_SQL, {})
+
+
+def _validated_in_parts(table: pa.Table) -> dict[str, tuple]:
+    return {o.rule.name: (o.failing_row_ids, o.checked_rows, o.error)
+            for o in gx_worker.run_expectations(*_parts(table))}
+
+
 def test_the_parts_find_what_the_whole_slice_validated_at_once_finds(table):
-    whole = {name: (ids, checked, error) for name, ids, checked, error in
-             expectations.validate(expectations.expectation_specs(REGISTRY), table)}
-    parts = {o.rule.name: (o.failing_row_ids, o.checked_rows, o.error)
-             for o in gx_worker.run_expectations(table, REGISTRY)}
+    whole = {name: (ids, checked, error) for name, ids, checked, error in expectations.validate(SPECS, table)}
+    parts = _validated_in_parts(table)
     assert parts == whole
     assert all(len(whole[rule.name][0]) > 1 for rule in GX_RULES)  # every rule failed several rows
     assert all(checked == table.num_rows and error is None for _, checked, error in parts.values())
@@ -73,15 +88,14 @@ def test_slices_are_validated_without_fingerprinting_them(table, monkeypatch):
         raise AssertionError(f"a batch of {len(frame)} rows was fingerprinted")
 
     monkeypatch.setattr(pandas_execution_engine, "hash_pandas_dataframe", fingerprint)
-    found = expectations.validate(expectations.expectation_specs(REGISTRY), table)
+    found = expectations.validate(SPECS, table)
     assert [error for _, _, _, error in found] == [None] * len(found)
     assert any(ids for _, ids, _, _ in found)  # it validated: rules failed rows
 
 
-def test_per_value_expectations_see_each_combination_once_and_the_unique_one_every_row(table):
-    per_value, per_row = expectations.parts(expectations.expectation_specs(REGISTRY), table)
-    assert [name for _, name, _ in per_row.specs] == ["ExpectCompoundColumnsToBeUnique"]
-    assert per_row.table.num_rows == table.num_rows and per_row.members is None
+def test_per_value_expectations_see_each_combination_once_and_the_unique_one_the_repeated_keys(table):
+    (per_value, counted), rows = _parts(table)
+    assert rows == table.num_rows
     columns = [c for c in per_value.table.column_names if c != ROW_ID]
     assert per_value.table.num_rows == table.group_by(columns).aggregate([]).num_rows < table.num_rows / 3
     # Each combination stands for exactly the slice's rows that have its values; together they are every row.
@@ -90,11 +104,43 @@ def test_per_value_expectations_see_each_combination_once_and_the_unique_one_eve
     by_id = {row[ROW_ID]: row for row in table.to_pylist()}
     for combination, ids in zip(per_value.table.to_pylist(), members, strict=True):
         assert all({c: by_id[i][c] for c in columns} == {c: combination[c] for c in columns} for i in ids)
+    # Compound columns unique sees the rows of the keys sent twice (with the same or another value) and no other.
+    assert [name for _, name, _ in counted.specs] == ["ExpectCompoundColumnsToBeUnique"] and counted.members is None
+    keys = counted.table.column_names[1:]
+    assert keys == ["agency_id", "metric_key", "period_start", "period_end", "dimension_key", "category_key"]
+    times_sent: dict[tuple, int] = {}
+    for row in table.to_pylist():
+        times_sent[tuple(row[k] for k in keys)] = times_sent.get(tuple(row[k] for k in keys), 0) + 1
+    repeated = sorted(r[ROW_ID] for r in table.to_pylist() if times_sent[tuple(r[k] for k in keys)] > 1)
+    assert sorted(counted.table[ROW_ID].to_pylist()) == repeated and 0 < len(repeated) < table.num_rows
+
+
+def test_keys_sent_once_each_leave_compound_columns_unique_nothing_to_compare(table):
+    keys = ["agency_id", "metric_key", "period_start", "period_end", "dimension_key", "category_key"]
+    first: dict[tuple, int] = {}
+    for i, row in enumerate(table.select(keys).to_pylist()):
+        first.setdefault(tuple(row.values()), i)
+    once = table.take(sorted(first.values()))
+    (_, counted), rows = _parts(once)
+    assert rows == once.num_rows and counted.table.num_rows == 0
+    assert _validated_in_parts(once)["no_duplicate_datapoints"] == ((), once.num_rows, None)
+
+
+def test_an_expectation_neither_per_value_nor_counted_is_refused(table):
+    specs = (*SPECS, ("rule", "ExpectColumnPairValuesToBeEqual", {"column_A": "a", "column_B": "b"}))
+    con = duckdb.connect()
+    con.register("test_slice", table)
+    with pytest.raises(ValueError, match="ExpectColumnPairValuesToBeEqual"):
+        expectations.parts(con, specs, SLICE_SQL, {})
 
 
 def test_a_column_the_slice_lacks_is_each_expectation_s_error_not_a_crash(table):
-    outcomes = {o.rule.name: o for o in gx_worker.run_expectations(table.drop_columns(["finite_value"]), REGISTRY)}
-    for name in ("value_is_numeric", "value_not_negative"):
-        assert outcomes[name].error and "finite_value" in outcomes[name].error
-        assert outcomes[name].failing_row_ids == () and outcomes[name].checked_rows == 0
-    assert outcomes["category_is_member"].error is None and outcomes["category_is_member"].failing_row_ids
+    outcomes = _validated_in_parts(table.drop_columns(["finite_value", "category_key"]))
+    for name, column in (("value_is_numeric", "finite_value"), ("value_not_negative", "finite_value"),
+                         ("no_duplicate_datapoints", "category_key")):
+        assert outcomes[name][2] and column in outcomes[name][2]
+        assert outcomes[name][:2] == ((), 0)
+    assert outcomes["category_is_member"][2] is None and outcomes["category_is_member"][0]
+    keys = ["agency_id", "metric_key", "period_start", "period_end", "dimension_key", "category_key"]
+    without_keys = _validated_in_parts(table.drop_columns(keys))["no_duplicate_datapoints"]
+    assert without_keys[:2] == ((), 0) and "agency_id" in without_keys[2]

@@ -179,7 +179,7 @@ class Store:
                 new.execute("BEGIN")
                 for name in stored:
                     if name not in tables:  # internal: staged uploads, bookkeeping
-                        new.execute(f"DROP TABLE {_quoted(name)}")
+                        new.execute(f"DROP TABLE {quoted(name)}")
                 new.execute("COMMIT")
                 prepare(new)
                 # Table names come from code constants, never from input.
@@ -192,7 +192,7 @@ class Store:
         return counts
 
 
-def _quoted(name: str) -> str:
+def quoted(name: str) -> str:
     """``name`` as a DuckDB identifier (double quotes, inner quotes doubled)."""
     return '"' + name.replace('"', '""') + '"'
 

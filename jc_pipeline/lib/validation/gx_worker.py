@@ -9,7 +9,7 @@ machine out of memory) or takes longer than :data:`VALIDATION_SECONDS` costs the
 reported as their errors, never the run; the next validation starts a new one.
 
 The worker is ``python -m jc_pipeline.lib.validation.gx_worker`` (:mod:`jc_pipeline.lib.child_process`): a
-request is the suite of each part of the slice (:func:`.expectations.parts`; as data, a pickle) followed by each
+request is the suite of each part of a slice (:func:`.expectations.parts`; as data, a pickle) followed by each
 part's table as an Arrow IPC stream, its text dictionary-encoded; the reply is :func:`.expectations.validate`'s
 findings for each part.
 """
@@ -20,16 +20,12 @@ import atexit
 import contextlib
 import subprocess
 import threading
-from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
 from jc_pipeline.lib.child_process import receive, reply, send, serving_pipes, start, stop
 from jc_pipeline.lib.validation import expectations
 from jc_pipeline.lib.validation.expectations import GX_RULES, ExpectationOutcome
-
-if TYPE_CHECKING:  # pragma: no cover
-    from jc_pipeline.lib.registry import Registry
 
 #: The longest one validation may take in the worker before it is stopped (a year at 3,000 agencies takes ~1 s;
 #: the import, when the worker has just started, ~3 s): a hung GX must not hold a nightly run, and with it the
@@ -46,16 +42,15 @@ def preload() -> None:
         _running()
 
 
-def run_expectations(table: pa.Table, registry: Registry) -> list[ExpectationOutcome]:
-    """Validate the slice (an Arrow table of the suite's columns, see :func:`.expectations.suite_columns`) with
-    the registry's suite in the worker, in parts (:func:`.expectations.parts`); one outcome per gx rule, in
-    catalogue order (see :func:`.expectations.validate`), its failing rows and rows checked the slice's."""
-    if table.num_rows == 0:
+def run_expectations(parts: list[expectations.Part], rows: int) -> list[ExpectationOutcome]:
+    """Validate the ``parts`` of a slice of ``rows`` rows (:func:`.expectations.parts`) in the worker; one outcome
+    per gx rule, in catalogue order (see :func:`.expectations.validate`), its failing rows and rows checked the
+    slice's."""
+    if rows == 0:
         return [ExpectationOutcome(rule, (), 0, None) for rule in GX_RULES]
     try:
-        parts = expectations.parts(expectations.expectation_specs(registry), table)
         sent = [expectations.encoded(part.table) for part in parts]
-    except Exception as exc:  # noqa: BLE001 - a broken suite or slice is an error of every gx rule
+    except Exception as exc:  # noqa: BLE001 - a broken slice is an error of every gx rule
         return _failed(f"Great Expectations failed: {type(exc).__name__}: {exc}")
     with _lock:
         worker = _running()
@@ -80,7 +75,7 @@ def run_expectations(table: pa.Table, registry: Registry) -> list[ExpectationOut
             failing[name].update(part.slice_row_ids(ids))
             errors[name] += [error] if error is not None else []
     return [ExpectationOutcome(rule, (), 0, "; ".join(errors[rule.name])) if errors[rule.name]
-            else ExpectationOutcome(rule, tuple(sorted(failing[rule.name])), table.num_rows, None)
+            else ExpectationOutcome(rule, tuple(sorted(failing[rule.name])), rows, None)
             for rule in GX_RULES]
 
 

@@ -23,7 +23,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from jc_pipeline.lib.periods import month_start, period_label
-from jc_pipeline.lib.validation.expectations import GX_RULES, OBSERVED_COLUMN, ROW_ID, suite_columns
+from jc_pipeline.lib.validation.expectations import GX_RULES, OBSERVED_COLUMN, ROW_ID, expectation_specs, parts
 from jc_pipeline.lib.validation.gx_worker import run_expectations
 from jc_pipeline.lib.validation.rules import RULES, Rule
 from jc_pipeline.lib.validation.sqlrules import SQL_RULES, run_sql_rule, sql_text
@@ -275,26 +275,27 @@ def _gx_slices(con: duckdb.DuckDBPyConnection, scope: CheckScope, today: date,
 def _gx_groups(con: duckdb.DuckDBPyConnection, months: list[date], today: date, registry: Registry,
                agencies: list[str] | None) -> Iterable[tuple[Rule, list[dict[str, Any]], int, str | None]]:
     """Per gx rule: failing groups (rows of the slice merged by ``rule.group_by``), rows checked, error."""
+    slice_sql = sql_text("datapoints")
+    params = {"months": months, "today": today, "agencies": agencies}
     try:
-        table = con.sql(sql_text("datapoints"),
-                        params={"months": months, "today": today, "agencies": agencies}).to_arrow_table()
-        # Only the columns the expectations read go into pandas; the failing rows are then taken whole from the
-        # Arrow table. A column the slice lacks is left to GX to report as that expectation's error.
-        columns = [c for c in suite_columns(registry) if c in table.column_names]
-    except Exception as exc:  # noqa: BLE001 - a broken slice query or GX setup is an error of every gx rule
+        # The year's slice in one validation: GX's fixed cost (~0.13 s CPU for the suite) is paid once a year.
+        slice_parts, rows = parts(con, expectation_specs(registry), slice_sql, params)
+    except Exception as exc:  # noqa: BLE001 - a broken slice query is an error of every gx rule
         for rule in GX_RULES:
             yield rule, [], 0, f"reading the datapoints failed: {type(exc).__name__}: {exc}"
         return
-    # The year's slice in one validation: GX's fixed cost (~0.13 s CPU for the suite) is paid once a year. Its
-    # text columns reach GX as categoricals, a few bytes a row: checking a year at 3,000 agencies (851,000 rows)
-    # peaked at 1.3 GB (GX in this process then), against 1.85 GB for 200,000-row chunks of Arrow-backed strings.
-    for outcome in run_expectations(table.select(columns), registry):
+    outcomes = run_expectations(slice_parts, rows)
+    failing_ids = sorted({row_id for outcome in outcomes for row_id in outcome.failing_row_ids})
+    # The failing rows whole, read once for every rule (by their row ids, a few hundred of a year's slice).
+    failing = con.sql(slice_sql, params={**params, "row_ids": failing_ids}).to_arrow_table() if failing_ids else None
+    for outcome in outcomes:
         if outcome.error is not None or not outcome.failing_row_ids:
             yield outcome.rule, [], outcome.checked_rows, outcome.error
             continue
-        failing = table.filter(pc.is_in(table[ROW_ID], value_set=pa.array(outcome.failing_row_ids, pa.int64())))
+        ids = pa.array(outcome.failing_row_ids, pa.int64())
         # The slice comes in no particular order; _merge puts the failing rows in lineage order.
-        yield outcome.rule, _merge(outcome.rule, failing.to_pylist()), outcome.checked_rows, None
+        rows_of_rule = failing.filter(pc.is_in(failing[ROW_ID], value_set=ids)).to_pylist()
+        yield outcome.rule, _merge(outcome.rule, rows_of_rule), outcome.checked_rows, None
 
 
 def _merge(rule: Rule, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -1,7 +1,8 @@
 -- The datapoint slice Great Expectations validates: agency_metrics rows whose period starts in $months, with the
 -- roster and settings joined in and one pre-computed column per rule that needs context (so every expectation
 -- is a plain single-column expectation on the pandas path).
--- Parameters: $months DATE[], $today DATE, $agencies VARCHAR[] (NULL: every agency).
+-- Parameters: $months DATE[], $today DATE, $agencies VARCHAR[] (NULL: every agency), $row_ids BIGINT[] (NULL:
+-- every row; else only these rows, the failing ones, read back whole).
 SELECT
     -- Identifies a row within this result (failing rows come back from GX as row_ids): the datapoint's rowid,
     -- unique because every join below is on its table's primary key. Numbering the rows instead (row_number()
@@ -80,3 +81,4 @@ LEFT JOIN agency_breakdown_settings AS b ON b.agency_id = m.agency_id AND b.metr
     AND b.dimension = m.dimension AND b.category = m.category
 WHERE list_contains($months, m.period_start)
   AND ($agencies::VARCHAR[] IS NULL OR m.agency_id IN (SELECT unnest($agencies::VARCHAR[])))
+  AND ($row_ids::BIGINT[] IS NULL OR m.rowid IN (SELECT unnest($row_ids::BIGINT[])))

@@ -101,6 +101,25 @@ def test_a_crashing_expectation_reports_an_error_not_failing_rows(tmp_path, monk
     assert outcomes["category_is_member"].failing_groups == 1 and outcomes["category_is_member"].error is None
 
 
+def test_failing_rows_that_cannot_be_read_back_are_their_rules_errors(tmp_path, monkeypatch):
+    """Great Expectations' failing rows are read back whole by their row ids; a read that fails (here DuckDB raising
+    on any list of row ids) is the error of each rule with failing rows, and the rules without any keep passing."""
+    from jc_pipeline.lib.validation import run
+
+    wh = _state(tmp_path / "w.duckdb")
+    real = run.sql_text
+    fails_on_row_ids = "($row_ids::BIGINT[] IS NULL OR len($row_ids) = 0 OR error('the disk went away')) AND "
+    where = "WHERE list_contains($months, m.period_start)"
+    monkeypatch.setattr(run, "sql_text", lambda name: real(name).replace(where, where[:6] + fails_on_row_ids + where[6:]))
+    outcomes = wh.validate([MARCH])
+    failed = outcomes["category_is_member"]
+    assert failed.error.startswith("reading the failing datapoints failed: InvalidInputException")
+    assert failed.error.endswith("the disk went away")
+    assert (failed.passed, failed.failing_groups, failed.checked_rows) == (False, 0, 0)
+    assert outcomes["value_not_negative"].error is None and outcomes["value_not_negative"].passed
+    assert outcomes["breakdowns_sum_to_total"].error is None
+
+
 def test_an_unexpected_failure_beside_the_sql_rules_stores_nothing_and_is_raised(tmp_path, monkeypatch):
     # Great Expectations runs in a thread while the SQL rules run: a failure there that no rule reports as its own
     # error (a bug) must still reach the caller, after the SQL rules finished, with no result of the month replaced.

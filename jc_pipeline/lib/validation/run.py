@@ -287,7 +287,13 @@ def _gx_groups(con: duckdb.DuckDBPyConnection, months: list[date], today: date, 
     outcomes = run_expectations(slice_parts, rows)
     failing_ids = sorted({row_id for outcome in outcomes for row_id in outcome.failing_row_ids})
     # The failing rows whole, read once for every rule (by their row ids, a few hundred of a year's slice).
-    failing = con.sql(slice_sql, params={**params, "row_ids": failing_ids}).to_arrow_table() if failing_ids else None
+    read_back = {**params, "row_ids": failing_ids}
+    try:
+        failing = con.sql(slice_sql, params=read_back).to_arrow_table() if failing_ids else None
+    except Exception as exc:  # noqa: BLE001 - a rule whose failing rows cannot be read reports an error
+        outcomes = [replace(o, failing_row_ids=(), checked_rows=0,
+                            error=f"reading the failing datapoints failed: {type(exc).__name__}: {exc}")
+                    if o.failing_row_ids else o for o in outcomes]
     for outcome in outcomes:
         if outcome.error is not None or not outcome.failing_row_ids:
             yield outcome.rule, [], outcome.checked_rows, outcome.error

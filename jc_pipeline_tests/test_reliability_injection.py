@@ -40,13 +40,10 @@ ALLOWED_INTERPOLATIONS = {
     ("lib/warehouse.py", "publish", "table"): "published table names are code constants of warehouse.py",
     ("lib/warehouse.py", "publish", "quoted(name)"):
         "names read from the catalog of the store's copy, whose tables only the package's own DDL creates; quoted",
-    ("lib/validation/expectations.py", "parts", "grouped_by"): "quoted column names of the expectation specs",
-    ("lib/validation/expectations.py", "parts", "leading"): "quoted column names of the expectation specs",
-    ("lib/validation/expectations.py", "parts", "slice_sql"):
-        "the caller's slice query: every call site passes the package's sql/datapoints.sql (checked below)",
-    ("lib/validation/expectations.py", "parts", "key_hash"): "hash() of quoted column names of the specs, or NULL",
-    ("lib/validation/expectations.py", "parts", "selected"): "quoted ROW_ID and column names of the specs",
-    ("lib/validation/expectations.py", "parts", "ROW_ID"): "a module constant of expectations.py",
+    # parts() groups the caller's slice query (every call site passes the package's sql/datapoints.sql, checked
+    # below) by the column names of the expectation specs (code), quoted, or hashes them; ROW_ID is a constant.
+    **{("lib/validation/expectations.py", "parts", name): "column names of the specs, or the caller's slice query"
+       for name in ("grouped_by", "leading", "key_hash", "selected", "slice_sql", "ROW_ID")},
 }
 #: (file, function, parameter) -> SQL passed through from the caller; every call site is checked below.
 PASS_THROUGH = {("lib/validation/report.py", "records", "sql"),

@@ -121,9 +121,11 @@ def test_the_sampler_tells_which_window_held_the_memory():
         del held
         time.sleep(0.1)
     before = resident.peak_between(0, began - 0.03)
-    assert resident.peak_between(began, ended) >= before + 190
+    # 200 MiB held, counted at 180: the process may give back a few MiB it held before meanwhile (a CI run measured
+    # 189.0 MiB more), and the kernel's resident counters lag by a batch per thread.
+    assert resident.peak_between(began, ended) >= before + 180
     assert resident.peak_between(ended + 0.05, time.time()) < before + 50
-    assert resident.peak_between(began + 0.05, began + 0.051) >= before + 190  # a window between two samples
+    assert resident.peak_between(began + 0.05, began + 0.051) >= before + 180  # a window between two samples
 
 
 def test_the_sampler_counts_child_processes():

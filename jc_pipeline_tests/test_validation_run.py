@@ -110,7 +110,8 @@ def test_failing_rows_that_cannot_be_read_back_are_their_rules_errors(tmp_path, 
     real = run.sql_text
     fails_on_row_ids = "($row_ids::BIGINT[] IS NULL OR len($row_ids) = 0 OR error('the disk went away')) AND "
     where = "WHERE list_contains($months, m.period_start)"
-    monkeypatch.setattr(run, "sql_text", lambda name: real(name).replace(where, where[:6] + fails_on_row_ids + where[6:]))
+    monkeypatch.setattr(run, "sql_text",
+                        lambda name: real(name).replace(where, where[:6] + fails_on_row_ids + where[6:]))
     outcomes = wh.validate([MARCH])
     failed = outcomes["category_is_member"]
     assert failed.error.startswith("reading the failing datapoints failed: InvalidInputException")

@@ -5,6 +5,7 @@ one validation of the whole slice finds."""
 from __future__ import annotations
 
 import random
+from collections import Counter
 from datetime import date, timedelta
 
 import duckdb
@@ -53,6 +54,8 @@ def _slice(rows: int) -> pa.Table:
 #: The slice as the caller's query gives it: every row, or the rows of $row_ids.
 SLICE_SQL = "SELECT * FROM test_slice WHERE $row_ids::BIGINT[] IS NULL OR list_contains($row_ids, row_id)"
 SPECS = expectations.expectation_specs(REGISTRY)
+#: The datapoint key compound columns unique compares.
+KEYS = ["agency_id", "metric_key", "period_start", "period_end", "dimension_key", "category_key"]
 
 
 @pytest.fixture(scope="module")
@@ -106,19 +109,15 @@ def test_per_value_expectations_see_each_combination_once_and_the_unique_one_the
         assert all({c: by_id[i][c] for c in columns} == {c: combination[c] for c in columns} for i in ids)
     # Compound columns unique sees the rows of the keys sent twice (with the same or another value) and no other.
     assert [name for _, name, _ in counted.specs] == ["ExpectCompoundColumnsToBeUnique"] and counted.members is None
-    keys = counted.table.column_names[1:]
-    assert keys == ["agency_id", "metric_key", "period_start", "period_end", "dimension_key", "category_key"]
-    times_sent: dict[tuple, int] = {}
-    for row in table.to_pylist():
-        times_sent[tuple(row[k] for k in keys)] = times_sent.get(tuple(row[k] for k in keys), 0) + 1
-    repeated = sorted(r[ROW_ID] for r in table.to_pylist() if times_sent[tuple(r[k] for k in keys)] > 1)
+    assert counted.table.column_names == [ROW_ID, *KEYS]
+    times_sent = Counter(tuple(row[k] for k in KEYS) for row in table.to_pylist())
+    repeated = sorted(r[ROW_ID] for r in table.to_pylist() if times_sent[tuple(r[k] for k in KEYS)] > 1)
     assert sorted(counted.table[ROW_ID].to_pylist()) == repeated and 0 < len(repeated) < table.num_rows
 
 
 def test_keys_sent_once_each_leave_compound_columns_unique_nothing_to_compare(table):
-    keys = ["agency_id", "metric_key", "period_start", "period_end", "dimension_key", "category_key"]
     first: dict[tuple, int] = {}
-    for i, row in enumerate(table.select(keys).to_pylist()):
+    for i, row in enumerate(table.select(KEYS).to_pylist()):
         first.setdefault(tuple(row.values()), i)
     once = table.take(sorted(first.values()))
     (_, counted), rows = _parts(once)
@@ -141,6 +140,5 @@ def test_a_column_the_slice_lacks_is_each_expectation_s_error_not_a_crash(table)
         assert outcomes[name][2] and column in outcomes[name][2]
         assert outcomes[name][:2] == ((), 0)
     assert outcomes["category_is_member"][2] is None and outcomes["category_is_member"][0]
-    keys = ["agency_id", "metric_key", "period_start", "period_end", "dimension_key", "category_key"]
-    without_keys = _validated_in_parts(table.drop_columns(keys))["no_duplicate_datapoints"]
+    without_keys = _validated_in_parts(table.drop_columns(KEYS))["no_duplicate_datapoints"]
     assert without_keys[:2] == ((), 0) and "agency_id" in without_keys[2]

@@ -198,7 +198,7 @@ def parts(con: duckdb.DuckDBPyConnection, specs: Suite, slice_sql: str,
     keys = [c for c in _columns(counted) if c in available]
     # Column names come from the suite (code), quoted; values travel as parameters.
     grouped_by = ", ".join(map(quoted, values))
-    leading = "".join(f"{quoted(c)}," for c in values)
+    leading = f"{grouped_by}," if values else ""
     # Without any key column every row is a candidate: GX then reports the columns missing.
     key_hash = f"hash({', '.join(map(quoted, keys))})" if keys else "NULL"
     # The combinations of the values, and the hashes of the keys met more than once.

@@ -100,7 +100,7 @@ def test_a_workbook_taking_too_long_is_stopped(monkeypatch):
 def test_an_xlsx_the_guard_let_through_cannot_abort_this_process(monkeypatch, tmp_path):
     """Every workbook is read in the worker, .xlsx included: should the guard miss a box calamine cannot allocate,
     only that file is refused."""
-    monkeypatch.setattr(readers, "refuse_hostile_workbook", lambda path, data, head: None)
+    monkeypatch.setattr(readers, "screen_workbook", lambda path, data, head: False)
     far = with_sheet_xml(small_workbook({"arrests": [["year"]]}), far_cells_xml("XFD1048576"))
     with pytest.raises(Unreadable, match="the spreadsheet reader stopped on this workbook"):
         readers.read_file(tmp_path / "far.xlsx", far, "far.xlsx")

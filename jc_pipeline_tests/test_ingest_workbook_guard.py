@@ -1,7 +1,8 @@
 """The workbook guard bounds calamine's sheet box whatever the XML's spelling, and lets real workbooks through.
 
 Each hostile variant below, handed to calamine, aborts the process (a failed allocation of a 17-billion-cell box);
-the guard must refuse it first. The scan's fast path and its windowed full scan are both exercised.
+the guard must refuse it, with the cell to delete. The scan's fast path and its windowed full scan are both
+exercised, and which workbooks are scanned before calamine reads them.
 """
 
 from __future__ import annotations
@@ -22,8 +23,8 @@ from isal import isal_zlib
 from jc_pipeline.lib import calamine
 from jc_pipeline.lib.ingest import sheet_extent, workbook_guard
 from jc_pipeline.lib.ingest.unreadable import Unreadable
-from jc_pipeline_tests.reliability_support import (SHEET_HEAD, SHEET_MEMBER, rewritten_zip, small_workbook,
-                                                   with_sheet_xml)
+from jc_pipeline_tests.reliability_support import (SHEET_HEAD, SHEET_MEMBER, far_cells_xml, rewritten_zip,
+                                                   small_workbook, with_sheet_xml)
 
 FAR = "XFD1048576"
 
@@ -180,8 +181,11 @@ def recompressed(flag_bits: int, compress_type: int) -> bytes:
     (0x1, zipfile.ZIP_DEFLATED, "is encrypted; remove the password"),
 ])
 def test_parts_the_guard_cannot_inflate_are_refused_with_the_fix(flag_bits, method, reason):
+    workbook = recompressed(flag_bits, method)
     with pytest.raises(Unreadable, match=reason):
-        guard(recompressed(flag_bits, method))
+        guard(workbook)
+    with pytest.raises(Unreadable, match=reason):  # the zip directory shows it: refused before calamine reads it
+        workbook_guard.screen_workbook(Path("w.xlsx"), workbook, workbook[:8])
 
 
 _XML_PIECES = st.sampled_from([b'<row r="7">', b'<c r="B12" t="s">', b"<v>", b"4711", b"</v></c>", b"</row>", b"\n"])
@@ -338,3 +342,66 @@ def test_an_xls_holding_a_zip_end_record_that_lists_nothing_is_left_to_calamine(
     guard(not_a_zip)  # no zip to check: calamine's .xls reader decides
     with pytest.raises(Unreadable, match="the workbook is damaged"):
         guard(b"<html>" + not_a_zip[8:])  # without the .xls header it is a damaged zip
+
+
+# ---- the scan a small workbook waits for -----------------------------------------------------------------------
+
+
+def screen(workbook: bytes) -> bool:
+    return workbook_guard.screen_workbook(Path("w.xlsx"), workbook, workbook[:8])
+
+
+def never_inflated(monkeypatch) -> None:
+    def inflate(source, info):
+        raise AssertionError(f"{info.filename} inflated before calamine read the workbook")
+    monkeypatch.setattr(workbook_guard, "_inflate", inflate)
+
+
+def test_a_small_workbook_is_read_by_calamine_before_its_parts_are_scanned(monkeypatch):
+    """Inflating and scanning every part was ~4 s of CPU of a full ingest of small, ordinary workbooks; calamine's
+    worker bounds what a small zip can do, so the scan waits until calamine fails on it."""
+    far = workbook_with(far_cells_xml(FAR))
+    with monkeypatch.context() as patched:
+        never_inflated(patched)
+        assert screen(small_workbook({"arrests": [["year", "month", "value"], [2023, 1, 5]]})) is True
+        assert screen(far) is True
+    with pytest.raises(Unreadable, match="spans 16,384 columns x 1,048,576 rows"):
+        guard(far)  # what the reader runs when calamine's worker died on it
+
+
+def test_a_workbook_over_the_small_size_is_scanned_before_calamine_reads_it(monkeypatch):
+    far = workbook_with(far_cells_xml(FAR))
+    monkeypatch.setattr(workbook_guard, "SCAN_LATER_BYTES", len(far) - 1)
+    with pytest.raises(Unreadable, match="spans 16,384 columns x 1,048,576 rows"):
+        screen(far)
+    monkeypatch.setattr(workbook_guard, "SCAN_LATER_BYTES", len(far))
+    assert screen(far) is True
+
+
+def with_repeated_sheet(workbook: bytes, copies: int) -> bytes:
+    """``workbook`` whose zip directory lists its sheet ``copies`` more times, every copy pointing at the same
+    compressed bytes: overlapping parts, as zip bombs reuse one compressed kernel."""
+    end = workbook.rindex(b"PK\x05\x06")
+    head = struct.Struct("<4sHHHHIIH")
+    signature, disk, directory_disk, here, total, size, offset, comment = head.unpack_from(workbook, end)
+    directory, at = workbook[offset:offset + size], 0
+    while True:
+        name_length, extra_length, comment_length = struct.unpack_from("<HHH", directory, at + 28)
+        length = 46 + name_length + extra_length + comment_length
+        if directory[at + 46:at + 46 + name_length] == SHEET_MEMBER.encode():
+            entry = directory[at:at + length]
+            break
+        at += length
+    return (workbook[:end] + entry * copies
+            + head.pack(signature, disk, directory_disk, here + copies, total + copies, size + len(entry) * copies,
+                        offset, comment))
+
+
+def test_a_small_zip_whose_parts_overlap_is_scanned_before_calamine_reads_it(monkeypatch):
+    """Parts whose compressed sizes add up past the file reuse its bytes and could expand without the bound of the
+    file's size: such a zip is scanned first, however small."""
+    far = with_repeated_sheet(workbook_with(far_cells_xml(FAR)), 200)
+    parts = workbook_guard._plain_directory(far)
+    assert sum(info.compress_size for info in parts) > len(far) and len(far) <= workbook_guard.SCAN_LATER_BYTES
+    with pytest.raises(Unreadable, match="spans 16,384 columns x 1,048,576 rows"):
+        screen(far)

@@ -97,8 +97,21 @@ def test_zip_bomb_lying_about_its_size_is_refused_as_damaged(warehouse):
     assert_good_loaded(warehouse)
 
 
-def test_two_far_apart_cells_never_reach_calamine(warehouse):
-    # 5 KB: A1 and XFD1048576. calamine would allocate the whole 17-billion-cell box and abort the process.
+def test_a_small_zip_bomb_lying_about_its_size_costs_the_worker_a_moment(warehouse):
+    # 240 KB that expand to 240 MiB of blanks while the directory declares 100 kB: calamine reads a small workbook
+    # before the guard inflates it, and reads the whole stream (an empty sheet); the worker's time is bounded by the
+    # file's size (deflate expands at most 1,032 times).
+    inbox_path(warehouse.data_dir, *LE, "small_liar.xlsx").write_bytes(zip_bomb(240, declared_size=100_000))
+    deliver_good(warehouse)
+    with bounded(seconds=10, peak_growth_mib=100):
+        warehouse.ingest()
+    assert outcome(warehouse)["inbox/le/LAW_ENFORCEMENT/small_liar.xlsx"] == ("INGESTED", 0, 0, 0, "no data rows")
+    assert_good_loaded(warehouse)
+
+
+def test_two_far_apart_cells_are_refused_with_the_cell_to_delete(warehouse):
+    # 5 KB: A1 and XFD1048576. calamine allocates the whole 17-billion-cell box and aborts its worker; these small
+    # workbooks are scanned then (workbook_guard), and the scan names the cell.
     workbook = with_sheet_xml(small_workbook({"arrests": [["year"]]}), far_cells_xml("XFD1048576"))
     inbox_path(warehouse.data_dir, *LE, "far.xlsx").write_bytes(workbook)
     inbox_path(warehouse.data_dir, *LE, "beyond.xlsx").write_bytes(

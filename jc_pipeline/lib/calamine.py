@@ -2,9 +2,10 @@
 
 calamine allocates every cell of a sheet's bounding box at once and **aborts the process** when that fails; it
 has no time limit either. The workbook guard (:mod:`jc_pipeline.lib.ingest.workbook_guard`) refuses the hostile
-.xlsx files it can recognize, with reasons an agency can act on, but calamine opens other formats too, whatever
-the file's name (.xls: a 6 KB .xls with a cell at column 16,384 of row 65,536 asked for 32 GiB and aborted the
-run; .xlsb, .ods). So every workbook is read in a worker process whose address space is capped at
+.xlsx files it can recognize, with reasons an agency can act on (a small one's once calamine failed on it), but
+calamine opens other formats too, whatever the file's name (.xls: a 6 KB .xls with a cell at column 16,384 of
+row 65,536 asked for 32 GiB and aborted the run; .xlsb, .ods). So every workbook is read in a worker process
+whose address space is capped at
 :data:`WORKER_ADDRESS_SPACE`: when it dies, or has not answered within :data:`WORKER_SECONDS`,
 :class:`WorkerDied` says so for that file and the next files are read by a new worker.
 

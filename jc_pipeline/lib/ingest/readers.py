@@ -15,15 +15,17 @@ Decisions:
   records the file as UNREADABLE and goes on with the next one.
 
 Hostile workbooks (zip bombs, giant sheets, password protection) are refused by :mod:`workbook_guard` and
-:mod:`sheet_extent` before calamine sees them; calamine then reads every workbook in a worker process
-(:mod:`jc_pipeline.lib.calamine`), which bounds what the guard cannot vouch for (.xls, .xlsb, .ods) and reads the
+:mod:`sheet_extent`, before calamine sees them or, for a small workbook, when calamine fails on it or returns a
+sheet beyond the limits; calamine reads every workbook in a worker process (:mod:`jc_pipeline.lib.calamine`),
+which bounds what the guard cannot vouch for (.xls, .xlsb, .ods, a small workbook not scanned yet) and reads the
 next workbooks while this process turns the last ones into rows. The limits on what is read are (see
 ``docs/reliability.md``):
 
 * Cells longer than ``MAX_CELL_BYTES`` are replaced by their first characters and a note of their length
   before any rule sees them: no cell can be valid at that size, so the row is rejected by the rule of its
   column (a 10 MB "value" is R7) with a message of bounded size, and the other rows load.
-* Sheets (and CSVs) with more than ``MAX_COLUMNS`` columns are refused.
+* Sheets with more than ``MAX_COLUMNS`` columns, ``MAX_ROWS`` rows or ``MAX_CELLS`` cells, and CSVs with more than
+  ``MAX_COLUMNS`` columns, are refused.
 * A CSV is binary (refused) when more than 10 % of its first 4 KiB are NUL bytes and it has no UTF-16 BOM; a
   stray NUL byte elsewhere is data, so only the row holding it is rejected by the rule of its column.
 """
@@ -43,9 +45,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from jc_pipeline.lib import calamine
-from jc_pipeline.lib.ingest.sheet_extent import MAX_COLUMNS
+from jc_pipeline.lib.ingest.sheet_extent import MAX_COLUMNS, check_box, within_limits
 from jc_pipeline.lib.ingest.unreadable import Unreadable
-from jc_pipeline.lib.ingest.workbook_guard import OLE_MAGIC, ZIP_MAGIC, refuse_hostile_workbook
+from jc_pipeline.lib.ingest.workbook_guard import OLE_MAGIC, ZIP_MAGIC, refuse_hostile_workbook, screen_workbook
 
 SMALL_CSV_BYTES = 1024 * 1024
 #: Cells longer than this (UTF-8 bytes) are cut before any rule sees them (see the module docstring).
@@ -116,7 +118,7 @@ def _nonempty_size(path: Path, data: bytes | None) -> int:
 
 
 class PendingWorkbook:
-    """A workbook file checked by the guard and handed to calamine's worker; :meth:`sheets` waits for it.
+    """A workbook file screened by the guard and handed to calamine's worker; :meth:`sheets` waits for it.
 
     ``reader``: the :class:`calamine.WorkbookReader` to read it ahead with (the caller takes the sheets of its
     workbooks in the order it made them); None: read when :meth:`sheets` is called, by the shared worker."""
@@ -126,9 +128,10 @@ class PendingWorkbook:
         self.head = data[:8] if data is not None else _head(path)
         self.ticket: int | None = None
         self.refused: Unreadable | None = None
+        self.scan_pending = False
         try:
             _nonempty_size(path, data)
-            refuse_hostile_workbook(path, data, self.head)
+            self.scan_pending = screen_workbook(path, data, self.head)
         except Unreadable as exc:
             self.refused = exc
             return
@@ -149,12 +152,23 @@ class PendingWorkbook:
             else:
                 read = self.reader.result(self.ticket)
         except calamine.CalamineError as exc:
+            self._scan_now()
             raise Unreadable(_workbook_error(exc, self.head, self.data)) from exc
         except calamine.WorkerDied as exc:
+            self._scan_now()
             raise Unreadable(f"the spreadsheet reader stopped on this workbook: {exc}; delete the rows and columns "
                              f"after the data (Ctrl+End shows the last cell), save it as .xlsx and deliver it "
                              f"again") from exc
+        if not all(within_limits(columns, rows) for _, rows, columns in read.shape):
+            self._scan_now()
         return _workbook_sheets(read)
+
+    def _scan_now(self) -> None:
+        """The guard's scan left for later, now that calamine failed on the workbook or returned a sheet beyond the
+        limits: its reason (the far cell, the damaged part) is the one to give."""
+        if self.scan_pending:
+            self.scan_pending = False
+            refuse_hostile_workbook(self.path, self.data, self.head)
 
 
 def _head(path: Path) -> bytes:
@@ -183,7 +197,7 @@ def _workbook_sheets(workbook: calamine.Workbook) -> list[RawSheet]:
     stacked, shape, starts = workbook.stacked, workbook.shape, workbook.starts
     live = [i for i, (_, rows, width) in enumerate(shape) if rows and width]
     for i in live:
-        _check_width(shape[i][0], shape[i][2])
+        check_box(shape[i][0], shape[i][2], shape[i][1])
     if stacked is None or not live:
         return [_empty(name) for name, _, _ in shape]
     stacked = _cut_long_cells(stacked)

@@ -1,8 +1,9 @@
-"""Bounding, from a worksheet's XML, the box of cells calamine would allocate for it, before calamine reads it.
+"""Bounding, from a worksheet's XML, the box of cells calamine would allocate for it.
 
 calamine (fastexcel's reader) allocates every cell of a sheet's bounding box at once and **aborts the process**
-when that allocation fails: a 5 KB workbook with cells in A1 and XFD1048576 would kill the whole run. So
-:mod:`workbook_guard` hands every part of an ``.xlsx`` to :func:`check_extent` first.
+when that allocation fails: a 5 KB workbook with cells in A1 and XFD1048576 kills the process reading it. So
+:mod:`workbook_guard` hands every part of an ``.xlsx`` to :func:`check_extent` (a small one's only when calamine
+failed on it or returned a sheet beyond the limits: the worker's death then costs that file only).
 
 How calamine 0.36 places cells, which the scan mirrors whatever the XML's spelling (namespace prefixes, either
 quote, spaces around ``=``, lower-case column letters): a ``<c>`` element with an attribute named ``r`` sits at
@@ -78,9 +79,18 @@ def check_extent(part: str, size: int, pieces: Iterable[bytes]) -> None:
     extent = _Extent()
     for window in windows:
         extent.add(part, window)
-    columns, rows = extent.bound()
-    if columns > MAX_COLUMNS or rows > MAX_ROWS or columns * rows > MAX_CELLS:
-        raise Unreadable(f"the worksheet {part!r} spans {columns:,} columns x {rows:,} rows, more than the "
+    check_box(part, *extent.bound())
+
+
+def within_limits(columns: int, rows: int) -> bool:
+    """Whether a sheet box of ``columns`` x ``rows`` is within what is accepted."""
+    return columns <= MAX_COLUMNS and rows <= MAX_ROWS and columns * rows <= MAX_CELLS
+
+
+def check_box(sheet: str, columns: int, rows: int) -> None:
+    """Raise :class:`Unreadable` when the box of ``sheet`` (its name, or its part's) is beyond the limits."""
+    if not within_limits(columns, rows):
+        raise Unreadable(f"the worksheet {sheet!r} spans {columns:,} columns x {rows:,} rows, more than the "
                          f"{MAX_COLUMNS:,} columns, {MAX_ROWS:,} rows and {MAX_CELLS:,} cells accepted; delete the "
                          f"cells far outside the data (Ctrl+End shows the last one), save and deliver it again")
 

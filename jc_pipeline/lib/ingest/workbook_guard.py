@@ -1,9 +1,19 @@
-"""Refusing hostile workbooks before calamine reads them: password protection, zip bombs and giant sheets.
+"""Refusing hostile workbooks with a reason: password protection, zip bombs and giant sheets.
 
 calamine (fastexcel's reader) aborts its process, not with an exception, when a workbook makes it allocate too
 much. It reads in a worker process (:mod:`jc_pipeline.lib.calamine`), so such a file costs only itself; but a
-worker that died says little, and a zip bomb would keep it busy for minutes. So every ``.xlsx`` is checked here
-first, part by part, in bounded memory, and refused with a reason the agency can act on:
+worker that died says little, and a zip bomb would keep it busy for minutes. So every ``.xlsx`` is checked here,
+part by part, in bounded memory, and refused with a reason the agency can act on. :func:`screen_workbook` runs
+before calamine reads the file; the scan of the parts' cells waits in a small zip (below), and
+:func:`refuse_hostile_workbook` runs all of it:
+
+* A small zip (at most ``SCAN_LATER_BYTES``, listed by the plain reader below, its parts' compressed sizes adding
+  up to no more than the file) is read by calamine before its parts are inflated and scanned here: deflate
+  expands at most 1,032 times, so whatever its directory declares it holds at most ~258 MiB of XML, a few seconds
+  of the worker's time at worst, within the worker's bounds. Its scan runs when calamine fails on it (the worker
+  died, or calamine's own error) or returns a sheet beyond Excel's limits, and its reason then replaces the
+  worker's. The scan was ~4 s of CPU of a full ingest at 3,000 agencies, where every workbook is small and
+  ordinary (docs/decisions.md, "Small workbooks are scanned only when calamine fails on them").
 
 * Zip bombs: the zip directory must declare at most ``MAX_UNCOMPRESSED_BYTES`` in total, and no part larger than
   ``RATIO_FLOOR_BYTES`` may expand more than ``MAX_RATIO`` times.
@@ -50,6 +60,8 @@ MAX_UNCOMPRESSED_BYTES = 1024 * 1024 * 1024
 #: real sheet XML compresses 5-30 times, repetitive XML rarely above 100).
 MAX_RATIO = 200
 RATIO_FLOOR_BYTES = 8 * 1024 * 1024
+#: A zip of at most this many bytes is scanned only when calamine fails on it (see the module docstring).
+SCAN_LATER_BYTES = 256 * 1024
 OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 ZIP_MAGIC = b"PK\x03\x04"
 
@@ -86,9 +98,20 @@ class _Part(NamedTuple):
     header_offset: int
 
 
+def screen_workbook(path: Path, data: bytes | None, head: bytes) -> bool:
+    """The checks before calamine reads the workbook: :func:`refuse_hostile_workbook`, except that the scan of a
+    small zip's parts is left for later (see the module docstring). Returns whether it was: then call
+    :func:`refuse_hostile_workbook` when calamine fails on the workbook or returns a sheet beyond the limits."""
+    return _guard(path, data, head, scan_small=False)
+
+
 def refuse_hostile_workbook(path: Path, data: bytes | None, head: bytes) -> None:
     """Raise :class:`Unreadable` for password-protected workbooks, zip bombs and giant sheets (see the module
     docstring). ``data``: the file's bytes when already in memory; ``head``: its first 8 bytes."""
+    _guard(path, data, head, scan_small=True)
+
+
+def _guard(path: Path, data: bytes | None, head: bytes, *, scan_small: bool) -> bool:
     if head == OLE_MAGIC:
         if data is not None:
             body = data
@@ -98,19 +121,32 @@ def refuse_hostile_workbook(path: Path, data: bytes | None, head: bytes) -> None
         if _ENCRYPTED_OOXML in body:
             raise Unreadable("the workbook is password-protected (encrypted); remove the password "
                              "(File > Info > Protect Workbook) and deliver it again")
-        return  # calamine tries .xls first, and the zip formats after: the worker bounds it, whichever
+        return False  # calamine tries .xls first, and the zip formats after: the worker bounds it, whichever
     # calamine opens any file holding a zip as .xlsx, whatever its first bytes (bytes before the archive), so every
     # file whose tail holds a zip end record is checked as a zip too.
-    if head[:4] == ZIP_MAGIC or _has_zip_end(path, data):
-        try:
-            with io.BytesIO(data) if data is not None else path.open("rb") as source:
-                parts = (_plain_directory(data) if data is not None else None) or _zip_directory(source)
-                _check_parts(source, parts)
-        except (zipfile.BadZipFile, struct.error, isal_zlib.error, UnicodeDecodeError) as exc:
-            raise Unreadable(f"the workbook is damaged ({exc}); save it again from Excel and deliver it again") from exc
-        except (zipfile.LargeZipFile, NotImplementedError, RuntimeError, EOFError, OSError) as exc:
-            raise Unreadable(f"the workbook cannot be unpacked ({exc}); save it again from Excel as .xlsx and "
-                             f"deliver it again") from exc
+    if not (head[:4] == ZIP_MAGIC or _has_zip_end(path, data)):
+        return False
+    try:
+        with io.BytesIO(data) if data is not None else path.open("rb") as source:
+            plain = _plain_directory(data) if data is not None else None
+            parts = plain or _zip_directory(source)
+            _check_directory(parts)
+            if not scan_small and plain is not None and _small(data, plain):
+                return True
+            for info in parts:
+                check_extent(info.filename, info.file_size, _inflate(source, info))
+    except (zipfile.BadZipFile, struct.error, isal_zlib.error, UnicodeDecodeError) as exc:
+        raise Unreadable(f"the workbook is damaged ({exc}); save it again from Excel and deliver it again") from exc
+    except (zipfile.LargeZipFile, NotImplementedError, RuntimeError, EOFError, OSError) as exc:
+        raise Unreadable(f"the workbook cannot be unpacked ({exc}); save it again from Excel as .xlsx and "
+                         f"deliver it again") from exc
+    return False
+
+
+def _small(data: bytes, parts: list[_Part]) -> bool:
+    # calamine's zip reader reads at most a part's compressed size from its directory entry: parts whose sizes add
+    # up to no more than the file expand at most 1,032 times the file however they overlap or lie.
+    return len(data) <= SCAN_LATER_BYTES and sum(info.compress_size for info in parts) <= len(data)
 
 
 def _has_zip_end(path: Path, data: bytes | None) -> bool:
@@ -121,7 +157,9 @@ def _has_zip_end(path: Path, data: bytes | None) -> bool:
     return _END_SIGNATURE in data[-_END_SEARCH:]
 
 
-def _check_parts(source: BinaryIO, parts: list[_Part]) -> None:
+def _check_directory(parts: list[_Part]) -> None:
+    """What the zip directory shows: zip bombs declaring their size, encrypted parts, compression Excel never
+    writes."""
     expanded = sum(info.file_size for info in parts)
     if expanded > MAX_UNCOMPRESSED_BYTES:
         raise Unreadable(f"the workbook expands to {expanded / 2**30:.1f} GiB, more than the "
@@ -133,8 +171,12 @@ def _check_parts(source: BinaryIO, parts: list[_Part]) -> None:
             raise Unreadable(f"the workbook part {info.filename!r} expands {ratio:,} times ({info.compress_size:,} to "
                              f"{info.file_size:,} bytes), more than the {MAX_RATIO} times real workbooks do (a zip "
                              f"bomb); save it again from Excel and deliver it again")
-    for info in parts:
-        check_extent(info.filename, info.file_size, _inflate(source, info))
+        if info.flag_bits & 0x1:
+            raise Unreadable(f"the workbook part {info.filename!r} is encrypted; remove the password and deliver it "
+                             f"again")
+        if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+            raise Unreadable(f"the workbook part {info.filename!r} uses compression method {info.compress_type}, "
+                             f"which Excel never writes; save it again from Excel as .xlsx and deliver it again")
 
 
 def _zip_directory(source: BinaryIO) -> list[_Part]:
@@ -172,13 +214,8 @@ def _plain_directory(data: bytes) -> list[_Part] | None:
 
 def _inflate(source: BinaryIO, info: _Part) -> Iterator[bytes]:
     """The part's bytes in pieces of at most ``_PIECE``, checked against its directory entry (see the module
-    docstring): never more than one byte past the declared size is inflated."""
-    if info.flag_bits & 0x1:
-        raise Unreadable(f"the workbook part {info.filename!r} is encrypted; remove the password and deliver it "
-                         f"again")
-    if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
-        raise Unreadable(f"the workbook part {info.filename!r} uses compression method {info.compress_type}, which "
-                         f"Excel never writes; save it again from Excel as .xlsx and deliver it again")
+    docstring): never more than one byte past the declared size is inflated. Stored or deflated parts only, not
+    encrypted (:func:`_check_directory`)."""
     source.seek(info.header_offset)
     signature, name_length, extra_length = _LOCAL_HEADER.unpack(source.read(_LOCAL_HEADER.size))
     if signature != ZIP_MAGIC:

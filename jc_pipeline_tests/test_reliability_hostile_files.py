@@ -110,8 +110,9 @@ def test_a_small_zip_bomb_lying_about_its_size_costs_the_worker_a_moment(warehou
 
 
 def test_two_far_apart_cells_are_refused_with_the_cell_to_delete(warehouse):
-    # 5 KB: A1 and XFD1048576. calamine allocates the whole 17-billion-cell box and aborts its worker; these small
-    # workbooks are scanned then (workbook_guard), and the scan names the cell.
+    # 5 KB: A1 and XFD1048576. calamine allocates the whole 17-billion-cell box and aborts its worker. far.xlsx and
+    # beyond.xlsx are small: calamine reads them first, and when it fails the scan names the cell (workbook_guard);
+    # behind.xls, a zip behind other bytes, is scanned before calamine reads it.
     workbook = with_sheet_xml(small_workbook({"arrests": [["year"]]}), far_cells_xml("XFD1048576"))
     inbox_path(warehouse.data_dir, *LE, "far.xlsx").write_bytes(workbook)
     inbox_path(warehouse.data_dir, *LE, "beyond.xlsx").write_bytes(

@@ -45,7 +45,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from jc_pipeline.lib import calamine
-from jc_pipeline.lib.ingest.sheet_extent import MAX_COLUMNS, check_box, within_limits
+from jc_pipeline.lib.ingest.sheet_extent import MAX_COLUMNS, check_box
 from jc_pipeline.lib.ingest.unreadable import Unreadable
 from jc_pipeline.lib.ingest.workbook_guard import OLE_MAGIC, ZIP_MAGIC, refuse_hostile_workbook, screen_workbook
 
@@ -159,9 +159,11 @@ class PendingWorkbook:
             raise Unreadable(f"the spreadsheet reader stopped on this workbook: {exc}; delete the rows and columns "
                              f"after the data (Ctrl+End shows the last cell), save it as .xlsx and deliver it "
                              f"again") from exc
-        if not all(within_limits(columns, rows) for _, rows, columns in read.shape):
+        try:
+            return _workbook_sheets(read)
+        except Unreadable:  # a sheet beyond the limits
             self._scan_now()
-        return _workbook_sheets(read)
+            raise
 
     def _scan_now(self) -> None:
         """The guard's scan left for later, now that calamine failed on the workbook or returned a sheet beyond the

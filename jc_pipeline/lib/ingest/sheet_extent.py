@@ -82,14 +82,9 @@ def check_extent(part: str, size: int, pieces: Iterable[bytes]) -> None:
     check_box(part, *extent.bound())
 
 
-def within_limits(columns: int, rows: int) -> bool:
-    """Whether a sheet box of ``columns`` x ``rows`` is within what is accepted."""
-    return columns <= MAX_COLUMNS and rows <= MAX_ROWS and columns * rows <= MAX_CELLS
-
-
 def check_box(sheet: str, columns: int, rows: int) -> None:
     """Raise :class:`Unreadable` when the box of ``sheet`` (its name, or its part's) is beyond the limits."""
-    if not within_limits(columns, rows):
+    if columns > MAX_COLUMNS or rows > MAX_ROWS or columns * rows > MAX_CELLS:
         raise Unreadable(f"the worksheet {sheet!r} spans {columns:,} columns x {rows:,} rows, more than the "
                          f"{MAX_COLUMNS:,} columns, {MAX_ROWS:,} rows and {MAX_CELLS:,} cells accepted; delete the "
                          f"cells far outside the data (Ctrl+End shows the last one), save and deliver it again")

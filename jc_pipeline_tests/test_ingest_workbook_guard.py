@@ -382,7 +382,7 @@ def with_repeated_sheet(workbook: bytes, copies: int) -> bytes:
     """``workbook`` whose zip directory lists its sheet ``copies`` more times, every copy pointing at the same
     compressed bytes: overlapping parts, as zip bombs reuse one compressed kernel."""
     end = workbook.rindex(b"PK\x05\x06")
-    head = struct.Struct("<4sHHHHIIH")
+    head = workbook_guard._END
     signature, disk, directory_disk, here, total, size, offset, comment = head.unpack_from(workbook, end)
     directory, at = workbook[offset:offset + size], 0
     while True:

@@ -229,3 +229,27 @@ def test_a_small_batch_is_written_on_one_thread_and_the_setting_restored(tmp_pat
             ingest.write_batch(con, batch)
         assert con.execute("SELECT current_setting('threads')").fetchall() == [(3,)]
         assert con.execute("SELECT count(*) FROM source_files").fetchall() == [(1,)]  # the second write rolled back
+
+
+@pytest.mark.parametrize("rows", ["findings", "datapoints"])
+def test_a_row_of_a_file_missing_from_its_batch_rolls_the_batch_back(tmp_path, rows):
+    """Each finding and datapoint gets its file's id by its path. One whose path is not among the batch's files
+    gets none, which the table refuses: the whole batch is rolled back rather than that row dropped, and the
+    refusal is what the caller sees."""
+    batch = _one_row_batch(tmp_path)
+    elsewhere = "inbox/le/LAW_ENFORCEMENT/elsewhere.xlsx"
+    if rows == "findings":
+        finding = {"sheet": "arrests", "row_number": 2, "column_name": "value", "raw_value": "7", "rule": "a_rule",
+                   "severity": "WARNING", "message": "a warning", "path": elsewhere}
+        orphan = pl.DataFrame([finding], schema=batch.findings.schema)
+    else:
+        orphan = batch.datapoints.with_columns(path=pl.lit(elsewhere))
+    with duckdb.connect() as con:
+        ingest.ensure_schema(con)
+        con.execute("SET threads = 3")
+        with pytest.raises(duckdb.ConstraintException, match="file_id"):
+            ingest.write_batch(con, dataclasses.replace(batch, **{rows: pl.concat([getattr(batch, rows), orphan])}))
+        assert [con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]
+                for table in ("source_files", "rejected_rows", store.STAGED_TABLE)] == [0, 0, 0]
+        # The small batch was written on one thread: the connection's setting is back after the rollback.
+        assert con.execute("SELECT current_setting('threads')").fetchall() == [(3,)]

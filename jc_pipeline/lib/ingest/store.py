@@ -100,19 +100,23 @@ def write_batch(con: duckdb.DuckDBPyConnection, batch: IngestBatch) -> IngestRep
     """Record ``batch`` in one transaction and report what it carried (see the module docstring)."""
     files = batch.files
     if files.height:
-        with transaction(con):
+        # One thread for a batch within one row group, set outside the transaction: a failed insert aborts it, and
+        # the setting must come back after the rollback, not inside the aborted transaction (which refuses it).
+        small = max(batch.findings.height, batch.datapoints.height) <= _ROW_GROUP_ROWS
+        with _one_thread(con) if small else nullcontext(), transaction(con):
             first = con.execute("SELECT coalesce(max(upload_seq), 0) + 1 FROM source_files").fetchall()[0][0]
             files = _with_ids(files, first)
             ids = files.select("path", "file_id", "upload_seq")
-            findings = batch.findings.join(ids, on="path").select(_FINDING_COLUMNS)
-            # sheet_order counts the sheets of each file from 0, whichever batch the file was read in. Only the paths
-            # go through the join: joined whole, the rows were copied (1.6 of 1.9 s of CPU over the bench's batches).
+            # Only the paths go through the joins: joined whole, the rows were copied (the staged datapoints: 1.6 of
+            # 1.9 s of CPU over the bench's batches). A path missing from the batch's files would get a NULL file_id,
+            # which the tables refuse: the transaction rolls back rather than drop the row.
+            findings = attach(batch.findings, ["path"], ids, file_id="file_id").select(_FINDING_COLUMNS)
+            # sheet_order counts the sheets of each file from 0, whichever batch the file was read in.
             staged = attach(batch.datapoints, ["path"], ids, file_id="file_id", upload_seq="upload_seq").with_columns(
                 sheet_order=pl.col("sheet_idx") - pl.col("sheet_idx").min().over("upload_seq")).select(_STAGED_COLUMNS)
-            with _one_thread(con) if max(findings.height, staged.height) <= _ROW_GROUP_ROWS else nullcontext():
-                _insert(con, "source_files", files.select(_FILE_COLUMNS))
-                _insert(con, "rejected_rows", findings)
-                _insert(con, STAGED_TABLE, staged)
+            _insert(con, "source_files", files.select(_FILE_COLUMNS))
+            _insert(con, "rejected_rows", findings)
+            _insert(con, STAGED_TABLE, staged)
     months = batch.datapoints.select(pl.col("period_start").dt.truncate("1mo").unique().sort()).to_series()
     return IngestReport(
         touched_months=months.to_list(),
@@ -144,15 +148,16 @@ _ROW_GROUP_ROWS = 122_880
 
 
 def _insert(con: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFrame) -> None:
+    """Insert ``frame`` into ``table`` inside the caller's open transaction."""
     # The frame is registered under a fixed name, never formatted into the SQL; only our constants are. It goes
     # as Arrow in Polars' own string layout (string_view): registered as is, every string was first copied into
-    # large_string, a quarter of the inserts' time (measured on the staged datapoints).
+    # large_string, a quarter of the inserts' time (measured on the staged datapoints). The registration is part of
+    # the transaction: when the insert fails, the caller's rollback removes it (unregistering in the aborted
+    # transaction would raise, over the insert's own error).
     arrow = frame.to_arrow(compat_level=pl.CompatLevel.newest())
     con.register("_ingest_frame", pa.Table.from_batches(arrow.to_batches(max_chunksize=_ROW_GROUP_ROWS), arrow.schema))
-    try:
-        con.execute(f"INSERT INTO {table} ({', '.join(frame.columns)}) SELECT * FROM _ingest_frame")
-    finally:
-        con.unregister("_ingest_frame")
+    con.execute(f"INSERT INTO {table} ({', '.join(frame.columns)}) SELECT * FROM _ingest_frame")
+    con.unregister("_ingest_frame")
 
 
 @contextmanager

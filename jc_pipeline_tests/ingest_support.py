@@ -15,6 +15,7 @@ import xlsxwriter
 import xlwt
 
 from jc_pipeline.lib import ingest
+from jc_pipeline.lib.ingest.readers import RawSheet
 from jc_pipeline.lib.registry import load_registry
 from jc_pipeline.lib.roster import AGENCY_COLUMNS, SETTINGS_COLUMNS, load_roster
 
@@ -172,3 +173,10 @@ def assert_accounting(warehouse: Warehouse) -> None:
     staged = warehouse.table("staged").group_by("file_id").agg(n=pl.len())
     loaded = files.join(staged, on="file_id", how="left").with_columns(pl.col("n").fill_null(0))
     assert (loaded["n"] == loaded["rows_loaded"]).all()
+
+
+def cells_below_header(sheet: RawSheet) -> list[list[str | None]]:
+    """The cells below a sheet's header, column by column, one list per header cell (as RawSheet describes them)."""
+    if sheet.cells is None:
+        return []
+    return [sheet.cells.column(j).slice(sheet.first, sheet.height).to_pylist() for j in range(len(sheet.header))]

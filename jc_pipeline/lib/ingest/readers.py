@@ -85,13 +85,6 @@ class RawSheet(NamedTuple):
     height: int
     has_data: tuple[bool, ...]
 
-    @property
-    def columns(self) -> tuple[pa.Array, ...]:
-        """The cells below the header, one Arrow text array per header cell."""
-        if self.cells is None:
-            return ()
-        return tuple(self.cells.column(j).slice(self.first, self.height) for j in range(len(self.header)))
-
 
 def read_file(path: Path, data: bytes | None, sheet_name_for_csv: str) -> list[RawSheet]:
     """Raw sheets of a delivered file (``data`` = its bytes when already in memory). Raises :class:`Unreadable`.

@@ -1,9 +1,10 @@
-"""Peak resident memory and CPU time of this process and of its child processes (calamine's worker), as the
-benchmarks report them."""
+"""Peak resident memory and CPU time of this process and of its child processes (calamine's and Great
+Expectations' workers), as the benchmarks report them."""
 
 from __future__ import annotations
 
 import bisect
+import os
 import resource
 import threading
 import time
@@ -33,19 +34,22 @@ def peak_rss_mib() -> float:
     raise RuntimeError("/proc/self/status has no VmHWM line")
 
 
-class ResidentSampler:
-    """Samples the resident set (MiB) of this process plus its child processes (calamine's worker) every
+class ProcessSampler:
+    """Samples this process plus its child processes (calamine's and Great Expectations' workers) every
     ``interval`` seconds on a thread, with wall-clock timestamps (``time.time()``, as Dagster stamps its events),
-    while the ``with`` block runs: which step of a run holds the peak, and the peak of the processes together. A
-    peak shorter than one interval can fall between samples; ``peak_rss_mib`` has this process's exact one."""
+    while the ``with`` block runs: their resident set (MiB), to tell which step of a run holds the peak, and the
+    CPU seconds they have used, to tell how many cores a step kept busy. A peak shorter than one interval can fall
+    between samples (``peak_rss_mib`` has this process's exact one); a child's CPU after its last sample (at most
+    one interval of it) is not counted."""
 
     def __init__(self, interval: float = 0.1) -> None:
         self.interval = interval
         self.samples: list[tuple[float, float]] = []
+        self.cpu: list[tuple[float, float]] = []
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._sample, name="rss-sampler", daemon=True)
+        self._thread = threading.Thread(target=self._sample, name="process-sampler", daemon=True)
 
-    def __enter__(self) -> ResidentSampler:
+    def __enter__(self) -> ProcessSampler:
         self._thread.start()
         return self
 
@@ -60,9 +64,18 @@ class ResidentSampler:
 
     def _sample(self) -> None:
         page_mib = resource.getpagesize() / 2**20
+        tick = os.sysconf("SC_CLK_TCK")
+        used: dict[str, float] = {}  # pid -> its CPU seconds when last seen; an ended child keeps its last value
         while True:
-            pages = sum(_resident_pages(pid) for pid in ["self", *_children()])
-            self.samples.append((time.time(), pages * page_mib))
+            pids = ["self", *_children()]
+            pages = sum(_resident_pages(pid) for pid in pids)
+            for pid in pids:
+                ticks = _cpu_ticks(pid)
+                if ticks is not None:
+                    used[pid] = ticks / tick
+            now = time.time()
+            self.samples.append((now, pages * page_mib))
+            self.cpu.append((now, sum(used.values())))
             if self._stop.wait(self.interval):
                 return
 
@@ -74,12 +87,33 @@ class ResidentSampler:
         last = bisect.bisect_left(times, end) + 1
         return max((rss for _, rss in self.samples[first:last]), default=0.0)
 
+    def cpu_between(self, start: float, end: float) -> float:
+        """CPU seconds the processes used from ``start`` to ``end``, read between the samples around each."""
+        return self._cpu_at(end) - self._cpu_at(start)
+
+    def _cpu_at(self, moment: float) -> float:
+        times = [at for at, _ in self.cpu]
+        after = bisect.bisect_left(times, moment)
+        if after == 0 or after == len(times):
+            return self.cpu[min(after, len(times) - 1)][1] if self.cpu else 0.0
+        (t0, c0), (t1, c1) = self.cpu[after - 1], self.cpu[after]
+        return c1 if t1 == t0 else c0 + (c1 - c0) * (moment - t0) / (t1 - t0)
+
 
 def _resident_pages(pid: str) -> int:
     try:
         return int(Path(f"/proc/{pid}/statm").read_bytes().split()[1])
     except (OSError, IndexError, ValueError):  # a child that has just ended
         return 0
+
+
+def _cpu_ticks(pid: str) -> int | None:
+    """User + system clock ticks of every thread of the process so far; None when it has just ended."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_bytes().rsplit(b")", 1)[1].split()
+        return int(fields[11]) + int(fields[12])  # utime and stime: fields 14 and 15 of proc(5)
+    except (OSError, IndexError, ValueError):
+        return None
 
 
 def _children() -> list[str]:

@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from bench.memory import ResidentSampler, peak_rss_mib
+from bench.memory import ProcessSampler, peak_rss_mib
 from bench.stages import stage_seconds, step_seconds, step_windows
 from jc_pipeline.lib.paths import DataLayout
 from jc_pipeline.runner import open_instance, run_pipeline
@@ -21,10 +21,11 @@ from jc_pipeline.runner import open_instance, run_pipeline
 
 def main() -> None:
     layout = DataLayout.from_env(Path(sys.argv[1]))
-    began = time.perf_counter()
-    with ResidentSampler() as resident:
+    began, started = time.perf_counter(), time.time()
+    with ProcessSampler() as sampled:
         summary = run_pipeline(layout, echo=lambda line: print(line, file=sys.stderr))
-    wall = time.perf_counter() - began
+        # Inside the block: the sampler's last sample comes after the run's end, so its CPU is read between two.
+        wall, ended = time.perf_counter() - began, time.time()
     instance = open_instance(layout)
     windows = step_windows(instance, summary.run_ids)
     report = {
@@ -34,10 +35,14 @@ def main() -> None:
         "stages": stage_seconds(instance, summary.run_ids, wall),
         "steps": step_seconds(instance, summary.run_ids),
         "peak_rss_mib": peak_rss_mib(),
-        # Sampled every 0.1 s, with calamine's worker: the peak of both processes, and which step holds it.
-        "peak_with_children_mib": resident.peak,
-        "step_peak_mib": {step: max(resident.peak_between(*window) for window in runs)
+        # Sampled every 0.1 s with the workers (calamine's, GX's): the peak of them all, and which step holds it.
+        "peak_with_children_mib": sampled.peak,
+        "step_peak_mib": {step: max(sampled.peak_between(*window) for window in runs)
                           for step, runs in windows.items()},
+        # CPU seconds of this process and its workers: with the wall time, how many cores the run and each step
+        # kept busy (two busy cores: only less CPU makes them faster).
+        "cpu": sampled.cpu_between(started, ended),
+        "step_cpu": {step: sum(sampled.cpu_between(*window) for window in runs) for step, runs in windows.items()},
     }
     # Reading the stage times back is the benchmark's own work, not the run's: the parent leaves it out.
     report["readback"] = time.perf_counter() - began - wall

@@ -118,16 +118,20 @@ def report(results: dict) -> str:
         f"floor: CSV duckdb {f['csv duckdb']:.2f} s, polars {f['csv polars']:.2f} s; workbooks calamine "
         f"{f['workbooks calamine']:.2f} s; total {f['total']:.2f} s (each engine's best of the reads before the runs, "
         f"{f['before the runs']:.2f} s, and after them, {f['after the runs']:.2f} s)",
-        f"{'run':20s} {'process s':>9s} {'runs':>5s} {'months':>6s} {'peak MiB':>8s}  "
+        f"{'run':20s} {'process s':>9s} {'CPU s':>6s} {'runs':>5s} {'months':>6s} {'peak MiB':>8s}  "
         + " ".join(f"{stage:>9s}" for stage in STAGES),
     ]
     for name in ("full build", "nothing new", "nightly increment"):
         r = results[name]
-        lines.append(f"{name:20s} {r['process']:9.1f} {r['runs']:5d} {r['months']:6d} {_peak_mib(r):8.0f}  "
-                     + " ".join(f"{r['stages'][stage]:9.1f}" for stage in STAGES))
+        lines.append(f"{name:20s} {r['process']:9.1f} {r['cpu']:6.1f} {r['runs']:5d} {r['months']:6d} "
+                     f"{_peak_mib(r):8.0f}  " + " ".join(f"{r['stages'][stage]:9.1f}" for stage in STAGES))
     for name in ("full build", "nightly increment"):
-        steps = results[name]["steps"]
+        steps, cpu = results[name]["steps"], results[name]["step_cpu"]
         lines.append(f"{name} steps: " + ", ".join(f"{step} {seconds:.1f}" for step, seconds in steps.items()))
+        # Cores busy: a step at ~2 on two cores is bound by CPU; one well below waits (on a lock, a worker, I/O).
+        lines.append(f"{name} CPU s by step (cores busy): " + ", ".join(
+            f"{step} {cpu[step]:.1f} ({cpu[step] / seconds:.2f})" if seconds else f"{step} {cpu[step]:.1f}"
+            for step, seconds in steps.items()))
         peaks = results[name]["step_peak_mib"]
         lines.append(f"{name} peak MiB by step (sampled): "
                      + ", ".join(f"{step} {mib:,.0f}" for step, mib in peaks.items()))

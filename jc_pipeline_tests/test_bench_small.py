@@ -12,7 +12,7 @@ import pytest
 from bench import run as bench
 from bench import scale
 from bench.floor import Floor, fastest
-from bench.memory import ResidentSampler, peak_rss_mib
+from bench.memory import ProcessSampler, peak_rss_mib
 
 pytestmark = pytest.mark.slow
 
@@ -91,7 +91,7 @@ def test_a_child_reports_its_own_peak_memory_not_the_parents():
     generated the state): the child must report its own peak. ru_maxrss reported the parent's (it survives exec)."""
     held = bytearray(300 * 1024 * 1024)
     held[::4096] = b"\x01" * len(held[::4096])  # touched, so it is resident
-    code = "from bench.memory import ResidentSampler, peak_rss_mib; print(peak_rss_mib())"
+    code = "from bench.memory import ProcessSampler, peak_rss_mib; print(peak_rss_mib())"
     child = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                            cwd=Path(bench.__file__).parents[1])
     assert 0 < float(child.stdout) < 150
@@ -110,8 +110,23 @@ def test_each_step_reports_the_peak_sampled_while_it_ran(results):
         assert f"{name} peak MiB by step (sampled): " in bench.report(measured)
 
 
+def test_each_run_and_step_reports_the_cpu_it_used(results):
+    measured, _ = results
+    for name in ("full build", "nothing new", "nightly increment"):
+        run = measured[name]
+        assert set(run["step_cpu"]) == set(run["steps"])
+        # Two cores at most, and the steps ran inside the run's window.
+        assert 0 < run["cpu"] <= 2.2 * run["wall"] + 0.5
+        assert sum(run["step_cpu"].values()) <= run["cpu"] + 0.05
+    full = measured["full build"]
+    assert full["step_cpu"]["ingest_job/inbox_files"] > 0
+    line = next(line for line in bench.report(measured).splitlines()
+                if line.startswith("full build CPU s by step (cores busy): "))
+    assert f"ingest_job/inbox_files {full['step_cpu']['ingest_job/inbox_files']:.1f} (" in line
+
+
 def test_the_sampler_tells_which_window_held_the_memory():
-    with ResidentSampler(interval=0.01) as resident:
+    with ProcessSampler(interval=0.01) as resident:
         time.sleep(0.1)
         began = time.time()
         held = bytearray(200 * 1024 * 1024)
@@ -128,11 +143,41 @@ def test_the_sampler_tells_which_window_held_the_memory():
     assert resident.peak_between(began + 0.05, began + 0.051) >= before + 180  # a window between two samples
 
 
+def _burn(seconds: float) -> None:
+    until = time.process_time() + seconds
+    while time.process_time() < until:
+        pass
+
+
+def test_the_sampler_tells_which_window_used_the_cpu():
+    with ProcessSampler(interval=0.01) as sampled:
+        time.sleep(0.2)
+        began = time.time()
+        _burn(0.3)
+        ended = time.time()
+        time.sleep(0.2)
+    assert 0.25 <= sampled.cpu_between(began, ended) <= 0.4
+    assert sampled.cpu_between(ended + 0.05, ended + 0.15) < 0.05  # asleep
+
+
+def test_the_sampler_counts_the_cpu_of_child_processes():
+    """calamine's and Great Expectations' workers are child processes: their CPU is the run's too."""
+    code = "import time; t = time.process_time() + 0.5\nwhile time.process_time() < t: pass"
+    with ProcessSampler(interval=0.01) as sampled:
+        time.sleep(0.05)
+        began = time.time()
+        subprocess.run([sys.executable, "-c", code], check=True)
+        ended = time.time()
+        time.sleep(0.05)
+    # The child's last ~0.01 s before it ended can fall after its last sample.
+    assert sampled.cpu_between(began, ended) >= 0.45
+
+
 def test_the_sampler_counts_child_processes():
     """calamine's worker is a child process: its memory is the run's too."""
     code = "import sys, time; held = bytearray(200 * 1024 * 1024); held[::4096] = b'1' * len(held[::4096]); " \
            "print('ready', flush=True); time.sleep(0.3)"
-    with ResidentSampler(interval=0.01) as resident:
+    with ProcessSampler(interval=0.01) as resident:
         time.sleep(0.05)
         before = resident.peak
         child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)

@@ -131,7 +131,8 @@ class Warehouse:
         return ingest.parse_inbox(self.data_dir, ingest.known_files(self.con), self.roster, self.registry, now=now)
 
     def ingest(self, now: datetime = NOW) -> ingest.IngestReport:
-        """parse_inbox + write_batch + resolve_agency_metrics of the touched months."""
+        """record_agency_states + parse_inbox + write_batch + resolve_agency_metrics of the touched months."""
+        ingest.record_agency_states(self.con, self.roster)
         report = ingest.write_batch(self.con, self.parse(now))
         ingest.resolve_agency_metrics(self.con, report.touched_months, self.roster, self.registry)
         return report
@@ -140,7 +141,9 @@ class Warehouse:
         query = {"source_files": "SELECT * FROM source_files",
                  "rejected_rows": "SELECT * FROM rejected_rows",
                  "agency_metrics": "SELECT * FROM agency_metrics",
-                 "staged": f"SELECT * FROM {ingest.STAGED_TABLE}"}[name]
+                 # with the file_id of each row's upload (source_files)
+                 "staged": f"SELECT s.*, f.file_id FROM {ingest.STAGED_TABLE} AS s JOIN source_files AS f "
+                           f"USING (upload_seq)"}[name]
         return self.con.sql(query + (f" ORDER BY {order}" if order else "")).pl()
 
     def metrics(self) -> pl.DataFrame:

@@ -23,7 +23,7 @@ from jc_pipeline_tests.ingest_support import deliver_xlsx, write_roster
 NOW = datetime(2026, 6, 1)
 # ingested_at is when a batch was parsed; file_id is a random id: neither says anything about the data.
 RUN_DEPENDENT = {"source_files": ["ingested_at", "file_id"], "rejected_rows": ["file_id"],
-                 ingest.STAGED_TABLE: ["file_id"], "agency_metrics": ["file_id"]}
+                 ingest.STAGED_TABLE: [], "agency_metrics": ["file_id"]}
 
 
 @pytest.fixture(scope="module")
@@ -39,6 +39,7 @@ def _ingest(demo, database, batch_bytes) -> tuple[duckdb.DuckDBPyConnection, int
     data_dir, roster, registry = demo
     con = duckdb.connect(str(database))
     ingest.ensure_schema(con)
+    ingest.record_agency_states(con, roster)
     batches = list(ingest.parse_inbox_batches(data_dir, {}, roster, registry, now=NOW, batch_bytes=batch_bytes))
     reports = [ingest.write_batch(con, batch) for batch in batches]
     months = sorted({m for report in reports for m in report.touched_months})
@@ -233,9 +234,9 @@ def test_a_small_batch_is_written_on_one_thread_and_the_setting_restored(tmp_pat
 
 @pytest.mark.parametrize("rows", ["findings", "datapoints"])
 def test_a_row_of_a_file_missing_from_its_batch_rolls_the_batch_back(tmp_path, rows):
-    """Each finding and datapoint gets its file's id by its path. One whose path is not among the batch's files
-    gets none, which the table refuses: the whole batch is rolled back rather than that row dropped, and the
-    refusal is what the caller sees."""
+    """Each finding gets its file's id, and each datapoint its file's upload_seq, by its path. One whose path is
+    not among the batch's files gets none, which the table refuses: the whole batch is rolled back rather than
+    that row dropped, and the refusal is what the caller sees."""
     batch = _one_row_batch(tmp_path)
     elsewhere = "inbox/le/LAW_ENFORCEMENT/elsewhere.xlsx"
     if rows == "findings":
@@ -247,7 +248,8 @@ def test_a_row_of_a_file_missing_from_its_batch_rolls_the_batch_back(tmp_path, r
     with duckdb.connect() as con:
         ingest.ensure_schema(con)
         con.execute("SET threads = 3")
-        with pytest.raises(duckdb.ConstraintException, match="file_id"):
+        column = {"findings": "rejected_rows.file_id", "datapoints": f"{store.STAGED_TABLE}.upload_seq"}[rows]
+        with pytest.raises(duckdb.ConstraintException, match=column):
             ingest.write_batch(con, dataclasses.replace(batch, **{rows: pl.concat([getattr(batch, rows), orphan])}))
         assert [con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]
                 for table in ("source_files", "rejected_rows", store.STAGED_TABLE)] == [0, 0, 0]

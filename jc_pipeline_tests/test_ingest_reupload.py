@@ -138,10 +138,10 @@ def test_resolve_keeps_one_winner_per_key_also_for_repeated_totals(tmp_path):
         (1, 0, 4, 1, offense, "DRUG", 6.0),  # sent once
         (3, 0, 2, 2, None, None, 7.0), (1, 0, 2, 2, None, None, 8.0),  # newest upload first in the table
     ]
-    rows = [(f"f{seq}", f"s{order}", order, row, seq, "le", "NY", "LAW_ENFORCEMENT", "LAW_ENFORCEMENT_ARRESTS",
-             "MONTHLY", date(2023, month, 1), date(2023, month + 1, 1), dimension, category, value)
+    rows = [(f"s{order}", order, row, seq, "le", "LAW_ENFORCEMENT", "LAW_ENFORCEMENT_ARRESTS", "MONTHLY",
+             date(2023, month, 1), date(2023, month + 1, 1), dimension, category, value)
             for seq, order, row, month, dimension, category, value in staged]
-    w.con.executemany(f"INSERT INTO ingest_datapoints VALUES ({', '.join('?' * 15)})", rows)
+    w.con.executemany(f"INSERT INTO ingest_datapoints VALUES ({', '.join('?' * 13)})", rows)
     winners: dict[tuple, tuple] = {}
     for row in sorted(staged):  # ascending (upload_seq, sheet_order, row_number): the last one seen wins
         winners[(row[3], row[4], row[5])] = row
@@ -165,9 +165,9 @@ def test_resolve_writes_each_year_annual_rows_first_then_months_in_order(tmp_pat
                ("MONTHLY", date(2023, 12, 1), date(2024, 1, 1)), ("ANNUAL", date(2023, 7, 1), date(2024, 7, 1)),
                ("MONTHLY", date(2023, 1, 1), date(2023, 2, 1)), ("MONTHLY", date(2024, 1, 1), date(2024, 2, 1)),
                ("ANNUAL", date(2023, 1, 1), date(2024, 1, 1))]
-    rows = [("f1", "s", 0, row, 1, "le", "NY", "LAW_ENFORCEMENT", f"METRIC_{frequency}", frequency, start, end, None,
-             None, float(row)) for row, (frequency, start, end) in enumerate(periods, start=2)]
-    w.con.executemany(f"INSERT INTO ingest_datapoints VALUES ({', '.join('?' * 15)})", rows)
+    rows = [("s", 0, row, 1, "le", "LAW_ENFORCEMENT", f"METRIC_{frequency}", frequency, start, end, None, None,
+             float(row)) for row, (frequency, start, end) in enumerate(periods, start=2)]
+    w.con.executemany(f"INSERT INTO ingest_datapoints VALUES ({', '.join('?' * 13)})", rows)
 
     months = sorted({date(start.year, start.month, 1) for _, start, _ in periods})
     assert ingest.resolve_agency_metrics(w.con, months, w.roster, w.registry) == len(periods)

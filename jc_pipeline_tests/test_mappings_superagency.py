@@ -78,7 +78,8 @@ def test_records_are_counted_under_the_child_the_agency_column_names(w):
     assert by_agency(batch, "JAILS_TOTAL_POPULATION") == {
         ("north_jail", jan, None): pytest.approx(22 / 31), ("north_jail", feb, None): pytest.approx(3 / 29),
         ("south_jail", feb, None): pytest.approx(29 / 29)}
-    states = dict(batch.datapoints.select("agency_id", "state_code").unique().iter_rows())
+    w.ingest()
+    states = dict(w.con.execute("SELECT DISTINCT agency_id, state_code FROM agency_metrics").fetchall())
     assert states == {"north_jail": "US_XX", "south_jail": "US_YY"}  # each child's own state
 
 

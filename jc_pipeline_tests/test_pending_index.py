@@ -15,9 +15,10 @@ from jc_pipeline_tests.ingest_support import Warehouse, deliver_csv, touch_later
 LE = ("le", "LAW_ENFORCEMENT")
 # What pending_months answered before the month list existed: every staged file-month without a roll-up mark.
 SCAN = f"""
-    SELECT DISTINCT date_trunc('month', s.period_start)::DATE AS month FROM {ingest.STAGED_TABLE} AS s
+    SELECT DISTINCT date_trunc('month', s.period_start)::DATE AS month
+    FROM {ingest.STAGED_TABLE} AS s JOIN source_files AS f USING (upload_seq)
     WHERE NOT EXISTS (SELECT 1 FROM rolled_up_file_months AS r
-                      WHERE r.file_id = s.file_id AND r.month = date_trunc('month', s.period_start)::DATE)
+                      WHERE r.file_id = f.file_id AND r.month = date_trunc('month', s.period_start)::DATE)
     ORDER BY month
 """
 

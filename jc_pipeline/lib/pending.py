@@ -21,17 +21,15 @@ _LATEST_UPLOAD_SQL = "SELECT coalesce(max(upload_seq), 0) FROM source_files"
 # listed already is skipped: the table has no key (pending_months.sql).
 _INDEX_SQL = """
     INSERT INTO pending_file_months (file_id, month)
-    SELECT DISTINCT s.file_id, date_trunc('month', s.period_start)::DATE AS month
-    FROM ingest_datapoints AS s  -- ingest.STAGED_TABLE
-    WHERE s.upload_seq > $after AND s.upload_seq <= $upto
-      AND NOT EXISTS (
-        SELECT 1 FROM rolled_up_file_months AS r
-        WHERE r.file_id = s.file_id AND r.month = date_trunc('month', s.period_start)::DATE
-      )
-      AND NOT EXISTS (
-        SELECT 1 FROM pending_file_months AS p
-        WHERE p.file_id = s.file_id AND p.month = date_trunc('month', s.period_start)::DATE
-      )
+    SELECT f.file_id, s.month
+    FROM (
+        SELECT DISTINCT upload_seq, date_trunc('month', period_start)::DATE AS month
+        FROM ingest_datapoints  -- ingest.STAGED_TABLE
+        WHERE upload_seq > $after AND upload_seq <= $upto
+    ) AS s
+    JOIN source_files AS f USING (upload_seq)
+    WHERE NOT EXISTS (SELECT 1 FROM rolled_up_file_months AS r WHERE r.file_id = f.file_id AND r.month = s.month)
+      AND NOT EXISTS (SELECT 1 FROM pending_file_months AS p WHERE p.file_id = f.file_id AND p.month = s.month)
 """
 _SET_INDEXED_SQL = "UPDATE staged_months_indexed SET upload_seq = ?"
 
@@ -55,9 +53,11 @@ _PENDING_SEQ_RANGE = """
 _PENDING_AGENCIES = """
     SELECT DISTINCT s.agency_id
     FROM ingest_datapoints AS s  -- ingest.STAGED_TABLE
-    SEMI JOIN pending_file_months AS p
-        ON p.file_id = s.file_id AND p.month = date_trunc('month', s.period_start)::DATE
-       AND list_contains($months, p.month)
+    SEMI JOIN (
+        SELECT f.upload_seq, p.month
+        FROM pending_file_months AS p JOIN source_files AS f USING (file_id)
+        WHERE list_contains($months, p.month)
+    ) AS p ON p.upload_seq = s.upload_seq AND p.month = date_trunc('month', s.period_start)::DATE
     WHERE s.upload_seq BETWEEN $first AND $last
     ORDER BY s.agency_id
 """

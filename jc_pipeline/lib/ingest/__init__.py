@@ -3,6 +3,7 @@
 Public API (called by the Dagster layer)::
 
     ingest.ensure_schema(con)
+    ingest.record_agency_states(con, roster)            # before staging: staged rows keep no state of their own
     known, seen = ingest.known_files(con), ingest.file_stats(con)
     batch = ingest.parse_inbox(data_dir, known, roster, registry, now=..., seen=seen)   # pure, no DB
     report = ingest.write_batch(con, batch)                                            # one transaction
@@ -23,6 +24,7 @@ from jc_pipeline.lib.ingest.store import (
     ensure_schema,
     file_stats,
     known_files,
+    record_agency_states,
     record_file_stats,
     write_batch,
 )
@@ -40,6 +42,7 @@ __all__ = [
     "parse_inbox",
     "parse_inbox_batches",
     "read_inbox_batches",
+    "record_agency_states",
     "record_file_stats",
     "resolve_agency_metrics",
     "write_batch",

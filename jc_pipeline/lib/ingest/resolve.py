@@ -9,6 +9,8 @@ from importlib import resources
 import duckdb
 import polars as pl
 
+from jc_pipeline.lib.ingest.lookups import agency_states
+from jc_pipeline.lib.ingest.store import ensure_schema
 from jc_pipeline.lib.periods import add_months
 from jc_pipeline.lib.registry import Registry
 from jc_pipeline.lib.roster import Roster
@@ -22,15 +24,15 @@ def resolve_agency_metrics(con: duckdb.DuckDBPyConnection, months: Sequence[date
     Latest upload wins per (agency, metric, period_start, period_end, dimension, category) by ``upload_seq``,
     then sheet and row order. A period with a breakdown but no total gets an inferred total (the breakdown
     sheet first in alphabetical order, ``is_inferred_total``, no lineage). ``state_code`` comes from the
-    current roster. With ``agencies``, only the rows stored under those agencies are rebuilt (the same rows as a
-    whole rebuild: both steps are per agency) and the other agencies' rows stay untouched. Returns the number of
-    agency_metrics rows of ``months`` afterwards.
+    current roster; an agency it no longer lists keeps its state as last recorded (:func:`.record_agency_states`).
+    With ``agencies``, only the rows stored under those agencies are rebuilt (the same rows as a whole rebuild:
+    both steps are per agency) and the other agencies' rows stay untouched. Returns the number of agency_metrics
+    rows of ``months`` afterwards.
     """
+    ensure_schema(con)  # a store from before this version's staged tables, rolled up before any ingest
     month_starts = sorted({date(m.year, m.month, 1) for m in months})
     inputs = {
-        "_resolve_agencies": pl.DataFrame(
-            {"agency_id": list(roster.agencies), "state_code": [a.state_code for a in roster.agencies.values()]},
-            schema={"agency_id": pl.String, "state_code": pl.String}),
+        "_resolve_agencies": agency_states(roster),
         "_resolve_dimension_order": _dimension_order(registry),
     }
     for name, frame in inputs.items():

@@ -27,6 +27,7 @@ import pyarrow as pa
 
 from jc_pipeline.lib.ingest.batch import UNREADABLE, IngestBatch
 from jc_pipeline.lib.ingest.normalize import attach
+from jc_pipeline.lib.roster import Roster
 from jc_pipeline.lib.warehouse import ensure_contract_schema, transaction
 
 STAGED_TABLE = "ingest_datapoints"
@@ -34,9 +35,8 @@ STAGED_TABLE = "ingest_datapoints"
 _FILE_COLUMNS = ("file_id", "path", "sha256", "agency_id", "sector", "received_at", "ingested_at", "upload_seq",
                  "status", "reason", "rows_total", "rows_loaded", "rows_rejected")
 _FINDING_COLUMNS = ("file_id", "sheet", "row_number", "column_name", "raw_value", "rule", "severity", "message")
-_STAGED_COLUMNS = ("file_id", "sheet", "sheet_order", "row_number", "upload_seq", "agency_id", "state_code",
-                   "sector", "metric_key", "frequency", "period_start", "period_end", "dimension", "category",
-                   "value")
+_STAGED_COLUMNS = ("sheet", "sheet_order", "row_number", "upload_seq", "agency_id", "sector", "metric_key",
+                   "frequency", "period_start", "period_end", "dimension", "category", "value")
 
 
 @dataclass(frozen=True)
@@ -70,6 +70,29 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
     """Create the contract tables and the ingest's internal tables if missing (idempotent)."""
     ensure_contract_schema(con)
     con.execute(_sql("ingest_schema.sql"))
+    staged = {name for (name,) in con.execute(
+        "SELECT column_name FROM duckdb_columns() WHERE database_name = current_database() AND table_name = $table",
+        {"table": STAGED_TABLE}).fetchall()}
+    if "state_code" in staged:
+        # A store from before 2026-12-06, whose staged rows carried their file's id and their agency's state: the
+        # ids are in source_files, the states go to ingest_agency_states (the latest upload's, as resolved).
+        with transaction(con):
+            con.execute("INSERT OR IGNORE INTO ingest_agency_states "
+                        "SELECT agency_id, arg_max(state_code, upload_seq) FROM ingest_datapoints GROUP BY agency_id")
+            con.execute("ALTER TABLE ingest_datapoints DROP COLUMN file_id")
+            con.execute("ALTER TABLE ingest_datapoints DROP COLUMN state_code")
+
+
+def record_agency_states(con: duckdb.DuckDBPyConnection, roster: Roster) -> int:
+    """Remember the state of every agency of ``roster`` (ingest_agency_states) before its datapoints are staged,
+    for when a later roster no longer lists one. Writes only what changed (a run with nothing new writes nothing)
+    and returns how many agencies that was."""
+    states = {"agencies": list(roster.agencies), "states": [a.state_code for a in roster.agencies.values()]}
+    return con.execute("""
+        INSERT OR REPLACE INTO ingest_agency_states
+        SELECT unnest($agencies) AS agency_id, unnest($states) AS state_code
+        EXCEPT SELECT agency_id, state_code FROM ingest_agency_states
+    """, states).fetchall()[0][0]
 
 
 def known_files(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
@@ -112,7 +135,7 @@ def write_batch(con: duckdb.DuckDBPyConnection, batch: IngestBatch) -> IngestRep
             # which the tables refuse: the transaction rolls back rather than drop the row.
             findings = attach(batch.findings, ["path"], ids, file_id="file_id").select(_FINDING_COLUMNS)
             # sheet_order counts the sheets of each file from 0, whichever batch the file was read in.
-            staged = attach(batch.datapoints, ["path"], ids, file_id="file_id", upload_seq="upload_seq").with_columns(
+            staged = attach(batch.datapoints, ["path"], ids, upload_seq="upload_seq").with_columns(
                 sheet_order=pl.col("sheet_idx") - pl.col("sheet_idx").min().over("upload_seq")).select(_STAGED_COLUMNS)
             _insert(con, "source_files", files.select(_FILE_COLUMNS))
             _insert(con, "rejected_rows", findings)

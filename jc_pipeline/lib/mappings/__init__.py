@@ -287,8 +287,6 @@ def _datapoints(values: pl.DataFrame, ctx: Context) -> pl.DataFrame:
         row_number="row_number",
         agency_id=pl.col("reporter").replace_strict(index, [a.agency_id for a in ctx.reporters],
                                                     return_dtype=pl.String),
-        state_code=pl.col("reporter").replace_strict(index, [a.state_code for a in ctx.reporters],
-                                                     return_dtype=pl.String),
         sector="sector", metric_key="metric_key",
         frequency="frequency",
         period_start="period_start", period_end="period_end", dimension="dimension", category="category",

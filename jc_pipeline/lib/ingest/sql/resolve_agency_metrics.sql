@@ -1,7 +1,8 @@
 -- Rebuild agency_metrics for the month starts in _resolve_months (by period_start) from every staged datapoint,
 -- for the agencies in $agencies (VARCHAR[]; NULL: every agency). Both steps below are per agency, so rebuilding
 -- some agencies gives their rows of a whole rebuild and leaves the others' rows as they are.
--- Inputs registered by resolve.py: _resolve_months(month DATE), _resolve_agencies(agency_id, state_code),
+-- Inputs registered by resolve.py: _resolve_months(month DATE), _resolve_agencies(agency_id, state_code: the current
+-- roster's; an agency it no longer lists keeps its last recorded state, ingest_agency_states),
 -- _resolve_dimension_order(metric_key, dimension, sheet); $first and $end (DATE) bound the months, a plain range
 -- DuckDB filters in the scan before the month list is joined (one month at 3,000 agencies: 0.16-0.23 -> 0.12 s).
 -- 1. Latest upload wins per datapoint key: highest upload_seq, then the later sheet and row of that file.
@@ -55,7 +56,7 @@ staged AS MATERIALIZED (
 -- SELECT 0.49 -> 0.39 s of CPU (best of eight each, alternated).
 breakdown_sums AS (
     SELECT s.agency_id, s.metric_key, s.period_start, s.period_end, s.dimension,
-           any_value(s.state_code) AS state_code, any_value(s.sector) AS sector,
+           any_value(s.sector) AS sector,
            any_value(s.frequency) AS frequency, sum(s.value) AS value, min(o.sheet) AS sheet
     FROM staged AS s
     JOIN _resolve_dimension_order AS o ON o.metric_key = s.metric_key AND o.dimension = s.dimension
@@ -71,11 +72,16 @@ inferred AS (
     QUALIFY row_number() OVER (
         PARTITION BY agency_id, metric_key, period_start, period_end ORDER BY sheet, dimension) = 1
 )
-SELECT coalesce(a.state_code, s.state_code), s.agency_id, s.sector, s.metric_key, s.frequency, s.period_start,
-       s.period_end, s.dimension, s.category, s.value, false, s.file_id, s.sheet, s.row_number
-FROM staged AS s LEFT JOIN _resolve_agencies AS a USING (agency_id)
+SELECT coalesce(a.state_code, k.state_code), s.agency_id, s.sector, s.metric_key, s.frequency, s.period_start,
+       s.period_end, s.dimension, s.category, s.value, false, f.file_id, s.sheet, s.row_number
+FROM staged AS s
+LEFT JOIN _resolve_agencies AS a ON a.agency_id = s.agency_id
+LEFT JOIN ingest_agency_states AS k ON k.agency_id = s.agency_id
+LEFT JOIN source_files AS f ON f.upload_seq = s.upload_seq
 UNION ALL
-SELECT coalesce(a.state_code, i.state_code), i.agency_id, i.sector, i.metric_key, i.frequency, i.period_start,
+SELECT coalesce(a.state_code, k.state_code), i.agency_id, i.sector, i.metric_key, i.frequency, i.period_start,
        i.period_end, NULL, NULL, i.value, true, NULL, NULL, NULL
-FROM inferred AS i LEFT JOIN _resolve_agencies AS a USING (agency_id)
+FROM inferred AS i
+LEFT JOIN _resolve_agencies AS a ON a.agency_id = i.agency_id
+LEFT JOIN ingest_agency_states AS k ON k.agency_id = i.agency_id
 ORDER BY frequency = 'MONTHLY', period_start;

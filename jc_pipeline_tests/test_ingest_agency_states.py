@@ -4,8 +4,12 @@ store from before keeps its staged rows' states that way."""
 
 from datetime import date
 
+import dagster as dg
 import duckdb
 
+from jc_pipeline.defs.normalize.assets import agency_metrics
+from jc_pipeline.defs.reference.assets import reference_tables
+from jc_pipeline.defs.resources import WarehouseResource
 from jc_pipeline.lib import ingest
 from jc_pipeline.lib.roster import load_roster
 from jc_pipeline_tests.ingest_support import AGENCIES, Warehouse, deliver_csv, write_roster
@@ -82,12 +86,13 @@ def test_a_store_whose_staged_rows_carried_states_keeps_them(tmp_path):
 
 
 def test_a_store_from_before_is_rolled_up_before_any_ingest(tmp_path):
-    """A roll-up run (the UI's, say) may come first after an upgrade: the resolve moves the store on itself."""
-    database = tmp_path / "old.duckdb"
-    _old_store(database)
-    w = Warehouse(tmp_path / "roster")  # its roster and registry, not its store
-    with duckdb.connect(str(database)) as con:
-        assert ingest.resolve_agency_metrics(con, JANUARY, w.roster, w.registry) == 2
+    """After an upgrade a roll-up may come first (from the UI, say): its step moves the store on itself."""
+    resource = WarehouseResource(data_dir=str(tmp_path / "data"))
+    write_roster(resource.layout.root)
+    resource.layout.store.parent.mkdir(parents=True, exist_ok=True)
+    _old_store(resource.layout.store)
+    assert dg.materialize([reference_tables], resources={"warehouse": resource}).success  # the roster's tables
+    assert dg.materialize([agency_metrics], partition_key="2023-01-01", resources={"warehouse": resource}).success
+    with duckdb.connect(str(resource.layout.store), read_only=True) as con:
         assert set(con.execute("SELECT agency_id, state_code, value FROM agency_metrics").fetchall()) == {
             ("gone", "US_BB", 2.0), ("le", "US_XX", 3.0)}
-    w.close()

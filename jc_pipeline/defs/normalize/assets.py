@@ -57,6 +57,7 @@ def agency_metrics(
     months = months_of(context)
     registry, roster = warehouse.registry(), warehouse.roster()
     with warehouse.store().connect() as con:
+        ingest.ensure_schema(con)  # a store from before this version's staged tables, rolled up before any ingest
         began = time.perf_counter()
         validation.preload()  # Great Expectations' worker imports it (~2.4 s) while DuckDB resolves, if not yet
         today = state_today()  # a period ends at the state's midnight

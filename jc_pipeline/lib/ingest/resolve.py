@@ -10,7 +10,6 @@ import duckdb
 import polars as pl
 
 from jc_pipeline.lib.ingest.lookups import agency_states
-from jc_pipeline.lib.ingest.store import ensure_schema
 from jc_pipeline.lib.periods import add_months
 from jc_pipeline.lib.registry import Registry
 from jc_pipeline.lib.roster import Roster
@@ -29,7 +28,6 @@ def resolve_agency_metrics(con: duckdb.DuckDBPyConnection, months: Sequence[date
     both steps are per agency) and the other agencies' rows stay untouched. Returns the number of agency_metrics
     rows of ``months`` afterwards.
     """
-    ensure_schema(con)  # a store from before this version's staged tables, rolled up before any ingest
     month_starts = sorted({date(m.year, m.month, 1) for m in months})
     inputs = {
         "_resolve_agencies": agency_states(roster),

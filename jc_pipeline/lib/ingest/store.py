@@ -75,7 +75,7 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
         {"table": STAGED_TABLE}).fetchall()}
     if "state_code" in staged:
         # A store from before 2026-12-06, whose staged rows carried their file's id and their agency's state: the
-        # ids are in source_files, the states go to ingest_agency_states (the latest upload's, as resolved).
+        # ids are in source_files; each agency's state on its latest upload goes to ingest_agency_states.
         with transaction(con):
             con.execute("INSERT OR IGNORE INTO ingest_agency_states "
                         "SELECT agency_id, arg_max(state_code, upload_seq) FROM ingest_datapoints GROUP BY agency_id")

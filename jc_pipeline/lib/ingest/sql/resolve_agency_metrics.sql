@@ -71,17 +71,19 @@ inferred AS (
     FROM breakdown_sums AS b
     QUALIFY row_number() OVER (
         PARTITION BY agency_id, metric_key, period_start, period_end ORDER BY sheet, dimension) = 1
+),
+-- The current roster's state; an agency it no longer lists keeps the state last recorded for it.
+agency_states AS (
+    SELECT agency_id, coalesce(a.state_code, k.state_code) AS state_code
+    FROM _resolve_agencies AS a FULL JOIN ingest_agency_states AS k USING (agency_id)
 )
-SELECT coalesce(a.state_code, k.state_code), s.agency_id, s.sector, s.metric_key, s.frequency, s.period_start,
+SELECT a.state_code, s.agency_id, s.sector, s.metric_key, s.frequency, s.period_start,
        s.period_end, s.dimension, s.category, s.value, false, f.file_id, s.sheet, s.row_number
 FROM staged AS s
-LEFT JOIN _resolve_agencies AS a ON a.agency_id = s.agency_id
-LEFT JOIN ingest_agency_states AS k ON k.agency_id = s.agency_id
+LEFT JOIN agency_states AS a USING (agency_id)
 LEFT JOIN source_files AS f ON f.upload_seq = s.upload_seq
 UNION ALL
-SELECT coalesce(a.state_code, k.state_code), i.agency_id, i.sector, i.metric_key, i.frequency, i.period_start,
+SELECT a.state_code, i.agency_id, i.sector, i.metric_key, i.frequency, i.period_start,
        i.period_end, NULL, NULL, i.value, true, NULL, NULL, NULL
-FROM inferred AS i
-LEFT JOIN _resolve_agencies AS a ON a.agency_id = i.agency_id
-LEFT JOIN ingest_agency_states AS k ON k.agency_id = i.agency_id
+FROM inferred AS i LEFT JOIN agency_states AS a USING (agency_id)
 ORDER BY frequency = 'MONTHLY', period_start;

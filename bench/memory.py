@@ -44,8 +44,7 @@ class ProcessSampler:
 
     def __init__(self, interval: float = 0.1) -> None:
         self.interval = interval
-        self.samples: list[tuple[float, float]] = []
-        self.cpu: list[tuple[float, float]] = []
+        self.samples: list[tuple[float, float, float]] = []  # (time.time(), resident MiB, CPU seconds so far)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, name="process-sampler", daemon=True)
 
@@ -60,7 +59,7 @@ class ProcessSampler:
     @property
     def peak(self) -> float:
         """The largest sample (this process and its children together)."""
-        return max((rss for _, rss in self.samples), default=0.0)
+        return max((rss for _, rss, _ in self.samples), default=0.0)
 
     def _sample(self) -> None:
         page_mib = resource.getpagesize() / 2**20
@@ -73,30 +72,28 @@ class ProcessSampler:
                 ticks = _cpu_ticks(pid)
                 if ticks is not None:
                     used[pid] = ticks / tick
-            now = time.time()
-            self.samples.append((now, pages * page_mib))
-            self.cpu.append((now, sum(used.values())))
+            self.samples.append((time.time(), pages * page_mib, sum(used.values())))
             if self._stop.wait(self.interval):
                 return
 
     def peak_between(self, start: float, end: float) -> float:
         """The largest sample from the last one taken at or before ``start`` to the first at or after ``end``: a
         window shorter than the interval still gets the samples around it."""
-        times = [at for at, _ in self.samples]
+        times = [at for at, _, _ in self.samples]
         first = max(bisect.bisect_right(times, start) - 1, 0)
         last = bisect.bisect_left(times, end) + 1
-        return max((rss for _, rss in self.samples[first:last]), default=0.0)
+        return max((rss for _, rss, _ in self.samples[first:last]), default=0.0)
 
     def cpu_between(self, start: float, end: float) -> float:
         """CPU seconds the processes used from ``start`` to ``end``, read between the samples around each."""
         return self._cpu_at(end) - self._cpu_at(start)
 
     def _cpu_at(self, moment: float) -> float:
-        times = [at for at, _ in self.cpu]
+        times = [at for at, _, _ in self.samples]
         after = bisect.bisect_left(times, moment)
         if after == 0 or after == len(times):
-            return self.cpu[min(after, len(times) - 1)][1] if self.cpu else 0.0
-        (t0, c0), (t1, c1) = self.cpu[after - 1], self.cpu[after]
+            return self.samples[min(after, len(times) - 1)][2] if self.samples else 0.0
+        (t0, _, c0), (t1, _, c1) = self.samples[after - 1], self.samples[after]
         return c1 if t1 == t0 else c0 + (c1 - c0) * (moment - t0) / (t1 - t0)
 
 

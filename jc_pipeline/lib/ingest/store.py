@@ -26,6 +26,7 @@ import polars as pl
 import pyarrow as pa
 
 from jc_pipeline.lib.ingest.batch import UNREADABLE, IngestBatch
+from jc_pipeline.lib.ingest.lookups import agency_states
 from jc_pipeline.lib.ingest.normalize import attach
 from jc_pipeline.lib.roster import Roster
 from jc_pipeline.lib.warehouse import ensure_contract_schema, transaction
@@ -87,12 +88,11 @@ def record_agency_states(con: duckdb.DuckDBPyConnection, roster: Roster) -> int:
     """Remember the state of every agency of ``roster`` (ingest_agency_states) before its datapoints are staged,
     for when a later roster no longer lists one. Writes only what changed (a run with nothing new writes nothing)
     and returns how many agencies that was."""
-    states = {"agencies": list(roster.agencies), "states": [a.state_code for a in roster.agencies.values()]}
     return con.execute("""
         INSERT OR REPLACE INTO ingest_agency_states
-        SELECT unnest($agencies) AS agency_id, unnest($states) AS state_code
+        SELECT unnest($agency_id) AS agency_id, unnest($state_code) AS state_code
         EXCEPT SELECT agency_id, state_code FROM ingest_agency_states
-    """, states).fetchall()[0][0]
+    """, agency_states(roster).to_dict(as_series=False)).fetchall()[0][0]
 
 
 def known_files(con: duckdb.DuckDBPyConnection) -> dict[str, str]:

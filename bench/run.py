@@ -6,9 +6,11 @@
    ``--rows`` data rows, generated once and cached in bench/cache/.
 2. The floor (:mod:`bench.floor`): the fastest plain read of the same files, read before the runs and again after
    them; each engine's best time counts, so a slow minute before the runs does not set the floor on its own.
-3. Three `jc-pipeline run`s, each in its own process (:mod:`bench.pipeline_run`) on a hard-linked copy of the state
-   with a fresh Dagster instance: the full build, a run with nothing new (the fixed cost), and the nightly
-   increment (one new month from every agency and five late corrections).
+3. Rounds (``--rounds``, default 2) of three `jc-pipeline run`s, each in its own process (:mod:`bench.pipeline_run`),
+   each round on its own hard-linked copy of the state with a fresh Dagster instance: the full build, a run with
+   nothing new (the fixed cost), and the nightly increment (one new month from every agency and five late
+   corrections). Each kind of run counts with its best round, as each floor engine does with its best read: a slow
+   minute during one run does not set the result on its own (every round is printed and kept in the results).
 
 Prints stage times, peak resident memory and the ratios to the floor, checks the targets (pass/fail; never a
 unit-test assertion) and writes bench/results/latest.json. docs/benchmarks.md explains the numbers.
@@ -32,6 +34,8 @@ from bench.floor import fastest, measure_floor
 from bench.stages import STAGES
 
 RESULTS = Path(__file__).parent / "results"
+#: The runs of a round, in order.
+RUNS = ("full build", "nothing new", "nightly increment")
 #: name -> (target, how it is computed); checked by the runner, reported pass or fail.
 TARGETS = {
     "ingest+normalize / floor": 2.0,
@@ -42,22 +46,17 @@ TARGETS = {
 }
 
 
-def measure(agencies: int, years: int, rows: int, seed: int) -> dict[str, object]:
+def measure(agencies: int, years: int, rows: int, seed: int, rounds: int = 2) -> dict[str, object]:
     """Everything the benchmark reports, as one dict (also written to bench/results/latest.json)."""
     began = time.perf_counter()
     state, size = scale.large_state(agencies, years, rows, seed)
     generated = time.perf_counter() - began
     before = measure_floor(state / "inbox")
-    with tempfile.TemporaryDirectory(prefix="run-", dir=state.parent) as scratch:
-        data_dir = Path(scratch) / "state"
-        shutil.copytree(state, data_dir, copy_function=os.link)  # the pipeline never writes into the inbox
-        env = {**os.environ, "DAGSTER_HOME": str(Path(scratch) / "dagster_home")}
-        full = _pipeline_run(data_dir, env)
-        nothing_new = _pipeline_run(data_dir, env)
-        increment_files = scale.write_nightly_increment(data_dir, agencies, years, seed)
-        increment = _pipeline_run(data_dir, env)
+    measured = [_round(state, agencies, years, seed) for _ in range(rounds)]
     after = measure_floor(state / "inbox")
     floor = fastest(before, after)
+    full, nothing_new, increment = (min((r[name] for r in measured), key=lambda run: run["process"])
+                                    for name in RUNS)
     fixed = nothing_new["process"]
     results: dict[str, object] = {
         "state": {"agencies": agencies, "years": years, "seed": seed, **size.__dict__, "rows": size.rows,
@@ -68,20 +67,38 @@ def measure(agencies: int, years: int, rows: int, seed: int) -> dict[str, object
                   "before the runs": before.total, "after the runs": after.total},
         "full build": full,
         "nothing new": nothing_new,
-        "nightly increment": {**increment, "files": len(increment_files)},
+        "nightly increment": increment,
+        "rounds": measured,
     }
     stages = full["stages"]
     results["targets"] = {
-        "ingest+normalize / floor": (stages["ingest"] + stages["normalize"]) / floor.total,
+        "ingest+normalize / floor": min(_ingest_normalize(r["full build"]) for r in measured) / floor.total,
         "whole run / floor": full["process"] / floor.total,
         "nothing-new run seconds": fixed,
         "increment / full build (fixed cost removed)": (increment["process"] - fixed) / (full["process"] - fixed),
-        "peak memory GiB": max(_peak_mib(r) for r in (full, nothing_new, increment)) / 1024,
+        "peak memory GiB": max(_peak_mib(r[name]) for r in measured for name in RUNS) / 1024,
     }
     results["checks share of the full build"] = stages["checks"] / full["process"]
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "latest.json").write_text(json.dumps(results, indent=2), encoding="utf-8")
     return results
+
+
+def _round(state: Path, agencies: int, years: int, seed: int) -> dict[str, dict]:
+    """The three runs of one round (:data:`RUNS`), on a hard-linked copy of ``state`` with a fresh instance."""
+    with tempfile.TemporaryDirectory(prefix="run-", dir=state.parent) as scratch:
+        data_dir = Path(scratch) / "state"
+        shutil.copytree(state, data_dir, copy_function=os.link)  # the pipeline never writes into the inbox
+        env = {**os.environ, "DAGSTER_HOME": str(Path(scratch) / "dagster_home")}
+        full = _pipeline_run(data_dir, env)
+        nothing_new = _pipeline_run(data_dir, env)
+        files = scale.write_nightly_increment(data_dir, agencies, years, seed)
+        increment = {**_pipeline_run(data_dir, env), "files": len(files)}
+    return dict(zip(RUNS, (full, nothing_new, increment), strict=True))
+
+
+def _ingest_normalize(run: dict) -> float:
+    return run["stages"]["ingest"] + run["stages"]["normalize"]
 
 
 def _pipeline_run(data_dir: Path, env: dict[str, str]) -> dict:
@@ -121,10 +138,14 @@ def report(results: dict) -> str:
         f"{'run':20s} {'process s':>9s} {'CPU s':>6s} {'runs':>5s} {'months':>6s} {'peak MiB':>8s}  "
         + " ".join(f"{stage:>9s}" for stage in STAGES),
     ]
-    for name in ("full build", "nothing new", "nightly increment"):
-        r = results[name]
-        lines.append(f"{name:20s} {r['process']:9.1f} {r['cpu']:6.1f} {r['runs']:5d} {r['months']:6d} "
-                     f"{_peak_mib(r):8.0f}  " + " ".join(f"{r['stages'][stage]:9.1f}" for stage in STAGES))
+    for name in RUNS:
+        for number, measured in enumerate(results["rounds"], 1):
+            r = measured[name]
+            label = f"{name} {number}{'*' if r is results[name] else ''}"
+            lines.append(f"{label:20s} {r['process']:9.1f} {r['cpu']:6.1f} {r['runs']:5d} {r['months']:6d} "
+                         f"{_peak_mib(r):8.0f}  " + " ".join(f"{r['stages'][stage]:9.1f}" for stage in STAGES))
+    lines.append("* the round counted for that run (its best process time); ingest+normalize counts its best round "
+                 "on its own, peak memory its highest")
     for name in ("full build", "nightly increment"):
         steps, cpu = results[name]["steps"], results[name]["step_cpu"]
         lines.append(f"{name} steps: " + ", ".join(f"{step} {seconds:.1f}" for step, seconds in steps.items()))
@@ -149,8 +170,9 @@ def main() -> None:
     parser.add_argument("--years", type=int, default=10)
     parser.add_argument("--rows", type=int, default=10_000_000, help="data rows in total (bulk + native)")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--rounds", type=int, default=2, help="rounds of the three runs; each run's best counts")
     args = parser.parse_args()
-    print(report(measure(args.agencies, args.years, args.rows, args.seed)))
+    print(report(measure(args.agencies, args.years, args.rows, args.seed, args.rounds)))
 
 
 if __name__ == "__main__":

@@ -15,9 +15,11 @@ import xlsxwriter
 import xlwt
 
 from jc_pipeline.lib import ingest
+from jc_pipeline.lib.ingest import store
 from jc_pipeline.lib.ingest.readers import RawSheet
 from jc_pipeline.lib.registry import load_registry
 from jc_pipeline.lib.roster import AGENCY_COLUMNS, SETTINGS_COLUMNS, load_roster
+from jc_pipeline.lib.warehouse import transaction
 
 #: A fixed "now" so year bounds and future-period checks do not drift with the calendar.
 NOW = datetime(2024, 6, 1, 12, 0)
@@ -114,6 +116,13 @@ def touch_later(path: Path, seconds: int) -> None:
     """Move the file's modification time ``seconds`` into the future (upload order follows received_at)."""
     stat = path.stat()
     os.utime(path, (stat.st_atime, stat.st_mtime + seconds))
+
+
+def stage_rows(con: duckdb.DuckDBPyConnection, rows: Sequence[tuple]) -> None:
+    """Stage datapoints as a batch does (``store.stage_datapoints``, in one transaction): tuples in the order of
+    ``store.STAGED_SCHEMA``."""
+    with transaction(con):
+        store.stage_datapoints(con, pl.DataFrame(rows, schema=store.STAGED_SCHEMA, orient="row"))
 
 
 class Warehouse:

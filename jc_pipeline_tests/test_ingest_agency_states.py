@@ -73,10 +73,14 @@ def test_a_store_whose_staged_rows_carried_states_keeps_them(tmp_path):
     _old_store(database)
     w = Warehouse(tmp_path, database=str(database))  # opens the store: ensure_schema
     ingest.ensure_schema(w.con)  # and again: nothing more to move
-    columns = [name for (name,) in w.con.execute(
-        "SELECT column_name FROM duckdb_columns() WHERE table_name = 'ingest_datapoints'").fetchall()]
+    columns = [name for (name, *_) in w.con.execute("DESCRIBE ingest_datapoints").fetchall()]
     assert "file_id" not in columns and "state_code" not in columns and len(columns) == 13
     assert w.con.execute("SELECT count(*) FROM ingest_datapoints").fetchall() == [(3,)]
+    # The staged table became one staged file, listed, and is gone.
+    assert w.con.execute("SELECT rows, first_upload_seq, last_upload_seq FROM ingest_staged_files").fetchall() == [
+        (3, 1, 2)]
+    assert not w.con.execute("SELECT * FROM duckdb_tables() WHERE table_name = 'ingest_datapoints'").fetchall()
+    assert len(list((tmp_path / "old_staged").glob("*.parquet"))) == 1
     assert set(w.con.execute("SELECT * FROM ingest_agency_states").fetchall()) == {("gone", "US_BB"),
                                                                                    ("le", "US_XX")}
     ingest.resolve_agency_metrics(w.con, JANUARY, w.roster, w.registry)

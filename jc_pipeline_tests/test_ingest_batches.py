@@ -191,45 +191,55 @@ def _one_row_batch(data_dir):
     return batch
 
 
-def test_a_batch_of_several_row_groups_is_stored_whole_and_in_order(tmp_path):
-    """The staged datapoints go to DuckDB in Arrow batches of one row group each (inserted on every thread):
-    none may be lost or reordered at a batch boundary. 300,000 rows are two full row groups and a part."""
+def test_a_large_batch_is_staged_whole_and_in_order(tmp_path):
+    """A batch's staged datapoints are one Parquet file of several row groups: none may be lost or reordered.
+    300,000 rows."""
     batch = _one_row_batch(tmp_path)
     rows = 300_000
     many = batch.datapoints.select(pl.all().gather([0] * rows)).with_columns(
         row_number=pl.int_range(2, rows + 2, dtype=pl.Int64), value=pl.int_range(rows, 0, -1).cast(pl.Float64))
-    with duckdb.connect() as con:
+    with duckdb.connect(str(tmp_path / "store.duckdb")) as con:
         ingest.ensure_schema(con)
         ingest.write_batch(con, dataclasses.replace(batch, datapoints=many))
-        stored = con.sql("SELECT row_number, value FROM ingest_datapoints ORDER BY rowid").pl()
+        stored = con.sql("SELECT row_number, value FROM ingest_datapoints").pl()
+        assert con.execute("SELECT count(*), sum(rows) FROM ingest_staged_files").fetchall() == [(1, rows)]
     assert stored.equals(many.select("row_number", "value"))
+    assert [p.name.endswith(".parquet") for p in (tmp_path / "store_staged").iterdir()] == [True]
 
 
 def test_a_small_batch_is_written_on_one_thread_and_the_setting_restored(tmp_path, monkeypatch):
     """A batch within one row group is inserted with DuckDB on one thread (the setting is the database's): the
-    connection's own thread count comes back afterwards, also when the write fails and rolls back."""
+    connection's own thread count comes back afterwards, also when the write fails and rolls back. The staged file
+    of a batch rolled back is never read, and the next run's start removes it."""
     batch = _one_row_batch(tmp_path)
-    threads_seen, failing = [], []
+    threads_seen = []
     real_insert = store._insert
 
     def insert(con, table, frame):
         threads_seen.append(con.execute("SELECT current_setting('threads')").fetchall()[0][0])
-        if table in failing:
-            raise OSError("disk full")
         real_insert(con, table, frame)
 
+    def list_on_a_full_disk(con, files):  # the file is written, listing it fails
+        raise OSError("disk full")
+
     monkeypatch.setattr(store, "_insert", insert)
-    with duckdb.connect() as con:
+    with duckdb.connect(str(tmp_path / "store.duckdb")) as con:
         ingest.ensure_schema(con)
         con.execute("SET threads = 3")
         ingest.write_batch(con, batch)
-        assert threads_seen == [1, 1, 1]
+        assert threads_seen == [1, 1]  # source_files and rejected_rows
         assert con.execute("SELECT current_setting('threads')").fetchall() == [(3,)]
-        failing.append(store.STAGED_TABLE)
+        monkeypatch.setattr(store, "_list", list_on_a_full_disk)
         with pytest.raises(OSError, match="disk full"):
             ingest.write_batch(con, batch)
         assert con.execute("SELECT current_setting('threads')").fetchall() == [(3,)]
         assert con.execute("SELECT count(*) FROM source_files").fetchall() == [(1,)]  # the second write rolled back
+        assert con.execute("SELECT count(*) FROM ingest_staged_files").fetchall() == [(1,)]
+        assert len(list((tmp_path / "store_staged").iterdir())) == 2  # the first batch's file, and the unlisted one
+        ingest.ensure_schema(con)  # the next run's start: the file no batch committed goes
+        assert [name for (name,) in con.execute("SELECT file_name FROM ingest_staged_files").fetchall()] == [
+            p.name for p in (tmp_path / "store_staged").iterdir()]
+        assert con.execute("SELECT count(*) FROM ingest_datapoints").fetchall() == [(batch.datapoints.height,)]
 
 
 @pytest.mark.parametrize("rows", ["findings", "datapoints"])
@@ -245,7 +255,7 @@ def test_a_row_of_a_file_missing_from_its_batch_rolls_the_batch_back(tmp_path, r
         orphan = pl.DataFrame([finding], schema=batch.findings.schema)
     else:
         orphan = batch.datapoints.with_columns(path=pl.lit(elsewhere))
-    with duckdb.connect() as con:
+    with duckdb.connect(str(tmp_path / "store.duckdb")) as con:
         ingest.ensure_schema(con)
         con.execute("SET threads = 3")
         column = {"findings": "rejected_rows.file_id", "datapoints": f"{store.STAGED_TABLE}.upload_seq"}[rows]

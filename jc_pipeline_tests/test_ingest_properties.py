@@ -43,7 +43,7 @@ def _data_rows(rows: list[tuple], width: int) -> int:
 @given(breakdown=sheet, totals=sheet, as_workbook=st.booleans())
 def test_every_row_is_loaded_or_rejected_and_reingest_is_a_no_op(breakdown, totals, as_workbook):
     with tempfile.TemporaryDirectory() as tmp:
-        warehouse = Warehouse(Path(tmp), database=":memory:")
+        warehouse = Warehouse(Path(tmp))
         _deliver(warehouse, breakdown, totals, as_workbook)
         report = warehouse.ingest()
         expected_rows = _data_rows(breakdown, 4) + sum(any(c.strip() for c in (y, m, v)) for y, m, _, v in totals)
@@ -66,7 +66,7 @@ def test_row_order_does_not_change_agency_metrics(breakdown, order):
     results = []
     for rows in (breakdown, shuffled):
         with tempfile.TemporaryDirectory() as tmp:
-            warehouse = Warehouse(Path(tmp), database=":memory:")
+            warehouse = Warehouse(Path(tmp))
             _deliver(warehouse, rows, rows, as_workbook=False)
             warehouse.ingest()
             metrics = warehouse.metrics().drop("file_id", "sheet", "row_number")

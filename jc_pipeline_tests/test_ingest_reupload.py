@@ -8,7 +8,8 @@ import polars as pl
 import pytest
 
 from jc_pipeline.lib import ingest
-from jc_pipeline_tests.ingest_support import Warehouse, assert_accounting, deliver_csv, deliver_xlsx, touch_later
+from jc_pipeline_tests.ingest_support import (Warehouse, assert_accounting, deliver_csv, deliver_xlsx, stage_rows,
+                                              touch_later)
 
 
 @pytest.fixture
@@ -141,7 +142,7 @@ def test_resolve_keeps_one_winner_per_key_also_for_repeated_totals(tmp_path):
     rows = [(f"s{order}", order, row, seq, "le", "LAW_ENFORCEMENT", "LAW_ENFORCEMENT_ARRESTS", "MONTHLY",
              date(2023, month, 1), date(2023, month + 1, 1), dimension, category, value)
             for seq, order, row, month, dimension, category, value in staged]
-    w.con.executemany(f"INSERT INTO ingest_datapoints VALUES ({', '.join('?' * 13)})", rows)
+    stage_rows(w.con, rows)
     winners: dict[tuple, tuple] = {}
     for row in sorted(staged):  # ascending (upload_seq, sheet_order, row_number): the last one seen wins
         winners[(row[3], row[4], row[5])] = row
@@ -167,7 +168,7 @@ def test_resolve_writes_each_year_annual_rows_first_then_months_in_order(tmp_pat
                ("ANNUAL", date(2023, 1, 1), date(2024, 1, 1))]
     rows = [("s", 0, row, 1, "le", "LAW_ENFORCEMENT", f"METRIC_{frequency}", frequency, start, end, None, None,
              float(row)) for row, (frequency, start, end) in enumerate(periods, start=2)]
-    w.con.executemany(f"INSERT INTO ingest_datapoints VALUES ({', '.join('?' * 13)})", rows)
+    stage_rows(w.con, rows)
 
     months = sorted({date(start.year, start.month, 1) for _, start, _ in periods})
     assert ingest.resolve_agency_metrics(w.con, months, w.roster, w.registry) == len(periods)

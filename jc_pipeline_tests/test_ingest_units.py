@@ -76,7 +76,7 @@ def test_plain_csv_eligibility():
 
 
 def test_semicolon_cp1252_and_big_csvs(tmp_path, monkeypatch):
-    w = Warehouse(tmp_path, database=":memory:")
+    w = Warehouse(tmp_path)
     path = deliver_csv(w.data_dir, "le", "LAW_ENFORCEMENT", "arrests.csv", [])
     path.write_bytes("year;month;value\r\n2023;1;5\r\n2023;févr;6\r\n".encode("cp1252"))
     monkeypatch.setattr(readers, "SMALL_CSV_BYTES", 10)  # force the Polars reader for bigger files
@@ -92,7 +92,7 @@ def test_semicolon_cp1252_and_big_csvs(tmp_path, monkeypatch):
 def test_workbook_sheets_and_big_csvs_of_one_layout_load_together(tmp_path, monkeypatch):
     """A workbook sheet (Arrow string cells) and a CSV read by Polars (large_string cells) with the same columns
     are collected as one kind of sheet: every row of both loads."""
-    w = Warehouse(tmp_path, database=":memory:")
+    w = Warehouse(tmp_path)
     header = ["year", "month", "value"]
     deliver_xlsx(w.data_dir, "le", "LAW_ENFORCEMENT", "upload.xlsx",
                  {"arrests": [header, *([2023, m, m] for m in range(1, 13))]})
@@ -107,7 +107,7 @@ def test_workbook_sheets_and_big_csvs_of_one_layout_load_together(tmp_path, monk
 
 
 def test_workbook_expanding_too_far_is_refused(tmp_path, monkeypatch):
-    w = Warehouse(tmp_path, database=":memory:")
+    w = Warehouse(tmp_path)
     deliver_xlsx(w.data_dir, "le", "LAW_ENFORCEMENT", "big.xlsx", {"arrests": [["year", "month", "value"]]})
     monkeypatch.setattr(workbook_guard, "MAX_UNCOMPRESSED_BYTES", 1000)
     w.ingest()
@@ -116,7 +116,7 @@ def test_workbook_expanding_too_far_is_refused(tmp_path, monkeypatch):
 
 
 def test_progress_and_timezone_aware_now(tmp_path):
-    w = Warehouse(tmp_path, database=":memory:")
+    w = Warehouse(tmp_path)
     for name in ("arrests.csv", "reported_crime.csv"):
         deliver_csv(w.data_dir, "le", "LAW_ENFORCEMENT", name, [["year", "month", "value"], [2023, 1, 1]])
     seen = []
@@ -156,6 +156,6 @@ def test_every_rule_has_an_actionable_fix():
 
 @pytest.mark.parametrize("now", [NOW])
 def test_empty_inbox_gives_an_empty_batch(tmp_path, now):
-    w = Warehouse(tmp_path, database=":memory:")
+    w = Warehouse(tmp_path)
     report = ingest.write_batch(w.con, w.parse(now))
     assert (report.files_new, report.rows_total, report.touched_months) == (0, 0, [])

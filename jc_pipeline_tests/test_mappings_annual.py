@@ -42,7 +42,7 @@ FY2024 = (date(2023, 7, 1), date(2024, 7, 1))  # 366 days (February 2024)
 
 @pytest.fixture
 def w(tmp_path):
-    warehouse = Warehouse(tmp_path, agencies=ROSTER, settings=SETTINGS, database=":memory:")
+    warehouse = Warehouse(tmp_path, agencies=ROSTER, settings=SETTINGS)
     yield warehouse
     warehouse.close()
 

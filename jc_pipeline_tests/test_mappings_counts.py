@@ -23,7 +23,7 @@ def write_mapping(data_dir: Path, agency: str, text: str) -> None:
 
 @pytest.fixture
 def w(tmp_path):
-    warehouse = Warehouse(tmp_path, database=":memory:")
+    warehouse = Warehouse(tmp_path)
     yield warehouse
     warehouse.close()
 

@@ -26,7 +26,7 @@ def problems(text: str) -> list[str]:
 
 @pytest.fixture
 def w(tmp_path):
-    warehouse = Warehouse(tmp_path, database=":memory:")
+    warehouse = Warehouse(tmp_path)
     yield warehouse
     warehouse.close()
 

@@ -42,7 +42,7 @@ def layout(tmp_path, monkeypatch):
 
 
 def test_only_the_exports_a_changed_mapping_claims_are_read_again(tmp_path):
-    w = Warehouse(tmp_path, database=":memory:")
+    w = Warehouse(tmp_path)
     write_mapping(w.data_dir, "le", CAD)
     deliver_csv(w.data_dir, "le", "LAW_ENFORCEMENT", "cad_calls_2024.csv", EXPORT)
     deliver_csv(w.data_dir, "le", "LAW_ENFORCEMENT", "arrests.csv", [["year", "month", "value"], [2024, 1, 7]])
@@ -95,7 +95,7 @@ def test_a_changed_mapping_re_reads_the_export_and_its_datapoints_win(layout):
 def test_a_mapping_is_read_once_per_run_whatever_the_batches(tmp_path, monkeypatch):
     """Files are routed ahead of the batch that reads them: every batch shares the run's loaded mappings, so a
     mapping read once decides both, and each batch still adds only its own exports' datapoints."""
-    w = Warehouse(tmp_path, database=":memory:")
+    w = Warehouse(tmp_path)
     write_mapping(w.data_dir, "le", CAD)
     for year in (2023, 2024):
         deliver_csv(w.data_dir, "le", "LAW_ENFORCEMENT", f"cad_calls_{year}.csv",

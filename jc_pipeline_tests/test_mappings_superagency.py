@@ -55,7 +55,7 @@ EXPORT = [
 
 @pytest.fixture
 def w(tmp_path):
-    warehouse = Warehouse(tmp_path, agencies=ROSTER, settings=[], database=":memory:")
+    warehouse = Warehouse(tmp_path, agencies=ROSTER, settings=[])
     yield warehouse
     warehouse.close()
 

@@ -30,6 +30,13 @@ ALLOWED_INTERPOLATIONS = {
     ("lib/ingest/store.py", "_insert", "table"): "callers pass literals or STAGED_TABLE (checked below)",
     ("lib/ingest/store.py", "_insert", "', '.join(frame.columns)"):
         "frames are selected with the _*_COLUMNS constants of store.py before insertion",
+    ("lib/ingest/store.py", "_point_view", "STAGED_TABLE"): "a code constant of store.py",
+    ("lib/ingest/store.py", "_point_view", "source"):
+        "read_parquet over the store's own staged folder and names made by store._write (digits, dashes, hex), "
+        "each an SQL string literal (quotes doubled: the folder is the data directory's); or a typed empty SELECT "
+        "of STAGED_SCHEMA's constant names",
+    ("lib/ingest/store.py", "_point_view", "_string_literal(_STAGED_COMMENT)"): "a code constant, quoted",
+    ("lib/ingest/store.py", "_move_staged_table", "STAGED_TABLE"): "a code constant of store.py",
     ("lib/pending.py", "ensure_schema", "table"): "names of _FILE_MONTH_TABLES, code constants of pending.py",
     ("lib/reference.py", "write_reference_tables", "table"): "keys of a dict literal in the same function",
     ("lib/reference.py", "write_reference_tables", "columns"):

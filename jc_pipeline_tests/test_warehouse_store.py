@@ -52,13 +52,17 @@ def test_publish_leaves_the_store_s_other_tables_out_and_the_store_as_it_was(tmp
     store = Store(tmp_path / "pipeline" / "store.duckdb")
     _fill(store, 10.0)
     with store.connect() as con:
-        con.execute("CREATE TABLE ingest_datapoints AS SELECT 1 AS staged")  # internal, like the real one
+        con.execute("CREATE TABLE ingest_staged_files AS SELECT 1 AS staged")  # internal, like the real one
         con.execute('CREATE TABLE "odd ""name""" AS SELECT 2 AS staged')
+        # A view of the store's own (the staged datapoints' reads files beside the store): not the analysts'.
+        con.execute("CREATE VIEW ingest_datapoints AS SELECT staged FROM ingest_staged_files")
     target = tmp_path / "warehouse.duckdb"
     _publish(store, target)
     with duckdb.connect(str(target), read_only=True) as con:
         published = {name for (name,) in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
-    assert set(PUBLISHED_TABLES) <= published and not {"ingest_datapoints", 'odd "name"'} & published
+        views = {name for (name,) in con.execute("SELECT view_name FROM duckdb_views() WHERE NOT internal").fetchall()}
+    assert set(PUBLISHED_TABLES) <= published and not {"ingest_staged_files", 'odd "name"'} & published
+    assert "ingest_datapoints" not in views
     with store.connect() as con:
         assert con.execute("SELECT staged FROM ingest_datapoints").fetchall() == [(1,)]
         assert con.execute('SELECT staged FROM "odd ""name"""').fetchall() == [(2,)]

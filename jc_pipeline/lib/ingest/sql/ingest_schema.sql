@@ -1,23 +1,18 @@
 -- Internal tables of the ingest stage (the contract tables are in jc_pipeline/lib/sql/warehouse_schema.sql).
 
-CREATE TABLE IF NOT EXISTS ingest_datapoints (
-    sheet        VARCHAR NOT NULL,
-    sheet_order  INTEGER NOT NULL,
-    row_number   BIGINT NOT NULL,
-    upload_seq   BIGINT NOT NULL,
-    agency_id    VARCHAR NOT NULL,
-    sector       VARCHAR NOT NULL,
-    metric_key   VARCHAR NOT NULL,
-    frequency    VARCHAR NOT NULL,
-    period_start DATE NOT NULL,
-    period_end   DATE NOT NULL,
-    dimension    VARCHAR,
-    category     VARCHAR,
-    value        DOUBLE NOT NULL
+-- The staged datapoints are Parquet files beside the store, one per batch (store.py, docs/decisions.md "Staged
+-- datapoints in Parquet files beside the store"), read through the view ingest_datapoints (created by store.py over
+-- the files listed here). Columns: sheet, sheet_order (position of the sheet in its file, alphabetical: orders rows
+-- within one upload), row_number, upload_seq (source_files.upload_seq of the file version that delivered the row:
+-- its file_id is there), agency_id, sector, metric_key, frequency, period_start, period_end, dimension, category,
+-- value.
+CREATE TABLE IF NOT EXISTS ingest_staged_files (
+    file_name        VARCHAR PRIMARY KEY,
+    rows             BIGINT NOT NULL,
+    first_upload_seq BIGINT NOT NULL,
+    last_upload_seq  BIGINT NOT NULL
 );
-COMMENT ON TABLE ingest_datapoints IS 'Every loaded row of every ingested file version, kept after newer uploads supersede it; agency_metrics is resolved from it (latest upload_seq wins).';
-COMMENT ON COLUMN ingest_datapoints.sheet_order IS 'Position of the sheet in the file (alphabetical), to order rows within one upload.';
-COMMENT ON COLUMN ingest_datapoints.upload_seq IS 'source_files.upload_seq of the file version that delivered the row (its file_id is there).';
+COMMENT ON TABLE ingest_staged_files IS 'The Parquet files of staged datapoints, in the store''s staged folder, that hold committed batches; the view ingest_datapoints reads exactly these. Not published.';
 
 -- A row's file and its agency's state are the same for millions of rows: kept once, in source_files and here, not on
 -- every staged row (docs/decisions.md, "Staged rows keep neither their file's id nor their agency's state").

@@ -15,7 +15,7 @@ from jc_pipeline.lib.warehouse import missing_tables, transaction
 
 _INDEXED_SQL = "SELECT upload_seq FROM staged_months_indexed"
 _LATEST_UPLOAD_SQL = "SELECT coalesce(max(upload_seq), 0) FROM source_files"
-# upload_seq grows with every write, so the staged rows of new uploads sit in the newest row groups and the range
+# upload_seq grows with every write, so the staged rows of new uploads sit in the newest staged files and the range
 # filter skips all the others by their min/max statistics: the cost follows the new rows, not the history. (The
 # marks matter only to a store from before pending_file_months, whose first call indexes everything.) A file-month
 # listed already is skipped: the table has no key (pending_months.sql).

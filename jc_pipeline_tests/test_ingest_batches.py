@@ -191,19 +191,23 @@ def _one_row_batch(data_dir):
     return batch
 
 
-def test_a_large_batch_is_staged_whole_and_in_order(tmp_path):
-    """A batch's staged datapoints are one Parquet file of several row groups: none may be lost or reordered.
-    300,000 rows."""
+def test_a_large_batch_is_staged_whole_in_the_order_of_its_periods(tmp_path):
+    """A batch's staged datapoints are one Parquet file of several row groups, in the order of their periods, the
+    rows of one period in the batch's order: none may be lost or reordered. 300,000 rows of three months, sent
+    newest first."""
     batch = _one_row_batch(tmp_path)
     rows = 300_000
+    month = pl.int_range(0, rows, dtype=pl.Int64) % 3  # 0: March, 1: February, 2: January
     many = batch.datapoints.select(pl.all().gather([0] * rows)).with_columns(
-        row_number=pl.int_range(2, rows + 2, dtype=pl.Int64), value=pl.int_range(rows, 0, -1).cast(pl.Float64))
+        row_number=pl.int_range(2, rows + 2, dtype=pl.Int64), value=pl.int_range(rows, 0, -1).cast(pl.Float64),
+        period_start=pl.date(2026, 3 - month, 1), period_end=pl.date(2026, 4 - month, 1))
     with duckdb.connect(str(tmp_path / "store.duckdb")) as con:
         ingest.ensure_schema(con)
         ingest.write_batch(con, dataclasses.replace(batch, datapoints=many))
-        stored = con.sql("SELECT row_number, value FROM ingest_datapoints").pl()
+        stored = con.sql("SELECT period_start, row_number, value FROM ingest_datapoints").pl()
         assert con.execute("SELECT count(*), sum(rows) FROM ingest_staged_files").fetchall() == [(1, rows)]
-    assert stored.equals(many.select("row_number", "value"))
+    assert stored.equals(many.select("period_start", "row_number", "value").sort("period_start", maintain_order=True))
+    assert stored["period_start"].is_sorted() and stored["row_number"][:3].to_list() == [4, 7, 10]  # January
     assert [p.name.endswith(".parquet") for p in (tmp_path / "store_staged").iterdir()] == [True]
 
 

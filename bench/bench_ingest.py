@@ -124,7 +124,9 @@ def measure(data_dir: Path, read_floor: Callable[[], tuple[float, float]], round
     best = [(float("inf"), float("inf"))] * 3
     for _ in range(rounds):
         parse_seconds = _seconds(parse)
-        with duckdb.connect() as con:
+        # A store on disk: the staged datapoints are Parquet files beside it.
+        with tempfile.TemporaryDirectory(prefix="bench_ingest_") as scratch, \
+                duckdb.connect(str(Path(scratch) / "store.duckdb")) as con:
             ingest.ensure_schema(con)
             write_seconds = _seconds(lambda con=con: ingest.write_batch(con, parse()))
         best = [_fastest(b, t) for b, t in zip(best, (read_floor(), parse_seconds, write_seconds), strict=True)]

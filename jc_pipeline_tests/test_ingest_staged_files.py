@@ -58,6 +58,18 @@ def test_the_view_follows_the_store_when_its_folder_moves(tmp_path):
         assert _staged(con) == [(1, 2, 1.0)]
 
 
+def test_a_store_whose_staged_files_are_missing_says_which_folder_to_restore(tmp_path):
+    """A store restored from a backup without its staged folder: every step that reads staged rows stops with a
+    message naming the folder and the fix, not with DuckDB's error about one file."""
+    w = Warehouse(tmp_path)
+    stage_rows(w.con, _rows(1, [1.0]))
+    folder = store.staged_folder(w.con)
+    shutil.rmtree(folder)
+    with pytest.raises(FileNotFoundError, match=rf"1 of the 1 staged files .* missing from {folder} .*restore"):
+        ingest.ensure_schema(w.con)
+    w.close()
+
+
 def test_small_files_are_merged_into_one_with_every_row(tmp_path, monkeypatch):
     """Each nightly batch stages one small file; once there are SMALL_FILES_MERGED of them, the batch that makes
     them so many merges them into one (the view reads each file it lists). The merged files are removed at the

@@ -49,6 +49,10 @@ STAGED_SCHEMA = pl.Schema({
     "period_start": pl.Date, "period_end": pl.Date, "dimension": pl.String, "category": pl.String,
     "value": pl.Float64,
 })
+_DUCKDB_TYPES = {pl.String: "VARCHAR", pl.Int32: "INTEGER", pl.Int64: "BIGINT", pl.Date: "DATE", pl.Float64: "DOUBLE"}
+_STAGED_COMMENT = ("Every loaded row of every ingested file version, kept after newer uploads supersede it; "
+                   "agency_metrics is resolved from it (latest upload_seq wins). Reads the Parquet files "
+                   "ingest_staged_files lists. Not published.")
 #: Columns a staged row must have (the breakdown's dimension and category are NULL on a total).
 _STAGED_REQUIRED = tuple(c for c in STAGED_SCHEMA if c not in ("dimension", "category"))
 #: A staged file of fewer rows is small; once :data:`SMALL_FILES_MERGED` of them are listed, a batch merges them into
@@ -186,9 +190,15 @@ def _list(con: duckdb.DuckDBPyConnection, files: list[tuple[str, int, int, int]]
 def _point_view(con: duckdb.DuckDBPyConnection) -> None:
     """(Re)create the view ``ingest_datapoints`` over the files ``ingest_staged_files`` lists, by their absolute
     paths (the store's folder may have moved since they were listed); with none, an empty view of the same
-    columns."""
+    columns. Raises FileNotFoundError, naming the folder and the fix, when a listed file is missing."""
     names = [name for (name,) in con.execute("SELECT file_name FROM ingest_staged_files ORDER BY file_name").fetchall()]
     folder = staged_folder(con) if names else None
+    missing = [name for name in names if not (folder / name).is_file()]
+    if missing:
+        raise FileNotFoundError(
+            f"{len(missing)} of the {len(names)} staged files the store lists are missing from {folder} (first: "
+            f"{missing[0]}): restore that folder from the same backup as the store beside it, or delete both and run "
+            "again, which ingests every inbox file anew")
     # A view takes no parameters: the paths are SQL string literals, quotes doubled. Each is the store's own folder
     # and a name made by _write (digits, a dash, hex), never input.
     files = ", ".join(_string_literal(str(folder / name)) for name in names)
@@ -199,11 +209,6 @@ def _point_view(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(f"CREATE OR REPLACE VIEW {STAGED_TABLE} AS SELECT * FROM {source}")
     con.execute(f"COMMENT ON VIEW {STAGED_TABLE} IS {_string_literal(_STAGED_COMMENT)}")
 
-
-_DUCKDB_TYPES = {pl.String: "VARCHAR", pl.Int32: "INTEGER", pl.Int64: "BIGINT", pl.Date: "DATE", pl.Float64: "DOUBLE"}
-_STAGED_COMMENT = ("Every loaded row of every ingested file version, kept after newer uploads supersede it; "
-                   "agency_metrics is resolved from it (latest upload_seq wins). Reads the Parquet files "
-                   "ingest_staged_files lists. Not published.")
 
 
 def _string_literal(text: str) -> str:

@@ -62,20 +62,36 @@ class DataLayout:
         return resolved
 
 
-def replace_file(path: Path, content: str | bytes | memoryview) -> None:
+def replace_file(path: Path, content: str | bytes | memoryview, *, durable: bool = False) -> None:
     """Write ``content`` (text as UTF-8) beside ``path`` and rename it over ``path``: a reader (a browser, a web
-    server, the next run) sees the old file or the new one, never half of one, also when the run is killed."""
+    server, the next run) sees the old file or the new one, never half of one, also when the run is killed.
+    ``durable``: the file is flushed to disk before the rename and its folder after it, so that a record made
+    next (a commit naming the file) never outlives the file in a power cut."""
     # Plain os calls on str paths: the feedback writes two files per agency on every run (6,000 at 3,000 agencies).
     target = os.fspath(path)
     partial = f"{target}.partial"
     try:
         with open(partial, "wb") as handle:
             handle.write(content.encode("utf-8") if isinstance(content, str) else content)
+            if durable:
+                handle.flush()
+                os.fsync(handle.fileno())
         os.replace(partial, target)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(partial)
         raise
+    if durable:
+        fsync(Path(target).parent)
+
+
+def fsync(path: Path) -> None:
+    """Flush a file or directory to disk, so that a crash after a rename never leaves an empty file."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 class FileWriter:

@@ -20,7 +20,7 @@ from pathlib import Path
 import duckdb
 from filelock import FileLock
 
-from jc_pipeline.lib.paths import DataLayout
+from jc_pipeline.lib.paths import DataLayout, fsync
 
 #: Contract tables copied into the published warehouse before the state tables (the rest of the store is
 #: internal: staged uploads, bookkeeping).
@@ -201,11 +201,3 @@ def quoted(name: str) -> str:
     """``name`` as a DuckDB identifier (double quotes, inner quotes doubled)."""
     return '"' + name.replace('"', '""') + '"'
 
-
-def fsync(path: Path) -> None:
-    """Flush a file or directory to disk, so that a crash after a rename never leaves an empty file."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

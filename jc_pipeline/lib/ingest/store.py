@@ -20,6 +20,7 @@ Decisions:
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import re
 import uuid
@@ -37,8 +38,9 @@ import pyarrow as pa
 from jc_pipeline.lib.ingest.batch import UNREADABLE, IngestBatch
 from jc_pipeline.lib.ingest.lookups import agency_states
 from jc_pipeline.lib.ingest.normalize import attach
+from jc_pipeline.lib.paths import replace_file
 from jc_pipeline.lib.roster import Roster
-from jc_pipeline.lib.warehouse import ensure_contract_schema, fsync, transaction
+from jc_pipeline.lib.warehouse import ensure_contract_schema, transaction
 
 #: The view of every staged datapoint (the Parquet files ``ingest_staged_files`` lists).
 STAGED_TABLE = "ingest_datapoints"
@@ -168,17 +170,10 @@ def _write(folder: Path, rows: pl.LazyFrame) -> tuple[str, int, int, int]:
     frame = rows.select(STAGED_SCHEMA.names()).cast(STAGED_SCHEMA).sort("period_start", maintain_order=True).collect()
     first, last = frame["upload_seq"].min(), frame["upload_seq"].max()
     name = f"{first}-{last}-{uuid.uuid4().hex[:8]}.parquet"
+    encoded = io.BytesIO()
+    frame.write_parquet(encoded, compression="snappy", statistics=True)
     folder.mkdir(exist_ok=True)
-    target = folder / name
-    partial = folder / f"{name}.partial"
-    try:
-        frame.write_parquet(partial, compression="snappy", statistics=True)
-        fsync(partial)
-        os.replace(partial, target)
-    except BaseException:
-        partial.unlink(missing_ok=True)
-        raise
-    fsync(folder)
+    replace_file(folder / name, encoded.getbuffer(), durable=True)
     return name, frame.height, first, last
 
 

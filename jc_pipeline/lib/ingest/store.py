@@ -147,16 +147,18 @@ def stage_datapoints(con: duckdb.DuckDBPyConnection, staged: pl.DataFrame) -> No
     for column in _STAGED_REQUIRED:
         if staged[column].null_count():
             raise duckdb.ConstraintException(f"NOT NULL constraint failed: {STAGED_TABLE}.{column}")
-    if staged.height:
-        _list(con, [_write(staged_folder(con), staged.lazy())])
+    if not staged.height:
+        return
+    folder = staged_folder(con)
+    _list(con, _write(folder, staged.lazy()))
     small = [name for (name,) in con.execute(
         "SELECT file_name FROM ingest_staged_files WHERE rows < $small ORDER BY file_name",
         {"small": SMALL_FILE_ROWS}).fetchall()]
     if len(small) >= SMALL_FILES_MERGED:
-        folder = staged_folder(con)
         merged = _write(folder, pl.scan_parquet([folder / name for name in small], schema=STAGED_SCHEMA))
         con.execute("DELETE FROM ingest_staged_files WHERE list_contains($names, file_name)", {"names": small})
-        _list(con, [merged])
+        _list(con, merged)
+    _point_view(con)
 
 
 def _write(folder: Path, rows: pl.LazyFrame) -> tuple[str, int, int, int]:
@@ -177,9 +179,9 @@ def _write(folder: Path, rows: pl.LazyFrame) -> tuple[str, int, int, int]:
     return name, frame.height, first, last
 
 
-def _list(con: duckdb.DuckDBPyConnection, files: list[tuple[str, int, int, int]]) -> None:
-    con.executemany("INSERT INTO ingest_staged_files VALUES (?, ?, ?, ?)", files)
-    _point_view(con)
+def _list(con: duckdb.DuckDBPyConnection, written: tuple[str, int, int, int]) -> None:
+    """List a file :func:`_write` wrote (the view reads it once re-pointed: :func:`_point_view`)."""
+    con.execute("INSERT INTO ingest_staged_files VALUES (?, ?, ?, ?)", written)
 
 
 def _point_view(con: duckdb.DuckDBPyConnection) -> None:
@@ -205,7 +207,6 @@ def _point_view(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(f"COMMENT ON VIEW {STAGED_TABLE} IS {_string_literal(_STAGED_COMMENT)}")
 
 
-
 def _string_literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
@@ -224,12 +225,13 @@ def _remove_unlisted(con: duckdb.DuckDBPyConnection) -> None:
 
 def _move_staged_table(con: duckdb.DuckDBPyConnection) -> None:
     """A store from before 2026-12-06 keeps its staged rows in a table: they become one staged file, and the
-    table goes (one transaction; killed before it ends, the table stays and the file is removed next time)."""
+    table goes (one transaction; killed before it ends, the table stays and the file is removed next time). The
+    caller, :func:`ensure_schema`, then points the view at the files."""
     rows = con.sql(f"SELECT * FROM {STAGED_TABLE}").pl()
     with transaction(con):
         con.execute(f"DROP TABLE {STAGED_TABLE}")
         if rows.height:
-            _list(con, [_write(staged_folder(con), rows.lazy())])
+            _list(con, _write(staged_folder(con), rows.lazy()))
 
 
 def record_agency_states(con: duckdb.DuckDBPyConnection, roster: Roster) -> int:

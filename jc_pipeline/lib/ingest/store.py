@@ -45,6 +45,8 @@ from jc_pipeline.lib.warehouse import ensure_contract_schema, transaction
 #: The view of every staged datapoint (the Parquet files ``ingest_staged_files`` lists).
 STAGED_TABLE = "ingest_datapoints"
 #: The staged rows' columns and types, as written to every Parquet file (the view reads them as DuckDB types).
+#: Spelled out rather than taken from normalize's DATAPOINT_SCHEMA: it is the format of files already on disk, which
+#: a change to the batches' frames must not alter unnoticed.
 STAGED_SCHEMA = pl.Schema({
     "sheet": pl.String, "sheet_order": pl.Int32, "row_number": pl.Int64, "upload_seq": pl.Int64,
     "agency_id": pl.String, "sector": pl.String, "metric_key": pl.String, "frequency": pl.String,

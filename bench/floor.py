@@ -5,10 +5,10 @@ more on thousands of small files), every column materialized as Arrow, by DuckDB
 ``scan_csv``; the faster engine counts. Every sheet of every workbook is read once by calamine (fastexcel), its
 cells as text into an Arrow batch, as the ingest must read them (see docs/decisions.md, "The workbook floor").
 
-:func:`measure_floor` times the whole inbox, and :func:`fastest` keeps the best of several such measurements (the
-benchmark reads the floor before and after its runs); ``bench.bench_ingest`` times the same reads
-(:func:`header_groups`, :func:`read_csv_duckdb`, :func:`read_csv_polars`, :func:`read_workbooks`) round by round
-beside the ingest.
+:func:`measure_floor` times a list of files (the whole inbox, or the nightly increment's files), and :func:`fastest`
+keeps the best of several such measurements (the benchmark reads the inbox's floor before and after its runs, and
+each round reads its increment's); ``bench.bench_ingest`` times the same reads (:func:`header_groups`,
+:func:`read_csv_duckdb`, :func:`read_csv_polars`, :func:`read_workbooks`) round by round beside the ingest.
 """
 
 from __future__ import annotations
@@ -43,9 +43,8 @@ class Floor:
         return self.csv + self.workbooks_calamine
 
 
-def measure_floor(inbox: Path, repeats: int = 2) -> Floor:
-    """The best of ``repeats`` reads of every CSV (both engines) and every workbook sheet under ``inbox``."""
-    files = sorted(p for p in inbox.rglob("*") if p.is_file())
+def measure_floor(files: list[Path], repeats: int = 2) -> Floor:
+    """The best of ``repeats`` reads of every CSV (both engines) and every workbook sheet of ``files``."""
     groups = header_groups([p for p in files if p.suffix.lower() == ".csv"])
     books = [p for p in files if p.suffix.lower() in (".xlsx", ".xls")]
     return Floor(

@@ -61,6 +61,17 @@ def test_nothing_new_and_the_nightly_increment(results):
     # one file per uploader and sector for the new month, and five late corrections of old months
     assert increment["files"] > scale.LATE_CORRECTIONS
     assert increment["months"] > 1 and increment["runs"] >= 3
+    # The increment's own floor reads exactly its files (single-page CSVs), and the runs beyond the fixed cost are
+    # set against their own files' floors.
+    night = measured["increment floor"]
+    assert (night["csv files"], night["workbooks"]) == (increment["files"], 0)
+    assert night["total"] == min(night["csv duckdb"], night["csv polars"]) + night["workbooks calamine"]
+    assert 0 < night["total"] < measured["floor"]["total"]
+    fixed = measured["nothing new"]["process"]
+    assert measured["beyond the fixed cost / own floor"] == {
+        "full build": (measured["full build"]["process"] - fixed) / measured["floor"]["total"],
+        "nightly increment": (increment["process"] - fixed) / night["total"]}
+    assert f"the nightly increment's files ({increment['files']} CSV, 0 workbooks): floor " in bench.report(measured)
 
 
 def test_targets_are_computed_and_reported(results, capsys):

@@ -202,6 +202,34 @@ def test_instant_calendar_year_is_the_average_of_the_months(small_state):
     assert total_row(small_state, JAIL_POP, JAN_2023, derived=True, columns="aggregation_rule") == ("SUM_OF_12_MONTH_MEANS",)
 
 
+def test_money_reported_monthly_makes_a_year_of_its_sum_whatever_its_measurement_type(fresh_state):
+    """Funding is INSTANT upstream in prosecution (DELTA in law enforcement), yet money is an annual sum in every
+    sector (spec §9.3): a monthly reporter's year is the sum of its 12 months, not their average."""
+    funding = "PROSECUTION_FUNDING"
+    fresh_state.execute(
+        "INSERT INTO metric_definitions VALUES (?, 'PROSECUTION', 'PROSECUTION', 'Funding', 'USD', 'USD', 'INSTANT',"
+        " 'ANNUAL', 'CAPACITY_AND_COST', 'sheet', NULL, NULL, NULL)", [funding])
+    fresh_state.execute("INSERT INTO agency_metric_settings VALUES ('PR1', ?, TRUE, 'MONTHLY', 1, FALSE, FALSE),"
+                        " ('PR2', ?, TRUE, 'ANNUAL', 1, FALSE, FALSE)", [funding, funding])
+    months = [date(2023, m, 1) for m in range(1, 13)]
+    rows = [("PR1", "MONTHLY", start, date(2023 + m // 12, m % 12 + 1, 1), 100_000.0)
+            for m, start in enumerate(months, 1)]
+    rows.append(("PR2", "ANNUAL", JAN_2023, date(2024, 1, 1), 1_200_000.0))
+    fresh_state.executemany(
+        "INSERT INTO agency_metrics VALUES ('US_XX', ?, 'PROSECUTION', ?, ?, ?, ?, NULL, NULL, ?, FALSE, NULL, NULL,"
+        " NULL)", [(agency, funding, frequency, start, end, value) for agency, frequency, start, end, value in rows])
+    state.build_state_metrics(fresh_state, months)
+    # PR1: 12 x 100,000 = 1,200,000 (the average would be 100,000); PR2 reports the calendar year itself.
+    derived = total_row(fresh_state, funding, JAN_2023, derived=True, columns="value, agencies_reporting, aggregation_rule")
+    assert derived == (1_200_000.0, 1, "SUM_OF_12_MONTHS")
+    combined = fresh_state.execute(
+        "SELECT value, agencies_reporting FROM state_calendar_years WHERE metric_key = ? AND period_start = ?"
+        " AND dimension IS NULL", [funding, JAN_2023]).fetchall()
+    assert combined == [(2_400_000.0, 2)]
+    # A level reported monthly still averages its months (JL1 330 + JL2 100, above).
+    assert total_row(fresh_state, JAIL_POP, JAN_2023, derived=True)[0] == 430.0
+
+
 def test_derived_year_without_any_complete_agency_is_null(small_state):
     # Prosecution open cases: only January and February reported -> no agency has 12 months.
     value, reporting, expected, *_ = total_row(small_state, OPEN_CASES, JAN_2023, derived=True)

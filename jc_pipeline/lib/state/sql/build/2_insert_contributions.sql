@@ -16,7 +16,8 @@ WHERE NOT is_excluded AND list_contains($months, period_start)
   AND ($agencies::VARCHAR[] IS NULL OR list_contains($agencies::VARCHAR[], agency_id))
 UNION ALL
 -- Calendar years of monthly reporters, for the years of the requested months ($year_starts), per agency, only
--- with all 12 months counted (an excluded or absent month means no derived value). DELTA: sum of the months. INSTANT: average of the months.
+-- with all 12 months counted (an excluded or absent month means no derived value): the average of the months for
+-- INSTANT metrics other than money, else their sum (state_year_averages_months).
 -- Sums go through DECIMAL so that the result does not depend on the order of parallel aggregation.
 -- The year's datapoints are aggregated first and only the aggregates joined: an agency's months are counted
 -- when not excluded and when the agency is expected for derived years (the same cadence as their coverage),
@@ -29,7 +30,7 @@ SELECT
     y.period_start,
     make_date(year(y.period_start) + 1, 1, 1) AS period_end,
     y.dimension, y.category, y.agency_id, e.population,
-    CASE WHEN e.measurement_type = 'INSTANT' THEN y.mean ELSE y.total::DOUBLE END AS value,
+    CASE WHEN e.averages_months THEN y.mean ELSE y.total::DOUBLE END AS value,
     y.months_combined
 FROM (
     SELECT

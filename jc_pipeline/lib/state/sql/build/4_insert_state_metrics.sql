@@ -158,7 +158,7 @@ SELECT
     k.is_derived_annual,
     k.measurement_type,
     CASE
-        WHEN k.is_derived_annual AND k.measurement_type = 'INSTANT' THEN 'SUM_OF_12_MONTH_MEANS'
+        WHEN k.is_derived_annual AND state_year_averages_months(k.measurement_type, d.unit) THEN 'SUM_OF_12_MONTH_MEANS'
         WHEN k.is_derived_annual THEN 'SUM_OF_12_MONTHS'
         WHEN k.measurement_type = 'INSTANT' THEN 'SUM_OF_SNAPSHOTS'
         ELSE 'SUM'
@@ -174,6 +174,7 @@ SELECT
          THEN coalesce(coalesce(dc.breakdown_covered_value, 0) / nullif(total.value, 0) >= $threshold, FALSE)
     END AS is_breakdown_published
 FROM row_keys AS k
+JOIN metric_definitions AS d ON d.metric_key = k.metric_key
 LEFT JOIN row_values AS v
   ON v.state_code = k.state_code AND v.metric_key = k.metric_key AND v.is_derived_annual = k.is_derived_annual
  AND v.period_start = k.period_start AND v.period_end = k.period_end

@@ -54,7 +54,7 @@ SELECT
 FROM with_totals AS t
 LEFT JOIN expected AS e ON e.state_code = t.state_code AND e.metric_key = t.metric_key;
 
-COMMENT ON VIEW state_calendar_years IS 'Calendar-year state values adding ANNUAL (January-start) reporters and MONTHLY reporters with all 12 months (DELTA: sum of the months; INSTANT: average of the months). Disjoint agency sets, no double counting. Fiscal-year reporters are excluded (see state_metrics rows with period_kind FISCAL_YEAR). agencies_expected comes from the current settings.';
+COMMENT ON VIEW state_calendar_years IS 'Calendar-year state values adding ANNUAL (January-start) reporters and MONTHLY reporters with all 12 months (sum of the months for DELTA metrics and money, average for other INSTANT metrics). Disjoint agency sets, no double counting. Fiscal-year reporters are excluded (see state_metrics rows with period_kind FISCAL_YEAR). agencies_expected comes from the current settings.';
 COMMENT ON COLUMN state_calendar_years.state_code IS 'State.';
 COMMENT ON COLUMN state_calendar_years.sector IS 'System code of the metric.';
 COMMENT ON COLUMN state_calendar_years.metric_key IS 'Metric.';
@@ -64,7 +64,7 @@ COMMENT ON COLUMN state_calendar_years.period_end IS 'January 1 of the next year
 COMMENT ON COLUMN state_calendar_years.period_label IS 'CY<year>.';
 COMMENT ON COLUMN state_calendar_years.dimension IS 'Breakdown dimension; NULL on the total.';
 COMMENT ON COLUMN state_calendar_years.category IS 'Breakdown member NAME; NULL on the total.';
-COMMENT ON COLUMN state_calendar_years.value IS 'Annual reporters'' values plus monthly reporters'' 12-month sums (DELTA) or 12-month averages (INSTANT); NULL when nobody is counted.';
+COMMENT ON COLUMN state_calendar_years.value IS 'Annual reporters'' values plus monthly reporters'' 12-month sums (DELTA, money) or 12-month averages (other INSTANT); NULL when nobody is counted.';
 COMMENT ON COLUMN state_calendar_years.agencies_reporting IS 'agencies_reporting_annual + agencies_reporting_monthly.';
 COMMENT ON COLUMN state_calendar_years.agencies_reporting_annual IS 'Agencies that reported the calendar year itself.';
 COMMENT ON COLUMN state_calendar_years.agencies_reporting_monthly IS 'Monthly reporters with all 12 months counted.';

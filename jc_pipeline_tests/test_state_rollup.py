@@ -230,6 +230,26 @@ def test_money_reported_monthly_makes_a_year_of_its_sum_whatever_its_measurement
     assert total_row(fresh_state, JAIL_POP, JAN_2023, derived=True)[0] == 430.0
 
 
+def test_calendar_year_breakdown_share_counts_every_agency_that_reported_the_dimension(fresh_state):
+    """state_calendar_years adds the annual reporters' and the monthly reporters' rows: a breakdown's share counts
+    the agencies of both kinds that reported the dimension, also in categories only the other kind reported."""
+    rows = [("LE1", "MONTHLY", date(2023, m, 1), date(2023 + m // 12, m % 12 + 1, 1), "PROPERTY", 60.0)
+            for m in range(2, 13)]
+    rows.append(("LE3", "ANNUAL", JAN_2023, date(2024, 1, 1), "PERSON", 200.0))
+    fresh_state.executemany(
+        "INSERT INTO agency_metrics VALUES ('US_XX', ?, 'LAW_ENFORCEMENT', ?, ?, ?, ?, ?, ?, ?, FALSE, NULL, NULL,"
+        " NULL)", [(agency, ARRESTS, frequency, start, end, OFFENSE, category, value)
+                   for agency, frequency, start, end, category, value in rows])
+    state.build_state_metrics(fresh_state, ALL_MONTHS)
+    # LE3 (annual, total 500) reported PERSON only; LE1 (monthly, 1278 over 2023) PROPERTY in all 12 months
+    # (61 + 11 x 60 = 721) and PERSON in January only. Both reported the offense dimension: 1778 of 1778.
+    shares = fresh_state.execute(
+        "SELECT category, value, breakdown_share_pct, is_breakdown_published FROM state_calendar_years"
+        " WHERE state_code = 'US_XX' AND metric_key = ? AND period_start = ? AND dimension = ? ORDER BY category",
+        [ARRESTS, JAN_2023, OFFENSE]).fetchall()
+    assert shares == [("PERSON", 200.0, 100.0, True), ("PROPERTY", 721.0, 100.0, True)]
+
+
 def test_derived_year_without_any_complete_agency_is_null(small_state):
     # Prosecution open cases: only January and February reported -> no agency has 12 months.
     value, reporting, expected, *_ = total_row(small_state, OPEN_CASES, JAN_2023, derived=True)

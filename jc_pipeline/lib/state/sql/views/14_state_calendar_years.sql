@@ -13,11 +13,24 @@ WITH combined AS (
         coalesce(sum(agencies_reporting) FILTER (WHERE is_derived_annual), 0)::INTEGER AS agencies_reporting_monthly,
         sum(population_covered)::BIGINT AS population_covered,
         bool_and(rate_per_100k IS NOT NULL OR agencies_reporting = 0) AS all_populations_known,
-        sum(breakdown_covered_value) AS breakdown_covered_value,
         max(breakdown_threshold_pct) AS breakdown_threshold_pct
     FROM state_metrics
     WHERE period_kind = 'CALENDAR_YEAR'
     GROUP BY state_code, sector, metric_key, measurement_type, period_start, period_end, period_label, dimension, category
+),
+-- Breakdown gate numerator per dimension, not per category: each kind's covered value (the totals of its agencies
+-- that reported the dimension in any category; the same on each of its categories' rows), added over the two
+-- kinds, so that agencies of one kind count for a category only the other kind reported.
+dimension_coverage AS (
+    SELECT state_code, metric_key, period_start, dimension, sum(covered) AS breakdown_covered_value
+    FROM (
+        SELECT state_code, metric_key, period_start, is_derived_annual, dimension,
+               max(breakdown_covered_value) AS covered
+        FROM state_metrics
+        WHERE period_kind = 'CALENDAR_YEAR' AND dimension IS NOT NULL
+        GROUP BY state_code, metric_key, period_start, is_derived_annual, dimension
+    )
+    GROUP BY state_code, metric_key, period_start, dimension
 ),
 -- Expected: monthly reporters and January-start annual reporters, whether or not a row of their kind exists.
 expected AS (
@@ -46,13 +59,16 @@ SELECT
     CASE WHEN t.all_populations_known AND t.population_covered > 0
          THEN t.value / t.population_covered * 100000 END AS rate_per_100k,
     t.agencies_reporting = coalesce(e.agencies_expected, 0) AS is_complete,
-    CASE WHEN t.dimension IS NOT NULL THEN 100.0 * t.breakdown_covered_value / nullif(t.state_total, 0) END
+    CASE WHEN t.dimension IS NOT NULL THEN 100.0 * dc.breakdown_covered_value / nullif(t.state_total, 0) END
         AS breakdown_share_pct,
     CASE WHEN t.dimension IS NOT NULL
-         THEN coalesce(100.0 * t.breakdown_covered_value / nullif(t.state_total, 0) >= t.breakdown_threshold_pct, FALSE)
+         THEN coalesce(100.0 * dc.breakdown_covered_value / nullif(t.state_total, 0) >= t.breakdown_threshold_pct, FALSE)
     END AS is_breakdown_published
 FROM with_totals AS t
-LEFT JOIN expected AS e ON e.state_code = t.state_code AND e.metric_key = t.metric_key;
+LEFT JOIN expected AS e ON e.state_code = t.state_code AND e.metric_key = t.metric_key
+LEFT JOIN dimension_coverage AS dc
+  ON dc.state_code = t.state_code AND dc.metric_key = t.metric_key AND dc.period_start = t.period_start
+ AND dc.dimension = t.dimension;
 
 COMMENT ON VIEW state_calendar_years IS 'Calendar-year state values adding ANNUAL (January-start) reporters and MONTHLY reporters with all 12 months (sum of the months for DELTA metrics and money, average for other INSTANT metrics). Disjoint agency sets, no double counting. Fiscal-year reporters are excluded (see state_metrics rows with period_kind FISCAL_YEAR). agencies_expected comes from the current settings.';
 COMMENT ON COLUMN state_calendar_years.state_code IS 'State.';

@@ -337,6 +337,29 @@ def test_supervision_without_double_counting(small_state):
     assert totals == [(1550.0, 2, 1, 1, ["PAROLE", "PROBATION"], 2, 700_000, True)]
 
 
+def test_supervision_reasons_name_the_structure_only_when_the_structure_is_wrong(fresh_state):
+    """SUPERVISION_REPORTED_* say that the key's structure is ruled out by the agency's setting; a key of the right
+    structure sent at another cadence is a FREQUENCY_MISMATCH like any other metric's."""
+    # SUP2 reports combined: a setting for a subsystem key it does not use (PAROLE, not disaggregated).
+    fresh_state.execute("INSERT INTO agency_metric_settings VALUES ('SUP2', ?, TRUE, 'MONTHLY', 1, FALSE, FALSE)",
+                        [PAROLE_POP])
+    rows = [("SUP1", PAROLE_POP, "ANNUAL", JAN_2023, date(2024, 1, 1), 410.0),  # right structure, wrong cadence
+            ("SUP2", SUP_POP, "ANNUAL", JAN_2023, date(2024, 1, 1), 260.0),  # right structure, wrong cadence
+            ("SUP2", PAROLE_POP, "MONTHLY", JAN_2023, date(2023, 2, 1), 90.0)]  # subsystem key, combined agency
+    fresh_state.executemany(
+        "INSERT INTO agency_metrics VALUES ('US_XX', ?, 'SUPERVISION', ?, ?, ?, ?, NULL, NULL, ?, FALSE, NULL, NULL,"
+        " NULL)", rows)
+    reasons = fresh_state.execute(
+        "SELECT agency_id, metric_key, frequency, uncounted_reason FROM state_metric_inputs"
+        " WHERE agency_id LIKE 'SUP%' AND NOT is_counted ORDER BY ALL").fetchall()
+    assert reasons == [
+        ("SUP1", PAROLE_POP, "ANNUAL", "FREQUENCY_MISMATCH"),
+        ("SUP1", SUP_POP, "MONTHLY", "SUPERVISION_REPORTED_BY_SUBSYSTEM"),  # the fixture's stray combined upload
+        ("SUP2", PAROLE_POP, "MONTHLY", "SUPERVISION_REPORTED_COMBINED"),
+        ("SUP2", SUP_POP, "ANNUAL", "FREQUENCY_MISMATCH"),
+    ]
+
+
 def test_caseload_is_a_ratio_of_sums_over_agencies_reporting_both(small_state):
     rows = small_state.execute(
         "SELECT period_start, agencies_reporting_both, open_cases, staff_with_caseload, caseload,"

@@ -91,8 +91,12 @@ SELECT
         WHEN d.metric_key IS NULL THEN 'UNKNOWN_METRIC'
         WHEN s.agency_id IS NULL THEN 'NO_METRIC_SETTING'
         WHEN NOT s.enabled THEN 'METRIC_DISABLED'
-        WHEN d.parent_sector = 'SUPERVISION' AND d.sector = 'SUPERVISION' THEN 'SUPERVISION_REPORTED_BY_SUBSYSTEM'
-        WHEN d.parent_sector = 'SUPERVISION' THEN 'SUPERVISION_REPORTED_COMBINED'
+        -- The supervision structure explains only a key the agency's setting rules out (state_expected_agencies);
+        -- a key of the right structure sent at another cadence falls through to the cadence reasons.
+        WHEN d.parent_sector = 'SUPERVISION' AND d.sector = 'SUPERVISION'
+             AND s.disaggregated_by_supervision_subsystems THEN 'SUPERVISION_REPORTED_BY_SUBSYSTEM'
+        WHEN d.parent_sector = 'SUPERVISION' AND d.sector <> 'SUPERVISION'
+             AND NOT s.disaggregated_by_supervision_subsystems THEN 'SUPERVISION_REPORTED_COMBINED'
         WHEN m.frequency <> s.frequency THEN 'FREQUENCY_MISMATCH'
         WHEN m.period_starting_month <> s.starting_month THEN 'YEAR_START_MISMATCH'
         ELSE 'NOT_EXPECTED'

@@ -73,6 +73,56 @@ def test_plain_csv_eligibility():
     assert plain_csv(b"\nyear,value\n2023,1\n") is None  # header not on line 1
     assert plain_csv(b"year,value\r2023,1\r") is None  # old Mac line ends
     assert plain_csv("year,value\n2023,caf\xe9\n".encode("cp1252")) is None  # not UTF-8
+    assert plain_csv(b",,\r\nyear,month,value\r\n2023,1,5\r\n") is None  # an empty first row (Excel's ",,")
+
+
+ODD_LAYOUTS = {
+    "an empty first row": ",,\r\nyear,month,value\r\n{rows}",
+    "a blank first line": "\nyear,month,value\n{rows}",
+    "blank lines and a row of empty cells first": "\n \n,,,,\nyear,month,value\n{rows}",
+    "old Mac line ends": "year,month,value\r{rows}",
+    "semicolons after an empty row": ";;\nyear;month;value\n{rows}",
+}
+
+
+@pytest.mark.parametrize("layout", ODD_LAYOUTS)
+def test_big_and_small_csv_readers_find_the_same_header_and_rows(layout, monkeypatch):
+    """CSVs over SMALL_CSV_BYTES are read by Polars, smaller ones by the csv module: both take the first row with
+    a non-blank cell as the header, keep every row below it, and number the rows alike."""
+    template = ODD_LAYOUTS[layout]
+    separator = ";" if "semicolons" in layout else ","
+    line_end = "\r" if "Mac" in layout else "\r\n" if "\r\n" in template else "\n"
+    rows = "".join(f"2023{separator}{m}{separator}{100 + m}{line_end}" for m in range(1, 13))
+    data = template.format(rows=rows).encode()
+    small = readers.read_file(Path("arrests.csv"), data, "arrests")[0]
+    monkeypatch.setattr(readers, "SMALL_CSV_BYTES", 10)  # the same bytes through the Polars reader
+    big = readers.read_file(Path("arrests.csv"), data, "arrests")[0]
+    for sheet in (small, big):
+        assert tuple(sheet.header[:3]) == ("year", "month", "value"), layout
+        assert sheet.header_row == data.decode().replace("\r\n", "\n").replace("\r", "\n").split("\n").index(
+            f"year{separator}month{separator}value") + 1
+        assert cells_below_header(sheet)[2] == [str(100 + m) for m in range(1, 13)]
+    assert big.header_row == small.header_row
+
+
+def test_every_row_of_a_csv_after_an_empty_row_loads(tmp_path, monkeypatch):
+    """A CSV saved from a sheet whose first row is empty starts with ",,": its rows load, numbered as the sheet
+    shows them, whether the file is small (grouped, or read alone) or big (Polars)."""
+    w = Warehouse(tmp_path)
+    body = "".join(f"2023,{m},{100 + m}\r\n" for m in range(1, 13))
+    for name in ("arrests.csv", "reported_crime.csv"):
+        deliver_csv(w.data_dir, "le", "LAW_ENFORCEMENT", name, []).write_bytes(
+            f",,\r\nyear,month,value\r\n{body}".encode())
+    monkeypatch.setattr(readers, "SMALL_CSV_BYTES", 300)  # reported_crime.csv padded past it: the Polars reader
+    path = w.data_dir / "inbox" / "le" / "LAW_ENFORCEMENT" / "reported_crime.csv"
+    path.write_bytes(path.read_bytes() + b"\r\n" * 200)
+    w.ingest()
+    assert_accounting(w)
+    files = w.table("source_files").select("path", "rows_total", "rows_loaded").sort("path").rows()
+    assert [(Path(p).name, total, loaded) for p, total, loaded in files] == [
+        ("arrests.csv", 12, 12), ("reported_crime.csv", 12, 12)]
+    lineage = w.table("staged").filter(pl.col("metric_key").str.ends_with("ARRESTS")).sort("row_number")
+    assert lineage["row_number"].to_list()[:2] == [3, 4]  # the header on row 2, January on row 3
 
 
 def test_semicolon_cp1252_and_big_csvs(tmp_path, monkeypatch):

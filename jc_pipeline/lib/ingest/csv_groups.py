@@ -48,7 +48,8 @@ def plain_csv(data: bytes) -> PlainCsv | None:
         return None
     header, _, body = data.partition(b"\n")
     header = header.removesuffix(b"\r")
-    if not header.strip() or header.count(b",") < max(header.count(b";"), header.count(b"\t")):
+    # A first line of empty cells (",,", as Excel writes a blank row) is not the header: read alone.
+    if not header.strip(b" \t,;") or header.count(b",") < max(header.count(b";"), header.count(b"\t")):
         return None
     if header.count(b",") >= MAX_PLAIN_COLUMNS:
         return None

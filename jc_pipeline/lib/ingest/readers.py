@@ -36,6 +36,7 @@ import csv
 import functools
 import io
 import itertools
+import re
 from pathlib import Path
 from typing import NamedTuple
 
@@ -60,6 +61,12 @@ WORKBOOK_EXTENSIONS = (".xlsx", ".xls")
 EXTENSIONS = (*WORKBOOK_EXTENSIONS, ".csv")
 
 _DELIMITERS = (",", ";", "\t")
+#: A line of a CSV's text: ``\r`` alone ends one too (Excel's "CSV (Macintosh)"), as in the ``csv`` module.
+_LINE = re.compile(r"[^\r\n]+")
+#: Where a big CSV's header is looked for (its leading blank rows included).
+_HEADER_SAMPLE_BYTES = 1024 * 1024
+#: A ``\r`` not followed by ``\n``: Polars ends records at ``\n`` only.
+_LONE_CR = re.compile(rb"\r(?!\n)")
 
 # A small CSV (<= SMALL_CSV_BYTES) may hold one cell of its whole size; cut later by MAX_CELL_BYTES.
 csv.field_size_limit(max(csv.field_size_limit(), SMALL_CSV_BYTES + 1))
@@ -329,10 +336,10 @@ def _read_csv(path: Path, data: bytes | None, size: int, name: str) -> RawSheet:
     if data is None or size > SMALL_CSV_BYTES:
         return _read_big_csv(path, data, name)  # Polars: no per-cell Python
     text = _decode(data)
-    first_line = text.lstrip("\r\n").split("\n", 1)[0]
-    _check_width(name, max(first_line.count(d) for d in _DELIMITERS) + 1)
+    header = _header_line(text)
+    _check_width(name, max(header.count(d) for d in _DELIMITERS) + 1)
     try:
-        rows = list(csv.reader(io.StringIO(text, newline=""), delimiter=_delimiter(text)))
+        rows = list(csv.reader(io.StringIO(text, newline=""), delimiter=_delimiter(header)))
     except csv.Error as exc:
         raise Unreadable(f"the CSV cannot be parsed ({exc}); export it again as CSV UTF-8") from exc
     # zip_longest transposes rows into columns, padding short rows with None (a missing trailing cell).
@@ -365,9 +372,14 @@ def _decode(data: bytes) -> str:
         return data.decode("cp1252", errors="replace")
 
 
-def _delimiter(text: str) -> str:
-    first_line = text.lstrip("\r\n").split("\n", 1)[0]
-    counts = [first_line.count(d) for d in _DELIMITERS]
+def _header_line(text: str) -> str:
+    """The header's line: the first holding anything but blanks and delimiters (a row of empty cells, as Excel
+    writes one, is blank); empty when there is none."""
+    return next((line for line in (m.group() for m in _LINE.finditer(text)) if line.strip(" \t,;")), "")
+
+
+def _delimiter(header: str) -> str:
+    counts = [header.count(d) for d in _DELIMITERS]
     return _DELIMITERS[counts.index(max(counts))] if max(counts) > 0 else ","
 
 
@@ -376,11 +388,16 @@ def _read_big_csv(path: Path, data: bytes | None, name: str) -> RawSheet:
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):
         data = _from_utf16(data)
     _refuse_binary(data)
-    line_end = data.find(b"\n")
-    first_line = data[:line_end] if line_end >= 0 else data
-    _check_width(name, max(first_line.count(d.encode()) for d in _DELIMITERS) + 1)
-    options = dict(has_header=False, infer_schema=False, truncate_ragged_lines=True,
-                   separator=_delimiter(data[:65536].decode("utf-8", "replace")))
+    if data.count(b"\r") != data.count(b"\r\n"):
+        data = _LONE_CR.sub(b"\n", data)
+    header = _header_line(data[:_HEADER_SAMPLE_BYTES].decode("utf-8", "replace"))
+    separator = _delimiter(header)
+    # Polars takes the width from the first line, blank or not: the header's, given, keeps leading blank rows
+    # from cutting every row to one cell.
+    width = len(next(csv.reader([header], delimiter=separator), [])) or 1
+    _check_width(name, width)
+    options = dict(has_header=False, schema={f"column_{i}": pl.String for i in range(width)}, separator=separator,
+                   truncate_ragged_lines=True, missing_columns="insert", extra_columns="ignore")
     try:
         try:
             frame = pl.read_csv(data, encoding="utf8", **options)

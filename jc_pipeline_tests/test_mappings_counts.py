@@ -94,6 +94,35 @@ def test_cad_calls_counted_by_month_of_the_call_with_mapped_types(w):
     assert dp["period_end"] == date(2024, 2, 1) and dp["sheet"] == "cad_calls_2024.csv"
 
 
+@pytest.mark.parametrize("name", ["cad_calls_2024.csv", "cadx_2024.xlsx"])
+def test_rows_of_an_export_below_blank_rows_are_numbered_as_the_file_shows_them(w, name):
+    """An export whose header is on row 3 (two blank rows above it): findings and lineage name the spreadsheet's
+    rows, as for an export whose header is on row 1."""
+    write_mapping(w.data_dir, "le", CAD + """
+  - name: cadx
+    pattern: LAW_ENFORCEMENT/cadx_*.xlsx
+    format: xlsx
+    kind: records
+    columns: {id: Incident No, received: Call Received, priority: Priority}
+    metrics:
+      - metric: LAW_ENFORCEMENT_CALLS_FOR_SERVICE
+        date: received
+        breakdowns:
+          - dimension: metric/law_enforcement/calls_for_service/type
+            column: priority
+            values: {"1": EMERGENCY, "2": EMERGENCY, "3": NON_EMERGENCY}
+""")
+    rows = [["Incident No", "Call Received", "Priority"], ["C1", "2024-01-03 10:00:00", "1"],
+            ["C2", "2024-01-31 23:59:59", "9"]]
+    if name.endswith(".csv"):
+        deliver_csv(w.data_dir, "le", "LAW_ENFORCEMENT", name, [[], [], *rows])
+    else:
+        deliver_xlsx(w.data_dir, "le", "LAW_ENFORCEMENT", name, {"Calls": [[None], [None], *rows]})
+    batch = w.parse()
+    assert findings(batch, name) == [("N3", 5, "Priority", "9")]  # C2 on row 5
+    assert set(batch.datapoints.filter(pl.col("path").str.ends_with(name))["row_number"]) == {4}  # C1 on row 4
+
+
 RMS = """
 sources:
   - name: rms

@@ -55,6 +55,8 @@ ROWS_LISTED = 5
 _FORMAT_SAMPLE = 1000
 _UTF8 = {"utf-8", "utf8", "utf-8-sig", "utf_8"}
 _TRANSCODE_CHUNK = 4 * 1024 * 1024
+#: Bytes of a CSV export in which the empty lines before its header are counted.
+_HEAD_BYTES = 64 * 1024
 
 
 class SourceUnreadable(Exception):
@@ -114,8 +116,6 @@ def load(path: Path, data: bytes | None, source: SourceSpec, scratch: Path) -> L
     """
     if source.format == "xlsx":
         return _load_workbook(path, data, source)
-    options = dict(separator=source.delimiter, infer_schema=False, row_index_name=ROW, row_index_offset=2,
-                   raise_if_empty=False, glob=False)
     try:
         if source.encoding in _UTF8:
             target: Path | bytes = data if data is not None else path
@@ -123,6 +123,9 @@ def load(path: Path, data: bytes | None, source: SourceSpec, scratch: Path) -> L
             target = data.decode(source.encoding).encode()
         else:
             target = _transcode(path, source.encoding, scratch / "export.csv")
+        # Polars skips the empty lines before the header; the rows are numbered as the file shows them.
+        options = dict(separator=source.delimiter, infer_schema=False, row_index_name=ROW, raise_if_empty=False,
+                       row_index_offset=2 + _leading_empty_lines(target), glob=False)
         records = pl.scan_csv(target, **options) if isinstance(target, Path) else \
             pl.scan_csv(io.BytesIO(target), **options)
         names = [n for n in records.collect_schema().names() if n != ROW]
@@ -130,6 +133,14 @@ def load(path: Path, data: bytes | None, source: SourceSpec, scratch: Path) -> L
         raise SourceUnreadable(f"the CSV cannot be read as {source.encoding} with delimiter '{source.delimiter}' "
                                f"({type(exc).__name__}); check the mapping's encoding and delimiter") from None
     return Loaded(records, names, path.name)
+
+
+def _leading_empty_lines(target: Path | bytes) -> int:
+    if isinstance(target, Path):
+        with target.open("rb") as handle:
+            target = handle.read(_HEAD_BYTES)
+    head = target[:_HEAD_BYTES].removeprefix(codecs.BOM_UTF8)
+    return head[:len(head) - len(head.lstrip(b"\r\n"))].count(b"\n")
 
 
 def _transcode(path: Path, encoding: str, out: Path) -> Path:
@@ -149,14 +160,34 @@ def _load_workbook(path: Path, data: bytes | None, source: SourceSpec) -> Loaded
         if sheet not in names:
             raise SourceUnreadable(f"the workbook has no sheet '{sheet}' (it has: {', '.join(names)}); "
                                    f"fix the mapping's sheet or the export")
-        frame = reader.load_sheet(sheet, dtypes="string").to_polars()
+        frame, header = _sheet_below_header(reader.load_sheet(sheet, header_row=None, skip_rows=0,
+                                                              dtypes="string").to_polars())
     except SourceUnreadable:
         raise
     except Exception as exc:  # noqa: BLE001 - calamine raises many types for bad workbooks
         raise SourceUnreadable(f"the workbook cannot be read ({type(exc).__name__}); save it again as .xlsx"
                                ) from None
-    frame = frame.with_row_index(ROW, offset=2)
+    frame = frame.with_row_index(ROW, offset=header + 2)
     return Loaded(frame.lazy(), [c for c in frame.columns if c != ROW], sheet)
+
+
+def _sheet_below_header(cells: pl.DataFrame) -> tuple[pl.DataFrame, int]:
+    """The rows below the sheet's header, named by it, and the header's row (0-based): the first row with a
+    non-blank cell (fastexcel's own header skips the blank rows above it without saying how many, and the row
+    numbers must be the sheet's). Blank header cells are named ``__UNNAMED__<i>`` and repeated ones
+    ``<name>_<i>``, as fastexcel names them; the first of equal headers keeps its name."""
+    if not cells.width:
+        return cells, 0
+    filled = cells.select(pl.any_horizontal(pl.all().str.strip_chars().str.len_chars() > 0).fill_null(False))
+    rows = filled.to_series().arg_true()
+    header = rows[0] if len(rows) else 0
+    names: list[str] = []
+    for i, cell in enumerate(cells.row(header)):
+        name = cell if cell else f"__UNNAMED__{i}"
+        while name in names:
+            name = f"{name}_{i}"
+        names.append(name)
+    return cells.slice(header + 1).rename(dict(zip(cells.columns, names, strict=True))), header
 
 
 def match_headers(names: Sequence[str], wanted: dict[str, str]) -> dict[str, str]:

@@ -118,9 +118,18 @@ def test_full_run_removes_only_its_own_stale_files(written, tmp_path):
 
 
 def test_narrowed_run_writes_only_those_agencies(written, tmp_path):
-    con, _, _ = written
+    """Into a folder of its own, the page's "All agencies" link finds an index of the agencies written; beside a
+    full run's files, the full index stays."""
+    con, full, _ = written
     result = feedback.write_agency_feedback(con, tmp_path, generated_at=GENERATED_AT, agency_ids=["LE4"])
-    assert list(result) == ["LE4"] and sorted(p.name for p in tmp_path.iterdir()) == ["LE4.html", "LE4.xlsx"]
+    assert list(result) == ["LE4"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["LE4.html", "LE4.xlsx", feedback.INDEX_FILE]
+    assert "href='index.html'" in (tmp_path / "LE4.html").read_text(encoding="utf-8")
+    index = (tmp_path / feedback.INDEX_FILE).read_text(encoding="utf-8")
+    assert "LE4.html" in index and "LE1.html" not in index
+    before = (full / feedback.INDEX_FILE).read_bytes()
+    feedback.write_agency_feedback(con, full, generated_at=GENERATED_AT + timedelta(days=1), agency_ids=["LE4"])
+    assert (full / feedback.INDEX_FILE).read_bytes() == before
     with pytest.raises(ValueError, match="NOPE"):
         feedback.write_agency_feedback(con, tmp_path, generated_at=GENERATED_AT, agency_ids=["NOPE"])
 
@@ -136,6 +145,29 @@ def test_files_outside_any_agency_folder_get_their_own_page(tmp_path):
     assert "inbox/stray.csv" in orphan.html.read_text(encoding="utf-8")
     links = feedback.existing_links(con, tmp_path / "agencies", "../agencies")
     assert links[UNASSIGNED].html == f"../agencies/{orphan.html.name}"
+    con.close()
+
+
+def test_an_agency_not_on_the_roster_gets_the_page_its_findings_need(tmp_path):
+    """Files in a mistyped inbox folder are rejected for their agency id, which the roster does not know: the
+    feedback still writes that id a page and a workbook (the file, the rule and the fix), and the data-quality
+    index links to it."""
+    from jc_pipeline.lib.validation.report import write_quality_report
+
+    con = build_report_state(tmp_path / "warehouse.duckdb")
+    con.execute("INSERT INTO source_files VALUES ('f3', 'inbox/LE4x/LAW_ENFORCEMENT/arrests.csv', 'ghi', 'LE4x',"
+                " 'LAW_ENFORCEMENT', TIMESTAMP '2024-01-05', TIMESTAMP '2024-01-05', 3, 'UNREADABLE',"
+                " 'not on the roster', 0, 0, 0)")
+    con.execute("INSERT INTO rejected_rows VALUES ('f3', NULL, NULL, NULL, NULL, 'F8', 'ERROR',"
+                " 'the inbox folder ''LE4x'' is not an agency_id of the roster')")
+    result = feedback.write_agency_feedback(con, tmp_path / "agencies", generated_at=GENERATED_AT)
+    stray = result["LE4x"]
+    page = stray.html.read_text(encoding="utf-8")
+    assert "not on the roster" in page and "inbox/LE4x/LAW_ENFORCEMENT/arrests.csv" in page and "F8" in page
+    assert stray.xlsx.is_file()
+    pages = {agency: files.html.name for agency, files in result.items()}
+    index = write_quality_report(con, tmp_path / "quality", generated_at=GENERATED_AT, agency_pages=pages)
+    assert f'<a href="{stray.html.name}">LE4x (not on the roster)</a>' in index.read_text(encoding="utf-8")
     con.close()
 
 

@@ -106,7 +106,8 @@ def agency_file_stem(agency_id: str) -> str:
 def write_agency_feedback(con: duckdb.DuckDBPyConnection, out_dir: Path, *, generated_at: datetime,
                           agency_ids: Iterable[str] | None = None, expected: ExpectedPeriods | None = None,
                           found: Findings | None = None) -> dict[str, AgencyFeedback]:
-    """Write the workbook and page of every roster agency (or of ``agency_ids``) and an index; return them by id.
+    """Write the workbook and page of every roster agency and of every other agency with findings (or of
+    ``agency_ids``) and an index; return them by id.
 
     Every roster agency gets files, also without findings: the missing periods concern all of them. A full run
     (no ``agency_ids``) rewrites only the agencies whose findings or missing periods changed
@@ -130,13 +131,15 @@ def write_agency_feedback(con: duckdb.DuckDBPyConnection, out_dir: Path, *, gene
         generated_at = generated_at.astimezone(UTC)
     stamp = generated_at.strftime("%Y-%m-%d %H:%M")
 
-    unassigned = UNASSIGNED in findings.counts or UNASSIGNED in rejects.counts
-    wanted = sorted(names) + ([UNASSIGNED] if unassigned else [])
+    # Agencies with findings but not on the roster (files in a mistyped inbox folder, an agency since removed)
+    # get files too: their findings name the files to move or fix. Findings of no agency come last.
+    with_findings = set(findings.counts) | set(rejects.counts)
+    wanted = sorted((set(names) | with_findings) - {UNASSIGNED}) + ([UNASSIGNED] if UNASSIGNED in with_findings else [])
     if agency_ids is not None:
         chosen = set(agency_ids)
         unknown = chosen - set(wanted)
         if unknown:
-            raise ValueError(f"not an agency on the roster: {', '.join(sorted(unknown))}")
+            raise ValueError(f"neither an agency on the roster nor one with findings: {', '.join(sorted(unknown))}")
         wanted = [a for a in wanted if a in chosen]
 
     digests = PageDigests(out_dir)
@@ -158,10 +161,12 @@ def write_agency_feedback(con: duckdb.DuckDBPyConnection, out_dir: Path, *, gene
         # Every file is written before the index and digests that name them.
         _write_all([_Pages(agency, names.get(agency), written[agency].xlsx, written[agency].html,
                            *(rows.get(agency, []) for rows in rows_of)) for agency in stale], stamp, helper)
-    if agency_ids is None:
-        # The pages link to "index.html" (All agencies): the same index as the data-quality report, our files.
+    # The pages link to "index.html" (All agencies): the same index as the data-quality report, our files. A
+    # narrowed run leaves a full run's index as it is, and lists its own agencies in a folder without one.
+    if agency_ids is None or not (out_dir / INDEX_FILE).exists():
         summary = [(a, f.html.name, findings.counts.get(a), rejects.counts.get(a)) for a, f in written.items()]
         replace_file(out_dir / INDEX_FILE, render_page("Agency feedback", index_body(summary, names, stamp)))
+    if agency_ids is None:
         _replace_manifest(out_dir, {p.name for f in written.values() for p in (f.html, f.xlsx)} | {INDEX_FILE})
         digests.save()
     return written

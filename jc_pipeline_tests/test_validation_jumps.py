@@ -11,6 +11,7 @@ from jc_pipeline_tests.test_validation_support import Warehouse, month
 MARCH = month(2025, 3)
 ARRESTS = "LAW_ENFORCEMENT_ARRESTS"
 POPULATION = "JAILS_TOTAL_POPULATION"
+EXPENSES = "LAW_ENFORCEMENT_EXPENSES"
 
 
 def _history(wh, agency, metric, values, latest):
@@ -33,6 +34,8 @@ def wh(tmp_path_factory):
         "SHORT": (ARRESTS, [100, 100], 400),       # fewer than 3 earlier periods: no baseline
         "NOISY": (ARRESTS, [50, 150] * 6, 400),    # a volatile series needs a bigger jump
         "POP": (POPULATION, [200] * 12, 260),      # +30 % in a daily population is implausible
+        # +40 % in expenses, INSTANT upstream in law enforcement: money is a sum, judged as events are (spec §9.3)
+        "MONEY": (EXPENSES, [1000 * v for v in usual], 140_000),
     }
     for agency, (metric, values, latest) in cases.items():
         wh.agency(agency, ["LAW_ENFORCEMENT", "JAILS"])

@@ -289,8 +289,8 @@ RULES: tuple[Rule, ...] = (
         severity=WARNING,
         title="No implausible jump from earlier periods",
         description="A total far from the agency's usual level for the metric (the median of up to 12 earlier "
-                    "periods) is flagged: more than 50% away for events, 25% for populations, staff and other "
-                    "point-in-time counts, more than 5 robust standard deviations, and at least 20 units, with "
+                    "periods) is flagged: more than 50% away for events and money, 25% for populations, staff and "
+                    "other point-in-time counts, more than 5 robust standard deviations, and at least 20 units, with "
                     "at least 3 earlier periods.",
         remedy="Check the value (a missing digit, a partial month, a changed definition, a system change). If "
                "it is right, no action is needed; a short note to the state team helps analysts.",

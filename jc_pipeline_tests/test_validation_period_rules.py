@@ -108,6 +108,10 @@ def test_no_missing_months(wh):
     assert all(r["severity"] == "WARNING" for r in rows)
     # An agency whose only 2025 month is March is expected to have January and February too.
     assert {r["period_start"] for r in wh.results("no_missing_months", "LE")} == {month(2025, 1), month(2025, 2)}
+    # SUP reports the population by subsystem: the combined key it sent in March is metric_enabled's to flag, not
+    # a series with missing months; its parole population is.
+    assert {(r["metric_key"], r["period_start"]) for r in wh.results("no_missing_months", "SUP")} == {
+        ("PAROLE_POPULATION", month(2025, 1)), ("PAROLE_POPULATION", month(2025, 2))}
 
 
 def test_missing_month_clears_when_it_arrives(wh):

@@ -1,7 +1,8 @@
 -- no_missing_months: in each calendar year touched by $months, for every (agency, monthly metric) with at least
 -- one monthly total that year, the months expected are all twelve when the year is over by $today, else the
 -- months up to the latest one reported. One group per expected month; it fails when the month is absent.
--- Metrics the agency disabled are skipped (metric_enabled reports them).
+-- Metrics the agency disabled, and combined supervision keys it reports by subsystem, are skipped (metric_enabled
+-- reports them: the agency is asked to stop sending them, not to send more).
 -- Parameters: $months DATE[], $today DATE, $agencies VARCHAR[] (NULL: every agency).
 WITH years AS (
     SELECT DISTINCT year(m) AS y FROM (SELECT unnest($months) AS m)
@@ -10,12 +11,14 @@ monthly AS (
     SELECT DISTINCT m.agency_id, m.metric_key, m.period_start
     FROM agency_metrics AS m
     LEFT JOIN agency_metric_settings AS s ON s.agency_id = m.agency_id AND s.metric_key = m.metric_key
+    LEFT JOIN metric_definitions AS d ON d.metric_key = m.metric_key
     WHERE m.frequency = 'MONTHLY' AND m.dimension IS NULL AND m.category IS NULL
       AND year(m.period_start) IN (SELECT y FROM years)
       -- The same years as a range, which lets DuckDB skip the row groups of other years.
       AND m.period_start >= make_date(year(list_min($months)), 1, 1)
       AND m.period_start < make_date(year(list_max($months)) + 1, 1, 1)
       AND coalesce(s.enabled, TRUE)
+      AND NOT (d.sector = 'SUPERVISION' AND coalesce(s.disaggregated_by_supervision_subsystems, FALSE))
       AND ($agencies::VARCHAR[] IS NULL OR m.agency_id IN (SELECT unnest($agencies::VARCHAR[])))
 ),
 series AS (

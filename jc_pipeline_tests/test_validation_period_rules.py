@@ -114,6 +114,20 @@ def test_no_missing_months(wh):
         ("PAROLE_POPULATION", month(2025, 1)), ("PAROLE_POPULATION", month(2025, 2))}
 
 
+def test_findings_name_the_sector_of_a_metric_name_two_sectors_share(tmp_path):
+    """A department of corrections reports prisons and supervision, each with a "Daily Population": its findings
+    say which one is missing a month."""
+    wh = Warehouse(tmp_path / "w.duckdb")
+    wh.agency("DOC", ["PRISONS", "SUPERVISION"])
+    for m in (1, 3):
+        wh.add("DOC", "PRISONS_POPULATION", month(2025, m), 900)
+        wh.add("DOC", "SUPERVISION_POPULATION", month(2025, m), 400)
+    wh.add("DOC", "PRISONS_POPULATION", month(2025, 2), 900)
+    wh.validate([month(2025, m) for m in (1, 2, 3)])
+    [missing] = wh.results("no_missing_months", "DOC")
+    assert missing["message"].startswith("Daily Population (Supervision): no data for 2025-02")
+
+
 def test_missing_month_clears_when_it_arrives(wh):
     wh.add("GAP", ARRESTS, month(2024, 2), 5)
     wh.validate([month(2024, 2)])

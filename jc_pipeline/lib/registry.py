@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import re
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from importlib import resources
@@ -202,6 +203,13 @@ class Registry:
         _check_system_code(sector)
         return self._sheet_targets[sector]
 
+    def metric_labels(self) -> dict[str, str]:
+        """Metric key -> the name findings give it: its display name, with its sector when other metrics share that
+        name ("Daily Population (Prisons)" and "Daily Population (Supervision)", for an agency reporting both)."""
+        shared = Counter(m.display_name for m in self.metrics.values())
+        return {key: f"{m.display_name} ({sector_title(m.sector)})" if shared[m.display_name] > 1 else m.display_name
+                for key, m in self.metrics.items()}
+
     def subsystem_key(self, supervision_key: str, subsystem: str) -> str:
         """Key of a SUPERVISION metric's clone for a subsystem (``SUPERVISION_FUNDING``, ``PAROLE`` ->
         ``PAROLE_FUNDING``); ``KeyError`` if either argument is not a SUPERVISION key / subsystem code."""
@@ -211,6 +219,11 @@ class Registry:
         if subsystem not in SUPERVISION_SUBSYSTEMS:
             raise KeyError(f"{subsystem!r} is not a supervision subsystem (one of {SUPERVISION_SUBSYSTEMS})")
         return _clone_key(supervision_key, subsystem)
+
+
+def sector_title(code: str) -> str:
+    """``COURTS_AND_PRETRIAL`` -> ``Courts and pretrial``."""
+    return code.replace("_", " ").capitalize()
 
 
 def _check_system_code(sector: str) -> None:

@@ -27,7 +27,6 @@ from jc_pipeline.lib.report.data import (
     expected_periods,
     load_state_views,
     quality_summary,
-    sector_title,
 )
 from jc_pipeline.lib.report.page import AgencyLinks, render_page
 
@@ -40,7 +39,6 @@ __all__ = [
     "ExpectedPeriods",
     "expected_periods",
     "quality_summary",
-    "sector_title",
     "write_state_report",
 ]
 

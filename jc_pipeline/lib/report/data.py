@@ -19,7 +19,7 @@ import duckdb
 import pyarrow as pa
 
 from jc_pipeline.lib.periods import period_label
-from jc_pipeline.lib.registry import TIER1_SECTORS, load_registry
+from jc_pipeline.lib.registry import TIER1_SECTORS, load_registry, sector_title
 from jc_pipeline.lib.validation.report import records
 
 SUPERAGENCY = "SUPERAGENCY"
@@ -306,11 +306,6 @@ def expected_periods(con: duckdb.DuckDBPyConnection) -> ExpectedPeriods:
     finally:
         con.unregister("report_period_labels")
         con.unregister("report_expected_periods")
-
-
-def sector_title(code: str) -> str:
-    """``COURTS_AND_PRETRIAL`` -> ``Courts and pretrial``."""
-    return code.replace("_", " ").capitalize()
 
 
 # ---- building -----------------------------------------------------------------------------------------------------

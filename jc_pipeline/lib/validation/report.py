@@ -27,6 +27,7 @@ import pyarrow.compute as pc
 from jc_pipeline.lib.page_digests import DIGESTS_FILE
 from jc_pipeline.lib.paths import replace_file
 from jc_pipeline.lib.periods import period_label
+from jc_pipeline.lib.registry import load_registry
 from jc_pipeline.lib.validation.rules import ERROR, RULES, RULES_BY_NAME, WARNING
 
 #: Rows shown per rule (or per ingest rule) on an agency page; the rest are counted, not listed.
@@ -38,11 +39,11 @@ _OLD_PAGES = "agency-*.html"
 # Breakdowns are shown as agencies write them: the upload column and the category's display value. A dimension has
 # one upload column per metric (the registry's); min() rather than any_value() keeps that true by construction.
 FINDINGS_SQL = """
-SELECT v.agency_id, v.check_name, v.severity, v.metric_key, coalesce(d.display_name, v.metric_key) AS metric,
+SELECT v.agency_id, v.check_name, v.severity, v.metric_key, coalesce(d.label, v.metric_key) AS metric,
        v.period_start, v.period_end, v.observed, v.expected, v.message, f.path, v.sheet, v.row_number,
        coalesce(b.column_name, v.dimension) AS breakdown, coalesce(c.display_name, v.category) AS category
 FROM validation_results AS v
-LEFT JOIN metric_definitions AS d ON d.metric_key = v.metric_key
+LEFT JOIN metric_labels AS d ON d.metric_key = v.metric_key
 LEFT JOIN source_files AS f ON f.file_id = v.file_id
 LEFT JOIN (SELECT metric_key, dimension, min(column_name) AS column_name
            FROM metric_categories GROUP BY ALL) AS b ON b.metric_key = v.metric_key AND b.dimension = v.dimension
@@ -166,8 +167,14 @@ class Findings:
 
     @classmethod
     def of(cls, con: duckdb.DuckDBPyConnection) -> Findings:
-        return cls(ByAgency(con, con.sql(FINDINGS_SQL).to_arrow_table()),
-                   ByAgency(con, con.sql(REJECTS_SQL).to_arrow_table()))
+        # Metrics named as the findings' messages name them (Registry.metric_labels: with the sector when shared).
+        labels = load_registry().metric_labels()
+        con.register("metric_labels", pa.table({"metric_key": list(labels), "label": list(labels.values())}))
+        try:
+            checks = con.sql(FINDINGS_SQL).to_arrow_table()
+        finally:
+            con.unregister("metric_labels")
+        return cls(ByAgency(con, checks), ByAgency(con, con.sql(REJECTS_SQL).to_arrow_table()))
 
 
 # ---- pages ------------------------------------------------------------------------------------------------------

@@ -341,7 +341,7 @@ _GROUP_COLUMNS = ("agency_id", "metric_key", "period_start", "period_end", "dime
 
 def _labels(registry: Registry) -> dict[Any, str]:
     """Words agencies know: metric display names, dimension names ('offense type'), category display values."""
-    labels: dict[Any, str] = {key: metric.display_name for key, metric in registry.metrics.items()}
+    labels: dict[Any, str] = registry.metric_labels()
     for identifier, dimension in registry.dimensions.items():
         labels[identifier] = re.sub(r"(?<!^)(?=[A-Z])", " ", dimension.class_name).lower()
         labels.update({(identifier, m.name): m.display for m in dimension.members})

@@ -38,7 +38,7 @@ import io
 import itertools
 import re
 from pathlib import Path
-from typing import NamedTuple
+from typing import AnyStr, NamedTuple
 
 import numpy as np
 import polars as pl
@@ -61,10 +61,8 @@ WORKBOOK_EXTENSIONS = (".xlsx", ".xls")
 EXTENSIONS = (*WORKBOOK_EXTENSIONS, ".csv")
 
 _DELIMITERS = (",", ";", "\t")
-#: A line of a CSV's text: ``\r`` alone ends one too (Excel's "CSV (Macintosh)"), as in the ``csv`` module.
-_LINE = re.compile(r"[^\r\n]+")
-#: Where a big CSV's header is looked for (its leading blank rows included).
-_HEADER_SAMPLE_BYTES = 1024 * 1024
+#: A line of a CSV (text or bytes): ``\r`` alone ends one too (Excel's "CSV (Macintosh)"), as in the ``csv`` module.
+_LINE = {str: re.compile(r"[^\r\n]+"), bytes: re.compile(rb"[^\r\n]+")}
 #: A ``\r`` not followed by ``\n``: Polars ends records at ``\n`` only.
 _LONE_CR = re.compile(rb"\r(?!\n)")
 
@@ -372,10 +370,12 @@ def _decode(data: bytes) -> str:
         return data.decode("cp1252", errors="replace")
 
 
-def _header_line(text: str) -> str:
+def _header_line(text: AnyStr) -> AnyStr:
     """The header's line: the first holding anything but blanks and delimiters (a row of empty cells, as Excel
     writes one, is blank); empty when there is none."""
-    return next((line for line in (m.group() for m in _LINE.finditer(text)) if line.strip(" \t,;")), "")
+    blank = " \t,;" if isinstance(text, str) else b" \t,;"
+    return next((line for line in (m.group() for m in _LINE[type(text)].finditer(text)) if line.strip(blank)),
+                text[:0])
 
 
 def _delimiter(header: str) -> str:
@@ -390,7 +390,7 @@ def _read_big_csv(path: Path, data: bytes | None, name: str) -> RawSheet:
     _refuse_binary(data)
     if data.count(b"\r") != data.count(b"\r\n"):
         data = _LONE_CR.sub(b"\n", data)
-    header = _header_line(data[:_HEADER_SAMPLE_BYTES].decode("utf-8", "replace"))
+    header = _header_line(data).decode("utf-8", "replace")
     separator = _delimiter(header)
     # Polars takes the width from the first line, blank or not: the header's, given, keeps leading blank rows
     # from cutting every row to one cell.

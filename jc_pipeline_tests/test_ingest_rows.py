@@ -158,6 +158,38 @@ def test_future_month_is_rejected(warehouse):
 # --- categories --------------------------------------------------------------------------------------------
 
 
+def test_sub_categories_of_other_are_summed_into_it(warehouse):
+    """Templates list an "Other" member's sub-categories as "<its label> - <sub-category>" (spec §3.10): each row
+    loads, and their values are summed into that member, unless the file gives the member's own row, which is then
+    its value. The same sub-category twice is still a duplicate."""
+    deliver_csv(warehouse.data_dir, "le", "LAW_ENFORCEMENT", "funding_by_type.csv", [
+        ["year", "funding_type", "value"],
+        [2023, "Grants", 10], [2023, "Other Funding - Gifts", 5], [2023, "other funding - Santa Claus", 7],
+        [2022, "Grants", 10], [2022, "Other Funding", 12], [2022, "Other Funding - Gifts", 5],
+        [2022, "Other Funding - Bake Sales", 7],
+        [2021, "Other Funding - Gifts", 1], [2021, "Other Funding - Gifts", 2],
+        [2020, "Grants - Federal", 4],
+    ])
+    deliver_csv(warehouse.data_dir, "le", "LAW_ENFORCEMENT", "funding.csv", [
+        ["year", "value"], [2023, 22], [2022, 22]])
+    warehouse.ingest()
+    got = sorted((start.year, category, value) for _, start, _, category, value in values(warehouse) if category)
+    assert got == [(2022, "GRANTS", 10), (2022, "OTHER", 12), (2023, "GRANTS", 10), (2023, "OTHER", 12)]
+    lineage = warehouse.metrics().filter(pl.col("category") == "OTHER").sort("period_start")["row_number"].to_list()
+    assert lineage == [6, 3]  # the Other row itself; the first of the sub-categories
+    assert sorted(warehouse.table("rejected_rows").select("row_number", "rule", "raw_value").rows()) == [
+        (3, "C2", "Other Funding - Gifts"), (4, "C2", "other funding - Santa Claus"),
+        (7, "C2", "Other Funding - Gifts"), (8, "C2", "Other Funding - Bake Sales"),  # told, each loaded
+        (9, "P1", "1"), (10, "P1", "2"),  # "Gifts" twice in 2021
+        (11, "R10", "Grants - Federal"),  # Grants has no sub-categories
+    ]
+    assert "added into 'Other Funding' for 2023-01-01 to 2023-12-31" in message(warehouse, 3, "C2")
+    # 10 + 12 = 22 in both years: no breakdown-sum warning, and the sub-categories beside 2022's Other row do not
+    # count twice.
+    files = warehouse.table("source_files").select("path", "rows_total", "rows_loaded").sort("path").rows()
+    assert [(total, loaded) for _, total, loaded in files] == [(2, 2), (10, 7)]
+
+
 def test_categories_deterministic_matching(warehouse):
     deliver_csv(warehouse.data_dir, "le", "LAW_ENFORCEMENT", "arrests_by_type.csv", [
         ["year", "month", "offense_type", "value"],

@@ -22,8 +22,8 @@ from datetime import datetime
 import polars as pl
 
 from jc_pipeline.lib.ingest import lookups
-from jc_pipeline.lib.ingest.categories import AMBIGUOUS, LEGACY, TOTAL, category_lookup, label_key, load_tables, \
-    valid_labels
+from jc_pipeline.lib.ingest.categories import AMBIGUOUS, LEGACY, OK, TOTAL, category_lookup, label_key, \
+    load_tables, valid_labels
 from jc_pipeline.lib.ingest.layout import ROLES
 from jc_pipeline.lib.ingest.rules import RULES
 from jc_pipeline.lib.ingest.values import parse_month, parse_value, parse_year, plain_number, plain_problem
@@ -88,14 +88,17 @@ def normalize(rows: pl.DataFrame, sheets: pl.DataFrame, sheet_findings: pl.DataF
                                  pl.col("value"), _p1_message()))
     is_loaded = ~pl.col("rejected") & pl.col("dups").is_null()
     findings += _warnings(live, described, is_loaded)
-    findings.append(_breakdown_totals(live.lazy().filter(is_loaded), labels))
+    loaded = live.lazy().filter(is_loaded)
+    if live["part"].any():
+        loaded = _sum_other_parts(loaded)
+    findings.append(_breakdown_totals(loaded, labels))
     rejected = pl.concat([
         rows.lazy().filter(pl.col("has_errors")).select("file_idx", rejected=pl.lit(True)),
         live.lazy().select("file_idx", rejected=~is_loaded),
     ])
     counts = rejected.group_by("file_idx").agg(rows_total=pl.len(), rows_rejected=pl.col("rejected").sum())
     findings_frame, counts_frame = pl.collect_all([pl.concat(findings), counts], engine=_ENGINE)
-    return Normalized(_datapoints(live.lazy().filter(is_loaded), sheets), findings_frame, counts_frame)
+    return Normalized(_datapoints(loaded, sheets), findings_frame, counts_frame)
 
 
 #: Measured faster than the streaming default for these many small plans over one in-memory frame.
@@ -326,9 +329,11 @@ def _resolve_category(live: pl.DataFrame, registry: Registry) -> pl.DataFrame:
     labels = live.select("dimension", "category").unique().with_columns(key=label_key(pl.col("category")))
     described = dict(member="member", member_display="member_display", outcome="outcome", note="note")
     # A label the lookup does not know but that reads like a total is one (R11); matched once per distinct label.
-    labels = attach(labels, ["dimension", "key"], category_lookup(registry), **described).with_columns(
+    lookup = category_lookup(registry)
+    labels = attach(labels, ["dimension", "key"], lookup, **described).with_columns(
         total_like=pl.col("key").str.contains(r"^(all|total)\b"))
-    live = attach(live, ["dimension", "category"], labels, total_like="total_like", **described)
+    labels = _other_parts(labels, lookup)
+    live = attach(live, ["dimension", "category"], labels, total_like="total_like", part="part", **described)
     has_dimension, outcome = pl.col("dimension").is_not_null(), pl.col("outcome")
     return live.with_columns(
         category_problem=pl.when(~has_dimension | pl.col("metric_problem").is_not_null()).then(None)
@@ -338,6 +343,23 @@ def _resolve_category(live: pl.DataFrame, registry: Registry) -> pl.DataFrame:
         .when(outcome == AMBIGUOUS).then(pl.lit("ambiguous"))
         .when(outcome.is_null()).then(pl.lit("unknown")),
     )
+
+
+def _other_parts(labels: pl.DataFrame, lookup: pl.DataFrame) -> pl.DataFrame:
+    """Labels of an "Other" member's sub-categories as templates write them, "<the member's label> - <sub-category>"
+    ("Other Funding - Gifts", spec §3.10), resolved to that member with ``part`` true: their values are summed
+    into it (:func:`_sum_other_parts`). Other labels get ``part`` false."""
+    parent = label_key(pl.col("category").str.extract(r"^(.+?)\s+-\s+\S", 1))
+    others = lookup.filter(pl.col("member").str.starts_with("OTHER") & pl.col("outcome").is_in([OK, LEGACY]))
+    parts = (labels.filter(pl.col("outcome").is_null()).select("dimension", "category", parent_key=parent)
+             .join(others.select("dimension", parent_key="key", part_member="member", part_display="member_display"),
+                   on=["dimension", "parent_key"]))
+    labels = attach(labels, ["dimension", "category"], parts, part_member="part_member", part_display="part_display")
+    part = pl.col("part_member").is_not_null()
+    return labels.with_columns(
+        member=pl.coalesce("part_member", "member"), member_display=pl.coalesce("part_display", "member_display"),
+        outcome=pl.when(part).then(pl.lit(OK)).otherwise("outcome"), part=part,
+    ).drop("part_member", "part_display")
 
 
 def _resolve_value(live: pl.DataFrame) -> pl.DataFrame:
@@ -481,7 +503,7 @@ def _row_findings(live: pl.LazyFrame, now: datetime) -> list[pl.LazyFrame]:
 
 
 def _warnings(live: pl.DataFrame, described: pl.LazyFrame, is_loaded: pl.Expr) -> list[pl.LazyFrame]:
-    """M1 (month missing on a monthly metric), M2 (month on an annual metric, single-page) and C1, on loaded
+    """M1 (month missing on a monthly metric), M2 (month on an annual metric, single-page), C1 and C2, on loaded
     rows; only the kinds that flag some row of ``live`` (checked at once) become query plans."""
     f = fmt
     monthly_setting = pl.col("setting_frequency") == "MONTHLY"
@@ -497,6 +519,10 @@ def _warnings(live: pl.DataFrame, described: pl.LazyFrame, is_loaded: pl.Expr) -
                  pl.col("metric_sheet"), pl.col("month"))),
         "C1": (pl.col("outcome") == LEGACY, pl.col("col_category"), pl.col("category"),
                f("'{}' was stored as '{}': {}", pl.col("category"), pl.col("member_display"), pl.col("note"))),
+        "C2": (pl.col("part"), pl.col("col_category"), pl.col("category"),
+               f("'{}' is a sub-category of '{}', which bulk uploads keep whole: it was added into '{}' for {}, "
+                 "unless this file gives '{}' itself for that period, which then counts alone", pl.col("category"),
+                 pl.col("member_display"), pl.col("member_display"), period, pl.col("member_display"))),
     }
     flagged = live.select((is_loaded & check).any().alias(rule) for rule, (check, *_) in checks.items()).row(0)
     return [_finding(described.filter(is_loaded & check), rule, column, raw, message)
@@ -518,9 +544,11 @@ def _duplicates(live: pl.DataFrame, labels: pl.LazyFrame) -> pl.DataFrame:
     """
     key_problems = [p for p in _PROBLEMS if p != "value_problem"]
     group = [*PERIOD_GROUP, "dimension"]
+    # An "Other" member's sub-categories are summed into it, not duplicates of one another: their label is in
+    # their key (the same sub-category twice still collides).
     keyed = live.lazy().filter(~pl.col("hint") & pl.all_horizontal(pl.col(p).is_null() for p in key_problems)).select(
-        "sheet_idx", "row_number", *group, "member")
-    key = [*group, "member"]
+        "sheet_idx", "row_number", *group, "member", part=pl.when(pl.col("part")).then(pl.col("category")))
+    key = [*group, "member", "part"]
     # Rows with one key share its 64-bit hash: counting the distinct hashes (a fifth of the cost of marking the
     # duplicated ones) usually shows there are none; otherwise the rows sharing a hash are the few candidates, and
     # only they are grouped exactly on the key's text columns (costlier and memory-hungry). The hashes are the one
@@ -549,6 +577,19 @@ def _duplicates(live: pl.DataFrame, labels: pl.LazyFrame) -> pl.DataFrame:
     flagged = keyed.join(collisions, on=group, nulls_equal=True).select(
         "sheet_idx", "row_number", "dups", period_rows=pl.len().over(group)).collect(engine=_ENGINE)
     return attach(live, ["sheet_idx", "row_number"], flagged, dups="dups", period_rows="period_rows")
+
+
+def _sum_other_parts(loaded: pl.LazyFrame) -> pl.LazyFrame:
+    """The loaded rows with an "Other" member's sub-category rows (``part``) summed into one row of that member per
+    period, on the first of them; where the file also gives the member's own row, that row is its value and the
+    sub-categories add nothing (they detail it). Every such row still counts as loaded."""
+    key = [*PERIOD_GROUP, "dimension", "member"]
+    given = loaded.filter(~pl.col("part"))
+    summed = (loaded.filter(pl.col("part")).join(given.select(key), on=key, how="anti", nulls_equal=True)
+              .sort("sheet_idx", "row_number")
+              .group_by(key, maintain_order=True)
+              .agg(pl.all().exclude("number").first(), pl.col("number").sum()))
+    return pl.concat([given, summed], how="diagonal")
 
 
 def _p1_message() -> pl.Expr:

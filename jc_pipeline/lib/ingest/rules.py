@@ -90,6 +90,9 @@ _RULES = (
          "The row was stored as a monthly value; leave the month empty if the value is for the whole year."),
     Rule("C1", WARNING, "Legacy category mapped",
          "The category is no longer collected; the value was stored under the category named in the message."),
+    Rule("C2", WARNING, "Sub-category summed into Other",
+         "Bulk uploads keep an 'Other' category whole: the sub-categories of a period were added into it, unless "
+         "the file gives the 'Other' row itself, which then counts alone. Nothing to do if that is right."),
     # --- period level ----------------------------------------------------------------------------------------
     Rule("P1", ERROR, "Too many rows",
          "Keep a single row per period and category; every row of the period was rejected until then."),

@@ -2,7 +2,9 @@
 per-agency breakdown-category settings (``breakdown_settings.csv``).
 
 All three files are edited by hand by the state data team, so loading them collects *every* problem (not just the
-first) and reports each with file, 1-based line (header = line 1), column, what is wrong and how to fix it.
+first) and reports each with file, 1-based line (header = line 1), column, what is wrong and how to fix it. Columns
+beyond the contract's are the state's own (DESIGN §3 welcomes them) and are left unread, unless one looks like a
+missing contract column misspelt (``populaton``), which is refused with a "did you mean".
 
 Effective settings (``Roster.effective``) — decisions:
 
@@ -369,9 +371,13 @@ def _read_csv(path: Path, columns: tuple[str, ...], problems: list[Problem]) -> 
     usable = True
     for index, column in enumerate(header):
         if column and column not in columns:
-            hint = _did_you_mean(column, columns)
-            problems.append(Problem(name, 1, column, f"unknown column{hint}; the columns are: {', '.join(columns)}"))
-            usable = False
+            # A state's own columns are welcome (DESIGN §3) and left unread; one that looks like a missing
+            # column misspelt is a mistake.
+            hint = _did_you_mean(column, [c for c in columns if c not in header])
+            if hint:
+                problems.append(Problem(name, 1, column,
+                                        f"unknown column{hint}; the columns are: {', '.join(columns)}"))
+                usable = False
         elif column and header.index(column) != index:
             problems.append(Problem(name, 1, column, "column appears twice in the header; keep one"))
             usable = False

@@ -32,8 +32,10 @@ def _parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser("run", help="ingest new files, validate, roll up and publish")
     run.add_argument("--data-dir")
-    run.add_argument("--from", dest="first", type=_month, help="backfill from this month (YYYY-MM)")
-    run.add_argument("--to", dest="last", type=_month, help="backfill up to this month (YYYY-MM)")
+    run.add_argument("--from", dest="first", type=_month,
+                     help="backfill from this month (YYYY-MM); alone: through the current month")
+    run.add_argument("--to", dest="last", type=_month,
+                     help="backfill up to this month (YYYY-MM); alone: from the first month with data")
 
     status = commands.add_parser("status", help="files, rejects, failing checks and coverage at a glance")
     status.add_argument("--data-dir")
@@ -76,14 +78,14 @@ def _run(args: argparse.Namespace, layout: DataLayout) -> None:
     from jc_pipeline.defs.partitions import period_months
     from jc_pipeline.runner import run_pipeline
 
-    if (args.first is None) != (args.last is None):
-        raise SystemExit("jc-pipeline run: give both --from and --to (YYYY-MM), or neither")
-    if args.first and args.first > args.last:
-        raise SystemExit("jc-pipeline run: --from must not be after --to")
     # Months without a partition: Dagster failed the run on an invariant (before 2000) or recorded months that do
     # not exist yet (after the current one).
     first, last = (date.fromisoformat(key) for key in (period_months.get_first_partition_key(),
                                                         period_months.get_last_partition_key()))
+    if args.first and not args.last:  # to the current month; --to alone reaches back to the first with data
+        args.last = last
+    if args.first and args.first > args.last:
+        raise SystemExit("jc-pipeline run: --from must not be after --to")
     if args.first and args.first < first:
         raise SystemExit(f"jc-pipeline run: --from {args.first:%Y-%m} is before {first:%Y-%m}, the first month the "
                          f"pipeline keeps")

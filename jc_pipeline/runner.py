@@ -25,7 +25,7 @@ from jc_pipeline.defs.partitions import pending_range_tags, range_tags
 from jc_pipeline.instance.event_log import load_instance
 from jc_pipeline.lib import pending, validation
 from jc_pipeline.lib.paths import DataLayout
-from jc_pipeline.lib.periods import contiguous_ranges, months_through
+from jc_pipeline.lib.periods import FIRST_PERIOD, contiguous_ranges, months_through
 from jc_pipeline.lib.state_clock import state_today
 
 Echo = Callable[[str], None]
@@ -258,7 +258,8 @@ def run_pipeline(
     run_config: Mapping[str, Any] | None = None,
 ) -> RunSummary:
     """Ingest what is new, then roll up exactly the months it touched and those holding a failure the calendar has
-    overturned (`validation.expired_verdicts`), or first..last as a backfill, then publish.
+    overturned (`validation.expired_verdicts`), or first..last as a backfill (`first` None: from the first month
+    with data), then publish.
 
     `launch` runs one job; the default runs its steps in this process. `run_config` is merged over the quiet
     console configuration (for example an executor's config when `launch` uses another executor). Runs left
@@ -312,7 +313,10 @@ def run_pipeline(
             # where a run over them does nothing.
             ranges = [(months[0], months[-1])] if months else []
             tags_of = pending_range_tags
-            if first and last:
+            if last:
+                if first is None:  # a range given by its end reaches back to the first month with data
+                    empty = pending.months_without_datapoints(con, FIRST_PERIOD, last)
+                    first = next((m for m in months_through(FIRST_PERIOD, last) if m not in empty), last)
                 months = sorted(set(months) | set(months_through(first, last)))
                 empty = pending.months_without_datapoints(con, months[0], months[-1])
                 ranges = contiguous_ranges(months, empty=empty)

@@ -7,6 +7,7 @@ import pytest
 
 from jc_pipeline.lib.demo import write_demo_state
 from jc_pipeline.lib.paths import DataLayout
+from jc_pipeline.lib.periods import add_months
 from jc_pipeline.runner import RunFailed, execute_in_process, run_pipeline
 from jc_pipeline_tests.report_support import Page
 from jc_pipeline_tests.test_warehouse_docs import QUESTIONS
@@ -159,6 +160,14 @@ def test_a_late_correction_recomputes_only_the_months_it_touches(demo):
         SELECT value, sheet FROM agency_metrics WHERE agency_id = ? AND metric_key = 'LAW_ENFORCEMENT_ARRESTS'
           AND dimension IS NULL AND period_start = DATE '2024-03-01'""", [agency_id])
     assert value == [(99999.0, "correction.csv")]
+
+
+def test_a_backfill_given_by_its_end_reaches_back_to_the_first_month_with_data(demo):
+    """`run --to M`: from the first month holding a datapoint, not from 2000 (months with nothing to rebuild)."""
+    layout, _, _ = demo
+    [(first,)] = _query(layout, "SELECT min(period_start) FROM agency_metrics")
+    result = run_pipeline(layout, last=add_months(first, 1), echo=lambda line: None)
+    assert result.months == [first, add_months(first, 1)] and result.published
 
 
 def test_backfill_range_is_idempotent(demo):

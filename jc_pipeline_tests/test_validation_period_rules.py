@@ -25,6 +25,8 @@ def wh(tmp_path_factory):
     wh.agency("FY", ["LAW_ENFORCEMENT"], fiscal_start=7)
     wh.agency("DIS", ["LAW_ENFORCEMENT"], settings={ARRESTS: {"enabled": False}})
     wh.agency("SUP", ["SUPERVISION", "PAROLE"], settings={"SUPERVISION_POPULATION": {"disaggregated": True}})
+    # Reports supervision combined: its parole keys are off (as the roster resolves them).
+    wh.agency("COMB", ["SUPERVISION", "PAROLE"], settings={"PAROLE_POPULATION": {"enabled": False}})
 
     # period_aligned
     wh.add("MIS", ARRESTS, month(2025, 3), 5, end=date(2025, 5, 1), frequency="MONTHLY")   # two months
@@ -51,6 +53,7 @@ def wh(tmp_path_factory):
     wh.add("DIS", CALLS, month(2025, 3), 5)
     wh.add("SUP", "SUPERVISION_POPULATION", month(2025, 3), 5)   # reported by subsystem: combined not expected
     wh.add("SUP", "PAROLE_POPULATION", month(2025, 3), 5)
+    wh.add("COMB", "PAROLE_POPULATION", month(2025, 3), 5)     # by subsystem, but the agency reports combined
 
     # no_missing_months: 2024 is over (all 12 expected), 2025 runs up to the last month reported (March).
     for m in (1, 3, 4, 5, 6, 7, 8, 9, 10, 11):
@@ -94,11 +97,12 @@ def test_agency_in_roster(wh):
 
 
 def test_metric_enabled(wh):
-    rows = wh.results("metric_enabled")
-    assert {(r["agency_id"], r["metric_key"], r["severity"]) for r in rows} == {
-        ("DIS", ARRESTS, "WARNING"), ("SUP", "SUPERVISION_POPULATION", "WARNING")}
-    assert "disabled in your settings" in rows[0]["message"]
-    assert "by supervision subsystem" in rows[1]["message"]
+    rows = {(r["agency_id"], r["metric_key"]): r for r in wh.results("metric_enabled")}
+    assert set(rows) == {("DIS", ARRESTS), ("SUP", "SUPERVISION_POPULATION"), ("COMB", "PAROLE_POPULATION")}
+    assert {r["severity"] for r in rows.values()} == {"WARNING"}
+    assert "disabled in your settings" in rows["DIS", ARRESTS]["message"]
+    assert "by supervision subsystem" in rows["SUP", "SUPERVISION_POPULATION"]["message"]
+    assert "for supervision as a whole (combined), not by subsystem" in rows["COMB", "PAROLE_POPULATION"]["message"]
 
 
 def test_no_missing_months(wh):

@@ -57,6 +57,10 @@ SELECT
         AS count_fraction,
     -- metric_enabled: no settings row (not on the roster) is agency_in_roster's business, not this rule's.
     CASE
+        -- A subsystem key (PAROLE_*, ...) of an agency reporting supervision combined is off for that reason.
+        WHEN NOT s.enabled AND d.parent_sector = 'SUPERVISION' AND d.sector <> 'SUPERVISION'
+             AND NOT s.disaggregated_by_supervision_subsystems
+            THEN 'your settings report this metric for supervision as a whole (combined), not by subsystem'
         WHEN NOT s.enabled THEN 'the metric is disabled in your settings'
         WHEN d.sector = 'SUPERVISION' AND s.disaggregated_by_supervision_subsystems
             THEN 'your settings report this metric by supervision subsystem (parole, probation, ...), not combined'

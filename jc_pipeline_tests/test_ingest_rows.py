@@ -6,8 +6,16 @@ from datetime import date
 
 import polars as pl
 import pytest
+import xlsxwriter
 
-from jc_pipeline_tests.ingest_support import Warehouse, assert_accounting, deliver_csv, deliver_xls, deliver_xlsx
+from jc_pipeline_tests.ingest_support import (
+    Warehouse,
+    assert_accounting,
+    deliver_csv,
+    deliver_xls,
+    deliver_xlsx,
+    inbox_path,
+)
 
 
 @pytest.fixture
@@ -72,6 +80,21 @@ def test_excel_numeric_cells_and_xls(warehouse):
     for key in ("LAW_ENFORCEMENT_ARRESTS", "LAW_ENFORCEMENT_REPORTED_CRIME"):
         assert got[(key, 1)] == 103.0 and got[(key, 3)] == 7.0
         assert got[(key, 2)] == pytest.approx(0.3)
+
+
+def test_an_excel_error_cell_is_rejected_with_a_message_that_names_it(warehouse):
+    """calamine reads an error cell (#DIV/0!) as empty: the row is rejected (R7) and the message says such a cell
+    reads as empty, since the agency sees the error, not a blank."""
+    path = inbox_path(warehouse.data_dir, "le", "LAW_ENFORCEMENT", "errors.xlsx")
+    with xlsxwriter.Workbook(str(path)) as workbook:
+        sheet = workbook.add_worksheet("arrests")
+        sheet.write_row(0, 0, ["year", "month", "value"])
+        sheet.write_row(1, 0, [2023, 1, 5])
+        sheet.write_row(2, 0, [2023, 2])
+        sheet.write_formula(2, 2, "=1/0", None, "#DIV/0!")
+    warehouse.ingest()
+    assert findings(warehouse) == {3: [("R7", "value", None)]}
+    assert "#DIV/0! reads as empty" in message(warehouse, 3, "R7")
 
 
 # --- years and periods -------------------------------------------------------------------------------------

@@ -445,7 +445,9 @@ def _row_findings(live: pl.LazyFrame, now: datetime) -> list[pl.LazyFrame]:
                  })),
         _finding(live.filter(pl.col("value_problem").is_not_null()), "R7", pl.col("col_value"), value, _pick(
             "value_problem", {
-                "empty": pl.lit("Empty 'value': write the number, or delete the row if you have no data for it"),
+                # calamine reads a workbook's error cells (#N/A, #DIV/0!) as empty: the message names them too.
+                "empty": pl.lit("Empty 'value' (an Excel error such as #N/A or #DIV/0! reads as empty): write the "
+                                "number, or delete the row if you have no data for it"),
                 "format": f("Invalid 'value' '{}': write a number such as 1000, 1,000 or 12.5", value),
                 "dollar": f("Invalid 'value' '{}': {} is not measured in dollars; write the number without '$'",
                             value, pl.col("metric_sheet")),

@@ -395,6 +395,8 @@ def test_aggregated_export_sums_rows_per_month_and_member(w):
         "2024;January;Rutina;30",
         "2024;1;Total;1240",  # the export's own total row, mapped to null
         "2024;2;Urgente;N/A",  # N6
+        "2024;2;Urgente;NaN",  # N6: not a count, though a float parser reads it
+        "2024;2;Urgente;inf",  # N6
         "2024;2;Rutina;5",
         "2024;13;Rutina;5",  # N4: no month 13
     ]).encode("latin-1") + b"\n")
@@ -404,8 +406,9 @@ def test_aggregated_export_sums_rows_per_month_and_member(w):
     assert values(batch, "LAW_ENFORCEMENT_CALLS_FOR_SERVICE", CALL) == {
         (jan, "EMERGENCY"): 1210, (jan, "NON_EMERGENCY"): 30, (feb, "NON_EMERGENCY"): 5}
     row = file_row(batch, "monthly_calls.csv")
-    assert (row["rows_total"], row["rows_loaded"], row["rows_rejected"]) == (7, 5, 2)
-    assert findings(batch, "monthly_calls.csv") == [("N6", 6, "Número", "N/A"), ("N4", 8, "Mes", "13")]
+    assert (row["rows_total"], row["rows_loaded"], row["rows_rejected"]) == (9, 5, 4)
+    assert findings(batch, "monthly_calls.csv") == [
+        ("N6", 6, "Número", "N/A"), ("N6", 7, "Número", "NaN"), ("N6", 8, "Número", "inf"), ("N4", 10, "Mes", "13")]
 
 
 def test_native_datapoints_flow_through_store_and_resolution(w):

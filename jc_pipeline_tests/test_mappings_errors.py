@@ -72,6 +72,37 @@ def test_yaml_is_data_never_code():
     assert len(found) == 1 and found[0].startswith("mappings/le.yaml: not valid YAML")
 
 
+@pytest.mark.parametrize(("old", "new", "expected"), [
+    ("      - metric: LAW_ENFORCEMENT_CALLS_FOR_SERVICE\n        date: received", "      - date: received",
+     "sources[0].metrics[0]: missing key 'metric'"),
+    ("            column: priority\n", "", "sources[0].metrics[0].breakdowns[0]: missing key 'column'"),
+    ("  - name: cad\n    pattern:", "  - pattern:", "sources[0]: missing key 'name'"),
+])
+def test_a_missing_key_is_a_problem_of_the_mapping_not_a_crash(old, new, expected):
+    found = problems(CAD.replace(old, new))
+    assert any(expected in p for p in found), found
+
+
+def test_an_encoding_that_cannot_read_text_is_refused():
+    found = problems(CAD.replace("kind: records", "kind: records\n    encoding: undefined"))
+    assert any("sources[0].encoding: unknown encoding 'undefined'" in p for p in found), found
+
+
+def test_a_period_whose_first_month_is_after_its_last_is_refused():
+    found = problems(CAD.replace("kind: records", "kind: records\n    period: {from: 2025-01, to: 2024-01}"))
+    assert any("sources[0].period: 'from' (2025-01) is after 'to' (2024-01)" in p for p in found), found
+
+
+def test_yaml_aliases_that_expand_without_bound_are_refused_at_once():
+    """Aliases of aliases: 700 bytes that expand to 9^8 values, each printed in a message if read."""
+    levels = ["a0: &a0 [x]"] + [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]" for i in range(1, 9)]
+    text = "defs:\n" + "".join(f"  {line}\n" for line in levels) + CAD.replace("name: cad", "name: *a8")
+    assert len(text) < 2000
+    found = problems(text)
+    assert found == ["mappings/le.yaml: holds more than 100,000 values once its YAML aliases (*name) are expanded; "
+                     "write the mapping out without aliases nested in aliases"]
+
+
 def test_a_wrong_dimension_or_member_for_the_metric_is_reported():
     found = problems(CAD.replace("metric/law_enforcement/calls_for_service/type", "metric/offense/type"))
     assert any("breakdowns[0].dimension: LAW_ENFORCEMENT_CALLS_FOR_SERVICE has no breakdown 'metric/offense/type'"

@@ -86,7 +86,9 @@ def plan_aggregated(i: int, spec: MetricSpec, records: Records, periods: Periods
     flags = [
         Flag(live, start.is_null(), raw, "N4", date_column, DATE_MESSAGE),
         Flag(live, ~in_range(records, month), raw, "N5", date_column, PERIOD_MESSAGE),
-        Flag(live, ~(number >= 0).fill_null(False), records.raw(spec.value), "N6", spec.value, VALUE_MESSAGE),
+        # NaN sorts above every number, so `>= 0` alone would let "NaN" and "inf" through.
+        Flag(live, ~(number.is_finite() & (number >= 0)).fill_null(False), records.raw(spec.value), "N6", spec.value,
+             VALUE_MESSAGE),
         *common_flags(records, cats, live),
     ]
 

@@ -28,6 +28,9 @@ ETHNICITIES = ("HISPANIC", "NOT_HISPANIC", "UNKNOWN_ETHNICITY")
 ENCODINGS = {"utf-8": "utf8", "utf8": "utf8", "utf-8-lossy": "utf8-lossy", "utf8-lossy": "utf8-lossy"}
 #: Mapping files are short; anything bigger is refused unread (bounded work on hostile input).
 MAX_MAPPING_BYTES = 1024 * 1024
+#: Keys, items and scalars a mapping may hold, its YAML aliases expanded: a written one holds hundreds, but aliases
+#: of aliases make a short file expand without bound, and each value a problem names is printed.
+MAX_MAPPING_VALUES = 100_000
 #: Value of a value map entry meaning "records with this value are not counted for the metric".
 EXCLUDED = "\x00excluded"
 
@@ -178,11 +181,29 @@ def parse_mapping(text: str, agency_id: str, registry: Registry, *, shown: str) 
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise MappingError([f"{shown}: not valid YAML ({exc})".replace("\n", " ")]) from None
+    if _expanded_values(data) > MAX_MAPPING_VALUES:
+        raise MappingError([f"{shown}: holds more than {MAX_MAPPING_VALUES:,} values once its YAML aliases (*name) "
+                            f"are expanded; write the mapping out without aliases nested in aliases"])
     checker = _Checker(shown, registry)
     mapping = checker.mapping(data, agency_id)
     if checker.problems:
         raise MappingError(checker.problems)
     return mapping
+
+
+def _expanded_values(data: Any) -> int:
+    """How many keys, items and scalars ``data`` holds with its aliases expanded, counted up to just past
+    :data:`MAX_MAPPING_VALUES` (the count stops there, so a hostile file costs no more)."""
+    count, stack = 0, [data]
+    while stack and count <= MAX_MAPPING_VALUES:
+        node = stack.pop()
+        count += 1
+        if isinstance(node, dict):
+            stack.extend(node)
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return count
 
 
 class _Checker:
@@ -196,11 +217,12 @@ class _Checker:
         if not isinstance(data, dict):
             self.bad(where, f"expected a mapping (key: value), got {type(data).__name__}")
             return False
-        for key in sorted(required - set(data)):
+        missing = sorted(required - set(data))
+        for key in missing:
             self.bad(where, f"missing key '{key}'")
         for key in sorted(set(data) - required - optional, key=str):
             self.bad(where, f"unknown key '{key}' (allowed: {', '.join(sorted(required | optional))})")
-        return True
+        return not missing  # the caller reads its required keys: without one, the entry is reported, not read
 
     def text(self, where: str, value: Any, *, optional: bool = False) -> str | None:
         if value is None and optional:
@@ -259,7 +281,7 @@ class _Checker:
         encoding = str(data.get("encoding", "utf-8")).lower()
         try:
             "".encode(encoding)
-        except LookupError:
+        except (LookupError, UnicodeError):  # an unknown name; or a codec that cannot encode ('undefined')
             self.bad(f"{where}.encoding", f"unknown encoding {encoding!r} (e.g. utf-8, latin-1, cp1252)")
         delimiter = data.get("delimiter", ",")
         if not isinstance(delimiter, str) or len(delimiter.encode()) != 1:
@@ -318,6 +340,8 @@ class _Checker:
             except ValueError:
                 self.bad(f"{where}.{key}", f"expected a month as YYYY-MM, got {value!r}")
                 out.append(None)
+        if out[0] and out[1] and out[0] > out[1]:
+            self.bad(where, f"'from' ({out[0]:%Y-%m}) is after 'to' ({out[1]:%Y-%m}): no month would be counted")
         return out[0], out[1]
 
     def column_ref(self, where: str, value: Any, columns: Mapping[str, str], *, optional: bool = False) -> str | None:

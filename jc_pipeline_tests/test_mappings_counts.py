@@ -181,6 +181,37 @@ def test_rms_arrests_one_per_arrest_by_most_serious_offense_with_race_ethnicity_
     assert findings(batch, "arrests_2024.csv") == [("N3", 7, "Offense", "XYZ")]
 
 
+def test_an_event_dated_before_the_sources_period_is_not_counted_in_it(w):
+    """With `id`, an event is dated by its earliest row and classified by its most serious charge: an arrest
+    whose first charge falls before `period.from` is an arrest of that earlier month, not of the first one kept."""
+    write_mapping(w.data_dir, "le", """
+sources:
+  - name: arrests
+    pattern: LAW_ENFORCEMENT/arrests.csv
+    kind: records
+    period: {from: 2024-01}
+    columns: {arrest: ArrestNo, when: Date, nibrs: NIBRS}
+    metrics:
+      - metric: LAW_ENFORCEMENT_ARRESTS
+        date: when
+        id: arrest
+        breakdowns:
+          - dimension: metric/offense/type
+            column: nibrs
+            values: {"13A": PERSON, "35A": DRUG}
+""")
+    deliver_csv(w.data_dir, "le", "LAW_ENFORCEMENT", "arrests.csv", [
+        ["ArrestNo", "Date", "NIBRS"],
+        ["A1", "2023-12-31", "13A"], ["A1", "2024-01-02", "35A"],  # a December arrest (person), before the period
+        ["A2", "2024-01-05", "35A"],
+    ])
+    batch = w.parse()
+    jan = date(2024, 1, 1)
+    assert values(batch, "LAW_ENFORCEMENT_ARRESTS") == {(jan, None): 1}
+    assert values(batch, "LAW_ENFORCEMENT_ARRESTS", OFFENSE)[(jan, "DRUG")] == 1
+    assert values(batch, "LAW_ENFORCEMENT_ARRESTS", OFFENSE)[(jan, "PERSON")] == 0
+
+
 def test_agency_offense_order_overrides_the_default_hierarchy(w):
     batch = _arrests(w, RMS.replace("            values: {ASSAULT", "            order: [DRUG, PUBLIC_ORDER, PERSON, "
                                     "PROPERTY, OTHER, UNKNOWN]\n            values: {ASSAULT"))

@@ -112,11 +112,13 @@ def common_flags(records: Records, cats: Sequence[Category], live: pl.Expr) -> l
     return flags
 
 
-def in_window(records: Records, day: pl.Expr) -> pl.Expr:
-    """The day's month lies within the source's ``period`` (unknown days are left to the date checks)."""
+def in_window(records: Records, day: pl.Expr, *, earlier: bool = False) -> pl.Expr:
+    """The day's month lies within the source's ``period`` (unknown days are left to the date checks); with
+    ``earlier``, before its end only (the rows of an event dated by its earliest row, judged once grouped)."""
     source = records.ctx.source
     until = add_months(source.period_to, 1) if source.period_to else date(9999, 1, 1)
-    return day.is_between(source.period_from or date(1, 1, 1), until, closed="left").fill_null(True)
+    since = date(1, 1, 1) if earlier or source.period_from is None else source.period_from
+    return day.is_between(since, until, closed="left").fill_null(True)
 
 
 def in_range(records: Records, day: pl.Expr) -> pl.Expr:
@@ -128,18 +130,20 @@ def plan_events(i: int, spec: MetricSpec, records: Records, periods: Periods) ->
     ctx = records.ctx
     day = pl.col(records.date(spec.date))
     cats = categories(records, spec)
-    live = records.where(spec.where) & ~excluded(cats) & in_window(records, day)
+    ident = records.ident(spec.id) if spec.id is not None else None
+    # An event is dated by its earliest row: its rows before the period's first month are read, and the event is
+    # left out when that earliest date falls before it (below), rather than dated and classified without them.
+    live = records.where(spec.where) & ~excluded(cats) & in_window(records, day, earlier=ident is not None)
     raw = records.raw(spec.date)
     flags = [
         Flag(live, day.is_null(), raw, "N4", spec.date, DATE_MESSAGE),
         Flag(live, ~in_range(records, day), raw, "N5", spec.date, PERIOD_MESSAGE),
         *common_flags(records, cats, live),
     ]
-    ident = records.ident(spec.id) if spec.id is not None else None
 
     def values(counted: pl.LazyFrame) -> pl.DataFrame:
         if ident is not None:
-            counted = _events(counted, records, pl.col(ident), day, cats)
+            counted = _events(counted, records, pl.col(ident), day, cats).filter(in_window(records, pl.col("day")))
         else:
             counted = counted.select(reporter=records.reporter(), day=day, row=pl.col(ROW),
                                      **{f"k{j}": pl.col(c.column) for j, c in enumerate(cats)})

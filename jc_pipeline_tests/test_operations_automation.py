@@ -83,6 +83,39 @@ def test_schedule_keys_come_from_the_tick_in_the_state_time_zone(monkeypatch):
 
 
 @pytest.mark.slow
+def test_months_an_earlier_ingest_left_pending_are_rolled_up_after_the_next_ingest(tmp_path_factory, tmp_path,
+                                                                                    monkeypatch):
+    """An ingest whose roll-up never came (here: started by `jc-pipeline run`, which the sensor leaves alone, and
+    stopped before its roll-up; or an ingest killed after some batches) leaves months pending: the next ingest,
+    with nothing new, names them, and the roll-up sensor rolls them up."""
+    data = copy_state(demo_template(tmp_path_factory), tmp_path / "data")
+    monkeypatch.setenv("JC_DATA_DIR", str(data))
+    from jc_pipeline.definitions import defs as load
+    from jc_pipeline.lib.warehouse import Store
+
+    definitions = load()
+    touched_sensor = definitions.resolve_sensor_def("touched_periods_sensor")
+    resources = {"warehouse": WarehouseResource(data_dir=str(data))}
+    ingest = definitions.resolve_job_def("ingest_job")
+    with dg.instance_for_test() as instance:
+
+        def tick(cursor):
+            with dg.build_sensor_context(instance=instance, cursor=cursor, resources=resources,
+                                         repository_def=definitions.get_repository_def()) as context:
+                return touched_sensor.evaluate_tick(context)
+
+        assert ingest.execute_in_process(instance=instance, tags={LAUNCHED_BY_TAG: LAUNCHED_BY_CLI}).success
+        with Store(DataLayout.from_env(data).store).connect() as con:
+            waiting = pending.pending_months(con)
+        assert waiting
+        skipped = tick(None)
+        assert not skipped.run_requests
+        assert ingest.execute_in_process(instance=instance, tags={"jc/nightly": "2026-01-01"}).success
+        (request,) = tick(skipped.cursor).run_requests
+        assert (request.tags["dagster/asset_partition_range_start"], request.tags["dagster/asset_partition_range_end"]
+                ) == (min(waiting).isoformat(), max(waiting).isoformat())
+
+
 def test_sensor_chain_runs_exactly_the_touched_periods(tmp_path_factory, tmp_path, monkeypatch):
     data = copy_state(demo_template(tmp_path_factory), tmp_path / "data")
     monkeypatch.setenv("JC_DATA_DIR", str(data))
@@ -221,6 +254,9 @@ def test_sensor_chain_runs_exactly_the_touched_periods(tmp_path_factory, tmp_pat
         run("ingest_job", extra_tags={LAUNCHED_BY_TAG: LAUNCHED_BY_CLI})
         left = tick(touched_sensor, late.cursor)
         assert not left.run_requests
+        # ... which rolls it up itself (a month it left pending would go with the next ingest's, test above).
+        july = date(2025, 7, 1)
+        run("rollup_job", extra_tags={**pending_range_tags(july, july), LAUNCHED_BY_TAG: LAUNCHED_BY_CLI})
 
         # 7. A delivery touching no period (unreadable) rolls nothing up, but is published for the reports that night.
         broken = data / "inbox" / agency / "LAW_ENFORCEMENT" / "broken.xlsx"

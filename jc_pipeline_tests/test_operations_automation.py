@@ -77,9 +77,24 @@ def test_schedule_keys_come_from_the_tick_in_the_state_time_zone(monkeypatch):
         assert tick.astimezone(timezone.utc) == datetime(2026, 6, 30, 16, 0, tzinfo=timezone.utc)
         (request,) = _evaluate(guam.nightly_ingest_schedule, [tick.astimezone(timezone.utc)])
         assert request.run_key == "nightly-2026-07-01" and request.tags["jc/nightly"] == "2026-07-01"
+        assert guam.NIGHTLY_FRESHNESS.timezone == "Pacific/Guam"  # 07:00 in Guam, not in New York
     finally:
         monkeypatch.delenv("JC_TIMEZONE")
         importlib.reload(schedules)
+
+
+def test_the_nightly_freshness_is_the_ingests_which_runs_every_night(tmp_path, monkeypatch):
+    """A missed night shows as a stale `source_files` at 07:00 state time: the nightly ingest materializes it every
+    night, quiet or not. The roll-up's and the publish's assets, which a quiet night leaves as they are, carry no
+    freshness policy (they would fail every quiet morning)."""
+    monkeypatch.setenv("JC_DATA_DIR", str(tmp_path))
+    from jc_pipeline.definitions import defs as load
+
+    graph = load().resolve_asset_graph()
+    policies = {key.to_user_string(): graph.get(key).freshness_policy for key in graph.get_all_asset_keys()}
+    assert {name for name, policy in policies.items() if policy is not None} == {"source_files"}
+    policy = policies["source_files"]
+    assert (policy.deadline_cron, policy.timezone) == ("0 7 * * *", schedules.STATE_TIMEZONE)
 
 
 @pytest.mark.slow

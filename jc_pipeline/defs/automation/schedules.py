@@ -1,6 +1,6 @@
 """The nightly schedule of a state data team."""
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import dagster as dg
@@ -10,6 +10,12 @@ from jc_pipeline.lib.state_clock import state_timezone
 
 #: The state's time zone; nightly runs start at 02:00 local time.
 STATE_TIMEZONE = state_timezone()
+#: The nightly ingest runs every night, quiet or not: by 07:00 state time the inbox has been read since 02:00, or
+#: the night was missed (the daemon down, the run failed). On the ingest's `source_files`, not on the roll-up's
+#: assets, which a night with nothing new leaves as they are.
+NIGHTLY_FRESHNESS = dg.FreshnessPolicy.cron(
+    deadline_cron="0 7 * * *", lower_bound_delta=timedelta(hours=5), timezone=STATE_TIMEZONE
+)
 
 
 @dg.schedule(

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 
 import dagster as dg
 
+from jc_pipeline.defs.automation.schedules import NIGHTLY_FRESHNESS
 from jc_pipeline.defs.resources import WAREHOUSE_POOL, WarehouseResource
 from jc_pipeline.lib import ingest, pending
 
@@ -25,6 +26,7 @@ REHASH_VARIABLE = "JC_INGEST_REHASH"
             "reason, and rows total = loaded + rejected.",
             deps=["agencies", "agency_metric_settings", "agency_breakdown_settings", "metric_definitions",
                   "metric_categories"],
+            freshness_policy=NIGHTLY_FRESHNESS,
             **_COMMON,
         ),
         dg.AssetSpec(

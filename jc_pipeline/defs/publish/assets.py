@@ -5,7 +5,6 @@ import dagster as dg
 import duckdb
 
 from jc_pipeline.defs.resources import WAREHOUSE_POOL, WarehouseResource
-from jc_pipeline.defs.state.assets import NIGHTLY_FRESHNESS
 from jc_pipeline.lib import pending, state
 from jc_pipeline.lib.warehouse import PUBLISHED_TABLES, ensure_contract_schema
 
@@ -24,7 +23,6 @@ def _prepare(con: duckdb.DuckDBPyConnection) -> None:
     group_name="publish",
     kinds={"duckdb"},
     pool=WAREHOUSE_POOL,
-    freshness_policy=NIGHTLY_FRESHNESS,
 )
 def analyst_warehouse(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     """`warehouse.duckdb`: every analyst table and view, rebuilt beside the old file and renamed into place, so a

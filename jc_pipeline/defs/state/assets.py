@@ -1,7 +1,5 @@
 """State roll-ups: the numbers policymakers read, with coverage beside every one."""
 
-from datetime import timedelta
-
 import dagster as dg
 
 from jc_pipeline.defs.partitions import (
@@ -14,12 +12,6 @@ from jc_pipeline.defs.partitions import (
 from jc_pipeline.defs.resources import WAREHOUSE_POOL, WarehouseResource
 from jc_pipeline.lib import pending, state
 
-#: The nightly run starts at 02:00; the state numbers must be rebuilt by 07:00 every morning.
-NIGHTLY_FRESHNESS = dg.FreshnessPolicy.cron(
-    deadline_cron="0 7 * * *", lower_bound_delta=timedelta(hours=5), timezone="America/New_York"
-)
-
-
 @dg.asset(
     partitions_def=period_months,
     backfill_policy=dg.BackfillPolicy.single_run(),
@@ -27,7 +19,6 @@ NIGHTLY_FRESHNESS = dg.FreshnessPolicy.cron(
     group_name="state",
     kinds={"duckdb"},
     pool=WAREHOUSE_POOL,
-    freshness_policy=NIGHTLY_FRESHNESS,
 )
 def state_metrics(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     """State-level value of every metric, period and breakdown category, summed only where summing is valid

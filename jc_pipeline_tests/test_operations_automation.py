@@ -97,6 +97,35 @@ def test_the_nightly_freshness_is_the_ingests_which_runs_every_night(tmp_path, m
     assert (policy.deadline_cron, policy.timezone) == ("0 7 * * *", schedules.STATE_TIMEZONE)
 
 
+def test_every_change_of_a_files_content_asks_for_its_own_ingest_run(tmp_path, monkeypatch):
+    """The daemon launches a run key once: a file changed between two contents again (v1, v2, v1, v2) asks for a
+    new run each time, while the same tick evaluated twice over one cursor asks for the same run."""
+    monkeypatch.setenv("JC_DATA_DIR", str(tmp_path))
+    from jc_pipeline.definitions import defs as load
+
+    definitions = load()
+    inbox_sensor = definitions.resolve_sensor_def("inbox_sensor")
+    resources = {"warehouse": WarehouseResource(data_dir=str(tmp_path))}
+    path = tmp_path / "inbox" / "le" / "LAW_ENFORCEMENT" / "arrests.csv"
+    path.parent.mkdir(parents=True)
+    with dg.instance_for_test() as instance:
+
+        def tick(cursor):
+            with dg.build_sensor_context(instance=instance, cursor=cursor, resources=resources,
+                                         repository_def=definitions.get_repository_def()) as context:
+                return inbox_sensor.evaluate_tick(context)
+
+        keys, cursor = [], None
+        for version, mtime in (("v1", 1), ("v2", 2), ("v1", 3), ("v2", 4)):
+            path.write_text(f"year,month,value\n2024,1,{len(version)}{version[-1]}\n")
+            os.utime(path, ns=(mtime * 10**9, mtime * 10**9))
+            result = tick(cursor)
+            assert tick(cursor).run_requests[0].run_key == result.run_requests[0].run_key  # evaluated again
+            keys.append(result.run_requests[0].run_key)
+            cursor = result.cursor
+    assert len(set(keys)) == 4
+
+
 @pytest.mark.slow
 def test_months_an_earlier_ingest_left_pending_are_rolled_up_after_the_next_ingest(tmp_path_factory, tmp_path,
                                                                                     monkeypatch):

@@ -86,11 +86,13 @@ def inbox_sensor(context: dg.SensorEvaluationContext, warehouse: WarehouseResour
             continue
         current[path] = {"sig": signature, "sha256": sha}
         if before is None or before.get("sha256") != sha:
-            changed[path] = [before.get("sha256") if before else None, sha]
+            changed[path] = [before.get("sha256") if before else None, sha, signature]
     cursor = json.dumps(current, sort_keys=True)
     if not changed:
         return dg.SensorResult(skip_reason=dg.SkipReason("no new or changed file contents in the inbox"), cursor=cursor)
-    # The key covers old and new hash, so a file changed back to an earlier content still launches a run.
+    # The key covers old and new hash and the file's signature (size, mtime, ctime): a file changed back to an
+    # earlier content, or between two contents again later, still launches a run (the daemon runs a key once),
+    # while a tick evaluated again over the same cursor asks for the same run.
     run_key = hashlib.sha256(json.dumps(changed, sort_keys=True).encode()).hexdigest()[:20]
     return dg.SensorResult(
         run_requests=[dg.RunRequest(run_key=run_key, tags={"jc/changed_files": str(len(changed))})],

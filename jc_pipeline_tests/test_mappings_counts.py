@@ -98,20 +98,9 @@ def test_cad_calls_counted_by_month_of_the_call_with_mapped_types(w):
 def test_rows_of_an_export_below_blank_rows_are_numbered_as_the_file_shows_them(w, name):
     """An export whose header is on row 3 (two blank rows above it): findings and lineage name the spreadsheet's
     rows, as for an export whose header is on row 1."""
-    write_mapping(w.data_dir, "le", CAD + """
-  - name: cadx
-    pattern: LAW_ENFORCEMENT/cadx_*.xlsx
-    format: xlsx
-    kind: records
-    columns: {id: Incident No, received: Call Received, priority: Priority}
-    metrics:
-      - metric: LAW_ENFORCEMENT_CALLS_FOR_SERVICE
-        date: received
-        breakdowns:
-          - dimension: metric/law_enforcement/calls_for_service/type
-            column: priority
-            values: {"1": EMERGENCY, "2": EMERGENCY, "3": NON_EMERGENCY}
-""")
+    # The CSV source of CAD and the same source as a workbook.
+    cadx = CAD.split("sources:\n")[1].replace("name: cad", "name: cadx").replace("cad_calls_*.csv", "cadx_*.xlsx")
+    write_mapping(w.data_dir, "le", CAD + cadx.replace("    kind: records", "    format: xlsx\n    kind: records"))
     rows = [["Incident No", "Call Received", "Priority"], ["C1", "2024-01-03 10:00:00", "1"],
             ["C2", "2024-01-31 23:59:59", "9"]]
     if name.endswith(".csv"):
@@ -184,32 +173,20 @@ def test_rms_arrests_one_per_arrest_by_most_serious_offense_with_race_ethnicity_
 def test_an_event_dated_before_the_sources_period_is_not_counted_in_it(w):
     """With `id`, an event is dated by its earliest row and classified by its most serious charge: an arrest
     whose first charge falls before `period.from` is an arrest of that earlier month, not of the first one kept."""
-    write_mapping(w.data_dir, "le", """
-sources:
-  - name: arrests
-    pattern: LAW_ENFORCEMENT/arrests.csv
-    kind: records
-    period: {from: 2024-01}
-    columns: {arrest: ArrestNo, when: Date, nibrs: NIBRS}
-    metrics:
-      - metric: LAW_ENFORCEMENT_ARRESTS
-        date: when
-        id: arrest
-        breakdowns:
-          - dimension: metric/offense/type
-            column: nibrs
-            values: {"13A": PERSON, "35A": DRUG}
-""")
-    deliver_csv(w.data_dir, "le", "LAW_ENFORCEMENT", "arrests.csv", [
-        ["ArrestNo", "Date", "NIBRS"],
-        ["A1", "2023-12-31", "13A"], ["A1", "2024-01-02", "35A"],  # a December arrest (person), before the period
-        ["A2", "2024-01-05", "35A"],
-    ])
+    write_mapping(w.data_dir, "le", RMS.replace("kind: records", "kind: records\n    period: {from: 2024-01}"))
+    path = w.data_dir / "inbox" / "le" / "LAW_ENFORCEMENT" / "rms" / "arrests_2024.csv"
+    path.parent.mkdir(parents=True)
+    path.write_text("\n".join([
+        "ArrestID|ArrestDate|Offense|Race|Hispanic|Sex",
+        "A1|12/31/2023|ASSAULT|W|N|M",  # a December arrest (person), before the period
+        "A1|01/02/2024|DRUG_POSS|W|N|M",
+        "A2|01/05/2024|DRUG_POSS|B|N|F",
+    ]) + "\n", encoding="utf-8")
     batch = w.parse()
     jan = date(2024, 1, 1)
     assert values(batch, "LAW_ENFORCEMENT_ARRESTS") == {(jan, None): 1}
-    assert values(batch, "LAW_ENFORCEMENT_ARRESTS", OFFENSE)[(jan, "DRUG")] == 1
-    assert values(batch, "LAW_ENFORCEMENT_ARRESTS", OFFENSE)[(jan, "PERSON")] == 0
+    by_offense = values(batch, "LAW_ENFORCEMENT_ARRESTS", OFFENSE)
+    assert (by_offense[(jan, "DRUG")], by_offense[(jan, "PERSON")]) == (1, 0)
 
 
 def test_agency_offense_order_overrides_the_default_hierarchy(w):

@@ -233,18 +233,22 @@ def _sheet_from_arrow(name: str, batch: pa.RecordBatch) -> RawSheet:
         return _empty(name)
     _check_width(name, batch.num_columns)
     batch = _cut_long_cells(batch)
-    first = tuple(column[0].as_py() for column in batch.columns)
-    if any(_filled(cell) for cell in first):  # the usual case: the header is on row 1
-        header_at, header = 0, first
-    else:
-        filled = [pc.fill_null(pc.greater(pc.utf8_length(pc.utf8_trim_whitespace(column)), 0), False)
-                  for column in batch.columns]
-        rows = pc.indices_nonzero(functools.reduce(pc.or_, filled))
-        if len(rows) == 0:
-            return _empty(name)
-        header_at = rows[0].as_py()
-        header = tuple(column[header_at].as_py() for column in batch.columns)
+    header_at = first_filled_row(batch)
+    if header_at is None:
+        return _empty(name)
+    header = tuple(column[header_at].as_py() for column in batch.columns)
     return _raw_sheet(name, header_at + 1, header, batch, header_at + 1)
+
+
+def first_filled_row(cells: pa.RecordBatch | pa.Table) -> int | None:
+    """The index of the first row with a non-blank cell (a sheet's header, whatever blank rows stand above it;
+    also for the native exports' workbooks), None when every cell is blank. ``cells`` has at least one row."""
+    if any(_filled(column[0].as_py()) for column in cells.columns):  # the usual case: the header is on row 1
+        return 0
+    filled = [pc.fill_null(pc.greater(pc.utf8_length(pc.utf8_trim_whitespace(column)), 0), False)
+              for column in cells.columns]
+    rows = pc.indices_nonzero(functools.reduce(pc.or_, filled))
+    return rows[0].as_py() if len(rows) else None
 
 
 def _raw_sheet(name: str, header_row: int, header: tuple[str | None, ...], cells: pa.RecordBatch,

@@ -33,6 +33,7 @@ import fastexcel
 import polars as pl
 
 from jc_pipeline.lib.ingest.normalize import FINDING_SCHEMA, fmt
+from jc_pipeline.lib.ingest.readers import first_filled_row
 from jc_pipeline.lib.ingest.rules import RULES
 from jc_pipeline.lib.mappings.spec import EXCLUDED as EXCLUDED_VALUE, SourceSpec, ValueMap, Where
 from jc_pipeline.lib.periods import add_months
@@ -173,14 +174,13 @@ def _load_workbook(path: Path, data: bytes | None, source: SourceSpec) -> Loaded
 
 def _sheet_below_header(cells: pl.DataFrame) -> tuple[pl.DataFrame, int]:
     """The rows below the sheet's header, named by it, and the header's row (0-based): the first row with a
-    non-blank cell (fastexcel's own header skips the blank rows above it without saying how many, and the row
-    numbers must be the sheet's). Blank header cells are named ``__UNNAMED__<i>`` and repeated ones
-    ``<name>_<i>``, as fastexcel names them; the first of equal headers keeps its name."""
-    if not cells.width:
+    non-blank cell, as for bulk uploads (:func:`readers.first_filled_row`; fastexcel's own header skips the blank
+    rows above it without saying how many, and the row numbers must be the sheet's). Blank header cells are named
+    ``__UNNAMED__<i>`` and repeated ones ``<name>_<i>``, as fastexcel names them; the first of equal headers keeps
+    its name."""
+    if not cells.width or not cells.height:
         return cells, 0
-    filled = cells.select(pl.any_horizontal(pl.all().str.strip_chars().str.len_chars() > 0).fill_null(False))
-    rows = filled.to_series().arg_true()
-    header = rows[0] if len(rows) else 0
+    header = first_filled_row(cells.to_arrow()) or 0
     names: list[str] = []
     for i, cell in enumerate(cells.row(header)):
         name = cell if cell else f"__UNNAMED__{i}"

@@ -3,7 +3,8 @@
 --   |value - median| >= greatest($min_difference, relative * median, $robust_z * 1.4826 * MAD)
 -- with relative = $relative_instant for levels (INSTANT metrics: populations, staff, open cases) and $relative_delta
 -- for event counts and money (funding and expenses are sums of money whatever their upstream type, spec §9.3: the
--- rule of state_year_averages_months in the state roll-up). 1.4826 * MAD estimates the standard deviation robustly (one earlier outlier does not move it).
+-- rule of state_year_averages_months in the state roll-up). 1.4826 * MAD estimates the standard deviation robustly
+-- (one earlier outlier does not move it).
 -- Parameters: $months DATE[], $history, $min_history, $min_difference, $relative_delta, $relative_instant,
 -- $robust_z, $agencies VARCHAR[] (NULL: every agency).
 --

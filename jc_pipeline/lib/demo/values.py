@@ -3,8 +3,8 @@
 Every metric of an agency is first simulated as a monthly "truth" series (float), then aggregated to the
 periods the agency reports (its effective frequency and fiscal year): money and event counts are summed over the
 period's months, populations and staff are averaged. Related metrics are derived from one another at the monthly
-level (pre- + post-adjudication admissions ~ total admissions, expenses ~ funding, open cases ~ referrals), so
-their reported values stay consistent whatever periods they are reported for.
+level (expenses ~ funding, open cases ~ referrals; post-adjudication admissions = total admissions less the
+pre-adjudication ones), so their reported values stay consistent whatever periods they are reported for.
 """
 
 from __future__ import annotations
@@ -35,11 +35,20 @@ class Derived:
 
     of: str
     share: float
-    noise: float = 0.04  # month-to-month wobble of the share; small where parts must add up to a whole
+    noise: float = 0.04  # month-to-month wobble of the share
+
+
+@dataclass(frozen=True)
+class Remainder:
+    """The rest of a whole once one part is taken: ``of`` less ``less`` (metric keys without the sector), month by
+    month, so the two parts add up to the whole as a jail's pre- and post-adjudication counts do (spec V-XMETRIC)."""
+
+    of: str
+    less: str
 
 
 # Rates are in the range of published US figures (e.g. ~30 arrests and ~2.3 police FTE per 1,000 residents).
-PROFILES: dict[str, dict[str, Base | Derived]] = {
+PROFILES: dict[str, dict[str, Base | Derived | Remainder]] = {
     "LAW_ENFORCEMENT": {
         "FUNDING": Base("money", 320),
         "EXPENSES": Derived("FUNDING", 0.97),
@@ -89,13 +98,13 @@ PROFILES: dict[str, dict[str, Base | Derived]] = {
         "TOTAL_STAFF": Base("staff", 0.9),
         "TOTAL_ADMISSIONS": Base("flow", 42),
         "PRE_ADJUDICATION_ADMISSIONS": Derived("TOTAL_ADMISSIONS", 0.82, 0.01),
-        "POST_ADJUDICATION_ADMISSIONS": Derived("TOTAL_ADMISSIONS", 0.18, 0.01),
+        "POST_ADJUDICATION_ADMISSIONS": Remainder("TOTAL_ADMISSIONS", "PRE_ADJUDICATION_ADMISSIONS"),
         "TOTAL_POPULATION": Base("stock", 2.6),
-        "PRE_ADJUDICATION_POPULATION": Derived("TOTAL_POPULATION", 0.66, 0.01),
-        "POST_ADJUDICATION_POPULATION": Derived("TOTAL_POPULATION", 0.32, 0.01),
+        "PRE_ADJUDICATION_POPULATION": Derived("TOTAL_POPULATION", 0.67, 0.01),
+        "POST_ADJUDICATION_POPULATION": Remainder("TOTAL_POPULATION", "PRE_ADJUDICATION_POPULATION"),
         "TOTAL_RELEASES": Derived("TOTAL_ADMISSIONS", 0.99),
-        "PRE_ADJUDICATION_RELEASES": Derived("TOTAL_ADMISSIONS", 0.81),
-        "POST_ADJUDICATION_RELEASES": Derived("TOTAL_ADMISSIONS", 0.18),
+        "PRE_ADJUDICATION_RELEASES": Derived("TOTAL_RELEASES", 0.82, 0.01),
+        "POST_ADJUDICATION_RELEASES": Remainder("TOTAL_RELEASES", "PRE_ADJUDICATION_RELEASES"),
         "READMISSIONS": Derived("TOTAL_ADMISSIONS", 0.35),
         "USE_OF_FORCE_INCIDENTS": Derived("TOTAL_POPULATION", 0.004),
         "GRIEVANCES_UPHELD": Derived("TOTAL_POPULATION", 0.002),
@@ -303,6 +312,9 @@ class _AgencySimulator:
             if isinstance(profile, Derived):
                 base = self._series(sector, profile.of, scale)
                 values = [value * profile.share * (1 + self.rng.gauss(0, profile.noise)) for value in base]
+            elif isinstance(profile, Remainder):
+                whole, part = self._series(sector, profile.of, scale), self._series(sector, profile.less, scale)
+                values = [w - p for w, p in zip(whole, part)]
             else:
                 values = self._base(profile, scale)
             self._cache[cache_key] = [max(0.0, value) for value in values]

@@ -4,12 +4,15 @@ The state is the demo state (:func:`jc_pipeline.lib.demo.write_demo_state`: ever
 superagencies, subsystems, fiscal years, quirks, a few native exports) scaled to ``agencies`` and ``years``, topped
 up with record-level jail booking exports (:func:`bench.bench_native.write_booking_export`) until the delivered
 data rows reach ``rows``. The nightly increment is what a state receives on an ordinary night: one new month from
-every agency that still reports, and five late corrections of old months.
+every agency that still reports, and five late corrections of old months. A cached state records the digest of
+the code that wrote it (the demo generator, the registry, this module and the booking exports); a change to that
+code writes the state again, so the benchmark never measures files the generator no longer writes.
 """
 
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import random
 import shutil
@@ -17,6 +20,8 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
+import jc_pipeline.lib.demo
+import jc_pipeline.registry
 from bench.bench_native import write_booking_export
 from jc_pipeline.lib.demo import write_demo_state
 from jc_pipeline.lib.demo.agencies import build_state
@@ -50,14 +55,28 @@ class StateSize:
 
 
 def large_state(agencies: int, years: int, rows: int, seed: int) -> tuple[Path, StateSize]:
-    """The cached state for these parameters, written on first use (minutes at the default 3,000 x 10 years)."""
+    """The cached state for these parameters, written on first use or when the code that writes it changed
+    (minutes at the default 3,000 x 10 years)."""
     root = CACHE / f"state_a{agencies}_y{years}_r{rows}_s{seed}"
     done = root / _DONE
-    if not done.exists():
+    generator = generator_digest()
+    recorded = json.loads(done.read_text(encoding="utf-8")) if done.exists() else {}
+    if recorded.pop("generator", None) != generator:
         shutil.rmtree(root, ignore_errors=True)
-        size = _write(root, agencies, years, rows, seed)
-        done.write_text(json.dumps(size.__dict__), encoding="utf-8")
-    return root, StateSize(**json.loads(done.read_text(encoding="utf-8")))
+        recorded = _write(root, agencies, years, rows, seed).__dict__
+        done.write_text(json.dumps({**recorded, "generator": generator}), encoding="utf-8")
+    return root, StateSize(**recorded)
+
+
+def generator_digest() -> str:
+    """SHA-256 of the sources that decide the state's files: the demo generator, the metric registry, this module
+    and the booking exports' writer."""
+    folders = (Path(jc_pipeline.lib.demo.__file__).parent, Path(jc_pipeline.registry.__file__).parent)
+    sources = sorted(p for folder in folders for p in folder.iterdir() if p.suffix in {".py", ".yaml"})
+    digest = hashlib.sha256()
+    for path in [*sources, Path(__file__), Path(__file__).with_name("bench_native.py")]:
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
 
 
 def _write(root: Path, agencies: int, years: int, rows: int, seed: int) -> StateSize:

@@ -34,9 +34,23 @@ def test_state_is_generated_once_with_every_kind_of_delivery(results):
     state = measured["state"]
     assert state["csv_files"] > 0 and state["workbooks"] > 0 and state["booking_exports"] == 1
     assert state["rows"] == 200_000  # the booking export tops the bulk uploads up to exactly the rows asked for
-    assert len(list((cache / "cache").glob("state_*/bench_state.json"))) == 1
+    [done] = (cache / "cache").glob("state_*/bench_state.json")
+    written = done.stat().st_mtime_ns
     again, _ = scale.large_state(20, 1, 200_000, 3)
-    assert again.parent == cache / "cache"  # cached: no second state written
+    assert again == done.parent and done.stat().st_mtime_ns == written  # cached: no second state written
+
+
+def test_a_state_written_by_other_generator_code_is_written_again(tmp_path, monkeypatch):
+    monkeypatch.setattr(scale, "CACHE", tmp_path)
+    root, first = scale.large_state(20, 1, 20_000, 3)
+    stale = root / "stale_file_of_an_older_generator.csv"
+    stale.write_text("x\n", encoding="utf-8")
+    assert scale.large_state(20, 1, 20_000, 3)[0] == root and stale.exists()  # same code: the cache is used
+    monkeypatch.setattr(scale, "generator_digest", lambda: "another version of the generator")
+    _, size = scale.large_state(20, 1, 20_000, 3)
+    assert not stale.exists() and size == first  # written again, the same seeded state
+    assert json.loads((root / "bench_state.json").read_text(encoding="utf-8"))["generator"] == (
+        "another version of the generator")
 
 
 def test_every_stage_is_timed_and_the_stages_add_up_to_the_run(results):

@@ -50,12 +50,13 @@ def test_catalogue_is_complete_and_consistent():
     assert {"category_is_member", "value_not_negative", "no_duplicate_datapoints", "period_aligned",
             "period_not_in_future", "agency_in_roster", "breakdowns_sum_to_total", "counts_are_whole_numbers",
             "required_breakdowns_present", "no_missing_months", "metric_enabled", "category_enabled",
-            "jail_population_parts_match_total", "admissions_releases_match_population_change",
+            "jail_population_parts_match_total", "jail_flow_parts_match_total",
+            "admissions_releases_match_population_change",
             "staff_breakdown_matches_total", "no_implausible_jumps", "value_is_numeric"} == set(names)
     for rule in validation.RULES:
         assert rule.severity in ("ERROR", "WARNING") and rule.title and rule.description and rule.remedy
         if rule.engine == "sql":
-            assert sqlrules.sql_text(rule.name)
+            assert sqlrules.sql_text(rule.query or rule.name)
         else:
             assert rule.name in expectations.BUILDERS
 

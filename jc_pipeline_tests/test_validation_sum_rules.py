@@ -68,6 +68,13 @@ def wh(tmp_path_factory):
         wh.add(agency, "JAILS_POST_ADJUDICATION_POPULATION", MARCH, post)
         wh.add(agency, "JAILS_TOTAL_ADMISSIONS", MARCH, admissions)
         wh.add(agency, "JAILS_TOTAL_RELEASES", MARCH, 45)
+    # jail_flow_parts_match_total: JAIL_OK's admissions 30 + 20 = 50; JAIL_BAD's 30 + 20 = 50 against 300, and its
+    # releases 25 + 20 = 45 as they should.
+    for agency in ("JAIL_OK", "JAIL_BAD"):
+        wh.add(agency, "JAILS_PRE_ADJUDICATION_ADMISSIONS", MARCH, 30)
+        wh.add(agency, "JAILS_POST_ADJUDICATION_ADMISSIONS", MARCH, 20)
+        wh.add(agency, "JAILS_PRE_ADJUDICATION_RELEASES", MARCH, 25)
+        wh.add(agency, "JAILS_POST_ADJUDICATION_RELEASES", MARCH, 20)
     wh.add("PRIS_BAD", "PRISONS_POPULATION", FEB, 500)
     wh.add("PRIS_BAD", "PRISONS_POPULATION", MARCH, 500)
     wh.add("PRIS_BAD", "PRISONS_ADMISSIONS", MARCH, 200)
@@ -115,6 +122,14 @@ def test_jail_population_parts_match_total(wh):
         "JAIL_BAD", "JAILS_TOTAL_POPULATION", MARCH, "WARNING")
     assert (row["observed"], row["expected"]) == ("90", "100")
     assert (row["file_id"], row["row_number"]) == ("f-JAIL_BAD", 3)
+
+
+def test_jail_flow_parts_match_total(wh):
+    [row] = wh.results("jail_flow_parts_match_total")
+    assert (row["agency_id"], row["metric_key"], row["period_start"], row["severity"]) == (
+        "JAIL_BAD", "JAILS_TOTAL_ADMISSIONS", MARCH, "WARNING")
+    assert (row["observed"], row["expected"]) == ("50", "300")
+    assert "pre- plus post-adjudication is 50, but the total is 300" in row["message"]
 
 
 def test_admissions_releases_match_population_change(wh):

@@ -40,7 +40,9 @@ class Rule:
     ``run.expired_verdicts``); ``reads_back`` how many earlier periods of the same series the rule reads to
     judge a period (0: the period's own rows only): a change in month M is judged again, for the same agencies,
     in the periods that many after it (``run.validate_months``); only WARNING rules may read back, since those
-    later months' state numbers are not rebuilt; ``params`` the thresholds.
+    later months' state numbers are not rebuilt; ``params`` the thresholds; ``query`` (sql) the file
+    ``sql/<query>.sql`` the rule runs, when several rules share one with their own thresholds and words (default:
+    its name).
     """
 
     name: str
@@ -56,6 +58,7 @@ class Rule:
     expires: bool = False
     reads_back: int = 0
     params: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    query: str = ""
 
     @property
     def blocking(self) -> bool:
@@ -250,6 +253,23 @@ RULES: tuple[Rule, ...] = (
         # day: 2 people / 2% keeps rounding quiet and still catches a part that covers other facilities.
         params=_p(absolute_tolerance=2.0, relative_tolerance=0.02, identity_names=("part_a", "part_b", "whole"),
                   identities=(("PRE_ADJUDICATION_POPULATION", "POST_ADJUDICATION_POPULATION", "TOTAL_POPULATION"),)),
+        query="parts_match_total",
+    ),
+    Rule(
+        name="jail_flow_parts_match_total",
+        severity=WARNING,
+        title="Pre- plus post-adjudication admissions and releases equal the totals",
+        description="A jail's pre-adjudication and post-adjudication admissions should add up to its total "
+                    "admissions, and the same for releases (within 1; spec V-XMETRIC).",
+        remedy="Count each admission or release once, as pre- or post-adjudication by the person's status at "
+               "that moment; the total counts every one of them.",
+        message="{metric} for {period}: pre- plus post-adjudication is {observed}, but the total is {expected}.",
+        engine="sql",
+        # Admissions and releases are counts of events, each of one status: only rounding-free differences.
+        params=_p(absolute_tolerance=1.0, relative_tolerance=0.0, identity_names=("part_a", "part_b", "whole"),
+                  identities=(("PRE_ADJUDICATION_ADMISSIONS", "POST_ADJUDICATION_ADMISSIONS", "TOTAL_ADMISSIONS"),
+                              ("PRE_ADJUDICATION_RELEASES", "POST_ADJUDICATION_RELEASES", "TOTAL_RELEASES"))),
+        query="parts_match_total",
     ),
     Rule(
         name="admissions_releases_match_population_change",

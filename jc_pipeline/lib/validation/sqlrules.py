@@ -79,7 +79,7 @@ def run_sql_rule(con: duckdb.DuckDBPyConnection, rule: Rule, months: Sequence[da
     """Run one SQL rule over ``months`` (the groups of ``agencies`` only, when given; every query reads other
     rows of the same agency only); a failing query becomes ``error``, never failing groups."""
     try:
-        text = sql_text(rule.name)
+        text = sql_text(rule.query or rule.name)
         available = {"months": list(months), "today": today, "agencies": agencies,
                      **registry_parameters(rule, registry),
                      **{k: v for k, v in rule.params.items() if not isinstance(v, tuple)}}

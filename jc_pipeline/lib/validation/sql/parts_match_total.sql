@@ -1,5 +1,6 @@
--- jail_population_parts_match_total: part A + part B vs the whole, for the (A, B, whole) metric triples the
--- registry has (pre- + post-adjudication vs total jail population), same agency and period, totals only.
+-- parts_match_total (the rules jail_population_parts_match_total and jail_flow_parts_match_total): part A + part B
+-- vs the whole, for the (A, B, whole) metric triples the registry has (pre- + post-adjudication vs total jail
+-- population, admissions, releases), same agency and period, totals only.
 -- Parameters: $months DATE[], $part_a, $part_b, $whole VARCHAR[] (parallel lists), $absolute_tolerance,
 -- $relative_tolerance, $agencies VARCHAR[] (NULL: every agency).
 WITH ids AS (

@@ -93,6 +93,33 @@ def test_a_period_whose_first_month_is_after_its_last_is_refused():
     assert any("sources[0].period: 'from' (2025-01) is after 'to' (2024-01)" in p for p in found), found
 
 
+@pytest.mark.parametrize("fmt", ["%Q", "%H:%M", "%Y", "%%d"])
+def test_a_date_format_that_cannot_read_a_records_month_is_refused(fmt):
+    found = problems(CAD.replace("kind: records", f"kind: records\n    date_formats: ['%d.%m.%Y', '{fmt}']"))
+    assert found == [f"mappings/le.yaml: sources[0].date_formats[1]: {fmt!r} does not read a date back to its month "
+                     "(chrono strftime: e.g. '%m/%d/%Y %H:%M', '%d.%m.%Y', '%Y-%m')"]
+
+
+@pytest.mark.parametrize("fmt", ["%Y-%m", "%m/%d/%y %I:%M %p", "%Y-%m-%dT%H:%M:%S%:z", "%b %d %Y"])
+def test_date_formats_that_read_a_month_are_accepted(fmt):
+    mapping = parse_mapping(CAD.replace("kind: records", f"kind: records\n    date_formats: ['{fmt}']"), "le",
+                            REGISTRY, shown="mappings/le.yaml")
+    assert mapping.sources[0].date_formats == (fmt,)
+
+
+@pytest.mark.parametrize("version", ["true", "1.5", "'1'"])
+def test_only_version_1_is_accepted(version):
+    assert problems(f"version: {version}\n" + CAD)[0].startswith("mappings/le.yaml: version: unsupported version")
+
+
+def test_two_spellings_of_one_source_value_mapped_to_different_members_are_refused():
+    found = problems(CAD.replace('"3": NON_EMERGENCY', '"3": NON_EMERGENCY, "Admin ": EMERGENCY'))
+    assert found == ["mappings/le.yaml: sources[0].metrics[0].breakdowns[0].values.ADMIN: 'ADMIN' and 'Admin ' are "
+                     "the same value once case and spaces are ignored, and map to different members; keep one"]
+    same = CAD.replace('"3": NON_EMERGENCY', '"3": NON_EMERGENCY, " 3": NON_EMERGENCY')
+    assert parse_mapping(same, "le", REGISTRY, shown="mappings/le.yaml").sources  # one meaning: no problem
+
+
 def test_yaml_aliases_that_expand_without_bound_are_refused_at_once():
     """Aliases of aliases: 700 bytes that expand to 9^8 values, each printed in a message if read."""
     levels = ["a0: &a0 [x]"] + [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]" for i in range(1, 9)]

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime
 from fnmatch import fnmatchcase
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+import polars as pl
 import yaml
 
 from jc_pipeline.lib.registry import Dimension, Metric, Registry
@@ -243,8 +244,9 @@ class _Checker:
     def mapping(self, data: Any, agency_id: str) -> AgencyMapping:
         sources: list[SourceSpec] = []
         if self.keys("", data, {"sources"}, {"version", "agency_id"}):
-            if data.get("version", 1) != 1:
-                self.bad("version", f"unsupported version {data.get('version')!r} (only 1)")
+            version = data.get("version", 1)
+            if isinstance(version, bool) or version != 1:  # YAML `true` is 1 to Python
+                self.bad("version", f"unsupported version {version!r} (only 1)")
             if data.get("agency_id") not in (None, agency_id):
                 self.bad("agency_id", f"{data['agency_id']!r} differs from the file name's agency '{agency_id}'")
             raw = data.get("sources")
@@ -295,6 +297,10 @@ class _Checker:
         if not isinstance(formats, list) or not all(isinstance(f, str) and "%" in f for f in formats):
             self.bad(f"{where}.date_formats", "expected a list of strftime formats such as '%m/%d/%Y %H:%M'")
             formats = []
+        for number, text in enumerate(formats):
+            if not _reads_dates(text):
+                self.bad(f"{where}.date_formats[{number}]", f"{text!r} does not read a date back to its month "
+                         "(chrono strftime: e.g. '%m/%d/%Y %H:%M', '%d.%m.%Y', '%Y-%m')")
         agency = self.column_ref(f"{where}.agency", data.get("agency"), columns, optional=True)
         period_from, period_to = self.period(f"{where}.period", data.get("period"))
         metrics = []
@@ -490,13 +496,17 @@ class _Checker:
             self.bad(f"{where}.values", "expected a mapping of source values to member names")
             return None
         values: dict[str, str] = {}
+        spelled: dict[str, Any] = {}
         for source, target in raw.items():
-            if target is None:
-                values[_key(source)] = EXCLUDED
-            elif target not in allowed:
+            key, mapped = _key(source), EXCLUDED if target is None else target
+            if mapped != EXCLUDED and mapped not in allowed:
                 self.bad(f"{where}.values.{source}", f"{target!r} is not one of {', '.join(allowed)}")
+            elif key in values and values[key] != mapped:
+                # Source values are compared stripped and case-folded, so these two are one value.
+                self.bad(f"{where}.values.{source}", f"{source!r} and {spelled[key]!r} are the same value once "
+                         "case and spaces are ignored, and map to different members; keep one")
             else:
-                values[_key(source)] = target
+                values[key], spelled[key] = mapped, source
         default = data.get("default")
         if default is not None and default not in allowed:
             self.bad(f"{where}.default", f"{default!r} is not one of {', '.join(allowed)}")
@@ -506,6 +516,17 @@ class _Checker:
         if column is None:
             return None
         return ValueMap(column, values, default, blank)
+
+
+def _reads_dates(text: str) -> bool:
+    """A date format reads back what it writes, to the day or to the month (the day then read as the 1st)."""
+    moment = datetime(2024, 3, 17, 8, 15, 42, tzinfo=UTC)  # aware: offsets (%z) are formats exports use
+    try:
+        written = pl.Series([moment]).dt.strftime(text)
+        read = written.str.to_date(text, strict=False, cache=False).item()
+    except pl.exceptions.PolarsError:  # a directive chrono does not know
+        return False
+    return read in (moment.date(), moment.date().replace(day=1))
 
 
 def _key(value: Any) -> str:

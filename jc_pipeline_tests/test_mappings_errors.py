@@ -169,6 +169,21 @@ sources:
 """
 
 
+def test_not_in_keeps_empty_cells_and_blank_false_drops_them(w):
+    """An empty cell is in no list: `in` leaves it out, `not_in` keeps it."""
+    write_mapping(w.data_dir, "fy_jail", JAIL.replace("in: [PRETRIAL]}", "not_in: [SENTENCED]}") + """\
+      - metric: JAILS_POST_ADJUDICATION_ADMISSIONS
+        date: in
+        where: [{column: unit, not_in: [PRETRIAL]}, {column: unit, blank: false}]
+""")
+    deliver_csv(w.data_dir, "fy_jail", "JAILS", "bookings_3.csv", [
+        ["Booked", "Released", "Charge", "Housing"], ["2024-01-05", "", "X", "PRETRIAL"],
+        ["2024-01-06", "", "X", ""], ["2024-01-07", "", "X", "SENTENCED"], ["2024-01-08", "", "X", "  "]])
+    batch = w.parse()
+    assert values(batch, "JAILS_PRE_ADJUDICATION_ADMISSIONS") == {(date(2024, 1, 1), None): 3}
+    assert values(batch, "JAILS_POST_ADJUDICATION_ADMISSIONS") == {(date(2024, 1, 1), None): 1}
+
+
 def test_missing_column_stops_only_the_metrics_that_need_it(w):
     write_mapping(w.data_dir, "fy_jail", JAIL)
     deliver_csv(w.data_dir, "fy_jail", "JAILS", "bookings_1.csv", [

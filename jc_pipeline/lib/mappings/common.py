@@ -289,7 +289,8 @@ class Records:
             if w.blank is not None:
                 keep = keep & (~self.present(w.column) if w.blank else self.present(w.column))
                 continue
-            passes = (lambda value, w=w: value is not None and (value.casefold() in w.keep) != w.negate)
+            # An empty cell is in no list: `in` drops it, `not_in` keeps it (`blank: false` drops it).
+            passes = (lambda value, w=w: (value is not None and value.casefold() in w.keep) != w.negate)
             keep = keep & pl.col(self.mapped(("where", w), w.column, passes, pl.Boolean))
         return keep
 

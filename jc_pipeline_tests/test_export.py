@@ -1,11 +1,13 @@
-"""Exports: formula injection neutralized in CSV and XLSX text cells, numbers left numbers, Parquet exact,
-only known tables exportable."""
+"""Exports: formula injection neutralized in CSV text cells and marked in XLSX ones (kept exactly there), numbers left
+numbers, Parquet exact, only known tables exportable."""
 
 from __future__ import annotations
 
 import csv
+import html
 import io
 import math
+import re
 import zipfile
 from datetime import date, datetime
 from decimal import Decimal
@@ -19,9 +21,19 @@ import pytest
 from jc_pipeline.lib import export
 from jc_pipeline_tests.test_state_fixture import build_small_state
 
-#: Text an agency could put into a cell of its upload, each a spreadsheet formula if opened unprotected.
-HOSTILE = ["=cmd|' /C calc'!A0", "+1", "-2+3", "@SUM(A1:A2)", "\t=1+1", "\r=1+1"]
-HARMLESS = ["Harlan PD", "'already quoted", "1-2", "a=b", ""]
+#: Text an agency could put into a cell of its upload, each a spreadsheet formula if opened unprotected (after a
+#: separator: where a spreadsheet splitting on it starts a new cell), and the text the CSV export writes instead.
+HOSTILE = {"=cmd|' /C calc'!A0": "'=cmd|' /C calc'!A0", "+1": "'+1", "-2+3": "'-2+3", "@SUM(A1:A2)": "'@SUM(A1:A2)",
+           "\t=1+1": "\t'=1+1", "\r=1+1": "\r'=1+1", " =1+1": " '=1+1", "\n@x": "\n'@x", "12;=1+1": "12;'=1+1",
+           "1, -2;=3\t+4": "1, '-2;'=3\t'+4"}
+HARMLESS = ["Harlan PD", "'already quoted", "1-2", "a=b", "", "Other - Gifts", "2024-01, 2024-02", "\tindented"]
+#: Where a spreadsheet may split a CSV cell, and start a formula in the new one.
+_SEPARATORS = re.compile("[,;\t\r\n]")
+
+
+def _could_run(cell: str) -> bool:
+    """Some part of the cell, split where a spreadsheet may split it, starts like a formula."""
+    return any(part.lstrip(" \t\r\n").startswith(("=", "+", "-", "@")) for part in _SEPARATORS.split(cell))
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +42,7 @@ def con(tmp_path_factory):
     con = build_small_state(tmp_path_factory.mktemp("export") / "warehouse.duckdb")
     con.executemany(
         "INSERT INTO rejected_rows VALUES ('f1', 'arrests', ?, 'value', ?, 'R7', 'ERROR', ?)",
-        [(i + 2, text, f"'{text}' is not a number") for i, text in enumerate(HOSTILE + HARMLESS)],
+        [(i + 2, text, f"'{text}' is not a number") for i, text in enumerate([*HOSTILE, *HARMLESS])],
     )
     yield con
     con.close()
@@ -42,11 +54,11 @@ def _frame(con, table):
 
 
 def test_neutralize():
-    for text in HOSTILE:
-        assert export.neutralize(text) == "'" + text
+    for text, expected in HOSTILE.items():
+        assert _could_run(text) and export.neutralize(text) == expected and not _could_run(expected)
+        assert export.neutralize(expected) == expected  # idempotent
     for text in HARMLESS:
         assert export.neutralize(text) == text
-    assert export.neutralize(export.neutralize("=1")) == "'=1"  # idempotent
 
 
 def test_csv_neutralizes_text_and_keeps_numbers(con, tmp_path):
@@ -54,9 +66,9 @@ def test_csv_neutralizes_text_and_keeps_numbers(con, tmp_path):
     with path.open(newline="", encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
     raw = [row["raw_value"] for row in rows]
-    assert raw[: len(HOSTILE)] == ["'" + text for text in HOSTILE]
+    assert raw[: len(HOSTILE)] == list(HOSTILE.values())  # the same as neutralize: DuckDB runs the same pattern
     assert raw[len(HOSTILE):] == HARMLESS
-    assert all(not cell.startswith(("=", "+", "-", "@", "\t", "\r")) for row in rows for cell in row.values())
+    assert not any(_could_run(cell) for row in rows for cell in row.values())
     assert [row["row_number"] for row in rows][:2] == ["2", "3"]
 
 
@@ -70,7 +82,7 @@ def test_negative_numbers_stay_numbers_in_csv_and_xlsx(tmp_path):
     [xlsx] = export.export_tables(con, tmp_path, tables=["state_metrics"], fmt="xlsx")
     sheet = fastexcel.read_excel(str(xlsx)).load_sheet("state_metrics").to_polars()
     assert sheet["value"].to_list() == [-5.5]  # a real number cell (DECIMAL in DuckDB)
-    assert sheet["note"].to_list() == ["'-5.5"]  # text that would be a formula
+    assert sheet["note"].to_list() == ["-5.5"]  # text, kept exactly: a string cell, quote-prefixed
     con.close()
 
 
@@ -78,8 +90,8 @@ def test_xlsx_neutralizes_text_and_writes_typed_cells(con, tmp_path):
     [path] = export.export_tables(con, tmp_path, tables=["rejected_rows", "state_metrics"], fmt="xlsx")
     reader = fastexcel.read_excel(str(path))
     assert reader.sheet_names == ["rejected_rows", "state_metrics"]
-    rejected = reader.load_sheet("rejected_rows").to_polars()
-    assert rejected["raw_value"].to_list()[: len(HOSTILE)] == ["'" + text for text in HOSTILE]
+    rejected = reader.load_sheet("rejected_rows", dtypes={"raw_value": "string"}).to_polars()
+    assert rejected["raw_value"].to_list() == [*HOSTILE, *HARMLESS]  # kept exactly: string cells never run
     assert rejected["row_number"].dtype == pl.Float64  # numbers are number cells
     metrics = reader.load_sheet("state_metrics").to_polars()
     expected = _frame(con, "state_metrics")
@@ -91,6 +103,9 @@ def test_xlsx_neutralizes_text_and_writes_typed_cells(con, tmp_path):
     with zipfile.ZipFile(path) as archive:
         sheets = [archive.read(n).decode() for n in archive.namelist() if n.startswith("xl/worksheets/sheet")]
     assert sheets and not any("<f>" in xml for xml in sheets)
+    # Those that look like formulas have Excel's quote-prefix style, so they stay text when a cell is edited.
+    styled = re.findall(r'<c r="E\d+" s="4" t="inlineStr"><is><t[^>]*>([^<]*)</t>', sheets[0])  # E: raw_value
+    assert sorted(styled) == sorted(html.escape(text, quote=False).replace("\r", "_x000D_") for text in HOSTILE)
 
 
 def test_workbook_writer_cells_by_type_escaped_filtered_and_well_formed(tmp_path):
@@ -104,12 +119,12 @@ def test_workbook_writer_cells_by_type_escaped_filtered_and_well_formed(tmp_path
     reader = fastexcel.read_excel(str(path))
     assert reader.sheet_names == ["It's", "Typed"]
     first = reader.load_sheet("It's", dtypes={"text": "string"}).to_polars()
-    assert first["text"].to_list()[:5] == ["a < b & c > d", " padded ", "ctrl\x01char", "_x0041_ literal", "'=1+1"]
+    assert first["text"].to_list()[:5] == ["a < b & c > d", " padded ", "ctrl\x01char", "_x0041_ literal", "=1+1"]
     assert len(first["text"][5]) == 32_767  # Excel's limit per cell
     assert first["n"].to_list() == [0.0, 1.0, 2.0, 3.0, 4.0, 5.0]
     typed = reader.load_sheet("Typed").to_polars().row(0, named=True)
     assert typed["day"] == datetime(2024, 2, 29) and typed["moment"] == datetime(2024, 1, 2, 6, 0)
-    assert typed["flag"] is True and typed["dec"] == -2.5 and typed["nan"] is None and typed["list"] == "'=x; y"
+    assert typed["flag"] is True and typed["dec"] == -2.5 and typed["nan"] is None and typed["list"] == "=x; y"
     with zipfile.ZipFile(path) as archive:
         parts = {name: archive.read(name) for name in archive.namelist()}
     for xml in parts.values():
@@ -117,6 +132,8 @@ def test_workbook_writer_cells_by_type_escaped_filtered_and_well_formed(tmp_path
     assert b'<autoFilter ref="A1:G2"/>' in parts["xl/worksheets/sheet2.xml"]
     assert b"localSheetId=\"1\" hidden=\"1\">'Typed'!$A$1:$G$2</definedName>" in parts["xl/workbook.xml"]
     assert b"<f>" not in parts["xl/worksheets/sheet1.xml"]
+    assert b'<xf numFmtId="0" fontId="0" fillId="0" borderId="0" xfId="0" quotePrefix="1"/></cellXfs>' in parts[
+        "xl/styles.xml"]  # cellXfs 4, the style of text that looks like a formula
 
 
 def test_workbook_sheets_sharing_a_header_keep_their_own_widths(tmp_path):
@@ -129,7 +146,7 @@ def test_workbook_sheets_sharing_a_header_keep_their_own_widths(tmp_path):
         sheets = [archive.read(f"xl/worksheets/sheet{i}.xml").decode() for i in (1, 2, 3)]
     assert 'width="5.7109375"' in sheets[0] and 'width="7.7109375"' in sheets[1] and "<cols>" not in sheets[2]
     assert all('<c r="B1" s="1" t="inlineStr"><is><t>y</t></is></c>' in sheet for sheet in sheets)
-    assert '<c r="B2" t="inlineStr"><is><t>\'=z</t></is></c>' in sheets[0]
+    assert '<c r="B2" s="4" t="inlineStr"><is><t>=z</t></is></c>' in sheets[0]
 
 
 def test_workbook_written_into_memory_is_the_one_written_to_a_file(tmp_path):
@@ -177,7 +194,7 @@ def test_parquet_round_trips_exactly(con, tmp_path):
     for table, path in zip(export.DEFAULT_TABLES, paths, strict=True):
         assert pl.read_parquet(path).equals(_frame(con, table)), table
     [raw] = export.export_tables(con, tmp_path, tables=["rejected_rows"], fmt="parquet")
-    assert pl.read_parquet(raw)["raw_value"].to_list()[0] == HOSTILE[0]  # data kept exactly, not quoted
+    assert pl.read_parquet(raw)["raw_value"].to_list()[0] == next(iter(HOSTILE))  # data kept exactly, not quoted
 
 
 def test_every_exportable_table_exports_every_row(con, tmp_path):

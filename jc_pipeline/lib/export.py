@@ -3,9 +3,12 @@
 Only the tables and views in :data:`EXPORTABLE` can be exported; a name from the command line is checked against
 that list and never pasted into SQL. Text that reached the warehouse from agencies' files (sheet names, raw
 values, messages, agency names) could start with ``=``, ``+``, ``-`` or ``@`` and would then run as a formula in a
-spreadsheet (CSV injection). CSV and XLSX exports therefore prefix such *text* cells with a single quote
-(:func:`neutralize`); real numbers are written as numbers, so a negative value stays a number. Parquet is a typed
-format that spreadsheets do not evaluate, so it keeps the data exactly.
+spreadsheet (CSV injection), also after leading blanks, or after a separator a spreadsheet may split the cell on
+(``,``, ``;``, tab, line end: OWASP's note on field separators). CSV exports therefore put a single quote before each
+such start of a *text* cell (:func:`neutralize`). XLSX text cells are typed strings, which Excel never evaluates;
+those that look like formulas also get Excel's quote-prefix style, so they stay text when edited, and their text is
+kept exactly. Real numbers are written as numbers, so a negative value stays a number. Parquet is a typed format that
+spreadsheets do not evaluate, so it keeps the data exactly.
 
 :class:`XlsxWorkbook` is shared with the agency feedback workbooks (:mod:`jc_pipeline.lib.feedback`).
 """
@@ -57,9 +60,11 @@ FORMATS: tuple[str, ...] = ("csv", "parquet", "xlsx")
 XLSX_MAX_ROWS = 1_048_576
 XLSX_WORKBOOK = "warehouse_export.xlsx"
 
-# Characters that make a spreadsheet treat a cell as a formula (OWASP "CSV injection"): =, +, -, @, and tab /
-# carriage return, which some spreadsheet programs strip before looking at the first character.
-_FORMULA_FIRST = ("=", "+", "-", "@", "\t", "\r")
+# Where a spreadsheet could start a formula (OWASP "CSV injection"): =, +, -, @ at the text's start or after a
+# separator it may split the cell on (",", ";", tab, line ends), blanks before it allowed (some programs strip them).
+# neutralize puts its quote right before the character (group 3); RE2 (DuckDB) and Python read the pattern alike.
+_FORMULA_START = "(^|[,;\t\r\n])([ \t\r\n]*)([=+@-])"
+_FORMULA = re.compile(_FORMULA_START)
 _LIST_SEPARATOR = "; "
 # Rows turned into Python values at a time for the XLSX writer: never a whole worksheet of Python objects.
 _XLSX_BATCH_ROWS = 65_536
@@ -70,8 +75,9 @@ class ExportError(ValueError):
 
 
 def neutralize(text: str) -> str:
-    """``text`` made inert for spreadsheets: a leading ``'`` when it starts like a formula, else unchanged."""
-    return "'" + text if text.startswith(_FORMULA_FIRST) else text
+    """``text`` made inert for a CSV file: a ``'`` before every character that could start a formula (at the
+    text's start or after a separator, blanks between allowed), else unchanged."""
+    return _FORMULA.sub(r"\1\2'\3", text)
 
 
 def export_tables(con: duckdb.DuckDBPyConnection, out_dir: Path, *, tables: Sequence[str] = DEFAULT_TABLES,
@@ -130,10 +136,8 @@ def _spreadsheet_column(name: str, kind: str) -> duckdb.Expression:
         column = duckdb.FunctionExpression("array_to_string", column, duckdb.ConstantExpression(_LIST_SEPARATOR))
     elif kind != "varchar":
         return column
-    first = duckdb.FunctionExpression("left", column, duckdb.ConstantExpression(1))
-    formula = first.isin(*map(duckdb.ConstantExpression, _FORMULA_FIRST))
-    quoted = duckdb.FunctionExpression("concat", duckdb.ConstantExpression("'"), column)
-    return duckdb.CaseExpression(formula, quoted).otherwise(column).alias(name)
+    return duckdb.FunctionExpression("regexp_replace", column, *map(duckdb.ConstantExpression, (
+        _FORMULA_START, "\\1\\2'\\3", "g"))).alias(name)
 
 
 def write_xlsx(path: Path, con: duckdb.DuckDBPyConnection, tables: Sequence[str]) -> Path:
@@ -172,8 +176,9 @@ class XlsxWorkbook:
     workbook: the agency feedback writes a workbook per agency on every run (docs/decisions.md). The parts are
     those xlsxwriter writes in its ``constant_memory`` mode, minus the optional ones (theme, document
     properties). Every cell is written by its Python type, never guessed: text is always a string cell, passed
-    through :func:`neutralize` (formula injection) and escaped for XML (control characters as Excel's
-    ``_xHHHH_``); numbers are number cells, non-finite ones empty (Excel has no NaN). Zip entries carry a fixed
+    escaped for XML (control characters as Excel's
+    ``_xHHHH_``) and kept exactly: one that looks like a formula gets the quote-prefix style, so it stays text when
+    edited; numbers are number cells, non-finite ones empty (Excel has no NaN). Zip entries carry a fixed
     time, so the same content gives the same bytes.
     """
 
@@ -272,7 +277,7 @@ def _cell(ref: str, value: Any) -> str:
     """One cell by the Python type of ``value`` (not None)."""
     if isinstance(value, str):
         body = _inline_string_cached(value) if len(value) <= _CACHED_CHARS else _inline_string(value)
-        return f'<c r="{ref}" t="inlineStr">{body}</c>'
+        return f'<c r="{ref}"{body}</c>'
     if isinstance(value, bool):
         return f'<c r="{ref}" t="b"><v>{int(value)}</v></c>'
     if isinstance(value, int | float | Decimal):  # DECIMAL columns too: a number is never text
@@ -287,8 +292,9 @@ def _cell(ref: str, value: Any) -> str:
 
 
 def _inline_string(text: str) -> str:
-    """``<is>`` of a text cell: the text neutralized (:func:`neutralize`) and made XML (:func:`_text`)."""
-    return f"<is>{_text(neutralize(text))}</is>"
+    """A text cell after its reference: type, the quote-prefix style if it looks like a formula, the text as XML."""
+    style = f' s="{_QUOTE_PREFIX}"' if _FORMULA.search(text) else ""
+    return f'{style} t="inlineStr"><is>{_text(text)}</is>'
 
 
 # Feedback workbooks repeat the same texts in row after row and agency after agency (rule titles, what to do,
@@ -441,7 +447,7 @@ _CONTROL = re.compile("[\x00-\x08\x0b-\x1f\ufffe\uffff]")
 _ESCAPE_LIKE = re.compile("(_x[0-9a-fA-F]{4}_)")
 _EPOCH = datetime(1899, 12, 30)
 _LEAP_BUG = datetime(1900, 3, 1)
-_HEADER, _DATE, _DATETIME = 1, 2, 3  # cellXfs of _STYLES
+_HEADER, _DATE, _DATETIME, _QUOTE_PREFIX = 1, 2, 3, 4  # cellXfs of _STYLES
 _XML = '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
 _MAIN_NS = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
 _REL_NS = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
@@ -458,9 +464,10 @@ _STYLES = (
     '<left style="thin"><color auto="1"/></left><right style="thin"><color auto="1"/></right>'
     '<top style="thin"><color auto="1"/></top><bottom style="thin"><color auto="1"/></bottom><diagonal/></border>'
     '</borders><cellStyleXfs count="1"><xf numFmtId="0" fontId="0" fillId="0" borderId="0"/></cellStyleXfs>'
-    '<cellXfs count="4"><xf numFmtId="0" fontId="0" fillId="0" borderId="0" xfId="0"/>'
+    '<cellXfs count="5"><xf numFmtId="0" fontId="0" fillId="0" borderId="0" xfId="0"/>'
     '<xf numFmtId="0" fontId="1" fillId="2" borderId="1" xfId="0" applyFont="1" applyFill="1" applyBorder="1"/>'
     '<xf numFmtId="164" fontId="0" fillId="0" borderId="0" xfId="0" applyNumberFormat="1"/>'
-    '<xf numFmtId="165" fontId="0" fillId="0" borderId="0" xfId="0" applyNumberFormat="1"/></cellXfs>'
+    '<xf numFmtId="165" fontId="0" fillId="0" borderId="0" xfId="0" applyNumberFormat="1"/>'
+    '<xf numFmtId="0" fontId="0" fillId="0" borderId="0" xfId="0" quotePrefix="1"/></cellXfs>'
     '<cellStyles count="1"><cellStyle name="Normal" xfId="0" builtinId="0"/></cellStyles></styleSheet>'
 )

@@ -5,8 +5,9 @@ the rule and what to do, plus the periods the agency is still expected to send. 
 page of the data-quality report too (its index links here): the findings as
 :func:`jc_pipeline.lib.validation.report.agency_body` lays them out, then the missing periods. The workbook holds
 the complete lists (the page shows at most 200 rows per rule) so an agency can filter and tick them off.
-Workbook cells are written by type and text is neutralized against formula injection
-(:class:`jc_pipeline.lib.export.XlsxWorkbook`): file names and values come from agencies' files.
+Workbook cells are written by type, text as string cells (never evaluated), quote-prefixed where it looks like a
+formula (:class:`jc_pipeline.lib.export.XlsxWorkbook`): file names and values come from agencies' files, and the
+workbook shows them exactly as the agency wrote them.
 
 File names: the agency id when it is a plain id (letters, digits, ``_``, ``-``), else a slug plus a hash of the
 id, so an id never becomes a path (see :func:`agency_file_stem`).

@@ -18,13 +18,13 @@ _SECTIONS = {
     "failing checks": """
         SELECT severity, check_name, count(*) AS groups, count(DISTINCT agency_id) AS agencies
         FROM validation_results WHERE NOT passed GROUP BY ALL ORDER BY severity, groups DESC""",
-    "coverage (latest complete period per sector, totals only)": """
+    "coverage (latest month reported per sector, monthly totals; complete: every metric's is_complete)": """
         WITH latest AS (
             SELECT sector, max(period_start) AS period_start FROM state_metrics
             WHERE dimension IS NULL AND frequency = 'MONTHLY' AND agencies_reporting > 0 GROUP BY sector)
         SELECT s.sector, strftime(s.period_start, '%Y-%m') AS month,
                round(avg(s.agencies_reporting::DOUBLE / nullif(s.agencies_expected, 0)) * 100, 1) AS pct_reporting,
-               count(*) AS metrics
+               count(*) AS metrics, bool_and(s.is_complete) AS complete
         FROM state_metrics s JOIN latest USING (sector, period_start)
         WHERE s.dimension IS NULL AND s.frequency = 'MONTHLY' GROUP BY ALL ORDER BY s.sector""",
 }

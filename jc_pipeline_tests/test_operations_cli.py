@@ -120,6 +120,16 @@ def test_status_shows_runs_files_checks_and_coverage(tmp_path_factory):
     for job in ("ingest_job", "rollup_job", "publish_job"):
         assert job in out
     assert "SUCCESS" in out and "FAILURE" not in out
+    # The latest month each sector reported, and whether it is complete (the demo's last month is not, for some).
+    coverage = out[out.index("coverage (latest month reported"):].splitlines()[1:]
+    assert coverage[0].split() == ["sector", "month", "pct_reporting", "metrics", "complete"]
+    rows = {line.split()[0]: line.split() for line in coverage[1:] if line.strip()}
+    assert rows and {row[4] for row in rows.values()} <= {"True", "False"}
+    with duckdb.connect(str(data / "warehouse.duckdb"), read_only=True) as con:
+        for sector, month, *_, complete in rows.values():
+            assert con.execute("SELECT bool_and(is_complete)::VARCHAR FROM state_metrics WHERE sector = ? AND "
+                               "strftime(period_start, '%Y-%m') = ? AND dimension IS NULL AND frequency = 'MONTHLY'",
+                               [sector, month]).fetchone()[0] == complete.lower()
 
 
 @pytest.mark.slow

@@ -100,6 +100,8 @@ def test_file_names_never_come_from_data_unchecked():
         stem = feedback.agency_file_stem(hostile)
         assert "/" not in stem and "." not in stem and stem and stem != hostile
     assert feedback.agency_file_stem("a/b") != feedback.agency_file_stem("a_b")
+    for taken in ("index", "INDEX"):  # the agencies' index (index.html), on case-blind file systems too
+        assert feedback.agency_file_stem(taken).startswith(f"{taken}-")
 
 
 def test_full_run_removes_only_its_own_stale_files(written, tmp_path):
@@ -114,6 +116,19 @@ def test_full_run_removes_only_its_own_stale_files(written, tmp_path):
     names = {p.name for p in tmp_path.iterdir()}
     assert "LE9.html" not in names and "LE9.xlsx" not in names and "LE9b.html" in names
     assert "notes.html" in names
+
+
+def test_an_agency_called_index_keeps_its_page_and_the_index_its_name(tmp_path):
+    con = build_report_state(tmp_path / "warehouse.duckdb")
+    for table in ("agencies", "source_files", "validation_results", "agency_metrics"):
+        if "agency_id" in con.table(table).columns:
+            con.execute(f"UPDATE {table} SET agency_id = 'index' WHERE agency_id = 'LE2'")  # code constants
+    result = feedback.write_agency_feedback(con, tmp_path / "out", generated_at=GENERATED_AT)
+    page = result["index"].html
+    assert page.name != feedback.INDEX_FILE and page.is_file() and result["index"].findings > 0
+    index = (tmp_path / "out" / feedback.INDEX_FILE).read_text(encoding="utf-8")
+    assert f"href='{page.name}'" in index or f'href="{page.name}"' in index  # the index, linking the agency
+    con.close()
 
 
 def test_narrowed_run_writes_only_those_agencies(written, tmp_path):

@@ -9,8 +9,8 @@ Workbook cells are written by type, text as string cells (never evaluated), quot
 formula (:class:`jc_pipeline.lib.export.XlsxWorkbook`): file names and values come from agencies' files, and the
 workbook shows them exactly as the agency wrote them.
 
-File names: the agency id when it is a plain id (letters, digits, ``_``, ``-``), else a slug plus a hash of the
-id, so an id never becomes a path (see :func:`agency_file_stem`).
+File names: the agency id when it is a plain id (letters, digits, ``_``, ``-``) other than ``index``, else a slug
+plus a hash of the id, so an id never becomes a path nor takes the index's name (see :func:`agency_file_stem`).
 """
 
 from __future__ import annotations
@@ -97,8 +97,9 @@ class AgencyFeedback:
 
 
 def agency_file_stem(agency_id: str) -> str:
-    """The file name (without suffix) of an agency's feedback: the id itself when plain, else slug + hash."""
-    if _PLAIN_ID.fullmatch(agency_id):
+    """The file name (without suffix) of an agency's feedback: the id itself when plain and not the index's name
+    (in any case: some file systems ignore it), else slug + hash."""
+    if _PLAIN_ID.fullmatch(agency_id) and agency_id.casefold() != Path(INDEX_FILE).stem:
         return agency_id
     slug = re.sub(r"[^A-Za-z0-9_-]+", "_", agency_id)[:40].strip("_") or "agency"
     return f"{slug}-{hashlib.sha256(agency_id.encode()).hexdigest()[:8]}"

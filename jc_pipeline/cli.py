@@ -1,4 +1,5 @@
-"""`jc-pipeline`: the command line of DESIGN.md §3.2. Errors name the file and the fix, without a traceback."""
+"""`jc-pipeline`: run the Justice Counts pipeline on a state's data directory (README.md, "The contracts in brief").
+Errors name the file and the fix, without a traceback."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import errno
 import shlex
 import sys
 from datetime import date
+from pathlib import Path
 
 from jc_pipeline.lib.paths import DataLayout
 
@@ -60,8 +62,9 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--format", choices=("csv", "parquet", "xlsx"), default="csv")
     export.add_argument("--out", help="folder (default: <data-dir>/exports)")
     export.add_argument("--tables", nargs="+", metavar="NAME",
-                        help="tables or views to export, e.g. agency_metrics (default: state_metrics and the state "
-                             "views)")
+                        help="tables or views to export, e.g. agency_metrics (default: state_metrics, state_coverage, "
+                             "state_metric_changes, state_caseloads, state_supervision_totals, "
+                             "state_calendar_years)")
     return parser
 
 
@@ -71,7 +74,9 @@ def _demo_data(args: argparse.Namespace, layout: DataLayout) -> None:
     manifest = write_demo_state(
         layout.root, agencies=args.agencies, years=args.years, seed=args.seed, overwrite=args.overwrite
     )
-    print(f"wrote a demo state to {layout.root}: {len(manifest.files)} files in {layout.inbox}")
+    exports = sum(1 for path in manifest.native if Path(path).parts[0] == "inbox")  # the rest: their mappings
+    print(f"wrote a demo state to {layout.root}: {len(manifest.files) + exports} files in {layout.inbox} "
+          f"({len(manifest.files)} bulk uploads, {exports} native exports read through mappings/)")
 
 
 def _run(args: argparse.Namespace, layout: DataLayout) -> None:
@@ -82,6 +87,9 @@ def _run(args: argparse.Namespace, layout: DataLayout) -> None:
     # not exist yet (after the current one).
     first, last = (date.fromisoformat(key) for key in (period_months.get_first_partition_key(),
                                                         period_months.get_last_partition_key()))
+    if args.first and args.first > last:
+        raise SystemExit(f"jc-pipeline run: --from {args.first:%Y-%m} is after the current month, {last:%Y-%m}: no "
+                         f"period has started there")
     if args.first and not args.last:  # to the current month; --to alone reaches back to the first with data
         args.last = last
     if args.first and args.first > args.last:
@@ -94,7 +102,8 @@ def _run(args: argparse.Namespace, layout: DataLayout) -> None:
                          f"period has started there")
     if not layout.roster.exists():
         raise SystemExit(
-            f"no roster at {layout.roster}: create agencies.csv there (DESIGN §3.1) or run `jc-pipeline demo-data`"
+            f"no roster at {layout.roster}: create agencies.csv there (its columns: README.md, 'The contracts in "
+            f"brief') or run `jc-pipeline demo-data`"
         )
     summary = run_pipeline(layout, first=args.first, last=args.last, echo=lambda line: print(line, flush=True))
     print(f"\n{len(summary.run_ids)} Dagster run(s) recorded; {len(summary.months)} period month(s) recomputed.")
@@ -113,7 +122,6 @@ def _status(args: argparse.Namespace, layout: DataLayout) -> None:
 
 def _report(args: argparse.Namespace, layout: DataLayout) -> None:
     from datetime import UTC, datetime
-    from pathlib import Path
 
     from jc_pipeline.lib import feedback, report
     from jc_pipeline.lib.warehouse import open_published
@@ -132,7 +140,6 @@ def _report(args: argparse.Namespace, layout: DataLayout) -> None:
 
 def _feedback(args: argparse.Namespace, layout: DataLayout) -> None:
     from datetime import UTC, datetime
-    from pathlib import Path
 
     from jc_pipeline.lib import feedback
     from jc_pipeline.lib.warehouse import open_published
@@ -147,7 +154,6 @@ def _feedback(args: argparse.Namespace, layout: DataLayout) -> None:
 
 
 def _template(args: argparse.Namespace, layout: DataLayout) -> None:
-    from pathlib import Path
 
     from jc_pipeline.lib.roster import load_roster
     from jc_pipeline.lib.state_clock import state_today
@@ -169,7 +175,6 @@ def _template(args: argparse.Namespace, layout: DataLayout) -> None:
 
 
 def _export(args: argparse.Namespace, layout: DataLayout) -> None:
-    from pathlib import Path
 
     from jc_pipeline.lib import export
     from jc_pipeline.lib.warehouse import open_published

@@ -103,6 +103,9 @@ def test_a_backfill_range_that_cannot_run_is_refused(capsys, tmp_path):
     with pytest.raises(SystemExit) as refused:
         main(["run", "--data-dir", str(tmp_path), "--from", "2020-01", "--to", f"{later:%Y-%m}"])
     assert f"--to {later:%Y-%m} is after the current month" in str(refused.value)
+    with pytest.raises(SystemExit) as refused:  # --from alone: named as itself, not as "after --to"
+        main(["run", "--data-dir", str(tmp_path), "--from", f"{later:%Y-%m}"])
+    assert f"--from {later:%Y-%m} is after the current month" in str(refused.value)
     assert not (tmp_path / "pipeline").exists()  # nothing ran
     with pytest.raises(SystemExit):
         main(["run", "--data-dir", str(tmp_path), "--from", "2025-13", "--to", "2025-14"])
@@ -213,3 +216,19 @@ def test_every_partitioned_asset_backfills_a_range_in_one_run(tmp_path, monkeypa
     }
     assert all(node.backfill_policy == dg.BackfillPolicy.single_run() for node in partitioned)
     assert date.fromisoformat(partitioned[0].partitions_def.get_first_partition_key()).day == 1
+
+
+def test_demo_data_counts_every_file_it_writes_and_names_the_flag_to_overwrite(capsys, tmp_path):
+    assert main(["demo-data", "--data-dir", str(tmp_path), "--agencies", "20", "--years", "1"]) == 0
+    written = sum(1 for path in (tmp_path / "inbox").rglob("*") if path.is_file())
+    assert f": {written} files in {tmp_path / 'inbox'} (" in capsys.readouterr().out
+    assert main(["demo-data", "--data-dir", str(tmp_path), "--agencies", "20", "--years", "1"]) != 0
+    assert "jc-pipeline demo-data --overwrite" in capsys.readouterr().err
+
+
+def test_export_help_names_the_default_tables(capsys):
+    from jc_pipeline.lib.export import DEFAULT_TABLES
+
+    with pytest.raises(SystemExit):
+        main(["export", "--help"])
+    assert "default: " + ", ".join(DEFAULT_TABLES) in " ".join(capsys.readouterr().out.split())

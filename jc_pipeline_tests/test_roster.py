@@ -235,7 +235,8 @@ def test_settings_bad_values(tmp_path):
         ("harlan_so", "JAILS_FUNDING", "maybe", "YEARLY", "13", ""),
         ("dcs", "SUPERVISION_FUNDING", "", "", "", "sometimes"),
     )
-    assert "'maybe' is not a yes/no value" in _only(problems, "metric_settings.csv", 2, "enabled").message
+    assert "'maybe' is not a yes/no value; write true/false, yes/no or 1/0 (or leave blank for the default)" in _only(
+        problems, "metric_settings.csv", 2, "enabled").message
     assert "'YEARLY' is not one of MONTHLY, ANNUAL" in _only(problems, "metric_settings.csv", 2, "frequency").message
     assert "1..12" in _only(problems, "metric_settings.csv", 2, "starting_month").message
     assert "yes/no" in _only(problems, "metric_settings.csv", 3, "disaggregated_by_supervision_subsystems").message
@@ -374,7 +375,8 @@ def test_breakdown_settings_blank_cells_and_bad_enabled(tmp_path):
         ("harlan_so", ARRESTS, "", "", "false"),
     ])
     assert "write false to turn the category off" in _only(problems, "breakdown_settings.csv", 2, "enabled").message
-    assert "'off' is not a yes/no value" in _only(problems, "breakdown_settings.csv", 3, "enabled").message
+    bad = _only(problems, "breakdown_settings.csv", 3, "enabled").message
+    assert "'off' is not a yes/no value" in bad and "blank" not in bad  # blank is refused here (line 2)
     assert "e.g. metric/offense/type" in _only(problems, "breakdown_settings.csv", 4, "dimension").message
     assert "name the category" in _only(problems, "breakdown_settings.csv", 4, "member").message
 

@@ -614,7 +614,7 @@ def _load_breakdown_settings(
         metric = _agency_metric(cells, report, sectors_by_id, registry)
         breakdown = _find_breakdown(cells["dimension"], metric, report)
         member = _find_member(cells["member"], breakdown, report)
-        enabled = _parse_bool(cells["enabled"], report, "enabled")
+        enabled = _parse_bool(cells["enabled"], report, "enabled", blank_is_default=False)
         if not cells["enabled"]:
             report(
                 "enabled",
@@ -829,13 +829,15 @@ def _parse_int(cell: str, report: _Report, column: str, low: int, high: int | No
     return number
 
 
-def _parse_bool(cell: str, report: _Report, column: str) -> bool | None:
+def _parse_bool(cell: str, report: _Report, column: str, *, blank_is_default: bool = True) -> bool | None:
+    """``blank_is_default``: a blank cell means the default, so the message offers it."""
     if not cell:
         return None
     lowered = cell.lower()
     if lowered in _TRUE | _FALSE:
         return lowered in _TRUE
-    report(column, f"'{cell}' is not a yes/no value; write true/false, yes/no or 1/0 (or leave blank for the default)")
+    blank = " (or leave blank for the default)" if blank_is_default else ""
+    report(column, f"'{cell}' is not a yes/no value; write true/false, yes/no or 1/0{blank}")
     return None
 
 

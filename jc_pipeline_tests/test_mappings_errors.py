@@ -43,6 +43,7 @@ def test_a_valid_mapping_parses():
     ("pattern: LAW_ENFORCEMENT/cad_calls_*.csv", "pattern: ../le/LAW_ENFORCEMENT/x.csv"),
     ("pattern: LAW_ENFORCEMENT/cad_calls_*.csv", "pattern: /etc/LAW_ENFORCEMENT/x.csv"),
     ("pattern: LAW_ENFORCEMENT/cad_calls_*.csv", "pattern: LAW_ENFORCEMENT/../../x.csv"),
+    ("pattern: LAW_ENFORCEMENT/cad_calls_*.csv", "pattern: LAW_ENFORCEMENT/**/x.csv"),  # matched one folder only
 ])
 def test_patterns_may_not_leave_the_agency_folder(change, expected):
     found = problems(CAD.replace(change, expected))

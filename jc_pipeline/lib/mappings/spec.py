@@ -540,6 +540,8 @@ def _pattern_problem(pattern: str) -> str | None:
         return f"{pattern!r} must be a relative glob with '/' separators (e.g. LAW_ENFORCEMENT/cad_*.csv)"
     if ".." in path.parts:
         return f"{pattern!r} may not contain '..'"
+    if "**" in pattern:
+        return f"{pattern!r}: '**' is not supported ('*' stays within one folder); write one pattern per folder depth"
     if len(path.parts) < 2 or any(c in path.parts[0] for c in "*?["):
         return f"{pattern!r} must start with the sector folder (e.g. LAW_ENFORCEMENT/cad_*.csv)"
     return None

@@ -305,6 +305,10 @@ def run_pipeline(
             # The months of new uploads, and those holding a failure the calendar has overturned since.
             expired = validation.expired_verdicts(con, state_today())
             months = sorted({*pending.pending_months(con), *(month for _, month in expired)})
+            whole = pending.whole_months(con)
+            if whole:
+                echo(f"      the roster, its settings or the metric registry changed: {len(whole)} month(s) with data "
+                     f"({whole[0]:%Y-%m} .. {whole[-1]:%Y-%m}) are rebuilt for every agency")
             unpublished = pending.generations(con).unpublished
             # A nightly run is one roll-up from the first to the last of these months, however far apart: it
             # rebuilds only the months with work and in them only their agencies (`pending.pending_rebuilds`),

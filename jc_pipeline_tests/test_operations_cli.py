@@ -15,7 +15,15 @@ from jc_pipeline.cli import main
 from jc_pipeline.lib.paths import DataLayout
 from jc_pipeline.lib.periods import contiguous_ranges
 from jc_pipeline.runner import use_instance
-from jc_pipeline_tests.test_operations_support import REPO, baseline, copy_state, demo_template, fingerprint, jc
+from jc_pipeline_tests.test_operations_support import (
+    REPO,
+    baseline,
+    copy_state,
+    demo_template,
+    fingerprint,
+    jc,
+    warehouse_contents,
+)
 
 ROSTER_LINE = 4  # 1-based, header = line 1
 
@@ -232,3 +240,24 @@ def test_export_help_names_the_default_tables(capsys):
     with pytest.raises(SystemExit):
         main(["export", "--help"])
     assert "default: " + ", ".join(DEFAULT_TABLES) in " ".join(capsys.readouterr().out.split())
+
+
+@pytest.mark.slow
+def test_a_roster_change_is_applied_to_every_month_by_the_next_plain_run(tmp_path_factory, tmp_path):
+    """A state team edits agencies.csv (an agency's population) and lets the nightly run go: every month with data
+    is rebuilt with the new roster, and the warehouse is the one a fresh build of the edited state gives."""
+    edited = copy_state(baseline(tmp_path_factory), tmp_path / "edited", with_instance=True)
+    fresh = copy_state(demo_template(tmp_path_factory), tmp_path / "fresh")
+    for root in (edited, fresh):
+        path = root / "agencies.csv"
+        rows = list(csv.reader(path.read_text(encoding="utf-8").splitlines()))
+        column = rows[0].index("population")
+        rows[ROSTER_LINE - 1][column] = str(int(rows[ROSTER_LINE - 1][column]) * 2)
+        path.write_text("\n".join(",".join(row) for row in rows) + "\n", encoding="utf-8")
+    result = jc("run", data_dir=edited, dagster_home=edited / "pipeline" / "dagster_home")
+    assert result.returncode == 0, result.stderr
+    assert "0 new, 0 changed" in result.stdout and "are rebuilt for every agency" in result.stdout
+    assert jc("run", data_dir=fresh, dagster_home=fresh / "pipeline" / "dagster_home").returncode == 0
+    assert warehouse_contents(edited / "warehouse.duckdb") == warehouse_contents(fresh / "warehouse.duckdb")
+    again = jc("run", data_dir=edited, dagster_home=edited / "pipeline" / "dagster_home")
+    assert "nothing new" in again.stdout and "rebuilt for every agency" not in again.stdout

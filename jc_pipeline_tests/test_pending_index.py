@@ -10,7 +10,10 @@ import duckdb
 import pytest
 
 from jc_pipeline.lib import ingest, pending
-from jc_pipeline_tests.ingest_support import Warehouse, deliver_csv, touch_later
+from jc_pipeline.lib.reference import write_reference_tables
+from jc_pipeline.lib.roster import load_roster
+from jc_pipeline.lib.warehouse import ensure_contract_schema
+from jc_pipeline_tests.ingest_support import AGENCIES, Warehouse, deliver_csv, touch_later, write_roster
 
 LE = ("le", "LAW_ENFORCEMENT")
 # What pending_months answered before the month list existed: every staged file-month without a roll-up mark.
@@ -239,3 +242,34 @@ def test_a_store_no_ingest_has_written_holds_no_upload(tmp_path):
     with duckdb.connect(str(tmp_path / "store.duckdb")) as con:
         assert pending.generations(con) == pending.Generations(rolled_up=0, published=0, uploaded=0,
                                                                published_uploads=0)
+
+
+def test_a_roster_change_makes_every_month_with_data_pending_for_every_agency(w):
+    """The months rolled up before were made with the old roster (expected agencies, populations): a changed
+    reference table marks every month holding data, in the transaction that writes it, and a roll-up of them
+    rebuilds them for every agency. A change written while such a roll-up runs stays pending after it."""
+    jan, feb, mar = date(2023, 1, 1), date(2023, 2, 1), date(2023, 3, 1)
+    ensure_contract_schema(w.con)
+    write_reference_tables(w.con, w.registry, w.roster)  # the first write: nothing rolled up yet, nothing marked
+    deliver_csv(w.data_dir, *LE, "arrests.csv", [["year", "month", "value"], [2023, 1, 5], [2023, 3, 2]])
+    w.ingest()
+    roll_up(w, [jan, mar])
+    write_reference_tables(w.con, w.registry, w.roster)  # unchanged: nothing to rebuild
+    assert pending.pending_months(w.con) == pending.whole_months(w.con) == []
+
+    bigger = [(*row[:5], str(int(row[5]) + 1000), *row[6:]) if row[0] == "le" else row for row in AGENCIES]
+    write_roster(w.data_dir, agencies=bigger)
+    edited = load_roster(w.data_dir, w.registry)
+    assert edited.agencies["le"].population != w.roster.agencies["le"].population
+    write_reference_tables(w.con, w.registry, edited)
+    assert pending.pending_months(w.con) == pending.whole_months(w.con) == [jan, mar]
+    # February holds no data: the range joins across it, for every agency.
+    assert pending.pending_rebuilds(w.con, [jan, feb, mar]) == [pending.Rebuild([jan, feb, mar], None)]
+
+    pending.mark_resolved(w.con, [jan, feb, mar], None)
+    assert pending.rebuilds_to_roll_up(w.con, [jan, feb, mar]) == [pending.Rebuild([jan, feb, mar], None)]
+    write_reference_tables(w.con, w.registry, w.roster)  # changed back between the run's two steps
+    pending.mark_rolled_up(w.con, [jan, feb, mar])
+    assert pending.pending_months(w.con) == [jan, mar]  # the second change is still to apply
+    roll_up(w, [jan, feb, mar])
+    assert pending.pending_months(w.con) == pending.whole_months(w.con) == []

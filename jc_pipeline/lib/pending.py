@@ -33,7 +33,19 @@ _INDEX_SQL = """
 """
 _SET_INDEXED_SQL = "UPDATE staged_months_indexed SET upload_seq = ?"
 
-_PENDING = "SELECT DISTINCT month FROM pending_file_months ORDER BY month"
+_PENDING = """
+    SELECT DISTINCT month FROM (SELECT month FROM pending_file_months UNION ALL SELECT month FROM pending_whole_months)
+    ORDER BY month
+"""
+_WHOLE = "SELECT DISTINCT month FROM pending_whole_months ORDER BY month"
+# Every month holding data, once (a month listed and not yet resolved is not listed again).
+_MARK_WHOLE = """
+    INSERT INTO pending_whole_months (month)
+    SELECT DISTINCT month FROM (SELECT month FROM rolled_up_file_months UNION ALL SELECT month FROM pending_file_months)
+    WHERE month NOT IN (SELECT month FROM pending_whole_months WHERE NOT resolved)
+"""
+_RESOLVE_WHOLE = "UPDATE pending_whole_months SET resolved = TRUE WHERE month IN (SELECT unnest($months::DATE[]))"
+_UNPEND_WHOLE = "DELETE FROM pending_whole_months WHERE resolved AND month IN (SELECT unnest($months::DATE[]))"
 # Every staged file-month is in one of these two once the new uploads are indexed: a few hundred thousand rows
 # against the staged table's millions (3,000 agencies: 5-11 ms against 0.10-0.15 s).
 _STAGED_MONTHS = """
@@ -157,9 +169,24 @@ def _indexed(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def pending_months(con: duckdb.DuckDBPyConnection) -> list[date]:
-    """Month starts that new or changed files touched and no roll-up has covered yet."""
+    """Month starts that new or changed files touched, or that a change of the reference tables marked
+    (:func:`mark_whole_months`), and no roll-up has covered yet."""
     _indexed(con)
     return [row[0] for row in con.execute(_PENDING).fetchall()]
+
+
+def whole_months(con: duckdb.DuckDBPyConnection) -> list[date]:
+    """The pending months to rebuild for every agency (:func:`mark_whole_months`)."""
+    ensure_schema(con)
+    return [row[0] for row in con.execute(_WHOLE).fetchall()]
+
+
+def mark_whole_months(con: duckdb.DuckDBPyConnection) -> None:
+    """Mark every month holding data for a rebuild of all its agencies: the roster, an agency's settings or the
+    registry changed, and agency_metrics, the verdicts and state_metrics of every month were made with the old ones
+    (expected agencies, populations, frequencies, enabled categories). Call it in the transaction that writes the
+    change, after :func:`ensure_schema`, so that a change is never stored without its rebuild pending."""
+    con.execute(_MARK_WHOLE)
 
 
 def months_without_datapoints(con: duckdb.DuckDBPyConnection, first: date, last: date) -> set[date]:
@@ -191,7 +218,8 @@ def pending_rebuilds(con: duckdb.DuckDBPyConnection, months: Sequence[date],
     """What a nightly roll-up over `months` rebuilds: the months among them holding pending uploads or one of the
     (agency, month start) pairs of `also` (failures the calendar has overturned), grouped into ranges of
     consecutive months (joined across months without any datapoint, where a rebuild has nothing to do), each with
-    the agencies that have pending uploads or such a pair in it. A range's agencies are rebuilt in all of its
+    the agencies that have pending uploads or such a pair in it (None, every agency, for a range holding a month
+    :func:`mark_whole_months` marked). A range's agencies are rebuilt in all of its
     months: the same rows as rebuilding each month's own agencies, since both steps are per agency. Months of
     `months` in no range are current and not read. Uploads staged since the last call are indexed first; call it
     on the connection that then rebuilds them and calls `mark_resolved` (the store's lock keeps any other upload
@@ -203,9 +231,13 @@ def pending_rebuilds(con: duckdb.DuckDBPyConnection, months: Sequence[date],
                   | {month for _, month in extra})
     if not work:
         return []
+    whole = {row[0] for row in con.execute(_WHOLE).fetchall()}
     rebuilds = []
     for first, last in contiguous_ranges(work, empty=_without_datapoints(con, work[0], work[-1])):
         group = months_through(first, last)
+        if whole.intersection(group):
+            rebuilds.append(Rebuild(group, None))
+            continue
         agencies = {*_pending_agencies(con, group), *(agency for agency, month in extra if first <= month <= last)}
         rebuilds.append(Rebuild(group, sorted(agencies)))
     return rebuilds
@@ -231,6 +263,8 @@ def mark_resolved(con: duckdb.DuckDBPyConnection, months: Sequence[date], agenci
     with transaction(con):
         _index_new_uploads(con)
         con.execute(_RESOLVED, params)
+        if agencies is None:
+            con.execute(_RESOLVE_WHOLE, params)
         con.execute(_RECORD_REBUILT, {**params, "agencies": None if agencies is None else sorted(set(agencies))})
 
 
@@ -260,6 +294,7 @@ def mark_rolled_up(con: duckdb.DuckDBPyConnection, months: Sequence[date]) -> No
     with transaction(con):
         con.execute(_MARK, {"months": list(months)})
         con.execute(_UNPEND, {"months": list(months)})
+        con.execute(_UNPEND_WHOLE, {"months": list(months)})
         con.execute(_FORGET_REBUILT, {"months": list(months)})
         con.execute(_COUNT_ROLLUP_SQL)
 

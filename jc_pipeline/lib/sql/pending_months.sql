@@ -26,6 +26,13 @@ CREATE TABLE IF NOT EXISTS rebuilt_agency_months (
     month     DATE NOT NULL,
     agency_id VARCHAR
 );
+-- Months to rebuild for every agency: the roster, its settings or the registry changed (pending.mark_whole_months),
+-- and resolve, checks and roll-up read those. resolved: the rebuild of agency_metrics has read the change; the state
+-- roll-up of the month removes such rows, so a run stopped between the two steps rolls the month up again.
+CREATE TABLE IF NOT EXISTS pending_whole_months (
+    month    DATE NOT NULL,
+    resolved BOOLEAN NOT NULL DEFAULT FALSE
+);
 CREATE TABLE IF NOT EXISTS staged_months_indexed (
     upload_seq BIGINT NOT NULL
 );

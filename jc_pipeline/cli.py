@@ -27,9 +27,10 @@ def _parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser("demo-data", help="write a realistic fictional state into the data directory")
     demo.add_argument("--data-dir", help="data directory (default: $JC_DATA_DIR or ./data)")
-    demo.add_argument("--agencies", type=int, default=64)
-    demo.add_argument("--years", type=int, default=6)
-    demo.add_argument("--seed", type=int, default=7)
+    demo.add_argument("--agencies", type=int, default=64, help="agencies across the seven sectors, at least 20 "
+                      "(default: 64)")
+    demo.add_argument("--years", type=int, default=6, help="years of history (default: 6)")
+    demo.add_argument("--seed", type=int, default=7, help="the same seed writes the same files (default: 7)")
     demo.add_argument("--overwrite", action="store_true", help="replace an existing roster and inbox")
 
     run = commands.add_parser("run", help="ingest new files, validate, roll up and publish")

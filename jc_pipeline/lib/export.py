@@ -175,11 +175,10 @@ class XlsxWorkbook:
     Written directly rather than through xlsxwriter, which spends ~10-20 us of Python per cell and ~10 ms per
     workbook: the agency feedback writes a workbook per agency on every run (docs/decisions.md). The parts are
     those xlsxwriter writes in its ``constant_memory`` mode, minus the optional ones (theme, document
-    properties). Every cell is written by its Python type, never guessed: text is always a string cell, passed
-    escaped for XML (control characters as Excel's
-    ``_xHHHH_``) and kept exactly: one that looks like a formula gets the quote-prefix style, so it stays text when
-    edited; numbers are number cells, non-finite ones empty (Excel has no NaN). Zip entries carry a fixed
-    time, so the same content gives the same bytes.
+    properties). Every cell is written by its Python type, never guessed: text is always a string cell, its text
+    kept exactly and escaped for XML (control characters as Excel's ``_xHHHH_``); one that looks like a formula
+    gets the quote-prefix style, so it stays text when edited. Numbers are number cells, non-finite ones empty
+    (Excel has no NaN). Zip entries carry a fixed time, so the same content gives the same bytes.
     """
 
     def __init__(self, target: Path | BinaryIO) -> None:

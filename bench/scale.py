@@ -5,8 +5,9 @@ superagencies, subsystems, fiscal years, quirks, a few native exports) scaled to
 up with record-level jail booking exports (:func:`bench.bench_native.write_booking_export`) until the delivered
 data rows reach ``rows``. The nightly increment is what a state receives on an ordinary night: one new month from
 every agency that still reports, and five late corrections of old months. A cached state records the digest of
-the code that wrote it (the demo generator, the registry, this module and the booking exports); a change to that
-code writes the state again, so the benchmark never measures files the generator no longer writes.
+the code that wrote it (the demo generator, the registry and the library modules it reads them through, this module
+and the booking exports); a change to that code writes the state again, so the benchmark never measures files the
+generator no longer writes.
 """
 
 from __future__ import annotations
@@ -21,6 +22,10 @@ from datetime import date
 from pathlib import Path
 
 import jc_pipeline.lib.demo
+import jc_pipeline.lib.export
+import jc_pipeline.lib.periods
+import jc_pipeline.lib.registry
+import jc_pipeline.lib.roster
 import jc_pipeline.registry
 from bench.bench_native import write_booking_export
 from jc_pipeline.lib.demo import write_demo_state
@@ -69,12 +74,15 @@ def large_state(agencies: int, years: int, rows: int, seed: int) -> tuple[Path, 
 
 
 def generator_digest() -> str:
-    """SHA-256 of the sources that decide the state's files: the demo generator, the metric registry, this module
-    and the booking exports' writer."""
+    """SHA-256 of the sources that decide the state's files: the demo generator, the metric registry, the library
+    modules the generator reads them through (periods, registry, roster, the workbook writer), this module and the
+    booking exports' writer."""
     folders = (Path(jc_pipeline.lib.demo.__file__).parent, Path(jc_pipeline.registry.__file__).parent)
     sources = sorted(p for folder in folders for p in folder.iterdir() if p.suffix in {".py", ".yaml"})
+    modules = (jc_pipeline.lib.export, jc_pipeline.lib.periods, jc_pipeline.lib.registry, jc_pipeline.lib.roster)
     digest = hashlib.sha256()
-    for path in [*sources, Path(__file__), Path(__file__).with_name("bench_native.py")]:
+    for path in [*sources, *(Path(m.__file__) for m in modules), Path(__file__),
+                 Path(__file__).with_name("bench_native.py")]:
         digest.update(path.name.encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()
 

@@ -101,7 +101,8 @@ def test_a_date_format_that_cannot_read_a_records_month_is_refused(fmt):
                      "(chrono strftime: e.g. '%m/%d/%Y %H:%M', '%d.%m.%Y', '%Y-%m')"]
 
 
-@pytest.mark.parametrize("fmt", ["%Y-%m", "%m/%d/%y %I:%M %p", "%Y-%m-%dT%H:%M:%S%:z", "%b %d %Y"])
+@pytest.mark.parametrize("fmt", ["%Y-%m", "%m/%d/%y %I:%M %p", "%Y-%m-%dT%H:%M:%S%:z", "%Y-%m-%dT%H:%M:%S%#z",
+                                 "%b %d %Y"])
 def test_date_formats_that_read_a_month_are_accepted(fmt):
     mapping = parse_mapping(CAD.replace("kind: records", f"kind: records\n    date_formats: ['{fmt}']"), "le",
                             REGISTRY, shown="mappings/le.yaml")

@@ -522,7 +522,7 @@ def _reads_dates(text: str) -> bool:
     """A date format reads back what it writes, to the day or to the month (the day then read as the 1st)."""
     moment = datetime(2024, 3, 17, 8, 15, 42, tzinfo=UTC)  # aware: offsets (%z) are formats exports use
     try:
-        written = pl.Series([moment]).dt.strftime(text)
+        written = pl.Series([moment]).dt.strftime(text.replace("%#z", "%z"))  # %#z: chrono reads it, cannot write
         read = written.str.to_date(text, strict=False, cache=False).item()
     except pl.exceptions.PolarsError:  # a directive chrono does not know
         return False

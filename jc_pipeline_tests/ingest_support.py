@@ -137,7 +137,8 @@ class Warehouse:
         ingest.ensure_schema(self.con)
 
     def parse(self, now: datetime = NOW) -> ingest.IngestBatch:
-        return ingest.parse_inbox(self.data_dir, ingest.known_files(self.con), self.roster, self.registry, now=now)
+        known = ingest.known_files(self.con, self.roster, self.registry)
+        return ingest.parse_inbox(self.data_dir, known, self.roster, self.registry, now=now)
 
     def ingest(self, now: datetime = NOW) -> ingest.IngestReport:
         """record_agency_states + parse_inbox + write_batch + resolve_agency_metrics of the touched months."""

@@ -8,8 +8,9 @@ from datetime import date
 import polars as pl
 import pytest
 
-from jc_pipeline_tests.ingest_support import (Warehouse, assert_accounting, csv_bytes, deliver_csv, deliver_xlsx,
-                                              inbox_path)
+from jc_pipeline.lib.roster import load_roster
+from jc_pipeline_tests.ingest_support import (AGENCIES, Warehouse, assert_accounting, csv_bytes, deliver_csv,
+                                              deliver_xlsx, inbox_path, write_roster)
 from jc_pipeline_tests.reliability_support import encrypted_ooxml
 
 ARRESTS = [["year", "month", "value"], [2023, 1, 10], [2023, 2, 20]]
@@ -261,6 +262,35 @@ def test_misplaced_files(warehouse, tmp_path):
     }
     assert {r[2] for r in rules(warehouse)} == {"F8"}
     assert warehouse.table("agency_metrics").height == 0
+
+
+def test_files_refused_for_their_folder_are_read_again_once_the_roster_takes_them(warehouse, tmp_path):
+    """An agency sends before the state adds it (or a sector) to agencies.csv: its files are refused (F8), and read
+    again by the first ingest after the roster takes them, without being sent again. Files still refused, and a
+    symlink (refused whatever the roster), are not read again."""
+    deliver_csv(warehouse.data_dir, "nobody", "LAW_ENFORCEMENT", "arrests.csv", ARRESTS)  # not on the roster yet
+    deliver_csv(warehouse.data_dir, "le", "JAILS", "funding.csv", [["year", "value"], [2023, 1]])  # not its sector
+    deliver_csv(warehouse.data_dir, "le", "POLICE", "arrests.csv", ARRESTS)  # never a sector folder
+    outside = tmp_path / "secret.csv"
+    outside.write_bytes(csv_bytes(ARRESTS))
+    inbox_path(warehouse.data_dir, "le", "LAW_ENFORCEMENT", "link.csv").symlink_to(outside)
+    first = warehouse.ingest()
+    assert (first.files_new, first.rows_loaded) == (4, 0)
+    assert warehouse.ingest().files_new == 0  # the roster is the same: nothing is read again
+
+    taken = [("le", *AGENCIES[0][1:3], "LAW_ENFORCEMENT;JAILS", *AGENCIES[0][4:]),
+             ("nobody", "Nobody Police Department", "US_XX", "LAW_ENFORCEMENT", "99001", "8000", "1", ""),
+             *AGENCIES[1:]]
+    assert AGENCIES[0][0] == "le"
+    write_roster(warehouse.data_dir, agencies=taken)
+    warehouse.roster = load_roster(warehouse.data_dir, warehouse.registry)
+    again = warehouse.ingest()
+    assert (again.files_new, again.rows_loaded, again.rows_rejected) == (2, 3, 0)
+    latest = warehouse.table("source_files").sort("upload_seq").group_by("path").last()
+    assert {p: s for p, s in latest.select("path", "status").iter_rows()} == {
+        "inbox/nobody/LAW_ENFORCEMENT/arrests.csv": "INGESTED", "inbox/le/JAILS/funding.csv": "INGESTED",
+        "inbox/le/POLICE/arrests.csv": "ERRORED", "inbox/le/LAW_ENFORCEMENT/link.csv": "UNREADABLE"}
+    assert warehouse.ingest().files_new == 0  # read once, then known like any other file
 
 
 def test_file_that_cannot_be_opened(warehouse, monkeypatch):

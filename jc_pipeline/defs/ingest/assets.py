@@ -47,7 +47,7 @@ def inbox_files(context: dg.AssetExecutionContext, warehouse: WarehouseResource)
     with store.connect() as con:
         ingest.ensure_schema(con)
         ingest.record_agency_states(con, roster)  # the staged rows keep no state of their own
-        known = ingest.known_files(con)
+        known = ingest.known_files(con, roster, registry)
         # JC_INGEST_REHASH=1 reads every file again, for a file rewritten with its old size and times restored.
         seen = {} if os.environ.get(REHASH_VARIABLE) == "1" else ingest.file_stats(con)
 

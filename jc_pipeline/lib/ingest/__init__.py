@@ -4,7 +4,7 @@ Public API (called by the Dagster layer)::
 
     ingest.ensure_schema(con)
     ingest.record_agency_states(con, roster)            # before staging: staged rows keep no state of their own
-    known, seen = ingest.known_files(con), ingest.file_stats(con)
+    known, seen = ingest.known_files(con, roster, registry), ingest.file_stats(con)  # F8 files now accepted: left out
     batch = ingest.parse_inbox(data_dir, known, roster, registry, now=..., seen=seen)   # pure, no DB
     report = ingest.write_batch(con, batch)                                            # one transaction
     ingest.record_file_stats(con, batch.file_stats)     # next time, files whose stat did not move are not read

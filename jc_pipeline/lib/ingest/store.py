@@ -36,9 +36,11 @@ import polars as pl
 import pyarrow as pa
 
 from jc_pipeline.lib.ingest.batch import UNREADABLE, IngestBatch
+from jc_pipeline.lib.ingest.context import upload_context
 from jc_pipeline.lib.ingest.lookups import agency_states
 from jc_pipeline.lib.ingest.normalize import attach
 from jc_pipeline.lib.paths import replace_file
+from jc_pipeline.lib.registry import Registry
 from jc_pipeline.lib.roster import Roster
 from jc_pipeline.lib.warehouse import ensure_contract_schema, transaction
 
@@ -247,10 +249,29 @@ def record_agency_states(con: duckdb.DuckDBPyConnection, roster: Roster) -> int:
     """, agency_states(roster).to_dict(as_series=False)).fetchall()[0][0]
 
 
-def known_files(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
-    """{relative path: sha256 of its latest ingested version}."""
+# Latest versions whose rows were all refused for the file's inbox folder (F8 on a row: a symlink's F8 has none, and
+# stays refused). Few rows: a state's F8 findings, each against its file's latest version.
+_REFUSED_FOR_FOLDER_SQL = """
+    SELECT f.path
+    FROM source_files AS f
+    WHERE f.rows_loaded = 0
+      AND f.upload_seq = (SELECT max(g.upload_seq) FROM source_files AS g WHERE g.path = f.path)
+      AND EXISTS (SELECT 1 FROM rejected_rows AS r WHERE r.file_id = f.file_id AND r.rule = 'F8'
+                  AND r.row_number IS NOT NULL)
+"""
+
+
+def known_files(con: duckdb.DuckDBPyConnection, roster: Roster, registry: Registry) -> dict[str, str]:
+    """{relative path: sha256 of its latest ingested version}, but for a version refused for its inbox folder (F8 on
+    its rows: an agency or a sector not on the roster then) that ``roster`` now accepts: left out, so that the file is
+    read again, now that the state has added the agency or its sector."""
     rows = con.execute("SELECT path, arg_max(sha256, upload_seq) FROM source_files GROUP BY path").fetchall()
-    return dict(rows)
+    known = dict(rows)
+    for (path,) in con.execute(_REFUSED_FOR_FOLDER_SQL).fetchall():
+        parts = path.split("/")  # inbox/<agency_id>/<SECTOR>/...: deeper files belong to both folders
+        if len(parts) > 3 and upload_context(roster, registry, parts[1], parts[2]).location_error is None:
+            del known[path]
+    return known
 
 
 def file_stats(con: duckdb.DuckDBPyConnection) -> dict[str, tuple[int, int, int, str]]:

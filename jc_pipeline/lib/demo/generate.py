@@ -38,7 +38,8 @@ def write_demo_state(
         if not overwrite:
             raise FileExistsError(
                 f"{data_dir / AGENCIES_FILE} already exists; refusing to overwrite a data directory "
-                "(`jc-pipeline demo-data --overwrite`, or overwrite=True, replaces its inbox/, mappings/ and roster files)"
+                "(`jc-pipeline demo-data --overwrite`, or overwrite=True, replaces its inbox/, mappings/ and roster "
+                "files)"
             )
         _remove_owned(data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)

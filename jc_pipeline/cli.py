@@ -158,21 +158,19 @@ def _template(args: argparse.Namespace, layout: DataLayout) -> None:
 
     from jc_pipeline.lib.roster import load_roster
     from jc_pipeline.lib.state_clock import state_today
-    from jc_pipeline.lib.templates import write_templates
+    from jc_pipeline.lib.templates import filling_notes, plan_templates, write_workbooks
 
     roster = load_roster(layout.root)
     if args.agency not in roster.agencies:
         raise ValueError(f"'{args.agency}' is not an agency_id in {layout.roster}")
     out = Path(args.out).resolve() if args.out else layout.root / "templates" / args.agency
-    paths = write_templates(roster, args.agency, out, today=state_today())
-    if not paths:
+    workbooks = plan_templates(roster, args.agency, today=state_today())
+    if not workbooks:
         print(f"{args.agency} has no enabled metric to report: no template written")
-    for path in paths:
-        sector = path.name.removesuffix("_template.xlsx").upper()
-        print(f"{path}   -> fill in, then deliver to {layout.inbox / args.agency / sector}/")
-    start = roster.agencies[args.agency].fiscal_year_start_month
-    if paths and start != 1:
-        print(f"annual rows: 'year' is the year in which the fiscal year ends (its year starts in month {start})")
+    for path, workbook in zip(write_workbooks(workbooks, out), workbooks, strict=True):
+        print(f"{path}   -> fill in, then deliver to {layout.inbox / args.agency / workbook.sector}/")
+    for note in filling_notes(workbooks):
+        print(note)
 
 
 def _export(args: argparse.Namespace, layout: DataLayout) -> None:

@@ -16,8 +16,8 @@ import pytest
 
 from jc_pipeline.lib.registry import load_registry
 from jc_pipeline.lib.roster import BREAKDOWN_SETTINGS_COLUMNS, BREAKDOWN_SETTINGS_FILE, Roster, load_roster
-from jc_pipeline.lib.templates import plan_templates, write_templates
-from jc_pipeline_tests.ingest_support import NOW, Warehouse, deliver_xlsx, write_roster
+from jc_pipeline.lib.templates import filling_notes, plan_templates, write_templates
+from jc_pipeline_tests.ingest_support import NOW, SETTINGS, Warehouse, deliver_xlsx, write_roster
 
 TODAY = NOW.date()  # 2024-06-01: months Jan 2023 .. May 2024 have ended, CY2024 and FY2024 have not
 
@@ -166,6 +166,22 @@ def test_template_command(tmp_path, capsys):
     write_roster(tmp_path)
     assert cli.main(["template", "--data-dir", str(tmp_path), "--agency", "fy_jail"]) == 0
     assert (tmp_path / "templates" / "fy_jail" / "jails_template.xlsx").is_file()
-    assert "year in which the fiscal year ends" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "delete the rows and sheets you leave empty" in out
+    assert "jails/funding" in out and "'year' is the year in which the year starting in month 7 ends" in out
     assert cli.main(["template", "--data-dir", str(tmp_path), "--agency", "nope"]) == 1
     assert "'nope' is not an agency_id" in capsys.readouterr().err
+
+
+def test_notes_name_every_month_a_year_of_annual_rows_starts_in(tmp_path):
+    """The agency's fiscal year, a metric's own year (metric_settings.csv) and a child's: each start month other
+    than January is named with its sheets; an agency whose years all start in January gets the empty-rows note only."""
+    write_roster(tmp_path, settings=[*SETTINGS, ("le", "LAW_ENFORCEMENT_FUNDING", "", "ANNUAL", "10", "")])
+    roster = load_roster(tmp_path)
+    le = filling_notes(plan_templates(roster, "le", today=TODAY))
+    assert le[1:] == ["annual rows of law_enforcement/funding: 'year' is the year in which the year starting in "
+                      "month 10 ends"]
+    assert le[0].startswith("every row is a period to report")
+    assert len(filling_notes(plan_templates(roster, "da", today=TODAY))) == 1  # calendar years only
+    jail = filling_notes(plan_templates(roster, "fy_jail", today=TODAY))
+    assert any(note.startswith("annual rows of jails/funding") and "month 7 ends" in note for note in jail)

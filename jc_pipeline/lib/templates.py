@@ -36,11 +36,13 @@ SUPERAGENCY = "SUPERAGENCY"
 
 @dataclass(frozen=True)
 class TemplateSheet:
-    """One sheet: its name, header and rows (``None`` = empty cell; the value column is always empty)."""
+    """One sheet: its name, header and rows (``None`` = empty cell; the value column is always empty);
+    ``year_starts`` the months in which the years of its annual rows start (a metric's sheet only)."""
 
     name: str
     columns: tuple[str, ...]
     rows: tuple[tuple[object, ...], ...]
+    year_starts: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -85,15 +87,37 @@ def plan_templates(roster: Roster, agency_id: str, *, today: date,
     return workbooks
 
 
+def filling_notes(workbooks: Sequence[TemplateWorkbook]) -> list[str]:
+    """What an agency must know to fill ``workbooks`` in: empty rows are rejected, and, per month other than
+    January in which the years of annual rows start (the agency's fiscal year, a metric's own, a child's), the
+    sheets whose 'year' is the year such a year ends in."""
+    by_start: dict[int, list[str]] = {}
+    for workbook in workbooks:
+        for sheet in workbook.sheets:
+            for month in sheet.year_starts:
+                if month != 1:
+                    by_start.setdefault(month, []).append(f"{workbook.sector.lower()}/{sheet.name}")
+    notes = ["every row is a period to report: delete the rows and sheets you leave empty (an empty value is "
+             "rejected, R7; a sheet without any value too, F5)"] if workbooks else []
+    notes += [f"annual rows of {', '.join(sheets)}: 'year' is the year in which the year starting in month {month} "
+              f"ends" for month, sheets in sorted(by_start.items())]
+    return notes
+
+
 def write_templates(roster: Roster, agency_id: str, out_dir: Path, *, today: date,
                     registry: Registry | None = None) -> list[Path]:
     """Write the agency's template workbooks into ``out_dir``; return their paths (one per sector folder)."""
+    return write_workbooks(plan_templates(roster, agency_id, today=today, registry=registry), out_dir)
+
+
+def write_workbooks(workbooks: Sequence[TemplateWorkbook], out_dir: Path) -> list[Path]:
+    """Write planned template workbooks into ``out_dir``; return their paths."""
     import xlsxwriter
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = []
-    for workbook_plan in plan_templates(roster, agency_id, today=today, registry=registry):
+    for workbook_plan in workbooks:
         path = out_dir / workbook_plan.file_name
         with xlsxwriter.Workbook(str(path)) as workbook:
             header = workbook.add_format({"bold": True, "bg_color": "#F0F4F8", "border": 1})
@@ -170,7 +194,8 @@ def _metric_sheets(roster: Roster, registry: Registry, metric: Metric, sector: s
                        if roster.category_enabled(group.agency_id, group.metric_key, identifier, member.name))
         return tuple(out)
 
-    sheets = [TemplateSheet(metric.sheet, (*keys, "value"), rows())]
+    starts = tuple(sorted({g.setting.starting_month for g in groups if g.setting.frequency != "MONTHLY"}))
+    sheets = [TemplateSheet(metric.sheet, (*keys, "value"), rows(), starts)]
     for breakdown in metric.breakdowns:
         if breakdown.sheet is None or breakdown.column is None:  # not bulk-uploadable (spec §9.14)
             continue

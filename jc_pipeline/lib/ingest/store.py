@@ -252,7 +252,7 @@ def record_agency_states(con: duckdb.DuckDBPyConnection, roster: Roster) -> int:
 # Latest versions whose rows were all refused for the file's inbox folder (F8 on a row: a symlink's F8 has none, and
 # stays refused). Few rows: a state's F8 findings, each against its file's latest version.
 _REFUSED_FOR_FOLDER_SQL = """
-    SELECT f.path
+    SELECT f.path, f.agency_id, f.sector
     FROM source_files AS f
     WHERE f.rows_loaded = 0
       AND f.upload_seq = (SELECT max(g.upload_seq) FROM source_files AS g WHERE g.path = f.path)
@@ -267,9 +267,9 @@ def known_files(con: duckdb.DuckDBPyConnection, roster: Roster, registry: Regist
     read again, now that the state has added the agency or its sector."""
     rows = con.execute("SELECT path, arg_max(sha256, upload_seq) FROM source_files GROUP BY path").fetchall()
     known = dict(rows)
-    for (path,) in con.execute(_REFUSED_FOR_FOLDER_SQL).fetchall():
-        parts = path.split("/")  # inbox/<agency_id>/<SECTOR>/...: deeper files belong to both folders
-        if len(parts) > 3 and upload_context(roster, registry, parts[1], parts[2]).location_error is None:
+    # source_files keeps the folders a file was delivered in (None outside an agency's sector folder).
+    for path, agency_folder, sector_folder in con.execute(_REFUSED_FOR_FOLDER_SQL).fetchall():
+        if upload_context(roster, registry, agency_folder, sector_folder).location_error is None:
             del known[path]
     return known
 

@@ -16,7 +16,7 @@ import pytest
 
 from jc_pipeline.lib.registry import load_registry
 from jc_pipeline.lib.roster import BREAKDOWN_SETTINGS_COLUMNS, BREAKDOWN_SETTINGS_FILE, Roster, load_roster
-from jc_pipeline.lib.templates import filling_notes, plan_templates, write_templates
+from jc_pipeline.lib.templates import filling_notes, plan_templates, write_workbooks
 from jc_pipeline_tests.ingest_support import NOW, SETTINGS, Warehouse, deliver_xlsx, write_roster
 
 TODAY = NOW.date()  # 2024-06-01: months Jan 2023 .. May 2024 have ended, CY2024 and FY2024 have not
@@ -37,7 +37,7 @@ def read_workbook(path) -> dict[str, pl.DataFrame]:
 
 
 def written(roster: Roster, agency: str, tmp_path, today: date = TODAY) -> dict[str, dict[str, pl.DataFrame]]:
-    paths = write_templates(roster, agency, tmp_path / "templates" / agency, today=today)
+    paths = write_workbooks(plan_templates(roster, agency, today=today), tmp_path / "templates" / agency)
     return {path.name: read_workbook(path) for path in paths}
 
 
@@ -145,7 +145,8 @@ def test_filled_templates_ingest_without_a_single_finding(tmp_path):
     expected_rows = {}
     for agency in ("le", "aoc", "dcs", "dcs_mixed", "fy_jail"):
         plans = {wb.file_name: wb for wb in plan_templates(warehouse.roster, agency, today=TODAY)}
-        for path in write_templates(warehouse.roster, agency, tmp_path / "templates" / agency, today=TODAY):
+        for path in write_workbooks(plan_templates(warehouse.roster, agency, today=TODAY),
+                                    tmp_path / "templates" / agency):
             plan = plans[path.name]
             delivered = deliver_xlsx(warehouse.data_dir, agency, plan.sector, path.name,
                                      {name: fill(sheet) for name, sheet in read_workbook(path).items()})

@@ -104,14 +104,9 @@ def filling_notes(workbooks: Sequence[TemplateWorkbook]) -> list[str]:
     return notes
 
 
-def write_templates(roster: Roster, agency_id: str, out_dir: Path, *, today: date,
-                    registry: Registry | None = None) -> list[Path]:
-    """Write the agency's template workbooks into ``out_dir``; return their paths (one per sector folder)."""
-    return write_workbooks(plan_templates(roster, agency_id, today=today, registry=registry), out_dir)
-
-
 def write_workbooks(workbooks: Sequence[TemplateWorkbook], out_dir: Path) -> list[Path]:
-    """Write planned template workbooks into ``out_dir``; return their paths."""
+    """Write planned template workbooks (:func:`plan_templates`) into ``out_dir``; return their paths (one per
+    sector folder)."""
     import xlsxwriter
 
     out_dir = Path(out_dir)

@@ -138,10 +138,19 @@ def fill(sheet: pl.DataFrame) -> list[list[object]]:
     return [filled.columns, *rows]
 
 
-def test_filled_templates_ingest_without_a_single_finding(tmp_path):
+#: dcs's subsystems at another frequency than its combined metric: its annual funding monthly for parole, its monthly
+#: population annual for both subsystems (the subsystem keys follow the combined row unless they have their own).
+MIXED_FREQUENCIES = [*SETTINGS, ("dcs", "PAROLE_FUNDING", "", "MONTHLY", "", ""),
+                     ("dcs", "PAROLE_POPULATION", "", "ANNUAL", "", ""),
+                     ("dcs", "PROBATION_POPULATION", "", "ANNUAL", "", "")]
+
+
+@pytest.mark.parametrize("settings", [SETTINGS, MIXED_FREQUENCIES], ids=["as_registered", "subsystem_frequencies"])
+def test_filled_templates_ingest_without_a_single_finding(tmp_path, settings):
     """One ingest over the filled templates of every kind of agency (plain, superagency, split and combined
-    supervision, fiscal year): every row loaded, no rejected row, no warning."""
-    warehouse = Warehouse(tmp_path)
+    supervision, fiscal year; split supervision also with subsystems reported at another frequency than the
+    combined metric): every row loaded, no rejected row, no warning."""
+    warehouse = Warehouse(tmp_path, settings=settings)
     expected_rows = {}
     for agency in ("le", "aoc", "dcs", "dcs_mixed", "fy_jail"):
         plans = {wb.file_name: wb for wb in plan_templates(warehouse.roster, agency, today=TODAY)}

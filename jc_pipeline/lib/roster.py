@@ -51,7 +51,7 @@ from __future__ import annotations
 import csv
 import difflib
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -261,6 +261,22 @@ class Roster:
                     continue
                 keys.append(metric.key)
         return tuple(keys)
+
+    def sheet_keys(self, agency_id: str, metric_key: str) -> tuple[str, ...]:
+        """The keys the agency's rows on the sheets of ``metric_key`` are stored under: the subsystem keys of its
+        subsystem sectors for a SUPERVISION metric it reports by subsystem, else ``metric_key`` itself."""
+        if (self.registry.metrics[metric_key].sector == SUPERVISION
+                and self.effective(agency_id, metric_key).disaggregated_by_supervision_subsystems):
+            sectors = self.agencies[agency_id].sectors
+            return tuple(self.registry.subsystem_key(metric_key, s) for s in SUPERVISION_SUBSYSTEMS if s in sectors)
+        return (metric_key,)
+
+    def month_column_expected(self, agency_ids: Iterable[str], metric_key: str) -> bool:
+        """Whether the sheets of ``metric_key`` that carry these agencies' rows have a month column: when any of
+        the keys those rows are stored under (:meth:`sheet_keys`) is reported monthly. The ingest and the
+        templates both ask this, so a filled template is read without a month warning."""
+        return any(self.effective(agency_id, key).frequency == "MONTHLY"
+                   for agency_id in agency_ids for key in self.sheet_keys(agency_id, metric_key))
 
     def category_enabled(self, agency_id: str, metric_key: str, dimension: str, category: str) -> bool:
         """False when breakdown_settings.csv turns the category (member NAME) of ``dimension`` off for the agency's

@@ -4,7 +4,8 @@ One workbook per inbox sector folder the agency uploads to (one upload = one sys
 enabled metric file: the aggregate sheet and one sheet per uploadable breakdown. Columns follow spec §5.2 and the
 ingest's expectations (:mod:`jc_pipeline.lib.ingest.context`):
 
-* ``year`` always; ``month`` when any reporting agency has the metric monthly (annual rows leave it empty);
+* ``year`` always; ``month`` when any reporting agency has the metric monthly, or for a metric split by subsystem
+  any of its subsystems' keys (the ingest's rule, ``Roster.month_column_expected``; annual rows leave it empty);
 * ``agency`` for a superagency uploading its children's data (not in its own SUPERAGENCY folder), one row group
   per child that reports the sector and has the metric enabled;
 * ``system`` in a SUPERVISION workbook for metrics disaggregated by subsystem: one row group per subsystem the
@@ -151,23 +152,19 @@ def _metric_sheets(roster: Roster, registry: Registry, metric: Metric, sector: s
     groups: list[_RowGroup] = []
     with_system = False
     for reporter in reporters:
-        base = roster.effective(reporter.agency_id, metric.key)
         label = reporter.agency_name if with_agency else None
-        if sector == SUPERVISION and base.disaggregated_by_supervision_subsystems:
-            with_system = True
-            for subsystem in (s for s in SUPERVISION_SUBSYSTEMS if s in reporter.sectors):
-                key = registry.subsystem_key(metric.key, subsystem)
-                setting = roster.effective(reporter.agency_id, key)
-                if setting.enabled:
-                    groups.append(_RowGroup(label, subsystem, setting, reporter.agency_id, key))
-        elif base.enabled:
-            system = SUPERVISION if sector == SUPERVISION else None
-            groups.append(_RowGroup(label, system, base, reporter.agency_id, metric.key))
+        for key in roster.sheet_keys(reporter.agency_id, metric.key):
+            setting = roster.effective(reporter.agency_id, key)
+            if key != metric.key:
+                with_system = True
+                system = registry.metrics[key].sector
+            else:
+                system = SUPERVISION if sector == SUPERVISION else None
+            if setting.enabled:
+                groups.append(_RowGroup(label, system, setting, reporter.agency_id, key))
     if not groups:
         return []
-    # The ingest expects a month column when any reporter has the (combined) metric monthly.
-    with_month = any(roster.effective(r.agency_id, metric.key).frequency == "MONTHLY" for r in reporters) or any(
-        g.setting.frequency == "MONTHLY" for g in groups)
+    with_month = roster.month_column_expected((r.agency_id for r in reporters), metric.key)
     keys = ["year"] + ["month"] * with_month + ["agency"] * with_agency + ["system"] * with_system
     periods = [(group, period) for group in groups for period in _periods(group.setting, today)]
 

@@ -2,7 +2,8 @@
 
 The folder decides the uploading agency and the system code; the roster decides which columns its sheets must
 carry (spec §5.2): ``month`` when the metric's effective frequency is monthly (for a superagency: when any child
-reports it monthly), ``agency`` when the uploader has child agencies (except in its SUPERAGENCY folder),
+reports it monthly; for a supervision metric split by subsystem: when any of the subsystems' keys is monthly),
+``agency`` when the uploader has child agencies (except in its SUPERAGENCY folder),
 ``system`` in a SUPERVISION folder when the metric is disaggregated by subsystem for a reporting agency.
 """
 
@@ -49,8 +50,8 @@ class UploadContext:
         """Whether a standard sheet of ``metric`` must carry a month column."""
         cached = self._monthly.get(metric.key)
         if cached is None:
-            cached = self._monthly[metric.key] = any(
-                self._setting(a.agency_id, metric.key).frequency == "MONTHLY" for a in self.reporters)
+            cached = self._monthly[metric.key] = self.roster.month_column_expected(
+                (a.agency_id for a in self.reporters), metric.key)
         return cached
 
     def plan_key(self, name: str, is_csv: bool) -> tuple:

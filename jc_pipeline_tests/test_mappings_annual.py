@@ -145,3 +145,40 @@ def test_a_range_is_a_fiscal_year_and_a_year_alone_is_no_month(w):
     assert [f[:2] + f[3:] for f in findings(batch, "budget.csv")] == [("N2", 1, None), ("N4", 3, "2022-2023")]
     assert "JAILS_TOTAL_ADMISSIONS is reported monthly by calendar_jail" in batch.findings["message"][0]
     assert batch.datapoints.filter(pl.col("metric_key") == "JAILS_TOTAL_ADMISSIONS").height == 0
+
+
+MONTHLY_STATS = """
+sources:
+  - name: monthly_stats
+    pattern: JAILS/monthly_stats.csv
+    kind: aggregated
+    columns: {yr: Year, mo: Month, day: Day, adp: ADP, adm: Admissions}
+    metrics:
+      - metric: JAILS_TOTAL_POPULATION
+        {period}
+        value: adp
+      - metric: JAILS_TOTAL_ADMISSIONS
+        {period}
+        value: adm
+"""
+FY2025 = (date(2024, 7, 1), date(2025, 7, 1))
+
+
+@pytest.mark.parametrize("period", ["year: yr\n        month: mo", "date: day"], ids=["year_and_month", "date"])
+def test_monthly_aggregated_rows_make_a_year_of_an_annual_metric(w, period):
+    """An average daily population of 100 and 10 admissions a month: a fiscal year holds a population of 100 (the
+    months' average; their sum was 1,200) and 120 admissions. Year and month rows count only for the years they
+    cover whole (from October 2022: FY2023 has 9 months); by date, one row may be a year's. A year still running
+    on the ingest day is no count yet, by either (its 4 months were stored, and rejected only by the checks)."""
+    write_mapping(w.data_dir, "july_jail", MONTHLY_STATS.replace("{period}", period))
+    months = [(y, m) for y in range(2022, 2026) for m in range(1, 13) if (2022, 10) <= (y, m) <= (2025, 6)]
+    months += [(2026, m) for m in (7, 8, 9, 10)]
+    deliver_csv(w.data_dir, "july_jail", "JAILS", "monthly_stats.csv", [
+        ["Year", "Month", "Day", "ADP", "Admissions"], *([y, m, f"{y}-{m:02d}-15", 100, 10] for y, m in months)])
+    batch = w.parse(datetime(2026, 11, 20))
+    whole = {FY2024: 100, FY2025: 100}
+    if period == "date: day":  # a date places a row in its year: October 2022 on is FY2023's, as one row would be
+        whole[FY2023] = 100
+    assert annual(batch, "JAILS_TOTAL_POPULATION") == whole
+    assert annual(batch, "JAILS_TOTAL_ADMISSIONS") == {key: 120 if key != FY2023 else 90 for key in whole}
+    assert file_row(batch, "monthly_stats.csv")["rows_rejected"] == 0

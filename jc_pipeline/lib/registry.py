@@ -165,6 +165,12 @@ class Metric:
     ratio_partner: str | None
     notes: tuple[str, ...]
 
+    @property
+    def is_level(self) -> bool:
+        """A level (populations, staff, open cases: INSTANT, not money), which a year of months averages; events
+        and money (funding and expenses, whatever their upstream type, spec §9.3) add up over months."""
+        return self.measurement_type == "INSTANT" and self.unit != "USD"
+
     def breakdown(self, identifier: str) -> Breakdown:
         """Return the breakdown on this dimension identifier; ``KeyError`` if the metric has none."""
         for bd in self.breakdowns:

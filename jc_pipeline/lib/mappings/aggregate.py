@@ -7,8 +7,10 @@ accepted. A row with a problem (date, value, unmapped category) is left out of t
 The period of a row: for a metric the agency reports monthly, the month of its ``date`` or of its ``year`` and
 ``month``; for one it reports annually, the (fiscal) year containing that month, or, with ``year`` alone, the
 year labelled by it: the year in which the fiscal year ends (spec §5.4, as in bulk uploads), which may also be
-written as a range (``2022-2023``, a July-June year ending in 2023). Monthly rows of an annual metric add up to
-the year.
+written as a range (``2022-2023``, a July-June year ending in 2023). Rows of an annual metric in several months
+make up the year: their sum for events and money, for levels (``Metric.is_level``) their monthly totals' average.
+By year and month, a year counts when the export covers it whole (from its first month given, or ``period.from``
+if later, through its last); by date or month, a year still running on the ingest day is left out (docs/mappings.md).
 """
 
 from __future__ import annotations
@@ -94,13 +96,29 @@ def plan_aggregated(i: int, spec: MetricSpec, records: Records, periods: Periods
 
     def values(counted: pl.LazyFrame) -> pl.DataFrame:
         counted = counted.select(ROW, number.alias("value"), *(pl.col(c.column) for c in cats),
-                                 reporter=reporter, period_start=start)
+                                 reporter=reporter, period_start=start, month=month.dt.month_start())
         keys = ["reporter", "period_start"]
         totals, *counts = pl.collect_all([
-            counted.group_by(keys).agg(pl.col("value").sum(), row_number=pl.col(ROW).min()),
+            counted.group_by(keys).agg(pl.col("value").sum(), row_number=pl.col(ROW).min(),
+                                       months=pl.col("month").n_unique(), first=pl.col("month").min(),
+                                       latest=pl.col("month").max()),
             *(counted.group_by(*keys, code=cat.column).agg(pl.col("value").sum(), row_number=pl.col(ROW).min())
               for cat in cats),
         ])
-        return finish(totals, counts, cats, periods, records, ctx.end, complete=False, zero_fill=False)
+        if spec.metric.is_level:  # a year of monthly levels is their average, not their sum
+            counts = [c.join(totals.select(*keys, "months"), on=keys).with_columns(pl.col("value") / pl.col("months"))
+                      for c in counts]
+            totals = totals.with_columns(pl.col("value") / pl.col("months"))
+        if spec.month is not None:  # monthly rows: a year counts from the first month given to the last
+            totals = totals.with_columns(
+                since=pl.max_horizontal(pl.col("first").min().over("reporter"), pl.lit(ctx.first)),
+                as_of=pl.min_horizontal(pl.col("latest").max().over("reporter").dt.offset_by("1mo"), pl.lit(ctx.end)))
+            return finish(totals.drop("months", "first", "latest"), counts, cats, periods, records,
+                          pl.col("as_of"), since=pl.col("since"), zero_fill=False)
+        totals = totals.drop("months", "first", "latest")
+        # By date, a row places its value in the year containing it (one row a year will do): a year is kept once
+        # it has ended; by the year alone, the agency names the year.
+        return finish(totals, counts, cats, periods, records, ctx.end, complete=spec.date is not None,
+                      zero_fill=False)
 
     return Plan(spec, live, flags, values)

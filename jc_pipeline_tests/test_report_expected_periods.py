@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import shutil
 from collections import Counter
-from datetime import date
+from datetime import date, timedelta
 
 import pytest
 
@@ -15,6 +15,7 @@ from jc_pipeline.defs.resources import WarehouseResource
 from jc_pipeline.lib import report, validation
 from jc_pipeline.lib.periods import add_months, period_label
 from jc_pipeline.lib.report.data import GRID_MONTHS, GRID_YEARS, REPORTED, _sql
+from jc_pipeline.lib.state_clock import state_today
 from jc_pipeline_tests.report_support import build_report_state
 
 ORDER = ("state_code", "agency_id", "metric_key", "period_start")
@@ -34,8 +35,8 @@ def warehouse(data_dir):
 
 def test_parts_agree_with_the_whole_query(warehouse):
     with warehouse.store().open(warehouse.layout.warehouse, read_only=True) as con:
-        whole = con.sql(_sql("expected_periods.sql"),
-                        params={"recent_months": None, "recent_years": None}).to_arrow_table().to_pylist()
+        whole = con.sql(_sql("expected_periods.sql"), params={"recent_months": None, "recent_years": None,
+                                                              "today": state_today()}).to_arrow_table().to_pylist()
         expected = report.expected_periods(con)
     unreported = sorted((r for r in whole if r["status"] != REPORTED), key=lambda r: tuple(r[k] for k in ORDER))
     assert unreported and len(unreported) < len(whole)
@@ -73,7 +74,7 @@ def test_parts_agree_with_the_whole_query(warehouse):
 
 def _periods(con, recent_months, recent_years):
     sql = _sql("expected_periods.sql")
-    params = {"recent_months": recent_months, "recent_years": recent_years}
+    params = {"recent_months": recent_months, "recent_years": recent_years, "today": state_today()}
     return sorted(con.sql(sql, params=params).to_arrow_table().to_pylist(), key=lambda r: repr(tuple(r.values())))
 
 
@@ -144,6 +145,24 @@ def test_status_of_a_period_not_counted_reads_what_was_delivered(tmp_path):
     assert unreported[("LE4", "LAW_ENFORCEMENT_ARRESTS", date(2023, 3, 1))] == ("FAILED_VALIDATION", None)
     assert {status for (agency, _, _), (status, _) in unreported.items() if agency == "PR1"} == {"MISSING"}
     assert ("LE1", "LAW_ENFORCEMENT_ARRESTS", date(2023, 2, 1)) not in unreported
+
+
+def test_a_period_sent_before_it_ended_is_expected_of_no_one_until_it_ends(tmp_path):
+    """One agency's month sent early (period_not_in_future fails it, but the state row exists) does not make every
+    other agency's feedback ask for that month until the month is over."""
+    con = build_report_state(tmp_path / "warehouse.duckdb")
+    (last,) = con.execute("SELECT max(period_start) FROM state_metrics WHERE frequency = 'MONTHLY'").fetchone()
+    early, end = add_months(last, 1), add_months(last, 2)
+    con.execute("INSERT INTO state_metrics SELECT * REPLACE (CAST(? AS DATE) AS period_start, CAST(? AS DATE) AS "
+                "period_end) FROM state_metrics WHERE frequency = 'MONTHLY' AND period_start = ? LIMIT 1",
+                [early, end, last])
+
+    def asked(today):
+        return {r["agency_id"] for r in report.expected_periods(con, today).unreported.to_pylist()
+                if r["period_start"] == early}
+
+    assert asked(end - timedelta(days=1)) == set()
+    assert len(asked(end)) > 1  # once the month is over, everyone who sent nothing is asked for it
 
 
 def test_publish_steps_share_one_computation_per_published_file(warehouse, monkeypatch):

@@ -20,6 +20,7 @@ import pyarrow as pa
 
 from jc_pipeline.lib.periods import period_label
 from jc_pipeline.lib.registry import TIER1_SECTORS, load_registry, sector_title
+from jc_pipeline.lib.state_clock import state_today
 from jc_pipeline.lib.validation.report import records
 
 SUPERAGENCY = "SUPERAGENCY"
@@ -277,8 +278,9 @@ FROM report_expected_periods GROUP BY agency_id
 """
 
 
-def expected_periods(con: duckdb.DuckDBPyConnection) -> ExpectedPeriods:
-    """Evaluate ``sql/expected_periods.sql`` once and read from it what the feedback and the state report need.
+def expected_periods(con: duckdb.DuckDBPyConnection, today: date | None = None) -> ExpectedPeriods:
+    """Evaluate ``sql/expected_periods.sql`` once and read from it what the feedback and the state report need
+    (``today``: the state's date, by default now's; periods ending after it are not expected yet).
 
     The query is the costly part of both (seconds per million periods): a publish computes this once and gives
     it to :func:`~jc_pipeline.lib.feedback.write_agency_feedback` and
@@ -287,7 +289,8 @@ def expected_periods(con: duckdb.DuckDBPyConnection) -> ExpectedPeriods:
     """
     # The REPORTED periods only in the grid's columns (see the query): the readers need no others.
     kept = con.sql(_sql("expected_periods.sql"),
-                   params={"recent_months": GRID_MONTHS, "recent_years": GRID_YEARS}).project(_KEPT_COLUMNS)
+                   params={"recent_months": GRID_MONTHS, "recent_years": GRID_YEARS,
+                           "today": today or state_today()}).project(_KEPT_COLUMNS)
     con.register("report_expected_periods", kept.to_arrow_table())
     # Labels by period_label (the one way periods are named), once per distinct period: a few hundred.
     periods = con.sql(_PERIODS_SQL).fetchall()

@@ -2,8 +2,9 @@
 -- (agency, metric, period) of state_expected_agencies' cadence inside the state's reporting window.
 --
 -- The window of a state runs from the first to the last period in state_metrics (what any of its agencies
--- reported), separately for months and for annual periods, so periods nobody has reported yet, or that have not
--- ended, are not listed. Annual periods start in the agency's starting month and must lie wholly inside the
+-- reported) that has ended by $today (DATE, the state's), separately for months and for annual periods, so periods
+-- nobody has reported yet, or that have not ended (which an agency may have sent too early: period_not_in_future),
+-- are not listed. Annual periods start in the agency's starting month and must lie wholly inside the
 -- annual window.
 --
 -- status: REPORTED (the agency's total is in the state sum: state_metric_contributions), FAILED_VALIDATION (it
@@ -24,6 +25,7 @@ WITH window_ AS (
            min(period_start) FILTER (WHERE frequency = 'ANNUAL' AND NOT is_derived_annual) AS first_year,
            max(period_end) FILTER (WHERE frequency = 'ANNUAL' AND NOT is_derived_annual) AS last_year_end
     FROM state_metrics
+    WHERE period_end <= $today
     GROUP BY state_code
 ),
 -- Where each state's recent periods begin, by frequency (no bound given: the first day there is).

@@ -112,7 +112,7 @@ def test_years_bounds_ranges_and_real_value_in_message(warehouse):
     found = findings(warehouse)
     assert {row: [r[0] for r in rules] for row, rules in found.items()} == {
         4: ["R1"], 5: ["R1"], 6: ["R1"], 7: ["R1"], 8: ["R13"], 9: ["R1"], 10: ["R1"]}
-    assert "'1599'" in message(warehouse, 4, "R1") and "between 1600 and 2024" in message(warehouse, 4, "R1")
+    assert "'1599'" in message(warehouse, 4, "R1") and "between 1600 and 2025" in message(warehouse, 4, "R1")
     assert "'2031'" in message(warehouse, 5, "R1")
     assert message(warehouse, 7, "R1").startswith("Empty 'year'")
     assert "before January 2000" in message(warehouse, 8, "R13")
@@ -121,17 +121,26 @@ def test_years_bounds_ranges_and_real_value_in_message(warehouse):
 
 
 def test_fiscal_year_periods_are_explicit_dates(warehouse):
-    """fy_jail's year starts in July: 2023 and 2022-2023 both name 2022-07-01..2023-07-01 (end-year label)."""
-    deliver_csv(warehouse.data_dir, "fy_jail", "JAILS", "funding.csv", [["year", "value"], [2023, 10]])
+    """fy_jail's year starts in July: 2023 and 2022-2023 both name 2022-07-01..2023-07-01 (end-year label). Either
+    spelling of a year still running (2024, 2023-2024) is loaded, for the checks to hold until it ends; either
+    spelling of one that has not started (2025, 2024-2025) is R13, although 2025 is after the ingest's year."""
+    deliver_csv(warehouse.data_dir, "fy_jail", "JAILS", "funding.csv", [["year", "value"], [2023, 10], [2024, 11],
+                                                                        [2025, 12]])
     deliver_csv(warehouse.data_dir, "fy_jail", "JAILS", "expenses.csv", [["year", "value"], ["2022-2023", 20],
-                                                                         ["2024-2025", 30]])
+                                                                         ["2024-2025", 30], ["2023-2024", 21]])
     report = warehouse.ingest()
     assert [(k, s, e, v) for k, s, e, _, v in values(warehouse)] == [
         ("JAILS_EXPENSES", date(2022, 7, 1), date(2023, 7, 1), 20.0),
+        ("JAILS_EXPENSES", date(2023, 7, 1), date(2024, 7, 1), 21.0),
         ("JAILS_FUNDING", date(2022, 7, 1), date(2023, 7, 1), 10.0),
+        ("JAILS_FUNDING", date(2023, 7, 1), date(2024, 7, 1), 11.0),
     ]
-    assert findings(warehouse) == {3: [("R13", "year", "2024-2025")]}  # starts 2024-07-01, after "now"
-    assert report.touched_months == [date(2022, 7, 1)]
+    rejected = warehouse.table("rejected_rows").join(warehouse.table("source_files"), on="file_id")
+    assert sorted(rejected.select(pl.col("path").str.extract(r"([^/]+)$"), "row_number", "rule", "column_name",
+                                  "raw_value").rows()) == [
+        ("expenses.csv", 3, "R13", "year", "2024-2025"),  # starts 2024-07-01, after "now"
+        ("funding.csv", 4, "R13", "year", "2025")]
+    assert report.touched_months == [date(2022, 7, 1), date(2023, 7, 1)]
     assert warehouse.metrics()["frequency"].unique().to_list() == ["ANNUAL"]
 
 

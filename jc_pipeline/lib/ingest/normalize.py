@@ -415,7 +415,7 @@ def _row_findings(live: pl.LazyFrame, now: datetime) -> list[pl.LazyFrame]:
                 "format": f("Invalid 'year' value '{}': write a whole number such as 2023, or a fiscal year such "
                             "as 2022-2023", year),
                 "bounds": f("Invalid 'year' value '{}': the year must be between 1600 and {}", year,
-                            pl.lit(now.year)),
+                            pl.lit(now.year + 1)),
                 "range": f("Invalid 'year' value '{}': a fiscal year names two consecutive years, such as "
                            "2022-2023", year),
             })),

@@ -35,7 +35,10 @@ YEAR_MIN = 1600
 def parse_year(cell: pl.Expr, current_year: int) -> tuple[pl.Expr, pl.Expr, pl.Expr]:
     """(label year Int32, is_range Boolean, problem String) for a stripped text cell (null = blank).
 
-    Problems: ``empty``, ``format``, ``bounds`` (outside 1600..current year), ``range`` (years not consecutive).
+    Problems: ``empty``, ``format``, ``bounds`` (before 1600, or a label after next year), ``range`` (years not
+    consecutive). The label is the year a period ends in, so a fiscal year still running may be labelled next year
+    (July 2026 - June 2027 is 2027, or 2026-2027): both spellings pass here, and a period starting after the ingest
+    day is rejected by its start (R13). The reference bounds the year at the current one.
     """
     single = cell.str.extract(_YEAR, 1).cast(pl.Int32)
     start = cell.str.extract(_YEAR_RANGE, 1).cast(pl.Int32)
@@ -45,7 +48,7 @@ def parse_year(cell: pl.Expr, current_year: int) -> tuple[pl.Expr, pl.Expr, pl.E
     problem = (
         pl.when(cell.is_null()).then(pl.lit("empty"))
         .when(first.is_null()).then(pl.lit("format"))
-        .when((first < YEAR_MIN) | (first > current_year)).then(pl.lit("bounds"))
+        .when((first < YEAR_MIN) | (label > current_year + 1)).then(pl.lit("bounds"))
         .when(start.is_not_null() & (end != start + 1)).then(pl.lit("range"))
     )
     return label, start.is_not_null(), problem

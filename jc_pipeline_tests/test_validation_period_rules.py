@@ -20,7 +20,7 @@ assert TODAY == date(2025, 6, 15)
 @pytest.fixture(scope="module")
 def wh(tmp_path_factory):
     wh = Warehouse(tmp_path_factory.mktemp("periods") / "w.duckdb")
-    for agency in ("MIS", "CY", "FUT", "LE", "GAP", "FULL"):
+    for agency in ("MIS", "CY", "FUT", "LE", "GAP", "FULL", "ANN"):
         wh.agency(agency, ["LAW_ENFORCEMENT"])
     wh.agency("FY", ["LAW_ENFORCEMENT"], fiscal_start=7)
     wh.agency("DIS", ["LAW_ENFORCEMENT"], settings={ARRESTS: {"enabled": False}})
@@ -56,6 +56,8 @@ def wh(tmp_path_factory):
     wh.add("COMB", "PAROLE_POPULATION", month(2025, 3), 5)     # by subsystem, but the agency reports combined
 
     # no_missing_months: 2024 is over (all 12 expected), 2025 runs up to the last month reported (March).
+    for m in (1, 2, 3):  # funding is annual (the registry's default): months sent are at the wrong cadence (F6m)
+        wh.add("ANN", FUNDING, month(2024, m), 5)
     for m in (1, 3, 4, 5, 6, 7, 8, 9, 10, 11):
         wh.add("GAP", ARRESTS, month(2024, m), 5)
     for m in (1, 3):
@@ -112,6 +114,9 @@ def test_no_missing_months(wh):
     assert all(r["severity"] == "WARNING" for r in rows)
     # An agency whose only 2025 month is March is expected to have January and February too.
     assert {r["period_start"] for r in wh.results("no_missing_months", "LE")} == {month(2025, 1), month(2025, 2)}
+    # ANN reports funding annually: its three months are not a series missing nine (ingest warned F6m, and the
+    # roll-up does not count them); asking for more months would contradict the F6m advice.
+    assert wh.results("no_missing_months", "ANN") == []
     # SUP reports the population by subsystem: the combined key it sent in March is metric_enabled's to flag, not
     # a series with missing months; its parole population is.
     assert {(r["metric_key"], r["period_start"]) for r in wh.results("no_missing_months", "SUP")} == {

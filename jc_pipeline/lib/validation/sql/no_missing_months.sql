@@ -2,7 +2,8 @@
 -- one monthly total that year, the months expected are all twelve when the year is over by $today, else the
 -- months up to the latest one reported. One group per expected month; it fails when the month is absent.
 -- Metrics the agency disabled, and combined supervision keys it reports by subsystem, are skipped (metric_enabled
--- reports them: the agency is asked to stop sending them, not to send more).
+-- reports them: the agency is asked to stop sending them, not to send more); so are metrics it reports annually,
+-- whose months it sent at the wrong cadence (ingest's F6m asks it to send years; the roll-up does not count them).
 -- Parameters: $months DATE[], $today DATE, $agencies VARCHAR[] (NULL: every agency).
 WITH years AS (
     SELECT DISTINCT year(m) AS y FROM (SELECT unnest($months) AS m)
@@ -17,7 +18,7 @@ monthly AS (
       -- The same years as a range, which lets DuckDB skip the row groups of other years.
       AND m.period_start >= make_date(year(list_min($months)), 1, 1)
       AND m.period_start < make_date(year(list_max($months)) + 1, 1, 1)
-      AND coalesce(s.enabled, TRUE)
+      AND coalesce(s.enabled, TRUE) AND coalesce(s.frequency, 'MONTHLY') = 'MONTHLY'
       AND NOT (d.sector = 'SUPERVISION' AND coalesce(s.disaggregated_by_supervision_subsystems, FALSE))
       AND ($agencies::VARCHAR[] IS NULL OR m.agency_id IN (SELECT unnest($agencies::VARCHAR[])))
 ),

@@ -300,6 +300,9 @@ def run_pipeline(
                 f"{ingested.get('files_unchanged', 0)} unchanged, "
                 f"{ingested.get('files_unreadable', 0)} unreadable file(s) ({summary.seconds['ingest_job']:.1f} s)"
             )
+            if ingested.get("files_reread"):
+                echo(f"      {ingested['files_reread']} file(s) read again: the roster changed how their agency's "
+                     f"files are read (fiscal year, settings, sectors or child agencies)")
         store = definitions.resources["warehouse"].store()  # type: ignore[union-attr]
         with store.connect() as con:
             # The months of new uploads, and those holding a failure the calendar has overturned since.

@@ -17,6 +17,7 @@ import xlwt
 from jc_pipeline.lib import ingest
 from jc_pipeline.lib.ingest import store
 from jc_pipeline.lib.ingest.readers import RawSheet
+from jc_pipeline.lib.reference import write_reference_tables
 from jc_pipeline.lib.registry import load_registry
 from jc_pipeline.lib.roster import AGENCY_COLUMNS, SETTINGS_COLUMNS, load_roster
 from jc_pipeline.lib.warehouse import transaction
@@ -137,8 +138,20 @@ class Warehouse:
         ingest.ensure_schema(self.con)
 
     def parse(self, now: datetime = NOW) -> ingest.IngestBatch:
-        known = ingest.known_files(self.con, self.roster, self.registry)
-        return ingest.parse_inbox(self.data_dir, known, self.roster, self.registry, now=now)
+        return ingest.parse_inbox(self.data_dir, ingest.known_files(self.con), self.roster, self.registry, now=now,
+                                  rereads=ingest.files_to_reread(self.con))
+
+    def change_roster(self, agencies=AGENCIES, settings=SETTINGS) -> None:
+        """Write the roster files anew and load them, as the reference step does: the reference tables (first the
+        current roster's, if never written) and the files to read again, which the next :meth:`ingest` reads."""
+        if not self.con.execute("SELECT count(*) FROM agencies").fetchall()[0][0]:
+            # The reference step writes the roster before any ingest reads a file: as if it had, with nothing to
+            # read again (a first write finds every agency new).
+            write_reference_tables(self.con, self.registry, self.roster)
+            self.con.execute("DELETE FROM pending_rereads")
+        write_roster(self.data_dir, agencies, settings)
+        self.roster = load_roster(self.data_dir, self.registry)
+        write_reference_tables(self.con, self.registry, self.roster)
 
     def ingest(self, now: datetime = NOW) -> ingest.IngestReport:
         """record_agency_states + parse_inbox + write_batch + resolve_agency_metrics of the touched months."""

@@ -45,7 +45,7 @@ def reads(monkeypatch):
 def run(w: Warehouse, *, seen: dict | None = None) -> ingest.IngestReport:
     """What the ingest asset does: parse with the remembered stats, write each batch, then remember its stats."""
     reports = []
-    known = ingest.known_files(w.con, w.roster, w.registry)
+    known = ingest.known_files(w.con)
     for batch in ingest.parse_inbox_batches(w.data_dir, known, w.roster, w.registry,
                                             now=NOW, seen=ingest.file_stats(w.con) if seen is None else seen):
         reports.append(ingest.write_batch(w.con, batch))

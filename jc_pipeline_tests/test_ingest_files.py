@@ -8,9 +8,8 @@ from datetime import date
 import polars as pl
 import pytest
 
-from jc_pipeline.lib.roster import load_roster
 from jc_pipeline_tests.ingest_support import (AGENCIES, Warehouse, assert_accounting, csv_bytes, deliver_csv,
-                                              deliver_xlsx, inbox_path, write_roster)
+                                              deliver_xlsx, inbox_path)
 from jc_pipeline_tests.reliability_support import encrypted_ooxml
 
 ARRESTS = [["year", "month", "value"], [2023, 1, 10], [2023, 2, 20]]
@@ -266,8 +265,9 @@ def test_misplaced_files(warehouse, tmp_path):
 
 def test_files_refused_for_their_folder_are_read_again_once_the_roster_takes_them(warehouse, tmp_path):
     """An agency sends before the state adds it (or a sector) to agencies.csv: its files are refused (F8), and read
-    again by the first ingest after the roster takes them, without being sent again. Files still refused, and a
-    symlink (refused whatever the roster), are not read again."""
+    again by the first ingest after the roster takes them, without being sent again, in place (the same versions).
+    The agencies' other files are read again too, and stay refused where the roster still refuses them (a folder
+    that is no sector, a symlink)."""
     deliver_csv(warehouse.data_dir, "nobody", "LAW_ENFORCEMENT", "arrests.csv", ARRESTS)  # not on the roster yet
     deliver_csv(warehouse.data_dir, "le", "JAILS", "funding.csv", [["year", "value"], [2023, 1]])  # not its sector
     deliver_csv(warehouse.data_dir, "le", "POLICE", "arrests.csv", ARRESTS)  # never a sector folder
@@ -282,15 +282,19 @@ def test_files_refused_for_their_folder_are_read_again_once_the_roster_takes_the
              ("nobody", "Nobody Police Department", "US_XX", "LAW_ENFORCEMENT", "99001", "8000", "1", ""),
              *AGENCIES[1:]]
     assert AGENCIES[0][0] == "le"
-    write_roster(warehouse.data_dir, agencies=taken)
-    warehouse.roster = load_roster(warehouse.data_dir, warehouse.registry)
+    before = warehouse.table("source_files").select("path", "file_id", "upload_seq").sort("path")
+    warehouse.change_roster(agencies=taken)
     again = warehouse.ingest()
-    assert (again.files_new, again.rows_loaded, again.rows_rejected) == (2, 3, 0)
-    latest = warehouse.table("source_files").sort("upload_seq").group_by("path").last()
-    assert {p: s for p, s in latest.select("path", "status").iter_rows()} == {
+    assert (again.files_new, again.files_reread, again.rows_loaded, again.rows_rejected) == (0, 4, 3, 2)
+    files = warehouse.table("source_files").sort("path")
+    assert files.select("path", "file_id", "upload_seq").equals(before)
+    assert {p: s for p, s in files.select("path", "status").iter_rows()} == {
         "inbox/nobody/LAW_ENFORCEMENT/arrests.csv": "INGESTED", "inbox/le/JAILS/funding.csv": "INGESTED",
         "inbox/le/POLICE/arrests.csv": "ERRORED", "inbox/le/LAW_ENFORCEMENT/link.csv": "UNREADABLE"}
-    assert warehouse.ingest().files_new == 0  # read once, then known like any other file
+    assert set(warehouse.table("rejected_rows")["rule"]) == {"F8"}  # the two files' F8 findings are gone
+    assert warehouse.table("rejected_rows").join(files, on="file_id")["path"].unique().sort().to_list() == [
+        "inbox/le/LAW_ENFORCEMENT/link.csv", "inbox/le/POLICE/arrests.csv"]
+    assert warehouse.ingest().files_reread == 0  # read once, then known like any other file
 
 
 def test_file_that_cannot_be_opened(warehouse, monkeypatch):

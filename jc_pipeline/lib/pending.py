@@ -38,11 +38,15 @@ _PENDING = """
     ORDER BY month
 """
 _WHOLE = "SELECT DISTINCT month FROM pending_whole_months ORDER BY month"
-# Every month holding data, once (a month listed and not yet resolved is not listed again).
+# Every month holding data ($months NULL) or the given ones, once (a month listed and not yet resolved is not listed
+# again).
 _MARK_WHOLE = """
     INSERT INTO pending_whole_months (month)
-    SELECT DISTINCT month FROM (SELECT month FROM rolled_up_file_months UNION ALL SELECT month FROM pending_file_months)
-    WHERE month NOT IN (SELECT month FROM pending_whole_months WHERE NOT resolved)
+    SELECT DISTINCT month FROM (
+        SELECT month FROM rolled_up_file_months UNION ALL SELECT month FROM pending_file_months
+        UNION ALL SELECT unnest($months::DATE[]))
+    WHERE ($months::DATE[] IS NULL OR list_contains($months::DATE[], month))
+      AND month NOT IN (SELECT month FROM pending_whole_months WHERE NOT resolved)
 """
 _RESOLVE_WHOLE = "UPDATE pending_whole_months SET resolved = TRUE WHERE month IN (SELECT unnest($months::DATE[]))"
 _UNPEND_WHOLE = "DELETE FROM pending_whole_months WHERE resolved AND month IN (SELECT unnest($months::DATE[]))"
@@ -181,12 +185,13 @@ def whole_months(con: duckdb.DuckDBPyConnection) -> list[date]:
     return [row[0] for row in con.execute(_WHOLE).fetchall()]
 
 
-def mark_whole_months(con: duckdb.DuckDBPyConnection) -> None:
-    """Mark every month holding data for a rebuild of all its agencies: the roster, an agency's settings or the
-    registry changed, and agency_metrics, the verdicts and state_metrics of every month were made with the old ones
-    (expected agencies, populations, frequencies, enabled categories). Call it in the transaction that writes the
-    change, after :func:`ensure_schema`, so that a change is never stored without its rebuild pending."""
-    con.execute(_MARK_WHOLE)
+def mark_whole_months(con: duckdb.DuckDBPyConnection, months: Sequence[date] | None = None) -> None:
+    """Mark every month holding data (or ``months``) for a rebuild of all its agencies: the roster, an agency's
+    settings or the registry changed, and agency_metrics, the verdicts and state_metrics of every month were made
+    with the old ones (expected agencies, populations, frequencies, enabled categories); or a file read again left
+    ``months``. Call it in the transaction that writes the change, after :func:`ensure_schema`, so that a change is
+    never stored without its rebuild pending."""
+    con.execute(_MARK_WHOLE, {"months": None if months is None else list(months)})
 
 
 def months_without_datapoints(con: duckdb.DuckDBPyConnection, first: date, last: date) -> set[date]:

@@ -47,7 +47,7 @@ def inbox_files(context: dg.AssetExecutionContext, warehouse: WarehouseResource)
     with store.connect() as con:
         ingest.ensure_schema(con)
         ingest.record_agency_states(con, roster)  # the staged rows keep no state of their own
-        known = ingest.known_files(con, roster, registry)
+        known, rereads = ingest.known_files(con), ingest.files_to_reread(con)
         # JC_INGEST_REHASH=1 reads every file again, for a file rewritten with its old size and times restored.
         seen = {} if os.environ.get(REHASH_VARIABLE) == "1" else ingest.file_stats(con)
 
@@ -77,7 +77,7 @@ def inbox_files(context: dg.AssetExecutionContext, warehouse: WarehouseResource)
         writing: Future[ingest.IngestReport] | None = None
         for read in ingest.read_inbox_batches(
             warehouse.layout.root, known, roster, registry, now=datetime.now(UTC), progress=log_progress,
-            seen=seen,
+            seen=seen, rereads=rereads,
         ):
             if writing is not None:
                 reports.append(writing.result())
@@ -99,6 +99,7 @@ def inbox_files(context: dg.AssetExecutionContext, warehouse: WarehouseResource)
             "files_changed": report.files_changed,
             "files_unchanged": report.files_unchanged,
             "files_unreadable": report.files_unreadable,
+            "files_reread": report.files_reread,
             "touched_months": dg.MetadataValue.json(touched),
         },
     )

@@ -4,8 +4,9 @@ Public API (called by the Dagster layer)::
 
     ingest.ensure_schema(con)
     ingest.record_agency_states(con, roster)            # before staging: staged rows keep no state of their own
-    known, seen = ingest.known_files(con, roster, registry), ingest.file_stats(con)  # F8 files now accepted: left out
-    batch = ingest.parse_inbox(data_dir, known, roster, registry, now=..., seen=seen)   # pure, no DB
+    known, seen = ingest.known_files(con), ingest.file_stats(con)   # paths to read again (roster change) left out
+    rereads = ingest.files_to_reread(con)                            # ... and given here, to be read in place
+    batch = ingest.parse_inbox(data_dir, known, roster, registry, now=..., seen=seen, rereads=rereads)  # no DB
     report = ingest.write_batch(con, batch)                                            # one transaction
     ingest.record_file_stats(con, batch.file_stats)     # next time, files whose stat did not move are not read
     for batch in ingest.parse_inbox_batches(...): ...   # the same in bounded memory, batch after batch
@@ -23,6 +24,7 @@ from jc_pipeline.lib.ingest.store import (
     IngestReport,
     ensure_schema,
     file_stats,
+    files_to_reread,
     known_files,
     record_agency_states,
     record_file_stats,
@@ -38,6 +40,7 @@ __all__ = [
     "Rule",
     "ensure_schema",
     "file_stats",
+    "files_to_reread",
     "known_files",
     "parse_inbox",
     "parse_inbox_batches",

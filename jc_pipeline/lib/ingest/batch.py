@@ -48,6 +48,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from jc_pipeline.lib.mappings import NativeExtracts
 
 INGESTED, ERRORED, UNREADABLE = "INGESTED", "ERRORED", "UNREADABLE"
+#: ``change`` of a file version read again in place (:func:`store.files_to_reread`), beside "new" and "changed".
+REREAD = "reread"
 #: Order of a batch's findings (rejected_rows): file, sheet, row, rule, then the rest, so it is a total order.
 FINDING_SORT = ("file_idx", "sheet", "row_number", "rule", "column_name", "raw_value", "severity", "message")
 #: New files read into one batch before it is handed over to be written (a 10M-row state read whole needed 10 GB).
@@ -99,22 +101,24 @@ class IngestBatch:
 
 def parse_inbox(data_dir: Path, known: Mapping[str, str], roster: Roster, registry: Registry, *, now: datetime,
                 progress: Callable[[int, int], None] | None = None,
-                seen: Mapping[str, tuple[int, int, int, str]] | None = None) -> IngestBatch:
+                seen: Mapping[str, tuple[int, int, int, str]] | None = None,
+                rereads: Mapping[str, str] | None = None) -> IngestBatch:
     """Read every inbox file whose sha256 differs from ``known[path]`` into one batch (see the module docstring)."""
     (batch,) = parse_inbox_batches(data_dir, known, roster, registry, now=now, progress=progress, batch_bytes=None,
-                                   seen=seen)
+                                   seen=seen, rereads=rereads)
     return batch
 
 
 def parse_inbox_batches(data_dir: Path, known: Mapping[str, str], roster: Roster, registry: Registry, *,
                         now: datetime, progress: Callable[[int, int], None] | None = None,
                         batch_bytes: int | None = BATCH_BYTES,
-                        seen: Mapping[str, tuple[int, int, int, str]] | None = None) -> Iterator[IngestBatch]:
+                        seen: Mapping[str, tuple[int, int, int, str]] | None = None,
+                        rereads: Mapping[str, str] | None = None) -> Iterator[IngestBatch]:
     """:func:`parse_inbox` in batches of about ``batch_bytes`` of new files (None: one batch), each complete and
     writable on its own, so memory stays bounded however much history a state delivers at once: the batches of
     :func:`read_inbox_batches`, each normalized before the next is read."""
     for batch in read_inbox_batches(data_dir, known, roster, registry, now=now, progress=progress,
-                                    batch_bytes=batch_bytes, seen=seen):
+                                    batch_bytes=batch_bytes, seen=seen, rereads=rereads):
         yield batch.normalize()
 
 
@@ -140,7 +144,8 @@ class ReadBatch:
 def read_inbox_batches(data_dir: Path, known: Mapping[str, str], roster: Roster, registry: Registry, *,
                        now: datetime, progress: Callable[[int, int], None] | None = None,
                        batch_bytes: int | None = BATCH_BYTES,
-                       seen: Mapping[str, tuple[int, int, int, str]] | None = None) -> Iterator[ReadBatch]:
+                       seen: Mapping[str, tuple[int, int, int, str]] | None = None,
+                       rereads: Mapping[str, str] | None = None) -> Iterator[ReadBatch]:
     """Every inbox file whose sha256 differs from ``known[path]``, read in batches of about ``batch_bytes`` of new
     files (None: one batch), each to be normalized on its own (:meth:`ReadBatch.normalize`).
 
@@ -150,9 +155,12 @@ def read_inbox_batches(data_dir: Path, known: Mapping[str, str], roster: Roster,
 
     ``seen``: {path: (size, mtime_ns, ctime_ns, sha256)} from :func:`store.file_stats`; a file whose stat is the
     remembered one counts as unchanged without being read (None or empty: hash every file).
+
+    ``rereads``: {path: sha256} from :func:`store.files_to_reread` (paths left out of ``known``): a file still
+    holding that version is read again in place (change :data:`REREAD`), one holding another is a changed file.
     """
     now = now.astimezone(UTC).replace(tzinfo=None) if now.tzinfo else now
-    seen = seen or {}
+    seen, rereads = seen or {}, rereads or {}
     settled = time.time_ns() - STAT_SETTLE_NS
     scanned = scan_inbox(Path(data_dir))
     from jc_pipeline.lib.mappings import NativeExtracts  # here: jc_pipeline.lib.mappings imports ingest modules
@@ -186,7 +194,8 @@ def read_inbox_batches(data_dir: Path, known: Mapping[str, str], roster: Roster,
             if (fetched.content is not None and not file.is_symlink and max(file.mtime_ns, file.ctime_ns) < settled
                     and seen.get(file.path) != (*file.signature, fetched.content)):
                 parser.file_stats.append((file.path, *file.signature, fetched.content))
-            change = "changed" if file.path in known else "new"
+            change = (REREAD if rereads.get(file.path) == sha else
+                      "changed" if file.path in known or file.path in rereads else "new")
             if known.get(file.path) == sha:
                 unchanged += 1
             elif fetched.problem is not None:

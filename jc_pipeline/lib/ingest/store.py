@@ -9,6 +9,10 @@ Decisions:
   and bookkeeping (e.g. which months were rolled up for it) start afresh.
 * Superseded versions keep their source_files row, findings and staged datapoints (history, and a newer
   upload only overrides the datapoints it carries); resolution picks the winner.
+* A file version read again because the roster changed how its folder is read (``pending_rereads``, marked by the
+  reference step) is read in place: the same file_id and upload_seq, so it keeps its place among the uploads, with
+  its earlier reading (source_files row, findings, staged rows) replaced, and the months the earlier reading held
+  marked for a rebuild of every agency.
 * One transaction per batch: a crash leaves the store as it was, and the next run re-reads the same files.
 * The staged datapoints are Parquet files beside the store (:func:`staged_folder`), one per batch, written and
   flushed inside the batch's transaction and listed in ``ingest_staged_files`` by it; the view ``ingest_datapoints``
@@ -35,12 +39,11 @@ import duckdb
 import polars as pl
 import pyarrow as pa
 
-from jc_pipeline.lib.ingest.batch import UNREADABLE, IngestBatch
-from jc_pipeline.lib.ingest.context import upload_context
+from jc_pipeline.lib import pending
+from jc_pipeline.lib.ingest.batch import REREAD, UNREADABLE, IngestBatch
 from jc_pipeline.lib.ingest.lookups import agency_states
 from jc_pipeline.lib.ingest.normalize import attach
 from jc_pipeline.lib.paths import replace_file
-from jc_pipeline.lib.registry import Registry
 from jc_pipeline.lib.roster import Roster
 from jc_pipeline.lib.warehouse import ensure_contract_schema, transaction
 
@@ -82,6 +85,7 @@ class IngestReport:
     files_changed: int
     files_unchanged: int
     files_unreadable: int
+    files_reread: int
     rows_total: int
     rows_loaded: int
     rows_rejected: int
@@ -92,8 +96,8 @@ class IngestReport:
                             *(getattr(self, f) + getattr(other, f) for f in _COUNTS))
 
 
-_COUNTS = ("files_new", "files_changed", "files_unchanged", "files_unreadable", "rows_total", "rows_loaded",
-           "rows_rejected")
+_COUNTS = ("files_new", "files_changed", "files_unchanged", "files_unreadable", "files_reread", "rows_total",
+           "rows_loaded", "rows_rejected")
 
 
 def _sql(name: str) -> str:
@@ -107,6 +111,7 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
     between writing a file and listing it."""
     ensure_contract_schema(con)
     con.execute(_sql("ingest_schema.sql"))
+    pending.ensure_schema(con)  # pending_rereads, and the file-month bookkeeping a file read again updates
     # A store from before 2026-12-06 keeps its staged rows in a table (a view now).
     staged = {name for (name,) in con.execute(
         "SELECT c.column_name FROM duckdb_columns() AS c JOIN duckdb_tables() AS t USING (database_name, table_name) "
@@ -249,29 +254,22 @@ def record_agency_states(con: duckdb.DuckDBPyConnection, roster: Roster) -> int:
     """, agency_states(roster).to_dict(as_series=False)).fetchall()[0][0]
 
 
-# Latest versions whose rows were all refused for the file's inbox folder (F8 on a row: a symlink's F8 has none, and
-# stays refused). Few rows: a state's F8 findings, each against its file's latest version.
-_REFUSED_FOR_FOLDER_SQL = """
-    SELECT f.path, f.agency_id, f.sector
-    FROM source_files AS f
-    WHERE f.rows_loaded = 0
-      AND f.upload_seq = (SELECT max(g.upload_seq) FROM source_files AS g WHERE g.path = f.path)
-      AND EXISTS (SELECT 1 FROM rejected_rows AS r WHERE r.file_id = f.file_id AND r.rule = 'F8'
-                  AND r.row_number IS NOT NULL)
-"""
+_LATEST_SQL = "SELECT path, arg_max(sha256, upload_seq) FROM source_files GROUP BY path"
 
 
-def known_files(con: duckdb.DuckDBPyConnection, roster: Roster, registry: Registry) -> dict[str, str]:
-    """{relative path: sha256 of its latest ingested version}, but for a version refused for its inbox folder (F8 on
-    its rows: an agency or a sector not on the roster then) that ``roster`` now accepts: left out, so that the file is
-    read again, now that the state has added the agency or its sector."""
-    rows = con.execute("SELECT path, arg_max(sha256, upload_seq) FROM source_files GROUP BY path").fetchall()
-    known = dict(rows)
-    # source_files keeps the folders a file was delivered in (None outside an agency's sector folder).
-    for path, agency_folder, sector_folder in con.execute(_REFUSED_FOR_FOLDER_SQL).fetchall():
-        if upload_context(roster, registry, agency_folder, sector_folder).location_error is None:
-            del known[path]
-    return known
+def known_files(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
+    """{relative path: sha256 of its latest ingested version}, but for the paths to read again
+    (:func:`files_to_reread`)."""
+    rereads = files_to_reread(con)
+    return {path: sha for path, sha in con.execute(_LATEST_SQL).fetchall() if path not in rereads}
+
+
+def files_to_reread(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
+    """{relative path: sha256 of its latest version} of the paths marked to be read again (``pending_rereads``:
+    the roster changed how their folder is read). The ingest reads such a file in place when its content is
+    still that version, else as a new version."""
+    return dict(con.execute(f"SELECT * FROM ({_LATEST_SQL}) WHERE path IN (SELECT path FROM pending_rereads)")
+                .fetchall())
 
 
 def file_stats(con: duckdb.DuckDBPyConnection) -> dict[str, tuple[int, int, int, str]]:
@@ -301,8 +299,11 @@ def write_batch(con: duckdb.DuckDBPyConnection, batch: IngestBatch) -> IngestRep
         small = max(batch.findings.height, batch.datapoints.height) <= _ROW_GROUP_ROWS
         with _one_thread(con) if small else nullcontext(), transaction(con):
             first = con.execute("SELECT coalesce(max(upload_seq), 0) + 1 FROM source_files").fetchall()[0][0]
-            files = _with_ids(files, first)
+            files = _with_ids(con, files, first)
             ids = files.select("path", "file_id", "upload_seq")
+            reread = files.filter(pl.col("change") == REREAD)
+            if reread.height:
+                _unload(con, reread)
             # Only the paths go through the joins: joined whole, the rows were copied (the staged datapoints: 1.6 of
             # 1.9 s of CPU over the bench's batches). A path missing from the batch's files would get a NULL file_id,
             # which the tables refuse: the transaction rolls back rather than drop the row.
@@ -314,6 +315,10 @@ def write_batch(con: duckdb.DuckDBPyConnection, batch: IngestBatch) -> IngestRep
             _insert(con, "source_files", files.select(_FILE_COLUMNS))
             _insert(con, "rejected_rows", findings)
             stage_datapoints(con, staged)
+            if reread.height:
+                _pend_reread_months(con, staged, reread)
+            con.execute("DELETE FROM pending_rereads WHERE list_contains($paths, path)",
+                        {"paths": files["path"].to_list()})
     months = batch.datapoints.select(pl.col("period_start").dt.truncate("1mo").unique().sort()).to_series()
     return IngestReport(
         touched_months=months.to_list(),
@@ -321,16 +326,69 @@ def write_batch(con: duckdb.DuckDBPyConnection, batch: IngestBatch) -> IngestRep
         files_changed=files.filter(pl.col("change") == "changed").height,
         files_unchanged=batch.files_unchanged,
         files_unreadable=files.filter(pl.col("status") == UNREADABLE).height,
+        files_reread=files.filter(pl.col("change") == REREAD).height,
         rows_total=int(files["rows_total"].sum()),
         rows_loaded=int(files["rows_loaded"].sum()),
         rows_rejected=int(files["rows_rejected"].sum()),
     )
 
 
-def _with_ids(files: pl.DataFrame, first_seq: int) -> pl.DataFrame:
-    files = files.with_columns(upload_seq=pl.int_range(first_seq, first_seq + files.height, dtype=pl.Int64))
-    ids = [file_id(path, sha, seq) for path, sha, seq in files.select("path", "sha256", "upload_seq").iter_rows()]
-    return files.with_columns(file_id=pl.Series(ids, dtype=pl.String))
+def _with_ids(con: duckdb.DuckDBPyConnection, files: pl.DataFrame, first_seq: int) -> pl.DataFrame:
+    """``files`` with their upload_seq and file_id: the next ones in order, or for a version read again its own."""
+    fresh = files.filter(pl.col("change") != REREAD)
+    fresh = fresh.with_columns(upload_seq=pl.int_range(first_seq, first_seq + fresh.height, dtype=pl.Int64))
+    ids = [file_id(path, sha, seq) for path, sha, seq in fresh.select("path", "sha256", "upload_seq").iter_rows()]
+    fresh = fresh.with_columns(file_id=pl.Series(ids, dtype=pl.String))
+    reread = files.filter(pl.col("change") == REREAD)
+    if not reread.height:
+        return fresh
+    known = con.sql("SELECT path, sha256, upload_seq, file_id FROM source_files WHERE list_contains($paths, path)",
+                    params={"paths": reread["path"].to_list()}).pl()
+    # The path's latest version of that content: the one files_to_reread named.
+    known = known.sort("upload_seq").group_by("path", "sha256").last()
+    return pl.concat([fresh, reread.join(known, on=["path", "sha256"], how="left").select(fresh.columns)])
+
+
+def _unload(con: duckdb.DuckDBPyConnection, reread: pl.DataFrame) -> None:
+    """Remove the earlier reading of the file versions ``reread`` (file_id, upload_seq) inside the caller's
+    transaction: their staged rows, findings, source_files rows and file-month bookkeeping; the months their
+    staged rows held are marked for a rebuild of every agency (some of those rows may now fall elsewhere, or be
+    rejected, and a rebuild of their months by agency would not know whose rows went)."""
+    seqs, ids = reread["upload_seq"].to_list(), reread["file_id"].to_list()
+    months = [month for (month,) in con.execute(
+        f"SELECT DISTINCT CAST(date_trunc('month', period_start) AS DATE) FROM {STAGED_TABLE} "
+        "WHERE upload_seq >= $first AND upload_seq <= $last AND list_contains($seqs, upload_seq)",
+        {"first": min(seqs), "last": max(seqs), "seqs": seqs}).fetchall()]
+    pending.mark_whole_months(con, months)
+    _unstage(con, seqs)
+    for table in ("rejected_rows", "source_files", "pending_file_months", "rolled_up_file_months"):
+        # Table names are the constants above, never input.
+        con.execute(f"DELETE FROM {table} WHERE list_contains($ids, file_id)", {"ids": ids})
+
+
+def _unstage(con: duckdb.DuckDBPyConnection, seqs: list[int]) -> None:
+    """Rewrite the staged files holding rows of the uploads ``seqs`` without those rows (inside the caller's
+    transaction: the old files stay until the next :func:`ensure_schema` removes them, unlisted)."""
+    folder = staged_folder(con)
+    names = [name for (name,) in con.execute(
+        "SELECT file_name FROM ingest_staged_files WHERE first_upload_seq <= $last AND last_upload_seq >= $first",
+        {"first": min(seqs), "last": max(seqs)}).fetchall()]
+    for name in names:
+        rows = pl.scan_parquet(folder / name, schema=STAGED_SCHEMA)
+        kept = rows.filter(~pl.col("upload_seq").is_in(seqs)).collect()
+        if kept.height == rows.select(pl.len()).collect().item():
+            continue
+        con.execute("DELETE FROM ingest_staged_files WHERE file_name = ?", [name])
+        if kept.height:
+            _list(con, _write(folder, kept.lazy()))
+    _point_view(con)
+
+
+def _pend_reread_months(con: duckdb.DuckDBPyConnection, staged: pl.DataFrame, reread: pl.DataFrame) -> None:
+    """List the months of the rows just staged for the versions read again as pending file-months: their upload_seq
+    is older than the uploads :func:`pending.pending_months` indexes from the staged rows."""
+    _insert(con, "pending_file_months", staged.join(reread.select("upload_seq", "file_id"), on="upload_seq")
+            .select("file_id", month=pl.col("period_start").dt.truncate("1mo")).unique())
 
 
 def file_id(path: str, sha256: str, upload_seq: int) -> str:

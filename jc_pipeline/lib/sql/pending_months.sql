@@ -33,6 +33,12 @@ CREATE TABLE IF NOT EXISTS pending_whole_months (
     month    DATE NOT NULL,
     resolved BOOLEAN NOT NULL DEFAULT FALSE
 );
+-- Paths whose files the next ingest reads again: the roster changed how files delivered to their agency's folder
+-- are read (its fiscal year, settings, sectors or child agencies; reference.py). The ingest reads the path's latest
+-- version again in place (its file_id and upload_seq kept, its earlier reading replaced) and removes the mark.
+CREATE TABLE IF NOT EXISTS pending_rereads (
+    path VARCHAR NOT NULL
+);
 CREATE TABLE IF NOT EXISTS staged_months_indexed (
     upload_seq BIGINT NOT NULL
 );

@@ -1,0 +1,108 @@
+"""A change of the roster that changes how an agency's files are read (fiscal year, child agencies, sectors) has the
+next ingest read them again in place: the same versions (file_id, upload_seq), their earlier reading replaced, and
+the store then holds what a first ingest under the new roster gives."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import polars as pl
+import pytest
+
+from jc_pipeline.lib import ingest, pending
+from jc_pipeline_tests.ingest_support import AGENCIES, Warehouse, deliver_csv, deliver_xlsx
+
+#: fy_jail's fiscal year moves from July to January; aoc's second court is renamed (its uploads name it).
+MOVED = [(*a[:6], "1", *a[7:]) if a[0] == "fy_jail" else a for a in AGENCIES]
+RENAMED = [(a[0], "Second District Court", *a[2:]) if a[0] == "court_2" else a for a in AGENCIES]
+
+
+def deliver(data_dir) -> None:
+    deliver_csv(data_dir, "fy_jail", "JAILS", "funding.csv", [["year", "value"], [2022, 10], [2023, 11]])
+    deliver_csv(data_dir, "fy_jail", "JAILS", "total_admissions.csv", [["year", "month", "value"], [2023, 1, 5]])
+    deliver_csv(data_dir, "aoc", "COURTS_AND_PRETRIAL", "cases_filed.csv", [
+        ["year", "month", "agency", "value"], [2023, 1, "1st District Court", 7], [2023, 1, "2nd District Court", 8],
+        [2023, 1, "Second District Court", 9]])
+    deliver_csv(data_dir, "le", "LAW_ENFORCEMENT", "arrests.csv", [["year", "month", "value"], [2023, 1, 3]])
+
+
+def rebuild(w: Warehouse) -> None:
+    """agency_metrics of every pending month, as the roll-up's first step rebuilds it."""
+    ingest.resolve_agency_metrics(w.con, pending.pending_months(w.con), w.roster, w.registry)
+
+
+def contents(w: Warehouse) -> dict[str, pl.DataFrame]:
+    return {"agency_metrics": w.metrics(),
+            "source_files": w.table("source_files", "path").drop("ingested_at", "received_at"),
+            "rejected_rows": w.table("rejected_rows", "ALL"),
+            "staged": w.table("staged", "ALL")}
+
+
+@pytest.mark.parametrize(("roster", "reread"), [(MOVED, 2), (RENAMED, 1)], ids=["fiscal_year", "child_renamed"])
+def test_the_next_ingest_reads_an_agencys_files_again_as_a_first_ingest_would(tmp_path, roster, reread):
+    w = Warehouse(tmp_path / "changed")
+    deliver(w.data_dir)
+    w.ingest()
+    w.change_roster(agencies=roster)
+    report = w.ingest()
+    # Only the folders whose reading changed: fy_jail's two files, or aoc's one (court_2 is its child).
+    assert (report.files_new, report.files_changed, report.files_unchanged) == (0, 0, 4 - reread)
+    assert report.files_reread == reread
+    rebuild(w)
+
+    fresh = Warehouse(tmp_path / "fresh", agencies=roster)
+    deliver(fresh.data_dir)
+    fresh.ingest()
+    rebuild(fresh)
+    for name, frame in contents(fresh).items():
+        assert contents(w)[name].equals(frame), name
+    assert w.ingest().files_reread == 0  # read once: the marks are gone
+    w.close()
+    fresh.close()
+
+
+def test_the_years_move_and_the_months_they_left_are_rebuilt_for_every_agency(tmp_path):
+    w = Warehouse(tmp_path)
+    deliver(w.data_dir)
+    w.ingest()
+    annual = pl.col("frequency") == "ANNUAL"
+    assert w.metrics().filter(annual)["period_start"].to_list() == [date(2021, 7, 1), date(2022, 7, 1)]
+    w.change_roster(agencies=MOVED)
+    w.ingest()
+    # The months the earlier reading held are rebuilt for every agency (a superagency's upload names its rows'
+    # agencies only when read); the new months pend as the file's own.
+    assert {date(2021, 7, 1), date(2022, 7, 1)} <= set(pending.whole_months(w.con))
+    rebuild(w)
+    assert w.metrics().filter(annual).select("period_start", "period_end", "value").rows() == [
+        (date(2022, 1, 1), date(2023, 1, 1), 10.0), (date(2023, 1, 1), date(2024, 1, 1), 11.0)]
+    staged = w.table("staged").filter(pl.col("frequency") == "ANNUAL")
+    assert staged["period_start"].to_list() == [date(2022, 1, 1), date(2023, 1, 1)]  # the old reading is gone
+    w.close()
+
+
+def test_a_file_read_again_keeps_its_place_among_the_uploads(tmp_path):
+    """Two files give fy_jail's FY2023 funding; the later one wins before and after both are read again."""
+    w = Warehouse(tmp_path)
+    deliver_xlsx(w.data_dir, "fy_jail", "JAILS", "budget.xlsx", {"funding": [["year", "value"], [2023, 1]]})
+    w.ingest()
+    deliver_xlsx(w.data_dir, "fy_jail", "JAILS", "budget_corrected.xlsx", {"funding": [["year", "value"], [2023, 2]]})
+    w.ingest()
+    w.change_roster(agencies=MOVED)
+    assert w.ingest().files_reread == 2
+    rebuild(w)
+    assert w.metrics().select("period_start", "value").rows() == [(date(2023, 1, 1), 2.0)]
+    w.close()
+
+
+def test_a_file_changed_since_is_a_new_version_and_the_mark_goes(tmp_path):
+    w = Warehouse(tmp_path)
+    deliver_csv(w.data_dir, "fy_jail", "JAILS", "funding.csv", [["year", "value"], [2023, 1]])
+    w.ingest()
+    w.change_roster(agencies=MOVED)
+    assert ingest.files_to_reread(w.con).keys() == {"inbox/fy_jail/JAILS/funding.csv"}
+    deliver_csv(w.data_dir, "fy_jail", "JAILS", "funding.csv", [["year", "value"], [2023, 5]])
+    report = w.ingest()
+    assert (report.files_changed, report.files_reread) == (1, 0)
+    assert w.table("source_files").height == 2
+    assert ingest.files_to_reread(w.con) == {}
+    w.close()

@@ -125,11 +125,13 @@ def _report(args: argparse.Namespace, layout: DataLayout) -> None:
     from datetime import UTC, datetime
 
     from jc_pipeline.lib import feedback, report
+    from jc_pipeline.lib.paths import folder_lock
     from jc_pipeline.lib.warehouse import open_published
 
     out = Path(args.out).resolve() if args.out else layout.reports
     now = datetime.now(UTC)
-    with open_published(layout) as con:
+    # The folders' locks before the warehouse (paths.folder_lock): written from the latest, never over it.
+    with folder_lock(out / "agencies"), folder_lock(out / "state"), open_published(layout) as con:
         expected = report.expected_periods(con)  # both products read it: asked once
         written = feedback.write_agency_feedback(con, out / "agencies", generated_at=now, expected=expected)
         links = feedback.existing_links(con, out / "agencies", "../agencies")
@@ -143,10 +145,11 @@ def _feedback(args: argparse.Namespace, layout: DataLayout) -> None:
     from datetime import UTC, datetime
 
     from jc_pipeline.lib import feedback
+    from jc_pipeline.lib.paths import folder_lock
     from jc_pipeline.lib.warehouse import open_published
 
     out = Path(args.out).resolve() if args.out else layout.reports / "agencies"
-    with open_published(layout) as con:
+    with folder_lock(out), open_published(layout) as con:
         written = feedback.write_agency_feedback(con, out, generated_at=datetime.now(UTC), agency_ids=args.agencies)
     for item in written.values():
         print(f"{item.agency_id}: {item.xlsx.name} + {item.html.name} ({item.findings} findings, "

@@ -3,6 +3,7 @@ row, column, value, rule, what to do) and the periods still missing; safe file n
 
 from __future__ import annotations
 
+import os
 from dataclasses import replace
 from datetime import timedelta
 from html import escape
@@ -13,6 +14,7 @@ import pytest
 
 from jc_pipeline.lib import child_process, feedback
 from jc_pipeline.lib.ingest.rules import RULES as INGEST_RULES
+from jc_pipeline.lib.page_digests import PageDigests
 from jc_pipeline.lib.validation.report import UNASSIGNED
 from jc_pipeline_tests.report_support import FILE_PATH, GENERATED_AT, REJECTS, Page, build_report_state
 
@@ -137,7 +139,8 @@ def test_narrowed_run_writes_only_those_agencies(written, tmp_path):
     con, full, _ = written
     result = feedback.write_agency_feedback(con, tmp_path, generated_at=GENERATED_AT, agency_ids=["LE4"])
     assert list(result) == ["LE4"]
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["LE4.html", "LE4.xlsx", feedback.INDEX_FILE]
+    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith(".")) == [
+        "LE4.html", "LE4.xlsx", feedback.INDEX_FILE]
     assert "href='index.html'" in (tmp_path / "LE4.html").read_text(encoding="utf-8")
     index = (tmp_path / feedback.INDEX_FILE).read_text(encoding="utf-8")
     assert "LE4.html" in index and "LE1.html" not in index
@@ -194,6 +197,44 @@ def test_report_command_writes_the_state_page_and_the_feedback_it_links_to(tmp_p
     assert state_page.is_file() and (tmp_path / "reports" / "agencies" / "LE2.xlsx").is_file()
     assert '<a href="../agencies/LE2.html">' in state_page.read_text(encoding="utf-8")
     assert str(state_page) in capsys.readouterr().out
+
+
+def test_a_feedback_command_waits_for_the_folder_and_writes_from_the_warehouse_published_then(tmp_path):
+    """A publish step holds reports/agencies (paths.folder_lock) while a newer warehouse is swapped in: the
+    `feedback` command started meanwhile waits, and writes the newer warehouse's findings, never the older's over
+    them (review: a slow writer of an older warehouse overwrote a newer page, and the digests kept it)."""
+    import threading
+
+    from jc_pipeline import cli
+    from jc_pipeline.lib.paths import folder_lock
+
+    build_report_state(tmp_path / "warehouse.duckdb").close()
+    newer = build_report_state(tmp_path / "newer.duckdb")
+    newer.execute("INSERT INTO rejected_rows VALUES ('f1', 'arrests', 9, 'value', 'Brandnew', 'R7', 'ERROR', 'x')")
+    newer.close()
+    folder = tmp_path / "reports" / "agencies"
+    with folder_lock(folder):
+        command = threading.Thread(target=cli.main, args=(["feedback", "--data-dir", str(tmp_path), "--agency",
+                                                           "LE2"],))
+        command.start()
+        command.join(timeout=2)
+        assert command.is_alive()  # waiting for the folder
+        os.replace(tmp_path / "newer.duckdb", tmp_path / "warehouse.duckdb")
+    command.join(timeout=60)
+    assert "Brandnew" in (folder / "LE2.html").read_text(encoding="utf-8")
+
+
+def test_a_narrowed_run_keeps_every_agencys_digest(written):
+    """The digests describe the files on disk after a run for one agency too: the others' are kept, the agency's
+    is its new content's (before, a narrowed run saved none, so the files it wrote were unknown to the next run)."""
+    con, full, _ = written
+    before = PageDigests(full).previous
+    con.execute("INSERT INTO rejected_rows VALUES ('f1', 'arrests', 9, 'value', 'Brandnew', 'R7', 'ERROR', 'x')")
+    feedback.write_agency_feedback(con, full, generated_at=GENERATED_AT, agency_ids=["LE2"])
+    after = PageDigests(full).previous
+    assert after.keys() == before.keys() and after["LE2"] != before["LE2"]
+    assert {a: d for a, d in after.items() if a != "LE2"} == {a: d for a, d in before.items() if a != "LE2"}
+    con.execute("DELETE FROM rejected_rows WHERE raw_value = 'Brandnew'")
 
 
 def test_full_run_rewrites_only_agencies_whose_feedback_changed(written, tmp_path):

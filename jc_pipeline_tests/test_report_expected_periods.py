@@ -165,14 +165,14 @@ def test_a_period_sent_before_it_ended_is_expected_of_no_one_until_it_ends(tmp_p
     assert len(asked(end)) > 1  # once the month is over, everyone who sent nothing is asked for it
 
 
-def test_publish_steps_share_one_computation_per_published_file(warehouse, monkeypatch):
+def test_publish_steps_share_one_computation_per_published_file(warehouse, monkeypatch, tmp_path):
     calls = []
     compute = report.expected_periods
     monkeypatch.setattr(report, "expected_periods", lambda con: calls.append(1) or compute(con))
     monkeypatch.setattr(reports, "_shared", {})
-    with reports._published(warehouse) as (_, shared):
+    with reports._published(warehouse, tmp_path) as (_, shared):
         first, first_found = shared(report.expected_periods), shared(validation.Findings.of)
-    with reports._published(warehouse) as (_, shared):
+    with reports._published(warehouse, tmp_path) as (_, shared):
         second, second_found = shared(report.expected_periods), shared(validation.Findings.of)
     assert second is first and second_found is first_found and len(calls) == 1
 
@@ -181,7 +181,7 @@ def test_publish_steps_share_one_computation_per_published_file(warehouse, monke
     path = warehouse.layout.warehouse
     shutil.copyfile(path, path.with_name("next.duckdb"))
     os.replace(path.with_name("next.duckdb"), path)
-    with reports._published(warehouse) as (_, shared):
+    with reports._published(warehouse, tmp_path) as (_, shared):
         third_found = shared(validation.Findings.of)
         assert len(calls) == 1
         third = shared(report.expected_periods)
@@ -191,10 +191,10 @@ def test_publish_steps_share_one_computation_per_published_file(warehouse, monke
     assert third_found.checks.counts == first_found.checks.counts
 
 
-def test_a_file_replaced_while_opening_is_read_not_shared(warehouse, monkeypatch):
+def test_a_file_replaced_while_opening_is_read_not_shared(warehouse, monkeypatch, tmp_path):
     monkeypatch.setattr(reports, "_shared", {})
     seen = iter([("before",), ("after",)])
     monkeypatch.setattr(reports, "_identity", lambda path: next(seen))
-    with reports._published(warehouse) as (_, shared):
+    with reports._published(warehouse, tmp_path) as (_, shared):
         assert shared(report.expected_periods).unreported.num_rows
     assert reports._shared == {}

@@ -170,7 +170,7 @@ def write_agency_feedback(con: duckdb.DuckDBPyConnection, out_dir: Path, *, gene
         replace_file(out_dir / INDEX_FILE, render_page("Agency feedback", index_body(summary, names, stamp)))
     if agency_ids is None:
         _replace_manifest(out_dir, {p.name for f in written.values() for p in (f.html, f.xlsx)} | {INDEX_FILE})
-        digests.save()
+    digests.save(others=agency_ids is not None)  # a narrowed run's files are on disk too: the digests say so
     return written
 
 

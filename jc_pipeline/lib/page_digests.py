@@ -40,5 +40,8 @@ class PageDigests:
         digest = self.current[agency_id] = hashlib.sha256(repr(content).encode()).hexdigest()
         return self.previous.get(agency_id) != digest or not all(path.is_file() for path in files)
 
-    def save(self) -> None:
-        replace_file(self.path, json.dumps(self.current, indent=0, sort_keys=True))
+    def save(self, *, others: bool = False) -> None:
+        """Record this run's digests; ``others``: also keep those of the agencies it did not look at (a run for
+        a few agencies), so that the digests describe every file on disk."""
+        kept = {**self.previous, **self.current} if others else self.current
+        replace_file(self.path, json.dumps(kept, indent=0, sort_keys=True))

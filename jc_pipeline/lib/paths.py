@@ -6,8 +6,11 @@ import contextlib
 import os
 import queue
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+from filelock import FileLock
 
 DEFAULT_DATA_DIR = "data"
 
@@ -83,6 +86,22 @@ def replace_file(path: Path, content: str | bytes | memoryview, *, durable: bool
         raise
     if durable:
         fsync(Path(target).parent)
+
+
+#: The lock every writer of a report folder holds (hidden, in the folder).
+WRITE_LOCK = ".write.lock"
+
+
+@contextlib.contextmanager
+def folder_lock(folder: Path) -> Iterator[None]:
+    """Hold ``folder``'s write lock (waiting for it), creating the folder. Report writers (the publish steps, the
+    `report` and `feedback` commands) take it before they open the published warehouse, so a folder is written from
+    one warehouse at a time and the last writer has read the latest: a slow writer of an older warehouse no longer
+    overwrites a newer one's files, nor do two writers share a file's ``.partial``. The lock is the system's
+    (``flock``): a killed holder releases it."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with FileLock(os.fspath(folder / WRITE_LOCK)):
+        yield
 
 
 def fsync(path: Path) -> None:

@@ -17,6 +17,7 @@ import duckdb
 
 from jc_pipeline.defs.resources import WarehouseResource
 from jc_pipeline.lib import feedback, report, validation
+from jc_pipeline.lib.paths import folder_lock
 
 #: What the report steps of one process computed from one published warehouse file: by the file's identity (see
 #: _published), then by the function that computed it.
@@ -24,34 +25,36 @@ _shared: dict[tuple, dict[Callable[[Any], Any], Any]] = {}
 
 
 @contextmanager
-def _published(warehouse: WarehouseResource):
-    """A read-only connection to the published warehouse and ``shared``: ``shared(compute)`` is ``compute(con)``,
-    computed once per warehouse file for the steps of one process (publish_job runs in process). The expected
-    periods (feedback, state report) and the findings (data-quality report, feedback) are most of what each step
-    costs besides writing files; the first step that reads one computes it, and a step never computes what it
-    does not read.
+def _published(warehouse: WarehouseResource, folder: Path):
+    """Holding ``folder``'s write lock (:func:`~jc_pipeline.lib.paths.folder_lock`, taken before the warehouse is
+    opened, so the step writes from the warehouse published when its turn came), a read-only connection to the
+    published warehouse and ``shared``: ``shared(compute)`` is ``compute(con)``, computed once per warehouse file
+    for the steps of one process (publish_job runs in process). The expected periods (feedback, state report) and
+    the findings (data-quality report, feedback) are most of what each step costs besides writing files; the first
+    step that reads one computes it, and a step never computes what it does not read.
 
     The warehouse is never written in place, only replaced by a rename (analyst_warehouse), so a file whose
     identity (device, inode, size, modification and change times) is the one seen before and after the
     connection opened is the same file with the same tables. A file replaced meanwhile is read, not shared.
     """
     path = warehouse.layout.warehouse
-    before = _identity(path)
-    with warehouse.store().open(path, read_only=True) as con:
-        if _identity(path) != before:
-            computed: dict[Callable[[Any], Any], Any] = {}
-        else:
-            if before not in _shared:
-                _shared.clear()  # the previous warehouse's: never read again
-                _shared[before] = {}
-            computed = _shared[before]
+    with folder_lock(folder):
+        before = _identity(path)
+        with warehouse.store().open(path, read_only=True) as con:
+            if _identity(path) != before:
+                computed: dict[Callable[[Any], Any], Any] = {}
+            else:
+                if before not in _shared:
+                    _shared.clear()  # the previous warehouse's: never read again
+                    _shared[before] = {}
+                computed = _shared[before]
 
-        def shared(compute: Callable[[Any], Any]) -> Any:
-            if compute not in computed:
-                computed[compute] = compute(con)
-            return computed[compute]
+            def shared(compute: Callable[[Any], Any]) -> Any:
+                if compute not in computed:
+                    computed[compute] = compute(con)
+                return computed[compute]
 
-        yield con, shared
+            yield con, shared
 
 
 def _identity(path: Path) -> tuple:
@@ -77,9 +80,10 @@ def data_quality_report(context: dg.AssetExecutionContext, warehouse: WarehouseR
     """`reports/data_quality/index.html`: every agency with findings, its errors and warnings of checks and of
     ingest, linked to its feedback page (every rejected row and failed check with file, sheet, row, the rule in
     plain words and what to do), and the catalogue of checks. Static HTML: opens in any browser, no server."""
-    with _published(warehouse) as (con, shared):
+    out_dir = warehouse.layout.reports / "data_quality"
+    with _published(warehouse, out_dir) as (con, shared):
         links = _feedback_links(con, warehouse)
-        index = validation.write_quality_report(con, warehouse.layout.reports / "data_quality",
+        index = validation.write_quality_report(con, out_dir,
                                                 generated_at=datetime.now(UTC),
                                                 agency_pages={a: link.html for a, link in links.items()},
                                                 found=shared(validation.Findings.of))
@@ -93,7 +97,7 @@ def agency_feedback(context: dg.AssetExecutionContext, warehouse: WarehouseResou
     expected to send. The files to send each agency after a run; an agency's files are rewritten only when what
     they say changed."""
     out_dir = _feedback_dir(warehouse)
-    with _published(warehouse) as (con, shared):
+    with _published(warehouse, out_dir) as (con, shared):
         written = feedback.write_agency_feedback(con, out_dir, generated_at=datetime.now(UTC),
                                                  expected=shared(report.expected_periods),
                                                  found=shared(validation.Findings.of))
@@ -113,7 +117,7 @@ def state_report(context: dg.AssetExecutionContext, warehouse: WarehouseResource
     data-quality summary linking to each agency's feedback page. Static, offline, no script: open it in any
     browser or mail it."""
     out_dir = warehouse.layout.reports / "state"
-    with _published(warehouse) as (con, shared):
+    with _published(warehouse, out_dir) as (con, shared):
         index = report.write_state_report(con, out_dir, generated_at=datetime.now(UTC),
                                           agency_links=_feedback_links(con, warehouse),
                                           expected=shared(report.expected_periods))

@@ -163,37 +163,44 @@ class Store:
         The store's lock is held from the first byte of the new file to the rename: publishes never overlap (a
         slower one can never rename an older copy over a newer one), nothing writes the store while it is
         copied, and a temp file found at the start belongs to a publish whose process died (SIGKILL, power), so
-        it is removed instead of filling the disk.
+        it is removed instead of filling the disk. A publish that fails (a full disk) removes its own.
         """
         with self.lock:
             for leftover in target.parent.glob(f".{target.name}.*.building*"):  # the file and its DuckDB WAL
                 leftover.unlink(missing_ok=True)
             # Named after its process, so that a leftover tells which publish died.
             tmp = target.with_name(f".{target.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.building")
-            with self.connect() as con:
-                con.execute("CHECKPOINT")  # every committed row into the file itself, none left in its WAL
-            shutil.copyfile(self.path, tmp)
-            with self.open(tmp) as new:
-                stored = [name for (name,) in new.execute(
-                    "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database()").fetchall()]
-                views = [name for (name,) in new.execute(
-                    "SELECT view_name FROM duckdb_views() WHERE database_name = current_database() AND NOT internal"
-                ).fetchall()]
-                new.execute("BEGIN")
-                for name in stored:
-                    if name not in tables:  # internal: bookkeeping
-                        new.execute(f"DROP TABLE {quoted(name)}")
-                for name in views:  # the published ones are made again by prepare and finish
-                    new.execute(f"DROP VIEW {quoted(name)}")
-                new.execute("COMMIT")
-                prepare(new)
-                # Table names come from code constants, never from input.
-                counts = {table: new.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0] for table in tables}
-                finish(new)
-                new.execute("CHECKPOINT")
-            fsync(tmp)
-            os.replace(tmp, target)
-            fsync(target.parent)
+            try:
+                with self.connect() as con:
+                    con.execute("CHECKPOINT")  # every committed row into the file itself, none left in its WAL
+                shutil.copyfile(self.path, tmp)
+                with self.open(tmp) as new:
+                    stored = [name for (name,) in new.execute(
+                        "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database()"
+                    ).fetchall()]
+                    views = [name for (name,) in new.execute(
+                        "SELECT view_name FROM duckdb_views() "
+                        "WHERE database_name = current_database() AND NOT internal").fetchall()]
+                    new.execute("BEGIN")
+                    for name in stored:
+                        if name not in tables:  # internal: bookkeeping
+                            new.execute(f"DROP TABLE {quoted(name)}")
+                    for name in views:  # the published ones are made again by prepare and finish
+                        new.execute(f"DROP VIEW {quoted(name)}")
+                    new.execute("COMMIT")
+                    prepare(new)
+                    # Table names come from code constants, never from input.
+                    counts = {table: new.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]
+                              for table in tables}
+                    finish(new)
+                    new.execute("CHECKPOINT")
+                fsync(tmp)
+                os.replace(tmp, target)
+                fsync(target.parent)
+            except BaseException:
+                for partial in target.parent.glob(f"{tmp.name}*"):  # the file and its DuckDB WAL
+                    partial.unlink(missing_ok=True)
+                raise
         return counts
 
 

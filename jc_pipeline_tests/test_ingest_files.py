@@ -297,6 +297,18 @@ def test_files_refused_for_their_folder_are_read_again_once_the_roster_takes_the
     assert warehouse.ingest().files_reread == 0  # read once, then known like any other file
 
 
+def test_an_upload_in_progress_is_not_a_delivery_until_renamed(warehouse):
+    """SFTP and browser clients write under a temporary name and rename once done: the temporary file is not read
+    nor recorded (recorded, it stayed UNREADABLE on the agency's feedback after the upload ended)."""
+    partial = deliver_csv(warehouse.data_dir, "le", "LAW_ENFORCEMENT", "arrests.csv.filepart", ARRESTS)
+    deliver_csv(warehouse.data_dir, "le", "LAW_ENFORCEMENT", "arrests.csv.PART", ARRESTS)
+    assert warehouse.ingest().files_new == 0 and warehouse.table("source_files").height == 0
+    partial.rename(partial.with_name("arrests.csv"))
+    report = warehouse.ingest()
+    assert (report.files_new, report.rows_loaded) == (1, 2)
+    assert files(warehouse) == {"arrests.csv": ("INGESTED", 2, 2, 0)}
+
+
 def test_file_that_cannot_be_opened(warehouse, monkeypatch):
     from jc_pipeline.lib.ingest import batch
 

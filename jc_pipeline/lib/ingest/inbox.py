@@ -5,7 +5,11 @@ Decisions:
 * Everything below a sector folder belongs to that agency and sector, sub-folders included (agencies sort their
   deliveries by year).
 * Names starting with ``.`` (hidden files, partial uploads of rsync/sftp) or ``~$`` (Office lock files) are not
-  deliveries and are skipped, as are hidden folders.
+  deliveries and are skipped, as are hidden folders; so are names ending like an upload or download still in
+  progress (``.filepart`` of WinSCP, ``.part``, ``.partial``, ``.crdownload``, ``.download``, ``.tmp``), which the
+  client renames once the file is whole. Recorded, such a file stayed UNREADABLE on the agency's feedback after its
+  upload ended. (A client that writes the final name directly cannot be told apart from a finished file: its
+  half-written file is read, and read again once it changes.)
 * Symbolic links are never followed, file or folder: they are reported (as unreadable) so nobody wonders why
   the data did not arrive, but the bytes behind them are never read. Files are opened with ``O_NOFOLLOW``, so
   a file swapped for a symlink between the scan and the read is refused too (``ELOOP``).
@@ -29,6 +33,7 @@ INBOX = "inbox"
 #: Files up to this size are read into memory once (hash + parse); bigger ones are hashed and parsed streaming.
 IN_MEMORY_LIMIT = 16 * 1024 * 1024
 _SKIPPED_PREFIXES = (".", "~$")
+_SKIPPED_SUFFIXES = (".filepart", ".part", ".partial", ".crdownload", ".download", ".tmp")
 
 
 class InboxFile(NamedTuple):
@@ -85,6 +90,8 @@ def _scan(folder: str, relative: str, depth: int, owner: tuple[str | None, str |
                 # depth 1 is an agency's folder, depth 2 its sector's; deeper files belong to both.
                 _scan(entry.path, here, depth + 1, (name, None) if depth == 1 else
                       (owner[0], name) if depth == 2 else owner, found)
+                continue
+            if name.lower().endswith(_SKIPPED_SUFFIXES):
                 continue
             stat = entry.stat(follow_symlinks=False)
             is_symlink = entry.is_symlink()

@@ -222,6 +222,22 @@ def failure_message(outcome: RunOutcome, job_name: str) -> str:
     )
 
 
+#: What a step fails with when Ctrl-C (SIGINT) lands in it: Dagster's own error, or DuckDB's interrupted query.
+_INTERRUPTIONS = ("DagsterExecutionInterruptedError", "KeyboardInterrupt", "InterruptException")
+
+
+def _interrupted(outcome: RunOutcome) -> bool:
+    """Whether the run failed because it was interrupted (SIGINT), not because of anything to fix."""
+    for event in outcome.all_events:
+        error = (event.step_failure_data.error if event.is_step_failure else
+                 event.job_failure_data.error if event.is_run_failure else None)
+        while error is not None:
+            if error.cls_name in _INTERRUPTIONS or "Query interrupted" in error.message:
+                return True
+            error = error.cause
+    return False
+
+
 def _root_cause(error: Any) -> str:
     if error is None:
         return "unknown error"
@@ -285,6 +301,8 @@ def run_pipeline(
             summary.seconds[job_name] = summary.seconds.get(job_name, 0.0) + seconds
             summary.run_ids.append(outcome.run_id)
             if not outcome.success:
+                if _interrupted(outcome):
+                    raise KeyboardInterrupt  # Ctrl-C during a step: the command's "interrupted", exit code 130
                 raise RunFailed(failure_message(outcome, job_name))
             return outcome
 

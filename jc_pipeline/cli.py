@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import errno
+import re
 import shlex
 import sys
 from datetime import date
@@ -207,12 +208,24 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _way_out(args: argparse.Namespace, error: Exception) -> str:
-    """What to do about a folder this user may not write (a read-only share, another user's data directory)."""
-    if not (isinstance(error, OSError) and error.errno in (errno.EACCES, errno.EPERM, errno.EROFS)):
+    """What to do about a folder this user may not write (a read-only share, another user's data directory) or a
+    full disk, whether the command met it itself or a step of its Dagster run did (the step's error is in the
+    message: ``[Errno 30] Read-only file system``; SQLite's "database or disk is full" from the instance)."""
+    code = error.errno if isinstance(error, OSError) else None
+    if code is None:
+        found = _ERRNO_IN_TEXT.search(str(error))
+        code = int(found[1]) if found else errno.ENOSPC if "disk is full" in str(error) else None
+    if code == errno.ENOSPC:
+        return ("; the disk is full: free space on the disk of the data directory and of DAGSTER_HOME, then run the "
+                "command again (nothing already loaded is lost)")
+    if code not in (errno.EACCES, errno.EPERM, errno.EROFS):
         return ""
     if "out" in args:
         return "; give --out a folder you may write to, or run it as a user who may write there"
     return "; run it as a user who may write to the data directory"
+
+
+_ERRNO_IN_TEXT = re.compile(r"\[Errno (\d+)\]")
 
 
 if __name__ == "__main__":

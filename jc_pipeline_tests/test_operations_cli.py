@@ -2,6 +2,7 @@
 and line (no traceback), status shows the instance's runs beside the warehouse, backfills are idempotent."""
 
 import csv
+import errno
 import os
 import shlex
 import signal
@@ -306,3 +307,24 @@ def test_ctrl_c_during_a_step_says_interrupted_and_the_next_run_finishes(tmp_pat
     again = jc("run", data_dir=data, dagster_home=home)
     assert again.returncode == 0, again.stderr
     assert (data / "warehouse.duckdb").is_file()
+
+
+def test_a_full_disk_or_a_folder_it_may_not_write_gets_the_way_out_also_from_a_run_step():
+    """The hint follows the error whether the command met it or a step of its run did (review: a read-only
+    reports folder gave `run` only the step's "[Errno 30] ... .partial" and "Fix what the message names"; SQLite's
+    "database or disk is full" from the instance, no hint at all)."""
+    import sqlite3
+
+    from jc_pipeline.cli import _parser, _way_out
+    from jc_pipeline.runner import RunFailed
+
+    run, report = _parser().parse_args(["run"]), _parser().parse_args(["report"])
+    for full in (sqlite3.OperationalError("database or disk is full"), OSError(errno.ENOSPC, "No space left"),
+                 RunFailed("Dagster run r (publish_job) failed:\n  step analyst_warehouse: [Errno 28] No space left "
+                           "on device: 'store.duckdb' -> '.warehouse.duckdb.1.a.building' (OSError)")):
+        assert "the disk is full: free space" in _way_out(run, full)
+    read_only = RunFailed("Dagster run r (publish_job) failed:\n  step agency_feedback: [Errno 30] Read-only file "
+                          "system: '/d/reports/agencies/a.xlsx.partial' (OSError)")
+    assert _way_out(run, read_only) == "; run it as a user who may write to the data directory"
+    assert _way_out(report, OSError(errno.EROFS, "Read-only file system")).startswith("; give --out a folder")
+    assert _way_out(run, RunFailed("step x: [Errno 2] No such file or directory: 'a' (FileNotFoundError)")) == ""

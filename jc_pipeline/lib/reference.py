@@ -171,11 +171,16 @@ def write_reference_tables(con: duckdb.DuckDBPyConnection, registry: Registry, r
         con.register(f"incoming_{table}", frame)
     try:
         with transaction(con):
-            # Table names come from the dict above and columns from the frames built above, never from input.
-            rewritten = [table for table, frame in frames.items() if not con.execute(
-                f"SELECT NOT EXISTS (SELECT {_columns(frame)} FROM incoming_{table} EXCEPT ALL SELECT "
-                f"{_columns(frame)} FROM {table}) AND NOT EXISTS (SELECT {_columns(frame)} FROM {table} EXCEPT ALL "
-                f"SELECT {_columns(frame)} FROM incoming_{table})").fetchall()[0][0]]
+            rewritten = []
+            for table, frame in frames.items():
+                # Table names come from the dict above and columns from the frames built above, never from input.
+                columns = ", ".join(frame.columns)
+                if not con.execute(
+                    f"SELECT NOT EXISTS (SELECT {columns} FROM incoming_{table} EXCEPT ALL SELECT {columns} "
+                    f"FROM {table}) AND NOT EXISTS (SELECT {columns} FROM {table} EXCEPT ALL SELECT {columns} "
+                    f"FROM incoming_{table})"
+                ).fetchall()[0][0]:
+                    rewritten.append(table)
             if {"agencies", "agency_metric_settings"} & set(rewritten):  # before the old rows go
                 con.execute(resources.files("jc_pipeline.lib").joinpath("sql/mark_rereads.sql").read_text())
             for table in rewritten:
@@ -188,6 +193,3 @@ def write_reference_tables(con: duckdb.DuckDBPyConnection, registry: Registry, r
             con.unregister(f"incoming_{table}")
     return {table: Written(frame.height, table in rewritten) for table, frame in frames.items()}
 
-
-def _columns(frame: pl.DataFrame) -> str:
-    return ", ".join(frame.columns)

@@ -255,6 +255,8 @@ def record_agency_states(con: duckdb.DuckDBPyConnection, roster: Roster) -> int:
 
 
 _LATEST_SQL = "SELECT path, arg_max(sha256, upload_seq) FROM source_files GROUP BY path"
+_REREADS_SQL = ("SELECT path, arg_max(sha256, upload_seq) FROM source_files "
+                "WHERE path IN (SELECT path FROM pending_rereads) GROUP BY path")
 
 
 def known_files(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
@@ -268,8 +270,7 @@ def files_to_reread(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
     """{relative path: sha256 of its latest version} of the paths marked to be read again (``pending_rereads``:
     the roster changed how their folder is read). The ingest reads such a file in place when its content is
     still that version, else as a new version."""
-    return dict(con.execute(f"SELECT * FROM ({_LATEST_SQL}) WHERE path IN (SELECT path FROM pending_rereads)")
-                .fetchall())
+    return dict(con.execute(_REREADS_SQL).fetchall())
 
 
 def file_stats(con: duckdb.DuckDBPyConnection) -> dict[str, tuple[int, int, int, str]]:

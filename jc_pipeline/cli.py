@@ -180,12 +180,14 @@ def _template(args: argparse.Namespace, layout: DataLayout) -> None:
 def _export(args: argparse.Namespace, layout: DataLayout) -> None:
 
     from jc_pipeline.lib import export
+    from jc_pipeline.lib.paths import folder_lock
     from jc_pipeline.lib.warehouse import open_published
 
     out = Path(args.out).resolve() if args.out else layout.root / "exports"
     tables = tuple(args.tables) if args.tables else export.DEFAULT_TABLES
     export.check_tables(tables)
-    with open_published(layout) as con:
+    # Two exports into one folder take turns (each file's ".tmp" is one name) and the later writes the newer.
+    with folder_lock(out), open_published(layout) as con:
         for path in export.export_tables(con, out, tables=tables, fmt=args.format):
             print(path)
 

@@ -199,29 +199,36 @@ def test_report_command_writes_the_state_page_and_the_feedback_it_links_to(tmp_p
     assert str(state_page) in capsys.readouterr().out
 
 
-def test_a_feedback_command_waits_for_the_folder_and_writes_from_the_warehouse_published_then(tmp_path):
-    """A publish step holds reports/agencies (paths.folder_lock) while a newer warehouse is swapped in: the
-    `feedback` command started meanwhile waits, and writes the newer warehouse's findings, never the older's over
-    them (review: a slow writer of an older warehouse overwrote a newer page, and the digests kept it)."""
+#: A command writing what the published warehouse says: (arguments, the folder it writes, the file to read).
+WAITING_WRITERS = {
+    "feedback": (["feedback", "--agency", "LE2"], "reports/agencies", "LE2.html"),
+    "export": (["export", "--tables", "rejected_rows"], "exports", "rejected_rows.csv"),
+}
+
+
+@pytest.mark.parametrize("command", list(WAITING_WRITERS))
+def test_a_command_waits_for_its_folder_and_writes_from_the_warehouse_published_then(tmp_path, command):
+    """A publish step (or another command) holds the folder (paths.folder_lock) while a newer warehouse is swapped
+    in: the command started meanwhile waits, and writes the newer warehouse's rows, never the older's over them
+    (review: a slow writer of an older warehouse overwrote a newer page, and the digests kept it)."""
     import threading
 
     from jc_pipeline import cli
     from jc_pipeline.lib.paths import folder_lock
 
+    arguments, folder, name = WAITING_WRITERS[command]
     build_report_state(tmp_path / "warehouse.duckdb").close()
     newer = build_report_state(tmp_path / "newer.duckdb")
     newer.execute("INSERT INTO rejected_rows VALUES ('f1', 'arrests', 9, 'value', 'Brandnew', 'R7', 'ERROR', 'x')")
     newer.close()
-    folder = tmp_path / "reports" / "agencies"
-    with folder_lock(folder):
-        command = threading.Thread(target=cli.main, args=(["feedback", "--data-dir", str(tmp_path), "--agency",
-                                                           "LE2"],))
-        command.start()
-        command.join(timeout=2)
-        assert command.is_alive()  # waiting for the folder
+    with folder_lock(tmp_path / folder):
+        writer = threading.Thread(target=cli.main, args=([*arguments, "--data-dir", str(tmp_path)],))
+        writer.start()
+        writer.join(timeout=2)
+        assert writer.is_alive()  # waiting for the folder
         os.replace(tmp_path / "newer.duckdb", tmp_path / "warehouse.duckdb")
-    command.join(timeout=60)
-    assert "Brandnew" in (folder / "LE2.html").read_text(encoding="utf-8")
+    writer.join(timeout=60)
+    assert "Brandnew" in (tmp_path / folder / name).read_text(encoding="utf-8")
 
 
 def test_a_narrowed_run_keeps_every_agencys_digest(written):

@@ -94,11 +94,11 @@ WRITE_LOCK = ".write.lock"
 
 @contextlib.contextmanager
 def folder_lock(folder: Path) -> Iterator[None]:
-    """Hold ``folder``'s write lock (waiting for it), creating the folder. Report writers (the publish steps, the
-    `report` and `feedback` commands) take it before they open the published warehouse, so a folder is written from
-    one warehouse at a time and the last writer has read the latest: a slow writer of an older warehouse no longer
-    overwrites a newer one's files, nor do two writers share a file's ``.partial``. The lock is the system's
-    (``flock``): a killed holder releases it."""
+    """Hold ``folder``'s write lock (waiting for it), creating the folder. Writers of what the published warehouse
+    says (the publish steps, the `report`, `feedback` and `export` commands) take it before they open the
+    warehouse, so a folder is written from one warehouse at a time and the last writer has read the latest: a slow
+    writer of an older warehouse no longer overwrites a newer one's files, nor do two writers share a file's
+    ``.partial`` or ``.tmp``. The lock is the system's (``flock``): a killed holder releases it."""
     folder.mkdir(parents=True, exist_ok=True)
     with FileLock(os.fspath(folder / WRITE_LOCK)):
         yield

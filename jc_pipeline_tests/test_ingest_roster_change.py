@@ -106,3 +106,26 @@ def test_a_file_changed_since_is_a_new_version_and_the_mark_goes(tmp_path):
     assert w.table("source_files").height == 2
     assert ingest.files_to_reread(w.con) == {}
     w.close()
+
+
+def test_a_roster_change_and_a_file_read_again_are_published_also_when_no_month_holds_data(tmp_path):
+    """A state whose only file is refused (F8: its agency not on the roster yet), then takes the agency, whose rows
+    are now rejected for their values: no month holds data, nothing is rolled up, yet the next run must publish the
+    new roster and the new findings (review: the re-read kept the file's upload_seq, and the run said "warehouse
+    unchanged")."""
+    w = Warehouse(tmp_path)
+    deliver_csv(w.data_dir, "newpd", "LAW_ENFORCEMENT", "arrests.csv", [["year", "month", "value"], [2023, 1, "x"]])
+    w.ingest()
+    seen = pending.generations(w.con)
+    pending.mark_published(w.con, rolled_up=seen.rolled_up, uploaded=seen.uploaded)
+    assert not pending.generations(w.con).unpublished
+    w.change_roster(agencies=[*AGENCIES, ("newpd", "New Police Department", "US_XX", "LAW_ENFORCEMENT", "", "1000",
+                                          "1", "")])
+    assert pending.generations(w.con).unpublished  # the roster itself
+    seen = pending.generations(w.con)
+    pending.mark_published(w.con, rolled_up=seen.rolled_up, uploaded=seen.uploaded)
+    assert w.ingest().files_reread == 1
+    assert pending.pending_months(w.con) == []  # no month to roll up
+    assert set(w.table("rejected_rows")["rule"]) == {"R7"}
+    assert pending.generations(w.con).unpublished  # the file's new findings
+    w.close()

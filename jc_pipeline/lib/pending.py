@@ -142,8 +142,9 @@ class Generations(NamedTuple):
 
     @property
     def unpublished(self) -> bool:
-        """The warehouse lacks a roll-up, or files ingested since its publish: also files that touch no month
-        (every row rejected, or unreadable), whose rows the reports must show the agency that night."""
+        """The warehouse lacks a roll-up (or another change counted as one, :func:`mark_unpublished`), or files
+        ingested since its publish: also files that touch no month (every row rejected, or unreadable), whose rows
+        the reports must show the agency that night."""
         return self.rolled_up > self.published or self.uploaded > self.published_uploads
 
 
@@ -302,6 +303,13 @@ def mark_rolled_up(con: duckdb.DuckDBPyConnection, months: Sequence[date]) -> No
         con.execute(_UNPEND_WHOLE, {"months": list(months)})
         con.execute(_FORGET_REBUILT, {"months": list(months)})
         con.execute(_COUNT_ROLLUP_SQL)
+
+
+def mark_unpublished(con: duckdb.DuckDBPyConnection) -> None:
+    """Count a change of the store the published warehouse lacks and that no roll-up may follow (a rewritten
+    reference table, a file read again in place: neither moves the latest upload), as a roll-up counts, so the
+    next run publishes it even when no month holds data. Call it in the transaction that writes the change."""
+    con.execute(_COUNT_ROLLUP_SQL)
 
 
 def _index_new_uploads(con: duckdb.DuckDBPyConnection) -> None:

@@ -188,6 +188,7 @@ def write_reference_tables(con: duckdb.DuckDBPyConnection, registry: Registry, r
                 con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM incoming_{table}")
             if rewritten:
                 pending.mark_whole_months(con)
+                pending.mark_unpublished(con)  # the tables themselves, also when no month holds data
     finally:
         for table in frames:
             con.unregister(f"incoming_{table}")

@@ -318,6 +318,7 @@ def write_batch(con: duckdb.DuckDBPyConnection, batch: IngestBatch) -> IngestRep
             stage_datapoints(con, staged)
             if reread.height:
                 _pend_reread_months(con, staged, reread)
+                pending.mark_unpublished(con)  # its findings, also when it holds no month
             con.execute("DELETE FROM pending_rereads WHERE list_contains($paths, path)",
                         {"paths": files["path"].to_list()})
     months = batch.datapoints.select(pl.col("period_start").dt.truncate("1mo").unique().sort()).to_series()

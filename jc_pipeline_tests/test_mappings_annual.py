@@ -162,23 +162,26 @@ sources:
         value: adm
 """
 FY2025 = (date(2024, 7, 1), date(2025, 7, 1))
+FY2026 = (date(2025, 7, 1), date(2026, 7, 1))
 
 
 @pytest.mark.parametrize("period", ["year: yr\n        month: mo", "date: day"], ids=["year_and_month", "date"])
 def test_monthly_aggregated_rows_make_a_year_of_an_annual_metric(w, period):
     """An average daily population of 100 and 10 admissions a month: a fiscal year holds a population of 100 (the
-    months' average; their sum was 1,200) and 120 admissions. Year and month rows count only for the years they
-    cover whole (from October 2022: FY2023 has 9 months); by date, one row may be a year's. A year still running
-    on the ingest day is no count yet, by either (its 4 months were stored, and rejected only by the checks)."""
+    months' average; their sum was 1,200) and 120 admissions. Year and month rows count only for the years that
+    have all twelve months (from October 2022: FY2023 has 9; FY2026 lacks December 2025); by date, one row may be
+    a year's. A year still running on the ingest day is no count yet, by either (its 4 months were stored, and
+    rejected only by the checks)."""
     write_mapping(w.data_dir, "july_jail", MONTHLY_STATS.replace("{period}", period))
-    months = [(y, m) for y in range(2022, 2026) for m in range(1, 13) if (2022, 10) <= (y, m) <= (2025, 6)]
-    months += [(2026, m) for m in (7, 8, 9, 10)]
+    months = [(y, m) for y in range(2022, 2027) for m in range(1, 13) if (2022, 10) <= (y, m) <= (2026, 6)]
+    months = [ym for ym in months if ym != (2025, 12)] + [(2026, m) for m in (7, 8, 9, 10)]
     deliver_csv(w.data_dir, "july_jail", "JAILS", "monthly_stats.csv", [
         ["Year", "Month", "Day", "ADP", "Admissions"], *([y, m, f"{y}-{m:02d}-15", 100, 10] for y, m in months)])
     batch = w.parse(datetime(2026, 11, 20))
     whole = {FY2024: 100, FY2025: 100}
-    if period == "date: day":  # a date places a row in its year: October 2022 on is FY2023's, as one row would be
-        whole[FY2023] = 100
+    if period == "date: day":  # a date places a row in its year: its rows are the year's, as one row would be
+        whole |= {FY2023: 100, FY2026: 100}
     assert annual(batch, "JAILS_TOTAL_POPULATION") == whole
-    assert annual(batch, "JAILS_TOTAL_ADMISSIONS") == {key: 120 if key != FY2023 else 90 for key in whole}
+    assert annual(batch, "JAILS_TOTAL_ADMISSIONS") == {
+        key: {FY2023: 90, FY2026: 110}.get(key, 120) for key in whole}
     assert file_row(batch, "monthly_stats.csv")["rows_rejected"] == 0

@@ -9,8 +9,8 @@ The period of a row: for a metric the agency reports monthly, the month of its `
 year labelled by it: the year in which the fiscal year ends (spec §5.4, as in bulk uploads), which may also be
 written as a range (``2022-2023``, a July-June year ending in 2023). Rows of an annual metric in several months
 make up the year: their sum for events and money, for levels (``Metric.is_level``) their monthly totals' average.
-By year and month, a year counts when the export covers it whole (from its first month given, or ``period.from``
-if later, through its last); by date or month, a year still running on the ingest day is left out (docs/mappings.md).
+By year and month, a year counts when all twelve of its months have rows (missing is not zero); by date, a row
+may be a whole year's, and a year still running on the ingest day is left out (docs/mappings.md).
 """
 
 from __future__ import annotations
@@ -100,8 +100,7 @@ def plan_aggregated(i: int, spec: MetricSpec, records: Records, periods: Periods
         keys = ["reporter", "period_start"]
         totals, *counts = pl.collect_all([
             counted.group_by(keys).agg(pl.col("value").sum(), row_number=pl.col(ROW).min(),
-                                       months=pl.col("month").n_unique(), first=pl.col("month").min(),
-                                       latest=pl.col("month").max()),
+                                       months=pl.col("month").n_unique()),
             *(counted.group_by(*keys, code=cat.column).agg(pl.col("value").sum(), row_number=pl.col(ROW).min())
               for cat in cats),
         ])
@@ -109,13 +108,9 @@ def plan_aggregated(i: int, spec: MetricSpec, records: Records, periods: Periods
             counts = [c.join(totals.select(*keys, "months"), on=keys).with_columns(pl.col("value") / pl.col("months"))
                       for c in counts]
             totals = totals.with_columns(pl.col("value") / pl.col("months"))
-        if spec.month is not None:  # monthly rows: a year counts from the first month given to the last
-            totals = totals.with_columns(
-                since=pl.max_horizontal(pl.col("first").min().over("reporter"), pl.lit(ctx.first)),
-                as_of=pl.min_horizontal(pl.col("latest").max().over("reporter").dt.offset_by("1mo"), pl.lit(ctx.end)))
-            return finish(totals.drop("months", "first", "latest"), counts, cats, periods, records,
-                          pl.col("as_of"), since=pl.col("since"), zero_fill=False)
-        totals = totals.drop("months", "first", "latest")
+        if spec.month is not None:  # monthly rows: a year counts with all its months (missing is not zero)
+            totals = totals.filter((periods.lengths() == 1) | (pl.col("months") == 12))
+        totals = totals.drop("months")
         # By date, a row places its value in the year containing it (one row a year will do): a year is kept once
         # it has ended; by the year alone, the agency names the year.
         return finish(totals, counts, cats, periods, records, ctx.end, complete=spec.date is not None,

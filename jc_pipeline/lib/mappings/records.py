@@ -183,22 +183,21 @@ _ROWS = 1 << 40
 
 
 def finish(totals: pl.DataFrame, counts: Sequence[pl.DataFrame], cats: Sequence[Category], periods: Periods,
-           records: Records, as_of: date | pl.Expr, *, since: date | pl.Expr | None = None, complete: bool = True,
-           zero_fill: bool = True) -> pl.DataFrame:
+           records: Records, as_of: date, *, complete: bool = True, zero_fill: bool = True) -> pl.DataFrame:
     """Datapoint values from the group-by results: totals, and each breakdown's members.
 
     ``totals``: reporter, period_start, value, row_number; ``counts[j]``: reporter, period_start, code, value
     (and row_number without ``zero_fill``). With ``zero_fill`` every member a breakdown can produce gets a value
     in every period that has a total (0 when no record fell in it) and carries the total's row; without it, the
     members found are emitted with their own first row. With ``complete``, annual periods are kept only when the
-    export covers them: starting on or after ``since`` (by default the source's ``period.from``) and ending by
-    ``as_of`` (a year in progress has no count yet); either may be an expression over ``totals``' columns.
+    export covers them: from the source's ``period.from`` on and ending by ``as_of`` (a year in progress has no
+    count yet).
     """
     lengths = periods.lengths()
     totals = totals.with_columns(period_end=pl.col("period_start").dt.offset_by(pl.format("{}mo", lengths)),
                                  frequency=pl.when(lengths == 1).then(pl.lit("MONTHLY")).otherwise(pl.lit("ANNUAL")))
     if complete and periods.annual:
-        since = records.ctx.source.period_from or date(1, 1, 1) if since is None else since
+        since = records.ctx.source.period_from or date(1, 1, 1)
         totals = totals.filter((lengths == 1) | ((pl.col("period_start") >= since) & (pl.col("period_end") <= as_of)))
     keys = ["reporter", "period_start", "period_end", "frequency"]
     parts = [totals.select(*keys, dimension=pl.lit(None, pl.String), category=pl.lit(None, pl.String),

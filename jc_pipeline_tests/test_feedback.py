@@ -231,6 +231,19 @@ def test_a_command_waits_for_its_folder_and_writes_from_the_warehouse_published_
     assert "Brandnew" in (tmp_path / folder / name).read_text(encoding="utf-8")
 
 
+def test_a_writer_that_waits_too_long_for_its_folder_names_it_and_the_way_out(tmp_path):
+    """A folder held by a stopped writer (Ctrl-Z) is named after the wait, not waited for without a word."""
+    from jc_pipeline.lib.paths import WRITE_LOCK, folder_lock
+
+    with folder_lock(tmp_path):
+        with pytest.raises(TimeoutError, match="stopped .Ctrl-Z. or stuck; let it finish or stop it") as raised:
+            with folder_lock(tmp_path, timeout=0.2):
+                pass
+    assert str(tmp_path / WRITE_LOCK) in str(raised.value)
+    with folder_lock(tmp_path, timeout=0.2):  # released by its holder: taken at once
+        pass
+
+
 def test_a_narrowed_run_keeps_every_agencys_digest(written):
     """The digests describe the files on disk after a run for one agency too: the others' are kept, the agency's
     is its new content's (before, a narrowed run saved none, so the files it wrote were unknown to the next run)."""

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from filelock import FileLock
+from filelock import FileLock, Timeout
 
 DEFAULT_DATA_DIR = "data"
 
@@ -88,20 +88,32 @@ def replace_file(path: Path, content: str | bytes | memoryview, *, durable: bool
         fsync(Path(target).parent)
 
 
-#: The lock every writer of a report folder holds (hidden, in the folder).
+#: The lock every writer of a report folder holds (hidden, in the folder), and how long a writer waits for it.
 WRITE_LOCK = ".write.lock"
+WRITE_LOCK_SECONDS = 600.0
 
 
 @contextlib.contextmanager
-def folder_lock(folder: Path) -> Iterator[None]:
+def folder_lock(folder: Path, timeout: float = WRITE_LOCK_SECONDS) -> Iterator[None]:
     """Hold ``folder``'s write lock (waiting for it), creating the folder. Writers of what the published warehouse
     says (the publish steps, the `report`, `feedback` and `export` commands) take it before they open the
     warehouse, so a folder is written from one warehouse at a time and the last writer has read the latest: a slow
     writer of an older warehouse no longer overwrites a newer one's files, nor do two writers share a file's
-    ``.partial`` or ``.tmp``. The lock is the system's (``flock``): a killed holder releases it."""
+    ``.partial`` or ``.tmp``. The lock is the system's (``flock``): a killed holder releases it; one stopped or
+    stuck is named after ``timeout`` seconds, as the store's lock is."""
     folder.mkdir(parents=True, exist_ok=True)
-    with FileLock(os.fspath(folder / WRITE_LOCK)):
+    lock = FileLock(os.fspath(folder / WRITE_LOCK), timeout=timeout)
+    try:
+        lock.acquire()
+    except Timeout:
+        raise TimeoutError(
+            f"{folder} has been written by another process for {timeout:.0f} s (it holds {folder / WRITE_LOCK}): a "
+            f"`jc-pipeline report`, `feedback` or `export`, or a run's publish, stopped (Ctrl-Z) or stuck; let it "
+            f"finish or stop it, then run this again") from None
+    try:
         yield
+    finally:
+        lock.release()
 
 
 def fsync(path: Path) -> None:

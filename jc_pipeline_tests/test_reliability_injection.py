@@ -37,7 +37,6 @@ ALLOWED_INTERPOLATIONS = {
         "of STAGED_SCHEMA's constant names",
     ("lib/ingest/store.py", "_point_view", "_string_literal(_STAGED_COMMENT)"): "a code constant, quoted",
     ("lib/ingest/store.py", "_move_staged_table", "STAGED_TABLE"): "a code constant of store.py",
-    ("lib/ingest/store.py", "_unload", "STAGED_TABLE"): "a code constant of store.py",
     ("lib/ingest/store.py", "_unload", "table"): "loop over a tuple literal of table names",
     ("lib/pending.py", "ensure_schema", "table"): "names of _FILE_MONTH_TABLES, code constants of pending.py",
     ("lib/reference.py", "write_reference_tables", "table"): "keys of a dict literal in the same function",

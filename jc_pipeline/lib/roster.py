@@ -267,9 +267,13 @@ class Roster:
         subsystem sectors for a SUPERVISION metric it reports by subsystem, else ``metric_key`` itself."""
         if (self.registry.metrics[metric_key].sector == SUPERVISION
                 and self.effective(agency_id, metric_key).disaggregated_by_supervision_subsystems):
-            sectors = self.agencies[agency_id].sectors
-            return tuple(self.registry.subsystem_key(metric_key, s) for s in SUPERVISION_SUBSYSTEMS if s in sectors)
+            return self._subsystem_keys(agency_id, metric_key)
         return (metric_key,)
+
+    def _subsystem_keys(self, agency_id: str, supervision_key: str) -> tuple[str, ...]:
+        """The agency's subsystem keys of a SUPERVISION metric: one per subsystem sector it has."""
+        sectors = self.agencies[agency_id].sectors
+        return tuple(self.registry.subsystem_key(supervision_key, s) for s in SUPERVISION_SUBSYSTEMS if s in sectors)
 
     def month_column_expected(self, agency_ids: Iterable[str], metric_key: str) -> bool:
         """Whether the sheets of ``metric_key`` that carry these agencies' rows have a month column: when any of
@@ -291,8 +295,7 @@ class Roster:
         for agency_id, metric_key, dimension, category in self.breakdown_settings:
             keys = [metric_key]
             if self.registry.metrics[metric_key].sector == SUPERVISION:
-                sectors = self.agencies[agency_id].sectors
-                keys += [self.registry.subsystem_key(metric_key, s) for s in SUPERVISION_SUBSYSTEMS if s in sectors]
+                keys += self._subsystem_keys(agency_id, metric_key)
             for key in keys:
                 row = self._breakdown_row(agency_id, key, dimension, category)
                 effective[(agency_id, key, dimension, category)] = CategorySetting(

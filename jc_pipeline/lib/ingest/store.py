@@ -254,7 +254,8 @@ def record_agency_states(con: duckdb.DuckDBPyConnection, roster: Roster) -> int:
     """, agency_states(roster).to_dict(as_series=False)).fetchall()[0][0]
 
 
-_LATEST_SQL = "SELECT path, arg_max(sha256, upload_seq) FROM source_files GROUP BY path"
+_KNOWN_SQL = ("SELECT path, arg_max(sha256, upload_seq) FROM source_files "
+              "WHERE path NOT IN (SELECT path FROM pending_rereads) GROUP BY path")
 _REREADS_SQL = ("SELECT path, arg_max(sha256, upload_seq) FROM source_files "
                 "WHERE path IN (SELECT path FROM pending_rereads) GROUP BY path")
 
@@ -262,8 +263,7 @@ _REREADS_SQL = ("SELECT path, arg_max(sha256, upload_seq) FROM source_files "
 def known_files(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
     """{relative path: sha256 of its latest ingested version}, but for the paths to read again
     (:func:`files_to_reread`)."""
-    rereads = files_to_reread(con)
-    return {path: sha for path, sha in con.execute(_LATEST_SQL).fetchall() if path not in rereads}
+    return dict(con.execute(_KNOWN_SQL).fetchall())
 
 
 def files_to_reread(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
@@ -357,33 +357,33 @@ def _unload(con: duckdb.DuckDBPyConnection, reread: pl.DataFrame) -> None:
     staged rows held are marked for a rebuild of every agency (some of those rows may now fall elsewhere, or be
     rejected, and a rebuild of their months by agency would not know whose rows went)."""
     seqs, ids = reread["upload_seq"].to_list(), reread["file_id"].to_list()
-    months = [month for (month,) in con.execute(
-        f"SELECT DISTINCT CAST(date_trunc('month', period_start) AS DATE) FROM {STAGED_TABLE} "
-        "WHERE upload_seq >= $first AND upload_seq <= $last AND list_contains($seqs, upload_seq)",
-        {"first": min(seqs), "last": max(seqs), "seqs": seqs}).fetchall()]
-    pending.mark_whole_months(con, months)
-    _unstage(con, seqs)
+    pending.mark_whole_months(con, _unstage(con, seqs))
     for table in ("rejected_rows", "source_files", "pending_file_months", "rolled_up_file_months"):
         # Table names are the constants above, never input.
         con.execute(f"DELETE FROM {table} WHERE list_contains($ids, file_id)", {"ids": ids})
 
 
-def _unstage(con: duckdb.DuckDBPyConnection, seqs: list[int]) -> None:
+def _unstage(con: duckdb.DuckDBPyConnection, seqs: list[int]) -> list[date]:
     """Rewrite the staged files holding rows of the uploads ``seqs`` without those rows (inside the caller's
-    transaction: the old files stay until the next :func:`ensure_schema` removes them, unlisted)."""
+    transaction: the old files stay until the next :func:`ensure_schema` removes them, unlisted); return the months
+    the removed rows were in."""
     folder = staged_folder(con)
     names = [name for (name,) in con.execute(
         "SELECT file_name FROM ingest_staged_files WHERE first_upload_seq <= $last AND last_upload_seq >= $first",
         {"first": min(seqs), "last": max(seqs)}).fetchall()]
+    months: set[date] = set()
     for name in names:
-        rows = pl.scan_parquet(folder / name, schema=STAGED_SCHEMA)
-        kept = rows.filter(~pl.col("upload_seq").is_in(seqs)).collect()
-        if kept.height == rows.select(pl.len()).collect().item():
+        rows = pl.scan_parquet(folder / name, schema=STAGED_SCHEMA).collect()
+        removed = rows["upload_seq"].is_in(seqs)
+        if not removed.any():
             continue
+        months.update(rows.filter(removed)["period_start"].dt.truncate("1mo").unique().to_list())
         con.execute("DELETE FROM ingest_staged_files WHERE file_name = ?", [name])
+        kept = rows.filter(~removed)
         if kept.height:
             _list(con, _write(folder, kept.lazy()))
     _point_view(con)
+    return sorted(months)
 
 
 def _pend_reread_months(con: duckdb.DuckDBPyConnection, staged: pl.DataFrame, reread: pl.DataFrame) -> None:

@@ -50,3 +50,35 @@ def test_a_table_is_replaced_only_when_its_rows_change(tmp_path):
     assert con.execute("SELECT count(*) FROM agencies WHERE agency_id = 'parole_board'").fetchall() == [(0,)]
     assert con.execute("SELECT count(*) FROM agency_metric_settings WHERE agency_id = 'parole_board'").fetchall() == [
         (0,)]
+
+
+def test_metric_definitions_say_which_metrics_are_levels(tmp_path):
+    """`is_level` is the one statement of how a year builds from months (the roll-up averages levels) and how a
+    jump is judged: money is never a level, whether the registry calls it INSTANT or DELTA (spec §9.3)."""
+    con = duckdb.connect(str(tmp_path / "w.duckdb"))
+    ensure_contract_schema(con)
+    write_reference_tables(con, REGISTRY, load_roster(_roster_dir(tmp_path), REGISTRY))
+    rows = dict(con.execute("SELECT metric_key, (measurement_type, unit, is_level) FROM metric_definitions").fetchall())
+    assert rows["JAILS_TOTAL_POPULATION"] == ("INSTANT", "count", True)
+    assert rows["PROSECUTION_CASELOADS_STAFF"] == ("INSTANT", "FTE", True)
+    assert rows["PROSECUTION_FUNDING"] == ("INSTANT", "USD", False)
+    assert rows["LAW_ENFORCEMENT_FUNDING"] == ("DELTA", "USD", False)
+    assert rows["LAW_ENFORCEMENT_ARRESTS"] == ("DELTA", "count", False)
+    assert all(level is not None for _, _, level in rows.values())
+
+
+def test_a_store_from_before_is_level_gets_it_and_rebuilds(tmp_path):
+    """A store written before the column existed: the schema adds it and the next reference write fills it, as a
+    changed table (which marks every month with data for a rebuild, as any change of the registry does)."""
+    con = duckdb.connect(str(tmp_path / "w.duckdb"))
+    ensure_contract_schema(con)
+    roster = load_roster(_roster_dir(tmp_path), REGISTRY)
+    write_reference_tables(con, REGISTRY, roster)
+    con.execute("ALTER TABLE metric_definitions DROP COLUMN is_level")  # as an older release left it
+
+    ensure_contract_schema(con)
+    assert con.execute("SELECT count(*) FROM metric_definitions WHERE is_level IS NULL").fetchall()[0][0] == len(
+        REGISTRY.metrics)
+    written = write_reference_tables(con, REGISTRY, roster)
+    assert {table for table, w in written.items() if w.rewritten} == {"metric_definitions"}
+    assert con.execute("SELECT count(*) FROM metric_definitions WHERE is_level IS NULL").fetchall() == [(0,)]

@@ -29,9 +29,11 @@ import pytest
 
 from jc_pipeline.lib import state
 from jc_pipeline.lib.periods import add_months
+from jc_pipeline.lib.registry import load_registry
 
 SCHEMA = Path(__file__).resolve().parents[1] / "jc_pipeline" / "lib" / "sql" / "warehouse_schema.sql"
 
+REGISTRY = load_registry()
 ARRESTS = "LAW_ENFORCEMENT_ARRESTS"
 FUNDING = "LAW_ENFORCEMENT_FUNDING"
 JAIL_POP = "JAILS_TOTAL_POPULATION"
@@ -164,8 +166,9 @@ def load_inputs(con: duckdb.DuckDBPyConnection) -> None:
         [list(row) for row in SETTINGS],
     )
     con.executemany(
-        "INSERT INTO metric_definitions VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'POPULATIONS', 'sheet', NULL, ?, ?)",
-        [(k, s, p, k.title(), unit, unit, mt, freq, role, partner) for k, s, p, mt, freq, unit, role, partner in METRICS],
+        "INSERT INTO metric_definitions VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'POPULATIONS', 'sheet', NULL, ?, ?, ?)",
+        [(k, s, p, k.title(), unit, unit, mt, freq, role, partner, REGISTRY.metrics[k].is_level)
+         for k, s, p, mt, freq, unit, role, partner in METRICS],
     )
     state_of = {a: s for a, s, *_ in AGENCIES}
     sector_of = {k: s for k, s, *_ in METRICS}

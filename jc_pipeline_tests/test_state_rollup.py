@@ -23,6 +23,7 @@ from jc_pipeline_tests.test_state_fixture import (  # noqa: F401  (small_state, 
     PAROLE_POP,
     PROBATION_POP,
     RACE,
+    REGISTRY,
     SUP_POP,
     build_small_state,
     fresh_state,
@@ -208,7 +209,7 @@ def test_money_reported_monthly_makes_a_year_of_its_sum_whatever_its_measurement
     funding = "PROSECUTION_FUNDING"
     fresh_state.execute(
         "INSERT INTO metric_definitions VALUES (?, 'PROSECUTION', 'PROSECUTION', 'Funding', 'USD', 'USD', 'INSTANT',"
-        " 'ANNUAL', 'CAPACITY_AND_COST', 'sheet', NULL, NULL, NULL)", [funding])
+        " 'ANNUAL', 'CAPACITY_AND_COST', 'sheet', NULL, NULL, NULL, ?)", [funding, REGISTRY.metrics[funding].is_level])
     fresh_state.execute("INSERT INTO agency_metric_settings VALUES ('PR1', ?, TRUE, 'MONTHLY', 1, FALSE, FALSE),"
                         " ('PR2', ?, TRUE, 'ANNUAL', 1, FALSE, FALSE)", [funding, funding])
     months = [date(2023, m, 1) for m in range(1, 13)]

@@ -32,6 +32,7 @@ def metric_definitions_frame(registry: Registry) -> pl.DataFrame:
                 "v2_key": m.v2_key,
                 "ratio_role": m.ratio_role,
                 "ratio_partner": m.ratio_partner,
+                "is_level": m.is_level,
             }
             for m in registry.metrics.values()
         ]

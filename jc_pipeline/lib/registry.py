@@ -168,7 +168,8 @@ class Metric:
     @property
     def is_level(self) -> bool:
         """A level (populations, staff, open cases: INSTANT, not money), which a year of months averages; events
-        and money (funding and expenses, whatever their upstream type, spec §9.3) add up over months."""
+        and money (funding and expenses, whatever their upstream type, spec §9.3) add up over months. Stored as
+        ``metric_definitions.is_level``, which the roll-up and the jumps check read."""
         return self.measurement_type == "INSTANT" and self.unit != "USD"
 
     def breakdown(self, identifier: str) -> Breakdown:

@@ -86,6 +86,9 @@ COMMENT ON COLUMN metric_definitions.sheet IS 'Bulk-upload sheet (or CSV file) n
 COMMENT ON COLUMN metric_definitions.v2_key IS 'Key used by the v2 dashboard API where it differs.';
 COMMENT ON COLUMN metric_definitions.ratio_role IS 'numerator or denominator of the derived caseload ratio, else NULL.';
 COMMENT ON COLUMN metric_definitions.ratio_partner IS 'The other metric of the caseload ratio.';
+-- Added after the first release: ADD COLUMN keeps older files usable (the reference step fills it).
+ALTER TABLE metric_definitions ADD COLUMN IF NOT EXISTS is_level BOOLEAN;
+COMMENT ON COLUMN metric_definitions.is_level IS 'True for levels (populations, staff, open cases: INSTANT and not money): a year of an agency''s months is their average, and a jump is judged as a level''s. False for events and money (funding and expenses, whatever measurement_type says, spec §9.3), which add up over months.';
 
 CREATE TABLE IF NOT EXISTS metric_categories (
     metric_key   VARCHAR NOT NULL,

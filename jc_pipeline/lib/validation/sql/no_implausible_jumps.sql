@@ -1,9 +1,9 @@
 -- no_implausible_jumps: each total in $months against the median of the same series' previous $history periods
 -- (same agency, metric and frequency). Flag when at least $min_history earlier periods exist and
 --   |value - median| >= greatest($min_difference, relative * median, $robust_z * 1.4826 * MAD)
--- with relative = $relative_instant for levels (INSTANT metrics: populations, staff, open cases) and $relative_delta
--- for event counts and money (funding and expenses are sums of money whatever their upstream type, spec §9.3: the
--- rule of state_year_averages_months in the state roll-up). 1.4826 * MAD estimates the standard deviation robustly
+-- with relative = $relative_instant for levels (metric_definitions.is_level: populations, staff, open cases) and
+-- $relative_delta for event counts and money (funding and expenses are sums of money whatever their upstream type,
+-- spec §9.3). 1.4826 * MAD estimates the standard deviation robustly
 -- (one earlier outlier does not move it).
 -- Parameters: $months DATE[], $history, $min_history, $min_difference, $relative_delta, $relative_instant,
 -- $robust_z, $agencies VARCHAR[] (NULL: every agency).
@@ -89,7 +89,7 @@ SELECT r.agency_id, r.metric_key, r.period_start, r.period_end, NULL AS dimensio
        r.n_prior >= $min_history
            AND abs(r.value - r.median) >= greatest(
                    $min_difference,
-                   CASE WHEN d.measurement_type = 'INSTANT' AND d.unit <> 'USD' THEN $relative_instant
+                   CASE WHEN d.is_level THEN $relative_instant
                         ELSE $relative_delta END
                        * abs(r.median),
                    $robust_z * r.sigma) AS failed

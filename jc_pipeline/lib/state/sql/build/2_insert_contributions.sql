@@ -17,7 +17,7 @@ WHERE NOT is_excluded AND list_contains($months, period_start)
 UNION ALL
 -- Calendar years of monthly reporters, for the years of the requested months ($year_starts), per agency, only
 -- with all 12 months counted (an excluded or absent month means no derived value): the average of the months for
--- INSTANT metrics other than money, else their sum (state_year_averages_months).
+-- levels (metric_definitions.is_level: INSTANT metrics other than money), else their sum.
 -- Sums go through DECIMAL so that the result does not depend on the order of parallel aggregation.
 -- The year's datapoints are aggregated first and only the aggregates joined: an agency's months are counted
 -- when not excluded and when the agency is expected for derived years (the same cadence as their coverage),
@@ -30,7 +30,7 @@ SELECT
     y.period_start,
     make_date(year(y.period_start) + 1, 1, 1) AS period_end,
     y.dimension, y.category, y.agency_id, e.population,
-    CASE WHEN e.averages_months THEN y.mean ELSE y.total::DOUBLE END AS value,
+    CASE WHEN e.is_level THEN y.mean ELSE y.total::DOUBLE END AS value,
     y.months_combined
 FROM (
     SELECT

@@ -158,7 +158,7 @@ SELECT
     k.is_derived_annual,
     k.measurement_type,
     CASE
-        WHEN k.is_derived_annual AND state_year_averages_months(k.measurement_type, d.unit) THEN 'SUM_OF_12_MONTH_MEANS'
+        WHEN k.is_derived_annual AND d.is_level THEN 'SUM_OF_12_MONTH_MEANS'
         WHEN k.is_derived_annual THEN 'SUM_OF_12_MONTHS'
         WHEN k.measurement_type = 'INSTANT' THEN 'SUM_OF_SNAPSHOTS'
         ELSE 'SUM'

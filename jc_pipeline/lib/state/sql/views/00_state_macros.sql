@@ -5,11 +5,9 @@ CREATE OR REPLACE MACRO state_reporting_frequency(frequency, is_derived_annual) 
     CASE WHEN frequency = 'MONTHLY' OR is_derived_annual THEN 'MONTHLY' ELSE 'ANNUAL' END;
 CREATE OR REPLACE MACRO state_reporting_starting_month(frequency, is_derived_annual, period_start) AS
     CASE WHEN frequency = 'MONTHLY' OR is_derived_annual THEN 1 ELSE month(period_start) END;
--- How an agency's derived calendar year builds from its 12 months: levels (INSTANT: populations, staff, open
--- cases) by their average, events (DELTA) and money by their sum. Money is a sum whatever its upstream type: funding
--- and expenses are INSTANT in four sectors and DELTA in three (spec §9.3; docs/decisions.md #3).
-CREATE OR REPLACE MACRO state_year_averages_months(measurement_type, unit) AS
-    measurement_type = 'INSTANT' AND unit <> 'USD';
+-- How a derived calendar year builds from an agency's 12 months is metric_definitions.is_level (written from the
+-- registry's Metric.is_level, the one place that rule is stated); this macro of older stores said it again.
+DROP MACRO IF EXISTS state_year_averages_months;
 -- The kind of a reported period: a month, a calendar year, or an annual period starting in another month.
 CREATE OR REPLACE MACRO state_period_kind(frequency, period_start) AS
     CASE
@@ -31,7 +29,6 @@ CREATE OR REPLACE MACRO state_row_in_build(months, year_starts, is_derived_annua
 
 COMMENT ON MACRO state_reporting_frequency IS 'Effective frequency (agency_metric_settings.frequency) of the agencies a state row sums: MONTHLY for month rows and derived calendar-year rows, else ANNUAL.';
 COMMENT ON MACRO state_reporting_starting_month IS 'Effective starting_month of the agencies a state row sums: 1 for month rows and derived calendar years, else the month the annual period starts.';
-COMMENT ON MACRO state_year_averages_months IS 'True when a derived calendar year takes the average of an agency''s 12 monthly values (INSTANT metrics other than money), false when it takes their sum (DELTA metrics, and funding and expenses of either type).';
 COMMENT ON MACRO state_period_kind IS 'period_kind of a datapoint''s period: CALENDAR_MONTH (MONTHLY), CALENDAR_YEAR (annual, starting in January) or FISCAL_YEAR (annual, starting in another month).';
 COMMENT ON MACRO state_row_in_build IS 'True when a state_metrics or state_metric_contributions row belongs to a build of months (DATE[]): a period starting in one of them, or a derived calendar year starting on one of year_starts (January 1 of their years).';
 COMMENT ON MACRO state_period_in_slice IS 'True when a period starting on period_start belongs to the roll-up slice of months (DATE[], NULL = all): it starts in one of them or in a year whose January is one of them.';

@@ -40,12 +40,12 @@ COMMENT ON COLUMN state_expected_agencies.starting_month IS 'First month of the 
 COMMENT ON COLUMN state_expected_agencies.supervision_reporting IS 'Supervision metrics only: COMBINED (agency reports the SUPERVISION_* key) or SUBSYSTEM (it reports PAROLE_*/PROBATION_*/... keys instead); NULL for other sectors.';
 
 -- The agencies expected for the derived calendar years of a metric (the cadence of derived rows: monthly
--- reporters), with the metric's measurement type and whether its year averages the months: what both build steps
--- join a year's aggregates to.
+-- reporters), with the metric's measurement type and whether it is a level (its year averages the months): what
+-- both build steps join a year's aggregates to.
 CREATE OR REPLACE MACRO state_derived_year_agencies() AS TABLE
-    SELECT e.*, d.measurement_type, state_year_averages_months(d.measurement_type, d.unit) AS averages_months
+    SELECT e.*, d.measurement_type, d.is_level
     FROM state_expected_agencies AS e
     JOIN metric_definitions AS d ON d.metric_key = e.metric_key
     WHERE e.frequency = state_reporting_frequency('ANNUAL', TRUE)
       AND e.starting_month = state_reporting_starting_month('ANNUAL', TRUE, NULL::DATE);
-COMMENT ON MACRO TABLE state_derived_year_agencies IS 'state_expected_agencies at the cadence of derived calendar-year rows (agencies reporting the metric monthly), with metric_definitions.measurement_type and averages_months (state_year_averages_months).';
+COMMENT ON MACRO TABLE state_derived_year_agencies IS 'state_expected_agencies at the cadence of derived calendar-year rows (agencies reporting the metric monthly), with metric_definitions.measurement_type and is_level.';

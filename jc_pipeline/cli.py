@@ -22,6 +22,16 @@ def _month(text: str) -> date:
         raise argparse.ArgumentTypeError(f"expected YYYY-MM, got {text!r}") from None
 
 
+def _seconds(text: str) -> float:
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = -1.0
+    if not 0 <= seconds < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a number of seconds (0 or more), got {text!r}")
+    return seconds
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="jc-pipeline", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -40,6 +50,9 @@ def _parser() -> argparse.ArgumentParser:
                      help="backfill from this month (YYYY-MM); alone: through the current month")
     run.add_argument("--to", dest="last", type=_month,
                      help="backfill up to this month (YYYY-MM); alone: from the first month with data")
+    run.add_argument("--settle", type=_seconds, default=0, metavar="SECONDS",
+                     help="leave files modified in the last SECONDS for the next run, as the nightly schedule does: "
+                          "they may still be arriving (for a run cron starts; docs/operations.md)")
 
     status = commands.add_parser("status", help="files, rejects, failing checks and coverage at a glance")
     status.add_argument("--data-dir")
@@ -107,7 +120,8 @@ def _run(args: argparse.Namespace, layout: DataLayout) -> None:
             f"no roster at {layout.roster}: create agencies.csv there (its columns: README.md, 'The contracts in "
             f"brief') or run `jc-pipeline demo-data`"
         )
-    summary = run_pipeline(layout, first=args.first, last=args.last, echo=lambda line: print(line, flush=True))
+    summary = run_pipeline(layout, first=args.first, last=args.last, settle_seconds=args.settle,
+                           echo=lambda line: print(line, flush=True))
     print(f"\n{len(summary.run_ids)} Dagster run(s) recorded; {len(summary.months)} period month(s) recomputed.")
     print(f"warehouse:           {layout.warehouse}   (duckdb -readonly {shlex.quote(str(layout.warehouse))})")
     print(f"state report:        {layout.reports / 'state' / 'index.html'}")

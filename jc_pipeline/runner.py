@@ -20,7 +20,7 @@ from typing import Any, Protocol
 import dagster as dg
 from filelock import FileLock, Timeout
 
-from jc_pipeline.defs.automation.jobs import LAUNCHED_BY_CLI, LAUNCHED_BY_TAG
+from jc_pipeline.defs.automation.jobs import LAUNCHED_BY_CLI, LAUNCHED_BY_TAG, ingest_run_config
 from jc_pipeline.defs.partitions import pending_range_tags, range_tags
 from jc_pipeline.instance.event_log import load_instance
 from jc_pipeline.lib import pending, validation
@@ -272,14 +272,16 @@ def run_pipeline(
     echo: Echo = print,
     launch: Launch = execute_in_process,
     run_config: Mapping[str, Any] | None = None,
+    settle_seconds: float = 0,
 ) -> RunSummary:
     """Ingest what is new, then roll up exactly the months it touched and those holding a failure the calendar has
     overturned (`validation.expired_verdicts`), or first..last as a backfill (`first` None: from the first month
     with data), then publish.
 
     `launch` runs one job; the default runs its steps in this process. `run_config` is merged over the quiet
-    console configuration (for example an executor's config when `launch` uses another executor). Runs left
-    unfinished by a `jc-pipeline run` that died are marked failed first (`end_orphaned_runs`)."""
+    console configuration (for example an executor's config when `launch` uses another executor). Files modified
+    in the last `settle_seconds` are left for the next run (`ingest_run_config`). Runs left unfinished by a
+    `jc-pipeline run` that died are marked failed first (`end_orphaned_runs`)."""
     instance = open_instance(layout)
     home = use_instance(layout)
     with _lease(home) as runner:
@@ -294,9 +296,9 @@ def run_pipeline(
         definitions = load_definitions(layout)
         summary = RunSummary()
 
-        def execute(job_name: str, tags: dict[str, str] | None = None) -> RunOutcome:
+        def execute(job_name: str, tags: dict[str, str] | None = None, **job_config: Any) -> RunOutcome:
             began = time.perf_counter()
-            outcome = launch(definitions, job_name, config, {**run_tags, **(tags or {})}, instance)
+            outcome = launch(definitions, job_name, {**config, **job_config}, {**run_tags, **(tags or {})}, instance)
             seconds = time.perf_counter() - began
             summary.seconds[job_name] = summary.seconds.get(job_name, 0.0) + seconds
             summary.run_ids.append(outcome.run_id)
@@ -311,13 +313,16 @@ def run_pipeline(
         # roll-up that usually follows then validates at once (a run with nothing new only wasted that core's time).
         validation.preload()
         echo("[1/3] ingest: reading new and changed inbox files")
-        ingested = _materialization_metadata(execute("ingest_job"), "source_files")
+        ingested = _materialization_metadata(execute("ingest_job", **ingest_run_config(settle_seconds)), "source_files")
         if ingested:
             echo(
                 f"      {ingested.get('files_new', 0)} new, {ingested.get('files_changed', 0)} changed, "
                 f"{ingested.get('files_unchanged', 0)} unchanged, "
                 f"{ingested.get('files_unreadable', 0)} unreadable file(s) ({summary.seconds['ingest_job']:.1f} s)"
             )
+            if ingested.get("files_arriving"):
+                echo(f"      {ingested['files_arriving']} file(s) modified in the last {settle_seconds:g} s may still be "
+                     f"arriving: left for the next run")
             if ingested.get("files_reread"):
                 echo(f"      {ingested['files_reread']} file(s) read again: the roster changed how their agency's "
                      f"files are read (fiscal year, settings, sectors or child agencies)")

@@ -6,7 +6,7 @@ import csv
 import io
 import os
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import duckdb
@@ -74,6 +74,14 @@ def csv_bytes(rows: Sequence[Sequence[object]]) -> bytes:
 def deliver_csv(data_dir: Path, agency: str, sector: str, name: str, rows: Sequence[Sequence[object]]) -> Path:
     path = inbox_path(data_dir, agency, sector, name)
     path.write_bytes(csv_bytes(rows))
+    return path
+
+
+def uploaded_ago(path: Path, seconds: float) -> Path:
+    """Give `path` the modification time of an upload that ended `seconds` ago (unattended runs leave files
+    modified more recently for the next run: test_ingest_arriving.py)."""
+    then = (datetime.now(UTC) - timedelta(seconds=seconds)).timestamp()
+    os.utime(path, (then, then))
     return path
 
 

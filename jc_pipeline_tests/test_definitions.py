@@ -11,6 +11,8 @@ import pytest
 from jc_pipeline.defs.ingest.sensors import changed_files, inbox_signatures
 from jc_pipeline.defs.normalize.checks import STRUCTURE_CHECK
 from jc_pipeline.lib import validation
+from jc_pipeline.lib.ingest.inbox import SETTLE_SECONDS
+from jc_pipeline_tests.ingest_support import uploaded_ago
 
 EXPECTED_ASSETS = {
     "metric_definitions",
@@ -111,6 +113,7 @@ def test_inbox_sensor_requests_one_ingest_run_per_change(defs, tmp_path):
     inbox = tmp_path / "inbox" / "A1" / "JAILS"
     inbox.mkdir(parents=True)
     (inbox / "2024.csv").write_text("year,month,value\n2024,1,5\n")
+    uploaded_ago(inbox / "2024.csv", SETTLE_SECONDS + 1)  # an upload that has ended (test_ingest_arriving.py)
     from jc_pipeline.defs.resources import WarehouseResource
 
     with dg.instance_for_test() as instance:

@@ -19,8 +19,10 @@ from jc_pipeline.defs.automation.jobs import LAUNCHED_BY_CLI, LAUNCHED_BY_TAG
 from jc_pipeline.defs.partitions import pending_range_tags
 from jc_pipeline.defs.resources import WarehouseResource
 from jc_pipeline.lib import pending
+from jc_pipeline.lib.ingest.inbox import SETTLE_SECONDS
 from jc_pipeline.lib.paths import DataLayout
 from jc_pipeline.lib.periods import contiguous_ranges
+from jc_pipeline_tests.ingest_support import uploaded_ago
 from jc_pipeline_tests.test_operations_support import add_late_correction, copy_state, demo_template
 
 NEW_YORK = ZoneInfo("America/New_York")
@@ -162,6 +164,9 @@ def test_months_an_earlier_ingest_left_pending_are_rolled_up_after_the_next_inge
 
 def test_sensor_chain_runs_exactly_the_touched_periods(tmp_path_factory, tmp_path, monkeypatch):
     data = copy_state(demo_template(tmp_path_factory), tmp_path / "data")
+    for path in (data / "inbox").rglob("*"):  # uploads that ended before the first tick, in their order
+        if path.is_file():
+            os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns - (SETTLE_SECONDS + 60) * 10**9))
     monkeypatch.setenv("JC_DATA_DIR", str(data))
     from jc_pipeline.definitions import defs as load
 
@@ -182,7 +187,8 @@ def test_sensor_chain_runs_exactly_the_touched_periods(tmp_path_factory, tmp_pat
 
         def run(job_name, request=None, extra_tags=None):
             tags = {**(request.tags if request else {}), **(extra_tags or {})}
-            result = definitions.resolve_job_def(job_name).execute_in_process(instance=instance, tags=tags)
+            result = definitions.resolve_job_def(job_name).execute_in_process(
+                instance=instance, tags=tags, run_config=request.run_config if request else None)
             assert result.success
             return result
 
@@ -277,12 +283,12 @@ def test_sensor_chain_runs_exactly_the_touched_periods(tmp_path_factory, tmp_pat
         # 5. Two late corrections to old months, ingested before the roll-up sensor ticks: both months, nothing else.
         agency = next(row["agency_id"] for row in csv.DictReader((data / "agencies.csv").open())
                       if "LAW_ENFORCEMENT" in row["sectors"].split(";") and not row["superagency_id"])
-        add_late_correction(data, agency, 2025, 3, 11111)
+        uploaded_ago(add_late_correction(data, agency, 2025, 3, 11111), SETTLE_SECONDS + 1)
         corrected = tick(inbox_sensor, cursor)
         (correction_request,) = corrected.run_requests
         assert correction_request.tags["jc/changed_files"] == "1"
         run("ingest_job", correction_request)
-        add_late_correction(data, agency, 2025, 5, 22222)
+        uploaded_ago(add_late_correction(data, agency, 2025, 5, 22222), SETTLE_SECONDS + 1)
         second = tick(inbox_sensor, corrected.cursor)
         run("ingest_job", second.run_requests[0])
         late = tick(touched_sensor, idle.cursor)
@@ -305,6 +311,7 @@ def test_sensor_chain_runs_exactly_the_touched_periods(tmp_path_factory, tmp_pat
         # 7. A delivery touching no period (unreadable) rolls nothing up, but is published for the reports that night.
         broken = data / "inbox" / agency / "LAW_ENFORCEMENT" / "broken.xlsx"
         broken.write_bytes(b"not a workbook")
+        uploaded_ago(broken, SETTLE_SECONDS + 1)
         run("ingest_job", tick(inbox_sensor, second.cursor).run_requests[0])
         (publish_request,) = tick(touched_sensor, left.cursor).run_requests
         assert publish_request.job_name == "publish_job"

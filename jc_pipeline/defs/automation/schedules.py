@@ -5,7 +5,7 @@ from zoneinfo import ZoneInfo
 
 import dagster as dg
 
-from jc_pipeline.defs.automation.jobs import ingest_job
+from jc_pipeline.defs.automation.jobs import ingest_job, ingest_run_config
 from jc_pipeline.lib.state_clock import state_timezone
 
 #: The state's time zone; nightly runs start at 02:00 local time.
@@ -32,9 +32,10 @@ def nightly_ingest_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequ
     """Every night at 02:00 (state time): ingest whatever arrived; the touched-periods sensor then rolls up the
     months those files touched and the warehouse is republished before the morning. The run key is the local date
     of the tick (on the spring-forward night the tick comes at 03:00, still once per local day), so a replayed or
-    doubled tick never launches a second run for the same night."""
+    doubled tick never launches a second run for the same night. Files modified in the last two minutes may still
+    be arriving and wait for the next run (`ingest_run_config`)."""
     zone = ZoneInfo(STATE_TIMEZONE)
     scheduled = context.scheduled_execution_time
     tick = scheduled.astimezone(zone) if scheduled is not None else datetime.now(zone)  # None only in ad-hoc previews
     night = tick.strftime("%Y-%m-%d")
-    return dg.RunRequest(run_key=f"nightly-{night}", tags={"jc/nightly": night})
+    return dg.RunRequest(run_key=f"nightly-{night}", tags={"jc/nightly": night}, run_config=ingest_run_config())

@@ -7,6 +7,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
 
 import dagster as dg
+from pydantic import Field
 
 from jc_pipeline.defs.automation.schedules import NIGHTLY_FRESHNESS
 from jc_pipeline.defs.resources import WAREHOUSE_POOL, WarehouseResource
@@ -16,6 +17,17 @@ _COMMON = {"group_name": "ingest", "kinds": {"duckdb", "polars"}}
 PROGRESS_SECONDS = 15
 #: Set to 1 to hash every inbox file, trusting no remembered stat (docs/decisions.md).
 REHASH_VARIABLE = "JC_INGEST_REHASH"
+
+
+class IngestConfig(dg.Config):
+    """What an ingest reads."""
+
+    settle_seconds: float = Field(
+        default=0,
+        description="Leave files modified less than this many seconds ago for the next run: they may still be "
+                    "arriving (an upload writing its final name directly). The nightly schedule and the inbox sensor "
+                    "set it; a run started by hand reads everything.",
+    )
 
 
 @dg.multi_asset(
@@ -39,9 +51,11 @@ REHASH_VARIABLE = "JC_INGEST_REHASH"
     ],
     pool=WAREHOUSE_POOL,
 )
-def inbox_files(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> Iterator[dg.MaterializeResult]:
+def inbox_files(context: dg.AssetExecutionContext, config: IngestConfig,
+                warehouse: WarehouseResource) -> Iterator[dg.MaterializeResult]:
     """Read only the files whose sha256 the store has not seen, and record them batch by batch, each batch in
-    one short transaction. Files whose size, mtime and ctime are as when last hashed are not even hashed."""
+    one short transaction. Files whose size, mtime and ctime are as when last hashed are not even hashed; files
+    modified within the last `settle_seconds` (config) are left for the next run."""
     registry, roster = warehouse.registry(), warehouse.roster()
     store = warehouse.store()
     with store.connect() as con:
@@ -77,7 +91,7 @@ def inbox_files(context: dg.AssetExecutionContext, warehouse: WarehouseResource)
         writing: Future[ingest.IngestReport] | None = None
         for read in ingest.read_inbox_batches(
             warehouse.layout.root, known, roster, registry, now=datetime.now(UTC), progress=log_progress,
-            seen=seen, rereads=rereads,
+            seen=seen, rereads=rereads, settle_seconds=config.settle_seconds,
         ):
             if writing is not None:
                 reports.append(writing.result())
@@ -100,6 +114,7 @@ def inbox_files(context: dg.AssetExecutionContext, warehouse: WarehouseResource)
             "files_unchanged": report.files_unchanged,
             "files_unreadable": report.files_unreadable,
             "files_reread": report.files_reread,
+            "files_arriving": report.files_arriving,
             "touched_months": dg.MetadataValue.json(touched),
         },
     )

@@ -3,7 +3,7 @@
 import hashlib
 import json
 from collections.abc import Mapping
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import dagster as dg
@@ -12,13 +12,14 @@ from jc_pipeline.defs.automation.jobs import (
     LAUNCHED_BY_CLI,
     LAUNCHED_BY_TAG,
     ingest_job,
+    ingest_run_config,
     publish_job,
     rollup_job,
 )
 from jc_pipeline.defs.partitions import pending_range_tags
 from jc_pipeline.defs.resources import WarehouseResource
 from jc_pipeline.lib import validation
-from jc_pipeline.lib.ingest.inbox import INBOX, scan_inbox
+from jc_pipeline.lib.ingest.inbox import INBOX, SETTLE_SECONDS, scan_inbox, still_arriving
 from jc_pipeline.lib.state_clock import state_today
 
 SOURCE_FILES = dg.AssetKey("source_files")
@@ -27,13 +28,15 @@ SOURCE_FILES = dg.AssetKey("source_files")
 _EVENTS_PER_TICK = 500
 
 
-def inbox_signatures(inbox: Path) -> dict[str, str]:
+def inbox_signatures(inbox: Path, settle_seconds: float = 0) -> dict[str, str]:
     """`agency/SECTOR/.../file` -> "size:mtime_ns:ctime_ns" for every file ingest would look at (sub-folders
-    included, symlinks left to ingest to report): cheap to take every minute; only files whose signature moved are
-    hashed. `inbox` is `<data_dir>/inbox`."""
+    included, symlinks left to ingest to report) but those modified in the last `settle_seconds`, which may still be
+    arriving: cheap to take every minute; only files whose signature moved are hashed. `inbox` is
+    `<data_dir>/inbox`."""
     prefix = len(INBOX) + 1
+    arriving = still_arriving(datetime.now(UTC), settle_seconds)
     return {file.path[prefix:]: "{}:{}:{}".format(*file.signature)
-            for file in scan_inbox(inbox.parent) if not file.is_symlink}
+            for file in scan_inbox(inbox.parent) if not file.is_symlink and not arriving(file)}
 
 
 def changed_files(previous: Mapping[str, str], current: Mapping[str, str]) -> list[str]:
@@ -63,16 +66,19 @@ def _parse_cursor(cursor: str | None) -> dict[str, dict[str, str]]:
     job=ingest_job,
     minimum_interval_seconds=60,
     default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Every minute: starts the ingest when a file under inbox/ has new or changed content. A file touched "
-                "but unchanged starts nothing; a deleted file is forgotten, and what it delivered stays loaded.",
+    description="Every minute: starts the ingest when a file under inbox/ has new or changed content and has not "
+                "been modified for two minutes (an upload may still be writing it). A file touched but unchanged "
+                "starts nothing; a deleted file is forgotten, and what it delivered stays loaded.",
 )
 def inbox_sensor(context: dg.SensorEvaluationContext, warehouse: WarehouseResource) -> dg.SensorResult:
     """Launches `ingest_job` when the content of a file under inbox/ is new or changed (cursor: size, mtime and
     sha256 per file; only files whose size, mtime or ctime moved are re-hashed, and a touched but identical file
-    launches nothing). Deleted files are forgotten; the warehouse keeps what they delivered."""
+    launches nothing). A file modified in the last `SETTLE_SECONDS` may still be arriving: it stays out of the cursor,
+    so a later tick sees it as new, and the run leaves such files for the next (`ingest_run_config`). Deleted files
+    are forgotten; the warehouse keeps what they delivered."""
     inbox = warehouse.layout.inbox
     previous = _parse_cursor(context.cursor)
-    signatures = inbox_signatures(inbox)
+    signatures = inbox_signatures(inbox, SETTLE_SECONDS)
     current: dict[str, dict[str, str]] = {}
     changed: dict[str, list[str | None]] = {}
     for path, signature in signatures.items():
@@ -95,7 +101,8 @@ def inbox_sensor(context: dg.SensorEvaluationContext, warehouse: WarehouseResour
     # while a tick evaluated again over the same cursor asks for the same run.
     run_key = hashlib.sha256(json.dumps(changed, sort_keys=True).encode()).hexdigest()[:20]
     return dg.SensorResult(
-        run_requests=[dg.RunRequest(run_key=run_key, tags={"jc/changed_files": str(len(changed))})],
+        run_requests=[dg.RunRequest(run_key=run_key, tags={"jc/changed_files": str(len(changed))},
+                                    run_config=ingest_run_config())],
         cursor=cursor,
     )
 

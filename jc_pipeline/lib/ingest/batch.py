@@ -31,7 +31,7 @@ import polars as pl
 from jc_pipeline.lib.calamine import WorkbookReader
 from jc_pipeline.lib.ingest.context import UploadContext, upload_context
 from jc_pipeline.lib.ingest.csv_groups import PlainCsv, parse_group, plain_csv
-from jc_pipeline.lib.ingest.inbox import InboxFile, fingerprint, scan_inbox
+from jc_pipeline.lib.ingest.inbox import InboxFile, fingerprint, scan_inbox, still_arriving
 from jc_pipeline.lib.ingest.layout import CATEGORY, ROLES, SheetFinding, SheetPlan, plan_sheet
 from jc_pipeline.lib.ingest.normalize import FINDING_SCHEMA, by_position, fmt, normalize
 from jc_pipeline.lib.ingest.readers import (
@@ -97,6 +97,7 @@ class IngestBatch:
     datapoints: pl.DataFrame
     files_unchanged: int
     file_stats: pl.DataFrame
+    files_arriving: int = 0
 
 
 def parse_inbox(data_dir: Path, known: Mapping[str, str], roster: Roster, registry: Registry, *, now: datetime,
@@ -130,6 +131,7 @@ class ReadBatch:
 
     parser: _Parser
     unchanged: int
+    arriving: int = 0
 
     @property
     def paths(self) -> list[str]:
@@ -138,14 +140,14 @@ class ReadBatch:
 
     def normalize(self) -> IngestBatch:
         """Check and convert the batch's rows (see :mod:`normalize`); the parser is spent afterwards."""
-        return self.parser.finish(self.unchanged)
+        return self.parser.finish(self.unchanged, self.arriving)
 
 
 def read_inbox_batches(data_dir: Path, known: Mapping[str, str], roster: Roster, registry: Registry, *,
                        now: datetime, progress: Callable[[int, int], None] | None = None,
                        batch_bytes: int | None = BATCH_BYTES,
                        seen: Mapping[str, tuple[int, int, int, str]] | None = None,
-                       rereads: Mapping[str, str] | None = None) -> Iterator[ReadBatch]:
+                       rereads: Mapping[str, str] | None = None, settle_seconds: float = 0) -> Iterator[ReadBatch]:
     """Every inbox file whose sha256 differs from ``known[path]``, read in batches of about ``batch_bytes`` of new
     files (None: one batch), each to be normalized on its own (:meth:`ReadBatch.normalize`).
 
@@ -158,7 +160,12 @@ def read_inbox_batches(data_dir: Path, known: Mapping[str, str], roster: Roster,
 
     ``rereads``: {path: sha256} from :func:`store.files_to_reread` (paths left out of ``known``): a file still
     holding that version is read again in place (change :data:`REREAD`), one holding another is a changed file.
+
+    ``settle_seconds``: a file modified less than this long before ``now`` may still be arriving (an upload that
+    writes its final name directly): it is left out, for the next run, and counted in the first batch's
+    ``arriving`` (:func:`inbox.still_arriving`).
     """
+    arriving = still_arriving(now, settle_seconds)
     now = now.astimezone(UTC).replace(tzinfo=None) if now.tzinfo else now
     seen, rereads = seen or {}, rereads or {}
     settled = time.time_ns() - STAT_SETTLE_NS
@@ -170,9 +177,12 @@ def read_inbox_batches(data_dir: Path, known: Mapping[str, str], roster: Roster,
     def new_parser() -> _Parser:
         return _Parser(roster, registry, now, native.for_next_batch())
 
-    parser, unchanged, read = new_parser(), 0, 0
+    parser, unchanged, read, waiting = new_parser(), 0, 0, 0
     inbox = []
     for file in scanned:
+        if arriving(file):
+            waiting += 1
+            continue
         remembered = seen.get(file.path)
         # The remembered hash is still the file's (its stat did not move): unchanged unless the mapping changed.
         if (remembered is not None and remembered[:3] == file.signature
@@ -184,8 +194,8 @@ def read_inbox_batches(data_dir: Path, known: Mapping[str, str], roster: Roster,
     with WorkbookReader() as workbooks:
         for done, fetched in enumerate(_read_ahead(inbox, known, native, workbooks), start=unchanged + 1):
             if batch_bytes is not None and read >= batch_bytes:
-                yield ReadBatch(parser, unchanged)
-                parser, unchanged, read = new_parser(), 0, 0
+                yield ReadBatch(parser, unchanged, waiting)
+                parser, unchanged, read, waiting = new_parser(), 0, 0, 0
             if fetched is None:  # deleted or moved away since the scan: no longer delivered
                 continue
             file, sha = fetched.file, fetched.sha
@@ -207,7 +217,7 @@ def read_inbox_batches(data_dir: Path, known: Mapping[str, str], roster: Roster,
                 progress(done, len(scanned))
     if progress is not None and not inbox:
         progress(unchanged, len(scanned))
-    yield ReadBatch(parser, unchanged)
+    yield ReadBatch(parser, unchanged, waiting)
 
 
 class _Route(Enum):
@@ -416,7 +426,7 @@ class _Parser:
             self.contexts[key] = upload_context(self.roster, self.registry, file.agency_id, file.sector)
         return self.contexts[key]
 
-    def finish(self, unchanged: int) -> IngestBatch:
+    def finish(self, unchanged: int, arriving: int) -> IngestBatch:
         self._flush_csvs()
         files = pl.DataFrame(self.files, schema=FILE_SCHEMA, orient="row")
         sheets = pl.DataFrame(self.sheets, schema=_SHEET_SCHEMA, orient="row")
@@ -434,6 +444,7 @@ class _Parser:
             datapoints=by_position(result.datapoints, paths, "file_idx").drop("file_idx"),
             files_unchanged=unchanged,
             file_stats=pl.DataFrame(self.file_stats, schema=FILE_STAT_SCHEMA, orient="row"),
+            files_arriving=arriving,
         )
 
 

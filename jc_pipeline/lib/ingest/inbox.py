@@ -8,8 +8,12 @@ Decisions:
   deliveries and are skipped, as are hidden folders; so are names ending like an upload or download still in
   progress (``.filepart`` of WinSCP, ``.part``, ``.partial``, ``.crdownload``, ``.download``, ``.tmp``), which the
   client renames once the file is whole. Recorded, such a file stayed UNREADABLE on the agency's feedback after its
-  upload ended. (A client that writes the final name directly cannot be told apart from a finished file: its
-  half-written file is read, and read again once it changes.)
+  upload ended.
+* A client that writes the final name directly cannot be told apart from a finished file by its name, only by its
+  modification time: the runs nobody watches (the nightly schedule, the inbox sensor, ``jc-pipeline run --settle``
+  from cron) leave a file modified in the last :data:`SETTLE_SECONDS` for the next run (:func:`still_arriving`),
+  where a half-written ``april.csv`` was read, counted and published that night. A run started by hand reads
+  everything: whoever starts it has just put the files there.
 * Symbolic links are never followed, file or folder: they are reported (as unreadable) so nobody wonders why
   the data did not arrive, but the bytes behind them are never read. Files are opened with ``O_NOFOLLOW``, so
   a file swapped for a symlink between the scan and the read is refused too (``ELOOP``).
@@ -25,6 +29,7 @@ import errno
 import hashlib
 import os
 import stat as stat_module
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import NamedTuple
@@ -34,6 +39,9 @@ INBOX = "inbox"
 IN_MEMORY_LIMIT = 16 * 1024 * 1024
 _SKIPPED_PREFIXES = (".", "~$")
 _SKIPPED_SUFFIXES = (".filepart", ".part", ".partial", ".crdownload", ".download", ".tmp")
+#: How long a file must have stood unmodified before an unattended run reads it: an upload still writing touches
+#: it every few seconds; two minutes is far longer than a stalled network write keeps its connection quiet.
+SETTLE_SECONDS = 120
 
 
 class InboxFile(NamedTuple):
@@ -98,6 +106,16 @@ def _scan(folder: str, relative: str, depth: int, owner: tuple[str | None, str |
             agency, sector = owner if depth > 2 else (None, None)
             found.append(InboxFile(here, entry.path, agency, sector, 0 if is_symlink else stat.st_size,
                                    stat.st_mtime, stat.st_mtime_ns, stat.st_ctime_ns, is_symlink))
+
+
+def still_arriving(now: datetime, settle_seconds: float) -> Callable[[InboxFile], bool]:
+    """Whether a file was modified less than ``settle_seconds`` before ``now`` (naive: UTC), so it may still be
+    arriving. A modification time further ahead than that is no write in progress (writes stamp the current
+    time; a client restoring the sender's times from a clock ahead of ours does that) and does not hold the file."""
+    if settle_seconds <= 0:
+        return lambda file: False
+    instant = (now if now.tzinfo else now.replace(tzinfo=UTC)).timestamp()
+    return lambda file: abs(file.mtime - instant) < settle_seconds
 
 
 def fingerprint(file: InboxFile) -> tuple[str, bytes | None]:

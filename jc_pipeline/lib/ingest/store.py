@@ -86,6 +86,7 @@ class IngestReport:
     files_unchanged: int
     files_unreadable: int
     files_reread: int
+    files_arriving: int
     rows_total: int
     rows_loaded: int
     rows_rejected: int
@@ -96,8 +97,8 @@ class IngestReport:
                             *(getattr(self, f) + getattr(other, f) for f in _COUNTS))
 
 
-_COUNTS = ("files_new", "files_changed", "files_unchanged", "files_unreadable", "files_reread", "rows_total",
-           "rows_loaded", "rows_rejected")
+_COUNTS = ("files_new", "files_changed", "files_unchanged", "files_unreadable", "files_reread", "files_arriving",
+           "rows_total", "rows_loaded", "rows_rejected")
 
 
 def _sql(name: str) -> str:
@@ -329,6 +330,7 @@ def write_batch(con: duckdb.DuckDBPyConnection, batch: IngestBatch) -> IngestRep
         files_unchanged=batch.files_unchanged,
         files_unreadable=files.filter(pl.col("status") == UNREADABLE).height,
         files_reread=files.filter(pl.col("change") == REREAD).height,
+        files_arriving=batch.files_arriving,
         rows_total=int(files["rows_total"].sum()),
         rows_loaded=int(files["rows_loaded"].sum()),
         rows_rejected=int(files["rows_rejected"].sum()),

@@ -8,13 +8,14 @@ from jc_pipeline.lib.paths import DataLayout
 from jc_pipeline.lib.warehouse import open_published
 
 _SECTIONS = {
-    "files": """
+    "files (the latest version of each)": """
         SELECT status, count(*) AS files, sum(rows_total) AS rows, sum(rows_loaded) AS loaded,
                sum(rows_rejected) AS rejected
-        FROM source_files GROUP BY status ORDER BY status""",
-    "ingest findings": """
-        SELECT severity, rule, count(*) AS findings FROM rejected_rows
-        GROUP BY ALL ORDER BY severity, findings DESC LIMIT 15""",
+        FROM current_source_files GROUP BY status ORDER BY status""",
+    "ingest findings (in those versions)": """
+        SELECT r.severity, r.rule, count(*) AS findings
+        FROM rejected_rows AS r JOIN current_source_files AS f USING (file_id)
+        GROUP BY ALL ORDER BY r.severity, findings DESC LIMIT 15""",
     "failing checks": """
         SELECT severity, check_name, count(*) AS groups, count(DISTINCT agency_id) AS agencies
         FROM validation_results WHERE NOT passed GROUP BY ALL ORDER BY severity, groups DESC""",

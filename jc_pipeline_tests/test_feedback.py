@@ -12,10 +12,11 @@ import fastexcel
 import polars as pl
 import pytest
 
-from jc_pipeline.lib import child_process, feedback
+from jc_pipeline.lib import child_process, feedback, state
 from jc_pipeline.lib.ingest.rules import RULES as INGEST_RULES
 from jc_pipeline.lib.page_digests import PageDigests
 from jc_pipeline.lib.validation.report import UNASSIGNED
+from jc_pipeline_tests.ingest_support import Warehouse, csv_bytes, deliver_csv
 from jc_pipeline_tests.report_support import FILE_PATH, GENERATED_AT, REJECTS, Page, build_report_state
 
 
@@ -331,3 +332,32 @@ def test_a_helper_process_that_dies_costs_no_file(written, tmp_path, monkeypatch
     feedback.write_agency_feedback(con, tmp_path / "helped", generated_at=GENERATED_AT)
     assert sorted(here) == sorted(alone)  # this process wrote every agency itself
     assert _files(tmp_path / "helped") == _files(tmp_path / "alone")
+
+
+def test_a_corrected_file_clears_the_rows_its_earlier_version_had_to_fix(tmp_path):
+    """An agency fixes the rejected rows and sends the file again under its name: the feedback (and the data-quality
+    report, which reads the same findings) no longer asks it to fix the earlier version's rows, which source_files
+    and rejected_rows keep as history; a file sent under another name keeps its own."""
+    w = Warehouse(tmp_path)
+    path = deliver_csv(w.data_dir, "le", "LAW_ENFORCEMENT", "arrests.csv",
+                       [["year", "month", "value"], [2024, 1, 7], [2024, 2, "seven"]])
+    other = deliver_csv(w.data_dir, "le", "LAW_ENFORCEMENT", "2023/arrests.csv",
+                        [["year", "month", "value"], [2023, 1, "n/a"]])
+    w.ingest()
+    state.ensure_schema(w.con)
+    state.apply_views(w.con)  # the missing periods the feedback lists beside its findings
+
+    def to_fix() -> list[tuple[str, str]]:
+        result = feedback.write_agency_feedback(w.con, tmp_path / "agencies", generated_at=GENERATED_AT)
+        rows = sheet(result["le"].xlsx, "To fix").filter(pl.col("Kind") == "File row")
+        return sorted(rows.select("File", "Value").rows())
+
+    assert to_fix() == [(f"inbox/le/LAW_ENFORCEMENT/{name}", value)
+                        for name, value in (("2023/arrests.csv", "n/a"), ("arrests.csv", "seven"))]
+    path.write_bytes(csv_bytes([["year", "month", "value"], [2024, 1, 7], [2024, 2, 8]]))
+    w.ingest()
+    assert to_fix() == [("inbox/le/LAW_ENFORCEMENT/2023/arrests.csv", "n/a")]
+    assert w.con.execute("SELECT count(*) FROM rejected_rows").fetchall() == [(2,)]  # the history stays
+    assert w.con.execute("SELECT count(*), count(DISTINCT path) FROM source_files").fetchall() == [(3, 2)]
+    assert other.exists()
+    w.close()

@@ -130,7 +130,8 @@ def test_status_shows_runs_files_checks_and_coverage(tmp_path_factory):
     result = jc("status", data_dir=data, dagster_home=data / "pipeline" / "dagster_home")
     assert result.returncode == 0, result.stderr
     out = result.stdout
-    for section in ("recent runs", "files:", "ingest findings:", "failing checks:", "coverage"):
+    for section in ("recent runs", "files (the latest version of each):", "ingest findings (in those versions):",
+                    "failing checks:", "coverage"):
         assert section in out
     for job in ("ingest_job", "rollup_job", "publish_job"):
         assert job in out

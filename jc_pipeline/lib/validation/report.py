@@ -56,7 +56,7 @@ ORDER BY v.agency_id, v.severity, v.check_name, v.metric_key, v.period_start, f.
 REJECTS_SQL = """
 SELECT f.agency_id, r.rule, r.severity, f.path, r.sheet, r.row_number, r.column_name, r.raw_value, r.message
 FROM rejected_rows AS r
-LEFT JOIN source_files AS f ON f.file_id = r.file_id
+JOIN current_source_files AS f ON f.file_id = r.file_id  -- a replaced version's rows are no longer to fix
 ORDER BY f.agency_id, r.severity, f.path, r.sheet, r.row_number
 """
 

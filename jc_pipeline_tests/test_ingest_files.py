@@ -88,6 +88,27 @@ def test_sheet_level_column_errors_reject_every_row(warehouse):
     assert files(warehouse)["use_of_force.csv"] == ("INGESTED", 1, 1, 0)
 
 
+def test_a_row_rejected_for_an_unexpected_column_quotes_its_own_cell_there(warehouse):
+    """F6 rejects every row of the sheet; each finding names the column and carries that row's cell (the value the
+    agency must move or delete), in CSV files and workbooks alike, also with two such columns."""
+    header = ["year", "month", "value", "force_type", "notes"]
+    body = [[2023, 1, 4, "Physical", ""], [2023, 2, 5, " ALL ", "late"], [2023, 3, 6, None, None]]
+    deliver_csv(warehouse.data_dir, "le", "LAW_ENFORCEMENT", "arrests.csv", [header, *body])
+    deliver_xlsx(warehouse.data_dir, "le", "LAW_ENFORCEMENT", "book.xlsx", {"arrests": [header, *body]})
+    warehouse.ingest()
+    quoted = warehouse.con.execute("""
+        SELECT r.sheet, r.row_number, r.column_name, r.raw_value FROM rejected_rows AS r
+        WHERE r.rule = 'F6' ORDER BY ALL""").fetchall()
+    cells = [(row, column, value) for row, cells in enumerate(body, start=2)
+             for column, value in zip(header[3:], cells[3:], strict=True)]
+    expected = {(row, column, None if value in ("", None) else value.strip() if isinstance(value, str) else value)
+                for row, column, value in cells}
+    for sheet in ("arrests.csv", "arrests"):
+        got = {(row, column, None if value in ("", None) else value.strip()) for s, row, column, value in quoted
+               if s == sheet}
+        assert got == expected, sheet
+
+
 def test_template_hint_rows_and_blank_rows(warehouse):
     deliver_xlsx(warehouse.data_dir, "le", "LAW_ENFORCEMENT", "t.xlsx", {
         "arrests_by_type": [["year", "month", "offense_type", "value"],

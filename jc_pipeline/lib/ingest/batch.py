@@ -40,7 +40,7 @@ from jc_pipeline.lib.ingest.readers import (
     Unreadable,
     read_file,
 )
-from jc_pipeline.lib.ingest.rows import RowCollector
+from jc_pipeline.lib.ingest.rows import EXTRAS, EXTRAS_TYPE, RowCollector
 from jc_pipeline.lib.registry import Registry
 from jc_pipeline.lib.roster import Roster
 
@@ -77,7 +77,7 @@ _SHEET_SCHEMA = {
     "valid_metrics": pl.String, **{f"col_{role}": pl.String for role in ROLES},
 }
 _SHEET_FINDING_SCHEMA = {"sheet_idx": pl.Int64, "rule": pl.String, "column_name": pl.String,
-                         "raw_value": pl.String, "message": pl.String}
+                         "raw_value": pl.String, "message": pl.String, "extra": pl.Int64}
 
 
 @dataclass(frozen=True)
@@ -394,6 +394,7 @@ class _Parser:
                 **{role: pl.col(columns[index]) for role, index in roles},
                 extra=pl.any_horizontal(pl.col(columns[i]).str.strip_chars().str.len_bytes() > 0 for i in extras
                                         ).fill_null(False) if extras else pl.lit(False),
+                **({EXTRAS: pl.concat_list(pl.col(columns[i]) for i in extras).cast(EXTRAS_TYPE)} if extras else {}),
             ))
 
     def _add_sheet(self, file_idx: int, header_row: int, plan: SheetPlan, context: UploadContext) -> int:
@@ -475,7 +476,7 @@ def _describe_sheet(plan: SheetPlan, context: UploadContext) -> tuple:
 
 
 def _sheet_finding_row(sheet_idx: int, finding: SheetFinding) -> tuple:
-    return sheet_idx, finding.rule, finding.column, finding.raw_value, finding.message
+    return sheet_idx, finding.rule, finding.column, finding.raw_value, finding.message, finding.extra
 
 
 def _with_status(files: pl.DataFrame, counts: pl.DataFrame, findings: pl.DataFrame) -> pl.DataFrame:

@@ -47,12 +47,14 @@ def normalize_header(cell: str | None) -> str | None:
 
 @dataclass(frozen=True)
 class SheetFinding:
-    """A sheet-level finding; for errors it is repeated on every data row of the sheet."""
+    """A sheet-level finding; for errors it is repeated on every data row of the sheet, with the row's cell of the
+    ``extra``-th of the plan's extra columns as its value when the finding is about that column."""
 
     rule: str
     column: str | None
     raw_value: str | None
     message: str
+    extra: int | None = None
 
 
 @dataclass
@@ -199,11 +201,11 @@ def _check_month(plan: SheetPlan, has_data: list[bool], sheet: str) -> None:
 
 
 def _check_unexpected(plan: SheetPlan, headers: _Headers, has_data: list[bool], expected: str) -> None:
-    for index in plan.extra_columns:
+    for position, index in enumerate(plan.extra_columns):
         if has_data[index] and not any(f.rule == "F7" and f.column == headers.raw[index] for f in plan.errors):
             plan.errors.append(SheetFinding("F6", headers.raw[index], None, (
                 f"Unexpected '{headers.raw[index]}' column on sheet '{plan.name}': the columns here are {expected}; "
-                f"delete the column or move its data to the sheet where it belongs")))
+                f"delete the column or move its data to the sheet where it belongs"), extra=position))
 
 
 def _expected_list(expected: dict[str, tuple[str, ...]], month: bool) -> str:

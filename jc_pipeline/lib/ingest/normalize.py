@@ -25,6 +25,7 @@ from jc_pipeline.lib.ingest import lookups
 from jc_pipeline.lib.ingest.categories import AMBIGUOUS, LEGACY, OK, TOTAL, category_lookup, label_key, \
     load_tables, valid_labels
 from jc_pipeline.lib.ingest.layout import ROLES
+from jc_pipeline.lib.ingest.rows import EXTRAS
 from jc_pipeline.lib.ingest.rules import RULES
 from jc_pipeline.lib.ingest.values import parse_month, parse_value, parse_year, plain_number, plain_problem
 from jc_pipeline.lib.periods import FIRST_PERIOD
@@ -77,6 +78,7 @@ def normalize(rows: pl.DataFrame, sheets: pl.DataFrame, sheet_findings: pl.DataF
     # cannot match (no rejected row, no duplicate, ...) are left out, checked on the frames in hand.
     labels = sheets.lazy().select(_LABEL_COLUMNS)
     findings = _sheet_level_findings(rows.lazy().join(labels, on="sheet_idx"), sheets, sheet_findings)
+    rows = rows.drop(EXTRAS, strict=False)  # quoted by F6 only
     live = _resolve(rows.filter(~pl.col("has_errors")), roster, registry, now)
     rejected_rows = live.filter(pl.col("rejected"))  # every row finding is about one of these (usually few)
     if rejected_rows.height:
@@ -147,8 +149,13 @@ def _sheet_level_findings(rows: pl.LazyFrame, sheets: pl.DataFrame, sheet_findin
     errors, warnings = (with_severity.filter(pl.col("severity") == severity) for severity in ("ERROR", "WARNING"))
     frames = []
     if errors.height:
-        frames.append(rows.filter(pl.col("has_errors")).select("sheet_idx", "file_idx", "sheet", "row_number").join(
-            errors.lazy(), on="sheet_idx"))
+        # A finding about a column without a role quotes the row's own cell there (F6), the others their value.
+        quoted = EXTRAS in rows.collect_schema()
+        frames.append(rows.filter(pl.col("has_errors")).select(
+            "sheet_idx", "file_idx", "sheet", "row_number", *([EXTRAS] if quoted else [])).join(
+            errors.lazy(), on="sheet_idx").with_columns(raw_value=pl.when(pl.col("extra").is_not_null()).then(
+                pl.col(EXTRAS).list.get(pl.col("extra"), null_on_oob=True)).otherwise(pl.col("raw_value"))
+            if quoted else pl.col("raw_value")))
     if warnings.height:  # written once, on the header row, for sheets with data rows and no sheet-level error
         with_data = rows.select("sheet_idx").unique()
         frames.append(sheets.lazy().filter(~pl.col("has_errors")).join(with_data, on="sheet_idx").select(

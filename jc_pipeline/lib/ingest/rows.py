@@ -7,7 +7,8 @@ sheets share one batch, :class:`readers.RawSheet`); :meth:`RowCollector.build` t
 batches end to end once, and takes each role of the sheets that share roles and extra columns (one sheet kind of
 many agencies) in one Arrow take, row numbers and sheet indexes computed for all at once. ``extra`` marks rows with
 data in a column that has a header but no role, so such rows count as data rows (and are rejected with the sheet's
-F6) instead of vanishing as blank.
+F6) instead of vanishing as blank; the cells of those columns come along as ``extras`` (a list per row, in the
+plan's ``extra_columns`` order), only when some sheet has such columns, so that each F6 row quotes its own cell.
 """
 
 from __future__ import annotations
@@ -24,6 +25,9 @@ from jc_pipeline.lib.ingest.readers import RawSheet
 
 ROW_SCHEMA = {"sheet_idx": pl.Int64, "row_number": pl.Int64, **{role: pl.String for role in ROLES},
               "extra": pl.Boolean}
+#: The column of the cells without a role, present only when a sheet of the batch has such columns.
+EXTRAS = "extras"
+EXTRAS_TYPE = pl.List(pl.String)
 
 
 @dataclass
@@ -57,8 +61,10 @@ class _Kind:
         frame = pl.DataFrame(columns)
         if not self.extras:
             return frame.with_columns(extra=pl.lit(False))
-        filled = [pl.Series(column(i).take(rows)).str.strip_chars().str.len_bytes() > 0 for i in self.extras]
-        return frame.with_columns(extra=pl.any_horizontal(filled).fill_null(False))
+        cells = [pl.Series(f"x{n}", column(i).take(rows)) for n, i in enumerate(self.extras)]
+        return frame.with_columns(extra=pl.any_horizontal(c.str.strip_chars().str.len_bytes() > 0 for c in cells
+                                                          ).fill_null(False),
+                                  **{EXTRAS: pl.concat_list(cells).cast(EXTRAS_TYPE)})
 
 
 class RowCollector:
@@ -105,8 +111,9 @@ class RowCollector:
         if not parts:
             return pl.DataFrame(schema=ROW_SCHEMA)
         rows = pl.concat(parts, how="diagonal_relaxed")
+        schema = {**ROW_SCHEMA, **({EXTRAS: EXTRAS_TYPE} if EXTRAS in rows.columns else {})}
         return rows.select(pl.col(name).cast(dtype) if name in rows.columns else pl.lit(None, dtype).alias(name)
-                           for name, dtype in ROW_SCHEMA.items())
+                           for name, dtype in schema.items())
 
 
 def _end_to_end(chunks: list[pa.Array]) -> pa.Array:

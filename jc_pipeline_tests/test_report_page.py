@@ -9,9 +9,9 @@ from html import unescape
 import pytest
 
 from jc_pipeline.lib.report import expected_periods, load_state_views
-from jc_pipeline.lib.report.data import Grid, GridRow
+from jc_pipeline.lib.report.data import Grid, GridRow, MetricView
 from jc_pipeline.lib.report.format import value_text
-from jc_pipeline.lib.report.page import GRID_STATUS, _grid
+from jc_pipeline.lib.report.page import GRID_STATUS, _grid, _metric
 from jc_pipeline_tests.report_support import HOSTILE_NAME, Page, build_report_state, write_report_set
 
 
@@ -178,3 +178,14 @@ def test_static_escaped_and_offline(built):
     assert not re.search(r"(?:src|href)\s*=\s*[\"']?(?:https?:|//)", html)
     assert "http://" not in html and "https://" not in html
     assert "/tmp/" not in html and "inbox/" not in html  # no paths from data on the state page
+
+
+@pytest.mark.parametrize(("unit", "is_level", "kind"), [
+    ("USD", False, "amount over the period"),  # funding: INSTANT upstream in four sectors, still an amount
+    ("count", True, "level at a point in time"),
+    ("FTE", True, "level at a point in time"),
+    ("count", False, "events during the period"),
+])
+def test_a_metric_says_whether_it_adds_up_as_the_roll_up_sums_it(unit, is_level, kind):
+    view = MetricView(key="K", display_name="Funding", unit=unit, is_level=is_level, series=[], breakdowns=[])
+    assert f"; {kind}; <code>K</code>" in _metric(view)

@@ -60,7 +60,7 @@ QUALIFY s.period_start = max(s.period_start) OVER series
 ORDER BY s.state_code, s.metric_key, s.dimension, s.period_start
 """
 _DEFINITIONS_SQL = """
-SELECT d.metric_key, d.sector, d.parent_sector, d.display_name, d.unit, d.measurement_type,
+SELECT d.metric_key, d.sector, d.parent_sector, d.display_name, d.unit, d.is_level,
        list(DISTINCT [c.dimension, coalesce(c.column_name, c.dimension)]) FILTER (WHERE c.dimension IS NOT NULL)
            AS dimensions
 FROM metric_definitions AS d LEFT JOIN metric_categories AS c USING (metric_key)
@@ -124,7 +124,7 @@ class MetricView:
     key: str
     display_name: str
     unit: str
-    measurement_type: str
+    is_level: bool  # metric_definitions.is_level: a level at a point in time, else it adds up
     series: list[Series]
     breakdowns: list[BreakdownView]
 
@@ -343,7 +343,7 @@ def _metric_view(definition: dict, totals: list[dict], breakdowns: list[dict]) -
     series = [Series(key, rows) for key, rows in sorted(groups.items(), key=lambda kv: kv[0].sort_key)]
     return MetricView(
         key=definition["metric_key"], display_name=definition["display_name"], unit=definition["unit"],
-        measurement_type=definition["measurement_type"], series=series,
+        is_level=definition["is_level"], series=series,
         breakdowns=_breakdown_views(definition, [s.key for s in series], breakdowns),
     )
 

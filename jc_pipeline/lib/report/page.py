@@ -124,7 +124,9 @@ def _section(state_code: str, section: SectionView, links: Mapping[str, AgencyLi
 
 def _metric(metric: MetricView) -> str:
     unit = {"USD": "dollars", "FTE": "full-time equivalent staff"}.get(metric.unit, "count")
-    kind = "events during the period" if metric.measurement_type == "DELTA" else "level at a point in time"
+    # Money adds up over a period whatever the registry's measurement type says (spec §9.3), as the roll-up sums it.
+    kind = ("level at a point in time" if metric.is_level else
+            "amount over the period" if metric.unit == "USD" else "events during the period")
     parts = [f'<article class="metric" id="metric-{escape(_slug(metric.key))}"><h3>{escape(metric.display_name)} '
              f"<span class='meta'>({escape(unit)}; {escape(kind)}; <code>{escape(metric.key)}</code>)</span></h3>"]
     parts.extend(_trend(metric, series) for series in metric.series)

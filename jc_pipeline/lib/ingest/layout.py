@@ -187,16 +187,19 @@ def _check_month(plan: SheetPlan, has_data: list[bool], sheet: str) -> None:
     filled = present and has_data[plan.roles[MONTH]]
     if plan.month_expected and not present:
         plan.warnings.append(SheetFinding("F4m", MONTH, None, (
-            f"Missing 'month' column: {sheet} is reported monthly, so the rows were stored as annual values; "
-            f"add a month column if the data is monthly")))
+            f"Missing 'month' column: {sheet} is reported monthly, so the rows were stored as annual values, "
+            f"which the state numbers leave out while it is set to monthly; add a month column if the data is "
+            f"monthly, or set the metric to annual in metric_settings.csv")))
     elif plan.month_expected and not filled:
         plan.warnings.append(SheetFinding("F5m", plan.written[MONTH], None, (
-            f"Empty 'month' column: {sheet} is reported monthly, so the rows were stored as annual values; "
-            f"fill in the months if the data is monthly")))
+            f"Empty 'month' column: {sheet} is reported monthly, so the rows were stored as annual values, "
+            f"which the state numbers leave out while it is set to monthly; fill in the months if the data is "
+            f"monthly, or set the metric to annual in metric_settings.csv")))
     elif not plan.month_expected and filled:
         plan.warnings.append(SheetFinding("F6m", plan.written[MONTH], None, (
             f"Unexpected 'month' column: {sheet} is reported annually, so rows with a month were stored as "
-            f"monthly values; delete the column if the data is annual")))
+            f"monthly values, which the state numbers leave out while it is set to annual; delete the column if "
+            f"the data is annual, or set the metric to monthly in metric_settings.csv")))
     plan.use_month = filled
 
 

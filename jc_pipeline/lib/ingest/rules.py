@@ -49,14 +49,17 @@ _RULES = (
          "Delete the column, or move its data to the sheet where it belongs (see the expected columns)."),
     Rule("F7", ERROR, "Duplicate column", "Keep one column with this name and delete the other."),
     Rule("F4m", WARNING, "Missing 'month' column",
-         "The metric is reported monthly; the rows were stored as annual values. Add a month column if the "
-         "data is monthly."),
+         "The metric is reported monthly; the rows were stored as annual values, which the state numbers leave "
+         "out while the metric is set to monthly. Add a month column if the data is monthly, or set the metric "
+         "to annual in metric_settings.csv."),
     Rule("F5m", WARNING, "Empty 'month' column",
-         "The metric is reported monthly; the rows were stored as annual values. Fill in the months if the "
-         "data is monthly."),
+         "The metric is reported monthly; the rows were stored as annual values, which the state numbers leave "
+         "out while the metric is set to monthly. Fill in the months if the data is monthly, or set the metric "
+         "to annual in metric_settings.csv."),
     Rule("F6m", WARNING, "Unexpected 'month' column",
-         "The metric is reported annually; rows with a month were stored as monthly values. Delete the month "
-         "column if the data is annual, or change the metric's frequency in metric_settings.csv."),
+         "The metric is reported annually; rows with a month were stored as monthly values, which the state "
+         "numbers leave out while the metric is set to annual. Delete the month column if the data is annual, "
+         "or set the metric to monthly in metric_settings.csv."),
     # --- row level: the row is rejected ----------------------------------------------------------------------
     Rule("R1", ERROR, "Invalid 'year' value",
          "Write the year as a whole number (2023), or a fiscal year as two consecutive years (2022-2023)."),

@@ -11,6 +11,7 @@ import pytest
 
 from jc_pipeline.lib import ingest, pending
 from jc_pipeline_tests.ingest_support import AGENCIES, Warehouse, deliver_csv, deliver_xlsx
+from jc_pipeline_tests.test_mappings_counts import CAD, write_mapping
 
 #: fy_jail's fiscal year moves from July to January; aoc's second court is renamed (its uploads name it).
 MOVED = [(*a[:6], "1", *a[7:]) if a[0] == "fy_jail" else a for a in AGENCIES]
@@ -128,4 +129,39 @@ def test_a_roster_change_and_a_file_read_again_are_published_also_when_no_month_
     assert pending.pending_months(w.con) == []  # no month to roll up
     assert set(w.table("rejected_rows")["rule"]) == {"R7"}
     assert pending.generations(w.con).unpublished  # the file's new findings
+    w.close()
+
+
+def test_an_agency_with_a_mapping_taken_off_the_roster_and_back_is_read_in_place_both_times(tmp_path):
+    """Off the roster, an agency's native export is no mapping's (its version lacks the mapping's hash); back on,
+    it is again: the content is what decides the re-read in place, so neither change adds a version, and the store
+    equals a fresh ingest under each roster (helper-26 found a new ERRORED version, kept for good)."""
+    export = [["Incident No", "Call Received", "Priority"], ["C1", "2024-01-03 10:00:00", "1"]]
+
+    def deliver_native(data_dir) -> None:
+        write_mapping(data_dir, "le", CAD)
+        deliver_csv(data_dir, "le", "LAW_ENFORCEMENT", "cad_calls_2024.csv", export)
+        deliver(data_dir)
+
+    w = Warehouse(tmp_path / "changed")
+    deliver_native(w.data_dir)
+    w.ingest()
+    without_le = [a for a in AGENCIES if a[0] != "le"]
+    for step, roster in enumerate((without_le, AGENCIES)):
+        w.change_roster(agencies=roster)
+        report = w.ingest()
+        assert (report.files_new, report.files_changed, report.files_reread) == (0, 0, 2), step
+        rebuild(w)
+        fresh = Warehouse(tmp_path / f"fresh{step}", agencies=roster)
+        deliver_native(fresh.data_dir)
+        fresh.ingest()
+        rebuild(fresh)
+        # The version read in place keeps its file_id (made from its first version string); the rest is equal.
+        def without_ids(frame: pl.DataFrame) -> pl.DataFrame:
+            frame = frame.drop("file_id", strict=False)
+            return frame.sort(frame.columns, nulls_last=True)
+
+        for name, frame in contents(fresh).items():
+            assert without_ids(contents(w)[name]).equals(without_ids(frame)), (step, name)
+        fresh.close()
     w.close()

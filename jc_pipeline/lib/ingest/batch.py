@@ -204,8 +204,10 @@ def read_inbox_batches(data_dir: Path, known: Mapping[str, str], roster: Roster,
             if (fetched.content is not None and not file.is_symlink and max(file.mtime_ns, file.ctime_ns) < settled
                     and seen.get(file.path) != (*file.signature, fetched.content)):
                 parser.file_stats.append((file.path, *file.signature, fetched.content))
-            change = (REREAD if rereads.get(file.path) == sha else
-                      "changed" if file.path in known or file.path in rereads else "new")
+            # Read again in place when its bytes are still the marked version's: the roster change that marked it
+            # may also have given it a mapping or taken it away (an agency off the roster and back).
+            change = (REREAD if file.path in rereads and native.content(rereads[file.path]) == native.content(sha)
+                      else "changed" if file.path in known or file.path in rereads else "new")
             if known.get(file.path) == sha:
                 unchanged += 1
             elif fetched.problem is not None:

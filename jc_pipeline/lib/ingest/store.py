@@ -346,11 +346,12 @@ def _with_ids(con: duckdb.DuckDBPyConnection, files: pl.DataFrame, first_seq: in
     reread = files.filter(pl.col("change") == REREAD)
     if not reread.height:
         return fresh
-    known = con.sql("SELECT path, sha256, upload_seq, file_id FROM source_files WHERE list_contains($paths, path)",
+    # The path's latest version: the one files_to_reread named, whose content the file still holds (its version
+    # may differ by the mapping's hash, when the roster change gave the agency a mapping or took it away).
+    known = con.sql("SELECT path, arg_max(upload_seq, upload_seq) AS upload_seq, arg_max(file_id, upload_seq) AS file_id "
+                    "FROM source_files WHERE list_contains($paths, path) GROUP BY path",
                     params={"paths": reread["path"].to_list()}).pl()
-    # The path's latest version of that content: the one files_to_reread named.
-    known = known.sort("upload_seq").group_by("path", "sha256").last()
-    return pl.concat([fresh, reread.join(known, on=["path", "sha256"], how="left").select(fresh.columns)])
+    return pl.concat([fresh, reread.join(known, on="path", how="left").select(fresh.columns)])
 
 
 def _unload(con: duckdb.DuckDBPyConnection, reread: pl.DataFrame) -> None:

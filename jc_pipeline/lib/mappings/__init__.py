@@ -45,6 +45,10 @@ NO_MONTH_MESSAGE = ("{} is reported monthly by {} (agencies.csv / metric_setting
                     "rows a year only; map the export's month column (or a date) too")
 
 
+#: Joins a native export's content hash and its mapping's in the version ingest compares (`NativeExtracts.version`).
+_MAPPED = "+mapping:"
+
+
 @dataclass
 class _Invalid:
     """A mapping that does not validate: its (raw) patterns and the problems, reported on matching files."""
@@ -104,13 +108,18 @@ class NativeExtracts:
             return any(pattern_matches(pattern, relative) for pattern in mapping.patterns)
         return mapping.source_for(relative) is not None
 
+    @staticmethod
+    def content(version: str) -> str:
+        """The sha256 of the bytes of a version from :meth:`version` (without the mapping's, where it has one)."""
+        return version.partition(_MAPPED)[0]
+
     def version(self, file: InboxFile, sha256: str) -> tuple[str, bool]:
         """(the version of a delivered file that ingest compares, whether a mapping claims the file). A native
         export's version is its content *and* the mapping that reads it, so a changed mapping re-reads the
         agency's exports; any other file's is ``sha256`` as is."""
         if not self.claims(file):
             return sha256, False
-        return f"{sha256}+mapping:{self._load(file.agency_id)[1][:16]}", True
+        return f"{sha256}{_MAPPED}{self._load(file.agency_id)[1][:16]}", True
 
     def parse(self, file_idx: int, file: InboxFile, data: bytes | None) -> None:
         mapping = self.mapping(file.agency_id)

@@ -22,10 +22,11 @@ DEMO = {"agencies": 20, "years": 1, "seed": 5}
 
 #: Columns that record when something happened rather than what: they differ between any two runs over the same
 #: inputs, so comparisons leave them out. received_at / ingested_at are when a file was first seen and loaded,
-#: checked_at when a check ran (wall-clock times, no view exposes them). Everything else, file ids and sha256
-#: included, is a function of the inputs.
+#: checked_at when a check ran (wall-clock times; current_source_files is the one view that shows them). Everything
+#: else, file ids and sha256 included, is a function of the inputs.
 RUN_DEPENDENT = {
     "source_files": ("received_at", "ingested_at"),
+    "current_source_files": ("received_at", "ingested_at"),
     "validation_results": ("checked_at",),
 }
 

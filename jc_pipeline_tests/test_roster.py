@@ -174,6 +174,19 @@ def test_children_of_one_superagency_need_distinct_names(tmp_path):
     assert "line 4" in message and "same name" in message
 
 
+def test_a_childs_name_may_not_be_a_siblings_id(tmp_path):
+    """The 'agency' column names a child by name or id: court_2 called "Court_1" would take court_1's rows."""
+    message = _only(_problems(tmp_path, _replace(3, agency_name="Court_1")), "agencies.csv", 5, "agency_name").message
+    assert "line 4" in message and "could not tell them apart" in message
+
+
+def test_a_roster_with_no_agency_is_refused(tmp_path):
+    """A save that kept only the header would have every delivered file read again as no agency's."""
+    (problem,) = _problems(tmp_path, agencies=[])
+    assert (problem.path, problem.line, problem.column) == ("agencies.csv", 2, None)
+    assert "no agency below the header" in problem.message
+
+
 @pytest.mark.parametrize("agency_id", ["../etc", ".hidden", "a b", "x/y"])
 def test_agency_id_must_be_a_safe_folder_name(tmp_path, agency_id):
     message = _only(_problems(tmp_path, _replace(0, agency_id=agency_id)), "agencies.csv", 2, "agency_id").message
@@ -517,3 +530,28 @@ def test_children_and_find_child(tmp_path):
     assert roster.find_child("aoc", "COURT_2").agency_id == "court_2"
     assert roster.find_child("aoc", "3rd District Court") is None
     assert roster.find_child("aoc", "harlan_so") is None  # not a child of aoc
+
+
+@pytest.mark.parametrize(("encoding", "delimiter"), [("cp1252", ","), ("utf-16", "\t"), ("utf-8-sig", ";"),
+                                                     ("utf-8", ",")])
+def test_agencies_csv_as_excel_saves_it(tmp_path, encoding, delimiter):
+    """Windows Excel's "CSV" is Windows-1252, its "Unicode text" UTF-16 with tabs, and in much of Europe the
+    delimiter is a semicolon: each loads, names included (the inbox reads uploads by the same rule)."""
+    rows = _replace(0, agency_name="Doña Ana County Sheriff; Jail")
+    lines = [delimiter.join(AGENCY_COLUMNS)] + [
+        delimiter.join(f'"{cell}"' if delimiter in cell else cell for cell in row) for row in rows]
+    (tmp_path / "agencies.csv").write_bytes(("\r\n".join(lines) + "\r\n").encode(encoding))
+    roster = load_roster(tmp_path)
+    assert roster.agencies["harlan_so"].agency_name == "Doña Ana County Sheriff; Jail"
+    assert set(roster.agencies) == {row[0] for row in GOOD_AGENCIES}
+
+
+def test_an_unreadable_agencies_csv_is_the_only_problem_named(tmp_path):
+    """UTF-16 without its byte order mark: one problem naming the file and the fix, not one per settings row."""
+    _roster_dir(tmp_path, settings=[("harlan_so", "JAILS_FUNDING", "", "", "", "")])
+    text = (tmp_path / "agencies.csv").read_text(encoding="utf-8")
+    (tmp_path / "agencies.csv").write_bytes(text.encode("utf-16-le"))
+    with pytest.raises(RosterError) as caught:
+        load_roster(tmp_path)
+    (problem,) = caught.value.problems
+    assert problem.path == "agencies.csv" and "save it as CSV UTF-8" in problem.message

@@ -49,6 +49,7 @@ safe folder names and must not differ only by case.
 from __future__ import annotations
 
 import csv
+import io
 import difflib
 import re
 from collections.abc import Callable, Iterable, Mapping
@@ -58,6 +59,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from jc_pipeline.lib import csv_text
 from jc_pipeline.lib.registry import (
     SUPERVISION_SUBSYSTEMS,
     SYSTEM_CODES,
@@ -347,6 +349,8 @@ def load_roster(data_dir: Path, registry: Registry | None = None) -> Roster:
     problems: list[Problem] = []
     data_dir = Path(data_dir)
     agencies, raw_sectors = _load_agencies(data_dir / AGENCIES_FILE, problems)
+    if problems and not raw_sectors:  # agencies.csv unusable: every settings row would name an "unknown agency"
+        raise RosterError(problems)
     settings = _load_settings(data_dir / SETTINGS_FILE, raw_sectors, registry, problems)
     breakdown_settings = _load_breakdown_settings(data_dir / BREAKDOWN_SETTINGS_FILE, raw_sectors, registry, problems)
     if problems:
@@ -366,21 +370,28 @@ def _read_csv(path: Path, columns: tuple[str, ...], problems: list[Problem]) -> 
     """Rows as (line, {column: stripped cell}); None when the file or its header is unusable."""
     name = path.name
     try:
-        with path.open(newline="", encoding="utf-8-sig") as handle:
-            reader = csv.reader(handle)
-            # (first physical line, cells): a quoted cell may span lines, so count lines, not records.
-            lines, previous_end = [], 0
-            for cells in reader:
-                lines.append((previous_end + 1, cells))
-                previous_end = reader.line_num
+        # As Excel or LibreOffice saved it: UTF-8, UTF-16 or Windows-1252, comma, semicolon or tab (csv_text).
+        text = csv_text.decode(path.read_bytes())
     except FileNotFoundError:
         problems.append(
             Problem(name, None, None, f"file not found at {path}; create it with the header row: {','.join(columns)}")
         )
         return None
-    except UnicodeDecodeError as exc:
-        problems.append(Problem(name, None, None, f"not UTF-8 text ({exc.reason}); save it as CSV UTF-8"))
+    except UnicodeError as exc:
+        problems.append(Problem(name, None, None, f"not UTF-16 text though it starts like it ({exc}); save it as "
+                                                  f"CSV UTF-8"))
         return None
+    if "\x00" in text:
+        problems.append(Problem(name, None, None, "not a text file (NUL bytes: UTF-16 without a byte order mark "
+                                                  "looks like this); save it as CSV UTF-8"))
+        return None
+    header_line = next((line for line in text.splitlines() if line.strip(" \t,;")), "")
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=csv_text.delimiter(header_line))
+    # (first physical line, cells): a quoted cell may span lines, so count lines, not records.
+    lines, previous_end = [], 0
+    for cells in reader:
+        lines.append((previous_end + 1, cells))
+        previous_end = reader.line_num
     if not lines:
         problems.append(
             Problem(name, 1, None, f"file is empty; the first line must be the header: {','.join(columns)}")
@@ -444,6 +455,12 @@ def _load_agencies(path: Path, problems: list[Problem]) -> tuple[dict[str, Agenc
     if rows is None:
         return {}, {}
     name = path.name
+    if not rows:
+        # Every delivered file would be read again as no agency's (F8), and the roll-up then stopped naming the
+        # warehouse structure instead of this file: an empty roster is a mistake (a save that lost the rows).
+        problems.append(Problem(name, 2, None, "no agency below the header; list one agency per row (a save that "
+                                               "kept only the header, or a sync that cut the file?)"))
+        return {}, {}
     parsed: dict[str, tuple[int, dict[str, Any]]] = {}  # agency_id -> (line, Agency fields)
     first_seen: dict[str, tuple[int, str]] = {}  # case-folded id -> (line, id as written)
     broken: set[str] = set()
@@ -535,7 +552,8 @@ def _load_agencies(path: Path, problems: list[Problem]) -> tuple[dict[str, Agenc
 def _check_superagencies(name: str, parsed: dict[str, tuple[int, dict[str, Any]]], problems: list[Problem]) -> set[str]:
     """Check superagency references and child-name uniqueness; return the ids of the rows at fault."""
     broken: set[str] = set()
-    child_names: dict[tuple[str, str], int] = {}
+    # What a superagency's 'agency' column may write for each child: its name or its id (find_child).
+    child_labels: dict[tuple[str, str], tuple[int, str]] = {}
     for agency_id, (line, values) in parsed.items():
         superagency_id = values["superagency_id"]
         if superagency_id is None or superagency_id == agency_id:
@@ -556,14 +574,15 @@ def _check_superagencies(name: str, parsed: dict[str, tuple[int, dict[str, Any]]
                     f"agency '{superagency_id}' (line {super_line}) does not list SUPERAGENCY in its sectors; add"
                     " SUPERAGENCY to that agency's sectors or clear this superagency_id",
                 )
-        key = (superagency_id, _name_key(values["agency_name"]))
-        if key in child_names:
-            report(
-                "agency_name",
-                f"another child of '{superagency_id}' (line {child_names[key]}) has the same name, so the superagency's"
-                " 'agency' column could not tell them apart; make the names distinct",
-            )
-        child_names.setdefault(key, line)
+        for label in dict.fromkeys((_name_key(values["agency_name"]), _name_key(agency_id))):
+            other_line, other = child_labels.setdefault((superagency_id, label), (line, agency_id))
+            if other != agency_id:
+                report(
+                    "agency_name",
+                    f"another child of '{superagency_id}' (line {other_line}) has the same name, or an id equal to"
+                    f" this name (or this id as its name), so the superagency's 'agency' column could not tell them"
+                    f" apart; make each child's name distinct from the other children's names and ids",
+                )
         if len(problems) > before:
             broken.add(agency_id)
     return broken

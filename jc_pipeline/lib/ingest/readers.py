@@ -10,7 +10,8 @@ Decisions:
 * The header is the first row with any non-blank cell; rows are numbered as the spreadsheet shows them
   (1-based, blank leading rows counted), also for CSVs (one record = one row).
 * A CSV is decoded as UTF-8 (BOM allowed), else UTF-16 when it has a UTF-16 BOM, else Windows-1252 (what Excel
-  writes for "CSV" on Windows). Its delimiter is the most frequent of ``,`` ``;`` and tab in the header line.
+  writes for "CSV" on Windows). Its delimiter is the most frequent of ``,`` ``;`` and tab in the header line
+  (:mod:`jc_pipeline.lib.csv_text`, the roster's rule too).
 * Anything that cannot be read raises :class:`Unreadable` with a reason the agency can act on; the caller
   records the file as UNREADABLE and goes on with the next one.
 
@@ -45,7 +46,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from jc_pipeline.lib import calamine
+from jc_pipeline.lib import calamine, csv_text
 from jc_pipeline.lib.ingest.sheet_extent import MAX_COLUMNS, check_box
 from jc_pipeline.lib.ingest.unreadable import Unreadable
 from jc_pipeline.lib.ingest.workbook_guard import OLE_MAGIC, ZIP_MAGIC, refuse_hostile_workbook, screen_workbook
@@ -60,7 +61,6 @@ _CUT_AFTER = f" bytes cut; more than the {MAX_CELL_BYTES} accepted]"
 WORKBOOK_EXTENSIONS = (".xlsx", ".xls")
 EXTENSIONS = (*WORKBOOK_EXTENSIONS, ".csv")
 
-_DELIMITERS = (",", ";", "\t")
 #: A line of a CSV (text or bytes): ``\r`` alone ends one too (Excel's "CSV (Macintosh)"), as in the ``csv`` module.
 _LINE = {str: re.compile(r"[^\r\n]+"), bytes: re.compile(rb"[^\r\n]+")}
 #: A ``\r`` not followed by ``\n``: Polars ends records at ``\n`` only.
@@ -339,9 +339,9 @@ def _read_csv(path: Path, data: bytes | None, size: int, name: str) -> RawSheet:
         return _read_big_csv(path, data, name)  # Polars: no per-cell Python
     text = _decode(data)
     header = _header_line(text)
-    _check_width(name, max(header.count(d) for d in _DELIMITERS) + 1)
+    _check_width(name, max(header.count(d) for d in csv_text.DELIMITERS) + 1)
     try:
-        rows = list(csv.reader(io.StringIO(text, newline=""), delimiter=_delimiter(header)))
+        rows = list(csv.reader(io.StringIO(text, newline=""), delimiter=csv_text.delimiter(header)))
     except csv.Error as exc:
         raise Unreadable(f"the CSV cannot be parsed ({exc}); export it again as CSV UTF-8") from exc
     # zip_longest transposes rows into columns, padding short rows with None (a missing trailing cell).
@@ -365,13 +365,10 @@ def _from_utf16(data: bytes) -> bytes:
 
 
 def _decode(data: bytes) -> str:
-    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+    if data.startswith(csv_text.UTF16_BOMS):
         return _from_utf16(data).decode("utf-8")
     _refuse_binary(data)
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        return data.decode("cp1252", errors="replace")
+    return csv_text.decode(data)
 
 
 def _header_line(text: AnyStr) -> AnyStr:
@@ -382,20 +379,15 @@ def _header_line(text: AnyStr) -> AnyStr:
                 text[:0])
 
 
-def _delimiter(header: str) -> str:
-    counts = [header.count(d) for d in _DELIMITERS]
-    return _DELIMITERS[counts.index(max(counts))] if max(counts) > 0 else ","
-
-
 def _read_big_csv(path: Path, data: bytes | None, name: str) -> RawSheet:
     data = data if data is not None else path.read_bytes()
-    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+    if data.startswith(csv_text.UTF16_BOMS):
         data = _from_utf16(data)
     _refuse_binary(data)
     if data.count(b"\r") != data.count(b"\r\n"):
         data = _LONE_CR.sub(b"\n", data)
     header = _header_line(data).decode("utf-8", "replace")
-    separator = _delimiter(header)
+    separator = csv_text.delimiter(header)
     # Polars takes the width from the first line, blank or not: the header's, given, keeps leading blank rows
     # from cutting every row to one cell.
     width = len(next(csv.reader([header], delimiter=separator), [])) or 1

@@ -60,11 +60,16 @@ def measure(agencies: int, years: int, rows: int, seed: int, rounds: int = 2) ->
     full, nothing_new, increment = (min((r[name] for r in measured), key=lambda run: run["process"])
                                     for name in RUNS)
     fixed = nothing_new["process"]
+    # The increment's share is a ratio of three runs of one round: the best round's (runs of several rounds
+    # combined would be a ratio nobody measured).
+    shares = [(r["nightly increment"]["process"] - r["nothing new"]["process"])
+              / (r["full build"]["process"] - r["nothing new"]["process"]) for r in measured]
     results: dict[str, object] = {
         "state": {"agencies": agencies, "years": years, "seed": seed, **size.__dict__, "rows": size.rows,
                   "generated_or_cached_seconds": round(generated, 1)},
         "machine": _machine(),
-        "floor": {**_engines(floor), "before the runs": before.total, "after the runs": after.total},
+        "floor": {**_engines(floor), "before the runs": before.total, "after the runs": after.total,
+                  "rows read": floor.rows, "workbooks calamine typed (not counted)": floor.workbooks_calamine_typed},
         "increment floor": {"csv files": increment_floor.csv_files, "workbooks": increment_floor.workbooks,
                             **_engines(increment_floor)},
         "full build": full,
@@ -83,10 +88,11 @@ def measure(agencies: int, years: int, rows: int, seed: int, rounds: int = 2) ->
         "ingest+normalize / floor": min(_ingest_normalize(r["full build"]) for r in measured) / floor.total,
         "whole run / floor": full["process"] / floor.total,
         "nothing-new run seconds": fixed,
-        "increment / full build (fixed cost removed)": (increment["process"] - fixed) / (full["process"] - fixed),
+        "increment / full build (fixed cost removed)": min(shares),
         "peak memory GiB": max(_peak_mib(r[name]) for r in measured for name in RUNS) / 1024,
     }
     results["checks share of the full build"] = stages["checks"] / full["process"]
+    results["code"] = _code()
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "latest.json").write_text(json.dumps(results, indent=2), encoding="utf-8")
     return results
@@ -99,11 +105,12 @@ def _round(state: Path, agencies: int, years: int, seed: int) -> tuple[dict[str,
         data_dir = Path(scratch) / "state"
         shutil.copytree(state, data_dir, copy_function=os.link)  # the pipeline never writes into the inbox
         env = {**os.environ, "DAGSTER_HOME": str(Path(scratch) / "dagster_home")}
-        full = _pipeline_run(data_dir, env)
-        nothing_new = _pipeline_run(data_dir, env)
+        delivered = sum(1 for p in (data_dir / "inbox").rglob("*") if p.is_file())
+        full = _pipeline_run(data_dir, env, delivered)
+        nothing_new = _pipeline_run(data_dir, env, delivered)
         files = scale.write_nightly_increment(data_dir, agencies, years, seed)
         increment_floor = measure_floor(files)
-        increment = {**_pipeline_run(data_dir, env), "files": len(files)}
+        increment = {**_pipeline_run(data_dir, env, delivered + len(files)), "files": len(files)}
     return dict(zip(RUNS, (full, nothing_new, increment), strict=True)), increment_floor
 
 
@@ -116,9 +123,11 @@ def _ingest_normalize(run: dict) -> float:
     return run["stages"]["ingest"] + run["stages"]["normalize"]
 
 
-def _pipeline_run(data_dir: Path, env: dict[str, str]) -> dict:
+def _pipeline_run(data_dir: Path, env: dict[str, str], delivered: int) -> dict:
     """One `jc-pipeline run` in a child process: its JSON report plus ``process``, the wall time of the child up to
-    the end of the run (imports, instance and Dagster included; the stage read-back after it left out)."""
+    the end of the run (imports, instance and Dagster included; the stage read-back after it left out). Refused
+    unless the published warehouse lists every one of the ``delivered`` inbox files: a run is timed only when it
+    read what the floor reads."""
     began = time.perf_counter()
     done = subprocess.run([sys.executable, "-m", "bench.pipeline_run", str(data_dir)], env=env,
                           capture_output=True, text=True, cwd=Path(__file__).parent.parent)
@@ -126,7 +135,20 @@ def _pipeline_run(data_dir: Path, env: dict[str, str]) -> dict:
         raise RuntimeError(f"the pipeline run on {data_dir} failed:\n{done.stderr[-5000:]}")
     report = json.loads(done.stdout.strip().splitlines()[-1])
     report["process"] = time.perf_counter() - began - report["readback"]
+    if report["files_read"] != delivered:
+        raise RuntimeError(f"the pipeline run on {data_dir} lists {report['files_read']} files in source_files, not "
+                           f"the {delivered} of the inbox: its times do not measure the state")
     return report
+
+
+def _code() -> dict[str, object]:
+    """The commit measured, whether the checkout had changes, and the load before the runs' end."""
+    def git(*args: str) -> str:
+        done = subprocess.run(["git", *args], capture_output=True, text=True, cwd=Path(__file__).parent.parent)
+        return done.stdout.strip()
+
+    return {"commit": git("rev-parse", "--short", "HEAD"), "changed files": bool(git("status", "--porcelain")),
+            "load average": os.getloadavg()}
 
 
 def _peak_mib(run: dict) -> float:
@@ -149,7 +171,9 @@ def report(results: dict) -> str:
         f"{s['native_rows']:,} native records in {s['booking_exports']} booking exports)",
         f"floor: CSV duckdb {f['csv duckdb']:.2f} s, polars {f['csv polars']:.2f} s; workbooks calamine "
         f"{f['workbooks calamine']:.2f} s; total {f['total']:.2f} s (each engine's best of the reads before the runs, "
-        f"{f['before the runs']:.2f} s, and after them, {f['after the runs']:.2f} s)",
+        f"{f['before the runs']:.2f} s, and after them, {f['after the runs']:.2f} s); {f['rows read']:,} rows read "
+        f"(the full build counted {results['full build']['rows_read']:,}); a typed calamine read "
+        f"{f['workbooks calamine typed (not counted)']:.2f} s (docs/decisions.md, \"The workbook floor\")",
         f"{'run':20s} {'process s':>9s} {'CPU s':>6s} {'runs':>5s} {'months':>6s} {'peak MiB':>8s}  "
         + " ".join(f"{stage:>9s}" for stage in STAGES),
     ]

@@ -17,10 +17,14 @@ import hashlib
 import json
 import random
 import shutil
+import sys
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
+import fastexcel
+
+import jc_pipeline.lib.csv_text
 import jc_pipeline.lib.demo
 import jc_pipeline.lib.export
 import jc_pipeline.lib.periods
@@ -75,11 +79,12 @@ def large_state(agencies: int, years: int, rows: int, seed: int) -> tuple[Path, 
 
 def generator_digest() -> str:
     """SHA-256 of the sources that decide the state's files: the demo generator, the metric registry, the library
-    modules the generator reads them through (periods, registry, roster, the workbook writer), this module and the
-    booking exports' writer."""
+    modules the generator reads them through (periods, registry, roster and its CSV decoding, the workbook writer),
+    this module and the booking exports' writer."""
     folders = (Path(jc_pipeline.lib.demo.__file__).parent, Path(jc_pipeline.registry.__file__).parent)
     sources = sorted(p for folder in folders for p in folder.iterdir() if p.suffix in {".py", ".yaml"})
-    modules = (jc_pipeline.lib.export, jc_pipeline.lib.periods, jc_pipeline.lib.registry, jc_pipeline.lib.roster)
+    modules = (jc_pipeline.lib.export, jc_pipeline.lib.periods, jc_pipeline.lib.registry, jc_pipeline.lib.roster,
+               jc_pipeline.lib.csv_text)
     digest = hashlib.sha256()
     for path in [*sources, *(Path(m.__file__) for m in modules), Path(__file__),
                  Path(__file__).with_name("bench_native.py")]:
@@ -90,13 +95,17 @@ def generator_digest() -> str:
 def _write(root: Path, agencies: int, years: int, rows: int, seed: int) -> StateSize:
     manifest = write_demo_state(root, agencies=agencies, years=years, seed=seed)
     bulk_rows = sum(record.data_rows for record in manifest.files)
-    native_rows = sum(_records(root / path) for path in map(str, manifest.native) if path.endswith(".csv"))
+    # The manifest's native list holds the mappings too: the exports are the inbox's files.
+    native_rows = sum(_records(root / path) for path in map(str, manifest.native) if path.startswith("inbox/"))
     return top_up(root, bulk_rows, native_rows, rows, seed)
 
 
 def top_up(root: Path, bulk_rows: int, native_rows: int, rows: int, seed: int) -> StateSize:
     """Add booking exports until the state holds ``rows`` data rows; what the state then holds."""
     wanted = max(0, rows - bulk_rows - native_rows)
+    if not wanted:
+        print(f"bench: the demo's own deliveries hold {bulk_rows + native_rows:,} data rows, more than the {rows:,} "
+              f"asked for; no booking export is added", file=sys.stderr)
     # Jails without a mapping of their own get the booking exports: about a million records each, like the
     # jail management systems of large counties.
     mapped = {path.stem for path in (root / "mappings").glob("*.yaml")}
@@ -119,6 +128,10 @@ def top_up(root: Path, bulk_rows: int, native_rows: int, rows: int, seed: int) -
 
 
 def _records(path: Path) -> int:
+    """The records of a native export: a CSV's lines below its header, a workbook's rows below each sheet's."""
+    if path.suffix.lower() != ".csv":
+        reader = fastexcel.read_excel(str(path))
+        return sum(reader.load_sheet(name, dtypes="string", eager=True).num_rows for name in reader.sheet_names)
     with path.open("rb") as handle:
         return max(0, sum(1 for _ in handle) - 1)
 
@@ -154,18 +167,30 @@ def write_nightly_increment(data_dir: Path, agencies: int, years: int, seed: int
 
 
 def _late_corrections(data_dir: Path, rng: random.Random) -> list[Path]:
-    """Old single-page CSV uploads re-sent with one total corrected by one (the row alone, as agencies do)."""
+    """:data:`LATE_CORRECTIONS` old single-page CSV uploads re-sent with one total corrected by one (the row alone,
+    as agencies do); a small state with fewer such uploads re-sends some of them again, another row each time."""
     candidates = sorted(p for p in (data_dir / "inbox").glob("*/*/bulk_upload_*.csv")
                         if p.stem.removeprefix("bulk_upload_").isdigit())
-    written = []
-    for original in rng.sample(candidates, min(LATE_CORRECTIONS, len(candidates))):
+    if not candidates:
+        raise ValueError(f"no single-page CSV upload in {data_dir} to correct: the state is too small")
+    chosen = rng.sample(candidates, min(LATE_CORRECTIONS, len(candidates)))
+    written: list[Path] = []
+    used: dict[Path, set[int]] = {}
+    for number in range(LATE_CORRECTIONS):
+        original = chosen[number % len(chosen)]
         with original.open(newline="", encoding="utf-8") as handle:
             reader = csv.DictReader(handle)
             header = reader.fieldnames or []
             totals = [r for r in reader if not r.get("breakdown") and (r.get("value") or "").isdigit()]
-        row = rng.choice(totals)
+        left = [index for index in range(len(totals)) if index not in used.setdefault(original, set())]
+        if not left:
+            raise ValueError(f"{original} has no total left to correct: the state is too small")
+        index = rng.choice(left)
+        used[original].add(index)
+        row = totals[index]
         row["value"] = str(int(row["value"]) + 1)
-        corrected = original.with_name(f"{original.stem}_correction.csv")
+        again = f"_{number // len(chosen) + 1}" if number >= len(chosen) else ""
+        corrected = original.with_name(f"{original.stem}_correction{again}.csv")
         with corrected.open("w", newline="", encoding="utf-8") as handle:
             writer = csv.DictWriter(handle, header, lineterminator="\n")
             writer.writeheader()

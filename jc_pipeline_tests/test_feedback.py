@@ -15,6 +15,8 @@ import pytest
 from jc_pipeline.lib import child_process, feedback, state
 from jc_pipeline.lib.ingest.rules import RULES as INGEST_RULES
 from jc_pipeline.lib.page_digests import PageDigests
+from jc_pipeline.lib.report import expected_periods
+from jc_pipeline.lib.report.data import quality_summary
 from jc_pipeline.lib.validation.report import UNASSIGNED
 from jc_pipeline_tests.ingest_support import Warehouse, csv_bytes, deliver_csv
 from jc_pipeline_tests.report_support import FILE_PATH, GENERATED_AT, REJECTS, Page, build_report_state
@@ -344,12 +346,16 @@ def test_a_corrected_file_clears_the_rows_its_earlier_version_had_to_fix(tmp_pat
     other = deliver_csv(w.data_dir, "le", "LAW_ENFORCEMENT", "2023/arrests.csv",
                         [["year", "month", "value"], [2023, 1, "n/a"]])
     w.ingest()
+    w.change_roster()  # the same roster, as reference tables (the summary lists roster agencies)
     state.ensure_schema(w.con)
     state.apply_views(w.con)  # the missing periods the feedback lists beside its findings
 
     def to_fix() -> list[tuple[str, str]]:
         result = feedback.write_agency_feedback(w.con, tmp_path / "agencies", generated_at=GENERATED_AT)
         rows = sheet(result["le"].xlsx, "To fix").filter(pl.col("Kind") == "File row")
+        # The state report's summary counts the same findings.
+        (le,) = (q for q in quality_summary(w.con, expected_periods(w.con)) if q.agency_id == "le")
+        assert le.ingest_errors == rows.height
         return sorted(rows.select("File", "Value").rows())
 
     assert to_fix() == [(f"inbox/le/LAW_ENFORCEMENT/{name}", value)

@@ -226,6 +226,10 @@ def test_supervision_system_column_routes_rows(warehouse):
         ("funding.csv", 5, "R5", "system"), ("funding.csv", 6, "P4", "system"), ("funding.csv", 7, "P4", "system"),
         ("funding.csv", 8, "R5", "system"),
     ], key=str)
+    # An unknown system is answered with the agency's own systems, which it can write.
+    messages = [m for (m,) in warehouse.con.execute("SELECT message FROM rejected_rows WHERE rule = 'P4'").fetchall()]
+    assert len(messages) == 2
+    assert all("write one of the agency's systems, SUPERVISION, PAROLE, PROBATION (" in m for m in messages), messages
 
 
 # --- files that cannot be used -------------------------------------------------------------------------------

@@ -88,7 +88,7 @@ def test_cad_calls_counted_by_month_of_the_call_with_mapped_types(w):
     assert findings(batch, "cad_calls_2024.csv") == [("N3", 7, "Priority", "9"), ("N4", 8, "Call Received",
                                                                                     "02/30/2024")]
     message = batch.findings.filter(pl.col("rule") == "N3")["message"][0]
-    assert "'9'" in message and "1 records" in message and "rows 7" in message
+    assert "'9'" in message and "(1 record, row 7)" in message
     dp = batch.datapoints.row(0, named=True)
     assert dp["frequency"] == "MONTHLY" and dp["sector"] == "LAW_ENFORCEMENT" and dp["agency_id"] == "le"
     assert dp["period_end"] == date(2024, 2, 1) and dp["sheet"] == "cad_calls_2024.csv"

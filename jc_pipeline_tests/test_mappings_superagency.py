@@ -90,9 +90,9 @@ def test_unknown_empty_or_wrong_sector_children_are_r6_with_their_counts(w):
     assert findings(batch, "bookings.csv") == [("R6", 5, "Facility", "Lake County Sheriff"),
                                                ("R6", 6, "Facility", "Other Jail"), ("R6", 8, "Facility", None)]
     messages = batch.findings["message"].to_list()
-    assert "does not report for the export's sector" in messages[0] and "(1 records, rows 5)" in messages[0]
+    assert "does not report for the export's sector" in messages[0] and "(1 record, row 5)" in messages[0]
     assert "is not one of the superagency's child agencies" in messages[1] and "2 records, rows 6, 7" in messages[1]
-    assert messages[2].startswith("Empty 'Facility' value (1 records, rows 8)")
+    assert messages[2].startswith("Empty 'Facility' value (1 record, row 8)")
     row = file_row(batch, "bookings.csv")
     assert (row["rows_total"], row["rows_loaded"], row["rows_rejected"], row["status"]) == (7, 3, 4, "ERRORED")
 

@@ -326,7 +326,7 @@ def _workbook(title: str, stamp: str, findings: list[dict], rejects: list[dict],
     workbook_bytes = io.BytesIO()
     with XlsxWorkbook(workbook_bytes) as workbook:
         about = [("Agency", title), ("Generated (UTC)", stamp),
-                 ("Rows rejected or warned at ingest", len(rejects)), ("Failed checks", len(findings)),
+                 ("Ingest errors and warnings", len(rejects)), ("Failed checks", len(findings)),
                  ("Periods still missing", len(missing)),
                  ("How to use", ("Sheet 'To fix': correct each row in your file and send the file again. "
                                  "Errors keep data out of the state numbers; warnings are kept but should be checked. "

@@ -485,9 +485,9 @@ def _row_findings(live: pl.LazyFrame, now: datetime) -> list[pl.LazyFrame]:
         _finding(live.filter(pl.col("system_problem").is_not_null()),
                  pl.when(pl.col("system_problem") == "unknown").then(pl.lit("P4")).otherwise(pl.lit("R5")),
                  pl.col("col_system"), pl.col("system"), _pick("system_problem", {
-                     "unknown": f("System '{}' is not recognized: write one of SUPERVISION, PAROLE, PROBATION, "
-                                  "PRETRIAL_SUPERVISION, OTHER_SUPERVISION ('all' and 'both' cannot be stored; "
-                                  "give one row per system)", pl.col("system")),
+                     "unknown": f("System '{}' is not recognized: write one of the agency's systems, {} ('all' and "
+                                  "'both' cannot be stored; give one row per system)", pl.col("system"),
+                                  pl.col("agency_sectors")),
                      "empty": pl.lit("Empty 'system' value: write PAROLE, PROBATION, PRETRIAL_SUPERVISION, "
                                      "OTHER_SUPERVISION or SUPERVISION"),
                      "sector": f("The agency does not report for {} (see agencies.csv); write one of: {}",

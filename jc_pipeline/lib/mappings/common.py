@@ -505,7 +505,9 @@ def grouped_finding(frame: pl.DataFrame, flag: Flag, ctx: Context) -> pl.DataFra
     return grouped.select(
         file_idx=pl.lit(ctx.file_idx, pl.Int64), sheet=pl.lit(ctx.sheet), row_number=pl.col("first"),
         column_name=pl.lit(header), raw_value=pl.col("__raw"), rule=pl.lit(flag.rule),
-        severity=pl.lit(RULES[flag.rule].severity), message=fmt(template, *values),
+        # "(1 record, row 7)", not "(1 records, rows 7)": the templates say "({n} records, rows {rows})".
+        severity=pl.lit(RULES[flag.rule].severity),
+        message=fmt(template, *values).str.replace_all(r"\(1 (record|row)s, rows ", "(1 ${1}, row "),
     ).cast(FINDING_SCHEMA).collect()
 
 

@@ -458,14 +458,14 @@ WITH checks AS (
            count(*) FILTER (WHERE severity = 'WARNING') AS check_warnings
     FROM validation_results WHERE NOT passed AND agency_id IS NOT NULL GROUP BY agency_id
 ), ingest AS (
-    SELECT f.agency_id, count(*) FILTER (WHERE r.severity = 'ERROR') AS rows_rejected,
+    SELECT f.agency_id, count(*) FILTER (WHERE r.severity = 'ERROR') AS ingest_errors,
            count(*) FILTER (WHERE r.severity = 'WARNING') AS ingest_warnings
-    FROM rejected_rows AS r JOIN source_files AS f USING (file_id)
+    FROM rejected_rows AS r JOIN current_source_files AS f USING (file_id)  -- as the agency feedback counts
     WHERE f.agency_id IS NOT NULL GROUP BY f.agency_id
 )
 SELECT a.agency_id, a.agency_name, a.state_code,
        coalesce(c.check_errors, 0) AS check_errors, coalesce(c.check_warnings, 0) AS check_warnings,
-       coalesce(i.rows_rejected, 0) AS rows_rejected, coalesce(i.ingest_warnings, 0) AS ingest_warnings
+       coalesce(i.ingest_errors, 0) AS ingest_errors, coalesce(i.ingest_warnings, 0) AS ingest_warnings
 FROM agencies AS a LEFT JOIN checks AS c USING (agency_id) LEFT JOIN ingest AS i USING (agency_id)
 ORDER BY a.state_code, lower(a.agency_name), a.agency_id
 """
@@ -480,7 +480,7 @@ class AgencyQuality:
     state_code: str
     check_errors: int
     check_warnings: int
-    rows_rejected: int
+    ingest_errors: int
     ingest_warnings: int
     periods_missing: int
     periods_failed: int

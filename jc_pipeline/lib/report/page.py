@@ -295,13 +295,13 @@ def _quality(quality: Sequence[AgencyQuality], links: Mapping[str, AgencyLinks])
         cell = f'<a href="{escape(link.html)}">{name}</a>' if link else name
         if link and link.xlsx:
             cell += f' · <a href="{escape(link.xlsx)}">workbook</a>'
-        errors, warnings = q.check_errors + q.rows_rejected, q.check_warnings + q.ingest_warnings
-        counts = (q.check_errors, q.check_warnings, q.rows_rejected, q.ingest_warnings, q.periods_missing,
+        errors, warnings = q.check_errors + q.ingest_errors, q.check_warnings + q.ingest_warnings
+        counts = (q.check_errors, q.check_warnings, q.ingest_errors, q.ingest_warnings, q.periods_missing,
                   q.periods_failed)
         rows.append(f"<tr><td>{cell}</td>" + "".join(f"<td class='num'>{n:,}</td>" for n in counts)
                     + f"<td>{status_badge(errors, warnings)}</td></tr>")
     table = ("<table><tr><th>Agency (feedback page · workbook)</th><th>Check errors</th><th>Check warnings</th>"
-             "<th>Rows rejected at ingest</th><th>Ingest warnings</th><th>Periods missing</th>"
+             "<th>Ingest errors</th><th>Ingest warnings</th><th>Periods missing</th>"
              "<th>Periods failing validation</th><th>Status</th></tr>" + "".join(rows) + "</table>")
     orphan = links.get(UNASSIGNED)
     orphans = (f"<p>Some files could not be attributed to an agency (wrong inbox folder): "

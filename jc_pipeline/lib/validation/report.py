@@ -195,7 +195,7 @@ def index_body(summary: Sequence[tuple[str, str | None, AgencyRows | None, Agenc
         )
     clean = len(set(names) - {s[0] for s in summary})
     table = (
-        "<table><tr><th>Agency</th><th>Check errors</th><th>Check warnings</th><th>Rows rejected at ingest</th>"
+        "<table><tr><th>Agency</th><th>Check errors</th><th>Check warnings</th><th>Ingest errors</th>"
         "<th>Ingest warnings</th><th>Status</th></tr>" + "".join(rows) + "</table>"
         if rows else "<p>No findings: every agency's data passed every check.</p>"
     )

@@ -8,7 +8,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from jc_pipeline_tests.ingest_support import Warehouse, deliver_csv, deliver_xlsx
+from jc_pipeline_tests.ingest_support import AGENCIES, Warehouse, deliver_csv, deliver_xlsx
 
 CALL = "metric/law_enforcement/calls_for_service/type"
 OFFENSE = "metric/offense/type"
@@ -493,3 +493,17 @@ def test_listed_date_formats_are_tried_in_their_order(w):
     batch = w.parse()
     assert values(batch, "LAW_ENFORCEMENT_CALLS_FOR_SERVICE") == {(date(2024, 3, 1), None): 2}
     assert findings(batch, "cad_calls_2024.csv") == [("N4", 4, "Call Received", "2024-03-02")]
+
+
+@pytest.mark.parametrize(("agency_id", "mapping_name"), [("LE", "le"), ("le", "LE")])
+def test_an_export_is_the_mapping_s_whatever_case_the_id_folder_and_mapping_file_use(tmp_path, agency_id, mapping_name):
+    """Inbox folders match agency ids in any case (one folder on Windows and macOS); the mapping file does too, so
+    an id spelled 'LE' in agencies.csv does not turn its export into a bulk upload (F3) (helper-26)."""
+    w = Warehouse(tmp_path, agencies=[(agency_id, *a[1:]) if a[0] == "le" else a for a in AGENCIES])
+    write_mapping(w.data_dir, mapping_name, CAD)
+    deliver_csv(w.data_dir, "le", "LAW_ENFORCEMENT", "cad_calls_2024.csv",
+                [["Incident No", "Call Received", "Priority"], ["C1", "2024-01-03 10:00:00", "1"]])
+    batch = w.parse()
+    assert values(batch, "LAW_ENFORCEMENT_CALLS_FOR_SERVICE") == {(date(2024, 1, 1), None): 1}
+    assert batch.findings.filter(pl.col("severity") == "ERROR").height == 0
+    w.close()

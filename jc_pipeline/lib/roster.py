@@ -213,6 +213,18 @@ class Roster:
         """Agencies reporting through ``superagency_id``, in roster order."""
         return self._children.get(superagency_id, ())
 
+    def agency_of_folder(self, folder: str) -> Agency | None:
+        """The agency whose inbox folder (or mapping file) is named ``folder``: its id, in any case (ids that differ
+        only in case are refused, as they name one folder on Windows and macOS)."""
+        agency = self.agencies.get(folder)
+        if agency is None:
+            agency = self._by_folded_id.get(folder.casefold())
+        return agency
+
+    @cached_property
+    def _by_folded_id(self) -> dict[str, Agency]:
+        return {agency_id.casefold(): agency for agency_id, agency in self.agencies.items()}
+
     def find_child(self, superagency_id: str, label: str) -> Agency | None:
         """The child of ``superagency_id`` named by ``label`` (agency_name or agency_id), else None."""
         wanted = _name_key(label)

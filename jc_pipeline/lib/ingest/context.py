@@ -92,7 +92,7 @@ def upload_context(roster: Roster, registry: Registry, agency_folder: str | None
     if agency_folder is None or sector_folder is None:
         return _misplaced(context, "the file is not inside an agency's sector folder; deliver it to "
                                    "inbox/<agency_id>/<SECTOR>/")
-    agency = _find_agency(roster, agency_folder)
+    agency = roster.agency_of_folder(agency_folder)
     if agency is None:
         return _misplaced(context, f"the inbox folder '{agency_folder}' is not an agency_id in agencies.csv; "
                                    f"deliver the file to the folder named after the agency's id")
@@ -113,14 +113,6 @@ def upload_context(roster: Roster, registry: Registry, agency_folder: str | None
     context.agency_expected = bool(children)
     context.targets = registry.sheet_targets(sector)
     return context
-
-
-def _find_agency(roster: Roster, folder: str) -> Agency | None:
-    agency = roster.agencies.get(folder)
-    if agency is not None:
-        return agency
-    folded = folder.casefold()
-    return next((a for a in roster.agencies.values() if a.agency_id.casefold() == folded), None)
 
 
 def _misplaced(context: UploadContext, message: str) -> UploadContext:

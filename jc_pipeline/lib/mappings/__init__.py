@@ -75,14 +75,17 @@ class NativeExtracts:
         is read once per run, so the files routed ahead of a batch and the batch that reads them see one version."""
         return replace(self, _datapoints=[], _findings=[], _counts=[])
 
-    def _load(self, agency_id: str | None) -> tuple[AgencyMapping | _Invalid, str] | None:
-        """(the agency's mapping, sha256 of the mapping file) or None (no mapping)."""
-        if agency_id is None or agency_id not in self.roster.agencies:
+    def _load(self, folder: str | None) -> tuple[AgencyMapping | _Invalid, str] | None:
+        """(the mapping of the agency whose inbox folder is ``folder``, sha256 of the mapping file) or None (no
+        mapping). Folder and mapping file name the agency's id in any case, as the inbox does."""
+        agency = self.roster.agency_of_folder(folder) if folder is not None else None
+        if agency is None:
             return None
+        agency_id = agency.agency_id
         if agency_id not in self._mappings:
-            path = self.data_dir / MAPPINGS / f"{agency_id}.yaml"
+            path = self._mapping_file(agency_id)
             found: tuple[AgencyMapping | _Invalid, str] | None = None
-            if path.is_file() and not path.is_symlink():
+            if path is not None:
                 small = path.stat().st_size <= MAX_MAPPING_BYTES
                 with path.open("rb") as handle:  # streamed: even a mapping too large to read has a version
                     digest = hashlib.file_digest(handle, "sha256").hexdigest()
@@ -93,6 +96,15 @@ class NativeExtracts:
                     found = (_Invalid(exc.problems, raw_patterns(text)), digest)
             self._mappings[agency_id] = found
         return self._mappings[agency_id]
+
+    def _mapping_file(self, agency_id: str) -> Path | None:
+        """``mappings/<agency_id>.yaml``, or the one file there whose name is the id in another case."""
+        exact = self.data_dir / MAPPINGS / f"{agency_id}.yaml"
+        if exact.is_file() and not exact.is_symlink():
+            return exact
+        folder = self.data_dir / MAPPINGS
+        spelled = [p for p in folder.glob("*.yaml") if p.stem.casefold() == agency_id.casefold()] if folder.is_dir() else []
+        return spelled[0] if len(spelled) == 1 and spelled[0].is_file() and not spelled[0].is_symlink() else None
 
     def mapping(self, agency_id: str | None) -> AgencyMapping | _Invalid | None:
         loaded = self._load(agency_id)
@@ -129,7 +141,7 @@ class NativeExtracts:
             self._findings.append(single_finding(file_idx, None, None, None, file.absolute.name, "N1", message))
             return
         source = mapping.source_for(_relative(file))
-        agency = self.roster.agencies[file.agency_id]
+        agency = self.roster.agency_of_folder(file.agency_id)
         problem = _sector_problem(self.roster, agency, source)
         if problem is not None:
             self._findings.append(single_finding(file_idx, None, None, None, file.absolute.name, "F8", problem))

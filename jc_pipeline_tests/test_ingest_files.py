@@ -347,3 +347,15 @@ def test_file_that_cannot_be_opened(warehouse, monkeypatch):
     assert files(warehouse) == {"arrests.csv": ("UNREADABLE", 0, 0, 0)}
     assert "Permission denied" in warehouse.table("source_files")["reason"].item()
     assert warehouse.ingest().files_unchanged == 1  # the same problem is not recorded twice
+
+
+def test_an_unknown_system_is_answered_with_the_systems_the_column_may_name(tmp_path):
+    """An agency of several sectors hears only its supervision systems: writing JAILS in 'system' is P4 again."""
+    agencies = [("multi", "Multi County", "US_XX", "LAW_ENFORCEMENT;JAILS;SUPERVISION;PROBATION", "", "1000", "1",
+                 "")]
+    w = Warehouse(tmp_path, agencies=agencies, settings=[])
+    deliver_csv(w.data_dir, "multi", "SUPERVISION", "funding.csv", [["year", "system", "value"], [2023, "all", 1]])
+    w.ingest()
+    (message,) = [m for (m,) in w.con.execute("SELECT message FROM rejected_rows WHERE rule = 'P4'").fetchall()]
+    assert "write one of the agency's systems, SUPERVISION, PROBATION (" in message, message
+    w.close()

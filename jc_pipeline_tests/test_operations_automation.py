@@ -269,10 +269,13 @@ def test_sensor_chain_runs_exactly_the_touched_periods(tmp_path_factory, tmp_pat
         assert not tick(touched_sensor, rollups.cursor).run_requests
 
         # 4. A file touched but unchanged launches nothing; a nightly ingest over unchanged inputs rolls up nothing.
+        # Touched now, it may be arriving: its entry stays as it was; settled, its hash is the one it had.
         some_file = next(p for p in sorted((data / "inbox").rglob("*")) if p.is_file())
-        stat = some_file.stat()
-        os.utime(some_file, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
-        touched_only = tick(inbox_sensor, cursor)
+        os.utime(some_file)
+        waiting = tick(inbox_sensor, cursor)
+        assert not waiting.run_requests and waiting.cursor == cursor
+        uploaded_ago(some_file, SETTLE_SECONDS + 1)
+        touched_only = tick(inbox_sensor, waiting.cursor)
         assert not touched_only.run_requests and touched_only.cursor != cursor
         cursor = touched_only.cursor
         run("ingest_job", extra_tags={"jc/nightly": "2026-01-01"})

@@ -28,15 +28,15 @@ SOURCE_FILES = dg.AssetKey("source_files")
 _EVENTS_PER_TICK = 500
 
 
-def inbox_signatures(inbox: Path, settle_seconds: float = 0) -> dict[str, str]:
+def inbox_signatures(inbox: Path, settle_seconds: float = 0) -> dict[str, str | None]:
     """`agency/SECTOR/.../file` -> "size:mtime_ns:ctime_ns" for every file ingest would look at (sub-folders
-    included, symlinks left to ingest to report) but those modified in the last `settle_seconds`, which may still be
-    arriving: cheap to take every minute; only files whose signature moved are hashed. `inbox` is
+    included, symlinks left to ingest to report), None for those modified in the last `settle_seconds`, which may
+    still be arriving: cheap to take every minute; only files whose signature moved are hashed. `inbox` is
     `<data_dir>/inbox`."""
     prefix = len(INBOX) + 1
     arriving = still_arriving(datetime.now(UTC), settle_seconds)
-    return {file.path[prefix:]: "{}:{}:{}".format(*file.signature)
-            for file in scan_inbox(inbox.parent) if not file.is_symlink and not arriving(file)}
+    return {file.path[prefix:]: None if arriving(file) else "{}:{}:{}".format(*file.signature)
+            for file in scan_inbox(inbox.parent) if not file.is_symlink}
 
 
 def changed_files(previous: Mapping[str, str], current: Mapping[str, str]) -> list[str]:
@@ -73,9 +73,10 @@ def _parse_cursor(cursor: str | None) -> dict[str, dict[str, str]]:
 def inbox_sensor(context: dg.SensorEvaluationContext, warehouse: WarehouseResource) -> dg.SensorResult:
     """Launches `ingest_job` when the content of a file under inbox/ is new or changed (cursor: size, mtime and
     sha256 per file; only files whose size, mtime or ctime moved are re-hashed, and a touched but identical file
-    launches nothing). A file modified in the last `SETTLE_SECONDS` may still be arriving: it stays out of the cursor,
-    so a later tick sees it as new, and the run leaves such files for the next (`ingest_run_config`). Deleted files
-    are forgotten; the warehouse keeps what they delivered."""
+    launches nothing). A file modified in the last `SETTLE_SECONDS` may still be arriving: its cursor entry stays as it
+    was until it settles, then its hash is compared (a `touch`ed or re-copied file launches nothing), and the run
+    leaves such files for the next (`ingest_run_config`). Deleted files are forgotten; the warehouse keeps what they
+    delivered."""
     inbox = warehouse.layout.inbox
     previous = _parse_cursor(context.cursor)
     signatures = inbox_signatures(inbox, SETTLE_SECONDS)
@@ -83,6 +84,10 @@ def inbox_sensor(context: dg.SensorEvaluationContext, warehouse: WarehouseResour
     changed: dict[str, list[str | None]] = {}
     for path, signature in signatures.items():
         before = previous.get(path)
+        if signature is None:  # still arriving: looked at once it settles, against what it held before
+            if before is not None:
+                current[path] = before
+            continue
         if before is not None and before.get("sig") == signature:
             current[path] = before
             continue

@@ -191,6 +191,7 @@ def read_inbox_batches(data_dir: Path, known: Mapping[str, str], roster: Roster,
         else:
             inbox.append(file)
     inbox.sort(key=lambda f: (f.received_at, f.path))
+    total = len(scanned) - waiting  # the files this run looks at
     with WorkbookReader() as workbooks:
         for done, fetched in enumerate(_read_ahead(inbox, known, native, workbooks), start=unchanged + 1):
             if batch_bytes is not None and read >= batch_bytes:
@@ -216,9 +217,9 @@ def read_inbox_batches(data_dir: Path, known: Mapping[str, str], roster: Roster,
                 parser.parse(file, sha, fetched.data, change, fetched.route, fetched.workbook)
                 read += file.size
             if progress is not None:
-                progress(done, len(scanned))
+                progress(done, total)
     if progress is not None and not inbox:
-        progress(unchanged, len(scanned))
+        progress(unchanged, total)
     yield ReadBatch(parser, unchanged, waiting)
 
 

@@ -10,6 +10,8 @@ from jc_pipeline.lib.registry import SUPERVISION_SUBSYSTEMS, SYSTEM_CODES, Regis
 from jc_pipeline.lib.roster import Roster
 
 SUPERVISION = "SUPERVISION"
+#: What a supervision sheet's 'system' column may name.
+SUPERVISION_SYSTEMS = (SUPERVISION, *SUPERVISION_SUBSYSTEMS)
 #: ``system`` cell keys (lower-case, ``_``/``-`` as spaces) -> system code; anything else is P4.
 SYSTEM_VALUES = {code.lower().replace("_", " "): code for code in (SUPERVISION, *SUPERVISION_SUBSYSTEMS)}
 
@@ -107,10 +109,14 @@ def agency_states(roster: Roster) -> pl.DataFrame:
 
 
 def agency_sectors(roster: Roster) -> pl.DataFrame:
-    """``agency_id, agency_sectors`` (comma-separated text) for messages."""
+    """``agency_id, agency_sectors, agency_systems`` (comma-separated text) for messages: its sectors, and those of
+    them a supervision sheet's 'system' column may name."""
+    agencies = roster.agencies.values()
     return pl.DataFrame({"agency_id": list(roster.agencies),
-                         "agency_sectors": [", ".join(a.sectors) for a in roster.agencies.values()]},
-                        schema={"agency_id": pl.String, "agency_sectors": pl.String})
+                         "agency_sectors": [", ".join(a.sectors) for a in agencies],
+                         "agency_systems": [", ".join(s for s in a.sectors if s in SUPERVISION_SYSTEMS)
+                                            for a in agencies]},
+                        schema={"agency_id": pl.String, "agency_sectors": pl.String, "agency_systems": pl.String})
 
 
 def agency_systems(roster: Roster) -> pl.DataFrame:

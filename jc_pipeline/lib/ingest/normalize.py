@@ -487,7 +487,7 @@ def _row_findings(live: pl.LazyFrame, now: datetime) -> list[pl.LazyFrame]:
                  pl.col("col_system"), pl.col("system"), _pick("system_problem", {
                      "unknown": f("System '{}' is not recognized: write one of the agency's systems, {} ('all' and "
                                   "'both' cannot be stored; give one row per system)", pl.col("system"),
-                                  pl.col("agency_sectors")),
+                                  pl.col("agency_systems")),
                      "empty": pl.lit("Empty 'system' value: write PAROLE, PROBATION, PRETRIAL_SUPERVISION, "
                                      "OTHER_SUPERVISION or SUPERVISION"),
                      "sector": f("The agency does not report for {} (see agencies.csv); write one of: {}",

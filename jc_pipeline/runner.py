@@ -296,9 +296,12 @@ def run_pipeline(
         definitions = load_definitions(layout)
         summary = RunSummary()
 
-        def execute(job_name: str, tags: dict[str, str] | None = None, **job_config: Any) -> RunOutcome:
+        def execute(job_name: str, tags: dict[str, str] | None = None, ops: Mapping[str, Any] | None = None
+                    ) -> RunOutcome:
             began = time.perf_counter()
-            outcome = launch(definitions, job_name, {**config, **job_config}, {**run_tags, **(tags or {})}, instance)
+            # A job's op config (the ingest's settle window) beside the caller's, not over it.
+            job_config = {**config, "ops": {**config.get("ops", {}), **ops}} if ops else config
+            outcome = launch(definitions, job_name, job_config, {**run_tags, **(tags or {})}, instance)
             seconds = time.perf_counter() - began
             summary.seconds[job_name] = summary.seconds.get(job_name, 0.0) + seconds
             summary.run_ids.append(outcome.run_id)
@@ -313,7 +316,8 @@ def run_pipeline(
         # roll-up that usually follows then validates at once (a run with nothing new only wasted that core's time).
         validation.preload()
         echo("[1/3] ingest: reading new and changed inbox files")
-        ingested = _materialization_metadata(execute("ingest_job", **ingest_run_config(settle_seconds)), "source_files")
+        ingested = _materialization_metadata(execute("ingest_job", ops=ingest_run_config(settle_seconds)["ops"]),
+                                             "source_files")
         if ingested:
             echo(
                 f"      {ingested.get('files_new', 0)} new, {ingested.get('files_changed', 0)} changed, "

@@ -555,3 +555,17 @@ def test_an_unreadable_agencies_csv_is_the_only_problem_named(tmp_path):
         load_roster(tmp_path)
     (problem,) = caught.value.problems
     assert problem.path == "agencies.csv" and "save it as CSV UTF-8" in problem.message
+
+
+def test_utf8_with_one_stray_byte_is_refused_naming_its_line(tmp_path):
+    """Read as Windows-1252 it loaded with every accented name garbled ("DoÃ±a"), and the renamed children
+    re-read their superagency's files; refused instead, on the line of the byte (helper-28)."""
+    rows = _replace(0, agency_name="Doña Ana County Sheriff")
+    _roster_dir(tmp_path, rows)
+    data = (tmp_path / "agencies.csv").read_bytes().replace(b"Harlan County Probation", b"Harlan County Probati\xf3n")
+    (tmp_path / "agencies.csv").write_bytes(data)
+    with pytest.raises(RosterError) as caught:
+        load_roster(tmp_path)
+    (problem,) = caught.value.problems
+    assert (problem.path, problem.line) == ("agencies.csv", 7)
+    assert "0xf3" in problem.message and "CSV UTF-8" in problem.message

@@ -8,18 +8,37 @@ the state's roster files alike).
 
 from __future__ import annotations
 
+import re
+from typing import AnyStr
+
 DELIMITERS = (",", ";", "\t")
 UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
+_LINE = {str: re.compile(r"[^\r\n]+"), bytes: re.compile(rb"[^\r\n]+")}
+#: A multi-byte UTF-8 character: text that holds one is UTF-8, whatever else it holds.
+_UTF8_CHARACTER = re.compile(rb"[\xc2-\xf4][\x80-\xbf]+")
 
 
-def decode(data: bytes) -> str:
-    """``data`` as text (see the module docstring); UnicodeError when it has a UTF-16 BOM but is not UTF-16."""
+def decode(data: bytes, *, mixed: bool = True) -> str:
+    """``data`` as text (see the module docstring); UnicodeError when it has a UTF-16 BOM but is not UTF-16.
+
+    ``mixed=False``: UnicodeDecodeError for UTF-8 text with a byte that is not UTF-8 (a stray byte from another
+    program), where Windows-1252 would garble every accented character of it without a word."""
     if data.startswith(UTF16_BOMS):
         return data.decode("utf-16")
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError:
+        if not mixed and _UTF8_CHARACTER.search(data):
+            raise
         return data.decode("cp1252", errors="replace")
+
+
+def header_line(text: AnyStr) -> AnyStr:
+    """The header's line: the first holding anything but blanks and delimiters (a row of empty cells, as Excel
+    writes one, is blank); empty when there is none."""
+    blank = " \t,;" if isinstance(text, str) else b" \t,;"
+    return next((line for line in (m.group() for m in _LINE[type(text)].finditer(text)) if line.strip(blank)),
+                text[:0])
 
 
 def delimiter(header: str) -> str:

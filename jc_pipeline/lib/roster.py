@@ -383,22 +383,27 @@ def _read_csv(path: Path, columns: tuple[str, ...], problems: list[Problem]) -> 
     name = path.name
     try:
         # As Excel or LibreOffice saved it: UTF-8, UTF-16 or Windows-1252, comma, semicolon or tab (csv_text).
-        text = csv_text.decode(path.read_bytes())
+        data = path.read_bytes()
+        text = csv_text.decode(data, mixed=False)
     except FileNotFoundError:
         problems.append(
             Problem(name, None, None, f"file not found at {path}; create it with the header row: {','.join(columns)}")
         )
         return None
-    except UnicodeError as exc:
-        problems.append(Problem(name, None, None, f"not UTF-16 text though it starts like it ({exc}); save it as "
-                                                  f"CSV UTF-8"))
+    except UnicodeDecodeError as exc:
+        if data.startswith(csv_text.UTF16_BOMS):
+            problems.append(Problem(name, None, None, f"not UTF-16 text though it starts like it ({exc.reason}); "
+                                                      f"save it as CSV UTF-8"))
+        else:  # UTF-8 with a stray byte: read as Windows-1252, every accented name was garbled without a word
+            problems.append(Problem(name, data[:exc.start].count(b"\n") + 1, None, (
+                f"a byte that is not UTF-8 ({data[exc.start]:#04x}) in UTF-8 text; retype the accented letters on "
+                f"this line, or save the file again as CSV UTF-8")))
         return None
     if "\x00" in text:
         problems.append(Problem(name, None, None, "not a text file (NUL bytes: UTF-16 without a byte order mark "
                                                   "looks like this); save it as CSV UTF-8"))
         return None
-    header_line = next((line for line in text.splitlines() if line.strip(" \t,;")), "")
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=csv_text.delimiter(header_line))
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=csv_text.delimiter(csv_text.header_line(text)))
     # (first physical line, cells): a quoted cell may span lines, so count lines, not records.
     lines, previous_end = [], 0
     for cells in reader:

@@ -39,7 +39,7 @@ import io
 import itertools
 import re
 from pathlib import Path
-from typing import AnyStr, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 import polars as pl
@@ -62,7 +62,6 @@ WORKBOOK_EXTENSIONS = (".xlsx", ".xls")
 EXTENSIONS = (*WORKBOOK_EXTENSIONS, ".csv")
 
 #: A line of a CSV (text or bytes): ``\r`` alone ends one too (Excel's "CSV (Macintosh)"), as in the ``csv`` module.
-_LINE = {str: re.compile(r"[^\r\n]+"), bytes: re.compile(rb"[^\r\n]+")}
 #: A ``\r`` not followed by ``\n``: Polars ends records at ``\n`` only.
 _LONE_CR = re.compile(rb"\r(?!\n)")
 
@@ -338,7 +337,7 @@ def _read_csv(path: Path, data: bytes | None, size: int, name: str) -> RawSheet:
     if data is None or size > SMALL_CSV_BYTES:
         return _read_big_csv(path, data, name)  # Polars: no per-cell Python
     text = _decode(data)
-    header = _header_line(text)
+    header = csv_text.header_line(text)
     _check_width(name, max(header.count(d) for d in csv_text.DELIMITERS) + 1)
     try:
         rows = list(csv.reader(io.StringIO(text, newline=""), delimiter=csv_text.delimiter(header)))
@@ -371,14 +370,6 @@ def _decode(data: bytes) -> str:
     return csv_text.decode(data)
 
 
-def _header_line(text: AnyStr) -> AnyStr:
-    """The header's line: the first holding anything but blanks and delimiters (a row of empty cells, as Excel
-    writes one, is blank); empty when there is none."""
-    blank = " \t,;" if isinstance(text, str) else b" \t,;"
-    return next((line for line in (m.group() for m in _LINE[type(text)].finditer(text)) if line.strip(blank)),
-                text[:0])
-
-
 def _read_big_csv(path: Path, data: bytes | None, name: str) -> RawSheet:
     data = data if data is not None else path.read_bytes()
     if data.startswith(csv_text.UTF16_BOMS):
@@ -386,7 +377,7 @@ def _read_big_csv(path: Path, data: bytes | None, name: str) -> RawSheet:
     _refuse_binary(data)
     if data.count(b"\r") != data.count(b"\r\n"):
         data = _LONE_CR.sub(b"\n", data)
-    header = _header_line(data).decode("utf-8", "replace")
+    header = csv_text.header_line(data).decode("utf-8", "replace")
     separator = csv_text.delimiter(header)
     # Polars takes the width from the first line, blank or not: the header's, given, keeps leading blank rows
     # from cutting every row to one cell.

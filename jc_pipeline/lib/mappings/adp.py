@@ -34,7 +34,7 @@ from jc_pipeline.lib.mappings.records import DATE_MESSAGE, Plan, categories, com
 from jc_pipeline.lib.mappings.spec import MetricSpec
 from jc_pipeline.lib.periods import add_months
 
-ORDER_MESSAGE = ("'{raw}' in column '{column}' is before the stay's start ({n} records, rows {rows}); fix the "
+ORDER_MESSAGE = ("'{raw}' in column '{column}' is before the stay's start ({records}); fix the "
                  "start or end date")
 
 

@@ -23,7 +23,7 @@ from jc_pipeline.lib.mappings.records import DATE_MESSAGE, PERIOD_MESSAGE, Plan,
     excluded, finish, in_range, in_window
 from jc_pipeline.lib.mappings.spec import MetricSpec
 
-VALUE_MESSAGE = ("'{raw}' in column '{column}' is not a count of zero or more ({n} rows, rows {rows}); write a "
+VALUE_MESSAGE = ("'{raw}' in column '{column}' is not a count of zero or more ({records}); write a "
                  "number")
 _MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
 _RANGE = re.compile(r"(\d{4})\s*[-/]\s*(\d{4})")

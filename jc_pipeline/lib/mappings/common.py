@@ -478,7 +478,7 @@ class Flag:
     raw: pl.Expr | None  # the value the finding quotes
     rule: str
     column: str  # logical column the finding names
-    message: str  # template: {raw}, {n}, {rows}, {column}
+    message: str  # template: {raw}, {records} ("3 records, rows 7, 9, 12"), {column}
 
     @property
     def condition(self) -> pl.Expr:
@@ -498,16 +498,15 @@ def grouped_finding(frame: pl.DataFrame, flag: Flag, ctx: Context) -> pl.DataFra
         before, _, after = rest.partition("{")
         name, _, rest = after.partition("}")
         pieces.append(before)
-        values.append({"raw": pl.col("__raw").fill_null("(empty)"), "n": pl.col("n"),
-                       "rows": pl.when(pl.col("n") > ROWS_LISTED).then(pl.col("rows") + pl.lit(", ..."))
-                       .otherwise(pl.col("rows"))}[name])
+        listed = pl.when(pl.col("n") > ROWS_LISTED).then(pl.col("rows") + pl.lit(", ...")).otherwise(pl.col("rows"))
+        values.append({"raw": pl.col("__raw").fill_null("(empty)"),
+                       "records": pl.when(pl.col("n") == 1).then(pl.lit("1 record, row ") + listed)
+                       .otherwise(pl.col("n").cast(pl.String) + pl.lit(" records, rows ") + listed)}[name])
     template = "{}".join([*pieces, rest])
     return grouped.select(
         file_idx=pl.lit(ctx.file_idx, pl.Int64), sheet=pl.lit(ctx.sheet), row_number=pl.col("first"),
         column_name=pl.lit(header), raw_value=pl.col("__raw"), rule=pl.lit(flag.rule),
-        # "(1 record, row 7)", not "(1 records, rows 7)": the templates say "({n} records, rows {rows})".
-        severity=pl.lit(RULES[flag.rule].severity),
-        message=fmt(template, *values).str.replace_all(r"\(1 (record|row)s, rows ", "(1 ${1}, row "),
+        severity=pl.lit(RULES[flag.rule].severity), message=fmt(template, *values),
     ).cast(FINDING_SCHEMA).collect()
 
 

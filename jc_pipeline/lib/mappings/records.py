@@ -26,18 +26,18 @@ from jc_pipeline.lib.mappings.common import BLANK, CODE, EXCLUDED, OTHER_SECTOR,
 from jc_pipeline.lib.mappings.spec import ETHNICITIES, BreakdownSpec, MetricSpec
 from jc_pipeline.lib.periods import add_months
 
-UNMAPPED_MESSAGE = ("'{raw}' in column '{column}' has no mapping ({n} records, rows {rows}); add it under the "
+UNMAPPED_MESSAGE = ("'{raw}' in column '{column}' has no mapping ({records}); add it under the "
                     "column's values in the mapping file (a member name, or null to leave such records out)")
-DATE_MESSAGE = ("'{raw}' in column '{column}' is not a date the mapping reads ({n} records, rows {rows}); fix "
+DATE_MESSAGE = ("'{raw}' in column '{column}' is not a date the mapping reads ({records}); fix "
                 "the export or list its format under date_formats")
-PERIOD_MESSAGE = ("'{raw}' in column '{column}' falls outside 2000-01 .. the ingest month ({n} records, rows "
-                  "{rows}); check the dates")
+PERIOD_MESSAGE = ("'{raw}' in column '{column}' falls outside 2000-01 .. the ingest month ({records}); "
+                  "check the dates")
 AGENCY_MESSAGES = {
-    UNMAPPED: ("'{raw}' in column '{column}' is not one of the superagency's child agencies in agencies.csv ({n} "
-               "records, rows {rows}); write the child's agency_name or agency_id"),
-    BLANK: "Empty '{column}' value ({n} records, rows {rows}): write the name or id of the agency the record is for",
+    UNMAPPED: ("'{raw}' in column '{column}' is not one of the superagency's child agencies in agencies.csv "
+               "({records}); write the child's agency_name or agency_id"),
+    BLANK: "Empty '{column}' value ({records}): write the name or id of the agency the record is for",
     OTHER_SECTOR: ("Agency '{raw}' in column '{column}' does not report for the export's sector in agencies.csv "
-                   "({n} records, rows {rows})"),
+                   "({records})"),
 }
 #: How many negative codes a value map produces (EXCLUDED, UNMAPPED, BLANK).
 _NEGATIVE = 3

@@ -139,10 +139,11 @@ COMMENT ON COLUMN source_files.rows_total IS 'Data rows in the file (all sheets)
 COMMENT ON COLUMN source_files.rows_loaded IS 'Rows that became datapoints (a newer file may later supersede the value).';
 COMMENT ON COLUMN source_files.rows_rejected IS 'Rows rejected; each has at least one ERROR row in rejected_rows.';
 
--- What the inbox holds now, as last read: the feedback and `status` speak of these versions, not of replaced ones.
+-- The latest version read of each path (a file deleted since stays its path's latest): the feedback and `status`
+-- speak of these versions, not of replaced ones.
 CREATE VIEW IF NOT EXISTS current_source_files AS
 SELECT * FROM source_files QUALIFY upload_seq = max(upload_seq) OVER (PARTITION BY path);
-COMMENT ON VIEW current_source_files IS 'The latest version of each delivered path (source_files keeps every version). An earlier version of a path is superseded: its rejected rows are no longer asked of the agency (the agency feedback, the data-quality report and jc-pipeline status list those of these versions); the datapoints it loaded stay where no later upload carries them.';
+COMMENT ON VIEW current_source_files IS 'The latest version read of each delivered path, also of a path deleted from the inbox since (source_files keeps every version). An earlier version of a path is superseded: its rejected rows are no longer asked of the agency (the agency feedback, the data-quality report and jc-pipeline status list those of these versions); the datapoints it loaded stay where no later upload carries them.';
 
 CREATE TABLE IF NOT EXISTS rejected_rows (
     file_id     VARCHAR NOT NULL,

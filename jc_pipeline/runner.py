@@ -325,8 +325,8 @@ def run_pipeline(
                 f"{ingested.get('files_unreadable', 0)} unreadable file(s) ({summary.seconds['ingest_job']:.1f} s)"
             )
             if ingested.get("files_arriving"):
-                echo(f"      {ingested['files_arriving']} file(s) modified in the last {settle_seconds:g} s may still be "
-                     f"arriving: left for the next run")
+                echo(f"      {ingested['files_arriving']} file(s) modified in the last {settle_seconds:g} s may still "
+                     f"be arriving: left for the next run")
             if ingested.get("files_reread"):
                 echo(f"      {ingested['files_reread']} file(s) read again: the roster changed how their agency's "
                      f"files are read (fiscal year, settings, sectors or child agencies)")

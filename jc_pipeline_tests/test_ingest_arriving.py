@@ -47,7 +47,8 @@ def test_a_run_with_settle_leaves_an_arriving_file_for_the_next_run(tmp_path, mo
     write_roster(data)
     layout = DataLayout.from_env(data)
     uploaded_ago(deliver_csv(data, "le", "LAW_ENFORCEMENT", "arrests.csv", ARRESTS), 600)
-    arriving = deliver_csv(data, "le", "LAW_ENFORCEMENT", "april/arrests.csv", [["year", "month", "value"], [2024, 4, 5]])
+    arriving = deliver_csv(data, "le", "LAW_ENFORCEMENT", "april/arrests.csv",
+                           [["year", "month", "value"], [2024, 4, 5]])
 
     said: list[str] = []
     run_pipeline(layout, settle_seconds=SETTLE_SECONDS, echo=said.append)

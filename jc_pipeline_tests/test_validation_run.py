@@ -185,8 +185,8 @@ def test_check_structure_ok_then_detects_breakage(tmp_path):
 
     wh.con.execute("ALTER TABLE agency_metrics DROP COLUMN row_number")
     wh.con.execute("INSERT INTO metric_definitions SELECT 'NOT_A_METRIC', sector, parent_sector, display_name, "
-                   "unit, reference_unit, measurement_type, default_frequency, category, sheet, NULL, NULL, NULL, is_level "
-                   "FROM metric_definitions LIMIT 1")
+                   "unit, reference_unit, measurement_type, default_frequency, category, sheet, NULL, NULL, NULL, "
+                   "is_level FROM metric_definitions LIMIT 1")
     wh.con.execute("DELETE FROM metric_categories")
     wh.con.execute("DROP TABLE rejected_rows")
     problems = validation.check_structure(wh.con, REGISTRY)

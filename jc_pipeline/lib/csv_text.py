@@ -13,6 +13,7 @@ from typing import AnyStr
 
 DELIMITERS = (",", ";", "\t")
 UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
+#: A line of a CSV (text or bytes): ``\r`` alone ends one too (Excel's "CSV (Macintosh)"), as in the ``csv`` module.
 _LINE = {str: re.compile(r"[^\r\n]+"), bytes: re.compile(rb"[^\r\n]+")}
 #: A multi-byte UTF-8 character: text that holds one is UTF-8, whatever else it holds.
 _UTF8_CHARACTER = re.compile(rb"[\xc2-\xf4][\x80-\xbf]+")

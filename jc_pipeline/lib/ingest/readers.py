@@ -61,7 +61,6 @@ _CUT_AFTER = f" bytes cut; more than the {MAX_CELL_BYTES} accepted]"
 WORKBOOK_EXTENSIONS = (".xlsx", ".xls")
 EXTENSIONS = (*WORKBOOK_EXTENSIONS, ".csv")
 
-#: A line of a CSV (text or bytes): ``\r`` alone ends one too (Excel's "CSV (Macintosh)"), as in the ``csv`` module.
 #: A ``\r`` not followed by ``\n``: Polars ends records at ``\n`` only.
 _LONE_CR = re.compile(rb"\r(?!\n)")
 

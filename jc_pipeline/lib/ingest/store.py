@@ -348,7 +348,7 @@ def _with_ids(con: duckdb.DuckDBPyConnection, files: pl.DataFrame, first_seq: in
         return fresh
     # The path's latest version: the one files_to_reread named, whose content the file still holds (its version
     # may differ by the mapping's hash, when the roster change gave the agency a mapping or took it away).
-    known = con.sql("SELECT path, arg_max(upload_seq, upload_seq) AS upload_seq, arg_max(file_id, upload_seq) AS file_id "
+    known = con.sql("SELECT path, max(upload_seq) AS upload_seq, arg_max(file_id, upload_seq) AS file_id "
                     "FROM source_files WHERE list_contains($paths, path) GROUP BY path",
                     params={"paths": reread["path"].to_list()}).pl()
     return pl.concat([fresh, reread.join(known, on="path", how="left").select(fresh.columns)])

@@ -103,7 +103,8 @@ class NativeExtracts:
         if exact.is_file() and not exact.is_symlink():
             return exact
         folder = self.data_dir / MAPPINGS
-        spelled = [p for p in folder.glob("*.yaml") if p.stem.casefold() == agency_id.casefold()] if folder.is_dir() else []
+        spelled = [p for p in folder.glob("*.yaml") if p.stem.casefold() == agency_id.casefold()] if folder.is_dir() \
+            else []
         return spelled[0] if len(spelled) == 1 and spelled[0].is_file() and not spelled[0].is_symlink() else None
 
     def mapping(self, agency_id: str | None) -> AgencyMapping | _Invalid | None:

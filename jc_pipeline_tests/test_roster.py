@@ -569,3 +569,15 @@ def test_utf8_with_one_stray_byte_is_refused_naming_its_line(tmp_path):
     (problem,) = caught.value.problems
     assert (problem.path, problem.line) == ("agencies.csv", 7)
     assert "0xf3" in problem.message and "CSV UTF-8" in problem.message
+
+
+def test_a_blank_first_row_is_not_the_header(tmp_path):
+    """Excel saves an empty first row as ",,,,": the header is the first row with a cell, as in the inbox."""
+    _roster_dir(tmp_path)
+    text = (tmp_path / "agencies.csv").read_text(encoding="utf-8")
+    (tmp_path / "agencies.csv").write_text(",,,,,,,\n" + text, encoding="utf-8")
+    assert set(load_roster(tmp_path).agencies) == {row[0] for row in GOOD_AGENCIES}
+    (tmp_path / "agencies.csv").write_text(",,,,,,,\n" + text.replace("population", "populaton", 1), encoding="utf-8")
+    with pytest.raises(RosterError) as caught:
+        load_roster(tmp_path)
+    assert [(p.line, p.column) for p in caught.value.problems] == [(2, "populaton"), (2, "population")]

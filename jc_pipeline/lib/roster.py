@@ -409,12 +409,16 @@ def _read_csv(path: Path, columns: tuple[str, ...], problems: list[Problem]) -> 
     for cells in reader:
         lines.append((previous_end + 1, cells))
         previous_end = reader.line_num
-    if not lines:
+    # The header is the first line with a cell in it: Excel writes a row of empty cells as ",,,," (as the inbox).
+    first = next((i for i, (_, cells) in enumerate(lines) if any(cell.strip() for cell in cells)), None)
+    if first is None:
         problems.append(
             Problem(name, 1, None, f"file is empty; the first line must be the header: {','.join(columns)}")
         )
         return None
-    header = [cell.strip().lower() for cell in lines[0][1]]
+    header_at, header_cells = lines[first]
+    lines = lines[first:]
+    header = [cell.strip().lower() for cell in header_cells]
     usable = True
     for index, column in enumerate(header):
         if column and column not in columns:
@@ -422,15 +426,15 @@ def _read_csv(path: Path, columns: tuple[str, ...], problems: list[Problem]) -> 
             # column misspelt is a mistake.
             hint = _did_you_mean(column, [c for c in columns if c not in header])
             if hint:
-                problems.append(Problem(name, 1, column,
+                problems.append(Problem(name, header_at, column,
                                         f"unknown column{hint}; the columns are: {', '.join(columns)}"))
                 usable = False
         elif column and header.index(column) != index:
-            problems.append(Problem(name, 1, column, "column appears twice in the header; keep one"))
+            problems.append(Problem(name, header_at, column, "column appears twice in the header; keep one"))
             usable = False
     for column in columns:
         if column not in header:
-            problems.append(Problem(name, 1, column, f"missing column; add '{column}' to the header row"))
+            problems.append(Problem(name, header_at, column, f"missing column; add '{column}' to the header row"))
             usable = False
     if not usable:
         return None

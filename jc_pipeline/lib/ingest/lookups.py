@@ -13,7 +13,7 @@ SUPERVISION = "SUPERVISION"
 #: What a supervision sheet's 'system' column may name.
 SUPERVISION_SYSTEMS = (SUPERVISION, *SUPERVISION_SUBSYSTEMS)
 #: ``system`` cell keys (lower-case, ``_``/``-`` as spaces) -> system code; anything else is P4.
-SYSTEM_VALUES = {code.lower().replace("_", " "): code for code in (SUPERVISION, *SUPERVISION_SUBSYSTEMS)}
+SYSTEM_VALUES = {code.lower().replace("_", " "): code for code in SUPERVISION_SYSTEMS}
 
 
 def metric_name_key(cell: pl.Expr) -> pl.Expr:
@@ -122,7 +122,7 @@ def agency_sectors(roster: Roster) -> pl.DataFrame:
 def agency_systems(roster: Roster) -> pl.DataFrame:
     """``agency_id, system_code, system_allowed``: the supervision systems each agency reports for."""
     rows = [(a.agency_id, code, True) for a in roster.agencies.values() for code in a.sectors
-            if code in SYSTEM_VALUES.values()]
+            if code in SUPERVISION_SYSTEMS]
     return pl.DataFrame(rows, orient="row", schema={"agency_id": pl.String, "system_code": pl.String,
                                                      "system_allowed": pl.Boolean})
 

@@ -255,10 +255,9 @@ def record_agency_states(con: duckdb.DuckDBPyConnection, roster: Roster) -> int:
     """, agency_states(roster).to_dict(as_series=False)).fetchall()[0][0]
 
 
-_KNOWN_SQL = ("SELECT path, arg_max(sha256, upload_seq) FROM source_files "
-              "WHERE path NOT IN (SELECT path FROM pending_rereads) GROUP BY path")
-_REREADS_SQL = ("SELECT path, arg_max(sha256, upload_seq) FROM source_files "
-                "WHERE path IN (SELECT path FROM pending_rereads) GROUP BY path")
+# The latest version of each path is the view current_source_files (lib/sql/warehouse_schema.sql).
+_KNOWN_SQL = "SELECT path, sha256 FROM current_source_files WHERE path NOT IN (SELECT path FROM pending_rereads)"
+_REREADS_SQL = "SELECT path, sha256 FROM current_source_files WHERE path IN (SELECT path FROM pending_rereads)"
 
 
 def known_files(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
@@ -348,8 +347,7 @@ def _with_ids(con: duckdb.DuckDBPyConnection, files: pl.DataFrame, first_seq: in
         return fresh
     # The path's latest version: the one files_to_reread named, whose content the file still holds (its version
     # may differ by the mapping's hash, when the roster change gave the agency a mapping or took it away).
-    known = con.sql("SELECT path, max(upload_seq) AS upload_seq, arg_max(file_id, upload_seq) AS file_id "
-                    "FROM source_files WHERE list_contains($paths, path) GROUP BY path",
+    known = con.sql("SELECT path, upload_seq, file_id FROM current_source_files WHERE list_contains($paths, path)",
                     params={"paths": reread["path"].to_list()}).pl()
     return pl.concat([fresh, reread.join(known, on="path", how="left").select(fresh.columns)])
 

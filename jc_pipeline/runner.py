@@ -330,6 +330,10 @@ def run_pipeline(
             if ingested.get("files_reread"):
                 echo(f"      {ingested['files_reread']} file(s) read again: the roster changed how their agency's "
                      f"files are read (fiscal year, settings, sectors or child agencies)")
+            if ingested.get("files_gone"):
+                echo(f"      {ingested['files_gone']} file(s) to read again after the roster change are no longer in "
+                     f"the inbox (folder(s) {', '.join(ingested['folders_gone'])}): what they loaded keeps the old "
+                     f"roster's reading; see docs/operations.md, \"Renaming or removing an agency\"")
         store = definitions.resources["warehouse"].store()  # type: ignore[union-attr]
         with store.connect() as con:
             # The months of new uploads, and those holding a failure the calendar has overturned since.

@@ -4,13 +4,16 @@ the store then holds what a first ingest under the new roster gives."""
 
 from __future__ import annotations
 
+import shutil
 from datetime import date
 
 import polars as pl
 import pytest
 
 from jc_pipeline.lib import ingest, pending
-from jc_pipeline_tests.ingest_support import AGENCIES, Warehouse, deliver_csv, deliver_xlsx
+from jc_pipeline.lib.paths import DataLayout
+from jc_pipeline.runner import run_pipeline
+from jc_pipeline_tests.ingest_support import AGENCIES, Warehouse, deliver_csv, deliver_xlsx, write_roster
 from jc_pipeline_tests.test_mappings_counts import CAD, write_mapping
 
 #: fy_jail's fiscal year moves from July to January; aoc's second court is renamed (its uploads name it).
@@ -165,3 +168,44 @@ def test_an_agency_with_a_mapping_taken_off_the_roster_and_back_is_read_in_place
             assert without_ids(contents(w)[name]).equals(without_ids(frame)), (step, name)
         fresh.close()
     w.close()
+
+
+def test_a_folder_moved_before_its_reread_is_named_and_read_again_when_it_comes_back(tmp_path):
+    """fy_jail renamed county_jail with its folder moved at once (helper-26): the old folder's files can no longer be
+    read again, so their rows stay under fy_jail (failing agency_in_roster) and rereads_gone names them; put back,
+    they are read again in place and then no agency's."""
+    w = Warehouse(tmp_path)
+    deliver(w.data_dir)
+    w.ingest()
+    w.change_roster(agencies=[("county_jail", *a[1:]) if a[0] == "fy_jail" else a for a in AGENCIES])
+    old, new = w.data_dir / "inbox" / "fy_jail", w.data_dir / "inbox" / "county_jail"
+    old.rename(new)
+    report = w.ingest()
+    assert (report.files_new, report.files_reread) == (2, 0)  # the copies are county_jail's uploads
+    gone = ["inbox/fy_jail/JAILS/funding.csv", "inbox/fy_jail/JAILS/total_admissions.csv"]
+    assert ingest.rereads_gone(w.con, w.data_dir) == gone
+    assert set(w.metrics()["agency_id"]) >= {"fy_jail", "county_jail"}  # what the moved files loaded stays
+
+    new.rename(old)  # the old folder back (and the copies gone with it: deleted files keep what they delivered)
+    report = w.ingest()
+    assert (report.files_new, report.files_reread) == (0, 2)
+    assert ingest.rereads_gone(w.con, w.data_dir) == []
+    rebuild(w)
+    assert "fy_jail" not in set(w.metrics()["agency_id"])
+    assert w.table("source_files").filter(pl.col("path").is_in(gone))["rows_loaded"].to_list() == [0, 0]
+    w.close()
+
+
+@pytest.mark.slow
+def test_a_run_says_which_folders_it_could_not_read_again(tmp_path, monkeypatch):
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
+    layout = DataLayout.from_env(tmp_path / "data")
+    write_roster(layout.root)
+    deliver(layout.root)
+    run_pipeline(layout, echo=lambda line: None)
+    write_roster(layout.root, [a for a in AGENCIES if a[0] != "fy_jail"])
+    shutil.rmtree(layout.root / "inbox" / "fy_jail")
+    said: list[str] = []
+    run_pipeline(layout, echo=said.append)
+    assert any("2 file(s) to read again after the roster change are no longer in the inbox (folder(s) fy_jail)"
+               in line for line in said), said

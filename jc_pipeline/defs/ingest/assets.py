@@ -105,6 +105,7 @@ def inbox_files(context: dg.AssetExecutionContext, config: IngestConfig,
         # Months no roll-up has covered yet (an earlier ingest stopped after some batches, a roll-up that failed)
         # go with this ingest's: touched_periods_sensor reads only this metadata.
         waiting = pending.pending_months(con)
+        gone = ingest.rereads_gone(con, warehouse.layout.root)
     touched = sorted({month.isoformat() for month in (*report.touched_months, *waiting)})
     yield dg.MaterializeResult(
         asset_key="source_files",
@@ -115,6 +116,9 @@ def inbox_files(context: dg.AssetExecutionContext, config: IngestConfig,
             "files_unreadable": report.files_unreadable,
             "files_reread": report.files_reread,
             "files_arriving": report.files_arriving,
+            # Marked to be read again after a roster change, but moved or deleted with their agency's folder.
+            "files_gone": len(gone),
+            "folders_gone": dg.MetadataValue.json(sorted({path.split("/")[1] for path in gone})),
             "touched_months": dg.MetadataValue.json(touched),
         },
     )

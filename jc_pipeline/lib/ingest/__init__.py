@@ -6,6 +6,7 @@ Public API (called by the Dagster layer)::
     ingest.record_agency_states(con, roster)            # before staging: staged rows keep no state of their own
     known, seen = ingest.known_files(con), ingest.file_stats(con)   # paths to read again (roster change) left out
     rereads = ingest.files_to_reread(con)                            # ... and given here, to be read in place
+    gone = ingest.rereads_gone(con, data_dir)           # after the ingest: marked paths the inbox no longer holds
     batch = ingest.parse_inbox(data_dir, known, roster, registry, now=..., seen=seen, rereads=rereads)  # no DB
     report = ingest.write_batch(con, batch)                                            # one transaction
     ingest.record_file_stats(con, batch.file_stats)     # next time, files whose stat did not move are not read
@@ -28,6 +29,7 @@ from jc_pipeline.lib.ingest.store import (
     known_files,
     record_agency_states,
     record_file_stats,
+    rereads_gone,
     write_batch,
 )
 
@@ -47,6 +49,7 @@ __all__ = [
     "read_inbox_batches",
     "record_agency_states",
     "record_file_stats",
+    "rereads_gone",
     "resolve_agency_metrics",
     "write_batch",
 ]

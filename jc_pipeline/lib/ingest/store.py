@@ -273,6 +273,15 @@ def files_to_reread(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
     return dict(con.execute(_REREADS_SQL).fetchall())
 
 
+def rereads_gone(con: duckdb.DuckDBPyConnection, data_dir: Path) -> list[str]:
+    """The paths marked to be read again (:func:`files_to_reread`) that ``data_dir`` no longer holds, in order: the
+    folder of an agency renamed or taken off the roster was moved or deleted before a run read it again. What they
+    loaded keeps its earlier reading (the rows of an agency off the roster stay loaded, failing agency_in_roster);
+    the mark stays, so a file put back is read again (docs/operations.md, "Renaming or removing an agency")."""
+    paths = con.execute("SELECT path FROM pending_rereads ORDER BY path").fetchall()
+    return [path for (path,) in paths if not (data_dir / path).is_file()]
+
+
 def file_stats(con: duckdb.DuckDBPyConnection) -> dict[str, tuple[int, int, int, str]]:
     """{relative path: (size, mtime_ns, ctime_ns, sha256)} as the file was when last hashed (``seen`` of
     :func:`parse_inbox_batches`). A store older than this table simply has none: every file is hashed once."""

@@ -139,6 +139,20 @@ def test_semicolon_cp1252_and_big_csvs(tmp_path, monkeypatch):
     assert w.metrics().filter(pl.col("metric_key").str.ends_with("CRIME"))["value"].to_list() == [1000.0] * 12
 
 
+@pytest.mark.parametrize("small_csv_bytes", [1024, 10], ids=["small", "big"])
+def test_utf8_with_a_stray_byte_stays_utf8(tmp_path, monkeypatch, small_csv_bytes):
+    """One Windows-1252 byte in a UTF-8 file: only its own cell is garbled, not every accented cell of the file
+    (read as Windows-1252, the UTF-8 "févr" was quoted back to the agency as "fÃ©vr")."""
+    w = Warehouse(tmp_path)
+    path = deliver_csv(w.data_dir, "le", "LAW_ENFORCEMENT", "arrests.csv", [])
+    path.write_bytes("year;month;value\r\n2023;1;5\r\n2023;févr;6\r\n".encode() + b"2023;f\xe9vr;7\r\n")
+    monkeypatch.setattr(readers, "SMALL_CSV_BYTES", small_csv_bytes)
+    w.ingest()
+    assert_accounting(w)
+    rejected = w.table("rejected_rows").sort("row_number").select("row_number", "rule", "raw_value").rows()
+    assert rejected == [(3, "R3", "févr"), (4, "R3", "f\ufffdvr")]
+
+
 def test_workbook_sheets_and_big_csvs_of_one_layout_load_together(tmp_path, monkeypatch):
     """A workbook sheet (Arrow string cells) and a CSV read by Polars (large_string cells) with the same columns
     are collected as one kind of sheet: every row of both loads."""

@@ -2,7 +2,9 @@
 the state's roster files alike).
 
 * Decoded as UTF-8 (BOM allowed), else UTF-16 when it starts with a UTF-16 byte order mark ("Unicode text"), else
-  Windows-1252, which Excel writes for "CSV (Comma delimited)" on Windows.
+  Windows-1252, which Excel writes for "CSV (Comma delimited)" on Windows. UTF-8 text with a stray byte from
+  another program stays UTF-8, the stray byte a replacement character: read as Windows-1252, every accented
+  character of it was garbled without a word.
 * Its delimiter is the most frequent of ``,`` ``;`` (Excel in much of Europe) and tab in the header line.
 """
 
@@ -22,16 +24,18 @@ _UTF8_CHARACTER = re.compile(rb"[\xc2-\xf4][\x80-\xbf]+")
 def decode(data: bytes, *, mixed: bool = True) -> str:
     """``data`` as text (see the module docstring); UnicodeError when it has a UTF-16 BOM but is not UTF-16.
 
-    ``mixed=False``: UnicodeDecodeError for UTF-8 text with a byte that is not UTF-8 (a stray byte from another
-    program), where Windows-1252 would garble every accented character of it without a word."""
+    ``mixed=False``: UnicodeDecodeError for UTF-8 text with a stray byte, where a replacement character would pass
+    unseen (the roster: its cells are matched, never shown to an agency as a finding)."""
     if data.startswith(UTF16_BOMS):
         return data.decode("utf-16")
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError:
-        if not mixed and _UTF8_CHARACTER.search(data):
+        if not _UTF8_CHARACTER.search(data):
+            return data.decode("cp1252", errors="replace")
+        if not mixed:
             raise
-        return data.decode("cp1252", errors="replace")
+        return data.decode("utf-8-sig", errors="replace")
 
 
 def header_line(text: AnyStr) -> AnyStr:

@@ -27,7 +27,6 @@ publish_job = dg.define_asset_job(
 )
 
 
-
 def ingest_run_config(settle_seconds: float = SETTLE_SECONDS) -> dict[str, Any]:
     """Run config of an `ingest_job` that leaves files modified in the last `settle_seconds` for the next run (they
     may still be arriving): the schedule, the inbox sensor and `jc-pipeline run --settle` use it."""

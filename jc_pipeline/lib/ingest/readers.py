@@ -10,7 +10,8 @@ Decisions:
 * The header is the first row with any non-blank cell; rows are numbered as the spreadsheet shows them
   (1-based, blank leading rows counted), also for CSVs (one record = one row).
 * A CSV is decoded as UTF-8 (BOM allowed), else UTF-16 when it has a UTF-16 BOM, else Windows-1252 (what Excel
-  writes for "CSV" on Windows). Its delimiter is the most frequent of ``,`` ``;`` and tab in the header line
+  writes for "CSV" on Windows), but UTF-8 with a stray byte stays UTF-8 (the byte a replacement character, quoted
+  in the finding of its row). Its delimiter is the most frequent of ``,`` ``;`` and tab in the header line
   (:mod:`jc_pipeline.lib.csv_text`, the roster's rule too).
 * Anything that cannot be read raises :class:`Unreadable` with a reason the agency can act on; the caller
   records the file as UNREADABLE and goes on with the next one.
@@ -354,25 +355,20 @@ def _refuse_binary(data: bytes) -> None:
                          "order mark looks like this too); export it again as CSV UTF-8")
 
 
-def _from_utf16(data: bytes) -> bytes:
+def _decode(data: bytes) -> str:
+    if not data.startswith(csv_text.UTF16_BOMS):  # UTF-16 text is half NUL bytes
+        _refuse_binary(data)
     try:
-        return data.decode("utf-16").encode("utf-8")
-    except UnicodeError as exc:
+        return csv_text.decode(data)
+    except UnicodeError as exc:  # only UTF-16 fails: any other byte sequence decodes
         raise Unreadable(f"the CSV starts with a UTF-16 byte order mark but is not valid UTF-16 ({exc}); "
                          f"export it again as CSV UTF-8") from exc
-
-
-def _decode(data: bytes) -> str:
-    if data.startswith(csv_text.UTF16_BOMS):
-        return _from_utf16(data).decode("utf-8")
-    _refuse_binary(data)
-    return csv_text.decode(data)
 
 
 def _read_big_csv(path: Path, data: bytes | None, name: str) -> RawSheet:
     data = data if data is not None else path.read_bytes()
     if data.startswith(csv_text.UTF16_BOMS):
-        data = _from_utf16(data)
+        data = _decode(data).encode("utf-8")
     _refuse_binary(data)
     if data.count(b"\r") != data.count(b"\r\n"):
         data = _LONE_CR.sub(b"\n", data)
@@ -387,8 +383,8 @@ def _read_big_csv(path: Path, data: bytes | None, name: str) -> RawSheet:
     try:
         try:
             frame = pl.read_csv(data, encoding="utf8", **options)
-        except pl.exceptions.ComputeError:  # not UTF-8: Windows-1252, as for small files
-            frame = pl.read_csv(data.decode("cp1252", errors="replace").encode("utf-8"), **options)
+        except pl.exceptions.ComputeError:  # not UTF-8: decoded as small files are
+            frame = pl.read_csv(_decode(data).encode("utf-8"), **options)
     except pl.exceptions.PolarsError as exc:
         raise Unreadable(f"the CSV cannot be parsed ({exc}); export it again as CSV UTF-8") from exc
     table = frame.to_arrow(compat_level=pl.CompatLevel.oldest())  # large_string, which pyarrow computes on

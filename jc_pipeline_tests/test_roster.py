@@ -150,11 +150,12 @@ def test_population_must_be_non_negative_integer(tmp_path, value):
     assert f"'{value}'" in message and "non-negative whole number" in message
 
 
-def test_superagency_must_exist(tmp_path):
+@pytest.mark.parametrize("typed", ["aocx", "AOC"])  # ids are matched as written; a case slip is named too
+def test_superagency_must_exist(tmp_path, typed):
     message = _only(
-        _problems(tmp_path, _replace(2, superagency_id="aocx")), "agencies.csv", 4, "superagency_id"
+        _problems(tmp_path, _replace(2, superagency_id=typed)), "agencies.csv", 4, "superagency_id"
     ).message
-    assert "'aocx' is not an agency_id" in message and "did you mean 'aoc'" in message
+    assert f"'{typed}' is not an agency_id" in message and "did you mean 'aoc'" in message
 
 
 def test_superagency_must_have_superagency_sector(tmp_path):

@@ -910,8 +910,10 @@ def _parse_choice(cell: str, report: _Report, column: str, choices: tuple[str, .
 
 
 def _did_you_mean(text: str, options: Any) -> str:
-    close = difflib.get_close_matches(text, list(options), n=1, cutoff=0.75)
-    return f" (did you mean '{close[0]}'?)" if close else ""
+    # Compared without case: 'AOC' for 'aoc' is the likeliest slip, and difflib alone found no match for it.
+    folded = {option.casefold(): option for option in options}
+    close = difflib.get_close_matches(text.casefold(), list(folded), n=1, cutoff=0.75)
+    return f" (did you mean '{folded[close[0]]}'?)" if close else ""
 
 
 def _name_key(label: str) -> str:

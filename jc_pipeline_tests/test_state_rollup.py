@@ -338,6 +338,21 @@ def test_supervision_without_double_counting(small_state):
     assert totals == [(1550.0, 2, 1, 1, ["PAROLE", "PROBATION"], 2, 700_000, True)]
 
 
+def test_an_agency_missing_one_of_its_subsystems_makes_the_supervision_total_partial(fresh_state):
+    """SUP1 reports parole and probation by subsystem; its month without probation is a partial value, not a
+    complete whole state (helper-29: 3 of 3 agencies, complete, at half the population)."""
+    fresh_state.execute("DELETE FROM agency_metrics WHERE agency_id = 'SUP1' AND metric_key = ? AND period_start = ?",
+                        [PROBATION_POP, JAN_2023])
+    state.build_state_metrics(fresh_state, [JAN_2023])
+    totals = fresh_state.execute(
+        "SELECT value, agencies_reporting, agencies_partial, subsystems_reported, agencies_expected, is_complete"
+        " FROM state_supervision_totals"
+        " WHERE metric_key = ? AND period_start = ? AND NOT is_derived_annual AND dimension IS NULL",
+        [SUP_POP, JAN_2023],
+    ).fetchall()
+    assert totals == [(650.0, 2, 1, ["PAROLE"], 2, False)]  # SUP2 250 + SUP1's parole 400
+
+
 def test_supervision_reasons_name_the_structure_only_when_the_structure_is_wrong(fresh_state):
     """SUPERVISION_REPORTED_* say that the key's structure is ruled out by the agency's setting; a key of the right
     structure sent at another cadence is a FREQUENCY_MISMATCH like any other metric's."""

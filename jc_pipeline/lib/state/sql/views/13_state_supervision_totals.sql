@@ -26,6 +26,26 @@ per_agency AS (
     FROM supervision
     GROUP BY ALL
 ),
+-- The subsystem keys each agency reporting by subsystem is expected to send for a base metric: one missing makes
+-- its value partial (a month's probation population left out of the whole state's without a word).
+agency_subsystems AS (
+    SELECT
+        state_code, agency_id,
+        'SUPERVISION_' || substr(metric_key, length(sector) + 2) AS base_metric_key,
+        frequency, starting_month,
+        count(*) AS subsystems_expected
+    FROM state_expected_agencies
+    WHERE supervision_reporting = 'SUBSYSTEM'
+    GROUP BY ALL
+),
+judged AS (
+    SELECT p.*, NOT p.reported_combined AND len(p.subsystems) < x.subsystems_expected AS is_partial
+    FROM per_agency AS p
+    LEFT JOIN agency_subsystems AS x
+      ON x.state_code = p.state_code AND x.agency_id = p.agency_id AND x.base_metric_key = p.base_metric_key
+     AND x.frequency = state_reporting_frequency(p.frequency, p.is_derived_annual)
+     AND x.starting_month = state_reporting_starting_month(p.frequency, p.is_derived_annual, p.period_start)
+),
 expected AS (
     SELECT
         state_code,
@@ -46,13 +66,14 @@ SELECT
     count(*)::INTEGER AS agencies_reporting,
     count(*) FILTER (WHERE p.reported_combined) AS agencies_reporting_combined,
     count(*) FILTER (WHERE NOT p.reported_combined) AS agencies_reporting_by_subsystem,
+    count(*) FILTER (WHERE p.is_partial)::INTEGER AS agencies_partial,
     list_sort(list_distinct(flatten(list(coalesce(p.subsystems, []::VARCHAR[]))))) AS subsystems_reported,
     any_value(e.agencies_expected) AS agencies_expected,
-    count(*) = any_value(e.agencies_expected) AS is_complete,
+    count(*) = any_value(e.agencies_expected) AND NOT bool_or(coalesce(p.is_partial, FALSE)) AS is_complete,
     coalesce(sum(p.population), 0)::BIGINT AS population_covered,
     CASE WHEN count(p.population) = count(*) AND sum(p.population) > 0
          THEN sum(p.value)::DOUBLE / sum(p.population) * 100000 END AS rate_per_100k
-FROM per_agency AS p
+FROM judged AS p
 LEFT JOIN expected AS e
   ON e.state_code = p.state_code AND e.base_metric_key = p.base_metric_key
  AND e.frequency = state_reporting_frequency(p.frequency, p.is_derived_annual)
@@ -61,7 +82,7 @@ GROUP BY
     p.state_code, p.base_metric_key, p.measurement_type, p.frequency, p.period_kind, p.is_derived_annual,
     p.period_start, p.period_end, p.dimension, p.category;
 
-COMMENT ON VIEW state_supervision_totals IS 'Whole-state community supervision per base SUPERVISION_* metric: each agency contributes its combined value or the sum of its subsystem values (never both), so agencies reporting combined and by subsystem add up without double counting. Caveat: an agency reporting only some of its subsystems contributes a partial value (see subsystems_reported).';
+COMMENT ON VIEW state_supervision_totals IS 'Whole-state community supervision per base SUPERVISION_* metric: each agency contributes its combined value or the sum of its subsystem values (never both), so agencies reporting combined and by subsystem add up without double counting. An agency reporting only some of the subsystem keys its settings expect contributes a partial value: counted in agencies_partial, and the row is not complete.';
 COMMENT ON COLUMN state_supervision_totals.state_code IS 'State.';
 COMMENT ON COLUMN state_supervision_totals.sector IS 'Always SUPERVISION.';
 COMMENT ON COLUMN state_supervision_totals.metric_key IS 'Base supervision metric (SUPERVISION_*), covering combined and subsystem reporting.';
@@ -77,8 +98,9 @@ COMMENT ON COLUMN state_supervision_totals.value IS 'Sum over agencies of (combi
 COMMENT ON COLUMN state_supervision_totals.agencies_reporting IS 'Agencies contributing (each counted once).';
 COMMENT ON COLUMN state_supervision_totals.agencies_reporting_combined IS 'Of which reporting the combined SUPERVISION_* key.';
 COMMENT ON COLUMN state_supervision_totals.agencies_reporting_by_subsystem IS 'Of which reporting subsystem keys.';
+COMMENT ON COLUMN state_supervision_totals.agencies_partial IS 'Of which reporting by subsystem but missing a subsystem key their settings expect (their value is partial; is_complete is then false).';
 COMMENT ON COLUMN state_supervision_totals.subsystems_reported IS 'Subsystem sectors (PAROLE, PROBATION, ...) present in the sum.';
 COMMENT ON COLUMN state_supervision_totals.agencies_expected IS 'Agencies expected to report this base metric (combined or by subsystem) at this cadence, from the current settings.';
-COMMENT ON COLUMN state_supervision_totals.is_complete IS 'agencies_reporting = agencies_expected.';
-COMMENT ON COLUMN state_supervision_totals.population_covered IS 'Sum of the populations of the contributing agencies (each once).';
+COMMENT ON COLUMN state_supervision_totals.is_complete IS 'agencies_reporting = agencies_expected and no agency partial.';
+COMMENT ON COLUMN state_supervision_totals.population_covered IS 'Sum of the populations of the contributing agencies, each agency once; agencies serving overlapping populations (a statewide department and county departments) are all counted, so this is not a count of distinct residents and the rate is a lower bound.';
 COMMENT ON COLUMN state_supervision_totals.rate_per_100k IS 'value / population_covered * 100000; NULL when a contributing agency has no population.';

@@ -231,6 +231,15 @@ def test_money_reported_monthly_makes_a_year_of_its_sum_whatever_its_measurement
     assert total_row(fresh_state, JAIL_POP, JAN_2023, derived=True)[0] == 430.0
 
 
+def test_a_year_of_averaged_months_is_exact_to_six_decimals(fresh_state):
+    """Each jail's January 4 higher: each year's mean rises by 1/3, the state's by 2/3. Rounded one agency at a time
+    before the sum, 330.333333 + 100.333333 gave 430.666666 (helper-29: a year of 27 read 26.999999)."""
+    fresh_state.execute("UPDATE agency_metrics SET value = value + 4 WHERE metric_key = ? AND period_start = ?"
+                        " AND dimension IS NULL", [JAIL_POP, JAN_2023])
+    state.build_state_metrics(fresh_state, [JAN_2023])
+    assert total_row(fresh_state, JAIL_POP, JAN_2023, derived=True)[:2] == (430.666667, 2)
+
+
 def test_calendar_year_breakdown_share_counts_every_agency_that_reported_the_dimension(fresh_state):
     """state_calendar_years adds the annual reporters' and the monthly reporters' rows: a breakdown's share counts
     the agencies of both kinds that reported the dimension, also in categories only the other kind reported."""

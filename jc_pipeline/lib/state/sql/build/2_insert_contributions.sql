@@ -18,7 +18,8 @@ UNION ALL
 -- Calendar years of monthly reporters, for the years of the requested months ($year_starts), per agency, only
 -- with all 12 months counted (an excluded or absent month means no derived value): the average of the months for
 -- levels (metric_definitions.is_level: INSTANT metrics other than money), else their sum.
--- Sums go through DECIMAL so that the result does not depend on the order of parallel aggregation.
+-- Sums are state_exact_sum's (the same whatever the order of parallel aggregation); a level's mean goes through
+-- DECIMAL for the same reason.
 -- The year's datapoints are aggregated first and only the aggregates joined: an agency's months are counted
 -- when not excluded and when the agency is expected for derived years (the same cadence as their coverage),
 -- which is what is_counted says of a monthly datapoint.
@@ -30,12 +31,12 @@ SELECT
     y.period_start,
     make_date(year(y.period_start) + 1, 1, 1) AS period_end,
     y.dimension, y.category, y.agency_id, e.population,
-    CASE WHEN e.is_level THEN y.mean ELSE y.total::DOUBLE END AS value,
+    CASE WHEN e.is_level THEN y.mean ELSE y.total END AS value,
     y.months_combined
 FROM (
     SELECT
         agency_id, metric_key, make_date(year(period_start), 1, 1) AS period_start, dimension, category,
-        sum(value::DECIMAL(38, 6)) AS total,
+        state_exact_sum(value) AS total,
         avg(value::DECIMAL(38, 6)) AS mean,
         -- One row per datapoint key (DESIGN §3.3) and a month's period_end follows from its start, so a group's
         -- rows are its distinct months: count(*) without the cost of a DISTINCT aggregate (three hash groupings).

@@ -104,12 +104,12 @@ period_coverage AS (
      AND ex.period_start = x.period_start AND ex.period_end = x.period_end AND ex.agency_id = x.agency_id
     GROUP BY x.state_code, x.metric_key, x.is_derived_annual, x.period_start, x.period_end
 ),
--- Sums go through DECIMAL so that the result does not depend on the order of parallel aggregation
--- (the same input must give an identical table).
+-- Sums by state_exact_sum: the same input must give an identical table, whatever the order of parallel
+-- aggregation.
 row_values AS (
     SELECT
         state_code, metric_key, is_derived_annual, period_start, period_end, dimension, category,
-        sum(value::DECIMAL(38, 6))::DOUBLE AS value,
+        state_exact_sum(value) AS value,
         count(*) AS agencies_reporting,
         coalesce(sum(population), 0) AS population_covered,
         count(population) = count(*) AS all_populations_known
@@ -120,7 +120,7 @@ row_values AS (
 dimension_coverage AS (
     SELECT
         b.state_code, b.metric_key, b.is_derived_annual, b.period_start, b.period_end, b.dimension,
-        sum(t.value::DECIMAL(38, 6))::DOUBLE AS breakdown_covered_value
+        state_exact_sum(t.value) AS breakdown_covered_value
     FROM (
         SELECT DISTINCT state_code, metric_key, is_derived_annual, period_start, period_end, dimension, agency_id
         FROM contributions

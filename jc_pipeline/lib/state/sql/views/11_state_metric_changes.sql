@@ -27,8 +27,8 @@ compared AS (
         period_start, period_end, previous_period_start, previous_period_end, dimension, category,
         count(*) AS agencies_compared,
         list(agency_id ORDER BY agency_id) AS agencies_compared_ids,
-        sum(previous_value::DECIMAL(38, 6))::DOUBLE AS previous_value,
-        sum(current_value::DECIMAL(38, 6))::DOUBLE AS current_value
+        state_exact_sum(previous_value) AS previous_value,
+        state_exact_sum(current_value) AS current_value
     FROM pairs
     GROUP BY ALL
 )

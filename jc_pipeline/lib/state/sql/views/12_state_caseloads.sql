@@ -29,8 +29,8 @@ sums AS (
         state_code, sector, open_cases_metric_key, staff_metric_key, frequency, period_kind, is_derived_annual,
         period_start, period_end, dimension, category,
         count(*) AS agencies_reporting_both,
-        sum(open_cases::DECIMAL(38, 6))::DOUBLE AS open_cases,
-        sum(staff_with_caseload::DECIMAL(38, 6))::DOUBLE AS staff_with_caseload
+        state_exact_sum(open_cases) AS open_cases,
+        state_exact_sum(staff_with_caseload) AS staff_with_caseload
     FROM pairs
     GROUP BY ALL
 )

@@ -18,8 +18,8 @@ per_agency AS (
         period_start, period_end, dimension, category, agency_id, population,
         -- Settings make an agency report one or the other; should both ever be counted, the subsystems win.
         CASE WHEN bool_or(NOT is_combined)
-             THEN sum(value::DECIMAL(38, 6)) FILTER (WHERE NOT is_combined)
-             ELSE sum(value::DECIMAL(38, 6))
+             THEN sum(value::DECIMAL(38, 12)) FILTER (WHERE NOT is_combined)
+             ELSE sum(value::DECIMAL(38, 12))
         END AS value,
         NOT bool_or(NOT is_combined) AS reported_combined,
         list(DISTINCT sector ORDER BY sector) FILTER (WHERE NOT is_combined) AS subsystems
@@ -62,7 +62,7 @@ SELECT
     p.base_metric_key AS metric_key,
     p.measurement_type, p.frequency, p.period_kind, p.is_derived_annual, p.period_start, p.period_end,
     p.dimension, p.category,
-    sum(p.value)::DOUBLE AS value,
+    state_exact_sum(p.value) AS value,
     count(*)::INTEGER AS agencies_reporting,
     count(*) FILTER (WHERE p.reported_combined) AS agencies_reporting_combined,
     count(*) FILTER (WHERE NOT p.reported_combined) AS agencies_reporting_by_subsystem,

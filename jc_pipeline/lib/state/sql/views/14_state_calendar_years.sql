@@ -7,7 +7,7 @@ WITH combined AS (
     SELECT
         state_code, sector, metric_key, measurement_type, period_start, period_end, period_label,
         dimension, category,
-        sum(value) AS value,
+        state_exact_sum(value) AS value,
         sum(agencies_reporting)::INTEGER AS agencies_reporting,
         coalesce(sum(agencies_reporting) FILTER (WHERE NOT is_derived_annual), 0)::INTEGER AS agencies_reporting_annual,
         coalesce(sum(agencies_reporting) FILTER (WHERE is_derived_annual), 0)::INTEGER AS agencies_reporting_monthly,

@@ -87,6 +87,16 @@ def test_every_published_table_and_column_is_described(warehouse):
     assert undescribed == []
 
 
+def test_every_published_view_and_column_is_described(warehouse):
+    """Views too: current_source_files was published with none of its 13 columns described (helper-29)."""
+    views = "SELECT view_name FROM duckdb_views() WHERE NOT internal"
+    assert warehouse.execute(f"{views} AND comment IS NULL").fetchall() == []
+    undescribed = warehouse.execute(
+        f"SELECT table_name, column_name FROM duckdb_columns() WHERE comment IS NULL AND table_name IN ({views})"
+    ).fetchall()
+    assert undescribed == []
+
+
 @pytest.mark.parametrize("question, sql", QUESTIONS, ids=[f"q{i + 1:02d}" for i in range(len(QUESTIONS))])
 def test_question_runs_and_answers(warehouse, question, sql):
     rows = warehouse.execute(sql).fetchall()

@@ -251,13 +251,40 @@ def test_calendar_year_breakdown_share_counts_every_agency_that_reported_the_dim
         " NULL)", [(agency, ARRESTS, frequency, start, end, OFFENSE, category, value)
                    for agency, frequency, start, end, category, value in rows])
     state.build_state_metrics(fresh_state, ALL_MONTHS)
-    # LE3 (annual, total 500) reported PERSON only; LE1 (monthly, 1278 over 2023) PROPERTY in all 12 months
-    # (61 + 11 x 60 = 721) and PERSON in January only. Both reported the offense dimension: 1778 of 1778.
+    # LE3 (annual, total 500) reported PERSON only; LE1 (monthly, 1278 over 2023) the offense dimension in all 12
+    # months: PROPERTY in each (61 + 11 x 60 = 721), PERSON in January only (40, its other months adding nothing,
+    # as in their month rows). Both reported the offense dimension: 1778 of 1778.
     shares = fresh_state.execute(
         "SELECT category, value, breakdown_share_pct, is_breakdown_published FROM state_calendar_years"
         " WHERE state_code = 'US_XX' AND metric_key = ? AND period_start = ? AND dimension = ? ORDER BY category",
         [ARRESTS, JAN_2023, OFFENSE]).fetchall()
-    assert shares == [("PERSON", 200.0, 100.0, True), ("PROPERTY", 721.0, 100.0, True)]
+    assert shares == [("PERSON", 240.0, 100.0, True), ("PROPERTY", 721.0, 100.0, True)]
+
+
+def test_a_derived_years_categories_sum_the_agencies_and_months_of_its_month_rows(fresh_state):
+    """helper-29: a jail's category missing from one month dropped the jail's whole year from that category alone
+    (10 agencies in it, 11 in the others). Now a category counts the months it has, if the agency reported the
+    dimension every month; an agency with a month of no breakdown at all leaves the dimension's year."""
+    sex = "global/biological_sex"
+    months = [(date(2023, m, 1), date(2023 + m // 12, m % 12 + 1, 1)) for m in range(1, 13)]
+    rows = [(agency, start, end, category, value) for start, end in months
+            for agency, category, value in (("JL1", "MALE", 240.0), ("JL1", "FEMALE", 60.0),
+                                            ("JL2", "MALE", 80.0), ("JL2", "FEMALE", 20.0))
+            if not (agency == "JL1" and category == "FEMALE" and start.month == 3)  # JL1: no FEMALE row in March
+            and not (agency == "JL2" and start.month == 5)]  # JL2: no breakdown at all in May
+    fresh_state.executemany(
+        "INSERT INTO agency_metrics VALUES ('US_XX', ?, 'JAILS', ?, 'MONTHLY', ?, ?, ?, ?, ?, FALSE, NULL, NULL,"
+        " NULL)", [(agency, JAIL_POP, start, end, sex, category, value) for agency, start, end, category, value in rows])
+    state.build_state_metrics(fresh_state, ALL_MONTHS)
+    year = fresh_state.execute(
+        "SELECT category, value, agencies_reporting FROM state_metrics WHERE metric_key = ? AND period_start = ?"
+        " AND is_derived_annual AND dimension = ? ORDER BY category", [JAIL_POP, JAN_2023, sex]).fetchall()
+    # JL1 alone (JL2 left the dimension's year): MALE 240; FEMALE 11 x 60 / 12 = 55, the mean of its month rows.
+    assert year == [("FEMALE", 55.0, 1), ("MALE", 240.0, 1)]
+    months_of_female = fresh_state.execute(
+        "SELECT sum(value) / 12 FROM state_metric_contributions WHERE agency_id = 'JL1' AND metric_key = ?"
+        " AND NOT is_derived_annual AND category = 'FEMALE' AND year(period_start) = 2023", [JAIL_POP]).fetchall()
+    assert months_of_female == [(55.0,)]
 
 
 def test_derived_year_without_any_complete_agency_is_null(small_state):

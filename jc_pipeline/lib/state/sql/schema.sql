@@ -78,4 +78,4 @@ COMMENT ON COLUMN state_metric_contributions.category IS 'Breakdown member NAME;
 COMMENT ON COLUMN state_metric_contributions.agency_id IS 'Contributing agency.';
 COMMENT ON COLUMN state_metric_contributions.population IS 'agencies.population of the agency at build time.';
 COMMENT ON COLUMN state_metric_contributions.value IS 'The agency''s value: its datapoint, or for derived calendar years the sum (DELTA, and money of either type) or average (other INSTANT metrics) of its 12 monthly datapoints.';
-COMMENT ON COLUMN state_metric_contributions.months_combined IS '1 for reported periods (one datapoint); 12 for derived calendar-year values.';
+COMMENT ON COLUMN state_metric_contributions.months_combined IS '1 for reported periods (one datapoint); for derived calendar-year values the months summed: 12 for a total, as few as 1 for a breakdown category the agency reported in only some months of a year in which it reported the dimension every month.';

@@ -352,6 +352,24 @@ def test_the_build_reads_the_comparable_rows_of_state_metric_inputs(small_state)
             "SELECT count(*) FROM state_metric_inputs_of($months::DATE[])", {"months": months}
         ).fetchone()[0]
 
+def test_a_row_says_how_many_agencies_report_its_metric_at_another_cadence(small_state):
+    """helper-29: a month row read "1 of 1, complete" while 37 agencies report the metric yearly. Arrests: LE1, LE2
+    and LE4 monthly, LE3 for calendar years; funding: LE1 and LE2 for calendar years, LE3 for July fiscal years."""
+    other = "agencies_expected, agencies_expected_other_cadence"
+    assert total_row(small_state, ARRESTS, JAN_2023, columns=other) == (3, 1)
+    assert total_row(small_state, ARRESTS, JAN_2023, derived=True, columns=other) == (3, 1)
+    assert total_row(small_state, FUNDING, JAN_2023, frequency="ANNUAL", columns=other) == (2, 1)
+    assert total_row(small_state, FUNDING, date(2022, 7, 1), frequency="ANNUAL", columns=other) == (1, 2)
+    breakdowns = small_state.execute(
+        "SELECT DISTINCT agencies_expected_other_cadence FROM state_metrics WHERE dimension IS NOT NULL").fetchall()
+    assert breakdowns == [(None,)]
+    fiscal = small_state.execute(
+        "SELECT metric_key, agencies_expected, agencies_expected_fiscal_year FROM state_calendar_years"
+        " WHERE state_code = 'US_XX' AND period_start = ? AND dimension IS NULL AND metric_key IN (?, ?) ORDER BY 1",
+        [JAN_2023, ARRESTS, FUNDING]).fetchall()
+    assert fiscal == [(ARRESTS, 4, 0), (FUNDING, 2, 1)]
+
+
 # --- supervision and caseloads -----------------------------------------------------------------------------
 
 

@@ -73,6 +73,12 @@ period_expected AS (
 period_totals AS (
     SELECT * FROM contributions WHERE dimension IS NULL
 ),
+-- Agencies expected for a metric at any cadence: those of the other cadences are in other rows, not in this one.
+metric_expected AS (
+    SELECT state_code, metric_key, count(*) AS agencies_expected
+    FROM state_expected_agencies
+    GROUP BY state_code, metric_key
+),
 -- Agencies whose comparable data for the metric failed a validation ERROR in the period (for a derived
 -- calendar year: in any of its months).
 period_excluded AS (
@@ -166,6 +172,8 @@ SELECT
     c.expected_population,
     CASE WHEN k.dimension IS NULL THEN c.agencies_missing END AS agencies_missing,
     CASE WHEN k.dimension IS NULL THEN c.agencies_excluded END AS agencies_excluded,
+    CASE WHEN k.dimension IS NULL THEN coalesce(m.agencies_expected, 0) - coalesce(c.agencies_expected, 0) END
+        AS agencies_expected_other_cadence,
     CASE WHEN k.dimension IS NOT NULL THEN coalesce(dc.breakdown_covered_value, 0) END AS breakdown_covered_value,
     CASE WHEN k.dimension IS NOT NULL
          THEN 100.0 * coalesce(dc.breakdown_covered_value, 0) / nullif(total.value, 0) END AS breakdown_share_pct,
@@ -182,6 +190,7 @@ LEFT JOIN row_values AS v
 LEFT JOIN period_coverage AS c
   ON c.state_code = k.state_code AND c.metric_key = k.metric_key AND c.is_derived_annual = k.is_derived_annual
  AND c.period_start = k.period_start AND c.period_end = k.period_end
+LEFT JOIN metric_expected AS m ON m.state_code = k.state_code AND m.metric_key = k.metric_key
 LEFT JOIN row_values AS total
   ON total.state_code = k.state_code AND total.metric_key = k.metric_key
  AND total.is_derived_annual = k.is_derived_annual

@@ -32,11 +32,14 @@ dimension_coverage AS (
     )
     GROUP BY state_code, metric_key, period_start, dimension
 ),
--- Expected: monthly reporters and January-start annual reporters, whether or not a row of their kind exists.
+-- Expected: monthly reporters and January-start annual reporters, whether or not a row of their kind exists; and
+-- the fiscal-year reporters, whose years are not in here.
 expected AS (
-    SELECT state_code, metric_key, count(*)::INTEGER AS agencies_expected, sum(population)::BIGINT AS expected_population
+    SELECT state_code, metric_key,
+           count(*) FILTER (WHERE frequency = 'MONTHLY' OR starting_month = 1)::INTEGER AS agencies_expected,
+           sum(population) FILTER (WHERE frequency = 'MONTHLY' OR starting_month = 1)::BIGINT AS expected_population,
+           count(*) FILTER (WHERE frequency = 'ANNUAL' AND starting_month <> 1)::INTEGER AS agencies_expected_fiscal_year
     FROM state_expected_agencies
-    WHERE frequency = 'MONTHLY' OR starting_month = 1
     GROUP BY state_code, metric_key
 ),
 with_totals AS (
@@ -59,6 +62,7 @@ SELECT
     CASE WHEN t.all_populations_known AND t.population_covered > 0
          THEN t.value / t.population_covered * 100000 END AS rate_per_100k,
     t.agencies_reporting = coalesce(e.agencies_expected, 0) AS is_complete,
+    coalesce(e.agencies_expected_fiscal_year, 0) AS agencies_expected_fiscal_year,
     CASE WHEN t.dimension IS NOT NULL THEN 100.0 * dc.breakdown_covered_value / nullif(t.state_total, 0) END
         AS breakdown_share_pct,
     CASE WHEN t.dimension IS NOT NULL
@@ -89,5 +93,6 @@ COMMENT ON COLUMN state_calendar_years.population_covered IS 'Sum of the populat
 COMMENT ON COLUMN state_calendar_years.coverage_population_pct IS '100 * population_covered / population of the expected agencies.';
 COMMENT ON COLUMN state_calendar_years.rate_per_100k IS 'value / population_covered * 100000; NULL when a reporting agency has no population.';
 COMMENT ON COLUMN state_calendar_years.is_complete IS 'agencies_reporting = agencies_expected.';
+COMMENT ON COLUMN state_calendar_years.agencies_expected_fiscal_year IS 'Agencies expected to report this metric for fiscal years (a year starting in another month than January): their years are other periods, not in this calendar year, so is_complete speaks of the other agencies only.';
 COMMENT ON COLUMN state_calendar_years.breakdown_share_pct IS 'Breakdown rows: share of the combined state total held by agencies that reported this breakdown dimension.';
 COMMENT ON COLUMN state_calendar_years.is_breakdown_published IS 'Breakdown rows: breakdown_share_pct >= the threshold of the build; false = flagged. NULL on totals.';

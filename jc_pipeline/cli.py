@@ -115,6 +115,9 @@ def _run(args: argparse.Namespace, layout: DataLayout) -> None:
     if args.last and args.last > last:
         raise SystemExit(f"jc-pipeline run: --to {args.last:%Y-%m} is after the current month, {last:%Y-%m}: no "
                          f"period has started there")
+    if args.last and args.last < first:  # --to alone: Dagster failed the run on an invariant after the ingest
+        raise SystemExit(f"jc-pipeline run: --to {args.last:%Y-%m} is before {first:%Y-%m}, the first month the "
+                         f"pipeline keeps")
     if not layout.roster.exists():
         raise SystemExit(
             f"no roster at {layout.roster}: create agencies.csv there (its columns: README.md, 'The contracts in "

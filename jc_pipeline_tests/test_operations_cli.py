@@ -118,6 +118,9 @@ def test_a_backfill_range_that_cannot_run_is_refused(capsys, tmp_path):
     with pytest.raises(SystemExit) as refused:  # --from alone: named as itself, not as "after --to"
         main(["run", "--data-dir", str(tmp_path), "--from", f"{later:%Y-%m}"])
     assert f"--from {later:%Y-%m} is after the current month" in str(refused.value)
+    with pytest.raises(SystemExit) as refused:  # --to alone (helper-30: ingested, then failed on an invariant)
+        main(["run", "--data-dir", str(tmp_path), "--to", "1999-12"])
+    assert str(refused.value) == "jc-pipeline run: --to 1999-12 is before 2000-01, the first month the pipeline keeps"
     assert not (tmp_path / "pipeline").exists()  # nothing ran
     with pytest.raises(SystemExit):
         main(["run", "--data-dir", str(tmp_path), "--from", "2025-13", "--to", "2025-14"])

@@ -359,6 +359,9 @@ def run_pipeline(
                 empty = pending.months_without_datapoints(con, months[0], months[-1])
                 ranges = contiguous_ranges(months, empty=empty)
                 tags_of = range_tags
+                # Pending like a roster change's until rolled up: a backfill killed half-way leaves its months to
+                # the next run, which said it redoes their work and found nothing new (helper-30).
+                pending.mark_whole_months(con, [month for month in months if month not in empty])
         summary.months = months
         if not ranges:
             echo("[2/3] roll-up: nothing new since the last run")

@@ -170,6 +170,24 @@ def test_a_backfill_given_by_its_end_reaches_back_to_the_first_month_with_data(d
     assert result.months == [first, add_months(first, 1)] and result.published
 
 
+def test_a_backfill_stopped_before_its_roll_up_is_redone_by_the_next_run(demo):
+    """helper-30: after a `run --from/--to` killed in its roll-up, the next run said it redid the work and found
+    nothing new: a backfill after a rule change left its range stale without a word."""
+    layout, _, _ = demo
+    backfill = [date(2024, 4, 1), date(2024, 5, 1)]
+
+    def stopped_in_the_roll_up(definitions, job_name, config, tags, instance):
+        if job_name == "rollup_job":
+            raise _Stopped
+        return execute_in_process(definitions, job_name, config, tags, instance)
+
+    with pytest.raises(_Stopped):
+        run_pipeline(layout, first=backfill[0], last=backfill[-1], echo=lambda line: None,
+                     launch=stopped_in_the_roll_up)
+    assert run_pipeline(layout, echo=lambda line: None).months == backfill
+    assert run_pipeline(layout, echo=lambda line: None).months == []
+
+
 def test_backfill_range_is_idempotent(demo):
     layout, _, _ = demo
     before = _query(layout, "SELECT * FROM state_metrics ORDER BY ALL")

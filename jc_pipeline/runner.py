@@ -22,6 +22,7 @@ from filelock import FileLock, Timeout
 
 from jc_pipeline.defs.automation.jobs import LAUNCHED_BY_CLI, LAUNCHED_BY_TAG, ingest_run_config
 from jc_pipeline.defs.partitions import pending_range_tags, range_tags
+from jc_pipeline.defs.resources import WAREHOUSE_POOL
 from jc_pipeline.instance.event_log import load_instance
 from jc_pipeline.lib import pending, validation
 from jc_pipeline.lib.paths import DataLayout
@@ -195,6 +196,22 @@ def end_orphaned_runs(instance: dg.DagsterInstance, home: Path) -> list[str]:
     return ended
 
 
+def pool_holders(instance: dg.DagsterInstance) -> list[str]:
+    """What a run of this command would wait for: each run holding the slot of the warehouse pool, as "<run id>
+    (<job>, <status>, started by <who>)". A run killed outside `jc-pipeline run` keeps its slot until the daemon's
+    run monitoring or the UI ends it, and the step waiting for it says nothing."""
+    holders = []
+    for run_id in sorted(instance.event_log_storage.get_concurrency_info(WAREHOUSE_POOL).active_run_ids):
+        run = instance.get_run_by_id(run_id)
+        if run is None:
+            holders.append(f"{run_id} (no such run in this instance)")
+            continue
+        who = run.tags.get(LAUNCHED_BY_TAG) or run.tags.get("dagster/sensor_name") or \
+            run.tags.get("dagster/schedule_name") or "Dagster"
+        holders.append(f"{run_id} ({run.job_name}, {run.status.value}, started by {who})")
+    return holders
+
+
 def load_definitions(layout: DataLayout) -> dg.Definitions:
     """The code location bound to this data directory."""
     os.environ["JC_DATA_DIR"] = str(layout.root)
@@ -301,6 +318,9 @@ def run_pipeline(
             began = time.perf_counter()
             # A job's op config (the ingest's settle window) beside the caller's, not over it.
             job_config = {**config, "ops": {**config.get("ops", {}), **ops}} if ops else config
+            for holder in pool_holders(instance):
+                echo(f"      waiting for the warehouse: Dagster run {holder} holds it. If that run's process is gone, "
+                     f"end it in the UI (make dev, then Runs > the run > Terminate, forcing it)")
             outcome = launch(definitions, job_name, job_config, {**run_tags, **(tags or {})}, instance)
             seconds = time.perf_counter() - began
             summary.seconds[job_name] = summary.seconds.get(job_name, 0.0) + seconds

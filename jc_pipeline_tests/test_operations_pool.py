@@ -1,0 +1,53 @@
+"""A step of `jc-pipeline run` waits for the slot of the one-slot pool `duckdb_warehouse`; a run killed outside
+`jc-pipeline run` keeps that slot until something ends it, and the wait said nothing (helper-30: a run printed
+"[1/3] ingest" and hung for 10 minutes). The run now names the run it waits for."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import dagster as dg
+
+from jc_pipeline.defs.resources import WAREHOUSE_POOL
+from jc_pipeline.lib.paths import DataLayout
+from jc_pipeline.runner import open_instance, pool_holders, run_pipeline
+from jc_pipeline_tests.ingest_support import deliver_csv, write_roster
+
+
+def test_pool_holders_name_the_run_job_status_and_who_started_it():
+    @dg.asset
+    def anything() -> int:
+        return 1
+
+    with dg.instance_for_test() as instance:
+        instance.event_log_storage.set_concurrency_slots(WAREHOUSE_POOL, 1)
+        assert pool_holders(instance) == []
+        run = dg.materialize([anything], instance=instance, tags={"jc/launched_by": "jc-pipeline"})
+        instance.event_log_storage.claim_concurrency_slot(WAREHOUSE_POOL, run.run_id, "agency_metrics")
+        assert pool_holders(instance) == [f"{run.run_id} (__ephemeral_asset_job__, SUCCESS, started by jc-pipeline)"]
+        instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
+        instance.event_log_storage.claim_concurrency_slot(WAREHOUSE_POOL, "gone", "state_metrics")
+        assert pool_holders(instance) == ["gone (no such run in this instance)"]
+
+
+def test_a_run_waiting_for_the_warehouse_names_the_run_that_holds_it(tmp_path, monkeypatch):
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
+    layout = DataLayout.from_env(tmp_path / "data")
+    write_roster(layout.root)
+    deliver_csv(layout.root, "le", "LAW_ENFORCEMENT", "arrests.csv", [["year", "month", "value"], [2024, 1, 7]])
+    instance = open_instance(layout)
+    instance.event_log_storage.set_concurrency_slots(WAREHOUSE_POOL, 1)
+    instance.event_log_storage.claim_concurrency_slot(WAREHOUSE_POOL, "killed-elsewhere", "agency_metrics")
+    said: list[str] = []
+    run = threading.Thread(target=run_pipeline, args=(layout,), kwargs={"echo": said.append})
+    run.start()
+    deadline = time.monotonic() + 60
+    while not any("waiting for the warehouse" in line for line in said) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    instance.event_log_storage.free_concurrency_slots_for_run("killed-elsewhere")
+    run.join(timeout=120)
+    assert not run.is_alive()
+    waiting = [line for line in said if "waiting for the warehouse" in line]
+    assert waiting and "Dagster run killed-elsewhere (no such run in this instance) holds it" in waiting[0], said
+    assert said[-1].startswith("      done; whole run")  # it went on once the slot was free

@@ -74,7 +74,7 @@ def _print_runs(layout: DataLayout) -> None:
 def _print_recent_runs(layout: DataLayout) -> None:
     import dagster as dg
 
-    from jc_pipeline.runner import open_instance
+    from jc_pipeline.runner import open_instance, pool_holders
 
     with open_instance(layout) as instance:
         home = instance.root_directory
@@ -102,6 +102,9 @@ def _print_recent_runs(layout: DataLayout) -> None:
                 )
             )
         _print_table(["run", "job", "status", "periods", "started (UTC)", "took"], rows)
+        for holder in pool_holders(instance):  # what every other run's warehouse step waits for
+            print(f"  the warehouse is held by Dagster run {holder}; a run whose process is gone keeps it until it "
+                  "is ended in the UI (docs/operations.md, 'When a run fails')")
         failed = [run for run in runs if run.status == dg.DagsterRunStatus.FAILURE]
         if failed:
             print(

@@ -12,6 +12,7 @@ import dagster as dg
 from jc_pipeline.defs.resources import WAREHOUSE_POOL
 from jc_pipeline.lib.paths import DataLayout
 from jc_pipeline.runner import open_instance, pool_holders, run_pipeline
+from jc_pipeline.status import print_status
 from jc_pipeline_tests.ingest_support import deliver_csv, write_roster
 
 
@@ -31,7 +32,7 @@ def test_pool_holders_name_the_run_job_status_and_who_started_it():
         assert pool_holders(instance) == ["gone (no such run in this instance)"]
 
 
-def test_a_run_waiting_for_the_warehouse_names_the_run_that_holds_it(tmp_path, monkeypatch):
+def test_a_run_waiting_for_the_warehouse_names_the_run_that_holds_it(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
     layout = DataLayout.from_env(tmp_path / "data")
     write_roster(layout.root)
@@ -51,3 +52,7 @@ def test_a_run_waiting_for_the_warehouse_names_the_run_that_holds_it(tmp_path, m
     waiting = [line for line in said if "waiting for the warehouse" in line]
     assert waiting and "Dagster run killed-elsewhere (no such run in this instance) holds it" in waiting[0], said
     assert said[-1].startswith("      done; whole run")  # it went on once the slot was free
+    instance.event_log_storage.claim_concurrency_slot(WAREHOUSE_POOL, "killed-elsewhere", "state_metrics")
+    print_status(layout)  # status names the holder too
+    assert ("the warehouse is held by Dagster run killed-elsewhere (no such run in this instance)"
+            in capsys.readouterr().out)

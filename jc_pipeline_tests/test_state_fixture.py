@@ -30,8 +30,8 @@ import pytest
 from jc_pipeline.lib import state
 from jc_pipeline.lib.periods import add_months
 from jc_pipeline.lib.registry import load_registry
+from jc_pipeline.lib.warehouse import ensure_contract_schema
 
-SCHEMA = Path(__file__).resolve().parents[1] / "jc_pipeline" / "lib" / "sql" / "warehouse_schema.sql"
 
 REGISTRY = load_registry()
 ARRESTS = "LAW_ENFORCEMENT_ARRESTS"
@@ -155,7 +155,7 @@ ALL_MONTHS = [month(2022, m) for m in range(1, 13)] + [month(2023, m) for m in r
 
 def load_inputs(con: duckdb.DuckDBPyConnection) -> None:
     """Create the shared schema and insert the fixture rows (state tables are left to the code under test)."""
-    con.execute(SCHEMA.read_text(encoding="utf-8")).fetchall()
+    ensure_contract_schema(con)
     names = {agency_id: f"Agency {agency_id}" for agency_id, *_ in AGENCIES}
     con.executemany(
         "INSERT INTO agencies VALUES (?, ?, ?, ?, NULL, ?, ?, NULL)",

@@ -63,8 +63,15 @@ def contract_schema_sql() -> str:
 
 
 def ensure_contract_schema(con: duckdb.DuckDBPyConnection) -> None:
-    """Create the contract tables if missing (idempotent)."""
+    """Create the contract tables if missing (idempotent). The view current_source_files (``SELECT *`` of
+    source_files) describes its columns with source_files' descriptions, copied here rather than written twice."""
     con.execute(contract_schema_sql())
+    comments = con.execute(
+        "SELECT column_name, comment FROM duckdb_columns() WHERE table_name = 'source_files'"
+        " AND database_name = current_database() AND schema_name = current_schema()"
+    ).fetchall()
+    con.execute("".join(f"""COMMENT ON COLUMN current_source_files."{column}" IS '{comment.replace("'", "''")}';"""
+                        for column, comment in comments))
 
 
 def missing_tables(con: duckdb.DuckDBPyConnection, names: Sequence[str]) -> set[str]:

@@ -144,19 +144,6 @@ COMMENT ON COLUMN source_files.rows_rejected IS 'Rows rejected; each has at leas
 CREATE VIEW IF NOT EXISTS current_source_files AS
 SELECT * FROM source_files QUALIFY upload_seq = max(upload_seq) OVER (PARTITION BY path);
 COMMENT ON VIEW current_source_files IS 'The latest version read of each delivered path, also of a path deleted from the inbox since (source_files keeps every version). An earlier version of a path is superseded: its rejected rows are no longer asked of the agency (the agency feedback, the data-quality report and jc-pipeline status list those of these versions); the datapoints it loaded stay where no later upload carries them.';
-COMMENT ON COLUMN current_source_files.file_id IS 'source_files.file_id of the path''s latest version.';
-COMMENT ON COLUMN current_source_files.path IS 'source_files.path of the path''s latest version.';
-COMMENT ON COLUMN current_source_files.sha256 IS 'source_files.sha256 of the path''s latest version.';
-COMMENT ON COLUMN current_source_files.agency_id IS 'source_files.agency_id of the path''s latest version.';
-COMMENT ON COLUMN current_source_files.sector IS 'source_files.sector of the path''s latest version.';
-COMMENT ON COLUMN current_source_files.received_at IS 'source_files.received_at of the path''s latest version.';
-COMMENT ON COLUMN current_source_files.ingested_at IS 'source_files.ingested_at of the path''s latest version.';
-COMMENT ON COLUMN current_source_files.upload_seq IS 'source_files.upload_seq of the path''s latest version.';
-COMMENT ON COLUMN current_source_files.status IS 'source_files.status of the path''s latest version.';
-COMMENT ON COLUMN current_source_files.reason IS 'source_files.reason of the path''s latest version.';
-COMMENT ON COLUMN current_source_files.rows_total IS 'source_files.rows_total of the path''s latest version.';
-COMMENT ON COLUMN current_source_files.rows_loaded IS 'source_files.rows_loaded of the path''s latest version.';
-COMMENT ON COLUMN current_source_files.rows_rejected IS 'source_files.rows_rejected of the path''s latest version.';
 
 CREATE TABLE IF NOT EXISTS rejected_rows (
     file_id     VARCHAR NOT NULL,

@@ -153,6 +153,19 @@ def test_utf8_with_a_stray_byte_stays_utf8(tmp_path, monkeypatch, small_csv_byte
     assert rejected == [(3, "R3", "févr"), (4, "R3", "f\ufffdvr")]
 
 
+@pytest.mark.parametrize("small_csv_bytes", [1024, 10], ids=["small", "big"])
+def test_windows_1252_with_pairs_that_look_like_utf8_stays_windows_1252(tmp_path, monkeypatch, small_csv_bytes):
+    """helper-31: "é»" and "é" before a non-breaking space begin UTF-8 sequences; the file is still Windows-1252."""
+    w = Warehouse(tmp_path)
+    path = deliver_csv(w.data_dir, "le", "LAW_ENFORCEMENT", "arrests.csv", [])
+    path.write_bytes("year;month;value;note\r\n2023;1;5;Activité\xa0: «Libéré»\r\n2023;2;6;É»\r\n".encode("cp1252"))
+    monkeypatch.setattr(readers, "SMALL_CSV_BYTES", small_csv_bytes)
+    w.ingest()
+    # The unexpected column (F6) quotes each row's own cell, as written.
+    assert w.table("rejected_rows").sort("row_number").select("rule", "raw_value").rows() == [
+        ("F6", "Activité\xa0: «Libéré»"), ("F6", "É»")]
+
+
 def test_workbook_sheets_and_big_csvs_of_one_layout_load_together(tmp_path, monkeypatch):
     """A workbook sheet (Arrow string cells) and a CSV read by Polars (large_string cells) with the same columns
     are collected as one kind of sheet: every row of both loads."""

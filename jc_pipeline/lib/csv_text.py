@@ -3,8 +3,8 @@ the state's roster files alike).
 
 * Decoded as UTF-8 (BOM allowed), else UTF-16 when it starts with a UTF-16 byte order mark ("Unicode text"), else
   Windows-1252, which Excel writes for "CSV (Comma delimited)" on Windows. UTF-8 text with a stray byte from
-  another program stays UTF-8, the stray byte a replacement character: read as Windows-1252, every accented
-  character of it was garbled without a word.
+  another program (at least as many well-formed UTF-8 characters as bytes outside them) stays UTF-8, the stray byte a
+  replacement character: read as Windows-1252, every accented character of it was garbled without a word.
 * Its delimiter is the most frequent of ``,`` ``;`` (Excel in much of Europe) and tab in the header line.
 """
 
@@ -17,8 +17,9 @@ DELIMITERS = (",", ";", "\t")
 UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
 #: A line of a CSV (text or bytes): ``\r`` alone ends one too (Excel's "CSV (Macintosh)"), as in the ``csv`` module.
 _LINE = {str: re.compile(r"[^\r\n]+"), bytes: re.compile(rb"[^\r\n]+")}
-#: A multi-byte UTF-8 character: text that holds one is UTF-8, whatever else it holds.
-_UTF8_CHARACTER = re.compile(rb"[\xc2-\xf4][\x80-\xbf]+")
+#: A well-formed multi-byte UTF-8 character, and a byte outside ASCII.
+_UTF8_CHARACTER = re.compile(rb"[\xc2-\xdf][\x80-\xbf]|[\xe0-\xef][\x80-\xbf]{2}|[\xf0-\xf4][\x80-\xbf]{3}")
+_HIGH_BYTE = re.compile(rb"[\x80-\xff]")
 
 
 def decode(data: bytes, *, mixed: bool = True) -> str:
@@ -31,11 +32,16 @@ def decode(data: bytes, *, mixed: bool = True) -> str:
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError:
-        if not _UTF8_CHARACTER.search(data):
-            return data.decode("cp1252", errors="replace")
-        if not mixed:
+        characters = sum(1 for _ in _UTF8_CHARACTER.finditer(data))
+        if characters and not mixed:
             raise
-        return data.decode("utf-8-sig", errors="replace")
+        # Windows-1252 text can hold a pair that reads as one UTF-8 character ("É»"); UTF-8 with a stray byte holds
+        # at least as many well-formed characters as bytes outside them (helper-31: "Montréal" beside "«Libéré»"
+        # was read as UTF-8, every accent a replacement character).
+        stray = sum(1 for _ in _HIGH_BYTE.finditer(data)) - sum(len(m.group()) for m in _UTF8_CHARACTER.finditer(data))
+        if characters >= stray:
+            return data.decode("utf-8-sig", errors="replace")
+        return data.decode("cp1252", errors="replace")
 
 
 def header_line(text: AnyStr) -> AnyStr:

@@ -361,8 +361,9 @@ def run_pipeline(
             months = sorted({*pending.pending_months(con), *(month for _, month in expired)})
             whole = pending.whole_months(con)
             if whole:
-                echo(f"      the roster, its settings or the metric registry changed: {len(whole)} month(s) with data "
-                     f"({whole[0]:%Y-%m} .. {whole[-1]:%Y-%m}) are rebuilt for every agency")
+                echo(f"      {len(whole)} month(s) with data ({whole[0]:%Y-%m} .. {whole[-1]:%Y-%m}) are rebuilt for every "
+                     f"agency: the roster, its settings, the metric registry or the roll-up's rules changed, or a "
+                     f"backfill stopped before its roll-up")
             unpublished = pending.generations(con).unpublished
             # A nightly run is one roll-up from the first to the last of these months, however far apart: it
             # rebuilds only the months with work and in them only their agencies (`pending.pending_rebuilds`),

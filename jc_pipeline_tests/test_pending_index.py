@@ -273,3 +273,22 @@ def test_a_roster_change_makes_every_month_with_data_pending_for_every_agency(w)
     assert pending.pending_months(w.con) == [jan, mar]  # the second change is still to apply
     roll_up(w, [jan, feb, mar])
     assert pending.pending_months(w.con) == pending.whole_months(w.con) == []
+
+
+def test_a_store_built_by_older_roll_up_rules_rebuilds_every_month_once(w):
+    """helper-31: a store built before the rules of 2026-12-07 kept its months' old rows, and a nightly rebuild of one
+    agency mixed the two versions. The reference step marks every month with data once, and never again."""
+    deliver_csv(w.data_dir, *LE, "arrests.csv", [["year", "month", "value"], [2023, 1, 5], [2023, 3, 2]])
+    w.ingest()
+    w.change_roster()  # the reference step of a run
+    roll_up(w, pending.pending_months(w.con))
+    assert pending.whole_months(w.con) == []
+    w.con.execute("UPDATE rollup_rules SET version = version - 1")  # as an older version left it
+    w.change_roster()
+    assert pending.whole_months(w.con) == [date(2023, 1, 1), date(2023, 3, 1)]
+    roll_up(w, pending.pending_months(w.con))
+    w.change_roster()
+    assert pending.whole_months(w.con) == []
+    w.con.execute("DELETE FROM rollup_rules")  # a store from before the table
+    w.change_roster()
+    assert pending.whole_months(w.con) == [date(2023, 1, 1), date(2023, 3, 1)]

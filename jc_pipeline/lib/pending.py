@@ -13,6 +13,12 @@ import duckdb
 from jc_pipeline.lib.periods import contiguous_ranges, months_through
 from jc_pipeline.lib.warehouse import missing_tables, transaction
 
+#: What resolve, checks and roll-up compute from the same uploads and roster, as a version: raised with every change
+#: of it, so that a store whose months an older version built rebuilds every month once (:func:`mark_rules_current`)
+#: instead of mixing the two versions' rows month by month, nightly rebuild by nightly rebuild. 2 (2026-12-07): state
+#: sums exact to six decimals, a derived year's breakdown counting a category's months, the rows' other cadences.
+ROLLUP_RULES = 2
+
 _INDEXED_SQL = "SELECT upload_seq FROM staged_months_indexed"
 _LATEST_UPLOAD_SQL = "SELECT coalesce(max(upload_seq), 0) FROM source_files"
 # upload_seq grows with every write, so the staged rows of new uploads sit in the newest staged files and the range
@@ -193,6 +199,18 @@ def mark_whole_months(con: duckdb.DuckDBPyConnection, months: Sequence[date] | N
     ``months``. Call it in the transaction that writes the change, after :func:`ensure_schema`, so that a change is
     never stored without its rebuild pending."""
     con.execute(_MARK_WHOLE, {"months": None if months is None else list(months)})
+
+
+def mark_rules_current(con: duckdb.DuckDBPyConnection) -> bool:
+    """Mark every month holding data for a rebuild of all its agencies when the store's months were built by other
+    roll-up rules than :data:`ROLLUP_RULES` (a store from before the record: any), record the current ones, and say
+    whether it marked. Call it in the transaction that writes the reference tables, after :func:`ensure_schema`."""
+    if con.execute("SELECT list(version) FROM rollup_rules").fetchall()[0][0] == [ROLLUP_RULES]:
+        return False
+    con.execute("DELETE FROM rollup_rules")
+    con.execute("INSERT INTO rollup_rules VALUES (?)", [ROLLUP_RULES])
+    mark_whole_months(con)
+    return True
 
 
 def months_without_datapoints(con: duckdb.DuckDBPyConnection, first: date, last: date) -> set[date]:

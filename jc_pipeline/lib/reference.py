@@ -159,7 +159,8 @@ def write_reference_tables(con: duckdb.DuckDBPyConnection, registry: Registry, r
     change marks every month holding data for a whole rebuild (:func:`pending.mark_whole_months`) in the same
     transaction: the months rolled up before were made with the old roster, settings or registry. A change of how
     an agency's files are read (``sql/mark_rereads.sql``) also marks those files to be read again by the next
-    ingest."""
+    ingest. A store whose months older roll-up rules built has them all marked too
+    (:func:`pending.mark_rules_current`)."""
     frames = {
         "metric_definitions": metric_definitions_frame(registry),
         "metric_categories": metric_categories_frame(registry),
@@ -187,6 +188,7 @@ def write_reference_tables(con: duckdb.DuckDBPyConnection, registry: Registry, r
             for table in rewritten:
                 con.execute(f"DELETE FROM {table}")
                 con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM incoming_{table}")
+            pending.mark_rules_current(con)
             if rewritten:
                 pending.mark_whole_months(con)
                 pending.mark_unpublished(con)  # the tables themselves, also when no month holds data

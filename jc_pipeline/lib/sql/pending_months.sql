@@ -39,6 +39,11 @@ CREATE TABLE IF NOT EXISTS pending_whole_months (
 CREATE TABLE IF NOT EXISTS pending_rereads (
     path VARCHAR NOT NULL
 );
+-- The version of the roll-up rules the store's months were built by (pending.ROLLUP_RULES). One row; none in a store
+-- from before the table.
+CREATE TABLE IF NOT EXISTS rollup_rules (
+    version INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS staged_months_indexed (
     upload_seq BIGINT NOT NULL
 );

@@ -190,6 +190,16 @@ def test_a_folder_moved_before_its_reread_is_named_and_read_again_when_it_comes_
     report = w.ingest()
     assert (report.files_new, report.files_reread) == (0, 2)
     assert ingest.rereads_gone(w.con, w.data_dir) == []
+    # A file deleted from a folder still there is no moved folder (helper-31: named on every run after a roster
+    # change marked every path the folder ever held).
+    (old / "JAILS" / "funding.csv").unlink()
+    w.change_roster(agencies=[(*a[:6], "1", *a[7:]) if a[0] == "fy_jail" else a
+                              for a in AGENCIES if a[0] != "county_jail"])
+    assert ingest.files_to_reread(w.con).keys() >= {"inbox/fy_jail/JAILS/funding.csv"}
+    # county_jail, off the roster now, had its folder moved away: its paths are named, fy_jail's deleted file not.
+    assert ingest.rereads_gone(w.con, w.data_dir) == ["inbox/county_jail/JAILS/funding.csv",
+                                                      "inbox/county_jail/JAILS/total_admissions.csv"]
+    w.change_roster()  # back to fy_jail's July year; the rebuild below reads the roster of AGENCIES
     rebuild(w)
     assert "fy_jail" not in set(w.metrics()["agency_id"])
     assert w.table("source_files").filter(pl.col("path").is_in(gone))["rows_loaded"].to_list() == [0, 0]

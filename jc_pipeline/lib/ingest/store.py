@@ -274,12 +274,16 @@ def files_to_reread(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
 
 
 def rereads_gone(con: duckdb.DuckDBPyConnection, data_dir: Path) -> list[str]:
-    """The paths marked to be read again (:func:`files_to_reread`) that ``data_dir`` no longer holds, in order: the
-    folder of an agency renamed or taken off the roster was moved or deleted before a run read it again. What they
-    loaded keeps its earlier reading (the rows of an agency off the roster stay loaded, failing agency_in_roster);
-    the mark stays, so a file put back is read again (docs/operations.md, "Renaming or removing an agency")."""
+    """The paths marked to be read again (:func:`files_to_reread`) whose agency folder ``data_dir`` no longer holds,
+    in order: the folder of an agency renamed or taken off the roster was moved or deleted before a run read it
+    again. What they loaded keeps its earlier reading (the rows of an agency off the roster stay loaded, failing
+    agency_in_roster); the mark stays, so a file put back is read again (docs/operations.md, "Renaming or removing
+    an agency"). A single file deleted from a folder that is still there is not named: deleted files keep what they
+    delivered, and the roster change marks every path the folder ever held (helper-31: a file deleted long before
+    was named on every run)."""
     paths = con.execute("SELECT path FROM pending_rereads ORDER BY path").fetchall()
-    return [path for (path,) in paths if not (data_dir / path).is_file()]
+    return [path for (path,) in paths
+            if not (data_dir / path).is_file() and not data_dir.joinpath(*Path(path).parts[:2]).is_dir()]
 
 
 def file_stats(con: duckdb.DuckDBPyConnection) -> dict[str, tuple[int, int, int, str]]:

@@ -407,6 +407,21 @@ def test_an_agency_missing_one_of_its_subsystems_makes_the_supervision_total_par
     assert totals == [(650.0, 2, 1, ["PAROLE"], 2, False)]  # SUP2 250 + SUP1's parole 400
 
 
+def test_a_subsystem_without_one_categorys_row_is_not_partial(fresh_state):
+    """helper-31: SUP1's probation has no FEMALE row (no women that month) while its parole has; its FEMALE row is
+    no partial agency, its totals having both subsystems."""
+    sex = "global/biological_sex"
+    rows = [(PAROLE_POP, "MALE", 300.0), (PAROLE_POP, "FEMALE", 100.0), (PROBATION_POP, "MALE", 900.0)]
+    fresh_state.executemany(
+        "INSERT INTO agency_metrics VALUES ('US_XX', 'SUP1', 'SUPERVISION', ?, 'MONTHLY', ?, ?, ?, ?, ?, FALSE, NULL,"
+        " NULL, NULL)", [(key, JAN_2023, date(2023, 2, 1), sex, category, value) for key, category, value in rows])
+    state.build_state_metrics(fresh_state, [JAN_2023])
+    partial = fresh_state.execute(
+        "SELECT category, agencies_partial FROM state_supervision_totals WHERE metric_key = ? AND period_start = ?"
+        " AND NOT is_derived_annual ORDER BY category NULLS FIRST", [SUP_POP, JAN_2023]).fetchall()
+    assert partial == [(None, 0), ("FEMALE", 0), ("MALE", 0)]
+
+
 def test_supervision_reasons_name_the_structure_only_when_the_structure_is_wrong(fresh_state):
     """SUPERVISION_REPORTED_* say that the key's structure is ruled out by the agency's setting; a key of the right
     structure sent at another cadence is a FREQUENCY_MISMATCH like any other metric's."""

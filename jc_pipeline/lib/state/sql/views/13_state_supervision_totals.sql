@@ -38,8 +38,14 @@ agency_subsystems AS (
     WHERE supervision_reporting = 'SUBSYSTEM'
     GROUP BY ALL
 ),
+-- Judged on the agency's total of the period and carried to its breakdown rows: a subsystem without a category's
+-- row (no women on parole that month) is no missing subsystem.
 judged AS (
-    SELECT p.*, NOT p.reported_combined AND len(p.subsystems) < x.subsystems_expected AS is_partial
+    SELECT p.*,
+           coalesce(bool_or(p.dimension IS NULL AND NOT p.reported_combined
+                            AND len(p.subsystems) < x.subsystems_expected)
+                        OVER (PARTITION BY p.state_code, p.agency_id, p.base_metric_key, p.frequency,
+                                           p.is_derived_annual, p.period_start, p.period_end), FALSE) AS is_partial
     FROM per_agency AS p
     LEFT JOIN agency_subsystems AS x
       ON x.state_code = p.state_code AND x.agency_id = p.agency_id AND x.base_metric_key = p.base_metric_key
@@ -69,7 +75,7 @@ SELECT
     count(*) FILTER (WHERE p.is_partial)::INTEGER AS agencies_partial,
     list_sort(list_distinct(flatten(list(coalesce(p.subsystems, []::VARCHAR[]))))) AS subsystems_reported,
     any_value(e.agencies_expected) AS agencies_expected,
-    count(*) = any_value(e.agencies_expected) AND NOT bool_or(coalesce(p.is_partial, FALSE)) AS is_complete,
+    count(*) = any_value(e.agencies_expected) AND NOT bool_or(p.is_partial) AS is_complete,
     coalesce(sum(p.population), 0)::BIGINT AS population_covered,
     CASE WHEN count(p.population) = count(*) AND sum(p.population) > 0
          THEN sum(p.value)::DOUBLE / sum(p.population) * 100000 END AS rate_per_100k
@@ -98,7 +104,7 @@ COMMENT ON COLUMN state_supervision_totals.value IS 'Sum over agencies of (combi
 COMMENT ON COLUMN state_supervision_totals.agencies_reporting IS 'Agencies contributing (each counted once).';
 COMMENT ON COLUMN state_supervision_totals.agencies_reporting_combined IS 'Of which reporting the combined SUPERVISION_* key.';
 COMMENT ON COLUMN state_supervision_totals.agencies_reporting_by_subsystem IS 'Of which reporting subsystem keys.';
-COMMENT ON COLUMN state_supervision_totals.agencies_partial IS 'Of which reporting by subsystem but missing a subsystem key their settings expect (their value is partial; is_complete is then false).';
+COMMENT ON COLUMN state_supervision_totals.agencies_partial IS 'Of which reporting by subsystem but missing, in the period''s totals, a subsystem key their settings expect (their value is partial; is_complete is then false). Judged on the totals and carried to the breakdown rows: a subsystem without a row of one category is no missing subsystem.';
 COMMENT ON COLUMN state_supervision_totals.subsystems_reported IS 'Subsystem sectors (PAROLE, PROBATION, ...) present in the sum.';
 COMMENT ON COLUMN state_supervision_totals.agencies_expected IS 'Agencies expected to report this base metric (combined or by subsystem) at this cadence, from the current settings.';
 COMMENT ON COLUMN state_supervision_totals.is_complete IS 'agencies_reporting = agencies_expected and no agency partial.';

@@ -62,7 +62,7 @@ SELECT
     CASE WHEN t.all_populations_known AND t.population_covered > 0
          THEN t.value / t.population_covered * 100000 END AS rate_per_100k,
     t.agencies_reporting = coalesce(e.agencies_expected, 0) AS is_complete,
-    coalesce(e.agencies_expected_fiscal_year, 0) AS agencies_expected_fiscal_year,
+    CASE WHEN t.dimension IS NULL THEN coalesce(e.agencies_expected_fiscal_year, 0) END AS agencies_expected_fiscal_year,
     CASE WHEN t.dimension IS NOT NULL THEN 100.0 * dc.breakdown_covered_value / nullif(t.state_total, 0) END
         AS breakdown_share_pct,
     CASE WHEN t.dimension IS NOT NULL
@@ -93,6 +93,6 @@ COMMENT ON COLUMN state_calendar_years.population_covered IS 'Sum of the populat
 COMMENT ON COLUMN state_calendar_years.coverage_population_pct IS '100 * population_covered / population of the expected agencies.';
 COMMENT ON COLUMN state_calendar_years.rate_per_100k IS 'value / population_covered * 100000; NULL when a reporting agency has no population.';
 COMMENT ON COLUMN state_calendar_years.is_complete IS 'agencies_reporting = agencies_expected.';
-COMMENT ON COLUMN state_calendar_years.agencies_expected_fiscal_year IS 'Agencies expected to report this metric for fiscal years (a year starting in another month than January): their years are other periods, not in this calendar year, so is_complete speaks of the other agencies only.';
+COMMENT ON COLUMN state_calendar_years.agencies_expected_fiscal_year IS 'Agencies expected to report this metric for fiscal years (a year starting in another month than January): their years are other periods, not in this calendar year, so is_complete speaks of the other agencies only. NULL on breakdown rows, as state_metrics.agencies_expected_other_cadence.';
 COMMENT ON COLUMN state_calendar_years.breakdown_share_pct IS 'Breakdown rows: share of the combined state total held by agencies that reported this breakdown dimension.';
 COMMENT ON COLUMN state_calendar_years.is_breakdown_published IS 'Breakdown rows: breakdown_share_pct >= the threshold of the build; false = flagged. NULL on totals.';

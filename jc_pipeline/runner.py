@@ -196,6 +196,19 @@ def end_orphaned_runs(instance: dg.DagsterInstance, home: Path) -> list[str]:
     return ended
 
 
+def free_ended_holders(instance: dg.DagsterInstance) -> list[str]:
+    """Free the warehouse pool's slot where a run that has ended, or that the instance no longer has (deleted in the
+    UI), still holds it, and return those runs' ids. The daemon frees an ended run's slots only after
+    `free_slots_after_run_end_seconds` and only while it runs, and never a deleted run's (helper-31)."""
+    freed = []
+    for run_id in sorted(instance.event_log_storage.get_concurrency_info(WAREHOUSE_POOL).active_run_ids):
+        run = instance.get_run_by_id(run_id)
+        if run is None or run.is_finished:
+            instance.event_log_storage.free_concurrency_slots_for_run(run_id)
+            freed.append(run_id)
+    return freed
+
+
 def pool_holders(instance: dg.DagsterInstance) -> list[str]:
     """What a run of this command would wait for: each run holding the slot of the warehouse pool, as "<run id>
     (<job>, <status>, started by <who>)". A run killed outside `jc-pipeline run` keeps its slot until the daemon's
@@ -318,9 +331,12 @@ def run_pipeline(
             began = time.perf_counter()
             # A job's op config (the ingest's settle window) beside the caller's, not over it.
             job_config = {**config, "ops": {**config.get("ops", {}), **ops}} if ops else config
+            for run_id in free_ended_holders(instance):
+                echo(f"      freed the warehouse's slot that Dagster run {run_id} kept after it ended")
             for holder in pool_holders(instance):
                 echo(f"      waiting for the warehouse: Dagster run {holder} holds it. If that run's process is gone, "
-                     f"end it in the UI (make dev, then Runs > the run > Terminate, forcing it)")
+                     f"end it in the UI (make dev, then Runs > the run > Terminate, forcing it), then stop this run "
+                     f"(Ctrl-C) and start it again: it frees the slot an ended run kept")
             outcome = launch(definitions, job_name, job_config, {**run_tags, **(tags or {})}, instance)
             seconds = time.perf_counter() - began
             summary.seconds[job_name] = summary.seconds.get(job_name, 0.0) + seconds

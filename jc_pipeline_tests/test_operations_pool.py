@@ -11,7 +11,7 @@ import dagster as dg
 
 from jc_pipeline.defs.resources import WAREHOUSE_POOL
 from jc_pipeline.lib.paths import DataLayout
-from jc_pipeline.runner import open_instance, pool_holders, run_pipeline
+from jc_pipeline.runner import free_ended_holders, open_instance, pool_holders, run_pipeline
 from jc_pipeline.status import print_status
 from jc_pipeline_tests.ingest_support import deliver_csv, write_roster
 
@@ -39,6 +39,8 @@ def test_a_run_waiting_for_the_warehouse_names_the_run_that_holds_it(tmp_path, m
     deliver_csv(layout.root, "le", "LAW_ENFORCEMENT", "arrests.csv", [["year", "month", "value"], [2024, 1, 7]])
     instance = open_instance(layout)
     instance.event_log_storage.set_concurrency_slots(WAREHOUSE_POOL, 1)
+    # A run whose process died outside jc-pipeline run: still STARTED in the instance.
+    instance.add_run(dg.DagsterRun(job_name="rollup_job", run_id="killed-elsewhere", status=dg.DagsterRunStatus.STARTED))
     instance.event_log_storage.claim_concurrency_slot(WAREHOUSE_POOL, "killed-elsewhere", "agency_metrics")
     said: list[str] = []
     run = threading.Thread(target=run_pipeline, args=(layout,), kwargs={"echo": said.append})
@@ -50,9 +52,28 @@ def test_a_run_waiting_for_the_warehouse_names_the_run_that_holds_it(tmp_path, m
     run.join(timeout=120)
     assert not run.is_alive()
     waiting = [line for line in said if "waiting for the warehouse" in line]
-    assert waiting and "Dagster run killed-elsewhere (no such run in this instance) holds it" in waiting[0], said
+    assert waiting and "Dagster run killed-elsewhere (rollup_job, STARTED, started by Dagster) holds it" in waiting[0]
     assert said[-1].startswith("      done; whole run")  # it went on once the slot was free
     instance.event_log_storage.claim_concurrency_slot(WAREHOUSE_POOL, "killed-elsewhere", "state_metrics")
     print_status(layout)  # status names the holder too
-    assert ("the warehouse is held by Dagster run killed-elsewhere (no such run in this instance)"
+    assert ("the warehouse is held by Dagster run killed-elsewhere (rollup_job, STARTED, started by Dagster)"
             in capsys.readouterr().out)
+
+
+def test_a_run_frees_the_slot_an_ended_or_deleted_run_kept(tmp_path, monkeypatch):
+    """helper-31: a run deleted in the UI, or ended (the daemon frees its slot only after five minutes, and only
+    while it runs), kept the slot: the run now frees it and goes on."""
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
+    layout = DataLayout.from_env(tmp_path / "data")
+    write_roster(layout.root)
+    deliver_csv(layout.root, "le", "LAW_ENFORCEMENT", "arrests.csv", [["year", "month", "value"], [2024, 1, 7]])
+    instance = open_instance(layout)
+    instance.event_log_storage.set_concurrency_slots(WAREHOUSE_POOL, 1)
+    instance.add_run(dg.DagsterRun(job_name="rollup_job", run_id="canceled", status=dg.DagsterRunStatus.CANCELED))
+    instance.event_log_storage.claim_concurrency_slot(WAREHOUSE_POOL, "canceled", "agency_metrics")
+    said: list[str] = []
+    run_pipeline(layout, echo=said.append)
+    assert "      freed the warehouse's slot that Dagster run canceled kept after it ended" in said
+    assert not any("waiting for the warehouse" in line for line in said)
+    instance.event_log_storage.claim_concurrency_slot(WAREHOUSE_POOL, "deleted", "agency_metrics")
+    assert free_ended_holders(instance) == ["deleted"] and pool_holders(instance) == []

@@ -196,16 +196,19 @@ def end_orphaned_runs(instance: dg.DagsterInstance, home: Path) -> list[str]:
     return ended
 
 
+def _pool_runs(instance: dg.DagsterInstance) -> list[tuple[str, dg.DagsterRun | None]]:
+    """The runs holding a slot of the warehouse pool, by id (None: the instance has no such run)."""
+    return [(run_id, instance.get_run_by_id(run_id))
+            for run_id in sorted(instance.event_log_storage.get_concurrency_info(WAREHOUSE_POOL).active_run_ids)]
+
+
 def free_ended_holders(instance: dg.DagsterInstance) -> list[str]:
     """Free the warehouse pool's slot where a run that has ended, or that the instance no longer has (deleted in the
     UI), still holds it, and return those runs' ids. The daemon frees an ended run's slots only after
     `free_slots_after_run_end_seconds` and only while it runs, and never a deleted run's (helper-31)."""
-    freed = []
-    for run_id in sorted(instance.event_log_storage.get_concurrency_info(WAREHOUSE_POOL).active_run_ids):
-        run = instance.get_run_by_id(run_id)
-        if run is None or run.is_finished:
-            instance.event_log_storage.free_concurrency_slots_for_run(run_id)
-            freed.append(run_id)
+    freed = [run_id for run_id, run in _pool_runs(instance) if run is None or run.is_finished]
+    for run_id in freed:
+        instance.event_log_storage.free_concurrency_slots_for_run(run_id)
     return freed
 
 
@@ -214,8 +217,7 @@ def pool_holders(instance: dg.DagsterInstance) -> list[str]:
     (<job>, <status>, started by <who>)". A run killed outside `jc-pipeline run` keeps its slot until the daemon's
     run monitoring or the UI ends it, and the step waiting for it says nothing."""
     holders = []
-    for run_id in sorted(instance.event_log_storage.get_concurrency_info(WAREHOUSE_POOL).active_run_ids):
-        run = instance.get_run_by_id(run_id)
+    for run_id, run in _pool_runs(instance):
         if run is None:
             holders.append(f"{run_id} (no such run in this instance)")
             continue
@@ -377,8 +379,8 @@ def run_pipeline(
             months = sorted({*pending.pending_months(con), *(month for _, month in expired)})
             whole = pending.whole_months(con)
             if whole:
-                echo(f"      {len(whole)} month(s) with data ({whole[0]:%Y-%m} .. {whole[-1]:%Y-%m}) are rebuilt for every "
-                     f"agency: the roster, its settings, the metric registry or the roll-up's rules changed, or a "
+                echo(f"      {len(whole)} month(s) with data ({whole[0]:%Y-%m} .. {whole[-1]:%Y-%m}) are rebuilt for "
+                     f"every agency: the roster, its settings, the metric registry or the roll-up's rules changed, or a "
                      f"backfill stopped before its roll-up")
             unpublished = pending.generations(con).unpublished
             # A nightly run is one roll-up from the first to the last of these months, however far apart: it

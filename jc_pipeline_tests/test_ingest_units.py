@@ -158,7 +158,8 @@ def test_windows_1252_with_pairs_that_look_like_utf8_stays_windows_1252(tmp_path
     """helper-31: "é»" and "é" before a non-breaking space begin UTF-8 sequences; the file is still Windows-1252."""
     w = Warehouse(tmp_path)
     path = deliver_csv(w.data_dir, "le", "LAW_ENFORCEMENT", "arrests.csv", [])
-    path.write_bytes("year;month;value;note\r\n2023;1;5;Activité\xa0: «Libéré»\r\n2023;2;6;É»\r\n".encode("cp1252"))
+    text = "year;month;value;note\r\n2023;1;5;Activité\xa0: «Libéré»\r\n2023;2;6;É»\r\n"
+    path.write_bytes(text.encode("cp1252"))
     monkeypatch.setattr(readers, "SMALL_CSV_BYTES", small_csv_bytes)
     w.ingest()
     # The unexpected column (F6) quotes each row's own cell, as written.

@@ -32,15 +32,22 @@ def test_pool_holders_name_the_run_job_status_and_who_started_it():
         assert pool_holders(instance) == ["gone (no such run in this instance)"]
 
 
-def test_a_run_waiting_for_the_warehouse_names_the_run_that_holds_it(tmp_path, monkeypatch, capsys):
+def _one_file_state(tmp_path, monkeypatch) -> tuple[DataLayout, dg.DagsterInstance]:
+    """A state of one file, and its instance with the warehouse pool limited to one slot, as dagster.yaml sets it."""
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
     layout = DataLayout.from_env(tmp_path / "data")
     write_roster(layout.root)
     deliver_csv(layout.root, "le", "LAW_ENFORCEMENT", "arrests.csv", [["year", "month", "value"], [2024, 1, 7]])
     instance = open_instance(layout)
     instance.event_log_storage.set_concurrency_slots(WAREHOUSE_POOL, 1)
+    return layout, instance
+
+
+def test_a_run_waiting_for_the_warehouse_names_the_run_that_holds_it(tmp_path, monkeypatch, capsys):
+    layout, instance = _one_file_state(tmp_path, monkeypatch)
     # A run whose process died outside jc-pipeline run: still STARTED in the instance.
-    instance.add_run(dg.DagsterRun(job_name="rollup_job", run_id="killed-elsewhere", status=dg.DagsterRunStatus.STARTED))
+    instance.add_run(dg.DagsterRun(job_name="rollup_job", run_id="killed-elsewhere",
+                                   status=dg.DagsterRunStatus.STARTED))
     instance.event_log_storage.claim_concurrency_slot(WAREHOUSE_POOL, "killed-elsewhere", "agency_metrics")
     said: list[str] = []
     run = threading.Thread(target=run_pipeline, args=(layout,), kwargs={"echo": said.append})
@@ -63,12 +70,7 @@ def test_a_run_waiting_for_the_warehouse_names_the_run_that_holds_it(tmp_path, m
 def test_a_run_frees_the_slot_an_ended_or_deleted_run_kept(tmp_path, monkeypatch):
     """helper-31: a run deleted in the UI, or ended (the daemon frees its slot only after five minutes, and only
     while it runs), kept the slot: the run now frees it and goes on."""
-    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
-    layout = DataLayout.from_env(tmp_path / "data")
-    write_roster(layout.root)
-    deliver_csv(layout.root, "le", "LAW_ENFORCEMENT", "arrests.csv", [["year", "month", "value"], [2024, 1, 7]])
-    instance = open_instance(layout)
-    instance.event_log_storage.set_concurrency_slots(WAREHOUSE_POOL, 1)
+    layout, instance = _one_file_state(tmp_path, monkeypatch)
     instance.add_run(dg.DagsterRun(job_name="rollup_job", run_id="canceled", status=dg.DagsterRunStatus.CANCELED))
     instance.event_log_storage.claim_concurrency_slot(WAREHOUSE_POOL, "canceled", "agency_metrics")
     said: list[str] = []

@@ -274,7 +274,8 @@ def test_a_derived_years_categories_sum_the_agencies_and_months_of_its_month_row
             and not (agency == "JL2" and start.month == 5)]  # JL2: no breakdown at all in May
     fresh_state.executemany(
         "INSERT INTO agency_metrics VALUES ('US_XX', ?, 'JAILS', ?, 'MONTHLY', ?, ?, ?, ?, ?, FALSE, NULL, NULL,"
-        " NULL)", [(agency, JAIL_POP, start, end, sex, category, value) for agency, start, end, category, value in rows])
+        " NULL)", [(agency, JAIL_POP, start, end, sex, category, value)
+                   for agency, start, end, category, value in rows])
     state.build_state_metrics(fresh_state, ALL_MONTHS)
     year = fresh_state.execute(
         "SELECT category, value, agencies_reporting FROM state_metrics WHERE metric_key = ? AND period_start = ?"

@@ -32,14 +32,14 @@ def decode(data: bytes, *, mixed: bool = True) -> str:
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError:
-        characters = sum(1 for _ in _UTF8_CHARACTER.finditer(data))
+        characters = [len(match.group()) for match in _UTF8_CHARACTER.finditer(data)]
         if characters and not mixed:
             raise
         # Windows-1252 text can hold a pair that reads as one UTF-8 character ("É»"); UTF-8 with a stray byte holds
         # at least as many well-formed characters as bytes outside them (helper-31: "Montréal" beside "«Libéré»"
         # was read as UTF-8, every accent a replacement character).
-        stray = sum(1 for _ in _HIGH_BYTE.finditer(data)) - sum(len(m.group()) for m in _UTF8_CHARACTER.finditer(data))
-        if characters >= stray:
+        stray = sum(1 for _ in _HIGH_BYTE.finditer(data)) - sum(characters)
+        if len(characters) >= stray:
             return data.decode("utf-8-sig", errors="replace")
         return data.decode("cp1252", errors="replace")
 

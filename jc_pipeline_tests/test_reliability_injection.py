@@ -35,7 +35,7 @@ ALLOWED_INTERPOLATIONS = {
         "read_parquet over the store's own staged folder and names made by store._write (digits, dashes, hex), "
         "each an SQL string literal (quotes doubled: the folder is the data directory's); or a typed empty SELECT "
         "of STAGED_SCHEMA's constant names",
-    ("lib/ingest/store.py", "_point_view", "_string_literal(_STAGED_COMMENT)"): "a code constant, quoted",
+    ("lib/ingest/store.py", "_point_view", "string_literal(_STAGED_COMMENT)"): "a code constant, quoted",
     ("lib/ingest/store.py", "_move_staged_table", "STAGED_TABLE"): "a code constant of store.py",
     ("lib/ingest/store.py", "_unload", "table"): "loop over a tuple literal of table names",
     ("lib/pending.py", "ensure_schema", "table"): "names of _FILE_MONTH_TABLES, code constants of pending.py",
@@ -46,6 +46,10 @@ ALLOWED_INTERPOLATIONS = {
     ("lib/validation/sqlrules.py", "run_sql_rule", "text"): "the package's sql/<rule name>.sql (sql_text), a query",
     ("lib/validation/structure.py", "check_structure", "table"): "loop over a tuple literal",
     ("lib/warehouse.py", "publish", "table"): "published table names are code constants of warehouse.py",
+    ("lib/warehouse.py", "ensure_contract_schema", "quoted(column)"):
+        "column names read from the catalog of source_files, which only the package's own DDL creates; quoted",
+    ("lib/warehouse.py", "ensure_contract_schema", "string_literal(comment)"):
+        "that table's column comments, which only the package's own DDL writes; quoted",
     ("lib/warehouse.py", "publish", "quoted(name)"):
         "names read from the catalog of the store's copy, whose tables only the package's own DDL creates; quoted",
     # parts() groups the caller's slice query (every call site passes the package's sql/datapoints.sql, checked

@@ -70,8 +70,8 @@ def ensure_contract_schema(con: duckdb.DuckDBPyConnection) -> None:
         "SELECT column_name, comment FROM duckdb_columns() WHERE table_name = 'source_files'"
         " AND database_name = current_database() AND schema_name = current_schema()"
     ).fetchall()
-    con.execute("".join(f"""COMMENT ON COLUMN current_source_files."{column}" IS '{comment.replace("'", "''")}';"""
-                        for column, comment in comments))
+    for column, comment in comments:
+        con.execute(f"COMMENT ON COLUMN current_source_files.{quoted(column)} IS {string_literal(comment)}")
 
 
 def missing_tables(con: duckdb.DuckDBPyConnection, names: Sequence[str]) -> set[str]:
@@ -214,4 +214,9 @@ class Store:
 def quoted(name: str) -> str:
     """``name`` as a DuckDB identifier (double quotes, inner quotes doubled)."""
     return '"' + name.replace('"', '""') + '"'
+
+
+def string_literal(text: str) -> str:
+    """``text`` as an SQL string literal (single quotes, inner quotes doubled), where DuckDB takes no parameter."""
+    return "'" + text.replace("'", "''") + "'"
 

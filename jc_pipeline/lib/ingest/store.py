@@ -45,7 +45,7 @@ from jc_pipeline.lib.ingest.lookups import agency_states
 from jc_pipeline.lib.ingest.normalize import attach
 from jc_pipeline.lib.paths import replace_file
 from jc_pipeline.lib.roster import Roster
-from jc_pipeline.lib.warehouse import ensure_contract_schema, transaction
+from jc_pipeline.lib.warehouse import ensure_contract_schema, string_literal, transaction
 
 #: The view of every staged datapoint (the Parquet files ``ingest_staged_files`` lists).
 STAGED_TABLE = "ingest_datapoints"
@@ -208,17 +208,13 @@ def _point_view(con: duckdb.DuckDBPyConnection) -> None:
             "again, which ingests every inbox file anew")
     # A view takes no parameters: the paths are SQL string literals, quotes doubled. Each is the store's own folder
     # and a name made by _write (digits, a dash, hex), never input.
-    files = ", ".join(_string_literal(str(folder / name)) for name in names)
+    files = ", ".join(string_literal(str(folder / name)) for name in names)
     # Never Hive partitions: a data directory under a folder named like "state=NY" would add a column.
     source = (f"read_parquet([{files}], hive_partitioning = false)" if names else
               "(SELECT " + ", ".join(f"NULL::{_DUCKDB_TYPES[t]} AS {c}" for c, t in STAGED_SCHEMA.items())
               + " WHERE false)")
     con.execute(f"CREATE OR REPLACE VIEW {STAGED_TABLE} AS SELECT * FROM {source}")
-    con.execute(f"COMMENT ON VIEW {STAGED_TABLE} IS {_string_literal(_STAGED_COMMENT)}")
-
-
-def _string_literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
+    con.execute(f"COMMENT ON VIEW {STAGED_TABLE} IS {string_literal(_STAGED_COMMENT)}")
 
 
 def _remove_unlisted(con: duckdb.DuckDBPyConnection) -> None:

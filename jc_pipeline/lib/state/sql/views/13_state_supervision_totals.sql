@@ -26,16 +26,17 @@ per_agency AS (
     FROM supervision
     GROUP BY ALL
 ),
--- The subsystem keys each agency reporting by subsystem is expected to send for a base metric: one missing makes
--- its value partial (a month's probation population left out of the whole state's without a word).
+-- Each agency expected for a base metric (combined or by subsystem) at a cadence, and the subsystem keys it is
+-- expected to send: one missing makes its value partial (a month's probation population left out of the whole
+-- state's without a word).
 agency_subsystems AS (
     SELECT
         state_code, agency_id,
         'SUPERVISION_' || substr(metric_key, length(sector) + 2) AS base_metric_key,
         frequency, starting_month,
-        count(*) AS subsystems_expected
+        count(*) FILTER (WHERE supervision_reporting = 'SUBSYSTEM') AS subsystems_expected
     FROM state_expected_agencies
-    WHERE supervision_reporting = 'SUBSYSTEM'
+    WHERE supervision_reporting IS NOT NULL
     GROUP BY ALL
 ),
 -- Judged on the agency's total of the period and carried to its breakdown rows: a subsystem without a category's
@@ -53,13 +54,8 @@ judged AS (
      AND x.starting_month = state_reporting_starting_month(p.frequency, p.is_derived_annual, p.period_start)
 ),
 expected AS (
-    SELECT
-        state_code,
-        'SUPERVISION_' || substr(metric_key, length(sector) + 2) AS base_metric_key,
-        frequency, starting_month,
-        count(DISTINCT agency_id)::INTEGER AS agencies_expected
-    FROM state_expected_agencies
-    WHERE supervision_reporting IS NOT NULL
+    SELECT state_code, base_metric_key, frequency, starting_month, count(*)::INTEGER AS agencies_expected
+    FROM agency_subsystems
     GROUP BY ALL
 )
 SELECT

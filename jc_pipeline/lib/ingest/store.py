@@ -278,8 +278,7 @@ def rereads_gone(con: duckdb.DuckDBPyConnection, data_dir: Path) -> list[str]:
     delivered, and the roster change marks every path the folder ever held (helper-31: a file deleted long before
     was named on every run)."""
     paths = con.execute("SELECT path FROM pending_rereads ORDER BY path").fetchall()
-    return [path for (path,) in paths
-            if not (data_dir / path).is_file() and not data_dir.joinpath(*Path(path).parts[:2]).is_dir()]
+    return [path for (path,) in paths if not data_dir.joinpath(*Path(path).parts[:2]).is_dir()]
 
 
 def file_stats(con: duckdb.DuckDBPyConnection) -> dict[str, tuple[int, int, int, str]]:

@@ -33,12 +33,13 @@ dimension_coverage AS (
     GROUP BY state_code, metric_key, period_start, dimension
 ),
 -- Expected: monthly reporters and January-start annual reporters, whether or not a row of their kind exists; and
--- the fiscal-year reporters, whose years are not in here.
+-- the fiscal-year reporters, whose years are not in here (state_expected_agencies gives monthly reporters
+-- starting_month 1).
 expected AS (
     SELECT state_code, metric_key,
-           count(*) FILTER (WHERE frequency = 'MONTHLY' OR starting_month = 1)::INTEGER AS agencies_expected,
-           sum(population) FILTER (WHERE frequency = 'MONTHLY' OR starting_month = 1)::BIGINT AS expected_population,
-           count(*) FILTER (WHERE frequency = 'ANNUAL' AND starting_month <> 1)::INTEGER AS agencies_expected_fiscal_year
+           count(*) FILTER (WHERE starting_month = 1)::INTEGER AS agencies_expected,
+           sum(population) FILTER (WHERE starting_month = 1)::BIGINT AS expected_population,
+           count(*) FILTER (WHERE starting_month <> 1)::INTEGER AS agencies_expected_fiscal_year
     FROM state_expected_agencies
     GROUP BY state_code, metric_key
 ),

@@ -358,6 +358,10 @@ def _refuse_binary(data: bytes) -> None:
 def _decode(data: bytes) -> str:
     if not data.startswith(csv_text.UTF16_BOMS):  # UTF-16 text is half NUL bytes
         _refuse_binary(data)
+    return _text(data)
+
+
+def _text(data: bytes) -> str:
     try:
         return csv_text.decode(data)
     except UnicodeError as exc:  # only UTF-16 fails: any other byte sequence decodes
@@ -368,8 +372,8 @@ def _decode(data: bytes) -> str:
 def _read_big_csv(path: Path, data: bytes | None, name: str) -> RawSheet:
     data = data if data is not None else path.read_bytes()
     if data.startswith(csv_text.UTF16_BOMS):
-        data = _decode(data).encode("utf-8")
-    _refuse_binary(data)
+        data = _text(data).encode("utf-8")
+    _refuse_binary(data)  # after re-encoding: UTF-16 text is half NUL bytes
     if data.count(b"\r") != data.count(b"\r\n"):
         data = _LONE_CR.sub(b"\n", data)
     header = csv_text.header_line(data).decode("utf-8", "replace")
@@ -384,7 +388,7 @@ def _read_big_csv(path: Path, data: bytes | None, name: str) -> RawSheet:
         try:
             frame = pl.read_csv(data, encoding="utf8", **options)
         except pl.exceptions.ComputeError:  # not UTF-8: decoded as small files are
-            frame = pl.read_csv(_decode(data).encode("utf-8"), **options)
+            frame = pl.read_csv(_text(data).encode("utf-8"), **options)
     except pl.exceptions.PolarsError as exc:
         raise Unreadable(f"the CSV cannot be parsed ({exc}); export it again as CSV UTF-8") from exc
     table = frame.to_arrow(compat_level=pl.CompatLevel.oldest())  # large_string, which pyarrow computes on

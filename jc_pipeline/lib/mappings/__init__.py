@@ -107,13 +107,13 @@ class NativeExtracts:
             else []
         return spelled[0] if len(spelled) == 1 and spelled[0].is_file() and not spelled[0].is_symlink() else None
 
-    def mapping(self, agency_id: str | None) -> AgencyMapping | _Invalid | None:
-        loaded = self._load(agency_id)
+    def _mapping(self, folder: str | None) -> AgencyMapping | _Invalid | None:
+        loaded = self._load(folder)
         return loaded[0] if loaded is not None else None
 
     def claims(self, file: InboxFile) -> bool:
         """Whether ``file`` is a native export of its agency (matched by a source pattern of the mapping)."""
-        mapping = self.mapping(file.agency_id)
+        mapping = self._mapping(file.agency_id)
         if mapping is None or file.is_symlink:
             return False
         relative = _relative(file)
@@ -135,7 +135,7 @@ class NativeExtracts:
         return f"{sha256}{_MAPPED}{self._load(file.agency_id)[1][:16]}", True
 
     def parse(self, file_idx: int, file: InboxFile, data: bytes | None) -> None:
-        mapping = self.mapping(file.agency_id)
+        mapping = self._mapping(file.agency_id)
         if isinstance(mapping, _Invalid):
             message = ("The agency's mapping file is invalid, so this export was not read: "
                        + "; ".join(mapping.problems[:10]) + ("; ..." if len(mapping.problems) > 10 else ""))

@@ -367,7 +367,7 @@ def run_pipeline(
                      f"be arriving: left for the next run")
             if ingested.get("files_reread"):
                 echo(f"      {ingested['files_reread']} file(s) read again: the roster changed how their agency's "
-                     f"files are read (fiscal year, settings, sectors or child agencies)")
+                     f"files are read (fiscal year, settings, sectors or child agencies), or their mapping changed")
             if ingested.get("files_gone"):
                 echo(f"      {ingested['files_gone']} file(s) to read again after the roster change are no longer in "
                      f"the inbox (folder(s) {', '.join(ingested['folders_gone'])}): what they loaded keeps the old "

@@ -176,7 +176,7 @@ def test_a_changed_mapping_rereads_an_export_whose_stat_did_not_move(w, reads):
     assert run(w).files_unchanged == 1 and reads == []
     write_mapping(w.data_dir, "le", CAD + "# a comment is a change too\n")
     report = run(w)
-    assert report.files_changed == 1 and reads == ["inbox/le/LAW_ENFORCEMENT/cad_calls_2024.csv"]
+    assert report.files_reread == 1 and reads == ["inbox/le/LAW_ENFORCEMENT/cad_calls_2024.csv"]
 
 
 def test_a_stat_remembered_without_its_write_still_reads_the_file(w, reads):

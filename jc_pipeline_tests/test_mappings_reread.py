@@ -50,7 +50,7 @@ def test_only_the_exports_a_changed_mapping_claims_are_read_again(tmp_path):
     assert w.parse().files.height == 0  # nothing changed
     write_mapping(w.data_dir, "le", CAD + "# a comment is a change too\n")
     again = w.parse()
-    assert again.files.select("path", "change").rows() == [("inbox/le/LAW_ENFORCEMENT/cad_calls_2024.csv", "changed")]
+    assert again.files.select("path", "change").rows() == [("inbox/le/LAW_ENFORCEMENT/cad_calls_2024.csv", "reread")]
     assert again.files_unchanged == 1  # the bulk upload is not the mapping's
     (tmp_path / "data" / "mappings" / "le.yaml").unlink()  # without a mapping the export is a bulk upload again
     assert w.parse().files["path"].to_list() == ["inbox/le/LAW_ENFORCEMENT/cad_calls_2024.csv"]
@@ -58,7 +58,7 @@ def test_only_the_exports_a_changed_mapping_claims_are_read_again(tmp_path):
 
 
 @pytest.mark.slow
-def test_a_changed_mapping_re_reads_the_export_and_its_datapoints_win(layout):
+def test_a_changed_mapping_re_reads_the_export_in_place(layout):
     write_mapping(layout.root, "le", CAD)
     deliver_csv(layout.root, "le", "LAW_ENFORCEMENT", "cad_calls_2024.csv", EXPORT)
     deliver_csv(layout.root, "le", "LAW_ENFORCEMENT", "arrests.csv", [["year", "month", "value"], [2024, 1, 7]])
@@ -66,6 +66,7 @@ def test_a_changed_mapping_re_reads_the_export_and_its_datapoints_win(layout):
     assert first.months == [JAN]
     assert _calls(layout) == {"TOTAL": 2, "EMERGENCY": 1, "NON_EMERGENCY": 1, "UNKNOWN": 0}
     assert _query(layout, "SELECT rule, raw_value FROM rejected_rows") == [("N3", "4")]
+    (first_version,) = _query(layout, "SELECT file_id, upload_seq, sha256 FROM source_files WHERE path LIKE '%cad%'")
 
     unchanged = run_pipeline(layout, echo=lambda line: None)
     assert unchanged.months == []  # mapping and export unchanged: nothing is read again
@@ -74,12 +75,13 @@ def test_a_changed_mapping_re_reads_the_export_and_its_datapoints_win(layout):
     fixed = run_pipeline(layout, echo=lambda line: None)
     assert fixed.months == [JAN]
     assert _calls(layout) == {"TOTAL": 3, "EMERGENCY": 1, "NON_EMERGENCY": 2, "UNKNOWN": 0}
-    versions = _query(layout, """
-        SELECT upload_seq, status, rows_loaded, rows_rejected, sha256 FROM source_files
-        WHERE path LIKE '%cad_calls_2024.csv' ORDER BY upload_seq""")
-    assert [v[1:4] for v in versions] == [("ERRORED", 2, 1), ("INGESTED", 3, 0)]
-    file_sha = versions[0][4].split("+mapping:")[0]
-    assert versions[1][4].startswith(file_sha + "+mapping:") and versions[1][4] != versions[0][4]
+    # The same delivery read again: its one source_files row keeps file_id and upload_seq, the new mapping's version.
+    (version,) = _query(layout, """
+        SELECT file_id, upload_seq, status, rows_loaded, rows_rejected, sha256 FROM source_files
+        WHERE path LIKE '%cad_calls_2024.csv'""")
+    assert version[:5] == (first_version[0], first_version[1], "INGESTED", 3, 0)
+    assert version[5].split("+mapping:")[0] == first_version[2].split("+mapping:")[0] != version[5]
+    assert _query(layout, "SELECT count(*) FROM rejected_rows") == [(0,)]  # the earlier reading's N3 is gone
     # One row per datapoint; the bulk upload of the same agency is untouched.
     assert _query(layout, """
         SELECT count(*) FROM (SELECT agency_id, metric_key, period_start, period_end, dimension, category, count(*) n
@@ -90,6 +92,34 @@ def test_a_changed_mapping_re_reads_the_export_and_its_datapoints_win(layout):
 
     again = run_pipeline(layout, echo=lambda line: None)
     assert again.months == []  # the new mapping is now the known version
+
+
+@pytest.mark.slow
+def test_a_changed_mapping_keeps_the_export_s_place_among_the_uploads(layout):
+    """The export is the same delivery read again, not a new upload: a correction delivered after it still wins,
+    and what only the earlier reading produced (a wrong metric) is gone, letting the value it hid come back."""
+    wrong = CAD.replace("LAW_ENFORCEMENT_CALLS_FOR_SERVICE", "LAW_ENFORCEMENT_ARRESTS").split("        breakdowns:")[0]
+    write_mapping(layout.root, "le", wrong)
+    deliver_csv(layout.root, "le", "LAW_ENFORCEMENT", "arrests.csv", [["year", "month", "value"], [2024, 1, 7]])
+    run_pipeline(layout, echo=lambda line: None)
+    deliver_csv(layout.root, "le", "LAW_ENFORCEMENT", "cad_calls_2024.csv", EXPORT)
+    run_pipeline(layout, echo=lambda line: None)
+    arrests = "SELECT value FROM agency_metrics WHERE metric_key = 'LAW_ENFORCEMENT_ARRESTS' AND dimension IS NULL"
+    assert _query(layout, arrests) == [(3.0,)]  # the later export's reading wins over the bulk upload
+    deliver_csv(layout.root, "le", "LAW_ENFORCEMENT", "calls_for_service.csv",
+                [["year", "month", "value"], [2024, 1, 5]])  # the agency's own correction, after the export
+    run_pipeline(layout, echo=lambda line: None)
+
+    lines: list[str] = []
+    write_mapping(layout.root, "le", CAD)
+    fixed = run_pipeline(layout, echo=lines.append)
+    assert fixed.months == [JAN]
+    assert any("1 file(s) read again" in line and "mapping changed" in line for line in lines)
+    assert _query(layout, arrests) == [(7.0,)]  # the wrong metric's datapoint went with the earlier reading
+    assert _calls(layout) == {"TOTAL": 5, "EMERGENCY": 1, "NON_EMERGENCY": 1, "UNKNOWN": 0}  # the correction wins
+    assert _query(layout, "SELECT path, upload_seq FROM source_files ORDER BY upload_seq") == [
+        ("inbox/le/LAW_ENFORCEMENT/arrests.csv", 1), ("inbox/le/LAW_ENFORCEMENT/cad_calls_2024.csv", 2),
+        ("inbox/le/LAW_ENFORCEMENT/calls_for_service.csv", 3)]
 
 
 def test_a_mapping_is_read_once_per_run_whatever_the_batches(tmp_path, monkeypatch):

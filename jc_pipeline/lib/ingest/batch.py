@@ -48,7 +48,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from jc_pipeline.lib.mappings import NativeExtracts
 
 INGESTED, ERRORED, UNREADABLE = "INGESTED", "ERRORED", "UNREADABLE"
-#: ``change`` of a file version read again in place (:func:`store.files_to_reread`), beside "new" and "changed".
+#: ``change`` of a file version read again in place (:func:`store.files_to_reread`, or its mapping changed), beside
+#: "new" and "changed".
 REREAD = "reread"
 #: Order of a batch's findings (rejected_rows): file, sheet, row, rule, then the rest, so it is a total order.
 FINDING_SORT = ("file_idx", "sheet", "row_number", "rule", "column_name", "raw_value", "severity", "message")
@@ -159,7 +160,9 @@ def read_inbox_batches(data_dir: Path, known: Mapping[str, str], roster: Roster,
     remembered one counts as unchanged without being read (None or empty: hash every file).
 
     ``rereads``: {path: sha256} from :func:`store.files_to_reread` (paths left out of ``known``): a file still
-    holding that version is read again in place (change :data:`REREAD`), one holding another is a changed file.
+    holding that version is read again in place (change :data:`REREAD`), one holding another is a changed file. A
+    known file whose bytes are unchanged but whose mapping changed (its version differs only by the mapping's hash)
+    is read again in place too.
 
     ``settle_seconds``: a file modified less than this long before ``now`` may still be arriving (an upload that
     writes its final name directly): it is left out, for the next run, and counted in the first batch's
@@ -205,10 +208,12 @@ def read_inbox_batches(data_dir: Path, known: Mapping[str, str], roster: Roster,
             if (fetched.content is not None and not file.is_symlink and max(file.mtime_ns, file.ctime_ns) < settled
                     and seen.get(file.path) != (*file.signature, fetched.content)):
                 parser.file_stats.append((file.path, *file.signature, fetched.content))
-            # Read again in place when its bytes are still the marked version's: the roster change that marked it
-            # may also have given it a mapping or taken it away (an agency off the roster and back).
-            change = (REREAD if file.path in rereads and native.content(rereads[file.path]) == native.content(sha)
-                      else "changed" if file.path in known or file.path in rereads else "new")
+            # Read again in place when its bytes are still the latest version's and only how it is read changed:
+            # the roster (a marked path) or the agency's mapping, whose hash a native export's version holds (one
+            # added, edited or removed). The same delivery keeps its place among the uploads (docs/decisions.md).
+            earlier = rereads.get(file.path, known.get(file.path))
+            change = (REREAD if earlier is not None and native.content(earlier) == native.content(sha)
+                      else "changed" if earlier is not None else "new")
             if known.get(file.path) == sha:
                 unchanged += 1
             elif fetched.problem is not None:

@@ -10,9 +10,9 @@ Decisions:
 * Superseded versions keep their source_files row, findings and staged datapoints (history, and a newer
   upload only overrides the datapoints it carries); resolution picks the winner.
 * A file version read again because the roster changed how its folder is read (``pending_rereads``, marked by the
-  reference step) is read in place: the same file_id and upload_seq, so it keeps its place among the uploads, with
-  its earlier reading (source_files row, findings, staged rows) replaced, and the months the earlier reading held
-  marked for a rebuild of every agency.
+  reference step) or because its agency's mapping changed is read in place: the same file_id and upload_seq, so it
+  keeps its place among the uploads, with its earlier reading (source_files row, findings, staged rows) replaced,
+  and the months the earlier reading held marked for a rebuild of every agency.
 * One transaction per batch: a crash leaves the store as it was, and the next run re-reads the same files.
 * The staged datapoints are Parquet files beside the store (:func:`staged_folder`), one per batch, written and
   flushed inside the batch's transaction and listed in ``ingest_staged_files`` by it; the view ``ingest_datapoints``

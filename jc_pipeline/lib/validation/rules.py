@@ -214,7 +214,8 @@ RULES: tuple[Rule, ...] = (
         title="Metric is enabled for the agency",
         description="Data was received for a metric the agency's settings say it does not report: a disabled "
                     "metric, or a combined supervision metric the agency reports by subsystem (parole, "
-                    "probation, ...) instead. The data is kept in the state numbers.",
+                    "probation, ...) instead. The data is loaded, but left out of the state numbers, which count "
+                    "an agency only for the metrics it is expected to report.",
         remedy="If you now report this metric (or report supervision combined), ask the state team to update "
                "your settings; otherwise remove it from your upload.",
         message="{metric} for {period} was received, but {observed}.",

@@ -102,6 +102,19 @@ def test_total_inferred_from_the_first_breakdown_sheet(warehouse):
     assert totals.select("value", "is_inferred_total", "sheet").rows() == [(8.0, False, "arrests.csv")]
 
 
+def test_staff_total_inferred_from_the_staff_types_with_the_vacancies(warehouse):
+    """Staff by sex sorts first but counts people; the total counts budgeted positions, vacant ones too (§3.11)."""
+    deliver_xlsx(warehouse.data_dir, "le", "LAW_ENFORCEMENT", "staff.xlsx", {
+        "staff_by_biological_sex": [["year", "biological_sex", "value"], [2023, "Male", 38], [2023, "Female", 12]],
+        "staff_by_type": [["year", "staff_type", "value"], [2023, "Sworn/Uniformed Police Officers", 40],
+                          [2023, "Civilian Staff", 10], [2023, "Vacant Positions (Any Staff Type)", 5]],
+    })
+    warehouse.ingest()
+    totals = warehouse.metrics().filter(pl.col("dimension").is_null())
+    assert totals.select("metric_key", "value", "is_inferred_total").rows() == [
+        ("LAW_ENFORCEMENT_TOTAL_STAFF", 55.0, True)]
+
+
 def test_resolve_is_idempotent_and_limited_to_its_months(warehouse):
     deliver_csv(warehouse.data_dir, "le", "LAW_ENFORCEMENT", "arrests.csv",
                 [["year", "month", "value"], [2023, 1, 1], [2023, 2, 2]])

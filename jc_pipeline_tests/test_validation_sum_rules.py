@@ -28,6 +28,7 @@ def wh(tmp_path_factory):
     for agency in ("JAIL_OK", "JAIL_BAD"):
         wh.agency(agency, ["JAILS"])
     wh.agency("PRIS_BAD", ["PRISONS"])
+    wh.agency("PROS_BAD", ["PROSECUTION"])
 
     # breakdowns_sum_to_total: counts within 1 pass, beyond fail; dollars within 0.5 % pass.
     wh.add("SUM_OK", ARRESTS, MARCH, 10)
@@ -59,6 +60,10 @@ def wh(tmp_path_factory):
     wh.add_breakdown("STAFF_RACE", STAFF, Y2024[0], STAFF_TYPE, {"LAW_ENFORCEMENT_OFFICERS": 8, "VACANT": 2},
                      end=Y2024[1])
     wh.add_breakdown("STAFF_RACE", STAFF, Y2024[0], SEX, {"MALE": 5, "FEMALE": 3}, end=Y2024[1])
+    # Prosecution names its vacancy member VACANT_POSITIONS.
+    wh.add("PROS_BAD", "PROSECUTION_TOTAL_STAFF", Y2024[0], 8, end=Y2024[1])
+    wh.add_breakdown("PROS_BAD", "PROSECUTION_TOTAL_STAFF", Y2024[0], "metric/staff/prosecution_defense/type",
+                     {"LEGAL_STAFF": 8, "VACANT_POSITIONS": 2}, end=Y2024[1])
 
     # jail_population_parts_match_total and admissions_releases_match_population_change.
     for agency, post, admissions in (("JAIL_OK", 40.5, 50), ("JAIL_BAD", 30, 300)):
@@ -108,12 +113,13 @@ def test_required_breakdowns_present(wh):
 
 
 def test_staff_breakdown_matches_total(wh):
-    [row] = wh.results("staff_breakdown_matches_total")
-    assert (row["agency_id"], row["metric_key"], row["dimension"], row["severity"]) == (
-        "STAFF_BAD", STAFF, STAFF_TYPE, "WARNING")
-    assert "leave out the 2" in row["message"]
+    rows = wh.results("staff_breakdown_matches_total")
+    assert [(r["agency_id"], r["metric_key"], r["dimension"], r["severity"]) for r in rows] == [
+        ("PROS_BAD", "PROSECUTION_TOTAL_STAFF", "metric/staff/prosecution_defense/type", "WARNING"),
+        ("STAFF_BAD", STAFF, STAFF_TYPE, "WARNING")]
+    assert all("leave out the 2 vacant positions" in r["message"] for r in rows)
     # The staff-type dimension is this rule's, not breakdowns_sum_to_total's; staff by sex may exclude vacancies.
-    assert not {"STAFF_BAD", "STAFF_OK", "STAFF_RACE"} & wh.failing_agencies("breakdowns_sum_to_total")
+    assert not {"PROS_BAD", "STAFF_BAD", "STAFF_OK", "STAFF_RACE"} & wh.failing_agencies("breakdowns_sum_to_total")
 
 
 def test_jail_population_parts_match_total(wh):

@@ -97,6 +97,12 @@ class Member:
     ethnicity: str | None = None
 
 
+#: Members counting budgeted-but-vacant positions (spec §3.11): the staff dimension holding one sums to the staff
+#: total (filled + vacant), where a metric's other staff breakdowns (sex, race) count people only. Prosecution's
+#: staff type names it VACANT_POSITIONS, every other sector's VACANT.
+VACANCY_MEMBERS = frozenset({"VACANT", "VACANT_POSITIONS"})
+
+
 @dataclass(frozen=True, slots=True)
 class Dimension:
     """A breakdown dimension, identified by its upstream identifier (e.g. ``metric/offense/type``)."""
@@ -120,6 +126,11 @@ class Dimension:
     def member_names(self) -> tuple[str, ...]:
         """Member NAMEs in spec order."""
         return tuple(m.name for m in self.members)
+
+    @property
+    def vacancy_member(self) -> str | None:
+        """The member counting budgeted-but-vacant positions (:data:`VACANCY_MEMBERS`), or None."""
+        return next((name for name in self.member_names if name in VACANCY_MEMBERS), None)
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,8 +21,9 @@ def resolve_agency_metrics(con: duckdb.DuckDBPyConnection, months: Sequence[date
     """Rebuild the agency_metrics rows whose ``period_start`` falls in ``months`` (month starts); idempotent.
 
     Latest upload wins per (agency, metric, period_start, period_end, dimension, category) by ``upload_seq``,
-    then sheet and row order. A period with a breakdown but no total gets an inferred total (the breakdown
-    sheet first in alphabetical order, ``is_inferred_total``, no lineage). ``state_code`` comes from the
+    then sheet and row order. A period with a breakdown but no total gets an inferred total
+    (``is_inferred_total``, no lineage): the sum of the staff breakdown that counts vacant positions, else of the
+    breakdown whose sheet sorts first. ``state_code`` comes from the
     current roster; an agency it no longer lists keeps its state as last recorded (:func:`.record_agency_states`).
     With ``agencies``, only the rows stored under those agencies are rebuilt (the same rows as a whole rebuild:
     both steps are per agency) and the other agencies' rows stay untouched. Returns the number of agency_metrics
@@ -67,7 +68,7 @@ def _register_months(con: duckdb.DuckDBPyConnection, month_starts: list[date]) -
 
 
 def _dimension_order(registry: Registry) -> pl.DataFrame:
-    rows = [(metric.key, b.dimension.identifier, b.sheet)
+    rows = [(metric.key, b.dimension.identifier, b.sheet, b.dimension.vacancy_member is not None)
             for metric in registry.metrics.values() for b in metric.breakdowns if b.sheet]
     return pl.DataFrame(rows, orient="row", schema={"metric_key": pl.String, "dimension": pl.String,
-                                                     "sheet": pl.String})
+                                                     "sheet": pl.String, "counts_vacancies": pl.Boolean})

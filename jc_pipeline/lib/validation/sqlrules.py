@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 import duckdb
 import pyarrow as pa
 
+from jc_pipeline.lib.registry import VACANCY_MEMBERS
 from jc_pipeline.lib.validation.rules import RULES, Rule
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -57,9 +58,9 @@ def sql_text(name: str) -> str:
 def registry_parameters(rule: Rule, registry: Registry) -> dict[str, Any]:
     """Parameters of ``rule`` derived from the registry."""
     params: dict[str, Any] = {
-        # Staff-type dimensions whose total includes vacancies (spec §3.11).
-        "vacancy_dimensions": sorted(d.identifier for d in registry.dimensions.values()
-                                     if "VACANT" in d.member_names),
+        # Staff-type dimensions whose total includes vacancies, and their vacancy members (spec §3.11).
+        "vacancy_dimensions": sorted(d.identifier for d in registry.dimensions.values() if d.vacancy_member),
+        "vacancy_members": sorted(VACANCY_MEMBERS),
     }
     suffixes = rule.params.get("identities")
     if suffixes:

@@ -57,7 +57,8 @@ staged AS MATERIALIZED (
 breakdown_sums AS (
     SELECT s.agency_id, s.metric_key, s.period_start, s.period_end, s.dimension,
            any_value(s.sector) AS sector,
-           any_value(s.frequency) AS frequency, sum(s.value) AS value, min(o.sheet) AS sheet
+           any_value(s.frequency) AS frequency, sum(s.value) AS value, min(o.sheet) AS sheet,
+           bool_or(o.counts_vacancies) AS counts_vacancies
     FROM staged AS s
     JOIN _resolve_dimension_order AS o ON o.metric_key = s.metric_key AND o.dimension = s.dimension
     WHERE NOT EXISTS (
@@ -66,11 +67,15 @@ breakdown_sums AS (
           AND t.period_start = s.period_start AND t.period_end = s.period_end)
     GROUP BY ALL
 ),
+-- The staff breakdown with the vacant positions, when the period has one: the staff total counts them (spec §3.11),
+-- where staff by sex or race count people only. Otherwise the sheet that sorts first (the reference: the sheet it
+-- processed first; docs/rules.md).
 inferred AS (
     SELECT *
     FROM breakdown_sums AS b
     QUALIFY row_number() OVER (
-        PARTITION BY agency_id, metric_key, period_start, period_end ORDER BY sheet, dimension) = 1
+        PARTITION BY agency_id, metric_key, period_start, period_end ORDER BY counts_vacancies DESC, sheet, dimension
+    ) = 1
 ),
 -- The current roster's state; an agency it no longer lists keeps the state last recorded for it.
 agency_states AS (

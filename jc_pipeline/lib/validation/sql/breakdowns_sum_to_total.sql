@@ -1,8 +1,8 @@
 -- breakdowns_sum_to_total: each breakdown's sum vs the total of the same agency, metric and period.
--- Staff-type dimensions with a VACANT member are left to staff_breakdown_matches_total. Other breakdowns of a
+-- Staff-type dimensions with a vacancy member are left to staff_breakdown_matches_total. Other breakdowns of a
 -- staff metric (race, sex) describe people, so they may add up to the total without the vacant positions.
 -- Parameters: $months DATE[], $count_tolerance, $usd_relative_tolerance, $vacancy_dimensions VARCHAR[],
--- $agencies VARCHAR[] (NULL: every agency).
+-- $vacancy_members VARCHAR[], $agencies VARCHAR[] (NULL: every agency).
 -- Output (every SQL rule): one row per group checked, `failed` true for the failing ones.
 -- NOT MATERIALIZED: each reader below scans agency_metrics with its own filters; DuckDB would otherwise copy
 -- the year's rows, every column, to read them three times (a year at 3,000 agencies: 0.94-1.19 -> 0.69-0.75 s
@@ -21,7 +21,7 @@ totals AS (
 ),
 vacancies AS (
     SELECT agency_id, metric_key, period_start, period_end, sum(value) AS vacant
-    FROM dp WHERE list_contains($vacancy_dimensions, dimension) AND category = 'VACANT'
+    FROM dp WHERE list_contains($vacancy_dimensions, dimension) AND list_contains($vacancy_members, category)
     GROUP BY ALL
 ),
 parts AS (

@@ -140,6 +140,20 @@ def test_a_wrong_dimension_or_member_for_the_metric_is_reported():
     assert any("belongs to sector LAW_ENFORCEMENT, but the source pattern's folder is JAILS" in p for p in found)
 
 
+def test_a_level_is_never_counted_as_events_nor_events_as_a_population():
+    """Counting records per month of a population, staff or open-cases metric would store admissions as a
+    population; the reverse, days in custody as events."""
+    staff = CAD.replace("LAW_ENFORCEMENT_CALLS_FOR_SERVICE", "LAW_ENFORCEMENT_TOTAL_STAFF")
+    staff = staff.split("        breakdowns:")[0]
+    assert problems(staff) == [
+        "mappings/le.yaml: sources[0].metrics[0].count: LAW_ENFORCEMENT_TOTAL_STAFF is a level at a point in time (a "
+        "population, staff or open cases), not a count of events: give count: population with start and end columns"]
+    calls = CAD.replace("        date: received\n", "        count: population\n        start: received\n"
+                        "        end: received\n").replace("id: Incident No, ", "")
+    assert problems(calls) == ["mappings/le.yaml: sources[0].metrics[0].count: LAW_ENFORCEMENT_CALLS_FOR_SERVICE "
+                               "counts events (DELTA); population is for daily-population metrics"]
+
+
 def test_an_invalid_mapping_makes_its_exports_unreadable_with_n1_and_leaves_bulk_files_alone(w):
     write_mapping(w.data_dir, "le", CAD.replace("Priority}", "Priority}\n    shape: round"))
     deliver_csv(w.data_dir, "le", "LAW_ENFORCEMENT", "cad_calls_2024.csv", [["Call Received"], ["2024-01-01"]])

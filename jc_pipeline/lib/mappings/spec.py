@@ -378,6 +378,10 @@ class _Checker:
         if kind == RECORDS:
             id_col = ref("id")
             if count == EVENTS:
+                if metric.is_level:  # counting records per month would store admissions as a population
+                    self.bad(f"{where}.count", f"{metric.key} is a level at a point in time (a population, staff or "
+                                               f"open cases), not a count of events: give count: population with "
+                                               f"start and end columns")
                 date_col = ref("date", optional=False)
                 for extra in ("start", "end"):
                     if extra in data:

@@ -223,6 +223,8 @@ def test_money_reported_monthly_makes_a_year_of_its_sum_whatever_its_measurement
     # PR1: 12 x 100,000 = 1,200,000 (the average would be 100,000); PR2 reports the calendar year itself.
     derived = total_row(fresh_state, funding, JAN_2023, derived=True, columns="value, agencies_reporting, aggregation_rule")
     assert derived == (1_200_000.0, 1, "SUM_OF_12_MONTHS")
+    # A month of it is money, summed, not a snapshot of a level.
+    assert total_row(fresh_state, funding, JAN_2023, columns="aggregation_rule") == ("SUM",)
     combined = fresh_state.execute(
         "SELECT value, agencies_reporting FROM state_calendar_years WHERE metric_key = ? AND period_start = ?"
         " AND dimension IS NULL", [funding, JAN_2023]).fetchall()
@@ -377,6 +379,9 @@ def test_a_row_says_how_many_agencies_report_its_metric_at_another_cadence(small
 def test_supervision_without_double_counting(small_state):
     # Combined key: only SUP2 (250); SUP1's stray combined 1300 is ignored because SUP1 reports by subsystem.
     assert total_row(small_state, SUP_POP, JAN_2023)[:3] == (250.0, 1, 1)
+    # "1 of 1, complete" says so: SUP1 reports this metric by subsystem, elsewhere.
+    assert total_row(small_state, SUP_POP, JAN_2023, columns="is_complete, agencies_expected_by_subsystem") == (True, 1)
+    assert total_row(small_state, PAROLE_POP, JAN_2023, columns="agencies_expected_by_subsystem") == (None,)
     assert total_row(small_state, PAROLE_POP, JAN_2023)[:3] == (400.0, 1, 1)
     assert total_row(small_state, PROBATION_POP, JAN_2023)[:3] == (900.0, 1, 1)
     reason = small_state.execute(

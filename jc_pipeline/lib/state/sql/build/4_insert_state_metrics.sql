@@ -79,6 +79,15 @@ metric_expected AS (
     FROM state_expected_agencies
     GROUP BY state_code, metric_key
 ),
+-- Agencies expected to report a combined SUPERVISION_* metric by subsystem instead (any cadence): their numbers are
+-- in the subsystem rows and state_supervision_totals, not in the combined key's rows.
+by_subsystem AS (
+    SELECT state_code, state_supervision_base_key(metric_key, sector) AS metric_key,
+           count(DISTINCT agency_id) AS agencies_expected
+    FROM state_expected_agencies
+    WHERE supervision_reporting = 'SUBSYSTEM'
+    GROUP BY ALL
+),
 -- Agencies whose comparable data for the metric failed a validation ERROR in the period (for a derived
 -- calendar year: in any of its months).
 period_excluded AS (
@@ -166,7 +175,7 @@ SELECT
     CASE
         WHEN k.is_derived_annual AND d.is_level THEN 'SUM_OF_12_MONTH_MEANS'
         WHEN k.is_derived_annual THEN 'SUM_OF_12_MONTHS'
-        WHEN k.measurement_type = 'INSTANT' THEN 'SUM_OF_SNAPSHOTS'
+        WHEN d.is_level THEN 'SUM_OF_SNAPSHOTS'
         ELSE 'SUM'
     END AS aggregation_rule,
     c.expected_population,
@@ -174,6 +183,8 @@ SELECT
     CASE WHEN k.dimension IS NULL THEN c.agencies_excluded END AS agencies_excluded,
     CASE WHEN k.dimension IS NULL THEN coalesce(m.agencies_expected, 0) - coalesce(c.agencies_expected, 0) END
         AS agencies_expected_other_cadence,
+    CASE WHEN k.dimension IS NULL AND k.sector = 'SUPERVISION' THEN coalesce(s.agencies_expected, 0) END
+        AS agencies_expected_by_subsystem,
     CASE WHEN k.dimension IS NOT NULL THEN coalesce(dc.breakdown_covered_value, 0) END AS breakdown_covered_value,
     CASE WHEN k.dimension IS NOT NULL
          THEN 100.0 * coalesce(dc.breakdown_covered_value, 0) / nullif(total.value, 0) END AS breakdown_share_pct,
@@ -191,6 +202,7 @@ LEFT JOIN period_coverage AS c
   ON c.state_code = k.state_code AND c.metric_key = k.metric_key AND c.is_derived_annual = k.is_derived_annual
  AND c.period_start = k.period_start AND c.period_end = k.period_end
 LEFT JOIN metric_expected AS m ON m.state_code = k.state_code AND m.metric_key = k.metric_key
+LEFT JOIN by_subsystem AS s ON s.state_code = k.state_code AND s.metric_key = k.metric_key
 LEFT JOIN row_values AS total
   ON total.state_code = k.state_code AND total.metric_key = k.metric_key
  AND total.is_derived_annual = k.is_derived_annual

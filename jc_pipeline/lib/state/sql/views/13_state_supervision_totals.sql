@@ -5,8 +5,7 @@ CREATE OR REPLACE VIEW state_supervision_totals AS
 WITH supervision AS (
     SELECT
         c.*,
-        -- PAROLE_POPULATION -> SUPERVISION_POPULATION; subsystem keys are the base key with another prefix.
-        'SUPERVISION_' || substr(c.metric_key, length(d.sector) + 2) AS base_metric_key,
+        state_supervision_base_key(c.metric_key, d.sector) AS base_metric_key,
         d.sector = 'SUPERVISION' AS is_combined
     FROM state_metric_contributions AS c
     JOIN metric_definitions AS d ON d.metric_key = c.metric_key
@@ -32,7 +31,7 @@ per_agency AS (
 agency_subsystems AS (
     SELECT
         state_code, agency_id,
-        'SUPERVISION_' || substr(metric_key, length(sector) + 2) AS base_metric_key,
+        state_supervision_base_key(metric_key, sector) AS base_metric_key,
         frequency, starting_month,
         count(*) FILTER (WHERE supervision_reporting = 'SUBSYSTEM') AS subsystems_expected
     FROM state_expected_agencies

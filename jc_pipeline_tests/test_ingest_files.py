@@ -50,11 +50,40 @@ def test_multi_sheet_workbook_headers_and_row_numbers(warehouse):
     })
     warehouse.ingest()
     assert files(warehouse) == {"le.xlsx": ("ERRORED", 4, 2, 2)}
-    assert rules(warehouse) == [(" Arrests ", 4, "P2", "Value"), (" Arrests ", 6, "R7", "Value"),
-                                ("Sheet1", 2, "F2", None)]
+    # The blank-header column is not read (spec §5.1), and says so on the header row (F9, a warning).
+    assert rules(warehouse) == [(" Arrests ", 3, "F9", "D (no header)"), (" Arrests ", 4, "P2", "Value"),
+                                (" Arrests ", 6, "R7", "Value"), ("Sheet1", 2, "F2", None)]
     assert warehouse.metrics().select("sheet", "row_number").rows() == [(" Arrests ", 4), ("Arrests_By_Type", 2)]
     f2 = warehouse.table("rejected_rows").filter(pl.col("rule") == "F2")["message"].item()
     assert "'Sheet1' is not a valid sheet name for LAW_ENFORCEMENT" in f2 and "arrests_by_type" in f2
+
+
+@pytest.mark.parametrize("blank_lines, quote", [(0, ""), (0, '"'), (400_000, '"')],
+                         ids=["plain CSVs parsed together", "CSV read alone", "CSV over 1 MiB"])
+def test_cells_past_the_header_are_named_not_dropped(warehouse, blank_lines, quote):
+    """A cell right of the last header (a CSV line longer than its header, a workbook column without a header) is
+    not read (spec §5.1), but F9 says so on the header row: the row whose only data is there is not lost unsaid."""
+    text = f"year,month,{quote}value{quote}\n" + ",,\n" * blank_lines + "2023,1,5\n,,,7\n2023,2,6,note\n"
+    inbox_path(warehouse.data_dir, "le", "LAW_ENFORCEMENT", "arrests.csv").write_text(text)
+    deliver_xlsx(warehouse.data_dir, "le", "LAW_ENFORCEMENT", "book.xlsx", {
+        "arrests": [["year", "month", "value"], [2024, 1, 5], ["", "", "", 7]],
+        "reported_crime": [["year", "month", "value"], ["", "", "", 7]]})  # its only data without a header
+    warehouse.ingest()
+    assert files(warehouse) == {"arrests.csv": ("INGESTED", 2, 2, 0), "book.xlsx": ("INGESTED", 1, 1, 0)}
+    assert rules(warehouse) == [("arrests", 1, "F9", "D (no header)"), ("arrests.csv", 1, "F9", "D (no header)"),
+                                ("reported_crime", 1, "F9", "D (no header)")]
+    message = warehouse.table("rejected_rows")["message"][0]
+    assert "Column D of sheet " in message and "has data but no header, so it was not read" in message
+
+
+def test_a_csv_whose_first_line_cannot_be_split_is_unreadable_and_named(warehouse):
+    path = inbox_path(warehouse.data_dir, "le", "LAW_ENFORCEMENT", "arrests.csv")
+    path.write_bytes(b'"' + b"x" * (2 << 20) + b'"\n1\n')  # one cell of 2 MiB, past the parser's field limit
+    deliver_csv(warehouse.data_dir, "le", "LAW_ENFORCEMENT", "reported_crime.csv", ARRESTS)
+    report = warehouse.ingest()
+    assert report.files_unreadable == 1 and files(warehouse)["reported_crime.csv"] == ("INGESTED", 2, 2, 0)
+    [finding] = warehouse.table("rejected_rows").filter(pl.col("rule") == "F0")["message"].to_list()
+    assert "the CSV cannot be parsed" in finding
 
 
 def test_csv_file_names_are_sheet_names(warehouse):

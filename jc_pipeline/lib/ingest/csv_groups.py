@@ -9,7 +9,8 @@ Counting line ends equals counting records only for plain files, so a file takes
 UTF-8 (BOM allowed), comma-separated, without any quote character, with ``\\n`` or ``\\r\\n`` line ends and its
 header on the first line. Every other file is read on its own by :mod:`readers` with identical results. If a
 group's parsed row count ever disagrees with the counted line ends, :func:`parse_group` returns None and the
-caller reads those files one by one.
+caller reads those files one by one; so it does when a line has more cells than the header (the readers keep
+them, where the group's width would cut them off).
 
 Files with very wide headers (more than ``MAX_PLAIN_COLUMNS`` columns) or a cell longer than the readers' cell
 limit are not plain either: the readers refuse or cut those (see :mod:`readers`), so they are read on their own.
@@ -71,8 +72,8 @@ def parse_group(files: list[PlainCsv]) -> tuple[pl.DataFrame, list[int]] | None:
         return pl.DataFrame(schema=schema), counts
     try:
         frame = pl.read_csv(b"".join(file.body for file in files), has_header=False, quote_char=None,
-                            truncate_ragged_lines=True, missing_columns="insert", schema=schema)
-    except pl.exceptions.PolarsError:
+                            truncate_ragged_lines=False, missing_columns="insert", schema=schema)
+    except pl.exceptions.PolarsError:  # also a line with a cell past the header's last column: read on its own
         return None
     if frame.height != sum(counts):
         return None

@@ -19,6 +19,7 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from jc_pipeline.lib.export import column_letter
 from jc_pipeline.lib.registry import SheetTarget, normalize_sheet_name
 
 if TYPE_CHECKING:
@@ -83,10 +84,13 @@ def plan_sheet(name: str, header: tuple[str | None, ...], has_data: tuple[bool, 
                        [cell.strip() if cell else None for cell in header])
     named = [i for i, h in enumerate(headers) if h is not None]
     if upload.location_error is not None:
-        return SheetPlan(name, "standard", extra_columns=named, errors=[upload.location_error])
-    if any(headers[i] in SINGLE_PAGE_MARKERS for i in named):
-        return _plan_single_page(name, headers, named, list(has_data), upload)
-    return _plan_standard(name, headers, named, list(has_data), upload, is_csv)
+        plan = SheetPlan(name, "standard", extra_columns=named, errors=[upload.location_error])
+    elif any(headers[i] in SINGLE_PAGE_MARKERS for i in named):
+        plan = _plan_single_page(name, headers, named, list(has_data), upload)
+    else:
+        plan = _plan_standard(name, headers, named, list(has_data), upload, is_csv)
+    _check_unnamed(plan, headers, has_data)
+    return plan
 
 
 class _Headers(list):
@@ -209,6 +213,17 @@ def _check_unexpected(plan: SheetPlan, headers: _Headers, has_data: list[bool], 
             plan.errors.append(SheetFinding("F6", headers.raw[index], None, (
                 f"Unexpected '{headers.raw[index]}' column on sheet '{plan.name}': the columns here are {expected}; "
                 f"delete the column or move its data to the sheet where it belongs"), extra=position))
+
+
+def _check_unnamed(plan: SheetPlan, headers: _Headers, has_data: tuple[bool, ...]) -> None:
+    """Columns without a header are not read (spec §5.1); a warning names those holding data, so that their cells,
+    and a row whose only data is there, are not dropped without a word."""
+    for index, header in enumerate(headers):
+        if header is None and has_data[index]:
+            letter = column_letter(index)
+            plan.warnings.append(SheetFinding("F9", f"{letter} (no header)", None, (
+                f"Column {letter} of sheet '{plan.name}' has data but no header, so it was not read: give it its "
+                f"header if its data belongs in the upload, or delete it")))
 
 
 def _expected_list(expected: dict[str, tuple[str, ...]], month: bool) -> str:

@@ -157,9 +157,12 @@ def _sheet_level_findings(rows: pl.LazyFrame, sheets: pl.DataFrame, sheet_findin
                 pl.col(EXTRAS).list.get(pl.col("extra"), null_on_oob=True)).otherwise(pl.col("raw_value"))
             if quoted else pl.col("raw_value")))
     if warnings.height:  # written once, on the header row, for sheets with data rows and no sheet-level error
-        with_data = rows.select("sheet_idx").unique()
-        frames.append(sheets.lazy().filter(~pl.col("has_errors")).join(with_data, on="sheet_idx").select(
-            "sheet_idx", "file_idx", "sheet", row_number=pl.col("header_row")).join(warnings.lazy(), on="sheet_idx"))
+        with_data = rows.select("sheet_idx").unique().with_columns(has_rows=pl.lit(True))
+        frames.append(sheets.lazy().join(with_data, on="sheet_idx", how="left").select(
+            "sheet_idx", "file_idx", "sheet", "has_rows", "has_errors", row_number=pl.col("header_row")).join(
+            warnings.lazy(), on="sheet_idx").filter(
+            # F9 (data in a column without a header) whatever else: that data may be all the sheet holds.
+            (pl.col("has_rows").fill_null(False) & ~pl.col("has_errors")) | (pl.col("rule") == "F9")))
     return [frame.select(FINDING_SCHEMA.keys()).cast(FINDING_SCHEMA) for frame in frames]
 
 

@@ -39,6 +39,7 @@ import functools
 import io
 import itertools
 import re
+from collections.abc import Iterable
 from pathlib import Path
 from typing import NamedTuple
 
@@ -378,19 +379,44 @@ def _read_big_csv(path: Path, data: bytes | None, name: str) -> RawSheet:
         data = _LONE_CR.sub(b"\n", data)
     header = csv_text.header_line(data).decode("utf-8", "replace")
     separator = csv_text.delimiter(header)
+    _check_width(name, header.count(separator) + 1)  # before any split: a giant first line is refused as it is
     # Polars takes the width from the first line, blank or not: the header's, given, keeps leading blank rows
     # from cutting every row to one cell.
-    width = len(next(csv.reader([header], delimiter=separator), [])) or 1
-    _check_width(name, width)
-    options = dict(has_header=False, schema={f"column_{i}": pl.String for i in range(width)}, separator=separator,
-                   truncate_ragged_lines=True, missing_columns="insert", extra_columns="ignore")
     try:
         try:
-            frame = pl.read_csv(data, encoding="utf8", **options)
-        except pl.exceptions.ComputeError:  # not UTF-8: decoded as small files are
-            frame = pl.read_csv(_text(data).encode("utf-8"), **options)
-    except pl.exceptions.PolarsError as exc:
+            frame = _polars_csv(data, _width([header], separator), separator)
+        except _Ragged:  # a cell past the header's last column: read as wide as the widest line, nothing cut off
+            width = _width(io.StringIO(data.decode("utf-8", "replace"), newline=""), separator)
+            _check_width(name, width)
+            frame = _polars_csv(data, width, separator)
+    except (pl.exceptions.PolarsError, csv.Error) as exc:
         raise Unreadable(f"the CSV cannot be parsed ({exc}); export it again as CSV UTF-8") from exc
     table = frame.to_arrow(compat_level=pl.CompatLevel.oldest())  # large_string, which pyarrow computes on
     return _sheet_from_arrow(name, pa.RecordBatch.from_arrays([column.combine_chunks() for column in table.columns],
                                                               names=table.column_names))
+
+
+class _Ragged(Exception):
+    """A line of a CSV has more cells than the width it was read with."""
+
+
+def _polars_csv(data: bytes, width: int, separator: str) -> pl.DataFrame:
+    """``data`` as ``width`` text columns; a short line is padded, a longer one raises :class:`_Ragged`."""
+    options = dict(has_header=False, schema={f"column_{i}": pl.String for i in range(width)}, separator=separator,
+                   truncate_ragged_lines=False, missing_columns="insert")
+    try:
+        try:
+            return pl.read_csv(data, encoding="utf8", **options)
+        except pl.exceptions.ComputeError as exc:
+            if "more fields" in str(exc):
+                raise
+            return pl.read_csv(_text(data).encode("utf-8"), **options)  # not UTF-8: decoded as small files are
+    except (pl.exceptions.ComputeError, pl.exceptions.SchemaError) as exc:
+        if "more fields" in str(exc) or "not specified in schema" in str(exc):
+            raise _Ragged from exc
+        raise
+
+
+def _width(lines: Iterable[str], separator: str) -> int:
+    """The most cells of any of ``lines`` (CSV text), at least 1."""
+    return max((len(row) for row in csv.reader(lines, delimiter=separator)), default=0) or 1

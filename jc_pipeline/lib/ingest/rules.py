@@ -1,7 +1,7 @@
 """The ingest rule catalogue: every finding ingest can write to ``rejected_rows``, with a stable code.
 
 Codes follow the reference implementation's numbering where one exists (spec §6.1-§6.3: F1-F6, R1-R10, P1, P2,
-P4) and extend it where our pipeline decides more (F0, F7, F8, R11-R13, T1, M1, M2, C1, and N1-N6 for
+P4) and extend it where our pipeline decides more (F0, F7, F8, F9, R11-R13, T1, M1, M2, C1, and N1-N6 for
 agency-native extracts). A code never changes
 meaning; new checks get new codes. ``docs/rules.md`` documents the same table (a test keeps them in sync).
 
@@ -60,6 +60,9 @@ _RULES = (
          "The metric is reported annually; rows with a month were stored as monthly values, which the state "
          "numbers leave out while the metric is set to annual. Delete the month column if the data is annual, "
          "or set the metric to monthly in metric_settings.csv."),
+    Rule("F9", WARNING, "Column without a header",
+         "The column's cells were not read (a column without a header is not data). Give it the header of the "
+         "data it holds, or delete it if it holds notes."),
     # --- row level: the row is rejected ----------------------------------------------------------------------
     Rule("R1", ERROR, "Invalid 'year' value",
          "Write the year as a whole number (2023), or a fiscal year as two consecutive years (2022-2023)."),

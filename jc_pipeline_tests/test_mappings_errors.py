@@ -12,7 +12,8 @@ from jc_pipeline.lib.mappings import MappingError
 from jc_pipeline.lib.mappings.spec import parse_mapping
 from jc_pipeline.lib.registry import load_registry
 from jc_pipeline.lib.roster import load_roster
-from jc_pipeline_tests.ingest_support import Warehouse, deliver_csv, write_roster
+from jc_pipeline_tests.ingest_support import Warehouse, deliver_csv, deliver_xlsx, write_roster
+from jc_pipeline_tests.reliability_support import far_cells_xml, small_workbook, with_sheet_xml
 from jc_pipeline_tests.test_mappings_counts import CAD, file_row, findings, values, write_mapping
 
 REGISTRY = load_registry()
@@ -242,6 +243,25 @@ def test_an_export_in_the_wrong_encoding_is_unreadable_not_a_crash(w):
     row = file_row(batch, "cad_calls_x.csv")
     assert row["status"] in ("UNREADABLE", "ERRORED")
     assert batch.datapoints.height == 0 or row["rows_rejected"] == row["rows_total"]
+
+
+def test_a_hostile_export_workbook_is_refused_for_itself_not_the_run(w):
+    """A 2 KB workbook with a cell at XFD1048576 made calamine allocate 512 GiB in the ingest's own process, which
+    aborted: the export is read as bulk workbooks are, screened and in the capped worker."""
+    cadx = CAD.replace("cad_calls_*.csv", "cadx_*.xlsx").replace("    kind: records",
+                                                                  "    format: xlsx\n    kind: records")
+    write_mapping(w.data_dir, "le", cadx)
+    far = with_sheet_xml(small_workbook({"Calls": [["Incident No", "Call Received", "Priority"]]}),
+                         far_cells_xml("XFD1048576"))
+    (w.data_dir / "inbox" / "le" / "LAW_ENFORCEMENT").mkdir(parents=True)
+    (w.data_dir / "inbox" / "le" / "LAW_ENFORCEMENT" / "cadx_2024.xlsx").write_bytes(far)
+    deliver_xlsx(w.data_dir, "le", "LAW_ENFORCEMENT", "cadx_good.xlsx", {"Calls": [
+        ["Incident No", "Call Received", "Priority"], ["C1", "2024-01-03 10:00:00", "1"]]})
+    batch = w.parse()
+    assert file_row(batch, "cadx_2024.xlsx")["status"] == "UNREADABLE"
+    [message] = batch.findings.filter(pl.col("path").str.ends_with("cadx_2024.xlsx"))["message"].to_list()
+    assert "16,384 columns x 1,048,576 rows" in message
+    assert file_row(batch, "cadx_good.xlsx")["rows_loaded"] == 1
 
 
 def test_exports_are_counted_alike_from_memory_or_streamed_from_disk(tmp_path):

@@ -29,12 +29,13 @@ from functools import cached_property
 from datetime import date, datetime
 from pathlib import Path
 
-import fastexcel
 import polars as pl
+import pyarrow as pa
 
 from jc_pipeline.lib.ingest.normalize import FINDING_SCHEMA, fmt
-from jc_pipeline.lib.ingest.readers import first_filled_row
+from jc_pipeline.lib.ingest.readers import PendingWorkbook, RawSheet
 from jc_pipeline.lib.ingest.rules import RULES
+from jc_pipeline.lib.ingest.unreadable import Unreadable
 from jc_pipeline.lib.mappings.spec import EXCLUDED as EXCLUDED_VALUE, SourceSpec, ValueMap, Where
 from jc_pipeline.lib.periods import add_months
 from jc_pipeline.lib.roster import Agency, Roster
@@ -154,40 +155,37 @@ def _transcode(path: Path, encoding: str, out: Path) -> Path:
 
 
 def _load_workbook(path: Path, data: bytes | None, source: SourceSpec) -> Loaded:
+    """The export's sheet, read as bulk uploads are (:class:`readers.PendingWorkbook`): screened by the workbook
+    guard and read by calamine's capped worker, so that a hostile workbook is refused for itself instead of
+    aborting the run, and its header found on its first non-blank row."""
     try:
-        reader = fastexcel.read_excel(data if data is not None else str(path))
-        names = reader.sheet_names
-        sheet = source.sheet if source.sheet is not None else names[0]
-        if sheet not in names:
-            raise SourceUnreadable(f"the workbook has no sheet '{sheet}' (it has: {', '.join(names)}); "
-                                   f"fix the mapping's sheet or the export")
-        frame, header = _sheet_below_header(reader.load_sheet(sheet, header_row=None, skip_rows=0,
-                                                              dtypes="string").to_polars())
-    except SourceUnreadable:
-        raise
-    except Exception as exc:  # noqa: BLE001 - calamine raises many types for bad workbooks
-        raise SourceUnreadable(f"the workbook cannot be read ({type(exc).__name__}); save it again as .xlsx"
-                               ) from None
-    frame = frame.with_row_index(ROW, offset=header + 2)
+        sheets = {sheet.name: sheet for sheet in PendingWorkbook(path, data, None).sheets()}
+    except Unreadable as exc:
+        raise SourceUnreadable(str(exc)) from None
+    if not sheets:
+        raise SourceUnreadable("the workbook has no sheet; export it again")
+    sheet = source.sheet if source.sheet is not None else next(iter(sheets))
+    if sheet not in sheets:
+        raise SourceUnreadable(f"the workbook has no sheet '{sheet}' (it has: {', '.join(sheets)}); "
+                               f"fix the mapping's sheet or the export")
+    frame = _named_rows(sheets[sheet]).with_row_index(ROW, offset=sheets[sheet].header_row + 1)
     return Loaded(frame.lazy(), [c for c in frame.columns if c != ROW], sheet)
 
 
-def _sheet_below_header(cells: pl.DataFrame) -> tuple[pl.DataFrame, int]:
-    """The rows below the sheet's header, named by it, and the header's row (0-based): the first row with a
-    non-blank cell, as for bulk uploads (:func:`readers.first_filled_row`; fastexcel's own header skips the blank
-    rows above it without saying how many, and the row numbers must be the sheet's). Blank header cells are named
-    ``__UNNAMED__<i>`` and repeated ones ``<name>_<i>``, as fastexcel names them; the first of equal headers keeps
-    its name."""
-    if not cells.width or not cells.height:
-        return cells, 0
-    header = first_filled_row(cells.to_arrow()) or 0
+def _named_rows(sheet: RawSheet) -> pl.DataFrame:
+    """The rows below the sheet's header, named by it (the rows numbered from the header's, which is the sheet's
+    first non-blank row). Blank header cells are named ``__UNNAMED__<i>`` and repeated ones ``<name>_<i>``, as
+    fastexcel names them; the first of equal headers keeps its name."""
     names: list[str] = []
-    for i, cell in enumerate(cells.row(header)):
+    for i, cell in enumerate(sheet.header):
         name = cell if cell else f"__UNNAMED__{i}"
         while name in names:
             name = f"{name}_{i}"
         names.append(name)
-    return cells.slice(header + 1).rename(dict(zip(cells.columns, names, strict=True))), header
+    if sheet.cells is None:
+        return pl.DataFrame(schema={name: pl.String for name in names})
+    columns = [sheet.cells.column(i).slice(sheet.first, sheet.height) for i in range(len(names))]
+    return pl.from_arrow(pa.table(columns, names=names)).cast(pl.String)
 
 
 def match_headers(names: Sequence[str], wanted: dict[str, str]) -> dict[str, str]:

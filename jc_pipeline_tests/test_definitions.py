@@ -1,6 +1,7 @@
 """The code location loads cleanly, exposes the expected graph, and its automation evaluates at fixed times."""
 
 import json
+import os
 import warnings
 from datetime import datetime
 from zoneinfo import ZoneInfo
@@ -123,3 +124,18 @@ def test_inbox_sensor_requests_one_ingest_run_per_change(defs, tmp_path):
         again = sensor(dg.build_sensor_context(instance=instance, resources=resources, cursor=first.cursor))
         assert not again.run_requests
         assert json.loads(again.cursor) == json.loads(first.cursor)
+
+
+def test_inbox_sensor_skips_a_fifo_instead_of_hanging_on_it(defs, tmp_path):
+    """A named pipe in the inbox blocked the tick in open() forever: it is opened non-blocking and not hashed."""
+    sensor = defs.resolve_sensor_def("inbox_sensor")
+    inbox = tmp_path / "inbox" / "A1" / "JAILS"
+    inbox.mkdir(parents=True)
+    os.mkfifo(inbox / "pipe.csv")
+    uploaded_ago(inbox / "pipe.csv", SETTLE_SECONDS + 1)
+    from jc_pipeline.defs.resources import WarehouseResource
+
+    with dg.instance_for_test() as instance:
+        resources = {"warehouse": WarehouseResource(data_dir=str(tmp_path))}
+        result = sensor(dg.build_sensor_context(instance=instance, resources=resources))
+        assert not result.run_requests and json.loads(result.cursor) == {}

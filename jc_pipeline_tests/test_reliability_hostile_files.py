@@ -4,6 +4,8 @@ in bounded time and memory, while a good file delivered next to it loads complet
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date
 
 import polars as pl
@@ -362,6 +364,47 @@ def test_odd_folder_and_file_names_stay_data(warehouse):
     for path in files:  # every recorded path names a place inside the data directory
         layout.inside(warehouse.data_dir / path)
     assert len(files) == len(names) + 4 and not any("..hidden" in path for path in files)
+    assert_good_loaded(warehouse)
+
+
+@contextmanager
+def nested(root, names: list[str]) -> Iterator[None]:
+    """Folders ``names`` one inside the other below ``root``, made one at a time and removed afterwards the same
+    way, files in them too (no recursion, which pytest's clean-up of its temporary folders hits, and no call names
+    the whole path)."""
+    folders = [os.open(root, os.O_RDONLY)]
+    for name in names:
+        os.mkdir(name, dir_fd=folders[-1])
+        folders.append(os.open(name, os.O_RDONLY, dir_fd=folders[-1]))
+    try:
+        yield
+    finally:
+        for name in reversed(names):
+            folder = folders.pop()
+            for entry in os.listdir(folder):
+                os.unlink(entry, dir_fd=folder)
+            os.close(folder)
+            os.rmdir(name, dir_fd=folders[-1])
+        os.close(folders.pop())
+
+
+def test_names_and_folders_the_scan_cannot_take_as_they_are_cost_only_themselves(warehouse):
+    """Each made every night's ingest fail without naming a file: a name that is not UTF-8 (Polars and DuckDB
+    refused its surrogates), a thousand nested folders (RecursionError), a folder whose path is too long to open."""
+    sector = inbox_path(warehouse.data_dir, *LE, "x").parent
+    os.makedirs(sector, exist_ok=True)
+    (sector / os.fsdecode(b"arrests \xff\xfe.csv")).write_bytes(csv_bytes(GOOD))  # not a sheet name: F3
+    deliver_good(warehouse)
+    # The second path is longer than the system lets a call name.
+    with nested(sector, ["d"] * 1_100), nested(sector, [f"{n:02d}{'y' * 240}" for n in range(20)]):
+        (sector / "/".join(["d"] * 1_100) / "reported_crime.csv").write_bytes(csv_bytes(GOOD))
+        warehouse.ingest()
+    files = outcome(warehouse)
+    assert files["inbox/le/LAW_ENFORCEMENT/arrests \\xff\\xfe.csv"][:4] == ("ERRORED", 2, 0, 2)
+    assert files["inbox/le/LAW_ENFORCEMENT/" + "d/" * 1_100 + "reported_crime.csv"][:4] == ("INGESTED", 2, 2, 0)
+    [too_long] = [path for path in files if "yyyy" in path]
+    status, *_, reason = files[too_long]
+    assert status == "UNREADABLE" and "File name too long; shorten the names of its folders" in reason
     assert_good_loaded(warehouse)
 
 

@@ -19,7 +19,7 @@ from jc_pipeline.defs.automation.jobs import (
 from jc_pipeline.defs.partitions import pending_range_tags
 from jc_pipeline.defs.resources import WarehouseResource
 from jc_pipeline.lib import validation
-from jc_pipeline.lib.ingest.inbox import INBOX, SETTLE_SECONDS, scan_inbox, still_arriving
+from jc_pipeline.lib.ingest.inbox import INBOX, SETTLE_SECONDS, open_regular, scan_inbox, still_arriving
 from jc_pipeline.lib.state_clock import state_today
 
 SOURCE_FILES = dg.AssetKey("source_files")
@@ -45,12 +45,10 @@ def changed_files(previous: Mapping[str, str], current: Mapping[str, str]) -> li
 
 
 def file_sha256(path: Path) -> str:
-    """Content hash, streamed (deliveries can be hundreds of megabytes)."""
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+    """Content hash, streamed (deliveries can be hundreds of megabytes), of a regular file only and never through a
+    symlink (`open_regular`: a FIFO in the inbox hung every tick)."""
+    with open_regular(path) as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def _parse_cursor(cursor: str | None) -> dict[str, dict[str, str]]:

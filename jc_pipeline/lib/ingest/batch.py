@@ -16,6 +16,7 @@ A file whose (size, mtime, ctime) is the one remembered with its hash at the las
 
 from __future__ import annotations
 
+import errno
 import time
 from collections import defaultdict, deque
 from collections.abc import Callable, Iterator, Mapping
@@ -228,6 +229,14 @@ def read_inbox_batches(data_dir: Path, known: Mapping[str, str], roster: Roster,
     yield ReadBatch(parser, unchanged, waiting)
 
 
+def _unopenable(exc: OSError) -> str:
+    """Why a delivered file cannot be opened, and what to do about it."""
+    fix = {errno.EACCES: "check its permissions", errno.EPERM: "check its permissions",
+           errno.ENAMETOOLONG: "shorten the names of its folders or its own name",
+           errno.ELOOP: "deliver the file itself, not a link to it"}.get(exc.errno, "")
+    return f"the file cannot be opened: {exc.strerror}" + (f"; {fix}" if fix else "")
+
+
 class _Route(Enum):
     """Which reader a delivered file goes to, decided once per file (:func:`_route`)."""
 
@@ -277,8 +286,7 @@ def _read_ahead(inbox: list[InboxFile], known: Mapping[str, str], native: Native
         except FileNotFoundError:
             window.append(None)
         except OSError as exc:  # e.g. permissions: recorded once per distinct error, like any content
-            window.append(_Fetched(file, None, None, f"unopenable:{exc.errno}",
-                                   f"the file cannot be opened ({exc.strerror}); check its permissions", None, None))
+            window.append(_Fetched(file, None, None, f"unopenable:{exc.errno}", _unopenable(exc), None, None))
         else:
             sha, claimed = native.version(file, content)  # a native export's version includes its mapping's
             route = _route(file, claimed)
@@ -317,7 +325,7 @@ class _Parser:
 
     def unopenable(self, file: InboxFile, sha: str, change: str, reason: str) -> None:
         index = self._add_file(file, sha, change)
-        self.file_findings.append((index, None, None, None, file.absolute.name, "F0", "ERROR", reason))
+        self.file_findings.append((index, None, None, None, file.name, "F0", "ERROR", reason))
 
     def parse(self, file: InboxFile, sha: str, data: bytes | None, change: str, route: _Route,
               workbook: PendingWorkbook | None) -> None:
@@ -325,7 +333,7 @@ class _Parser:
         index = self._add_file(file, sha, change)
         path = file.absolute  # built once: a Path costs microseconds, and a state sends thousands of files
         if route is _Route.SYMLINK:
-            self.file_findings.append((index, None, None, None, path.name, "F8", "ERROR",
+            self.file_findings.append((index, None, None, None, file.name, "F8", "ERROR",
                                        "the file is a symbolic link, which is never followed; copy the file "
                                        "itself into the inbox"))
             return
@@ -333,8 +341,8 @@ class _Parser:
             self.native.parse(index, file, data)
             return
         if route is _Route.UNSUPPORTED:
-            self.file_findings.append((index, None, None, None, path.name, "F1", "ERROR",
-                                       f"'{path.suffix or path.name}' files are not read; "
+            self.file_findings.append((index, None, None, None, file.name, "F1", "ERROR",
+                                       f"'{Path(file.name).suffix or file.name}' files are not read; "
                                        f"deliver .xlsx, .xls or .csv files"))
             return
         plain = plain_csv(data) if data is not None and route is _Route.CSV else None
@@ -350,9 +358,9 @@ class _Parser:
                     workbook: PendingWorkbook | None) -> None:
         """Read ``file`` (at ``path``, its ``file.absolute``) on its own and collect its sheets."""
         try:
-            sheets = workbook.sheets() if workbook is not None else read_file(path, data, path.name)
+            sheets = workbook.sheets() if workbook is not None else read_file(path, data, file.name)
         except Unreadable as exc:
-            self.file_findings.append((index, None, None, None, path.name, "F0", "ERROR", str(exc)))
+            self.file_findings.append((index, None, None, None, file.name, "F0", "ERROR", str(exc)))
             return
         context = self._context(file)
         is_csv = path.suffix.lower() == ".csv"
@@ -391,7 +399,7 @@ class _Parser:
             if counts[number] == 0:
                 continue
             context = self._context(member.file)
-            plan = self._plan(member.file.absolute.name, header, has_data[number], context, True)
+            plan = self._plan(member.file.name, header, has_data[number], context, True)
             sheet_idx = self._add_sheet(member.index, 1, plan, context)
             chunks[(tuple(plan.roles.items()), tuple(plan.extra_columns))][number] = sheet_idx
         for (roles, extras), sheet_of in chunks.items():

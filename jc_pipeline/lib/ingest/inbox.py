@@ -32,7 +32,7 @@ import stat as stat_module
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import NamedTuple
+from typing import BinaryIO, NamedTuple
 
 INBOX = "inbox"
 #: Files up to this size are read into memory once (hash + parse); bigger ones are hashed and parsed streaming.
@@ -66,6 +66,11 @@ class InboxFile(NamedTuple):
         return Path(self.location)
 
     @property
+    def name(self) -> str:
+        """The file's name as text (:func:`text_name`), as its ``path`` ends."""
+        return self.path.rsplit("/", 1)[-1]
+
+    @property
     def received_at(self) -> datetime:
         return datetime.fromtimestamp(self.mtime, UTC).replace(tzinfo=None)
 
@@ -80,32 +85,51 @@ def scan_inbox(data_dir: Path) -> list[InboxFile]:
     root = Path(data_dir)
     found: list[InboxFile] = []
     if (root / INBOX).is_dir():
-        _scan(str(root / INBOX), INBOX, 1, (None, None), found)
+        _scan(str(root / INBOX), found)
     found.sort(key=lambda f: f.path)
     return found
 
 
-def _scan(folder: str, relative: str, depth: int, owner: tuple[str | None, str | None],
-          found: list[InboxFile]) -> None:
-    # os.scandir entries carry their type, so the only system call per file is its lstat.
-    with os.scandir(folder) as entries:
-        for entry in entries:
-            name = entry.name
-            if name.startswith(_SKIPPED_PREFIXES):
-                continue
-            here = f"{relative}/{name}"
-            if entry.is_dir(follow_symlinks=False):
-                # depth 1 is an agency's folder, depth 2 its sector's; deeper files belong to both.
-                _scan(entry.path, here, depth + 1, (name, None) if depth == 1 else
-                      (owner[0], name) if depth == 2 else owner, found)
-                continue
-            if name.lower().endswith(_SKIPPED_SUFFIXES):
-                continue
-            stat = entry.stat(follow_symlinks=False)
-            is_symlink = entry.is_symlink()
+def _scan(inbox: str, found: list[InboxFile]) -> None:
+    # A loop, not recursion: a thousand nested folders made a RecursionError of every night's run.
+    folders: list[tuple[str, str, int, tuple[str | None, str | None]]] = [(inbox, INBOX, 1, (None, None))]
+    while folders:
+        folder, relative, depth, owner = folders.pop()
+        try:
+            # os.scandir entries carry their type, so the only system call per file is its lstat.
+            with os.scandir(folder) as entries:
+                for entry in entries:
+                    name = text_name(entry.name)
+                    if name.startswith(_SKIPPED_PREFIXES):
+                        continue
+                    here = f"{relative}/{name}"
+                    if entry.is_dir(follow_symlinks=False):
+                        # depth 1 is an agency's folder, depth 2 its sector's; deeper files belong to both.
+                        folders.append((entry.path, here, depth + 1, (name, None) if depth == 1 else
+                                        (owner[0], name) if depth == 2 else owner))
+                        continue
+                    if name.lower().endswith(_SKIPPED_SUFFIXES):
+                        continue
+                    stat = entry.stat(follow_symlinks=False)
+                    is_symlink = entry.is_symlink()
+                    agency, sector = owner if depth > 2 else (None, None)
+                    found.append(InboxFile(here, entry.path, agency, sector, 0 if is_symlink else stat.st_size,
+                                           stat.st_mtime, stat.st_mtime_ns, stat.st_ctime_ns, is_symlink))
+        except OSError:
+            # A folder that cannot be listed (its path too long, no permission) is listed itself: opening it
+            # fails with the same reason, which its entry in source_files and the agency's feedback then give.
             agency, sector = owner if depth > 2 else (None, None)
-            found.append(InboxFile(here, entry.path, agency, sector, 0 if is_symlink else stat.st_size,
-                                   stat.st_mtime, stat.st_mtime_ns, stat.st_ctime_ns, is_symlink))
+            found.append(InboxFile(relative, folder, agency, sector, 0, 0.0, 0, 0, False))
+
+
+def text_name(name: str) -> str:
+    """A directory entry's name as text: bytes that are not UTF-8 (kept by Python as surrogates, which neither
+    DuckDB nor Polars can store) are written as ``\\xff`` escapes. The file is still opened by its real name."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return os.fsencode(name).decode("utf-8", "backslashreplace")
+    return name
 
 
 def still_arriving(now: datetime, settle_seconds: float) -> Callable[[InboxFile], bool]:
@@ -124,11 +148,7 @@ def fingerprint(file: InboxFile) -> tuple[str, bytes | None]:
     Raises OSError for anything but a regular file (see the module docstring)."""
     if file.is_symlink:
         return hashlib.sha256(b"symlink\0" + os.fsencode(os.readlink(file.location))).hexdigest(), None
-    fd = os.open(file.location, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
-    with os.fdopen(fd, "rb") as handle:
-        if not stat_module.S_ISREG(os.fstat(fd).st_mode):
-            raise OSError(errno.EINVAL, "not a regular file (a pipe, socket or device); deliver a plain file",
-                          file.location)
+    with open_regular(file.location) as handle:
         if file.size <= IN_MEMORY_LIMIT:
             # The scanned size + 1, not the limit: read(n) allocates n bytes first (16 MiB for every small file).
             data = handle.read(file.size + 1)
@@ -136,3 +156,15 @@ def fingerprint(file: InboxFile) -> tuple[str, bytes | None]:
                 return hashlib.sha256(data).hexdigest(), data
             handle.seek(0)  # it grew since the scan: hash it streaming like any big file
         return hashlib.file_digest(handle, "sha256").hexdigest(), None
+
+
+def open_regular(location: str | Path) -> BinaryIO:
+    """The file at ``location`` opened for reading, never through a symlink (``O_NOFOLLOW``: ``ELOOP``) and only
+    when it is a regular file: opened non-blocking, so a FIFO cannot hang the caller. Raises OSError otherwise."""
+    fd = os.open(location, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    handle = os.fdopen(fd, "rb")
+    if not stat_module.S_ISREG(os.fstat(fd).st_mode):
+        handle.close()
+        raise OSError(errno.EINVAL, "it is not a regular file but a folder, pipe, socket or device; deliver a plain "
+                                    "file", location)
+    return handle

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import polars as pl
 
-from jc_pipeline.lib.ingest.inbox import InboxFile
+from jc_pipeline.lib.ingest.inbox import InboxFile, text_name
 from jc_pipeline.lib.ingest.normalize import DATAPOINT_SCHEMA, FINDING_SCHEMA, Normalized
 from jc_pipeline.lib.mappings.adp import plan_population
 from jc_pipeline.lib.mappings.aggregate import plan_aggregated
@@ -139,13 +139,13 @@ class NativeExtracts:
         if isinstance(mapping, _Invalid):
             message = ("The agency's mapping file is invalid, so this export was not read: "
                        + "; ".join(mapping.problems[:10]) + ("; ..." if len(mapping.problems) > 10 else ""))
-            self._findings.append(single_finding(file_idx, None, None, None, file.absolute.name, "N1", message))
+            self._findings.append(single_finding(file_idx, None, None, None, file.name, "N1", message))
             return
         source = mapping.source_for(_relative(file))
         agency = self.roster.agency_of_folder(file.agency_id)
         problem = _sector_problem(self.roster, agency, source)
         if problem is not None:
-            self._findings.append(single_finding(file_idx, None, None, None, file.absolute.name, "F8", problem))
+            self._findings.append(single_finding(file_idx, None, None, None, file.name, "F8", problem))
             return
         result = extract(file.absolute, data, source, file_idx=file_idx, agency=agency, roster=self.roster,
                          now=self.now)
@@ -298,7 +298,7 @@ def _sorted(findings: list[pl.DataFrame]) -> pl.DataFrame:
 
 def _unreadable(file_idx: int, path: Path, message: str) -> Extracted:
     return Extracted(pl.DataFrame(schema=DATAPOINT_SCHEMA),
-                     single_finding(file_idx, None, None, None, path.name, "F0", message), (file_idx, 0, 0))
+                     single_finding(file_idx, None, None, None, text_name(path.name), "F0", message), (file_idx, 0, 0))
 
 
 def _datapoints(values: pl.DataFrame, ctx: Context) -> pl.DataFrame:

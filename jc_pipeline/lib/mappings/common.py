@@ -32,6 +32,7 @@ from pathlib import Path
 import polars as pl
 import pyarrow as pa
 
+from jc_pipeline.lib.ingest.inbox import text_name
 from jc_pipeline.lib.ingest.normalize import FINDING_SCHEMA, fmt
 from jc_pipeline.lib.ingest.readers import PendingWorkbook, RawSheet
 from jc_pipeline.lib.ingest.rules import RULES
@@ -134,7 +135,7 @@ def load(path: Path, data: bytes | None, source: SourceSpec, scratch: Path) -> L
     except (pl.exceptions.PolarsError, UnicodeError, OSError) as exc:
         raise SourceUnreadable(f"the CSV cannot be read as {source.encoding} with delimiter '{source.delimiter}' "
                                f"({type(exc).__name__}); check the mapping's encoding and delimiter") from None
-    return Loaded(records, names, path.name)
+    return Loaded(records, names, text_name(path.name))
 
 
 def _leading_empty_lines(target: Path | bytes) -> int:

@@ -256,6 +256,23 @@ def test_giant_cell_rejects_its_row_only(warehouse, size):
     assert_good_loaded(warehouse)
 
 
+def test_one_long_shared_string_in_thousands_of_cells_is_refused_for_what_it_expands_to(warehouse):
+    """A 70 KB workbook whose cells all point at one 60,000-character shared string held 480 MB of cells; the
+    ingest's copies and the findings quoting each cell made gigabytes of it, and the feedback ran out of memory."""
+    path = inbox_path(warehouse.data_dir, *LE, "funding.xlsx")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with xlsxwriter.Workbook(path) as book:
+        sheet = book.add_worksheet("funding")
+        sheet.write_row(0, 0, ["year", "value"])
+        for row in range(1, 2_001):
+            sheet.write_row(row, 0, [2020, "9" * 60_000])
+    deliver_good(warehouse)
+    with bounded(seconds=30, peak_growth_mib=400):
+        warehouse.ingest()
+    assert_refused(warehouse, "funding.xlsx", "times the file's size", "the same long text repeated in many cells")
+    assert_good_loaded(warehouse)
+
+
 # --- formulas and dates where numbers belong ---------------------------------------------------------------
 
 

@@ -27,7 +27,8 @@ next workbooks while this process turns the last ones into rows. The limits on w
   before any rule sees them: no cell can be valid at that size, so the row is rejected by the rule of its
   column (a 10 MB "value" is R7) with a message of bounded size, and the other rows load.
 * Sheets with more than ``MAX_COLUMNS`` columns, ``MAX_ROWS`` rows or ``MAX_CELLS`` cells, and CSVs with more than
-  ``MAX_COLUMNS`` columns, are refused.
+  ``MAX_COLUMNS`` columns, are refused; so is a workbook whose cells hold more than ``MAX_RATIO`` times its size in
+  text past ``RATIO_FLOOR_BYTES`` (:func:`_check_expansion`).
 * A CSV is binary (refused) when more than 10 % of its first 4 KiB are NUL bytes and it has no UTF-16 BOM; a
   stray NUL byte elsewhere is data, so only the row holding it is rejected by the rule of its column.
 """
@@ -51,7 +52,8 @@ import pyarrow.compute as pc
 from jc_pipeline.lib import calamine, csv_text
 from jc_pipeline.lib.ingest.sheet_extent import MAX_COLUMNS, check_box
 from jc_pipeline.lib.ingest.unreadable import Unreadable
-from jc_pipeline.lib.ingest.workbook_guard import OLE_MAGIC, ZIP_MAGIC, refuse_hostile_workbook, screen_workbook
+from jc_pipeline.lib.ingest.workbook_guard import (MAX_RATIO, OLE_MAGIC, RATIO_FLOOR_BYTES, ZIP_MAGIC,
+                                                   refuse_hostile_workbook, screen_workbook)
 
 SMALL_CSV_BYTES = 1024 * 1024
 #: Cells longer than this (UTF-8 bytes) are cut before any rule sees them (see the module docstring).
@@ -158,6 +160,7 @@ class PendingWorkbook:
                              f"after the data (Ctrl+End shows the last cell), save it as .xlsx and deliver it "
                              f"again") from exc
         try:
+            _check_expansion(read, len(self.data) if self.data is not None else self.path.stat().st_size)
             return _workbook_sheets(read)
         except Unreadable:  # a sheet beyond the limits
             self._scan_now()
@@ -186,6 +189,17 @@ def _workbook_error(exc: Exception, head: bytes, data: bytes | None) -> str:
             return "the file is not an Excel workbook (it looks like text); save it as .xlsx or rename it to .csv"
         return "the file is not an Excel workbook; save it as .xlsx (Excel Workbook) and deliver it again"
     return f"the workbook is damaged and cannot be read ({exc}); save it again from Excel and deliver it again"
+
+
+def _check_expansion(workbook: calamine.Workbook, size: int) -> None:
+    """Refuse a workbook whose cells hold far more text than the file (:data:`MAX_RATIO` times, past
+    :data:`RATIO_FLOOR_BYTES`): one long shared string referenced by thousands of cells is a 64 KB file of 480 MB
+    of cells, which every copy in the ingest and every finding quoting a cell multiplied into gigabytes."""
+    text = workbook.stacked.get_total_buffer_size() if workbook.stacked is not None else 0
+    if text > RATIO_FLOOR_BYTES and text > MAX_RATIO * max(size, 1):
+        raise Unreadable(f"the workbook's cells hold {text:,} bytes of text, {text // max(size, 1):,} times the "
+                         f"file's size, more than the {MAX_RATIO} times real workbooks do (the same long text "
+                         f"repeated in many cells); deliver the data without the repeated text")
 
 
 def _workbook_sheets(workbook: calamine.Workbook) -> list[RawSheet]:

@@ -14,7 +14,7 @@ import xlsxwriter
 
 from jc_pipeline.lib.paths import DataLayout
 from jc_pipeline_tests.ingest_support import (AGENCIES, Warehouse, assert_accounting, csv_bytes, deliver_csv,
-                                              deliver_xls, inbox_path)
+                                              deliver_xls, deliver_xlsx, inbox_path)
 from jc_pipeline_tests.reliability_support import (bounded, encrypted_ooxml, far_cells_xls, far_cells_xml,
                                                    small_workbook, wide_sheet_xml, with_sheet_xml, zip_bomb)
 
@@ -354,6 +354,45 @@ def test_file_swapped_for_a_symlink_after_the_scan_is_not_followed(warehouse, tm
     warehouse.ingest()
     status, *_, reason = outcome(warehouse)["inbox/le/LAW_ENFORCEMENT/reported_crime.csv"]
     assert status == "UNREADABLE" and "cannot be opened" in reason
+    assert 99.0 not in warehouse.metrics()["value"].to_list()
+    assert_good_loaded(warehouse)
+
+
+@pytest.mark.parametrize("name", ["reported_crime.csv", "reported_crime.xlsx", "cad_calls_2023.csv"],
+                         ids=["CSV", "workbook", "mapped export"])
+def test_a_big_file_swapped_for_a_symlink_after_its_hash_is_not_followed(warehouse, tmp_path, monkeypatch, name):
+    """A file too big to keep in memory is hashed, then opened again to be parsed: a symlink put in its place
+    between the two was followed, and a file outside the data directory loaded under the hashed file's name."""
+    from jc_pipeline.lib.ingest import batch, inbox
+    from jc_pipeline_tests.test_mappings_counts import CAD, write_mapping
+
+    write_mapping(warehouse.data_dir, "le", CAD)
+    rows = ([["Incident No", "Call Received", "Priority"], ["C1", "2023-01-03 10:00:00", "1"]] if "cad" in name
+            else [["year", "month", "value"], [2023, 1, 1]])
+    secret = [rows[0], *([f"C{n}", "2023-01-09 10:00:00", "1"] for n in range(99))] if "cad" in name \
+        else [rows[0], [2023, 1, 99]]
+    outside = tmp_path / f"secret{name[-5:]}"
+    if name.endswith(".xlsx"):
+        deliver_xlsx(warehouse.data_dir, *LE, name, {"reported_crime": rows})
+        outside.write_bytes(small_workbook({"reported_crime": secret}))
+    else:
+        deliver_csv(warehouse.data_dir, *LE, name, rows)
+        outside.write_bytes(csv_bytes(secret))
+    deliver_good(warehouse)
+    monkeypatch.setattr(inbox, "IN_MEMORY_LIMIT", 0)  # every file is hashed streaming and read again to be parsed
+    hashed = inbox.fingerprint
+
+    def hash_then_swap(file):
+        found = hashed(file)
+        if file.path.endswith(name):
+            os.unlink(file.location)
+            os.symlink(outside, file.location)
+        return found
+
+    monkeypatch.setattr(batch, "fingerprint", hash_then_swap)
+    warehouse.ingest()
+    status, *_, reason = outcome(warehouse)[f"inbox/le/LAW_ENFORCEMENT/{name}"]
+    assert status == "UNREADABLE", reason
     assert 99.0 not in warehouse.metrics()["value"].to_list()
     assert_good_loaded(warehouse)
 

@@ -19,7 +19,8 @@ from jc_pipeline.defs.automation.jobs import (
 from jc_pipeline.defs.partitions import pending_range_tags
 from jc_pipeline.defs.resources import WarehouseResource
 from jc_pipeline.lib import validation
-from jc_pipeline.lib.ingest.inbox import INBOX, SETTLE_SECONDS, open_regular, scan_inbox, still_arriving
+from jc_pipeline.lib.ingest.inbox import INBOX, SETTLE_SECONDS, scan_inbox, still_arriving
+from jc_pipeline.lib.regular_files import open_regular
 from jc_pipeline.lib.state_clock import state_today
 
 SOURCE_FILES = dg.AssetKey("source_files")

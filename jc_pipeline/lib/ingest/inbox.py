@@ -25,14 +25,14 @@ Decisions:
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import os
-import stat as stat_module
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import BinaryIO, NamedTuple
+from typing import NamedTuple
+
+from jc_pipeline.lib.regular_files import open_regular
 
 INBOX = "inbox"
 #: Files up to this size are read into memory once (hash + parse); bigger ones are hashed and parsed streaming.
@@ -157,14 +157,3 @@ def fingerprint(file: InboxFile) -> tuple[str, bytes | None]:
             handle.seek(0)  # it grew since the scan: hash it streaming like any big file
         return hashlib.file_digest(handle, "sha256").hexdigest(), None
 
-
-def open_regular(location: str | Path) -> BinaryIO:
-    """The file at ``location`` opened for reading, never through a symlink (``O_NOFOLLOW``: ``ELOOP``) and only
-    when it is a regular file: opened non-blocking, so a FIFO cannot hang the caller. Raises OSError otherwise."""
-    fd = os.open(location, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
-    handle = os.fdopen(fd, "rb")
-    if not stat_module.S_ISREG(os.fstat(fd).st_mode):
-        handle.close()
-        raise OSError(errno.EINVAL, "it is not a regular file but a folder, pipe, socket or device; deliver a plain "
-                                    "file", location)
-    return handle

@@ -52,6 +52,7 @@ import pyarrow.compute as pc
 from jc_pipeline.lib import calamine, csv_text
 from jc_pipeline.lib.ingest.sheet_extent import MAX_COLUMNS, check_box
 from jc_pipeline.lib.ingest.unreadable import Unreadable
+from jc_pipeline.lib.regular_files import open_regular
 from jc_pipeline.lib.ingest.workbook_guard import (MAX_RATIO, OLE_MAGIC, RATIO_FLOOR_BYTES, ZIP_MAGIC,
                                                    refuse_hostile_workbook, screen_workbook)
 
@@ -385,7 +386,12 @@ def _text(data: bytes) -> str:
 
 
 def _read_big_csv(path: Path, data: bytes | None, name: str) -> RawSheet:
-    data = data if data is not None else path.read_bytes()
+    if data is None:
+        try:
+            with open_regular(path) as handle:  # as itself: swapped for a symlink since its hash, it is refused
+                data = handle.read()
+        except OSError as exc:
+            raise Unreadable(f"the file cannot be opened again to be read: {exc.strerror}") from exc
     if data.startswith(csv_text.UTF16_BOMS):
         data = _text(data).encode("utf-8")
     _refuse_binary(data)  # after re-encoding: UTF-16 text is half NUL bytes

@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import tempfile
 from collections.abc import Iterable
+from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
@@ -29,7 +30,7 @@ from jc_pipeline.lib.ingest.normalize import DATAPOINT_SCHEMA, FINDING_SCHEMA, N
 from jc_pipeline.lib.mappings.adp import plan_population
 from jc_pipeline.lib.mappings.aggregate import plan_aggregated
 from jc_pipeline.lib.mappings.common import BLANK, CODE, OTHER_SECTOR, UNMAPPED, Context, Periods, Records, \
-    SourceUnreadable, any_of, grouped_finding, load, match_headers, single_finding
+    SourceUnreadable, any_of, grouped_finding, load, match_headers, pinned, single_finding
 from jc_pipeline.lib.mappings.records import Plan, plan_events
 from jc_pipeline.lib.mappings.spec import AGGREGATED, MAPPINGS, MAX_MAPPING_BYTES, POPULATION, AgencyMapping, \
     MappingError, MetricSpec, SourceSpec, load_mapping, pattern_matches, raw_patterns
@@ -194,9 +195,10 @@ class Extracted:
 def extract(path: Path, data: bytes | None, source: SourceSpec, *, file_idx: int, agency: Agency, roster: Roster,
             now: datetime) -> Extracted:
     """Read one native export with its source mapping (see the module docstring)."""
-    with tempfile.TemporaryDirectory(prefix="jc_native_") as scratch:
+    with tempfile.TemporaryDirectory(prefix="jc_native_") as scratch, ExitStack() as stack:
         try:
-            loaded = load(path, data, source, Path(scratch))
+            read_from = stack.enter_context(pinned(path, data)) if source.format != "xlsx" else None
+            loaded = load(path, data, source, Path(scratch), read_from=read_from)
         except SourceUnreadable as exc:
             return _unreadable(file_idx, path, str(exc))
         found = match_headers(loaded.names, dict(source.columns))

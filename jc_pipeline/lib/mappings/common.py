@@ -23,7 +23,8 @@ from __future__ import annotations
 
 import codecs
 import io
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
 from datetime import date, datetime
@@ -39,6 +40,7 @@ from jc_pipeline.lib.ingest.rules import RULES
 from jc_pipeline.lib.ingest.unreadable import Unreadable
 from jc_pipeline.lib.mappings.spec import EXCLUDED as EXCLUDED_VALUE, SourceSpec, ValueMap, Where
 from jc_pipeline.lib.periods import add_months
+from jc_pipeline.lib.regular_files import open_regular
 from jc_pipeline.lib.roster import Agency, Roster
 
 #: Column of a record's spreadsheet row number (header = row 1, first record = row 2).
@@ -111,14 +113,35 @@ class Loaded:
     sheet: str
 
 
-def load(path: Path, data: bytes | None, source: SourceSpec, scratch: Path) -> Loaded:
+@contextmanager
+def pinned(path: Path, data: bytes | None) -> Iterator[Path]:
+    """Where to read a delivered export from while the block runs: ``path`` when its bytes are in memory already,
+    else the file opened as itself (:func:`open_regular`) and named through ``/proc/self/fd`` where the system has
+    it, so that an export swapped for a symlink since its hash is refused, or read as the file that was hashed.
+    (A workbook goes to calamine's worker by ``path``, which opens it as itself.)"""
+    if data is not None:
+        yield path
+        return
+    try:
+        handle = open_regular(path)
+    except OSError as exc:
+        raise SourceUnreadable(f"the file cannot be opened again to be read: {exc.strerror}") from None
+    with handle:
+        opened = Path(f"/proc/self/fd/{handle.fileno()}")
+        yield opened if opened.exists() else path
+
+
+def load(path: Path, data: bytes | None, source: SourceSpec, scratch: Path, *, read_from: Path | None = None
+         ) -> Loaded:
     """Prepare the records of one export (:class:`SourceUnreadable` if it cannot be read).
 
     ``data``: the file's bytes when ingest already holds them (what was fingerprinted is what is counted). Big
     UTF-8 exports are scanned from disk, streaming; other encodings are transcoded to UTF-8 first (in chunks).
+    ``read_from``: where a CSV's bytes are read (:func:`pinned`), ``path`` when None.
     """
     if source.format == "xlsx":
         return _load_workbook(path, data, source)
+    name, path = text_name(path.name), read_from or path
     try:
         if source.encoding in _UTF8:
             target: Path | bytes = data if data is not None else path
@@ -135,7 +158,7 @@ def load(path: Path, data: bytes | None, source: SourceSpec, scratch: Path) -> L
     except (pl.exceptions.PolarsError, UnicodeError, OSError) as exc:
         raise SourceUnreadable(f"the CSV cannot be read as {source.encoding} with delimiter '{source.delimiter}' "
                                f"({type(exc).__name__}); check the mapping's encoding and delimiter") from None
-    return Loaded(records, names, text_name(path.name))
+    return Loaded(records, names, name)
 
 
 def _leading_empty_lines(target: Path | bytes) -> int:

@@ -8,6 +8,8 @@ from datetime import date
 import polars as pl
 import pytest
 
+from jc_pipeline.lib.ingest.csv_groups import parse_group
+from jc_pipeline.lib.ingest.readers import read_file
 from jc_pipeline_tests.ingest_support import (AGENCIES, Warehouse, assert_accounting, csv_bytes, deliver_csv,
                                               deliver_xlsx, inbox_path)
 from jc_pipeline_tests.reliability_support import encrypted_ooxml
@@ -74,6 +76,24 @@ def test_cells_past_the_header_are_named_not_dropped(warehouse, blank_lines, quo
                                 ("reported_crime", 1, "F9", "D (no header)")]
     message = warehouse.table("rejected_rows")["message"][0]
     assert "Column D of sheet " in message and "has data but no header, so it was not read" in message
+
+
+def test_one_csv_longer_than_its_header_costs_its_group_a_few_parses_not_one_per_file(warehouse, monkeypatch):
+    from jc_pipeline.lib.ingest import batch
+
+    for year in range(2008, 2024):
+        rows = [["year", "month", "value"], [year, 1, 5]] + ([["", "", "", 7]] if year == 2017 else [])
+        deliver_csv(warehouse.data_dir, "le", "LAW_ENFORCEMENT", f"{year}/arrests.csv", rows)
+    groups, alone = [], []
+    monkeypatch.setattr(batch, "parse_group", lambda files: groups.append(len(files)) or parse_group(files))
+    monkeypatch.setattr(batch, "read_file",
+                        lambda path, *rest: alone.append(path.parent.name) or read_file(path, *rest))
+    warehouse.ingest()
+    # Halved down to the one file, then read alone: 9 parses at most, where each of the 16 was read alone.
+    assert groups[0] == 16 and len(groups) <= 9 and alone == ["2017"]
+    assert set(warehouse.table("source_files").select("status", "rows_total").rows()) == {("INGESTED", 1)}
+    assert len(warehouse.table("source_files")) == 16
+    assert rules(warehouse) == [("arrests.csv", 1, "F9", "D (no header)")]
 
 
 def test_a_csv_whose_first_line_cannot_be_split_is_unreadable_and_named(warehouse):

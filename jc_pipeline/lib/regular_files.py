@@ -20,9 +20,11 @@ def open_regular(location: str | Path) -> BinaryIO:
     hash and the read (a big one is read again for parsing) would otherwise be read from wherever the link points,
     outside the data directory too."""
     fd = os.open(location, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
-    handle = os.fdopen(fd, "rb")
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
-        handle.close()
-        raise OSError(errno.EINVAL, "it is not a regular file but a folder, pipe, socket or device; deliver a plain "
-                                    "file", location)
-    return handle
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "it is not a regular file but a folder, pipe, socket or device; deliver a "
+                                        "plain file", location)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise

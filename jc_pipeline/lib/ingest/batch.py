@@ -379,12 +379,20 @@ class _Parser:
             groups[pending.plain.header].append(pending)
         self.pending, self.pending_bytes = [], 0
         for members in groups.values():
-            parsed = parse_group([m.plain for m in members])
-            if parsed is None:
-                for m in members:
-                    self._read_alone(m.index, m.file, m.data, m.file.absolute, None)
-            else:
-                self._add_csv_group(members, *parsed)
+            self._parse_csvs(members)
+
+    def _parse_csvs(self, members: list[_PendingCsv]) -> None:
+        """Parse ``members`` together, or in halves when that fails (a file among them does not parse as its group:
+        a line longer than the header), down to the file read alone: one such file costs a few more calls, not a
+        call per file of its group."""
+        parsed = parse_group([m.plain for m in members])
+        if parsed is not None:
+            self._add_csv_group(members, *parsed)
+        elif len(members) == 1:
+            self._read_alone(members[0].index, members[0].file, members[0].data, members[0].file.absolute, None)
+        else:
+            self._parse_csvs(members[:len(members) // 2])
+            self._parse_csvs(members[len(members) // 2:])
 
     def _add_csv_group(self, members: list[_PendingCsv], frame: pl.DataFrame, counts: list[int]) -> None:
         header = members[0].plain.header_cells

@@ -126,11 +126,12 @@ class PendingWorkbook:
 
     def __init__(self, path: Path, data: bytes | None, reader: calamine.WorkbookReader | None) -> None:
         self.path, self.data, self.reader = path, data, reader
-        self.head = data[:8] if data is not None else _head(path)
+        self.head = b""
         self.ticket: int | None = None
         self.refused: Unreadable | None = None
         self.scan_pending = False
         try:
+            self.head = data[:8] if data is not None else _head(path)
             _nonempty_size(path, data)
             self.scan_pending = screen_workbook(path, data, self.head)
         except Unreadable as exc:
@@ -176,8 +177,11 @@ class PendingWorkbook:
 
 
 def _head(path: Path) -> bytes:
-    with path.open("rb") as handle:
-        return handle.read(8)
+    try:
+        with open_regular(path) as handle:
+            return handle.read(8)
+    except OSError as exc:  # swapped for a symlink or a pipe since its hash
+        raise Unreadable(f"the file cannot be opened again to be read: {exc.strerror}") from exc
 
 
 def _workbook_error(exc: Exception, head: bytes, data: bytes | None) -> str:
@@ -196,7 +200,9 @@ def _check_expansion(workbook: calamine.Workbook, size: int) -> None:
     """Refuse a workbook whose cells hold far more text than the file (:data:`MAX_RATIO` times, past
     :data:`RATIO_FLOOR_BYTES`): one long shared string referenced by thousands of cells is a 64 KB file of 480 MB
     of cells, which every copy in the ingest and every finding quoting a cell multiplied into gigabytes."""
-    text = workbook.stacked.get_total_buffer_size() if workbook.stacked is not None else 0
+    # The character data alone: the offsets of a sheet's null-padded box (one stray far cell) are no text.
+    text = sum(column.buffers()[2].size for column in workbook.stacked.columns
+               if column.buffers()[2] is not None) if workbook.stacked is not None else 0
     if text > RATIO_FLOOR_BYTES and text > MAX_RATIO * max(size, 1):
         raise Unreadable(f"the workbook's cells hold {text:,} bytes of text, {text // max(size, 1):,} times the "
                          f"file's size, more than the {MAX_RATIO} times real workbooks do (the same long text "
@@ -408,7 +414,10 @@ def _read_big_csv(path: Path, data: bytes | None, name: str) -> RawSheet:
         except _Ragged:  # a cell past the header's last column: read as wide as the widest line, nothing cut off
             width = _width(io.StringIO(data.decode("utf-8", "replace"), newline=""), separator)
             _check_width(name, width)
-            frame = _polars_csv(data, width, separator)
+            try:
+                frame = _polars_csv(data, width, separator)
+            except _Ragged:  # a broken quote splits a line otherwise for Polars than for csv: cut, as before
+                frame = _polars_csv(data, width, separator, truncate=True)
     except (pl.exceptions.PolarsError, csv.Error) as exc:
         raise Unreadable(f"the CSV cannot be parsed ({exc}); export it again as CSV UTF-8") from exc
     table = frame.to_arrow(compat_level=pl.CompatLevel.oldest())  # large_string, which pyarrow computes on
@@ -420,10 +429,12 @@ class _Ragged(Exception):
     """A line of a CSV has more cells than the width it was read with."""
 
 
-def _polars_csv(data: bytes, width: int, separator: str) -> pl.DataFrame:
-    """``data`` as ``width`` text columns; a short line is padded, a longer one raises :class:`_Ragged`."""
+def _polars_csv(data: bytes, width: int, separator: str, *, truncate: bool = False) -> pl.DataFrame:
+    """``data`` as ``width`` text columns; a short line is padded, a longer one raises :class:`_Ragged` (or is cut
+    to ``width`` with ``truncate``)."""
     options = dict(has_header=False, schema={f"column_{i}": pl.String for i in range(width)}, separator=separator,
-                   truncate_ragged_lines=False, missing_columns="insert")
+                   truncate_ragged_lines=truncate, missing_columns="insert",
+                   extra_columns="ignore" if truncate else "raise")
     try:
         try:
             return pl.read_csv(data, encoding="utf8", **options)

@@ -51,6 +51,7 @@ from typing import BinaryIO, NamedTuple
 
 from isal import isal_zlib
 
+from jc_pipeline.lib.regular_files import open_regular
 from jc_pipeline.lib.ingest.sheet_extent import check_extent
 from jc_pipeline.lib.ingest.unreadable import Unreadable
 
@@ -112,11 +113,18 @@ def refuse_hostile_workbook(path: Path, data: bytes | None, head: bytes) -> None
 
 
 def _guard(path: Path, data: bytes | None, head: bytes, *, scan_small: bool) -> bool:
+    try:
+        return _checks(path, data, head, scan_small=scan_small)
+    except OSError as exc:  # not the file hashed any more: swapped for a symlink or a pipe since
+        raise Unreadable(f"the file cannot be opened again to be read: {exc.strerror}") from exc
+
+
+def _checks(path: Path, data: bytes | None, head: bytes, *, scan_small: bool) -> bool:
     if head == OLE_MAGIC:
         if data is not None:
             body = data
         else:
-            with path.open("rb") as handle:
+            with open_regular(path) as handle:
                 body = handle.read(1 << 20)
         if _ENCRYPTED_OOXML in body:
             raise Unreadable("the workbook is password-protected (encrypted); remove the password "
@@ -127,7 +135,7 @@ def _guard(path: Path, data: bytes | None, head: bytes, *, scan_small: bool) -> 
     if not (head[:4] == ZIP_MAGIC or _has_zip_end(path, data)):
         return False
     try:
-        with io.BytesIO(data) if data is not None else path.open("rb") as source:
+        with io.BytesIO(data) if data is not None else open_regular(path) as source:
             plain = _plain_directory(data) if data is not None else None
             parts = plain or _zip_directory(source)
             _check_directory(parts)
@@ -151,7 +159,7 @@ def _small(data: bytes, parts: list[_Part]) -> bool:
 
 def _has_zip_end(path: Path, data: bytes | None) -> bool:
     if data is None:
-        with path.open("rb") as handle:
+        with open_regular(path) as handle:
             handle.seek(max(0, handle.seek(0, io.SEEK_END) - _END_SEARCH))
             data = handle.read()
     return _END_SIGNATURE in data[-_END_SEARCH:]

@@ -273,6 +273,40 @@ def test_one_long_shared_string_in_thousands_of_cells_is_refused_for_what_it_exp
     assert_good_loaded(warehouse)
 
 
+def test_a_stray_far_cell_is_no_text_for_the_expansion_guard(warehouse):
+    """Its sheet's box of nulls (150,001 rows x 41 columns) is offsets, not text: the workbook loads."""
+    path = inbox_path(warehouse.data_dir, *LE, "reported_crime.xlsx")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with xlsxwriter.Workbook(path) as book:
+        sheet = book.add_worksheet("reported_crime")
+        sheet.write_row(0, 0, ["year", "month", "value"])
+        for month in range(1, 13):
+            sheet.write_row(month, 0, [2023, month, month])
+        sheet.write(150_000, 40, "x")
+    warehouse.ingest()
+    assert outcome(warehouse)["inbox/le/LAW_ENFORCEMENT/reported_crime.xlsx"][:4] == ("INGESTED", 12, 12, 0)
+
+
+def test_a_big_csv_with_a_broken_quote_is_read_as_before(warehouse):
+    """csv and Polars split a broken quote differently: the widest line csv counts is still too narrow for Polars,
+    which then cuts it, as it did before lines longer than the header were read whole."""
+    path = inbox_path(warehouse.data_dir, *LE, "reported_crime.csv")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"year,month,value\n" + b"2000,1,10\n" * 120_000 + b'"2023"1",",,,\n')
+    warehouse.ingest()
+    assert outcome(warehouse)["inbox/le/LAW_ENFORCEMENT/reported_crime.csv"][1] == 120_001
+
+
+def test_open_regular_refuses_a_folder_with_its_reason_and_keeps_no_descriptor(tmp_path):
+    from jc_pipeline.lib.regular_files import open_regular
+
+    before = len(os.listdir("/proc/self/fd"))
+    for _ in range(20):
+        with pytest.raises(OSError, match="not a regular file but a folder"):
+            open_regular(tmp_path)
+    assert len(os.listdir("/proc/self/fd")) == before
+
+
 # --- formulas and dates where numbers belong ---------------------------------------------------------------
 
 

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 import dagster as dg
 import pytest
 
-from jc_pipeline.defs.ingest.sensors import changed_files, inbox_signatures
+from jc_pipeline.defs.ingest.sensors import file_sha256, inbox_signatures
 from jc_pipeline.defs.normalize.checks import STRUCTURE_CHECK
 from jc_pipeline.lib import validation
 from jc_pipeline.lib.ingest.inbox import SETTLE_SECONDS
@@ -96,17 +96,19 @@ def test_nightly_schedule_runs_at_two_in_the_state_time_zone(defs):
     assert request.run_key == "nightly-2026-03-08"
 
 
-def test_inbox_signatures_and_changes(tmp_path):
+def test_inbox_signatures_move_with_the_file_and_keep_its_real_name(tmp_path):
     inbox = tmp_path / "inbox"
     (inbox / "A1" / "JAILS").mkdir(parents=True)
     first = inbox / "A1" / "JAILS" / "2024.csv"
     first.write_text("year,month,value\n2024,1,5\n")
     before = inbox_signatures(inbox)
-    assert list(before) == ["A1/JAILS/2024.csv"]
-    assert changed_files({}, before) == ["A1/JAILS/2024.csv"]
-    assert changed_files(before, before) == []
+    assert list(before) == ["A1/JAILS/2024.csv"] and before == inbox_signatures(inbox)
     first.write_text("year,month,value\n2024,1,6\n2024,2,7\n")
-    assert changed_files(before, inbox_signatures(inbox)) == ["A1/JAILS/2024.csv"]
+    assert inbox_signatures(inbox)["A1/JAILS/2024.csv"].signature != before["A1/JAILS/2024.csv"].signature
+    odd = inbox / "A1" / "JAILS" / os.fsdecode(b"caf\xe9.csv")  # not UTF-8: shown escaped, opened as it is
+    odd.write_text("year,month,value\n2024,1,5\n")
+    seen = inbox_signatures(inbox)["A1/JAILS/caf\\xe9.csv"]
+    assert seen.location == str(odd) and len(file_sha256(seen.location)) == 64
 
 
 def test_inbox_sensor_requests_one_ingest_run_per_change(defs, tmp_path):

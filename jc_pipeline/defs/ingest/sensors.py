@@ -5,6 +5,7 @@ import json
 from collections.abc import Mapping
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import NamedTuple
 
 import dagster as dg
 
@@ -29,23 +30,26 @@ SOURCE_FILES = dg.AssetKey("source_files")
 _EVENTS_PER_TICK = 500
 
 
-def inbox_signatures(inbox: Path, settle_seconds: float = 0) -> dict[str, str | None]:
-    """`agency/SECTOR/.../file` -> "size:mtime_ns:ctime_ns" for every file ingest would look at (sub-folders
-    included, symlinks left to ingest to report), None for those modified in the last `settle_seconds`, which may
-    still be arriving: cheap to take every minute; only files whose signature moved are hashed. `inbox` is
+class Seen(NamedTuple):
+    """A file as a tick sees it: "size:mtime_ns:ctime_ns" (None while it may still be arriving), and where it is
+    opened (its real name, which the path shows escaped when it is not UTF-8)."""
+
+    signature: str | None
+    location: str
+
+
+def inbox_signatures(inbox: Path, settle_seconds: float = 0) -> dict[str, Seen]:
+    """`agency/SECTOR/.../file` -> :class:`Seen` for every file ingest would look at (sub-folders included,
+    symlinks left to ingest to report), the signature None for those modified in the last `settle_seconds`, which
+    may still be arriving: cheap to take every minute; only files whose signature moved are hashed. `inbox` is
     `<data_dir>/inbox`."""
     prefix = len(INBOX) + 1
     arriving = still_arriving(datetime.now(UTC), settle_seconds)
-    return {file.path[prefix:]: None if arriving(file) else "{}:{}:{}".format(*file.signature)
+    return {file.path[prefix:]: Seen(None if arriving(file) else "{}:{}:{}".format(*file.signature), file.location)
             for file in scan_inbox(inbox.parent) if not file.is_symlink}
 
 
-def changed_files(previous: Mapping[str, str], current: Mapping[str, str]) -> list[str]:
-    """Files that are new or whose signature changed since the previous tick."""
-    return sorted(path for path, signature in current.items() if previous.get(path) != signature)
-
-
-def file_sha256(path: Path) -> str:
+def file_sha256(path: str | Path) -> str:
     """Content hash, streamed (deliveries can be hundreds of megabytes), of a regular file only and never through a
     symlink (`open_regular`: a FIFO in the inbox hung every tick)."""
     with open_regular(path) as handle:
@@ -81,7 +85,7 @@ def inbox_sensor(context: dg.SensorEvaluationContext, warehouse: WarehouseResour
     signatures = inbox_signatures(inbox, SETTLE_SECONDS)
     current: dict[str, dict[str, str]] = {}
     changed: dict[str, list[str | None]] = {}
-    for path, signature in signatures.items():
+    for path, (signature, location) in signatures.items():
         before = previous.get(path)
         if signature is None:  # still arriving: looked at once it settles, against what it held before
             if before is not None:
@@ -91,7 +95,7 @@ def inbox_sensor(context: dg.SensorEvaluationContext, warehouse: WarehouseResour
             current[path] = before
             continue
         try:
-            sha = file_sha256(inbox / path)
+            sha = file_sha256(location)
         except OSError:  # vanished or still being copied: look again next tick
             continue
         current[path] = {"sig": signature, "sha256": sha}

@@ -484,6 +484,7 @@ def test_names_and_folders_the_scan_cannot_take_as_they_are_cost_only_themselves
     sector = inbox_path(warehouse.data_dir, *LE, "x").parent
     os.makedirs(sector, exist_ok=True)
     (sector / os.fsdecode(b"arrests \xff\xfe.csv")).write_bytes(csv_bytes(GOOD))  # not a sheet name: F3
+    (sector / "arrests \\xff\\xfe.csv").write_bytes(csv_bytes(GOOD))  # the same text, spelled out: F3 too
     deliver_good(warehouse)
     # The second path is longer than the system lets a call name.
     with nested(sector, ["d"] * 1_100), nested(sector, [f"{n:02d}{'y' * 240}" for n in range(20)]):
@@ -491,10 +492,45 @@ def test_names_and_folders_the_scan_cannot_take_as_they_are_cost_only_themselves
         warehouse.ingest()
     files = outcome(warehouse)
     assert files["inbox/le/LAW_ENFORCEMENT/arrests \\xff\\xfe.csv"][:4] == ("ERRORED", 2, 0, 2)
+    assert files["inbox/le/LAW_ENFORCEMENT/arrests \\xff\\xfe.csv [2]"][:4] == ("ERRORED", 2, 0, 2)
     assert files["inbox/le/LAW_ENFORCEMENT/" + "d/" * 1_100 + "reported_crime.csv"][:4] == ("INGESTED", 2, 2, 0)
     [too_long] = [path for path in files if "yyyy" in path]
     status, *_, reason = files[too_long]
     assert status == "UNREADABLE" and "File name too long; shorten the names of its folders" in reason
+    assert_good_loaded(warehouse)
+
+
+def test_a_file_gone_while_its_folder_is_listed_is_skipped_not_the_folder(warehouse, monkeypatch):
+    from jc_pipeline.lib.ingest import inbox
+
+    deliver_csv(warehouse.data_dir, *LE, "reported_crime.csv", GOOD)
+    deliver_good(warehouse)
+    listed = os.scandir
+
+    class ListingThenDelete:
+        """The folder's listing (a context manager and an iterator, as os.scandir's), reported_crime.csv deleted
+        once the listing has begun: its entry is read already, its stat fails."""
+
+        def __init__(self, folder):
+            self.folder, self.entries = folder, listed(folder)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc_info):
+            self.entries.close()
+
+        def __iter__(self):
+            for n, entry in enumerate(self.entries):
+                if n == 0 and str(self.folder).endswith("LAW_ENFORCEMENT"):
+                    os.unlink(os.path.join(self.folder, "reported_crime.csv"))
+                yield entry
+
+    monkeypatch.setattr(inbox.os, "scandir", ListingThenDelete)
+    assert [f.path for f in inbox.scan_inbox(warehouse.data_dir)] == ["inbox/le/LAW_ENFORCEMENT/arrests.csv"]
+    monkeypatch.undo()
+    warehouse.ingest()
+    assert list(outcome(warehouse)) == ["inbox/le/LAW_ENFORCEMENT/arrests.csv"]
     assert_good_loaded(warehouse)
 
 

@@ -86,8 +86,26 @@ def scan_inbox(data_dir: Path) -> list[InboxFile]:
     found: list[InboxFile] = []
     if (root / INBOX).is_dir():
         _scan(str(root / INBOX), found)
-    found.sort(key=lambda f: f.path)
-    return found
+    found.sort(key=lambda f: (f.path, os.fsencode(f.location)))
+    return _distinct_paths(found)
+
+
+def _distinct_paths(found: list[InboxFile]) -> list[InboxFile]:
+    """``found`` (sorted by path) with each path once: a name that is not UTF-8 escapes to text another file's
+    name may spell (``calls\\xff.csv``), and the escaped one is then numbered, ``calls\\xff.csv [2]``, rather
+    than the two taken for one file."""
+    paths = {file.path for file in found}
+    if len(paths) == len(found):
+        return found
+    distinct, taken = [], set()
+    for file in found:
+        path, n = file.path, 1
+        while path in taken or (path != file.path and path in paths):
+            n += 1
+            path = f"{file.path} [{n}]"
+        taken.add(path)
+        distinct.append(file._replace(path=path))
+    return sorted(distinct, key=lambda f: f.path)
 
 
 def _scan(inbox: str, found: list[InboxFile]) -> None:
@@ -95,14 +113,22 @@ def _scan(inbox: str, found: list[InboxFile]) -> None:
     folders: list[tuple[str, str, int, tuple[str | None, str | None]]] = [(inbox, INBOX, 1, (None, None))]
     while folders:
         folder, relative, depth, owner = folders.pop()
+        agency, sector = owner if depth > 2 else (None, None)
         try:
             # os.scandir entries carry their type, so the only system call per file is its lstat.
-            with os.scandir(folder) as entries:
-                for entry in entries:
-                    name = text_name(entry.name)
-                    if name.startswith(_SKIPPED_PREFIXES):
-                        continue
-                    here = f"{relative}/{name}"
+            entries = os.scandir(folder)
+        except OSError:
+            # A folder that cannot be listed (its path too long, no permission) is listed itself: opening it
+            # fails with the same reason, which its entry in source_files and the agency's feedback then give.
+            found.append(InboxFile(relative, folder, agency, sector, 0, 0.0, 0, 0, False))
+            continue
+        with entries:
+            for entry in entries:
+                name = text_name(entry.name)
+                if name.startswith(_SKIPPED_PREFIXES):
+                    continue
+                here = f"{relative}/{name}"
+                try:
                     if entry.is_dir(follow_symlinks=False):
                         # depth 1 is an agency's folder, depth 2 its sector's; deeper files belong to both.
                         folders.append((entry.path, here, depth + 1, (name, None) if depth == 1 else
@@ -111,15 +137,11 @@ def _scan(inbox: str, found: list[InboxFile]) -> None:
                     if name.lower().endswith(_SKIPPED_SUFFIXES):
                         continue
                     stat = entry.stat(follow_symlinks=False)
-                    is_symlink = entry.is_symlink()
-                    agency, sector = owner if depth > 2 else (None, None)
-                    found.append(InboxFile(here, entry.path, agency, sector, 0 if is_symlink else stat.st_size,
-                                           stat.st_mtime, stat.st_mtime_ns, stat.st_ctime_ns, is_symlink))
-        except OSError:
-            # A folder that cannot be listed (its path too long, no permission) is listed itself: opening it
-            # fails with the same reason, which its entry in source_files and the agency's feedback then give.
-            agency, sector = owner if depth > 2 else (None, None)
-            found.append(InboxFile(relative, folder, agency, sector, 0, 0.0, 0, 0, False))
+                except FileNotFoundError:  # gone since the folder was listed: no longer delivered
+                    continue
+                is_symlink = entry.is_symlink()
+                found.append(InboxFile(here, entry.path, agency, sector, 0 if is_symlink else stat.st_size,
+                                       stat.st_mtime, stat.st_mtime_ns, stat.st_ctime_ns, is_symlink))
 
 
 def text_name(name: str) -> str:

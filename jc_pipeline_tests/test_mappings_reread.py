@@ -122,6 +122,29 @@ def test_a_changed_mapping_keeps_the_export_s_place_among_the_uploads(layout):
         ("inbox/le/LAW_ENFORCEMENT/calls_for_service.csv", 3)]
 
 
+def test_a_mapping_that_does_not_validate_leaves_what_the_export_loaded(tmp_path):
+    """A typo in the mapping gives its exports N1 as a new version beside the loaded one, instead of replacing the
+    loaded reading in place; the fixed mapping then reads the export again in place of that N1 version."""
+    w = Warehouse(tmp_path)
+    write_mapping(w.data_dir, "le", CAD)
+    deliver_csv(w.data_dir, "le", "LAW_ENFORCEMENT", "cad_calls_2024.csv", EXPORT)
+    w.ingest()
+    loaded = w.metrics().sort("dimension", "category", nulls_last=False).select("category", "value").rows()
+    write_mapping(w.data_dir, "le", CAD.replace("kind: records", "kind: recordz"))
+    typo = w.parse()
+    assert typo.files.select("change", "status").rows() == [("changed", "UNREADABLE")]
+    ingest.write_batch(w.con, typo)
+    ingest.resolve_agency_metrics(w.con, [JAN], w.roster, w.registry)
+    assert w.metrics().sort("dimension", "category", nulls_last=False).select("category", "value").rows() == loaded
+    write_mapping(w.data_dir, "le", CAD)
+    fixed = w.parse()
+    assert fixed.files.select("change").rows() == [("reread",)]
+    ingest.write_batch(w.con, fixed)
+    assert w.table("source_files", "upload_seq").select("upload_seq", "status").rows() == [(1, "ERRORED"),
+                                                                                            (2, "ERRORED")]
+    w.close()
+
+
 def test_a_mapping_is_read_once_per_run_whatever_the_batches(tmp_path, monkeypatch):
     """Files are routed ahead of the batch that reads them: every batch shares the run's loaded mappings, so a
     mapping read once decides both, and each batch still adds only its own exports' datapoints."""

@@ -212,8 +212,10 @@ def read_inbox_batches(data_dir: Path, known: Mapping[str, str], roster: Roster,
             # Read again in place when its bytes are still the latest version's and only how it is read changed:
             # the roster (a marked path) or the agency's mapping, whose hash a native export's version holds (one
             # added, edited or removed). The same delivery keeps its place among the uploads (docs/decisions.md).
+            # Not by a mapping that does not validate: its N1 would replace what the export loaded.
             earlier = rereads.get(file.path, known.get(file.path))
             change = (REREAD if earlier is not None and native.content(earlier) == native.content(sha)
+                      and not native.unread_by_its_mapping(file)
                       else "changed" if earlier is not None else "new")
             if known.get(file.path) == sha:
                 unchanged += 1

@@ -20,7 +20,12 @@ Decisions:
 * Only regular files are read: a FIFO, socket or device in the inbox is refused when opened (a FIFO would
   otherwise block the run forever); it is opened non-blocking and checked with ``fstat``.
 * Names are data: a folder called ``O'Brien; --`` or ``a..b`` is just a name (``..`` itself cannot be a
-  directory entry, and names starting with ``.`` are skipped), so every path stays below ``inbox/``.
+  directory entry, and names starting with ``.`` are skipped), so every path stays below ``inbox/``. A name that
+  is not UTF-8 is recorded with ``\\xff`` escapes (:func:`text_name`) and opened by its real name; should it then
+  read as another file's name, it is numbered (``[2]``).
+* The folders are walked in a loop (a thousand nested ones made a RecursionError of the night). A folder that
+  cannot be listed (its path too long, no permission) is recorded as an unreadable file with the reason; a file
+  gone between the listing and its stat is no longer delivered.
 """
 
 from __future__ import annotations

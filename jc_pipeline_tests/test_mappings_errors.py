@@ -152,7 +152,13 @@ def test_a_level_is_never_counted_as_events_nor_events_as_a_population():
     calls = CAD.replace("        date: received\n", "        count: population\n        start: received\n"
                         "        end: received\n").replace("id: Incident No, ", "")
     assert problems(calls) == ["mappings/le.yaml: sources[0].metrics[0].count: LAW_ENFORCEMENT_CALLS_FOR_SERVICE "
-                               "counts events (DELTA); population is for daily-population metrics"]
+                               "counts events or money, not a level at a point in time; population is for "
+                               "daily-population metrics"]
+    # Money is no level either, INSTANT upstream as prosecution's funding is (spec §9.3).
+    funding = calls.replace("LAW_ENFORCEMENT_CALLS_FOR_SERVICE", "PROSECUTION_FUNDING")
+    funding = funding.replace("LAW_ENFORCEMENT/cad", "PROSECUTION/cad").split("        breakdowns:")[0]
+    assert problems(funding) == [p.replace("LAW_ENFORCEMENT_CALLS_FOR_SERVICE", "PROSECUTION_FUNDING")
+                                 for p in problems(calls)]
 
 
 def test_an_invalid_mapping_makes_its_exports_unreadable_with_n1_and_leaves_bulk_files_alone(w):

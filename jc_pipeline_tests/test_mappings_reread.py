@@ -145,6 +145,20 @@ def test_a_mapping_that_does_not_validate_leaves_what_the_export_loaded(tmp_path
     w.close()
 
 
+def test_new_mapping_rules_read_every_export_again_once(tmp_path, monkeypatch):
+    """An upgrade that may make a valid mapping invalid (mappings.spec.RULES) reads the exports again, in place,
+    so a mapping the new rules refuse says so instead of its exports keeping what it made of them."""
+    w = Warehouse(tmp_path)
+    write_mapping(w.data_dir, "le", CAD)
+    deliver_csv(w.data_dir, "le", "LAW_ENFORCEMENT", "cad_calls_2024.csv", EXPORT)
+    with monkeypatch.context() as before:
+        before.setattr(mappings, "RULES", mappings.RULES - 1)
+        w.ingest()
+        assert w.parse().files.height == 0
+    assert w.parse().files.select("change").rows() == [("reread",)]
+    w.close()
+
+
 def test_a_mapping_is_read_once_per_run_whatever_the_batches(tmp_path, monkeypatch):
     """Files are routed ahead of the batch that reads them: every batch shares the run's loaded mappings, so a
     mapping read once decides both, and each batch still adds only its own exports' datapoints."""

@@ -32,7 +32,7 @@ from jc_pipeline.lib.mappings.aggregate import plan_aggregated
 from jc_pipeline.lib.mappings.common import BLANK, CODE, OTHER_SECTOR, UNMAPPED, Context, Periods, Records, \
     SourceUnreadable, any_of, grouped_finding, load, match_headers, pinned, single_finding
 from jc_pipeline.lib.mappings.records import Plan, plan_events
-from jc_pipeline.lib.mappings.spec import AGGREGATED, MAPPINGS, MAX_MAPPING_BYTES, POPULATION, AgencyMapping, \
+from jc_pipeline.lib.mappings.spec import AGGREGATED, MAPPINGS, MAX_MAPPING_BYTES, POPULATION, RULES, AgencyMapping, \
     MappingError, MetricSpec, SourceSpec, load_mapping, pattern_matches, raw_patterns
 from jc_pipeline.lib.registry import Registry
 from jc_pipeline.lib.roster import Agency, Roster
@@ -89,7 +89,8 @@ class NativeExtracts:
             if path is not None:
                 small = path.stat().st_size <= MAX_MAPPING_BYTES
                 with path.open("rb") as handle:  # streamed: even a mapping too large to read has a version
-                    digest = hashlib.file_digest(handle, "sha256").hexdigest()
+                    digest = hashlib.file_digest(handle, lambda: hashlib.sha256(f"rules {RULES}\n".encode())
+                                                 ).hexdigest()
                 try:
                     found = (load_mapping(path, agency_id, self.registry), digest)
                 except MappingError as exc:

@@ -29,6 +29,11 @@ ETHNICITIES = ("HISPANIC", "NOT_HISPANIC", "UNKNOWN_ETHNICITY")
 ENCODINGS = {"utf-8": "utf8", "utf8": "utf8", "utf-8-lossy": "utf8-lossy", "utf8-lossy": "utf8-lossy"}
 #: Mapping files are short; anything bigger is refused unread (bounded work on hostile input).
 MAX_MAPPING_BYTES = 1024 * 1024
+#: The version of what makes a mapping valid, part of each mapped export's version (with the mapping file's hash):
+#: raised when a mapping valid before may no longer be, so that every export is read again once and an invalid
+#: mapping says so (N1) instead of its exports keeping what it made of them. 2 (2026-12-07): a level is never
+#: counted as events, nor money or events as a population.
+RULES = 2
 #: Keys, items and scalars a mapping may hold, its YAML aliases expanded: a written one holds hundreds, but aliases
 #: of aliases make a short file expand without bound, and each value a problem names is printed.
 MAX_MAPPING_VALUES = 100_000
@@ -390,9 +395,9 @@ class _Checker:
                 start, end = ref("start", optional=False), ref("end", optional=False)
                 if "date" in data or id_col:
                     self.bad(where, "a population metric takes start and end, not date or id")
-                if metric.measurement_type != "INSTANT":
-                    self.bad(f"{where}.count", f"{metric.key} counts events ({metric.measurement_type}); "
-                                               f"population is for daily-population metrics")
+                if not metric.is_level:
+                    self.bad(f"{where}.count", f"{metric.key} counts events or money, not a level at a point in "
+                                               f"time; population is for daily-population metrics")
         else:
             value = ref("value", optional=False)
             date_col, year, month = ref("date"), ref("year"), ref("month")

@@ -166,9 +166,11 @@ def test_random_bytes_named_xlsx_and_xls(warehouse):
     inbox_path(warehouse.data_dir, *LE, "random.xls").write_bytes(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
                                                                      + os.urandom(20_000))
     inbox_path(warehouse.data_dir, *LE, "truncated.xlsx").write_bytes(small_workbook({"arrests": GOOD})[:1500])
+    inbox_path(warehouse.data_dir, *LE, "reported_crime.csv").write_bytes(small_workbook({"arrests": GOOD}))
     deliver_good(warehouse)
     with bounded(seconds=10, peak_growth_mib=100):
         warehouse.ingest()
+    assert_refused(warehouse, "reported_crime.csv", "an Excel workbook with a .csv name; rename it to .xlsx")
     assert_refused(warehouse, "random.xlsx", "not an Excel workbook")
     assert_refused(warehouse, "random.xls", "damaged")
     assert_refused(warehouse, "truncated.xlsx", "damaged")

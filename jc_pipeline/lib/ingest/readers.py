@@ -371,6 +371,9 @@ def _read_csv(path: Path, data: bytes | None, size: int, name: str) -> RawSheet:
 
 
 def _refuse_binary(data: bytes) -> None:
+    if data.startswith((ZIP_MAGIC, OLE_MAGIC)):  # Excel's own formats, saved or renamed with a .csv name
+        raise Unreadable("the file is an Excel workbook with a .csv name; rename it to .xlsx (or .xls), or save it "
+                         "from Excel as CSV UTF-8")
     sample = data[:4096]
     if sample.count(b"\x00") * 10 > len(sample):
         raise Unreadable("the file is not a text CSV (it contains binary data: NUL bytes; UTF-16 without a byte "

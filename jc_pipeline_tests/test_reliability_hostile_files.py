@@ -167,11 +167,13 @@ def test_random_bytes_named_xlsx_and_xls(warehouse):
                                                                      + os.urandom(20_000))
     inbox_path(warehouse.data_dir, *LE, "truncated.xlsx").write_bytes(small_workbook({"arrests": GOOD})[:1500])
     inbox_path(warehouse.data_dir, *LE, "reported_crime.csv").write_bytes(small_workbook({"arrests": GOOD}))
+    inbox_path(warehouse.data_dir, *LE, "page.xls").write_bytes(b"<html><table><tr><td>year</td></tr></table></html>")
     deliver_good(warehouse)
     with bounded(seconds=10, peak_growth_mib=100):
         warehouse.ingest()
     assert_refused(warehouse, "reported_crime.csv", "an Excel workbook with a .csv name; rename it to .xlsx")
     assert_refused(warehouse, "random.xlsx", "not an Excel workbook")
+    assert_refused(warehouse, "page.xls", "a web page or XML with an Excel name", "save it as .xlsx")
     assert_refused(warehouse, "random.xls", "damaged")
     assert_refused(warehouse, "truncated.xlsx", "damaged")
     assert_good_loaded(warehouse)

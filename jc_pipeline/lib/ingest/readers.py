@@ -190,6 +190,9 @@ def _workbook_error(exc: Exception, head: bytes, data: bytes | None) -> str:
         return "the workbook is password-protected; remove the password and deliver it again"
     if head[:4] != ZIP_MAGIC and head != OLE_MAGIC:
         sample = (data or b"")[:512]
+        if sample.lstrip().startswith(b"<"):  # what some systems export as "Excel": a web page or XML
+            return ("the file is a web page or XML with an Excel name, not a workbook; open it in Excel and save it "
+                    "as .xlsx (Excel Workbook), or export CSV")
         if sample and b"\x00" not in sample:
             return "the file is not an Excel workbook (it looks like text); save it as .xlsx or rename it to .csv"
         return "the file is not an Excel workbook; save it as .xlsx (Excel Workbook) and deliver it again"

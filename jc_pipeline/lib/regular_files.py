@@ -28,3 +28,9 @@ def open_regular(location: str | Path) -> BinaryIO:
     except BaseException:
         os.close(fd)
         raise
+
+
+def reopen_failed(exc: OSError) -> str:
+    """What a delivered file that :func:`open_regular` refused after its hash is told (it was swapped for a symlink
+    or a pipe since, or removed)."""
+    return f"the file cannot be opened again to be read: {exc.strerror}"

@@ -91,7 +91,7 @@ def scan_inbox(data_dir: Path) -> list[InboxFile]:
     found: list[InboxFile] = []
     if (root / INBOX).is_dir():
         _scan(str(root / INBOX), found)
-    found.sort(key=lambda f: (f.path, os.fsencode(f.location)))
+    found.sort(key=lambda f: f.path)
     return _distinct_paths(found)
 
 
@@ -103,7 +103,8 @@ def _distinct_paths(found: list[InboxFile]) -> list[InboxFile]:
     if len(paths) == len(found):
         return found
     distinct, taken = [], set()
-    for file in found:
+    # The real names decide which of a pair keeps the path, the same every run.
+    for file in sorted(found, key=lambda f: (f.path, os.fsencode(f.location))):
         path, n = file.path, 1
         while path in taken or (path != file.path and path in paths):
             n += 1

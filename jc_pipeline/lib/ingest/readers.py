@@ -52,9 +52,9 @@ import pyarrow.compute as pc
 from jc_pipeline.lib import calamine, csv_text
 from jc_pipeline.lib.ingest.sheet_extent import MAX_COLUMNS, check_box
 from jc_pipeline.lib.ingest.unreadable import Unreadable
-from jc_pipeline.lib.regular_files import open_regular
 from jc_pipeline.lib.ingest.workbook_guard import (MAX_RATIO, OLE_MAGIC, RATIO_FLOOR_BYTES, ZIP_MAGIC,
                                                    refuse_hostile_workbook, screen_workbook)
+from jc_pipeline.lib.regular_files import open_regular, reopen_failed
 
 SMALL_CSV_BYTES = 1024 * 1024
 #: Cells longer than this (UTF-8 bytes) are cut before any rule sees them (see the module docstring).
@@ -181,7 +181,7 @@ def _head(path: Path) -> bytes:
         with open_regular(path) as handle:
             return handle.read(8)
     except OSError as exc:  # swapped for a symlink or a pipe since its hash
-        raise Unreadable(f"the file cannot be opened again to be read: {exc.strerror}") from exc
+        raise Unreadable(reopen_failed(exc)) from exc
 
 
 def _workbook_error(exc: Exception, head: bytes, data: bytes | None) -> str:
@@ -403,7 +403,7 @@ def _read_big_csv(path: Path, data: bytes | None, name: str) -> RawSheet:
             with open_regular(path) as handle:  # as itself: swapped for a symlink since its hash, it is refused
                 data = handle.read()
         except OSError as exc:
-            raise Unreadable(f"the file cannot be opened again to be read: {exc.strerror}") from exc
+            raise Unreadable(reopen_failed(exc)) from exc
     if data.startswith(csv_text.UTF16_BOMS):
         data = _text(data).encode("utf-8")
     _refuse_binary(data)  # after re-encoding: UTF-16 text is half NUL bytes

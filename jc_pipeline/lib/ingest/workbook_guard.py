@@ -51,9 +51,9 @@ from typing import BinaryIO, NamedTuple
 
 from isal import isal_zlib
 
-from jc_pipeline.lib.regular_files import open_regular
 from jc_pipeline.lib.ingest.sheet_extent import check_extent
 from jc_pipeline.lib.ingest.unreadable import Unreadable
+from jc_pipeline.lib.regular_files import open_regular, reopen_failed
 
 #: A workbook whose parts expand to more than this is refused (zip bomb).
 MAX_UNCOMPRESSED_BYTES = 1024 * 1024 * 1024
@@ -116,7 +116,7 @@ def _guard(path: Path, data: bytes | None, head: bytes, *, scan_small: bool) -> 
     try:
         return _checks(path, data, head, scan_small=scan_small)
     except OSError as exc:  # not the file hashed any more: swapped for a symlink or a pipe since
-        raise Unreadable(f"the file cannot be opened again to be read: {exc.strerror}") from exc
+        raise Unreadable(reopen_failed(exc)) from exc
 
 
 def _checks(path: Path, data: bytes | None, head: bytes, *, scan_small: bool) -> bool:

@@ -40,7 +40,7 @@ from jc_pipeline.lib.ingest.rules import RULES
 from jc_pipeline.lib.ingest.unreadable import Unreadable
 from jc_pipeline.lib.mappings.spec import EXCLUDED as EXCLUDED_VALUE, SourceSpec, ValueMap, Where
 from jc_pipeline.lib.periods import add_months
-from jc_pipeline.lib.regular_files import open_regular
+from jc_pipeline.lib.regular_files import open_regular, reopen_failed
 from jc_pipeline.lib.roster import Agency, Roster
 
 #: Column of a record's spreadsheet row number (header = row 1, first record = row 2).
@@ -125,7 +125,7 @@ def pinned(path: Path, data: bytes | None) -> Iterator[Path]:
     try:
         handle = open_regular(path)
     except OSError as exc:
-        raise SourceUnreadable(f"the file cannot be opened again to be read: {exc.strerror}") from None
+        raise SourceUnreadable(reopen_failed(exc)) from None
     with handle:
         opened = Path(f"/proc/self/fd/{handle.fileno()}")
         yield opened if opened.exists() else path

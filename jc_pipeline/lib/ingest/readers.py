@@ -131,7 +131,7 @@ class PendingWorkbook:
         self.refused: Unreadable | None = None
         self.scan_pending = False
         try:
-            self.head = data[:8] if data is not None else _head(path)
+            self.head = data[:8] if data is not None else _read_again(path, 8)
             _nonempty_size(path, data)
             self.scan_pending = screen_workbook(path, data, self.head)
         except Unreadable as exc:
@@ -176,11 +176,13 @@ class PendingWorkbook:
             refuse_hostile_workbook(self.path, self.data, self.head)
 
 
-def _head(path: Path) -> bytes:
+def _read_again(path: Path, size: int = -1) -> bytes:
+    """The first ``size`` bytes (-1: all) of a delivered file read again after its hash, as itself: one swapped for
+    a symlink or a pipe since is refused (:func:`open_regular`)."""
     try:
         with open_regular(path) as handle:
-            return handle.read(8)
-    except OSError as exc:  # swapped for a symlink or a pipe since its hash
+            return handle.read(size)
+    except OSError as exc:
         raise Unreadable(reopen_failed(exc)) from exc
 
 
@@ -204,8 +206,8 @@ def _check_expansion(workbook: calamine.Workbook, size: int) -> None:
     :data:`RATIO_FLOOR_BYTES`): one long shared string referenced by thousands of cells is a 64 KB file of 480 MB
     of cells, which every copy in the ingest and every finding quoting a cell multiplied into gigabytes."""
     # The character data alone: the offsets of a sheet's null-padded box (one stray far cell) are no text.
-    text = sum(column.buffers()[2].size for column in workbook.stacked.columns
-               if column.buffers()[2] is not None) if workbook.stacked is not None else 0
+    chars = (column.buffers()[2] for column in workbook.stacked.columns) if workbook.stacked is not None else ()
+    text = sum(buffer.size for buffer in chars if buffer is not None)
     if text > RATIO_FLOOR_BYTES and text > MAX_RATIO * max(size, 1):
         raise Unreadable(f"the workbook's cells hold {text:,} bytes of text, {text // max(size, 1):,} times the "
                          f"file's size, more than the {MAX_RATIO} times real workbooks do (the same long text "
@@ -398,12 +400,7 @@ def _text(data: bytes) -> str:
 
 
 def _read_big_csv(path: Path, data: bytes | None, name: str) -> RawSheet:
-    if data is None:
-        try:
-            with open_regular(path) as handle:  # as itself: swapped for a symlink since its hash, it is refused
-                data = handle.read()
-        except OSError as exc:
-            raise Unreadable(reopen_failed(exc)) from exc
+    data = data if data is not None else _read_again(path)
     if data.startswith(csv_text.UTF16_BOMS):
         data = _text(data).encode("utf-8")
     _refuse_binary(data)  # after re-encoding: UTF-16 text is half NUL bytes

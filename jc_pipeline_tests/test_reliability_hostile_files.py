@@ -36,6 +36,14 @@ def deliver_good(w: Warehouse) -> None:
     deliver_csv(w.data_dir, *LE, "arrests.csv", GOOD)
 
 
+def ingest_beside_good(w: Warehouse, seconds: float, peak_growth_mib: float = 300) -> None:
+    """Deliver the good file beside the hostile ones, then ingest within a time and memory budget (:func:`bounded`):
+    the hostile files must cost only themselves."""
+    deliver_good(w)
+    with bounded(seconds=seconds, peak_growth_mib=peak_growth_mib):
+        w.ingest()
+
+
 def outcome(w: Warehouse) -> dict[str, tuple]:
     """{relative path: (status, rows_total, rows_loaded, rows_rejected, reason)}."""
     return {path: tuple(rest) for path, *rest in w.table("source_files").select(
@@ -73,18 +81,14 @@ def findings_of(w: Warehouse, name: str) -> pl.DataFrame:
 
 def test_zip_bomb_declaring_its_size_is_refused_before_unpacking(warehouse):
     inbox_path(warehouse.data_dir, *LE, "bomb.xlsx").write_bytes(zip_bomb(1024))  # 1 MB -> 1 GiB of XML
-    deliver_good(warehouse)
-    with bounded(seconds=10, peak_growth_mib=200):
-        warehouse.ingest()
+    ingest_beside_good(warehouse, seconds=10, peak_growth_mib=200)
     assert_refused(warehouse, "bomb.xlsx", "expands to 1.0 GiB", "zip bomb")
     assert_good_loaded(warehouse)
 
 
 def test_zip_bomb_under_the_total_limit_is_refused_by_its_ratio(warehouse):
     inbox_path(warehouse.data_dir, *LE, "bomb.xlsx").write_bytes(zip_bomb(300))  # 300 KB -> 300 MiB
-    deliver_good(warehouse)
-    with bounded(seconds=10, peak_growth_mib=200):
-        warehouse.ingest()
+    ingest_beside_good(warehouse, seconds=10, peak_growth_mib=200)
     assert_refused(warehouse, "bomb.xlsx", "'xl/worksheets/sheet1.xml' expands", "times", "zip bomb")
     assert_good_loaded(warehouse)
 
@@ -92,9 +96,7 @@ def test_zip_bomb_under_the_total_limit_is_refused_by_its_ratio(warehouse):
 def test_zip_bomb_lying_about_its_size_is_refused_as_damaged(warehouse):
     # The directory declares 100 kB; zipfile stops there and the CRC exposes the lie (never 1 GiB inflated).
     inbox_path(warehouse.data_dir, *LE, "liar.xlsx").write_bytes(zip_bomb(1024, declared_size=100_000))
-    deliver_good(warehouse)
-    with bounded(seconds=10, peak_growth_mib=200):
-        warehouse.ingest()
+    ingest_beside_good(warehouse, seconds=10, peak_growth_mib=200)
     assert_refused(warehouse, "liar.xlsx", "damaged", "Bad CRC")
     assert_good_loaded(warehouse)
 
@@ -104,9 +106,7 @@ def test_a_small_zip_bomb_lying_about_its_size_costs_the_worker_a_moment(warehou
     # before the guard inflates it, and reads the whole stream (an empty sheet); the worker's time is bounded by the
     # file's size (deflate expands at most 1,032 times).
     inbox_path(warehouse.data_dir, *LE, "small_liar.xlsx").write_bytes(zip_bomb(240, declared_size=100_000))
-    deliver_good(warehouse)
-    with bounded(seconds=10, peak_growth_mib=100):
-        warehouse.ingest()
+    ingest_beside_good(warehouse, seconds=10, peak_growth_mib=100)
     assert outcome(warehouse)["inbox/le/LAW_ENFORCEMENT/small_liar.xlsx"] == ("INGESTED", 0, 0, 0, "no data rows")
     assert_good_loaded(warehouse)
 
@@ -121,9 +121,7 @@ def test_two_far_apart_cells_are_refused_with_the_cell_to_delete(warehouse):
         with_sheet_xml(small_workbook({"arrests": [["year"]]}), far_cells_xml("ZZZZ99999999")))
     # calamine opens a zip behind other bytes as .xlsx as well (an .xls header, a text line)
     inbox_path(warehouse.data_dir, *LE, "behind.xls").write_bytes(b"#!/bin/sh\n" + workbook)
-    deliver_good(warehouse)
-    with bounded(seconds=10, peak_growth_mib=100):
-        warehouse.ingest()
+    ingest_beside_good(warehouse, seconds=10, peak_growth_mib=100)
     for name in ("far.xlsx", "behind.xls"):
         assert_refused(warehouse, name, "16,384 columns x 1,048,576 rows", "Ctrl+End")
     assert_refused(warehouse, "beyond.xlsx", "row or cell at '", "99999999'", "beyond Excel's last column")
@@ -136,9 +134,7 @@ def test_an_xls_that_would_abort_the_reader_costs_only_its_own_file(warehouse):
     inbox_path(warehouse.data_dir, *LE, "a_far.xls").write_bytes(far_cells_xls())
     deliver_xls(warehouse.data_dir, "da", "PROSECUTION", "b_legacy.xls",
                 {"cases_referred": [["year", "month", "value"], [2023, 3, 30]]})
-    deliver_good(warehouse)
-    with bounded(seconds=30, peak_growth_mib=100):
-        warehouse.ingest()
+    ingest_beside_good(warehouse, seconds=30, peak_growth_mib=100)
     assert_refused(warehouse, "a_far.xls", "the spreadsheet reader stopped on this workbook", "Ctrl+End",
                    "save it as .xlsx")
     assert outcome(warehouse)["inbox/da/PROSECUTION/b_legacy.xls"][:4] == ("INGESTED", 1, 1, 0)
@@ -153,9 +149,7 @@ def test_sheet_with_a_million_columns(warehouse):
     assert len(workbook) < 4_000_000
     inbox_path(warehouse.data_dir, *LE, "wide.xlsx").write_bytes(workbook)
     inbox_path(warehouse.data_dir, *LE, "wide.csv").write_bytes(b",".join([b"c"] * 1_000_000) + b"\n1\n")
-    deliver_good(warehouse)
-    with bounded(seconds=15, peak_growth_mib=300):
-        warehouse.ingest()
+    ingest_beside_good(warehouse, seconds=15, peak_growth_mib=300)
     assert_refused(warehouse, "wide.xlsx", "beyond Excel's last column XFD")
     assert_refused(warehouse, "wide.csv", "1,000,000 columns, more than the 16,384 accepted")
     assert_good_loaded(warehouse)
@@ -168,9 +162,7 @@ def test_random_bytes_named_xlsx_and_xls(warehouse):
     inbox_path(warehouse.data_dir, *LE, "truncated.xlsx").write_bytes(small_workbook({"arrests": GOOD})[:1500])
     inbox_path(warehouse.data_dir, *LE, "reported_crime.csv").write_bytes(small_workbook({"arrests": GOOD}))
     inbox_path(warehouse.data_dir, *LE, "page.xls").write_bytes(b"<html><table><tr><td>year</td></tr></table></html>")
-    deliver_good(warehouse)
-    with bounded(seconds=10, peak_growth_mib=100):
-        warehouse.ingest()
+    ingest_beside_good(warehouse, seconds=10, peak_growth_mib=100)
     assert_refused(warehouse, "reported_crime.csv", "an Excel workbook with a .csv name; rename it to .xlsx")
     assert_refused(warehouse, "random.xlsx", "not an Excel workbook")
     assert_refused(warehouse, "page.xls", "a web page or XML with an Excel name", "save it as .xlsx")
@@ -182,9 +174,7 @@ def test_random_bytes_named_xlsx_and_xls(warehouse):
 def test_password_protected_workbook(warehouse):
     # Heuristic (readers.py): OLE magic + the UTF-16 name "EncryptionInfo" within the first MiB.
     inbox_path(warehouse.data_dir, *LE, "locked.xlsx").write_bytes(encrypted_ooxml())
-    deliver_good(warehouse)
-    with bounded(seconds=10):
-        warehouse.ingest()
+    ingest_beside_good(warehouse, seconds=10)
     assert_refused(warehouse, "locked.xlsx", "password-protected", "remove the password")
     assert_good_loaded(warehouse)
 
@@ -209,9 +199,7 @@ def test_latin1_and_utf16_csvs_load_with_their_accents(warehouse):
         [year, month, padded, 1] for year in range(2000, 2023) for month in range(1, 13)]  # the Polars reader
     inbox_path(warehouse.data_dir, "aoc", "COURTS_AND_PRETRIAL", "big16/cases_filed.csv").write_bytes(
         csv_bytes(big).decode("utf-8").encode("utf-16"))
-    deliver_good(warehouse)
-    with bounded(seconds=20):
-        warehouse.ingest()
+    ingest_beside_good(warehouse, seconds=20)
     got = warehouse.metrics().filter(pl.col("agency_id") == "court_m", pl.col("period_start") >= date(2023, 1, 1))
     assert got.select("period_start", "value").rows() == [
         (date(2023, 1, 1), 10.0), (date(2023, 2, 1), 20.0), (date(2023, 3, 1), 30.0), (date(2023, 4, 1), 40.0)]
@@ -228,9 +216,7 @@ def test_nul_bytes(warehouse):
     # One stray NUL inside a cell: only that row is rejected, by its column's rule, quoting the cell.
     inbox_path(warehouse.data_dir, *LE, "reported_crime.csv").write_bytes(
         b"year,month,value\n2023,1,5\n2023,2,1\x002\n2023,3,7\n")
-    deliver_good(warehouse)
-    with bounded(seconds=10):
-        warehouse.ingest()
+    ingest_beside_good(warehouse, seconds=10)
     assert_refused(warehouse, "use_of_force.csv", "NUL bytes", "UTF-16 without a byte order mark")
     assert outcome(warehouse)["inbox/le/LAW_ENFORCEMENT/reported_crime.csv"][:4] == ("ERRORED", 3, 2, 1)
     finding = findings_of(warehouse, "reported_crime.csv")
@@ -246,9 +232,7 @@ def test_giant_cell_rejects_its_row_only(warehouse, size):
                 [["year", "month", "value"], [2023, 1, 5], [2023, 2, giant], [2023, 3, 7]])
     deliver_csv(warehouse.data_dir, *LE, "calls_for_service.csv",
                 [["year", "month", "value", "notes"], [2023, 1, 5, "x" * size]])
-    deliver_good(warehouse)
-    with bounded(seconds=15, peak_growth_mib=400):
-        warehouse.ingest()
+    ingest_beside_good(warehouse, seconds=15, peak_growth_mib=400)
     files = outcome(warehouse)
     assert files["inbox/le/LAW_ENFORCEMENT/reported_crime.csv"][:4] == ("ERRORED", 3, 2, 1)
     finding = findings_of(warehouse, "reported_crime.csv").row(0, named=True)
@@ -270,9 +254,7 @@ def test_one_long_shared_string_in_thousands_of_cells_is_refused_for_what_it_exp
         sheet.write_row(0, 0, ["year", "value"])
         for row in range(1, 2_001):
             sheet.write_row(row, 0, [2020, "9" * 60_000])
-    deliver_good(warehouse)
-    with bounded(seconds=30, peak_growth_mib=400):
-        warehouse.ingest()
+    ingest_beside_good(warehouse, seconds=30, peak_growth_mib=400)
     assert_refused(warehouse, "funding.xlsx", "times the file's size", "the same long text repeated in many cells")
     assert_good_loaded(warehouse)
 
@@ -361,9 +343,7 @@ def test_symlinks_are_never_followed(warehouse, tmp_path):
     (inbox / "da").symlink_to(outside / "inbox" / "le")  # an agency folder link
     (inbox / "le" / "PROSECUTION").symlink_to(secret.parent)  # a sector folder link
     os.mkfifo(inbox / "le" / "LAW_ENFORCEMENT" / "use_of_force.csv")  # would block a plain open() forever
-    deliver_good(warehouse)
-    with bounded(seconds=10):
-        warehouse.ingest()
+    ingest_beside_good(warehouse, seconds=10)
     files = outcome(warehouse)
     for path in ("inbox/le/LAW_ENFORCEMENT/calls_for_service.csv", "inbox/le/LAW_ENFORCEMENT/linked_folder",
                  "inbox/da", "inbox/le/PROSECUTION"):
@@ -545,9 +525,7 @@ def test_cells_without_positions_count_towards_the_limits(warehouse):
     unplaced = SHEET_HEAD + b'<sheetData><row r="1">' + b"<c><v>1</v></c>" * 20_000 + b"</row></sheetData></worksheet>"
     inbox_path(warehouse.data_dir, *LE, "unplaced.xlsx").write_bytes(
         with_sheet_xml(small_workbook({"arrests": [["year"]]}), unplaced))
-    deliver_good(warehouse)
-    with bounded(seconds=10, peak_growth_mib=100):
-        warehouse.ingest()
+    ingest_beside_good(warehouse, seconds=10, peak_growth_mib=100)
     assert_refused(warehouse, "unplaced.xlsx", "20,000 columns x")  # rows: every row tag may add one
     assert_good_loaded(warehouse)
 

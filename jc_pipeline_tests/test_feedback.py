@@ -13,10 +13,13 @@ import polars as pl
 import pytest
 
 from jc_pipeline.lib import child_process, feedback, state
+from jc_pipeline.lib.export import XLSX_MAX_ROWS
 from jc_pipeline.lib.ingest.rules import RULES as INGEST_RULES
 from jc_pipeline.lib.page_digests import PageDigests
 from jc_pipeline.lib.report import expected_periods
 from jc_pipeline.lib.report.data import quality_summary
+from jc_pipeline.lib.validation import report as validation_report
+from jc_pipeline.lib.validation import rules as validation_rules
 from jc_pipeline.lib.validation.report import UNASSIGNED
 from jc_pipeline_tests.ingest_support import Warehouse, csv_bytes, deliver_csv
 from jc_pipeline_tests.report_support import FILE_PATH, GENERATED_AT, REJECTS, Page, build_report_state
@@ -54,7 +57,9 @@ def test_workbook_lists_rejected_rows_with_location_rule_and_fix(written):
                                    "Column", "Value", "Expected", "Rule"]
     rejected = to_fix.filter(pl.col("Kind") == "File row")
     assert rejected.height == len(REJECTS)
-    first = rejected.row(0, named=True)
+    # Listed rule by rule (as the page lists them), each rule's rows by file, sheet and row.
+    assert rejected["Row"].to_list() == ["7", "5"]
+    first = rejected.row(1, named=True)
     assert first["File"] == FILE_PATH
     assert (first["Sheet"], first["Row"], first["Column"]) == ("arrests", "5", "value")
     assert first["Value"] == "=cmd|' /C calc'!A0"  # as the agency wrote it: a string cell, quote-prefixed
@@ -367,3 +372,43 @@ def test_a_corrected_file_clears_the_rows_its_earlier_version_had_to_fix(tmp_pat
     assert w.con.execute("SELECT count(*), count(DISTINCT path) FROM source_files").fetchall() == [(3, 2)]
     assert other.exists()
     w.close()
+
+
+def test_a_rule_with_more_rows_than_the_workbook_lists_is_counted_whole(tmp_path, monkeypatch):
+    """An agency's file with a word in every value cell: the workbook and page list the first rows of the rule and
+    say how many more there are, and every count (the workbook's About, the page, the state report's summary) is
+    of every row; rejected_rows keeps all of them."""
+    monkeypatch.setattr(validation_report, "LISTED_PER_RULE", 3)
+    w = Warehouse(tmp_path)
+    deliver_csv(w.data_dir, "le", "LAW_ENFORCEMENT", "arrests.csv",
+                [["year", "month", "value"], *([2023, month, f"seven{month}"] for month in range(1, 8)),
+                 [2023, 13, 1]])
+    w.ingest()
+    w.change_roster()
+    state.ensure_schema(w.con)
+    state.apply_views(w.con)
+    result = feedback.write_agency_feedback(w.con, tmp_path / "agencies", generated_at=GENERATED_AT)
+
+    to_fix = sheet(result["le"].xlsx, "To fix")
+    listed = to_fix.filter(pl.col("Row").is_not_null())
+    assert sorted(listed.select("Row", "Rule").rows()) == [
+        ("2", "R7: " + INGEST_RULES["R7"].title), ("3", "R7: " + INGEST_RULES["R7"].title),
+        ("4", "R7: " + INGEST_RULES["R7"].title), ("9", "R2: " + INGEST_RULES["R2"].title)]
+    (more,) = to_fix.filter(pl.col("Row").is_null()).rows(named=True)
+    assert (more["Kind"], more["Severity"], more["Rule"]) == ("File row", "error", "R7: " + INGEST_RULES["R7"].title)
+    assert more["Problem"] == "4 more rows of this rule are not listed here (3 of 7 are)."
+    about = dict(sheet(result["le"].xlsx, "About").rows())
+    assert about["Ingest errors and warnings"] == "8"
+    page = result["le"].html.read_text()
+    assert "<code>R7</code> <span class='meta'>(7)</span>" in page
+    (le,) = (q for q in quality_summary(w.con, expected_periods(w.con)) if q.agency_id == "le")
+    assert le.ingest_errors == 8
+    assert w.con.execute("SELECT count(*) FROM rejected_rows").fetchall() == [(8,)]
+    w.close()
+
+
+def test_every_rule_at_its_listing_limit_still_fits_a_workbook():
+    """However many rows an agency's files break, its 'To fix' sheet (each rule's rows in either severity, one line
+    per rule for the rows not listed, the header) stays within Excel's rows."""
+    sections = 2 * (len(INGEST_RULES) + len(validation_rules.RULES))
+    assert sections * (validation_report.LISTED_PER_RULE + 1) + 1 <= XLSX_MAX_ROWS

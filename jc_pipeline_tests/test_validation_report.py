@@ -98,7 +98,7 @@ def test_rows_by_agency_digest_counts_and_rows_of_the_agencies_asked():
     con = duckdb.connect()
     rows = pa.table({"agency_id": ["A", "A", None, "B"], "severity": ["ERROR", "WARNING", "ERROR", "WARNING"],
                      "message": ["one", "two", "stray", "three"]})
-    by_agency = ByAgency(con, rows)
+    by_agency = ByAgency.of(con, rows)
     assert {a: (c.total, c.errors, c.warnings) for a, c in by_agency.counts.items()} == {
         "A": (2, 1, 1), UNASSIGNED: (1, 1, 0), "B": (1, 0, 1)}
     # The rows asked for, in the table's order; rows without an agency under UNASSIGNED.
@@ -106,10 +106,10 @@ def test_rows_by_agency_digest_counts_and_rows_of_the_agencies_asked():
         "A": rows.slice(0, 2).to_pylist(), UNASSIGNED: rows.slice(2, 1).to_pylist()}
     assert by_agency.rows_of([]) == {}
     # The digest follows the rows, not the order ties came in; any changed value changes it.
-    assert ByAgency(con, rows.take([1, 0, 2, 3])).counts["A"].digest == by_agency.counts["A"].digest
+    assert ByAgency.of(con, rows.take([1, 0, 2, 3])).counts["A"].digest == by_agency.counts["A"].digest
     changed = rows.set_column(2, "message", pa.array(["one", "two!", "stray", "three"]))
-    assert ByAgency(con, changed).counts["A"].digest != by_agency.counts["A"].digest
-    assert ByAgency(con, changed).counts["B"] == by_agency.counts["B"]
+    assert ByAgency.of(con, changed).counts["A"].digest != by_agency.counts["A"].digest
+    assert ByAgency.of(con, changed).counts["B"] == by_agency.counts["B"]
     # A table without severities (the missing periods) counts its rows in total only.
-    periods = ByAgency(con, rows.drop_columns(["severity"]))
+    periods = ByAgency.of(con, rows.drop_columns(["severity"]))
     assert (periods.counts["A"].total, periods.counts["A"].errors) == (2, 0)

@@ -46,8 +46,10 @@ from jc_pipeline.lib.validation.report import (
     agency_body,
     agency_title,
     index_body,
+    listed_total,
     period_text,
     render_page,
+    rule_sections,
 )
 from jc_pipeline.lib.validation.rules import RULES_BY_NAME
 
@@ -128,7 +130,7 @@ def write_agency_feedback(con: duckdb.DuckDBPyConnection, out_dir: Path, *, gene
     findings, rejects = found.checks, found.rejects
     if expected is None:
         expected = expected_periods(con)
-    missing = ByAgency(con, expected.unreported)
+    missing = ByAgency.of(con, expected.unreported)
     if generated_at.tzinfo is not None:
         generated_at = generated_at.astimezone(UTC)
     stamp = generated_at.strftime("%Y-%m-%d %H:%M")
@@ -326,13 +328,15 @@ def _workbook(title: str, stamp: str, findings: list[dict], rejects: list[dict],
     workbook_bytes = io.BytesIO()
     with XlsxWorkbook(workbook_bytes) as workbook:
         about = [("Agency", title), ("Generated (UTC)", stamp),
-                 ("Ingest errors and warnings", len(rejects)), ("Failed checks", len(findings)),
+                 ("Ingest errors and warnings", listed_total(rejects)),
+                 ("Failed checks", listed_total(findings)),
                  ("Periods still missing", len(missing)),
                  ("How to use", ("Sheet 'To fix': correct each row in your file and send the file again. "
                                  "Errors keep data out of the state numbers; warnings are kept but should be checked. "
                                  "Sheet 'Missing periods': the periods you are expected to send."))]
         workbook.add_sheet("About", ("Item", "Details"), about, widths=(34, 110))
-        workbook.add_sheet("To fix", _FIX_COLUMNS, [*map(_reject_row, rejects), *map(_check_row, findings)],
+        workbook.add_sheet("To fix", _FIX_COLUMNS, [*map(_reject_row, rejects), *map(_check_row, findings),
+                                                    *_unlisted_rows(rejects, findings)],
                            widths=_FIX_WIDTHS, autofilter=True)
         workbook.add_sheet("Missing periods", _MISSING_COLUMNS, map(_missing_row, missing),
                            widths=_MISSING_WIDTHS, autofilter=True)
@@ -342,17 +346,40 @@ def _workbook(title: str, stamp: str, findings: list[dict], rejects: list[dict],
 def _reject_row(r: dict[str, Any]) -> tuple:
     rule = INGEST_RULES.get(r["rule"])
     return ("File row", _severity(r["severity"]), None, None, None, r["path"], r["sheet"], r["row_number"],
-            r["column_name"], r["raw_value"], None, f"{r['rule']}: {rule.title}" if rule else r["rule"],
-            r["message"], rule.fix if rule else None)
+            r["column_name"], r["raw_value"], None, _ingest_rule_title(r["rule"]), r["message"],
+            rule.fix if rule else None)
 
 
 def _check_row(f: dict[str, Any]) -> tuple:
-    rule = RULES_BY_NAME.get(f["check_name"])
+    rule = RULES_BY_NAME.get(f["rule"])
     breakdown = ": ".join(x for x in (f["breakdown"], f["category"]) if x) or None
     return ("Check", _severity(f["severity"]), f["metric"], period_text(f["period_start"], f["period_end"]) or None,
             breakdown, f["path"], f["sheet"],
             f["row_number"], "value" if f["row_number"] else None, f["observed"], f["expected"],
-            rule.title if rule else f["check_name"], f["message"], rule.remedy if rule else None)
+            _check_title(f["rule"]), f["message"], rule.remedy if rule else None)
+
+
+def _unlisted_rows(rejects: list[dict[str, Any]], findings: list[dict[str, Any]]) -> Iterator[tuple]:
+    """A row per rule with more rows than the workbook lists (:data:`LISTED_PER_RULE`): how many are not listed."""
+    for kind, rows, title in (("File row", rejects, _ingest_rule_title), ("Check", findings, _check_title)):
+        for (severity, name), section in rule_sections(rows).items():
+            unlisted = section[0]["rule_rows"] - len(section)
+            if unlisted > 0:
+                yield (kind, _severity(severity), None, None, None, None, None, None, None, None, None, title(name),
+                       f"{unlisted:,} more rows of this rule are not listed here ({len(section):,} of "
+                       f"{section[0]['rule_rows']:,} are).",
+                       "Fix the rows listed, and the same problem wherever else it is in your files; the next "
+                       "feedback lists any rows still to fix.")
+
+
+def _ingest_rule_title(code: str) -> str:
+    rule = INGEST_RULES.get(code)
+    return f"{code}: {rule.title}" if rule else code
+
+
+def _check_title(name: str) -> str:
+    rule = RULES_BY_NAME.get(name)
+    return rule.title if rule else name
 
 
 def _missing_row(r: dict[str, Any]) -> tuple:

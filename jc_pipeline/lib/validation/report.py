@@ -32,15 +32,21 @@ from jc_pipeline.lib.validation.rules import ERROR, RULES, RULES_BY_NAME, WARNIN
 
 #: Rows shown per rule (or per ingest rule) on an agency page; the rest are counted, not listed.
 MAX_ROWS_PER_SECTION = 200
+#: Rows an agency's feedback workbook lists per rule (per check, or per ingest rule, and severity); the rest are
+#: counted, not listed. Whatever an agency sends (two million rows with a word in the value column), its workbook
+#: stays far below Excel's 1,048,576 rows, and a publish turns at most this many rows per agency and rule into
+#: Python objects.
+LISTED_PER_RULE = 5_000
 UNASSIGNED = "(no agency)"
 #: The agency pages versions before 2026-12-05 wrote beside the index (now the feedback's pages hold them).
 _OLD_PAGES = "agency-*.html"
 
 # Breakdowns are shown as agencies write them: the upload column and the category's display value. A dimension has
 # one upload column per metric (the registry's); min() rather than any_value() keeps that true by construction.
+# The first columns are the order the rows are listed in (_LISTED_SQL).
 FINDINGS_SQL = """
-SELECT v.agency_id, v.check_name, v.severity, v.metric_key, coalesce(d.label, v.metric_key) AS metric,
-       v.period_start, v.period_end, v.observed, v.expected, v.message, f.path, v.sheet, v.row_number,
+SELECT v.agency_id, v.severity, v.check_name AS rule, v.metric_key, v.period_start, f.path, v.sheet, v.row_number,
+       coalesce(d.label, v.metric_key) AS metric, v.period_end, v.observed, v.expected, v.message,
        coalesce(b.column_name, v.dimension) AS breakdown, coalesce(c.display_name, v.category) AS category
 FROM validation_results AS v
 LEFT JOIN metric_labels AS d ON d.metric_key = v.metric_key
@@ -50,14 +56,22 @@ LEFT JOIN (SELECT metric_key, dimension, min(column_name) AS column_name
 LEFT JOIN metric_categories AS c
     ON c.metric_key = v.metric_key AND c.dimension = v.dimension AND c.category = v.category
 WHERE NOT v.passed
-ORDER BY v.agency_id, v.severity, v.check_name, v.metric_key, v.period_start, f.path, v.sheet, v.row_number
 """
 
 REJECTS_SQL = """
-SELECT f.agency_id, r.rule, r.severity, f.path, r.sheet, r.row_number, r.column_name, r.raw_value, r.message
+SELECT f.agency_id, r.severity, r.rule, f.path, r.sheet, r.row_number, r.column_name, r.raw_value, r.message
 FROM rejected_rows AS r
 JOIN current_source_files AS f ON f.file_id = r.file_id  -- a replaced version's rows are no longer to fix
-ORDER BY f.agency_id, r.severity, f.path, r.sheet, r.row_number
+"""
+
+# The first rows of each agency's rule (and severity), in the order of their columns (a row compares as its
+# columns, left to right), each with its rule's count of rows (rule_rows); how many: ByAgency.listed.
+_LISTED_SQL = """
+SELECT *, count(*) OVER (PARTITION BY agency_id, severity, rule) AS rule_rows
+FROM agency_rows
+QUALIFY row_number() OVER (PARTITION BY agency_id, severity, rule ORDER BY agency_rows)
+        <= getvariable('listed_per_rule')
+ORDER BY agency_rows
 """
 
 
@@ -131,16 +145,30 @@ GROUP BY agency_id
 """
 
 
+@dataclass(frozen=True)
 class ByAgency:
     """The rows of a table with an ``agency_id`` column (findings, rejected rows, missing periods) kept as Arrow,
     with per agency its :class:`AgencyRows` (``counts``, UNASSIGNED for rows without an agency) computed in one
     DuckDB query: a report asks for the rows, as dicts, of the agencies whose pages it rewrites only. A night that
     changes a few agencies of thousands turns a few agencies' rows into Python objects, not every agency's."""
 
-    def __init__(self, con: duckdb.DuckDBPyConnection, rows: pa.Table) -> None:
-        self.rows = rows
-        self.counts = {agency or UNASSIGNED: AgencyRows(*counts)
-                       for agency, *counts in con.from_arrow(rows).query("agency_rows", _AGENCY_ROWS_SQL).fetchall()}
+    rows: pa.Table
+    counts: dict[str, AgencyRows]
+
+    @classmethod
+    def of(cls, con: duckdb.DuckDBPyConnection, rows: pa.Table) -> ByAgency:
+        """Every row of ``rows`` listed."""
+        return cls(rows, _agency_rows(con.from_arrow(rows)))
+
+    @classmethod
+    def listed(cls, con: duckdb.DuckDBPyConnection, sql: str) -> ByAgency:
+        """The rows of the query ``sql`` (an ``agency_id``, ``severity`` and ``rule`` of each), at most
+        :data:`LISTED_PER_RULE` of each agency's rule and severity, each with its rule's count of rows
+        (``rule_rows``); ``counts`` (and their digests) are of every row. The query runs twice, in DuckDB: its rows
+        are never all in this process."""
+        relation = con.sql(sql)
+        con.execute("SET VARIABLE listed_per_rule = ?", [LISTED_PER_RULE])
+        return cls(relation.query("agency_rows", _LISTED_SQL).to_arrow_table(), _agency_rows(relation))
 
     def digest(self, agency: str) -> str | None:
         """The digest of the agency's rows (None: it has none), for
@@ -157,6 +185,24 @@ class ByAgency:
         return grouped(self.rows.filter(chosen).to_pylist())
 
 
+def _agency_rows(relation: duckdb.DuckDBPyRelation) -> dict[str, AgencyRows]:
+    return {agency or UNASSIGNED: AgencyRows(*counts)
+            for agency, *counts in relation.query("agency_rows", _AGENCY_ROWS_SQL).fetchall()}
+
+
+def rule_sections(rows: Iterable[dict[str, Any]]) -> dict[tuple[str, str], list[dict[str, Any]]]:
+    """Listed rows (:meth:`ByAgency.listed`) by severity and rule, in the order they come."""
+    sections: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    for row in rows:
+        sections[(row["severity"], row["rule"])].append(row)
+    return sections
+
+
+def listed_total(rows: Iterable[dict[str, Any]]) -> int:
+    """How many rows listed rows (:meth:`ByAgency.listed`) stand for: each rule's count, not the rows listed."""
+    return sum(section[0]["rule_rows"] for section in rule_sections(rows).values())
+
+
 @dataclass(frozen=True)
 class Findings:
     """A warehouse's failed checks and rejected rows by agency: what the data-quality report and the agency
@@ -171,10 +217,10 @@ class Findings:
         labels = load_registry().metric_labels()
         con.register("metric_labels", pa.table({"metric_key": list(labels), "label": list(labels.values())}))
         try:
-            checks = con.sql(FINDINGS_SQL).to_arrow_table()
+            checks = ByAgency.listed(con, FINDINGS_SQL)
         finally:
             con.unregister("metric_labels")
-        return cls(ByAgency(con, checks), ByAgency(con, con.sql(REJECTS_SQL).to_arrow_table()))
+        return cls(checks, ByAgency.listed(con, REJECTS_SQL))
 
 
 # ---- pages ------------------------------------------------------------------------------------------------------
@@ -225,10 +271,7 @@ def agency_body(agency: str, names: dict[str, str], findings: list[dict[str, Any
         (ERROR, "Errors", "These values are left out of the state totals until you send corrected data."),
         (WARNING, "Warnings", "These values are used, but please check them."),
     ):
-        by_rule: dict[str, list[dict[str, Any]]] = defaultdict(list)
-        for finding in findings:
-            if finding["severity"] == severity:
-                by_rule[finding["check_name"]].append(finding)
+        by_rule = {name: rows for (of, name), rows in rule_sections(findings).items() if of == severity}
         if by_rule:
             parts.append(f"<h2>{heading}</h2><p>{intro}</p>")
             parts.extend(_rule_section(name, severity, rows) for name, rows in by_rule.items())
@@ -236,10 +279,8 @@ def agency_body(agency: str, names: dict[str, str], findings: list[dict[str, Any
         parts.append("<h2>Rows from your files that could not be loaded</h2>"
                      "<p>Rows marked <i>error</i> were not loaded; fix them in the file and send it again. Rows "
                      "marked <i>warning</i> were loaded.</p>")
-        by_rule = defaultdict(list)
-        for reject in rejects:
-            by_rule[(reject["severity"], reject["rule"])].append(reject)
-        parts.extend(_reject_section(rule, severity, rows) for (severity, rule), rows in sorted(by_rule.items()))
+        parts.extend(_reject_section(rule, severity, rows)
+                     for (severity, rule), rows in sorted(rule_sections(rejects).items()))
     if not findings and not rejects:
         parts.append("<p>Nothing to fix.</p>")
     return "".join(parts)
@@ -250,7 +291,7 @@ def _rule_section(name: str, severity: str, rows: list[dict[str, Any]]) -> str:
     title = rule.title if rule else name
     head = (
         f'<div class="rule {severity}"><h3><span class="badge {severity}">{severity.lower()}</span> '
-        f"{escape(title)} <span class='meta'>({len(rows)})</span></h3>"
+        f"{escape(title)} <span class='meta'>({rows[0]['rule_rows']})</span></h3>"
     )
     if rule:
         head += f"<p>{escape(rule.description)}</p><p class='todo'><b>What to do:</b> {escape(rule.remedy)}</p>"
@@ -265,12 +306,12 @@ def _rule_section(name: str, severity: str, rows: list[dict[str, Any]]) -> str:
         )) + "</tr>"
         for r in rows[:MAX_ROWS_PER_SECTION]
     )
-    return head + f"<table>{header}{body}</table>{_more(len(rows))}</div>"
+    return head + f"<table>{header}{body}</table>{_more(rows[0]['rule_rows'])}</div>"
 
 
 def _reject_section(rule: str, severity: str, rows: list[dict[str, Any]]) -> str:
     head = (f'<div class="rule {severity}"><h3><span class="badge {severity}">{severity.lower()}</span> '
-            f"<code>{escape(rule)}</code> <span class='meta'>({len(rows)})</span></h3>")
+            f"<code>{escape(rule)}</code> <span class='meta'>({rows[0]['rule_rows']})</span></h3>")
     header = ("<tr><th>File</th><th>Sheet</th><th>Row</th><th>Column</th><th>Value</th>"
               "<th>Problem and what to do</th></tr>")
     body = "".join(
@@ -280,7 +321,7 @@ def _reject_section(rule: str, severity: str, rows: list[dict[str, Any]]) -> str
         )) + "</tr>"
         for r in rows[:MAX_ROWS_PER_SECTION]
     )
-    return head + f"<table>{header}{body}</table>{_more(len(rows))}</div>"
+    return head + f"<table>{header}{body}</table>{_more(rows[0]['rule_rows'])}</div>"
 
 
 # ---- helpers ----------------------------------------------------------------------------------------------------

@@ -8,7 +8,9 @@ combined), ``fy_jail`` (July fiscal year).
 
 from __future__ import annotations
 
+import zipfile
 from datetime import date
+from xml.etree import ElementTree
 
 import fastexcel
 import polars as pl
@@ -195,3 +197,25 @@ def test_notes_name_every_month_a_year_of_annual_rows_starts_in(tmp_path):
     assert len(filling_notes(plan_templates(roster, "da", today=TODAY))) == 1  # calendar years only
     jail = filling_notes(plan_templates(roster, "fy_jail", today=TODAY))
     assert any(note.startswith("annual rows of jails/funding") and "month 7 ends" in note for note in jail)
+
+
+def _prompts(path, sheet_name: str) -> dict[str, tuple[str | None, str | None]]:
+    """The cell prompts of a template's sheet: (prompt shown on the cell, error shown on a refused value) by the
+    column letter of the range."""
+    number = fastexcel.read_excel(str(path)).sheet_names.index(sheet_name) + 1  # xlsxwriter's part names
+    with zipfile.ZipFile(path) as book:
+        xml = ElementTree.fromstring(book.read(f"xl/worksheets/sheet{number}.xml"))
+    main = "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}"
+    return {v.get("sqref")[0]: (v.get("prompt"), v.get("error")) for v in xml.iter(f"{main}dataValidation")}
+
+
+def test_the_workbook_itself_tells_the_agency_to_delete_rows_it_cannot_fill(roster, tmp_path):
+    """An empty value is rejected (R7): the value cells say so when selected and when a value is refused, never
+    that a cell may be left empty; a fiscal year's annual sheet says which year 'year' names."""
+    (path,) = write_workbooks(plan_templates(roster, "fy_jail", today=TODAY), tmp_path)
+    funding = _prompts(path, "funding")
+    prompt, error = funding["B"]  # year, value
+    assert prompt == "Delete the rows you cannot fill: an empty value is rejected."
+    assert error == "Enter a number of zero or more. Delete the rows you cannot fill: an empty value is rejected."
+    assert funding["A"][0] == "The year in which the reporting year ends (years here start in July)."
+    assert "A" not in _prompts(path, "total_population")  # monthly rows: no year to explain

@@ -214,6 +214,9 @@ def _periods(setting: EffectiveSetting, today: date) -> list[tuple[int, int | No
 # ---- writing --------------------------------------------------------------------------------------------------
 
 
+_VALUE_PROMPT = "Delete the rows you cannot fill: an empty value is rejected."
+
+
 def _write_sheet(workbook, plan: TemplateSheet, header_format) -> None:
     sheet = workbook.add_worksheet(plan.name)
     for col, title in enumerate(plan.columns):
@@ -227,9 +230,20 @@ def _write_sheet(workbook, plan: TemplateSheet, header_format) -> None:
                 sheet.write_string(r, c, cell)  # names and categories are text, never formulas
     value_col = len(plan.columns) - 1
     if plan.rows:
-        # Excel refuses negative or non-numeric values while typing; the ingest checks them again anyway.
+        # Excel refuses negative or non-numeric values while typing; the ingest checks them again anyway. The
+        # prompts are the filling notes an agency needs in the workbook itself (the command line prints them to
+        # the state team only).
         sheet.data_validation(1, value_col, len(plan.rows), value_col, {
             "validate": "decimal", "criteria": ">=", "value": 0,
-            "error_title": "Value", "error_message": "Enter a number of zero or more, or leave the cell empty.",
+            "input_title": "Value", "input_message": _VALUE_PROMPT,
+            "error_title": "Value", "error_message": "Enter a number of zero or more. " + _VALUE_PROMPT,
         })
+        fiscal = [month for month in plan.year_starts if month != 1]
+        if fiscal:
+            year_col = plan.columns.index("year")
+            starts = " or ".join(date(2000, month, 1).strftime("%B") for month in fiscal)
+            sheet.data_validation(1, year_col, len(plan.rows), year_col, {
+                "validate": "any", "input_title": "Year",
+                "input_message": f"The year in which the reporting year ends (years here start in {starts}).",
+            })
     sheet.freeze_panes(1, 0)

@@ -140,6 +140,35 @@ def test_semicolon_cp1252_and_big_csvs(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("small_csv_bytes", [1024, 10], ids=["small", "big"])
+def test_a_number_that_means_another_in_european_excel_is_rejected_in_a_semicolon_csv(tmp_path, monkeypatch,
+                                                                                      small_csv_bytes):
+    """helper-35: Excel in a language with a decimal comma writes CSVs with semicolons and 1.250 for 1250; read
+    as a point, that was 1.25 in the state numbers, without a word. One group of three digits after a point or a
+    comma is rejected there, with the fix; other numbers load, and a comma-separated file keeps "1,250" = 1250."""
+    w = Warehouse(tmp_path)
+    path = deliver_csv(w.data_dir, "le", "LAW_ENFORCEMENT", "arrests.csv", [])
+    path.write_bytes(b"year;month;value\r\n2023;1;1.250\r\n2023;2;1,250\r\n2023;3;1250\r\n2023;4;12.5\r\n"
+                     b"2023;5;-1.250\r\n")
+    deliver_csv(w.data_dir, "le", "LAW_ENFORCEMENT", "reported_crime.csv",
+                [["year", "month", "value"], [2023, 1, "1,250"], [2023, 2, "1.250"]])
+    monkeypatch.setattr(readers, "SMALL_CSV_BYTES", small_csv_bytes)
+    w.ingest()
+    assert_accounting(w)
+    rejected = w.table("rejected_rows").sort("row_number").select(
+        "sheet", "row_number", "column_name", "raw_value", "rule", "message").rows()
+    assert [r[:5] for r in rejected] == [("arrests.csv", 2, "value", "1.250", "R7"),
+                                         ("arrests.csv", 3, "value", "1,250", "R7"),
+                                         ("arrests.csv", 6, "value", "-1.250", "R7")]
+    assert rejected[0][5] == (
+        "Ambiguous 'value' '1.250' in a file separated by semicolons: where Excel writes CSVs with semicolons, "
+        "'1.250' means a number in the thousands, elsewhere a decimal; write it without a thousands separator "
+        "(1250 or 1.25)")
+    values = w.metrics().sort("metric_key", "period_start").select("metric_key", "value").rows()
+    assert values == [("LAW_ENFORCEMENT_ARRESTS", 1250.0), ("LAW_ENFORCEMENT_ARRESTS", 12.5),
+                      ("LAW_ENFORCEMENT_REPORTED_CRIME", 1250.0), ("LAW_ENFORCEMENT_REPORTED_CRIME", 1.25)]
+
+
+@pytest.mark.parametrize("small_csv_bytes", [1024, 10], ids=["small", "big"])
 def test_utf8_with_a_stray_byte_stays_utf8(tmp_path, monkeypatch, small_csv_bytes):
     """One Windows-1252 byte in a UTF-8 file: only its own cell is garbled, not every accented cell of the file
     (read as Windows-1252, the UTF-8 "févr" was quoted back to the agency as "fÃ©vr")."""

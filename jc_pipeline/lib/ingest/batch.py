@@ -318,6 +318,7 @@ class _Parser:
         self.files: list[tuple] = []
         self.file_findings: list[tuple] = []  # file-level findings of unreadable files
         self.sheets: list[tuple] = []
+        self.semicolon_sheets: list[int] = []  # the sheet_idx of CSVs separated by semicolons
         self.sheet_findings: list[tuple] = []
         self.rows = RowCollector()
         self.pending: list[_PendingCsv] = []
@@ -372,6 +373,8 @@ class _Parser:
                 continue
             plan = self._plan(sheet.name, sheet.header, sheet.has_data, context, is_csv)
             sheet_idx = self._add_sheet(index, sheet.header_row, plan, context)
+            if sheet.semicolons:
+                self.semicolon_sheets.append(sheet_idx)
             self.rows.add(sheet_idx, sheet, plan.roles, plan.extra_columns)
 
     def _flush_csvs(self) -> None:
@@ -458,7 +461,8 @@ class _Parser:
         files = pl.DataFrame(self.files, schema=FILE_SCHEMA, orient="row")
         sheets = pl.DataFrame(self.sheets, schema=_SHEET_SCHEMA, orient="row")
         sheet_findings = pl.DataFrame(self.sheet_findings, schema=_SHEET_FINDING_SCHEMA, orient="row")
-        result = normalize(self.rows.build(), sheets, sheet_findings, self.roster, self.registry, self.now)
+        result = normalize(self.rows.build(), sheets, sheet_findings, self.roster, self.registry, self.now,
+                           self.semicolon_sheets)
         result = self.native.merge(result)
         findings = pl.concat([pl.DataFrame(self.file_findings, schema=FINDING_SCHEMA, orient="row"),
                               result.findings])

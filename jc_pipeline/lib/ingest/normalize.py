@@ -16,6 +16,7 @@ next check meaningless (an unknown metric has no breakdowns to check, a template
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -27,7 +28,14 @@ from jc_pipeline.lib.ingest.categories import AMBIGUOUS, LEGACY, OK, TOTAL, cate
 from jc_pipeline.lib.ingest.layout import ROLES
 from jc_pipeline.lib.ingest.rows import EXTRAS
 from jc_pipeline.lib.ingest.rules import RULES
-from jc_pipeline.lib.ingest.values import parse_month, parse_value, parse_year, plain_number, plain_problem
+from jc_pipeline.lib.ingest.values import (
+    ambiguous_number,
+    parse_month,
+    parse_value,
+    parse_year,
+    plain_number,
+    plain_problem,
+)
 from jc_pipeline.lib.periods import FIRST_PERIOD
 from jc_pipeline.lib.registry import Registry
 from jc_pipeline.lib.roster import Roster
@@ -62,14 +70,15 @@ class Normalized:
 
 
 def normalize(rows: pl.DataFrame, sheets: pl.DataFrame, sheet_findings: pl.DataFrame, roster: Roster,
-              registry: Registry, now: datetime) -> Normalized:
+              registry: Registry, now: datetime, semicolon_sheets: Collection[int] = ()) -> Normalized:
     """Check and convert every row (see the module docstring).
 
     ``sheets``: one row per sheet, row i for ``sheet_idx`` i, with ``sheet_idx, file_idx, sheet, header_row,
     layout, sheet_metric, sheet_dimension, use_month, uploader, sector, agency_mode, system_mode, has_errors,
     valid_metrics`` and the written header of each role (``col_<role>``). ``sheet_findings``: ``sheet_idx, rule,
     column_name, raw_value, message`` for the sheet-level errors (repeated on every data row) and warnings (once,
-    on the header row).
+    on the header row). ``semicolon_sheets``: the ``sheet_idx`` of CSVs separated by semicolons, whose numbers
+    like 1.250 are ambiguous (:func:`values.ambiguous_number`).
     """
     # The row frame stays narrow (joins copy every column); names and message texts are joined onto findings.
     rows = by_position(_drop_blank_rows(rows.lazy()).collect(engine=_ENGINE), sheets.select(_ROW_SHEET_COLUMNS),
@@ -79,7 +88,7 @@ def normalize(rows: pl.DataFrame, sheets: pl.DataFrame, sheet_findings: pl.DataF
     labels = sheets.lazy().select(_LABEL_COLUMNS)
     findings = _sheet_level_findings(rows.lazy().join(labels, on="sheet_idx"), sheets, sheet_findings)
     rows = rows.drop(EXTRAS, strict=False)  # quoted by F6 only
-    live = _resolve(rows.filter(~pl.col("has_errors")), roster, registry, now)
+    live = _resolve(rows.filter(~pl.col("has_errors")), roster, registry, now, semicolon_sheets)
     rejected_rows = live.filter(pl.col("rejected"))  # every row finding is about one of these (usually few)
     if rejected_rows.height:
         findings += _row_findings(_describe(rejected_rows.lazy(), labels, roster, registry), now)
@@ -212,7 +221,8 @@ def _per_distinct(live: pl.DataFrame, on: list[str], *steps: dict[str, pl.Expr])
     return attach(live, on, distinct, **{name: name for step in steps for name in step})
 
 
-def _resolve(live: pl.DataFrame, roster: Roster, registry: Registry, now: datetime) -> pl.DataFrame:
+def _resolve(live: pl.DataFrame, roster: Roster, registry: Registry, now: datetime,
+             semicolon_sheets: Collection[int]) -> pl.DataFrame:
     """Parse cells, resolve metric, breakdown, agency, system, settings, period and category; add problems."""
     hint = pl.any_horizontal(_hint_cells().values()).fill_null(False) & pl.col("value").is_null()
     live = live.with_columns(hint=hint)
@@ -221,7 +231,7 @@ def _resolve(live: pl.DataFrame, roster: Roster, registry: Registry, now: dateti
     live = _resolve_system(live, roster, registry)
     live = _resolve_period(live, roster, registry, now)
     live = _resolve_category(live, registry)
-    live = _resolve_value(live)
+    live = _resolve_value(live, semicolon_sheets)
     # A hint row is reported as such and nothing else; every other problem rejects the row.
     return live.with_columns(*(pl.when(~pl.col("hint")).then(pl.col(p)).alias(p) for p in _PROBLEMS),
                              rejected=pl.col("hint") | pl.any_horizontal(pl.col(p).is_not_null() for p in _PROBLEMS))
@@ -372,10 +382,15 @@ def _other_parts(labels: pl.DataFrame, lookup: pl.DataFrame) -> pl.DataFrame:
     ).drop("part_member", "part_display")
 
 
-def _resolve_value(live: pl.DataFrame) -> pl.DataFrame:
-    """Numbers: plain cells by a cast, the rest ("1,000", "$5", "N/A") by :func:`values.parse_value`."""
+def _resolve_value(live: pl.DataFrame, semicolon_sheets: Collection[int]) -> pl.DataFrame:
+    """Numbers: plain cells by a cast, the rest ("1,000", "$5", "N/A") by :func:`values.parse_value`; in CSVs
+    separated by semicolons, the numbers whose meaning depends on the language are rejected (``ambiguous``)."""
     live = live.with_columns(number=plain_number(pl.col("value")))
     live = live.with_columns(value_problem=plain_problem(pl.col("value"), pl.col("number")))
+    if semicolon_sheets:
+        ambiguous = pl.col("sheet_idx").is_in(list(semicolon_sheets)) & ambiguous_number(pl.col("value"))
+        live = live.with_columns(value_problem=pl.when(ambiguous).then(pl.lit("ambiguous"))
+                                 .otherwise(pl.col("value_problem")))
     is_slow = pl.col("value_problem") == "slow"
     slow = live.filter(is_slow).select("value", "unit").unique()
     if slow.is_empty():  # every value a plain number, the usual batch: no parse_value plan at all
@@ -459,6 +474,9 @@ def _row_findings(live: pl.LazyFrame, now: datetime) -> list[pl.LazyFrame]:
                 "empty": pl.lit("Empty 'value' (an Excel error such as #N/A or #DIV/0! reads as empty): write the "
                                 "number, or delete the row if you have no data for it"),
                 "format": f("Invalid 'value' '{}': write a number such as 1000, 1,000 or 12.5", value),
+                "ambiguous": f("Ambiguous 'value' '{}' in a file separated by semicolons: where Excel writes CSVs "
+                               "with semicolons, '{}' means a number in the thousands, elsewhere a decimal; write "
+                               "it without a thousands separator (1250 or 1.25)", value, value),
                 "dollar": f("Invalid 'value' '{}': {} is not measured in dollars; write the number without '$'",
                             value, pl.col("metric_sheet")),
                 "negative": f("Invalid 'value' '{}': values cannot be negative", value),

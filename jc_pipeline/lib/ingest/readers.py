@@ -82,7 +82,8 @@ class RawSheet(NamedTuple):
     :class:`calamine.Workbook`), which :class:`rows.RowCollector` reads once for all its sheets instead of slicing
     every sheet's every column; it is None for a sheet without any non-blank cell. ``has_data`` says for each
     header cell whether its column holds any non-blank cell below the header. ``header_row`` is the 1-based row
-    of the header (0 when the sheet has no non-blank cell at all).
+    of the header (0 when the sheet has no non-blank cell at all). ``semicolons``: a CSV separated by semicolons,
+    as Excel writes CSVs in the languages that write numbers 1.250,5 (see :func:`values.ambiguous_number`).
     """
 
     name: str
@@ -92,6 +93,7 @@ class RawSheet(NamedTuple):
     first: int
     height: int
     has_data: tuple[bool, ...]
+    semicolons: bool = False
 
 
 def read_file(path: Path, data: bytes | None, sheet_name_for_csv: str) -> list[RawSheet]:
@@ -366,13 +368,14 @@ def _read_csv(path: Path, data: bytes | None, size: int, name: str) -> RawSheet:
     text = _decode(data)
     header = csv_text.header_line(text)
     _check_width(name, max(header.count(d) for d in csv_text.DELIMITERS) + 1)
+    separator = csv_text.delimiter(header)
     try:
-        rows = list(csv.reader(io.StringIO(text, newline=""), delimiter=csv_text.delimiter(header)))
+        rows = list(csv.reader(io.StringIO(text, newline=""), delimiter=separator))
     except csv.Error as exc:
         raise Unreadable(f"the CSV cannot be parsed ({exc}); export it again as CSV UTF-8") from exc
     # zip_longest transposes rows into columns, padding short rows with None (a missing trailing cell).
     columns = [list(column) for column in itertools.zip_longest(*rows)]
-    return _sheet_from_columns(name, columns)
+    return _sheet_from_columns(name, columns)._replace(semicolons=separator == ";")
 
 
 def _refuse_binary(data: bytes) -> None:
@@ -424,8 +427,8 @@ def _read_big_csv(path: Path, data: bytes | None, name: str) -> RawSheet:
     except (pl.exceptions.PolarsError, csv.Error) as exc:
         raise Unreadable(f"the CSV cannot be parsed ({exc}); export it again as CSV UTF-8") from exc
     table = frame.to_arrow(compat_level=pl.CompatLevel.oldest())  # large_string, which pyarrow computes on
-    return _sheet_from_arrow(name, pa.RecordBatch.from_arrays([column.combine_chunks() for column in table.columns],
-                                                              names=table.column_names))
+    cells = pa.RecordBatch.from_arrays([column.combine_chunks() for column in table.columns], names=table.column_names)
+    return _sheet_from_arrow(name, cells)._replace(semicolons=separator == ";")
 
 
 class _Ragged(Exception):

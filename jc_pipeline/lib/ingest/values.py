@@ -13,6 +13,9 @@ Decisions:
   deterministic table of misspellings (``synonyms.yaml``). Excel dates (serial numbers, "2021-01-01") are R4.
 * ``value``: plain numbers, thousands separators ("1,000", "1,000.50"), decimals, exponent notation; a leading
   "$" only for dollar metrics. Negative numbers, text ("N/A") and blanks are rejected. Counts are not rounded.
+  In a CSV separated by semicolons, as Excel writes CSVs in languages with a decimal comma, one group of three
+  digits after a point or comma ("1.250", "1,250") is rejected: it means 1250 there and 1.25 or 1250 elsewhere,
+  and the file does not say which (:func:`ambiguous_number`).
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ _FIRST_DATE_SERIAL = 367
 _PLAIN_NUMBER = r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$"
 _THOUSANDS = r"^[+-]?\d{1,3}(,\d{3})+(\.\d*)?$"
 _DOLLAR = r"^([+-]?)\s*\$\s*"
+_ONE_GROUP = r"^[+-]?(\$\s*)?\d{1,3}[.,]\d{3}$"
 
 YEAR_MIN = 1600
 
@@ -115,3 +119,10 @@ def parse_value(cell: pl.Expr, is_money: pl.Expr) -> tuple[pl.Expr, pl.Expr]:
         .when(number < 0).then(pl.lit("negative"))
     )
     return number, problem
+
+
+def ambiguous_number(cell: pl.Expr) -> pl.Expr:
+    """Whether a stripped text cell of a CSV separated by semicolons is a number whose meaning depends on the
+    language it was written in: one group of three digits after a point or a comma ("1.250" is 1250 where Excel
+    writes 1.250,5, and 1.25 elsewhere)."""
+    return cell.str.contains(_ONE_GROUP)

@@ -167,6 +167,51 @@ def test_blank_month_on_monthly_metric_is_annual_with_warning(warehouse):
     assert findings(warehouse) == {3: [("M1", "month", None)]}
 
 
+def test_a_merged_month_cell_over_categories_is_rejected_not_stored_as_years(warehouse):
+    """helper-35: "January" merged over a month's six offense rows; calamine reads the five cells below it as
+    empty. Stored as annual values (M1), each category became a year's value of 2024 and an annual total was
+    inferred from five of them. A breakdown row without a month among rows of its year with months is rejected
+    (R14) with the fix; a year's total below its months (an aggregate row) stays annual (M1)."""
+    path = inbox_path(warehouse.data_dir, "le", "LAW_ENFORCEMENT", "arrests.xlsx")
+    members = ["Person Offenses", "Property Offenses", "Drug Offenses", "Public Order Offenses", "Other Offenses",
+               "Unknown Offenses"]
+    with xlsxwriter.Workbook(str(path)) as book:
+        by_type = book.add_worksheet("arrests_by_type")
+        by_type.write_row(0, 0, ["year", "month", "offense_type", "value"])
+        by_type.merge_range(1, 1, 6, 1, "January")
+        by_type.merge_range(7, 1, 12, 1, "February")
+        for row, member in enumerate(members * 2, start=1):
+            by_type.write_row(row, 0, [2024])
+            by_type.write_row(row, 2, [member, 10 + row])
+        by_type.write_row(13, 0, [2023, None, "Person Offenses", 99])  # a year alone: annual (M1)
+        arrests = book.add_worksheet("arrests")
+        arrests.write_row(0, 0, ["year", "month", "value"])
+        arrests.write_row(1, 0, [2024, "January", 75])
+        arrests.write_row(2, 0, [2024, None, 900])  # the year's total below its months: annual (M1)
+    warehouse.ingest()
+    found = {(sheet, row): rule for sheet, row, rule in warehouse.table("rejected_rows").select(
+        "sheet", "row_number", "rule").iter_rows()}
+    assert found == {**{("arrests_by_type", row): "R14" for row in (*range(3, 8), *range(9, 14))},
+                     ("arrests_by_type", 14): "M1", ("arrests", 3): "M1",
+                     ("arrests", 2): "P2"}  # January's breakdown now lacks the rows to send again
+    rejected = warehouse.table("rejected_rows").filter(pl.col("row_number") == 3).filter(pl.col("rule") == "R14")
+    assert rejected.select("column_name", "raw_value").rows() == [("month", None)]
+    assert rejected["message"].item() == (
+        "Month is empty on this 'Property Offenses' row of 2024, while other rows of 2024 in this sheet have "
+        "months: write the month on every row (a merged month cell, or a month written once above its "
+        "categories, leaves the rows below it empty)")
+    loaded = sorted((key, s.isoformat(), e.isoformat(), c or "", v) for key, s, e, c, v in values(warehouse))
+    # Totals without a total row are inferred from the categories loaded ("": the total).
+    assert loaded == [
+        ("LAW_ENFORCEMENT_ARRESTS", "2023-01-01", "2024-01-01", "", 99.0),
+        ("LAW_ENFORCEMENT_ARRESTS", "2023-01-01", "2024-01-01", "PERSON", 99.0),
+        ("LAW_ENFORCEMENT_ARRESTS", "2024-01-01", "2024-02-01", "", 75.0),
+        ("LAW_ENFORCEMENT_ARRESTS", "2024-01-01", "2024-02-01", "PERSON", 11.0),
+        ("LAW_ENFORCEMENT_ARRESTS", "2024-01-01", "2025-01-01", "", 900.0),
+        ("LAW_ENFORCEMENT_ARRESTS", "2024-02-01", "2024-03-01", "", 17.0),
+        ("LAW_ENFORCEMENT_ARRESTS", "2024-02-01", "2024-03-01", "PERSON", 17.0)]
+
+
 def test_missing_and_empty_month_columns_store_annual_values(warehouse):
     deliver_csv(warehouse.data_dir, "le", "LAW_ENFORCEMENT", "arrests.csv", [["year", "value"], [2022, 5]])
     deliver_csv(warehouse.data_dir, "le", "LAW_ENFORCEMENT", "reported_crime.csv",

@@ -1,7 +1,7 @@
 """The ingest rule catalogue: every finding ingest can write to ``rejected_rows``, with a stable code.
 
 Codes follow the reference implementation's numbering where one exists (spec §6.1-§6.3: F1-F6, R1-R10, P1, P2,
-P4) and extend it where our pipeline decides more (F0, F7, F8, F9, R11-R13, T1, M1, M2, C1, and N1-N6 for
+P4) and extend it where our pipeline decides more (F0, F7, F8, F9, R11-R14, T1, M1, M2, C1, and N1-N6 for
 agency-native extracts). A code never changes
 meaning; new checks get new codes. ``docs/rules.md`` documents the same table (a test keeps them in sync).
 
@@ -88,6 +88,9 @@ _RULES = (
     Rule("R13", ERROR, "Period out of range",
          "Periods must start on or after 2000-01-01 and not after the day the file was ingested; check the "
          "year and month."),
+    Rule("R14", ERROR, "Month missing among monthly rows",
+         "Write the month on every row: a merged month cell, or a month written once above its categories, leaves "
+         "the rows below it empty."),
     Rule("T1", ERROR, "Template hint row",
          "Delete the template's hint row (the one listing the allowed values in brackets)."),
     Rule("M1", WARNING, "Month missing on a monthly metric",

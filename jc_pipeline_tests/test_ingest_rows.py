@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import zipfile
 from datetime import date
 
 import polars as pl
@@ -94,7 +96,36 @@ def test_an_excel_error_cell_is_rejected_with_a_message_that_names_it(warehouse)
         sheet.write_formula(2, 2, "=1/0", None, "#DIV/0!")
     warehouse.ingest()
     assert findings(warehouse) == {3: [("R7", "value", None)]}
-    assert "#DIV/0! reads as empty" in message(warehouse, 3, "R7")
+    assert "#DIV/0!, or a formula saved without its result" in message(warehouse, 3, "R7")
+
+
+def test_formulas_saved_without_their_results_are_named_in_the_messages(warehouse):
+    """helper-35: a workbook written by a script (openpyxl) holds formulas without their results, which calamine
+    reads as empty; the agency sees numbers. The R7 row and the F5 column say so and how to fix it."""
+    path = inbox_path(warehouse.data_dir, "le", "LAW_ENFORCEMENT", "scripted.xlsx")
+    with xlsxwriter.Workbook(str(path)) as workbook:
+        arrests = workbook.add_worksheet("arrests")
+        arrests.write_row(0, 0, ["year", "month", "value"])
+        arrests.write_row(1, 0, [2023, 1, 5])
+        arrests.write_row(2, 0, [2023, 2])
+        arrests.write_formula(2, 2, "=10+5")
+        funding = workbook.add_worksheet("funding")
+        funding.write_row(0, 0, ["year", "value"])
+        funding.write_row(1, 0, [2023])
+        funding.write_formula(1, 1, "=1000*12")
+    # As openpyxl saves them: the formula without a cached result (xlsxwriter writes a result of 0).
+    with zipfile.ZipFile(path) as book:
+        parts = {name: book.read(name) for name in book.namelist()}
+    with zipfile.ZipFile(path, "w") as book:
+        for name, data in parts.items():
+            cached = name.startswith("xl/worksheets/")
+            book.writestr(name, re.sub(rb"(</f>)<v>0</v>", rb"\1", data) if cached else data)
+    warehouse.ingest()
+    fix = ("or a formula saved without its result by a program other than a spreadsheet, reads as empty: open the "
+           "file in Excel and save it again")
+    rows = warehouse.table("rejected_rows").select("sheet", "row_number", "rule", "message").rows()
+    assert {(sheet, row, rule) for sheet, row, rule, _ in rows} == {("arrests", 3, "R7"), ("funding", 2, "F5")}
+    assert all(fix in text for *_, text in rows)
 
 
 # --- years and periods -------------------------------------------------------------------------------------

@@ -31,6 +31,9 @@ METRIC, BREAKDOWN_CATEGORY, BREAKDOWN = "metric", "breakdown_category", "breakdo
 CATEGORY = "category"
 #: Every role a row cell can play; the normalized row frame has one column per role.
 ROLES = (YEAR, MONTH, VALUE, AGENCY, SYSTEM, METRIC, BREAKDOWN_CATEGORY, CATEGORY)
+#: Why a value cell an agency sees filled can read as empty (calamine reads a cell's saved result, not its formula).
+FORMULAS_READ_EMPTY = ("an Excel error such as #N/A or #DIV/0!, or a formula saved without its result by a program "
+                       "other than a spreadsheet, reads as empty: open the file in Excel and save it again")
 SINGLE_PAGE_MARKERS = (METRIC, BREAKDOWN_CATEGORY, BREAKDOWN)
 #: The reference truncates CSV file names to Excel's sheet-name limit before matching (spec §5.1).
 CSV_NAME_CHARS = 31
@@ -183,7 +186,7 @@ def _check_required(plan: SheetPlan, role: str, column: str, has_data: list[bool
     elif not has_data[plan.roles[role]]:
         plan.errors.append(SheetFinding("F5", plan.written[role], None, (
             f"Empty '{plan.written[role]}' column: fill it in on every row, or delete the rows you have no "
-            f"data for")))
+            f"data for" + (f" ({FORMULAS_READ_EMPTY})" if role == VALUE else ""))))
 
 
 def _check_month(plan: SheetPlan, has_data: list[bool], sheet: str) -> None:

@@ -25,7 +25,7 @@ import polars as pl
 from jc_pipeline.lib.ingest import lookups
 from jc_pipeline.lib.ingest.categories import AMBIGUOUS, LEGACY, OK, TOTAL, category_lookup, label_key, \
     load_tables, valid_labels
-from jc_pipeline.lib.ingest.layout import ROLES
+from jc_pipeline.lib.ingest.layout import FORMULAS_READ_EMPTY, ROLES
 from jc_pipeline.lib.ingest.rows import EXTRAS
 from jc_pipeline.lib.ingest.rules import RULES
 from jc_pipeline.lib.ingest.values import (
@@ -495,9 +495,8 @@ def _row_findings(live: pl.LazyFrame, now: datetime) -> list[pl.LazyFrame]:
                  })),
         _finding(live.filter(pl.col("value_problem").is_not_null()), "R7", pl.col("col_value"), value, _pick(
             "value_problem", {
-                # calamine reads a workbook's error cells (#N/A, #DIV/0!) as empty: the message names them too.
-                "empty": pl.lit("Empty 'value' (an Excel error such as #N/A or #DIV/0! reads as empty): write the "
-                                "number, or delete the row if you have no data for it"),
+                "empty": pl.lit(f"Empty 'value': write the number, or delete the row if you have no data for it "
+                                f"({FORMULAS_READ_EMPTY})"),
                 "format": f("Invalid 'value' '{}': write a number such as 1000, 1,000 or 12.5", value),
                 "ambiguous": f("Ambiguous 'value' '{}' in a file separated by semicolons: where Excel writes CSVs "
                                "with semicolons, '{}' means a number in the thousands, elsewhere a decimal; write "

@@ -137,6 +137,30 @@ def test_sheet_level_column_errors_reject_every_row(warehouse):
     assert files(warehouse)["use_of_force.csv"] == ("INGESTED", 1, 1, 0)
 
 
+def test_a_title_above_the_header_is_named_as_the_header_read(warehouse):
+    """helper-35: a title row above the column names is the sheet's header (its first row that is not empty, as
+    the spec reads it); the missing columns' messages say which row was read and to delete the rows above the
+    column names. A header naming some of the columns gets the plain message."""
+    deliver_csv(warehouse.data_dir, "le", "LAW_ENFORCEMENT", "arrests.csv",
+                [["Case le18 Police - Arrests by month", "", ""], ["", "", ""], ["Year", "Month", "Value"],
+                 [2023, 1, 5]])
+    deliver_csv(warehouse.data_dir, "le", "LAW_ENFORCEMENT", "reported_crime.csv",
+                [["year", "month", "count"], [2023, 1, 5]])
+    warehouse.ingest()
+    f4 = warehouse.table("rejected_rows").filter(pl.col("rule") == "F4").unique(["sheet", "column_name"]).sort(
+        "sheet", "column_name").select("sheet", "column_name", "message").rows()
+    hint = ("; the header row is the sheet's first row that is not empty, here the one starting 'Case le18 Police - "
+            "Arrests by month', which names none of the sheet's columns: if your column names are on a later row, "
+            "delete the rows above them")
+    assert f4 == [
+        ("arrests.csv", "value", "Missing 'value' column: add a 'value' column to the header row and fill it in on "
+                                 "every row" + hint),
+        ("arrests.csv", "year", "Missing 'year' column: add a 'year' column to the header row and fill it in on "
+                                "every row" + hint),
+        ("reported_crime.csv", "value", "Missing 'value' column: add a 'value' column to the header row and fill "
+                                        "it in on every row")]
+
+
 def test_a_row_rejected_for_an_unexpected_column_quotes_its_own_cell_there(warehouse):
     """F6 rejects every row of the sheet; each finding names the column and carries that row's cell (the value the
     agency must move or delete), in CSV files and workbooks alike, also with two such columns."""

@@ -131,7 +131,7 @@ def _plan_standard(name: str, headers: _Headers, named: list[int], has_data: lis
     plan.month_expected = upload.month_expected(metric)
     _assign_roles(plan, headers, named, has_data, {**expected, MONTH: (MONTH,)})
     for role, names in expected.items():
-        _check_required(plan, role, names[0], has_data)
+        _check_required(plan, role, names[0], has_data, headers)
     _check_month(plan, has_data, metric.sheet)
     _check_unexpected(plan, headers, has_data, _expected_list(expected, plan.month_expected))
     return plan
@@ -150,7 +150,7 @@ def _plan_single_page(name: str, headers: _Headers, named: list[int], has_data: 
     for role, names in expected.items():
         if role in (BREAKDOWN_CATEGORY, CATEGORY):
             continue  # both breakdown columns are optional together; checked just below
-        _check_required(plan, role, names[0], has_data)
+        _check_required(plan, role, names[0], has_data, headers)
     if (BREAKDOWN_CATEGORY in plan.roles) != (CATEGORY in plan.roles):
         missing = BREAKDOWN if BREAKDOWN_CATEGORY in plan.roles else BREAKDOWN_CATEGORY
         plan.errors.append(SheetFinding("F4", missing, None, (
@@ -179,14 +179,26 @@ def _assign_roles(plan: SheetPlan, headers: _Headers, named: list[int], has_data
             plan.written[role] = headers.raw[index]
 
 
-def _check_required(plan: SheetPlan, role: str, column: str, has_data: list[bool]) -> None:
+def _check_required(plan: SheetPlan, role: str, column: str, has_data: list[bool], headers: _Headers) -> None:
     if role not in plan.roles:
         plan.errors.append(SheetFinding("F4", column, None, (
-            f"Missing '{column}' column: add a '{column}' column to the header row and fill it in on every row")))
+            f"Missing '{column}' column: add a '{column}' column to the header row and fill it in on every row"
+            + _title_hint(plan, headers))))
     elif not has_data[plan.roles[role]]:
         plan.errors.append(SheetFinding("F5", plan.written[role], None, (
             f"Empty '{plan.written[role]}' column: fill it in on every row, or delete the rows you have no "
             f"data for" + (f" ({FORMULAS_READ_EMPTY})" if role == VALUE else ""))))
+
+
+def _title_hint(plan: SheetPlan, headers: _Headers) -> str:
+    """A header row naming none of the sheet's columns is most often a title above the real one: say which row
+    was read as the header."""
+    if plan.roles:
+        return ""
+    first = next((cell for cell in headers.raw if cell), "")
+    return (f"; the header row is the sheet's first row that is not empty, here the one starting '{first[:80]}', "
+            f"which names none of the sheet's columns: if your column names are on a later row, delete the rows "
+            f"above them")
 
 
 def _check_month(plan: SheetPlan, has_data: list[bool], sheet: str) -> None:

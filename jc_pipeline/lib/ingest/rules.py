@@ -43,7 +43,9 @@ _RULES = (
          "Rename the sheet to one of the sheet names of the sector (see the message), or delete the sheet."),
     Rule("F3", ERROR, "Invalid file name for CSV",
          "Name the CSV file after the sheet it holds (e.g. arrests.csv, arrests_by_type.csv)."),
-    Rule("F4", ERROR, "Missing column", "Add the missing column to the header row (row 1) and fill it in."),
+    Rule("F4", ERROR, "Missing column",
+         "Add the missing column to the header row (the first row that is not empty: delete any title rows above "
+         "your column names) and fill it in."),
     Rule("F5", ERROR, "Empty column", "Fill in the column on every row, or delete the rows you cannot fill."),
     Rule("F6", ERROR, "Unexpected column",
          "Delete the column, or move its data to the sheet where it belongs (see the expected columns)."),

@@ -281,9 +281,9 @@ def rebuilds_to_roll_up(con: duckdb.DuckDBPyConnection, months: Sequence[date]) 
 
 def mark_resolved(con: duckdb.DuckDBPyConnection, months: Sequence[date], agencies: Sequence[str] | None) -> None:
     """Record that agency_metrics of `months` was just rebuilt, for `agencies` (None: every agency), from every
-    upload staged so far. Call it on the connection that did the rebuild, before closing it: the store's lock is
-    still held, so no upload can slip in between what the rebuild read and what this records. The agencies are
-    kept for the state roll-up of those months (`rebuilt_agencies`)."""
+    upload staged so far, and checked. Call it on the connection that did the rebuild and the checks, before
+    closing it: the store's lock is still held, so no upload can slip in between what the rebuild read and what
+    this records. The agencies are kept for the state roll-up of those months (`rebuilt_agencies`)."""
     ensure_schema(con)
     params = {"months": sorted(set(months))}
     with transaction(con):

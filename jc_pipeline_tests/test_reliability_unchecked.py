@@ -1,0 +1,71 @@
+"""Datapoints whose checks did not run never count as checked: a roll-up whose checks crashed, followed by a
+state_metrics run alone (one click in the UI), leaves their months pending, and the next `jc-pipeline run` checks
+them and ends where an uninterrupted run ends (helper-36: an ERROR-level datapoint stayed published)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import pytest
+
+from jc_pipeline.cli import main
+from jc_pipeline.defs.resources import WarehouseResource
+from jc_pipeline.defs.state.assets import state_metrics
+from jc_pipeline.lib import validation
+from jc_pipeline.lib.state_clock import state_today
+from jc_pipeline_tests.test_operations_support import baseline, copy_state, first_law_enforcement_agency
+
+RESULTS_SQL = """
+SELECT agency_id, check_name, severity, metric_key, period_start FROM validation_results
+WHERE NOT passed AND period_start = $month ORDER BY ALL
+"""
+STATE_SQL = """
+SELECT metric_key, dimension, category, value, agencies_reporting, agencies_expected FROM state_metrics
+WHERE period_start = $month AND frequency = 'MONTHLY' ORDER BY ALL
+"""
+
+
+def _run(data: Path, home: Path) -> int:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("DAGSTER_HOME", str(home))
+        return main(["run", "--data-dir", str(data)])
+
+
+def _with_unended_month(source: Path, target: Path) -> tuple[Path, str]:
+    """A copy of ``source`` with arrests sent for the month still running (an ERROR: period_not_in_future)."""
+    data = copy_state(source, target)
+    agency = first_law_enforcement_agency(data / "warehouse.duckdb")
+    today = state_today()
+    path = data / "inbox" / agency / "LAW_ENFORCEMENT" / f"{today:%Y-%m}" / "arrests.csv"
+    path.parent.mkdir()
+    path.write_text(f"year,month,value\n{today.year},{today.month},999\n")
+    return data, today.replace(day=1).isoformat()
+
+
+def _published(data: Path, month: str) -> tuple[list, list]:
+    with duckdb.connect(str(data / "warehouse.duckdb"), read_only=True) as con:
+        return (con.execute(RESULTS_SQL, {"month": month}).fetchall(),
+                con.execute(STATE_SQL, {"month": month}).fetchall())
+
+
+def test_months_whose_checks_crashed_stay_pending_through_a_state_roll_up_alone(tmp_path_factory, tmp_path,
+                                                                                monkeypatch):
+    reference, month = _with_unended_month(baseline(tmp_path_factory), tmp_path / "reference")
+    assert _run(reference, tmp_path / "reference_home") == 0
+    expected = _published(reference, month)
+    assert ("period_not_in_future", "ERROR", "LAW_ENFORCEMENT_ARRESTS") in {r[1:4] for r in expected[0]}
+
+    data, _ = _with_unended_month(baseline(tmp_path_factory), tmp_path / "data")
+    with monkeypatch.context() as patch:
+        def crash(*args, **kwargs):
+            raise RuntimeError("the checks' worker died")
+
+        patch.setattr(validation, "validate_scopes", crash)
+        assert _run(data, tmp_path / "home") == 1
+    materialized = dg.materialize([state_metrics], partition_key=month,
+                                  resources={"warehouse": WarehouseResource(data_dir=str(data))})
+    assert materialized.success
+    assert _run(data, tmp_path / "home") == 0
+    assert _published(data, month) == expected

@@ -2,9 +2,12 @@
 
 from datetime import date
 
+import dagster as dg
 import duckdb
 import pytest
 
+from jc_pipeline.defs.publish.assets import analyst_warehouse, publish_generations
+from jc_pipeline.defs.resources import WarehouseResource
 from jc_pipeline.lib.demo import write_demo_state
 from jc_pipeline.lib.paths import DataLayout
 from jc_pipeline.lib.periods import add_months
@@ -147,6 +150,30 @@ def test_a_publish_whose_reports_failed_is_published_again_by_the_next_run(demo)
     again = run_pipeline(layout, echo=lambda line: None)
     assert again.months == [] and again.published
     assert not run_pipeline(layout, echo=lambda line: None).published
+
+
+def test_a_publish_from_the_ui_that_left_the_reports_out_is_published_again_by_the_next_run(demo):
+    """helper-36: the warehouse and publish_generations materialized alone (the UI's asset selection) recorded the
+    publish as complete, so `jc-pipeline run` said "warehouse unchanged" and the reports kept the rows before."""
+    layout, _, _ = demo
+    folder = layout.inbox / _law_enforcement_agency(layout) / "LAW_ENFORCEMENT"
+    (folder / "all_rejected_once_more.csv").write_text("metric,year,month,breakdown_category,breakdown,value\n"
+                                                      "arrests,2024,15,,,5\n")
+
+    def stopped_before_publish(definitions, job_name, config, tags, instance):
+        if job_name == "publish_job":
+            raise _Stopped
+        return execute_in_process(definitions, job_name, config, tags, instance)
+
+    with pytest.raises(_Stopped):
+        run_pipeline(layout, echo=lambda line: None, launch=stopped_before_publish)
+    resources = {"warehouse": WarehouseResource(data_dir=str(layout.root))}
+    published = dg.materialize([analyst_warehouse, publish_generations], resources=resources)
+    assert published.asset_materializations_for_node("publish_generations")[0].metadata["recorded"].value is False
+    again = run_pipeline(layout, echo=lambda line: None)
+    assert again.published
+    agency_pages = "\n".join(p.read_text() for p in (layout.reports / "agencies").glob("*.html"))
+    assert "all_rejected_once_more.csv" in agency_pages
 
 
 def test_a_late_correction_recomputes_only_the_months_it_touches(demo):

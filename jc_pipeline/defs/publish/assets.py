@@ -43,8 +43,12 @@ def analyst_warehouse(context: dg.AssetExecutionContext, warehouse: WarehouseRes
     })
 
 
+#: What a publish writes, the warehouse first (publish_generations records it all or nothing).
+_PUBLISHED = ("analyst_warehouse", "data_quality_report", "agency_feedback", "state_report")
+
+
 @dg.asset(
-    deps=["analyst_warehouse", "data_quality_report", "agency_feedback", "state_report"],
+    deps=list(_PUBLISHED),
     group_name="publish",
     kinds={"duckdb"},
     pool=WAREHOUSE_POOL,
@@ -54,11 +58,15 @@ def publish_generations(context: dg.AssetExecutionContext, warehouse: WarehouseR
     published, with the roll-ups and uploads the warehouse holds. `jc-pipeline run` publishes again only when the
     store holds more, so a publish that the sensors, the schedule or the UI launched is not repeated by the next
     command. Runs last: a publish that failed or was killed before its reports were written records nothing, and
-    the next run publishes again. Records nothing either when `analyst_warehouse` was not built by this run."""
-    event = context.instance.get_latest_materialization_event(dg.AssetKey("analyst_warehouse"))
-    metadata = event.asset_materialization.metadata if event and event.asset_materialization else {}
-    # Another run's warehouse (a publish that overlapped this one) is not this run's to vouch for.
-    if event is None or event.run_id != context.run.run_id or HELD_ROLLUPS not in metadata:
+    the next run publishes again. Records nothing either when `analyst_warehouse` or one of the reports was not
+    built by this run (a run from the UI that left the reports out)."""
+    # Another run's warehouse (a publish that overlapped this one) is not this run's to vouch for, nor are reports
+    # this run did not write.
+    events = [context.instance.get_latest_materialization_event(dg.AssetKey(key)) for key in _PUBLISHED]
+    if any(event is None or event.run_id != context.run.run_id for event in events):
+        return dg.MaterializeResult(metadata={"recorded": False})
+    metadata = events[0].asset_materialization.metadata if events[0].asset_materialization else {}
+    if HELD_ROLLUPS not in metadata:
         return dg.MaterializeResult(metadata={"recorded": False})
     rolled_up, uploaded = metadata[HELD_ROLLUPS].value, metadata[HELD_UPLOADS].value
     with warehouse.store().connect() as con:

@@ -1,5 +1,6 @@
 """Drive the pipeline through Dagster: every command that computes runs jobs on the instance under DAGSTER_HOME,
-so runs, checks and metadata show in the UI exactly as if launched from it."""
+so runs, checks and metadata show in the UI exactly as if launched from it. Only its *Re-execute* does not work on
+them: they run in this process, not from the code location, so Dagster has no origin to launch them again from."""
 
 from __future__ import annotations
 
@@ -250,7 +251,8 @@ def failure_message(outcome: RunOutcome, job_name: str) -> str:
     return (
         f"Dagster run {outcome.run_id} ({job_name}) failed:\n{detail}\n"
         "Fix what the message names and run `jc-pipeline run` again: files already ingested are not read twice, and "
-        f"the months not yet rolled up are picked up again. Full event log: `make dev`, then Runs > {outcome.run_id}."
+        f"the months not yet rolled up are picked up again. Full event log: `make dev`, then Runs > {outcome.run_id} "
+        "(a run this command started cannot be re-executed from the UI: run the command again)."
     )
 
 

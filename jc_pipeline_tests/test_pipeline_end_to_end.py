@@ -6,12 +6,14 @@ import dagster as dg
 import duckdb
 import pytest
 
+from jc_pipeline.defs.publish import reports
 from jc_pipeline.defs.publish.assets import analyst_warehouse, publish_generations
 from jc_pipeline.defs.resources import WarehouseResource
 from jc_pipeline.lib.demo import write_demo_state
 from jc_pipeline.lib.paths import DataLayout
 from jc_pipeline.lib.periods import add_months
 from jc_pipeline.runner import RunFailed, execute_in_process, run_pipeline
+from jc_pipeline_tests.ingest_support import write_roster
 from jc_pipeline_tests.report_support import Page
 from jc_pipeline_tests.test_warehouse_docs import QUESTIONS
 
@@ -174,6 +176,18 @@ def test_a_publish_from_the_ui_that_left_the_reports_out_is_published_again_by_t
     assert again.published
     agency_pages = "\n".join(p.read_text() for p in (layout.reports / "agencies").glob("*.html"))
     assert "all_rejected_once_more.csv" in agency_pages
+
+
+@pytest.mark.parametrize("report", ["state_report", "data_quality_report", "agency_feedback"])
+def test_a_report_materialized_before_any_publish_says_what_to_run_first(tmp_path, report):
+    """helper-36: from the UI, a report step before any publish failed with a bare FileNotFoundError."""
+    write_roster(tmp_path)
+    resources = {"warehouse": WarehouseResource(data_dir=str(tmp_path))}
+    result = dg.materialize([getattr(reports, report)], resources=resources, raise_on_error=False)
+    (failure,) = [e for e in result.all_events if e.is_step_failure]
+    assert failure.step_failure_data.user_failure_data.description == (
+        f"no published warehouse yet ({tmp_path / 'warehouse.duckdb'}): materialize analyst_warehouse first, or "
+        f"run `jc-pipeline run`, which publishes it with every report")
 
 
 def test_a_late_correction_recomputes_only_the_months_it_touches(demo):

@@ -1,6 +1,6 @@
 """The nightly schedule of a state data team."""
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 from zoneinfo import ZoneInfo
 
 import dagster as dg
@@ -34,8 +34,5 @@ def nightly_ingest_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequ
     of the tick (on the spring-forward night the tick comes at 03:00, still once per local day), so a replayed or
     doubled tick never launches a second run for the same night. Files modified in the last two minutes may still
     be arriving and wait for the next run (`ingest_run_config`)."""
-    zone = ZoneInfo(STATE_TIMEZONE)
-    scheduled = context.scheduled_execution_time
-    tick = scheduled.astimezone(zone) if scheduled is not None else datetime.now(zone)  # None only in ad-hoc previews
-    night = tick.strftime("%Y-%m-%d")
+    night = context.scheduled_execution_time.astimezone(ZoneInfo(STATE_TIMEZONE)).strftime("%Y-%m-%d")
     return dg.RunRequest(run_key=f"nightly-{night}", tags={"jc/nightly": night}, run_config=ingest_run_config())

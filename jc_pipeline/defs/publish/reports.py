@@ -39,6 +39,9 @@ def _published(warehouse: WarehouseResource, folder: Path):
     """
     path = warehouse.layout.warehouse
     with folder_lock(folder):
+        if not path.exists():  # a report materialized on its own (the UI) before any publish
+            raise dg.Failure(f"no published warehouse yet ({path}): materialize analyst_warehouse first, or run "
+                             f"`jc-pipeline run`, which publishes it with every report")
         before = _identity(path)
         with warehouse.store().open(path, read_only=True) as con:
             if _identity(path) != before:

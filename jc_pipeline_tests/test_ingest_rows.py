@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import zipfile
-from datetime import date
+from datetime import date, datetime
 
 import polars as pl
 import pytest
@@ -97,6 +97,27 @@ def test_an_excel_error_cell_is_rejected_with_a_message_that_names_it(warehouse)
     warehouse.ingest()
     assert findings(warehouse) == {3: [("R7", "value", None)]}
     assert "#DIV/0!, or a formula saved without its result" in message(warehouse, 3, "R7")
+
+
+def test_a_year_typed_as_a_date_and_an_accounting_dash_are_named_with_their_fix(warehouse):
+    """helper-35: a year cell formatted as a date read back as '2023-01-01 00:00:00' under the plain 'not a year'
+    message; Excel's accounting format saves a zero as ' -   ' in a CSV. Each is rejected, named as what it is."""
+    path = inbox_path(warehouse.data_dir, "le", "LAW_ENFORCEMENT", "dates.xlsx")
+    with xlsxwriter.Workbook(str(path)) as workbook:
+        sheet = workbook.add_worksheet("arrests")
+        sheet.write_row(0, 0, ["year", "month", "value"])
+        sheet.write_datetime(1, 0, datetime(2023, 1, 1), workbook.add_format({"num_format": "yyyy"}))
+        sheet.write_row(1, 1, [1, 5])
+    deliver_csv(warehouse.data_dir, "le", "LAW_ENFORCEMENT", "reported_crime.csv",
+                [["year", "month", "value"], [2023, 1, " -   "], [2023, 2, "7"]])
+    warehouse.ingest()
+    rows = warehouse.table("rejected_rows").sort("sheet").select("sheet", "row_number", "rule", "raw_value",
+                                                                   "message").rows()
+    assert rows == [
+        ("arrests", 2, "R1", "2023-01-01 00:00:00",
+         "Year '2023-01-01 00:00:00' is a date: type the year as a number (such as 2023), not as a date"),
+        ("reported_crime.csv", 2, "R7", "-",
+         "Invalid 'value' '-': a dash stands for zero in Excel's accounting format; write 0")]
 
 
 def test_formulas_saved_without_their_results_are_named_in_the_messages(warehouse):

@@ -460,6 +460,7 @@ def _row_findings(live: pl.LazyFrame, now: datetime) -> list[pl.LazyFrame]:
                 "empty": pl.lit("Empty 'year' value: write the year the value is for (e.g. 2023)"),
                 "format": f("Invalid 'year' value '{}': write a whole number such as 2023, or a fiscal year such "
                             "as 2022-2023", year),
+                "date": f("Year '{}' is a date: type the year as a number (such as 2023), not as a date", year),
                 "bounds": f("Invalid 'year' value '{}': the year must be between 1600 and {}", year,
                             pl.lit(now.year + 1)),
                 "range": f("Invalid 'year' value '{}': a fiscal year names two consecutive years, such as "
@@ -498,6 +499,7 @@ def _row_findings(live: pl.LazyFrame, now: datetime) -> list[pl.LazyFrame]:
                 "empty": pl.lit(f"Empty 'value': write the number, or delete the row if you have no data for it "
                                 f"({FORMULAS_READ_EMPTY})"),
                 "format": f("Invalid 'value' '{}': write a number such as 1000, 1,000 or 12.5", value),
+                "dash": pl.lit("Invalid 'value' '-': a dash stands for zero in Excel's accounting format; write 0"),
                 "ambiguous": f("Ambiguous 'value' '{}' in a file separated by semicolons: where Excel writes CSVs "
                                "with semicolons, '{}' means a number in the thousands, elsewhere a decimal; write "
                                "it without a thousands separator (1250 or 1.25)", value, value),

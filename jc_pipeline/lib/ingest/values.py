@@ -39,8 +39,8 @@ YEAR_MIN = 1600
 def parse_year(cell: pl.Expr, current_year: int) -> tuple[pl.Expr, pl.Expr, pl.Expr]:
     """(label year Int32, is_range Boolean, problem String) for a stripped text cell (null = blank).
 
-    Problems: ``empty``, ``format``, ``bounds`` (before 1600, or a label after next year), ``range`` (years not
-    consecutive). The label is the year a period ends in, so a fiscal year still running may be labelled next year
+    Problems: ``empty``, ``format`` (``date`` when the cell is a date), ``bounds`` (before 1600, or a label after
+    next year), ``range`` (years not consecutive). The label is the year a period ends in, so a fiscal year still running may be labelled next year
     (July 2026 - June 2027 is 2027, or 2026-2027): both spellings pass here, and a period starting after the ingest
     day is rejected by its start (R13). The reference bounds the year at the current one.
     """
@@ -51,6 +51,7 @@ def parse_year(cell: pl.Expr, current_year: int) -> tuple[pl.Expr, pl.Expr, pl.E
     label = pl.coalesce(single, end)
     problem = (
         pl.when(cell.is_null()).then(pl.lit("empty"))
+        .when(first.is_null() & cell.str.contains(_DATE_TEXT)).then(pl.lit("date"))
         .when(first.is_null()).then(pl.lit("format"))
         .when((first < YEAR_MIN) | (label > current_year + 1)).then(pl.lit("bounds"))
         .when(start.is_not_null() & (end != start + 1)).then(pl.lit("range"))
@@ -101,7 +102,8 @@ def plain_problem(cell: pl.Expr, number: pl.Expr) -> pl.Expr:
 def parse_value(cell: pl.Expr, is_money: pl.Expr) -> tuple[pl.Expr, pl.Expr]:
     """(value Float64, problem String) for a stripped text cell.
 
-    Problems: ``empty``, ``format`` (not a number), ``dollar`` (a "$" on a non-money metric), ``negative``.
+    Problems: ``empty``, ``format`` (not a number; ``dash`` for a dash alone, Excel's accounting zero), ``dollar``
+    (a "$" on a non-money metric), ``negative``.
     """
     has_dollar = cell.str.contains(_DOLLAR)
     text = cell.str.replace(_DOLLAR, "${1}")
@@ -114,6 +116,7 @@ def parse_value(cell: pl.Expr, is_money: pl.Expr) -> tuple[pl.Expr, pl.Expr]:
     )
     problem = (
         pl.when(cell.is_null()).then(pl.lit("empty"))
+        .when(cell == "-").then(pl.lit("dash"))
         .when(number.is_null() | number.is_infinite()).then(pl.lit("format"))
         .when(has_dollar & ~is_money).then(pl.lit("dollar"))
         .when(number < 0).then(pl.lit("negative"))

@@ -53,7 +53,7 @@ def test_multi_sheet_workbook_headers_and_row_numbers(warehouse):
     warehouse.ingest()
     assert files(warehouse) == {"le.xlsx": ("ERRORED", 4, 2, 2)}
     # The blank-header column is not read (spec §5.1), and says so on the header row (F9, a warning).
-    assert rules(warehouse) == [(" Arrests ", 3, "F9", "D (no header)"), (" Arrests ", 4, "P2", "Value"),
+    assert rules(warehouse) == [(" Arrests ", 3, "F9", "column D (no header)"), (" Arrests ", 4, "P2", "Value"),
                                 (" Arrests ", 6, "R7", "Value"), ("Sheet1", 2, "F2", None)]
     assert warehouse.metrics().select("sheet", "row_number").rows() == [(" Arrests ", 4), ("Arrests_By_Type", 2)]
     f2 = warehouse.table("rejected_rows").filter(pl.col("rule") == "F2")["message"].item()
@@ -72,10 +72,13 @@ def test_cells_past_the_header_are_named_not_dropped(warehouse, blank_lines, quo
         "reported_crime": [["year", "month", "value"], ["", "", "", 7]]})  # its only data without a header
     warehouse.ingest()
     assert files(warehouse) == {"arrests.csv": ("INGESTED", 2, 2, 0), "book.xlsx": ("INGESTED", 1, 1, 0)}
-    assert rules(warehouse) == [("arrests", 1, "F9", "D (no header)"), ("arrests.csv", 1, "F9", "D (no header)"),
-                                ("reported_crime", 1, "F9", "D (no header)")]
-    message = warehouse.table("rejected_rows")["message"][0]
-    assert "Column D of sheet " in message and "has data but no header, so it was not read" in message
+    # A sheet's column by its letter, a CSV's by its number (a CSV has no letters).
+    assert rules(warehouse) == [("arrests", 1, "F9", "column D (no header)"),
+                                ("arrests.csv", 1, "F9", "column 4 (no header)"),
+                                ("reported_crime", 1, "F9", "column D (no header)")]
+    messages = warehouse.table("rejected_rows", "sheet")["message"].to_list()
+    assert messages[0].startswith("Column D of sheet 'arrests' has data but no header, so it was not read")
+    assert messages[1].startswith("Column 4 of file 'arrests.csv' has data but no header, so it was not read")
 
 
 def test_one_csv_longer_than_its_header_costs_its_group_a_few_parses_not_one_per_file(warehouse, monkeypatch):
@@ -93,7 +96,7 @@ def test_one_csv_longer_than_its_header_costs_its_group_a_few_parses_not_one_per
     assert groups[0] == 16 and len(groups) <= 9 and alone == ["2017"]
     assert set(warehouse.table("source_files").select("status", "rows_total").rows()) == {("INGESTED", 1)}
     assert len(warehouse.table("source_files")) == 16
-    assert rules(warehouse) == [("arrests.csv", 1, "F9", "D (no header)")]
+    assert rules(warehouse) == [("arrests.csv", 1, "F9", "column 4 (no header)")]
 
 
 def test_a_csv_whose_first_line_cannot_be_split_is_unreadable_and_named(warehouse):

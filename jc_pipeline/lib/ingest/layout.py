@@ -92,7 +92,7 @@ def plan_sheet(name: str, header: tuple[str | None, ...], has_data: tuple[bool, 
         plan = _plan_single_page(name, headers, named, list(has_data), upload)
     else:
         plan = _plan_standard(name, headers, named, list(has_data), upload, is_csv)
-    _check_unnamed(plan, headers, has_data)
+    _check_unnamed(plan, headers, has_data, is_csv)
     return plan
 
 
@@ -230,15 +230,17 @@ def _check_unexpected(plan: SheetPlan, headers: _Headers, has_data: list[bool], 
                 f"delete the column or move its data to the sheet where it belongs"), extra=position))
 
 
-def _check_unnamed(plan: SheetPlan, headers: _Headers, has_data: tuple[bool, ...]) -> None:
+def _check_unnamed(plan: SheetPlan, headers: _Headers, has_data: tuple[bool, ...], is_csv: bool) -> None:
     """Columns without a header are not read (spec §5.1); a warning names those holding data, so that their cells,
-    and a row whose only data is there, are not dropped without a word."""
+    and a row whose only data is there, are not dropped without a word. A CSV's columns have numbers, a sheet's
+    letters."""
     for index, header in enumerate(headers):
         if header is None and has_data[index]:
-            letter = column_letter(index)
-            plan.warnings.append(SheetFinding("F9", f"{letter} (no header)", None, (
-                f"Column {letter} of sheet '{plan.name}' has data but no header, so it was not read: give it its "
-                f"header if its data belongs in the upload, or delete it")))
+            column, where = (index + 1, f"file '{plan.name}'") if is_csv else (column_letter(index),
+                                                                                 f"sheet '{plan.name}'")
+            plan.warnings.append(SheetFinding("F9", f"column {column} (no header)", None, (
+                f"Column {column} of {where} has data but no header, so it was not read: give it its header if "
+                f"its data belongs in the upload, or delete it")))
 
 
 def _expected_list(expected: dict[str, tuple[str, ...]], month: bool) -> str:

@@ -60,8 +60,9 @@ def test_multi_sheet_workbook_headers_and_row_numbers(warehouse):
     assert "'Sheet1' is not a valid sheet name for LAW_ENFORCEMENT" in f2 and "arrests_by_type" in f2
 
 
-@pytest.mark.parametrize("blank_lines, quote", [(0, ""), (0, '"'), (400_000, '"')],
-                         ids=["plain CSVs parsed together", "CSV read alone", "CSV over 1 MiB"])
+@pytest.mark.parametrize("blank_lines, quote", [(0, ""), (0, '"'), (400_000, '"'), (400_000, "")],
+                         ids=["plain CSVs parsed together", "CSV read alone", "CSV over 1 MiB",
+                              "CSV over 1 MiB without quotes"])
 def test_cells_past_the_header_are_named_not_dropped(warehouse, blank_lines, quote):
     """A cell right of the last header (a CSV line longer than its header, a workbook column without a header) is
     not read (spec §5.1), but F9 says so on the header row: the row whose only data is there is not lost unsaid."""

@@ -418,7 +418,7 @@ def _read_big_csv(path: Path, data: bytes | None, name: str) -> RawSheet:
         try:
             frame = _polars_csv(data, _width([header], separator), separator)
         except _Ragged:  # a cell past the header's last column: read as wide as the widest line, nothing cut off
-            width = _width(io.StringIO(data.decode("utf-8", "replace"), newline=""), separator)
+            width = _widest_line(data, separator)
             _check_width(name, width)
             try:
                 frame = _polars_csv(data, width, separator)
@@ -457,3 +457,15 @@ def _polars_csv(data: bytes, width: int, separator: str, *, truncate: bool = Fal
 def _width(lines: Iterable[str], separator: str) -> int:
     """The most cells of any of ``lines`` (CSV text), at least 1."""
     return max((len(row) for row in csv.reader(lines, delimiter=separator)), default=0) or 1
+
+
+def _widest_line(data: bytes, separator: str) -> int:
+    """The most cells of any line of ``data`` (CSV bytes, lines ending in ``\n``), at least 1. Without a quote
+    character a line's cells are its separators plus one, counted by numpy (the csv module took 8 s of a 95 MiB
+    file's 11 s); with one, the csv module reads the lines, knowing quoted separators and line ends."""
+    if b'"' in data or not data:
+        return _width(io.StringIO(data.decode("utf-8", "replace"), newline=""), separator)
+    cells = np.frombuffer(data, np.uint8)
+    starts = np.concatenate(([0], np.flatnonzero(cells == ord("\n")) + 1))
+    separators = np.add.reduceat(cells == ord(separator), starts[starts < len(cells)], dtype=np.int64)
+    return int(separators.max()) + 1

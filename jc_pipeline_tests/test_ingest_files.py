@@ -9,6 +9,7 @@ import polars as pl
 import pytest
 
 from jc_pipeline.lib.ingest.csv_groups import parse_group
+from jc_pipeline.lib.ingest import readers
 from jc_pipeline.lib.ingest.readers import read_file
 from jc_pipeline_tests.ingest_support import (AGENCIES, Warehouse, assert_accounting, csv_bytes, deliver_csv,
                                               deliver_xlsx, inbox_path)
@@ -163,6 +164,18 @@ def test_a_title_above_the_header_is_named_as_the_header_read(warehouse):
                                 "every row" + hint),
         ("reported_crime.csv", "value", "Missing 'value' column: add a 'value' column to the header row and fill "
                                         "it in on every row")]
+
+
+@pytest.mark.parametrize("small_csv_bytes", [1024, 10], ids=["small", "big"])
+def test_a_header_quoted_after_spaces_is_read_by_its_names(warehouse, monkeypatch, small_csv_bytes):
+    """helper-35: '"year", "month", "value"' (a space after each comma): the CSV readers keep the quotes of a field
+    that starts with a space, and every row was rejected for missing and unexpected columns."""
+    path = inbox_path(warehouse.data_dir, "le", "LAW_ENFORCEMENT", "arrests.csv")
+    path.write_text('"Year", "Month", "Value"\n2023, 1, 5\n2023, 2, 6\n')
+    monkeypatch.setattr(readers, "SMALL_CSV_BYTES", small_csv_bytes)
+    warehouse.ingest()
+    assert files(warehouse) == {"arrests.csv": ("INGESTED", 2, 2, 0)}
+    assert warehouse.metrics()["value"].to_list() == [5.0, 6.0]
 
 
 def test_a_row_rejected_for_an_unexpected_column_quotes_its_own_cell_there(warehouse):

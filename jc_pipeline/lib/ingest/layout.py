@@ -42,10 +42,12 @@ _SPACES = re.compile(r"\s+")
 
 
 def normalize_header(cell: str | None) -> str | None:
-    """Trim, lower-case, whitespace runs to ``_`` (spec §5.1); blank -> None."""
+    """Trim, lower-case, whitespace runs to ``_`` (spec §5.1); blank -> None. Double quotes around the name are
+    dropped: a CSV header written ``"year", "month"`` (a space after each comma) keeps them, for the CSV readers
+    take a quote after a space as text."""
     if cell is None:
         return None
-    text = _SPACES.sub("_", cell.strip().lower())
+    text = _SPACES.sub("_", cell.strip().removeprefix('"').removesuffix('"').strip().lower())
     return text or None
 
 

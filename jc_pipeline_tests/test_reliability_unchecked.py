@@ -1,19 +1,26 @@
-"""Datapoints whose checks did not run never count as checked: a roll-up whose checks crashed, followed by a
-state_metrics run alone (one click in the UI), leaves their months pending, and the next `jc-pipeline run` checks
-them and ends where an uninterrupted run ends (helper-36: an ERROR-level datapoint stayed published)."""
+"""Datapoints whose checks did not run never count as checked, and checked ones are rolled up: a roll-up whose
+checks crashed, followed by a state_metrics run alone (one click in the UI), leaves their months pending (helper-36:
+an ERROR-level datapoint stayed published), and a run killed after its checks leaves the months it rebuilt to the
+next roll-up (helper-37: a verdict the calendar overturned was lost). The next `jc-pipeline run` ends where an
+uninterrupted run ends."""
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 
 import dagster as dg
 import duckdb
 import pytest
 
+from jc_pipeline import runner
 from jc_pipeline.cli import main
+from jc_pipeline.defs.normalize import assets as normalize_assets
 from jc_pipeline.defs.resources import WarehouseResource
 from jc_pipeline.defs.state.assets import state_metrics
-from jc_pipeline.lib import validation
+from jc_pipeline.lib import pending, validation
+from jc_pipeline.lib.periods import add_months
+from jc_pipeline.lib.report import data as report_data
 from jc_pipeline.lib.state_clock import state_today
 from jc_pipeline_tests.test_operations_support import baseline, copy_state, first_law_enforcement_agency
 
@@ -68,4 +75,35 @@ def test_months_whose_checks_crashed_stay_pending_through_a_state_roll_up_alone(
                                   resources={"warehouse": WarehouseResource(data_dir=str(data))})
     assert materialized.success
     assert _run(data, tmp_path / "home") == 0
+    assert _published(data, month) == expected
+
+
+def _next_month(patch: pytest.MonkeyPatch, month: str) -> None:
+    """Every clock the pipeline reads says the first day after ``month`` (the month has ended)."""
+    after = add_months(date.fromisoformat(month), 1)
+    for module in (runner, normalize_assets, report_data):
+        patch.setattr(module, "state_today", lambda now=None: after)
+
+
+def test_a_run_killed_after_its_checks_leaves_the_months_it_rebuilt_to_the_next_roll_up(tmp_path_factory, tmp_path,
+                                                                                       monkeypatch):
+    """The month sent while it ran has ended: its period_not_in_future verdict is overturned with no upload pending.
+    A run that checks it and dies before it records the checks (and before its roll-up) must leave the month to the
+    next run, which rolls the datapoint up as an uninterrupted run does."""
+    reference, month = _with_unended_month(baseline(tmp_path_factory), tmp_path / "reference")
+    data, _ = _with_unended_month(baseline(tmp_path_factory), tmp_path / "data")
+    for target in (reference, data):
+        assert _run(target, tmp_path / f"{target.name}_home") == 0
+    assert ("period_not_in_future", "ERROR") in {r[1:3] for r in _published(data, month)[0]}
+    _next_month(monkeypatch, month)
+    assert _run(reference, tmp_path / "reference_home") == 0
+    expected = _published(reference, month)
+    assert "period_not_in_future" not in {r[1] for r in expected[0]}
+    with monkeypatch.context() as patch:
+        def killed(*args, **kwargs):
+            raise RuntimeError("killed after the checks")
+
+        patch.setattr(pending, "mark_resolved", killed)
+        assert _run(data, tmp_path / "data_home") == 1
+    assert _run(data, tmp_path / "data_home") == 0
     assert _published(data, month) == expected

@@ -45,6 +45,13 @@ _PENDING = """
     SELECT DISTINCT month FROM (SELECT month FROM pending_file_months UNION ALL SELECT month FROM pending_whole_months)
     ORDER BY month
 """
+# Also the months whose agency_metrics rows a rebuild changed and no roll-up has read since: a run that died after
+# its checks (the verdict of a period the calendar overturned is then current, and no file of the month pending).
+_AWAITING_ROLL_UP = """
+    SELECT DISTINCT month FROM (SELECT month FROM pending_file_months UNION ALL SELECT month FROM pending_whole_months
+                                UNION ALL SELECT month FROM rebuilt_agency_months)
+    ORDER BY month
+"""
 _WHOLE = "SELECT DISTINCT month FROM pending_whole_months ORDER BY month"
 # Every month holding data ($months NULL) or the given ones, once (a month listed and not yet resolved is not listed
 # again).
@@ -182,10 +189,11 @@ def _indexed(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def pending_months(con: duckdb.DuckDBPyConnection) -> list[date]:
-    """Month starts that new or changed files touched, or that a change of the reference tables marked
-    (:func:`mark_whole_months`), and no roll-up has covered yet."""
+    """Month starts that new or changed files touched, that a change of the reference tables marked
+    (:func:`mark_whole_months`), or whose rebuilt datapoints (:func:`record_rebuilt`) no roll-up has read, and no
+    roll-up has covered yet."""
     _indexed(con)
-    return [row[0] for row in con.execute(_PENDING).fetchall()]
+    return [row[0] for row in con.execute(_AWAITING_ROLL_UP).fetchall()]
 
 
 def whole_months(con: duckdb.DuckDBPyConnection) -> list[date]:
@@ -279,19 +287,30 @@ def rebuilds_to_roll_up(con: duckdb.DuckDBPyConnection, months: Sequence[date]) 
             for group in (months_through(first, last) for first, last in contiguous_ranges(rebuilt))]
 
 
-def mark_resolved(con: duckdb.DuckDBPyConnection, months: Sequence[date], agencies: Sequence[str] | None) -> None:
-    """Record that agency_metrics of `months` was just rebuilt, for `agencies` (None: every agency), from every
-    upload staged so far, and checked. Call it on the connection that did the rebuild and the checks, before
-    closing it: the store's lock is still held, so no upload can slip in between what the rebuild read and what
-    this records. The agencies are kept for the state roll-up of those months (`rebuilt_agencies`)."""
+def record_rebuilt(con: duckdb.DuckDBPyConnection, rebuilds: Sequence[Rebuild]) -> None:
+    """Record that agency_metrics was just rebuilt as `rebuilds` say (each rebuild's agencies; None: every agency):
+    kept for the state roll-up of those months (`rebuilt_agencies`), which reads them even when the run dies before
+    it (the months stay in :func:`pending_months`)."""
     ensure_schema(con)
-    params = {"months": sorted(set(months))}
+    with transaction(con):
+        for months, agencies in rebuilds:
+            con.execute(_RECORD_REBUILT, {"months": sorted(set(months)),
+                                          "agencies": None if agencies is None else sorted(set(agencies))})
+
+
+def mark_resolved(con: duckdb.DuckDBPyConnection, rebuilds: Sequence[Rebuild]) -> None:
+    """Record that agency_metrics, rebuilt as `rebuilds` say (:func:`record_rebuilt`) from every upload staged so
+    far, has been checked: the pending uploads of their months are resolved. Call it on the connection that did the
+    rebuilds and the checks, before closing it: the store's lock is still held, so no upload can slip in between
+    what the rebuilds read and what this records."""
+    ensure_schema(con)
     with transaction(con):
         _index_new_uploads(con)
-        con.execute(_RESOLVED, params)
-        if agencies is None:
-            con.execute(_RESOLVE_WHOLE, params)
-        con.execute(_RECORD_REBUILT, {**params, "agencies": None if agencies is None else sorted(set(agencies))})
+        for months, agencies in rebuilds:
+            params = {"months": sorted(set(months))}
+            con.execute(_RESOLVED, params)
+            if agencies is None:
+                con.execute(_RESOLVE_WHOLE, params)
 
 
 def rebuilt_agencies(con: duckdb.DuckDBPyConnection, months: Sequence[date]) -> list[str] | None:

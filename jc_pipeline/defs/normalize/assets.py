@@ -69,15 +69,15 @@ def agency_metrics(
                     if nightly else [pending.Rebuild(months, None)])
         rows = sum(ingest.resolve_agency_metrics(con, rebuild_months, roster, registry, agencies)
                    for rebuild_months, agencies in rebuilds)
+        pending.record_rebuilt(con, rebuilds)
         resolved = time.perf_counter()
         problems = validation.check_structure(con, registry)
         outcomes = [] if problems else validation.validate_scopes(con, rebuilds, today=today, registry=registry)
-        # Only checked months leave the pending list: after a crash or a broken structure they stay pending, so
-        # no roll-up counts them as current (a state_metrics run alone, from the UI, then moves nothing) and the
-        # next roll-up resolves and checks them again.
+        # Only checked uploads are resolved: after a crash or a broken structure they stay pending, so the next
+        # roll-up resolves and checks them again (a state_metrics run alone, from the UI, meanwhile rolls up
+        # agency_metrics as it stands, but leaves them pending).
         if not problems:
-            for rebuild_months, agencies in rebuilds:
-                pending.mark_resolved(con, rebuild_months, agencies)
+            pending.mark_resolved(con, rebuilds)
         checked = time.perf_counter()
     # The two halves of this step are timed apart: the benchmark (bench/) reports normalize and checks as stages.
     yield dg.MaterializeResult(

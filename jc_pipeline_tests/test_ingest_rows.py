@@ -110,12 +110,15 @@ def test_a_year_typed_as_a_date_and_an_accounting_dash_are_named_with_their_fix(
         sheet.write_row(1, 1, [1, 5])
     deliver_csv(warehouse.data_dir, "le", "LAW_ENFORCEMENT", "reported_crime.csv",
                 [["year", "month", "value"], [2023, 1, " -   "], [2023, 2, "7"]])
+    deliver_csv(warehouse.data_dir, "fy_jail", "JAILS", "funding.csv", [["year", "value"], ["2022-23", 5]])
     warehouse.ingest()
     rows = warehouse.table("rejected_rows").sort("sheet").select("sheet", "row_number", "rule", "raw_value",
                                                                    "message").rows()
     assert rows == [
         ("arrests", 2, "R1", "2023-01-01 00:00:00",
          "Year '2023-01-01 00:00:00' is a date: type the year as a number (such as 2023), not as a date"),
+        ("funding.csv", 2, "R1", "2022-23",  # a fiscal year written short: not a date
+         "Invalid 'year' value '2022-23': write a whole number such as 2023, or a fiscal year such as 2022-2023"),
         ("reported_crime.csv", 2, "R7", "-",
          "Invalid 'value' '-': a dash stands for zero in Excel's accounting format; write 0")]
 
@@ -249,8 +252,8 @@ def test_a_merged_month_cell_over_categories_is_rejected_not_stored_as_years(war
     rejected = warehouse.table("rejected_rows").filter(pl.col("row_number") == 3).filter(pl.col("rule") == "R14")
     assert rejected.select("column_name", "raw_value").rows() == [("month", None)]
     assert rejected["message"].item() == (
-        "Month is empty on this 'Property Offenses' row of 2024, while other rows of 2024 in this sheet have "
-        "months: write the month on every row (a merged month cell, or a month written once above its "
+        "Month is empty on this 'Property Offenses' row of 2024, while rows of other categories of 2024 in this "
+        "sheet have months: write the month on every row (a merged month cell, or a month written once above its "
         "categories, leaves the rows below it empty)")
     loaded = sorted((key, s.isoformat(), e.isoformat(), c or "", v) for key, s, e, c, v in values(warehouse))
     # Totals without a total row are inferred from the categories loaded ("": the total).
@@ -262,6 +265,27 @@ def test_a_merged_month_cell_over_categories_is_rejected_not_stored_as_years(war
         ("LAW_ENFORCEMENT_ARRESTS", "2024-01-01", "2025-01-01", "", 900.0),
         ("LAW_ENFORCEMENT_ARRESTS", "2024-02-01", "2024-03-01", "", 17.0),
         ("LAW_ENFORCEMENT_ARRESTS", "2024-02-01", "2024-03-01", "PERSON", 17.0)]
+
+
+def test_rows_without_a_month_beside_other_agencies_metrics_or_their_own_months_stay_annual(warehouse):
+    """helper-37: R14 is about one agency's metric in one sheet. Another agency's rows (a superagency's upload),
+    another metric's (a single-page sheet) and a category's own year total below its months are annual (M1)."""
+    deliver_csv(warehouse.data_dir, "aoc", "COURTS_AND_PRETRIAL", "cases_filed_by_severity.csv", [
+        ["year", "month", "agency", "severity_type", "value"], [2023, 1, "court_1", "Felony", 5],
+        [2023, 2, "court_1", "Felony", 6], [2023, None, "court_2", "Felony", 60],
+        [2023, None, "court_2", "Misdemeanor", 70]])
+    deliver_csv(warehouse.data_dir, "le", "LAW_ENFORCEMENT", "everything.csv", [
+        ["metric", "year", "month", "breakdown_category", "breakdown", "value"], ["arrests", 2023, 1, None, None, 10],
+        ["arrests", 2023, 2, None, None, 11], ["reported_crime", 2023, None, "offense_type", "Person Offenses", 100]])
+    deliver_csv(warehouse.data_dir, "le", "LAW_ENFORCEMENT", "arrests_by_type.csv", [
+        ["year", "month", "offense_type", "value"], [2022, 1, "Person Offenses", 5], [2022, 2, "Person Offenses", 6],
+        [2022, None, "Person Offenses", 11]])
+    warehouse.ingest()
+    assert sorted(warehouse.table("rejected_rows").filter(pl.col("severity") == "ERROR").rows()) == []
+    found = sorted(warehouse.table("rejected_rows").filter(pl.col("rule") == "M1").select("sheet", "row_number")
+                   .rows())
+    assert found == [("arrests_by_type.csv", 4), ("cases_filed_by_severity.csv", 4),
+                     ("cases_filed_by_severity.csv", 5), ("everything.csv", 4)]
 
 
 def test_missing_and_empty_month_columns_store_annual_values(warehouse):

@@ -161,7 +161,7 @@ def test_a_number_that_means_another_in_european_excel_is_rejected_in_a_semicolo
     w = Warehouse(tmp_path)
     path = deliver_csv(w.data_dir, "le", "LAW_ENFORCEMENT", "arrests.csv", [])
     path.write_bytes(b"year;month;value\r\n2023;1;1.250\r\n2023;2;1,250\r\n2023;3;1250\r\n2023;4;12.5\r\n"
-                     b"2023;5;-1.250\r\n")
+                     b"2023;5;-1.250\r\n2023;6;0.125\r\n")
     deliver_csv(w.data_dir, "le", "LAW_ENFORCEMENT", "reported_crime.csv",
                 [["year", "month", "value"], [2023, 1, "1,250"], [2023, 2, "1.250"]])
     monkeypatch.setattr(readers, "SMALL_CSV_BYTES", small_csv_bytes)
@@ -178,6 +178,7 @@ def test_a_number_that_means_another_in_european_excel_is_rejected_in_a_semicolo
         "(1250 or 1.25)")
     values = w.metrics().sort("metric_key", "period_start").select("metric_key", "value").rows()
     assert values == [("LAW_ENFORCEMENT_ARRESTS", 1250.0), ("LAW_ENFORCEMENT_ARRESTS", 12.5),
+                      ("LAW_ENFORCEMENT_ARRESTS", 0.125),
                       ("LAW_ENFORCEMENT_REPORTED_CRIME", 1250.0), ("LAW_ENFORCEMENT_REPORTED_CRIME", 1.25)]
 
 

@@ -346,23 +346,27 @@ def _resolve_period(live: pl.DataFrame, roster: Roster, registry: Registry, now:
 
 
 def _months_left_empty(live: pl.DataFrame) -> pl.DataFrame:
-    """A breakdown row of a monthly metric without a month, in a sheet whose other rows of that year have months,
-    is rejected (``month_among_months``, R14) rather than stored as an annual value (M1): a merged month cell, or a
-    month written once above its categories, leaves the rows below it empty, and each would become a year's value
-    of one category. An aggregate row without a month (a year's total below its months) stays annual (M1)."""
+    """A breakdown row of a monthly metric without a month is rejected (``month_among_months``, R14) rather than
+    stored as an annual value (M1) when the same sheet has rows with months for the same agency, metric and year,
+    but none for the row's category: a merged month cell, or a month written once above its categories, leaves the
+    rows below it empty, and each would become a year's value of one category. A category's own year total below
+    its months, another agency's or another metric's rows (superagency and single-page sheets) and an aggregate
+    row without a month stay annual (M1)."""
     empty = (pl.col("use_month") & pl.col("month").is_null() & pl.col("category").is_not_null()
              & (pl.col("setting_frequency") == "MONTHLY") & pl.col("period_problem").is_null()
              & pl.col("year_problem").is_null())
     if not live.select(empty.any()).item():  # the usual batch: one pass over a few columns
         return live
-    sheets = live.filter(empty).select("sheet_idx").unique()
-    with_months = (live.join(sheets, on="sheet_idx", how="semi").filter(pl.col("month_num").is_not_null())
-                   .select("sheet_idx", "year_label").unique().with_columns(months=pl.lit(True)))
-    live = attach(live, ["sheet_idx", "year_label"], with_months, months="months")
+    year = ["sheet_idx", "agency_id", "metric_key", "year_label"]
+    monthly = live.join(live.filter(empty).select("sheet_idx").unique(), on="sheet_idx", how="semi").filter(
+        pl.col("month_num").is_not_null())
+    live = attach(live, year, monthly.select(year).unique().with_columns(months=pl.lit(True)), months="months")
+    live = attach(live, [*year, "category"], monthly.select(*year, "category").unique().with_columns(
+        own=pl.lit(True)), own="own")
     return live.with_columns(
-        period_problem=pl.when(empty & pl.col("months")).then(pl.lit("month_among_months"))
-        .otherwise(pl.col("period_problem")),
-    ).drop("months")
+        period_problem=pl.when(empty & pl.col("months") & pl.col("own").is_null())
+        .then(pl.lit("month_among_months")).otherwise(pl.col("period_problem")),
+    ).drop("months", "own")
 
 
 def _resolve_category(live: pl.DataFrame, registry: Registry) -> pl.DataFrame:
@@ -475,9 +479,9 @@ def _row_findings(live: pl.LazyFrame, now: datetime) -> list[pl.LazyFrame]:
                                          pl.col("metric_sheet")),
                  })),
         _finding(live.filter(pl.col("period_problem") == "month_among_months"), "R14", pl.col("col_month"), month,
-                 f("Month is empty on this '{}' row of {}, while other rows of {} in this sheet have months: write "
-                   "the month on every row (a merged month cell, or a month written once above its categories, "
-                   "leaves the rows below it empty)", cat, year, year)),
+                 f("Month is empty on this '{}' row of {}, while rows of other categories of {} in this sheet "
+                   "have months: write the month on every row (a merged month cell, or a month written once above "
+                   "its categories, leaves the rows below it empty)", cat, year, year)),
         _finding(live.filter(pl.col("period_problem").is_in(["early", "future"])), "R13", pl.col("col_year"),
                  year, _pick("period_problem", {
                      "early": f("The period {} starts before January 2000, the first period kept; check the year",

@@ -31,7 +31,11 @@ _FIRST_DATE_SERIAL = 367
 _PLAIN_NUMBER = r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$"
 _THOUSANDS = r"^[+-]?\d{1,3}(,\d{3})+(\.\d*)?$"
 _DOLLAR = r"^([+-]?)\s*\$\s*"
-_ONE_GROUP = r"^[+-]?(\$\s*)?\d{1,3}[.,]\d{3}$"
+# One group of three digits after a comma, or after a point that follows more than a zero ("0.125" is a decimal
+# either way).
+_ONE_GROUP = r"^[+-]?(\$\s*)?(\d{1,3},\d{3}|[1-9]\d{0,2}\.\d{3})$"
+# A date cell read as text, where a year was expected ("2022-23" is a fiscal year written short, not a date).
+_YEAR_DATE = r"^\d{4}-\d{1,2}-\d{1,2}([ T].*)?$|^\d{1,2}/\d{1,2}/\d{2,4}$"
 
 YEAR_MIN = 1600
 
@@ -40,9 +44,10 @@ def parse_year(cell: pl.Expr, current_year: int) -> tuple[pl.Expr, pl.Expr, pl.E
     """(label year Int32, is_range Boolean, problem String) for a stripped text cell (null = blank).
 
     Problems: ``empty``, ``format`` (``date`` when the cell is a date), ``bounds`` (before 1600, or a label after
-    next year), ``range`` (years not consecutive). The label is the year a period ends in, so a fiscal year still running may be labelled next year
-    (July 2026 - June 2027 is 2027, or 2026-2027): both spellings pass here, and a period starting after the ingest
-    day is rejected by its start (R13). The reference bounds the year at the current one.
+    next year), ``range`` (years not consecutive). The label is the year a period ends in, so a fiscal year still
+    running may be labelled next year (July 2026 - June 2027 is 2027, or 2026-2027): both spellings pass here, and
+    a period starting after the ingest day is rejected by its start (R13). The reference bounds the year at the
+    current one.
     """
     single = cell.str.extract(_YEAR, 1).cast(pl.Int32)
     start = cell.str.extract(_YEAR_RANGE, 1).cast(pl.Int32)
@@ -51,7 +56,7 @@ def parse_year(cell: pl.Expr, current_year: int) -> tuple[pl.Expr, pl.Expr, pl.E
     label = pl.coalesce(single, end)
     problem = (
         pl.when(cell.is_null()).then(pl.lit("empty"))
-        .when(first.is_null() & cell.str.contains(_DATE_TEXT)).then(pl.lit("date"))
+        .when(first.is_null() & cell.str.contains(_YEAR_DATE)).then(pl.lit("date"))
         .when(first.is_null()).then(pl.lit("format"))
         .when((first < YEAR_MIN) | (label > current_year + 1)).then(pl.lit("bounds"))
         .when(start.is_not_null() & (end != start + 1)).then(pl.lit("range"))
@@ -127,5 +132,5 @@ def parse_value(cell: pl.Expr, is_money: pl.Expr) -> tuple[pl.Expr, pl.Expr]:
 def ambiguous_number(cell: pl.Expr) -> pl.Expr:
     """Whether a stripped text cell of a CSV separated by semicolons is a number whose meaning depends on the
     language it was written in: one group of three digits after a point or a comma ("1.250" is 1250 where Excel
-    writes 1.250,5, and 1.25 elsewhere)."""
+    writes 1.250,5, and 1.25 elsewhere; "0.125" is a decimal either way)."""
     return cell.str.contains(_ONE_GROUP)

@@ -41,6 +41,7 @@ from jc_pipeline.lib.registry import load_registry
 from jc_pipeline.lib.report import AgencyLinks, ExpectedPeriods, expected_periods
 from jc_pipeline.lib.validation.report import (
     UNASSIGNED,
+    LISTED_PER_RULE,
     ByAgency,
     Findings,
     agency_body,
@@ -299,8 +300,8 @@ def _missing_section(rows: list[dict[str, Any]]) -> str:
 
 
 def _workbook_link(name: str) -> str:
-    return (f"<p class='todo'>The complete lists are in the workbook <a href=\"{escape(name)}\">{escape(name)}</a>"
-            " (one row per finding and per missing period).</p>")
+    return (f"<p class='todo'>The longer lists are in the workbook <a href=\"{escape(name)}\">{escape(name)}</a>"
+            f" (one row per finding, up to {LISTED_PER_RULE:,} per rule, and one per missing period).</p>")
 
 
 def _period_runs(rows: list[dict[str, Any]]) -> list[tuple[str, str, str, str, str]]:

@@ -4,13 +4,15 @@ apart, breakdowns gated by the publication threshold, the coverage grid, escapin
 from __future__ import annotations
 
 import re
+from datetime import date
 from html import unescape
 
 import pytest
 
+from jc_pipeline.lib.periods import add_months
 from jc_pipeline.lib.report import expected_periods, load_state_views
-from jc_pipeline.lib.report.data import Grid, GridRow, MetricView
-from jc_pipeline.lib.report.format import value_text
+from jc_pipeline.lib.report.data import Grid, GridRow, MetricView, Series, SeriesKey
+from jc_pipeline.lib.report.format import axis_text, value_text
 from jc_pipeline.lib.report.page import GRID_STATUS, _grid, _metric
 from jc_pipeline_tests.report_support import HOSTILE_NAME, Page, build_report_state, write_report_set
 
@@ -189,3 +191,33 @@ def test_static_escaped_and_offline(built):
 def test_a_metric_says_whether_it_adds_up_as_the_roll_up_sums_it(unit, is_level, kind):
     view = MetricView(key="K", display_name="Funding", unit=unit, is_level=is_level, series=[], breakdowns=[])
     assert f"; {kind}; <code>K</code>" in _metric(view)
+
+
+def _month(month: int, value: float, reporting: int, expected: int = 38) -> dict:
+    return {"period_start": date(2025, month, 1), "period_end": add_months(date(2025, month, 1), 1),
+            "period_label": f"2025-{month:02d}", "value": value, "agencies_reporting": reporting,
+            "agencies_expected": expected, "coverage_population_pct": 100.0 * reporting / expected,
+            "rate_per_100k": None, "is_complete": reporting == expected}
+
+
+def test_a_month_few_agencies_reported_yet_is_no_fall_of_the_line_and_no_headline():
+    """helper-38: 1 of 38 agencies' arrests for the month just begun were drawn as a fall from 2,633 to 40, joined
+    by the line, and the facts said 'Latest: 40'. A period fewer than half the expected agencies reported is a
+    point of its own, and the latest well-covered period is the headline, the others listed as still arriving."""
+    rows = [_month(10, 2600, 38), _month(11, 2633, 37), _month(12, 40, 1)]
+    view = MetricView(key="K", display_name="Arrests", unit="count", is_level=False, breakdowns=[],
+                      series=[Series(SeriesKey("CALENDAR_MONTH", False, 1), rows)])
+    html = _metric(view)
+    polylines = re.findall(r'<polyline [^>]*points="([^"]*)"', html)
+    assert [len(points.split()) for points in polylines] == [2]  # October to November only
+    assert len(re.findall(r'<circle class="mark"', html)) == 3  # December is drawn, on its own
+    facts = unescape(re.sub(r"<[^>]+>", "", html.split("<dl class='facts'>")[1].split("</dl>")[0]))
+    assert facts.startswith("Latest2025-11: 2,633Coverage37 of 38 agencies reporting")
+    assert facts.endswith("Still arriving2025-12: 1 of 38 agencies so far")
+
+
+@pytest.mark.parametrize(("value", "text"), [(1250, "1.25k"), (2500, "2.5k"), (1_250_000, "1.25M"), (350, "350")])
+def test_axis_ticks_say_their_value(value, text):
+    """helper-38: a gridline at 1,250 read '1.2k'."""
+    assert axis_text(value, "count") == text
+    assert axis_text(value, "USD") == "$" + text

@@ -147,7 +147,10 @@ def _trend(metric: MetricView, series: Series) -> str:
     points = _points(series, metric.unit)
     title = f"{metric.display_name}: {series.key.title}"
     chart = svg.trend_chart(title, points, axis_format=lambda v: axis_text(v, metric.unit))
-    latest = next((r for r in reversed(series.rows) if r["value"] is not None), series.rows[-1])
+    # The latest period most agencies reported: a month whose reports are still arriving (1 of 38) is no headline.
+    with_value = [r for r in series.rows if r["value"] is not None]
+    latest = next((r for r in reversed(with_value)
+                   if svg.well_covered(r["agencies_reporting"], r["agencies_expected"])), with_value[-1])
     rate = latest.get("rate_per_100k")
     facts = [
         f"<dt>Latest</dt><dd>{escape(latest['period_label'])}: <b>{escape(value_text(latest['value'], metric.unit))}"
@@ -155,6 +158,11 @@ def _trend(metric: MetricView, series: Series) -> str:
         f"<dt>Coverage</dt><dd>{escape(coverage_text(latest))}"
         f"{'' if latest['is_complete'] else ' <span class=incomplete>(incomplete)</span>'}</dd>",
     ]
+    arriving = [r for r in with_value if r["period_start"] > latest["period_start"]]
+    if arriving:
+        facts.append("<dt>Still arriving</dt><dd>" + "; ".join(
+            f"{escape(r['period_label'])}: {r['agencies_reporting']} of {r['agencies_expected']} agencies so far"
+            for r in arriving) + "</dd>")
     if rate is not None:
         money = "$" if metric.unit == "USD" else ""
         facts.append(f"<dt>Rate</dt><dd>{money}{rate:,.1f} per 100,000 residents covered</dd>")

@@ -11,7 +11,7 @@ import pytest
 
 from jc_pipeline.lib.periods import add_months
 from jc_pipeline.lib.report import expected_periods, load_state_views
-from jc_pipeline.lib.report.data import Grid, GridRow, MetricView, Series, SeriesKey
+from jc_pipeline.lib.report.data import Grid, GridRow, MetricView, Series, SeriesKey, _breakdown_views
 from jc_pipeline.lib.report.format import axis_text, value_text
 from jc_pipeline.lib.report.page import GRID_STATUS, _grid, _metric
 from jc_pipeline_tests.report_support import HOSTILE_NAME, Page, build_report_state, write_report_set
@@ -72,6 +72,10 @@ def test_breakdowns_show_only_published_rows_and_flag_the_rest(built):
     assert unpublished == [("2023-01",)]
     # Offense type: 2023-01 published (88 % of the total covered) -> bars; 2022-01 (69 %) never drawn.
     assert all(", 2023-01:" in t for t in bars)
+    # The bars of the agencies that sent the breakdown fall short of the total: by how much is said (helper-38).
+    [(share,)] = con.execute("SELECT DISTINCT breakdown_share_pct FROM state_metrics WHERE period_label = '2023-01'"
+                             " AND dimension = 'metric/offense/type'").fetchall()
+    assert share < 99.95 and f"The categories add up to {share:.1f}% of the state total." in html
     # Race: the only period is below the threshold -> no bars, a marked note.
     assert "2023-01: below coverage threshold" in html
     assert not any("Black" in t or "NOT_HISPANIC_BLACK" in t for t in page.titles)
@@ -221,3 +225,23 @@ def test_axis_ticks_say_their_value(value, text):
     """helper-38: a gridline at 1,250 read '1.2k'."""
     assert axis_text(value, "count") == text
     assert axis_text(value, "USD") == "$" + text
+
+
+def test_a_dimension_published_for_fiscal_years_only_shows_them():
+    """helper-38: the first kind of period with rows was taken, so a dimension whose calendar year is below the
+    threshold never showed its fiscal year, published."""
+    calendar, fiscal = SeriesKey("CALENDAR_YEAR", False, 1), SeriesKey("FISCAL_YEAR", False, 7)
+
+    def row(key: SeriesKey, label: str, published: bool) -> dict:
+        return {"period_kind": key.period_kind, "is_derived_annual": False,
+                "period_start": date(2024, key.starting_month, 1), "period_label": label, "dimension": "d",
+                "category": "A", "category_label": "A", "value": 5.0, "agencies_reporting": 3,
+                "breakdown_share_pct": 90.0 if published else 29.0, "breakdown_threshold_pct": 80.0,
+                "published": published}
+
+    definition = {"metric_key": "LAW_ENFORCEMENT_EXPENSES", "dimensions": [["d", "expense_type"]]}
+    (view,) = _breakdown_views(definition, [calendar, fiscal], [row(calendar, "CY2024", False),
+                                                                 row(fiscal, "FY2025 (Jul-Jun)", True)])
+    assert (view.period_label, [b["category"] for b in view.bars]) == ("FY2025 (Jul-Jun)", ["A"])
+    (view,) = _breakdown_views(definition, [calendar, fiscal], [row(calendar, "CY2024", False)])
+    assert (view.bars, view.unpublished_label, view.unpublished_share) == ([], "CY2024", 29.0)

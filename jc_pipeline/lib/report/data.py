@@ -355,7 +355,9 @@ def _series_key(row: dict) -> SeriesKey:
 
 
 def _breakdown_views(definition: dict, series_keys: list[SeriesKey], rows: list[dict]) -> list[BreakdownView]:
-    """Per dimension: the first series kind (in the trend order) that has rows, its latest published period.
+    """Per dimension: the first series kind (in the trend order) with a published period, else the first with rows,
+    and its latest published period (a state whose calendar years fall below the threshold may publish its fiscal
+    years).
 
     Dimensions and categories follow the registry's (spec) order, so charts of different periods line up.
     """
@@ -368,9 +370,10 @@ def _breakdown_views(definition: dict, series_keys: list[SeriesKey], rows: list[
     for dimension in dimensions:
         column = columns.get(dimension) or dimension.rsplit("/", 1)[-1]
         by_series = _by(by_dimension[dimension], _series_key)
-        key = next((k for k in series_keys if k in by_series), None)
-        if key is None:
+        kinds = [k for k in series_keys if k in by_series]
+        if not kinds:
             continue
+        key = next((k for k in kinds if any(r["published"] for r in by_series[k])), kinds[0])
         kind_rows = by_series[key]
         view = BreakdownView(label=column.replace("_", " ").capitalize(), series_title=key.title)
         latest = max(r["period_start"] for r in kind_rows)

@@ -227,12 +227,16 @@ def _breakdown(metric: MetricView, view: BreakdownView) -> str:
         bars = [svg.Bar(r["category_label"], r["value"] or 0.0,
                         f"{r['category_label']}, {r['period_label']}: {value_text(r['value'], metric.unit)} "
                         f"({r['agencies_reporting']} agencies)") for r in view.bars]
-        parts.append(f"<p class='meta'>{escape(view.period_label or '')}, the latest period published.</p>")
+        share = view.bars[0]["breakdown_share_pct"]
+        # The bars of agencies that sent a breakdown rarely add up to the total of all agencies: say by how much.
+        adds_up = ("" if share is None or round(share, 1) == 100 else
+                   f" The categories add up to {share:.1f}% of the state total.")
+        parts.append(f"<p class='meta'>{escape(view.period_label or '')}, the latest period published.{adds_up}</p>")
         parts.append(svg.bar_chart(title, bars, value_format=lambda v: value_text(v, metric.unit)))
     if view.unpublished_label:
         detail = []
         if view.unpublished_share is not None:
-            detail.append(f"the agencies reporting it cover {view.unpublished_share:.0f}% of the total")
+            detail.append(f"the agencies reporting it cover {view.unpublished_share:.1f}% of the total")
         if view.threshold is not None:
             detail.append(f"threshold {view.threshold:.0f}%")
         suffix = f" ({'; '.join(detail)})" if detail else ""

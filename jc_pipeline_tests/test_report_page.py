@@ -81,6 +81,21 @@ def test_breakdowns_show_only_published_rows_and_flag_the_rest(built):
     assert not any("Black" in t or "NOT_HISPANIC_BLACK" in t for t in page.titles)
 
 
+def test_a_combined_supervision_total_stands_beside_the_whole_state(built):
+    """helper-38: the Supervision section showed the combined total (agencies reporting combined only) as if it were
+    the state's, 'complete'; the statewide department's parole and probation counts were nowhere beside it."""
+    con, _, html, _ = built
+    [(combined, whole, reporting, expected)] = con.execute("""
+        SELECT s.value, t.value, t.agencies_reporting, t.agencies_expected
+        FROM state_metrics AS s JOIN state_supervision_totals AS t USING (state_code, metric_key, period_start)
+        WHERE s.metric_key = 'SUPERVISION_POPULATION' AND s.period_kind = 'CALENDAR_MONTH' AND s.dimension IS NULL
+          AND t.dimension IS NULL AND t.period_kind = 'CALENDAR_MONTH'""").fetchall()
+    assert whole > combined
+    trend = html.split('id="metric-supervision-population"')[1].split("</dl>")[0]
+    assert (f"<dt>Whole state</dt><dd><b>{value_text(whole, 'count')}</b> from {reporting} of {expected} agencies "
+            "(the chart counts the agencies reporting combined only; 1 more report by subsystem") in trend
+
+
 def _page_grids(html: str) -> list[tuple[list[str], list[tuple[str, list[tuple[str, int, str | None]]]]]]:
     """Each coverage grid of the page: its columns, and per row the agency's label and its cells (status,
     columns spanned, tooltip)."""

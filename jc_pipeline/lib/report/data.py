@@ -34,12 +34,22 @@ GRID_YEARS = 6
 REPORTED, FAILED, NOT_COUNTED, MISSING = "REPORTED", "FAILED_VALIDATION", "NOT_COUNTED", "MISSING"
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
+# A combined SUPERVISION_* total counts the agencies reporting combined only: where some report by subsystem, the
+# whole state's (state_supervision_totals) comes beside it.
 _TOTALS_SQL = """
-SELECT state_code, sector, metric_key, period_kind, is_derived_annual, period_start, period_end, period_label,
-       value, agencies_reporting, agencies_expected, population_covered, coverage_population_pct, rate_per_100k,
-       is_complete, aggregation_rule
-FROM state_metrics WHERE dimension IS NULL
-ORDER BY state_code, metric_key, period_kind, is_derived_annual, period_start
+SELECT s.state_code, s.sector, s.metric_key, s.period_kind, s.is_derived_annual, s.period_start, s.period_end,
+       s.period_label, s.value, s.agencies_reporting, s.agencies_expected, s.population_covered,
+       s.coverage_population_pct, s.rate_per_100k, s.is_complete, s.aggregation_rule,
+       s.agencies_expected_by_subsystem, t.value AS whole_state_value,
+       t.agencies_reporting AS whole_state_reporting, t.agencies_expected AS whole_state_expected
+FROM state_metrics AS s
+LEFT JOIN state_supervision_totals AS t
+  ON s.agencies_expected_by_subsystem > 0 AND t.dimension IS NULL AND t.state_code = s.state_code
+ AND t.metric_key = s.metric_key AND t.period_kind = s.period_kind
+ AND t.is_derived_annual IS NOT DISTINCT FROM s.is_derived_annual AND t.period_start = s.period_start
+ AND t.period_end = s.period_end
+WHERE s.dimension IS NULL
+ORDER BY s.state_code, s.metric_key, s.period_kind, s.is_derived_annual, s.period_start
 """
 _BREAKDOWNS_SQL = """
 SELECT s.state_code, s.metric_key, s.period_kind, s.is_derived_annual, s.period_start, s.period_label,

@@ -158,6 +158,8 @@ def _trend(metric: MetricView, series: Series) -> str:
         f"<dt>Coverage</dt><dd>{escape(coverage_text(latest))}"
         f"{'' if latest['is_complete'] else ' <span class=incomplete>(incomplete)</span>'}</dd>",
     ]
+    if latest.get("agencies_expected_by_subsystem"):
+        facts.append(_whole_state(latest, metric.unit))
     arriving = [r for r in with_value if r["period_start"] > latest["period_start"]]
     if arriving:
         facts.append("<dt>Still arriving</dt><dd>" + "; ".join(
@@ -168,6 +170,17 @@ def _trend(metric: MetricView, series: Series) -> str:
         facts.append(f"<dt>Rate</dt><dd>{money}{rate:,.1f} per 100,000 residents covered</dd>")
     return (f"<div class='trend'><h4>{escape(series.key.title)}</h4><div class='pair'>{chart}"
             f"<dl class='facts'>{''.join(facts)}</dl></div>{_table(series, metric.unit)}</div>")
+
+
+def _whole_state(row: dict, unit: str) -> str:
+    """The whole state's supervision number beside a combined total that counts the agencies reporting combined
+    only (state_supervision_totals: each agency's combined value or the sum of its subsystems')."""
+    by_subsystem = row["agencies_expected_by_subsystem"]
+    whole = ("no value yet" if row["whole_state_value"] is None else
+             f"<b>{escape(value_text(row['whole_state_value'], unit))}</b> from {row['whole_state_reporting']} of "
+             f"{row['whole_state_expected']} agencies")
+    return (f"<dt>Whole state</dt><dd>{whole} (the chart counts the agencies reporting combined only; "
+            f"{by_subsystem} more report by subsystem: parole, probation and the others below)</dd>")
 
 
 def _points(series: Series, unit: str) -> list[svg.TrendPoint]:

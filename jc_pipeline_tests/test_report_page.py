@@ -9,7 +9,7 @@ from html import unescape
 
 import pytest
 
-from jc_pipeline.lib.periods import add_months
+from jc_pipeline.lib.periods import add_months, period_label
 from jc_pipeline.lib.report import expected_periods, load_state_views
 from jc_pipeline.lib.report.data import Grid, GridRow, MetricView, Series, SeriesKey, _breakdown_views
 from jc_pipeline.lib.report.format import axis_text, value_text
@@ -260,3 +260,26 @@ def test_a_dimension_published_for_fiscal_years_only_shows_them():
     assert (view.period_label, [b["category"] for b in view.bars]) == ("FY2025 (Jul-Jun)", ["A"])
     (view,) = _breakdown_views(definition, [calendar, fiscal], [row(calendar, "CY2024", False)])
     assert (view.bars, view.unpublished_label, view.unpublished_share) == ([], "CY2024", 29.0)
+
+
+def test_a_trend_names_its_gaps_its_averages_and_the_agencies_in_other_charts():
+    """helper-38: a fiscal year without a row read '2018: 0 of 0 agencies reporting' (its start year, nobody
+    expected); a derived year of a level did not say it is a mean; agencies reporting at another cadence were
+    not mentioned beside a month's '1 of 1, complete'."""
+    def year(start: date, value: float, other: int | None = None) -> dict:
+        return {"period_start": start, "period_end": add_months(start, 12),
+                "period_label": period_label(start, add_months(start, 12)), "value": value,
+                "agencies_reporting": 8, "agencies_expected": 8, "coverage_population_pct": 100.0,
+                "rate_per_100k": None, "is_complete": True, "agencies_expected_other_cadence": other}
+
+    fiscal = Series(SeriesKey("FISCAL_YEAR", False, 7), [year(date(2016, 7, 1), 5.0), year(date(2018, 7, 1), 6.0)])
+    derived = Series(SeriesKey("CALENDAR_YEAR", True, 1), [year(date(2019, 1, 1), 7.0, other=37)])
+    html = _metric(MetricView(key="K", display_name="Population", unit="count", is_level=True, breakdowns=[],
+                              series=[fiscal, derived]))
+    titles = [unescape(t) for t in re.findall(r"<title>([^<]*)</title>", html)]
+    assert "FY2018 (Jul-Jun): no agency reported this period" in titles
+    assert not any("0 of 0" in t for t in titles)
+    assert ("By calendar year, derived from monthly reports (agencies with all 12 months counted); a level, so "
+            "each year is the mean of its 12 monthly values") in unescape(html)
+    assert ("<dt>Other cadence</dt><dd>37 more agencies report this metric at another cadence: their numbers are in "
+            "the other charts of this metric, not in this one</dd>") in html

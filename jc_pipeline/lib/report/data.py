@@ -40,7 +40,7 @@ _TOTALS_SQL = """
 SELECT s.state_code, s.sector, s.metric_key, s.period_kind, s.is_derived_annual, s.period_start, s.period_end,
        s.period_label, s.value, s.agencies_reporting, s.agencies_expected, s.population_covered,
        s.coverage_population_pct, s.rate_per_100k, s.is_complete, s.aggregation_rule,
-       s.agencies_expected_by_subsystem, t.value AS whole_state_value,
+       s.agencies_expected_other_cadence, s.agencies_expected_by_subsystem, t.value AS whole_state_value,
        t.agencies_reporting AS whole_state_reporting, t.agencies_expected AS whole_state_expected
 FROM state_metrics AS s
 LEFT JOIN state_supervision_totals AS t

@@ -13,7 +13,7 @@ from html import escape
 from importlib import resources
 from string import Template
 
-from jc_pipeline.lib.periods import add_months
+from jc_pipeline.lib.periods import add_months, period_label
 from jc_pipeline.lib.report import svg
 from jc_pipeline.lib.report.data import (
     AgencyQuality,
@@ -160,6 +160,10 @@ def _trend(metric: MetricView, series: Series) -> str:
     ]
     if latest.get("agencies_expected_by_subsystem"):
         facts.append(_whole_state(latest, metric.unit))
+    if latest.get("agencies_expected_other_cadence"):
+        facts.append(f"<dt>Other cadence</dt><dd>{latest['agencies_expected_other_cadence']} more agencies report "
+                     f"this metric {'yearly' if series.key.period_kind == 'CALENDAR_MONTH' else 'at another cadence'}"
+                     f": their numbers are in the other charts of this metric, not in this one</dd>")
     arriving = [r for r in with_value if r["period_start"] > latest["period_start"]]
     if arriving:
         facts.append("<dt>Still arriving</dt><dd>" + "; ".join(
@@ -168,7 +172,10 @@ def _trend(metric: MetricView, series: Series) -> str:
     if rate is not None:
         money = "$" if metric.unit == "USD" else ""
         facts.append(f"<dt>Rate</dt><dd>{money}{rate:,.1f} per 100,000 residents covered</dd>")
-    return (f"<div class='trend'><h4>{escape(series.key.title)}</h4><div class='pair'>{chart}"
+    heading = series.key.title
+    if series.key.is_derived_annual and metric.is_level:
+        heading += "; a level, so each year is the mean of its 12 monthly values"
+    return (f"<div class='trend'><h4>{escape(heading)}</h4><div class='pair'>{chart}"
             f"<dl class='facts'>{''.join(facts)}</dl></div>{_table(series, metric.unit)}</div>")
 
 
@@ -197,8 +204,8 @@ def _points(series: Series, unit: str) -> list[svg.TrendPoint]:
         row = by_start.get(start)
         tick = _tick(start, step, len(starts), i, row)
         if row is None:
-            points.append(svg.TrendPoint(start.isoformat()[: 7 if step == 1 else 4], None, 0, 0,
-                                         "no agency reported this period", tick))
+            label = period_label(start, add_months(start, step))
+            points.append(svg.TrendPoint(label, None, 0, 0, f"{label}: no agency reported this period", tick))
         else:
             points.append(svg.TrendPoint(row["period_label"], row["value"], row["agencies_reporting"],
                                          row["agencies_expected"], point_tooltip(row, unit), tick))

@@ -21,7 +21,7 @@ import json
 import re
 import subprocess
 from collections import defaultdict, deque
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -336,8 +336,8 @@ def _workbook(title: str, stamp: str, findings: list[dict], rejects: list[dict],
                                  "Errors keep data out of the state numbers; warnings are kept but should be checked. "
                                  "Sheet 'Missing periods': the periods you are expected to send."))]
         workbook.add_sheet("About", ("Item", "Details"), about, widths=(34, 110))
-        workbook.add_sheet("To fix", _FIX_COLUMNS, [*map(_reject_row, rejects), *map(_check_row, findings),
-                                                    *_unlisted_rows(rejects, findings)],
+        workbook.add_sheet("To fix", _FIX_COLUMNS, [*_fix_rows("File row", rejects, _reject_row, _ingest_rule_title),
+                                                    *_fix_rows("Check", findings, _check_row, _check_title)],
                            widths=_FIX_WIDTHS, autofilter=True)
         workbook.add_sheet("Missing periods", _MISSING_COLUMNS, map(_missing_row, missing),
                            widths=_MISSING_WIDTHS, autofilter=True)
@@ -360,17 +360,19 @@ def _check_row(f: dict[str, Any]) -> tuple:
             _check_title(f["rule"]), f["message"], rule.remedy if rule else None)
 
 
-def _unlisted_rows(rejects: list[dict[str, Any]], findings: list[dict[str, Any]]) -> Iterator[tuple]:
-    """A row per rule with more rows than the workbook lists (:data:`LISTED_PER_RULE`): how many are not listed."""
-    for kind, rows, title in (("File row", rejects, _ingest_rule_title), ("Check", findings, _check_title)):
-        for (severity, name), section in rule_sections(rows).items():
-            unlisted = section[0]["rule_rows"] - len(section)
-            if unlisted > 0:
-                yield (kind, _severity(severity), None, None, None, None, None, None, None, None, None, title(name),
-                       f"{unlisted:,} more rows of this rule are not listed here ({len(section):,} of "
-                       f"{section[0]['rule_rows']:,} are).",
-                       "Fix the rows listed, and the same problem wherever else it is in your files; the next "
-                       "feedback lists any rows still to fix.")
+def _fix_rows(kind: str, rows: list[dict[str, Any]], row: Callable[[dict[str, Any]], tuple],
+              title: Callable[[str], str]) -> Iterator[tuple]:
+    """The 'To fix' rows of listed findings (:meth:`~jc_pipeline.lib.validation.report.ByAgency.listed`), rule by
+    rule, each rule followed by a row saying how many of its rows are not listed (:data:`LISTED_PER_RULE`)."""
+    for (severity, name), section in rule_sections(rows).items():
+        yield from map(row, section)
+        unlisted = section[0]["rule_rows"] - len(section)
+        if unlisted > 0:
+            yield (kind, _severity(severity), None, None, None, None, None, None, None, None, None, title(name),
+                   f"{unlisted:,} more rows of this rule are not listed here ({len(section):,} of "
+                   f"{section[0]['rule_rows']:,} are).",
+                   "Fix the rows listed, and the same problem wherever else it is in your files; the next "
+                   "feedback lists any rows still to fix.")
 
 
 def _ingest_rule_title(code: str) -> str:

@@ -267,6 +267,21 @@ def test_a_merged_month_cell_over_categories_is_rejected_not_stored_as_years(war
         ("LAW_ENFORCEMENT_ARRESTS", "2024-02-01", "2024-03-01", "PERSON", 17.0)]
 
 
+def test_a_merged_year_cell_is_named_in_the_empty_years_message(warehouse):
+    """helper-35: a year merged over three months read as one year and two empty ones (R1), with no word on why."""
+    path = inbox_path(warehouse.data_dir, "le", "LAW_ENFORCEMENT", "merged_year.xlsx")
+    with xlsxwriter.Workbook(str(path)) as book:
+        sheet = book.add_worksheet("arrests")
+        sheet.write_row(0, 0, ["year", "month", "value"])
+        sheet.merge_range(1, 0, 3, 0, 2023)
+        for row, month in enumerate((1, 2, 3), start=1):
+            sheet.write_row(row, 1, [month, 10 + month])
+    warehouse.ingest()
+    assert findings(warehouse) == {3: [("R1", "year", None)], 4: [("R1", "year", None)]}
+    assert message(warehouse, 3, "R1") == ("Empty 'year' value: write the year the value is for (e.g. 2023) on every "
+                                           "row (a merged year cell leaves the rows below it empty)")
+
+
 def test_rows_without_a_month_beside_other_agencies_metrics_or_their_own_months_stay_annual(warehouse):
     """helper-37: R14 is about one agency's metric in one sheet. Another agency's rows (a superagency's upload),
     another metric's (a single-page sheet) and a category's own year total below its months are annual (M1)."""

@@ -461,7 +461,8 @@ def _row_findings(live: pl.LazyFrame, now: datetime) -> list[pl.LazyFrame]:
                    pl.col("hint_raw"))),
         _finding(live.filter(pl.col("year_problem").is_not_null()), "R1", pl.col("col_year"), year, _pick(
             "year_problem", {
-                "empty": pl.lit("Empty 'year' value: write the year the value is for (e.g. 2023)"),
+                "empty": pl.lit("Empty 'year' value: write the year the value is for (e.g. 2023) on every row (a "
+                                "merged year cell leaves the rows below it empty)"),
                 "format": f("Invalid 'year' value '{}': write a whole number such as 2023, or a fiscal year such "
                             "as 2022-2023", year),
                 "date": f("Year '{}' is a date: type the year as a number (such as 2023), not as a date", year),

@@ -16,6 +16,7 @@ import pytest
 from jc_pipeline import runner
 from jc_pipeline.cli import main
 from jc_pipeline.defs.normalize import assets as normalize_assets
+from jc_pipeline.defs.partitions import PENDING_AGENCIES_TAG, pending_range_tags
 from jc_pipeline.defs.resources import WarehouseResource
 from jc_pipeline.defs.state.assets import state_metrics
 from jc_pipeline.lib import pending, validation
@@ -57,8 +58,9 @@ def _published(data: Path, month: str) -> tuple[list, list]:
                 con.execute(STATE_SQL, {"month": month}).fetchall())
 
 
+@pytest.mark.parametrize("nightly", [False, True], ids=["from the UI", "a nightly step re-executed alone"])
 def test_months_whose_checks_crashed_stay_pending_through_a_state_roll_up_alone(tmp_path_factory, tmp_path,
-                                                                                monkeypatch):
+                                                                                monkeypatch, nightly):
     reference, month = _with_unended_month(baseline(tmp_path_factory), tmp_path / "reference")
     assert _run(reference, tmp_path / "reference_home") == 0
     expected = _published(reference, month)
@@ -71,9 +73,14 @@ def test_months_whose_checks_crashed_stay_pending_through_a_state_roll_up_alone(
 
         patch.setattr(validation, "validate_scopes", crash)
         assert _run(data, tmp_path / "home") == 1
-    materialized = dg.materialize([state_metrics], partition_key=month,
+    tags = {PENDING_AGENCIES_TAG: pending_range_tags(date.fromisoformat(month), date.fromisoformat(month))[
+        PENDING_AGENCIES_TAG]} if nightly else None
+    materialized = dg.materialize([state_metrics], partition_key=month, tags=tags,
                                   resources={"warehouse": WarehouseResource(data_dir=str(data))})
     assert materialized.success
+    if nightly:  # it reads the checked rebuilds only: nothing of the month (helper-39)
+        with duckdb.connect(str(data / "pipeline" / "store.duckdb"), read_only=True) as con:
+            assert 999.0 not in {row[3] for row in con.execute(STATE_SQL, {"month": month}).fetchall()}
     assert _run(data, tmp_path / "home") == 0
     assert _published(data, month) == expected
 

@@ -102,27 +102,35 @@ _MARK = """
 """
 _UNPEND = "DELETE FROM pending_file_months WHERE resolved AND month IN (SELECT unnest($months::DATE[]))"
 
-# One row per month and rebuilt agency; a NULL agency stands for every agency (a rebuild of whole months).
+# One row per month and rebuilt agency, not checked yet; a NULL agency stands for every agency (a rebuild of whole
+# months).
 _RECORD_REBUILT = """
-    INSERT INTO rebuilt_agency_months
-    SELECT m.month, a.agency_id
+    INSERT INTO rebuilt_agency_months (month, agency_id, checked)
+    SELECT m.month, a.agency_id, FALSE
     FROM unnest($months::DATE[]) AS m(month)
     CROSS JOIN (SELECT unnest(coalesce($agencies::VARCHAR[], [NULL::VARCHAR])) AS agency_id) AS a
 """
+# The rebuilds of these months and agencies (NULL: every agency) have been checked.
+_CHECKED = """
+    UPDATE rebuilt_agency_months SET checked = TRUE
+    WHERE month IN (SELECT unnest($months::DATE[]))
+      AND ($agencies::VARCHAR[] IS NULL OR list_contains($agencies::VARCHAR[], agency_id))
+"""
+_UNCHECKED = "SELECT DISTINCT agency_id, month FROM rebuilt_agency_months WHERE NOT checked"
 _REBUILT = """
     SELECT count(DISTINCT month), bool_or(agency_id IS NULL),
            coalesce(list(DISTINCT agency_id ORDER BY agency_id) FILTER (WHERE agency_id IS NOT NULL), [])
     FROM rebuilt_agency_months
-    WHERE month IN (SELECT unnest($months::DATE[]))
+    WHERE checked AND month IN (SELECT unnest($months::DATE[]))
 """
-# The months a nightly state roll-up must read: their agency_metrics rows were rebuilt since their last roll-up,
-# or they hold uploads such a rebuild read (a rebuild of no agency records none).
+# The months a nightly state roll-up must read: their agency_metrics rows were rebuilt and checked since their last
+# roll-up, or they hold uploads such a rebuild read (a rebuild of no agency records none).
 _TO_ROLL_UP = """
-    SELECT month FROM rebuilt_agency_months WHERE month IN (SELECT unnest($months::DATE[]))
+    SELECT month FROM rebuilt_agency_months WHERE checked AND month IN (SELECT unnest($months::DATE[]))
     UNION
     SELECT month FROM pending_file_months WHERE resolved AND month IN (SELECT unnest($months::DATE[]))
 """
-_FORGET_REBUILT = "DELETE FROM rebuilt_agency_months WHERE month IN (SELECT unnest($months::DATE[]))"
+_FORGET_REBUILT = "DELETE FROM rebuilt_agency_months WHERE checked AND month IN (SELECT unnest($months::DATE[]))"
 
 #: The bookkeeping tables that had a primary key (file_id, month) before pending_months.sql dropped it.
 _FILE_MONTH_TABLES = ("rolled_up_file_months", "pending_file_months")
@@ -249,23 +257,26 @@ def _pending_agencies(con: duckdb.DuckDBPyConnection, months: Sequence[date]) ->
 
 def pending_rebuilds(con: duckdb.DuckDBPyConnection, months: Sequence[date],
                      also: Iterable[tuple[str, date]] = ()) -> list[Rebuild]:
-    """What a nightly roll-up over `months` rebuilds: the months among them holding pending uploads or one of the
-    (agency, month start) pairs of `also` (failures the calendar has overturned), grouped into ranges of
+    """What a nightly roll-up over `months` rebuilds: the months among them holding pending uploads, one of the
+    (agency, month start) pairs of `also` (failures the calendar has overturned) or a rebuild whose checks did not
+    finish (:func:`record_rebuilt`), grouped into ranges of
     consecutive months (joined across months without any datapoint, where a rebuild has nothing to do), each with
     the agencies that have pending uploads or such a pair in it (None, every agency, for a range holding a month
-    :func:`mark_whole_months` marked). A range's agencies are rebuilt in all of its
+    :func:`mark_whole_months` marked or rebuilt whole). A range's agencies are rebuilt in all of its
     months: the same rows as rebuilding each month's own agencies, since both steps are per agency. Months of
     `months` in no range are current and not read. Uploads staged since the last call are indexed first; call it
     on the connection that then rebuilds them and calls `mark_resolved` (the store's lock keeps any other upload
     out meanwhile)."""
     _indexed(con)
     wanted = set(months)
-    extra = [(agency, month) for agency, month in also if month in wanted]
+    unchecked = con.execute(_UNCHECKED).fetchall()  # a run that died before or in its checks: done again
+    extra = [(agency, month) for agency, month in [*also, *unchecked] if month in wanted and agency is not None]
+    whole = {row[0] for row in con.execute(_WHOLE).fetchall()} | {
+        month for agency, month in unchecked if agency is None and month in wanted}
     work = sorted({row[0] for row in con.execute(_PENDING).fetchall() if row[0] in wanted}
-                  | {month for _, month in extra})
+                  | {month for _, month in extra} | (whole & wanted))
     if not work:
         return []
-    whole = {row[0] for row in con.execute(_WHOLE).fetchall()}
     rebuilds = []
     for first, last in contiguous_ranges(work, empty=_without_datapoints(con, work[0], work[-1])):
         group = months_through(first, last)
@@ -279,8 +290,8 @@ def pending_rebuilds(con: duckdb.DuckDBPyConnection, months: Sequence[date],
 
 def rebuilds_to_roll_up(con: duckdb.DuckDBPyConnection, months: Sequence[date]) -> list[Rebuild]:
     """What a nightly state roll-up over `months` re-reads: the ranges of its months whose agency_metrics rows
-    were rebuilt since their last roll-up (`mark_resolved`), each with its rebuilt agencies (`rebuilt_agencies`;
-    None: every agency). The other months' state rows are current."""
+    were rebuilt and checked since their last roll-up (`record_rebuilt`, `mark_resolved`), each with its rebuilt
+    agencies (`rebuilt_agencies`; None: every agency). The other months' state rows are current."""
     ensure_schema(con)
     rebuilt = [row[0] for row in con.execute(_TO_ROLL_UP, {"months": sorted(set(months))}).fetchall()]
     return [Rebuild(group, _rebuilt_agencies(con, group))
@@ -288,9 +299,10 @@ def rebuilds_to_roll_up(con: duckdb.DuckDBPyConnection, months: Sequence[date]) 
 
 
 def record_rebuilt(con: duckdb.DuckDBPyConnection, rebuilds: Sequence[Rebuild]) -> None:
-    """Record that agency_metrics was just rebuilt as `rebuilds` say (each rebuild's agencies; None: every agency):
-    kept for the state roll-up of those months (`rebuilt_agencies`), which reads them even when the run dies before
-    it (the months stay in :func:`pending_months`)."""
+    """Record that agency_metrics was just rebuilt as `rebuilds` say (each rebuild's agencies; None: every agency),
+    not checked yet: the months stay in :func:`pending_months` until their roll-up, and a rebuild whose checks do
+    not finish (:func:`mark_resolved`) is done again by the next :func:`pending_rebuilds`, while the state roll-up
+    reads checked rebuilds only (`rebuilds_to_roll_up`, `rebuilt_agencies`)."""
     ensure_schema(con)
     with transaction(con):
         for months, agencies in rebuilds:
@@ -311,12 +323,14 @@ def mark_resolved(con: duckdb.DuckDBPyConnection, rebuilds: Sequence[Rebuild]) -
             con.execute(_RESOLVED, params)
             if agencies is None:
                 con.execute(_RESOLVE_WHOLE, params)
+            con.execute(_CHECKED, {**params, "agencies": None if agencies is None else sorted(set(agencies))})
 
 
 def rebuilt_agencies(con: duckdb.DuckDBPyConnection, months: Sequence[date]) -> list[str] | None:
-    """The agencies (sorted) whose agency_metrics rows of `months` were rebuilt since the state roll-up of those
-    months last ran (`mark_resolved`), or None when any of the months was rebuilt whole or has no record (a
-    store from before the record, or a rebuild of no agency): then the state roll-up must read every agency."""
+    """The agencies (sorted) whose agency_metrics rows of `months` were rebuilt and checked since the state roll-up
+    of those months last ran (`record_rebuilt`, `mark_resolved`), or None when any of the months was rebuilt whole
+    or has no record (a store from before the record, or a rebuild of no agency): then the state roll-up must read
+    every agency."""
     ensure_schema(con)
     return _rebuilt_agencies(con, months)
 
@@ -333,8 +347,8 @@ def mark_rolled_up(con: duckdb.DuckDBPyConnection, months: Sequence[date]) -> No
     """Record that the staged files' datapoints in `months` that the last rebuild of agency_metrics read
     (`mark_resolved`) are now reflected in the state tables, and that the published warehouse lacks them until
     `mark_published` (one transaction: a kill leaves both or neither). Uploads written after that rebuild (another
-    process's ingest between the two steps of a roll-up run) stay pending for the next roll-up. The rebuilt
-    agencies of `months` are forgotten: the state tables now reflect them."""
+    process's ingest between the two steps of a roll-up run) stay pending for the next roll-up. The checked
+    rebuilds of `months` are forgotten: the state tables now reflect them (unchecked ones wait for their checks)."""
     ensure_schema(con)
     with transaction(con):
         con.execute(_MARK, {"months": list(months)})

@@ -26,6 +26,10 @@ CREATE TABLE IF NOT EXISTS rebuilt_agency_months (
     month     DATE NOT NULL,
     agency_id VARCHAR
 );
+-- checked: the rebuild's checks have run (pending.mark_resolved). An unchecked rebuild (its run died before or in
+-- its checks) is work for the next agency_metrics step, not for a state roll-up, which reads checked ones only.
+-- Rows from before the column were written by a rebuild whose run went on to its checks: TRUE.
+ALTER TABLE rebuilt_agency_months ADD COLUMN IF NOT EXISTS checked BOOLEAN DEFAULT TRUE;
 -- Months to rebuild for every agency: the roster, its settings or the registry changed (pending.mark_whole_months),
 -- and resolve, checks and roll-up read those. resolved: the rebuild of agency_metrics has read the change; the state
 -- roll-up of the month removes such rows, so a run stopped between the two steps rolls the month up again.

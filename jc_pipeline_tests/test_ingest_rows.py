@@ -252,8 +252,8 @@ def test_a_merged_month_cell_over_categories_is_rejected_not_stored_as_years(war
     rejected = warehouse.table("rejected_rows").filter(pl.col("row_number") == 3).filter(pl.col("rule") == "R14")
     assert rejected.select("column_name", "raw_value").rows() == [("month", None)]
     assert rejected["message"].item() == (
-        "Month is empty on this 'Property Offenses' row of 2024, while rows of other categories of 2024 in this "
-        "sheet have months: write the month on every row (a merged month cell, or a month written once above its "
+        "Month is empty on this 'Property Offenses' row of 2024, while other rows of 2024 in this sheet have "
+        "months: write the month on every row (a merged month cell, or a month written once above its "
         "categories, leaves the rows below it empty)")
     loaded = sorted((key, s.isoformat(), e.isoformat(), c or "", v) for key, s, e, c, v in values(warehouse))
     # Totals without a total row are inferred from the categories loaded ("": the total).
@@ -282,6 +282,18 @@ def test_a_merged_year_cell_is_named_in_the_empty_years_message(warehouse):
                                            "row (a merged year cell leaves the rows below it empty)")
 
 
+def test_a_month_merged_after_months_written_in_full_is_rejected_too(warehouse):
+    """helper-39: January and February on every row, March merged over its two categories. Property's March row
+    is no year total of Property (20 + 20 is not 22): R14, not a year's value of 22."""
+    deliver_csv(warehouse.data_dir, "le", "LAW_ENFORCEMENT", "arrests_by_type.csv", [
+        ["year", "month", "offense_type", "value"],
+        [2024, 1, "Person Offenses", 10], [2024, 1, "Property Offenses", 20],
+        [2024, 2, "Person Offenses", 10], [2024, 2, "Property Offenses", 20],
+        [2024, 3, "Person Offenses", 11], [2024, None, "Property Offenses", 22]])
+    warehouse.ingest()
+    assert findings(warehouse) == {7: [("R14", "month", None)]}
+
+
 def test_rows_without_a_month_beside_other_agencies_metrics_or_their_own_months_stay_annual(warehouse):
     """helper-37: R14 is about one agency's metric in one sheet. Another agency's rows (a superagency's upload),
     another metric's (a single-page sheet) and a category's own year total below its months are annual (M1)."""
@@ -294,7 +306,7 @@ def test_rows_without_a_month_beside_other_agencies_metrics_or_their_own_months_
         ["arrests", 2023, 2, None, None, 11], ["reported_crime", 2023, None, "offense_type", "Person Offenses", 100]])
     deliver_csv(warehouse.data_dir, "le", "LAW_ENFORCEMENT", "arrests_by_type.csv", [
         ["year", "month", "offense_type", "value"], [2022, 1, "Person Offenses", 5], [2022, 2, "Person Offenses", 6],
-        [2022, None, "Person Offenses", 11]])
+        [2022, None, "person offense", 11]])  # the year's total of Person, spelled otherwise
     warehouse.ingest()
     assert sorted(warehouse.table("rejected_rows").filter(pl.col("severity") == "ERROR").rows()) == []
     found = sorted(warehouse.table("rejected_rows").filter(pl.col("rule") == "M1").select("sheet", "row_number")

@@ -232,6 +232,7 @@ def _resolve(live: pl.DataFrame, roster: Roster, registry: Registry, now: dateti
     live = _resolve_period(live, roster, registry, now)
     live = _resolve_category(live, registry)
     live = _resolve_value(live, semicolon_sheets)
+    live = _months_left_empty(live)
     # A hint row is reported as such and nothing else; every other problem rejects the row.
     return live.with_columns(*(pl.when(~pl.col("hint")).then(pl.col(p)).alias(p) for p in _PROBLEMS),
                              rejected=pl.col("hint") | pl.any_horizontal(pl.col(p).is_not_null() for p in _PROBLEMS))
@@ -335,23 +336,22 @@ def _resolve_period(live: pl.DataFrame, roster: Roster, registry: Registry, now:
     )
     checkable = (pl.col("year_problem").is_null() & pl.col("month_problem").is_null()
                  & pl.col("setting_frequency").is_not_null())
-    live = live.with_columns(
+    return live.with_columns(
         period_problem=pl.when(~checkable).then(None)
         .when(pl.col("year_is_range") & monthly).then(pl.lit("range_month"))
         .when(pl.col("year_is_range") & (starting == 1)).then(pl.lit("range_calendar"))
         .when(pl.col("period_start") < FIRST_PERIOD).then(pl.lit("early"))
         .when(pl.col("period_start") > now.date()).then(pl.lit("future")),
     )
-    return _months_left_empty(live)
 
 
 def _months_left_empty(live: pl.DataFrame) -> pl.DataFrame:
     """A breakdown row of a monthly metric without a month is rejected (``month_among_months``, R14) rather than
-    stored as an annual value (M1) when the same sheet has rows with months for the same agency, metric and year,
-    but none for the row's category: a merged month cell, or a month written once above its categories, leaves the
-    rows below it empty, and each would become a year's value of one category. A category's own year total below
-    its months, another agency's or another metric's rows (superagency and single-page sheets) and an aggregate
-    row without a month stay annual (M1)."""
+    stored as an annual value (M1) when the same sheet has rows with months for the same agency, metric and year:
+    a merged month cell, or a month written once above its categories, leaves the rows below it empty, and each
+    would become a year's value of one category. A row that is its category's year total (the sum of that
+    category's months in the sheet, within 0.5 or 0.5%), another agency's or another metric's rows (superagency
+    and single-page sheets) and an aggregate row without a month stay annual (M1)."""
     empty = (pl.col("use_month") & pl.col("month").is_null() & pl.col("category").is_not_null()
              & (pl.col("setting_frequency") == "MONTHLY") & pl.col("period_problem").is_null()
              & pl.col("year_problem").is_null())
@@ -361,12 +361,14 @@ def _months_left_empty(live: pl.DataFrame) -> pl.DataFrame:
     monthly = live.join(live.filter(empty).select("sheet_idx").unique(), on="sheet_idx", how="semi").filter(
         pl.col("month_num").is_not_null())
     live = attach(live, year, monthly.select(year).unique().with_columns(months=pl.lit(True)), months="months")
-    live = attach(live, [*year, "category"], monthly.select(*year, "category").unique().with_columns(
-        own=pl.lit(True)), own="own")
+    live = attach(live, [*year, "member"], monthly.group_by(*year, "member").agg(months_sum=pl.col("number").sum()),
+                  months_sum="months_sum")
+    difference = (pl.col("number") - pl.col("months_sum")).abs()
+    year_total = (difference <= 0.5) | (difference <= 0.005 * pl.col("months_sum").abs())
     return live.with_columns(
-        period_problem=pl.when(empty & pl.col("months") & pl.col("own").is_null())
+        period_problem=pl.when(empty & pl.col("months") & ~year_total.fill_null(False))
         .then(pl.lit("month_among_months")).otherwise(pl.col("period_problem")),
-    ).drop("months", "own")
+    ).drop("months", "months_sum")
 
 
 def _resolve_category(live: pl.DataFrame, registry: Registry) -> pl.DataFrame:
@@ -480,9 +482,9 @@ def _row_findings(live: pl.LazyFrame, now: datetime) -> list[pl.LazyFrame]:
                                          pl.col("metric_sheet")),
                  })),
         _finding(live.filter(pl.col("period_problem") == "month_among_months"), "R14", pl.col("col_month"), month,
-                 f("Month is empty on this '{}' row of {}, while rows of other categories of {} in this sheet "
-                   "have months: write the month on every row (a merged month cell, or a month written once above "
-                   "its categories, leaves the rows below it empty)", cat, year, year)),
+                 f("Month is empty on this '{}' row of {}, while other rows of {} in this sheet have months: write "
+                   "the month on every row (a merged month cell, or a month written once above its categories, "
+                   "leaves the rows below it empty)", cat, year, year)),
         _finding(live.filter(pl.col("period_problem").is_in(["early", "future"])), "R13", pl.col("col_year"),
                  year, _pick("period_problem", {
                      "early": f("The period {} starts before January 2000, the first period kept; check the year",

@@ -75,7 +75,7 @@ def test_breakdowns_show_only_published_rows_and_flag_the_rest(built):
     # The bars of the agencies that sent the breakdown fall short of the total: by how much is said (helper-38).
     [(share,)] = con.execute("SELECT DISTINCT breakdown_share_pct FROM state_metrics WHERE period_label = '2023-01'"
                              " AND dimension = 'metric/offense/type'").fetchall()
-    assert share < 99.95 and f"The categories add up to {share:.1f}% of the state total." in html
+    assert share < 99.95 and f"The agencies that sent this breakdown hold {share:.1f}% of the state total." in html
     # Race: the only period is below the threshold -> no bars, a marked note.
     assert "2023-01: below coverage threshold" in html
     assert not any("Black" in t or "NOT_HISPANIC_BLACK" in t for t in page.titles)
@@ -93,7 +93,7 @@ def test_a_combined_supervision_total_stands_beside_the_whole_state(built):
     assert whole > combined
     trend = html.split('id="metric-supervision-population"')[1].split("</dl>")[0]
     assert (f"<dt>Whole state</dt><dd><b>{value_text(whole, 'count')}</b> from {reporting} of {expected} agencies "
-            "(the chart counts the agencies reporting combined only; 1 more report by subsystem") in trend
+            "(the chart counts the agencies reporting combined only; 1 more agency reports by subsystem") in trend
 
 
 def _page_grids(html: str) -> list[tuple[list[str], list[tuple[str, list[tuple[str, int, str | None]]]]]]:
@@ -235,9 +235,10 @@ def test_a_month_few_agencies_reported_yet_is_no_fall_of_the_line_and_no_headlin
     assert facts.endswith("Still arriving2025-12: 1 of 38 agencies so far")
 
 
-@pytest.mark.parametrize(("value", "text"), [(1250, "1.25k"), (2500, "2.5k"), (1_250_000, "1.25M"), (350, "350")])
+@pytest.mark.parametrize(("value", "text"), [(1250, "1.25k"), (2500, "2.5k"), (1_250_000, "1.25M"), (350, "350"),
+                                             (1.25, "1.25"), (0.125, "0.125"), (0, "0")])
 def test_axis_ticks_say_their_value(value, text):
-    """helper-38: a gridline at 1,250 read '1.2k'."""
+    """helper-38, helper-39: a gridline at 1,250 read '1.2k', one at 1.25 '1.2'."""
     assert axis_text(value, "count") == text
     assert axis_text(value, "USD") == "$" + text
 
@@ -283,3 +284,28 @@ def test_a_trend_names_its_gaps_its_averages_and_the_agencies_in_other_charts():
             "each year is the mean of its 12 monthly values") in unescape(html)
     assert ("<dt>Other cadence</dt><dd>37 more agencies report this metric at another cadence: their numbers are in "
             "the other charts of this metric, not in this one</dd>") in html
+
+
+def test_the_headline_and_the_line_follow_the_agencies_a_series_usually_has():
+    """helper-39: judged against the agencies expected, a metric few of them report (5 of 38) had no line at all
+    and its newest period, whatever its coverage, became the headline; a roster that grew made years-old periods
+    'still arriving'. A period joins when at least half as many agencies reported it as usually do."""
+    rows = [_month(9, 50, 5), _month(10, 52, 5, expected=114), _month(11, 49, 4, expected=114),
+            _month(12, 9, 1, expected=114)]
+    html = _metric(MetricView(key="K", display_name="Arrests", unit="count", is_level=False, breakdowns=[],
+                              series=[Series(SeriesKey("CALENDAR_MONTH", False, 1), rows)]))
+    assert [len(p.split()) for p in re.findall(r'<polyline [^>]*points="([^"]*)"', html)] == [3]
+    facts = unescape(re.sub(r"<[^>]+>", "", html.split("<dl class='facts'>")[1].split("</dl>")[0]))
+    assert facts.startswith("Latest2025-11: 49") and facts.endswith("Still arriving2025-12: 1 of 114 agencies so far")
+
+
+def test_agencies_reporting_by_subsystem_at_another_cadence_are_not_called_the_whole_state():
+    """helper-39: when the agency reporting by subsystem does so by fiscal year, the calendar year's 'whole state'
+    was the chart's own number and agencies; it now says where the subsystems' numbers are."""
+    row = {**_month(11, 9_604_000, 2, expected=2), "agencies_expected_by_subsystem": 1,
+           "whole_state_value": 9_604_000, "whole_state_reporting": 2, "whole_state_expected": 2}
+    html = _metric(MetricView(key="SUPERVISION_EXPENSES", display_name="Expenses", unit="USD", is_level=False,
+                              breakdowns=[], series=[Series(SeriesKey("CALENDAR_MONTH", False, 1), [row])]))
+    assert "Whole state" not in html
+    assert ("<dt>Subsystems</dt><dd>1 more agency reports this metric by subsystem, at another cadence: their "
+            "numbers are in the parole, probation and other subsystem charts, not in this one</dd>") in html

@@ -18,14 +18,14 @@ def value_text(value: float | None, unit: str) -> str:
 
 
 def axis_text(value: float, unit: str) -> str:
-    """Compact tick label: ``$1.2M``, ``1.25k``, ``12k``, ``350`` (ticks are 1, 2, 2.5 or 5 x 10^k and halves of
-    them, so two decimals say each exactly)."""
-    for size, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "k")):
+    """Compact tick label: ``$1.2M``, ``1.25k``, ``12k``, ``350``, ``1.25`` (ticks are 1, 2, 2.5 or 5 x 10^k and
+    halves of them, so three significant digits say each exactly)."""
+    for size, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "k"), (1, "")):
         if abs(value) >= size:
             number = f"{value / size:.2f}".rstrip("0").rstrip(".") + suffix
             break
     else:
-        number = f"{value:.0f}" if value == int(value) else f"{value:.1f}"
+        number = f"{value:.3g}"
     return f"${number}" if unit == "USD" else number
 
 

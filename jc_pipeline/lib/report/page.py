@@ -6,7 +6,8 @@ data-quality report) and poured into ``state_report.html``, which holds the CSS.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import statistics
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from html import escape
@@ -28,6 +29,10 @@ from jc_pipeline.lib.report.data import (
 )
 from jc_pipeline.lib.report.format import axis_text, coverage_text, point_tooltip, value_text
 from jc_pipeline.lib.validation.report import UNASSIGNED, status_badge
+
+#: A period joins the trend line, and can be the headline, when at least this share of the agencies that usually
+#: report the series (the median of its periods) reported it.
+LINE_MIN_SHARE = 0.5
 
 #: Grid cell status -> (symbol, words). The symbol keeps the grid readable without colour.
 GRID_STATUS: Mapping[str, tuple[str, str]] = {
@@ -144,13 +149,15 @@ def _trend(metric: MetricView, series: Series) -> str:
         lines = "; ".join(f"{r['period_label']}: {coverage_text(r)}" for r in series.rows)
         return (f"<div class='trend'><h4>{escape(series.key.title)}</h4><p class='meta'>No value yet "
                 f"(missing is not zero): {escape(lines)}.</p></div>")
-    points = _points(series, metric.unit)
+    with_value = [r for r in series.rows if r["value"] is not None]
+    # A period counts as the series' periods do when at least half as many agencies reported it as usually do: a
+    # month whose reports are still arriving (1 of 38) is no headline and no fall of the line.
+    usual = statistics.median(r["agencies_reporting"] for r in with_value)
+    well_covered = {r["period_start"] for r in with_value if r["agencies_reporting"] >= LINE_MIN_SHARE * usual}
+    points = _points(series, metric.unit, well_covered)
     title = f"{metric.display_name}: {series.key.title}"
     chart = svg.trend_chart(title, points, axis_format=lambda v: axis_text(v, metric.unit))
-    # The latest period most agencies reported: a month whose reports are still arriving (1 of 38) is no headline.
-    with_value = [r for r in series.rows if r["value"] is not None]
-    latest = next((r for r in reversed(with_value)
-                   if svg.well_covered(r["agencies_reporting"], r["agencies_expected"])), with_value[-1])
+    latest = next(r for r in reversed(with_value) if r["period_start"] in well_covered)
     rate = latest.get("rate_per_100k")
     facts = [
         f"<dt>Latest</dt><dd>{escape(latest['period_label'])}: <b>{escape(value_text(latest['value'], metric.unit))}"
@@ -161,7 +168,7 @@ def _trend(metric: MetricView, series: Series) -> str:
     if latest.get("agencies_expected_by_subsystem"):
         facts.append(_whole_state(latest, metric.unit))
     if latest.get("agencies_expected_other_cadence"):
-        facts.append(f"<dt>Other cadence</dt><dd>{latest['agencies_expected_other_cadence']} more agencies report "
+        facts.append(f"<dt>Other cadence</dt><dd>{_more_agencies(latest['agencies_expected_other_cadence'])} "
                      f"this metric {'yearly' if series.key.period_kind == 'CALENDAR_MONTH' else 'at another cadence'}"
                      f": their numbers are in the other charts of this metric, not in this one</dd>")
     arriving = [r for r in with_value if r["period_start"] > latest["period_start"]]
@@ -180,18 +187,27 @@ def _trend(metric: MetricView, series: Series) -> str:
 
 
 def _whole_state(row: dict, unit: str) -> str:
-    """The whole state's supervision number beside a combined total that counts the agencies reporting combined
-    only (state_supervision_totals: each agency's combined value or the sum of its subsystems')."""
-    by_subsystem = row["agencies_expected_by_subsystem"]
-    whole = ("no value yet" if row["whole_state_value"] is None else
-             f"<b>{escape(value_text(row['whole_state_value'], unit))}</b> from {row['whole_state_reporting']} of "
-             f"{row['whole_state_expected']} agencies")
-    return (f"<dt>Whole state</dt><dd>{whole} (the chart counts the agencies reporting combined only; "
-            f"{by_subsystem} more report by subsystem: parole, probation and the others below)</dd>")
+    """Beside a combined SUPERVISION_* total, which counts the agencies reporting combined only: the whole state's
+    number at this cadence (state_supervision_totals: each agency's combined value or the sum of its subsystems'),
+    or, when the agencies reporting by subsystem do so at another cadence, where their numbers are."""
+    more = (row["whole_state_expected"] or 0) - row["agencies_expected"]
+    if row["whole_state_value"] is None or more <= 0:
+        return (f"<dt>Subsystems</dt><dd>{_more_agencies(row['agencies_expected_by_subsystem'])} this metric by "
+                f"subsystem, at another cadence: their numbers are in the parole, probation and other subsystem "
+                f"charts, not in this one</dd>")
+    return (f"<dt>Whole state</dt><dd><b>{escape(value_text(row['whole_state_value'], unit))}</b> from "
+            f"{row['whole_state_reporting']} of {row['whole_state_expected']} agencies (the chart counts the agencies "
+            f"reporting combined only; {_more_agencies(more)} by subsystem: parole, probation and the others "
+            f"below)</dd>")
 
 
-def _points(series: Series, unit: str) -> list[svg.TrendPoint]:
-    """The series' rows on a continuous axis: periods without a row become points without a value."""
+def _more_agencies(n: int) -> str:
+    return f"{n} more agency reports" if n == 1 else f"{n} more agencies report"
+
+
+def _points(series: Series, unit: str, joined: Collection[date]) -> list[svg.TrendPoint]:
+    """The series' rows on a continuous axis: periods without a row become points without a value; the line runs
+    through the periods starting on a day of ``joined``."""
     by_start = {r["period_start"]: r for r in series.rows}
     step = 1 if series.key.period_kind == "CALENDAR_MONTH" else 12
     first, last = min(by_start), max(by_start)
@@ -208,7 +224,8 @@ def _points(series: Series, unit: str) -> list[svg.TrendPoint]:
             points.append(svg.TrendPoint(label, None, 0, 0, f"{label}: no agency reported this period", tick))
         else:
             points.append(svg.TrendPoint(row["period_label"], row["value"], row["agencies_reporting"],
-                                         row["agencies_expected"], point_tooltip(row, unit), tick))
+                                         row["agencies_expected"], point_tooltip(row, unit), tick,
+                                         joined=start in joined))
     return points
 
 
@@ -248,10 +265,10 @@ def _breakdown(metric: MetricView, view: BreakdownView) -> str:
                         f"{r['category_label']}, {r['period_label']}: {value_text(r['value'], metric.unit)} "
                         f"({r['agencies_reporting']} agencies)") for r in view.bars]
         share = view.bars[0]["breakdown_share_pct"]
-        # The bars of agencies that sent a breakdown rarely add up to the total of all agencies: say by how much.
-        adds_up = ("" if share is None or round(share, 1) == 100 else
-                   f" The categories add up to {share:.1f}% of the state total.")
-        parts.append(f"<p class='meta'>{escape(view.period_label or '')}, the latest period published.{adds_up}</p>")
+        # The agencies that sent a breakdown rarely hold the whole state total: the bars then cannot add up to it.
+        held = ("" if share is None or round(share, 1) == 100 else
+                f" The agencies that sent this breakdown hold {share:.1f}% of the state total.")
+        parts.append(f"<p class='meta'>{escape(view.period_label or '')}, the latest period published.{held}</p>")
         parts.append(svg.bar_chart(title, bars, value_format=lambda v: value_text(v, metric.unit)))
     if view.unpublished_label:
         detail = []

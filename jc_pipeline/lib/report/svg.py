@@ -5,8 +5,8 @@ Two charts:
 * :func:`trend_chart` — a metric's state values over time (line and points) with, on a strip under the same
   x axis, the share of expected agencies that reported each point, so coverage is never read apart from the value.
   Points of incomplete periods are hollow; a period without a value breaks the line (missing is not zero), and so
-  does one that fewer than half of the expected agencies reported (:data:`LINE_MIN_SHARE`): a month whose reports
-  are still arriving is a point of its own, not a fall of the line.
+  does one the caller marks as not joined (:attr:`TrendPoint.joined`: a month whose reports are still arriving is a
+  point of its own, not a fall of the line).
 * :func:`bar_chart` — one breakdown of one period as horizontal bars.
 
 Every point and bar carries a ``<title>`` (the browser's tooltip and the screen reader's text) with the exact
@@ -29,15 +29,6 @@ _INK, _MUTED, _GRID = "#1f5f99", "#52606d", "#d9e2ec"
 _BAR, _STRIP_BG, _STRIP_OK, _STRIP_PART = "#3a7ca5", "#eef2f6", "#2f855a", "#d69e2e"
 
 
-#: The share of expected agencies a period needs to be joined to its neighbours by the line.
-LINE_MIN_SHARE = 0.5
-
-
-def well_covered(reporting: int, expected: int) -> bool:
-    """At least :data:`LINE_MIN_SHARE` of the expected agencies reported the period."""
-    return reporting >= LINE_MIN_SHARE * expected
-
-
 @dataclass(frozen=True)
 class TrendPoint:
     """One period of a trend: its label, value (None: no agency counted) and coverage."""
@@ -49,11 +40,8 @@ class TrendPoint:
     tooltip: str
     #: Text under the x axis at this point, or None (long series label only some points).
     tick: str | None = None
-
-    @property
-    def joined(self) -> bool:
-        """Whether the line runs through this point: it has a value from at least half the expected agencies."""
-        return self.value is not None and well_covered(self.reporting, self.expected)
+    #: Whether the line runs through this point (when it has a value): False for a period too few agencies reported.
+    joined: bool = True
 
 
 @dataclass(frozen=True)
@@ -134,7 +122,7 @@ def _polylines(points: Sequence[TrendPoint], xs: Sequence[float], y) -> str:
     with too few agencies, breaks the line."""
     runs: list[list[str]] = [[]]
     for x, point in zip(xs, points, strict=True):
-        if not point.joined:
+        if point.value is None or not point.joined:
             runs.append([])
         else:
             runs[-1].append(f"{x:.1f},{y(point.value):.1f}")

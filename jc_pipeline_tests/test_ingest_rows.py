@@ -84,16 +84,21 @@ def test_excel_numeric_cells_and_xls(warehouse):
         assert got[(key, 2)] == pytest.approx(0.3)
 
 
+def _arrests_with_a_formula(workbook: xlsxwriter.Workbook, formula: str, *result: str) -> None:
+    """An arrests sheet: January 5, and February's value a formula (with its cached result, when given)."""
+    sheet = workbook.add_worksheet("arrests")
+    sheet.write_row(0, 0, ["year", "month", "value"])
+    sheet.write_row(1, 0, [2023, 1, 5])
+    sheet.write_row(2, 0, [2023, 2])
+    sheet.write_formula(2, 2, formula, None, *result)
+
+
 def test_an_excel_error_cell_is_rejected_with_a_message_that_names_it(warehouse):
     """calamine reads an error cell (#DIV/0!) as empty: the row is rejected (R7) and the message says such a cell
     reads as empty, since the agency sees the error, not a blank."""
     path = inbox_path(warehouse.data_dir, "le", "LAW_ENFORCEMENT", "errors.xlsx")
     with xlsxwriter.Workbook(str(path)) as workbook:
-        sheet = workbook.add_worksheet("arrests")
-        sheet.write_row(0, 0, ["year", "month", "value"])
-        sheet.write_row(1, 0, [2023, 1, 5])
-        sheet.write_row(2, 0, [2023, 2])
-        sheet.write_formula(2, 2, "=1/0", None, "#DIV/0!")
+        _arrests_with_a_formula(workbook, "=1/0", "#DIV/0!")
     warehouse.ingest()
     assert findings(warehouse) == {3: [("R7", "value", None)]}
     assert "#DIV/0!, or a formula saved without its result" in message(warehouse, 3, "R7")
@@ -128,11 +133,7 @@ def test_formulas_saved_without_their_results_are_named_in_the_messages(warehous
     reads as empty; the agency sees numbers. The R7 row and the F5 column say so and how to fix it."""
     path = inbox_path(warehouse.data_dir, "le", "LAW_ENFORCEMENT", "scripted.xlsx")
     with xlsxwriter.Workbook(str(path)) as workbook:
-        arrests = workbook.add_worksheet("arrests")
-        arrests.write_row(0, 0, ["year", "month", "value"])
-        arrests.write_row(1, 0, [2023, 1, 5])
-        arrests.write_row(2, 0, [2023, 2])
-        arrests.write_formula(2, 2, "=10+5")
+        _arrests_with_a_formula(workbook, "=10+5")
         funding = workbook.add_worksheet("funding")
         funding.write_row(0, 0, ["year", "value"])
         funding.write_row(1, 0, [2023])

@@ -4,10 +4,12 @@
 
 from __future__ import annotations
 
+import signal
 import threading
 import time
 
 import dagster as dg
+import pytest
 
 from jc_pipeline.defs.resources import WAREHOUSE_POOL
 from jc_pipeline.lib.paths import DataLayout
@@ -43,6 +45,19 @@ def _one_file_state(tmp_path, monkeypatch) -> tuple[DataLayout, dg.DagsterInstan
     return layout, instance
 
 
+@pytest.fixture
+def terminable_children():
+    """SIGTERM at its default while the test runs. Dagster maps SIGTERM to SIGINT's handler whenever a run on the
+    main thread ends: in a test process started with SIGINT ignored (a background job of a non-interactive shell)
+    SIGTERM is then ignored too, and the compute-log `tail` processes of a run on another thread inherit that and
+    outlive Dagster's SIGTERM by 30 s each (the run below took over 120 s). `jc-pipeline` runs on the main thread,
+    where Dagster installs handlers of its own for the run, which its children do not inherit."""
+    previous = signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    yield
+    signal.signal(signal.SIGTERM, previous)
+
+
+@pytest.mark.usefixtures("terminable_children")
 def test_a_run_waiting_for_the_warehouse_names_the_run_that_holds_it(tmp_path, monkeypatch, capsys):
     layout, instance = _one_file_state(tmp_path, monkeypatch)
     # A run whose process died outside jc-pipeline run: still STARTED in the instance.

@@ -138,13 +138,14 @@ def _coverage_strip(points: Sequence[TrendPoint], xs: Sequence[float], step: flo
              _text(_LEFT - 6, y0 + 12, "agencies", anchor="end", size=9),
              _text(_LEFT - 6, y0 + 23, "reporting", anchor="end", size=9)]
     for x, point in zip(xs, points, strict=True):
-        coverage = f"{point.label}: {point.reporting} of {point.expected} agencies reporting"
+        title = (point.tooltip if point.value is None else
+                 f"{point.label}: {point.reporting} of {point.expected} agencies reporting")
         share = point.reporting / point.expected if point.expected else 0.0
         h = min(share, 1.0) * _STRIP_H
         color = _STRIP_OK if share >= 1 else _STRIP_PART
         parts.append(f'<rect class="coverage" x="{x - width / 2:.1f}" y="{y0 + _STRIP_H - h:.1f}" '
                      f'width="{width:.1f}" height="{h:.1f}" fill="{color}">'
-                     f"<title>{escape(point.tooltip if point.value is None else coverage)}</title></rect>")
+                     f"<title>{escape(title)}</title></rect>")
     return "".join(parts)
 
 

@@ -45,13 +45,10 @@ _PENDING = """
     SELECT DISTINCT month FROM (SELECT month FROM pending_file_months UNION ALL SELECT month FROM pending_whole_months)
     ORDER BY month
 """
-# Also the months whose agency_metrics rows a rebuild changed and no roll-up has read since: a run that died after
-# its checks (the verdict of a period the calendar overturned is then current, and no file of the month pending).
-_AWAITING_ROLL_UP = """
-    SELECT DISTINCT month FROM (SELECT month FROM pending_file_months UNION ALL SELECT month FROM pending_whole_months
-                                UNION ALL SELECT month FROM rebuilt_agency_months)
-    ORDER BY month
-"""
+# The months whose agency_metrics rows a rebuild changed and no roll-up has read since: also after a run that died
+# after its checks (the verdict of a period the calendar overturned is then current, and no file of the month
+# pending).
+_REBUILT_MONTHS = "SELECT DISTINCT month FROM rebuilt_agency_months"
 _WHOLE = "SELECT DISTINCT month FROM pending_whole_months ORDER BY month"
 # Every month holding data ($months NULL) or the given ones, once (a month listed and not yet resolved is not listed
 # again).
@@ -201,7 +198,8 @@ def pending_months(con: duckdb.DuckDBPyConnection) -> list[date]:
     (:func:`mark_whole_months`), or whose rebuilt datapoints (:func:`record_rebuilt`) no roll-up has read, and no
     roll-up has covered yet."""
     _indexed(con)
-    return [row[0] for row in con.execute(_AWAITING_ROLL_UP).fetchall()]
+    pending = con.execute(_PENDING).fetchall()
+    return sorted({row[0] for row in [*pending, *con.execute(_REBUILT_MONTHS).fetchall()]})
 
 
 def whole_months(con: duckdb.DuckDBPyConnection) -> list[date]:

@@ -25,7 +25,8 @@ import polars as pl
 _WHOLE = r"^\d+(\.0+)?$"
 _YEAR = r"^(\d{4})(?:\.0+)?$"
 _YEAR_RANGE = r"^(\d{4})\s*[-\u2013/]\s*(\d{4})$"
-_DATE_TEXT = r"^\d{4}-\d{1,2}(-\d{1,2})?([ T].*)?$|^\d{1,2}/\d{1,2}/\d{2,4}$"
+_SLASHED_DATE = r"^\d{1,2}/\d{1,2}/\d{2,4}$"
+_DATE_TEXT = r"^\d{4}-\d{1,2}(-\d{1,2})?([ T].*)?$|" + _SLASHED_DATE
 #: Excel serial numbers from this one on are dates (367 = 1901-01-01); smaller numbers are just wrong months.
 _FIRST_DATE_SERIAL = 367
 _PLAIN_NUMBER = r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$"
@@ -35,7 +36,7 @@ _DOLLAR = r"^([+-]?)\s*\$\s*"
 # either way).
 _ONE_GROUP = r"^[+-]?(\$\s*)?(\d{1,3},\d{3}|[1-9]\d{0,2}\.\d{3})$"
 # A date cell read as text, where a year was expected ("2022-23" is a fiscal year written short, not a date).
-_YEAR_DATE = r"^\d{4}-\d{1,2}-\d{1,2}([ T].*)?$|^\d{1,2}/\d{1,2}/\d{2,4}$"
+_YEAR_DATE = r"^\d{4}-\d{1,2}-\d{1,2}([ T].*)?$|" + _SLASHED_DATE
 
 YEAR_MIN = 1600
 

@@ -327,17 +327,19 @@ def _period_runs(rows: list[dict[str, Any]]) -> list[tuple[str, str, str, str, s
 def _workbook(title: str, stamp: str, findings: list[dict], rejects: list[dict], missing: list[dict]) -> memoryview:
     """The bytes of an agency's workbook, built in memory: the file writer replaces the file with them whole."""
     workbook_bytes = io.BytesIO()
+    reject_rules, check_rules = rule_sections(rejects), rule_sections(findings)
     with XlsxWorkbook(workbook_bytes) as workbook:
         about = [("Agency", title), ("Generated (UTC)", stamp),
-                 ("Ingest errors and warnings", listed_total(rejects)),
-                 ("Failed checks", listed_total(findings)),
+                 ("Ingest errors and warnings", listed_total(reject_rules)),
+                 ("Failed checks", listed_total(check_rules)),
                  ("Periods still missing", len(missing)),
                  ("How to use", ("Sheet 'To fix': correct each row in your file and send the file again. "
                                  "Errors keep data out of the state numbers; warnings are kept but should be checked. "
                                  "Sheet 'Missing periods': the periods you are expected to send."))]
         workbook.add_sheet("About", ("Item", "Details"), about, widths=(34, 110))
-        workbook.add_sheet("To fix", _FIX_COLUMNS, [*_fix_rows("File row", rejects, _reject_row, _ingest_rule_title),
-                                                    *_fix_rows("Check", findings, _check_row, _check_title)],
+        to_fix = [*_fix_rows("File row", reject_rules, _reject_row, _ingest_rule_title),
+                  *_fix_rows("Check", check_rules, _check_row, _check_title)]
+        workbook.add_sheet("To fix", _FIX_COLUMNS, to_fix,
                            widths=_FIX_WIDTHS, autofilter=True)
         workbook.add_sheet("Missing periods", _MISSING_COLUMNS, map(_missing_row, missing),
                            widths=_MISSING_WIDTHS, autofilter=True)
@@ -360,11 +362,11 @@ def _check_row(f: dict[str, Any]) -> tuple:
             _check_title(f["rule"]), f["message"], rule.remedy if rule else None)
 
 
-def _fix_rows(kind: str, rows: list[dict[str, Any]], row: Callable[[dict[str, Any]], tuple],
-              title: Callable[[str], str]) -> Iterator[tuple]:
+def _fix_rows(kind: str, sections: Mapping[tuple[str, str], list[dict[str, Any]]],
+              row: Callable[[dict[str, Any]], tuple], title: Callable[[str], str]) -> Iterator[tuple]:
     """The 'To fix' rows of listed findings (:meth:`~jc_pipeline.lib.validation.report.ByAgency.listed`), rule by
     rule, each rule followed by a row saying how many of its rows are not listed (:data:`LISTED_PER_RULE`)."""
-    for (severity, name), section in rule_sections(rows).items():
+    for (severity, name), section in sections.items():
         yield from map(row, section)
         unlisted = section[0]["rule_rows"] - len(section)
         if unlisted > 0:

@@ -198,9 +198,10 @@ def rule_sections(rows: Iterable[dict[str, Any]]) -> dict[tuple[str, str], list[
     return sections
 
 
-def listed_total(rows: Iterable[dict[str, Any]]) -> int:
-    """How many rows listed rows (:meth:`ByAgency.listed`) stand for: each rule's count, not the rows listed."""
-    return sum(section[0]["rule_rows"] for section in rule_sections(rows).values())
+def listed_total(sections: Mapping[tuple[str, str], list[dict[str, Any]]]) -> int:
+    """How many rows the listed rows of ``sections`` (:func:`rule_sections`) stand for: each rule's count, not the
+    rows listed."""
+    return sum(section[0]["rule_rows"] for section in sections.values())
 
 
 @dataclass(frozen=True)

@@ -370,6 +370,10 @@ def run_pipeline(
             if ingested.get("files_reread"):
                 echo(f"      {ingested['files_reread']} file(s) read again: the roster changed how their agency's "
                      f"files are read (fiscal year, settings, sectors or child agencies), or their mapping changed")
+            if ingested.get("files_withdrawn") or ingested.get("files_restored"):
+                echo(f"      withdrawals.csv: {ingested.get('files_withdrawn', 0)} file version(s) withdrawn, "
+                     f"{ingested.get('files_restored', 0)} given back; {ingested.get('withdrawal_months', 0)} "
+                     f"month(s) to rebuild")
             if ingested.get("files_gone"):
                 echo(f"      {ingested['files_gone']} file(s) to read again after the roster change are no longer in "
                      f"the inbox (folder(s) {', '.join(ingested['folders_gone'])}): what they loaded keeps the old "

@@ -15,6 +15,7 @@ _SECTIONS = {
     "ingest findings (in those versions)": """
         SELECT r.severity, r.rule, count(*) AS findings
         FROM rejected_rows AS r JOIN current_source_files AS f USING (file_id)
+        WHERE f.status <> 'WITHDRAWN'
         GROUP BY ALL ORDER BY r.severity, findings DESC LIMIT 15""",
     "failing checks": """
         SELECT severity, check_name, count(*) AS groups, count(DISTINCT agency_id) AS agencies

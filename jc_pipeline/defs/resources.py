@@ -10,7 +10,8 @@ import dagster as dg
 from jc_pipeline.lib.ingest.batch import STAT_SETTLE_NS
 from jc_pipeline.lib.paths import DataLayout
 from jc_pipeline.lib.registry import Registry, load_registry
-from jc_pipeline.lib.roster import AGENCIES_FILE, BREAKDOWN_SETTINGS_FILE, SETTINGS_FILE, Roster, load_roster
+from jc_pipeline.lib.roster import (AGENCIES_FILE, BREAKDOWN_SETTINGS_FILE, SETTINGS_FILE, WITHDRAWALS_FILE, Roster,
+                                   load_roster)
 from jc_pipeline.lib.warehouse import Store
 
 #: Every step that opens the store claims a slot of this pool; dagster.yaml gives it one slot.
@@ -46,7 +47,7 @@ class WarehouseResource(dg.ConfigurableResource):
 
 
 #: The files a roster is read from; their stats decide whether a cached roster is still current.
-_ROSTER_FILES = (AGENCIES_FILE, SETTINGS_FILE, BREAKDOWN_SETTINGS_FILE)
+_ROSTER_FILES = (AGENCIES_FILE, SETTINGS_FILE, BREAKDOWN_SETTINGS_FILE, WITHDRAWALS_FILE)
 
 
 def _signature(path: Path) -> tuple[int, int, int] | None:

@@ -1,7 +1,8 @@
-"""The state's agency roster (``agencies.csv``), per-agency metric settings (``metric_settings.csv``) and
-per-agency breakdown-category settings (``breakdown_settings.csv``).
+"""The state's agency roster (``agencies.csv``), per-agency metric settings (``metric_settings.csv``),
+per-agency breakdown-category settings (``breakdown_settings.csv``) and the file versions the state withdrew
+(``withdrawals.csv``).
 
-All three files are edited by hand by the state data team, so loading them collects *every* problem (not just the
+All four files are edited by hand by the state data team, so loading them collects *every* problem (not just the
 first) and reports each with file, 1-based line (header = line 1), column, what is wrong and how to fix it. Columns
 beyond the contract's are the state's own (DESIGN §3 welcomes them) and are left unread, unless one looks like a
 missing contract column misspelt (``populaton``), which is refused with a "did you mean".
@@ -44,6 +45,11 @@ Breakdown-category settings (``Roster.category_enabled``), spec §4.4 "turn indi
 Agency names are matched for superagency uploads trimmed, case-insensitively and with runs of inner whitespace
 collapsed (``find_child``); agency ids are matched case-insensitively. Ids name inbox folders, so they must be
 safe folder names and must not differ only by case.
+
+Withdrawals (``Roster.withdrawals``): ``withdrawals.csv`` is optional; each row names one version of a delivered
+file by its ``path`` and ``sha256`` as ``source_files`` holds them, and the ``reason``. A withdrawn version's
+datapoints count for nothing (the ingest applies the list, ``lib/ingest/withdrawals.py``); deleting the row puts
+them back. The paths are compared with ``source_files``, never opened.
 """
 
 from __future__ import annotations
@@ -92,6 +98,8 @@ SETTINGS_COLUMNS = (
     "disaggregated_by_supervision_subsystems",
 )
 BREAKDOWN_SETTINGS_COLUMNS = ("agency_id", "metric_key", "dimension", "member", "enabled")
+WITHDRAWALS_FILE = "withdrawals.csv"
+WITHDRAWALS_COLUMNS = ("path", "sha256", "reason")
 FREQUENCIES = ("MONTHLY", "ANNUAL")
 SUPERVISION = "SUPERVISION"
 SUPERAGENCY = "SUPERAGENCY"
@@ -100,6 +108,7 @@ _REQUIRED_AGENCY_CELLS = ("agency_id", "agency_name", "state_code", "sectors")
 _SAFE_ID = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,99}")
 _STATE_CODE = re.compile(r"US_[A-Z]{2}")
 _COUNTY_FIPS = re.compile(r"\d{5}")
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 _TRUE = {"true", "yes", "1"}
 _FALSE = {"false", "no", "0"}
 
@@ -198,6 +207,17 @@ class RosterError(ValueError):
 
 
 @dataclass(frozen=True)
+class Withdrawal:
+    """A row of withdrawals.csv: the version of ``path`` (relative to the data directory) whose bytes hash to
+    ``sha256`` is withdrawn, for ``reason``."""
+
+    path: str
+    sha256: str
+    reason: str
+    line: int
+
+
+@dataclass(frozen=True)
 class Roster:
     """The loaded roster: agencies by id, metric settings by (agency_id, metric_key), breakdown-category
     settings by (agency_id, metric_key, dimension, member)."""
@@ -208,6 +228,7 @@ class Roster:
         default_factory=lambda: MappingProxyType({})
     )
     registry: Registry = field(default_factory=load_registry, repr=False, compare=False)  # for the defaults
+    withdrawals: tuple[Withdrawal, ...] = ()
 
     def children(self, superagency_id: str) -> tuple[Agency, ...]:
         """Agencies reporting through ``superagency_id``, in roster order."""
@@ -352,10 +373,10 @@ class Roster:
 
 
 def load_roster(data_dir: Path, registry: Registry | None = None) -> Roster:
-    """Load ``data_dir/agencies.csv`` (required), ``metric_settings.csv`` and ``breakdown_settings.csv`` (both
-    optional).
+    """Load ``data_dir/agencies.csv`` (required), ``metric_settings.csv``, ``breakdown_settings.csv`` and
+    ``withdrawals.csv`` (all three optional).
 
-    Raises RosterError listing every problem found in the three files.
+    Raises RosterError listing every problem found in the four files.
     """
     registry = registry if registry is not None else load_registry()
     problems: list[Problem] = []
@@ -365,6 +386,7 @@ def load_roster(data_dir: Path, registry: Registry | None = None) -> Roster:
         raise RosterError(problems)
     settings = _load_settings(data_dir / SETTINGS_FILE, raw_sectors, registry, problems)
     breakdown_settings = _load_breakdown_settings(data_dir / BREAKDOWN_SETTINGS_FILE, raw_sectors, registry, problems)
+    withdrawals = _load_withdrawals(data_dir / WITHDRAWALS_FILE, problems)
     if problems:
         raise RosterError(problems)
     return Roster(
@@ -372,6 +394,7 @@ def load_roster(data_dir: Path, registry: Registry | None = None) -> Roster:
         settings=MappingProxyType(settings),
         breakdown_settings=MappingProxyType(breakdown_settings),
         registry=registry,
+        withdrawals=withdrawals,
     )
 
 
@@ -695,6 +718,28 @@ def _load_breakdown_settings(
         else:
             found[key] = setting
     return found
+
+
+def _load_withdrawals(path: Path, problems: list[Problem]) -> tuple[Withdrawal, ...]:
+    """Parse withdrawals.csv (absent file = nothing withdrawn). Paths are only checked for their form: whether a
+    version was read is the ingest's to say (it may arrive in the same run)."""
+    found: dict[tuple[str, str], Withdrawal] = {}
+    for line, cells in _read_optional_csv(path, WITHDRAWALS_COLUMNS, problems):
+        report = _reporter(problems, path.name, line)
+        withdrawal = Withdrawal(cells["path"].replace("\\", "/"), cells["sha256"].lower(), cells["reason"], line)
+        if not withdrawal.path.startswith("inbox/"):
+            report("path", f"'{cells['path']}' is not a path of source_files; copy it from there, e.g. "
+                           "inbox/<agency_id>/<SECTOR>/<file name>")
+        if not _SHA256.fullmatch(withdrawal.sha256):
+            report("sha256", f"'{cells['sha256']}' is not a SHA-256 (64 hexadecimal digits); copy the version's "
+                             "sha256 from source_files")
+        if not withdrawal.reason:
+            report("reason", "blank; say why the file is withdrawn (the agency and the data-quality report read it)")
+        key = (withdrawal.path, withdrawal.sha256)
+        if key in found:
+            report("sha256", f"this version is already withdrawn on line {found[key].line}; keep one of the rows")
+        found.setdefault(key, withdrawal)
+    return tuple(found.values())
 
 
 def _agency_metric(

@@ -102,6 +102,8 @@ def inbox_files(context: dg.AssetExecutionContext, config: IngestConfig,
         reports.append(writing.result())
     report = sum(reports[1:], reports[0])
     with store.connect() as con:
+        # After the batches: a version withdrawals.csv lists may have been read tonight.
+        withdrawn = ingest.apply_withdrawals(con, roster.withdrawals)
         # Months no roll-up has covered yet (an earlier ingest stopped after some batches, a roll-up that failed)
         # go with this ingest's: touched_periods_sensor reads only this metadata.
         waiting = pending.pending_months(con)
@@ -116,6 +118,11 @@ def inbox_files(context: dg.AssetExecutionContext, config: IngestConfig,
             "files_unreadable": report.files_unreadable,
             "files_reread": report.files_reread,
             "files_arriving": report.files_arriving,
+            # withdrawals.csv: versions withdrawn and given back by this run, and the months they rebuild (also in
+            # touched_months).
+            "files_withdrawn": withdrawn.withdrawn,
+            "files_restored": withdrawn.restored,
+            "withdrawal_months": withdrawn.months,
             # Marked to be read again after a roster change, but moved or deleted with their agency's folder.
             "files_gone": len(gone),
             "folders_gone": dg.MetadataValue.json(sorted({path.split("/")[1] for path in gone})),

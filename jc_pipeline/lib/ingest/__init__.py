@@ -7,6 +7,7 @@ Public API (called by the Dagster layer)::
     known, seen = ingest.known_files(con), ingest.file_stats(con)   # paths to read again (roster change) left out
     rereads = ingest.files_to_reread(con)                            # ... and given here, to be read in place
     gone = ingest.rereads_gone(con, data_dir)           # after the ingest: marked paths the inbox no longer holds
+    ingest.apply_withdrawals(con, roster.withdrawals)   # after the ingest: the versions withdrawals.csv lists
     batch = ingest.parse_inbox(data_dir, known, roster, registry, now=..., seen=seen, rereads=rereads)  # no DB
     report = ingest.write_batch(con, batch)                                            # one transaction
     ingest.record_file_stats(con, batch.file_stats)     # next time, files whose stat did not move are not read
@@ -32,14 +33,18 @@ from jc_pipeline.lib.ingest.store import (
     rereads_gone,
     write_batch,
 )
+from jc_pipeline.lib.ingest.withdrawals import WITHDRAWN, WithdrawalChange, apply_withdrawals
 
 __all__ = [
     "RULES",
     "STAGED_TABLE",
+    "WITHDRAWN",
     "IngestBatch",
     "IngestReport",
     "ReadBatch",
     "Rule",
+    "WithdrawalChange",
+    "apply_withdrawals",
     "ensure_schema",
     "file_stats",
     "files_to_reread",

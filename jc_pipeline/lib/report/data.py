@@ -474,7 +474,7 @@ WITH checks AS (
     SELECT f.agency_id, count(*) FILTER (WHERE r.severity = 'ERROR') AS ingest_errors,
            count(*) FILTER (WHERE r.severity = 'WARNING') AS ingest_warnings
     FROM rejected_rows AS r JOIN current_source_files AS f USING (file_id)  -- as the agency feedback counts
-    WHERE f.agency_id IS NOT NULL GROUP BY f.agency_id
+    WHERE f.agency_id IS NOT NULL AND f.status <> 'WITHDRAWN' GROUP BY f.agency_id
 )
 SELECT a.agency_id, a.agency_name, a.state_code,
        coalesce(c.check_errors, 0) AS check_errors, coalesce(c.check_warnings, 0) AS check_warnings,

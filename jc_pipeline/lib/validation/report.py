@@ -62,6 +62,7 @@ REJECTS_SQL = """
 SELECT f.agency_id, r.severity, r.rule, f.path, r.sheet, r.row_number, r.column_name, r.raw_value, r.message
 FROM rejected_rows AS r
 JOIN current_source_files AS f ON f.file_id = r.file_id  -- a replaced version's rows are no longer to fix
+WHERE f.status <> 'WITHDRAWN'  -- nor a withdrawn one's (withdrawals.csv)
 """
 
 # The first rows of each agency's rule (and severity), in the order of their columns (a row compares as its

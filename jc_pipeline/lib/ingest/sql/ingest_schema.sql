@@ -31,3 +31,12 @@ CREATE TABLE IF NOT EXISTS inbox_file_stats (
 );
 COMMENT ON TABLE inbox_file_stats IS 'The stat of each inbox file when it was last hashed: a file whose size, mtime and ctime are unchanged is not read again (docs/decisions.md, "Trusting the stat of inbox files"). Not published.';
 COMMENT ON COLUMN inbox_file_stats.sha256 IS 'SHA-256 of the file bytes as read then (for a native export, without its mapping''s part).';
+
+-- The file versions withdrawals.csv withdraws (withdrawals.py): the resolve leaves their staged rows out, and
+-- source_files says WITHDRAWN; the version's own status and reason are kept here to be given back.
+CREATE TABLE IF NOT EXISTS ingest_withdrawals (
+    upload_seq BIGINT PRIMARY KEY,
+    status     VARCHAR NOT NULL,
+    reason     VARCHAR
+);
+COMMENT ON TABLE ingest_withdrawals IS 'The file versions (source_files.upload_seq) withdrawals.csv withdraws, with the status and reason the ingest gave them. Not published.';

@@ -5,7 +5,8 @@
 -- roster's; an agency it no longer lists keeps its last recorded state, ingest_agency_states),
 -- _resolve_dimension_order(metric_key, dimension, sheet); $first and $end (DATE) bound the months, a plain range
 -- DuckDB filters in the scan before the month list is joined (one month at 3,000 agencies: 0.16-0.23 -> 0.12 s).
--- 1. Latest upload wins per datapoint key: highest upload_seq, then the later sheet and row of that file.
+-- 1. Latest upload wins per datapoint key: highest upload_seq, then the later sheet and row of that file; a version
+--    withdrawn (ingest_withdrawals) loads nothing.
 -- 2. A period with breakdown values but no total gets an inferred total: the sum of the breakdown whose sheet
 --    comes first alphabetically (spec §5.5), flagged is_inferred_total with no lineage.
 -- Rows are written sorted by frequency and period (resolve.py runs this once per calendar year, in order): DuckDB
@@ -27,6 +28,7 @@ WITH scoped AS (
     WHERE period_start >= $first AND period_start < $end
       AND CAST(date_trunc('month', period_start) AS DATE) IN (SELECT month FROM _resolve_months)
       AND ($agencies::VARCHAR[] IS NULL OR agency_id IN (SELECT unnest($agencies::VARCHAR[])))
+      AND upload_seq NOT IN (SELECT upload_seq FROM ingest_withdrawals)  -- withdrawals.csv (withdrawals.py)
 ),
 -- The keys sent more than once: only their rows are ordered. Nearly every key is sent once (97 of 851,554 staged
 -- rows of a year at 3,000 agencies repeat one), and the window over every row was most of the resolve: a year

@@ -1,0 +1,139 @@
+"""withdrawals.csv: a file version the state withdraws counts for nothing (its datapoints give way to the uploads
+before it, or go), says WITHDRAWN with the state's reason, and comes back when its row is taken out; through
+`jc-pipeline run` in process, as a state data team uses it."""
+
+from __future__ import annotations
+
+import csv
+import shutil
+from datetime import date
+
+import duckdb
+import pytest
+
+from jc_pipeline.lib.paths import DataLayout
+from jc_pipeline.lib.roster import RosterError, load_roster
+from jc_pipeline.lib.validation.report import REJECTS_SQL
+from jc_pipeline.runner import RunFailed, run_pipeline
+from jc_pipeline_tests.ingest_support import deliver_csv, deliver_xlsx, uploaded_ago, write_roster
+
+ARRESTS = "LAW_ENFORCEMENT_ARRESTS"
+MISTAKE = "inbox/le/LAW_ENFORCEMENT/other_county.xlsx"
+
+
+def write_withdrawals(layout: DataLayout, rows: list[tuple[str, str, str]]) -> None:
+    with (layout.root / "withdrawals.csv").open("w", newline="", encoding="utf-8") as handle:
+        csv.writer(handle).writerows([("path", "sha256", "reason"), *rows])
+
+
+def run(layout: DataLayout) -> list[str]:
+    said: list[str] = []
+    run_pipeline(layout, echo=said.append)
+    return said
+
+
+def published(layout: DataLayout, sql: str, params: dict | None = None) -> list[tuple]:
+    with duckdb.connect(str(layout.warehouse), read_only=True) as con:
+        return con.execute(sql, params or {}).fetchall()
+
+
+def arrests(layout: DataLayout) -> dict[str, list[tuple]]:
+    """The agency's and the state's monthly arrests totals, by month."""
+    query = ("SELECT period_start, value FROM {} WHERE metric_key = $key AND dimension IS NULL "
+             "AND frequency = 'MONTHLY' ORDER BY period_start")
+    return {table: published(layout, query.format(table), {"key": ARRESTS})
+            for table in ("agency_metrics", "state_metrics")}
+
+
+@pytest.fixture
+def layout(tmp_path) -> DataLayout:
+    """le delivers January and February, then a file of another county's numbers that overrides January and adds
+    March; that file also has a row the ingest rejects."""
+    layout = DataLayout.from_env(tmp_path / "data")
+    write_roster(layout.root)
+    uploaded_ago(deliver_csv(layout.root, "le", "LAW_ENFORCEMENT", "arrests.csv",
+                             [["year", "month", "value"], [2023, 1, 3], [2023, 2, 4]]), 7200)
+    uploaded_ago(deliver_xlsx(layout.root, "le", "LAW_ENFORCEMENT", "other_county.xlsx",
+                              {"arrests": [["year", "month", "value"], [2023, 1, 100], [2023, 3, 50], [2023, 4, "n/a"]]}),
+                 3600)
+    run(layout)
+    return layout
+
+
+def mistake_version(layout: DataLayout) -> tuple[str, str, str, str]:
+    return published(layout, "SELECT sha256, status, reason, file_id FROM source_files WHERE path = $p",
+                     {"p": MISTAKE})[0]
+
+
+def test_a_withdrawn_version_counts_for_nothing_and_comes_back_when_its_row_goes(layout):
+    before = arrests(layout)
+    assert before["agency_metrics"] == [(date(2023, 1, 1), 100.0), (date(2023, 2, 1), 4.0), (date(2023, 3, 1), 50.0)]
+    assert before["state_metrics"] == before["agency_metrics"]
+    sha, status, reason, file_id = mistake_version(layout)
+    assert status == "ERRORED"
+    files = published(layout, "SELECT file_id, status, rows_total, rows_loaded, rows_rejected FROM source_files "
+                              "ORDER BY file_id")
+    findings = published(layout, "SELECT * FROM rejected_rows ORDER BY ALL")
+
+    write_withdrawals(layout, [(MISTAKE, sha.upper(), "another county's numbers, sent by mistake")])
+    said = run(layout)
+    assert any("withdrawals.csv: 1 file version(s) withdrawn, 0 given back; 2 month(s) to rebuild" in line
+               for line in said), said
+    # January goes back to the upload before it; March, which only the mistake carried, is gone from both tables.
+    assert arrests(layout) == {table: [(date(2023, 1, 1), 3.0), (date(2023, 2, 1), 4.0)]
+                               for table in ("agency_metrics", "state_metrics")}
+    assert mistake_version(layout) == (sha, "WITHDRAWN", "Withdrawn by the state: another county's numbers, sent by "
+                                                         "mistake", file_id)
+    # Nothing vanishes: the version, its counts and its findings stay; only the status says it is withdrawn.
+    assert published(layout, "SELECT file_id, CASE WHEN file_id = $f THEN 'ERRORED' ELSE status END, rows_total, "
+                             "rows_loaded, rows_rejected FROM source_files ORDER BY file_id", {"f": file_id}) == files
+    assert published(layout, "SELECT * FROM rejected_rows ORDER BY ALL") == findings
+    # ... but the agency is no longer asked to fix the rows of a file the state withdrew.
+    assert [row for row in published(layout, REJECTS_SQL) if row[3] == MISTAKE] == []
+    assert any("nothing new" in line for line in run(layout))  # the list unchanged: nothing to do
+
+    write_withdrawals(layout, [])
+    said = run(layout)
+    assert any("0 file version(s) withdrawn, 1 given back; 2 month(s) to rebuild" in line for line in said), said
+    assert arrests(layout) == before
+    assert mistake_version(layout) == (sha, status, reason, file_id)
+
+
+def test_withdrawals_survive_a_store_rebuilt_from_the_inbox(layout):
+    sha = mistake_version(layout)[0]
+    write_withdrawals(layout, [(MISTAKE, sha, "sent by mistake")])
+    run(layout)
+    withdrawn = arrests(layout)
+    shutil.rmtree(layout.root / "pipeline")  # the documented recovery: delete the store and run
+    run(layout)
+    assert arrests(layout) == withdrawn
+    assert mistake_version(layout)[1] == "WITHDRAWN"
+
+
+def test_a_row_naming_no_version_read_fails_the_run_and_changes_nothing(layout):
+    before = arrests(layout)
+    sha = mistake_version(layout)[0]
+    write_withdrawals(layout, [(MISTAKE, sha, "sent by mistake"),
+                               ("inbox/le/LAW_ENFORCEMENT/arrests.csv", "0" * 64, "typo in the hash")])
+    with pytest.raises(RunFailed) as failed:
+        run(layout)
+    message = str(failed.value)
+    assert ("withdrawals.csv, line 3, column 'sha256': no version of inbox/le/LAW_ENFORCEMENT/arrests.csv with this "
+            "sha256 has been read; copy the path and sha256") in message, message
+    assert arrests(layout) == before and mistake_version(layout)[1] == "ERRORED"  # the first row was not applied
+
+
+def test_every_problem_of_the_list_is_named_with_its_line_and_column(tmp_path):
+    write_roster(tmp_path)
+    (tmp_path / "withdrawals.csv").write_text(
+        "path,sha256,reason\n"
+        "/etc/passwd," + "a" * 64 + ",no\n"
+        "inbox/le/LAW_ENFORCEMENT/a.csv,abc,wrong\n"
+        "inbox/le/LAW_ENFORCEMENT/b.csv," + "b" * 64 + ",\n"
+        "inbox/le/LAW_ENFORCEMENT/b.csv," + "B" * 64 + ",twice\n", encoding="utf-8")
+    with pytest.raises(RosterError) as error:
+        load_roster(tmp_path)
+    assert [(p.path, p.line, p.column) for p in error.value.problems] == [
+        ("withdrawals.csv", 2, "path"), ("withdrawals.csv", 3, "sha256"), ("withdrawals.csv", 4, "reason"),
+        ("withdrawals.csv", 5, "sha256")]
+    assert "already withdrawn on line 4" in str(error.value)

@@ -122,18 +122,28 @@ def test_a_changed_mapping_keeps_the_export_s_place_among_the_uploads(layout):
         ("inbox/le/LAW_ENFORCEMENT/calls_for_service.csv", 3)]
 
 
-def test_a_mapping_that_does_not_validate_leaves_what_the_export_loaded(tmp_path):
-    """A typo in the mapping gives its exports N1 as a new version beside the loaded one, instead of replacing the
-    loaded reading in place; the fixed mapping then reads the export again in place of that N1 version."""
+@pytest.mark.parametrize(("typo", "status"), [
+    (("kind: records", "kind: recordz"), "UNREADABLE"),  # N1: the mapping does not validate
+    (("sources:", "x: !!python/object/apply:os.system [ls]\nsources:"), "ERRORED"),  # no YAML: a bulk upload (F3)
+    (("cad_calls_*.csv", "cad_call_*.csv"), "ERRORED"),  # the pattern no longer claims it: a bulk upload (F3)
+    (("Call Received", "Call Recieved"), "ERRORED"),  # N2 on every row: no such column in the export
+], ids=["invalid", "yaml", "pattern", "column"])
+def test_a_mapping_that_no_longer_reads_the_export_leaves_what_it_loaded(tmp_path, typo, status):
+    """A typo in the mapping gives its exports a new version beside the loaded one (N1, N2, or F3 when the export is
+    no longer the mapping's), instead of replacing the loaded reading in place (helper-41: the YAML, pattern and
+    column typos took the export's datapoints offline); the fixed mapping then reads the export again in place of
+    that new version."""
     w = Warehouse(tmp_path)
     write_mapping(w.data_dir, "le", CAD)
     deliver_csv(w.data_dir, "le", "LAW_ENFORCEMENT", "cad_calls_2024.csv", EXPORT)
     w.ingest()
     loaded = w.metrics().sort("dimension", "category", nulls_last=False).select("category", "value").rows()
-    write_mapping(w.data_dir, "le", CAD.replace("kind: records", "kind: recordz"))
-    typo = w.parse()
-    assert typo.files.select("change", "status").rows() == [("changed", "UNREADABLE")]
-    ingest.write_batch(w.con, typo)
+    assert loaded
+    write_mapping(w.data_dir, "le", CAD.replace(*typo))
+    misread = w.parse()
+    assert misread.files.select("change", "status").rows() == [("changed", status)]
+    assert misread.datapoints.height == 0
+    ingest.write_batch(w.con, misread)
     ingest.resolve_agency_metrics(w.con, [JAN], w.roster, w.registry)
     assert w.metrics().sort("dimension", "category", nulls_last=False).select("category", "value").rows() == loaded
     write_mapping(w.data_dir, "le", CAD)
@@ -147,7 +157,8 @@ def test_a_mapping_that_does_not_validate_leaves_what_the_export_loaded(tmp_path
 
 def test_new_mapping_rules_read_every_export_again_once(tmp_path, monkeypatch):
     """An upgrade that may make a valid mapping invalid (mappings.spec.RULES) reads the exports again, in place,
-    so a mapping the new rules refuse says so instead of its exports keeping what it made of them."""
+    so a mapping the new rules refuse says so (N1, as a new version beside what its exports loaded, like any mapping
+    that no longer reads them)."""
     w = Warehouse(tmp_path)
     write_mapping(w.data_dir, "le", CAD)
     deliver_csv(w.data_dir, "le", "LAW_ENFORCEMENT", "cad_calls_2024.csv", EXPORT)

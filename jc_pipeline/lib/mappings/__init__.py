@@ -123,12 +123,6 @@ class NativeExtracts:
             return any(pattern_matches(pattern, relative) for pattern in mapping.patterns)
         return mapping.source_for(relative) is not None
 
-    def unread_by_its_mapping(self, file: InboxFile) -> bool:
-        """Whether ``file`` is claimed by a mapping that does not validate, so that reading it gives only N1: it is
-        then no reading to replace an earlier one with in place (a typo in the mapping would take the agency's
-        loaded exports offline), but a new version beside it."""
-        return self.claims(file) and isinstance(self._mapping(file.agency_id), _Invalid)
-
     @staticmethod
     def content(version: str) -> str:
         """The sha256 of the bytes of a version from :meth:`version` (without the mapping's, where it has one)."""

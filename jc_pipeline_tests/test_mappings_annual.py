@@ -69,6 +69,21 @@ def test_records_of_an_annual_metric_count_per_fiscal_year_once_the_year_is_over
     assert file_row(batch, "bookings.csv")["rows_rejected"] == 0
 
 
+def test_without_period_from_a_fiscal_year_begun_before_the_first_record_is_left_out(w):
+    """helper-41: records from January 2024 gave FY2024 (July 2023 .. June 2024) from half its months, published as
+    the year's count. The export's first date bounds the first year as its last date bounds the last."""
+    write_mapping(w.data_dir, "july_jail", BOOKINGS.replace("    period: {from: 2022-07}\n", ""))
+    deliver_csv(w.data_dir, "july_jail", "JAILS", "bookings.csv", [
+        ["Booked", "Released"],
+        ["2024-01-15", "2024-01-20"],  # FY2024, which began before the first record: not whole
+        ["2024-07-01", "2024-07-11"],  # FY2025 from its first day
+        ["2025-06-01", "2025-07-01"],
+    ])
+    batch = w.parse(datetime(2025, 8, 15))
+    assert annual(batch, "JAILS_TOTAL_ADMISSIONS") == {(date(2024, 7, 1), date(2025, 7, 1)): 2}
+    assert annual(batch, "JAILS_TOTAL_POPULATION") == {(date(2024, 7, 1), date(2025, 7, 1)): pytest.approx(40 / 365)}
+
+
 def test_a_fiscal_year_still_running_on_the_extracts_last_date_is_left_out(w):
     write_mapping(w.data_dir, "july_jail", BOOKINGS)
     deliver_csv(w.data_dir, "july_jail", "JAILS", "bookings.csv", [

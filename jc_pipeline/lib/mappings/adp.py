@@ -53,7 +53,8 @@ def plan_population(i: int, spec: MetricSpec, records: Records, periods: Periods
     ]
 
     def values(counted: pl.LazyFrame) -> pl.DataFrame:
-        latest = counted.select(pl.max_horizontal(start.max(), end.max())).collect().item()
+        earliest, latest = counted.select(start.min().alias("earliest"),
+                                          pl.max_horizontal(start.max(), end.max()).alias("latest")).collect().row(0)
         if latest is None:
             return finish(_EMPTY_TOTALS, [_EMPTY_COUNTS] * len(cats), cats, periods, records, ctx.end)
         bound = min(add_months(latest, 1), ctx.end)  # the as-of month's end
@@ -70,7 +71,7 @@ def plan_population(i: int, spec: MetricSpec, records: Records, periods: Periods
         ])
         totals = _average(pairs, [], periods).join(_first_rows(pairs, periods), on=["reporter", "period_start"])
         counts = [_average(group, ["code"], periods) for group in groups]
-        result = finish(totals, counts, cats, periods, records, bound)
+        result = finish(totals, counts, cats, periods, records, bound, first_read=earliest)
         return _whole_people(result) if spec.round else result
 
     return Plan(spec, live, flags, values)

@@ -151,11 +151,12 @@ def plan_events(i: int, spec: MetricSpec, records: Records, periods: Periods) ->
         keys = ["reporter", "period_start"]
         totals, *counts = pl.collect_all([
             counted.group_by(keys).agg(value=pl.len().cast(pl.Float64), row_number=pl.col("row").min(),
-                                       latest=pl.col("day").max()),
+                                       earliest=pl.col("day").min(), latest=pl.col("day").max()),
             *(counted.group_by(*keys, code=f"k{j}").agg(value=pl.len().cast(pl.Float64)) for j in range(len(cats))),
         ])
         as_of = min(add_months(totals["latest"].max(), 1), ctx.end) if totals.height else ctx.end
-        return finish(totals.drop("latest"), counts, cats, periods, records, as_of)
+        return finish(totals.drop("earliest", "latest"), counts, cats, periods, records, as_of,
+                      first_read=totals["earliest"].min())
 
     return Plan(spec, live, flags, values)
 
@@ -183,21 +184,23 @@ _ROWS = 1 << 40
 
 
 def finish(totals: pl.DataFrame, counts: Sequence[pl.DataFrame], cats: Sequence[Category], periods: Periods,
-           records: Records, as_of: date, *, complete: bool = True, zero_fill: bool = True) -> pl.DataFrame:
+           records: Records, as_of: date, *, first_read: date | None = None, complete: bool = True,
+           zero_fill: bool = True) -> pl.DataFrame:
     """Datapoint values from the group-by results: totals, and each breakdown's members.
 
     ``totals``: reporter, period_start, value, row_number; ``counts[j]``: reporter, period_start, code, value
     (and row_number without ``zero_fill``). With ``zero_fill`` every member a breakdown can produce gets a value
     in every period that has a total (0 when no record fell in it) and carries the total's row; without it, the
     members found are emitted with their own first row. With ``complete``, annual periods are kept only when the
-    export covers them: from the source's ``period.from`` on and ending by ``as_of`` (a year in progress has no
-    count yet).
+    export covers them: from the source's ``period.from`` on (without it, from the month of ``first_read``, the
+    earliest date the metric read: a fiscal year that began before the export's first record is not whole) and
+    ending by ``as_of`` (a year in progress has no count yet).
     """
     lengths = periods.lengths()
     totals = totals.with_columns(period_end=pl.col("period_start").dt.offset_by(pl.format("{}mo", lengths)),
                                  frequency=pl.when(lengths == 1).then(pl.lit("MONTHLY")).otherwise(pl.lit("ANNUAL")))
     if complete and periods.annual:
-        since = records.ctx.source.period_from or date(1, 1, 1)
+        since = records.ctx.source.period_from or (first_read.replace(day=1) if first_read else date(1, 1, 1))
         totals = totals.filter((lengths == 1) | ((pl.col("period_start") >= since) & (pl.col("period_end") <= as_of)))
     keys = ["reporter", "period_start", "period_end", "frequency"]
     parts = [totals.select(*keys, dimension=pl.lit(None, pl.String), category=pl.lit(None, pl.String),

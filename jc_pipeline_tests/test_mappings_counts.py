@@ -256,6 +256,31 @@ def test_jail_average_daily_population_from_custody_intervals(w):
     assert (row["rows_total"], row["rows_loaded"], row["rows_rejected"], row["status"]) == (4, 4, 0, "INGESTED")
 
 
+def test_a_population_with_an_id_holds_a_stay_with_several_charges_once(w):
+    """helper-41: an export with a row per charge held B1 twice (its two charges), and `id` was refused for
+    population. With `id`, the rows of one booking with the same dates are one stay, by its most serious charge;
+    a booking id used again for another stay (other dates) is another stay."""
+    write_mapping(w.data_dir, "fy_jail", JAIL.replace("        count: population\n",
+                                                      "        count: population\n        id: id\n"))
+    deliver_csv(w.data_dir, "fy_jail", "JAILS", "bookings.csv", [
+        ["BookingNo", "Booked", "Released", "TopCharge", "Status", "ReleaseReason"],
+        ["B1", "2024-01-01", "2024-01-11", "THEFT", "PRE", "ROR"],  # 10 days, PERSON (the assault below)
+        ["B1", "2024-01-01", "2024-01-11", "ASSAULT", "PRE", "ROR"],
+        ["B2", "2024-01-31", "2024-02-05", "THEFT", "SENT", ""],  # Jan 31 and Feb 1..4
+        ["B2", "2024-02-20", "2024-02-22", "THEFT", "SENT", ""],  # the id again, another stay: 2 days
+        ["", "2024-02-01", "2024-02-02", "THEFT", "SENT", ""],  # no id: a stay of its own, 1 day
+    ])
+    batch = w.parse()
+    jan, feb = date(2024, 1, 1), date(2024, 2, 1)
+    assert values(batch, "JAILS_TOTAL_POPULATION") == {(jan, None): pytest.approx(11 / 31),
+                                                       (feb, None): pytest.approx(7 / 29)}
+    assert {k: v for k, v in values(batch, "JAILS_TOTAL_POPULATION", OFFENSE).items() if v} == {
+        (jan, "PERSON"): pytest.approx(10 / 31), (jan, "PROPERTY"): pytest.approx(1 / 31),
+        (feb, "PROPERTY"): pytest.approx(7 / 29)}
+    row = file_row(batch, "bookings.csv")
+    assert (row["rows_total"], row["rows_loaded"], row["rows_rejected"]) == (5, 5, 0)
+
+
 COURT = """
 sources:
   - name: cms

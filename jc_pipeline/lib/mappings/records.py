@@ -6,7 +6,8 @@
 * With ``id`` several rows are one event (an arrest with several charges, a case with several counts): it is
   dated by its earliest date and classified, per breakdown, by its most serious category: the first in the
   breakdown's ``order`` (for offenses by default person > property > public order > drug > other > unknown);
-  between categories of equal rank, the one on the earlier row.
+  between categories of equal rank, the one on the earlier row. A population's rows of one id with the same start
+  and end are one stay, classified the same way (``adp.py``).
 * ``where`` filters and values mapped to null leave a record out of the metric; they are not errors.
 
 Every metric is planned as a few expressions over the export's per-record frame (:class:`Plan`); counting is a
@@ -168,15 +169,23 @@ def _events(counted: pl.LazyFrame, records: Records, ident: pl.Expr, day: pl.Exp
 
     Records without an id are events of their own.
     """
-    key = pl.coalesce(ident, pl.lit("\x00row") + pl.col(ROW).cast(pl.String))
-    classified = {}
-    for j, cat in enumerate(cats):
-        order = list(cat.breakdown.order) or list(cat.members)
-        ranks = pl.Series([order.index(m) if m in order else len(order) for m in cat.members], dtype=pl.Int64)
-        seriousness = pl.lit(ranks).gather(pl.col(cat.column)) * _ROWS + pl.col(ROW).cast(pl.Int64)
-        classified[f"k{j}"] = pl.col(cat.column).get(seriousness.arg_min())
-    return counted.group_by(reporter=records.reporter(), event=key).agg(
+    classified = {f"k{j}": most_serious(cat) for j, cat in enumerate(cats)}
+    return counted.group_by(reporter=records.reporter(), event=one_per_id(ident)).agg(
         day=day.min(), row=pl.col(ROW).min(), **classified).drop("event")
+
+
+def one_per_id(ident: pl.Expr) -> pl.Expr:
+    """A grouping key: the id, or for a record without one, its own row."""
+    return pl.coalesce(ident, pl.lit("\x00row") + pl.col(ROW).cast(pl.String))
+
+
+def most_serious(cat: Category) -> pl.Expr:
+    """In a group of rows, ``cat``'s most serious category: the lowest rank in the breakdown's order, the earlier
+    row between equals."""
+    order = list(cat.breakdown.order) or list(cat.members)
+    ranks = pl.Series([order.index(m) if m in order else len(order) for m in cat.members], dtype=pl.Int64)
+    seriousness = pl.lit(ranks).gather(pl.col(cat.column)) * _ROWS + pl.col(ROW).cast(pl.Int64)
+    return pl.col(cat.column).get(seriousness.arg_min())
 
 
 #: Above any row number: rank * _ROWS + row orders by rank, then by row.
@@ -221,4 +230,4 @@ def finish(totals: pl.DataFrame, counts: Sequence[pl.DataFrame], cats: Sequence[
     return pl.concat(parts, how="vertical_relaxed")
 
 
-__all__ = ["Plan", "finish", "plan_events"]
+__all__ = ["Plan", "finish", "most_serious", "one_per_id", "plan_events"]

@@ -393,8 +393,8 @@ class _Checker:
                         self.bad(f"{where}.{extra}", "only population metrics (count: population) take start/end")
             else:
                 start, end = ref("start", optional=False), ref("end", optional=False)
-                if "date" in data or id_col:
-                    self.bad(where, "a population metric takes start and end, not date or id")
+                if "date" in data:
+                    self.bad(where, "a population metric takes start and end, not date")
                 if not metric.is_level:
                     self.bad(f"{where}.count", f"{metric.key} counts events or money, not a level at a point in "
                                                f"time; population is for daily-population metrics")

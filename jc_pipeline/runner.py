@@ -369,7 +369,8 @@ def run_pipeline(
                      f"be arriving: left for the next run")
             if ingested.get("files_reread"):
                 echo(f"      {ingested['files_reread']} file(s) read again: the roster changed how their agency's "
-                     f"files are read (fiscal year, settings, sectors or child agencies), or their mapping changed")
+                     f"files are read (fiscal year, settings, sectors or child agencies), their mapping changed, or "
+                     f"this version of jc_pipeline reads files differently (an upgrade: docs/operations.md)")
             if ingested.get("files_withdrawn") or ingested.get("files_restored"):
                 echo(f"      withdrawals.csv: {ingested.get('files_withdrawn', 0)} file version(s) withdrawn, "
                      f"{ingested.get('files_restored', 0)} given back; {ingested.get('withdrawal_months', 0)} "

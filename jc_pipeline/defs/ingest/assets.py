@@ -61,6 +61,7 @@ def inbox_files(context: dg.AssetExecutionContext, config: IngestConfig,
     with store.connect() as con:
         ingest.ensure_schema(con)
         ingest.record_agency_states(con, roster)  # the staged rows keep no state of their own
+        ingest.mark_ingest_rules_current(con)  # after an upgrade that reads files differently: all, once, in place
         known, rereads = ingest.known_files(con), ingest.files_to_reread(con)
         # JC_INGEST_REHASH=1 reads every file again, for a file rewritten with its old size and times restored.
         seen = {} if os.environ.get(REHASH_VARIABLE) == "1" else ingest.file_stats(con)

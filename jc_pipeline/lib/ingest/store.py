@@ -251,6 +251,29 @@ def record_agency_states(con: duckdb.DuckDBPyConnection, roster: Roster) -> int:
     """, agency_states(roster).to_dict(as_series=False)).fetchall()[0][0]
 
 
+#: What the ingest makes of a file's bytes (what it loads and rejects, and the words of its findings), as a version:
+#: raised with every change of it, so that a store whose files an older version read reads every path's latest
+#: version again once, in place (:func:`mark_ingest_rules_current`): otherwise the files no agency sends again keep
+#: the old reading, and its findings' old words, for good (helper-42: a semicolon CSV's '1.250' stayed loaded as
+#: 1.25 after the upgrade that rejects it). 1 (2026-12-07): the first record; a store without one was read by an
+#: older version.
+INGEST_RULES_VERSION = 1
+
+
+def mark_ingest_rules_current(con: duckdb.DuckDBPyConnection) -> int:
+    """Mark every delivered path to be read again (``pending_rereads``) when the store's files were read by other
+    ingest rules than :data:`INGEST_RULES_VERSION`, record the current ones, in one transaction; return how many
+    paths it marked (0 when the rules are current)."""
+    if con.execute("SELECT list(version) FROM ingest_rules").fetchall()[0][0] == [INGEST_RULES_VERSION]:
+        return 0
+    with transaction(con):
+        marked = con.execute("INSERT INTO pending_rereads SELECT DISTINCT path FROM current_source_files "
+                             "WHERE path NOT IN (SELECT path FROM pending_rereads)").fetchall()[0][0]
+        con.execute("DELETE FROM ingest_rules")
+        con.execute("INSERT INTO ingest_rules VALUES (?)", [INGEST_RULES_VERSION])
+    return marked
+
+
 # The latest version of each path is the view current_source_files (lib/sql/warehouse_schema.sql).
 _KNOWN_SQL = "SELECT path, sha256 FROM current_source_files WHERE path NOT IN (SELECT path FROM pending_rereads)"
 _REREADS_SQL = "SELECT path, sha256 FROM current_source_files WHERE path IN (SELECT path FROM pending_rereads)"

@@ -285,6 +285,22 @@ def test_full_run_rewrites_only_agencies_whose_feedback_changed(written, tmp_pat
     assert {a for a, f in third.items() if f.rewritten} == {"LE4", "LE2"} and third["LE4"].html.is_file()
 
 
+def test_an_upgrade_rewrites_every_agencys_files_once(written, tmp_path, monkeypatch):
+    """helper-42: the files of agencies whose data had not changed kept the old version's words after an upgrade. A
+    page's digest covers the package's code, so other code rewrites them all, once."""
+    from jc_pipeline.lib import page_digests
+
+    con, _, _ = written
+    feedback.write_agency_feedback(con, tmp_path, generated_at=GENERATED_AT)
+    assert not any(f.rewritten for f in feedback.write_agency_feedback(con, tmp_path, generated_at=GENERATED_AT)
+                   .values())
+    monkeypatch.setattr(page_digests, "code_digest", lambda: b"the next version")
+    upgraded = feedback.write_agency_feedback(con, tmp_path, generated_at=GENERATED_AT)
+    assert upgraded and all(f.rewritten for f in upgraded.values())
+    assert not any(f.rewritten for f in feedback.write_agency_feedback(con, tmp_path, generated_at=GENERATED_AT)
+                   .values())
+
+
 def test_a_failed_write_leaves_the_previous_file_whole(tmp_path):
     from jc_pipeline.lib.paths import replace_file
 

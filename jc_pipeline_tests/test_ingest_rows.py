@@ -65,8 +65,10 @@ def test_values_separators_decimals_dollars_and_bad_values(warehouse):
     funding = [v for key, *_, v in values(warehouse) if key.endswith("FUNDING")]
     assert funding == [1200.5, 99.0]
     found = findings(warehouse)
-    assert {row: [r[0] for r in rules] for row, rules in found.items()} == {
-        5: ["R7"], 6: ["R7"], 7: ["R7"], 8: ["R7"], 10: ["R7"]}
+    # Each rejected row names its column and its value as written (an empty cell has none).
+    assert found == {5: [("R7", "value", "$5")], 6: [("R7", "value", "-3")], 7: [("R7", "value", "N/A")],
+                     8: [("R7", "value", None)], 10: [("R7", "value", "1,00")]}
+    assert "'1,00'" in message(warehouse, 10, "R7")
     assert "not measured in dollars" in message(warehouse, 5, "R7")
     assert "cannot be negative" in message(warehouse, 6, "R7")
     assert "'N/A'" in message(warehouse, 7, "R7")

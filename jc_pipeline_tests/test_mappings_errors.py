@@ -247,8 +247,10 @@ def test_an_export_in_the_wrong_encoding_is_unreadable_not_a_crash(w):
     path.write_bytes("Incident No,Call Received,Priority\nC1,2024-01-01,Ürgent\n".encode("utf-16"))
     batch = w.parse()
     row = file_row(batch, "cad_calls_x.csv")
-    assert row["status"] in ("UNREADABLE", "ERRORED")
-    assert batch.datapoints.height == 0 or row["rows_rejected"] == row["rows_total"]
+    assert (row["status"], row["rows_total"], batch.datapoints.height) == ("UNREADABLE", 0, 0)
+    assert row["reason"].startswith("inbox/le/LAW_ENFORCEMENT/cad_calls_x.csv: the export cannot be read")
+    assert "invalid utf-8" in row["reason"] and "check the encoding" in row["reason"]
+    assert findings(batch, "cad_calls_x.csv") == [("F0", None, None, "cad_calls_x.csv")]  # no row: the file
 
 
 def test_a_hostile_export_workbook_is_refused_for_itself_not_the_run(w):

@@ -162,11 +162,13 @@ def test_years_bounds_ranges_and_real_value_in_message(warehouse):
     deliver_csv(warehouse.data_dir, "le", "LAW_ENFORCEMENT", "funding.csv", [
         ["year", "value"],
         ["2021", 1], ["2022.0", 2], ["1599", 3], ["2031", 4], ["20x1", 5], ["", 6], ["1999", 7],
-        ["2022-2023", 8], ["2020-2022", 9],
+        ["2022-2023", 8], ["2020-2022", 9], ["2000", 10],
     ])
     warehouse.ingest()
+    # 2000 is the first year the pipeline takes (January 2000, helper-40: the boundary was never tested); 1999 is R13.
     assert [(s, e) for _, s, e, _, _ in values(warehouse)] == [
-        (date(2021, 1, 1), date(2022, 1, 1)), (date(2022, 1, 1), date(2023, 1, 1))]
+        (date(2000, 1, 1), date(2001, 1, 1)), (date(2021, 1, 1), date(2022, 1, 1)),
+        (date(2022, 1, 1), date(2023, 1, 1))]
     found = findings(warehouse)
     assert {row: [r[0] for r in rules] for row, rules in found.items()} == {
         4: ["R1"], 5: ["R1"], 6: ["R1"], 7: ["R1"], 8: ["R13"], 9: ["R1"], 10: ["R1"]}

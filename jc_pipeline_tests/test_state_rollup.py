@@ -391,11 +391,13 @@ def test_supervision_without_double_counting(small_state):
     # Whole state: SUP2 250 + SUP1 (400 + 900) = 1550 over 2 agencies, never 2850.
     totals = small_state.execute(
         "SELECT value, agencies_reporting, agencies_reporting_combined, agencies_reporting_by_subsystem,"
-        " subsystems_reported, agencies_expected, population_covered, is_complete FROM state_supervision_totals"
+        " subsystems_reported, agencies_expected, population_covered, is_complete, rate_per_100k"
+        " FROM state_supervision_totals"
         " WHERE metric_key = ? AND period_start = ? AND NOT is_derived_annual AND dimension IS NULL",
         [SUP_POP, JAN_2023],
     ).fetchall()
-    assert totals == [(1550.0, 2, 1, 1, ["PAROLE", "PROBATION"], 2, 700_000, True)]
+    assert totals == [(1550.0, 2, 1, 1, ["PAROLE", "PROBATION"], 2, 700_000, True,
+                       pytest.approx(1550 / 700_000 * 100_000))]
 
 
 def test_an_agency_missing_one_of_its_subsystems_makes_the_supervision_total_partial(fresh_state):
@@ -454,15 +456,16 @@ def test_supervision_reasons_name_the_structure_only_when_the_structure_is_wrong
 def test_caseload_is_a_ratio_of_sums_over_agencies_reporting_both(small_state):
     rows = small_state.execute(
         "SELECT period_start, agencies_reporting_both, open_cases, staff_with_caseload, caseload,"
-        " open_cases_agencies_reporting, staff_agencies_reporting FROM state_caseloads"
+        " open_cases_agencies_reporting, staff_agencies_reporting, agencies_expected, is_complete FROM state_caseloads"
         " WHERE open_cases_metric_key = ? AND NOT is_derived_annual AND dimension IS NULL ORDER BY period_start",
         [OPEN_CASES],
     ).fetchall()
     assert rows == [
-        # (200 + 100) / (10 + 20) = 10, not the mean of 20 and 5 (12.5).
-        (JAN_2023, 2, 300.0, 30.0, 10.0, 2, 2),
-        # February: PR2 reported open cases without staff, so only PR1: 200 / 10 = 20 (not 300 / 10).
-        (date(2023, 2, 1), 1, 200.0, 10.0, 20.0, 2, 1),
+        # (200 + 100) / (10 + 20) = 10, not the mean of 20 and 5 (12.5); both expected agencies: complete.
+        (JAN_2023, 2, 300.0, 30.0, 10.0, 2, 2, 2, True),
+        # February: PR2 reported open cases without staff, so only PR1: 200 / 10 = 20 (not 300 / 10), 1 of the 2
+        # expected agencies: not complete (helper-40: is_complete was never asserted).
+        (date(2023, 2, 1), 1, 200.0, 10.0, 20.0, 2, 1, 2, False),
     ]
 
 
@@ -494,6 +497,15 @@ def test_breakdown_threshold_is_configurable(tmp_path):
     assert breakdown_row(con, ARRESTS, JAN_2023, OFFENSE, "PERSON", cols) == (pytest.approx(90.0), False)  # 88.3 < 90
     with pytest.raises(ValueError):
         state.build_state_metrics(con, [JAN_2023], breakdown_coverage_threshold=1.5)
+    con.close()
+
+
+def test_a_breakdown_exactly_at_the_threshold_is_published(tmp_path):
+    """The gate is share >= threshold (docs/warehouse.md; helper-40: '>' passed every test, none sat on it)."""
+    con = build_small_state(tmp_path / "w.duckdb", threshold=151 / 171)  # offense type's share, exactly
+    cols = "breakdown_share_pct, breakdown_threshold_pct, is_breakdown_published"
+    assert breakdown_row(con, ARRESTS, JAN_2023, OFFENSE, "PERSON", cols) == (
+        pytest.approx(151 / 171 * 100), pytest.approx(151 / 171 * 100), True)
     con.close()
 
 

@@ -22,7 +22,7 @@ Y2024 = date(2024, 1, 1), date(2025, 1, 1)
 @pytest.fixture(scope="module")
 def wh(tmp_path_factory):
     wh = Warehouse(tmp_path_factory.mktemp("sums") / "w.duckdb")
-    for agency in ("SUM_OK", "SUM_BAD", "USD_OK", "USD_BAD", "REQ_OK", "REQ_BAD",
+    for agency in ("SUM_OK", "SUM_BAD", "SUM_LOW", "USD_OK", "USD_BAD", "REQ_OK", "REQ_BAD",
                    "STAFF_OK", "STAFF_BAD", "STAFF_RACE"):
         wh.agency(agency, ["LAW_ENFORCEMENT"])
     for agency in ("JAIL_OK", "JAIL_BAD"):
@@ -36,6 +36,9 @@ def wh(tmp_path_factory):
     wh.add("SUM_BAD", ARRESTS, MARCH, 10, file_id="f-sum", sheet="arrests", row=2)
     wh.add_breakdown("SUM_BAD", ARRESTS, MARCH, OFFENSE, {"PERSON": 4, "PROPERTY": 8}, file_id="f-sum",
                      sheet="arrests_by_type")
+    # Parts short of the total fail as parts over it do (helper-40: a one-sided comparison passed every test here).
+    wh.add("SUM_LOW", ARRESTS, MARCH, 10)
+    wh.add_breakdown("SUM_LOW", ARRESTS, MARCH, OFFENSE, {"PERSON": 4, "PROPERTY": 4})
     wh.add("USD_OK", FUNDING, Y2024[0], 100_000, end=Y2024[1])
     wh.add_breakdown("USD_OK", FUNDING, Y2024[0], FUNDING_TYPE, {"GRANTS": 60_000, "OTHER": 40_400}, end=Y2024[1])
     wh.add("USD_BAD", FUNDING, Y2024[0], 100_000, end=Y2024[1])
@@ -91,7 +94,7 @@ def wh(tmp_path_factory):
 def test_breakdowns_sum_to_total(wh):
     rows = wh.results("breakdowns_sum_to_total")
     assert {(r["agency_id"], r["metric_key"], r["dimension"]) for r in rows} == {
-        ("SUM_BAD", ARRESTS, OFFENSE), ("USD_BAD", FUNDING, FUNDING_TYPE)}
+        ("SUM_BAD", ARRESTS, OFFENSE), ("SUM_LOW", ARRESTS, OFFENSE), ("USD_BAD", FUNDING, FUNDING_TYPE)}
     bad = next(r for r in rows if r["agency_id"] == "SUM_BAD")
     assert (bad["severity"], bad["period_start"], bad["observed"], bad["expected"]) == ("WARNING", MARCH, "12", "10")
     assert (bad["file_id"], bad["sheet"]) == ("f-sum", "arrests_by_type")

@@ -170,6 +170,30 @@ def test_rms_arrests_one_per_arrest_by_most_serious_offense_with_race_ethnicity_
     assert findings(batch, "arrests_2024.csv") == [("N3", 7, "Offense", "XYZ")]
 
 
+def test_an_event_with_a_row_the_mapping_cannot_read_is_not_counted_from_its_other_rows(w):
+    """helper-41: A5's most serious charge has no mapping; it was counted from its other charge, a month later
+    (its earliest row was the unmapped one) under the lesser offense. Such an event is not counted until the value
+    is mapped; its readable row is no rejected row (the N3 names the row to fix)."""
+    write_mapping(w.data_dir, "le", RMS)
+    path = w.data_dir / "inbox" / "le" / "LAW_ENFORCEMENT" / "rms" / "arrests_2024.csv"
+    path.parent.mkdir(parents=True)
+    path.write_text("\n".join([
+        "ArrestID|ArrestDate|Offense|Race|Hispanic|Sex",
+        "A5|01/31/2024|MURDER|W|N|M",  # unmapped
+        "A5|02/01/2024|THEFT|W|N|M",
+        "A6|02/02/2024|THEFT|B|N|F",
+        "A7|02/03/2024|THEFT|B|N|F",
+        "A7|02/03/2024|ASSAULT|B|N|Q",  # an unmapped sex: A7 is not counted either
+    ]) + "\n", encoding="utf-8")
+    batch = w.parse()
+    feb = date(2024, 2, 1)
+    assert values(batch, "LAW_ENFORCEMENT_ARRESTS") == {(feb, None): 1}  # A6 alone
+    assert {k: v for k, v in values(batch, "LAW_ENFORCEMENT_ARRESTS", OFFENSE).items() if v} == {(feb, "PROPERTY"): 1}
+    assert findings(batch, "arrests_2024.csv") == [("N3", 2, "Offense", "MURDER"), ("N3", 6, "Sex", "Q")]
+    row = file_row(batch, "arrests_2024.csv")
+    assert (row["rows_total"], row["rows_loaded"], row["rows_rejected"]) == (5, 3, 2)
+
+
 def test_an_event_dated_before_the_sources_period_is_not_counted_in_it(w):
     """With `id`, an event is dated by its earliest row and classified by its most serious charge: an arrest
     whose first charge falls before `period.from` is an arrest of that earlier month, not of the first one kept."""

@@ -272,8 +272,7 @@ def _finish(frame: pl.DataFrame, records: Records, plans: list[Plan], findings: 
     possible = frame.select(f.problem.any().alias(str(k)) for k, f in enumerate(every)).row(0) if every else ()
     kept = {id(f) for f, may in zip(every, possible, strict=True) if may}
     flags = [f for f in every if id(f) in kept]
-    counted = {f"counted{i}": keep & plan.live & ~any_of(f.condition for f in plan.flags if id(f) in kept)
-               for i, plan in enumerate(plans)}
+    counted = {f"counted{i}": keep & plan.live & ~_flagged(plan, kept) for i, plan in enumerate(plans)}
     flagged = keep & any_of(f.condition for f in flags)
     frame = frame.with_columns(**counted, flagged=flagged)
     # With no metric computable (the N2 findings say why), every record is rejected.
@@ -291,6 +290,15 @@ def _finish(frame: pl.DataFrame, records: Records, plans: list[Plan], findings: 
     datapoints = _datapoints(pl.concat(values, how="diagonal_relaxed"), ctx) if values else \
         pl.DataFrame(schema=DATAPOINT_SCHEMA)
     return Extracted(datapoints, _sorted(findings), (ctx.file_idx, int(total), int(rejected_count)))
+
+
+def _flagged(plan: Plan, kept: set[int]) -> pl.Expr:
+    """The records ``plan`` leaves uncounted for a finding of its own: with ``id``, every row of such a row's event
+    (the window only when some record may have a finding: a clean export pays nothing for it)."""
+    conditions = [f.condition for f in plan.flags if id(f) in kept]
+    if plan.event is None or not conditions:
+        return any_of(conditions)
+    return any_of(conditions).any().over(plan.event)
 
 
 def _sorted(findings: list[pl.DataFrame]) -> pl.DataFrame:

@@ -8,7 +8,10 @@
   breakdown's ``order`` (for offenses by default person > property > public order > drug > other > unknown);
   between categories of equal rank, the one on the earlier row. A population's rows of one id with the same start
   and end are one stay, classified the same way (``adp.py``).
-* ``where`` filters and values mapped to null leave a record out of the metric; they are not errors.
+* ``where`` filters and values mapped to null leave a record out of the metric; they are not errors. A row with a
+  finding (an unmapped value, a date that does not parse) is not counted, nor, with ``id``, any row of its event:
+  an arrest whose most serious charge has no mapping cannot be classified, nor dated by its earliest row, from
+  the rest (helper-41: it was counted a month later, under its lesser charge).
 
 Every metric is planned as a few expressions over the export's per-record frame (:class:`Plan`); counting is a
 group-by per breakdown on integer columns of that frame, finished by :func:`finish`.
@@ -53,6 +56,9 @@ class Plan:
     flags: list[Flag]  # its checks (each implies ``live``)
     #: counted records (``keep``, ``live`` and no flag) -> the metric's values, see :func:`finish`
     values: Callable[[pl.LazyFrame], pl.DataFrame]
+    #: With ``id``: the rows of one event (a key per reporter and id); a flag on one of them leaves the whole event
+    #: uncounted, since it can be neither dated nor classified without that row.
+    event: list[pl.Expr] | None = None
 
 
 @dataclass(frozen=True)
@@ -159,7 +165,9 @@ def plan_events(i: int, spec: MetricSpec, records: Records, periods: Periods) ->
         return finish(totals.drop("earliest", "latest"), counts, cats, periods, records, as_of,
                       first_read=totals["earliest"].min())
 
-    return Plan(spec, live, flags, values)
+    event = None if ident is None else [
+        *([pl.col(records.agency)] if records.agency is not None else []), one_per_id(pl.col(ident))]
+    return Plan(spec, live, flags, values, event)
 
 
 def _events(counted: pl.LazyFrame, records: Records, ident: pl.Expr, day: pl.Expr, cats: Sequence[Category]

@@ -11,11 +11,13 @@ from datetime import date
 import duckdb
 import pytest
 
+from jc_pipeline.lib import ingest, pending
 from jc_pipeline.lib.paths import DataLayout
 from jc_pipeline.lib.roster import RosterError, load_roster
 from jc_pipeline.lib.validation.report import REJECTS_SQL
 from jc_pipeline.runner import RunFailed, run_pipeline
-from jc_pipeline_tests.ingest_support import deliver_csv, deliver_xlsx, uploaded_ago, write_roster
+from jc_pipeline_tests.ingest_support import Warehouse, deliver_csv, deliver_xlsx, uploaded_ago, write_roster
+from jc_pipeline_tests.test_mappings_counts import CAD, write_mapping
 
 ARRESTS = "LAW_ENFORCEMENT_ARRESTS"
 MISTAKE = "inbox/le/LAW_ENFORCEMENT/other_county.xlsx"
@@ -137,3 +139,30 @@ def test_every_problem_of_the_list_is_named_with_its_line_and_column(tmp_path):
         ("withdrawals.csv", 2, "path"), ("withdrawals.csv", 3, "sha256"), ("withdrawals.csv", 4, "reason"),
         ("withdrawals.csv", 5, "sha256")]
     assert "already withdrawn on line 4" in str(error.value)
+
+
+def test_a_native_export_is_withdrawn_by_its_bytes_whichever_mapping_reads_it(tmp_path):
+    """source_files.sha256 of a native export carries its mapping's hash ('<sha256>+mapping:...'): the row may give it
+    whole or the bytes' part; the withdrawal holds when a changed mapping reads the export again."""
+    w = Warehouse(tmp_path)
+    write_mapping(w.data_dir, "le", CAD)
+    deliver_csv(w.data_dir, "le", "LAW_ENFORCEMENT", "cad_calls_2024.csv", [
+        ["Incident No", "Call Received", "Priority"], ["C1", "2024-01-03 10:00:00", "1"]])
+    w.ingest()
+    (version,) = w.con.execute("SELECT sha256 FROM source_files").fetchall()[0]
+    assert "+mapping:" in version
+    (w.data_dir / "withdrawals.csv").write_text(
+        f"path,sha256,reason\ninbox/le/LAW_ENFORCEMENT/cad_calls_2024.csv,{version},a test export\n")
+
+    def withdraw_and_rebuild() -> ingest.WithdrawalChange:
+        change = ingest.apply_withdrawals(w.con, load_roster(w.data_dir).withdrawals)
+        ingest.resolve_agency_metrics(w.con, pending.pending_months(w.con), w.roster, w.registry)
+        return change
+
+    assert withdraw_and_rebuild() == (1, 0, 1)
+    assert w.metrics().height == 0
+    write_mapping(w.data_dir, "le", CAD + "# edited\n")  # read again in place, its sha256 now another mapping's
+    w.ingest()
+    assert withdraw_and_rebuild() == (0, 0, 0)
+    assert w.table("source_files")["status"].to_list() == ["WITHDRAWN"] and w.metrics().height == 0
+    w.close()

@@ -726,7 +726,10 @@ def _load_withdrawals(path: Path, problems: list[Problem]) -> tuple[Withdrawal, 
     found: dict[tuple[str, str], Withdrawal] = {}
     for line, cells in _read_optional_csv(path, WITHDRAWALS_COLUMNS, problems):
         report = _reporter(problems, path.name, line)
-        withdrawal = Withdrawal(cells["path"].replace("\\", "/"), cells["sha256"].lower(), cells["reason"], line)
+        # A native export's sha256 in source_files carries its mapping's ("<bytes' sha256>+mapping:..."): the bytes
+        # name the version, whichever mapping reads it.
+        sha256 = cells["sha256"].lower().partition("+")[0]
+        withdrawal = Withdrawal(cells["path"].replace("\\", "/"), sha256, cells["reason"], line)
         if not withdrawal.path.startswith("inbox/"):
             report("path", f"'{cells['path']}' is not a path of source_files; copy it from there, e.g. "
                            "inbox/<agency_id>/<SECTOR>/<file name>")

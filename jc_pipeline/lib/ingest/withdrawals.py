@@ -32,14 +32,15 @@ class WithdrawalChange(NamedTuple):
     months: int
 
 
-# The versions the list names (every version of the path with those bytes: a file sent again after a revert is two).
+# The versions the list names: every version of the path with those bytes (a file sent again after a revert is two;
+# a native export's sha256 carries its mapping's after a '+', and a changed mapping makes a version of the same bytes).
 _LISTED = """
     SELECT f.upload_seq, f.status, f.reason, 'Withdrawn by the state: ' || w.reason AS withdrawn_reason
-    FROM source_files AS f JOIN _withdrawals AS w USING (path, sha256)
+    FROM source_files AS f JOIN _withdrawals AS w ON f.path = w.path AND split_part(f.sha256, '+', 1) = w.sha256
 """
 _UNMATCHED = """
     SELECT line, path FROM _withdrawals AS w
-    WHERE NOT EXISTS (SELECT 1 FROM source_files AS f WHERE f.path = w.path AND f.sha256 = w.sha256)
+    WHERE NOT EXISTS (SELECT 1 FROM source_files AS f WHERE f.path = w.path AND split_part(f.sha256, '+', 1) = w.sha256)
     ORDER BY line
 """
 # A version newly listed, or read again since (a roster change reads a folder again, in place: the row comes back

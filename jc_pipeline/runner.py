@@ -371,10 +371,19 @@ def run_pipeline(
                 echo(f"      {ingested['files_reread']} file(s) read again: the roster changed how their agency's "
                      f"files are read (fiscal year, settings, sectors or child agencies), their mapping changed, or "
                      f"this version of jc_pipeline reads files differently (an upgrade: docs/operations.md)")
+            if ingested.get("files_misread"):
+                first = ingested["misread"][0]
+                echo(f"      {ingested['files_misread']} export(s) keep what they loaded: their agency's mapping no "
+                     f"longer reads them, e.g. {first['path']}: {first['problem']}; fix the mapping (docs/mappings.md) "
+                     f"or withdraw the export (docs/operations.md)")
             if ingested.get("files_withdrawn") or ingested.get("files_restored"):
                 echo(f"      withdrawals.csv: {ingested.get('files_withdrawn', 0)} file version(s) withdrawn, "
                      f"{ingested.get('files_restored', 0)} given back; {ingested.get('withdrawal_months', 0)} "
                      f"month(s) to rebuild")
+            for row in ingested.get("withdrawals_unmatched", []):
+                echo(f"      withdrawals.csv, line {row['line']}: no version of {row['path']} with this sha256 has been "
+                     f"read (a typo, or a version no longer in the inbox): nothing withdrawn for it; copy path and "
+                     f"sha256 from source_files")
             if ingested.get("files_gone"):
                 echo(f"      {ingested['files_gone']} file(s) to read again after the roster change are no longer in "
                      f"the inbox (folder(s) {', '.join(ingested['folders_gone'])}): what they loaded keeps the old "

@@ -294,7 +294,7 @@ def test_an_upgrade_rewrites_every_agencys_files_once(written, tmp_path, monkeyp
     feedback.write_agency_feedback(con, tmp_path, generated_at=GENERATED_AT)
     assert not any(f.rewritten for f in feedback.write_agency_feedback(con, tmp_path, generated_at=GENERATED_AT)
                    .values())
-    monkeypatch.setattr(page_digests, "code_digest", lambda: b"the next version")
+    monkeypatch.setattr(page_digests, "code_digest", lambda: "the next version")
     upgraded = feedback.write_agency_feedback(con, tmp_path, generated_at=GENERATED_AT)
     assert upgraded and all(f.rewritten for f in upgraded.values())
     assert not any(f.rewritten for f in feedback.write_agency_feedback(con, tmp_path, generated_at=GENERATED_AT)

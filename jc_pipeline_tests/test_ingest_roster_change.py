@@ -221,29 +221,32 @@ def test_a_run_says_which_folders_it_could_not_read_again(tmp_path, monkeypatch)
                in line for line in said), said
 
 
-def test_an_upgrade_that_reads_files_differently_reads_every_path_again_once_in_place(tmp_path, monkeypatch):
-    """helper-42: fixes of the ingest's rules never reached files already read (a '1.250' the new rules reject stayed
-    loaded; rejected rows kept their old words). A store read by other rules (INGEST_RULES_VERSION) reads every path's latest
-    version again in place: the same ids and order, the reading of the current rules, then nothing more."""
+def test_an_upgrade_reads_every_path_the_inbox_holds_again_once_in_place(tmp_path, monkeypatch):
+    """helper-42: fixes of the ingest never reached files already read (a '1.250' the new rules reject stayed
+    loaded; rejected rows kept their old words). A store whose files other code read reads every path's latest
+    version again in place: the same ids and order, this version's reading, then nothing more. A path gone from the
+    inbox keeps its reading and is not marked (helper-43: it was named as missing on every later run)."""
     w = Warehouse(tmp_path)
     deliver(w.data_dir)
     deliver_csv(w.data_dir, "le", "LAW_ENFORCEMENT", "calls_for_service.csv",
                 [["year", "month", "value"], [2023, 1, "n/a"], [2023, 2, 9]])
-    monkeypatch.setattr(ingest.store, "INGEST_RULES_VERSION", ingest.store.INGEST_RULES_VERSION - 1)
-    assert ingest.mark_ingest_rules_current(w.con) == 0  # an empty store: nothing to read again
+    gone = deliver_csv(w.data_dir, "doc", "PRISONS", "funding.csv", [["year", "value"], [2023, 100]])
+    monkeypatch.setattr(ingest.store, "code_digest", lambda: "an older version")
+    assert ingest.mark_read_by_this_version(w.con, w.data_dir) == 0  # an empty store: nothing to read again
     w.ingest()
     current = contents(w)
     # As an older version would have left them: other words, another reading of a row.
     w.con.execute("UPDATE rejected_rows SET message = 'old words'")
     w.con.execute("DELETE FROM rejected_rows WHERE rule = 'R7'")
+    shutil.rmtree(gone.parent.parent)
     monkeypatch.undo()
-    assert ingest.mark_ingest_rules_current(w.con) == 5
+    assert ingest.mark_read_by_this_version(w.con, w.data_dir) == 5
     report = w.ingest()
     assert (report.files_reread, report.files_new, report.files_changed) == (5, 0, 0)
     rebuild(w)
     after = contents(w)
     for name, table in current.items():
         assert after[name].equals(table), name
-    assert ingest.mark_ingest_rules_current(w.con) == 0
-    assert w.parse().files.height == 0
+    assert ingest.mark_read_by_this_version(w.con, w.data_dir) == 0
+    assert w.parse().files.height == 0 and ingest.rereads_gone(w.con, w.data_dir) == []
     w.close()

@@ -15,7 +15,7 @@ from jc_pipeline.lib import ingest, pending
 from jc_pipeline.lib.paths import DataLayout
 from jc_pipeline.lib.roster import RosterError, load_roster
 from jc_pipeline.lib.validation.report import REJECTS_SQL
-from jc_pipeline.runner import RunFailed, run_pipeline
+from jc_pipeline.runner import run_pipeline
 from jc_pipeline_tests.ingest_support import Warehouse, deliver_csv, deliver_xlsx, uploaded_ago, write_roster
 from jc_pipeline_tests.test_mappings_counts import CAD, write_mapping
 
@@ -112,17 +112,35 @@ def test_withdrawals_survive_a_store_rebuilt_from_the_inbox(layout):
     assert mistake_version(layout)[1] == "WITHDRAWN"
 
 
-def test_a_row_naming_no_version_read_fails_the_run_and_changes_nothing(layout):
-    before = arrests(layout)
+def test_a_row_naming_no_version_read_is_named_and_the_others_applied(layout):
+    """A typo in a hash, or a version no longer in the inbox (the path sent again, then a store rebuilt from the
+    inbox: helper-43, every run failed), withdraws nothing and is named on every run; the other rows apply."""
     sha = mistake_version(layout)[0]
     write_withdrawals(layout, [(MISTAKE, sha, "sent by mistake"),
                                ("inbox/le/LAW_ENFORCEMENT/arrests.csv", "0" * 64, "typo in the hash")])
-    with pytest.raises(RunFailed) as failed:
-        run(layout)
-    message = str(failed.value)
-    assert ("withdrawals.csv, line 3, column 'sha256': no version of inbox/le/LAW_ENFORCEMENT/arrests.csv with this "
-            "sha256 has been read; copy the path and sha256") in message, message
-    assert arrests(layout) == before and mistake_version(layout)[1] == "ERRORED"  # the first row was not applied
+    said = run(layout)
+    assert any("withdrawals.csv, line 3: no version of inbox/le/LAW_ENFORCEMENT/arrests.csv with this sha256 has "
+               "been read (a typo, or a version no longer in the inbox): nothing withdrawn for it" in line
+               for line in said), said
+    assert mistake_version(layout)[1] == "WITHDRAWN"
+    assert arrests(layout)["agency_metrics"] == [(date(2023, 1, 1), 3.0), (date(2023, 2, 1), 4.0)]
+
+
+def test_a_withdrawn_path_sent_again_survives_a_store_rebuilt_from_the_inbox(layout):
+    """docs/rules.md has the agency send the workbook again without the bad sheet once the state withdrew it: after
+    a store rebuilt from the inbox, only the new version is there to read, and the row names nothing."""
+    sha = mistake_version(layout)[0]
+    write_withdrawals(layout, [(MISTAKE, sha, "sent by mistake")])
+    run(layout)
+    uploaded_ago(deliver_xlsx(layout.root, "le", "LAW_ENFORCEMENT", "other_county.xlsx",
+                              {"arrests": [["year", "month", "value"], [2023, 3, 5]]}), 60)
+    run(layout)
+    resent = arrests(layout)
+    assert resent["agency_metrics"] == [(date(2023, 1, 1), 3.0), (date(2023, 2, 1), 4.0), (date(2023, 3, 1), 5.0)]
+    shutil.rmtree(layout.root / "pipeline")
+    said = run(layout)
+    assert any("withdrawals.csv, line 2: no version of " + MISTAKE in line for line in said), said
+    assert arrests(layout) == resent
 
 
 def test_every_problem_of_the_list_is_named_with_its_line_and_column(tmp_path):
@@ -159,10 +177,10 @@ def test_a_native_export_is_withdrawn_by_its_bytes_whichever_mapping_reads_it(tm
         ingest.resolve_agency_metrics(w.con, pending.pending_months(w.con), w.roster, w.registry)
         return change
 
-    assert withdraw_and_rebuild() == (1, 0, 1)
+    assert withdraw_and_rebuild() == (1, 0, 1, ())
     assert w.metrics().height == 0
     write_mapping(w.data_dir, "le", CAD + "# edited\n")  # read again in place, its sha256 now another mapping's
     w.ingest()
-    assert withdraw_and_rebuild() == (0, 0, 0)
+    assert withdraw_and_rebuild() == (0, 0, 0, ())
     assert w.table("source_files")["status"].to_list() == ["WITHDRAWN"] and w.metrics().height == 0
     w.close()

@@ -11,7 +11,7 @@ import pytest
 from jc_pipeline.lib import ingest, mappings
 from jc_pipeline.lib.paths import DataLayout
 from jc_pipeline.runner import run_pipeline
-from jc_pipeline_tests.ingest_support import NOW, Warehouse, deliver_csv, write_roster
+from jc_pipeline_tests.ingest_support import AGENCIES, NOW, Warehouse, deliver_csv, write_roster
 from jc_pipeline_tests.test_mappings_counts import CAD, write_mapping
 
 JAN = date(2024, 1, 1)
@@ -110,7 +110,15 @@ def test_a_changed_mapping_keeps_the_export_s_place_among_the_uploads(layout):
                 [["year", "month", "value"], [2024, 1, 5]])  # the agency's own correction, after the export
     run_pipeline(layout, echo=lambda line: None)
 
+    # A night with a typo in the mapping changes nothing (helper-43: its reading, a new version, won over the
+    # correction, and so did the fixed mapping's reading in its place).
     lines: list[str] = []
+    write_mapping(layout.root, "le", CAD.replace("Call Received", "Call Recieved"))
+    run_pipeline(layout, echo=lines.append)
+    assert _query(layout, arrests) == [(3.0,)]
+    assert any("1 export(s) keep what they loaded: their agency's mapping no longer reads them, e.g. "
+               "inbox/le/LAW_ENFORCEMENT/cad_calls_2024.csv" in line for line in lines), lines
+    lines.clear()
     write_mapping(layout.root, "le", CAD)
     fixed = run_pipeline(layout, echo=lines.append)
     assert fixed.months == [JAN]
@@ -122,36 +130,57 @@ def test_a_changed_mapping_keeps_the_export_s_place_among_the_uploads(layout):
         ("inbox/le/LAW_ENFORCEMENT/calls_for_service.csv", 3)]
 
 
-@pytest.mark.parametrize(("typo", "status"), [
-    (("kind: records", "kind: recordz"), "UNREADABLE"),  # N1: the mapping does not validate
-    (("sources:", "x: !!python/object/apply:os.system [ls]\nsources:"), "ERRORED"),  # no YAML: a bulk upload (F3)
-    (("cad_calls_*.csv", "cad_call_*.csv"), "ERRORED"),  # the pattern no longer claims it: a bulk upload (F3)
-    (("Call Received", "Call Recieved"), "ERRORED"),  # N2 on every row: no such column in the export
+@pytest.mark.parametrize("typo", [
+    ("kind: records", "kind: recordz"),  # N1: the mapping does not validate
+    ("sources:", "x: !!python/object/apply:os.system [ls]\nsources:"),  # no YAML: claims nothing, a bulk upload (F3)
+    ("cad_calls_*.csv", "cad_call_*.csv"),  # the pattern no longer claims it: a bulk upload (F3)
+    ("Call Received", "Call Recieved"),  # N2 on every record: no such column in the export
 ], ids=["invalid", "yaml", "pattern", "column"])
-def test_a_mapping_that_no_longer_reads_the_export_leaves_what_it_loaded(tmp_path, typo, status):
-    """A typo in the mapping gives its exports a new version beside the loaded one (N1, N2, or F3 when the export is
-    no longer the mapping's), instead of replacing the loaded reading in place (helper-41: the YAML, pattern and
-    column typos took the export's datapoints offline); the fixed mapping then reads the export again in place of
-    that new version."""
+def test_a_mapping_that_no_longer_reads_the_export_leaves_what_it_loaded(tmp_path, typo):
+    """A typo in the mapping does not replace the export's loaded reading (helper-41: the YAML, pattern and column
+    typos took its datapoints offline), nor add a version beside it (helper-43: that version, and the fixed
+    mapping's reading in its place, then won over the agency's later corrections): the reading is not written, the
+    run names the export, and each run reads it again until the mapping reads it."""
     w = Warehouse(tmp_path)
     write_mapping(w.data_dir, "le", CAD)
     deliver_csv(w.data_dir, "le", "LAW_ENFORCEMENT", "cad_calls_2024.csv", EXPORT)
     w.ingest()
     loaded = w.metrics().sort("dimension", "category", nulls_last=False).select("category", "value").rows()
+    files, findings = w.table("source_files"), w.table("rejected_rows")
     assert loaded
     write_mapping(w.data_dir, "le", CAD.replace(*typo))
     misread = w.parse()
-    assert misread.files.select("change", "status").rows() == [("changed", status)]
-    assert misread.datapoints.height == 0
-    ingest.write_batch(w.con, misread)
+    assert misread.files.select("path", "change").rows() == [("inbox/le/LAW_ENFORCEMENT/cad_calls_2024.csv",
+                                                               "reread")]
+    report = ingest.write_batch(w.con, misread)
+    assert [path for path, _ in report.misread] == ["inbox/le/LAW_ENFORCEMENT/cad_calls_2024.csv"]
+    assert (report.files_reread, report.touched_months) == (0, [])
+    assert w.table("source_files").equals(files) and w.table("rejected_rows").equals(findings)
     ingest.resolve_agency_metrics(w.con, [JAN], w.roster, w.registry)
     assert w.metrics().sort("dimension", "category", nulls_last=False).select("category", "value").rows() == loaded
+    assert w.parse().files.height == 1  # read again by the next run, until the mapping reads it
     write_mapping(w.data_dir, "le", CAD)
-    fixed = w.parse()
-    assert fixed.files.select("change").rows() == [("reread",)]
-    ingest.write_batch(w.con, fixed)
-    assert w.table("source_files", "upload_seq").select("upload_seq", "status").rows() == [(1, "ERRORED"),
-                                                                                            (2, "ERRORED")]
+    assert w.parse().files.height == 0  # the mapping as it was: nothing to read
+    w.close()
+
+
+def test_a_roster_change_and_a_mapping_typo_on_one_night_leave_what_the_export_loaded(tmp_path):
+    """helper-43: a path the roster change marked was read again in place whatever its reading, so a mapping typo
+    of the same night replaced the export's datapoints by an N1."""
+    w = Warehouse(tmp_path)
+    write_mapping(w.data_dir, "le", CAD)
+    deliver_csv(w.data_dir, "le", "LAW_ENFORCEMENT", "cad_calls_2024.csv", EXPORT)
+    w.change_roster()
+    w.ingest()
+    loaded = w.metrics()
+    w.change_roster(agencies=[(a[0], "Harlan City Police", *a[2:]) if a[0] == "le" else a for a in AGENCIES])
+    write_mapping(w.data_dir, "le", CAD.replace("metric: LAW", "metrc: LAW"))
+    report = ingest.write_batch(w.con, w.parse())
+    assert [path for path, _ in report.misread] == ["inbox/le/LAW_ENFORCEMENT/cad_calls_2024.csv"]
+    assert "metrc" in report.misread[0][1]
+    assert ingest.files_to_reread(w.con)  # still to be read again under the new roster
+    ingest.resolve_agency_metrics(w.con, [JAN], w.roster, w.registry)
+    assert w.metrics().equals(loaded)
     w.close()
 
 

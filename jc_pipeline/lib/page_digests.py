@@ -10,12 +10,12 @@ were generated, which is the time their content last changed.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 from pathlib import Path
 from typing import Any
 
+from jc_pipeline.lib.code_version import code_digest
 from jc_pipeline.lib.paths import replace_file
 
 #: The digest file in each report folder (hidden, beside the pages).
@@ -40,7 +40,7 @@ class PageDigests:
         fixed key order (query columns), so its ``repr`` is a faithful, stable text of it: four times cheaper
         than a sorted JSON dump, which took seconds per thousand agencies.
         """
-        digest = self.current[agency_id] = hashlib.sha256(code_digest() + repr(content).encode()).hexdigest()
+        digest = self.current[agency_id] = hashlib.sha256(f"{code_digest()}\0{content!r}".encode()).hexdigest()
         return self.previous.get(agency_id) != digest or not all(path.is_file() for path in files)
 
     def save(self, *, others: bool = False) -> None:
@@ -49,13 +49,3 @@ class PageDigests:
         kept = {**self.previous, **self.current} if others else self.current
         replace_file(self.path, json.dumps(kept, indent=0, sort_keys=True))
 
-
-@functools.cache
-def code_digest() -> bytes:
-    """A digest of every file of the jc_pipeline package (code, SQL, the registry), by relative path: any upgrade
-    changes it. About 200 files, read once per process."""
-    package = Path(__file__).resolve().parents[1]
-    digest = hashlib.sha256()
-    for path in sorted(p for p in package.rglob("*") if p.is_file() and p.suffix in (".py", ".sql", ".yaml")):
-        digest.update(path.relative_to(package).as_posix().encode() + b"\0" + path.read_bytes())
-    return digest.digest()

@@ -15,6 +15,8 @@ from jc_pipeline.lib import ingest, pending
 
 _COMMON = {"group_name": "ingest", "kinds": {"duckdb", "polars"}}
 PROGRESS_SECONDS = 15
+#: Files named in the log and metadata when the mapping no longer reads them (all are counted).
+MISREAD_LOGGED = 20
 #: Set to 1 to hash every inbox file, trusting no remembered stat (docs/decisions.md).
 REHASH_VARIABLE = "JC_INGEST_REHASH"
 
@@ -61,7 +63,7 @@ def inbox_files(context: dg.AssetExecutionContext, config: IngestConfig,
     with store.connect() as con:
         ingest.ensure_schema(con)
         ingest.record_agency_states(con, roster)  # the staged rows keep no state of their own
-        ingest.mark_ingest_rules_current(con)  # after an upgrade that reads files differently: all, once, in place
+        ingest.mark_read_by_this_version(con, warehouse.layout.root)  # after an upgrade: every file, once, in place
         known, rereads = ingest.known_files(con), ingest.files_to_reread(con)
         # JC_INGEST_REHASH=1 reads every file again, for a file rewritten with its old size and times restored.
         seen = {} if os.environ.get(REHASH_VARIABLE) == "1" else ingest.file_stats(con)
@@ -102,6 +104,8 @@ def inbox_files(context: dg.AssetExecutionContext, config: IngestConfig,
             del read
         reports.append(writing.result())
     report = sum(reports[1:], reports[0])
+    for path, problem in report.misread[:MISREAD_LOGGED]:
+        context.log.warning(f"{path} keeps what it loaded: its agency's mapping no longer reads it ({problem})")
     with store.connect() as con:
         # After the batches: a version withdrawals.csv lists may have been read tonight.
         withdrawn = ingest.apply_withdrawals(con, roster.withdrawals)
@@ -109,6 +113,9 @@ def inbox_files(context: dg.AssetExecutionContext, config: IngestConfig,
         # go with this ingest's: touched_periods_sensor reads only this metadata.
         waiting = pending.pending_months(con)
         gone = ingest.rereads_gone(con, warehouse.layout.root)
+    for line, path in withdrawn.unmatched:
+        context.log.warning(f"withdrawals.csv, line {line}: no version of {path} with this sha256 has been read "
+                            f"(a typo, or a version no longer in the inbox): nothing withdrawn for it")
     touched = sorted({month.isoformat() for month in (*report.touched_months, *waiting)})
     yield dg.MaterializeResult(
         asset_key="source_files",
@@ -124,6 +131,12 @@ def inbox_files(context: dg.AssetExecutionContext, config: IngestConfig,
             "files_withdrawn": withdrawn.withdrawn,
             "files_restored": withdrawn.restored,
             "withdrawal_months": withdrawn.months,
+            "withdrawals_unmatched": dg.MetadataValue.json([{"line": line, "path": path}
+                                                           for line, path in withdrawn.unmatched]),
+            # Read again, and not written: their agency's mapping no longer reads them (store._misread).
+            "files_misread": len(report.misread),
+            "misread": dg.MetadataValue.json([{"path": path, "problem": problem}
+                                              for path, problem in report.misread[:MISREAD_LOGGED]]),
             # Marked to be read again after a roster change, but moved or deleted with their agency's folder.
             "files_gone": len(gone),
             "folders_gone": dg.MetadataValue.json(sorted({path.split("/")[1] for path in gone})),

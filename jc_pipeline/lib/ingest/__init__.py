@@ -4,7 +4,7 @@ Public API (called by the Dagster layer)::
 
     ingest.ensure_schema(con)
     ingest.record_agency_states(con, roster)            # before staging: staged rows keep no state of their own
-    ingest.mark_ingest_rules_current(con)               # an upgrade's new rules: every path read again, once
+    ingest.mark_read_by_this_version(con, data_dir)     # after an upgrade: every path read again, once
     known, seen = ingest.known_files(con), ingest.file_stats(con)   # paths to read again (roster change) left out
     rereads = ingest.files_to_reread(con)                            # ... and given here, to be read in place
     gone = ingest.rereads_gone(con, data_dir)           # after the ingest: marked paths the inbox no longer holds
@@ -29,7 +29,7 @@ from jc_pipeline.lib.ingest.store import (
     file_stats,
     files_to_reread,
     known_files,
-    mark_ingest_rules_current,
+    mark_read_by_this_version,
     record_agency_states,
     record_file_stats,
     rereads_gone,
@@ -51,7 +51,7 @@ __all__ = [
     "file_stats",
     "files_to_reread",
     "known_files",
-    "mark_ingest_rules_current",
+    "mark_read_by_this_version",
     "parse_inbox",
     "parse_inbox_batches",
     "read_inbox_batches",

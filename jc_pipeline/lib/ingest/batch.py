@@ -52,10 +52,6 @@ INGESTED, ERRORED, UNREADABLE = "INGESTED", "ERRORED", "UNREADABLE"
 #: ``change`` of a file version read again in place (:func:`store.files_to_reread`, or its mapping changed), beside
 #: "new" and "changed".
 REREAD = "reread"
-#: A re-read in place that only the agency's mapping caused: it stays one when its reading loads rows and has no
-#: mapping problem (N1, N2), else it is a new version beside the reading it would replace (:func:`_with_status`).
-_MAPPING_REREAD = "reread by mapping"
-_MAPPING_PROBLEMS = ("N1", "N2")
 #: Order of a batch's findings (rejected_rows): file, sheet, row, rule, then the rest, so it is a total order.
 FINDING_SORT = ("file_idx", "sheet", "row_number", "rule", "column_name", "raw_value", "severity", "message")
 #: New files read into one batch before it is handed over to be written (a 10M-row state read whole needed 10 GB).
@@ -216,9 +212,10 @@ def read_inbox_batches(data_dir: Path, known: Mapping[str, str], roster: Roster,
             # Read again in place when its bytes are still the latest version's and only how it is read changed:
             # the roster (a marked path) or the agency's mapping, whose hash a native export's version holds (one
             # added, edited or removed). The same delivery keeps its place among the uploads (docs/decisions.md).
+            # A reading that would lose what the mapping read before is not written (store.write_batch).
             earlier = rereads.get(file.path, known.get(file.path))
-            change = ("new" if earlier is None else "changed" if native.content(earlier) != native.content(sha)
-                      else REREAD if file.path in rereads else _MAPPING_REREAD)
+            change = (REREAD if earlier is not None and native.content(earlier) == native.content(sha)
+                      else "changed" if earlier is not None else "new")
             if known.get(file.path) == sha:
                 unchanged += 1
             elif fetched.problem is not None:
@@ -521,12 +518,6 @@ def _with_status(files: pl.DataFrame, counts: pl.DataFrame, findings: pl.DataFra
     files = files.join(counts, on="file_idx", how="left").join(unreadable, on="file_idx", how="left").join(
         by_rule, on="file_idx", how="left").with_columns(
         rows_total=pl.col("rows_total").fill_null(0), rows_rejected=pl.col("rows_rejected").fill_null(0))
-    # A mapping that no longer reads the export (a typo in a column, a pattern, the YAML) must not take what the
-    # export loaded offline (helper-41): such a reading goes beside the loaded one, as a new version.
-    misread = findings.filter(pl.col("rule").is_in(_MAPPING_PROBLEMS))["file_idx"].unique().implode()
-    change = (pl.when(pl.col("change") != _MAPPING_REREAD).then(pl.col("change"))
-              .when((pl.col("rows_total") > pl.col("rows_rejected")) & ~pl.col("file_idx").is_in(misread))
-              .then(pl.lit(REREAD)).otherwise(pl.lit("changed")))
     status = (pl.when(pl.col("unreadable_reason").is_not_null()).then(pl.lit(UNREADABLE))
               .when(pl.col("rules").is_not_null()).then(pl.lit(ERRORED)).otherwise(pl.lit(INGESTED)))
     reason = (
@@ -538,5 +529,5 @@ def _with_status(files: pl.DataFrame, counts: pl.DataFrame, findings: pl.DataFra
         .when(pl.col("rows_total") == 0).then(pl.lit("no data rows"))
     )
     return files.with_columns(
-        status=status, reason=reason, rows_loaded=pl.col("rows_total") - pl.col("rows_rejected"), change=change,
+        status=status, reason=reason, rows_loaded=pl.col("rows_total") - pl.col("rows_rejected"),
     ).drop("unreadable_reason", "rules")

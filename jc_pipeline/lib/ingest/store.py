@@ -40,6 +40,7 @@ import polars as pl
 import pyarrow as pa
 
 from jc_pipeline.lib import pending
+from jc_pipeline.lib.code_version import code_digest
 from jc_pipeline.lib.ingest.batch import REREAD, UNREADABLE, IngestBatch
 from jc_pipeline.lib.ingest.lookups import agency_states
 from jc_pipeline.lib.ingest.normalize import attach
@@ -90,11 +91,14 @@ class IngestReport:
     rows_total: int
     rows_loaded: int
     rows_rejected: int
+    #: (path, problem) of the files read again and not written: the mapping no longer reads them (:func:`_misread`)
+    misread: tuple[tuple[str, str], ...] = ()
 
     def __add__(self, other: IngestReport) -> IngestReport:
         """What two batches written one after the other recorded."""
         return IngestReport(sorted(set(self.touched_months) | set(other.touched_months)),
-                            *(getattr(self, f) + getattr(other, f) for f in _COUNTS))
+                            *(getattr(self, f) + getattr(other, f) for f in _COUNTS),
+                            misread=self.misread + other.misread)
 
 
 _COUNTS = ("files_new", "files_changed", "files_unchanged", "files_unreadable", "files_reread", "files_arriving",
@@ -251,27 +255,24 @@ def record_agency_states(con: duckdb.DuckDBPyConnection, roster: Roster) -> int:
     """, agency_states(roster).to_dict(as_series=False)).fetchall()[0][0]
 
 
-#: What the ingest makes of a file's bytes (what it loads and rejects, and the words of its findings), as a version:
-#: raised with every change of it, so that a store whose files an older version read reads every path's latest
-#: version again once, in place (:func:`mark_ingest_rules_current`): otherwise the files no agency sends again keep
-#: the old reading, and its findings' old words, for good (helper-42: a semicolon CSV's '1.250' stayed loaded as
-#: 1.25 after the upgrade that rejects it). 1 (2026-12-07): the first record; a store without one was read by an
-#: older version.
-INGEST_RULES_VERSION = 1
-
-
-def mark_ingest_rules_current(con: duckdb.DuckDBPyConnection) -> int:
-    """Mark every delivered path to be read again (``pending_rereads``) when the store's files were read by other
-    ingest rules than :data:`INGEST_RULES_VERSION`, record the current ones, in one transaction; return how many
-    paths it marked (0 when the rules are current)."""
-    if con.execute("SELECT list(version) FROM ingest_rules").fetchall()[0][0] == [INGEST_RULES_VERSION]:
+def mark_read_by_this_version(con: duckdb.DuckDBPyConnection, data_dir: Path) -> int:
+    """Mark every path the inbox still holds to be read again (``pending_rereads``) when the store's files were read
+    by other code than this version's (:func:`~jc_pipeline.lib.code_version.code_digest`): an upgrade may load and
+    reject other rows, or word its findings otherwise, and the files no agency sends again would keep the old
+    reading for good (helper-42: a semicolon CSV's '1.250' stayed loaded as 1.25 after the upgrade that rejects it).
+    Records the current code in the same transaction; returns how many paths it marked (0 when current). A path
+    gone from the inbox keeps its reading (helper-43: marked, it was named as missing on every run)."""
+    code = code_digest()
+    if con.execute("SELECT list(code_digest) FROM ingest_read_by").fetchall()[0][0] == [code]:
         return 0
+    paths = [path for (path,) in con.execute("SELECT DISTINCT path FROM current_source_files WHERE path NOT IN "
+                                             "(SELECT path FROM pending_rereads) ORDER BY path").fetchall()
+             if data_dir.joinpath(path).is_file()]
     with transaction(con):
-        marked = con.execute("INSERT INTO pending_rereads SELECT DISTINCT path FROM current_source_files "
-                             "WHERE path NOT IN (SELECT path FROM pending_rereads)").fetchall()[0][0]
-        con.execute("DELETE FROM ingest_rules")
-        con.execute("INSERT INTO ingest_rules VALUES (?)", [INGEST_RULES_VERSION])
-    return marked
+        con.execute("INSERT INTO pending_rereads SELECT unnest($paths::VARCHAR[])", {"paths": paths})
+        con.execute("DELETE FROM ingest_read_by")
+        con.execute("INSERT INTO ingest_read_by VALUES (?)", [code])
+    return len(paths)
 
 
 # The latest version of each path is the view current_source_files (lib/sql/warehouse_schema.sql).
@@ -324,11 +325,15 @@ def record_file_stats(con: duckdb.DuckDBPyConnection, stats: pl.DataFrame) -> No
 
 def write_batch(con: duckdb.DuckDBPyConnection, batch: IngestBatch) -> IngestReport:
     """Record ``batch`` in one transaction and report what it carried (see the module docstring)."""
-    files = batch.files
+    files, found, datapoints = batch.files, batch.findings, batch.datapoints
+    misread = _misread(con, batch)
+    if misread:
+        written = ~pl.col("path").is_in([path for path, _ in misread])
+        files, found, datapoints = files.filter(written), found.filter(written), datapoints.filter(written)
     if files.height:
         # One thread for a batch within one row group, set outside the transaction: a failed insert aborts it, and
         # the setting must come back after the rollback, not inside the aborted transaction (which refuses it).
-        small = max(batch.findings.height, batch.datapoints.height) <= _ROW_GROUP_ROWS
+        small = max(found.height, datapoints.height) <= _ROW_GROUP_ROWS
         with _one_thread(con) if small else nullcontext(), transaction(con):
             first = con.execute("SELECT coalesce(max(upload_seq), 0) + 1 FROM source_files").fetchall()[0][0]
             files = _with_ids(con, files, first)
@@ -339,9 +344,9 @@ def write_batch(con: duckdb.DuckDBPyConnection, batch: IngestBatch) -> IngestRep
             # Only the paths go through the joins: joined whole, the rows were copied (the staged datapoints: 1.6 of
             # 1.9 s of CPU over the bench's batches). A path missing from the batch's files would get a NULL file_id,
             # which the tables refuse: the transaction rolls back rather than drop the row.
-            findings = attach(batch.findings, ["path"], ids, file_id="file_id").select(_FINDING_COLUMNS)
+            findings = attach(found, ["path"], ids, file_id="file_id").select(_FINDING_COLUMNS)
             # sheet_order counts the sheets of each file from 0, whichever batch the file was read in.
-            staged = attach(batch.datapoints, ["path"], ids, upload_seq="upload_seq").with_columns(
+            staged = attach(datapoints, ["path"], ids, upload_seq="upload_seq").with_columns(
                 sheet_order=pl.col("sheet_idx") - pl.col("sheet_idx").min().over("upload_seq")
             ).select(STAGED_SCHEMA.names())
             _insert(con, "source_files", files.select(_FILE_COLUMNS))
@@ -352,7 +357,7 @@ def write_batch(con: duckdb.DuckDBPyConnection, batch: IngestBatch) -> IngestRep
                 pending.mark_unpublished(con)  # its findings, also when it holds no month
             con.execute("DELETE FROM pending_rereads WHERE list_contains($paths, path)",
                         {"paths": files["path"].to_list()})
-    months = batch.datapoints.select(pl.col("period_start").dt.truncate("1mo").unique().sort()).to_series()
+    months = datapoints.select(pl.col("period_start").dt.truncate("1mo").unique().sort()).to_series()
     return IngestReport(
         touched_months=months.to_list(),
         files_new=files.filter(pl.col("change") == "new").height,
@@ -364,7 +369,37 @@ def write_batch(con: duckdb.DuckDBPyConnection, batch: IngestBatch) -> IngestRep
         rows_total=int(files["rows_total"].sum()),
         rows_loaded=int(files["rows_loaded"].sum()),
         rows_rejected=int(files["rows_rejected"].sum()),
+        misread=tuple(misread),
     )
+
+
+#: Findings that say the agency's mapping does not read an export: the mapping's own (N1) or a column it names (N2).
+_MAPPING_PROBLEMS = ("N1", "N2")
+_BEFORE_SQL = """
+    SELECT path, rows_loaded AS loaded_before, path IN (SELECT path FROM pending_rereads) AS marked
+    FROM current_source_files WHERE list_contains($paths, path)
+"""
+
+
+def _misread(con: duckdb.DuckDBPyConnection, batch: IngestBatch) -> list[tuple[str, str]]:
+    """(path, problem) of the files of ``batch`` read again in place whose new reading would load fewer rows than
+    the one it replaces because the mapping no longer reads them: findings of its own (N1, N2), or, when only the
+    mapping changed (no roster change or upgrade marked the path), no row at all (a mapping that no longer parses,
+    or whose pattern misses the export, claims nothing: read as a bulk upload, the export loads nothing). A typo in
+    a mapping took the agency's loaded exports offline (helper-41); written as a new version beside them, the
+    reading then won over the agency's later corrections (helper-43). Such a file is not written: it keeps its
+    reading, its path stays to be read, and the run names it until the mapping is fixed (or the export withdrawn,
+    docs/operations.md)."""
+    again = batch.files.filter(pl.col("change") == REREAD)
+    if not again.height:
+        return []
+    before = con.sql(_BEFORE_SQL, params={"paths": again["path"].to_list()}).pl()
+    problems = batch.findings.filter(pl.col("rule").is_in(_MAPPING_PROBLEMS)).group_by("path", maintain_order=True).agg(
+        problem=pl.col("message").first())
+    lost = again.join(before, on="path").join(problems, on="path", how="left").filter(
+        (pl.col("rows_loaded") < pl.col("loaded_before"))
+        & (pl.col("problem").is_not_null() | ((pl.col("rows_loaded") == 0) & ~pl.col("marked"))))
+    return lost.select("path", pl.coalesce("problem", "reason")).rows()
 
 
 def _with_ids(con: duckdb.DuckDBPyConnection, files: pl.DataFrame, first_seq: int) -> pl.DataFrame:

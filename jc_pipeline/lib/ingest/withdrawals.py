@@ -18,18 +18,20 @@ import duckdb
 import polars as pl
 
 from jc_pipeline.lib import pending
-from jc_pipeline.lib.roster import WITHDRAWALS_FILE, Problem, RosterError, Withdrawal
+from jc_pipeline.lib.roster import Withdrawal
 from jc_pipeline.lib.warehouse import transaction
 
 WITHDRAWN = "WITHDRAWN"
 
 
 class WithdrawalChange(NamedTuple):
-    """What :func:`apply_withdrawals` changed: file versions withdrawn and given back, and the months to rebuild."""
+    """What :func:`apply_withdrawals` changed: file versions withdrawn and given back, the months to rebuild, and the
+    lines of withdrawals.csv that name no version read (line, path)."""
 
     withdrawn: int
     restored: int
     months: int
+    unmatched: tuple[tuple[int, str], ...] = ()
 
 
 # The versions the list names: every version of the path with those bytes (a file sent again after a revert is two;
@@ -71,20 +73,16 @@ _MONTHS = """
 def apply_withdrawals(con: duckdb.DuckDBPyConnection, withdrawals: Sequence[Withdrawal]) -> WithdrawalChange:
     """Make the store's withdrawn versions those of ``withdrawals``, in one transaction, after the ingest wrote this
     run's files (a version listed may have arrived tonight, or come back with a store rebuilt from the inbox).
-    Raises :class:`~jc_pipeline.lib.roster.RosterError` naming each row no version read matches, before changing
-    anything. Idempotent: with nothing to change it writes nothing."""
+    A row no version read matches is left out and named (``unmatched``), not an error: a typo in its hash, or a
+    version no longer in the inbox (a store rebuilt from the inbox after the path was sent again: helper-43, every
+    run failed), whose rows no run can load again. Idempotent: with nothing to change it writes nothing."""
     listed = pl.DataFrame([(w.line, w.path, w.sha256, w.reason) for w in withdrawals], orient="row",
                           schema={"line": pl.Int64, "path": pl.String, "sha256": pl.String, "reason": pl.String})
     if not listed.height and not con.execute("SELECT count(*) FROM ingest_withdrawals").fetchall()[0][0]:
         return WithdrawalChange(0, 0, 0)
     con.register("_withdrawals", listed)
     try:
-        unmatched = con.execute(_UNMATCHED).fetchall()
-        if unmatched:
-            raise RosterError([Problem(WITHDRAWALS_FILE, line, "sha256", (
-                f"no version of {path} with this sha256 has been read; copy the path and sha256 of the version to "
-                f"withdraw from the warehouse's source_files (a file deleted before any run read it needs no row)"))
-                for line, path in unmatched])
+        unmatched = tuple(con.execute(_UNMATCHED).fetchall())
         with transaction(con):
             before = {seq for (seq,) in con.execute("SELECT upload_seq FROM ingest_withdrawals").fetchall()}
             con.execute(_KEEP_STATUS)
@@ -100,4 +98,4 @@ def apply_withdrawals(con: duckdb.DuckDBPyConnection, withdrawals: Sequence[With
                 pending.mark_unpublished(con)  # the status and findings change also when no month does
     finally:
         con.unregister("_withdrawals")
-    return WithdrawalChange(len(after - before), len(before - after), len(months))
+    return WithdrawalChange(len(after - before), len(before - after), len(months), unmatched)

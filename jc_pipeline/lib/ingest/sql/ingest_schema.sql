@@ -41,9 +41,8 @@ CREATE TABLE IF NOT EXISTS ingest_withdrawals (
 );
 COMMENT ON TABLE ingest_withdrawals IS 'The file versions (source_files.upload_seq) withdrawals.csv withdraws, with the status and reason the ingest gave them. Not published.';
 
--- The version of the ingest's rules the store's files were read by (store.INGEST_RULES_VERSION). One row; none in a store
--- from before the table.
-CREATE TABLE IF NOT EXISTS ingest_rules (
-    version INTEGER NOT NULL
+-- The code (code_version.code_digest) the store's files were read by. One row; none in a store from before the table.
+CREATE TABLE IF NOT EXISTS ingest_read_by (
+    code_digest VARCHAR NOT NULL
 );
-COMMENT ON TABLE ingest_rules IS 'The version of the ingest rules (what a file''s bytes load and reject, and the findings'' words) the store''s files were read by: another version reads every path''s latest version again, once. Not published.';
+COMMENT ON TABLE ingest_read_by IS 'The digest of the jc_pipeline code that read the store''s files: other code (an upgrade) reads every path the inbox holds again, once, in place. Not published.';

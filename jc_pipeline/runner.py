@@ -371,11 +371,11 @@ def run_pipeline(
                 echo(f"      {ingested['files_reread']} file(s) read again: the roster changed how their agency's "
                      f"files are read (fiscal year, settings, sectors or child agencies), their mapping changed, or "
                      f"this version of jc_pipeline reads files differently (an upgrade: docs/operations.md)")
-            if ingested.get("files_misread"):
-                first = ingested["misread"][0]
-                echo(f"      {ingested['files_misread']} export(s) keep what they loaded: their agency's mapping no "
-                     f"longer reads them, e.g. {first['path']}: {first['problem']}; fix the mapping (docs/mappings.md) "
-                     f"or withdraw the export (docs/operations.md)")
+            if ingested.get("files_kept"):
+                first = ingested["kept"][0]
+                echo(f"      {ingested['files_kept']} export(s) keep what they loaded, not read again: e.g. "
+                     f"{first['path']}: {first['why']}; fix the mapping (docs/mappings.md), or withdraw the export "
+                     f"(docs/operations.md)")
             if ingested.get("files_withdrawn") or ingested.get("files_restored"):
                 echo(f"      withdrawals.csv: {ingested.get('files_withdrawn', 0)} file version(s) withdrawn, "
                      f"{ingested.get('files_restored', 0)} given back; {ingested.get('withdrawal_months', 0)} "

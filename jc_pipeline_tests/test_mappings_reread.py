@@ -113,11 +113,11 @@ def test_a_changed_mapping_keeps_the_export_s_place_among_the_uploads(layout):
     # A night with a typo in the mapping changes nothing (helper-43: its reading, a new version, won over the
     # correction, and so did the fixed mapping's reading in its place).
     lines: list[str] = []
-    write_mapping(layout.root, "le", CAD.replace("Call Received", "Call Recieved"))
+    write_mapping(layout.root, "le", CAD.replace("kind: records", "kind: recordz"))
     run_pipeline(layout, echo=lines.append)
     assert _query(layout, arrests) == [(3.0,)]
-    assert any("1 export(s) keep what they loaded: their agency's mapping no longer reads them, e.g. "
-               "inbox/le/LAW_ENFORCEMENT/cad_calls_2024.csv" in line for line in lines), lines
+    assert any("1 export(s) keep what they loaded, not read again: e.g. inbox/le/LAW_ENFORCEMENT/cad_calls_2024.csv: "
+               "its mapping does not validate: mappings/le.yaml" in line for line in lines), lines
     lines.clear()
     write_mapping(layout.root, "le", CAD)
     fixed = run_pipeline(layout, echo=lines.append)
@@ -130,37 +130,34 @@ def test_a_changed_mapping_keeps_the_export_s_place_among_the_uploads(layout):
         ("inbox/le/LAW_ENFORCEMENT/calls_for_service.csv", 3)]
 
 
-@pytest.mark.parametrize("typo", [
-    ("kind: records", "kind: recordz"),  # N1: the mapping does not validate
-    ("sources:", "x: !!python/object/apply:os.system [ls]\nsources:"),  # no YAML: claims nothing, a bulk upload (F3)
-    ("cad_calls_*.csv", "cad_call_*.csv"),  # the pattern no longer claims it: a bulk upload (F3)
-    ("Call Received", "Call Recieved"),  # N2 on every record: no such column in the export
-], ids=["invalid", "yaml", "pattern", "column"])
-def test_a_mapping_that_no_longer_reads_the_export_leaves_what_it_loaded(tmp_path, typo):
-    """A typo in the mapping does not replace the export's loaded reading (helper-41: the YAML, pattern and column
-    typos took its datapoints offline), nor add a version beside it (helper-43: that version, and the fixed
-    mapping's reading in its place, then won over the agency's later corrections): the reading is not written, the
-    run names the export, and each run reads it again until the mapping reads it."""
+@pytest.mark.parametrize(("typo", "why"), [
+    (("kind: records", "kind: recordz"), "its mapping does not validate: mappings/le.yaml"),
+    (("sources:", "x: !!python/object/apply:os.system [ls]\nsources:"), "its mapping does not validate: mappings/le.yaml"),
+    (("cad_calls_*.csv", "cad_call_*.csv"), "no source of mappings/le.yaml claims it any more"),
+], ids=["invalid", "yaml", "pattern"])
+def test_a_mapping_that_no_longer_reads_the_export_leaves_what_it_loaded(tmp_path, typo, why):
+    """A mapping file that does not validate (a wrong key, YAML that does not parse), or whose patterns no longer
+    claim an export it read, does not read the export again (helper-41: the export, read as N1 or as a bulk upload,
+    lost its datapoints), nor adds a version beside it (helper-43: it then won over the agency's later corrections):
+    the export keeps its reading and place, and the run names it until the mapping reads it."""
     w = Warehouse(tmp_path)
     write_mapping(w.data_dir, "le", CAD)
     deliver_csv(w.data_dir, "le", "LAW_ENFORCEMENT", "cad_calls_2024.csv", EXPORT)
     w.ingest()
-    loaded = w.metrics().sort("dimension", "category", nulls_last=False).select("category", "value").rows()
+    loaded = w.metrics()
     files, findings = w.table("source_files"), w.table("rejected_rows")
-    assert loaded
+    assert loaded.height
     write_mapping(w.data_dir, "le", CAD.replace(*typo))
-    misread = w.parse()
-    assert misread.files.select("path", "change").rows() == [("inbox/le/LAW_ENFORCEMENT/cad_calls_2024.csv",
-                                                               "reread")]
-    report = ingest.write_batch(w.con, misread)
-    assert [path for path, _ in report.misread] == ["inbox/le/LAW_ENFORCEMENT/cad_calls_2024.csv"]
-    assert (report.files_reread, report.touched_months) == (0, [])
+    batch = w.parse()
+    assert batch.files.height == 0
+    assert [(path, reason.startswith(why)) for path, reason in batch.kept] == [
+        ("inbox/le/LAW_ENFORCEMENT/cad_calls_2024.csv", True)]
+    report = w.ingest()
+    assert report.kept == batch.kept and report.touched_months == []
     assert w.table("source_files").equals(files) and w.table("rejected_rows").equals(findings)
-    ingest.resolve_agency_metrics(w.con, [JAN], w.roster, w.registry)
-    assert w.metrics().sort("dimension", "category", nulls_last=False).select("category", "value").rows() == loaded
-    assert w.parse().files.height == 1  # read again by the next run, until the mapping reads it
+    assert w.metrics().equals(loaded)
     write_mapping(w.data_dir, "le", CAD)
-    assert w.parse().files.height == 0  # the mapping as it was: nothing to read
+    assert w.parse().files.height == 0 and w.parse().kept == ()  # the mapping as it was: nothing to read
     w.close()
 
 
@@ -175,19 +172,21 @@ def test_a_roster_change_and_a_mapping_typo_on_one_night_leave_what_the_export_l
     loaded = w.metrics()
     w.change_roster(agencies=[(a[0], "Harlan City Police", *a[2:]) if a[0] == "le" else a for a in AGENCIES])
     write_mapping(w.data_dir, "le", CAD.replace("metric: LAW", "metrc: LAW"))
-    report = ingest.write_batch(w.con, w.parse())
-    assert [path for path, _ in report.misread] == ["inbox/le/LAW_ENFORCEMENT/cad_calls_2024.csv"]
-    assert "metrc" in report.misread[0][1]
-    assert ingest.files_to_reread(w.con)  # still to be read again under the new roster
+    report = w.ingest()
+    assert [path for path, _ in report.kept] == ["inbox/le/LAW_ENFORCEMENT/cad_calls_2024.csv"]
+    assert "missing key 'metric'" in report.kept[0][1]
+    assert ingest.files_to_reread(w.con)  # still to be read again under the new roster, once the mapping reads it
     ingest.resolve_agency_metrics(w.con, [JAN], w.roster, w.registry)
     assert w.metrics().equals(loaded)
+    write_mapping(w.data_dir, "le", CAD)
+    assert w.ingest().files_reread == 1 and not ingest.files_to_reread(w.con)
     w.close()
 
 
 def test_new_mapping_rules_read_every_export_again_once(tmp_path, monkeypatch):
     """An upgrade that may make a valid mapping invalid (mappings.spec.RULES) reads the exports again, in place,
-    so a mapping the new rules refuse says so (N1, as a new version beside what its exports loaded, like any mapping
-    that no longer reads them)."""
+    so a mapping the new rules refuse says so (its exports keep what they loaded, named by every run, like those of
+    any mapping that does not validate)."""
     w = Warehouse(tmp_path)
     write_mapping(w.data_dir, "le", CAD)
     deliver_csv(w.data_dir, "le", "LAW_ENFORCEMENT", "cad_calls_2024.csv", EXPORT)

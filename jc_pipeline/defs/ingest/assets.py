@@ -15,8 +15,8 @@ from jc_pipeline.lib import ingest, pending
 
 _COMMON = {"group_name": "ingest", "kinds": {"duckdb", "polars"}}
 PROGRESS_SECONDS = 15
-#: Files named in the log and metadata when the mapping no longer reads them (all are counted).
-MISREAD_LOGGED = 20
+#: Exports named in the log and metadata when their mapping file does not read them (all are counted).
+KEPT_LOGGED = 20
 #: Set to 1 to hash every inbox file, trusting no remembered stat (docs/decisions.md).
 REHASH_VARIABLE = "JC_INGEST_REHASH"
 
@@ -104,8 +104,8 @@ def inbox_files(context: dg.AssetExecutionContext, config: IngestConfig,
             del read
         reports.append(writing.result())
     report = sum(reports[1:], reports[0])
-    for path, problem in report.misread[:MISREAD_LOGGED]:
-        context.log.warning(f"{path} keeps what it loaded: its agency's mapping no longer reads it ({problem})")
+    for path, why in report.kept[:KEPT_LOGGED]:
+        context.log.warning(f"{path} keeps what it loaded, not read again: {why}")
     with store.connect() as con:
         # After the batches: a version withdrawals.csv lists may have been read tonight.
         withdrawn = ingest.apply_withdrawals(con, roster.withdrawals)
@@ -133,10 +133,9 @@ def inbox_files(context: dg.AssetExecutionContext, config: IngestConfig,
             "withdrawal_months": withdrawn.months,
             "withdrawals_unmatched": dg.MetadataValue.json([{"line": line, "path": path}
                                                            for line, path in withdrawn.unmatched]),
-            # Read again, and not written: their agency's mapping no longer reads them (store._misread).
-            "files_misread": len(report.misread),
-            "misread": dg.MetadataValue.json([{"path": path, "problem": problem}
-                                              for path, problem in report.misread[:MISREAD_LOGGED]]),
+            # Not read again: their agency's mapping file does not read them (IngestBatch.kept).
+            "files_kept": len(report.kept),
+            "kept": dg.MetadataValue.json([{"path": path, "why": why} for path, why in report.kept[:KEPT_LOGGED]]),
             # Marked to be read again after a roster change, but moved or deleted with their agency's folder.
             "files_gone": len(gone),
             "folders_gone": dg.MetadataValue.json(sorted({path.split("/")[1] for path in gone})),

@@ -100,6 +100,10 @@ class IngestBatch:
     files_unchanged: int
     file_stats: pl.DataFrame
     files_arriving: int = 0
+    #: (path, why) of the native exports left as they were read: their agency's mapping file does not read them
+    #: (it does not validate, or no source claims them any more), so reading them again would take the export's
+    #: numbers out for a typo (helper-41); read again once it does (a roster change's or upgrade's mark stays).
+    kept: tuple[tuple[str, str], ...] = ()
 
 
 def parse_inbox(data_dir: Path, known: Mapping[str, str], roster: Roster, registry: Registry, *, now: datetime,
@@ -212,12 +216,15 @@ def read_inbox_batches(data_dir: Path, known: Mapping[str, str], roster: Roster,
             # Read again in place when its bytes are still the latest version's and only how it is read changed:
             # the roster (a marked path) or the agency's mapping, whose hash a native export's version holds (one
             # added, edited or removed). The same delivery keeps its place among the uploads (docs/decisions.md).
-            # A reading that would lose what the mapping read before is not written (store.write_batch).
+            # An export its mapping read is not read again while the agency's mapping file does not read it.
             earlier = rereads.get(file.path, known.get(file.path))
             change = (REREAD if earlier is not None and native.content(earlier) == native.content(sha)
                       else "changed" if earlier is not None else "new")
+            kept = (native.unread_reason(file) if change == REREAD and native.is_native(earlier) else None)
             if known.get(file.path) == sha:
                 unchanged += 1
+            elif kept is not None:
+                parser.kept.append((file.path, kept))
             elif fetched.problem is not None:
                 parser.unopenable(file, sha, change, fetched.problem)
             else:
@@ -324,6 +331,7 @@ class _Parser:
         self.pending_bytes = 0
         self.native = native  # files matched by an agency mapping are read there
         self.file_stats: list[tuple] = []
+        self.kept: list[tuple[str, str]] = []  # IngestBatch.kept
 
     def unopenable(self, file: InboxFile, sha: str, change: str, reason: str) -> None:
         index = self._add_file(file, sha, change)
@@ -475,6 +483,7 @@ class _Parser:
             files_unchanged=unchanged,
             file_stats=pl.DataFrame(self.file_stats, schema=FILE_STAT_SCHEMA, orient="row"),
             files_arriving=arriving,
+            kept=tuple(self.kept),
         )
 
 

@@ -91,14 +91,14 @@ class IngestReport:
     rows_total: int
     rows_loaded: int
     rows_rejected: int
-    #: (path, problem) of the files read again and not written: the mapping no longer reads them (:func:`_misread`)
-    misread: tuple[tuple[str, str], ...] = ()
+    #: (path, why) of the native exports not read again: their agency's mapping does not read them (IngestBatch.kept)
+    kept: tuple[tuple[str, str], ...] = ()
 
     def __add__(self, other: IngestReport) -> IngestReport:
         """What two batches written one after the other recorded."""
         return IngestReport(sorted(set(self.touched_months) | set(other.touched_months)),
                             *(getattr(self, f) + getattr(other, f) for f in _COUNTS),
-                            misread=self.misread + other.misread)
+                            kept=self.kept + other.kept)
 
 
 _COUNTS = ("files_new", "files_changed", "files_unchanged", "files_unreadable", "files_reread", "files_arriving",
@@ -325,15 +325,11 @@ def record_file_stats(con: duckdb.DuckDBPyConnection, stats: pl.DataFrame) -> No
 
 def write_batch(con: duckdb.DuckDBPyConnection, batch: IngestBatch) -> IngestReport:
     """Record ``batch`` in one transaction and report what it carried (see the module docstring)."""
-    files, found, datapoints = batch.files, batch.findings, batch.datapoints
-    misread = _misread(con, batch)
-    if misread:
-        written = ~pl.col("path").is_in([path for path, _ in misread])
-        files, found, datapoints = files.filter(written), found.filter(written), datapoints.filter(written)
+    files = batch.files
     if files.height:
         # One thread for a batch within one row group, set outside the transaction: a failed insert aborts it, and
         # the setting must come back after the rollback, not inside the aborted transaction (which refuses it).
-        small = max(found.height, datapoints.height) <= _ROW_GROUP_ROWS
+        small = max(batch.findings.height, batch.datapoints.height) <= _ROW_GROUP_ROWS
         with _one_thread(con) if small else nullcontext(), transaction(con):
             first = con.execute("SELECT coalesce(max(upload_seq), 0) + 1 FROM source_files").fetchall()[0][0]
             files = _with_ids(con, files, first)
@@ -344,9 +340,9 @@ def write_batch(con: duckdb.DuckDBPyConnection, batch: IngestBatch) -> IngestRep
             # Only the paths go through the joins: joined whole, the rows were copied (the staged datapoints: 1.6 of
             # 1.9 s of CPU over the bench's batches). A path missing from the batch's files would get a NULL file_id,
             # which the tables refuse: the transaction rolls back rather than drop the row.
-            findings = attach(found, ["path"], ids, file_id="file_id").select(_FINDING_COLUMNS)
+            findings = attach(batch.findings, ["path"], ids, file_id="file_id").select(_FINDING_COLUMNS)
             # sheet_order counts the sheets of each file from 0, whichever batch the file was read in.
-            staged = attach(datapoints, ["path"], ids, upload_seq="upload_seq").with_columns(
+            staged = attach(batch.datapoints, ["path"], ids, upload_seq="upload_seq").with_columns(
                 sheet_order=pl.col("sheet_idx") - pl.col("sheet_idx").min().over("upload_seq")
             ).select(STAGED_SCHEMA.names())
             _insert(con, "source_files", files.select(_FILE_COLUMNS))
@@ -357,7 +353,7 @@ def write_batch(con: duckdb.DuckDBPyConnection, batch: IngestBatch) -> IngestRep
                 pending.mark_unpublished(con)  # its findings, also when it holds no month
             con.execute("DELETE FROM pending_rereads WHERE list_contains($paths, path)",
                         {"paths": files["path"].to_list()})
-    months = datapoints.select(pl.col("period_start").dt.truncate("1mo").unique().sort()).to_series()
+    months = batch.datapoints.select(pl.col("period_start").dt.truncate("1mo").unique().sort()).to_series()
     return IngestReport(
         touched_months=months.to_list(),
         files_new=files.filter(pl.col("change") == "new").height,
@@ -369,37 +365,8 @@ def write_batch(con: duckdb.DuckDBPyConnection, batch: IngestBatch) -> IngestRep
         rows_total=int(files["rows_total"].sum()),
         rows_loaded=int(files["rows_loaded"].sum()),
         rows_rejected=int(files["rows_rejected"].sum()),
-        misread=tuple(misread),
+        kept=batch.kept,
     )
-
-
-#: Findings that say the agency's mapping does not read an export: the mapping's own (N1) or a column it names (N2).
-_MAPPING_PROBLEMS = ("N1", "N2")
-_BEFORE_SQL = """
-    SELECT path, rows_loaded AS loaded_before, path IN (SELECT path FROM pending_rereads) AS marked
-    FROM current_source_files WHERE list_contains($paths, path)
-"""
-
-
-def _misread(con: duckdb.DuckDBPyConnection, batch: IngestBatch) -> list[tuple[str, str]]:
-    """(path, problem) of the files of ``batch`` read again in place whose new reading would load fewer rows than
-    the one it replaces because the mapping no longer reads them: findings of its own (N1, N2), or, when only the
-    mapping changed (no roster change or upgrade marked the path), no row at all (a mapping that no longer parses,
-    or whose pattern misses the export, claims nothing: read as a bulk upload, the export loads nothing). A typo in
-    a mapping took the agency's loaded exports offline (helper-41); written as a new version beside them, the
-    reading then won over the agency's later corrections (helper-43). Such a file is not written: it keeps its
-    reading, its path stays to be read, and the run names it until the mapping is fixed (or the export withdrawn,
-    docs/operations.md)."""
-    again = batch.files.filter(pl.col("change") == REREAD)
-    if not again.height:
-        return []
-    before = con.sql(_BEFORE_SQL, params={"paths": again["path"].to_list()}).pl()
-    problems = batch.findings.filter(pl.col("rule").is_in(_MAPPING_PROBLEMS)).group_by("path", maintain_order=True).agg(
-        problem=pl.col("message").first())
-    lost = again.join(before, on="path").join(problems, on="path", how="left").filter(
-        (pl.col("rows_loaded") < pl.col("loaded_before"))
-        & (pl.col("problem").is_not_null() | ((pl.col("rows_loaded") == 0) & ~pl.col("marked"))))
-    return lost.select("path", pl.coalesce("problem", "reason")).rows()
 
 
 def _with_ids(con: duckdb.DuckDBPyConnection, files: pl.DataFrame, first_seq: int) -> pl.DataFrame:

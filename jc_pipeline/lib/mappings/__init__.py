@@ -123,6 +123,21 @@ class NativeExtracts:
             return any(pattern_matches(pattern, relative) for pattern in mapping.patterns)
         return mapping.source_for(relative) is not None
 
+    def unread_reason(self, file: InboxFile) -> str | None:
+        """Why the agency's mapping file does not read ``file``: it does not validate, or no source claims the file
+        (None when it reads it, or when the agency has no mapping file: its exports are then bulk uploads)."""
+        mapping = self._mapping(file.agency_id)
+        if isinstance(mapping, _Invalid):
+            return f"its mapping does not validate: {mapping.problems[0]}"
+        if mapping is not None and mapping.source_for(_relative(file)) is None:
+            return f"no source of mappings/{file.agency_id}.yaml claims it any more"
+        return None
+
+    @staticmethod
+    def is_native(version: str) -> bool:
+        """Whether a version from :meth:`version` is a native export's (read by a mapping)."""
+        return _MAPPED in version
+
     @staticmethod
     def content(version: str) -> str:
         """The sha256 of the bytes of a version from :meth:`version` (without the mapping's, where it has one)."""

@@ -133,13 +133,12 @@ def test_a_changed_mapping_keeps_the_export_s_place_among_the_uploads(layout):
 @pytest.mark.parametrize(("typo", "why"), [
     (("kind: records", "kind: recordz"), "its mapping does not validate: mappings/le.yaml"),
     (("sources:", "x: !!python/object/apply:os.system [ls]\nsources:"), "its mapping does not validate: mappings/le.yaml"),
-    (("cad_calls_*.csv", "cad_call_*.csv"), "no source of mappings/le.yaml claims it any more"),
-], ids=["invalid", "yaml", "pattern"])
+], ids=["invalid", "yaml"])
 def test_a_mapping_that_no_longer_reads_the_export_leaves_what_it_loaded(tmp_path, typo, why):
-    """A mapping file that does not validate (a wrong key, YAML that does not parse), or whose patterns no longer
-    claim an export it read, does not read the export again (helper-41: the export, read as N1 or as a bulk upload,
-    lost its datapoints), nor adds a version beside it (helper-43: it then won over the agency's later corrections):
-    the export keeps its reading and place, and the run names it until the mapping reads it."""
+    """A mapping file that does not validate (a wrong key, YAML that does not parse) does not read an export it read
+    again (helper-41: the export, read as N1 or as a bulk upload, lost its datapoints), nor adds a version beside it
+    (helper-43: it then won over the agency's later corrections): the export keeps its reading and place, and the
+    run names it until the mapping validates."""
     w = Warehouse(tmp_path)
     write_mapping(w.data_dir, "le", CAD)
     deliver_csv(w.data_dir, "le", "LAW_ENFORCEMENT", "cad_calls_2024.csv", EXPORT)
@@ -158,6 +157,21 @@ def test_a_mapping_that_no_longer_reads_the_export_leaves_what_it_loaded(tmp_pat
     assert w.metrics().equals(loaded)
     write_mapping(w.data_dir, "le", CAD)
     assert w.parse().files.height == 0 and w.parse().kept == ()  # the mapping as it was: nothing to read
+    w.close()
+
+
+def test_a_pattern_narrowed_on_purpose_lets_a_file_it_caught_load_as_a_bulk_upload(tmp_path):
+    """helper-46: a valid mapping that no longer claims a file means it: the bulk upload a too broad pattern read as
+    an export (N2, nothing loaded) is read again, in place, as the bulk upload it is."""
+    w = Warehouse(tmp_path)
+    write_mapping(w.data_dir, "le", CAD.replace("cad_calls_*.csv", "*.csv"))
+    deliver_csv(w.data_dir, "le", "LAW_ENFORCEMENT", "arrests.csv", [["year", "month", "value"], [2024, 1, 7]])
+    w.ingest()
+    assert w.metrics().height == 0
+    write_mapping(w.data_dir, "le", CAD)
+    report = w.ingest()
+    assert (report.files_reread, report.kept) == (1, ())
+    assert w.metrics().select("metric_key", "value").rows() == [("LAW_ENFORCEMENT_ARRESTS", 7.0)]
     w.close()
 
 

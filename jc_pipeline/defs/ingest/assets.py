@@ -15,7 +15,7 @@ from jc_pipeline.lib import ingest, pending
 
 _COMMON = {"group_name": "ingest", "kinds": {"duckdb", "polars"}}
 PROGRESS_SECONDS = 15
-#: Exports named in the log and metadata when their mapping file does not read them (all are counted).
+#: Exports named in the log and metadata when their mapping file does not validate (all are counted).
 KEPT_LOGGED = 20
 #: Set to 1 to hash every inbox file, trusting no remembered stat (docs/decisions.md).
 REHASH_VARIABLE = "JC_INGEST_REHASH"
@@ -133,7 +133,7 @@ def inbox_files(context: dg.AssetExecutionContext, config: IngestConfig,
             "withdrawal_months": withdrawn.months,
             "withdrawals_unmatched": dg.MetadataValue.json([{"line": line, "path": path}
                                                            for line, path in withdrawn.unmatched]),
-            # Not read again: their agency's mapping file does not read them (IngestBatch.kept).
+            # Not read again: their agency's mapping file does not validate (IngestBatch.kept).
             "files_kept": len(report.kept),
             "kept": dg.MetadataValue.json([{"path": path, "why": why} for path, why in report.kept[:KEPT_LOGGED]]),
             # Marked to be read again after a roster change, but moved or deleted with their agency's folder.

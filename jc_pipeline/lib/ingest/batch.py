@@ -100,9 +100,9 @@ class IngestBatch:
     files_unchanged: int
     file_stats: pl.DataFrame
     files_arriving: int = 0
-    #: (path, why) of the native exports left as they were read: their agency's mapping file does not read them
-    #: (it does not validate, or no source claims them any more), so reading them again would take the export's
-    #: numbers out for a typo (helper-41); read again once it does (a roster change's or upgrade's mark stays).
+    #: (path, why) of the native exports left as they were read: their agency's mapping file does not validate, so
+    #: reading them again would take the export's numbers out for a typo (helper-41); read again once it validates
+    #: (a roster change's or upgrade's mark stays).
     kept: tuple[tuple[str, str], ...] = ()
 
 
@@ -216,7 +216,7 @@ def read_inbox_batches(data_dir: Path, known: Mapping[str, str], roster: Roster,
             # Read again in place when its bytes are still the latest version's and only how it is read changed:
             # the roster (a marked path) or the agency's mapping, whose hash a native export's version holds (one
             # added, edited or removed). The same delivery keeps its place among the uploads (docs/decisions.md).
-            # An export its mapping read is not read again while the agency's mapping file does not read it.
+            # An export its mapping read is not read again while the agency's mapping file does not validate.
             earlier = rereads.get(file.path, known.get(file.path))
             change = (REREAD if earlier is not None and native.content(earlier) == native.content(sha)
                       else "changed" if earlier is not None else "new")

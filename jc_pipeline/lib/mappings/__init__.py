@@ -124,14 +124,11 @@ class NativeExtracts:
         return mapping.source_for(relative) is not None
 
     def unread_reason(self, file: InboxFile) -> str | None:
-        """Why the agency's mapping file does not read ``file``: it does not validate, or no source claims the file
-        (None when it reads it, or when the agency has no mapping file: its exports are then bulk uploads)."""
+        """Why the agency's mapping file cannot read ``file``: it does not validate (None when it does, or when the
+        agency has none: its exports are then bulk uploads). A mapping that validates and no longer claims a file
+        means it (helper-46: a pattern narrowed on purpose must let a bulk upload it had caught load)."""
         mapping = self._mapping(file.agency_id)
-        if isinstance(mapping, _Invalid):
-            return f"its mapping does not validate: {mapping.problems[0]}"
-        if mapping is not None and mapping.source_for(_relative(file)) is None:
-            return f"no source of mappings/{file.agency_id}.yaml claims it any more"
-        return None
+        return f"its mapping does not validate: {mapping.problems[0]}" if isinstance(mapping, _Invalid) else None
 
     @staticmethod
     def is_native(version: str) -> bool:

@@ -40,7 +40,8 @@ def resolve_agency_metrics(con: duckdb.DuckDBPyConnection, months: Sequence[date
         encoding="utf-8")
     # The delete and the insert, apart: DuckDB binds parameters to one statement at a time.
     statements = con.extract_statements(sql)
-    scope = {"agencies": None if agencies is None else sorted(agencies)}
+    withdrawn = [seq for (seq,) in con.execute("SELECT upload_seq FROM ingest_withdrawals").fetchall()]
+    scope = {"agencies": None if agencies is None else sorted(agencies), "withdrawn": withdrawn or None}
     try:
         with transaction(con):
             # One calendar year at a time: no datapoint key spans two months, and a year's rows fit in memory
@@ -51,7 +52,8 @@ def resolve_agency_metrics(con: duckdb.DuckDBPyConnection, months: Sequence[date
                 _register_months(con, year_months)
                 bounds = {"first": year_months[0], "end": add_months(year_months[-1], 1)}
                 for statement in statements:
-                    con.execute(statement, {**scope, **bounds})
+                    given = {**scope, **bounds}
+                    con.execute(statement, {name: given[name] for name in statement.named_parameters})
             _register_months(con, month_starts)
             written = con.execute(
                 "SELECT count(*) FROM agency_metrics "

@@ -380,10 +380,8 @@ def run_pipeline(
                 echo(f"      withdrawals.csv: {ingested.get('files_withdrawn', 0)} file version(s) withdrawn, "
                      f"{ingested.get('files_restored', 0)} given back; {ingested.get('withdrawal_months', 0)} "
                      f"month(s) to rebuild")
-            for row in ingested.get("withdrawals_unmatched", []):
-                echo(f"      withdrawals.csv, line {row['line']}: no version of {row['path']} with this sha256 has been "
-                     f"read (a typo, or a version no longer in the inbox): nothing withdrawn for it; copy path and "
-                     f"sha256 from source_files")
+            for message in ingested.get("withdrawals_unmatched", []):
+                echo(f"      {message}")
             if ingested.get("files_gone"):
                 echo(f"      {ingested['files_gone']} file(s) to read again after the roster change are no longer in "
                      f"the inbox (folder(s) {', '.join(ingested['folders_gone'])}): what they loaded keeps the old "

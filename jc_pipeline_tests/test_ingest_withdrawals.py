@@ -55,9 +55,8 @@ def layout(tmp_path) -> DataLayout:
     write_roster(layout.root)
     uploaded_ago(deliver_csv(layout.root, "le", "LAW_ENFORCEMENT", "arrests.csv",
                              [["year", "month", "value"], [2023, 1, 3], [2023, 2, 4]]), 7200)
-    uploaded_ago(deliver_xlsx(layout.root, "le", "LAW_ENFORCEMENT", "other_county.xlsx",
-                              {"arrests": [["year", "month", "value"], [2023, 1, 100], [2023, 3, 50], [2023, 4, "n/a"]]}),
-                 3600)
+    mistake = [["year", "month", "value"], [2023, 1, 100], [2023, 3, 50], [2023, 4, "n/a"]]
+    uploaded_ago(deliver_xlsx(layout.root, "le", "LAW_ENFORCEMENT", "other_county.xlsx", {"arrests": mistake}), 3600)
     run(layout)
     return layout
 

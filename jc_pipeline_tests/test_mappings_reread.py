@@ -132,7 +132,8 @@ def test_a_changed_mapping_keeps_the_export_s_place_among_the_uploads(layout):
 
 @pytest.mark.parametrize(("typo", "why"), [
     (("kind: records", "kind: recordz"), "its mapping does not validate: mappings/le.yaml"),
-    (("sources:", "x: !!python/object/apply:os.system [ls]\nsources:"), "its mapping does not validate: mappings/le.yaml"),
+    (("sources:", "x: !!python/object/apply:os.system [ls]\nsources:"),
+     "its mapping does not validate: mappings/le.yaml"),
 ], ids=["invalid", "yaml"])
 def test_a_mapping_that_no_longer_reads_the_export_leaves_what_it_loaded(tmp_path, typo, why):
     """A mapping file that does not validate (a wrong key, YAML that does not parse) does not read an export it read

@@ -114,8 +114,7 @@ def inbox_files(context: dg.AssetExecutionContext, config: IngestConfig,
         waiting = pending.pending_months(con)
         gone = ingest.rereads_gone(con, warehouse.layout.root)
     for line, path in withdrawn.unmatched:
-        context.log.warning(f"withdrawals.csv, line {line}: no version of {path} with this sha256 has been read "
-                            f"(a typo, or a version no longer in the inbox): nothing withdrawn for it")
+        context.log.warning(ingest.unmatched_message(line, path))
     touched = sorted({month.isoformat() for month in (*report.touched_months, *waiting)})
     yield dg.MaterializeResult(
         asset_key="source_files",
@@ -131,7 +130,7 @@ def inbox_files(context: dg.AssetExecutionContext, config: IngestConfig,
             "files_withdrawn": withdrawn.withdrawn,
             "files_restored": withdrawn.restored,
             "withdrawal_months": withdrawn.months,
-            "withdrawals_unmatched": dg.MetadataValue.json([{"line": line, "path": path}
+            "withdrawals_unmatched": dg.MetadataValue.json([ingest.unmatched_message(line, path)
                                                            for line, path in withdrawn.unmatched]),
             # Not read again: their agency's mapping file does not validate (IngestBatch.kept).
             "files_kept": len(report.kept),

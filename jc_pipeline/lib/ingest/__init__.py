@@ -35,12 +35,11 @@ from jc_pipeline.lib.ingest.store import (
     rereads_gone,
     write_batch,
 )
-from jc_pipeline.lib.ingest.withdrawals import WITHDRAWN, WithdrawalChange, apply_withdrawals
+from jc_pipeline.lib.ingest.withdrawals import WithdrawalChange, apply_withdrawals, unmatched_message
 
 __all__ = [
     "RULES",
     "STAGED_TABLE",
-    "WITHDRAWN",
     "IngestBatch",
     "IngestReport",
     "ReadBatch",
@@ -59,5 +58,6 @@ __all__ = [
     "record_file_stats",
     "rereads_gone",
     "resolve_agency_metrics",
+    "unmatched_message",
     "write_batch",
 ]

@@ -70,6 +70,12 @@ _MONTHS = """
 """
 
 
+def unmatched_message(line: int, path: str) -> str:
+    """What a run says of a row of withdrawals.csv that names no version read (:attr:`WithdrawalChange.unmatched`)."""
+    return (f"withdrawals.csv, line {line}: no version of {path} with this sha256 has been read (a typo, or a version "
+            f"no longer in the inbox): nothing withdrawn for it; copy path and sha256 from source_files")
+
+
 def apply_withdrawals(con: duckdb.DuckDBPyConnection, withdrawals: Sequence[Withdrawal]) -> WithdrawalChange:
     """Make the store's withdrawn versions those of ``withdrawals``, in one transaction, after the ingest wrote this
     run's files (a version listed may have arrived tonight, or come back with a store rebuilt from the inbox).

@@ -30,8 +30,8 @@ from collections.abc import Sequence
 import polars as pl
 
 from jc_pipeline.lib.mappings.common import ROW, Flag, Periods, Records
-from jc_pipeline.lib.mappings.records import (DATE_MESSAGE, Plan, categories, common_flags, excluded, finish,
-                                              most_serious, one_per_id)
+from jc_pipeline.lib.mappings.records import (DATE_MESSAGE, Plan, categories, common_flags, event_rows, excluded,
+                                              finish, most_serious)
 from jc_pipeline.lib.mappings.spec import MetricSpec
 from jc_pipeline.lib.periods import add_months
 
@@ -58,9 +58,8 @@ def plan_population(i: int, spec: MetricSpec, records: Records, periods: Periods
         if ident is not None:
             # An export with a row per charge repeats the stay on each (helper-41: a booking with two charges was
             # held twice): one stay per id and dates, by its most serious categories.
-            reporter = [pl.col(records.agency)] if records.agency is not None else []
-            counted = counted.group_by(one_per_id(pl.col(ident)).alias("__stay"), start, end, *reporter).agg(
-                pl.col(ROW).min(), *(most_serious(cat).alias(cat.column) for cat in cats)).drop("__stay")
+            counted = counted.group_by(*event_rows(records, ident), start, end).agg(
+                pl.col(ROW).min(), *(most_serious(cat).alias(cat.column) for cat in cats))
         earliest, latest = counted.select(start.min().alias("earliest"),
                                           pl.max_horizontal(start.max(), end.max()).alias("latest")).collect().row(0)
         if latest is None:

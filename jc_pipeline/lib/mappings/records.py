@@ -165,9 +165,7 @@ def plan_events(i: int, spec: MetricSpec, records: Records, periods: Periods) ->
         return finish(totals.drop("earliest", "latest"), counts, cats, periods, records, as_of,
                       first_read=totals["earliest"].min())
 
-    event = None if ident is None else [
-        *([pl.col(records.agency)] if records.agency is not None else []), one_per_id(pl.col(ident))]
-    return Plan(spec, live, flags, values, event)
+    return Plan(spec, live, flags, values, None if ident is None else event_rows(records, ident))
 
 
 def _events(counted: pl.LazyFrame, records: Records, ident: pl.Expr, day: pl.Expr, cats: Sequence[Category]
@@ -180,6 +178,12 @@ def _events(counted: pl.LazyFrame, records: Records, ident: pl.Expr, day: pl.Exp
     classified = {f"k{j}": most_serious(cat) for j, cat in enumerate(cats)}
     return counted.group_by(reporter=records.reporter(), event=one_per_id(ident)).agg(
         day=day.min(), row=pl.col(ROW).min(), **classified).drop("event")
+
+
+def event_rows(records: Records, ident: str) -> list[pl.Expr]:
+    """The keys of one event's (or one stay's) rows: its reporter, when the source names child agencies, and the id
+    in column ``ident``."""
+    return [*([pl.col(records.agency)] if records.agency is not None else []), one_per_id(pl.col(ident))]
 
 
 def one_per_id(ident: pl.Expr) -> pl.Expr:
@@ -238,4 +242,4 @@ def finish(totals: pl.DataFrame, counts: Sequence[pl.DataFrame], cats: Sequence[
     return pl.concat(parts, how="vertical_relaxed")
 
 
-__all__ = ["Plan", "finish", "most_serious", "one_per_id", "plan_events"]
+__all__ = ["Plan", "event_rows", "finish", "most_serious", "plan_events"]

@@ -362,7 +362,8 @@ def run_pipeline(
             echo(
                 f"      {ingested.get('files_new', 0)} new, {ingested.get('files_changed', 0)} changed, "
                 f"{ingested.get('files_unchanged', 0)} unchanged, "
-                f"{ingested.get('files_unreadable', 0)} unreadable file(s) ({summary.seconds['ingest_job']:.1f} s)"
+                + (f"{ingested['files_kept']} kept, " if ingested.get("files_kept") else "")
+                + f"{ingested.get('files_unreadable', 0)} unreadable file(s) ({summary.seconds['ingest_job']:.1f} s)"
             )
             if ingested.get("files_arriving"):
                 echo(f"      {ingested['files_arriving']} file(s) modified in the last {settle_seconds:g} s may still "

@@ -11,7 +11,7 @@ import pytest
 from jc_pipeline.lib import ingest, mappings
 from jc_pipeline.lib.paths import DataLayout
 from jc_pipeline.runner import run_pipeline
-from jc_pipeline_tests.ingest_support import AGENCIES, NOW, Warehouse, deliver_csv, write_roster
+from jc_pipeline_tests.ingest_support import AGENCIES, NOW, Warehouse, deliver_csv, uploaded_ago, write_roster
 from jc_pipeline_tests.test_mappings_counts import CAD, write_mapping
 
 JAN = date(2024, 1, 1)
@@ -159,6 +159,50 @@ def test_a_mapping_that_no_longer_reads_the_export_leaves_what_it_loaded(tmp_pat
     write_mapping(w.data_dir, "le", CAD)
     assert w.parse().files.height == 0 and w.parse().kept == ()  # the mapping as it was: nothing to read
     w.close()
+
+
+def test_an_export_kept_by_its_remembered_stat_is_not_read(tmp_path):
+    """helper-46: while the mapping does not validate, an export whose stat is the one remembered with its version's
+    bytes is kept without being read (hashed, and a workbook opened) night after night."""
+    w = Warehouse(tmp_path)
+    write_mapping(w.data_dir, "le", CAD)
+    export = deliver_csv(w.data_dir, "le", "LAW_ENFORCEMENT", "cad_calls_2024.csv", EXPORT)
+    w.ingest()
+    (version,) = w.con.execute("SELECT sha256 FROM source_files").fetchall()[0]
+    write_mapping(w.data_dir, "le", CAD.replace("kind: records", "kind: recordz"))
+    export.write_bytes(b"not the export any more")  # what reading it would find
+    stat = export.stat()
+    path = "inbox/le/LAW_ENFORCEMENT/cad_calls_2024.csv"
+    seen = {path: (stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, mappings.NativeExtracts.content(version))}
+    batch = ingest.parse_inbox(w.data_dir, ingest.known_files(w.con), w.roster, w.registry, now=NOW, seen=seen)
+    assert (batch.files.height, [p for p, _ in batch.kept]) == (0, [path])
+    assert batch.kept[0][1].startswith("its mapping does not validate: mappings/le.yaml")
+    assert w.parse().files.select("path", "change").rows() == [(path, "changed")]  # hashed: other bytes
+    w.close()
+
+
+@pytest.mark.slow
+def test_an_export_kept_under_an_invalid_mapping_is_counted_and_named_until_withdrawn(layout):
+    """helper-45/46: the run's first line counts the exports kept, every run names them, and one the state withdraws
+    (it counts for nothing, whichever mapping reads it) is no longer named."""
+    write_mapping(layout.root, "le", CAD)
+    uploaded_ago(deliver_csv(layout.root, "le", "LAW_ENFORCEMENT", "cad_calls_2024.csv", EXPORT), 3600)
+    run_pipeline(layout, echo=lambda line: None)
+    write_mapping(layout.root, "le", CAD.replace("kind: records", "kind: recordz"))
+    for _night in range(2):
+        lines: list[str] = []
+        run_pipeline(layout, echo=lines.append)
+        assert any("0 new, 0 changed, 0 unchanged, 1 kept, 0 unreadable file(s)" in line for line in lines), lines
+        assert any("1 export(s) keep what they loaded" in line for line in lines), lines
+    (version,) = _query(layout, "SELECT sha256 FROM source_files")[0]
+    (layout.root / "withdrawals.csv").write_text(
+        f"path,sha256,reason\ninbox/le/LAW_ENFORCEMENT/cad_calls_2024.csv,{version},a test export\n")
+    lines.clear()
+    run_pipeline(layout, echo=lines.append)
+    assert any("1 file version(s) withdrawn" in line for line in lines), lines
+    assert not any("kept" in line or "keep what they loaded" in line for line in lines), lines
+    assert _query(layout, "SELECT status FROM source_files") == [("WITHDRAWN",)]
+    assert _query(layout, "SELECT count(*) FROM agency_metrics") == [(0,)]
 
 
 def test_a_pattern_narrowed_on_purpose_lets_a_file_it_caught_load_as_a_bulk_upload(tmp_path):

@@ -104,15 +104,18 @@ def inbox_files(context: dg.AssetExecutionContext, config: IngestConfig,
             del read
         reports.append(writing.result())
     report = sum(reports[1:], reports[0])
-    for path, why in report.kept[:KEPT_LOGGED]:
-        context.log.warning(f"{path} keeps what it loaded, not read again: {why}")
     with store.connect() as con:
         # After the batches: a version withdrawals.csv lists may have been read tonight.
         withdrawn = ingest.apply_withdrawals(con, roster.withdrawals)
+        # A withdrawn export counts for nothing, whichever mapping reads it: nothing to say of it.
+        gone_out = ingest.withdrawn_paths(con, [path for path, _ in report.kept])
+        kept = [(path, why) for path, why in report.kept if path not in gone_out]
         # Months no roll-up has covered yet (an earlier ingest stopped after some batches, a roll-up that failed)
         # go with this ingest's: touched_periods_sensor reads only this metadata.
         waiting = pending.pending_months(con)
         gone = ingest.rereads_gone(con, warehouse.layout.root)
+    for path, why in kept[:KEPT_LOGGED]:
+        context.log.warning(f"{path} keeps what it loaded, not read again: {why}")
     for line, path in withdrawn.unmatched:
         context.log.warning(ingest.unmatched_message(line, path))
     touched = sorted({month.isoformat() for month in (*report.touched_months, *waiting)})
@@ -133,8 +136,8 @@ def inbox_files(context: dg.AssetExecutionContext, config: IngestConfig,
             "withdrawals_unmatched": dg.MetadataValue.json([ingest.unmatched_message(line, path)
                                                            for line, path in withdrawn.unmatched]),
             # Not read again: their agency's mapping file does not validate (IngestBatch.kept).
-            "files_kept": len(report.kept),
-            "kept": dg.MetadataValue.json([{"path": path, "why": why} for path, why in report.kept[:KEPT_LOGGED]]),
+            "files_kept": len(kept),
+            "kept": dg.MetadataValue.json([{"path": path, "why": why} for path, why in kept[:KEPT_LOGGED]]),
             # Marked to be read again after a roster change, but moved or deleted with their agency's folder.
             "files_gone": len(gone),
             "folders_gone": dg.MetadataValue.json(sorted({path.split("/")[1] for path in gone})),

@@ -35,7 +35,7 @@ from jc_pipeline.lib.ingest.store import (
     rereads_gone,
     write_batch,
 )
-from jc_pipeline.lib.ingest.withdrawals import WithdrawalChange, apply_withdrawals, unmatched_message
+from jc_pipeline.lib.ingest.withdrawals import WithdrawalChange, apply_withdrawals, unmatched_message, withdrawn_paths
 
 __all__ = [
     "RULES",
@@ -59,5 +59,6 @@ __all__ = [
     "rereads_gone",
     "resolve_agency_metrics",
     "unmatched_message",
+    "withdrawn_paths",
     "write_batch",
 ]

@@ -162,7 +162,9 @@ def read_inbox_batches(data_dir: Path, known: Mapping[str, str], roster: Roster,
     wins a datapoint never depends on where the batches were cut. Always yields at least one batch.
 
     ``seen``: {path: (size, mtime_ns, ctime_ns, sha256)} from :func:`store.file_stats`; a file whose stat is the
-    remembered one counts as unchanged without being read (None or empty: hash every file).
+    remembered one counts as unchanged without being read (None or empty: hash every file), and a native export
+    whose remembered bytes are its known version's, while its agency's mapping file does not validate, is kept
+    without being read (``IngestBatch.kept``).
 
     ``rereads``: {path: sha256} from :func:`store.files_to_reread` (paths left out of ``known``): a file still
     holding that version is read again in place (change :data:`REREAD`), one holding another is a changed file. A
@@ -191,17 +193,23 @@ def read_inbox_batches(data_dir: Path, known: Mapping[str, str], roster: Roster,
         if arriving(file):
             waiting += 1
             continue
-        remembered = seen.get(file.path)
+        remembered, version = seen.get(file.path), known.get(file.path)
         # The remembered hash is still the file's (its stat did not move): unchanged unless the mapping changed.
-        if (remembered is not None and remembered[:3] == file.signature
-                and known.get(file.path) == native.version(file, remembered[3])[0]):
-            unchanged += 1
-        else:
-            inbox.append(file)
+        if remembered is not None and remembered[:3] == file.signature and version is not None:
+            if version == native.version(file, remembered[3])[0]:
+                unchanged += 1
+                continue
+            # Its bytes are the version its mapping read, and the mapping does not validate: kept, not read again.
+            why = native.unread_reason(file) if native.is_native(version) else None
+            if why is not None and native.content(version) == remembered[3]:
+                parser.kept.append((file.path, why))
+                continue
+        inbox.append(file)
     inbox.sort(key=lambda f: (f.received_at, f.path))
     total = len(scanned) - waiting  # the files this run looks at
+    looked_at = unchanged + len(parser.kept)
     with WorkbookReader() as workbooks:
-        for done, fetched in enumerate(_read_ahead(inbox, known, native, workbooks), start=unchanged + 1):
+        for done, fetched in enumerate(_read_ahead(inbox, known, native, workbooks), start=looked_at + 1):
             if batch_bytes is not None and read >= batch_bytes:
                 yield ReadBatch(parser, unchanged, waiting)
                 parser, unchanged, read, waiting = new_parser(), 0, 0, 0
@@ -233,7 +241,7 @@ def read_inbox_batches(data_dir: Path, known: Mapping[str, str], roster: Roster,
             if progress is not None:
                 progress(done, total)
     if progress is not None and not inbox:
-        progress(unchanged, total)
+        progress(looked_at, total)
     yield ReadBatch(parser, unchanged, waiting)
 
 

@@ -68,6 +68,17 @@ _MONTHS = """
     FROM ingest_datapoints  -- ingest.STAGED_TABLE
     WHERE list_contains($seqs, upload_seq) AND upload_seq BETWEEN list_min($seqs) AND list_max($seqs)
 """
+_LATEST_WITHDRAWN = f"""
+    SELECT path FROM source_files WHERE list_contains($paths, path)
+    QUALIFY row_number() OVER (PARTITION BY path ORDER BY upload_seq DESC) = 1 AND status = '{WITHDRAWN}'
+"""
+
+
+def withdrawn_paths(con: duckdb.DuckDBPyConnection, paths: Sequence[str]) -> set[str]:
+    """The paths among ``paths`` whose latest version read is withdrawn."""
+    if not paths:
+        return set()
+    return {path for (path,) in con.execute(_LATEST_WITHDRAWN, {"paths": list(paths)}).fetchall()}
 
 
 def unmatched_message(line: int, path: str) -> str:

@@ -161,6 +161,27 @@ def test_a_mapping_that_no_longer_reads_the_export_leaves_what_it_loaded(tmp_pat
     w.close()
 
 
+def test_a_mapping_file_made_a_symbolic_link_is_not_followed_and_says_so(tmp_path):
+    """helper-46: a mapping file replaced by a link (to a copy kept elsewhere) was taken for no mapping, without a word:
+    the exports it had read were read again as bulk uploads, F3 on every row. A link is never followed; the
+    exports keep what they loaded and are named with the reason."""
+    w = Warehouse(tmp_path)
+    write_mapping(w.data_dir, "le", CAD)
+    deliver_csv(w.data_dir, "le", "LAW_ENFORCEMENT", "cad_calls_2024.csv", EXPORT)
+    w.ingest()
+    loaded = w.metrics()
+    mapping = w.data_dir / "mappings" / "le.yaml"
+    elsewhere = tmp_path / "le.yaml"
+    mapping.rename(elsewhere)
+    mapping.symlink_to(elsewhere)
+    report = w.ingest()
+    assert [path for path, _ in report.kept] == ["inbox/le/LAW_ENFORCEMENT/cad_calls_2024.csv"]
+    assert report.kept[0][1] == ("its mapping does not validate: mappings/le.yaml: a symbolic link or not a regular "
+                                 "file, which is never read; put the mapping file itself in mappings/")
+    assert w.metrics().equals(loaded)
+    w.close()
+
+
 def test_an_export_kept_by_its_remembered_stat_is_not_read(tmp_path):
     """helper-46: while the mapping does not validate, an export whose stat is the one remembered with its version's
     bytes is kept without being read (hashed, and a workbook opened) night after night."""

@@ -86,7 +86,11 @@ class NativeExtracts:
         if agency_id not in self._mappings:
             path = self._mapping_file(agency_id)
             found: tuple[AgencyMapping | _Invalid, str] | None = None
-            if path is not None:
+            if path is not None and (path.is_symlink() or not path.is_file()):
+                # Never followed, as no link in the data directory is; said, not taken for no mapping (helper-46).
+                found = (_Invalid([f"{MAPPINGS}/{path.name}: a symbolic link or not a regular file, which is never "
+                                   f"read; put the mapping file itself in {MAPPINGS}/"], []), "")
+            elif path is not None:
                 small = path.stat().st_size <= MAX_MAPPING_BYTES
                 with path.open("rb") as handle:  # streamed: even a mapping too large to read has a version
                     digest = hashlib.file_digest(handle, lambda: hashlib.sha256(f"rules {RULES}\n".encode())
@@ -100,14 +104,15 @@ class NativeExtracts:
         return self._mappings[agency_id]
 
     def _mapping_file(self, agency_id: str) -> Path | None:
-        """``mappings/<agency_id>.yaml``, or the one file there whose name is the id in another case."""
+        """``mappings/<agency_id>.yaml``, or the one entry there whose name is the id in another case (a symbolic
+        link or a folder too: :meth:`_load` refuses it)."""
         exact = self.data_dir / MAPPINGS / f"{agency_id}.yaml"
-        if exact.is_file() and not exact.is_symlink():
+        if exact.is_symlink() or exact.exists():
             return exact
         folder = self.data_dir / MAPPINGS
         spelled = [p for p in folder.glob("*.yaml") if p.stem.casefold() == agency_id.casefold()] if folder.is_dir() \
             else []
-        return spelled[0] if len(spelled) == 1 and spelled[0].is_file() and not spelled[0].is_symlink() else None
+        return spelled[0] if len(spelled) == 1 else None
 
     def _mapping(self, folder: str | None) -> AgencyMapping | _Invalid | None:
         loaded = self._load(folder)

@@ -544,6 +544,29 @@ def test_listed_date_formats_are_tried_in_their_order(w):
     assert findings(batch, "cad_calls_2024.csv") == [("N4", 4, "Call Received", "2024-03-02")]
 
 
+@pytest.mark.parametrize("listed", [None, ["%m/%d/%Y"]], ids=["defaults", "listed"])
+def test_a_date_that_reads_day_first_says_so(w, listed):
+    """helper-41: an export that writes the day first, read month first (the defaults' US order, or a format listed
+    so), reads 03/04/2024 as 4 March without a word; only its dates past the 12th fail. Their N4 names the format
+    that reads them, and why it matters for the others."""
+    formats = f"    date_formats: {listed}\n".replace("'", '"') if listed else ""
+    write_mapping(w.data_dir, "le", CAD.replace("    kind: records\n", "    kind: records\n" + formats))
+    deliver_csv(w.data_dir, "le", "LAW_ENFORCEMENT", "cad_calls_2024.csv", [
+        ["Incident No", "Call Received", "Priority"],
+        ["C1", "03/04/2024", "1"],  # read 4 March: the hint is for this one
+        ["C2", "13/04/2024", "1"],  # only day first reads it
+        ["C3", "13/13/2024", "1"],  # no order reads it: the plain N4
+    ])
+    batch = w.parse()
+    assert values(batch, "LAW_ENFORCEMENT_CALLS_FOR_SERVICE") == {(date(2024, 3, 1), None): 1}
+    found = batch.findings.select("row_number", "raw_value", "message").rows()
+    assert [row[:2] for row in found] == [(3, "13/04/2024"), (4, "13/13/2024")]
+    assert found[0][2].startswith("'13/04/2024' in column 'Call Received' is not a date the mapping reads (1 record, "
+                                  "row 3), but it reads with day and month the other way round, '%d/%m/%Y")
+    assert "its dates with a day of 12 or less are read month first" in found[0][2]
+    assert found[1][2].endswith("fix the export or list its format under date_formats")
+
+
 @pytest.mark.parametrize(("agency_id", "mapping_name"), [("LE", "le"), ("le", "LE")])
 def test_an_export_is_the_mapping_s_whatever_case_the_id_folder_and_mapping_file_use(tmp_path, agency_id, mapping_name):
     """Inbox folders match agency ids in any case (one folder on Windows and macOS); the mapping file does too, so

@@ -30,8 +30,8 @@ from collections.abc import Sequence
 import polars as pl
 
 from jc_pipeline.lib.mappings.common import ROW, Flag, Periods, Records
-from jc_pipeline.lib.mappings.records import (DATE_MESSAGE, Plan, categories, common_flags, event_rows, excluded,
-                                              finish, most_serious)
+from jc_pipeline.lib.mappings.records import (Plan, categories, common_flags, event_rows, excluded, finish,
+                                              most_serious, unparsed_date)
 from jc_pipeline.lib.mappings.spec import MetricSpec
 from jc_pipeline.lib.periods import add_months
 
@@ -48,8 +48,8 @@ def plan_population(i: int, spec: MetricSpec, records: Records, periods: Periods
     live = records.where(spec.where) & ~excluded(cats)
     raw_end = records.raw(spec.end)
     flags = [
-        Flag(live, start.is_null(), records.raw(spec.start), "N4", spec.start, DATE_MESSAGE),
-        Flag(live, end.is_null() & raw_end.is_not_null(), raw_end, "N4", spec.end, DATE_MESSAGE),
+        *unparsed_date(records, live, spec.start, start.is_null()),
+        *unparsed_date(records, live, spec.end, end.is_null() & raw_end.is_not_null()),
         Flag(live, (end < start).fill_null(False), raw_end, "N6", spec.end, ORDER_MESSAGE),
         *common_flags(records, cats, live),
     ]

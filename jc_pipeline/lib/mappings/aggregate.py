@@ -19,8 +19,8 @@ import re
 import polars as pl
 
 from jc_pipeline.lib.mappings.common import ROW, Flag, Periods, Records
-from jc_pipeline.lib.mappings.records import DATE_MESSAGE, PERIOD_MESSAGE, Plan, categories, common_flags, \
-    excluded, finish, in_range, in_window
+from jc_pipeline.lib.mappings.records import PERIOD_MESSAGE, Plan, categories, common_flags, excluded, finish, \
+    in_range, in_window, unparsed_date
 from jc_pipeline.lib.mappings.spec import MetricSpec
 
 VALUE_MESSAGE = ("'{raw}' in column '{column}' is not a count of zero or more ({records}); write a "
@@ -86,7 +86,7 @@ def plan_aggregated(i: int, spec: MetricSpec, records: Records, periods: Periods
     live = records.where(spec.where) & ~excluded(cats) & in_window(records, month)
     raw = records.raw(date_column)
     flags = [
-        Flag(live, start.is_null(), raw, "N4", date_column, DATE_MESSAGE),
+        *unparsed_date(records, live, date_column, start.is_null()),
         Flag(live, ~in_range(records, month), raw, "N5", date_column, PERIOD_MESSAGE),
         # NaN sorts above every number, so `>= 0` alone would let "NaN" and "inf" through.
         Flag(live, ~(number.is_finite() & (number >= 0)).fill_null(False), records.raw(spec.value), "N6", spec.value,

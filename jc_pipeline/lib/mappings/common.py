@@ -267,6 +267,16 @@ class Records:
             self.suspect(logical, lambda: ~pl.col(name).is_between(date(2000, 1, 1), self.ctx.end, closed="left"))
         return self._dates[logical]
 
+    def swapped_formats(self, logical: str) -> list[tuple[str, pl.Expr]]:
+        """For date column ``logical``: each format it is read with that writes the year last (``%m/%d/%Y``), with
+        day and month the other way round, unless listed too; and whether a record's raw text (records read again)
+        reads with it."""
+        listed = self._formats.get(logical, ())
+        turned = (f.replace("%d", "\x00").replace("%m", "%d").replace("\x00", "%m") for f in listed
+                  if -1 < f.find("%d") < f.find("%Y") and -1 < f.find("%m") < f.find("%Y"))
+        return [(f, self._parse(self.raw(logical), [f]).is_not_null().fill_null(False))
+                for f in dict.fromkeys(turned) if f not in listed]
+
     def suspect(self, logical: str, condition: Callable[[], pl.Expr]) -> None:
         """Read the raw text of date column ``logical`` again where ``condition`` holds (a check may fail)."""
         self._suspects.append((logical, condition))

@@ -34,6 +34,9 @@ UNMAPPED_MESSAGE = ("'{raw}' in column '{column}' has no mapping ({records}); ad
                     "column's values in the mapping file (a member name, or null to leave such records out)")
 DATE_MESSAGE = ("'{raw}' in column '{column}' is not a date the mapping reads ({records}); fix "
                 "the export or list its format under date_formats")
+SWAPPED_MESSAGE = ("'{raw}' in column '{column}' is not a date the mapping reads ({records}), but it reads with day "
+                   "and month the other way round, '{format}': if the export writes the day first, list that format "
+                   "first under date_formats; until then its dates with a day of 12 or less are read month first")
 PERIOD_MESSAGE = ("'{raw}' in column '{column}' falls outside 2000-01 .. the ingest month ({records}); "
                   "check the dates")
 AGENCY_MESSAGES = {
@@ -119,6 +122,18 @@ def common_flags(records: Records, cats: Sequence[Category], live: pl.Expr) -> l
     return flags
 
 
+def unparsed_date(records: Records, live: pl.Expr, logical: str, unparsed: pl.Expr) -> list[Flag]:
+    """N4 for the records whose date in ``logical`` did not parse (``unparsed``). A text that reads with day and month
+    the other way round says so: the column's ambiguous dates were then read swapped, without a finding (helper-41)."""
+    raw = records.raw(logical)
+    flags, other = [], unparsed
+    for swapped, reads in records.swapped_formats(logical):
+        hint = SWAPPED_MESSAGE.replace("{format}", swapped.replace("{", "(").replace("}", ")"))  # a template
+        flags.append(Flag(live, other & reads, raw, "N4", logical, hint))
+        other = other & ~reads
+    return [Flag(live, other, raw, "N4", logical, DATE_MESSAGE), *flags]
+
+
 def in_window(records: Records, day: pl.Expr, *, earlier: bool = False) -> pl.Expr:
     """The day's month lies within the source's ``period`` (unknown days are left to the date checks); with
     ``earlier``, before its end only (the rows of an event dated by its earliest row, judged once grouped)."""
@@ -143,7 +158,7 @@ def plan_events(i: int, spec: MetricSpec, records: Records, periods: Periods) ->
     live = records.where(spec.where) & ~excluded(cats) & in_window(records, day, earlier=ident is not None)
     raw = records.raw(spec.date)
     flags = [
-        Flag(live, day.is_null(), raw, "N4", spec.date, DATE_MESSAGE),
+        *unparsed_date(records, live, spec.date, day.is_null()),
         Flag(live, ~in_range(records, day), raw, "N5", spec.date, PERIOD_MESSAGE),
         *common_flags(records, cats, live),
     ]
@@ -242,4 +257,4 @@ def finish(totals: pl.DataFrame, counts: Sequence[pl.DataFrame], cats: Sequence[
     return pl.concat(parts, how="vertical_relaxed")
 
 
-__all__ = ["Plan", "event_rows", "finish", "most_serious", "plan_events"]
+__all__ = ["Plan", "event_rows", "finish", "most_serious", "plan_events", "unparsed_date"]

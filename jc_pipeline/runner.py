@@ -28,7 +28,6 @@ from jc_pipeline.instance.event_log import load_instance
 from jc_pipeline.lib import pending, validation
 from jc_pipeline.lib.paths import DataLayout
 from jc_pipeline.lib.periods import FIRST_PERIOD, contiguous_ranges, months_through
-from jc_pipeline.lib.state_clock import state_today
 
 Echo = Callable[[str], None]
 
@@ -308,9 +307,8 @@ def run_pipeline(
     run_config: Mapping[str, Any] | None = None,
     settle_seconds: float = 0,
 ) -> RunSummary:
-    """Ingest what is new, then roll up exactly the months it touched and those holding a failure the calendar has
-    overturned (`validation.expired_verdicts`), or first..last as a backfill (`first` None: from the first month
-    with data), then publish.
+    """Ingest what is new, then roll up exactly the months it touched, or first..last as a backfill (`first` None:
+    from the first month with data), then publish.
 
     `launch` runs one job; the default runs its steps in this process. `run_config` is merged over the quiet
     console configuration (for example an executor's config when `launch` uses another executor). Files modified
@@ -389,9 +387,7 @@ def run_pipeline(
                      f"roster's reading; see docs/operations.md, \"Renaming or removing an agency\"")
         store = definitions.resources["warehouse"].store()  # type: ignore[union-attr]
         with store.connect() as con:
-            # The months of new uploads, and those holding a failure the calendar has overturned since.
-            expired = validation.expired_verdicts(con, state_today())
-            months = sorted({*pending.pending_months(con), *(month for _, month in expired)})
+            months = pending.pending_months(con)  # of new uploads
             whole = pending.whole_months(con)
             if whole:
                 echo(f"      {len(whole)} month(s) with data ({whole[0]:%Y-%m} .. {whole[-1]:%Y-%m}) are rebuilt for "

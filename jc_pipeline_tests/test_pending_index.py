@@ -128,8 +128,8 @@ def test_months_without_datapoints_are_those_no_staged_period_starts_in(w):
 
 def test_a_nightly_roll_up_rebuilds_each_range_of_pending_months_for_its_own_agencies(w):
     """Pending months group into ranges, joined across months no agency has data in and not across months that
-    hold data; each range gets the agencies of its pending uploads and of the extra (agency, month) pairs; months
-    outside those asked for are left to another run."""
+    hold data; each range gets the agencies of its pending uploads; months outside those asked for are left to
+    another run."""
     m = {n: date(2023, n, 1) for n in range(1, 13)}
     deliver_csv(w.data_dir, *LE, "arrests.csv", [["year", "month", "value"], *([2023, n, 5] for n in range(1, 6))])
     w.ingest()
@@ -147,9 +147,6 @@ def test_a_nightly_roll_up_rebuilds_each_range_of_pending_months_for_its_own_age
         pending.Rebuild([m[7], m[8], m[9]], ["da"])]
     assert pending.pending_rebuilds(w.con, [m[n] for n in range(4, 13)]) == [
         pending.Rebuild([m[4]], ["da"]), pending.Rebuild([m[7], m[8], m[9]], ["da"])]
-    # A failure the calendar overturned in March joins February and April into one range, for all three.
-    assert pending.pending_rebuilds(w.con, list(m.values()), also=[("doc", m[3]), ("le", date(2024, 1, 1))]) == [
-        pending.Rebuild([m[2], m[3], m[4]], ["da", "doc", "le"]), pending.Rebuild([m[7], m[8], m[9]], ["da"])]
 
 
 def test_the_state_roll_up_reads_the_months_rebuilt_since_their_last_roll_up(w):

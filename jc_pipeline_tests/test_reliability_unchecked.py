@@ -1,8 +1,7 @@
 """Datapoints whose checks did not run never count as checked, and checked ones are rolled up: a roll-up whose
 checks crashed, followed by a state_metrics run alone (one click in the UI), leaves their months pending (helper-36:
 an ERROR-level datapoint stayed published), and a run killed after its checks leaves the months it rebuilt to the
-next roll-up (helper-37: a verdict the calendar overturned was lost). The next `jc-pipeline run` ends where an
-uninterrupted run ends."""
+next roll-up (helper-37). The next `jc-pipeline run` ends where an uninterrupted run ends."""
 
 from __future__ import annotations
 
@@ -13,17 +12,14 @@ import dagster as dg
 import duckdb
 import pytest
 
-from jc_pipeline import runner
 from jc_pipeline.cli import main
-from jc_pipeline.defs.normalize import assets as normalize_assets
 from jc_pipeline.defs.partitions import PENDING_AGENCIES_TAG, pending_range_tags
 from jc_pipeline.defs.resources import WarehouseResource
 from jc_pipeline.defs.state.assets import state_metrics
 from jc_pipeline.lib import pending, validation
-from jc_pipeline.lib.periods import add_months
-from jc_pipeline.lib.report import data as report_data
 from jc_pipeline.lib.state_clock import state_today
-from jc_pipeline_tests.test_operations_support import baseline, copy_state, first_law_enforcement_agency
+from jc_pipeline_tests.test_operations_support import (add_late_correction, baseline, copy_state,
+                                                       first_law_enforcement_agency)
 
 RESULTS_SQL = """
 SELECT agency_id, check_name, severity, metric_key, period_start FROM validation_results
@@ -85,27 +81,18 @@ def test_months_whose_checks_crashed_stay_pending_through_a_state_roll_up_alone(
     assert _published(data, month) == expected
 
 
-def _next_month(patch: pytest.MonkeyPatch, month: str) -> None:
-    """Every clock the pipeline reads says the first day after ``month`` (the month has ended)."""
-    after = add_months(date.fromisoformat(month), 1)
-    for module in (runner, normalize_assets, report_data):
-        patch.setattr(module, "state_today", lambda now=None: after)
-
-
 def test_a_run_killed_after_its_checks_leaves_the_months_it_rebuilt_to_the_next_roll_up(tmp_path_factory, tmp_path,
                                                                                        monkeypatch):
-    """The month sent while it ran has ended: its period_not_in_future verdict is overturned with no upload pending.
-    A run that checks it and dies before it records the checks (and before its roll-up) must leave the month to the
-    next run, which rolls the datapoint up as an uninterrupted run does."""
-    reference, month = _with_unended_month(baseline(tmp_path_factory), tmp_path / "reference")
-    data, _ = _with_unended_month(baseline(tmp_path_factory), tmp_path / "data")
+    """A run that rebuilds and checks a late correction's month and dies before it records the checks (and before
+    its roll-up) must leave the month to the next run, which rolls the correction up as an uninterrupted run does."""
+    reference = copy_state(baseline(tmp_path_factory), tmp_path / "reference")
+    data = copy_state(baseline(tmp_path_factory), tmp_path / "data")
+    month = "2025-03-01"
     for target in (reference, data):
-        assert _run(target, tmp_path / f"{target.name}_home") == 0
-    assert ("period_not_in_future", "ERROR") in {r[1:3] for r in _published(data, month)[0]}
-    _next_month(monkeypatch, month)
+        add_late_correction(target, first_law_enforcement_agency(target / "warehouse.duckdb"))
     assert _run(reference, tmp_path / "reference_home") == 0
     expected = _published(reference, month)
-    assert "period_not_in_future" not in {r[1] for r in expected[0]}
+    assert any(row[:2] == ("LAW_ENFORCEMENT_ARRESTS", None) and row[3] >= 99999 for row in expected[1])
     with monkeypatch.context() as patch:
         def killed(*args, **kwargs):
             raise RuntimeError("killed after the checks")

@@ -15,8 +15,7 @@ import pytest
 
 from bench import scale
 from jc_pipeline.cli import main
-from jc_pipeline.defs.partitions import PENDING_AGENCIES_TAG, pending_range_tags
-from jc_pipeline.defs.resources import WarehouseResource
+from jc_pipeline.defs.partitions import PENDING_AGENCIES_TAG
 from jc_pipeline.lib import validation
 from jc_pipeline.lib.periods import add_months, months_between
 from jc_pipeline.lib.validation.run import SAMPLE_SIZE, SMALL_SCOPE_AGENCY_YEARS, Owned, check_scopes
@@ -366,91 +365,3 @@ def test_a_nightly_run_ends_where_a_backfill_of_every_month_ends(nightly, tmp_pa
     with dg.DagsterInstance.from_config(str(tmp_path / "dagster_home")) as instance:
         (backfill,) = instance.get_runs(dg.RunsFilter(job_name="rollup_job"))
         assert PENDING_AGENCIES_TAG not in backfill.tags
-
-
-def test_a_period_sent_before_it_ended_is_checked_again_once_it_has(tmp_path):
-    """period_not_in_future is the one failure the calendar overturns with no upload: expired_verdicts finds it
-    once the period has ended (and only in the months asked for), and re-checking that agency clears it."""
-    june, ended = month(2025, 6), month(2025, 7)
-    wh = Warehouse(tmp_path / "w.duckdb")
-    for agency in ("A", "B"):
-        wh.agency(agency, ["LAW_ENFORCEMENT"])
-        wh.add(agency, ARRESTS, june if agency == "A" else MARCH, 10)
-    wh.validate([MARCH, june])  # today: 2025-06-15, June has not ended
-    assert wh.failing_agencies("period_not_in_future") == {"A"}
-    assert validation.expired_verdicts(wh.con, TODAY) == []
-    assert validation.expired_verdicts(wh.con, ended) == [("A", june)]
-    assert validation.expired_verdicts(wh.con, ended, [MARCH]) == []
-    validation.validate_months(wh.con, [june], today=ended, registry=REGISTRY, agencies=["A"])
-    assert wh.failing_agencies("period_not_in_future") == set()
-    assert validation.expired_verdicts(wh.con, ended) == []
-
-
-_STALE_FAILURE = """
-    INSERT INTO validation_results (check_name, severity, passed, agency_id, metric_key, period_start, period_end,
-                                    observed, expected, message, checked_at)
-    VALUES ('period_not_in_future', 'ERROR', false, ?, ?, DATE '2025-03-01', DATE '2025-04-01', '2025-04-01',
-            'a period that has ended', 'checked on 2025-03-20', TIMESTAMP '2025-03-20')"""
-
-
-def _with_stale_failure(reference: Path, target: Path) -> tuple[Path, str]:
-    """A copy of the baseline in which a run on an earlier day left period_not_in_future on one agency's March
-    (an ERROR: the datapoint is left out of the state numbers), in the store and in the published warehouse."""
-    data = copy_state(reference, target)
-    agency = first_law_enforcement_agency(data / "warehouse.duckdb")
-    for path in (_store(data), data / "warehouse.duckdb"):
-        with duckdb.connect(str(path)) as con:
-            con.execute(_STALE_FAILURE, [agency, ARRESTS])
-    return data, agency
-
-
-def _assert_same_results_and_state(data: Path, reference: Path) -> None:
-    with duckdb.connect(str(_store(data)), read_only=True) as con:
-        con.execute("ATTACH ? AS reference (READ_ONLY)", [str(_store(reference))])
-        for table in ("validation_results", "state_metrics"):
-            ours, theirs = COMPARED[table].format(db="main"), COMPARED[table].format(db="reference")
-            assert con.execute(f"SELECT count(*) FROM ({ours} EXCEPT ALL {theirs})").fetchall() == [(0,)], table
-            assert con.execute(f"SELECT count(*) FROM ({theirs} EXCEPT ALL {ours})").fetchall() == [(0,)], table
-
-
-@pytest.mark.slow
-def test_a_nightly_run_with_nothing_new_checks_again_a_failure_the_calendar_overturned(tmp_path_factory, tmp_path):
-    """Nothing new arrives, yet the next `jc-pipeline run` re-checks the agency's March holding a stale
-    period_not_in_future: the failure is gone and the store is the baseline's again."""
-    reference = baseline(tmp_path_factory)
-    data, _ = _with_stale_failure(reference, tmp_path / "data")
-    _run(data, tmp_path / "dagster_home")
-    with dg.DagsterInstance.from_config(str(tmp_path / "dagster_home")) as instance:
-        (run,) = instance.get_runs(dg.RunsFilter(job_name="rollup_job"))
-        rebuilds = _rebuilds(instance, run, "agency_metrics")
-        row_count = _materialization(instance, run, "agency_metrics")["dagster/partition_row_count"].value
-    assert run.tags["dagster/asset_partition_range_start"] == "2025-03-01"
-    assert rebuilds == [{"first": "2025-03-01", "last": "2025-03-01", "agencies": 1}]
-    with duckdb.connect(str(_store(data)), read_only=True) as con:  # a one-month run: that month's rows, all agencies'
-        assert con.execute("SELECT count(*) FROM agency_metrics WHERE date_trunc('month', period_start) = ?",
-                           [MARCH]).fetchall() == [(row_count,)]
-    _assert_same_results_and_state(data, reference)
-
-
-@pytest.mark.slow
-def test_the_sensor_chain_checks_again_a_failure_the_calendar_overturned(tmp_path_factory, tmp_path, monkeypatch):
-    """The daemon's way: the nightly ingest finds nothing new, yet touched_periods_sensor asks for the month of the
-    stale failure (read from the published warehouse) as a nightly roll-up, which clears it."""
-    reference = baseline(tmp_path_factory)
-    data, _ = _with_stale_failure(reference, tmp_path / "data")
-    monkeypatch.setenv("JC_DATA_DIR", str(data))
-    from jc_pipeline.definitions import defs as load
-
-    definitions = load()
-    sensor = definitions.resolve_sensor_def("touched_periods_sensor")
-    with dg.instance_for_test() as instance:
-        ingest = definitions.resolve_job_def("ingest_job").execute_in_process(
-            instance=instance, tags={"jc/nightly": "2026-12-03"})
-        assert ingest.success
-        with dg.build_sensor_context(instance=instance, resources={"warehouse": WarehouseResource(data_dir=str(data))},
-                                     repository_def=definitions.get_repository_def()) as context:
-            (request,) = sensor.evaluate_tick(context).run_requests
-        assert request.tags.items() >= pending_range_tags(MARCH, MARCH).items()
-        rollup = definitions.resolve_job_def("rollup_job").execute_in_process(instance=instance, tags=request.tags)
-        assert rollup.success
-    _assert_same_results_and_state(data, reference)

@@ -38,7 +38,7 @@ def _slice(rows: int) -> pa.Table:
             "category_of_dimension": rng.choice([*MEMBERS, "metric/offense/type|BOGUS"]) if breakdown else None,
             "finite_value": rng.choice([None, -2.0, 0.0, 3.0, 7.0, 12.5]),
             "count_fraction": rng.choice([0.0, 0.0, 0.5]),
-            "days_after_today": rng.choice([-30, -1, 0, 5]),
+            "days_after_sent": rng.choice([-30, -1, 0, 5]),
             **{p: rng.choice(["ok"] * 9 + [f"{p} here"])
                for p in ("period_problem", "roster_problem", "setting_problem", "category_setting_problem")},
         }

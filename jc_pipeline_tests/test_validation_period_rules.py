@@ -3,7 +3,7 @@ disabled metrics and missing months."""
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 
 import pytest
 
@@ -85,7 +85,7 @@ def test_period_not_in_future(wh):
     assert {(r["agency_id"], r["metric_key"], r["period_start"]) for r in rows} == {
         ("FUT", CALLS, month(2025, 6)), ("FUT", FUNDING, month(2025, 1))}
     assert all(r["severity"] == "ERROR" for r in rows)
-    assert "has not ended yet" in rows[0]["message"]
+    assert "had not ended when its file was sent" in rows[0]["message"]
 
 
 def test_agency_in_roster(wh):
@@ -151,3 +151,27 @@ def test_a_month_is_over_on_the_first_day_of_the_next(wh):
             if r["period_start"] == month(2025, 6)} == {CALLS}
     wh.validate([month(2025, 6)], today=date(2025, 7, 1))
     assert [r for r in wh.results("period_not_in_future", "FUT") if r["period_start"] == month(2025, 6)] == []
+
+
+def test_a_period_sent_before_it_ended_fails_until_a_file_sent_after_its_end_replaces_it(tmp_path, monkeypatch):
+    """helper-47: judged on today, a month sent while it ran passed the night it ended with no upload, and its part
+    of the month was published as the month. Judged on the state's date of the day its file was sent, it fails on
+    every later day too; a file sent once the month is over passes."""
+    monkeypatch.setenv("JC_TIMEZONE", "America/New_York")
+    wh = Warehouse(tmp_path / "w.duckdb")
+    wh.agency("A", ["LAW_ENFORCEMENT"])
+    june = month(2025, 6)
+    wh.sent("early", datetime(2025, 6, 20, 15))
+    wh.add("A", ARRESTS, june, 200, file_id="early")
+    for today in (date(2025, 6, 21), date(2025, 7, 1), date(2026, 1, 1)):
+        wh.validate([june], today=today)
+        [failure] = wh.results("period_not_in_future")
+        assert (failure["agency_id"], failure["observed"], failure["file_id"]) == ("A", "2025-06-20", "early")
+        assert failure["message"].endswith(": the period 2025-06 had not ended when its file was sent (2025-06-20).")
+    # 02:00 UTC on July 1 is 22:00 on June 30 in New York: sent on the month's last evening, before its end.
+    wh.sent("last_evening", datetime(2025, 7, 1, 2))
+    wh.sent("after", datetime(2025, 7, 1, 5))  # 01:00 on July 1 there
+    for file_id, failing in (("last_evening", {"A"}), ("after", set())):
+        wh.con.execute("UPDATE agency_metrics SET file_id = ?", [file_id])
+        wh.validate([june], today=date(2025, 7, 2))
+        assert wh.failing_agencies("period_not_in_future") == failing

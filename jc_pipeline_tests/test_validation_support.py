@@ -3,7 +3,7 @@ datapoints inserted directly into agency_metrics (no ingest). Not a test module 
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -76,6 +76,12 @@ class Warehouse:
             "sheet": sheet or (metric.sheet if metric else "sheet"), "row_number": row_number,
         })
         return row_number
+
+    def sent(self, file_id: str, received_at: datetime) -> None:
+        """The source_files row of ``file_id``: received at ``received_at`` (UTC); datapoints of a file without one
+        count as sent today."""
+        self.con.execute("INSERT INTO source_files VALUES (?, ?, 'sha', NULL, NULL, ?, ?, 1, 'INGESTED', NULL, "
+                         "0, 0, 0)", [file_id, f"inbox/{file_id}.csv", received_at, received_at])
 
     def add_breakdown(self, agency_id: str, metric_key: str, start: date, dimension: str,
                       values: dict[str, float], **kwargs: Any) -> None:

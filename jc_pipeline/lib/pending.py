@@ -3,7 +3,7 @@ roll-ups (crash-safe bookkeeping in the store)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from datetime import date
 from importlib import resources
 from typing import NamedTuple
@@ -46,8 +46,7 @@ _PENDING = """
     ORDER BY month
 """
 # The months whose agency_metrics rows a rebuild changed and no roll-up has read since: also after a run that died
-# after its checks (the verdict of a period the calendar overturned is then current, and no file of the month
-# pending).
+# after its checks.
 _REBUILT_MONTHS = "SELECT DISTINCT month FROM rebuilt_agency_months"
 _WHOLE = "SELECT DISTINCT month FROM pending_whole_months ORDER BY month"
 # Every month holding data ($months NULL) or the given ones, once (a month listed and not yet resolved is not listed
@@ -253,13 +252,11 @@ def _pending_agencies(con: duckdb.DuckDBPyConnection, months: Sequence[date]) ->
     return [row[0] for row in con.execute(_PENDING_AGENCIES, {**params, "first": first, "last": last}).fetchall()]
 
 
-def pending_rebuilds(con: duckdb.DuckDBPyConnection, months: Sequence[date],
-                     also: Iterable[tuple[str, date]] = ()) -> list[Rebuild]:
-    """What a nightly roll-up over `months` rebuilds: the months among them holding pending uploads, one of the
-    (agency, month start) pairs of `also` (failures the calendar has overturned) or a rebuild whose checks did not
-    finish (:func:`record_rebuilt`), grouped into ranges of
+def pending_rebuilds(con: duckdb.DuckDBPyConnection, months: Sequence[date]) -> list[Rebuild]:
+    """What a nightly roll-up over `months` rebuilds: the months among them holding pending uploads or a rebuild
+    whose checks did not finish (:func:`record_rebuilt`), grouped into ranges of
     consecutive months (joined across months without any datapoint, where a rebuild has nothing to do), each with
-    the agencies that have pending uploads or such a pair in it (None, every agency, for a range holding a month
+    the agencies that have pending uploads or such a rebuild in it (None, every agency, for a range holding a month
     :func:`mark_whole_months` marked or rebuilt whole). A range's agencies are rebuilt in all of its
     months: the same rows as rebuilding each month's own agencies, since both steps are per agency. Months of
     `months` in no range are current and not read. Uploads staged since the last call are indexed first; call it
@@ -268,7 +265,7 @@ def pending_rebuilds(con: duckdb.DuckDBPyConnection, months: Sequence[date],
     _indexed(con)
     wanted = set(months)
     unchecked = con.execute(_UNCHECKED).fetchall()  # a run that died before or in its checks: done again
-    extra = [(agency, month) for agency, month in [*also, *unchecked] if month in wanted and agency is not None]
+    extra = [(agency, month) for agency, month in unchecked if month in wanted and agency is not None]
     whole = {row[0] for row in con.execute(_WHOLE).fetchall()} | {
         month for agency, month in unchecked if agency is None and month in wanted}
     work = sorted({row[0] for row in con.execute(_PENDING).fetchall() if row[0] in wanted}

@@ -19,10 +19,8 @@ from jc_pipeline.defs.automation.jobs import (
 )
 from jc_pipeline.defs.partitions import pending_range_tags
 from jc_pipeline.defs.resources import WarehouseResource
-from jc_pipeline.lib import validation
 from jc_pipeline.lib.ingest.inbox import INBOX, SETTLE_SECONDS, scan_inbox, still_arriving
 from jc_pipeline.lib.regular_files import open_regular
-from jc_pipeline.lib.state_clock import state_today
 
 SOURCE_FILES = dg.AssetKey("source_files")
 
@@ -120,17 +118,15 @@ def inbox_sensor(context: dg.SensorEvaluationContext, warehouse: WarehouseResour
     minimum_interval_seconds=30,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="After each ingest: one roll-up of exactly the months its new or changed files touched (late "
-                "corrections to old months included) and of the months whose failures the calendar has since "
-                "overturned; its success publishes. Files that touch no month (every row rejected, or unreadable) "
-                "are published at once, so the agency hears that night. Ingests started by `jc-pipeline run` are "
-                "left to that command.",
+                "corrections to old months included); its success publishes. Files that touch no month (every row "
+                "rejected, or unreadable) are published at once, so the agency hears that night. Ingests started "
+                "by `jc-pipeline run` are left to that command.",
 )
-def touched_periods_sensor(context: dg.SensorEvaluationContext, warehouse: WarehouseResource) -> dg.SensorResult:
+def touched_periods_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
     """After ingest runs, rolls up exactly the period months their new or changed files touched (metadata
-    `touched_months` of `source_files`), late corrections to old months included, and the months holding a failure
-    the calendar has overturned since (a period sent before it ended, read from the published warehouse): one run
-    from the first of those months to the last, rebuilding only the months with pending uploads or such a failure
-    and in them only the agencies concerned (`pending_range_tags`); its success publishes. New or changed files that
+    `touched_months` of `source_files`), late corrections to old months included: one run from the first of those
+    months to the last, rebuilding only the months with pending uploads and in them only the agencies concerned
+    (`pending_range_tags`); its success publishes. New or changed files that
     touch no month (all their rows rejected, or unreadable) are published at once, so the reports tell the agency
     that night. Every materialization since the last tick counts, not only the latest, so two ingests between ticks
     lose nothing. Ingests started by `jc-pipeline run` are skipped: that command rolls up and publishes by itself.
@@ -143,17 +139,14 @@ def touched_periods_sensor(context: dg.SensorEvaluationContext, warehouse: Wareh
         return dg.SensorResult(skip_reason=dg.SkipReason("no ingest since the last tick"), cursor=context.cursor)
     cursor = str(records[-1].storage_id)
     months: set[date] = set()
-    ours = recorded = False
+    recorded = False
     for record in records:
         run = context.instance.get_run_by_id(record.run_id)
         if run is not None and run.tags.get(LAUNCHED_BY_TAG) == LAUNCHED_BY_CLI:
             continue
-        ours = True
         metadata = record.asset_materialization.metadata if record.asset_materialization else {}
         months |= {date.fromisoformat(month) for month in _value(metadata, "touched_months", [])}
         recorded = recorded or bool(_value(metadata, "files_new", 0) or _value(metadata, "files_changed", 0))
-    if ours:  # the nightly ingest of the schedule runs every night, so expired failures wait a day at most
-        months |= _months_with_expired_failures(warehouse)
     batch = f"{records[0].storage_id}-{records[-1].storage_id}"
     if months:
         start, end = min(months), max(months)
@@ -169,17 +162,6 @@ def touched_periods_sensor(context: dg.SensorEvaluationContext, warehouse: Wareh
 
 def _value(metadata: Mapping[str, dg.MetadataValue], key: str, default: object) -> object:
     return metadata[key].value if key in metadata else default
-
-
-def _months_with_expired_failures(warehouse: WarehouseResource) -> set[date]:
-    """Months of `validation.expired_verdicts` in the published warehouse, which a sensor may read at any time (the
-    store may be locked by a run). It lags the store by at most one publish: a month asked for twice is re-checked
-    twice, to the same result."""
-    path = warehouse.layout.warehouse
-    if not path.exists():
-        return set()
-    with warehouse.store().open(path, read_only=True) as con:
-        return {month for _, month in validation.expired_verdicts(con, state_today())}
 
 
 STATE_METRICS = dg.AssetKey("state_metrics")

@@ -6,7 +6,6 @@ Public API (used by the Dagster layer; no dagster import here):
 * :func:`validate_months` — run every rule on the datapoints of some months, store failing groups in
   ``validation_results`` and return one :class:`RuleOutcome` per rule; :func:`validate_scopes` does it for
   several (months, agencies) at once, as the rebuilds of a nightly run.
-* :func:`expired_verdicts` — stored failures the calendar has overturned (a period reported before it ended).
 * :func:`check_structure` — structural problems that must block the state roll-up (empty list = fine).
 * :func:`write_quality_report` — the static HTML data-quality report's index (agencies with findings, linked to
   their feedback pages), from :class:`Findings` (failed checks and rejected rows by agency; the agency feedback
@@ -23,7 +22,6 @@ from jc_pipeline.lib.validation.report import Findings, write_quality_report
 from jc_pipeline.lib.validation.rules import ERROR, RULES, RULES_BY_NAME, WARNING, Rule
 from jc_pipeline.lib.validation.run import (
     RuleOutcome,
-    expired_verdicts,
     validate_months,
     validate_scopes,
 )
@@ -38,7 +36,6 @@ __all__ = [
     "Rule",
     "RuleOutcome",
     "check_structure",
-    "expired_verdicts",
     "preload",
     "validate_months",
     "validate_scopes",

@@ -93,7 +93,7 @@ def _is_ok(rule: Rule, registry: Registry) -> tuple[Spec, ...]:
     return (("ExpectColumnValuesToBeInSet", {"column": rule.column, "value_set": ["ok"]}),)
 
 
-def _not_after_today(rule: Rule, registry: Registry) -> tuple[Spec, ...]:
+def _at_most_zero(rule: Rule, registry: Registry) -> tuple[Spec, ...]:
     return (("ExpectColumnValuesToBeBetween", {"column": rule.column, "max_value": 0}),)
 
 
@@ -107,7 +107,7 @@ BUILDERS: dict[str, Callable[[Rule, Any], tuple[Spec, ...]]] = {
     "category_is_member": _category,
     "no_duplicate_datapoints": _unique,
     "period_aligned": _is_ok,
-    "period_not_in_future": _not_after_today,
+    "period_not_in_future": _at_most_zero,
     "agency_in_roster": _is_ok,
     "counts_are_whole_numbers": _whole,
     "metric_enabled": _is_ok,
@@ -117,7 +117,7 @@ BUILDERS: dict[str, Callable[[Rule, Any], tuple[Spec, ...]]] = {
 #: Slice column whose value explains a failure (``observed``), per rule; default: the rule's column.
 OBSERVED_COLUMN: dict[str, str] = {
     "category_is_member": "category",
-    "period_not_in_future": "period_end",
+    "period_not_in_future": "sent_on",
     "counts_are_whole_numbers": "value",
     "value_is_numeric": "value",
     "value_not_negative": "value",

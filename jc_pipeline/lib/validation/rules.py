@@ -35,13 +35,11 @@ class Rule:
     ``engine`` is ``gx`` or ``sql``; ``column`` (gx) is the slice column the expectation looks at;
     ``group_by`` (gx) how failing rows are grouped into validation_results rows; ``scope`` which stored results
     a run over some months replaces: ``months`` (period_start in those months) or ``years`` (period_start in
-    their calendar years, for rules that judge whole years); ``expires`` that a stored failure can become a pass
-    with the calendar alone, no upload changing (a nightly run checks those again on its own:
-    ``run.expired_verdicts``); ``reads_back`` how many earlier periods of the same series the rule reads to
-    judge a period (0: the period's own rows only): a change in month M is judged again, for the same agencies,
-    in the periods that many after it (``run.validate_months``); only WARNING rules may read back, since those
-    later months' state numbers are not rebuilt; ``params`` the thresholds; ``query`` (sql) the file
-    ``sql/<query>.sql`` the rule runs, when several rules share one with their own thresholds and words (default:
+    their calendar years, for rules that judge whole years); ``reads_back`` how many earlier periods of the same
+    series the rule reads to judge a period (0: the period's own rows only): a change in month M is judged again,
+    for the same agencies, in the periods that many after it (``run.validate_months``); only WARNING rules may read
+    back, since those later months' state numbers are not rebuilt; ``params`` the thresholds; ``query`` (sql) the
+    file ``sql/<query>.sql`` the rule runs, when several rules share one with their own thresholds and words (default:
     its name).
     """
 
@@ -55,7 +53,6 @@ class Rule:
     column: str | None = None
     group_by: tuple[str, ...] = DATAPOINT
     scope: str = "months"
-    expires: bool = False
     reads_back: int = 0
     params: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
     query: str = ""
@@ -132,13 +129,14 @@ RULES: tuple[Rule, ...] = (
         name="period_not_in_future",
         severity=ERROR,
         title="Period is over",
-        description="Data can only be reported for periods that have ended; a month that is still running "
-                    "(or a year that has not ended) cannot have a final value yet.",
-        remedy="Check the year and month columns; send data for the current month or year after it has ended.",
-        message="{metric}: the period {period} has not ended yet (it ends on {observed}).",
+        description="Data can only be reported for periods that have ended: a value sent while its month (or "
+                    "year) was still running counts only part of it, and stays out of the state numbers until a "
+                    "file sent after the period's end replaces it.",
+        remedy="Send the period again once it has ended (the whole month or year); check the year and month "
+               "columns if the period is not the one you meant.",
+        message="{metric}: the period {period} had not ended when its file was sent ({observed}).",
         engine="gx",
-        column="days_after_today",
-        expires=True,
+        column="days_after_sent",
         group_by=PERIOD,
     ),
     Rule(

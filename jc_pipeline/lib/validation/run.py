@@ -23,6 +23,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from jc_pipeline.lib.periods import month_start, period_label
+from jc_pipeline.lib.state_clock import state_timezone
 from jc_pipeline.lib.validation.expectations import GX_RULES, OBSERVED_COLUMN, ROW_ID, expectation_specs, parts
 from jc_pipeline.lib.validation.gx_worker import run_expectations
 from jc_pipeline.lib.validation.rules import RULES, Rule
@@ -210,17 +211,6 @@ def _later(con: duckdb.DuckDBPyConnection, part: Owned, rule: Rule) -> Owned:
     return Owned([m for (m,) in con.execute(sql_text("later_months"), params).fetchall()], part.agencies)
 
 
-def expired_verdicts(con: duckdb.DuckDBPyConnection, today: date,
-                     months: Sequence[date] | None = None) -> list[tuple[str, date]]:
-    """(agency, month start) pairs, sorted, holding a stored failure that ``today`` overturns: a period reported
-    before it ended, which has ended now. A nightly run re-checks only agencies with new uploads, and this
-    failure is an ERROR that keeps the datapoint out of the state numbers, so the nightly run checks these again
-    on its own (``months``: only within these months; None: all)."""
-    params = {"rules": [rule.name for rule in RULES if rule.expires], "today": today,
-              "months": None if months is None else sorted(months)}
-    return [(agency, month) for agency, month in con.execute(sql_text("expired_verdicts"), params).fetchall()]
-
-
 def _validate(con: duckdb.DuckDBPyConnection, scope: CheckScope, today: date, registry: Registry,
               names: dict[str, str], checked_at: datetime) -> list[RuleOutcome]:
     """Every rule on the scope's months (the rows of its agencies only, unless None); stores the results its parts
@@ -276,7 +266,7 @@ def _gx_groups(con: duckdb.DuckDBPyConnection, months: list[date], today: date, 
                agencies: list[str] | None) -> Iterable[tuple[Rule, list[dict[str, Any]], int, str | None]]:
     """Per gx rule: failing groups (rows of the slice merged by ``rule.group_by``), rows checked, error."""
     slice_sql = sql_text("datapoints")
-    params = {"months": months, "today": today, "agencies": agencies}
+    params = {"months": months, "today": today, "timezone": state_timezone(), "agencies": agencies}
     try:
         # The year's slice in one validation: GX's fixed cost (~0.13 s CPU for the suite) is paid once a year.
         slice_parts, rows = parts(con, expectation_specs(registry), slice_sql, params)

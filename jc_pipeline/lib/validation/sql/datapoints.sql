@@ -1,7 +1,7 @@
 -- The datapoint slice Great Expectations validates: agency_metrics rows whose period starts in $months, with the
 -- roster and settings joined in and one pre-computed column per rule that needs context (so every expectation
 -- is a plain single-column expectation on the pandas path).
--- Parameters: $months DATE[], $today DATE, $agencies VARCHAR[] (NULL: every agency), $row_ids BIGINT[] (NULL:
+-- Parameters: $months DATE[], $today DATE, $timezone VARCHAR (the state's), $agencies VARCHAR[] (NULL: every agency), $row_ids BIGINT[] (NULL:
 -- every row; else only these rows, the failing ones, read back whole).
 SELECT
     -- Identifies a row within this result (failing rows come back from GX as row_ids): the datapoint's rowid,
@@ -42,8 +42,12 @@ SELECT
                                                       ELSE coalesce(a.fiscal_year_start_month, 1) END, 1), '%B'))
         ELSE 'ok'
     END AS period_problem,
-    -- period_not_in_future: > 0 when the period has not ended by $today (period_end is exclusive).
-    date_diff('day', $today::DATE, m.period_end) AS days_after_today,
+    -- period_not_in_future: > 0 when the period had not ended on the day its file was sent, the state's date of
+    -- the file's received_at (its modification time, UTC), or by $today for a file dated later (a clock ahead);
+    -- period_end is exclusive. Judged on the file, not on today, the verdict never changes with the calendar: a
+    -- month sent while it ran counts part of it, and stays out until a file sent after its end replaces it.
+    f.sent_on,
+    date_diff('day', least(f.sent_on, $today::DATE), m.period_end) AS days_after_sent,
     -- agency_in_roster
     CASE
         WHEN a.agency_id IS NULL THEN 'agency ' || m.agency_id || ' is not on the state roster'
@@ -83,6 +87,8 @@ LEFT JOIN metric_definitions AS d ON d.metric_key = m.metric_key
 LEFT JOIN agency_metric_settings AS s ON s.agency_id = m.agency_id AND s.metric_key = m.metric_key
 LEFT JOIN agency_breakdown_settings AS b ON b.agency_id = m.agency_id AND b.metric_key = m.metric_key
     AND b.dimension = m.dimension AND b.category = m.category
+LEFT JOIN (SELECT file_id, CAST(timezone($timezone, timezone('UTC', received_at)) AS DATE) AS sent_on
+           FROM source_files) AS f ON f.file_id = m.file_id
 WHERE list_contains($months, m.period_start)
   AND ($agencies::VARCHAR[] IS NULL OR m.agency_id IN (SELECT unnest($agencies::VARCHAR[])))
   AND ($row_ids::BIGINT[] IS NULL OR m.rowid IN (SELECT unnest($row_ids::BIGINT[])))

@@ -121,6 +121,17 @@ def test_csv_file_names_are_sheet_names(warehouse):
     assert {r[2] for r in rules(warehouse)} == {"F3"}
 
 
+def test_an_agency_folder_in_another_case_is_the_agency_s_in_source_files_too(warehouse):
+    """helper-48: the rows of inbox/LE/ counted for agency le, but source_files said 'LE', so its findings went to a
+    page of their own, "not on the roster" (and on a case-insensitive share, over the agency's own page)."""
+    deliver_csv(warehouse.data_dir, "LE", "law_enforcement", "arrests.csv",
+                [["year", "month", "value"], [2023, 1, 10], [2023, 2, "N/A"]])
+    warehouse.ingest()
+    assert warehouse.table("source_files").select("path", "agency_id", "sector", "status").rows() == [
+        ("inbox/LE/law_enforcement/arrests.csv", "le", "LAW_ENFORCEMENT", "ERRORED")]
+    assert warehouse.metrics().select("agency_id", "value").rows() == [("le", 10.0)]
+
+
 def test_sheet_level_column_errors_reject_every_row(warehouse):
     deliver_csv(warehouse.data_dir, "le", "LAW_ENFORCEMENT", "arrests.csv",
                 [["year", "month", "value", "bloop"], [2023, 1, 1, "x"], [2023, 2, 2, ""]])  # F6
@@ -334,6 +345,13 @@ def test_unreadable_files_never_stop_the_others(warehouse):
     inbox_path(warehouse.data_dir, "le", "LAW_ENFORCEMENT", "binary.csv").write_bytes(b"\x00\x01\x02" * 100)
     inbox_path(warehouse.data_dir, "le", "LAW_ENFORCEMENT", ".hidden.csv").write_bytes(csv_bytes(ARRESTS))
     inbox_path(warehouse.data_dir, "le", "LAW_ENFORCEMENT", "~$arrests.xlsx").write_bytes(b"lock")
+    # What systems and shares write beside the deliveries (helper-48: F1 and F8 on the agency's feedback for good).
+    for junk in ("Thumbs.db", "desktop.ini", "Icon\r", "arrests.csv:Zone.Identifier", "@eaDir/arrests.csv",
+                 "#recycle/arrests.csv"):
+        inbox_path(warehouse.data_dir, "le", "LAW_ENFORCEMENT", junk).write_bytes(csv_bytes(ARRESTS))
+    (warehouse.data_dir / "inbox" / "$RECYCLE.BIN").mkdir()
+    (warehouse.data_dir / "inbox" / "$RECYCLE.BIN" / "arrests.csv").write_bytes(csv_bytes(ARRESTS))
+    (warehouse.data_dir / "inbox" / "desktop.ini").write_bytes(b"[.ShellClassInfo]")
     deliver_csv(warehouse.data_dir, "le", "LAW_ENFORCEMENT", "arrests.csv", ARRESTS)
     report = warehouse.ingest()
     assert files(warehouse) == {

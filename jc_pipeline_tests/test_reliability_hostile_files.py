@@ -518,6 +518,51 @@ def test_a_file_gone_while_its_folder_is_listed_is_skipped_not_the_folder(wareho
     assert_good_loaded(warehouse)
 
 
+_SCAN_AND_OPEN = """
+import json, sys
+from jc_pipeline.lib.ingest.batch import _unopenable
+from jc_pipeline.lib.ingest.inbox import scan_inbox
+from jc_pipeline.lib.regular_files import open_regular
+found = {}
+for f in scan_inbox(sys.argv[1]):
+    try:
+        open_regular(f.absolute).close()
+        found[f.path] = [f.size, None]
+    except OSError as exc:
+        found[f.path] = [f.size, _unopenable(exc)]
+print(json.dumps(found))
+"""
+
+
+def test_a_folder_listed_but_not_searchable_costs_only_its_files(warehouse, tmp_path):
+    """helper-48: a folder with read but no search permission (chmod 644, a common slip) is listed, but its entries'
+    stat fails: that failed every agency's ingest for the night. Its files are recorded unreadable, with the fix."""
+    import json
+    import shutil
+    import subprocess
+    import sys
+
+    deliver_good(warehouse)
+    folder = inbox_path(warehouse.data_dir, *LE, "x").parent / "2024"
+    folder.mkdir()
+    (folder / "reported_crime.csv").write_bytes(csv_bytes(GOOD))
+    folder.chmod(0o644)
+    # As an unprivileged process sees it: root reads through any permission (its DAC override is dropped).
+    drop = ([] if os.geteuid() != 0 else ["setpriv", "--bounding-set=-dac_override,-dac_read_search"])
+    if drop and shutil.which("setpriv") is None:
+        pytest.skip("running as root without setpriv: permissions cannot be taken away")
+    try:
+        done = subprocess.run([*drop, sys.executable, "-c", _SCAN_AND_OPEN, str(warehouse.data_dir)],
+                              capture_output=True, text=True, timeout=120, check=False)
+    finally:
+        folder.chmod(0o755)
+    assert done.returncode == 0, done.stderr
+    found = json.loads(done.stdout)
+    size, why = found["inbox/le/LAW_ENFORCEMENT/2024/reported_crime.csv"]
+    assert (size, why) == (0, "the file cannot be opened: Permission denied; check its permissions")
+    assert found["inbox/le/LAW_ENFORCEMENT/arrests.csv"][1] is None
+
+
 def test_cells_without_positions_count_towards_the_limits(warehouse):
     # calamine places a <c> without r="..." after the previous cell: 20,000 of them make a row wider than XFD.
     from jc_pipeline_tests.reliability_support import SHEET_HEAD

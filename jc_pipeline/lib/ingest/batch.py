@@ -461,7 +461,10 @@ class _Parser:
 
     def _add_file(self, file: InboxFile, sha: str, change: str) -> int:
         sector = file.sector.upper() if file.sector else None
-        self.files.append((len(self.files), file.path, sha, file.agency_id, sector,
+        # The roster's spelling of a folder named in another case (helper-48: its findings went to a page of their own,
+        # "not on the roster", while its rows counted for the agency).
+        agency = self.roster.agency_of_folder(file.agency_id) if file.agency_id is not None else None
+        self.files.append((len(self.files), file.path, sha, agency.agency_id if agency else file.agency_id, sector,
                            file.received_at, self.now, change))
         return len(self.files) - 1
 

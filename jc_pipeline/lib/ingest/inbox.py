@@ -8,7 +8,10 @@ Decisions:
   deliveries and are skipped, as are hidden folders; so are names ending like an upload or download still in
   progress (``.filepart`` of WinSCP, ``.part``, ``.partial``, ``.crdownload``, ``.download``, ``.tmp``), which the
   client renames once the file is whole. Recorded, such a file stayed UNREADABLE on the agency's feedback after its
-  upload ended.
+  upload ended. So are what operating systems and file shares put in folders (:data:`_SKIPPED_NAMES`: Windows'
+  ``Thumbs.db`` and ``desktop.ini``, macOS's ``Icon\r``, Synology's ``@eaDir``, recycle bins and snapshots) and a
+  Windows download's ``:Zone.Identifier`` copied by WSL: each was an F1 or F8 on the agency's feedback for good
+  (helper-48).
 * A client that writes the final name directly cannot be told apart from a finished file by its name, only by its
   modification time: the runs nobody watches (the nightly schedule, the inbox sensor, ``jc-pipeline run --settle``
   from cron) leave a file modified in the last :data:`SETTLE_SECONDS` for the next run (:func:`still_arriving`),
@@ -43,7 +46,10 @@ INBOX = "inbox"
 #: Files up to this size are read into memory once (hash + parse); bigger ones are hashed and parsed streaming.
 IN_MEMORY_LIMIT = 16 * 1024 * 1024
 _SKIPPED_PREFIXES = (".", "~$")
-_SKIPPED_SUFFIXES = (".filepart", ".part", ".partial", ".crdownload", ".download", ".tmp")
+_SKIPPED_SUFFIXES = (".filepart", ".part", ".partial", ".crdownload", ".download", ".tmp", ":zone.identifier")
+#: Files and folders (compared case-insensitively) that systems and shares write beside the deliveries.
+_SKIPPED_NAMES = frozenset({"thumbs.db", "desktop.ini", "icon\r", "@eadir", "#recycle", "$recycle.bin",
+                            "#snapshot", "system volume information"})
 #: How long a file must have stood unmodified before an unattended run reads it: an upload still writing touches
 #: it every few seconds; two minutes is far longer than a stalled network write keeps its connection quiet.
 SETTLE_SECONDS = 120
@@ -131,7 +137,7 @@ def _scan(inbox: str, found: list[InboxFile]) -> None:
         with entries:
             for entry in entries:
                 name = text_name(entry.name)
-                if name.startswith(_SKIPPED_PREFIXES):
+                if name.startswith(_SKIPPED_PREFIXES) or name.lower() in _SKIPPED_NAMES:
                     continue
                 here = f"{relative}/{name}"
                 try:
@@ -144,6 +150,11 @@ def _scan(inbox: str, found: list[InboxFile]) -> None:
                         continue
                     stat = entry.stat(follow_symlinks=False)
                 except FileNotFoundError:  # gone since the folder was listed: no longer delivered
+                    continue
+                except OSError:
+                    # Listed but not reachable (a folder readable without search permission): recorded like a folder
+                    # that cannot be listed, with the reason opening it gives (helper-48: the night's ingest failed).
+                    found.append(InboxFile(here, entry.path, agency, sector, 0, 0.0, 0, 0, False))
                     continue
                 is_symlink = entry.is_symlink()
                 found.append(InboxFile(here, entry.path, agency, sector, 0 if is_symlink else stat.st_size,

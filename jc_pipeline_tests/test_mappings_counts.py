@@ -567,6 +567,26 @@ def test_a_date_that_reads_day_first_says_so(w, listed):
     assert found[1][2].endswith("fix the export or list its format under date_formats")
 
 
+def test_default_formats_read_iso_minutes_and_a_two_digit_year_is_named(w):
+    """helper-47: '2024-01-31T19:30' (ISO with T, no seconds) was N4 though the defaults claim ISO with T; a two-digit
+    year read by '%m/%d/%Y' as the year 24 was an N5 "outside 2000-01" without a word of why."""
+    write_mapping(w.data_dir, "le", CAD)
+    deliver_csv(w.data_dir, "le", "LAW_ENFORCEMENT", "cad_calls_2024.csv", [
+        ["Incident No", "Call Received", "Priority"],
+        ["C1", "2024-01-31T19:30", "1"],
+        ["C2", "2024-02-01T08:00", "1"],
+    ])
+    assert values(w.parse(), "LAW_ENFORCEMENT_CALLS_FOR_SERVICE") == {(date(2024, 1, 1), None): 1,
+                                                                      (date(2024, 2, 1), None): 1}
+    deliver_csv(w.data_dir, "le", "LAW_ENFORCEMENT", "cad_calls_2024.csv", [
+        ["Incident No", "Call Received", "Priority"], ["C1", "1/31/24 19:30", "1"], ["C2", "1/31/2024 19:30", "1"]])
+    batch = w.parse()
+    assert values(batch, "LAW_ENFORCEMENT_CALLS_FOR_SERVICE") == {(date(2024, 1, 1), None): 1}
+    [(rule, message)] = batch.findings.select("rule", "message").rows()
+    assert rule == "N5" and message.startswith("'1/31/24 19:30' in column 'Call Received' is read as a date in the "
+                                               "year 0-99 (1 record, row 2): a two-digit year? List the format with %y")
+
+
 @pytest.mark.parametrize(("agency_id", "mapping_name"), [("LE", "le"), ("le", "LE")])
 def test_an_export_is_the_mapping_s_whatever_case_the_id_folder_and_mapping_file_use(tmp_path, agency_id, mapping_name):
     """Inbox folders match agency ids in any case (one folder on Windows and macOS); the mapping file does too, so

@@ -52,8 +52,9 @@ EXCLUDED, UNMAPPED, BLANK, OTHER_SECTOR = -1, -2, -3, -4
 CODE = pl.Int16
 #: Tried in order when a source gives no ``date_formats``. A text matches at most one of them (their separators
 #: differ), so they may be tried in any order: the one matching most of the export's leading values goes first.
-DEFAULT_DATE_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M:%S%.f",
-                        "%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%d", "%m/%d/%Y %H:%M:%S", "%m/%d/%Y %H:%M", "%m/%d/%Y")
+DEFAULT_DATE_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M",
+                        "%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%d", "%m/%d/%Y %H:%M:%S",
+                        "%m/%d/%Y %H:%M", "%m/%d/%Y")
 #: Rows listed in a grouped finding's message.
 ROWS_LISTED = 5
 #: Leading records whose dates decide which default format is tried first.

@@ -37,6 +37,8 @@ DATE_MESSAGE = ("'{raw}' in column '{column}' is not a date the mapping reads ({
 SWAPPED_MESSAGE = ("'{raw}' in column '{column}' is not a date the mapping reads ({records}), but it reads with day "
                    "and month the other way round, '{format}': if the export writes the day first, list that format "
                    "first under date_formats; until then its dates with a day of 12 or less are read month first")
+TWO_DIGIT_YEAR_MESSAGE = ("'{raw}' in column '{column}' is read as a date in the year 0-99 ({records}): a two-digit "
+                          "year? List the format with %y (e.g. '%m/%d/%y') under date_formats")
 PERIOD_MESSAGE = ("'{raw}' in column '{column}' falls outside 2000-01 .. the ingest month ({records}); "
                   "check the dates")
 AGENCY_MESSAGES = {
@@ -159,7 +161,9 @@ def plan_events(i: int, spec: MetricSpec, records: Records, periods: Periods) ->
     raw = records.raw(spec.date)
     flags = [
         *unparsed_date(records, live, spec.date, day.is_null()),
-        Flag(live, ~in_range(records, day), raw, "N5", spec.date, PERIOD_MESSAGE),
+        Flag(live, ~in_range(records, day) & (day.dt.year() >= 100).fill_null(True), raw, "N5", spec.date,
+             PERIOD_MESSAGE),
+        Flag(live, (day.dt.year() < 100).fill_null(False), raw, "N5", spec.date, TWO_DIGIT_YEAR_MESSAGE),
         *common_flags(records, cats, live),
     ]
 

@@ -587,6 +587,24 @@ def test_default_formats_read_iso_minutes_and_a_two_digit_year_is_named(w):
                                                "year 0-99 (1 record, row 2): a two-digit year? List the format with %y")
 
 
+def test_a_time_with_a_utc_offset_is_dated_in_the_state_s_time_zone(w, monkeypatch):
+    """helper-47: three calls on the evening of January 31 in New York, stamped in UTC, counted one in January and two
+    in February: the date was taken as written, the offset dropped."""
+    monkeypatch.setenv("JC_TIMEZONE", "America/New_York")
+    write_mapping(w.data_dir, "le", CAD.replace("    kind: records\n",
+                                                '    kind: records\n    date_formats: ["%Y-%m-%dT%H:%M:%S%#z"]\n'))
+    deliver_csv(w.data_dir, "le", "LAW_ENFORCEMENT", "cad_calls_2024.csv", [
+        ["Incident No", "Call Received", "Priority"],
+        ["C1", "2024-01-31T23:59:00Z", "1"],  # 18:59 in New York
+        ["C2", "2024-02-01T00:30:00Z", "1"],  # 19:30 on January 31
+        ["C3", "2024-02-01T04:59:00+00:00", "1"],  # 23:59 on January 31
+        ["C4", "2024-01-31T19:30:00-05:00", "1"],
+        ["C5", "2024-02-01T05:00:00Z", "1"],  # midnight: February 1
+    ])
+    assert values(w.parse(), "LAW_ENFORCEMENT_CALLS_FOR_SERVICE") == {(date(2024, 1, 1), None): 4,
+                                                                      (date(2024, 2, 1), None): 1}
+
+
 @pytest.mark.parametrize(("agency_id", "mapping_name"), [("LE", "le"), ("le", "LE")])
 def test_an_export_is_the_mapping_s_whatever_case_the_id_folder_and_mapping_file_use(tmp_path, agency_id, mapping_name):
     """Inbox folders match agency ids in any case (one folder on Windows and macOS); the mapping file does too, so

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import codecs
 import io
+import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -42,6 +43,7 @@ from jc_pipeline.lib.mappings.spec import EXCLUDED as EXCLUDED_VALUE, SourceSpec
 from jc_pipeline.lib.periods import add_months
 from jc_pipeline.lib.regular_files import open_regular, reopen_failed
 from jc_pipeline.lib.roster import Agency, Roster
+from jc_pipeline.lib.state_clock import state_timezone
 
 #: Column of a record's spreadsheet row number (header = row 1, first record = row 2).
 ROW = "\x00row"
@@ -55,6 +57,8 @@ CODE = pl.Int16
 DEFAULT_DATE_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M",
                         "%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%d", "%m/%d/%Y %H:%M:%S",
                         "%m/%d/%Y %H:%M", "%m/%d/%Y")
+#: A UTC offset in a format (``%z``, ``%:z``, ``%::z``, ``%#z``, which also reads ``Z``).
+_OFFSET = re.compile(r"%:{0,2}#?z")
 #: Rows listed in a grouped finding's message.
 ROWS_LISTED = 5
 #: Leading records whose dates decide which default format is tried first.
@@ -383,8 +387,12 @@ class Records:
 
     @staticmethod
     def _parse(text: pl.Expr, formats: Sequence[str]) -> pl.Expr:
-        # No cache: datetimes are mostly distinct, and caching them costs more than parsing them twice over.
-        return pl.coalesce([text.str.to_date(f, strict=False, cache=False) for f in formats])
+        # No cache: datetimes are mostly distinct, and caching them costs more than parsing them twice over. A time
+        # with a UTC offset is dated in the state's time zone (helper-47: a call at 19:30 New York time on January
+        # 31, stamped 00:30Z, counted in February).
+        return pl.coalesce([
+            text.str.to_datetime(f, strict=False, cache=False).dt.convert_time_zone(state_timezone()).dt.date()
+            if _OFFSET.search(f) else text.str.to_date(f, strict=False, cache=False) for f in formats])
 
     def _order_formats(self, records: pl.LazyFrame) -> None:
         """Default formats go first that parse most of a column's leading values."""

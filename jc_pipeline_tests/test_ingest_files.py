@@ -12,7 +12,7 @@ from jc_pipeline.lib.ingest.csv_groups import parse_group
 from jc_pipeline.lib.ingest import readers
 from jc_pipeline.lib.ingest.readers import read_file
 from jc_pipeline_tests.ingest_support import (AGENCIES, Warehouse, assert_accounting, csv_bytes, deliver_csv,
-                                              deliver_xlsx, inbox_path)
+                                              deliver_xlsx, inbox_path, touch_later)
 from jc_pipeline_tests.reliability_support import encrypted_ooxml
 
 ARRESTS = [["year", "month", "value"], [2023, 1, 10], [2023, 2, 20]]
@@ -455,6 +455,67 @@ def test_file_that_cannot_be_opened(warehouse, monkeypatch):
     assert files(warehouse) == {"arrests.csv": ("UNREADABLE", 0, 0, 0)}
     assert "Permission denied" in warehouse.table("source_files")["reason"].item()
     assert warehouse.ingest().files_unchanged == 1  # the same problem is not recorded twice
+
+
+def test_a_file_unreadable_for_a_night_keeps_its_place_once_it_reads_again(warehouse, monkeypatch):
+    """helper-48: a file that could not be opened one night (permissions, a lock, a share's hiccup) was read as a new
+    upload once it opened again, and its old numbers won over the correction sent since. The same bytes are its
+    earlier reading: its unreadable record is retired (with its finding) and nothing moves."""
+    from jc_pipeline.lib.ingest import batch
+
+    original = deliver_csv(warehouse.data_dir, "le", "LAW_ENFORCEMENT", "arrests.csv", ARRESTS)
+    warehouse.ingest()
+    correction = deliver_csv(warehouse.data_dir, "le", "LAW_ENFORCEMENT", "2023/arrests.csv",
+                             [["year", "month", "value"], [2023, 1, 99]])
+    touch_later(correction, 60)
+    warehouse.ingest()
+    corrected = warehouse.metrics()
+    assert corrected.filter(pl.col("period_start") == date(2023, 1, 1))["value"].to_list() == [99.0]
+    opens = batch.fingerprint
+
+    def denied(file):
+        if file.path.endswith("LAW_ENFORCEMENT/arrests.csv"):
+            raise PermissionError(13, "Permission denied")
+        return opens(file)
+
+    monkeypatch.setattr(batch, "fingerprint", denied)
+    assert warehouse.ingest().files_unreadable == 1
+    assert files(warehouse)["arrests.csv"] == ("UNREADABLE", 0, 0, 0)  # the latest version of its path
+    monkeypatch.undo()
+    report = warehouse.ingest()
+    assert (report.files_new, report.files_changed, report.files_recovered, report.touched_months) == (0, 0, 1, [])
+    assert warehouse.metrics().equals(corrected)
+    assert warehouse.table("source_files").filter(pl.col("path").str.ends_with("/LAW_ENFORCEMENT/arrests.csv")).select(
+        "status", "upload_seq").rows() == [("INGESTED", 1)]
+    assert "F0" not in set(warehouse.table("rejected_rows")["rule"])
+    assert warehouse.ingest().files_unchanged == 2
+    original.write_bytes(csv_bytes([["year", "month", "value"], [2023, 1, 5]]))  # other bytes: a new upload
+    assert warehouse.ingest().files_changed == 1
+    assert warehouse.metrics().filter(pl.col("period_start") == date(2023, 1, 1))["value"].to_list() == [5.0]
+
+
+def test_a_folder_that_could_not_be_listed_is_retired_once_it_is(warehouse, monkeypatch):
+    """helper-48: a folder recorded unreadable (no permission to list it) kept its UNREADABLE row, and its "check
+    its permissions", on the agency's feedback for good after it was fixed."""
+    from jc_pipeline.lib.ingest import inbox
+
+    deliver_csv(warehouse.data_dir, "le", "LAW_ENFORCEMENT", "2023/arrests.csv", ARRESTS)
+    lists = os.scandir
+
+    def denied(folder):
+        if str(folder).endswith("2023"):
+            raise PermissionError(13, "Permission denied", str(folder))
+        return lists(folder)
+
+    monkeypatch.setattr(inbox.os, "scandir", denied)
+    monkeypatch.setattr(os, "scandir", denied)  # the read of the folder's entry fails the same way
+    warehouse.ingest()
+    assert files(warehouse) == {"2023": ("UNREADABLE", 0, 0, 0)}
+    monkeypatch.undo()
+    report = warehouse.ingest()
+    assert (report.files_new, report.files_recovered) == (1, 1)
+    assert files(warehouse) == {"arrests.csv": ("INGESTED", 2, 2, 0)}
+    assert set(warehouse.table("rejected_rows")["rule"]) == set()
 
 
 def test_an_unknown_system_is_answered_with_the_systems_the_column_may_name(tmp_path):

@@ -64,7 +64,7 @@ def inbox_files(context: dg.AssetExecutionContext, config: IngestConfig,
         ingest.ensure_schema(con)
         ingest.record_agency_states(con, roster)  # the staged rows keep no state of their own
         ingest.mark_read_by_this_version(con, warehouse.layout.root)  # after an upgrade: every file, once, in place
-        known, rereads = ingest.known_files(con), ingest.files_to_reread(con)
+        known, rereads, unopenable = ingest.known_files(con), ingest.files_to_reread(con), ingest.unopenable_files(con)
         # JC_INGEST_REHASH=1 reads every file again, for a file rewritten with its old size and times restored.
         seen = {} if os.environ.get(REHASH_VARIABLE) == "1" else ingest.file_stats(con)
 
@@ -94,7 +94,7 @@ def inbox_files(context: dg.AssetExecutionContext, config: IngestConfig,
         writing: Future[ingest.IngestReport] | None = None
         for read in ingest.read_inbox_batches(
             warehouse.layout.root, known, roster, registry, now=datetime.now(UTC), progress=log_progress,
-            seen=seen, rereads=rereads, settle_seconds=config.settle_seconds,
+            seen=seen, rereads=rereads, unopenable=unopenable, settle_seconds=config.settle_seconds,
         ):
             if writing is not None:
                 reports.append(writing.result())
@@ -128,6 +128,8 @@ def inbox_files(context: dg.AssetExecutionContext, config: IngestConfig,
             "files_unreadable": report.files_unreadable,
             "files_reread": report.files_reread,
             "files_arriving": report.files_arriving,
+            # Recorded unreadable, readable again: those records retired (IngestBatch.recovered).
+            "files_recovered": report.files_recovered,
             # withdrawals.csv: versions withdrawn and given back by this run, and the months they rebuild (also in
             # touched_months).
             "files_withdrawn": withdrawn.withdrawn,

@@ -7,9 +7,11 @@ Public API (called by the Dagster layer)::
     ingest.mark_read_by_this_version(con, data_dir)     # after an upgrade: every path read again, once
     known, seen = ingest.known_files(con), ingest.file_stats(con)   # paths to read again (roster change) left out
     rereads = ingest.files_to_reread(con)                            # ... and given here, to be read in place
+    unopenable = ingest.unopenable_files(con)           # paths last recorded unreadable, with their last reading
     gone = ingest.rereads_gone(con, data_dir)           # after the ingest: marked paths the inbox no longer holds
     ingest.apply_withdrawals(con, roster.withdrawals)   # after the ingest: the versions withdrawals.csv lists
-    batch = ingest.parse_inbox(data_dir, known, roster, registry, now=..., seen=seen, rereads=rereads)  # no DB
+    batch = ingest.parse_inbox(data_dir, known, roster, registry, now=..., seen=seen, rereads=rereads,
+                               unopenable=unopenable)                                  # no DB
     report = ingest.write_batch(con, batch)                                            # one transaction
     ingest.record_file_stats(con, batch.file_stats)     # next time, files whose stat did not move are not read
     for batch in ingest.parse_inbox_batches(...): ...   # the same in bounded memory, batch after batch
@@ -33,6 +35,7 @@ from jc_pipeline.lib.ingest.store import (
     record_agency_states,
     record_file_stats,
     rereads_gone,
+    unopenable_files,
     write_batch,
 )
 from jc_pipeline.lib.ingest.withdrawals import WithdrawalChange, apply_withdrawals, unmatched_message, withdrawn_paths
@@ -59,6 +62,7 @@ __all__ = [
     "rereads_gone",
     "resolve_agency_metrics",
     "unmatched_message",
+    "unopenable_files",
     "withdrawn_paths",
     "write_batch",
 ]

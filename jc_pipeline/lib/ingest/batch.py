@@ -32,7 +32,7 @@ import polars as pl
 from jc_pipeline.lib.calamine import WorkbookReader
 from jc_pipeline.lib.ingest.context import UploadContext, upload_context
 from jc_pipeline.lib.ingest.csv_groups import PlainCsv, parse_group, plain_csv
-from jc_pipeline.lib.ingest.inbox import InboxFile, fingerprint, scan_inbox, still_arriving
+from jc_pipeline.lib.ingest.inbox import UNOPENABLE, InboxFile, fingerprint, scan_inbox, still_arriving
 from jc_pipeline.lib.ingest.layout import CATEGORY, ROLES, SheetFinding, SheetPlan, plan_sheet
 from jc_pipeline.lib.ingest.normalize import FINDING_SCHEMA, by_position, fmt, normalize
 from jc_pipeline.lib.ingest.readers import (
@@ -104,15 +104,19 @@ class IngestBatch:
     #: reading them again would take the export's numbers out for a typo (helper-41); read again once it validates
     #: (a roster change's or upgrade's mark stays).
     kept: tuple[tuple[str, str], ...] = ()
+    #: Paths recorded unreadable that read again (a file, or a folder listed again): their unreadable versions since
+    #: the last one read are retired (:func:`store.write_batch`).
+    recovered: tuple[str, ...] = ()
 
 
 def parse_inbox(data_dir: Path, known: Mapping[str, str], roster: Roster, registry: Registry, *, now: datetime,
                 progress: Callable[[int, int], None] | None = None,
                 seen: Mapping[str, tuple[int, int, int, str]] | None = None,
-                rereads: Mapping[str, str] | None = None) -> IngestBatch:
+                rereads: Mapping[str, str] | None = None,
+                unopenable: Mapping[str, str | None] | None = None) -> IngestBatch:
     """Read every inbox file whose sha256 differs from ``known[path]`` into one batch (see the module docstring)."""
     (batch,) = parse_inbox_batches(data_dir, known, roster, registry, now=now, progress=progress, batch_bytes=None,
-                                   seen=seen, rereads=rereads)
+                                   seen=seen, rereads=rereads, unopenable=unopenable)
     return batch
 
 
@@ -120,12 +124,13 @@ def parse_inbox_batches(data_dir: Path, known: Mapping[str, str], roster: Roster
                         now: datetime, progress: Callable[[int, int], None] | None = None,
                         batch_bytes: int | None = BATCH_BYTES,
                         seen: Mapping[str, tuple[int, int, int, str]] | None = None,
-                        rereads: Mapping[str, str] | None = None) -> Iterator[IngestBatch]:
+                        rereads: Mapping[str, str] | None = None,
+                        unopenable: Mapping[str, str | None] | None = None) -> Iterator[IngestBatch]:
     """:func:`parse_inbox` in batches of about ``batch_bytes`` of new files (None: one batch), each complete and
     writable on its own, so memory stays bounded however much history a state delivers at once: the batches of
     :func:`read_inbox_batches`, each normalized before the next is read."""
     for batch in read_inbox_batches(data_dir, known, roster, registry, now=now, progress=progress,
-                                    batch_bytes=batch_bytes, seen=seen, rereads=rereads):
+                                    batch_bytes=batch_bytes, seen=seen, rereads=rereads, unopenable=unopenable):
         yield batch.normalize()
 
 
@@ -153,7 +158,8 @@ def read_inbox_batches(data_dir: Path, known: Mapping[str, str], roster: Roster,
                        now: datetime, progress: Callable[[int, int], None] | None = None,
                        batch_bytes: int | None = BATCH_BYTES,
                        seen: Mapping[str, tuple[int, int, int, str]] | None = None,
-                       rereads: Mapping[str, str] | None = None, settle_seconds: float = 0) -> Iterator[ReadBatch]:
+                       rereads: Mapping[str, str] | None = None, unopenable: Mapping[str, str | None] | None = None,
+                       settle_seconds: float = 0) -> Iterator[ReadBatch]:
     """Every inbox file whose sha256 differs from ``known[path]``, read in batches of about ``batch_bytes`` of new
     files (None: one batch), each to be normalized on its own (:meth:`ReadBatch.normalize`).
 
@@ -171,13 +177,19 @@ def read_inbox_batches(data_dir: Path, known: Mapping[str, str], roster: Roster,
     known file whose bytes are unchanged but whose mapping changed (its version differs only by the mapping's hash)
     is read again in place too.
 
+    ``unopenable``: {path: sha256 of its latest version read, or None} from :func:`store.unopenable_files`, the
+    paths whose latest version could not be opened (nor, for a folder, listed). One that reads again (a file that
+    opens, a folder listed) is recovered (``IngestBatch.recovered``: those versions are retired), and a file is
+    compared with the version before them: the same bytes are unchanged, not a new upload that would win over the
+    corrections sent since (helper-48).
+
     ``settle_seconds``: a file modified less than this long before ``now`` may still be arriving (an upload that
     writes its final name directly): it is left out, for the next run, and counted in the first batch's
     ``arriving`` (:func:`inbox.still_arriving`).
     """
     arriving = still_arriving(now, settle_seconds)
     now = now.astimezone(UTC).replace(tzinfo=None) if now.tzinfo else now
-    seen, rereads = seen or {}, rereads or {}
+    seen, rereads, unopenable = seen or {}, rereads or {}, unopenable or {}
     settled = time.time_ns() - STAT_SETTLE_NS
     scanned = scan_inbox(Path(data_dir))
     from jc_pipeline.lib.mappings import NativeExtracts  # here: jc_pipeline.lib.mappings imports ingest modules
@@ -188,6 +200,8 @@ def read_inbox_batches(data_dir: Path, known: Mapping[str, str], roster: Roster,
         return _Parser(roster, registry, now, native.for_next_batch())
 
     parser, unchanged, read, waiting = new_parser(), 0, 0, 0
+    listed = {file.path for file in scanned}
+    parser.recovered.extend(path for path in unopenable if path not in listed and _is_folder(Path(data_dir, path)))
     inbox = []
     for file in scanned:
         if arriving(file):
@@ -209,7 +223,9 @@ def read_inbox_batches(data_dir: Path, known: Mapping[str, str], roster: Roster,
     total = len(scanned) - waiting  # the files this run looks at
     looked_at = unchanged + len(parser.kept)
     with WorkbookReader() as workbooks:
-        for done, fetched in enumerate(_read_ahead(inbox, known, native, workbooks), start=looked_at + 1):
+        # A workbook that opens again is compared with its last reading too: the same bytes are not read.
+        readable = {**known, **{p: sha for p, sha in unopenable.items() if sha is not None}} if unopenable else known
+        for done, fetched in enumerate(_read_ahead(inbox, readable, native, workbooks), start=looked_at + 1):
             if batch_bytes is not None and read >= batch_bytes:
                 yield ReadBatch(parser, unchanged, waiting)
                 parser, unchanged, read, waiting = new_parser(), 0, 0, 0
@@ -225,11 +241,15 @@ def read_inbox_batches(data_dir: Path, known: Mapping[str, str], roster: Roster,
             # the roster (a marked path) or the agency's mapping, whose hash a native export's version holds (one
             # added, edited or removed). The same delivery keeps its place among the uploads (docs/decisions.md).
             # An export its mapping read is not read again while the agency's mapping file does not validate.
-            earlier = rereads.get(file.path, known.get(file.path))
+            current = known.get(file.path)
+            if fetched.problem is None and file.path in unopenable:  # opens again: compared with its last reading
+                parser.recovered.append(file.path)
+                current = unopenable[file.path]
+            earlier = rereads.get(file.path, current)
             change = (REREAD if earlier is not None and native.content(earlier) == native.content(sha)
                       else "changed" if earlier is not None else "new")
             kept = (native.unread_reason(file) if change == REREAD and native.is_native(earlier) else None)
-            if known.get(file.path) == sha:
+            if current == sha:
                 unchanged += 1
             elif kept is not None:
                 parser.kept.append((file.path, kept))
@@ -243,6 +263,10 @@ def read_inbox_batches(data_dir: Path, known: Mapping[str, str], roster: Roster,
     if progress is not None and not inbox:
         progress(looked_at, total)
     yield ReadBatch(parser, unchanged, waiting)
+
+
+def _is_folder(path: Path) -> bool:
+    return path.is_dir() and not path.is_symlink()
 
 
 def _unopenable(exc: OSError) -> str:
@@ -302,7 +326,7 @@ def _read_ahead(inbox: list[InboxFile], known: Mapping[str, str], native: Native
         except FileNotFoundError:
             window.append(None)
         except OSError as exc:  # e.g. permissions: recorded once per distinct error, like any content
-            window.append(_Fetched(file, None, None, f"unopenable:{exc.errno}", _unopenable(exc), None, None))
+            window.append(_Fetched(file, None, None, f"{UNOPENABLE}{exc.errno}", _unopenable(exc), None, None))
         else:
             sha, claimed = native.version(file, content)  # a native export's version includes its mapping's
             route = _route(file, claimed)
@@ -340,6 +364,7 @@ class _Parser:
         self.native = native  # files matched by an agency mapping are read there
         self.file_stats: list[tuple] = []
         self.kept: list[tuple[str, str]] = []  # IngestBatch.kept
+        self.recovered: list[str] = []  # IngestBatch.recovered
 
     def unopenable(self, file: InboxFile, sha: str, change: str, reason: str) -> None:
         index = self._add_file(file, sha, change)
@@ -495,6 +520,7 @@ class _Parser:
             file_stats=pl.DataFrame(self.file_stats, schema=FILE_STAT_SCHEMA, orient="row"),
             files_arriving=arriving,
             kept=tuple(self.kept),
+            recovered=tuple(self.recovered),
         )
 
 

@@ -50,6 +50,8 @@ _SKIPPED_SUFFIXES = (".filepart", ".part", ".partial", ".crdownload", ".download
 #: Files and folders (compared case-insensitively) that systems and shares write beside the deliveries.
 _SKIPPED_NAMES = frozenset({"thumbs.db", "desktop.ini", "icon\r", "@eadir", "#recycle", "$recycle.bin",
                             "#snapshot", "system volume information"})
+#: The version recorded for a delivered path that cannot be opened (or listed): this prefix, then the errno.
+UNOPENABLE = "unopenable:"
 #: How long a file must have stood unmodified before an unattended run reads it: an upload still writing touches
 #: it every few seconds; two minutes is far longer than a stalled network write keeps its connection quiet.
 SETTLE_SECONDS = 120

@@ -42,6 +42,7 @@ import pyarrow as pa
 from jc_pipeline.lib import pending
 from jc_pipeline.lib.code_version import code_digest
 from jc_pipeline.lib.ingest.batch import REREAD, UNREADABLE, IngestBatch
+from jc_pipeline.lib.ingest.inbox import UNOPENABLE
 from jc_pipeline.lib.ingest.lookups import agency_states
 from jc_pipeline.lib.ingest.normalize import attach
 from jc_pipeline.lib.paths import replace_file
@@ -93,12 +94,14 @@ class IngestReport:
     rows_rejected: int
     #: (path, why) of the native exports not read again: their agency's mapping does not read them (IngestBatch.kept)
     kept: tuple[tuple[str, str], ...] = ()
+    #: Paths recorded unreadable that read again (IngestBatch.recovered)
+    files_recovered: int = 0
 
     def __add__(self, other: IngestReport) -> IngestReport:
         """What two batches written one after the other recorded."""
         return IngestReport(sorted(set(self.touched_months) | set(other.touched_months)),
                             *(getattr(self, f) + getattr(other, f) for f in _COUNTS),
-                            kept=self.kept + other.kept)
+                            kept=self.kept + other.kept, files_recovered=self.files_recovered + other.files_recovered)
 
 
 _COUNTS = ("files_new", "files_changed", "files_unchanged", "files_unreadable", "files_reread", "files_arriving",
@@ -277,6 +280,20 @@ def mark_read_by_this_version(con: duckdb.DuckDBPyConnection, data_dir: Path) ->
 
 # The latest version of each path is the view current_source_files (lib/sql/warehouse_schema.sql).
 _KNOWN_SQL = "SELECT path, sha256 FROM current_source_files WHERE path NOT IN (SELECT path FROM pending_rereads)"
+# The paths whose latest version could not be opened, each with its latest version read (NULL: never read).
+_UNOPENABLE_SQL = f"""
+    SELECT c.path, max_by(f.sha256, f.upload_seq) FILTER (WHERE NOT starts_with(f.sha256, '{UNOPENABLE}'))
+    FROM current_source_files AS c JOIN source_files AS f USING (path)
+    WHERE starts_with(c.sha256, '{UNOPENABLE}')
+    GROUP BY c.path
+"""
+# The versions of $paths that could not be opened since the latest one read.
+_UNOPENED_SINCE_READ = f"""
+    SELECT file_id FROM source_files
+    WHERE list_contains($paths, path) AND starts_with(sha256, '{UNOPENABLE}')
+    QUALIFY upload_seq > coalesce(max(upload_seq) FILTER (WHERE NOT starts_with(sha256, '{UNOPENABLE}'))
+                                  OVER (PARTITION BY path), 0)
+"""
 _REREADS_SQL = "SELECT path, sha256 FROM current_source_files WHERE path IN (SELECT path FROM pending_rereads)"
 
 
@@ -284,6 +301,12 @@ def known_files(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
     """{relative path: sha256 of its latest ingested version}, but for the paths to read again
     (:func:`files_to_reread`)."""
     return dict(con.execute(_KNOWN_SQL).fetchall())
+
+
+def unopenable_files(con: duckdb.DuckDBPyConnection) -> dict[str, str | None]:
+    """{relative path: sha256 of its latest version read, or None} of the paths whose latest version could not be
+    opened (``unopenable`` of :func:`parse_inbox_batches`)."""
+    return dict(con.execute(_UNOPENABLE_SQL).fetchall())
 
 
 def files_to_reread(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
@@ -326,6 +349,14 @@ def record_file_stats(con: duckdb.DuckDBPyConnection, stats: pl.DataFrame) -> No
 def write_batch(con: duckdb.DuckDBPyConnection, batch: IngestBatch) -> IngestReport:
     """Record ``batch`` in one transaction and report what it carried (see the module docstring)."""
     files = batch.files
+    if batch.recovered:
+        # Read again, a path's unreadable versions since its last reading are retired with their findings (they
+        # loaded nothing): its feedback no longer asks to fix what is fixed, and it compares with that reading.
+        with transaction(con):
+            ids = [file for (file,) in con.execute(_UNOPENED_SINCE_READ, {"paths": list(batch.recovered)}).fetchall()]
+            con.execute("DELETE FROM rejected_rows WHERE list_contains($ids, file_id)", {"ids": ids})
+            con.execute("DELETE FROM source_files WHERE list_contains($ids, file_id)", {"ids": ids})
+            pending.mark_unpublished(con)
     if files.height:
         # One thread for a batch within one row group, set outside the transaction: a failed insert aborts it, and
         # the setting must come back after the rollback, not inside the aborted transaction (which refuses it).
@@ -366,6 +397,7 @@ def write_batch(con: duckdb.DuckDBPyConnection, batch: IngestBatch) -> IngestRep
         rows_loaded=int(files["rows_loaded"].sum()),
         rows_rejected=int(files["rows_rejected"].sum()),
         kept=batch.kept,
+        files_recovered=len(batch.recovered),
     )
 
 

@@ -280,18 +280,19 @@ def mark_read_by_this_version(con: duckdb.DuckDBPyConnection, data_dir: Path) ->
 
 # The latest version of each path is the view current_source_files (lib/sql/warehouse_schema.sql).
 _KNOWN_SQL = "SELECT path, sha256 FROM current_source_files WHERE path NOT IN (SELECT path FROM pending_rereads)"
-# The paths whose latest version could not be opened, each with its latest version read (NULL: never read).
-_UNOPENABLE_SQL = f"""
-    SELECT c.path, max_by(f.sha256, f.upload_seq) FILTER (WHERE NOT starts_with(f.sha256, '{UNOPENABLE}'))
+# The paths whose latest version could not be opened (sha256 starting with $unopenable, inbox.UNOPENABLE), each
+# with its latest version read (NULL: never read).
+_UNOPENABLE_SQL = """
+    SELECT c.path, max_by(f.sha256, f.upload_seq) FILTER (WHERE NOT starts_with(f.sha256, $unopenable))
     FROM current_source_files AS c JOIN source_files AS f USING (path)
-    WHERE starts_with(c.sha256, '{UNOPENABLE}')
+    WHERE starts_with(c.sha256, $unopenable)
     GROUP BY c.path
 """
 # The versions of $paths that could not be opened since the latest one read.
-_UNOPENED_SINCE_READ = f"""
+_UNOPENED_SINCE_READ_SQL = """
     SELECT file_id FROM source_files
-    WHERE list_contains($paths, path) AND starts_with(sha256, '{UNOPENABLE}')
-    QUALIFY upload_seq > coalesce(max(upload_seq) FILTER (WHERE NOT starts_with(sha256, '{UNOPENABLE}'))
+    WHERE list_contains($paths, path) AND starts_with(sha256, $unopenable)
+    QUALIFY upload_seq > coalesce(max(upload_seq) FILTER (WHERE NOT starts_with(sha256, $unopenable))
                                   OVER (PARTITION BY path), 0)
 """
 _REREADS_SQL = "SELECT path, sha256 FROM current_source_files WHERE path IN (SELECT path FROM pending_rereads)"
@@ -306,7 +307,7 @@ def known_files(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
 def unopenable_files(con: duckdb.DuckDBPyConnection) -> dict[str, str | None]:
     """{relative path: sha256 of its latest version read, or None} of the paths whose latest version could not be
     opened (``unopenable`` of :func:`parse_inbox_batches`)."""
-    return dict(con.execute(_UNOPENABLE_SQL).fetchall())
+    return dict(con.execute(_UNOPENABLE_SQL, {"unopenable": UNOPENABLE}).fetchall())
 
 
 def files_to_reread(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
@@ -353,7 +354,8 @@ def write_batch(con: duckdb.DuckDBPyConnection, batch: IngestBatch) -> IngestRep
         # Read again, a path's unreadable versions since its last reading are retired with their findings (they
         # loaded nothing): its feedback no longer asks to fix what is fixed, and it compares with that reading.
         with transaction(con):
-            ids = [file for (file,) in con.execute(_UNOPENED_SINCE_READ, {"paths": list(batch.recovered)}).fetchall()]
+            ids = [file for (file,) in con.execute(_UNOPENED_SINCE_READ_SQL, {
+                "paths": list(batch.recovered), "unopenable": UNOPENABLE}).fetchall()]
             con.execute("DELETE FROM rejected_rows WHERE list_contains($ids, file_id)", {"ids": ids})
             con.execute("DELETE FROM source_files WHERE list_contains($ids, file_id)", {"ids": ids})
             pending.mark_unpublished(con)

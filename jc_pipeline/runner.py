@@ -361,6 +361,7 @@ def run_pipeline(
                 f"      {ingested.get('files_new', 0)} new, {ingested.get('files_changed', 0)} changed, "
                 f"{ingested.get('files_unchanged', 0)} unchanged, "
                 + (f"{ingested['files_kept']} kept, " if ingested.get("files_kept") else "")
+                + (f"{ingested['files_duplicate']} duplicate, " if ingested.get("files_duplicate") else "")
                 + f"{ingested.get('files_unreadable', 0)} unreadable file(s) ({summary.seconds['ingest_job']:.1f} s)"
             )
             if ingested.get("files_arriving"):
@@ -370,6 +371,10 @@ def run_pipeline(
                 echo(f"      {ingested['files_reread']} file(s) read again: the roster changed how their agency's "
                      f"files are read (fiscal year, settings, sectors or child agencies), their mapping changed, or "
                      f"this version of jc_pipeline reads files differently (an upgrade: docs/operations.md)")
+            if ingested.get("files_duplicate"):
+                echo(f"      {ingested['files_duplicate']} file(s) hold bytes the agency delivered at another path of "
+                     f"the folder (moved, renamed or copied): not read again, their numbers count from there "
+                     f"(source_files: DUPLICATE)")
             if ingested.get("files_kept"):
                 first = ingested["kept"][0]
                 echo(f"      {ingested['files_kept']} export(s) keep what they loaded, not read again: e.g. "

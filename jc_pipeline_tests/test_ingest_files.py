@@ -494,6 +494,40 @@ def test_a_file_unreadable_for_a_night_keeps_its_place_once_it_reads_again(wareh
     assert warehouse.metrics().filter(pl.col("period_start") == date(2023, 1, 1))["value"].to_list() == [5.0]
 
 
+def test_a_file_moved_renamed_or_copied_is_not_a_new_upload(warehouse):
+    """helper-48: an old file moved into an archive folder (or renamed) was read as a new upload, and its old numbers
+    won over the correction sent since. Bytes the agency delivered at another path of the sector folder are a
+    DUPLICATE: not read, nothing moves; a changed file is read as always."""
+    original = deliver_csv(warehouse.data_dir, "le", "LAW_ENFORCEMENT", "arrests.csv", ARRESTS)
+    warehouse.ingest()
+    correction = deliver_csv(warehouse.data_dir, "le", "LAW_ENFORCEMENT", "corrections/arrests.csv",
+                             [["year", "month", "value"], [2023, 1, 99]])
+    touch_later(correction, 60)
+    warehouse.ingest()
+    corrected = warehouse.metrics()
+    archive = inbox_path(warehouse.data_dir, "le", "LAW_ENFORCEMENT", "archive/arrests.csv")
+    original.rename(archive)
+    touch_later(archive, 120)
+    copy = inbox_path(warehouse.data_dir, "le", "LAW_ENFORCEMENT", "Arrests 2023.csv")
+    copy.write_bytes(archive.read_bytes())
+    touch_later(copy, 180)
+    report = warehouse.ingest()
+    assert (report.files_new, report.files_duplicate, report.touched_months) == (0, 2, [])
+    assert warehouse.metrics().equals(corrected)
+    duplicates = warehouse.table("source_files").filter(pl.col("status") == "DUPLICATE").sort("path")
+    assert duplicates.select("path", "rows_total", "rows_loaded", "rows_rejected").rows() == [
+        ("inbox/le/LAW_ENFORCEMENT/Arrests 2023.csv", 0, 0, 0),
+        ("inbox/le/LAW_ENFORCEMENT/archive/arrests.csv", 0, 0, 0)]
+    assert duplicates["reason"][1] == (
+        "inbox/le/LAW_ENFORCEMENT/archive/arrests.csv: the same bytes as inbox/le/LAW_ENFORCEMENT/arrests.csv, read "
+        "there, so not read again (a file moved, renamed or copied); to send its numbers again, change the file")
+    assert warehouse.ingest().files_unchanged == 3  # known now, like any file
+    archive.write_bytes(csv_bytes([["year", "month", "value"], [2023, 1, 7]]))  # changed: read, and it wins
+    touch_later(archive, 240)
+    assert warehouse.ingest().files_changed == 1
+    assert warehouse.metrics().filter(pl.col("period_start") == date(2023, 1, 1))["value"].to_list() == [7.0]
+
+
 def test_a_folder_that_could_not_be_listed_is_retired_once_it_is(warehouse, monkeypatch):
     """helper-48: a folder recorded unreadable (no permission to list it) kept its UNREADABLE row, and its "check
     its permissions", on the agency's feedback for good after it was fixed."""

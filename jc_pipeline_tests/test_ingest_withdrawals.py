@@ -100,6 +100,21 @@ def test_a_withdrawn_version_counts_for_nothing_and_comes_back_when_its_row_goes
     assert mistake_version(layout) == (sha, status, reason, file_id)
 
 
+def test_a_withdrawn_file_moved_to_another_folder_still_counts_for_nothing(layout):
+    """helper-48: moved out of the way ("do not use/"), a withdrawn file was read as a new upload and counted again."""
+    sha = mistake_version(layout)[0]
+    write_withdrawals(layout, [(MISTAKE, sha, "a test file")])
+    run(layout)
+    withdrawn = arrests(layout)
+    moved = layout.root / "inbox" / "le" / "LAW_ENFORCEMENT" / "do not use" / "other_county.xlsx"
+    moved.parent.mkdir()
+    (layout.root / MISTAKE).rename(moved)
+    said = run(layout)
+    assert any("0 new, 0 changed, 1 unchanged, 1 duplicate, 0 unreadable file(s)" in line for line in said), said
+    assert arrests(layout) == withdrawn
+    assert published(layout, "SELECT status FROM source_files WHERE path LIKE '%do not use%'") == [("DUPLICATE",)]
+
+
 def test_withdrawals_survive_a_store_rebuilt_from_the_inbox(layout):
     sha = mistake_version(layout)[0]
     write_withdrawals(layout, [(MISTAKE, sha, "sent by mistake")])

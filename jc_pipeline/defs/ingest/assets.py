@@ -65,6 +65,7 @@ def inbox_files(context: dg.AssetExecutionContext, config: IngestConfig,
         ingest.record_agency_states(con, roster)  # the staged rows keep no state of their own
         ingest.mark_read_by_this_version(con, warehouse.layout.root)  # after an upgrade: every file, once, in place
         known, rereads, unopenable = ingest.known_files(con), ingest.files_to_reread(con), ingest.unopenable_files(con)
+        delivered = ingest.delivered_versions(con)
         # JC_INGEST_REHASH=1 reads every file again, for a file rewritten with its old size and times restored.
         seen = {} if os.environ.get(REHASH_VARIABLE) == "1" else ingest.file_stats(con)
 
@@ -94,7 +95,8 @@ def inbox_files(context: dg.AssetExecutionContext, config: IngestConfig,
         writing: Future[ingest.IngestReport] | None = None
         for read in ingest.read_inbox_batches(
             warehouse.layout.root, known, roster, registry, now=datetime.now(UTC), progress=log_progress,
-            seen=seen, rereads=rereads, unopenable=unopenable, settle_seconds=config.settle_seconds,
+            seen=seen, rereads=rereads, unopenable=unopenable, delivered=delivered,
+            settle_seconds=config.settle_seconds,
         ):
             if writing is not None:
                 reports.append(writing.result())
@@ -130,6 +132,8 @@ def inbox_files(context: dg.AssetExecutionContext, config: IngestConfig,
             "files_arriving": report.files_arriving,
             # Recorded unreadable, readable again: those records retired (IngestBatch.recovered).
             "files_recovered": report.files_recovered,
+            # Holding a version another path of the agency's folder delivered first: not read (status DUPLICATE).
+            "files_duplicate": report.files_duplicate,
             # withdrawals.csv: versions withdrawn and given back by this run, and the months they rebuild (also in
             # touched_months).
             "files_withdrawn": withdrawn.withdrawn,

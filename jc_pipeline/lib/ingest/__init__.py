@@ -8,10 +8,11 @@ Public API (called by the Dagster layer)::
     known, seen = ingest.known_files(con), ingest.file_stats(con)   # paths to read again (roster change) left out
     rereads = ingest.files_to_reread(con)                            # ... and given here, to be read in place
     unopenable = ingest.unopenable_files(con)           # paths last recorded unreadable, with their last reading
+    delivered = ingest.delivered_versions(con)          # the path that delivered each version first
     gone = ingest.rereads_gone(con, data_dir)           # after the ingest: marked paths the inbox no longer holds
     ingest.apply_withdrawals(con, roster.withdrawals)   # after the ingest: the versions withdrawals.csv lists
     batch = ingest.parse_inbox(data_dir, known, roster, registry, now=..., seen=seen, rereads=rereads,
-                               unopenable=unopenable)                                  # no DB
+                               unopenable=unopenable, delivered=delivered)             # no DB
     report = ingest.write_batch(con, batch)                                            # one transaction
     ingest.record_file_stats(con, batch.file_stats)     # next time, files whose stat did not move are not read
     for batch in ingest.parse_inbox_batches(...): ...   # the same in bounded memory, batch after batch
@@ -27,6 +28,7 @@ from jc_pipeline.lib.ingest.rules import RULES, Rule
 from jc_pipeline.lib.ingest.store import (
     STAGED_TABLE,
     IngestReport,
+    delivered_versions,
     ensure_schema,
     file_stats,
     files_to_reread,
@@ -49,6 +51,7 @@ __all__ = [
     "Rule",
     "WithdrawalChange",
     "apply_withdrawals",
+    "delivered_versions",
     "ensure_schema",
     "file_stats",
     "files_to_reread",

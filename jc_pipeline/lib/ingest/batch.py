@@ -6,8 +6,10 @@ Per file the work is small and in Python (hash, read, plan the sheets; plain CSV
 (:func:`normalize.normalize`), because a state sends thousands of small files and per-file overhead dominates.
 
 File status: UNREADABLE when nothing could be read (rows 0/0/0; one F0/F1/F8 finding without a row number),
-ERRORED when any ERROR finding exists, else INGESTED. ``reason`` says why a file is ERRORED or UNREADABLE (and
-"no data rows" for a readable file without any).
+ERRORED when any ERROR finding exists, DUPLICATE when it holds a version the agency delivered at another path of the
+same sector folder (a file moved, renamed or copied: rows 0/0/0, not read, see :func:`read_inbox_batches`), else
+INGESTED. ``reason`` says why a file is ERRORED, UNREADABLE or DUPLICATE (and "no data rows" for a readable file
+without any).
 
 A file whose (size, mtime, ctime) is the one remembered with its hash at the last run (``seen``, from
 :func:`store.file_stats`) is not read at all: its content is taken to be the remembered one (docs/decisions.md,
@@ -48,7 +50,7 @@ from jc_pipeline.lib.roster import Roster
 if TYPE_CHECKING:  # pragma: no cover
     from jc_pipeline.lib.mappings import NativeExtracts
 
-INGESTED, ERRORED, UNREADABLE = "INGESTED", "ERRORED", "UNREADABLE"
+INGESTED, ERRORED, UNREADABLE, DUPLICATE = "INGESTED", "ERRORED", "UNREADABLE", "DUPLICATE"
 #: ``change`` of a file version read again in place (:func:`store.files_to_reread`, or its mapping changed), beside
 #: "new" and "changed".
 REREAD = "reread"
@@ -113,10 +115,11 @@ def parse_inbox(data_dir: Path, known: Mapping[str, str], roster: Roster, regist
                 progress: Callable[[int, int], None] | None = None,
                 seen: Mapping[str, tuple[int, int, int, str]] | None = None,
                 rereads: Mapping[str, str] | None = None,
-                unopenable: Mapping[str, str | None] | None = None) -> IngestBatch:
+                unopenable: Mapping[str, str | None] | None = None,
+                delivered: Mapping[tuple[str, str, str], str] | None = None) -> IngestBatch:
     """Read every inbox file whose sha256 differs from ``known[path]`` into one batch (see the module docstring)."""
     (batch,) = parse_inbox_batches(data_dir, known, roster, registry, now=now, progress=progress, batch_bytes=None,
-                                   seen=seen, rereads=rereads, unopenable=unopenable)
+                                   seen=seen, rereads=rereads, unopenable=unopenable, delivered=delivered)
     return batch
 
 
@@ -125,12 +128,14 @@ def parse_inbox_batches(data_dir: Path, known: Mapping[str, str], roster: Roster
                         batch_bytes: int | None = BATCH_BYTES,
                         seen: Mapping[str, tuple[int, int, int, str]] | None = None,
                         rereads: Mapping[str, str] | None = None,
-                        unopenable: Mapping[str, str | None] | None = None) -> Iterator[IngestBatch]:
+                        unopenable: Mapping[str, str | None] | None = None,
+                        delivered: Mapping[tuple[str, str, str], str] | None = None) -> Iterator[IngestBatch]:
     """:func:`parse_inbox` in batches of about ``batch_bytes`` of new files (None: one batch), each complete and
     writable on its own, so memory stays bounded however much history a state delivers at once: the batches of
     :func:`read_inbox_batches`, each normalized before the next is read."""
     for batch in read_inbox_batches(data_dir, known, roster, registry, now=now, progress=progress,
-                                    batch_bytes=batch_bytes, seen=seen, rereads=rereads, unopenable=unopenable):
+                                    batch_bytes=batch_bytes, seen=seen, rereads=rereads, unopenable=unopenable,
+                                    delivered=delivered):
         yield batch.normalize()
 
 
@@ -159,6 +164,7 @@ def read_inbox_batches(data_dir: Path, known: Mapping[str, str], roster: Roster,
                        batch_bytes: int | None = BATCH_BYTES,
                        seen: Mapping[str, tuple[int, int, int, str]] | None = None,
                        rereads: Mapping[str, str] | None = None, unopenable: Mapping[str, str | None] | None = None,
+                       delivered: Mapping[tuple[str, str, str], str] | None = None,
                        settle_seconds: float = 0) -> Iterator[ReadBatch]:
     """Every inbox file whose sha256 differs from ``known[path]``, read in batches of about ``batch_bytes`` of new
     files (None: one batch), each to be normalized on its own (:meth:`ReadBatch.normalize`).
@@ -183,13 +189,19 @@ def read_inbox_batches(data_dir: Path, known: Mapping[str, str], roster: Roster,
     compared with the version before them: the same bytes are unchanged, not a new upload that would win over the
     corrections sent since (helper-48).
 
+    ``delivered``: {(agency folder, sector folder, version): the path that delivered it first} from
+    :func:`store.delivered_versions`, folders lower- and upper-cased. A file read (new, changed, or read again) that
+    holds a version another path of its agency and sector delivered first is a DUPLICATE: not read, so a file moved
+    into an archive folder or renamed does not become a new upload that wins over the corrections sent since, nor
+    does a withdrawn one count again (helper-48).
+
     ``settle_seconds``: a file modified less than this long before ``now`` may still be arriving (an upload that
     writes its final name directly): it is left out, for the next run, and counted in the first batch's
     ``arriving`` (:func:`inbox.still_arriving`).
     """
     arriving = still_arriving(now, settle_seconds)
     now = now.astimezone(UTC).replace(tzinfo=None) if now.tzinfo else now
-    seen, rereads, unopenable = seen or {}, rereads or {}, unopenable or {}
+    seen, rereads, unopenable, delivered = seen or {}, rereads or {}, unopenable or {}, delivered or {}
     settled = time.time_ns() - STAT_SETTLE_NS
     scanned = scan_inbox(Path(data_dir))
     from jc_pipeline.lib.mappings import NativeExtracts  # here: jc_pipeline.lib.mappings imports ingest modules
@@ -249,12 +261,15 @@ def read_inbox_batches(data_dir: Path, known: Mapping[str, str], roster: Roster,
             change = (REREAD if earlier is not None and native.content(earlier) == native.content(sha)
                       else "changed" if earlier is not None else "new")
             kept = (native.unread_reason(file) if change == REREAD and native.is_native(earlier) else None)
+            first = delivered.get(_delivery_key(file, sha)) if file.sector is not None else None
             if current == sha:
                 unchanged += 1
             elif kept is not None:
                 parser.kept.append((file.path, kept))
             elif fetched.problem is not None:
                 parser.unopenable(file, sha, change, fetched.problem)
+            elif first is not None and first != file.path:
+                parser.duplicate(file, sha, change, first)
             else:
                 parser.parse(file, sha, fetched.data, change, fetched.route, fetched.workbook)
                 read += file.size
@@ -263,6 +278,11 @@ def read_inbox_batches(data_dir: Path, known: Mapping[str, str], roster: Roster,
     if progress is not None and not inbox:
         progress(looked_at, total)
     yield ReadBatch(parser, unchanged, waiting)
+
+
+def _delivery_key(file: InboxFile, sha: str) -> tuple[str, str, str]:
+    """``file``'s key in ``delivered`` (:func:`read_inbox_batches`)."""
+    return file.path.split("/", 2)[1].lower(), (file.sector or "").upper(), sha
 
 
 def _is_folder(path: Path) -> bool:
@@ -365,10 +385,14 @@ class _Parser:
         self.file_stats: list[tuple] = []
         self.kept: list[tuple[str, str]] = []  # IngestBatch.kept
         self.recovered: list[str] = []  # IngestBatch.recovered
+        self.duplicates: dict[int, str] = {}  # file index -> the path that delivered its version first
 
     def unopenable(self, file: InboxFile, sha: str, change: str, reason: str) -> None:
         index = self._add_file(file, sha, change)
         self.file_findings.append((index, None, None, None, file.name, "F0", "ERROR", reason))
+
+    def duplicate(self, file: InboxFile, sha: str, change: str, first: str) -> None:
+        self.duplicates[self._add_file(file, sha, change)] = first
 
     def parse(self, file: InboxFile, sha: str, data: bytes | None, change: str, route: _Route,
               workbook: PendingWorkbook | None) -> None:
@@ -510,7 +534,7 @@ class _Parser:
         findings = pl.concat([pl.DataFrame(self.file_findings, schema=FINDING_SCHEMA, orient="row"),
                               result.findings])
         paths = files.select("path")
-        files = _with_status(files, result.row_counts, findings)
+        files = _with_status(files, result.row_counts, findings, self.duplicates)
         return IngestBatch(
             files=files.sort("received_at", "path").drop("file_idx"),
             # Every column in the key: two findings of one rule on one row (two cells) keep one order run to run.
@@ -554,7 +578,8 @@ def _sheet_finding_row(sheet_idx: int, finding: SheetFinding) -> tuple:
     return sheet_idx, finding.rule, finding.column, finding.raw_value, finding.message, finding.extra
 
 
-def _with_status(files: pl.DataFrame, counts: pl.DataFrame, findings: pl.DataFrame) -> pl.DataFrame:
+def _with_status(files: pl.DataFrame, counts: pl.DataFrame, findings: pl.DataFrame,
+                 duplicates: Mapping[int, str]) -> pl.DataFrame:
     errors = findings.filter(pl.col("severity") == "ERROR")
     unreadable = errors.filter(pl.col("row_number").is_null()).group_by("file_idx").agg(
         unreadable_reason=pl.col("message").first())
@@ -564,10 +589,16 @@ def _with_status(files: pl.DataFrame, counts: pl.DataFrame, findings: pl.DataFra
     files = files.join(counts, on="file_idx", how="left").join(unreadable, on="file_idx", how="left").join(
         by_rule, on="file_idx", how="left").with_columns(
         rows_total=pl.col("rows_total").fill_null(0), rows_rejected=pl.col("rows_rejected").fill_null(0))
-    status = (pl.when(pl.col("unreadable_reason").is_not_null()).then(pl.lit(UNREADABLE))
+    first = pl.col("file_idx").replace_strict(list(duplicates), list(duplicates.values()), default=None,
+                                              return_dtype=pl.String)
+    status = (pl.when(first.is_not_null()).then(pl.lit(DUPLICATE))
+              .when(pl.col("unreadable_reason").is_not_null()).then(pl.lit(UNREADABLE))
               .when(pl.col("rules").is_not_null()).then(pl.lit(ERRORED)).otherwise(pl.lit(INGESTED)))
     reason = (
-        pl.when(pl.col("unreadable_reason").is_not_null())
+        pl.when(first.is_not_null())
+        .then(fmt("{}: the same bytes as {}, read there, so not read again (a file moved, renamed or copied); to "
+                  "send its numbers again, change the file", pl.col("path"), first))
+        .when(pl.col("unreadable_reason").is_not_null())
         .then(fmt("{}: {}", pl.col("path"), pl.col("unreadable_reason")))
         .when(pl.col("rules").is_not_null())
         .then(fmt("{} of {} rows rejected ({}); see rejected_rows", pl.col("rows_rejected"),

@@ -41,7 +41,7 @@ import pyarrow as pa
 
 from jc_pipeline.lib import pending
 from jc_pipeline.lib.code_version import code_digest
-from jc_pipeline.lib.ingest.batch import REREAD, UNREADABLE, IngestBatch
+from jc_pipeline.lib.ingest.batch import DUPLICATE, REREAD, UNREADABLE, IngestBatch
 from jc_pipeline.lib.ingest.inbox import UNOPENABLE
 from jc_pipeline.lib.ingest.lookups import agency_states
 from jc_pipeline.lib.ingest.normalize import attach
@@ -96,12 +96,15 @@ class IngestReport:
     kept: tuple[tuple[str, str], ...] = ()
     #: Paths recorded unreadable that read again (IngestBatch.recovered)
     files_recovered: int = 0
+    #: Files holding a version another path delivered first (status DUPLICATE)
+    files_duplicate: int = 0
 
     def __add__(self, other: IngestReport) -> IngestReport:
         """What two batches written one after the other recorded."""
         return IngestReport(sorted(set(self.touched_months) | set(other.touched_months)),
                             *(getattr(self, f) + getattr(other, f) for f in _COUNTS),
-                            kept=self.kept + other.kept, files_recovered=self.files_recovered + other.files_recovered)
+                            kept=self.kept + other.kept, files_recovered=self.files_recovered + other.files_recovered,
+                            files_duplicate=self.files_duplicate + other.files_duplicate)
 
 
 _COUNTS = ("files_new", "files_changed", "files_unchanged", "files_unreadable", "files_reread", "files_arriving",
@@ -296,12 +299,27 @@ _UNOPENED_SINCE_READ_SQL = """
                                   OVER (PARTITION BY path), 0)
 """
 _REREADS_SQL = "SELECT path, sha256 FROM current_source_files WHERE path IN (SELECT path FROM pending_rereads)"
+# Per agency folder, sector folder and version read (not a duplicate, not one that could not be opened): the path
+# that delivered it first.
+_DELIVERED_SQL = """
+    SELECT lower(split_part(path, '/', 2)), upper(split_part(path, '/', 3)), sha256, arg_min(path, upload_seq)
+    FROM source_files
+    WHERE status <> $duplicate AND NOT starts_with(sha256, $unopenable)
+    GROUP BY ALL
+"""
 
 
 def known_files(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
     """{relative path: sha256 of its latest ingested version}, but for the paths to read again
     (:func:`files_to_reread`)."""
     return dict(con.execute(_KNOWN_SQL).fetchall())
+
+
+def delivered_versions(con: duckdb.DuckDBPyConnection) -> dict[tuple[str, str, str], str]:
+    """{(agency folder, sector folder, sha256): the path that delivered that version first} of every version read
+    (``delivered`` of :func:`parse_inbox_batches`); folders as the inbox matches them, in any case."""
+    rows = con.execute(_DELIVERED_SQL, {"duplicate": DUPLICATE, "unopenable": UNOPENABLE}).fetchall()
+    return {(folder, sector, sha): path for folder, sector, sha, path in rows}
 
 
 def unopenable_files(con: duckdb.DuckDBPyConnection) -> dict[str, str | None]:
@@ -389,8 +407,8 @@ def write_batch(con: duckdb.DuckDBPyConnection, batch: IngestBatch) -> IngestRep
     months = batch.datapoints.select(pl.col("period_start").dt.truncate("1mo").unique().sort()).to_series()
     return IngestReport(
         touched_months=months.to_list(),
-        files_new=files.filter(pl.col("change") == "new").height,
-        files_changed=files.filter(pl.col("change") == "changed").height,
+        files_new=files.filter((pl.col("change") == "new") & (pl.col("status") != DUPLICATE)).height,
+        files_changed=files.filter((pl.col("change") == "changed") & (pl.col("status") != DUPLICATE)).height,
         files_unchanged=batch.files_unchanged,
         files_unreadable=files.filter(pl.col("status") == UNREADABLE).height,
         files_reread=files.filter(pl.col("change") == REREAD).height,
@@ -400,6 +418,7 @@ def write_batch(con: duckdb.DuckDBPyConnection, batch: IngestBatch) -> IngestRep
         rows_rejected=int(files["rows_rejected"].sum()),
         kept=batch.kept,
         files_recovered=len(batch.recovered),
+        files_duplicate=files.filter(pl.col("status") == DUPLICATE).height,
     )
 
 

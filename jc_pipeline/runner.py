@@ -364,6 +364,8 @@ def run_pipeline(
                 + (f"{ingested['files_duplicate']} duplicate, " if ingested.get("files_duplicate") else "")
                 + f"{ingested.get('files_unreadable', 0)} unreadable file(s) ({summary.seconds['ingest_job']:.1f} s)"
             )
+            if ingested.get("inbox_empty"):
+                echo(f"      {ingested['inbox_empty']}")
             if ingested.get("files_arriving"):
                 echo(f"      {ingested['files_arriving']} file(s) modified in the last {settle_seconds:g} s may still "
                      f"be arriving: left for the next run")

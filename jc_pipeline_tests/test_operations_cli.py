@@ -283,6 +283,19 @@ def test_a_roster_change_is_applied_to_every_month_by_the_next_plain_run(tmp_pat
     assert "nothing new" in again.stdout and "rebuilt for every agency" not in again.stdout
 
 
+def test_an_empty_inbox_where_files_were_read_is_named_and_loses_nothing(tmp_path_factory, tmp_path):
+    """helper-48: a share not mounted (an empty inbox/) ran as "0 new, 0 changed, 0 unchanged", exit 0, without a
+    word. It still exits 0 and keeps everything, but says what it found."""
+    data = copy_state(baseline(tmp_path_factory), tmp_path / "data", with_instance=True)
+    before = warehouse_contents(data / "warehouse.duckdb")
+    (data / "inbox").rename(tmp_path / "unmounted")
+    (data / "inbox").mkdir()
+    result = jc("run", data_dir=data, dagster_home=data / "pipeline" / "dagster_home")
+    assert result.returncode == 0, result.stderr
+    assert "the inbox holds no file, but " in result.stdout and "is the share mounted? Nothing is lost" in result.stdout
+    assert warehouse_contents(data / "warehouse.duckdb") == before
+
+
 @pytest.mark.slow
 def test_ctrl_c_during_a_step_says_interrupted_and_the_next_run_finishes(tmp_path_factory, tmp_path):
     """Ctrl-C (SIGINT to the command's process group, as a terminal sends it) a second into the ingest of a new

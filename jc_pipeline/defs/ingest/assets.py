@@ -116,6 +116,14 @@ def inbox_files(context: dg.AssetExecutionContext, config: IngestConfig,
         # go with this ingest's: touched_periods_sensor reads only this metadata.
         waiting = pending.pending_months(con)
         gone = ingest.rereads_gone(con, warehouse.layout.root)
+    # Nothing at all where files were read before: the share is not mounted, or the folder was emptied (helper-48).
+    looked_at = (report.files_new + report.files_changed + report.files_unchanged + report.files_unreadable
+                 + report.files_reread + report.files_arriving + report.files_duplicate + len(report.kept))
+    missing = len(known) + len(rereads) if not looked_at else 0
+    empty = (f"the inbox holds no file, but {missing:,} were read before: is the share mounted? Nothing is lost "
+             f"(what they loaded stays); check the data directory's inbox/ folder") if missing else ""
+    if empty:
+        context.log.warning(empty)
     for path, why in kept[:KEPT_LOGGED]:
         context.log.warning(f"{path} keeps what it loaded, not read again: {why}")
     for line, path in withdrawn.unmatched:
@@ -130,6 +138,8 @@ def inbox_files(context: dg.AssetExecutionContext, config: IngestConfig,
             "files_unreadable": report.files_unreadable,
             "files_reread": report.files_reread,
             "files_arriving": report.files_arriving,
+            # The inbox held no file, though the store had read some: what the run says of it ("" otherwise).
+            "inbox_empty": empty,
             # Recorded unreadable, readable again: those records retired (IngestBatch.recovered).
             "files_recovered": report.files_recovered,
             # Holding a version another path of the agency's folder delivered first: not read (status DUPLICATE).

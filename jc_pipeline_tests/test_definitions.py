@@ -88,12 +88,12 @@ def test_nightly_schedule_runs_at_two_in_the_state_time_zone(defs):
     schedule = defs.resolve_schedule_def("nightly_ingest_schedule")
     assert schedule.cron_schedule == "0 2 * * *"
     assert schedule.execution_timezone == "America/New_York"
-    tick = datetime(2026, 3, 8, 2, 0, tzinfo=ZoneInfo("America/New_York"))
+    tick = datetime(2026, 3, 9, 2, 0, tzinfo=ZoneInfo("America/New_York"))  # not 03-08: 02:00 did not exist
     with dg.instance_for_test() as instance, dg.build_schedule_context(
         instance=instance, scheduled_execution_time=tick
     ) as context:
         request = schedule.evaluate_tick(context).run_requests[0]
-    assert request.run_key == "nightly-2026-03-08"
+    assert request.run_key == "nightly-2026-03-09"
 
 
 def test_inbox_signatures_move_with_the_file_and_keep_its_real_name(tmp_path):

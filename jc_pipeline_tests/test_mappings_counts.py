@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 
 import polars as pl
@@ -603,6 +603,22 @@ def test_a_time_with_a_utc_offset_is_dated_in_the_state_s_time_zone(w, monkeypat
     ])
     assert values(w.parse(), "LAW_ENFORCEMENT_CALLS_FOR_SERVICE") == {(date(2024, 1, 1), None): 4,
                                                                       (date(2024, 2, 1), None): 1}
+
+
+def test_a_month_starts_at_the_state_s_midnight_for_the_ingest_too(w, monkeypatch):
+    """helper-47: Guam's nightly run at 02:00 on February 1 (16:00 UTC on January 31) rejected February's rows, R13
+    "starts after the file was ingested (2026-01-31)", and the export's calls after midnight, N5."""
+    monkeypatch.setenv("JC_TIMEZONE", "Pacific/Guam")
+    write_mapping(w.data_dir, "le", CAD)
+    deliver_csv(w.data_dir, "le", "LAW_ENFORCEMENT", "cad_calls_2026.csv", [
+        ["Incident No", "Call Received", "Priority"], ["C1", "2026-02-01 00:20:00", "1"]])
+    deliver_csv(w.data_dir, "le", "LAW_ENFORCEMENT", "arrests.csv", [["year", "month", "value"], [2026, 2, 4]])
+    batch = w.parse(now=datetime(2026, 1, 31, 16, 0))
+    assert batch.findings.filter(pl.col("severity") == "ERROR").height == 0
+    assert values(batch, "LAW_ENFORCEMENT_CALLS_FOR_SERVICE") == {(date(2026, 2, 1), None): 1}
+    assert values(batch, "LAW_ENFORCEMENT_ARRESTS") == {(date(2026, 2, 1), None): 4}
+    monkeypatch.setenv("JC_TIMEZONE", "America/New_York")  # 11:00 on January 31 there: February has not begun
+    assert set(w.parse(now=datetime(2026, 1, 31, 16, 0)).findings["rule"]) == {"N5", "R13"}
 
 
 @pytest.mark.parametrize(("agency_id", "mapping_name"), [("LE", "le"), ("le", "LE")])

@@ -30,6 +30,11 @@ def state_timezone() -> str:
     return chosen
 
 
+def state_date(moment: datetime) -> date:
+    """The state's date at ``moment``; a naive one is UTC, as the ingest keeps its times (``now`` of a batch)."""
+    return state_today(moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC))
+
+
 def state_today(now: datetime | None = None) -> date:
     """The date in the state's time zone at ``now`` (an aware datetime; default: this instant)."""
     return (now or datetime.now(UTC)).astimezone(ZoneInfo(state_timezone())).date()

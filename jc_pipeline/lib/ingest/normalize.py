@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 
 import polars as pl
 
@@ -39,6 +39,7 @@ from jc_pipeline.lib.ingest.values import (
 from jc_pipeline.lib.periods import FIRST_PERIOD
 from jc_pipeline.lib.registry import Registry
 from jc_pipeline.lib.roster import Roster
+from jc_pipeline.lib.state_clock import state_date
 
 FINDING_SCHEMA = {
     "file_idx": pl.Int64, "sheet": pl.String, "row_number": pl.Int64, "column_name": pl.String,
@@ -88,10 +89,11 @@ def normalize(rows: pl.DataFrame, sheets: pl.DataFrame, sheet_findings: pl.DataF
     labels = sheets.lazy().select(_LABEL_COLUMNS)
     findings = _sheet_level_findings(rows.lazy().join(labels, on="sheet_idx"), sheets, sheet_findings)
     rows = rows.drop(EXTRAS, strict=False)  # quoted by F6 only
-    live = _resolve(rows.filter(~pl.col("has_errors")), roster, registry, now, semicolon_sheets)
+    today = state_date(now)  # a period starts at the state's midnight, as it ends (docs/decisions.md)
+    live = _resolve(rows.filter(~pl.col("has_errors")), roster, registry, today, semicolon_sheets)
     rejected_rows = live.filter(pl.col("rejected"))  # every row finding is about one of these (usually few)
     if rejected_rows.height:
-        findings += _row_findings(_describe(rejected_rows.lazy(), labels, roster, registry), now)
+        findings += _row_findings(_describe(rejected_rows.lazy(), labels, roster, registry), today)
     live = _duplicates(live, labels)
     described = _describe(live.lazy(), labels, roster, registry)
     if live["dups"].null_count() < live.height:
@@ -221,7 +223,7 @@ def _per_distinct(live: pl.DataFrame, on: list[str], *steps: dict[str, pl.Expr])
     return attach(live, on, distinct, **{name: name for step in steps for name in step})
 
 
-def _resolve(live: pl.DataFrame, roster: Roster, registry: Registry, now: datetime,
+def _resolve(live: pl.DataFrame, roster: Roster, registry: Registry, today: date,
              semicolon_sheets: Collection[int]) -> pl.DataFrame:
     """Parse cells, resolve metric, breakdown, agency, system, settings, period and category; add problems."""
     hint = pl.any_horizontal(_hint_cells().values()).fill_null(False) & pl.col("value").is_null()
@@ -229,7 +231,7 @@ def _resolve(live: pl.DataFrame, roster: Roster, registry: Registry, now: dateti
     live = _resolve_metric(live, registry)
     live = _resolve_agency(live, roster)
     live = _resolve_system(live, roster, registry)
-    live = _resolve_period(live, roster, registry, now)
+    live = _resolve_period(live, roster, registry, today)
     live = _resolve_category(live, registry)
     live = _resolve_value(live, semicolon_sheets)
     live = _months_left_empty(live)
@@ -308,7 +310,7 @@ def _resolve_system(live: pl.DataFrame, roster: Roster, registry: Registry) -> p
     return live.with_columns(metric_key=pl.coalesce("routed_metric", "base_metric")).drop("routed_metric")
 
 
-def _resolve_period(live: pl.DataFrame, roster: Roster, registry: Registry, now: datetime) -> pl.DataFrame:
+def _resolve_period(live: pl.DataFrame, roster: Roster, registry: Registry, today: date) -> pl.DataFrame:
     """Year and month cells, the agency's settings and the period: monthly when the row has a month, else the
     agency's annual period for the metric (spec §5.4). Cells are parsed once per distinct (year, month,
     starting month): a few dozen combinations."""
@@ -319,7 +321,7 @@ def _resolve_period(live: pl.DataFrame, roster: Roster, registry: Registry, now:
         lookups.metric_units(registry), on="metric_key", how="left")
     live = attach(live, ["agency_id", "metric_key"], settings, setting_frequency="setting_frequency",
                    starting_month="starting_month", metric_sector="metric_sector", unit="unit")
-    label, is_range, year_problem = parse_year(pl.col("year"), now.year)
+    label, is_range, year_problem = parse_year(pl.col("year"), today.year)
     month, month_problem = parse_month(pl.col("month"), load_tables().months)
     monthly, starting = pl.col("month_num").is_not_null(), pl.col("starting_month")
     start = (
@@ -341,7 +343,7 @@ def _resolve_period(live: pl.DataFrame, roster: Roster, registry: Registry, now:
         .when(pl.col("year_is_range") & monthly).then(pl.lit("range_month"))
         .when(pl.col("year_is_range") & (starting == 1)).then(pl.lit("range_calendar"))
         .when(pl.col("period_start") < FIRST_PERIOD).then(pl.lit("early"))
-        .when(pl.col("period_start") > now.date()).then(pl.lit("future")),
+        .when(pl.col("period_start") > today).then(pl.lit("future")),
     )
 
 
@@ -453,7 +455,7 @@ def _pick(problem: str, messages: dict[str, pl.Expr]) -> pl.Expr:
     return chain
 
 
-def _row_findings(live: pl.LazyFrame, now: datetime) -> list[pl.LazyFrame]:
+def _row_findings(live: pl.LazyFrame, today: date) -> list[pl.LazyFrame]:
     f = fmt
     year, month, value, cat = pl.col("year"), pl.col("month"), pl.col("value"), pl.col("category")
     period = f("{} to {}", pl.col("period_start"), pl.col("period_end").dt.offset_by("-1d"))
@@ -469,7 +471,7 @@ def _row_findings(live: pl.LazyFrame, now: datetime) -> list[pl.LazyFrame]:
                             "as 2022-2023", year),
                 "date": f("Year '{}' is a date: type the year as a number (such as 2023), not as a date", year),
                 "bounds": f("Invalid 'year' value '{}': the year must be between 1600 and {}", year,
-                            pl.lit(now.year + 1)),
+                            pl.lit(today.year + 1)),
                 "range": f("Invalid 'year' value '{}': a fiscal year names two consecutive years, such as "
                            "2022-2023", year),
             })),
@@ -490,7 +492,7 @@ def _row_findings(live: pl.LazyFrame, now: datetime) -> list[pl.LazyFrame]:
                      "early": f("The period {} starts before January 2000, the first period kept; check the year",
                                 period),
                      "future": f("The period {} starts after the file was ingested ({}); check the year and "
-                                 "month", period, pl.lit(now.date())),
+                                 "month", period, pl.lit(today)),
                  })),
         _finding(live.filter(pl.col("month_problem").is_not_null()),
                  pl.col("month_problem").replace_strict({"range": "R2", "text": "R3", "date": "R4"}),

@@ -43,7 +43,7 @@ from jc_pipeline.lib.mappings.spec import EXCLUDED as EXCLUDED_VALUE, SourceSpec
 from jc_pipeline.lib.periods import add_months
 from jc_pipeline.lib.regular_files import open_regular, reopen_failed
 from jc_pipeline.lib.roster import Agency, Roster
-from jc_pipeline.lib.state_clock import state_timezone
+from jc_pipeline.lib.state_clock import state_date, state_timezone
 
 #: Column of a record's spreadsheet row number (header = row 1, first record = row 2).
 ROW = "\x00row"
@@ -97,7 +97,7 @@ class Context:
     @property
     def last(self) -> date:
         """Last month that may be emitted: the ingest month, or the source's ``period.to``."""
-        this_month = self.now.date().replace(day=1)
+        this_month = state_date(self.now).replace(day=1)
         return min(this_month, self.source.period_to) if self.source.period_to else this_month
 
     @property

@@ -149,7 +149,7 @@ class Warehouse:
         return ingest.parse_inbox(self.data_dir, ingest.known_files(self.con), self.roster, self.registry, now=now,
                                   rereads=ingest.files_to_reread(self.con),
                                   unopenable=ingest.unopenable_files(self.con),
-                                  delivered=ingest.delivered_versions(self.con))
+                                  delivered=lambda: ingest.delivered_versions(self.con))
 
     def change_roster(self, agencies=AGENCIES, settings=SETTINGS) -> None:
         """Write the roster files anew and load them, as the reference step does: the reference tables (first the

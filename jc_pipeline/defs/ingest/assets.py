@@ -65,11 +65,14 @@ def inbox_files(context: dg.AssetExecutionContext, config: IngestConfig,
         ingest.record_agency_states(con, roster)  # the staged rows keep no state of their own
         ingest.mark_read_by_this_version(con, warehouse.layout.root)  # after an upgrade: every file, once, in place
         known, rereads, unopenable = ingest.known_files(con), ingest.files_to_reread(con), ingest.unopenable_files(con)
-        delivered = ingest.delivered_versions(con)
         # JC_INGEST_REHASH=1 reads every file again, for a file rewritten with its old size and times restored.
         seen = {} if os.environ.get(REHASH_VARIABLE) == "1" else ingest.file_stats(con)
 
     logged = [time.monotonic()]
+
+    def delivered() -> dict[tuple[str, str, str], str]:
+        with store.connect() as con:
+            return ingest.delivered_versions(con)
 
     def log_progress(done: int, total: int) -> None:
         # Every log line is an event in the run's storage: one per 15 s, not one per 50 files (a state of 32,000

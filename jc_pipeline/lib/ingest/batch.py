@@ -116,7 +116,7 @@ def parse_inbox(data_dir: Path, known: Mapping[str, str], roster: Roster, regist
                 seen: Mapping[str, tuple[int, int, int, str]] | None = None,
                 rereads: Mapping[str, str] | None = None,
                 unopenable: Mapping[str, str | None] | None = None,
-                delivered: Mapping[tuple[str, str, str], str] | None = None) -> IngestBatch:
+                delivered: Callable[[], Mapping[tuple[str, str, str], str]] | None = None) -> IngestBatch:
     """Read every inbox file whose sha256 differs from ``known[path]`` into one batch (see the module docstring)."""
     (batch,) = parse_inbox_batches(data_dir, known, roster, registry, now=now, progress=progress, batch_bytes=None,
                                    seen=seen, rereads=rereads, unopenable=unopenable, delivered=delivered)
@@ -129,7 +129,8 @@ def parse_inbox_batches(data_dir: Path, known: Mapping[str, str], roster: Roster
                         seen: Mapping[str, tuple[int, int, int, str]] | None = None,
                         rereads: Mapping[str, str] | None = None,
                         unopenable: Mapping[str, str | None] | None = None,
-                        delivered: Mapping[tuple[str, str, str], str] | None = None) -> Iterator[IngestBatch]:
+                        delivered: Callable[[], Mapping[tuple[str, str, str], str]] | None = None
+                        ) -> Iterator[IngestBatch]:
     """:func:`parse_inbox` in batches of about ``batch_bytes`` of new files (None: one batch), each complete and
     writable on its own, so memory stays bounded however much history a state delivers at once: the batches of
     :func:`read_inbox_batches`, each normalized before the next is read."""
@@ -164,7 +165,7 @@ def read_inbox_batches(data_dir: Path, known: Mapping[str, str], roster: Roster,
                        batch_bytes: int | None = BATCH_BYTES,
                        seen: Mapping[str, tuple[int, int, int, str]] | None = None,
                        rereads: Mapping[str, str] | None = None, unopenable: Mapping[str, str | None] | None = None,
-                       delivered: Mapping[tuple[str, str, str], str] | None = None,
+                       delivered: Callable[[], Mapping[tuple[str, str, str], str]] | None = None,
                        settle_seconds: float = 0) -> Iterator[ReadBatch]:
     """Every inbox file whose sha256 differs from ``known[path]``, read in batches of about ``batch_bytes`` of new
     files (None: one batch), each to be normalized on its own (:meth:`ReadBatch.normalize`).
@@ -189,8 +190,9 @@ def read_inbox_batches(data_dir: Path, known: Mapping[str, str], roster: Roster,
     compared with the version before them: the same bytes are unchanged, not a new upload that would win over the
     corrections sent since (helper-48).
 
-    ``delivered``: {(agency folder, sector folder, version): the path that delivered it first} from
-    :func:`store.delivered_versions`, folders lower- and upper-cased. A file read (new, changed, or read again) that
+    ``delivered``: gives {(agency folder, sector folder, version): the path that delivered it first}, as
+    :func:`store.delivered_versions` does, folders lower- and upper-cased; called once, before anything is read and
+    only when something is (a run with nothing new spares the query). A file read (new, changed, or read again) that
     holds a version another path of its agency and sector delivered first is a DUPLICATE: not read, so a file moved
     into an archive folder or renamed does not become a new upload that wins over the corrections sent since, nor
     does a withdrawn one count again (helper-48).
@@ -201,7 +203,7 @@ def read_inbox_batches(data_dir: Path, known: Mapping[str, str], roster: Roster,
     """
     arriving = still_arriving(now, settle_seconds)
     now = now.astimezone(UTC).replace(tzinfo=None) if now.tzinfo else now
-    seen, rereads, unopenable, delivered = seen or {}, rereads or {}, unopenable or {}, delivered or {}
+    seen, rereads, unopenable = seen or {}, rereads or {}, unopenable or {}
     settled = time.time_ns() - STAT_SETTLE_NS
     scanned = scan_inbox(Path(data_dir))
     from jc_pipeline.lib.mappings import NativeExtracts  # here: jc_pipeline.lib.mappings imports ingest modules
@@ -232,6 +234,7 @@ def read_inbox_batches(data_dir: Path, known: Mapping[str, str], roster: Roster,
                 continue
         inbox.append(file)
     inbox.sort(key=lambda f: (f.received_at, f.path))
+    first_paths = delivered() if delivered is not None and inbox else {}  # before any batch is written
     total = len(scanned) - waiting  # the files this run looks at
     looked_at = unchanged + len(parser.kept)
     with WorkbookReader() as workbooks:
@@ -261,7 +264,7 @@ def read_inbox_batches(data_dir: Path, known: Mapping[str, str], roster: Roster,
             change = (REREAD if earlier is not None and native.content(earlier) == native.content(sha)
                       else "changed" if earlier is not None else "new")
             kept = (native.unread_reason(file) if change == REREAD and native.is_native(earlier) else None)
-            first = delivered.get(_delivery_key(file, sha)) if file.sector is not None else None
+            first = first_paths.get(_delivery_key(file, sha)) if file.sector is not None else None
             if current == sha:
                 unchanged += 1
             elif kept is not None:

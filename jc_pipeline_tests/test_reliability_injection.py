@@ -160,6 +160,15 @@ def test_sql_constants_are_literals():
                         and not any(isinstance(v, ast.FormattedValue) for v in node.value.values)), (path, name)
 
 
+def test_package_text_is_read_as_utf8_whatever_the_locale():
+    """helper-49: three SQL files were read in the locale's encoding: under LC_ALL=C (cron, a container) every run
+    failed at reference_tables on the schema's '\u00a7'; under a Latin-5 locale the column comments were garbled."""
+    for path in sorted(PACKAGE.rglob("*.py")):
+        for call in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(call, ast.Call) and getattr(call.func, "attr", "") in ("read_text", "write_text"):
+                assert "encoding" in {k.arg for k in call.keywords}, f"{path}:{call.lineno}: no encoding"
+
+
 def test_pass_through_sql_and_table_names_come_from_code():
     """Call sites of records(con, sql) pass constants or package .sql files; store._insert gets literal tables."""
     for path in sorted(PACKAGE.rglob("*.py")):

@@ -171,7 +171,7 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
     """Create the bookkeeping tables (idempotent). A store whose file-month tables still have a primary key (see
     pending_months.sql) gets them again without one, with the same rows, in one transaction (``con`` must not hold
     one then)."""
-    script = resources.files("jc_pipeline.lib").joinpath("sql/pending_months.sql").read_text()
+    script = resources.files("jc_pipeline.lib").joinpath("sql/pending_months.sql").read_text(encoding="utf-8")
     con.execute(script)
     found = {row[0] for row in con.execute(_KEYED_SQL, {"tables": list(_FILE_MONTH_TABLES)}).fetchall()}
     keyed = [table for table in _FILE_MONTH_TABLES if table in found]  # code constants, never the catalog's text

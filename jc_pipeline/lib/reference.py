@@ -184,7 +184,8 @@ def write_reference_tables(con: duckdb.DuckDBPyConnection, registry: Registry, r
                 ).fetchall()[0][0]:
                     rewritten.append(table)
             if {"agencies", "agency_metric_settings"} & set(rewritten):  # before the old rows go
-                con.execute(resources.files("jc_pipeline.lib").joinpath("sql/mark_rereads.sql").read_text())
+                con.execute(resources.files("jc_pipeline.lib").joinpath("sql/mark_rereads.sql").read_text(
+                    encoding="utf-8"))
             for table in rewritten:
                 con.execute(f"DELETE FROM {table}")
                 con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM incoming_{table}")

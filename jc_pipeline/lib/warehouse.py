@@ -59,7 +59,7 @@ def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
 
 def contract_schema_sql() -> str:
     """DDL and comments of the contract tables (DESIGN.md §3.3)."""
-    return resources.files("jc_pipeline.lib").joinpath("sql/warehouse_schema.sql").read_text()
+    return resources.files("jc_pipeline.lib").joinpath("sql/warehouse_schema.sql").read_text(encoding="utf-8")
 
 
 def ensure_contract_schema(con: duckdb.DuckDBPyConnection) -> None:

@@ -14,7 +14,7 @@ import pytest
 
 from jc_pipeline.lib.paths import DataLayout, UnsafePathError
 from jc_pipeline.lib.warehouse import (MEMORY_LIMIT_ENV, PUBLISHED_TABLES, Store, ensure_contract_schema,
-                                      open_published)
+                                      open_published, transaction)
 
 
 def _fill(store: Store, value: float) -> None:
@@ -30,6 +30,20 @@ def _fill(store: Store, value: float) -> None:
 
 def _publish(store: Store, target: Path) -> dict[str, int]:
     return store.publish(target, PUBLISHED_TABLES, prepare=ensure_contract_schema, finish=lambda con: None)
+
+
+def test_a_commit_that_fails_raises_its_own_error_not_the_rollback_s():
+    """helper-49: a COMMIT that failed (the disk full) ends the transaction, and the ROLLBACK after it raised "cannot
+    rollback - no transaction is active", which hid why: every full disk read as that."""
+    shared = duckdb.connect(":memory:commit_fails")
+    shared.execute("CREATE TABLE t (k INTEGER PRIMARY KEY)")
+    first, second = shared.cursor(), shared.cursor()
+    # Two transactions insert the same key: the second's COMMIT is refused, as a full disk refuses one.
+    with pytest.raises(duckdb.TransactionException, match="Failed to commit: PRIMARY KEY"), transaction(second):
+        with transaction(first):
+            first.execute("INSERT INTO t VALUES (1)")
+            second.execute("INSERT INTO t VALUES (1)")
+    assert second.execute("SELECT count(*) FROM t").fetchall() == [(1,)]  # usable again: no transaction left open
 
 
 def test_publish_copies_every_published_table_with_comments(tmp_path):

@@ -13,7 +13,7 @@ import os
 import shutil
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from importlib import resources
 from pathlib import Path
 
@@ -53,7 +53,10 @@ def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
         yield
         con.execute("COMMIT")
     except BaseException:
-        con.execute("ROLLBACK")
+        # A COMMIT that failed (the disk full) has ended the transaction: its ROLLBACK's "no transaction is active"
+        # hid why (helper-49).
+        with suppress(duckdb.TransactionException):
+            con.execute("ROLLBACK")
         raise
 
 

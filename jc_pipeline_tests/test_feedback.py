@@ -301,6 +301,19 @@ def test_an_upgrade_rewrites_every_agencys_files_once(written, tmp_path, monkeyp
                    .values())
 
 
+@pytest.mark.parametrize("damaged", [b"", b'{"LE2": "ab', b"\xff\xfe"], ids=["empty", "cut", "not text"])
+def test_damaged_digests_rewrite_every_agencys_files_instead_of_failing(written, tmp_path, damaged):
+    """helper-49: a digests file a power cut left empty or cut failed every publish (JSONDecodeError), night after
+    night, until someone deleted it. It now counts as no digests: every agency's files are written again."""
+    con, _, _ = written
+    feedback.write_agency_feedback(con, tmp_path, generated_at=GENERATED_AT)
+    (tmp_path / ".page-digests.json").write_bytes(damaged)
+    again = feedback.write_agency_feedback(con, tmp_path, generated_at=GENERATED_AT)
+    assert again and all(f.rewritten for f in again.values())
+    assert not any(f.rewritten for f in feedback.write_agency_feedback(con, tmp_path, generated_at=GENERATED_AT)
+                   .values())
+
+
 def test_a_failed_write_leaves_the_previous_file_whole(tmp_path):
     from jc_pipeline.lib.paths import replace_file
 

@@ -29,7 +29,12 @@ class PageDigests:
 
     def __init__(self, out_dir: Path) -> None:
         self.path = Path(out_dir) / DIGESTS_FILE
-        recorded = json.loads(self.path.read_text(encoding="utf-8")) if self.path.is_file() else {}
+        try:
+            recorded = json.loads(self.path.read_text(encoding="utf-8")) if self.path.is_file() else {}
+        except (ValueError, UnicodeDecodeError):
+            # Damaged (a power cut before the disk had it): every agency's files are written again, where every
+            # publish failed on it (helper-49).
+            recorded = {}
         self.previous: dict[str, str] = recorded if isinstance(recorded, dict) else {}
         self.current: dict[str, str] = {}
 

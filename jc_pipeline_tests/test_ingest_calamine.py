@@ -85,6 +85,32 @@ def test_a_worker_killed_while_idle_is_replaced():
     assert names(calamine.sheets_in_worker(legacy_xls())) == ["arrests", "use_of_force"]
 
 
+def test_a_worker_killed_from_outside_costs_the_workbook_nothing(tmp_path):
+    """helper-49: a worker the kernel's OOM killer (or an operator) killed made a good workbook UNREADABLE for good,
+    its content unchanged so never read again. It is read once more, in a new worker."""
+    with calamine.WorkbookReader() as reader:
+        pending = readers.PendingWorkbook(tmp_path / "arrests.xls", legacy_xls(), reader)
+        reader._worker.kill()  # still starting: it cannot have answered
+        assert [sheet.name for sheet in pending.sheets()] == ["arrests", "use_of_force"]
+    with calamine.WorkbookReader() as reader:  # a workbook that kills every worker is still refused
+        pending = readers.PendingWorkbook(tmp_path / "far.xls", far_cells_xls(), reader)
+        with pytest.raises(Unreadable, match="the spreadsheet reader stopped on this workbook"):
+            pending.sheets()
+
+
+def test_the_worker_keeps_a_lower_address_space_limit_it_is_given(tmp_path):
+    """helper-49: under a hard limit below 4 GiB (ulimit -v, systemd's LimitAS=), raising the worker's to 4 GiB
+    failed as it started, and every workbook of the night was recorded as one the reader stopped on."""
+    workbook = tmp_path / "arrests.xls"
+    workbook.write_bytes(legacy_xls())
+    limited = ("import resource, sys; resource.setrlimit(resource.RLIMIT_AS, (3 * 1024**3, 3 * 1024**3)); "
+               "from jc_pipeline.lib import calamine; "
+               "print([name for name, _ in calamine.sheets_in_worker(sys.argv[1])])")
+    done = subprocess.run([sys.executable, "-c", limited, str(workbook)], capture_output=True, text=True,
+                          timeout=120, check=False, cwd=Path(__file__).resolve().parents[1])
+    assert done.stdout.strip() == "['arrests', 'use_of_force']", done.stderr
+
+
 def test_a_workbook_taking_too_long_is_stopped(monkeypatch):
     """The largest .xls box calamine accepts (65,536 x 256 cells) takes it about 2 s; given 0.2 s, the worker is
     stopped, and the next file gets a new one."""

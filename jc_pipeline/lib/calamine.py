@@ -204,7 +204,11 @@ def _serve() -> None:
     """The worker: capped address space; calamine's dying words (a Rust backtrace) go to /dev/null (the
     parent's log gets a reason instead), and so does anything printed, which would garble the replies; one
     workbook per request until stdin closes."""
-    resource.setrlimit(resource.RLIMIT_AS, (WORKER_ADDRESS_SPACE, WORKER_ADDRESS_SPACE))
+    # Never above the limits it was given (helper-49: under a lower hard limit, setting 4 GiB failed, and every
+    # workbook of the night was recorded as one the reader stopped on).
+    given = [limit for limit in resource.getrlimit(resource.RLIMIT_AS) if limit != resource.RLIM_INFINITY]
+    cap = min([WORKER_ADDRESS_SPACE, *given])
+    resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
     requests, replies = serving_pipes()
     while True:
         try:

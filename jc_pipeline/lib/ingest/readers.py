@@ -151,24 +151,38 @@ class PendingWorkbook:
         if self.refused is not None:
             raise self.refused
         try:
-            if self.ticket is None:
-                read = calamine.sheets_in_worker(self._source)
-            else:
-                read = self.reader.result(self.ticket)
-        except calamine.CalamineError as exc:
-            self._scan_now()
-            raise Unreadable(_workbook_error(exc, self.head, self.data)) from exc
+            read = self._read(again=False)
         except calamine.WorkerDied as exc:
             self._scan_now()
-            raise Unreadable(f"the spreadsheet reader stopped on this workbook: {exc}; delete the rows and columns "
-                             f"after the data (Ctrl+End shows the last cell), save it as .xlsx and deliver it "
-                             f"again") from exc
+            if isinstance(exc.__cause__, TimeoutError):
+                raise self._stopped(exc) from exc
+            # Once more, in a new worker: one killed from outside (the kernel's OOM killer, an operator) is not the
+            # workbook's doing, and recorded as its own it stayed UNREADABLE for good (helper-49).
+            read = self._read(again=True)
         try:
             _check_expansion(read, len(self.data) if self.data is not None else self.path.stat().st_size)
             return _workbook_sheets(read)
         except Unreadable:  # a sheet beyond the limits
             self._scan_now()
             raise
+
+    def _read(self, *, again: bool) -> calamine.Workbook:
+        try:
+            if again or self.ticket is None:
+                return calamine.sheets_in_worker(self._source)
+            return self.reader.result(self.ticket)
+        except calamine.CalamineError as exc:
+            self._scan_now()
+            raise Unreadable(_workbook_error(exc, self.head, self.data)) from exc
+        except calamine.WorkerDied as exc:
+            if not again:
+                raise
+            raise self._stopped(exc) from exc
+
+    @staticmethod
+    def _stopped(exc: calamine.WorkerDied) -> Unreadable:
+        return Unreadable(f"the spreadsheet reader stopped on this workbook: {exc}; delete the rows and columns after "
+                          f"the data (Ctrl+End shows the last cell), save it as .xlsx and deliver it again")
 
     def _scan_now(self) -> None:
         """The guard's scan left for later, now that calamine failed on the workbook or returned a sheet beyond the

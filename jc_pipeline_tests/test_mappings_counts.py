@@ -468,6 +468,32 @@ def test_aggregated_export_sums_rows_per_month_and_member(w):
         ("N6", 6, "Número", "N/A"), ("N6", 7, "Número", "NaN"), ("N6", 8, "Número", "inf"), ("N4", 10, "Mes", "13")]
 
 
+def test_a_big_export_in_another_encoding_is_transcoded_beside_the_store(w, monkeypatch, tmp_path):
+    """helper-49: the transcoded copy was written to the system's temp folder; a small /tmp full made the export
+    UNREADABLE for good, blamed on "the mapping's encoding and delimiter". It goes beside the store, and a scratch
+    copy that cannot be written fails the run rather than the export."""
+    import tempfile
+
+    from jc_pipeline.lib.ingest import inbox
+    from jc_pipeline.lib.mappings import common, spec
+
+    write_mapping(w.data_dir, "le", AGGREGATED)
+    path = w.data_dir / "inbox" / "le" / "LAW_ENFORCEMENT" / "monthly_calls.csv"
+    path.parent.mkdir(parents=True)
+    path.write_bytes("Año;Mes;Tipo;Número\n2024;1;Urgente;10\n".encode("latin-1"))
+    monkeypatch.setattr(inbox, "IN_MEMORY_LIMIT", 0)  # read from disk, so transcoded into a scratch file
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "no such temp folder"))
+    assert values(w.parse(), "LAW_ENFORCEMENT_CALLS_FOR_SERVICE") == {(date(2024, 1, 1), None): 10}
+    if not Path("/dev/full").exists():
+        pytest.skip("no /dev/full to fill a scratch file with")
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    (scratch / "export.csv").symlink_to("/dev/full")  # every write: No space left on device
+    source = spec.parse_mapping(AGGREGATED, "le", w.registry, shown="mappings/le.yaml").sources[0]
+    with pytest.raises(common.ScratchUnwritable, match="cannot be written .No space left on device.; free space"):
+        common.load(path, None, source, scratch)
+
+
 def test_native_datapoints_flow_through_store_and_resolution(w):
     write_mapping(w.data_dir, "le", CAD)
     deliver_csv(w.data_dir, "le", "LAW_ENFORCEMENT", "cad_calls_2024.csv", [

@@ -287,7 +287,8 @@ def test_exports_are_counted_alike_from_memory_or_streamed_from_disk(tmp_path):
                      f"{'WB'[i % 2]}|{'YN '[i % 3].strip()}|{'MF'[i % 2]}")
     path.write_text("\n".join(lines) + "\n")
     run = lambda data: native.extract(path, data, mapping.sources[0], file_idx=0,  # noqa: E731
-                                      agency=roster.agencies["le"], roster=roster, now=datetime(2024, 6, 1))
+                                      agency=roster.agencies["le"], roster=roster, now=datetime(2024, 6, 1),
+                                      scratch_in=tmp_path / "pipeline")
     in_memory, from_disk = run(path.read_bytes()), run(None)
     keys = ["metric_key", "period_start", "dimension", "category"]
     assert in_memory.datapoints.sort(keys, nulls_last=False).equals(from_disk.datapoints.sort(keys, nulls_last=False))

@@ -166,8 +166,10 @@ class NativeExtracts:
         if problem is not None:
             self._findings.append(single_finding(file_idx, None, None, None, file.name, "F8", problem))
             return
+        # Beside the store, not in the system's temp folder: a small /tmp full made the export UNREADABLE for good
+        # (helper-49); the data directory's disk is the one the operator watches.
         result = extract(file.absolute, data, source, file_idx=file_idx, agency=agency, roster=self.roster,
-                         now=self.now)
+                         now=self.now, scratch_in=self.data_dir / "pipeline")
         self._datapoints.append(result.datapoints)
         self._findings.append(result.findings)
         self._counts.append(result.counts)
@@ -211,9 +213,11 @@ class Extracted:
 
 
 def extract(path: Path, data: bytes | None, source: SourceSpec, *, file_idx: int, agency: Agency, roster: Roster,
-            now: datetime) -> Extracted:
-    """Read one native export with its source mapping (see the module docstring)."""
-    with tempfile.TemporaryDirectory(prefix="jc_native_") as scratch, ExitStack() as stack:
+            now: datetime, scratch_in: Path) -> Extracted:
+    """Read one native export with its source mapping (see the module docstring). ``scratch_in``: the folder of
+    its scratch folder (an export in another encoding is transcoded there)."""
+    scratch_in.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="native_", dir=scratch_in) as scratch, ExitStack() as stack:
         try:
             read_from = stack.enter_context(pinned(path, data)) if source.format != "xlsx" else None
             loaded = load(path, data, source, Path(scratch), read_from=read_from)

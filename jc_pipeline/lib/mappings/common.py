@@ -25,11 +25,12 @@ import codecs
 import io
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from functools import cached_property
 from datetime import date, datetime
 from pathlib import Path
+from typing import TypeVar
 
 import polars as pl
 import pyarrow as pa
@@ -69,8 +70,15 @@ _TRANSCODE_CHUNK = 4 * 1024 * 1024
 _HEAD_BYTES = 64 * 1024
 
 
+T = TypeVar("T")
+
+
 class SourceUnreadable(Exception):
     """The export cannot be read at all (rule F0)."""
+
+
+class ScratchUnwritable(Exception):
+    """The scratch copy of an export cannot be written (a full disk): the run's fault, not the export's."""
 
 
 @dataclass(frozen=True)
@@ -176,11 +184,27 @@ def _leading_empty_lines(target: Path | bytes) -> int:
 
 def _transcode(path: Path, encoding: str, out: Path) -> Path:
     decoder = codecs.getincrementaldecoder(encoding)(errors="strict")
-    with path.open("rb") as source, out.open("wb") as sink:
-        while chunk := source.read(_TRANSCODE_CHUNK):
-            sink.write(decoder.decode(chunk).encode())
-        sink.write(decoder.decode(b"", final=True).encode())
+    with path.open("rb") as source:
+        sink = _on_scratch(out, lambda: out.open("wb"))
+        try:
+            while chunk := source.read(_TRANSCODE_CHUNK):
+                text = decoder.decode(chunk).encode()
+                _on_scratch(out, lambda: sink.write(text))
+            tail = decoder.decode(b"", final=True).encode()
+            _on_scratch(out, lambda: (sink.write(tail), sink.flush()))
+        finally:
+            with suppress(OSError):  # after a failed flush, closing fails again: the first error stands
+                sink.close()
     return out
+
+
+def _on_scratch(out: Path, action: Callable[[], T]) -> T:
+    """``action`` on the scratch file ``out``: its OSError (the disk full) is the run's, not the export's."""
+    try:
+        return action()
+    except OSError as exc:
+        raise ScratchUnwritable(f"the scratch folder {out.parent} cannot be written ({exc.strerror}); free space on "
+                                f"the data directory's disk and run again (nothing is lost)") from exc
 
 
 def _load_workbook(path: Path, data: bytes | None, source: SourceSpec) -> Loaded:

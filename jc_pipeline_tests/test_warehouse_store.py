@@ -62,6 +62,27 @@ def test_publish_copies_every_published_table_with_comments(tmp_path):
     assert not list(tmp_path.glob(".warehouse.duckdb*.building*"))
 
 
+def test_a_publish_keeps_the_mode_and_group_the_state_gave_the_warehouse(tmp_path):
+    """helper-49: analysts given the warehouse by its group (chgrp analysts; chmod 640) lost it on the next publish,
+    whose new file took the run's umask and group."""
+    store = Store(tmp_path / "pipeline" / "store.duckdb")
+    _fill(store, 10.0)
+    target = tmp_path / "warehouse.duckdb"
+    _publish(store, target)
+    groups = sorted({os.getgid(), *os.getgroups()} - {target.stat().st_gid})
+    given = groups[0] if groups else target.stat().st_gid  # a group this user may give, when it has another
+    if os.geteuid() == 0:
+        given = 65534  # root may give any: nogroup
+    os.chown(target, -1, given)
+    target.chmod(0o640)
+    _fill(store, 11.0)
+    _publish(store, target)
+    published = target.stat()
+    assert (published.st_mode & 0o777, published.st_gid) == (0o640, given)
+    with duckdb.connect(str(target), read_only=True) as con:
+        assert con.execute("SELECT value FROM agency_metrics").fetchall() == [(11.0,)]
+
+
 def test_a_failed_publish_removes_its_copy_and_keeps_the_published_warehouse(tmp_path):
     """A publish that fails half-way (a full disk, say) removes its temp copy at once, not at the next publish:
     left behind, it held the space the next run needed (review: 1.7 MB on a disk with 3 MB free)."""

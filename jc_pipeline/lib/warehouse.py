@@ -8,9 +8,9 @@ reader sees the new one, and nobody ever sees half a run.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
+import stat
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
@@ -58,6 +58,19 @@ def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
         with suppress(duckdb.TransactionException):
             con.execute("ROLLBACK")
         raise
+
+
+def _keep_access(target: Path, replacement: Path) -> None:
+    """Give ``replacement`` the mode and group of the ``target`` it replaces: a new file takes the process's umask
+    and primary group, and analysts given the warehouse by its group (chgrp analysts, chmod 640) lost it on the
+    next publish (helper-49). A group this user may not give is left as it is."""
+    try:
+        kept = target.stat()
+    except FileNotFoundError:
+        return
+    os.chmod(replacement, stat.S_IMODE(kept.st_mode))
+    with suppress(PermissionError):
+        os.chown(replacement, -1, kept.st_gid)
 
 
 def contract_schema_sql() -> str:
@@ -115,7 +128,7 @@ def open_published(layout: DataLayout) -> duckdb.DuckDBPyConnection:
     store = Store(layout.store)
     # DuckDB makes its spill directory when it first spills, but not the folder above it, which a copied warehouse
     # lacks; on a read-only share that folder cannot be made, and nothing could spill there anyway.
-    with contextlib.suppress(OSError):
+    with suppress(OSError):
         store.spill_dir.parent.mkdir(exist_ok=True)
     return store.open(layout.warehouse, read_only=True)
 
@@ -205,6 +218,7 @@ class Store:
                     finish(new)
                     new.execute("CHECKPOINT")
                 fsync(tmp)
+                _keep_access(target, tmp)
                 os.replace(tmp, target)
                 fsync(target.parent)
             except BaseException:

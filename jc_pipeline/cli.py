@@ -221,7 +221,8 @@ def main(argv: list[str] | None = None) -> int:
         print("interrupted", file=sys.stderr)
         return 130
     except Exception as error:  # the CLI's promise: a message that names the problem, not a traceback
-        print(f"jc-pipeline {args.command}: {error}{_way_out(args, error)}", file=sys.stderr)
+        way_out = _way_out(args, error)
+        print(f"jc-pipeline {args.command}: {str(error).rstrip('.') if way_out else error}{way_out}", file=sys.stderr)
         return 1
     return 0
 

@@ -5,6 +5,7 @@ them: they run in this process, not from the code location, so Dagster has no or
 from __future__ import annotations
 
 import os
+import resource
 import shutil
 import socket
 import tempfile
@@ -297,6 +298,22 @@ def _materialization_metadata(outcome: RunOutcome, asset: str) -> dict[str, Any]
     return {}
 
 
+#: The least address space to run with: a large state's peak is 2.8 GiB resident at 3,000 agencies
+#: (docs/benchmarks.md), and a process maps more than it holds.
+NEEDED_ADDRESS_SPACE = 4 * 1024**3
+
+
+def address_space_limit() -> str:
+    """What to say when this process may map less than :data:`NEEDED_ADDRESS_SPACE` ("" otherwise): under such a
+    limit a big file stops the run with only "memory allocation of N bytes failed" (helper-49)."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+    if soft == resource.RLIM_INFINITY or soft >= NEEDED_ADDRESS_SPACE:
+        return ""
+    return (f"this process may map only {soft / 1024**3:.1f} GiB of address space (ulimit -v, systemd's LimitAS=): a "
+            f"large state's run needs more, and past the limit it stops without naming the file; raise the limit to "
+            f"at least {NEEDED_ADDRESS_SPACE // 1024**3} GiB or remove it (docs/operations.md, Memory)")
+
+
 def run_pipeline(
     layout: DataLayout,
     *,
@@ -316,6 +333,9 @@ def run_pipeline(
     `jc-pipeline run` that died are marked failed first (`end_orphaned_runs`)."""
     instance = open_instance(layout)
     home = use_instance(layout)
+    limited = address_space_limit()
+    if limited:
+        echo(f"[0/3] {limited}")
     with _lease(home) as runner:
         orphans = end_orphaned_runs(instance, home)
         if orphans:

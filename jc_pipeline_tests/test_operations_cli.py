@@ -85,6 +85,22 @@ def test_dagster_home_is_read_as_the_data_directory_is(tmp_path, monkeypatch):
         use_instance(layout)
 
 
+def test_a_run_names_an_address_space_limit_below_what_it_needs(monkeypatch):
+    """helper-49: under `ulimit -v` a big file stopped the run with only "memory allocation of N bytes failed"; the run
+    now says at its start that the limit is there, and what to do."""
+    import resource
+
+    from jc_pipeline import runner
+
+    given = {"limit": (3 * 1024**3, resource.RLIM_INFINITY)}
+    monkeypatch.setattr(resource, "getrlimit", lambda which: given["limit"] if which == resource.RLIMIT_AS else
+                        (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+    assert runner.address_space_limit().startswith("this process may map only 3.0 GiB of address space (ulimit -v")
+    for limit in ((resource.RLIM_INFINITY, resource.RLIM_INFINITY), (8 * 1024**3, 8 * 1024**3)):
+        given["limit"] = limit
+        assert runner.address_space_limit() == ""
+
+
 def test_make_takes_the_data_directory_from_its_command_line_only(tmp_path):
     """A DATA_DIR in the environment, a generic name other tools set, is not read (make says so): it had `make run`
     write the demo state into that folder. One given to make is read. (`make -n`: the commands, not run.)"""

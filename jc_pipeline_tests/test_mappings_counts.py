@@ -595,7 +595,8 @@ def test_a_date_that_reads_day_first_says_so(w, listed):
 
 def test_default_formats_read_iso_minutes_and_a_two_digit_year_is_named(w):
     """helper-47: '2024-01-31T19:30' (ISO with T, no seconds) was N4 though the defaults claim ISO with T; a two-digit
-    year read by '%m/%d/%Y' as the year 24 was an N5 "outside 2000-01" without a word of why."""
+    year read by '%m/%d/%Y' as the year 24 was an N5 "outside 2000-01" without a word of why, and, as a stay's start
+    (helper-50), no finding at all: the stay was counted from 2000-01. Any date column says so now (N4)."""
     write_mapping(w.data_dir, "le", CAD)
     deliver_csv(w.data_dir, "le", "LAW_ENFORCEMENT", "cad_calls_2024.csv", [
         ["Incident No", "Call Received", "Priority"],
@@ -606,11 +607,17 @@ def test_default_formats_read_iso_minutes_and_a_two_digit_year_is_named(w):
                                                                       (date(2024, 2, 1), None): 1}
     deliver_csv(w.data_dir, "le", "LAW_ENFORCEMENT", "cad_calls_2024.csv", [
         ["Incident No", "Call Received", "Priority"], ["C1", "1/31/24 19:30", "1"], ["C2", "1/31/2024 19:30", "1"]])
+    write_mapping(w.data_dir, "fy_jail", JAIL)
+    deliver_csv(w.data_dir, "fy_jail", "JAILS", "bookings.csv", [
+        ["BookingNo", "Booked", "Released", "TopCharge", "Status", "ReleaseReason"],
+        ["B1", "01/05/24", "", "THEFT", "SENT", ""], ["B2", "2024-01-20", "2024-01-21", "THEFT", "SENT", ""]])
     batch = w.parse()
     assert values(batch, "LAW_ENFORCEMENT_CALLS_FOR_SERVICE") == {(date(2024, 1, 1), None): 1}
-    [(rule, message)] = batch.findings.select("rule", "message").rows()
-    assert rule == "N5" and message.startswith("'1/31/24 19:30' in column 'Call Received' is read as a date in the "
-                                               "year 0-99 (1 record, row 2): a two-digit year? List the format with %y")
+    assert values(batch, "JAILS_TOTAL_POPULATION") == {(date(2024, 1, 1), None): pytest.approx(1 / 31)}
+    found = batch.findings.select("rule", "raw_value", "message").sort("raw_value").rows()
+    assert [row[:2] for row in found] == [("N4", "01/05/24"), ("N4", "1/31/24 19:30")]
+    assert all("reads as a date in the year 0-99 (1 record, row 2): a two-digit year? List the format with %y" in m
+               for _, _, m in found)
 
 
 def test_a_time_with_a_utc_offset_is_dated_in_the_state_s_time_zone(w, monkeypatch):

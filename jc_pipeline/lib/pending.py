@@ -18,8 +18,10 @@ from jc_pipeline.lib.warehouse import missing_tables, transaction
 #: instead of mixing the two versions' rows month by month, nightly rebuild by nightly rebuild. 2 (2026-12-07): state
 #: sums exact to six decimals, a derived year's breakdown counting a category's months, the rows' other cadences.
 #: 3 (2026-12-07): an inferred staff total from the staff types with the vacancies, prosecution's vacancy member in
-#: the staff checks, aggregation_rule from is_level, agencies_expected_by_subsystem.
-ROLLUP_RULES = 3
+#: the staff checks, aggregation_rule from is_level, agencies_expected_by_subsystem. 4 (2026-12-07):
+#: period_not_in_future judged on the day the file was sent, not on today (helper-50: an upgraded store kept the old
+#: rule's passes for files no agency sends again).
+ROLLUP_RULES = 4
 
 _INDEXED_SQL = "SELECT upload_seq FROM staged_months_indexed"
 _LATEST_UPLOAD_SQL = "SELECT coalesce(max(upload_seq), 0) FROM source_files"

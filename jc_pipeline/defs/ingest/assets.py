@@ -70,7 +70,7 @@ def inbox_files(context: dg.AssetExecutionContext, config: IngestConfig,
 
     logged = [time.monotonic()]
 
-    def delivered() -> dict[tuple[str, str, str], str]:
+    def delivered() -> list[tuple[str, str]]:
         with store.connect() as con:
             return ingest.delivered_versions(con)
 

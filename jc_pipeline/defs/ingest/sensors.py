@@ -146,7 +146,9 @@ def touched_periods_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResu
             continue
         metadata = record.asset_materialization.metadata if record.asset_materialization else {}
         months |= {date.fromisoformat(month) for month in _value(metadata, "touched_months", [])}
-        recorded = recorded or bool(_value(metadata, "files_new", 0) or _value(metadata, "files_changed", 0))
+        # Whatever changed what the feedback shows, also with no month touched (helper-50: a night that only
+        # recovered a file kept "check its permissions" published).
+        recorded = recorded or any(_value(metadata, key, 0) for key in _RECORDED)
     batch = f"{records[0].storage_id}-{records[-1].storage_id}"
     if months:
         start, end = min(months), max(months)
@@ -158,6 +160,11 @@ def touched_periods_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResu
         return dg.SensorResult(skip_reason=dg.SkipReason("the new ingests recorded no new or changed file"),
                                cursor=cursor)
     return dg.SensorResult(run_requests=[request], cursor=cursor)
+
+
+#: source_files metadata that counts changes of the store's files and findings.
+_RECORDED = ("files_new", "files_changed", "files_reread", "files_recovered", "files_duplicate", "files_withdrawn",
+             "files_restored")
 
 
 def _value(metadata: Mapping[str, dg.MetadataValue], key: str, default: object) -> object:

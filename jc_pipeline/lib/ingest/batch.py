@@ -21,7 +21,7 @@ from __future__ import annotations
 import errno
 import time
 from collections import defaultdict, deque
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import Enum
@@ -116,7 +116,7 @@ def parse_inbox(data_dir: Path, known: Mapping[str, str], roster: Roster, regist
                 seen: Mapping[str, tuple[int, int, int, str]] | None = None,
                 rereads: Mapping[str, str] | None = None,
                 unopenable: Mapping[str, str | None] | None = None,
-                delivered: Callable[[], Mapping[tuple[str, str, str], str]] | None = None) -> IngestBatch:
+                delivered: Callable[[], Iterable[tuple[str, str]]] | None = None) -> IngestBatch:
     """Read every inbox file whose sha256 differs from ``known[path]`` into one batch (see the module docstring)."""
     (batch,) = parse_inbox_batches(data_dir, known, roster, registry, now=now, progress=progress, batch_bytes=None,
                                    seen=seen, rereads=rereads, unopenable=unopenable, delivered=delivered)
@@ -129,8 +129,7 @@ def parse_inbox_batches(data_dir: Path, known: Mapping[str, str], roster: Roster
                         seen: Mapping[str, tuple[int, int, int, str]] | None = None,
                         rereads: Mapping[str, str] | None = None,
                         unopenable: Mapping[str, str | None] | None = None,
-                        delivered: Callable[[], Mapping[tuple[str, str, str], str]] | None = None
-                        ) -> Iterator[IngestBatch]:
+                        delivered: Callable[[], Iterable[tuple[str, str]]] | None = None) -> Iterator[IngestBatch]:
     """:func:`parse_inbox` in batches of about ``batch_bytes`` of new files (None: one batch), each complete and
     writable on its own, so memory stays bounded however much history a state delivers at once: the batches of
     :func:`read_inbox_batches`, each normalized before the next is read."""
@@ -165,7 +164,7 @@ def read_inbox_batches(data_dir: Path, known: Mapping[str, str], roster: Roster,
                        batch_bytes: int | None = BATCH_BYTES,
                        seen: Mapping[str, tuple[int, int, int, str]] | None = None,
                        rereads: Mapping[str, str] | None = None, unopenable: Mapping[str, str | None] | None = None,
-                       delivered: Callable[[], Mapping[tuple[str, str, str], str]] | None = None,
+                       delivered: Callable[[], Iterable[tuple[str, str]]] | None = None,
                        settle_seconds: float = 0) -> Iterator[ReadBatch]:
     """Every inbox file whose sha256 differs from ``known[path]``, read in batches of about ``batch_bytes`` of new
     files (None: one batch), each to be normalized on its own (:meth:`ReadBatch.normalize`).
@@ -190,12 +189,13 @@ def read_inbox_batches(data_dir: Path, known: Mapping[str, str], roster: Roster,
     compared with the version before them: the same bytes are unchanged, not a new upload that would win over the
     corrections sent since (helper-48).
 
-    ``delivered``: gives {(agency folder, sector folder, version): the path that delivered it first}, as
-    :func:`store.delivered_versions` does, folders lower- and upper-cased; called once, before anything is read and
-    only when something is (a run with nothing new spares the query). A file read (new, changed, or read again) that
-    holds a version another path of its agency and sector delivered first is a DUPLICATE: not read, so a file moved
-    into an archive folder or renamed does not become a new upload that wins over the corrections sent since, nor
-    does a withdrawn one count again (helper-48).
+    ``delivered``: gives the (path, sha256) of every version recorded, in upload order, as
+    :func:`store.delivered_versions` does; called once, before anything is read and only when something is (a run
+    with nothing new spares the query). A file read (new, changed, or read again) whose bytes another path of its
+    agency and sector folder delivered first, this run's files included, and its own path never held, is a
+    DUPLICATE: not read, so a file moved into an archive folder, renamed or copied does not become a new upload that
+    wins over the corrections sent since, nor does a withdrawn one count again (helper-48). Bytes, not versions: a
+    native export's version also holds its mapping's hash (helper-50: after a mapping change the copy was read).
 
     ``settle_seconds``: a file modified less than this long before ``now`` may still be arriving (an upload that
     writes its final name directly): it is left out, for the next run, and counted in the first batch's
@@ -234,13 +234,15 @@ def read_inbox_batches(data_dir: Path, known: Mapping[str, str], roster: Roster,
                 continue
         inbox.append(file)
     inbox.sort(key=lambda f: (f.received_at, f.path))
-    first_paths = delivered() if delivered is not None and inbox else {}  # before any batch is written
+    # Before any batch is written: what the store held, then this run's files as they are read.
+    deliveries = _Deliveries(delivered() if delivered is not None and inbox else ())
     total = len(scanned) - waiting  # the files this run looks at
     looked_at = unchanged + len(parser.kept)
     with WorkbookReader() as workbooks:
         # A workbook that opens again is compared with its last reading too: the same bytes are not read.
         readable = {**known, **{p: sha for p, sha in unopenable.items() if sha is not None}} if unopenable else known
-        for done, fetched in enumerate(_read_ahead(inbox, readable, native, workbooks), start=looked_at + 1):
+        for done, fetched in enumerate(_read_ahead(inbox, readable, deliveries, native, workbooks),
+                                       start=looked_at + 1):
             if batch_bytes is not None and read >= batch_bytes:
                 yield ReadBatch(parser, unchanged, waiting)
                 parser, unchanged, read, waiting = new_parser(), 0, 0, 0
@@ -264,18 +266,20 @@ def read_inbox_batches(data_dir: Path, known: Mapping[str, str], roster: Roster,
             change = (REREAD if earlier is not None and native.content(earlier) == native.content(sha)
                       else "changed" if earlier is not None else "new")
             kept = (native.unread_reason(file) if change == REREAD and native.is_native(earlier) else None)
-            first = first_paths.get(_delivery_key(file, sha)) if file.sector is not None else None
+            first = deliveries.first_of(file, native.content(sha)) if fetched.problem is None else None
             if current == sha:
                 unchanged += 1
             elif kept is not None:
                 parser.kept.append((file.path, kept))
             elif fetched.problem is not None:
                 parser.unopenable(file, sha, change, fetched.problem)
-            elif first is not None and first != file.path:
+            elif first is not None:
                 parser.duplicate(file, sha, change, first)
             else:
                 parser.parse(file, sha, fetched.data, change, fetched.route, fetched.workbook)
                 read += file.size
+            if fetched.problem is None and kept is None:
+                deliveries.add(file.path, native.content(sha))
             if progress is not None:
                 progress(done, total)
     if progress is not None and not inbox:
@@ -283,9 +287,35 @@ def read_inbox_batches(data_dir: Path, known: Mapping[str, str], roster: Roster,
     yield ReadBatch(parser, unchanged, waiting)
 
 
-def _delivery_key(file: InboxFile, sha: str) -> tuple[str, str, str]:
-    """``file``'s key in ``delivered`` (:func:`read_inbox_batches`)."""
-    return file.path.split("/", 2)[1].lower(), (file.sector or "").upper(), sha
+class _Deliveries:
+    """The bytes delivered so far, by path: per agency and sector folder (as the inbox matches them, in any case),
+    the path that delivered each content first, and every (path, content) a path has held (``delivered`` of
+    :func:`read_inbox_batches`)."""
+
+    def __init__(self, versions: Iterable[tuple[str, str]]) -> None:
+        self.first: dict[tuple[str, str, str], str] = {}
+        self.held: set[tuple[str, str]] = set()
+        for path, content in versions:
+            self.add(path, content)
+
+    def add(self, path: str, content: str) -> None:
+        key = _folders(path, content)
+        if key is not None:
+            self.first.setdefault(key, path)
+        self.held.add((path, content))
+
+    def first_of(self, file: InboxFile, content: str) -> str | None:
+        """The path that delivered ``file``'s bytes first, when ``file`` is a copy of it (None otherwise): another
+        path, and ``file``'s own path never held them (a revert is an edit, read as always)."""
+        key = _folders(file.path, content)
+        first = self.first.get(key) if key is not None else None
+        return first if first not in (None, file.path) and (file.path, content) not in self.held else None
+
+
+def _folders(path: str, content: str) -> tuple[str, str, str] | None:
+    """(agency folder, sector folder, content) of a file below a sector folder; None for one that is not."""
+    parts = path.split("/", 3)
+    return (parts[1].lower(), parts[2].upper(), content) if len(parts) == 4 else None
 
 
 def _is_folder(path: Path) -> bool:
@@ -336,7 +366,7 @@ class _Fetched(NamedTuple):
     workbook: PendingWorkbook | None
 
 
-def _read_ahead(inbox: list[InboxFile], known: Mapping[str, str], native: NativeExtracts,
+def _read_ahead(inbox: list[InboxFile], known: Mapping[str, str], deliveries: _Deliveries, native: NativeExtracts,
                 workbooks: WorkbookReader) -> Iterator[_Fetched | None]:
     """The ``inbox`` files hashed, in order (None for a file gone since the scan), up to :data:`READ_AHEAD_FILES`
     files or :data:`READ_AHEAD_BYTES` ahead of the one yielded; each workbook to be read is handed to ``workbooks``
@@ -354,7 +384,8 @@ def _read_ahead(inbox: list[InboxFile], known: Mapping[str, str], native: Native
             sha, claimed = native.version(file, content)  # a native export's version includes its mapping's
             route = _route(file, claimed)
             workbook = None
-            if route is _Route.WORKBOOK and known.get(file.path) != sha:
+            if (route is _Route.WORKBOOK and known.get(file.path) != sha
+                    and deliveries.first_of(file, content) is None):  # a copy is not read
                 workbook = PendingWorkbook(file.absolute, data, workbooks)
             window.append(_Fetched(file, content, data, sha, None, route, workbook))
             held += len(data) if data is not None else 0

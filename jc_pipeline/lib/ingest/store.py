@@ -299,13 +299,12 @@ _UNOPENED_SINCE_READ_SQL = """
                                   OVER (PARTITION BY path), 0)
 """
 _REREADS_SQL = "SELECT path, sha256 FROM current_source_files WHERE path IN (SELECT path FROM pending_rereads)"
-# Per agency folder, sector folder and version read (not a duplicate, not one that could not be opened): the path
-# that delivered it first.
+# Every version's path and bytes (a native export's sha256 without its mapping's), in upload order; not those that
+# could not be opened.
 _DELIVERED_SQL = """
-    SELECT lower(split_part(path, '/', 2)), upper(split_part(path, '/', 3)), sha256, arg_min(path, upload_seq)
-    FROM source_files
-    WHERE status <> $duplicate AND NOT starts_with(sha256, $unopenable)
-    GROUP BY ALL
+    SELECT path, split_part(sha256, '+', 1) FROM source_files
+    WHERE NOT starts_with(sha256, $unopenable)
+    ORDER BY upload_seq
 """
 
 
@@ -315,11 +314,10 @@ def known_files(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
     return dict(con.execute(_KNOWN_SQL).fetchall())
 
 
-def delivered_versions(con: duckdb.DuckDBPyConnection) -> dict[tuple[str, str, str], str]:
-    """{(agency folder, sector folder, sha256): the path that delivered that version first} of every version read
-    (``delivered`` of :func:`parse_inbox_batches`); folders as the inbox matches them, in any case."""
-    rows = con.execute(_DELIVERED_SQL, {"duplicate": DUPLICATE, "unopenable": UNOPENABLE}).fetchall()
-    return {(folder, sector, sha): path for folder, sector, sha, path in rows}
+def delivered_versions(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str]]:
+    """(path, sha256 of its bytes) of every version recorded, in upload order (``delivered`` of
+    :func:`parse_inbox_batches`)."""
+    return con.execute(_DELIVERED_SQL, {"unopenable": UNOPENABLE}).fetchall()
 
 
 def unopenable_files(con: duckdb.DuckDBPyConnection) -> dict[str, str | None]:
@@ -423,9 +421,14 @@ def write_batch(con: duckdb.DuckDBPyConnection, batch: IngestBatch) -> IngestRep
 
 
 def _with_ids(con: duckdb.DuckDBPyConnection, files: pl.DataFrame, first_seq: int) -> pl.DataFrame:
-    """``files`` with their upload_seq and file_id: the next ones in order, or for a version read again its own."""
+    """``files`` with their upload_seq and file_id: the next ones in order, or for a version read again its own,
+    and its received_at: the same delivery, sent when it was (helper-50: an upgrade's re-read dated a month sent
+    while it ran by the file's later mtime, and period_not_in_future let it through)."""
     fresh = files.filter(pl.col("change") != REREAD)
-    fresh = fresh.with_columns(upload_seq=pl.int_range(first_seq, first_seq + fresh.height, dtype=pl.Int64))
+    fresh = fresh.with_columns(upload_seq=pl.int_range(first_seq, first_seq + fresh.height, dtype=pl.Int64),
+                               # numbered by its modification time, a file dated ahead of the clock is recorded as
+                               # received when it was read: period_not_in_future judges that day, for good.
+                               received_at=pl.min_horizontal("received_at", "ingested_at"))
     ids = [file_id(path, sha, seq) for path, sha, seq in fresh.select("path", "sha256", "upload_seq").iter_rows()]
     fresh = fresh.with_columns(file_id=pl.Series(ids, dtype=pl.String))
     reread = files.filter(pl.col("change") == REREAD)
@@ -433,9 +436,9 @@ def _with_ids(con: duckdb.DuckDBPyConnection, files: pl.DataFrame, first_seq: in
         return fresh
     # The path's latest version: the one files_to_reread named, whose content the file still holds (its version
     # may differ by the mapping's hash, when the roster change gave the agency a mapping or took it away).
-    known = con.sql("SELECT path, upload_seq, file_id FROM current_source_files WHERE list_contains($paths, path)",
-                    params={"paths": reread["path"].to_list()}).pl()
-    return pl.concat([fresh, reread.join(known, on="path", how="left").select(fresh.columns)])
+    known = con.sql("SELECT path, upload_seq, file_id, received_at FROM current_source_files "
+                    "WHERE list_contains($paths, path)", params={"paths": reread["path"].to_list()}).pl()
+    return pl.concat([fresh, reread.drop("received_at").join(known, on="path", how="left").select(fresh.columns)])
 
 
 def _unload(con: duckdb.DuckDBPyConnection, reread: pl.DataFrame) -> None:

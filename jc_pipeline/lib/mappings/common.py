@@ -411,12 +411,24 @@ class Records:
 
     @staticmethod
     def _parse(text: pl.Expr, formats: Sequence[str]) -> pl.Expr:
+        """The dates ``text`` reads with the first of ``formats`` that reads it; none in the years 0-99 (a two-digit
+        year read with %Y: :meth:`short_year`)."""
+        read = Records._read_dates(text, formats)
+        return pl.when(read.dt.year() >= 100).then(read)
+
+    @staticmethod
+    def _read_dates(text: pl.Expr, formats: Sequence[str]) -> pl.Expr:
         # No cache: datetimes are mostly distinct, and caching them costs more than parsing them twice over. A time
         # with a UTC offset is dated in the state's time zone (helper-47: a call at 19:30 New York time on January
         # 31, stamped 00:30Z, counted in February).
         return pl.coalesce([
             text.str.to_datetime(f, strict=False, cache=False).dt.convert_time_zone(state_timezone()).dt.date()
             if _OFFSET.search(f) else text.str.to_date(f, strict=False, cache=False) for f in formats])
+
+    def short_year(self, logical: str) -> pl.Expr:
+        """Whether a record's raw text (records read again) of date column ``logical`` reads as a date in the years
+        0-99: a two-digit year (``1/31/24``) read with %Y."""
+        return (self._read_dates(self.raw(logical), self._formats[logical]).dt.year() < 100).fill_null(False)
 
     def _order_formats(self, records: pl.LazyFrame) -> None:
         """Default formats go first that parse most of a column's leading values."""

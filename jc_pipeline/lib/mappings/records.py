@@ -37,7 +37,7 @@ DATE_MESSAGE = ("'{raw}' in column '{column}' is not a date the mapping reads ({
 SWAPPED_MESSAGE = ("'{raw}' in column '{column}' is not a date the mapping reads ({records}), but it reads with day "
                    "and month the other way round, '{format}': if the export writes the day first, list that format "
                    "first under date_formats; until then its dates with a day of 12 or less are read month first")
-TWO_DIGIT_YEAR_MESSAGE = ("'{raw}' in column '{column}' is read as a date in the year 0-99 ({records}): a two-digit "
+TWO_DIGIT_YEAR_MESSAGE = ("'{raw}' in column '{column}' reads as a date in the year 0-99 ({records}): a two-digit "
                           "year? List the format with %y (e.g. '%m/%d/%y') under date_formats")
 PERIOD_MESSAGE = ("'{raw}' in column '{column}' falls outside 2000-01 .. the ingest month ({records}); "
                   "check the dates")
@@ -125,10 +125,13 @@ def common_flags(records: Records, cats: Sequence[Category], live: pl.Expr) -> l
 
 
 def unparsed_date(records: Records, live: pl.Expr, logical: str, unparsed: pl.Expr) -> list[Flag]:
-    """N4 for the records whose date in ``logical`` did not parse (``unparsed``). A text that reads with day and month
-    the other way round says so: the column's ambiguous dates were then read swapped, without a finding (helper-41)."""
+    """N4 for the records whose date in ``logical`` did not parse (``unparsed``). A two-digit year read with %Y says
+    so (helper-47: read as the year 24, it was an N5 "before 2000-01", and a population's stay began in 2000), and a
+    text that reads with day and month the other way round too: the column's ambiguous dates were then read
+    swapped, without a finding (helper-41)."""
     raw = records.raw(logical)
-    flags, other = [], unparsed
+    short = records.short_year(logical)
+    flags, other = [Flag(live, unparsed & short, raw, "N4", logical, TWO_DIGIT_YEAR_MESSAGE)], unparsed & ~short
     for swapped, reads in records.swapped_formats(logical):
         hint = SWAPPED_MESSAGE.replace("{format}", swapped.replace("{", "(").replace("}", ")"))  # a template
         flags.append(Flag(live, other & reads, raw, "N4", logical, hint))
@@ -161,9 +164,7 @@ def plan_events(i: int, spec: MetricSpec, records: Records, periods: Periods) ->
     raw = records.raw(spec.date)
     flags = [
         *unparsed_date(records, live, spec.date, day.is_null()),
-        Flag(live, ~in_range(records, day) & (day.dt.year() >= 100).fill_null(True), raw, "N5", spec.date,
-             PERIOD_MESSAGE),
-        Flag(live, (day.dt.year() < 100).fill_null(False), raw, "N5", spec.date, TWO_DIGIT_YEAR_MESSAGE),
+        Flag(live, ~in_range(records, day), raw, "N5", spec.date, PERIOD_MESSAGE),
         *common_flags(records, cats, live),
     ]
 

@@ -130,7 +130,7 @@ COMMENT ON COLUMN source_files.path IS 'Path relative to the data directory, e.g
 COMMENT ON COLUMN source_files.sha256 IS 'SHA-256 of the file bytes; an unchanged hash is never ingested twice.';
 COMMENT ON COLUMN source_files.agency_id IS 'Agency whose inbox folder holds the file.';
 COMMENT ON COLUMN source_files.sector IS 'System code of the inbox sub-folder.';
-COMMENT ON COLUMN source_files.received_at IS 'When the file arrived (its modification time).';
+COMMENT ON COLUMN source_files.received_at IS 'When the file arrived: its modification time, or when it was read if that is earlier (a clock ahead); a version read again in place keeps its own.';
 COMMENT ON COLUMN source_files.ingested_at IS 'When the pipeline read it.';
 COMMENT ON COLUMN source_files.upload_seq IS 'Ingest order; a higher sequence wins when two files carry the same datapoint.';
 COMMENT ON COLUMN source_files.status IS 'INGESTED (no errors), ERRORED (some rows rejected), UNREADABLE (nothing could be read), DUPLICATE (the bytes of a version another path of the agency''s sector folder delivered first: a file moved, renamed or copied, not read; its numbers count from there) or WITHDRAWN (withdrawals.csv lists this version: its datapoints count for nothing).';

@@ -132,8 +132,9 @@ RULES: tuple[Rule, ...] = (
         description="Data can only be reported for periods that have ended: a value sent while its month (or "
                     "year) was still running counts only part of it, and stays out of the state numbers until a "
                     "file sent after the period's end replaces it.",
-        remedy="Send the period again once it has ended (the whole month or year); check the year and month "
-               "columns if the period is not the one you meant.",
+        remedy="Send the period again once it has ended (the whole month or year), in a new file or the file "
+               "edited: the same file sent again counts as sent the first time. Check the year and month columns "
+               "if the period is not the one you meant.",
         message="{metric}: the period {period} had not ended when its file was sent ({observed}).",
         engine="gx",
         column="days_after_sent",

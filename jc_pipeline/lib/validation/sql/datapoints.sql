@@ -43,11 +43,12 @@ SELECT
         ELSE 'ok'
     END AS period_problem,
     -- period_not_in_future: > 0 when the period had not ended on the day its file was sent, the state's date of
-    -- the file's received_at (its modification time, UTC), or by $today for a file dated later (a clock ahead);
-    -- period_end is exclusive. Judged on the file, not on today, the verdict never changes with the calendar: a
-    -- month sent while it ran counts part of it, and stays out until a file sent after its end replaces it.
+    -- the file's received_at (its modification time, UTC, or when it was read if that is earlier; today for a row
+    -- without a file); period_end is exclusive. Judged on the file, not on today, the verdict never changes with
+    -- the calendar: a month sent while it ran counts part of it, and stays out until a file sent after its end
+    -- replaces it.
     f.sent_on,
-    date_diff('day', least(f.sent_on, $today::DATE), m.period_end) AS days_after_sent,
+    date_diff('day', coalesce(f.sent_on, $today::DATE), m.period_end) AS days_after_sent,
     -- agency_in_roster
     CASE
         WHEN a.agency_id IS NULL THEN 'agency ' || m.agency_id || ' is not on the state roster'

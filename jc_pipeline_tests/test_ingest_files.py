@@ -12,7 +12,7 @@ from jc_pipeline.lib.ingest.csv_groups import parse_group
 from jc_pipeline.lib.ingest import readers
 from jc_pipeline.lib.ingest.readers import read_file
 from jc_pipeline_tests.ingest_support import (AGENCIES, Warehouse, assert_accounting, csv_bytes, deliver_csv,
-                                              deliver_xlsx, inbox_path, touch_later)
+                                              deliver_xlsx, inbox_path, touch_later, uploaded_ago)
 from jc_pipeline_tests.reliability_support import encrypted_ooxml
 
 ARRESTS = [["year", "month", "value"], [2023, 1, 10], [2023, 2, 20]]
@@ -526,6 +526,53 @@ def test_a_file_moved_renamed_or_copied_is_not_a_new_upload(warehouse):
     touch_later(archive, 240)
     assert warehouse.ingest().files_changed == 1
     assert warehouse.metrics().filter(pl.col("period_start") == date(2023, 1, 1))["value"].to_list() == [7.0]
+
+
+def test_copies_are_found_in_the_night_they_arrive_and_a_revert_is_an_edit(warehouse):
+    """helper-50: a copy read the same night as its original won over the correction between them, and turned into a
+    DUPLICATE only when a roster change read the folder again (the published number moved with no upload); a path
+    that held a copy's bytes and was edited, then reverted, kept the edit."""
+    jan = pl.col("period_start") == date(2023, 1, 1)
+    original = deliver_csv(warehouse.data_dir, "le", "LAW_ENFORCEMENT", "arrests.csv", ARRESTS)
+    correction = deliver_csv(warehouse.data_dir, "le", "LAW_ENFORCEMENT", "corrections/arrests.csv",
+                             [["year", "month", "value"], [2023, 1, 99]])
+    copy = inbox_path(warehouse.data_dir, "le", "LAW_ENFORCEMENT", "2023/arrests.csv")
+    copy.write_bytes(original.read_bytes())
+    touch_later(correction, 60)
+    touch_later(copy, 120)
+    report = warehouse.ingest()
+    assert (report.files_new, report.files_duplicate) == (2, 1)
+    assert warehouse.metrics().filter(jan)["value"].to_list() == [99.0]
+    warehouse.change_roster(agencies=[(a[0], "Harlan City Police", *a[2:]) if a[0] == "le" else a
+                                      for a in AGENCIES])  # the folder read again: the copy stays one
+    assert warehouse.ingest().files_duplicate == 1
+    assert warehouse.metrics().filter(jan)["value"].to_list() == [99.0]
+    copy.write_bytes(csv_bytes([["year", "month", "value"], [2023, 1, 20]]))  # edited: read, and it wins
+    touch_later(copy, 180)
+    warehouse.ingest()
+    assert warehouse.metrics().filter(jan)["value"].to_list() == [20.0]
+    copy.write_bytes(original.read_bytes())  # reverted: an edit too, though the bytes are the original's
+    touch_later(copy, 240)
+    assert warehouse.ingest().files_changed == 1
+    assert warehouse.metrics().filter(jan)["value"].to_list() == [10.0]
+
+
+def test_a_version_keeps_when_it_was_received(warehouse):
+    """helper-50: read again in place (a roster change, an upgrade), a version took the file's later modification
+    time, and a month sent while it ran passed period_not_in_future; a file dated ahead of the clock is received
+    when it is read, not in the future."""
+    sent = uploaded_ago(deliver_csv(warehouse.data_dir, "le", "LAW_ENFORCEMENT", "arrests.csv", ARRESTS), 86_400)
+    ahead = deliver_csv(warehouse.data_dir, "le", "LAW_ENFORCEMENT", "reported_crime.csv", ARRESTS)
+    touch_later(ahead, 10 * 86_400)
+    warehouse.ingest()
+    received = dict(warehouse.table("source_files").select("path", "received_at").iter_rows())
+    ingested = warehouse.table("source_files")["ingested_at"][0]
+    assert received["inbox/le/LAW_ENFORCEMENT/reported_crime.csv"] == ingested
+    os.utime(sent)  # touched now: its bytes and its sending unchanged
+    warehouse.change_roster(agencies=[(a[0], "Harlan City Police", *a[2:]) if a[0] == "le" else a
+                                      for a in AGENCIES])
+    assert warehouse.ingest().files_reread == 2
+    assert dict(warehouse.table("source_files").select("path", "received_at").iter_rows()) == received
 
 
 def test_a_folder_that_could_not_be_listed_is_retired_once_it_is(warehouse, monkeypatch):

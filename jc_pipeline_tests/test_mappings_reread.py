@@ -11,7 +11,8 @@ import pytest
 from jc_pipeline.lib import ingest, mappings
 from jc_pipeline.lib.paths import DataLayout
 from jc_pipeline.runner import run_pipeline
-from jc_pipeline_tests.ingest_support import AGENCIES, NOW, Warehouse, deliver_csv, uploaded_ago, write_roster
+from jc_pipeline_tests.ingest_support import (AGENCIES, NOW, Warehouse, deliver_csv, touch_later, uploaded_ago,
+                                              write_roster)
 from jc_pipeline_tests.test_mappings_counts import CAD, write_mapping
 
 JAN = date(2024, 1, 1)
@@ -224,6 +225,34 @@ def test_an_export_kept_under_an_invalid_mapping_is_counted_and_named_until_with
     assert not any("kept" in line or "keep what they loaded" in line for line in lines), lines
     assert _query(layout, "SELECT status FROM source_files") == [("WITHDRAWN",)]
     assert _query(layout, "SELECT count(*) FROM agency_metrics") == [(0,)]
+
+
+def test_a_copy_of_an_export_stays_a_copy_when_the_mapping_changes(tmp_path):
+    """helper-50: copies were found by version, which for an export holds the mapping's hash: after a mapping edit the
+    copy was read again as an export and won over the correction sent since; a copy moved where no pattern reaches
+    was read as a bulk upload (F3). Copies are found by their bytes."""
+    w = Warehouse(tmp_path)
+    write_mapping(w.data_dir, "le", CAD)
+    export = deliver_csv(w.data_dir, "le", "LAW_ENFORCEMENT", "cad_calls_2024.csv", EXPORT)
+    w.ingest()
+    correction = deliver_csv(w.data_dir, "le", "LAW_ENFORCEMENT", "calls_for_service.csv",
+                             [["year", "month", "value"], [2024, 1, 5]])
+    touch_later(correction, 60)
+    w.ingest()
+    for name, seconds in (("cad_calls_2024_old.csv", 120), ("archive/cad_calls_2024.csv", 180)):
+        copy = w.data_dir / "inbox" / "le" / "LAW_ENFORCEMENT" / name
+        copy.parent.mkdir(exist_ok=True)
+        copy.write_bytes(export.read_bytes())
+        touch_later(copy, seconds)
+    assert w.ingest().files_duplicate == 2
+    write_mapping(w.data_dir, "le", CAD + "# edited\n")
+    assert w.ingest().files_duplicate == 1  # the copy the mapping reads, read again: still a copy
+    statuses = dict(w.table("source_files").select("path", "status").iter_rows())
+    assert [statuses[f"inbox/le/LAW_ENFORCEMENT/{n}"] for n in ("cad_calls_2024_old.csv", "archive/cad_calls_2024.csv")
+            ] == ["DUPLICATE", "DUPLICATE"]
+    assert w.metrics().filter(pl.col("category").is_null()).select("metric_key", "value").rows() == [
+        ("LAW_ENFORCEMENT_CALLS_FOR_SERVICE", 5.0)]
+    w.close()
 
 
 def test_a_pattern_narrowed_on_purpose_lets_a_file_it_caught_load_as_a_bulk_upload(tmp_path):

@@ -289,12 +289,13 @@ def read_inbox_batches(data_dir: Path, known: Mapping[str, str], roster: Roster,
 
 class _Deliveries:
     """The bytes delivered so far, by path: per agency and sector folder (as the inbox matches them, in any case),
-    the path that delivered each content first, and every (path, content) a path has held (``delivered`` of
-    :func:`read_inbox_batches`)."""
+    the path that delivered each content first; each path's latest content, and the contents it held before that
+    (``delivered`` of :func:`read_inbox_batches`)."""
 
     def __init__(self, versions: Iterable[tuple[str, str]]) -> None:
         self.first: dict[tuple[str, str, str], str] = {}
-        self.held: set[tuple[str, str]] = set()
+        self.latest: dict[str, str] = {}
+        self.earlier: set[tuple[str, str]] = set()
         for path, content in versions:
             self.add(path, content)
 
@@ -302,14 +303,18 @@ class _Deliveries:
         key = _folders(path, content)
         if key is not None:
             self.first.setdefault(key, path)
-        self.held.add((path, content))
+        before = self.latest.get(path)
+        if before is not None and before != content:
+            self.earlier.add((path, before))
+        self.latest[path] = content
 
     def first_of(self, file: InboxFile, content: str) -> str | None:
         """The path that delivered ``file``'s bytes first, when ``file`` is a copy of it (None otherwise): another
-        path, and ``file``'s own path never held them (a revert is an edit, read as always)."""
+        path, and ``file``'s own path did not hold them before its latest version (that is a revert, an edit read as
+        always; a copy read again in place stays one)."""
         key = _folders(file.path, content)
         first = self.first.get(key) if key is not None else None
-        return first if first not in (None, file.path) and (file.path, content) not in self.held else None
+        return first if first not in (None, file.path) and (file.path, content) not in self.earlier else None
 
 
 def _folders(path: str, content: str) -> tuple[str, str, str] | None:

@@ -427,7 +427,9 @@ class Records:
 
     def short_year(self, logical: str) -> pl.Expr:
         """Whether a record's raw text (records read again) of date column ``logical`` reads as a date in the years
-        0-99: a two-digit year (``1/31/24``) read with %Y."""
+        0-99: a two-digit year (``1/31/24``) read with %Y. False for a column of year labels (aggregated exports)."""
+        if logical not in self._dates:
+            return pl.lit(False)
         return (self._read_dates(self.raw(logical), self._formats[logical]).dt.year() < 100).fill_null(False)
 
     def _order_formats(self, records: pl.LazyFrame) -> None:

@@ -495,10 +495,13 @@ def test_a_file_unreadable_for_a_night_keeps_its_place_once_it_reads_again(wareh
 
 
 def test_a_file_moved_renamed_or_copied_is_not_a_new_upload(warehouse):
-    """helper-48: an old file moved into an archive folder (or renamed) was read as a new upload, and its old numbers
-    won over the correction sent since. Bytes the agency delivered at another path of the sector folder are a
-    DUPLICATE: not read, nothing moves; a changed file is read as always."""
+    """helper-48: an old file moved into an archive folder (or a workbook renamed) was read as a new upload, and its
+    old numbers won over the correction sent since. A file with the bytes, and but for a workbook the name, that
+    another path of the sector folder delivered first is a DUPLICATE: not read, nothing moves. A CSV's name says
+    what it holds: the same rows under another name are another metric, read as always; so is a changed file."""
     original = deliver_csv(warehouse.data_dir, "le", "LAW_ENFORCEMENT", "arrests.csv", ARRESTS)
+    workbook = deliver_xlsx(warehouse.data_dir, "le", "LAW_ENFORCEMENT", "JC_2023.xlsx",
+                            {"reported_crime": [["year", "month", "value"], [2023, 1, 4]]})
     warehouse.ingest()
     correction = deliver_csv(warehouse.data_dir, "le", "LAW_ENFORCEMENT", "corrections/arrests.csv",
                              [["year", "month", "value"], [2023, 1, 99]])
@@ -508,24 +511,26 @@ def test_a_file_moved_renamed_or_copied_is_not_a_new_upload(warehouse):
     archive = inbox_path(warehouse.data_dir, "le", "LAW_ENFORCEMENT", "archive/arrests.csv")
     original.rename(archive)
     touch_later(archive, 120)
-    copy = inbox_path(warehouse.data_dir, "le", "LAW_ENFORCEMENT", "Arrests 2023.csv")
-    copy.write_bytes(archive.read_bytes())
-    touch_later(copy, 180)
+    workbook.rename(workbook.with_name("JC_2023_old.xlsx"))
+    touch_later(workbook.with_name("JC_2023_old.xlsx"), 120)
     report = warehouse.ingest()
     assert (report.files_new, report.files_duplicate, report.touched_months) == (0, 2, [])
     assert warehouse.metrics().equals(corrected)
     duplicates = warehouse.table("source_files").filter(pl.col("status") == "DUPLICATE").sort("path")
     assert duplicates.select("path", "rows_total", "rows_loaded", "rows_rejected").rows() == [
-        ("inbox/le/LAW_ENFORCEMENT/Arrests 2023.csv", 0, 0, 0),
+        ("inbox/le/LAW_ENFORCEMENT/JC_2023_old.xlsx", 0, 0, 0),
         ("inbox/le/LAW_ENFORCEMENT/archive/arrests.csv", 0, 0, 0)]
     assert duplicates["reason"][1] == (
         "inbox/le/LAW_ENFORCEMENT/archive/arrests.csv: the same bytes as inbox/le/LAW_ENFORCEMENT/arrests.csv, read "
         "there, so not read again (a file moved, renamed or copied); to send its numbers again, change the file")
-    assert warehouse.ingest().files_unchanged == 3  # known now, like any file
+    other_metric = deliver_csv(warehouse.data_dir, "le", "LAW_ENFORCEMENT", "reported_crime.csv", ARRESTS)
+    touch_later(other_metric, 180)
+    assert warehouse.ingest().files_new == 1  # the arrests' rows as reported crime: another metric, read
     archive.write_bytes(csv_bytes([["year", "month", "value"], [2023, 1, 7]]))  # changed: read, and it wins
     touch_later(archive, 240)
     assert warehouse.ingest().files_changed == 1
-    assert warehouse.metrics().filter(pl.col("period_start") == date(2023, 1, 1))["value"].to_list() == [7.0]
+    arrests = (pl.col("metric_key") == "LAW_ENFORCEMENT_ARRESTS") & (pl.col("period_start") == date(2023, 1, 1))
+    assert warehouse.metrics().filter(arrests)["value"].to_list() == [7.0]
 
 
 def test_copies_are_found_in_the_night_they_arrive_and_a_revert_is_an_edit(warehouse):

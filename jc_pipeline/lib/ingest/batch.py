@@ -293,7 +293,7 @@ class _Deliveries:
     (``delivered`` of :func:`read_inbox_batches`)."""
 
     def __init__(self, versions: Iterable[tuple[str, str]]) -> None:
-        self.first: dict[tuple[str, str, str], str] = {}
+        self.first: dict[tuple[str, str, str, str], str] = {}
         self.latest: dict[str, str] = {}
         self.earlier: set[tuple[str, str]] = set()
         for path, content in versions:
@@ -317,10 +317,16 @@ class _Deliveries:
         return first if first not in (None, file.path) and (file.path, content) not in self.earlier else None
 
 
-def _folders(path: str, content: str) -> tuple[str, str, str] | None:
-    """(agency folder, sector folder, content) of a file below a sector folder; None for one that is not."""
+def _folders(path: str, content: str) -> tuple[str, str, str, str] | None:
+    """The key a copy shares with what it copies: agency and sector folder, bytes, and, but for a workbook, the file's
+    name, which says what a CSV holds (reported_crime.csv and arrests.csv with the same rows are two metrics) and
+    which source of a mapping reads an export. None for a file not below a sector folder."""
     parts = path.split("/", 3)
-    return (parts[1].lower(), parts[2].upper(), content) if len(parts) == 4 else None
+    if len(parts) < 4:
+        return None
+    name = parts[3].rsplit("/", 1)[-1]
+    named = "" if name.lower().endswith(WORKBOOK_EXTENSIONS) else name.strip().casefold()
+    return parts[1].lower(), parts[2].upper(), named, content
 
 
 def _is_folder(path: Path) -> bool:

@@ -133,7 +133,7 @@ COMMENT ON COLUMN source_files.sector IS 'System code of the inbox sub-folder.';
 COMMENT ON COLUMN source_files.received_at IS 'When the file arrived: its modification time, or when it was read if that is earlier (a clock ahead); a version read again in place keeps its own.';
 COMMENT ON COLUMN source_files.ingested_at IS 'When the pipeline read it.';
 COMMENT ON COLUMN source_files.upload_seq IS 'Ingest order; a higher sequence wins when two files carry the same datapoint.';
-COMMENT ON COLUMN source_files.status IS 'INGESTED (no errors), ERRORED (some rows rejected), UNREADABLE (nothing could be read), DUPLICATE (the bytes of a version another path of the agency''s sector folder delivered first: a file moved, renamed or copied, not read; its numbers count from there) or WITHDRAWN (withdrawals.csv lists this version: its datapoints count for nothing).';
+COMMENT ON COLUMN source_files.status IS 'INGESTED (no errors), ERRORED (some rows rejected), UNREADABLE (nothing could be read), DUPLICATE (the bytes, and but for a workbook the name, of a file another path of the agency''s sector folder delivered first: a file moved or copied, a workbook renamed; not read, its numbers count from there) or WITHDRAWN (withdrawals.csv lists this version: its datapoints count for nothing).';
 COMMENT ON COLUMN source_files.reason IS 'Why the file is ERRORED, UNREADABLE or DUPLICATE, in words an agency can act on; for WITHDRAWN, the state''s reason.';
 COMMENT ON COLUMN source_files.rows_total IS 'Data rows in the file (all sheets); always rows_loaded + rows_rejected.';
 COMMENT ON COLUMN source_files.rows_loaded IS 'Rows that became datapoints (a newer file may later supersede the value).';

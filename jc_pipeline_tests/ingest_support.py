@@ -146,9 +146,9 @@ class Warehouse:
         ingest.ensure_schema(self.con)
 
     def parse(self, now: datetime = NOW) -> ingest.IngestBatch:
-        return ingest.parse_inbox(self.data_dir, ingest.known_files(self.con), self.roster, self.registry, now=now,
-                                  rereads=ingest.files_to_reread(self.con),
-                                  unopenable=ingest.unopenable_files(self.con),
+        known, rereads = ingest.known_files(self.con), ingest.files_to_reread(self.con)
+        return ingest.parse_inbox(self.data_dir, known, self.roster, self.registry, now=now, rereads=rereads,
+                                  unopenable=ingest.unopenable_files(self.con, {**known, **rereads}),
                                   delivered=lambda: ingest.delivered_versions(self.con))
 
     def change_roster(self, agencies=AGENCIES, settings=SETTINGS) -> None:

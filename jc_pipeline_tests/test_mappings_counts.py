@@ -483,7 +483,11 @@ def test_a_big_export_in_another_encoding_is_transcoded_beside_the_store(w, monk
     path.write_bytes("Año;Mes;Tipo;Número\n2024;1;Urgente;10\n".encode("latin-1"))
     monkeypatch.setattr(inbox, "IN_MEMORY_LIMIT", 0)  # read from disk, so transcoded into a scratch file
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "no such temp folder"))
+    left = w.data_dir / "pipeline" / "native_killed" / "export.csv"  # what an ingest killed mid-export leaves
+    left.parent.mkdir(parents=True)
+    left.write_bytes(b"x" * 1000)
     assert values(w.parse(), "LAW_ENFORCEMENT_CALLS_FOR_SERVICE") == {(date(2024, 1, 1), None): 10}
+    assert list((w.data_dir / "pipeline").iterdir()) == []  # its own scratch gone too
     if not Path("/dev/full").exists():
         pytest.skip("no /dev/full to fill a scratch file with")
     scratch = tmp_path / "scratch"

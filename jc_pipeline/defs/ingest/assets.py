@@ -64,7 +64,8 @@ def inbox_files(context: dg.AssetExecutionContext, config: IngestConfig,
         ingest.ensure_schema(con)
         ingest.record_agency_states(con, roster)  # the staged rows keep no state of their own
         ingest.mark_read_by_this_version(con, warehouse.layout.root)  # after an upgrade: every file, once, in place
-        known, rereads, unopenable = ingest.known_files(con), ingest.files_to_reread(con), ingest.unopenable_files(con)
+        known, rereads = ingest.known_files(con), ingest.files_to_reread(con)
+        unopenable = ingest.unopenable_files(con, {**known, **rereads})
         # JC_INGEST_REHASH=1 reads every file again, for a file rewritten with its old size and times restored.
         seen = {} if os.environ.get(REHASH_VARIABLE) == "1" else ingest.file_stats(con)
 

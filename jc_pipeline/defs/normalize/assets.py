@@ -61,9 +61,9 @@ def agency_metrics(
         began = time.perf_counter()
         validation.preload()  # Great Expectations' worker imports it (~2.4 s) while DuckDB resolves, if not yet
         today = state_today()  # a period ends at the state's midnight
-        # Only uploads change datapoints and verdicts (none is judged on the calendar alone), so in a nightly run the
-        # other agencies' rows and results are current already: one corrected row costs one agency's rebuild in
-        # its months, not the whole range's.
+        # Only uploads change datapoints and their verdicts, so in a nightly run the other agencies' rows and results
+        # are current already: one corrected row costs one agency's rebuild in its months, not the whole range's.
+        # (no_missing_months reads today for the periods due: a backfill brings it up to date, docs/operations.md.)
         nightly = rebuilds_pending_agencies_only(context)
         rebuilds = pending.pending_rebuilds(con, months) if nightly else [pending.Rebuild(months, None)]
         rows = sum(ingest.resolve_agency_metrics(con, rebuild_months, roster, registry, agencies)

@@ -7,7 +7,7 @@ Public API (called by the Dagster layer)::
     ingest.mark_read_by_this_version(con, data_dir)     # after an upgrade: every path read again, once
     known, seen = ingest.known_files(con), ingest.file_stats(con)   # paths to read again (roster change) left out
     rereads = ingest.files_to_reread(con)                            # ... and given here, to be read in place
-    unopenable = ingest.unopenable_files(con)           # paths last recorded unreadable, with their last reading
+    unopenable = ingest.unopenable_files(con, {**known, **rereads})  # last recorded unreadable: their last reading
     delivered = lambda: ingest.delivered_versions(con)  # the path that delivered each version first (when needed)
     gone = ingest.rereads_gone(con, data_dir)           # after the ingest: marked paths the inbox no longer holds
     ingest.apply_withdrawals(con, roster.withdrawals)   # after the ingest: the versions withdrawals.csv lists

@@ -209,6 +209,7 @@ def read_inbox_batches(data_dir: Path, known: Mapping[str, str], roster: Roster,
     from jc_pipeline.lib.mappings import NativeExtracts  # here: jc_pipeline.lib.mappings imports ingest modules
 
     native = NativeExtracts(Path(data_dir), roster, registry, now)  # agency-native exports (mappings/)
+    native.clear_scratch()
 
     def new_parser() -> _Parser:
         return _Parser(roster, registry, now, native.for_next_batch())

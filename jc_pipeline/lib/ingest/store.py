@@ -28,7 +28,7 @@ import io
 import os
 import re
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import date
@@ -283,13 +283,12 @@ def mark_read_by_this_version(con: duckdb.DuckDBPyConnection, data_dir: Path) ->
 
 # The latest version of each path is the view current_source_files (lib/sql/warehouse_schema.sql).
 _KNOWN_SQL = "SELECT path, sha256 FROM current_source_files WHERE path NOT IN (SELECT path FROM pending_rereads)"
-# The paths whose latest version could not be opened (sha256 starting with $unopenable, inbox.UNOPENABLE), each
-# with its latest version read (NULL: never read).
+# Each of $paths with its latest version read (sha256 not starting with $unopenable, inbox.UNOPENABLE; NULL: never).
 _UNOPENABLE_SQL = """
-    SELECT c.path, max_by(f.sha256, f.upload_seq) FILTER (WHERE NOT starts_with(f.sha256, $unopenable))
-    FROM current_source_files AS c JOIN source_files AS f USING (path)
-    WHERE starts_with(c.sha256, $unopenable)
-    GROUP BY c.path
+    SELECT path, max_by(sha256, upload_seq) FILTER (WHERE NOT starts_with(sha256, $unopenable))
+    FROM source_files
+    WHERE list_contains($paths, path)
+    GROUP BY path
 """
 # The versions of $paths that could not be opened since the latest one read.
 _UNOPENED_SINCE_READ_SQL = """
@@ -320,10 +319,13 @@ def delivered_versions(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str]]:
     return con.execute(_DELIVERED_SQL, {"unopenable": UNOPENABLE}).fetchall()
 
 
-def unopenable_files(con: duckdb.DuckDBPyConnection) -> dict[str, str | None]:
-    """{relative path: sha256 of its latest version read, or None} of the paths whose latest version could not be
-    opened (``unopenable`` of :func:`parse_inbox_batches`)."""
-    return dict(con.execute(_UNOPENABLE_SQL, {"unopenable": UNOPENABLE}).fetchall())
+def unopenable_files(con: duckdb.DuckDBPyConnection, known: Mapping[str, str]) -> dict[str, str | None]:
+    """{relative path: sha256 of its latest version read, or None} of the paths of ``known`` (:func:`known_files`)
+    whose latest version could not be opened (``unopenable`` of :func:`parse_inbox_batches`); no query when none."""
+    paths = [path for path, sha in known.items() if sha.startswith(UNOPENABLE)]
+    if not paths:
+        return {}
+    return dict(con.execute(_UNOPENABLE_SQL, {"paths": paths, "unopenable": UNOPENABLE}).fetchall())
 
 
 def files_to_reread(con: duckdb.DuckDBPyConnection) -> dict[str, str]:

@@ -16,6 +16,7 @@ number of records and their first row numbers.
 from __future__ import annotations
 
 import hashlib
+import shutil
 import tempfile
 from collections.abc import Iterable
 from contextlib import ExitStack
@@ -48,6 +49,8 @@ NO_MONTH_MESSAGE = ("{} is reported monthly by {} (agencies.csv / metric_setting
 
 #: Joins a native export's content hash and its mapping's in the version ingest compares (`NativeExtracts.version`).
 _MAPPED = "+mapping:"
+#: The scratch folders of the exports being read, under the data directory's pipeline/ (:func:`extract`).
+_SCRATCH = "native_"
 
 
 @dataclass
@@ -70,6 +73,12 @@ class NativeExtracts:
     _datapoints: list[pl.DataFrame] = field(default_factory=list)
     _findings: list[pl.DataFrame] = field(default_factory=list)
     _counts: list[tuple[int, int, int]] = field(default_factory=list)
+
+    def clear_scratch(self) -> None:
+        """Remove the scratch folders a killed ingest left beside the store (helper-50: each as big as its export,
+        kept for good). Called before the run reads anything; one ingest reads at a time (the store's slot)."""
+        for folder in (self.data_dir / "pipeline").glob(f"{_SCRATCH}*"):
+            shutil.rmtree(folder, ignore_errors=True)
 
     def for_next_batch(self) -> NativeExtracts:
         """An empty accumulator for the next ingest batch that shares this one's loaded mappings: each mapping file
@@ -217,7 +226,7 @@ def extract(path: Path, data: bytes | None, source: SourceSpec, *, file_idx: int
     """Read one native export with its source mapping (see the module docstring). ``scratch_in``: the folder of
     its scratch folder (an export in another encoding is transcoded there)."""
     scratch_in.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="native_", dir=scratch_in) as scratch, ExitStack() as stack:
+    with tempfile.TemporaryDirectory(prefix=_SCRATCH, dir=scratch_in) as scratch, ExitStack() as stack:
         try:
             read_from = stack.enter_context(pinned(path, data)) if source.format != "xlsx" else None
             loaded = load(path, data, source, Path(scratch), read_from=read_from)

@@ -12,7 +12,7 @@ from jc_pipeline.lib.ingest.csv_groups import parse_group
 from jc_pipeline.lib.ingest import readers
 from jc_pipeline.lib.ingest.readers import read_file
 from jc_pipeline_tests.ingest_support import (AGENCIES, Warehouse, assert_accounting, csv_bytes, deliver_csv,
-                                              deliver_xlsx, inbox_path, touch_later, uploaded_ago)
+                                              correct_later, deliver_xlsx, inbox_path, touch_later, uploaded_ago)
 from jc_pipeline_tests.reliability_support import encrypted_ooxml
 
 ARRESTS = [["year", "month", "value"], [2023, 1, 10], [2023, 2, 20]]
@@ -465,10 +465,7 @@ def test_a_file_unreadable_for_a_night_keeps_its_place_once_it_reads_again(wareh
 
     original = deliver_csv(warehouse.data_dir, "le", "LAW_ENFORCEMENT", "arrests.csv", ARRESTS)
     warehouse.ingest()
-    correction = deliver_csv(warehouse.data_dir, "le", "LAW_ENFORCEMENT", "2023/arrests.csv",
-                             [["year", "month", "value"], [2023, 1, 99]])
-    touch_later(correction, 60)
-    warehouse.ingest()
+    correct_later(warehouse, "2023/arrests.csv", [["year", "month", "value"], [2023, 1, 99]])
     corrected = warehouse.metrics()
     assert corrected.filter(pl.col("period_start") == date(2023, 1, 1))["value"].to_list() == [99.0]
     opens = batch.fingerprint
@@ -503,10 +500,7 @@ def test_a_file_moved_renamed_or_copied_is_not_a_new_upload(warehouse):
     workbook = deliver_xlsx(warehouse.data_dir, "le", "LAW_ENFORCEMENT", "JC_2023.xlsx",
                             {"reported_crime": [["year", "month", "value"], [2023, 1, 4]]})
     warehouse.ingest()
-    correction = deliver_csv(warehouse.data_dir, "le", "LAW_ENFORCEMENT", "corrections/arrests.csv",
-                             [["year", "month", "value"], [2023, 1, 99]])
-    touch_later(correction, 60)
-    warehouse.ingest()
+    correct_later(warehouse, "corrections/arrests.csv", [["year", "month", "value"], [2023, 1, 99]])
     corrected = warehouse.metrics()
     archive = inbox_path(warehouse.data_dir, "le", "LAW_ENFORCEMENT", "archive/arrests.csv")
     original.rename(archive)

@@ -11,8 +11,8 @@ import pytest
 from jc_pipeline.lib import ingest, mappings
 from jc_pipeline.lib.paths import DataLayout
 from jc_pipeline.runner import run_pipeline
-from jc_pipeline_tests.ingest_support import (AGENCIES, NOW, Warehouse, deliver_csv, touch_later, uploaded_ago,
-                                              write_roster)
+from jc_pipeline_tests.ingest_support import (AGENCIES, NOW, Warehouse, correct_later, deliver_csv, touch_later,
+                                              uploaded_ago, write_roster)
 from jc_pipeline_tests.test_mappings_counts import CAD, write_mapping
 
 JAN = date(2024, 1, 1)
@@ -235,10 +235,7 @@ def test_a_copy_of_an_export_stays_a_copy_when_the_mapping_changes(tmp_path):
     write_mapping(w.data_dir, "le", CAD)
     export = deliver_csv(w.data_dir, "le", "LAW_ENFORCEMENT", "cad_calls_2024.csv", EXPORT)
     w.ingest()
-    correction = deliver_csv(w.data_dir, "le", "LAW_ENFORCEMENT", "calls_for_service.csv",
-                             [["year", "month", "value"], [2024, 1, 5]])
-    touch_later(correction, 60)
-    w.ingest()
+    correct_later(w, "calls_for_service.csv", [["year", "month", "value"], [2024, 1, 5]])
     copy = w.data_dir / "inbox" / "le" / "LAW_ENFORCEMENT" / "archive" / "cad_calls_2024.csv"
     copy.parent.mkdir()
     copy.write_bytes(export.read_bytes())

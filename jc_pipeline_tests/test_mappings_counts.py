@@ -622,6 +622,12 @@ def test_default_formats_read_iso_minutes_and_a_two_digit_year_is_named(w):
     assert [row[:2] for row in found] == [("N4", "01/05/24"), ("N4", "1/31/24 19:30")]
     assert all("reads as a date in the year 0-99 (1 record, row 2): a two-digit year? List the format with %y" in m
                for _, _, m in found)
+    # helper-51: a %y listed after a %Y reads it (the %Y reading of the year 24 is not the one kept)
+    write_mapping(w.data_dir, "le", CAD.replace("    kind: records\n", "    kind: records\n    date_formats: "
+                                                '["%m/%d/%Y %H:%M", "%m/%d/%y %H:%M"]\n'))
+    batch = w.parse()
+    assert values(batch, "LAW_ENFORCEMENT_CALLS_FOR_SERVICE") == {(date(2024, 1, 1), None): 2}
+    assert "1/31/24 19:30" not in batch.findings["raw_value"].to_list()
 
 
 def test_a_time_with_a_utc_offset_is_dated_in_the_state_s_time_zone(w, monkeypatch):

@@ -29,6 +29,12 @@ def _query(layout: DataLayout, sql: str) -> list[tuple]:
         return con.execute(sql).fetchall()
 
 
+def _calls_of(w: Warehouse) -> float:
+    """le's January calls for service, total."""
+    calls = pl.col("category").is_null() & (pl.col("metric_key") == "LAW_ENFORCEMENT_CALLS_FOR_SERVICE")
+    return w.metrics().filter(calls)["value"].item()
+
+
 def _calls(layout: DataLayout) -> dict:
     return dict(_query(layout, """
         SELECT coalesce(category, 'TOTAL'), value FROM agency_metrics
@@ -247,6 +253,24 @@ def test_a_copy_of_an_export_stays_a_copy_when_the_mapping_changes(tmp_path):
     assert statuses["inbox/le/LAW_ENFORCEMENT/archive/cad_calls_2024.csv"] == "DUPLICATE"
     assert w.metrics().filter(pl.col("category").is_null()).select("metric_key", "value").rows() == [
         ("LAW_ENFORCEMENT_CALLS_FOR_SERVICE", 5.0)]
+    w.close()
+
+
+def test_an_export_moved_to_where_its_mapping_reads_it_is_not_a_copy(tmp_path):
+    """helper-51: an export delivered in a subfolder its pattern does not reach was read as a bulk upload (F3, nothing
+    loaded); moved where the pattern reads it, it was a DUPLICATE of that reading and never loaded. Only a version
+    that loaded something has copies."""
+    w = Warehouse(tmp_path)
+    write_mapping(w.data_dir, "le", CAD)
+    misplaced = deliver_csv(w.data_dir, "le", "LAW_ENFORCEMENT", "incoming/cad_calls_2024.csv", EXPORT)
+    w.ingest()
+    assert w.metrics().height == 0
+    placed = w.data_dir / "inbox" / "le" / "LAW_ENFORCEMENT" / "cad_calls_2024.csv"
+    misplaced.rename(placed)
+    touch_later(placed, 60)
+    report = w.ingest()
+    assert (report.files_new, report.files_duplicate) == (1, 0)
+    assert _calls_of(w) == 2
     w.close()
 
 

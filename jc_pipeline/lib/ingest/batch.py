@@ -116,7 +116,7 @@ def parse_inbox(data_dir: Path, known: Mapping[str, str], roster: Roster, regist
                 seen: Mapping[str, tuple[int, int, int, str]] | None = None,
                 rereads: Mapping[str, str] | None = None,
                 unopenable: Mapping[str, str | None] | None = None,
-                delivered: Callable[[], Iterable[tuple[str, str]]] | None = None) -> IngestBatch:
+                delivered: Callable[[], Iterable[tuple[str, str, bool]]] | None = None) -> IngestBatch:
     """Read every inbox file whose sha256 differs from ``known[path]`` into one batch (see the module docstring)."""
     (batch,) = parse_inbox_batches(data_dir, known, roster, registry, now=now, progress=progress, batch_bytes=None,
                                    seen=seen, rereads=rereads, unopenable=unopenable, delivered=delivered)
@@ -129,7 +129,8 @@ def parse_inbox_batches(data_dir: Path, known: Mapping[str, str], roster: Roster
                         seen: Mapping[str, tuple[int, int, int, str]] | None = None,
                         rereads: Mapping[str, str] | None = None,
                         unopenable: Mapping[str, str | None] | None = None,
-                        delivered: Callable[[], Iterable[tuple[str, str]]] | None = None) -> Iterator[IngestBatch]:
+                        delivered: Callable[[], Iterable[tuple[str, str, bool]]] | None = None
+                        ) -> Iterator[IngestBatch]:
     """:func:`parse_inbox` in batches of about ``batch_bytes`` of new files (None: one batch), each complete and
     writable on its own, so memory stays bounded however much history a state delivers at once: the batches of
     :func:`read_inbox_batches`, each normalized before the next is read."""
@@ -164,7 +165,7 @@ def read_inbox_batches(data_dir: Path, known: Mapping[str, str], roster: Roster,
                        batch_bytes: int | None = BATCH_BYTES,
                        seen: Mapping[str, tuple[int, int, int, str]] | None = None,
                        rereads: Mapping[str, str] | None = None, unopenable: Mapping[str, str | None] | None = None,
-                       delivered: Callable[[], Iterable[tuple[str, str]]] | None = None,
+                       delivered: Callable[[], Iterable[tuple[str, str, bool]]] | None = None,
                        settle_seconds: float = 0) -> Iterator[ReadBatch]:
     """Every inbox file whose sha256 differs from ``known[path]``, read in batches of about ``batch_bytes`` of new
     files (None: one batch), each to be normalized on its own (:meth:`ReadBatch.normalize`).
@@ -189,10 +190,12 @@ def read_inbox_batches(data_dir: Path, known: Mapping[str, str], roster: Roster,
     compared with the version before them: the same bytes are unchanged, not a new upload that would win over the
     corrections sent since (helper-48).
 
-    ``delivered``: gives the (path, sha256) of every version recorded, in upload order, as
+    ``delivered``: gives the (path, sha256, whether it loaded a row) of every version recorded, in upload order, as
     :func:`store.delivered_versions` does; called once, before anything is read and only when something is (a run
     with nothing new spares the query). A file read (new, changed, or read again) whose bytes another path of its
-    agency and sector folder delivered first, this run's files included, and its own path never held, is a
+    agency and sector folder delivered first (a version that loaded something: a file that loaded nothing, read as
+    the wrong kind, moved where it is read, is the agency's fix, helper-51), this run's files included, and its own
+    path never held, is a
     DUPLICATE: not read, so a file moved into an archive folder, renamed or copied does not become a new upload that
     wins over the corrections sent since, nor does a withdrawn one count again (helper-48). Bytes, not versions: a
     native export's version also holds its mapping's hash (helper-50: after a mapping change the copy was read).
@@ -280,7 +283,7 @@ def read_inbox_batches(data_dir: Path, known: Mapping[str, str], roster: Roster,
                 parser.parse(file, sha, fetched.data, change, fetched.route, fetched.workbook)
                 read += file.size
             if fetched.problem is None and kept is None:
-                deliveries.add(file.path, native.content(sha))
+                deliveries.add(file.path, native.content(sha), loaded=first is None)
             if progress is not None:
                 progress(done, total)
     if progress is not None and not inbox:
@@ -293,16 +296,17 @@ class _Deliveries:
     the path that delivered each content first; each path's latest content, and the contents it held before that
     (``delivered`` of :func:`read_inbox_batches`)."""
 
-    def __init__(self, versions: Iterable[tuple[str, str]]) -> None:
+    def __init__(self, versions: Iterable[tuple[str, str, bool]]) -> None:
         self.first: dict[tuple[str, str, str, str], str] = {}
         self.latest: dict[str, str] = {}
         self.earlier: set[tuple[str, str]] = set()
-        for path, content in versions:
-            self.add(path, content)
+        for path, content, loaded in versions:
+            self.add(path, content, loaded=loaded)
 
-    def add(self, path: str, content: str) -> None:
+    def add(self, path: str, content: str, *, loaded: bool) -> None:
+        """Record ``path`` holding ``content``; one that ``loaded`` something may be the first of its copies."""
         key = _folders(path, content)
-        if key is not None:
+        if key is not None and loaded:
             self.first.setdefault(key, path)
         before = self.latest.get(path)
         if before is not None and before != content:

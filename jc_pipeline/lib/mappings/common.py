@@ -413,24 +413,25 @@ class Records:
     def _parse(text: pl.Expr, formats: Sequence[str]) -> pl.Expr:
         """The dates ``text`` reads with the first of ``formats`` that reads it; none in the years 0-99 (a two-digit
         year read with %Y: :meth:`short_year`)."""
-        read = Records._read_dates(text, formats)
-        return pl.when(read.dt.year() >= 100).then(read)
+        # Each format's years 0-99 dropped before the next is tried: %Y reads 1/31/24 as the year 24, and a %y
+        # listed after it must still read it (helper-51).
+        return pl.coalesce([pl.when(read.dt.year() >= 100).then(read) for read in Records._read_each(text, formats)])
 
     @staticmethod
-    def _read_dates(text: pl.Expr, formats: Sequence[str]) -> pl.Expr:
+    def _read_each(text: pl.Expr, formats: Sequence[str]) -> list[pl.Expr]:
         # No cache: datetimes are mostly distinct, and caching them costs more than parsing them twice over. A time
         # with a UTC offset is dated in the state's time zone (helper-47: a call at 19:30 New York time on January
         # 31, stamped 00:30Z, counted in February).
-        return pl.coalesce([
-            text.str.to_datetime(f, strict=False, cache=False).dt.convert_time_zone(state_timezone()).dt.date()
-            if _OFFSET.search(f) else text.str.to_date(f, strict=False, cache=False) for f in formats])
+        return [text.str.to_datetime(f, strict=False, cache=False).dt.convert_time_zone(state_timezone()).dt.date()
+                if _OFFSET.search(f) else text.str.to_date(f, strict=False, cache=False) for f in formats]
 
     def short_year(self, logical: str) -> pl.Expr:
         """Whether a record's raw text (records read again) of date column ``logical`` reads as a date in the years
         0-99: a two-digit year (``1/31/24``) read with %Y. False for a column of year labels (aggregated exports)."""
         if logical not in self._dates:
             return pl.lit(False)
-        return (self._read_dates(self.raw(logical), self._formats[logical]).dt.year() < 100).fill_null(False)
+        read = pl.coalesce(self._read_each(self.raw(logical), self._formats[logical]))
+        return (read.dt.year() < 100).fill_null(False)
 
     def _order_formats(self, records: pl.LazyFrame) -> None:
         """Default formats go first that parse most of a column's leading values."""

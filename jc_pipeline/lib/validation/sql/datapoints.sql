@@ -1,8 +1,8 @@
 -- The datapoint slice Great Expectations validates: agency_metrics rows whose period starts in $months, with the
 -- roster and settings joined in and one pre-computed column per rule that needs context (so every expectation
 -- is a plain single-column expectation on the pandas path).
--- Parameters: $months DATE[], $today DATE, $timezone VARCHAR (the state's), $agencies VARCHAR[] (NULL: every agency), $row_ids BIGINT[] (NULL:
--- every row; else only these rows, the failing ones, read back whole).
+-- Parameters: $months DATE[], $today DATE, $timezone VARCHAR (the state's), $agencies VARCHAR[] (NULL: every
+-- agency), $row_ids BIGINT[] (NULL: every row; else only these rows, the failing ones, read back whole).
 SELECT
     -- Identifies a row within this result (failing rows come back from GX as row_ids): the datapoint's rowid,
     -- unique because every join below is on its table's primary key. Numbering the rows instead (row_number()
@@ -88,7 +88,9 @@ LEFT JOIN metric_definitions AS d ON d.metric_key = m.metric_key
 LEFT JOIN agency_metric_settings AS s ON s.agency_id = m.agency_id AND s.metric_key = m.metric_key
 LEFT JOIN agency_breakdown_settings AS b ON b.agency_id = m.agency_id AND b.metric_key = m.metric_key
     AND b.dimension = m.dimension AND b.category = m.category
-LEFT JOIN (SELECT file_id, CAST(timezone($timezone, timezone('UTC', received_at)) AS DATE) AS sent_on
+-- least(): a store from before 2026-12-07 kept a file dated ahead of the clock at its mtime (helper-51).
+LEFT JOIN (SELECT file_id,
+                  CAST(timezone($timezone, timezone('UTC', least(received_at, ingested_at))) AS DATE) AS sent_on
            FROM source_files) AS f ON f.file_id = m.file_id
 WHERE list_contains($months, m.period_start)
   AND ($agencies::VARCHAR[] IS NULL OR m.agency_id IN (SELECT unnest($agencies::VARCHAR[])))

@@ -270,7 +270,8 @@ def read_inbox_batches(data_dir: Path, known: Mapping[str, str], roster: Roster,
             change = (REREAD if earlier is not None and native.content(earlier) == native.content(sha)
                       else "changed" if earlier is not None else "new")
             kept = (native.unread_reason(file) if change == REREAD and native.is_native(earlier) else None)
-            first = deliveries.first_of(file, native.content(sha)) if fetched.problem is None else None
+            # fetched.content: the bytes' sha256, a native export's version without its mapping's hash
+            first = deliveries.first_of(file, fetched.content) if fetched.content is not None else None
             if current == sha:
                 unchanged += 1
             elif kept is not None:
@@ -282,8 +283,8 @@ def read_inbox_batches(data_dir: Path, known: Mapping[str, str], roster: Roster,
             else:
                 parser.parse(file, sha, fetched.data, change, fetched.route, fetched.workbook)
                 read += file.size
-            if fetched.problem is None and kept is None:
-                deliveries.add(file.path, native.content(sha), loaded=first is None)
+            if fetched.content is not None and kept is None:
+                deliveries.add(file.path, fetched.content, loaded=first is None)
             if progress is not None:
                 progress(done, total)
     if progress is not None and not inbox:

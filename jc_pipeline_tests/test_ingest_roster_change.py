@@ -250,3 +250,38 @@ def test_an_upgrade_reads_every_path_the_inbox_holds_again_once_in_place(tmp_pat
     assert ingest.mark_read_by_this_version(w.con, w.data_dir) == 0
     assert w.parse().files.height == 0 and ingest.rereads_gone(w.con, w.data_dir) == []
     w.close()
+
+
+def test_an_upgrade_retires_what_systems_wrote_that_an_older_version_recorded(tmp_path, monkeypatch):
+    """helper-50: a Thumbs.db or desktop.ini an older version recorded stayed UNREADABLE on the agency's feedback for
+    good, and inbox/desktop.ini, marked after the upgrade, was named on every run as a folder gone. The upgrade
+    retires such a path's versions that loaded nothing, findings included; one that loaded rows (a CSV read from a
+    share's recycle bin) keeps them, as a deleted file does."""
+    w = Warehouse(tmp_path)
+    deliver(w.data_dir)
+    thumbs = deliver_csv(w.data_dir, "le", "LAW_ENFORCEMENT", "Thumbs.db", [["x"], [1]])
+    thumbs.write_bytes(b"\xd0\xcf\x11\xe0 not a delivery")
+    recycled = deliver_csv(w.data_dir, "le", "LAW_ENFORCEMENT", "#recycle/arrests.csv",
+                           [["year", "month", "value"], [2023, 2, 4]])
+    (w.data_dir / "inbox" / "desktop.ini").write_bytes(b"[.ShellClassInfo]")
+    # As a version from before the rule recorded them.
+    monkeypatch.setattr(ingest.inbox, "_SKIPPED_NAMES", frozenset())
+    monkeypatch.setattr(ingest.store, "code_digest", lambda: "an older version")
+    ingest.mark_read_by_this_version(w.con, w.data_dir)
+    w.ingest()
+    recorded = dict(w.table("source_files").select("path", "rows_loaded").iter_rows())
+    junk = ["inbox/desktop.ini", str(thumbs.relative_to(w.data_dir))]
+    assert [recorded[path] for path in junk] == [0, 0] and recorded[str(recycled.relative_to(w.data_dir))] == 1
+    assert w.table("rejected_rows").join(w.table("source_files").filter(pl.col("path").is_in(junk)),
+                                         on="file_id").height == 2
+    monkeypatch.undo()
+    assert ingest.mark_read_by_this_version(w.con, w.data_dir) == 4  # deliver()'s, not the junk nor the recycled
+    assert not set(junk) & set(w.table("source_files")["path"])
+    assert not set(w.table("rejected_rows")["file_id"]) - set(w.table("source_files")["file_id"])
+    w.ingest()
+    assert ingest.rereads_gone(w.con, w.data_dir) == []
+    rebuild(w)
+    loaded = w.metrics().filter(pl.col("agency_id") == "le", pl.col("metric_key").str.contains("ARRESTS"),
+                                pl.col("period_start") == date(2023, 2, 1))
+    assert loaded["value"].to_list() == [4]
+    w.close()

@@ -139,7 +139,7 @@ def _scan(inbox: str, found: list[InboxFile]) -> None:
         with entries:
             for entry in entries:
                 name = text_name(entry.name)
-                if name.startswith(_SKIPPED_PREFIXES) or name.lower() in _SKIPPED_NAMES:
+                if _skipped_name(name):
                     continue
                 here = f"{relative}/{name}"
                 try:
@@ -161,6 +161,19 @@ def _scan(inbox: str, found: list[InboxFile]) -> None:
                 is_symlink = entry.is_symlink()
                 found.append(InboxFile(here, entry.path, agency, sector, 0 if is_symlink else stat.st_size,
                                        stat.st_mtime, stat.st_mtime_ns, stat.st_ctime_ns, is_symlink))
+
+
+def _skipped_name(name: str) -> bool:
+    """Whether a file or folder of this name is no delivery (the module's docstring), whatever its suffix."""
+    return name.startswith(_SKIPPED_PREFIXES) or name.lower() in _SKIPPED_NAMES
+
+
+def is_skipped(path: str) -> bool:
+    """Whether the scan skips this relative path (``inbox/<agency>/<SECTOR>/…``): a name in it or its file's suffix
+    says it is no delivery. A store that recorded such a path before the rule retires it
+    (:func:`~jc_pipeline.lib.ingest.store.mark_read_by_this_version`)."""
+    names = path.split("/")[1:]
+    return any(_skipped_name(name) for name in names) or names[-1].lower().endswith(_SKIPPED_SUFFIXES)
 
 
 def text_name(name: str) -> str:

@@ -42,7 +42,7 @@ import pyarrow as pa
 from jc_pipeline.lib import pending
 from jc_pipeline.lib.code_version import code_digest
 from jc_pipeline.lib.ingest.batch import DUPLICATE, REREAD, UNREADABLE, IngestBatch
-from jc_pipeline.lib.ingest.inbox import UNOPENABLE
+from jc_pipeline.lib.ingest.inbox import UNOPENABLE, is_skipped
 from jc_pipeline.lib.ingest.lookups import agency_states
 from jc_pipeline.lib.ingest.normalize import attach
 from jc_pipeline.lib.paths import replace_file
@@ -267,14 +267,27 @@ def mark_read_by_this_version(con: duckdb.DuckDBPyConnection, data_dir: Path) ->
     reject other rows, or word its findings otherwise, and the files no agency sends again would keep the old
     reading for good (helper-42: a semicolon CSV's '1.250' stayed loaded as 1.25 after the upgrade that rejects it).
     Records the current code in the same transaction; returns how many paths it marked (0 when current). A path
-    gone from the inbox keeps its reading (helper-43: marked, it was named as missing on every run)."""
+    gone from the inbox keeps its reading (helper-43: marked, it was named as missing on every run).
+
+    A path this version's scan skips (:func:`~jc_pipeline.lib.ingest.inbox.is_skipped`: a ``Thumbs.db`` or
+    ``desktop.ini`` an older version recorded) is no delivery: its versions that loaded nothing are retired with
+    their findings, not marked (helper-50: an agency's feedback kept its F1 for good, and ``inbox/desktop.ini`` was
+    named as a folder gone on every run); one that loaded rows keeps them, as a deleted file does."""
     code = code_digest()
     if con.execute("SELECT list(code_digest) FROM ingest_read_by").fetchall()[0][0] == [code]:
         return 0
+    recorded = [path for (path,) in con.execute("SELECT DISTINCT path FROM source_files ORDER BY path").fetchall()]
+    skipped = [path for path in recorded if is_skipped(path)]
     paths = [path for (path,) in con.execute("SELECT DISTINCT path FROM current_source_files WHERE path NOT IN "
                                              "(SELECT path FROM pending_rereads) ORDER BY path").fetchall()
-             if data_dir.joinpath(path).is_file()]
+             if not is_skipped(path) and data_dir.joinpath(path).is_file()]
     with transaction(con):
+        if skipped:
+            con.execute("DELETE FROM pending_rereads WHERE list_contains($paths, path)", {"paths": skipped})
+            ids = [file for (file,) in con.execute(_LOADED_NOTHING_SQL, {"paths": skipped}).fetchall()]
+            con.execute("DELETE FROM rejected_rows WHERE list_contains($ids, file_id)", {"ids": ids})
+            con.execute("DELETE FROM source_files WHERE list_contains($ids, file_id)", {"ids": ids})
+            pending.mark_unpublished(con)
         con.execute("INSERT INTO pending_rereads SELECT unnest($paths::VARCHAR[])", {"paths": paths})
         con.execute("DELETE FROM ingest_read_by")
         con.execute("INSERT INTO ingest_read_by VALUES (?)", [code])
@@ -297,6 +310,8 @@ _UNOPENED_SINCE_READ_SQL = """
     QUALIFY upload_seq > coalesce(max(upload_seq) FILTER (WHERE NOT starts_with(sha256, $unopenable))
                                   OVER (PARTITION BY path), 0)
 """
+# The versions of $paths that loaded no row.
+_LOADED_NOTHING_SQL = "SELECT file_id FROM source_files WHERE list_contains($paths, path) AND rows_loaded = 0"
 _REREADS_SQL = "SELECT path, sha256 FROM current_source_files WHERE path IN (SELECT path FROM pending_rereads)"
 # Every version's path and bytes (a native export's sha256 without its mapping's), and whether it loaded a row, in
 # upload order; not those that could not be opened.

@@ -85,6 +85,26 @@ def test_schedule_keys_come_from_the_tick_in_the_state_time_zone(monkeypatch):
         importlib.reload(schedules)
 
 
+def test_the_current_month_of_the_partitions_is_the_states(monkeypatch):
+    """The last partition, which bounds `jc-pipeline run --from/--to` and the roll-up's months, is the state's
+    current month: at 02:00 on January 1 in Guam (16:00 UTC on December 31) January has begun there, and not in Los
+    Angeles (helper-47: in UTC's month, Guam's run refused the month begun)."""
+    from dagster._core.definitions.partitions.context import partition_loading_context
+
+    from jc_pipeline.defs import partitions
+
+    instant = datetime(2026, 12, 31, 16, 0, tzinfo=timezone.utc)
+    try:
+        for zone, current in (("Pacific/Guam", "2027-01-01"), ("America/Los_Angeles", "2026-12-01")):
+            monkeypatch.setenv("JC_TIMEZONE", zone)
+            months = importlib.reload(partitions).period_months
+            with partition_loading_context(effective_dt=instant):
+                assert months.get_last_partition_key() == current, zone
+    finally:
+        monkeypatch.delenv("JC_TIMEZONE")
+        importlib.reload(partitions)
+
+
 def test_the_nightly_freshness_is_the_ingests_which_runs_every_night(tmp_path, monkeypatch):
     """A missed night shows as a stale `source_files` at 07:00 state time: the nightly ingest materializes it every
     night, quiet or not. The roll-up's and the publish's assets, which a quiet night leaves as they are, carry no

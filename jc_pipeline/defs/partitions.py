@@ -1,6 +1,8 @@
 """Partitions: the month in which a report period starts (DESIGN §4).
 Monthly datapoints land in their month, annual and fiscal-year datapoints in their first month, so one scheme
-covers every frequency. The current month exists (end_offset=1) so that early deliveries are checked, not lost.
+covers every frequency. The current month exists (end_offset=1) so that early deliveries are checked, not lost;
+it is the state's (JC_TIMEZONE), as the nightly schedule's: in UTC's, Guam's `jc-pipeline run --from` the morning
+of the 1st refused the month begun (helper-47).
 """
 
 
@@ -10,8 +12,10 @@ from datetime import date
 import dagster as dg
 
 from jc_pipeline.lib.periods import FIRST_PERIOD
+from jc_pipeline.lib.state_clock import state_timezone
 
-period_months = dg.MonthlyPartitionsDefinition(start_date=FIRST_PERIOD.isoformat(), end_offset=1)
+period_months = dg.MonthlyPartitionsDefinition(start_date=FIRST_PERIOD.isoformat(), end_offset=1,
+                                               timezone=state_timezone())
 
 
 def months_of(context: dg.AssetExecutionContext) -> list[date]:

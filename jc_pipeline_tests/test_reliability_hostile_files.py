@@ -4,6 +4,7 @@ in bounded time and memory, while a good file delivered next to it loads complet
 from __future__ import annotations
 
 import os
+import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date
@@ -333,7 +334,7 @@ def test_workbook_formulas_use_the_cached_value_and_dates_are_not_numbers(wareho
 # --- paths: symlinks, odd names, agencies not in the roster ------------------------------------------------------
 
 
-def test_symlinks_are_never_followed(warehouse, tmp_path):
+def test_symlinks_are_never_followed(warehouse, tmp_path, monkeypatch):
     outside = tmp_path / "outside"
     deliver_csv(outside, "le", "LAW_ENFORCEMENT", "reported_crime.csv", [["year", "month", "value"], [2023, 1, 99]])
     secret = outside / "inbox" / "le" / "LAW_ENFORCEMENT" / "reported_crime.csv"
@@ -343,13 +344,18 @@ def test_symlinks_are_never_followed(warehouse, tmp_path):
     (inbox / "da").symlink_to(outside / "inbox" / "le")  # an agency folder link
     (inbox / "le" / "PROSECUTION").symlink_to(secret.parent)  # a sector folder link
     os.mkfifo(inbox / "le" / "LAW_ENFORCEMENT" / "use_of_force.csv")  # would block a plain open() forever
-    ingest_beside_good(warehouse, seconds=10)
+    monkeypatch.chdir(inbox / "le" / "LAW_ENFORCEMENT")  # a socket's path must be short: bound relative to here
+    with socket.socket(socket.AF_UNIX) as listening:
+        listening.bind("staff.csv")
+        ingest_beside_good(warehouse, seconds=10)
     files = outcome(warehouse)
     for path in ("inbox/le/LAW_ENFORCEMENT/calls_for_service.csv", "inbox/le/LAW_ENFORCEMENT/linked_folder",
                  "inbox/da", "inbox/le/PROSECUTION"):
         assert files[path][:4] == ("UNREADABLE", 0, 0, 0) and "symbolic link" in files[path][4], path
     assert files["inbox/le/LAW_ENFORCEMENT/use_of_force.csv"][0] == "UNREADABLE"
     assert "not a regular file" in files["inbox/le/LAW_ENFORCEMENT/use_of_force.csv"][4]
+    assert files["inbox/le/LAW_ENFORCEMENT/staff.csv"][:4] == ("UNREADABLE", 0, 0, 0)
+    assert "it is a socket, not a file; deliver a plain file" in files["inbox/le/LAW_ENFORCEMENT/staff.csv"][4]
     assert 99.0 not in warehouse.metrics()["value"].to_list()  # the bytes behind the links were never read
     assert_good_loaded(warehouse)
 

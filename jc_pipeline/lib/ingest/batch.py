@@ -343,7 +343,9 @@ def _unopenable(exc: OSError) -> str:
     """Why a delivered file cannot be opened, and what to do about it."""
     fix = {errno.EACCES: "check its permissions", errno.EPERM: "check its permissions",
            errno.ENAMETOOLONG: "shorten the names of its folders or its own name",
-           errno.ELOOP: "deliver the file itself, not a link to it"}.get(exc.errno, "")
+           errno.ELOOP: "deliver the file itself, not a link to it",
+           # What opening a socket gives (helper-48: the bare "No such device or address" named no fix).
+           errno.ENXIO: "it is a socket, not a file; deliver a plain file"}.get(exc.errno, "")
     return f"the file cannot be opened: {exc.strerror}" + (f"; {fix}" if fix else "")
 
 

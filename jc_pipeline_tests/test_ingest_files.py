@@ -340,6 +340,7 @@ def test_unreadable_files_never_stop_the_others(warehouse):
     inbox_path(warehouse.data_dir, "le", "LAW_ENFORCEMENT", "random.xlsx").write_bytes(os.urandom(3000))
     inbox_path(warehouse.data_dir, "le", "LAW_ENFORCEMENT", "empty.csv").write_bytes(b"")
     inbox_path(warehouse.data_dir, "le", "LAW_ENFORCEMENT", "notes.txt").write_text("hello")
+    inbox_path(warehouse.data_dir, "le", "LAW_ENFORCEMENT", "use_of_force.csv ").write_bytes(csv_bytes(ARRESTS))
     inbox_path(warehouse.data_dir, "le", "LAW_ENFORCEMENT", "locked.xlsx").write_bytes(encrypted_ooxml())
     inbox_path(warehouse.data_dir, "le", "LAW_ENFORCEMENT", "text.xlsx").write_bytes(csv_bytes(ARRESTS))
     inbox_path(warehouse.data_dir, "le", "LAW_ENFORCEMENT", "binary.csv").write_bytes(b"\x00\x01\x02" * 100)
@@ -358,14 +359,15 @@ def test_unreadable_files_never_stop_the_others(warehouse):
         "arrests.csv": ("INGESTED", 2, 2, 0), "binary.csv": ("UNREADABLE", 0, 0, 0),
         "empty.csv": ("UNREADABLE", 0, 0, 0), "locked.xlsx": ("UNREADABLE", 0, 0, 0),
         "notes.txt": ("UNREADABLE", 0, 0, 0), "random.xlsx": ("UNREADABLE", 0, 0, 0),
-        "text.xlsx": ("UNREADABLE", 0, 0, 0),
+        "text.xlsx": ("UNREADABLE", 0, 0, 0), "use_of_force.csv ": ("UNREADABLE", 0, 0, 0),
     }
-    assert report.files_unreadable == 6 and report.rows_loaded == 2
+    assert report.files_unreadable == 7 and report.rows_loaded == 2
     reasons = dict(warehouse.table("source_files").select(
         pl.col("path").str.split("/").list.last(), "reason").iter_rows())
     assert "password-protected" in reasons["locked.xlsx"]
     assert "empty" in reasons["empty.csv"]
-    assert "not read" in reasons["notes.txt"]
+    assert "'.txt' files are not read" in reasons["notes.txt"]
+    assert "ends with a space after '.csv'; rename the file to 'use_of_force.csv'" in reasons["use_of_force.csv "]
     assert "looks like text" in reasons["text.xlsx"]
     assert all(reason.startswith("inbox/le/LAW_ENFORCEMENT/") for name, reason in reasons.items()
                if name != "arrests.csv")

@@ -335,6 +335,15 @@ def _folders(path: str, content: str) -> tuple[str, str, str, str] | None:
     return parts[1].lower(), parts[2].upper(), named, content
 
 
+def _unsupported(name: str) -> str:
+    """Why a file of this name is not read (F1), and what to deliver."""
+    suffix = Path(name).suffix
+    if suffix != suffix.strip() and suffix.strip().lower() in (*WORKBOOK_EXTENSIONS, ".csv"):
+        # A space after the extension cannot be seen in a listing (helper-48): say it.
+        return f"the name ends with a space after '{suffix.strip()}'; rename the file to '{name.strip()}'"
+    return f"'{suffix or name}' files are not read; deliver .xlsx, .xls or .csv files"
+
+
 def _is_folder(path: Path) -> bool:
     return path.is_dir() and not path.is_symlink()
 
@@ -461,9 +470,7 @@ class _Parser:
             self.native.parse(index, file, data)
             return
         if route is _Route.UNSUPPORTED:
-            self.file_findings.append((index, None, None, None, file.name, "F1", "ERROR",
-                                       f"'{Path(file.name).suffix or file.name}' files are not read; "
-                                       f"deliver .xlsx, .xls or .csv files"))
+            self.file_findings.append((index, None, None, None, file.name, "F1", "ERROR", _unsupported(file.name)))
             return
         plain = plain_csv(data) if data is not None and route is _Route.CSV else None
         if plain is not None:

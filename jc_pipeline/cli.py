@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import errno
+import os
 import re
 import shlex
 import sys
@@ -221,10 +222,18 @@ def main(argv: list[str] | None = None) -> int:
         print("interrupted", file=sys.stderr)
         return 130
     except Exception as error:  # the CLI's promise: a message that names the problem, not a traceback
-        way_out = _way_out(args, error)
-        print(f"jc-pipeline {args.command}: {str(error).rstrip('.') if way_out else error}{way_out}", file=sys.stderr)
+        print(_message(args, error), file=sys.stderr)
         return 1
     return 0
+
+
+def _message(args: argparse.Namespace, error: Exception) -> str:
+    """What the command says of an error: its words, without the statement and parameters SQLAlchemy appends to an
+    error of Dagster's instance (helper-49: a full DAGSTER_HOME quoted the INSERT of the run's events), and the way
+    out (:func:`_way_out`)."""
+    words = str(error).split("\n[SQL:", 1)[0]
+    way_out = _way_out(args, error)
+    return f"jc-pipeline {args.command}: {words.rstrip('.') if way_out else words}{way_out}"
 
 
 def _way_out(args: argparse.Namespace, error: Exception) -> str:
@@ -243,12 +252,25 @@ def _way_out(args: argparse.Namespace, error: Exception) -> str:
                 "command again (nothing already loaded is lost)")
     if code not in (errno.EACCES, errno.EPERM, errno.EROFS):
         return ""
+    home, path = os.environ.get("DAGSTER_HOME"), _path_of(error)  # the run's instance: runner.use_instance sets it
+    if home and path and Path(path).is_relative_to(home):
+        # helper-49: a DAGSTER_HOME of its own, read-only, was blamed on the data directory.
+        return f"; run it as a user who may write to DAGSTER_HOME ({home}), or point DAGSTER_HOME at such a folder"
     if "out" in args:
         return "; give --out a folder you may write to, or run it as a user who may write there"
     return "; run it as a user who may write to the data directory"
 
 
+def _path_of(error: Exception) -> str | None:
+    """The path an OSError names, or a step's error quotes (``[Errno 13] Permission denied: '/x'``)."""
+    if isinstance(error, OSError):
+        return error.filename if isinstance(error.filename, str) else None
+    found = _PATH_IN_TEXT.search(str(error))
+    return found[1] if found else None
+
+
 _ERRNO_IN_TEXT = re.compile(r"\[Errno (\d+)\]")
+_PATH_IN_TEXT = re.compile(r"\[Errno \d+\] [^:]*: '([^']+)'")
 
 
 if __name__ == "__main__":

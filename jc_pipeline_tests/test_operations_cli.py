@@ -342,7 +342,7 @@ def test_ctrl_c_during_a_step_says_interrupted_and_the_next_run_finishes(tmp_pat
     assert (data / "warehouse.duckdb").is_file()
 
 
-def test_a_full_disk_or_a_folder_it_may_not_write_gets_the_way_out_also_from_a_run_step():
+def test_a_full_disk_or_a_folder_it_may_not_write_gets_the_way_out_also_from_a_run_step(monkeypatch):
     """The hint follows the error whether the command met it or a step of its run did (review: a read-only
     reports folder gave `run` only the step's "[Errno 30] ... .partial" and "Fix what the message names"; SQLite's
     "database or disk is full" from the instance, no hint at all)."""
@@ -361,5 +361,26 @@ def test_a_full_disk_or_a_folder_it_may_not_write_gets_the_way_out_also_from_a_r
     read_only = RunFailed("Dagster run r (publish_job) failed:\n  step agency_feedback: [Errno 30] Read-only file "
                           "system: '/d/reports/agencies/a.xlsx.partial' (OSError)")
     assert _way_out(run, read_only) == "; run it as a user who may write to the data directory"
+    # helper-49: a read-only DAGSTER_HOME of its own was blamed on the data directory.
+    monkeypatch.setenv("DAGSTER_HOME", "/srv/dagster")
+    assert _way_out(run, read_only) == "; run it as a user who may write to the data directory"
+    instance = PermissionError(errno.EACCES, "Permission denied", "/srv/dagster/.dagster.yaml.c3rubh4r")
+    assert "who may write to DAGSTER_HOME (/srv/dagster)" in _way_out(run, instance)
+    assert "who may write to DAGSTER_HOME" in _way_out(run, RunFailed(f"step x: {instance} (PermissionError)"))
     assert _way_out(report, OSError(errno.EROFS, "Read-only file system")).startswith("; give --out a folder")
     assert _way_out(run, RunFailed("step x: [Errno 2] No such file or directory: 'a' (FileNotFoundError)")) == ""
+
+
+def test_an_error_of_dagsters_instance_is_said_without_its_sql():
+    """helper-49: a full DAGSTER_HOME's error quoted SQLAlchemy's INSERT and its parameters (the run's event)."""
+    import sqlite3
+
+    import sqlalchemy.exc
+
+    from jc_pipeline.cli import _message, _parser
+
+    full = sqlalchemy.exc.OperationalError("INSERT INTO event_logs (run_id, event) VALUES (?, ?)", ("r", "{...}"),
+                                           sqlite3.OperationalError("database or disk is full"))
+    said = _message(_parser().parse_args(["run"]), full)
+    assert said.startswith("jc-pipeline run: (sqlite3.OperationalError) database or disk is full; the disk is full")
+    assert "INSERT" not in said and "parameters" not in said and "\n" not in said

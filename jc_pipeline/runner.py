@@ -340,8 +340,9 @@ def run_pipeline(
         orphans = end_orphaned_runs(instance, home)
         if orphans:
             echo(
-                f"[0/3] {len(orphans)} run(s) left unfinished by a jc-pipeline process that died marked failed "
-                f"({', '.join(orphans)}); this run redoes their work"
+                # Also a run whose end Dagster could not record (helper-49: a DAGSTER_HOME full that night).
+                f"[0/3] {len(orphans)} run(s) a jc-pipeline process left unfinished (it died, or could not record "
+                f"their end) marked failed ({', '.join(orphans)}); this run redoes their work"
             )
         run_tags = {LAUNCHED_BY_TAG: LAUNCHED_BY_CLI, RUNNER_TAG: runner}
         config = {**_QUIET_CONSOLE, **(run_config or {})}

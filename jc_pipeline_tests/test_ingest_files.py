@@ -558,6 +558,24 @@ def test_copies_are_found_in_the_night_they_arrive_and_a_revert_is_an_edit(wareh
     assert warehouse.metrics().filter(jan)["value"].to_list() == [10.0]
 
 
+def test_a_workbook_copied_the_same_night_goes_to_calamine_once(warehouse, monkeypatch):
+    """helper-51: a renamed copy of a workbook read the same night was handed to calamine's worker too, and its
+    reading dropped as a DUPLICATE's."""
+    from jc_pipeline.lib.calamine import WorkbookReader
+
+    handed: list[str] = []
+    submit = WorkbookReader.submit
+    monkeypatch.setattr(WorkbookReader, "submit", lambda self, source: handed.append(source) or submit(self, source))
+    book = deliver_xlsx(warehouse.data_dir, "le", "LAW_ENFORCEMENT", "arrests.xlsx", {"arrests": ARRESTS})
+    inbox_path(warehouse.data_dir, "le", "LAW_ENFORCEMENT", "arrests (1).xlsx").write_bytes(book.read_bytes())
+    other = deliver_xlsx(warehouse.data_dir, "le", "LAW_ENFORCEMENT", "arrests_2024.xlsx",
+                         {"arrests": [["year", "month", "value"], [2024, 1, 7]]})
+    report = warehouse.ingest()
+    assert sorted(handed) == sorted([book.read_bytes(), other.read_bytes()]) and report.files_duplicate == 1
+    assert files(warehouse)["arrests (1).xlsx"][0] == "DUPLICATE"
+    assert files(warehouse)["arrests.xlsx"][:3] == ("INGESTED", 2, 2)
+
+
 def test_a_version_keeps_when_it_was_received(warehouse):
     """helper-50: read again in place (a roster change, an upgrade), a version took the file's later modification
     time, and a month sent while it ran passed period_not_in_future; a file dated ahead of the clock is received

@@ -398,9 +398,12 @@ def _read_ahead(inbox: list[InboxFile], known: Mapping[str, str], deliveries: _D
                 workbooks: WorkbookReader) -> Iterator[_Fetched | None]:
     """The ``inbox`` files hashed, in order (None for a file gone since the scan), up to :data:`READ_AHEAD_FILES`
     files or :data:`READ_AHEAD_BYTES` ahead of the one yielded; each workbook to be read is handed to ``workbooks``
-    when hashed, so calamine reads it in its worker while this process turns the files before it into rows."""
+    when hashed, so calamine reads it in its worker while this process turns the files before it into rows. A
+    workbook with the bytes of one handed already in its folder is not (helper-51: its reading was then dropped as a
+    DUPLICATE's); read after all, it would be read by its turn."""
     window: deque[_Fetched | None] = deque()
     held = 0
+    handed: set[tuple[str, str, str, str]] = set()  # _folders keys of the workbooks handed
     for file in inbox:
         try:
             content, data = fingerprint(file)
@@ -412,9 +415,12 @@ def _read_ahead(inbox: list[InboxFile], known: Mapping[str, str], deliveries: _D
             sha, claimed = native.version(file, content)  # a native export's version includes its mapping's
             route = _route(file, claimed)
             workbook = None
+            key = _folders(file.path, content)
             if (route is _Route.WORKBOOK and known.get(file.path) != sha
-                    and deliveries.first_of(file, content) is None):  # a copy is not read
+                    and deliveries.first_of(file, content) is None and key not in handed):  # a copy is not read
                 workbook = PendingWorkbook(file.absolute, data, workbooks)
+                if key is not None:
+                    handed.add(key)
             window.append(_Fetched(file, content, data, sha, None, route, workbook))
             held += len(data) if data is not None else 0
         while len(window) > READ_AHEAD_FILES or held > READ_AHEAD_BYTES:

@@ -399,9 +399,9 @@ def run_pipeline(
                      f"the folder (moved, renamed or copied): not read again, their numbers count from there "
                      f"(source_files: DUPLICATE)")
             if ingested.get("files_kept"):
-                first = ingested["kept"][0]
+                example = ingested["kept"][0]  # not `first`: the run's first month (helper-52: backfills failed)
                 echo(f"      {ingested['files_kept']} export(s) keep what they loaded, not read again: e.g. "
-                     f"{first['path']}: {first['why']}; fix the mapping (docs/mappings.md), or withdraw the export "
+                     f"{example['path']}: {example['why']}; fix the mapping (docs/mappings.md), or withdraw the export "
                      f"(docs/operations.md)")
             if ingested.get("files_withdrawn") or ingested.get("files_restored"):
                 echo(f"      withdrawals.csv: {ingested.get('files_withdrawn', 0)} file version(s) withdrawn, "

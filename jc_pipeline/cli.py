@@ -97,7 +97,7 @@ def _demo_data(args: argparse.Namespace, layout: DataLayout) -> None:
 
 def _run(args: argparse.Namespace, layout: DataLayout) -> None:
     from jc_pipeline.defs.partitions import period_months
-    from jc_pipeline.runner import run_pipeline
+    from jc_pipeline.runner import run_pipeline, ui_command
 
     # Months without a partition: Dagster failed the run on an invariant (before 2000) or recorded months that do
     # not exist yet (after the current one).
@@ -131,7 +131,7 @@ def _run(args: argparse.Namespace, layout: DataLayout) -> None:
     print(f"state report:        {layout.reports / 'state' / 'index.html'}")
     print(f"data-quality report: {layout.reports / 'data_quality' / 'index.html'}")
     print(f"agency feedback:     {layout.reports / 'agencies'}/<agency_id>.xlsx")
-    print("Dagster UI:          make dev, then http://127.0.0.1:3000")
+    print(f"Dagster UI:          {ui_command(layout)}, then http://127.0.0.1:3000")
 
 
 def _status(args: argparse.Namespace, layout: DataLayout) -> None:

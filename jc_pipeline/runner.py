@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import resource
+import shlex
 import shutil
 import socket
 import tempfile
@@ -236,9 +237,17 @@ def load_definitions(layout: DataLayout) -> dg.Definitions:
     return defs()
 
 
-def failure_message(outcome: RunOutcome, job_name: str) -> str:
+def ui_command(layout: DataLayout) -> str:
+    """The command, run in the repository, that opens this data directory's instance in the Dagster UI (helper-52:
+    a bare `make dev` opened ./data's instance, where the runs of another data directory are not)."""
+    command = f"make dev DATA_DIR={shlex.quote(str(layout.root))}"
+    home = instance_home(layout)
+    return command if home == layout.dagster_home else f"{command} DAGSTER_HOME={shlex.quote(str(home))}"
+
+
+def failure_message(outcome: RunOutcome, job_name: str, ui: str) -> str:
     """Which steps failed and the error each raised (the innermost cause: the one that names the input), without
-    Dagster's wrapper exceptions or stack traces."""
+    Dagster's wrapper exceptions or stack traces; ``ui``: :func:`ui_command`."""
     problems: list[str] = []
     for event in outcome.all_events:
         if event.is_step_failure:
@@ -251,7 +260,7 @@ def failure_message(outcome: RunOutcome, job_name: str) -> str:
     return (
         f"Dagster run {outcome.run_id} ({job_name}) failed:\n{detail}\n"
         "Fix what the message names and run `jc-pipeline run` again: files already ingested are not read twice, and "
-        f"the months not yet rolled up are picked up again. Full event log: `make dev`, then Runs > {outcome.run_id} "
+        f"the months not yet rolled up are picked up again. Full event log: `{ui}`, then Runs > {outcome.run_id} "
         "(a run this command started cannot be re-executed from the UI: run the command again)."
     )
 
@@ -358,8 +367,8 @@ def run_pipeline(
                 echo(f"      freed the warehouse's slot that Dagster run {run_id} kept after it ended")
             for holder in pool_holders(instance):
                 echo(f"      waiting for the warehouse: Dagster run {holder} holds it. If that run's process is gone, "
-                     f"end it in the UI (make dev, then Runs > the run > Terminate, forcing it), then stop this run "
-                     f"(Ctrl-C) and start it again: it frees the slot an ended run kept")
+                     f"end it in the UI ({ui_command(layout)}, then Runs > the run > Terminate, forcing it), then "
+                     f"stop this run (Ctrl-C) and start it again: it frees the slot an ended run kept")
             outcome = launch(definitions, job_name, job_config, {**run_tags, **(tags or {})}, instance)
             seconds = time.perf_counter() - began
             summary.seconds[job_name] = summary.seconds.get(job_name, 0.0) + seconds
@@ -367,7 +376,7 @@ def run_pipeline(
             if not outcome.success:
                 if _interrupted(outcome):
                     raise KeyboardInterrupt  # Ctrl-C during a step: the command's "interrupted", exit code 130
-                raise RunFailed(failure_message(outcome, job_name))
+                raise RunFailed(failure_message(outcome, job_name, ui_command(layout)))
             return outcome
 
         started = time.perf_counter()
@@ -419,8 +428,8 @@ def run_pipeline(
             whole = pending.whole_months(con)
             if whole:
                 echo(f"      {len(whole)} month(s) with data ({whole[0]:%Y-%m} .. {whole[-1]:%Y-%m}) are rebuilt for "
-                     f"every agency: the roster, its settings, the metric registry or the roll-up's rules changed, or a "
-                     f"backfill stopped before its roll-up")
+                     f"every agency: the roster, its settings, the metric registry, the roll-up's rules or "
+                     f"withdrawals.csv changed, or a backfill stopped before its roll-up")
             unpublished = pending.generations(con).unpublished
             # A nightly run is one roll-up from the first to the last of these months, however far apart: it
             # rebuilds only the months with work and in them only their agencies (`pending.pending_rebuilds`),

@@ -75,12 +75,12 @@ def _print_runs(layout: DataLayout) -> None:
 def _print_recent_runs(layout: DataLayout) -> None:
     import dagster as dg
 
-    from jc_pipeline.runner import open_instance, pool_holders
+    from jc_pipeline.runner import open_instance, pool_holders, ui_command
 
     with open_instance(layout) as instance:
         home = instance.root_directory
         runs = instance.get_runs(limit=RECENT_RUNS)
-        print(f"Dagster instance {home} (open it in the UI with `make dev`)")
+        print(f"Dagster instance {home} (open it in the UI with `{ui_command(layout)}`)")
         print(f"\nrecent runs (newest first, {RECENT_RUNS} at most):")
         if not runs:
             print("  (none yet: run `jc-pipeline run`)")

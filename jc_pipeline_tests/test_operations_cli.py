@@ -384,3 +384,19 @@ def test_an_error_of_dagsters_instance_is_said_without_its_sql():
     said = _message(_parser().parse_args(["run"]), full)
     assert said.startswith("jc-pipeline run: (sqlite3.OperationalError) database or disk is full; the disk is full")
     assert "INSERT" not in said and "parameters" not in said and "\n" not in said
+
+
+def test_the_ui_command_opens_the_instance_of_the_data_directory_it_ran_on(tmp_path, monkeypatch):
+    """helper-52: every message said a bare `make dev`, which opens ./data's instance, not the one of the data
+    directory (or DAGSTER_HOME) the command ran on, where its runs are."""
+    from jc_pipeline.runner import ui_command
+
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    layout = DataLayout.from_env(str(tmp_path / "state"))
+    command = shlex.split(ui_command(layout))
+    assert command == ["make", "dev", f"DATA_DIR={layout.root}"]
+    planned = subprocess.run([*command[:2], "--dry-run", *command[2:]], cwd=REPO, capture_output=True, text=True,
+                             check=True).stdout
+    assert f"cd {layout.dagster_home} && " in planned and f"JC_DATA_DIR={layout.root} " in planned
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "instance"))
+    assert shlex.split(ui_command(layout))[3] == f"DAGSTER_HOME={tmp_path / 'instance'}"

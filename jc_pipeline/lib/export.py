@@ -50,6 +50,7 @@ EXPORTABLE: tuple[str, ...] = (
     "metric_categories",
     "agency_metrics",
     "source_files",
+    "current_source_files",
     "rejected_rows",
     "validation_results",
 )

@@ -87,7 +87,7 @@ class IngestReport:
     files_changed: int
     files_unchanged: int
     files_unreadable: int
-    files_reread: int
+    files_reread: int  # read again in place; a copy read again in place counts as files_duplicate, as a new one does
     files_arriving: int
     rows_total: int
     rows_loaded: int
@@ -426,7 +426,7 @@ def write_batch(con: duckdb.DuckDBPyConnection, batch: IngestBatch) -> IngestRep
         files_changed=files.filter((pl.col("change") == "changed") & (pl.col("status") != DUPLICATE)).height,
         files_unchanged=batch.files_unchanged,
         files_unreadable=files.filter(pl.col("status") == UNREADABLE).height,
-        files_reread=files.filter(pl.col("change") == REREAD).height,
+        files_reread=files.filter((pl.col("change") == REREAD) & (pl.col("status") != DUPLICATE)).height,
         files_arriving=batch.files_arriving,
         rows_total=int(files["rows_total"].sum()),
         rows_loaded=int(files["rows_loaded"].sum()),

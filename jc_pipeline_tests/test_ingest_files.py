@@ -577,6 +577,30 @@ def test_a_workbook_copied_the_same_night_goes_to_calamine_once(warehouse, monke
     assert files(warehouse)["arrests.xlsx"][:3] == ("INGESTED", 2, 2)
 
 
+def test_another_agencys_file_is_read_and_named(warehouse):
+    """helper-48: the bytes another agency delivered, sent into this agency's folder, replaced its numbers without a
+    word. Read as usual, with an F10 warning naming the first path; the first agency's file has none."""
+    funding = [["year", "value"], [2023, 1000]]
+    first = deliver_csv(warehouse.data_dir, "fy_jail", "JAILS", "funding.csv", funding)
+    same = deliver_csv(warehouse.data_dir, "tx_jail", "JAILS", "funding.csv", funding)
+    touch_later(same, 60)
+    warehouse.ingest()
+    outcome = {path: (status, loaded) for path, status, loaded in warehouse.table("source_files").select(
+        "path", "status", "rows_loaded").iter_rows()}
+    assert set(outcome.values()) == {("INGESTED", 1)}
+    found = warehouse.con.execute(
+        "SELECT f.path, r.rule, r.severity, r.row_number, r.message FROM rejected_rows r JOIN source_files f "
+        "USING (file_id)").fetchall()
+    first_path, same_path = (str(p.relative_to(warehouse.data_dir)) for p in (first, same))
+    assert found == [(same_path, "F10", "WARNING", None, f"the same bytes as {first_path}, which agency 'fy_jail' "
+                                                         f"delivered: its numbers are read as this agency's")]
+    same.write_bytes(csv_bytes([["year", "value"], [2023, 7]]))  # the agency's own numbers: no warning
+    touch_later(same, 120)
+    warehouse.ingest()
+    assert {rule for (rule,) in warehouse.con.execute(
+        "SELECT rule FROM rejected_rows JOIN current_source_files USING (file_id)").fetchall()} == set()
+
+
 def test_a_version_keeps_when_it_was_received(warehouse):
     """helper-50: read again in place (a roster change, an upgrade), a version took the file's later modification
     time, and a month sent while it ran passed period_not_in_future; a file dated ahead of the clock is received

@@ -281,7 +281,8 @@ def read_inbox_batches(data_dir: Path, known: Mapping[str, str], roster: Roster,
             elif first is not None:
                 parser.duplicate(file, sha, change, first)
             else:
-                parser.parse(file, sha, fetched.data, change, fetched.route, fetched.workbook)
+                parser.parse(file, sha, fetched.data, change, fetched.route, fetched.workbook,
+                             deliveries.of_another_agency(file, fetched.content) if fetched.content else None)
                 read += file.size
             if fetched.content is not None and kept is None:
                 deliveries.add(file.path, fetched.content, loaded=first is None)
@@ -299,6 +300,7 @@ class _Deliveries:
 
     def __init__(self, versions: Iterable[tuple[str, str, bool]]) -> None:
         self.first: dict[tuple[str, str, str, str], str] = {}
+        self.anywhere: dict[str, str] = {}  # bytes -> the first path below a sector folder to deliver them
         self.latest: dict[str, str] = {}
         self.earlier: set[tuple[str, str]] = set()
         for path, content, loaded in versions:
@@ -309,6 +311,7 @@ class _Deliveries:
         key = _folders(path, content)
         if key is not None and loaded:
             self.first.setdefault(key, path)
+            self.anywhere.setdefault(content, path)
         before = self.latest.get(path)
         if before is not None and before != content:
             self.earlier.add((path, before))
@@ -321,6 +324,15 @@ class _Deliveries:
         key = _folders(file.path, content)
         first = self.first.get(key) if key is not None else None
         return first if first not in (None, file.path) and (file.path, content) not in self.earlier else None
+
+    def of_another_agency(self, file: InboxFile, content: str) -> str | None:
+        """The path below another agency's folder that delivered ``file``'s bytes first, if one did (F10)."""
+        first = self.anywhere.get(content)
+        return first if first is not None and _agency_folder(first) != _agency_folder(file.path) else None
+
+
+def _agency_folder(path: str) -> str:
+    return path.split("/", 2)[1].lower()
 
 
 def _folders(path: str, content: str) -> tuple[str, str, str, str] | None:
@@ -463,9 +475,15 @@ class _Parser:
         self.duplicates[self._add_file(file, sha, change)] = first
 
     def parse(self, file: InboxFile, sha: str, data: bytes | None, change: str, route: _Route,
-              workbook: PendingWorkbook | None) -> None:
-        """Collect the file's sheets and rows (``workbook``: the file handed to calamine's worker already)."""
+              workbook: PendingWorkbook | None, elsewhere: str | None = None) -> None:
+        """Collect the file's sheets and rows (``workbook``: the file handed to calamine's worker already;
+        ``elsewhere``: the path below another agency's folder that delivered these bytes first, F10)."""
         index = self._add_file(file, sha, change)
+        if elsewhere is not None:
+            # helper-48: another agency's file delivered here replaced this agency's numbers without a word.
+            self.file_findings.append((index, None, None, None, file.name, "F10", "WARNING",
+                                       f"the same bytes as {elsewhere}, which agency '{elsewhere.split('/')[1]}' "
+                                       f"delivered: its numbers are read as this agency's"))
         path = file.absolute  # built once: a Path costs microseconds, and a state sends thousands of files
         if route is _Route.SYMLINK:
             self.file_findings.append((index, None, None, None, file.name, "F8", "ERROR",

@@ -38,6 +38,9 @@ _RULES = (
     Rule("F8", ERROR, "File in the wrong inbox folder",
          "Deliver files to inbox/<agency_id>/<SECTOR>/ where agency_id is in agencies.csv and SECTOR is one of "
          "the agency's sectors."),
+    Rule("F10", WARNING, "Same file as another agency's",
+         "Check that the file holds this agency's own numbers; if it is the other agency's, withdraw it "
+         "(withdrawals.csv) and deliver this agency's."),
     # --- sheet level: every data row of the sheet is rejected with the rule ---------------------------------
     Rule("F2", ERROR, "Invalid sheet name",
          "Rename the sheet to one of the sheet names of the sector (see the message), or delete the sheet."),

@@ -282,7 +282,8 @@ def read_inbox_batches(data_dir: Path, known: Mapping[str, str], roster: Roster,
                 parser.duplicate(file, sha, change, first)
             else:
                 parser.parse(file, sha, fetched.data, change, fetched.route, fetched.workbook,
-                             deliveries.of_another_agency(file, fetched.content) if fetched.content else None)
+                             deliveries.of_another_agency(file, fetched.content, roster)
+                             if fetched.content is not None and file.sector is not None else None)
                 read += file.size
             if fetched.content is not None and kept is None:
                 deliveries.add(file.path, fetched.content, loaded=first is None)
@@ -325,14 +326,16 @@ class _Deliveries:
         first = self.first.get(key) if key is not None else None
         return first if first not in (None, file.path) and (file.path, content) not in self.earlier else None
 
-    def of_another_agency(self, file: InboxFile, content: str) -> str | None:
-        """The path below another agency's folder that delivered ``file``'s bytes first, if one did (F10)."""
+    def of_another_agency(self, file: InboxFile, content: str, roster: Roster) -> str | None:
+        """The path that delivered ``file``'s bytes first in the same sector folder of another agency of ``roster``,
+        if one did (F10; a file of a folder no agency's is refused whole, F8, and needs no other word)."""
         first = self.anywhere.get(content)
-        return first if first is not None and _agency_folder(first) != _agency_folder(file.path) else None
-
-
-def _agency_folder(path: str) -> str:
-    return path.split("/", 2)[1].lower()
+        if first is None:
+            return None
+        _, theirs, sector, _ = first.split("/", 3)
+        ours, other = roster.agency_of_folder(file.agency_id or ""), roster.agency_of_folder(theirs)
+        return first if (ours is not None and other is not None and ours.agency_id != other.agency_id
+                         and sector.upper() == (file.sector or "").upper()) else None
 
 
 def _folders(path: str, content: str) -> tuple[str, str, str, str] | None:

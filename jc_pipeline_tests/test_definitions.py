@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 import dagster as dg
 import pytest
 
-from jc_pipeline.defs.ingest.sensors import file_sha256, inbox_signatures
+from jc_pipeline.defs.ingest.sensors import file_sha256, inbox_signatures, remembered
 from jc_pipeline.defs.normalize.checks import STRUCTURE_CHECK
 from jc_pipeline.lib import validation
 from jc_pipeline.lib.ingest.inbox import SETTLE_SECONDS
@@ -124,8 +124,13 @@ def test_inbox_sensor_requests_one_ingest_run_per_change(defs, tmp_path):
         first = sensor(dg.build_sensor_context(instance=instance, resources=resources))
         assert len(first.run_requests) == 1
         again = sensor(dg.build_sensor_context(instance=instance, resources=resources, cursor=first.cursor))
-        assert not again.run_requests
-        assert json.loads(again.cursor) == json.loads(first.cursor)
+        assert not again.run_requests and again.cursor == first.cursor
+    # helper-53: the map of what the tick saw, kept in the cursor, grew the instance by its size every minute.
+    seen = remembered(tmp_path / "pipeline" / "inbox_sensor", first.cursor)
+    assert len(first.cursor) == 32 and set(seen) == {"A1/JAILS/2024.csv"}
+    with dg.instance_for_test() as instance:  # a cursor of the version before, which held the map itself
+        upgraded = sensor(dg.build_sensor_context(instance=instance, resources=resources, cursor=json.dumps(seen)))
+    assert not upgraded.run_requests and upgraded.cursor == first.cursor
 
 
 def test_inbox_sensor_skips_a_fifo_instead_of_hanging_on_it(defs, tmp_path):
@@ -140,4 +145,5 @@ def test_inbox_sensor_skips_a_fifo_instead_of_hanging_on_it(defs, tmp_path):
     with dg.instance_for_test() as instance:
         resources = {"warehouse": WarehouseResource(data_dir=str(tmp_path))}
         result = sensor(dg.build_sensor_context(instance=instance, resources=resources))
-        assert not result.run_requests and json.loads(result.cursor) == {}
+        assert not result.run_requests
+        assert remembered(tmp_path / "pipeline" / "inbox_sensor", result.cursor) == {}

@@ -4,7 +4,6 @@ directly is not read half-written; nothing is lost, the next run reads it."""
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 
 import dagster as dg
@@ -12,6 +11,7 @@ import duckdb
 import pytest
 
 from jc_pipeline.defs.automation.jobs import ingest_run_config
+from jc_pipeline.defs.ingest.sensors import remembered
 from jc_pipeline.defs.resources import WarehouseResource
 from jc_pipeline.lib.ingest.inbox import SETTLE_SECONDS, scan_inbox, still_arriving
 from jc_pipeline.lib.paths import DataLayout
@@ -91,7 +91,8 @@ def test_the_schedule_and_the_inbox_sensor_wait_for_arriving_files(tmp_path):
                 return sensor.evaluate_tick(context)
 
         waiting = evaluate(None)
-        assert not waiting.run_requests and json.loads(waiting.cursor) == {}  # not remembered: seen anew next tick
+        assert not waiting.run_requests  # not remembered: seen anew next tick
+        assert remembered(tmp_path / "pipeline" / "inbox_sensor", waiting.cursor) == {}
         uploaded_ago(path, SETTLE_SECONDS + 1)
         (request,) = evaluate(waiting.cursor).run_requests
     assert request.run_config == ingest_run_config()

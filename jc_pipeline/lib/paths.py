@@ -50,6 +50,11 @@ class DataLayout:
         return self.root / "pipeline" / "store.duckdb"
 
     @property
+    def inbox_sensor(self) -> Path:
+        """Where the inbox sensor keeps what it saw of each file: one file per cursor, which the tick names."""
+        return self.root / "pipeline" / "inbox_sensor"
+
+    @property
     def reports(self) -> Path:
         return self.root / "reports"
 

@@ -219,6 +219,7 @@ def test_sensor_chain_runs_exactly_the_touched_periods(tmp_path_factory, tmp_pat
             ]
 
         # 1. Deliveries present: one ingest run; the roll-ups cover exactly the months the files touched.
+        publish_cursor = tick(publish_sensor, None).cursor  # a run-status sensor's first tick starts from now
         first = tick(inbox_sensor, None)
         (ingest_request,) = first.run_requests
         run("ingest_job", ingest_request)
@@ -249,6 +250,13 @@ def test_sensor_chain_runs_exactly_the_touched_periods(tmp_path_factory, tmp_pat
             )
         )
         assert isinstance(publish, dg.RunRequest) and publish.run_key == rollup.run_id
+        # A backfill's roll-ups: the last one's publish carries the months of those before it.
+        queued = instance.create_run_for_job(definitions.resolve_job_def("rollup_job"),
+                                             status=dg.DagsterRunStatus.NOT_STARTED, tags=rollup_request.tags)
+        assert publish_sensor(dg.build_run_status_sensor_context(
+            sensor_name="publish_after_rollup_sensor", dagster_event=success, dagster_instance=instance,
+            dagster_run=dagster_run)) is None
+        instance.delete_run(queued.run_id)
         skipped = publish_sensor(
             dg.build_run_status_sensor_context(
                 sensor_name="publish_after_rollup_sensor",
@@ -257,7 +265,7 @@ def test_sensor_chain_runs_exactly_the_touched_periods(tmp_path_factory, tmp_pat
                 dagster_run=dagster_run.with_tags({**dagster_run.tags, LAUNCHED_BY_TAG: LAUNCHED_BY_CLI}),
             )
         )
-        assert isinstance(skipped, dg.SkipReason)
+        assert skipped is None
         ui_backfill = record_copy(
             dagster_run, job_name="__ASSET_JOB", asset_selection=frozenset({dg.AssetKey("state_metrics")})
         )
@@ -280,8 +288,12 @@ def test_sensor_chain_runs_exactly_the_touched_periods(tmp_path_factory, tmp_pat
                     dagster_run=ingest_only,
                 )
             ),
-            dg.SkipReason,
+            type(None),
         )
+        # One tick publishes after the ingest and the roll-up since the last: a run left alone does not end it
+        # (helper-53: a SkipReason did, one run per 30-second tick).
+        (tick_publish,) = tick(publish_sensor, publish_cursor).run_requests
+        assert tick_publish.run_key == rollup.run_id
 
         # 3. Nothing new: no ingest requested, nothing to roll up.
         cursor = first.cursor

@@ -203,8 +203,9 @@ STATE_METRICS = dg.AssetKey("state_metrics")
     request_job=publish_job,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="After each successful roll-up started by a sensor or from the UI (a backfill of the state assets "
-                "included): publishes the analyst warehouse and the reports. Runs of `jc-pipeline run` are left to "
-                "that command, which publishes by itself.",
+                "included): publishes the analyst warehouse and the reports, once for roll-ups that follow each "
+                "other (the last publishes). Runs of `jc-pipeline run` are left to that command, which publishes by "
+                "itself.",
 )
 def publish_after_rollup_sensor(context: dg.RunStatusSensorContext) -> dg.RunRequest | None:
     """Publishes a new analyst warehouse after each successful roll-up: `rollup_job` runs from the sensors or the

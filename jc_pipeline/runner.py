@@ -442,8 +442,12 @@ def run_pipeline(
                 if first is None:  # a range given by its end reaches back to the first month with data
                     empty = pending.months_without_datapoints(con, FIRST_PERIOD, last)
                     first = next((m for m in months_through(FIRST_PERIOD, last) if m not in empty), last)
-                months = sorted(set(months) | set(months_through(first, last)))
+                requested = months_through(first, last)
+                months = sorted(set(months) | set(requested))
                 empty = pending.months_without_datapoints(con, months[0], months[-1])
+                if all(month in empty for month in requested):  # helper-53: a mistyped year looked like success
+                    echo(f"      no upload holds a period starting in {first:%Y-%m} .. {last:%Y-%m}: nothing there "
+                         f"to recompute (a mistyped year?)")
                 ranges = contiguous_ranges(months, empty=empty)
                 tags_of = range_tags
                 # Pending like a roster change's until rolled up: a backfill killed half-way leaves its months to

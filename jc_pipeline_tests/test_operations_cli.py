@@ -213,8 +213,11 @@ def test_backfill_twice_or_as_single_months_gives_identical_tables(tmp_path_fact
         assert main(["run", "--data-dir", str(data), "--from", "2024-12", "--to", "2025-02"]) == 0
         out = capsys.readouterr().out
         assert "roll-up 1/1: periods starting 2024-12 .. 2025-02" in out and "done in" in out
-        assert "3 period month(s) recomputed" in out
+        assert "3 period month(s) recomputed" in out and "no upload holds" not in out
         assert fingerprint(data / "warehouse.duckdb", tables) == before
+    # helper-53: a range without data (a mistyped year) looked like a success.
+    assert main(["run", "--data-dir", str(data), "--from", "2001-01", "--to", "2001-02"]) == 0
+    assert "no upload holds a period starting in 2001-01 .. 2001-02" in capsys.readouterr().out
     for month in ("2025-01", "2025-02"):
         assert main(["run", "--data-dir", str(data), "--from", month, "--to", month]) == 0
         assert f"periods starting {month} .. {month}" in capsys.readouterr().out
@@ -228,7 +231,7 @@ def test_backfill_twice_or_as_single_months_gives_identical_tables(tmp_path_fact
         for run in rollups
     )
     assert ranges == sorted(
-        [("2024-12-01", "2025-02-01")] * 2
+        [("2024-12-01", "2025-02-01")] * 2 + [("2001-01-01", "2001-02-01")]
         + [(m, m) for m in ("2025-01-01", "2025-02-01")]
     )
     assert all(run.status == dg.DagsterRunStatus.SUCCESS for run in rollups)

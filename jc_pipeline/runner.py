@@ -466,8 +466,8 @@ def run_pipeline(
             echo(f"      done in {time.perf_counter() - began:.1f} s")
         if not ranges and unpublished:
             echo("[3/3] publish: the warehouse lacks what no roll-up follows (files that touch no period: all their "
-                 "rows rejected, or unreadable; a roster change; files read again) or a roll-up a run stopped before "
-                 "publishing; publishing them now")
+                 "rows rejected, or unreadable; a roster change; files read again), a roll-up a run stopped before "
+                 "publishing, or one run outside this command (`dagster asset materialize`); publishing them now")
         else:
             echo("[3/3] publish: swapping in the new warehouse, writing the reports and the agency feedback")
         execute("publish_job")  # its last step records what it published (publish_generations)

@@ -99,9 +99,9 @@ def inbox_sensor(context: dg.SensorEvaluationContext, warehouse: WarehouseResour
     """Launches `ingest_job` when the content of a file under inbox/ is new or changed (what it saw: size, mtime and
     sha256 per file, kept in pipeline/inbox_sensor/ under the digest the cursor holds; only files whose size, mtime or
     ctime moved are re-hashed, and a touched but identical file launches nothing). A file modified in the last
-    `SETTLE_SECONDS` may still be arriving: its entry stays as it was until it settles, then its hash is compared (a `touch`ed or re-copied file launches nothing), and the run
-    leaves such files for the next (`ingest_run_config`). Deleted files are forgotten; the warehouse keeps what they
-    delivered."""
+    `SETTLE_SECONDS` may still be arriving: its entry stays as it was until it settles, then its hash is compared (a
+    `touch`ed or re-copied file launches nothing), and the run leaves such files for the next (`ingest_run_config`).
+    Deleted files are forgotten; the warehouse keeps what they delivered."""
     inbox = warehouse.layout.inbox
     previous = remembered(warehouse.layout.inbox_sensor, context.cursor)
     signatures = inbox_signatures(inbox, SETTLE_SECONDS)

@@ -203,32 +203,22 @@ STATE_METRICS = dg.AssetKey("state_metrics")
     request_job=publish_job,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="After each successful roll-up started by a sensor or from the UI (a backfill of the state assets "
-                "included): publishes the analyst warehouse and the reports, once for roll-ups that follow each "
-                "other (the last publishes). Runs of `jc-pipeline run` are left to that command, which publishes by "
-                "itself.",
+                "included): publishes the analyst warehouse and the reports. Runs of `jc-pipeline run` are left to "
+                "that command, which publishes by itself.",
 )
 def publish_after_rollup_sensor(context: dg.RunStatusSensorContext) -> dg.RunRequest | None:
     """Publishes a new analyst warehouse after each successful roll-up: `rollup_job` runs from the sensors or the
     UI, and UI backfills of the state assets (those run as Dagster's asset job, so every job of this code location is
-    watched and filtered here). `jc-pipeline run` publishes by itself and is left alone; so does a roll-up followed by
-    another still queued or running (a backfill's months): the last one's publish carries them all.
+    watched and filtered here). `jc-pipeline run` publishes by itself and is left alone. Every successful roll-up
+    publishes, also one followed by another still queued: should that one fail or be cancelled, nothing else would
+    (helper-54).
 
     A run it leaves alone returns None, not a SkipReason: Dagster ends a run-status sensor's tick at the first value
     returned, and the publish then came one 30-second tick per run later (helper-53: 463 s after a correction's
     roll-up, growing with every run of a backfill)."""
     run = context.dagster_run
-    if run.tags.get(LAUNCHED_BY_TAG) == LAUNCHED_BY_CLI or not _rolls_up(run):
+    if run.tags.get(LAUNCHED_BY_TAG) == LAUNCHED_BY_CLI:
         return None
-    unfinished = context.instance.get_runs(filters=dg.RunsFilter(statuses=_UNFINISHED))
-    if any(_rolls_up(later) and later.tags.get(LAUNCHED_BY_TAG) != LAUNCHED_BY_CLI for later in unfinished):
+    if run.job_name != rollup_job.name and STATE_METRICS not in (run.asset_selection or ()):
         return None
     return dg.RunRequest(run_key=run.run_id)
-
-
-_UNFINISHED = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
-               dg.DagsterRunStatus.STARTED]
-
-
-def _rolls_up(run: dg.DagsterRun) -> bool:
-    """Whether ``run`` builds state_metrics: `rollup_job`, or an asset job (a UI backfill) that selects it."""
-    return run.job_name == rollup_job.name or STATE_METRICS in (run.asset_selection or ())

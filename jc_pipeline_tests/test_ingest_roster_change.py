@@ -12,8 +12,9 @@ import pytest
 
 from jc_pipeline.lib import ingest, pending
 from jc_pipeline.lib.paths import DataLayout
+from jc_pipeline.lib.roster import Withdrawal
 from jc_pipeline.runner import run_pipeline
-from jc_pipeline_tests.ingest_support import AGENCIES, Warehouse, deliver_csv, deliver_xlsx, write_roster
+from jc_pipeline_tests.ingest_support import AGENCIES, Warehouse, deliver_csv, deliver_xlsx, touch_later, write_roster
 from jc_pipeline_tests.test_mappings_counts import CAD, write_mapping
 
 #: fy_jail's fiscal year moves from July to January; aoc's second court is renamed (its uploads name it).
@@ -264,22 +265,32 @@ def test_an_upgrade_retires_what_systems_wrote_that_an_older_version_recorded(tm
     recycled = deliver_csv(w.data_dir, "le", "LAW_ENFORCEMENT", "#recycle/arrests.csv",
                            [["year", "month", "value"], [2023, 2, 4]])
     (w.data_dir / "inbox" / "desktop.ini").write_bytes(b"[.ShellClassInfo]")
+    touch_later(thumbs, 600)  # the latest upload: its number must not come back (helper-54)
     # As a version from before the rule recorded them.
     monkeypatch.setattr(ingest.inbox, "_SKIPPED_NAMES", frozenset())
     monkeypatch.setattr(ingest.store, "code_digest", lambda: "an older version")
     ingest.mark_read_by_this_version(w.con, w.data_dir)
     w.ingest()
+    rebuild(w)  # the new uploads indexed and rolled up
     recorded = dict(w.table("source_files").select("path", "rows_loaded").iter_rows())
     junk = ["inbox/desktop.ini", str(thumbs.relative_to(w.data_dir))]
     assert [recorded[path] for path in junk] == [0, 0] and recorded[str(recycled.relative_to(w.data_dir))] == 1
     assert w.table("rejected_rows").join(w.table("source_files").filter(pl.col("path").is_in(junk)),
                                          on="file_id").height == 2
+    # One the state withdrew stays, withdrawn (helper-54: retired, it was "given back", then named on every run).
+    (ini_sha,) = w.table("source_files").filter(pl.col("path") == "inbox/desktop.ini")["sha256"]
+    withdrawn = [Withdrawal("inbox/desktop.ini", ini_sha, "not a delivery", 2)]
+    assert ingest.apply_withdrawals(w.con, withdrawn).withdrawn == 1
     monkeypatch.undo()
     assert ingest.mark_read_by_this_version(w.con, w.data_dir) == 4  # deliver()'s, not the junk nor the recycled
-    assert not set(junk) & set(w.table("source_files")["path"])
+    assert set(junk) & set(w.table("source_files")["path"]) == {"inbox/desktop.ini"}
+    change = ingest.apply_withdrawals(w.con, withdrawn)
+    assert (change.withdrawn, change.restored, change.unmatched) == (0, 0, ())
     assert not set(w.table("rejected_rows")["file_id"]) - set(w.table("source_files")["file_id"])
+    deliver_csv(w.data_dir, "le", "LAW_ENFORCEMENT", "2023/arrests.csv", [["year", "month", "value"], [2023, 3, 6]])
     w.ingest()
     assert ingest.rereads_gone(w.con, w.data_dir) == []
+    assert date(2023, 3, 1) in pending.pending_months(w.con)  # not taken for indexed under a retired number
     rebuild(w)
     loaded = w.metrics().filter(pl.col("agency_id") == "le", pl.col("metric_key").str.contains("ARRESTS"),
                                 pl.col("period_start") == date(2023, 2, 1))

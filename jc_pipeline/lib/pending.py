@@ -42,6 +42,9 @@ _INDEX_SQL = """
       AND NOT EXISTS (SELECT 1 FROM pending_file_months AS p WHERE p.file_id = f.file_id AND p.month = s.month)
 """
 _SET_INDEXED_SQL = "UPDATE staged_months_indexed SET upload_seq = ?"
+_NEXT_UPLOAD_SQL = f"""
+    SELECT greatest(({_LATEST_UPLOAD_SQL}), ({_INDEXED_SQL}), (SELECT published_upload_seq FROM publish_generations)) + 1
+"""
 
 _PENDING = """
     SELECT DISTINCT month FROM (SELECT month FROM pending_file_months UNION ALL SELECT month FROM pending_whole_months)
@@ -371,6 +374,14 @@ def _index_new_uploads(con: duckdb.DuckDBPyConnection) -> None:
         con.execute(_INDEX_SQL, {"after": after, "upto": upto})
         con.execute(_SET_INDEXED_SQL, [upto])
 
+
+
+def next_upload_seq(con: duckdb.DuckDBPyConnection) -> int:
+    """The upload_seq of the next upload: above every one recorded, and above those the index of new uploads and the
+    publish record have passed, which a retired version (it loaded nothing: deleted) may have held. Given again, that
+    number was taken for indexed and published: the new upload's months were never rolled up (helper-54). Call it
+    after :func:`ensure_schema`, in the transaction that writes the upload."""
+    return con.execute(_NEXT_UPLOAD_SQL).fetchall()[0][0]
 
 
 def generations(con: duckdb.DuckDBPyConnection) -> Generations:

@@ -271,7 +271,7 @@ def mark_read_by_this_version(con: duckdb.DuckDBPyConnection, data_dir: Path) ->
 
     A path this version's scan skips (:func:`~jc_pipeline.lib.ingest.inbox.is_skipped`: a ``Thumbs.db`` or
     ``desktop.ini`` an older version recorded) is no delivery: its versions that loaded nothing are retired with
-    their findings, not marked (helper-50: an agency's feedback kept its F1 for good, and ``inbox/desktop.ini`` was
+    their findings (but those withdrawals.csv withdraws: helper-54), not marked (helper-50: an agency's feedback kept its F1 for good, and ``inbox/desktop.ini`` was
     named as a folder gone on every run); one that loaded rows keeps them, as a deleted file does."""
     code = code_digest()
     if con.execute("SELECT list(code_digest) FROM ingest_read_by").fetchall()[0][0] == [code]:
@@ -310,8 +310,11 @@ _UNOPENED_SINCE_READ_SQL = """
     QUALIFY upload_seq > coalesce(max(upload_seq) FILTER (WHERE NOT starts_with(sha256, $unopenable))
                                   OVER (PARTITION BY path), 0)
 """
-# The versions of $paths that loaded no row.
-_LOADED_NOTHING_SQL = "SELECT file_id FROM source_files WHERE list_contains($paths, path) AND rows_loaded = 0"
+# The versions of $paths that loaded no row, but those withdrawals.csv withdraws (they stay, as withdrawn).
+_LOADED_NOTHING_SQL = """
+    SELECT file_id FROM source_files
+    WHERE list_contains($paths, path) AND rows_loaded = 0 AND upload_seq NOT IN (SELECT upload_seq FROM ingest_withdrawals)
+"""
 _REREADS_SQL = "SELECT path, sha256 FROM current_source_files WHERE path IN (SELECT path FROM pending_rereads)"
 # Every version's path and bytes (a native export's sha256 without its mapping's), and whether it loaded a row, in
 # upload order; not those that could not be opened.
@@ -397,8 +400,7 @@ def write_batch(con: duckdb.DuckDBPyConnection, batch: IngestBatch) -> IngestRep
         # the setting must come back after the rollback, not inside the aborted transaction (which refuses it).
         small = max(batch.findings.height, batch.datapoints.height) <= _ROW_GROUP_ROWS
         with _one_thread(con) if small else nullcontext(), transaction(con):
-            first = con.execute("SELECT coalesce(max(upload_seq), 0) + 1 FROM source_files").fetchall()[0][0]
-            files = _with_ids(con, files, first)
+            files = _with_ids(con, files, pending.next_upload_seq(con))
             ids = files.select("path", "file_id", "upload_seq")
             reread = files.filter(pl.col("change") == REREAD)
             if reread.height:

@@ -43,7 +43,8 @@ _INDEX_SQL = """
 """
 _SET_INDEXED_SQL = "UPDATE staged_months_indexed SET upload_seq = ?"
 _NEXT_UPLOAD_SQL = f"""
-    SELECT greatest(({_LATEST_UPLOAD_SQL}), ({_INDEXED_SQL}), (SELECT published_upload_seq FROM publish_generations)) + 1
+    SELECT greatest(({_LATEST_UPLOAD_SQL}), ({_INDEXED_SQL}),
+                    (SELECT published_upload_seq FROM publish_generations)) + 1
 """
 
 _PENDING = """

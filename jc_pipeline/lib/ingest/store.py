@@ -271,8 +271,9 @@ def mark_read_by_this_version(con: duckdb.DuckDBPyConnection, data_dir: Path) ->
 
     A path this version's scan skips (:func:`~jc_pipeline.lib.ingest.inbox.is_skipped`: a ``Thumbs.db`` or
     ``desktop.ini`` an older version recorded) is no delivery: its versions that loaded nothing are retired with
-    their findings (but those withdrawals.csv withdraws: helper-54), not marked (helper-50: an agency's feedback kept its F1 for good, and ``inbox/desktop.ini`` was
-    named as a folder gone on every run); one that loaded rows keeps them, as a deleted file does."""
+    their findings (but those withdrawals.csv withdraws: helper-54), not marked (helper-50: an agency's feedback kept
+    its F1 for good, and ``inbox/desktop.ini`` was named as a folder gone on every run); one that loaded rows keeps
+    them, as a deleted file does."""
     code = code_digest()
     if con.execute("SELECT list(code_digest) FROM ingest_read_by").fetchall()[0][0] == [code]:
         return 0
@@ -313,7 +314,8 @@ _UNOPENED_SINCE_READ_SQL = """
 # The versions of $paths that loaded no row, but those withdrawals.csv withdraws (they stay, as withdrawn).
 _LOADED_NOTHING_SQL = """
     SELECT file_id FROM source_files
-    WHERE list_contains($paths, path) AND rows_loaded = 0 AND upload_seq NOT IN (SELECT upload_seq FROM ingest_withdrawals)
+    WHERE list_contains($paths, path) AND rows_loaded = 0
+      AND upload_seq NOT IN (SELECT upload_seq FROM ingest_withdrawals)
 """
 _REREADS_SQL = "SELECT path, sha256 FROM current_source_files WHERE path IN (SELECT path FROM pending_rereads)"
 # Every version's path and bytes (a native export's sha256 without its mapping's), and whether it loaded a row, in

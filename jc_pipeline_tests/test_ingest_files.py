@@ -8,9 +8,11 @@ from datetime import date
 import polars as pl
 import pytest
 
+from jc_pipeline.lib import ingest
 from jc_pipeline.lib.ingest.csv_groups import parse_group
 from jc_pipeline.lib.ingest import readers
 from jc_pipeline.lib.ingest.readers import read_file
+from jc_pipeline.lib.roster import Withdrawal
 from jc_pipeline_tests.ingest_support import (AGENCIES, Warehouse, assert_accounting, csv_bytes, deliver_csv,
                                               correct_later, deliver_xlsx, inbox_path, touch_later, uploaded_ago)
 from jc_pipeline_tests.reliability_support import encrypted_ooxml
@@ -579,26 +581,64 @@ def test_a_workbook_copied_the_same_night_goes_to_calamine_once(warehouse, monke
 
 def test_another_agencys_file_is_read_and_named(warehouse):
     """helper-48: the bytes another agency delivered, sent into this agency's folder, replaced its numbers without a
-    word. Read as usual, with an F10 warning naming the first path; the first agency's file has none."""
+    word. Read as usual, with an F10 warning naming the recorded path that loaded them first (helper-54: not one
+    refused whole, F8, nor one withdrawn, nor one read the same night, whose rows are not known yet)."""
     funding = [["year", "value"], [2023, 1000]]
+
+    def f10() -> list[tuple]:
+        return warehouse.con.execute(
+            "SELECT f.path, r.row_number, r.message FROM rejected_rows r JOIN current_source_files f USING (file_id) "
+            "WHERE r.rule = 'F10' AND r.severity = 'WARNING' ORDER BY f.path").fetchall()
+
     first = deliver_csv(warehouse.data_dir, "fy_jail", "JAILS", "funding.csv", funding)
-    same = deliver_csv(warehouse.data_dir, "tx_jail", "JAILS", "funding.csv", funding)
-    touch_later(same, 60)
+    refused = deliver_csv(warehouse.data_dir, "le", "JAILS", "funding.csv", funding)  # F8: le is no jail
+    touch_later(refused, 60)
     warehouse.ingest()
-    outcome = {path: (status, loaded) for path, status, loaded in warehouse.table("source_files").select(
-        "path", "status", "rows_loaded").iter_rows()}
-    assert set(outcome.values()) == {("INGESTED", 1)}
-    found = warehouse.con.execute(
-        "SELECT f.path, r.rule, r.severity, r.row_number, r.message FROM rejected_rows r JOIN source_files f "
-        "USING (file_id)").fetchall()
-    first_path, same_path = (str(p.relative_to(warehouse.data_dir)) for p in (first, same))
-    assert found == [(same_path, "F10", "WARNING", None, f"the same bytes as {first_path}, which agency 'fy_jail' "
-                                                         f"delivered: its numbers are read as this agency's")]
-    same.write_bytes(csv_bytes([["year", "value"], [2023, 7]]))  # the agency's own numbers: no warning
+    assert f10() == []
+    same = deliver_csv(warehouse.data_dir, "tx_jail", "JAILS", "funding.csv", funding)
     touch_later(same, 120)
     warehouse.ingest()
-    assert {rule for (rule,) in warehouse.con.execute(
-        "SELECT rule FROM rejected_rows JOIN current_source_files USING (file_id)").fetchall()} == set()
+    first_path, same_path = (str(p.relative_to(warehouse.data_dir)) for p in (first, same))
+    assert f10() == [(same_path, None, f"the same bytes as {first_path}, which agency 'fy_jail' delivered: its "
+                                       f"numbers are read as this agency's")]
+    assert warehouse.con.execute("SELECT status, rows_loaded FROM current_source_files WHERE path = ?",
+                                 [same_path]).fetchall() == [("INGESTED", 1)]  # read as usual
+    assert_accounting(warehouse)
+    same.write_bytes(csv_bytes([["year", "value"], [2023, 7]]))  # the agency's own numbers: no warning
+    touch_later(same, 180)
+    warehouse.ingest()
+    assert f10() == []
+    ((sha,),) = warehouse.con.execute("SELECT sha256 FROM source_files WHERE path = ?", [first_path]).fetchall()
+    ingest.apply_withdrawals(warehouse.con, [Withdrawal(first_path, sha, "tx_jail's numbers", 2)])
+    same.write_bytes(csv_bytes(funding))  # sent again: the version it copied is withdrawn, not fy_jail's delivery
+    touch_later(same, 240)
+    warehouse.ingest()
+    assert f10() == []
+
+
+def test_a_shared_export_read_through_each_agencys_mapping_is_not_another_agencys_file(tmp_path):
+    """helper-54: a regional jail system's export, delivered to two jails whose mappings each read their facility's
+    rows, got F10 and a remedy telling the state to withdraw it."""
+    jails = [("jail_a", "Ashby County Jail", "US_XX", "JAILS", "99001", "52000", "1", ""),
+             ("jail_b", "Brook County Jail", "US_XX", "JAILS", "99002", "30000", "1", "")]
+    w = Warehouse(tmp_path, agencies=jails, settings=[])
+    export = b"booking,booked,facility\nB1,2024-01-05,ASHBY\nB2,2024-01-09,ASHBY\nB3,2024-01-07,BROOK\n"
+    (w.data_dir / "mappings").mkdir()
+    for agency, facility in (("jail_a", "ASHBY"), ("jail_b", "BROOK")):
+        (w.data_dir / "mappings" / f"{agency}.yaml").write_text(
+            "version: 1\nsources:\n  - name: regional_jms\n    pattern: JAILS/regional_jms.csv\n    kind: records\n"
+            "    columns: {booking: booking, booked: booked, facility: facility}\n    metrics:\n"
+            "      - metric: JAILS_TOTAL_ADMISSIONS\n        date: booked\n"
+            f"        where: {{column: facility, in: [{facility}]}}\n", encoding="utf-8")
+    w.change_roster(agencies=jails, settings=[])  # the mappings taken in
+    inbox_path(w.data_dir, "jail_a", "JAILS", "regional_jms.csv").write_bytes(export)
+    w.ingest()
+    inbox_path(w.data_dir, "jail_b", "JAILS", "regional_jms.csv").write_bytes(export)
+    w.ingest()
+    assert w.con.execute("SELECT count(*) FROM rejected_rows WHERE rule = 'F10'").fetchall() == [(0,)]
+    totals = w.metrics().filter(pl.col("dimension").is_null()).select("agency_id", "value").rows()
+    assert sorted(totals) == [("jail_a", 2.0), ("jail_b", 1.0)]
+    w.close()
 
 
 def test_a_version_keeps_when_it_was_received(warehouse):

@@ -45,7 +45,7 @@ from jc_pipeline.lib.ingest.readers import (
 )
 from jc_pipeline.lib.ingest.rows import EXTRAS, EXTRAS_TYPE, RowCollector
 from jc_pipeline.lib.registry import Registry
-from jc_pipeline.lib.roster import Roster
+from jc_pipeline.lib.roster import SUPERAGENCY, Roster
 
 if TYPE_CHECKING:  # pragma: no cover
     from jc_pipeline.lib.mappings import NativeExtracts
@@ -116,7 +116,7 @@ def parse_inbox(data_dir: Path, known: Mapping[str, str], roster: Roster, regist
                 seen: Mapping[str, tuple[int, int, int, str]] | None = None,
                 rereads: Mapping[str, str] | None = None,
                 unopenable: Mapping[str, str | None] | None = None,
-                delivered: Callable[[], Iterable[tuple[str, str, bool]]] | None = None) -> IngestBatch:
+                delivered: Callable[[], Iterable[tuple[str, str, bool, bool]]] | None = None) -> IngestBatch:
     """Read every inbox file whose sha256 differs from ``known[path]`` into one batch (see the module docstring)."""
     (batch,) = parse_inbox_batches(data_dir, known, roster, registry, now=now, progress=progress, batch_bytes=None,
                                    seen=seen, rereads=rereads, unopenable=unopenable, delivered=delivered)
@@ -129,7 +129,7 @@ def parse_inbox_batches(data_dir: Path, known: Mapping[str, str], roster: Roster
                         seen: Mapping[str, tuple[int, int, int, str]] | None = None,
                         rereads: Mapping[str, str] | None = None,
                         unopenable: Mapping[str, str | None] | None = None,
-                        delivered: Callable[[], Iterable[tuple[str, str, bool]]] | None = None
+                        delivered: Callable[[], Iterable[tuple[str, str, bool, bool]]] | None = None
                         ) -> Iterator[IngestBatch]:
     """:func:`parse_inbox` in batches of about ``batch_bytes`` of new files (None: one batch), each complete and
     writable on its own, so memory stays bounded however much history a state delivers at once: the batches of
@@ -165,7 +165,7 @@ def read_inbox_batches(data_dir: Path, known: Mapping[str, str], roster: Roster,
                        batch_bytes: int | None = BATCH_BYTES,
                        seen: Mapping[str, tuple[int, int, int, str]] | None = None,
                        rereads: Mapping[str, str] | None = None, unopenable: Mapping[str, str | None] | None = None,
-                       delivered: Callable[[], Iterable[tuple[str, str, bool]]] | None = None,
+                       delivered: Callable[[], Iterable[tuple[str, str, bool, bool]]] | None = None,
                        settle_seconds: float = 0) -> Iterator[ReadBatch]:
     """Every inbox file whose sha256 differs from ``known[path]``, read in batches of about ``batch_bytes`` of new
     files (None: one batch), each to be normalized on its own (:meth:`ReadBatch.normalize`).
@@ -190,7 +190,8 @@ def read_inbox_batches(data_dir: Path, known: Mapping[str, str], roster: Roster,
     compared with the version before them: the same bytes are unchanged, not a new upload that would win over the
     corrections sent since (helper-48).
 
-    ``delivered``: gives the (path, sha256, whether it loaded a row) of every version recorded, in upload order, as
+    ``delivered``: gives the (path, sha256, whether it loaded a row, whether it counts: not withdrawn) of every version
+    recorded, in upload order, as
     :func:`store.delivered_versions` does; called once, before anything is read and only when something is (a run
     with nothing new spares the query). A file read (new, changed, or read again) whose bytes another path of its
     agency and sector folder delivered first (a version that loaded something: a file that loaded nothing, read as
@@ -281,9 +282,10 @@ def read_inbox_batches(data_dir: Path, known: Mapping[str, str], roster: Roster,
             elif first is not None:
                 parser.duplicate(file, sha, change, first)
             else:
+                # An export read through the agency's mapping may be a shared one (a regional system's, helper-54).
+                shared = fetched.content is not None and fetched.route is not _Route.NATIVE
                 parser.parse(file, sha, fetched.data, change, fetched.route, fetched.workbook,
-                             deliveries.of_another_agency(file, fetched.content, roster)
-                             if fetched.content is not None and file.sector is not None else None)
+                             deliveries.of_another_agency(file, fetched.content, roster) if shared else None)
                 read += file.size
             if fetched.content is not None and kept is None:
                 deliveries.add(file.path, fetched.content, loaded=first is None)
@@ -299,20 +301,23 @@ class _Deliveries:
     the path that delivered each content first; each path's latest content, and the contents it held before that
     (``delivered`` of :func:`read_inbox_batches`)."""
 
-    def __init__(self, versions: Iterable[tuple[str, str, bool]]) -> None:
+    def __init__(self, versions: Iterable[tuple[str, str, bool, bool]]) -> None:
         self.first: dict[tuple[str, str, str, str], str] = {}
-        self.anywhere: dict[str, str] = {}  # bytes -> the first path below a sector folder to deliver them
+        # bytes -> the first path below a sector folder whose version loaded them and counts (not withdrawn): what
+        # F10 names. Recorded versions only: of a night's files, which loaded a row is known after they are read.
+        self.anywhere: dict[str, str] = {}
         self.latest: dict[str, str] = {}
         self.earlier: set[tuple[str, str]] = set()
-        for path, content, loaded in versions:
+        for path, content, loaded, counts in versions:
             self.add(path, content, loaded=loaded)
+            if loaded and counts and _folders(path, content) is not None:
+                self.anywhere.setdefault(content, path)
 
     def add(self, path: str, content: str, *, loaded: bool) -> None:
         """Record ``path`` holding ``content``; one that ``loaded`` something may be the first of its copies."""
         key = _folders(path, content)
         if key is not None and loaded:
             self.first.setdefault(key, path)
-            self.anywhere.setdefault(content, path)
         before = self.latest.get(path)
         if before is not None and before != content:
             self.earlier.add((path, before))
@@ -328,14 +333,16 @@ class _Deliveries:
 
     def of_another_agency(self, file: InboxFile, content: str, roster: Roster) -> str | None:
         """The path that delivered ``file``'s bytes first in the same sector folder of another agency of ``roster``,
-        if one did (F10; a file of a folder no agency's is refused whole, F8, and needs no other word)."""
+        if one did (F10). Not for a file of a folder no agency's, or of a sector not its agency's: it is refused
+        whole (F8) and needs no other word."""
         first = self.anywhere.get(content)
-        if first is None:
+        if first is None or file.agency_id is None or file.sector is None:
             return None
         _, theirs, sector, _ = first.split("/", 3)
-        ours, other = roster.agency_of_folder(file.agency_id or ""), roster.agency_of_folder(theirs)
+        ours, other = roster.agency_of_folder(file.agency_id), roster.agency_of_folder(theirs)
         return first if (ours is not None and other is not None and ours.agency_id != other.agency_id
-                         and sector.upper() == (file.sector or "").upper()) else None
+                         and sector.upper() == file.sector.upper()
+                         and (sector.upper() in ours.sectors or SUPERAGENCY in ours.sectors)) else None
 
 
 def _folders(path: str, content: str) -> tuple[str, str, str, str] | None:

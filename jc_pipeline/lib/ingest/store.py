@@ -318,10 +318,10 @@ _LOADED_NOTHING_SQL = """
       AND upload_seq NOT IN (SELECT upload_seq FROM ingest_withdrawals)
 """
 _REREADS_SQL = "SELECT path, sha256 FROM current_source_files WHERE path IN (SELECT path FROM pending_rereads)"
-# Every version's path and bytes (a native export's sha256 without its mapping's), and whether it loaded a row, in
-# upload order; not those that could not be opened.
+# Every version's path and bytes (a native export's sha256 without its mapping's), whether it loaded a row and
+# whether it counts (not withdrawn), in upload order; not those that could not be opened.
 _DELIVERED_SQL = """
-    SELECT path, split_part(sha256, '+', 1), rows_loaded > 0 FROM source_files
+    SELECT path, split_part(sha256, '+', 1), rows_loaded > 0, status <> 'WITHDRAWN' FROM source_files
     WHERE NOT starts_with(sha256, $unopenable)
     ORDER BY upload_seq
 """
@@ -333,9 +333,9 @@ def known_files(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
     return dict(con.execute(_KNOWN_SQL).fetchall())
 
 
-def delivered_versions(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str, bool]]:
-    """(path, sha256 of its bytes, whether it loaded a row) of every version recorded, in upload order
-    (``delivered`` of :func:`parse_inbox_batches`)."""
+def delivered_versions(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str, bool, bool]]:
+    """(path, sha256 of its bytes, whether it loaded a row, whether it counts: not withdrawn) of every version
+    recorded, in upload order (``delivered`` of :func:`parse_inbox_batches`)."""
     return con.execute(_DELIVERED_SQL, {"unopenable": UNOPENABLE}).fetchall()
 
 

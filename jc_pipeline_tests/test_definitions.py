@@ -123,8 +123,12 @@ def test_inbox_sensor_requests_one_ingest_run_per_change(defs, tmp_path):
         resources = {"warehouse": WarehouseResource(data_dir=str(tmp_path))}
         first = sensor(dg.build_sensor_context(instance=instance, resources=resources))
         assert len(first.run_requests) == 1
+        state = tmp_path / "pipeline" / "inbox_sensor"
+        for leftover in ("0" * 32 + ".json", f"{first.cursor}.json.partial"):  # an older map, a write cut short
+            (state / leftover).write_text("{}")
         again = sensor(dg.build_sensor_context(instance=instance, resources=resources, cursor=first.cursor))
         assert not again.run_requests and again.cursor == first.cursor
+        assert [path.name for path in state.iterdir()] == [f"{first.cursor}.json"]
     # helper-53: the map of what the tick saw, kept in the cursor, grew the instance by its size every minute.
     seen = remembered(tmp_path / "pipeline" / "inbox_sensor", first.cursor)
     assert len(first.cursor) == 32 and set(seen) == {"A1/JAILS/2024.csv"}

@@ -80,9 +80,11 @@ def remember(folder: Path, seen: dict[str, dict[str, str]], previous: str | None
     digest = hashlib.sha256(text.encode()).hexdigest()[:32]
     folder.mkdir(parents=True, exist_ok=True)
     if not (folder / f"{digest}.json").is_file():
-        replace_file(folder / f"{digest}.json", text)
-    for stale in folder.glob("*.json"):
-        if stale.stem not in (digest, previous):
+        # Durable: Dagster records the cursor next, and a power cut must not leave it naming no file.
+        replace_file(folder / f"{digest}.json", text, durable=True)
+    kept = {f"{digest}.json", f"{previous}.json"}
+    for stale in folder.iterdir():  # the others, and what a write cut short left (.partial)
+        if stale.name not in kept:
             stale.unlink(missing_ok=True)
     return digest
 

@@ -582,7 +582,7 @@ def test_a_workbook_copied_the_same_night_goes_to_calamine_once(warehouse, monke
 def test_another_agencys_file_is_read_and_named(warehouse):
     """helper-48: the bytes another agency delivered, sent into this agency's folder, replaced its numbers without a
     word. Read as usual, with an F10 warning naming the recorded path that loaded them first (helper-54: not one
-    refused whole, F8, nor one withdrawn, nor one read the same night, whose rows are not known yet)."""
+    refused whole, F8, nor one withdrawn; helper-56: a copy of the same night too, and none on a refused file)."""
     funding = [["year", "value"], [2023, 1000]]
 
     def f10() -> list[tuple]:
@@ -591,12 +591,12 @@ def test_another_agencys_file_is_read_and_named(warehouse):
             "WHERE r.rule = 'F10' AND r.severity = 'WARNING' ORDER BY f.path").fetchall()
 
     first = deliver_csv(warehouse.data_dir, "fy_jail", "JAILS", "funding.csv", funding)
-    refused = deliver_csv(warehouse.data_dir, "le", "JAILS", "funding.csv", funding)  # F8: le is no jail
-    touch_later(refused, 60)
-    warehouse.ingest()
-    assert f10() == []
-    same = deliver_csv(warehouse.data_dir, "tx_jail", "JAILS", "funding.csv", funding)
-    touch_later(same, 120)
+    refused = [deliver_csv(warehouse.data_dir, "le", "JAILS", "funding.csv", funding),  # F8: le is no jail
+               deliver_csv(warehouse.data_dir, "aoc", "JAILS", "funding.csv", funding),  # F8: no child is one
+               deliver_csv(warehouse.data_dir, "tx_jail", "JAILS", "funding.txt", funding)]  # F1
+    same = deliver_csv(warehouse.data_dir, "tx_jail", "JAILS", "funding.csv", funding)  # the same night
+    for minutes, path in enumerate([*refused, same], start=1):
+        touch_later(path, 60 * minutes)
     warehouse.ingest()
     first_path, same_path = (str(p.relative_to(warehouse.data_dir)) for p in (first, same))
     assert f10() == [(same_path, None, f"the same bytes as {first_path}, which agency 'fy_jail' delivered: its "

@@ -45,7 +45,7 @@ from jc_pipeline.lib.ingest.readers import (
 )
 from jc_pipeline.lib.ingest.rows import EXTRAS, EXTRAS_TYPE, RowCollector
 from jc_pipeline.lib.registry import Registry
-from jc_pipeline.lib.roster import SUPERAGENCY, Roster
+from jc_pipeline.lib.roster import Roster
 
 if TYPE_CHECKING:  # pragma: no cover
     from jc_pipeline.lib.mappings import NativeExtracts
@@ -215,8 +215,10 @@ def read_inbox_batches(data_dir: Path, known: Mapping[str, str], roster: Roster,
     native = NativeExtracts(Path(data_dir), roster, registry, now)  # agency-native exports (mappings/)
     native.clear_scratch()
 
+    loaded_first: dict[str, str] = {}  # _Parser.loaded_first, shared by the run's batches
+
     def new_parser() -> _Parser:
-        return _Parser(roster, registry, now, native.for_next_batch())
+        return _Parser(roster, registry, now, native.for_next_batch(), loaded_first)
 
     parser, unchanged, read, waiting = new_parser(), 0, 0, 0
     listed = {file.path for file in scanned}
@@ -240,7 +242,7 @@ def read_inbox_batches(data_dir: Path, known: Mapping[str, str], roster: Roster,
         inbox.append(file)
     inbox.sort(key=lambda f: (f.received_at, f.path))
     # Before any batch is written: what the store held, then this run's files as they are read.
-    deliveries = _Deliveries(delivered() if delivered is not None and inbox else ())
+    deliveries = _Deliveries(delivered() if delivered is not None and inbox else (), loaded_first)
     total = len(scanned) - waiting  # the files this run looks at
     looked_at = unchanged + len(parser.kept)
     with WorkbookReader() as workbooks:
@@ -282,10 +284,7 @@ def read_inbox_batches(data_dir: Path, known: Mapping[str, str], roster: Roster,
             elif first is not None:
                 parser.duplicate(file, sha, change, first)
             else:
-                # An export read through the agency's mapping may be a shared one (a regional system's, helper-54).
-                shared = fetched.content is not None and fetched.route is not _Route.NATIVE
-                parser.parse(file, sha, fetched.data, change, fetched.route, fetched.workbook,
-                             deliveries.of_another_agency(file, fetched.content, roster) if shared else None)
+                parser.parse(file, sha, fetched.data, change, fetched.route, fetched.workbook, fetched.content)
                 read += file.size
             if fetched.content is not None and kept is None:
                 deliveries.add(file.path, fetched.content, loaded=first is None)
@@ -301,17 +300,14 @@ class _Deliveries:
     the path that delivered each content first; each path's latest content, and the contents it held before that
     (``delivered`` of :func:`read_inbox_batches`)."""
 
-    def __init__(self, versions: Iterable[tuple[str, str, bool, bool]]) -> None:
+    def __init__(self, versions: Iterable[tuple[str, str, bool, bool]], loaded_first: dict[str, str]) -> None:
         self.first: dict[tuple[str, str, str, str], str] = {}
-        # bytes -> the first path below a sector folder whose version loaded them and counts (not withdrawn): what
-        # F10 names. Recorded versions only: of a night's files, which loaded a row is known after they are read.
-        self.anywhere: dict[str, str] = {}
         self.latest: dict[str, str] = {}
         self.earlier: set[tuple[str, str]] = set()
         for path, content, loaded, counts in versions:
             self.add(path, content, loaded=loaded)
             if loaded and counts and _folders(path, content) is not None:
-                self.anywhere.setdefault(content, path)
+                loaded_first.setdefault(content, path)  # _Parser.loaded_first: what F10 names
 
     def add(self, path: str, content: str, *, loaded: bool) -> None:
         """Record ``path`` holding ``content``; one that ``loaded`` something may be the first of its copies."""
@@ -330,19 +326,6 @@ class _Deliveries:
         key = _folders(file.path, content)
         first = self.first.get(key) if key is not None else None
         return first if first not in (None, file.path) and (file.path, content) not in self.earlier else None
-
-    def of_another_agency(self, file: InboxFile, content: str, roster: Roster) -> str | None:
-        """The path that delivered ``file``'s bytes first in the same sector folder of another agency of ``roster``,
-        if one did (F10). Not for a file of a folder no agency's, or of a sector not its agency's: it is refused
-        whole (F8) and needs no other word."""
-        first = self.anywhere.get(content)
-        if first is None or file.agency_id is None or file.sector is None:
-            return None
-        _, theirs, sector, _ = first.split("/", 3)
-        ours, other = roster.agency_of_folder(file.agency_id), roster.agency_of_folder(theirs)
-        return first if (ours is not None and other is not None and ours.agency_id != other.agency_id
-                         and sector.upper() == file.sector.upper()
-                         and (sector.upper() in ours.sectors or SUPERAGENCY in ours.sectors)) else None
 
 
 def _folders(path: str, content: str) -> tuple[str, str, str, str] | None:
@@ -455,8 +438,14 @@ def _read_ahead(inbox: list[InboxFile], known: Mapping[str, str], deliveries: _D
 class _Parser:
     """Accumulates files, sheets and rows; :meth:`finish` normalizes them all at once."""
 
-    def __init__(self, roster: Roster, registry: Registry, now: datetime, native: NativeExtracts) -> None:
+    def __init__(self, roster: Roster, registry: Registry, now: datetime, native: NativeExtracts,
+                 loaded_first: dict[str, str]) -> None:
         self.roster, self.registry, self.now = roster, registry, now
+        # F10: bytes -> the first path below a sector folder that loaded them and counts (not withdrawn), the
+        # recorded versions' (_Deliveries) and, once read, the run's; and (file index, bytes, folder context) of
+        # this batch's files read as bulk uploads from a folder that takes them.
+        self.loaded_first = loaded_first
+        self.copies: list[tuple[int, str, UploadContext, InboxFile]] = []
         self.contexts: dict[tuple[str | None, str | None], UploadContext] = {}
         # Plans depend on (what the folder's settings say about the sheet, its name, header and which columns
         # hold data) only, so thousands of files share a few of them.
@@ -485,15 +474,16 @@ class _Parser:
         self.duplicates[self._add_file(file, sha, change)] = first
 
     def parse(self, file: InboxFile, sha: str, data: bytes | None, change: str, route: _Route,
-              workbook: PendingWorkbook | None, elsewhere: str | None = None) -> None:
+              workbook: PendingWorkbook | None, content: str | None) -> None:
         """Collect the file's sheets and rows (``workbook``: the file handed to calamine's worker already;
-        ``elsewhere``: the path below another agency's folder that delivered these bytes first, F10)."""
+        ``content``: the bytes' sha256, for F10)."""
         index = self._add_file(file, sha, change)
-        if elsewhere is not None:
-            # helper-48: another agency's file delivered here replaced this agency's numbers without a word.
-            self.file_findings.append((index, None, None, None, file.name, "F10", "WARNING",
-                                       f"the same bytes as {elsewhere}, which agency '{elsewhere.split('/')[1]}' "
-                                       f"delivered: its numbers are read as this agency's"))
+        # Not an export read through the agency's mapping: it may be a shared one (a regional system's, each mapping
+        # reading its own rows: helper-54); nor a file its folder refuses whole (F1, F8).
+        if content is not None and route in (_Route.CSV, _Route.WORKBOOK):
+            context = self._context(file)
+            if context.location_error is None:
+                self.copies.append((index, content, context, file))
         path = file.absolute  # built once: a Path costs microseconds, and a state sends thousands of files
         if route is _Route.SYMLINK:
             self.file_findings.append((index, None, None, None, file.name, "F8", "ERROR",
@@ -611,6 +601,24 @@ class _Parser:
                            file.received_at, self.now, change))
         return len(self.files) - 1
 
+    def _name_copies(self, counts: pl.DataFrame) -> None:
+        """F10 on each of :attr:`copies` holding the bytes that another agency's same sector folder loaded first
+        (helper-48: one agency's file sent into another's folder replaced its numbers without a word); then the
+        batch's files that loaded a row are the first of their bytes for the files read after them."""
+        loaded = set(counts.filter(pl.col("rows_total") > pl.col("rows_rejected"))["file_idx"].to_list())
+        for index, content, context, file in self.copies:
+            first = self.loaded_first.get(content)
+            if first is not None:
+                _, folder, sector, _ = first.split("/", 3)
+                other = self.roster.agency_of_folder(folder)
+                if (other is not None and other.agency_id != context.agency_id
+                        and sector.upper() == context.sector):
+                    self.file_findings.append((index, None, None, None, file.name, "F10", "WARNING",
+                                               f"the same bytes as {first}, which agency '{other.agency_id}' "
+                                               f"delivered: its numbers are read as this agency's"))
+            if index in loaded:
+                self.loaded_first.setdefault(content, file.path)
+
     def _context(self, file: InboxFile) -> UploadContext:
         key = (file.agency_id, file.sector)
         if key not in self.contexts:
@@ -625,6 +633,7 @@ class _Parser:
         result = normalize(self.rows.build(), sheets, sheet_findings, self.roster, self.registry, self.now,
                            self.semicolon_sheets)
         result = self.native.merge(result)
+        self._name_copies(result.row_counts)
         findings = pl.concat([pl.DataFrame(self.file_findings, schema=FINDING_SCHEMA, orient="row"),
                               result.findings])
         paths = files.select("path")

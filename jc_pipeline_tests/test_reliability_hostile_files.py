@@ -360,6 +360,28 @@ def test_symlinks_are_never_followed(warehouse, tmp_path, monkeypatch):
     assert_good_loaded(warehouse)
 
 
+def test_a_withdrawn_unopenable_version_stays_withdrawn_when_its_path_reads_again(warehouse, monkeypatch):
+    """helper-56: the path's unopenable versions are retired when it reads again, a withdrawn one too: the next run
+    said it was given back, then named the withdrawals.csv row as matching nothing on every run."""
+    from jc_pipeline.lib import ingest, pending
+    from jc_pipeline.lib.roster import Withdrawal
+
+    folder = warehouse.data_dir / "inbox" / "le" / "LAW_ENFORCEMENT" / "2023"
+    folder.mkdir(parents=True)
+    monkeypatch.chdir(folder)  # a socket's path must be short: bound relative to here
+    with socket.socket(socket.AF_UNIX) as listening:
+        listening.bind("arrests.csv")
+        warehouse.ingest()
+    ((path, sha),) = warehouse.con.execute("SELECT path, sha256 FROM source_files").fetchall()
+    withdrawn = [Withdrawal(path, sha, "a socket, not a delivery", 2)]
+    assert ingest.apply_withdrawals(warehouse.con, withdrawn).withdrawn == 1
+    (folder / "arrests.csv").unlink()
+    deliver_csv(warehouse.data_dir, *LE, "2023/arrests.csv", [["year", "month", "value"], [2023, 2, 7]])
+    assert warehouse.ingest().files_recovered == 1
+    assert ingest.apply_withdrawals(warehouse.con, withdrawn) == ingest.WithdrawalChange(0, 0, 0, ())
+    assert date(2023, 2, 1) in pending.pending_months(warehouse.con)
+
+
 def test_file_swapped_for_a_symlink_after_the_scan_is_not_followed(warehouse, tmp_path, monkeypatch):
     from jc_pipeline.lib.ingest import batch, inbox
 

@@ -304,10 +304,12 @@ _UNOPENABLE_SQL = """
     WHERE list_contains($paths, path)
     GROUP BY path
 """
-# The versions of $paths that could not be opened since the latest one read.
+# The versions of $paths that could not be opened since the latest one read, but those withdrawals.csv withdraws
+# (helper-56: retired, a withdrawn one was "given back", then named on every run).
 _UNOPENED_SINCE_READ_SQL = """
     SELECT file_id FROM source_files
     WHERE list_contains($paths, path) AND starts_with(sha256, $unopenable)
+      AND upload_seq NOT IN (SELECT upload_seq FROM ingest_withdrawals)
     QUALIFY upload_seq > coalesce(max(upload_seq) FILTER (WHERE NOT starts_with(sha256, $unopenable))
                                   OVER (PARTITION BY path), 0)
 """

@@ -124,11 +124,13 @@ def test_inbox_sensor_requests_one_ingest_run_per_change(defs, tmp_path):
         first = sensor(dg.build_sensor_context(instance=instance, resources=resources))
         assert len(first.run_requests) == 1
         state = tmp_path / "pipeline" / "inbox_sensor"
-        for leftover in ("0" * 32 + ".json", f"{first.cursor}.json.partial"):  # an older map, a write cut short
-            (state / leftover).write_text("{}")
+        for leftover in ("0" * 32 + ".json", f"{first.cursor}.json.partial", "1" * 32 + ".json.partial"):
+            (state / leftover).write_text("{}")  # an older map, a write cut short, one being written
+        cut_short = (state / f"{first.cursor}.json.partial").stat().st_mtime - 601
+        os.utime(state / f"{first.cursor}.json.partial", (cut_short, cut_short))
         again = sensor(dg.build_sensor_context(instance=instance, resources=resources, cursor=first.cursor))
         assert not again.run_requests and again.cursor == first.cursor
-        assert [path.name for path in state.iterdir()] == [f"{first.cursor}.json"]
+        assert {path.name for path in state.iterdir()} == {f"{first.cursor}.json", "1" * 32 + ".json.partial"}
     # helper-53: the map of what the tick saw, kept in the cursor, grew the instance by its size every minute.
     seen = remembered(tmp_path / "pipeline" / "inbox_sensor", first.cursor)
     assert len(first.cursor) == 32 and set(seen) == {"A1/JAILS/2024.csv"}

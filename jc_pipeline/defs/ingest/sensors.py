@@ -1,7 +1,9 @@
 """Event-driven automation: ingest when deliveries change, roll up exactly the months they touched, publish."""
 
+import contextlib
 import hashlib
 import json
+import time
 from collections.abc import Mapping
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -82,11 +84,19 @@ def remember(folder: Path, seen: dict[str, dict[str, str]], previous: str | None
     if not (folder / f"{digest}.json").is_file():
         # Durable: Dagster records the cursor next, and a power cut must not leave it naming no file.
         replace_file(folder / f"{digest}.json", text, durable=True)
-    kept = {f"{digest}.json", f"{previous}.json"}
-    for stale in folder.iterdir():  # the others, and what a write cut short left (.partial)
-        if stale.name not in kept:
+    for stale in folder.glob("*.json"):
+        if stale.stem not in (digest, previous):
             stale.unlink(missing_ok=True)
+    # What a write cut short left; not one an overlapping evaluation (a tick past its timeout) is writing.
+    for partial in folder.glob("*.json.partial"):
+        with contextlib.suppress(FileNotFoundError):
+            if time.time() - partial.stat().st_mtime > _STALE_PARTIAL_SECONDS:
+                partial.unlink(missing_ok=True)
     return digest
+
+
+#: A state file still being written after this long was cut short (the write takes well under a second).
+_STALE_PARTIAL_SECONDS = 600
 
 
 @dg.sensor(

@@ -593,7 +593,8 @@ def test_another_agencys_file_is_read_and_named(warehouse):
     first = deliver_csv(warehouse.data_dir, "fy_jail", "JAILS", "funding.csv", funding)
     refused = [deliver_csv(warehouse.data_dir, "le", "JAILS", "funding.csv", funding),  # F8: le is no jail
                deliver_csv(warehouse.data_dir, "aoc", "JAILS", "funding.csv", funding),  # F8: no child is one
-               deliver_csv(warehouse.data_dir, "tx_jail", "JAILS", "funding.txt", funding)]  # F1
+               deliver_csv(warehouse.data_dir, "tx_jail", "JAILS", "funding.txt", funding),  # F1
+               deliver_csv(warehouse.data_dir, "tx_jail", "JAILS", "funding (copy).csv", funding)]  # F3: no row
     same = deliver_csv(warehouse.data_dir, "tx_jail", "JAILS", "funding.csv", funding)  # the same night
     for minutes, path in enumerate([*refused, same], start=1):
         touch_later(path, 60 * minutes)

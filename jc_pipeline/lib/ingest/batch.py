@@ -608,7 +608,7 @@ class _Parser:
         loaded = set(counts.filter(pl.col("rows_total") > pl.col("rows_rejected"))["file_idx"].to_list())
         for index, content, context, file in self.copies:
             first = self.loaded_first.get(content)
-            if first is not None:
+            if first is not None and index in loaded:  # a copy that loaded nothing replaced no number (helper-57)
                 _, folder, sector, _ = first.split("/", 3)
                 other = self.roster.agency_of_folder(folder)
                 if (other is not None and other.agency_id != context.agency_id

@@ -126,8 +126,9 @@ def test_inbox_sensor_requests_one_ingest_run_per_change(defs, tmp_path):
         state = tmp_path / "pipeline" / "inbox_sensor"
         for leftover in ("0" * 32 + ".json", f"{first.cursor}.json.partial", "1" * 32 + ".json.partial"):
             (state / leftover).write_text("{}")  # an older map, a write cut short, one being written
-        cut_short = (state / f"{first.cursor}.json.partial").stat().st_mtime - 601
-        os.utime(state / f"{first.cursor}.json.partial", (cut_short, cut_short))
+        for old in ("0" * 32 + ".json", f"{first.cursor}.json.partial"):
+            long_ago = (state / old).stat().st_mtime - 601
+            os.utime(state / old, (long_ago, long_ago))
         again = sensor(dg.build_sensor_context(instance=instance, resources=resources, cursor=first.cursor))
         assert not again.run_requests and again.cursor == first.cursor
         assert {path.name for path in state.iterdir()} == {f"{first.cursor}.json", "1" * 32 + ".json.partial"}

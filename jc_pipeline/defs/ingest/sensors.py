@@ -74,8 +74,9 @@ def remembered(folder: Path, cursor: str | None) -> dict[str, dict[str, str]]:
 
 
 def remember(folder: Path, seen: dict[str, dict[str, str]], previous: str | None) -> str:
-    """Keep ``seen`` in ``folder`` under its digest, which is the cursor to return, and remove the others but the
-    ``previous`` cursor's: a tick the daemon could not record is evaluated again from that one. Dagster stores a
+    """Keep ``seen`` in ``folder`` under its digest, which is the cursor to return, and remove the others older than
+    :data:`_STALE_SECONDS` but the ``previous`` cursor's: a tick the daemon could not record is evaluated again from
+    that one. Dagster stores a
     sensor's cursor with every tick: the whole map there grew the instance by its size each minute (helper-53: 96 KB
     a tick on the demo's 486 files, some 6 MB at a 32,000-file state)."""
     text = json.dumps(seen, sort_keys=True)
@@ -84,19 +85,18 @@ def remember(folder: Path, seen: dict[str, dict[str, str]], previous: str | None
     if not (folder / f"{digest}.json").is_file():
         # Durable: Dagster records the cursor next, and a power cut must not leave it naming no file.
         replace_file(folder / f"{digest}.json", text, durable=True)
-    for stale in folder.glob("*.json"):
-        if stale.stem not in (digest, previous):
-            stale.unlink(missing_ok=True)
-    # What a write cut short left; not one an overlapping evaluation (a tick past its timeout) is writing.
-    for partial in folder.glob("*.json.partial"):
+    # The older maps, and what a write cut short left; not those of an overlapping evaluation (a tick past its
+    # timeout, whose cursor the daemon may yet record: helper-56, helper-57), which are recent.
+    for stale in [*folder.glob("*.json"), *folder.glob("*.json.partial")]:
         with contextlib.suppress(FileNotFoundError):
-            if time.time() - partial.stat().st_mtime > _STALE_PARTIAL_SECONDS:
-                partial.unlink(missing_ok=True)
+            if stale.name not in (f"{digest}.json", f"{previous}.json") and (
+                    time.time() - stale.stat().st_mtime > _STALE_SECONDS):
+                stale.unlink(missing_ok=True)
     return digest
 
 
-#: A state file still being written after this long was cut short (the write takes well under a second).
-_STALE_PARTIAL_SECONDS = 600
+#: A state file older than this is no evaluation's but the one of the cursor given (ticks come every minute).
+_STALE_SECONDS = 600
 
 
 @dg.sensor(

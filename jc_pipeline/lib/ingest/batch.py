@@ -144,7 +144,8 @@ def parse_inbox_batches(data_dir: Path, known: Mapping[str, str], roster: Roster
 class ReadBatch:
     """New inbox files read and their rows collected, not yet checked: :meth:`normalize` (call it once) gives
     the :class:`IngestBatch`. Normalizing is a batch's vectorized pass, mostly Polars work outside the GIL, so a
-    caller may run it on another thread while it reads the next batch (the ingest asset does)."""
+    caller may run it on another thread while it reads the next batch (the ingest asset does). Normalize the batches
+    in the order they come, as they are written: F10 and the upload order follow it (helper-57)."""
 
     parser: _Parser
     unchanged: int

@@ -191,16 +191,16 @@ def read_inbox_batches(data_dir: Path, known: Mapping[str, str], roster: Roster,
     compared with the version before them: the same bytes are unchanged, not a new upload that would win over the
     corrections sent since (helper-48).
 
-    ``delivered``: gives the (path, sha256, whether it loaded a row, whether it counts: not withdrawn) of every version
-    recorded, in upload order, as
-    :func:`store.delivered_versions` does; called once, before anything is read and only when something is (a run
-    with nothing new spares the query). A file read (new, changed, or read again) whose bytes another path of its
-    agency and sector folder delivered first (a version that loaded something: a file that loaded nothing, read as
-    the wrong kind, moved where it is read, is the agency's fix, helper-51), this run's files included, and its own
-    path never held, is a
-    DUPLICATE: not read, so a file moved into an archive folder, renamed or copied does not become a new upload that
-    wins over the corrections sent since, nor does a withdrawn one count again (helper-48). Bytes, not versions: a
-    native export's version also holds its mapping's hash (helper-50: after a mapping change the copy was read).
+    ``delivered``: gives the (path, sha256, whether it loaded a row, whether it counts: not withdrawn) of every
+    version recorded, in upload order, as :func:`store.delivered_versions` does; called once, before anything is
+    read and only when something is (a run with nothing new spares the query). A file read (new, changed, or read
+    again) whose bytes another path of its agency and sector folder delivered first (a version that loaded
+    something: a file that loaded nothing, read as the wrong kind, moved where it is read, is the agency's fix,
+    helper-51), this run's files included, and its own path never held, is a DUPLICATE: not read, so a file moved
+    into an archive folder, renamed or copied does not become a new upload that wins over the corrections sent
+    since, nor does a withdrawn one count again (helper-48). Bytes, not versions: a native export's version also
+    holds its mapping's hash (helper-50: after a mapping change the copy was read). The versions that loaded a row
+    and count are also what F10 names (:meth:`_Parser._name_copies`).
 
     ``settle_seconds``: a file modified less than this long before ``now`` may still be arriving (an upload that
     writes its final name directly): it is left out, for the next run, and counted in the first batch's
@@ -443,8 +443,8 @@ class _Parser:
                  loaded_first: dict[str, str]) -> None:
         self.roster, self.registry, self.now = roster, registry, now
         # F10: bytes -> the first path below a sector folder that loaded them and counts (not withdrawn), the
-        # recorded versions' (_Deliveries) and, once read, the run's; and (file index, bytes, folder context) of
-        # this batch's files read as bulk uploads from a folder that takes them.
+        # recorded versions' (_Deliveries) and, once read, the run's; and (file index, bytes, folder context, file)
+        # of this batch's files read as bulk uploads from a folder that takes them.
         self.loaded_first = loaded_first
         self.copies: list[tuple[int, str, UploadContext, InboxFile]] = []
         self.contexts: dict[tuple[str | None, str | None], UploadContext] = {}

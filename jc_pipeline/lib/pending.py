@@ -42,8 +42,9 @@ _INDEX_SQL = """
       AND NOT EXISTS (SELECT 1 FROM pending_file_months AS p WHERE p.file_id = f.file_id AND p.month = s.month)
 """
 _SET_INDEXED_SQL = "UPDATE staged_months_indexed SET upload_seq = ?"
-_NEXT_UPLOAD_SQL = f"""
-    SELECT greatest(({_LATEST_UPLOAD_SQL}), ({_INDEXED_SQL}),
+_NEXT_UPLOAD_SQL = """
+    SELECT greatest((SELECT coalesce(max(upload_seq), 0) FROM source_files),
+                    (SELECT upload_seq FROM staged_months_indexed),
                     (SELECT published_upload_seq FROM publish_generations)) + 1
 """
 

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 import dagster as dg
 import pytest
 
-from jc_pipeline.defs.ingest.sensors import file_sha256, inbox_signatures, remembered
+from jc_pipeline.defs.ingest.sensors import file_sha256, inbox_signatures, remember, remembered
 from jc_pipeline.defs.normalize.checks import STRUCTURE_CHECK
 from jc_pipeline.lib import validation
 from jc_pipeline.lib.ingest.inbox import SETTLE_SECONDS
@@ -132,6 +132,11 @@ def test_inbox_sensor_requests_one_ingest_run_per_change(defs, tmp_path):
         again = sensor(dg.build_sensor_context(instance=instance, resources=resources, cursor=first.cursor))
         assert not again.run_requests and again.cursor == first.cursor
         assert {path.name for path in state.iterdir()} == {f"{first.cursor}.json", "1" * 32 + ".json.partial"}
+    # A map seen before, its file old, returned again: recent now, kept by an overlapping evaluation (helper-58).
+    long_ago = (state / f"{first.cursor}.json").stat().st_mtime - 3600
+    os.utime(state / f"{first.cursor}.json", (long_ago, long_ago))
+    assert remember(state, remembered(state, first.cursor), "0" * 32) == first.cursor
+    assert remember(state, {}, "0" * 32) != first.cursor and (state / f"{first.cursor}.json").is_file()
     # helper-53: the map of what the tick saw, kept in the cursor, grew the instance by its size every minute.
     seen = remembered(tmp_path / "pipeline" / "inbox_sensor", first.cursor)
     assert len(first.cursor) == 32 and set(seen) == {"A1/JAILS/2024.csv"}

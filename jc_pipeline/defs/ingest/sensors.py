@@ -3,6 +3,7 @@
 import contextlib
 import hashlib
 import json
+import os
 import time
 from collections.abc import Mapping
 from datetime import UTC, date, datetime
@@ -82,7 +83,11 @@ def remember(folder: Path, seen: dict[str, dict[str, str]], previous: str | None
     text = json.dumps(seen, sort_keys=True)
     digest = hashlib.sha256(text.encode()).hexdigest()[:32]
     folder.mkdir(parents=True, exist_ok=True)
-    if not (folder / f"{digest}.json").is_file():
+    if (folder / f"{digest}.json").is_file():
+        # The inbox back to a map seen before: its file is this tick's now, recent for the overlapping evaluations'
+        # cleanup too (helper-58).
+        os.utime(folder / f"{digest}.json")
+    else:
         # Durable: Dagster records the cursor next, and a power cut must not leave it naming no file.
         replace_file(folder / f"{digest}.json", text, durable=True)
     # The older maps, and what a write cut short left; not those of an overlapping evaluation (a tick past its

@@ -71,7 +71,7 @@ def inbox_files(context: dg.AssetExecutionContext, config: IngestConfig,
 
     logged = [time.monotonic()]
 
-    def delivered() -> list[tuple[str, str, bool]]:
+    def delivered() -> list[tuple[str, str, bool, bool]]:
         with store.connect() as con:
             return ingest.delivered_versions(con)
 

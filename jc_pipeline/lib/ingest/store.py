@@ -285,14 +285,21 @@ def mark_read_by_this_version(con: duckdb.DuckDBPyConnection, data_dir: Path) ->
     with transaction(con):
         if skipped:
             con.execute("DELETE FROM pending_rereads WHERE list_contains($paths, path)", {"paths": skipped})
-            ids = [file for (file,) in con.execute(_LOADED_NOTHING_SQL, {"paths": skipped}).fetchall()]
-            con.execute("DELETE FROM rejected_rows WHERE list_contains($ids, file_id)", {"ids": ids})
-            con.execute("DELETE FROM source_files WHERE list_contains($ids, file_id)", {"ids": ids})
-            pending.mark_unpublished(con)
+            _retire(con, con.execute(_LOADED_NOTHING_SQL, {"paths": skipped}).fetchall())
         con.execute("INSERT INTO pending_rereads SELECT unnest($paths::VARCHAR[])", {"paths": paths})
         con.execute("DELETE FROM ingest_read_by")
         con.execute("INSERT INTO ingest_read_by VALUES (?)", [code])
     return len(paths)
+
+
+def _retire(con: duckdb.DuckDBPyConnection, versions: list[tuple[str]]) -> None:
+    """Delete the file versions ``versions`` (rows of a file_id), which loaded nothing, with their findings, in the
+    caller's transaction; the reports are published again. Their upload_seq is not given again
+    (:func:`pending.next_upload_seq`)."""
+    ids = [file for (file,) in versions]
+    con.execute("DELETE FROM rejected_rows WHERE list_contains($ids, file_id)", {"ids": ids})
+    con.execute("DELETE FROM source_files WHERE list_contains($ids, file_id)", {"ids": ids})
+    pending.mark_unpublished(con)
 
 
 # The latest version of each path is the view current_source_files (lib/sql/warehouse_schema.sql).
@@ -394,11 +401,8 @@ def write_batch(con: duckdb.DuckDBPyConnection, batch: IngestBatch) -> IngestRep
         # Read again, a path's unreadable versions since its last reading are retired with their findings (they
         # loaded nothing): its feedback no longer asks to fix what is fixed, and it compares with that reading.
         with transaction(con):
-            ids = [file for (file,) in con.execute(_UNOPENED_SINCE_READ_SQL, {
-                "paths": list(batch.recovered), "unopenable": UNOPENABLE}).fetchall()]
-            con.execute("DELETE FROM rejected_rows WHERE list_contains($ids, file_id)", {"ids": ids})
-            con.execute("DELETE FROM source_files WHERE list_contains($ids, file_id)", {"ids": ids})
-            pending.mark_unpublished(con)
+            _retire(con, con.execute(_UNOPENED_SINCE_READ_SQL, {"paths": list(batch.recovered),
+                                                                "unopenable": UNOPENABLE}).fetchall())
     if files.height:
         # One thread for a batch within one row group, set outside the transaction: a failed insert aborts it, and
         # the setting must come back after the rollback, not inside the aborted transaction (which refuses it).

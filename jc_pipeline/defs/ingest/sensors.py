@@ -77,9 +77,8 @@ def remembered(folder: Path, cursor: str | None) -> dict[str, dict[str, str]]:
 def remember(folder: Path, seen: dict[str, dict[str, str]], previous: str | None) -> str:
     """Keep ``seen`` in ``folder`` under its digest, which is the cursor to return, and remove the others older than
     :data:`_STALE_SECONDS` but the ``previous`` cursor's: a tick the daemon could not record is evaluated again from
-    that one. Dagster stores a
-    sensor's cursor with every tick: the whole map there grew the instance by its size each minute (helper-53: 96 KB
-    a tick on the demo's 486 files, some 6 MB at a 32,000-file state)."""
+    that one. Dagster stores a sensor's cursor with every tick: the whole map there grew the instance by its size
+    each minute (helper-53: 96 KB a tick on the demo's 486 files, some 6 MB at a 32,000-file state)."""
     text = json.dumps(seen, sort_keys=True)
     digest = hashlib.sha256(text.encode()).hexdigest()[:32]
     folder.mkdir(parents=True, exist_ok=True)

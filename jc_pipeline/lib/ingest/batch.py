@@ -306,12 +306,12 @@ class _Deliveries:
         self.latest: dict[str, str] = {}
         self.earlier: set[tuple[str, str]] = set()
         for path, content, loaded, counts in versions:
-            self.add(path, content, loaded=loaded)
-            if loaded and counts and _folders(path, content) is not None:
+            if self.add(path, content, loaded=loaded) and loaded and counts:
                 loaded_first.setdefault(content, path)  # _Parser.loaded_first: what F10 names
 
-    def add(self, path: str, content: str, *, loaded: bool) -> None:
-        """Record ``path`` holding ``content``; one that ``loaded`` something may be the first of its copies."""
+    def add(self, path: str, content: str, *, loaded: bool) -> bool:
+        """Record ``path`` holding ``content``; one that ``loaded`` something may be the first of its copies.
+        Whether ``path`` is below a sector folder (it has a copy key, :func:`_folders`)."""
         key = _folders(path, content)
         if key is not None and loaded:
             self.first.setdefault(key, path)
@@ -319,6 +319,7 @@ class _Deliveries:
         if before is not None and before != content:
             self.earlier.add((path, before))
         self.latest[path] = content
+        return key is not None
 
     def first_of(self, file: InboxFile, content: str) -> str | None:
         """The path that delivered ``file``'s bytes first, when ``file`` is a copy of it (None otherwise): another

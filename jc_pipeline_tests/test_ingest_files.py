@@ -14,7 +14,8 @@ from jc_pipeline.lib.ingest import readers
 from jc_pipeline.lib.ingest.readers import read_file
 from jc_pipeline.lib.roster import Withdrawal
 from jc_pipeline_tests.ingest_support import (AGENCIES, Warehouse, assert_accounting, csv_bytes, deliver_csv,
-                                              correct_later, deliver_xlsx, inbox_path, touch_later, uploaded_ago)
+                                              correct_later, deliver_xlsx, inbox_path, touch_later, uploaded_ago,
+                                              xls_bytes)
 from jc_pipeline_tests.reliability_support import encrypted_ooxml
 
 ARRESTS = [["year", "month", "value"], [2023, 1, 10], [2023, 2, 20]]
@@ -83,6 +84,21 @@ def test_cells_past_the_header_are_named_not_dropped(warehouse, blank_lines, quo
     messages = warehouse.table("rejected_rows", "sheet")["message"].to_list()
     assert messages[0].startswith("Column D of sheet 'arrests' has data but no header, so it was not read")
     assert messages[1].startswith("Column 4 of file 'arrests.csv' has data but no header, so it was not read")
+
+
+@pytest.mark.parametrize("kind", ["xlsx", "xls"])
+def test_a_column_letter_is_the_spreadsheets_when_the_sheet_starts_right_of_column_a(warehouse, kind):
+    """calamine reads a sheet from its first used column; the letters count from column A all the same
+    (helper-60: a note in E, the sheet starting in B, was "column D", the agency's values)."""
+    sheets = {"arrests": [[], [None, "year", "month", "value"], [None, 2023, 1, 10], [None, None, None, None, "x"]]}
+    if kind == "xls":
+        inbox_path(warehouse.data_dir, "le", "LAW_ENFORCEMENT", "book.xls").write_bytes(xls_bytes(sheets))
+    else:
+        deliver_xlsx(warehouse.data_dir, "le", "LAW_ENFORCEMENT", "book.xlsx", sheets)
+    warehouse.ingest()
+    assert files(warehouse) == {f"book.{kind}": ("INGESTED", 1, 1, 0)}
+    assert rules(warehouse) == [("arrests", 2, "F9", "column E (no header)")]
+    assert warehouse.metrics().select("row_number", "value").rows() == [(3, 10.0)]
 
 
 def test_one_csv_longer_than_its_header_costs_its_group_a_few_parses_not_one_per_file(warehouse, monkeypatch):

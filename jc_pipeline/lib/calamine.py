@@ -89,12 +89,24 @@ def sheets(source: bytes | str) -> _Sheets:
             with open_regular(source) as handle:
                 source = handle.read()
         reader = fastexcel.read_excel(source)
-        # header_row=None + skip_rows=0 keeps leading blank rows, so row numbers match the spreadsheet;
-        # eager: calamine's Arrow batch as is (a Polars frame per sheet cost more than calamine's read).
-        return [(name, reader.load_sheet(name, header_row=None, skip_rows=0, dtypes="string", eager=True))
-                for name in reader.sheet_names]
+        return [(name, _cells(reader, name)) for name in reader.sheet_names]
     except Exception as exc:  # calamine raises several exception types for damaged files
         raise CalamineError(str(exc)) from exc
+
+
+def _cells(reader: fastexcel.ExcelReader, name: str) -> pa.RecordBatch:
+    """The sheet's cells from its cell A1 on, as text in calamine's Arrow batch (a Polars frame per sheet cost more
+    than calamine's read)."""
+    # header_row=None + skip_rows=0 keeps the blank rows above the first cell, so row numbers match the
+    # spreadsheet's; the blank columns before it calamine leaves out, so they are put back, or a column's letter
+    # would not be the spreadsheet's (helper-60: F9 sent an agency to column D, its values, for a note in E).
+    sheet = reader.load_sheet(name, header_row=None, skip_rows=0, dtypes="string")
+    batch, columns = sheet.to_arrow(), sheet.available_columns()
+    blank = columns[0].absolute_index if columns else 0
+    if not blank:
+        return batch
+    return pa.RecordBatch.from_arrays([pa.nulls(batch.num_rows, pa.string())] * blank + batch.columns,
+                                      names=[f"__BLANK__{j}" for j in range(blank)] + batch.schema.names)
 
 
 class WorkbookReader:

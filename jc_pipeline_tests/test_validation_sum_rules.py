@@ -3,7 +3,7 @@ total population, admissions - releases vs population change."""
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 
 import pytest
 
@@ -22,7 +22,7 @@ Y2024 = date(2024, 1, 1), date(2025, 1, 1)
 @pytest.fixture(scope="module")
 def wh(tmp_path_factory):
     wh = Warehouse(tmp_path_factory.mktemp("sums") / "w.duckdb")
-    for agency in ("SUM_OK", "SUM_BAD", "SUM_LOW", "USD_OK", "USD_BAD", "REQ_OK", "REQ_BAD",
+    for agency in ("SUM_OK", "SUM_BAD", "SUM_LOW", "SUM_TWO_FILES", "USD_OK", "USD_BAD", "REQ_OK", "REQ_BAD",
                    "STAFF_OK", "STAFF_BAD", "STAFF_RACE"):
         wh.agency(agency, ["LAW_ENFORCEMENT"])
     for agency in ("JAIL_OK", "JAIL_BAD"):
@@ -39,6 +39,11 @@ def wh(tmp_path_factory):
     # Parts short of the total fail as parts over it do (helper-40: a one-sided comparison passed every test here).
     wh.add("SUM_LOW", ARRESTS, MARCH, 10)
     wh.add_breakdown("SUM_LOW", ARRESTS, MARCH, OFFENSE, {"PERSON": 4, "PROPERTY": 4})
+    # A later file corrected the total only: its own row is named as well (helper-60).
+    wh.add_breakdown("SUM_TWO_FILES", ARRESTS, MARCH, OFFENSE, {"PERSON": 4, "PROPERTY": 8}, file_id="f-parts",
+                     sheet="arrests_by_type", row=3)
+    wh.add("SUM_TWO_FILES", ARRESTS, MARCH, 10, file_id="f-total", sheet="arrests", row=7)
+    wh.sent("f-total", datetime(2025, 4, 2, 12, 0))
     wh.add("USD_OK", FUNDING, Y2024[0], 100_000, end=Y2024[1])
     wh.add_breakdown("USD_OK", FUNDING, Y2024[0], FUNDING_TYPE, {"GRANTS": 60_000, "OTHER": 40_400}, end=Y2024[1])
     wh.add("USD_BAD", FUNDING, Y2024[0], 100_000, end=Y2024[1])
@@ -94,11 +99,16 @@ def wh(tmp_path_factory):
 def test_breakdowns_sum_to_total(wh):
     rows = wh.results("breakdowns_sum_to_total")
     assert {(r["agency_id"], r["metric_key"], r["dimension"]) for r in rows} == {
-        ("SUM_BAD", ARRESTS, OFFENSE), ("SUM_LOW", ARRESTS, OFFENSE), ("USD_BAD", FUNDING, FUNDING_TYPE)}
+        ("SUM_BAD", ARRESTS, OFFENSE), ("SUM_LOW", ARRESTS, OFFENSE), ("SUM_TWO_FILES", ARRESTS, OFFENSE),
+        ("USD_BAD", FUNDING, FUNDING_TYPE)}
     bad = next(r for r in rows if r["agency_id"] == "SUM_BAD")
     assert (bad["severity"], bad["period_start"], bad["observed"], bad["expected"]) == ("WARNING", MARCH, "12", "10")
     assert (bad["file_id"], bad["sheet"]) == ("f-sum", "arrests_by_type")
-    assert "offense type breakdown adds up to 12, but the total is 10" in bad["message"]
+    assert bad["message"].endswith("offense type breakdown adds up to 12, but the total is 10.")  # one file: no more
+    two = next(r for r in rows if r["agency_id"] == "SUM_TWO_FILES")
+    assert (two["file_id"], two["sheet"], two["row_number"]) == ("f-parts", "arrests_by_type", 3)
+    assert two["message"].endswith("but the total is 10. The total is on row 7 of sheet 'arrests' of "
+                                   "inbox/f-total.csv.")
 
 
 def test_required_breakdowns_present(wh):

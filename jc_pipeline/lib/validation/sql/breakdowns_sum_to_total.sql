@@ -39,11 +39,17 @@ compared AS (
     LEFT JOIN vacancies AS v USING (agency_id, metric_key, period_start, period_end)
     LEFT JOIN metric_definitions AS d ON d.metric_key = p.metric_key
 )
-SELECT agency_id, metric_key, period_start, period_end, dimension, NULL AS category,
-       parts_sum AS observed, total AS expected,
-       CASE WHEN inferred THEN 'The total was not sent; it was taken from another breakdown.' END AS detail,
-       coalesce(file_id, total_file_id) AS file_id, coalesce(sheet, total_sheet) AS sheet,
-       coalesce(row_number, total_row_number) AS row_number,
-       abs(parts_sum - total) > tolerance
-           AND NOT (vacant > 0 AND abs(parts_sum - (total - vacant)) <= tolerance) AS failed
-FROM compared
+SELECT c.agency_id, c.metric_key, c.period_start, c.period_end, c.dimension, NULL AS category,
+       c.parts_sum AS observed, c.total AS expected,
+       -- The row named is the breakdown's; a total sent in another file is named too, or the agency finds a total
+       -- in the named file that agrees with the breakdown (helper-60: a later file corrected only the total).
+       CASE WHEN c.inferred THEN 'The total was not sent; it was taken from another breakdown.'
+            WHEN f.path IS NOT NULL
+            THEN 'The total is on row ' || c.total_row_number || coalesce(' of sheet ''' || c.total_sheet || '''', '')
+                 || ' of ' || f.path || '.' END AS detail,
+       coalesce(c.file_id, c.total_file_id) AS file_id, coalesce(c.sheet, c.total_sheet) AS sheet,
+       coalesce(c.row_number, c.total_row_number) AS row_number,
+       abs(c.parts_sum - c.total) > c.tolerance
+           AND NOT (c.vacant > 0 AND abs(c.parts_sum - (c.total - c.vacant)) <= c.tolerance) AS failed
+FROM compared AS c
+LEFT JOIN source_files AS f ON f.file_id = c.total_file_id AND c.file_id <> c.total_file_id

@@ -94,7 +94,10 @@ def plan_sheet(name: str, header: tuple[str | None, ...], has_data: tuple[bool, 
         plan = _plan_single_page(name, headers, named, list(has_data), upload)
     else:
         plan = _plan_standard(name, headers, named, list(has_data), upload, is_csv)
-    _check_unnamed(plan, headers, has_data, is_csv)
+    # A header naming no column of the sheet is most often a title above the real one (F4 says so): F6 and F9 would
+    # tell the agency to delete its data columns, and the sheet's rows are refused whatever they say (helper-60).
+    if plan.roles:
+        _check_unnamed(plan, headers, has_data, is_csv)
     return plan
 
 
@@ -135,7 +138,8 @@ def _plan_standard(name: str, headers: _Headers, named: list[int], has_data: lis
     for role, names in expected.items():
         _check_required(plan, role, names[0], has_data, headers)
     _check_month(plan, has_data, metric.sheet)
-    _check_unexpected(plan, headers, has_data, _expected_list(expected, plan.month_expected))
+    if plan.roles:  # see plan_sheet
+        _check_unexpected(plan, headers, has_data, _expected_list(expected, plan.month_expected))
     return plan
 
 

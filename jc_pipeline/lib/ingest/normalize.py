@@ -507,7 +507,7 @@ def _row_findings(live: pl.LazyFrame, today: date) -> list[pl.LazyFrame]:
             "value_problem", {
                 "empty": pl.lit(f"Empty 'value': write the number, or delete the row if you have no data for it "
                                 f"({FORMULAS_READ_EMPTY})"),
-                "format": f("Invalid 'value' '{}': write a number such as 1000, 1,000 or 12.5", value),
+                "format": f("Invalid 'value' '{}': write a number such as 1000 or 12.5", value),
                 "dash": pl.lit("Invalid 'value' '-': a dash stands for zero in Excel's accounting format; write 0"),
                 "ambiguous": f("Ambiguous 'value' '{}' in a file separated by semicolons: where Excel writes CSVs "
                                "with semicolons, '{}' means a number in the thousands, elsewhere a decimal; write "

@@ -81,7 +81,7 @@ _RULES = (
     Rule("R6", ERROR, "Invalid 'agency' value",
          "Write the name or id of one of your child agencies, as in agencies.csv."),
     Rule("R7", ERROR, "Invalid 'value'",
-         "Write a number of zero or more (1000, 1,000 or 1000.5). Delete rows you have no data for."),
+         "Write a number of zero or more (1000 or 1000.5). Delete rows you have no data for."),
     Rule("R8", ERROR, "Invalid 'metric' value", "Write one of the metric names listed in the message."),
     Rule("R9", ERROR, "Invalid 'breakdown_category' value",
          "Write one of the breakdown columns of the metric listed in the message, or leave both breakdown "

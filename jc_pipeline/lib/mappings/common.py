@@ -3,7 +3,7 @@
 An export is read once, streaming, into a compact per-record frame (:class:`Records`): one row per input record in
 file order, holding only what the metrics need, in few bytes per record:
 
-* the record's spreadsheet row (:data:`ROW`; header = row 1) and whether it is blank (``keep``);
+* the record's spreadsheet row (:data:`ROW`, as a spreadsheet program shows it) and whether it is blank (``keep``);
 * each date column parsed with its most likely format (see :meth:`Records.date`);
 * each coded column (mapped values, filters, the child agency, a year or month) as a Polars Categorical, so the
   mapping's rules -- strip, compare case-insensitively, look up, default, blank -- run once per *distinct*
@@ -46,7 +46,7 @@ from jc_pipeline.lib.regular_files import open_regular, reopen_failed
 from jc_pipeline.lib.roster import Agency, Roster
 from jc_pipeline.lib.state_clock import state_date, state_timezone
 
-#: Column of a record's spreadsheet row number (header = row 1, first record = row 2).
+#: Column of a record's spreadsheet row number (as a spreadsheet program shows it: the first record is the row below the header's).
 ROW = "\x00row"
 #: Category codes below zero: a value mapped to null (left out of the metric), a value without mapping, an empty
 #: cell without a ``blank`` member (both N3 errors), a child agency that does not report for the sector.

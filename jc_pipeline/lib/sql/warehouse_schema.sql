@@ -158,7 +158,7 @@ CREATE TABLE IF NOT EXISTS rejected_rows (
 COMMENT ON TABLE rejected_rows IS 'Ingest findings: every rejected row (severity ERROR) and every warning on a loaded row, with the rule it broke.';
 COMMENT ON COLUMN rejected_rows.file_id IS 'File (source_files.file_id).';
 COMMENT ON COLUMN rejected_rows.sheet IS 'Sheet name as written in the workbook (CSV: the file name).';
-COMMENT ON COLUMN rejected_rows.row_number IS '1-based spreadsheet row (the header is row 1).';
+COMMENT ON COLUMN rejected_rows.row_number IS '1-based row as a spreadsheet program shows it (blank rows above the header counted; a CSV record spanning lines is one row).';
 COMMENT ON COLUMN rejected_rows.column_name IS 'Column holding the offending value, as written in the file.';
 COMMENT ON COLUMN rejected_rows.raw_value IS 'The offending value as text.';
 COMMENT ON COLUMN rejected_rows.rule IS 'Stable rule code (see docs/rules.md).';

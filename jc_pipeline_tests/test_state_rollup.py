@@ -706,7 +706,16 @@ def test_rate_needs_every_reporting_population(fresh_state):
     state.build_state_metrics(fresh_state, [JAN_2023])
     value, reporting, expected, population, pct, rate, _ = total_row(fresh_state, ARRESTS, JAN_2023)
     assert (value, reporting, expected, population, rate) == (171.0, 3, 3, 120_000, None)
-    assert pct == pytest.approx(100.0)  # 120,000 of the 120,000 known expected population
+    # The share of the expected population is unknown too, whether LE2 reports or not (helper-62: "100% of their
+    # population covered" while LE2 was missing); the derived year's view says the same.
+    assert pct is None
+    state.build_state_metrics(fresh_state, [date(2023, 12, 1)])
+    assert total_row(fresh_state, ARRESTS, date(2023, 12, 1))[:5] == (112.0, 1, 3, 100_000, None)
+    year = fresh_state.execute(
+        "SELECT population_covered, coverage_population_pct FROM state_calendar_years"
+        " WHERE state_code = 'US_XX' AND metric_key = ? AND period_start = ? AND dimension IS NULL",
+        [ARRESTS, JAN_2023]).fetchall()
+    assert year == [(130_000, None)]
 
 
 def test_disabling_a_metric_removes_the_agency_from_expected(fresh_state):

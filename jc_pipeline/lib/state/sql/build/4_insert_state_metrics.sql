@@ -103,7 +103,9 @@ period_coverage AS (
     SELECT
         x.state_code, x.metric_key, x.is_derived_annual, x.period_start, x.period_end,
         count(*) AS agencies_expected,
-        sum(x.population) AS expected_population,
+        -- Unknown when an expected agency has no population: a share of the known ones alone said 100% covered
+        -- while that agency was missing (helper-62).
+        CASE WHEN count(x.population) = count(*) THEN sum(x.population) END AS expected_population,
         coalesce(list(x.agency_id ORDER BY x.agency_id) FILTER (WHERE t.agency_id IS NULL), []::VARCHAR[])
             AS agencies_missing,
         coalesce(

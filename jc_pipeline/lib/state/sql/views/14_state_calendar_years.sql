@@ -38,7 +38,9 @@ dimension_coverage AS (
 expected AS (
     SELECT state_code, metric_key,
            count(*) FILTER (WHERE starting_month = 1)::INTEGER AS agencies_expected,
-           sum(population) FILTER (WHERE starting_month = 1)::BIGINT AS expected_population,
+           -- Unknown when an expected agency has no population, as in state_metrics.
+           CASE WHEN count(population) FILTER (WHERE starting_month = 1) = count(*) FILTER (WHERE starting_month = 1)
+                THEN sum(population) FILTER (WHERE starting_month = 1) END::BIGINT AS expected_population,
            count(*) FILTER (WHERE starting_month <> 1)::INTEGER AS agencies_expected_fiscal_year
     FROM state_expected_agencies
     GROUP BY state_code, metric_key
@@ -91,7 +93,7 @@ COMMENT ON COLUMN state_calendar_years.agencies_reporting_annual IS 'Agencies th
 COMMENT ON COLUMN state_calendar_years.agencies_reporting_monthly IS 'Monthly reporters with all 12 months counted.';
 COMMENT ON COLUMN state_calendar_years.agencies_expected IS 'Agencies expected for the metric as MONTHLY or as ANNUAL from January (fiscal-year reporters are not expected here).';
 COMMENT ON COLUMN state_calendar_years.population_covered IS 'Sum of the populations of the reporting agencies (overlaps counted twice, see state_metrics).';
-COMMENT ON COLUMN state_calendar_years.coverage_population_pct IS '100 * population_covered / population of the expected agencies.';
+COMMENT ON COLUMN state_calendar_years.coverage_population_pct IS '100 * population_covered / population of the expected agencies; NULL when an expected agency has no population.';
 COMMENT ON COLUMN state_calendar_years.rate_per_100k IS 'value / population_covered * 100000; NULL when a reporting agency has no population.';
 COMMENT ON COLUMN state_calendar_years.is_complete IS 'agencies_reporting = agencies_expected.';
 COMMENT ON COLUMN state_calendar_years.agencies_expected_fiscal_year IS 'Agencies expected to report this metric for fiscal years (a year starting in another month than January): their years are other periods, not in this calendar year, so is_complete speaks of the other agencies only. NULL on breakdown rows, as state_metrics.agencies_expected_other_cadence.';

@@ -11,6 +11,7 @@ from jc_pipeline_tests.test_validation_support import REGISTRY, Warehouse, month
 
 FEB, MARCH = month(2025, 2), month(2025, 3)
 ARRESTS = "LAW_ENFORCEMENT_ARRESTS"
+CRIME = "LAW_ENFORCEMENT_REPORTED_CRIME"
 FUNDING = "LAW_ENFORCEMENT_FUNDING"
 STAFF = "LAW_ENFORCEMENT_TOTAL_STAFF"
 OFFENSE, RACE, SEX = "metric/offense/type", "global/race_and_ethnicity", "global/biological_sex"
@@ -44,6 +45,11 @@ def wh(tmp_path_factory):
                      sheet="arrests_by_type", row=3)
     wh.add("SUM_TWO_FILES", ARRESTS, MARCH, 10, file_id="f-total", sheet="arrests", row=7)
     wh.sent("f-total", datetime(2025, 4, 2, 12, 0))
+    wh.add_breakdown("SUM_TWO_FILES", ARRESTS, MARCH, SEX, {"MALE": 4, "FEMALE": 4}, file_id="f-sex",
+                     sheet="arrests_by_sex", row=2)
+    wh.add("SUM_TWO_FILES", CRIME, MARCH, 10, file_id="f-csv", sheet="f-csv.csv", row=4)  # a CSV: no sheet said
+    wh.add_breakdown("SUM_TWO_FILES", CRIME, MARCH, OFFENSE, {"PERSON": 1}, file_id="f-parts", row=5)
+    wh.sent("f-csv", datetime(2025, 4, 2, 12, 0))
     wh.add("USD_OK", FUNDING, Y2024[0], 100_000, end=Y2024[1])
     wh.add_breakdown("USD_OK", FUNDING, Y2024[0], FUNDING_TYPE, {"GRANTS": 60_000, "OTHER": 40_400}, end=Y2024[1])
     wh.add("USD_BAD", FUNDING, Y2024[0], 100_000, end=Y2024[1])
@@ -100,15 +106,19 @@ def test_breakdowns_sum_to_total(wh):
     rows = wh.results("breakdowns_sum_to_total")
     assert {(r["agency_id"], r["metric_key"], r["dimension"]) for r in rows} == {
         ("SUM_BAD", ARRESTS, OFFENSE), ("SUM_LOW", ARRESTS, OFFENSE), ("SUM_TWO_FILES", ARRESTS, OFFENSE),
-        ("USD_BAD", FUNDING, FUNDING_TYPE)}
+        ("SUM_TWO_FILES", ARRESTS, SEX), ("SUM_TWO_FILES", CRIME, OFFENSE), ("USD_BAD", FUNDING, FUNDING_TYPE)}
     bad = next(r for r in rows if r["agency_id"] == "SUM_BAD")
     assert (bad["severity"], bad["period_start"], bad["observed"], bad["expected"]) == ("WARNING", MARCH, "12", "10")
     assert (bad["file_id"], bad["sheet"]) == ("f-sum", "arrests_by_type")
     assert bad["message"].endswith("offense type breakdown adds up to 12, but the total is 10.")  # one file: no more
-    two = next(r for r in rows if r["agency_id"] == "SUM_TWO_FILES")
-    assert (two["file_id"], two["sheet"], two["row_number"]) == ("f-parts", "arrests_by_type", 3)
-    assert two["message"].endswith("but the total is 10. The total is on row 7 of sheet 'arrests' of "
-                                   "inbox/f-total.csv.")
+    two = {r["dimension"]: r for r in rows if r["agency_id"] == "SUM_TWO_FILES" and r["metric_key"] == ARRESTS}
+    assert (two[OFFENSE]["file_id"], two[OFFENSE]["sheet"], two[OFFENSE]["row_number"]) == (
+        "f-parts", "arrests_by_type", 3)
+    assert two[OFFENSE]["message"].endswith(
+        "but the total is 10. The total is on row 7 of sheet 'arrests' of inbox/f-total.csv.")
+    assert two[SEX]["message"].endswith("The total is on row 7 of sheet 'arrests' of inbox/f-total.csv.")
+    crime = next(r for r in rows if r["metric_key"] == CRIME)
+    assert crime["message"].endswith("but the total is 10. The total is on row 4 of inbox/f-csv.csv.")
 
 
 def test_required_breakdowns_present(wh):

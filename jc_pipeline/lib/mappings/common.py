@@ -46,7 +46,7 @@ from jc_pipeline.lib.regular_files import open_regular, reopen_failed
 from jc_pipeline.lib.roster import Agency, Roster
 from jc_pipeline.lib.state_clock import state_date, state_timezone
 
-#: Column of a record's spreadsheet row number (as a spreadsheet program shows it: the first record is the row below the header's).
+#: Column of a record's row number as a spreadsheet program shows it (the first record's is the header's + 1).
 ROW = "\x00row"
 #: Category codes below zero: a value mapped to null (left out of the metric), a value without mapping, an empty
 #: cell without a ``blank`` member (both N3 errors), a child agency that does not report for the sector.

@@ -45,7 +45,10 @@ SELECT c.agency_id, c.metric_key, c.period_start, c.period_end, c.dimension, NUL
        -- in the named file that agrees with the breakdown (helper-60: a later file corrected only the total).
        CASE WHEN c.inferred THEN 'The total was not sent; it was taken from another breakdown.'
             WHEN f.path IS NOT NULL
-            THEN 'The total is on row ' || c.total_row_number || coalesce(' of sheet ''' || c.total_sheet || '''', '')
+            THEN 'The total is on row ' || c.total_row_number
+                 -- A CSV's sheet is its file name: the path says it.
+                 || CASE WHEN NOT ends_with(f.path, '/' || c.total_sheet) THEN ' of sheet ''' || c.total_sheet || ''''
+                         ELSE '' END
                  || ' of ' || f.path || '.' END AS detail,
        coalesce(c.file_id, c.total_file_id) AS file_id, coalesce(c.sheet, c.total_sheet) AS sheet,
        coalesce(c.row_number, c.total_row_number) AS row_number,

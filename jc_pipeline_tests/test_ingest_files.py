@@ -129,6 +129,26 @@ def test_a_csv_whose_first_line_cannot_be_split_is_unreadable_and_named(warehous
     assert "the CSV cannot be parsed" in finding
 
 
+def test_a_csv_past_the_size_read_is_refused_without_parsing_it(warehouse, monkeypatch):
+    """helper-63: a 1 GiB CSV took 5-8 GiB to parse and aborted every night's run under a memory cap. One past
+    MAX_CSV_BYTES (read again by path, as every CSV past inbox.IN_MEMORY_LIMIT is) is refused for its size (both
+    limits made small here), read no further, and not read again while it is unchanged; the folder's other files
+    load."""
+    from jc_pipeline.lib.ingest import inbox
+
+    monkeypatch.setattr(readers, "MAX_CSV_BYTES", 2 << 20)
+    monkeypatch.setattr(inbox, "IN_MEMORY_LIMIT", 1 << 20)
+    rows = [["year", "month", "value"]] + [[2000 + i % 20, 1 + i % 12, i] for i in range(250_000)]
+    inbox_path(warehouse.data_dir, "le", "LAW_ENFORCEMENT", "arrests.csv").write_bytes(csv_bytes(rows))
+    deliver_csv(warehouse.data_dir, "le", "LAW_ENFORCEMENT", "reported_crime.csv", ARRESTS)
+    monkeypatch.setattr(readers, "_polars_csv", lambda *args, **kwargs: pytest.fail("a CSV too big was parsed"))
+    assert warehouse.ingest().files_unreadable == 1
+    assert files(warehouse) == {"arrests.csv": ("UNREADABLE", 0, 0, 0), "reported_crime.csv": ("INGESTED", 2, 2, 0)}
+    [finding] = warehouse.table("rejected_rows").filter(pl.col("rule") == "F0")["message"].to_list()
+    assert "the CSV is larger than the 2 MiB a bulk upload is read up to; split it into smaller files" in finding
+    assert warehouse.ingest().files_unreadable == 0  # unchanged: not read again
+
+
 def test_csv_file_names_are_sheet_names(warehouse):
     deliver_csv(warehouse.data_dir, "le", "LAW_ENFORCEMENT", " Arrests.CSV", ARRESTS)
     deliver_csv(warehouse.data_dir, "le", "LAW_ENFORCEMENT", "arrests export.csv", ARRESTS)

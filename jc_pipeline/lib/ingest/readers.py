@@ -57,6 +57,11 @@ from jc_pipeline.lib.ingest.workbook_guard import (MAX_RATIO, OLE_MAGIC, RATIO_F
 from jc_pipeline.lib.regular_files import open_regular, reopen_failed
 
 SMALL_CSV_BYTES = 1024 * 1024
+#: The largest bulk-upload CSV read: Polars needs 5-8 times a file's size to parse it, and a state's largest
+#: (a superagency's single-page CSV of ten years for a hundred agencies) is under 100 MiB. A 1 GiB CSV aborted the
+#: run under a memory cap, every night until it was removed (helper-63). Past inbox.IN_MEMORY_LIMIT: such a CSV is
+#: read again by path, up to this size.
+MAX_CSV_BYTES = 128 * 1024 * 1024
 #: Cells longer than this (UTF-8 bytes) are cut before any rule sees them (see the module docstring).
 MAX_CELL_BYTES = 64 * 1024
 _CUT_KEEP = 60
@@ -417,7 +422,10 @@ def _text(data: bytes) -> str:
 
 
 def _read_big_csv(path: Path, data: bytes | None, name: str) -> RawSheet:
-    data = data if data is not None else _read_again(path)
+    data = data if data is not None else _read_again(path, MAX_CSV_BYTES + 1)
+    if len(data) > MAX_CSV_BYTES:
+        raise Unreadable(f"the CSV is larger than the {MAX_CSV_BYTES // 2**20} MiB a bulk upload is read up to; "
+                         f"split it into smaller files (one per year, for example) and deliver those")
     if data.startswith(csv_text.UTF16_BOMS):
         data = _text(data).encode("utf-8")
     _refuse_binary(data)  # after re-encoding: UTF-16 text is half NUL bytes

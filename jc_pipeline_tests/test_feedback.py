@@ -111,7 +111,11 @@ def test_file_names_never_come_from_data_unchecked():
         assert "/" not in stem and "." not in stem and stem and stem != hostile
     assert feedback.agency_file_stem("a/b") != feedback.agency_file_stem("a_b")
     for taken in ("index", "INDEX"):  # the agencies' index (index.html), on case-blind file systems too
-        assert feedback.agency_file_stem(taken).startswith(f"{taken}-")
+        assert feedback.agency_file_stem(taken).startswith(f"{taken}~")
+    # A plain id never spells another's hashed name (helper-63: a folder named 'evil_id-1-624dbe31' took over the
+    # page of the roster's 'evil.id-1').
+    hashed = feedback.agency_file_stem("evil.id-1")
+    assert feedback.agency_file_stem(hashed) != hashed
 
 
 def test_full_run_removes_only_its_own_stale_files(written, tmp_path):

@@ -65,7 +65,7 @@ HELPER_SECONDS = 60.0
 #: The files a full run wrote, so the next full run removes only its own stale files.
 MANIFEST = ".feedback-files.json"
 _PLAIN_ID = re.compile(r"[A-Za-z0-9_-]{1,80}")
-_OUR_FILE = re.compile(r"[A-Za-z0-9_-]{1,90}\.(?:html|xlsx)")
+_OUR_FILE = re.compile(r"[A-Za-z0-9_~-]{1,90}\.(?:html|xlsx)")
 
 #: What an agency does about a period that is not in the state numbers, by status.
 _PERIOD_ACTION = {
@@ -101,11 +101,12 @@ class AgencyFeedback:
 
 def agency_file_stem(agency_id: str) -> str:
     """The file name (without suffix) of an agency's feedback: the id itself when plain and not the index's name
-    (in any case: some file systems ignore it), else slug + hash."""
+    (in any case: some file systems ignore it), else slug ~ hash, which no plain id spells (helper-63: an inbox
+    folder named as another agency's slug-hash took over its page)."""
     if _PLAIN_ID.fullmatch(agency_id) and agency_id.casefold() != Path(INDEX_FILE).stem:
         return agency_id
     slug = re.sub(r"[^A-Za-z0-9_-]+", "_", agency_id)[:40].strip("_") or "agency"
-    return f"{slug}-{hashlib.sha256(agency_id.encode()).hexdigest()[:8]}"
+    return f"{slug}~{hashlib.sha256(agency_id.encode()).hexdigest()[:8]}"
 
 
 def write_agency_feedback(con: duckdb.DuckDBPyConnection, out_dir: Path, *, generated_at: datetime,

@@ -4,6 +4,7 @@ Errors name the file and the fix, without a traceback."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
 import os
 import re
@@ -216,15 +217,34 @@ def main(argv: list[str] | None = None) -> int:
     layout = DataLayout.from_env(args.data_dir)
     commands = {"demo-data": _demo_data, "run": _run, "status": _status, "report": _report, "feedback": _feedback,
                 "template": _template, "export": _export}
-    try:
-        commands[args.command](args, layout)
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-    except Exception as error:  # the CLI's promise: a message that names the problem, not a traceback
-        print(_message(args, error), file=sys.stderr)
-        return 1
+    with contextlib.redirect_stdout(_Printable(sys.stdout)), contextlib.redirect_stderr(_Printable(sys.stderr)):
+        try:
+            commands[args.command](args, layout)
+        except KeyboardInterrupt:
+            print("interrupted", file=sys.stderr)
+            return 130
+        except Exception as error:  # the CLI's promise: a message that names the problem, not a traceback
+            print(_message(args, error), file=sys.stderr)
+            return 1
     return 0
+
+
+class _Printable:
+    """A text stream writing control characters as escapes (``\\x1b``): names an agency chose (its inbox folders
+    and files) reach the terminal, where an escape sequence could retitle it or erase the lines above (helper-63)."""
+
+    def __init__(self, stream: object) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        return self._stream.write(_CONTROL.sub(lambda found: repr(found[0])[1:-1], text))
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._stream, name)
+
+
+#: C0 and C1 control characters but newline and tab.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
 def _message(args: argparse.Namespace, error: Exception) -> str:

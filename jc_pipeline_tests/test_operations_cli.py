@@ -143,6 +143,16 @@ def test_a_backfill_range_that_cannot_run_is_refused(capsys, tmp_path):
     assert "expected YYYY-MM" in capsys.readouterr().err
 
 
+def test_control_characters_from_names_reach_the_terminal_as_escapes(tmp_path, capsys):
+    """helper-63: names an agency chose (inbox folders) are printed; an escape sequence in one could retitle the
+    terminal or erase the lines above. Every line the command writes shows control characters as escapes."""
+    odd = tmp_path / "nx\x1b]0;PWNED\x07\x1b[1A\x1b[2Kd"
+    assert main(["status", "--data-dir", str(odd)]) != 0
+    out, err = capsys.readouterr()
+    assert "nx\\x1b]0;PWNED\\x07\\x1b[1A\\x1b[2Kd" in out + err
+    assert not any(c in out + err for c in "\x1b\x07")
+
+
 @pytest.mark.slow
 def test_status_shows_runs_files_checks_and_coverage(tmp_path_factory):
     data = baseline(tmp_path_factory)

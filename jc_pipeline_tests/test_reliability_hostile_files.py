@@ -404,6 +404,57 @@ def test_file_swapped_for_a_symlink_after_the_scan_is_not_followed(warehouse, tm
     assert_good_loaded(warehouse)
 
 
+@pytest.mark.parametrize("when", ["after the scan", "after the hash"])
+def test_a_folder_swapped_for_a_symlink_is_not_followed(warehouse, tmp_path, monkeypatch, when):
+    """helper-63: O_NOFOLLOW guards a file's own name only; a folder on its path swapped for a symlink, after the
+    inbox was listed or after the file was hashed (a big file is opened again to be parsed), led outside the data
+    directory, and the files there were quoted in the agency's feedback."""
+    from jc_pipeline.lib.ingest import batch, inbox
+
+    secret = tmp_path / "outside" / "2023"
+    secret.mkdir(parents=True)
+    (secret / "reported_crime.csv").write_bytes(csv_bytes([["year", "month", "value"], [2023, 1, 99]]))
+    folder = deliver_csv(warehouse.data_dir, *LE, "2023/reported_crime.csv",
+                         [["year", "month", "value"], [2023, 1, 1]]).parent
+    deliver_good(warehouse)
+
+    def swap():
+        folder.rename(folder.with_name("2023_kept"))
+        folder.symlink_to(secret)
+
+    if when == "after the scan":
+        scanned = inbox.scan_inbox(warehouse.data_dir)
+        monkeypatch.setattr(batch, "scan_inbox", lambda data_dir: swap() or scanned)
+    else:
+        monkeypatch.setattr(inbox, "IN_MEMORY_LIMIT", 0)  # hashed streaming, read again to be parsed
+        hashed = inbox.fingerprint
+
+        def hash_then_swap(file):
+            found = hashed(file)
+            if file.path.endswith("2023/reported_crime.csv"):
+                swap()
+            return found
+
+        monkeypatch.setattr(batch, "fingerprint", hash_then_swap)
+    warehouse.ingest()
+    status, *_, reason = outcome(warehouse)["inbox/le/LAW_ENFORCEMENT/2023/reported_crime.csv"]
+    assert status == "UNREADABLE" and "a folder on its path is a symbolic link, which is never followed" in reason
+    assert 99.0 not in warehouse.metrics()["value"].to_list()
+    assert_good_loaded(warehouse)
+
+
+def test_a_data_directory_behind_a_symlink_is_read_as_any_other(warehouse, tmp_path):
+    """The check above compares a file's real path with the scanned one: the scan resolves the data directory's
+    own links (a data directory reached through a link is the state's choice, not an agency's)."""
+    from jc_pipeline.lib.ingest import inbox
+
+    deliver_good(warehouse)
+    link = tmp_path / "data_link"
+    link.symlink_to(warehouse.data_dir)
+    files = inbox.scan_inbox(link)
+    assert files and all(inbox.fingerprint(file)[1] is not None for file in files)
+
+
 @pytest.mark.parametrize("name", ["reported_crime.csv", "reported_crime.xlsx", "cad_calls_2023.csv"],
                          ids=["CSV", "workbook", "mapped export"])
 def test_a_big_file_swapped_for_a_symlink_after_its_hash_is_not_followed(warehouse, tmp_path, monkeypatch, name):

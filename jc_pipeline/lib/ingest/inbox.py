@@ -94,11 +94,12 @@ class InboxFile(NamedTuple):
 
 
 def scan_inbox(data_dir: Path) -> list[InboxFile]:
-    """Every delivered file under ``data_dir/inbox``, sorted by relative path; symlinks listed, never followed."""
+    """Every delivered file under ``data_dir/inbox``, sorted by relative path; symlinks listed, never followed.
+    Locations are real paths (the data directory's own links resolved), as :func:`open_regular` checks them."""
     root = Path(data_dir)
     found: list[InboxFile] = []
     if (root / INBOX).is_dir():
-        _scan(str(root / INBOX), found)
+        _scan(os.path.realpath(root / INBOX), found)
     found.sort(key=lambda f: f.path)
     return _distinct_paths(found)
 

@@ -470,7 +470,11 @@ def run_pipeline(
                  "publishing, or one run outside this command (`dagster asset materialize`); publishing them now")
         else:
             echo("[3/3] publish: swapping in the new warehouse, writing the reports and the agency feedback")
-        execute("publish_job")  # its last step records what it published (publish_generations)
-        summary.published = True
+        # Its last step records what it published (publish_generations). It publishes nothing while another run's
+        # roll-up is half done (analyst_warehouse), whose own publish follows.
+        summary.published = bool(_materialization_metadata(execute("publish_job"), "analyst_warehouse"))
+        if not summary.published:
+            echo("      not published: a roll-up in another run has rebuilt agency rows but not yet the state sums; "
+                 "the publish that follows it brings this run's work too")
         echo(f"      done; whole run {time.perf_counter() - started:.1f} s")
         return summary

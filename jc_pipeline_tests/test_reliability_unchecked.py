@@ -101,3 +101,38 @@ def test_a_run_killed_after_its_checks_leaves_the_months_it_rebuilt_to_the_next_
         assert _run(data, tmp_path / "data_home") == 1
     assert _run(data, tmp_path / "data_home") == 0
     assert _published(data, month) == expected
+
+
+def test_a_publish_while_a_roll_up_is_half_done_keeps_the_warehouse_as_it_was(tmp_path_factory, tmp_path,
+                                                                             monkeypatch):
+    """helper-61: a publish (the sensors', the UI's) that took the warehouse's slot between a roll-up's agency step
+    and its state step published the new agency rows beside the old state sums. Here the roll-up stops after its
+    agency step (its checks crash): a publish then writes nothing, neither the warehouse nor a report, and counts
+    nothing as published; the next `jc-pipeline run` finishes the roll-up and publishes."""
+    from jc_pipeline.defs.publish import assets as publish, reports
+
+    data = copy_state(baseline(tmp_path_factory), tmp_path / "data")
+    month = "2025-03-01"
+    add_late_correction(data, first_law_enforcement_agency(data / "warehouse.duckdb"))
+    before = _published(data, month)
+    with monkeypatch.context() as patch:
+        def crash(*args, **kwargs):
+            raise RuntimeError("the checks' worker died")
+
+        patch.setattr(validation, "validate_scopes", crash)
+        assert _run(data, tmp_path / "home") == 1
+    with duckdb.connect(str(data / "pipeline" / "store.duckdb")) as con:
+        assert date.fromisoformat(month) in pending.rolled_up_halfway(con)
+    warehouse_file = (data / "warehouse.duckdb").stat()
+    assets = [publish.analyst_warehouse, publish.publish_generations, reports.agency_feedback,
+              reports.data_quality_report, reports.state_report]
+    with monkeypatch.context() as patch:
+        patch.setenv("DAGSTER_HOME", str(tmp_path / "home"))
+        result = dg.materialize(assets, resources={"warehouse": WarehouseResource(data_dir=str(data))},
+                                selection=[a.key for a in assets])
+    assert result.success and not result.get_asset_materialization_events()
+    assert (data / "warehouse.duckdb").stat().st_ino == warehouse_file.st_ino and _published(data, month) == before
+    assert _run(data, tmp_path / "home") == 0
+    after = _published(data, month)
+    assert after != before and any(row[:2] == ("LAW_ENFORCEMENT_ARRESTS", None) and row[3] >= 99999
+                                   for row in after[1])

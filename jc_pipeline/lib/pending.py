@@ -386,6 +386,14 @@ def next_upload_seq(con: duckdb.DuckDBPyConnection) -> int:
     return con.execute(_NEXT_UPLOAD_SQL).fetchall()[0][0]
 
 
+def rolled_up_halfway(con: duckdb.DuckDBPyConnection) -> list[date]:
+    """The months whose agency_metrics rows a roll-up rebuilt and whose state rows no roll-up has rebuilt since
+    (``rebuilt_agency_months``, checked or not): a roll-up is half done, in progress in another run or stopped
+    between its steps, and a copy of the store now would publish its new agency rows beside the old state sums."""
+    ensure_schema(con)
+    return sorted(row[0] for row in con.execute(_REBUILT_MONTHS).fetchall())
+
+
 def generations(con: duckdb.DuckDBPyConnection) -> Generations:
     """What the store holds (roll-ups, uploads) and what the published warehouse is known to hold. A store no
     ingest has written (no ``source_files``: a publish launched from the UI first) holds no upload."""

@@ -68,8 +68,11 @@ def _print_runs(layout: DataLayout) -> None:
         return
     try:
         _print_recent_runs(layout)
-    except OSError as error:  # opening the instance writes a lock file and seeds its storages
-        print(f"Dagster instance {home}: its runs cannot be read here ({error})")
+    except Exception as error:  # noqa: BLE001 - the warehouse's sections are shown all the same
+        # Opening the instance writes a lock file and seeds its storages (OSError); a team install's PostgreSQL
+        # may be down (SQLAlchemy's and Dagster's own errors: helper-61, `status` then showed nothing at all).
+        reason = str(error).split("\n", 1)[0][:300]
+        print(f"Dagster instance {home}: its runs cannot be read here ({type(error).__name__}: {reason})")
 
 
 def _print_recent_runs(layout: DataLayout) -> None:

@@ -178,6 +178,23 @@ def test_status_shows_runs_files_checks_and_coverage(tmp_path_factory):
 
 
 @pytest.mark.slow
+def test_status_shows_the_warehouse_when_the_instance_cannot_be_opened(tmp_path_factory, tmp_path, monkeypatch,
+                                                                       capsys):
+    """helper-61: with a team install's PostgreSQL down, `status` stopped at the instance and showed nothing. An
+    instance whose storage cannot be opened (here: a storage class that does not exist) is named, and the
+    warehouse's sections follow."""
+    data = copy_state(baseline(tmp_path_factory), tmp_path / "data")
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text("run_storage:\n  module: no_such_module\n  class: NoSuchStorage\n")
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    assert main(["status", "--data-dir", str(data)]) == 0
+    out = capsys.readouterr().out
+    assert f"Dagster instance {home}: its runs cannot be read here (" in out
+    assert f"warehouse {data / 'warehouse.duckdb'}" in out and "failing checks:" in out
+
+
+@pytest.mark.slow
 def test_a_data_directory_whose_path_has_spaces_quotes_and_accents_runs_as_any_other(tmp_path_factory, tmp_path):
     """The data directory's path reaches DuckDB, Dagster's instance and the printed commands: it is data, never part
     of SQL or of a command line. The run loads what the baseline loads, and the command it prints to open the

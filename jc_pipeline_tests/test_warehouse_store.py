@@ -241,7 +241,7 @@ def test_the_published_warehouse_is_read_from_a_read_only_share(tmp_path):
             path.chmod(0o555)
         status = read("-m", "jc_pipeline.cli", "status", "--data-dir", str(share))
         assert status.returncode == 0, status.stderr
-        assert f"Dagster instance {home}: its runs cannot be read here ([Errno 13] Permission denied" in status.stdout
+        assert f"Dagster instance {home}: its runs cannot be read here (PermissionError: [Errno 13] Permission denied" in status.stdout
         assert f"warehouse {share / 'warehouse.duckdb'}" in status.stdout
     finally:
         for path in share.rglob("*"):

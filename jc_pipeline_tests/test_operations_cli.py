@@ -399,6 +399,11 @@ def test_a_full_disk_or_a_folder_it_may_not_write_gets_the_way_out_also_from_a_r
     assert "who may write to DAGSTER_HOME" in _way_out(run, RunFailed(f"step x: {instance} (PermissionError)"))
     assert _way_out(report, OSError(errno.EROFS, "Read-only file system")).startswith("; give --out a folder")
     assert _way_out(run, RunFailed("step x: [Errno 2] No such file or directory: 'a' (FileNotFoundError)")) == ""
+    # helper-61: a team install's PostgreSQL down or restarted, as psycopg2 and Dagster say it.
+    for down in ("(psycopg2.OperationalError) server closed the connection unexpectedly\n\tThis probably means",
+                 'connection to server at "db" (10.0.0.5), port 5432 failed: Connection refused',
+                 "too many retries for DB connection"):
+        assert "the Dagster instance's database cannot be reached" in _way_out(run, RuntimeError(down))
 
 
 def test_an_error_of_dagsters_instance_is_said_without_its_sql():

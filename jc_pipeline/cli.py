@@ -270,10 +270,15 @@ def _way_out(args: argparse.Namespace, error: Exception) -> str:
     if code == errno.ENOSPC:
         return ("; the disk is full: free space on the disk of the data directory and of DAGSTER_HOME, then run the "
                 "command again (nothing already loaded is lost)")
-    if any(words in str(error) for words in _DATABASE_DOWN):  # helper-61: psycopg2's words alone named no way out
+    text = str(error)
+    if any(words in text for words in _DATABASE_DOWN):  # helper-61: psycopg2's words alone named no way out
         return ("; the Dagster instance's database cannot be reached (a team install: the PostgreSQL server of "
                 "DAGSTER_PG_HOST and DAGSTER_PG_PORT): run the command again once it is up (nothing already loaded "
                 "is lost)")
+    if "too many retries for DB connection" in text or "FATAL:" in text:  # why: in the warnings above, or here
+        return ("; the Dagster instance's database could not be opened: the server down says 'Connection refused', "
+                "a wrong database, user or password 'FATAL: …' (check DAGSTER_PG_*); run the command again once it "
+                "is fixed (nothing already loaded is lost)")
     if code not in (errno.EACCES, errno.EPERM, errno.EROFS):
         return ""
     home, path = os.environ.get("DAGSTER_HOME"), _path_of(error)  # the run's instance: runner.use_instance sets it
@@ -293,9 +298,8 @@ def _path_of(error: Exception) -> str | None:
     return found[1] if found else None
 
 
-#: What psycopg2 and Dagster say when the instance's PostgreSQL is down or goes away.
-_DATABASE_DOWN = ("server closed the connection unexpectedly", "could not connect to server",
-                  "connection to server at", "too many retries for DB connection")
+#: What psycopg2 says when the instance's PostgreSQL is down or goes away (not a setting it refused: "FATAL:").
+_DATABASE_DOWN = ("server closed the connection unexpectedly", "Connection refused", "timeout expired")
 _ERRNO_IN_TEXT = re.compile(r"\[Errno (\d+)\]")
 _PATH_IN_TEXT = re.compile(r"\[Errno \d+\] [^:]*: '([^']+)'")
 

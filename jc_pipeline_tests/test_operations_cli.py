@@ -401,9 +401,12 @@ def test_a_full_disk_or_a_folder_it_may_not_write_gets_the_way_out_also_from_a_r
     assert _way_out(run, RunFailed("step x: [Errno 2] No such file or directory: 'a' (FileNotFoundError)")) == ""
     # helper-61: a team install's PostgreSQL down or restarted, as psycopg2 and Dagster say it.
     for down in ("(psycopg2.OperationalError) server closed the connection unexpectedly\n\tThis probably means",
-                 'connection to server at "db" (10.0.0.5), port 5432 failed: Connection refused',
-                 "too many retries for DB connection"):
+                 'connection to server at "db" (10.0.0.5), port 5432 failed: Connection refused'):
         assert "the Dagster instance's database cannot be reached" in _way_out(run, RuntimeError(down))
+    # Not an outage (helper-65): a setting the server refused, or Dagster's retries given up whatever the reason.
+    for refused in ('connection to server at "db", port 5432 failed: FATAL:  database "jc_dagster" does not exist',
+                    "too many retries for DB connection"):
+        assert "could not be opened" in _way_out(run, RuntimeError(refused))
 
 
 def test_an_error_of_dagsters_instance_is_said_without_its_sql():

@@ -234,7 +234,7 @@ def extract(path: Path, data: bytes | None, source: SourceSpec, *, file_idx: int
             return _unreadable(file_idx, path, str(exc))
         found = match_headers(loaded.names, dict(source.columns))
         who = reporters(roster, agency, source)
-        ctx = Context(file_idx, loaded.sheet, now.replace(tzinfo=None), source, found, who)
+        ctx = Context(file_idx, loaded.sheet, loaded.header_row, now.replace(tzinfo=None), source, found, who)
         records = Records(ctx, found)
         findings: list[pl.DataFrame] = []
         usable: list[tuple[MetricSpec, Periods]] = []
@@ -246,7 +246,7 @@ def extract(path: Path, data: bytes | None, source: SourceSpec, *, file_idx: int
         for logical in source.columns:
             needing = [m.metric.key for m in source.metrics if logical in (*m.columns, source.agency)]
             if logical not in found and needing:
-                findings.append(single_finding(file_idx, ctx.sheet, 1, source.columns[logical], None, "N2",
+                findings.append(single_finding(file_idx, ctx.sheet, ctx.header_row, source.columns[logical], None, "N2",
                                                MISSING_MESSAGE.format(source.columns[logical], logical,
                                                                       ", ".join(needing))))
         if source.agency is not None and source.agency in found:
@@ -263,7 +263,7 @@ def _placeable(metric: MetricSpec, periods: Periods, ctx: Context, findings: lis
     if metric.year is None or metric.month is not None or not periods.monthly:
         return True
     monthly = ", ".join(a.agency_id for a, s in zip(ctx.reporters, periods.starts, strict=True) if not s)
-    findings.append(single_finding(ctx.file_idx, ctx.sheet, 1, ctx.header(metric.year), None, "N2",
+    findings.append(single_finding(ctx.file_idx, ctx.sheet, ctx.header_row, ctx.header(metric.year), None, "N2",
                                    NO_MONTH_MESSAGE.format(metric.metric.key, monthly)))
     return False
 

@@ -87,6 +87,7 @@ class Context:
 
     file_idx: int
     sheet: str
+    header_row: int  # as a spreadsheet program shows it: where findings about the header go
     now: datetime
     source: SourceSpec
     headers: dict[str, str]  # logical column -> header as found in the file
@@ -119,11 +120,13 @@ class Context:
 
 @dataclass(frozen=True)
 class Loaded:
-    """An export's records as text (with :data:`ROW`), lazily; its header names; the sheet name for findings."""
+    """An export's records as text (with :data:`ROW`), lazily; its header names; the sheet name and the header's
+    row (as a spreadsheet program shows it) for findings."""
 
     records: pl.LazyFrame
     names: list[str]
     sheet: str
+    header_row: int
 
 
 @contextmanager
@@ -163,15 +166,16 @@ def load(path: Path, data: bytes | None, source: SourceSpec, scratch: Path, *, r
         else:
             target = _transcode(path, source.encoding, scratch / "export.csv")
         # Polars skips the empty lines before the header; the rows are numbered as the file shows them.
+        header_row = 1 + _leading_empty_lines(target)
         options = dict(separator=source.delimiter, infer_schema=False, row_index_name=ROW, raise_if_empty=False,
-                       row_index_offset=2 + _leading_empty_lines(target), glob=False)
+                       row_index_offset=header_row + 1, glob=False)
         records = pl.scan_csv(target, **options) if isinstance(target, Path) else \
             pl.scan_csv(io.BytesIO(target), **options)
         names = [n for n in records.collect_schema().names() if n != ROW]
     except (pl.exceptions.PolarsError, UnicodeError, OSError) as exc:
         raise SourceUnreadable(f"the CSV cannot be read as {source.encoding} with delimiter '{source.delimiter}' "
                                f"({type(exc).__name__}); check the mapping's encoding and delimiter") from None
-    return Loaded(records, names, name)
+    return Loaded(records, names, name, header_row)
 
 
 def _leading_empty_lines(target: Path | bytes) -> int:
@@ -222,7 +226,7 @@ def _load_workbook(path: Path, data: bytes | None, source: SourceSpec) -> Loaded
         raise SourceUnreadable(f"the workbook has no sheet '{sheet}' (it has: {', '.join(sheets)}); "
                                f"fix the mapping's sheet or the export")
     frame = _named_rows(sheets[sheet]).with_row_index(ROW, offset=sheets[sheet].header_row + 1)
-    return Loaded(frame.lazy(), [c for c in frame.columns if c != ROW], sheet)
+    return Loaded(frame.lazy(), [c for c in frame.columns if c != ROW], sheet, sheets[sheet].header_row)
 
 
 def _named_rows(sheet: RawSheet) -> pl.DataFrame:

@@ -37,8 +37,9 @@ def analyst_warehouse(context: dg.AssetExecutionContext, warehouse: WarehouseRes
     target = warehouse.layout.warehouse
     store = warehouse.store()
     # Read before the copy, so a roll-up or an ingest another process commits meanwhile stays counted as
-    # unpublished (publish_generations, below, records these). Nothing can commit between the check and the copy
-    # that would make it stale: every step that writes the store holds the warehouse pool's slot, as this one does.
+    # unpublished (publish_generations, below, records these). No roll-up step can run between the check and the
+    # copy: each holds the warehouse pool's slot, as this one does (but for a run on a temporary instance, without
+    # DAGSTER_HOME, which takes no slot: docs/operations.md).
     with store.connect() as con:
         seen, halfway = pending.generations(con), pending.rolled_up_halfway(con)
     if halfway:

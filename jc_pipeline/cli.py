@@ -253,7 +253,7 @@ def _message(args: argparse.Namespace, error: Exception) -> str:
     out (:func:`_way_out`)."""
     words = str(error).split("\n[SQL:", 1)[0]
     way_out = _way_out(args, error)
-    return f"jc-pipeline {args.command}: {words.rstrip('.') if way_out else words}{way_out}"
+    return f"jc-pipeline {args.command}: {words.rstrip().rstrip('.') if way_out else words}{way_out}"
 
 
 def _way_out(args: argparse.Namespace, error: Exception) -> str:

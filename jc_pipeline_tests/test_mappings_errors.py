@@ -221,14 +221,22 @@ def test_missing_column_stops_only_the_metrics_that_need_it(w):
     assert (row["rows_total"], row["rows_rejected"], row["status"]) == (1, 0, "ERRORED")
 
 
-def test_a_missing_column_is_named_on_the_header_row_below_blank_lines(w):
-    """helper-65: N2 was written on row 1 whatever row the header was on."""
-    write_mapping(w.data_dir, "fy_jail", JAIL)
-    (w.data_dir / "inbox" / "fy_jail" / "JAILS").mkdir(parents=True, exist_ok=True)
-    (w.data_dir / "inbox" / "fy_jail" / "JAILS" / "bookings_1.csv").write_text(
-        "\n\nBooked,Released,Charge\n2024-01-05,2024-01-07,X\n")
+@pytest.mark.parametrize("kind", ["csv", "xlsx"])
+def test_a_missing_column_is_named_on_the_header_row_below_blank_lines(w, kind):
+    """helper-65: N2 was written on row 1 whatever row the header was on; an export without any header names row 1
+    (helper-66: row 0 for an empty sheet, one past the end for blank lines)."""
+    rows = [[], [], ["Booked", "Released", "Charge"], ["2024-01-05", "2024-01-07", "X"]]
+    if kind == "xlsx":
+        write_mapping(w.data_dir, "fy_jail", JAIL.replace("bookings_*.csv", "bookings_*.xlsx") + "    format: xlsx\n")
+        deliver_xlsx(w.data_dir, "fy_jail", "JAILS", "bookings_1.xlsx", {"Bookings": rows})
+        deliver_xlsx(w.data_dir, "fy_jail", "JAILS", "bookings_2.xlsx", {"Bookings": [[None]]})
+    else:
+        write_mapping(w.data_dir, "fy_jail", JAIL)
+        deliver_csv(w.data_dir, "fy_jail", "JAILS", "bookings_1.csv", rows)
+        (w.data_dir / "inbox" / "fy_jail" / "JAILS" / "bookings_2.csv").write_text("\n\n\n")
     batch = w.parse()
-    assert findings(batch, "bookings_1.csv") == [("N2", 3, "Housing", None)]
+    assert findings(batch, f"bookings_1.{kind}") == [("N2", 3, "Housing", None)]
+    assert {row for _, row, *_ in findings(batch, f"bookings_2.{kind}")} == {1}
 
 
 def test_dates_out_of_range_and_intervals_ending_before_they_start(w):

@@ -175,7 +175,7 @@ def load(path: Path, data: bytes | None, source: SourceSpec, scratch: Path, *, r
     except (pl.exceptions.PolarsError, UnicodeError, OSError) as exc:
         raise SourceUnreadable(f"the CSV cannot be read as {source.encoding} with delimiter '{source.delimiter}' "
                                f"({type(exc).__name__}); check the mapping's encoding and delimiter") from None
-    return Loaded(records, names, name, header_row)
+    return Loaded(records, names, name, header_row if names else 1)  # blank lines only: no header row to name
 
 
 def _leading_empty_lines(target: Path | bytes) -> int:
@@ -226,7 +226,8 @@ def _load_workbook(path: Path, data: bytes | None, source: SourceSpec) -> Loaded
         raise SourceUnreadable(f"the workbook has no sheet '{sheet}' (it has: {', '.join(sheets)}); "
                                f"fix the mapping's sheet or the export")
     frame = _named_rows(sheets[sheet]).with_row_index(ROW, offset=sheets[sheet].header_row + 1)
-    return Loaded(frame.lazy(), [c for c in frame.columns if c != ROW], sheet, sheets[sheet].header_row)
+    # An empty sheet has no header row (0): its findings go on row 1.
+    return Loaded(frame.lazy(), [c for c in frame.columns if c != ROW], sheet, max(sheets[sheet].header_row, 1))
 
 
 def _named_rows(sheet: RawSheet) -> pl.DataFrame:

@@ -260,17 +260,16 @@ def _way_out(args: argparse.Namespace, error: Exception) -> str:
     """What to do about a folder this user may not write (a read-only share, another user's data directory) or a
     full disk, whether the command met it itself or a step of its Dagster run did (the step's error is in the
     message: ``[Errno 30] Read-only file system``; SQLite's "database or disk is full" from the instance, DuckDB's
-    "No space left on device" from the store or the warehouse)."""
+    "No space left on device" from the store or the warehouse), or about the database of a team install's instance."""
+    text = str(error)
     code = error.errno if isinstance(error, OSError) else None
     if code is None:
-        text = str(error)
         found = _ERRNO_IN_TEXT.search(text)
         code = (int(found[1]) if found else
                 errno.ENOSPC if "disk is full" in text or "No space left on device" in text else None)
     if code == errno.ENOSPC:
         return ("; the disk is full: free space on the disk of the data directory and of DAGSTER_HOME, then run the "
                 "command again (nothing already loaded is lost)")
-    text = str(error)
     if any(words in text for words in _DATABASE_DOWN):  # helper-61: psycopg2's words alone named no way out
         return ("; the Dagster instance's database cannot be reached (a team install: the PostgreSQL server of "
                 "DAGSTER_PG_HOST and DAGSTER_PG_PORT): run the command again once it is up (nothing already loaded "

@@ -229,30 +229,6 @@ def pool_holders(instance: dg.DagsterInstance) -> list[str]:
     return holders
 
 
-#: How often a run waiting for the warehouse looks again whether its holder has ended.
-WAIT_SECONDS = 1.0
-
-
-def _wait_for_the_warehouse(instance: dg.DagsterInstance, layout: DataLayout, echo: Callable[[str], None]) -> None:
-    """Wait here, before a job is launched, while another run holds the warehouse pool's slot, freeing the slot of
-    a run that has ended meanwhile (:func:`free_ended_holders`). Waiting inside Dagster's step instead took 0.7 of a
-    core and no Ctrl-C (helper-61: only kill -9 stopped it); here Ctrl-C ends the command ("interrupted")."""
-    holders = _freed_then_holders(instance, echo)
-    for holder in holders:
-        echo(f"      waiting for the warehouse: Dagster run {holder} holds it. If that run's process is gone, end it "
-             f"in the UI ({ui_command(layout)}, then Runs > the run > Terminate, forcing it): this run then goes on "
-             f"(Ctrl-C stops it)")
-    while holders:
-        time.sleep(WAIT_SECONDS)
-        holders = _freed_then_holders(instance, echo)
-
-
-def _freed_then_holders(instance: dg.DagsterInstance, echo: Callable[[str], None]) -> list[str]:
-    for run_id in free_ended_holders(instance):
-        echo(f"      freed the warehouse's slot that Dagster run {run_id} kept after it ended")
-    return pool_holders(instance)
-
-
 def load_definitions(layout: DataLayout) -> dg.Definitions:
     """The code location bound to this data directory."""
     os.environ["JC_DATA_DIR"] = str(layout.root)
@@ -387,7 +363,12 @@ def run_pipeline(
             began = time.perf_counter()
             # A job's op config (the ingest's settle window) beside the caller's, not over it.
             job_config = {**config, "ops": {**config.get("ops", {}), **ops}} if ops else config
-            _wait_for_the_warehouse(instance, layout, echo)
+            for run_id in free_ended_holders(instance):
+                echo(f"      freed the warehouse's slot that Dagster run {run_id} kept after it ended")
+            for holder in pool_holders(instance):
+                echo(f"      waiting for the warehouse: Dagster run {holder} holds it. If that run's process is gone, "
+                     f"end it in the UI ({ui_command(layout)}, then Runs > the run > Terminate, forcing it), then "
+                     f"stop this run (Ctrl-C) and start it again: it frees the slot an ended run kept")
             outcome = launch(definitions, job_name, job_config, {**run_tags, **(tags or {})}, instance)
             seconds = time.perf_counter() - began
             summary.seconds[job_name] = summary.seconds.get(job_name, 0.0) + seconds
